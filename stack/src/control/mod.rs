@@ -1,0 +1,8 @@
+//! The control side of the socket service: what a request means ([`service`]) and
+//! how requests arrive over the control socket ([`server`]). The wire format is
+//! [`netcell_proto`]'s.
+
+pub mod server;
+pub mod service;
+
+pub use netcell_proto as proto;

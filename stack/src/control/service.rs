@@ -1,0 +1,178 @@
+//! The socket service: one [`Request`] in, one [`Answer`] out, for a socket named by
+//! its stand-in's inode. Both front ends end here — the control server decodes
+//! requests from the preload shim, the seccomp supervisor builds them from
+//! intercepted system calls — so a socket call means the same in both.
+
+use crate::socket::addr::{self, Domain};
+use crate::socket::options::{self, Facts, MAX_OPT, Options, SetOutcome};
+use crate::socket::{Errno, SocketId};
+use crate::stack::Stack;
+use netcell_proto::{Request, RequestHeader, reply_flags};
+use smoltcp::phy::Device;
+use std::os::fd::OwnedFd;
+
+/// The answer to one request.
+pub struct Answer {
+    /// 0 or a Linux errno.
+    pub errno: i32,
+    /// A per-operation value.
+    pub value: u32,
+    /// [`reply_flags`].
+    pub flags: u32,
+    data: [u8; MAX_OPT],
+    len: usize,
+    /// A descriptor to pass back (the new stand-in of `Socket`).
+    pub fd: Option<OwnedFd>,
+}
+
+impl Answer {
+    fn ok() -> Self {
+        Answer { errno: 0, value: 0, flags: 0, data: [0; MAX_OPT], len: 0, fd: None }
+    }
+
+    fn err(e: impl Into<Errno>) -> Self {
+        Answer { errno: e.into().raw(), ..Answer::ok() }
+    }
+
+    fn result<E: Into<Errno>>(r: Result<(), E>) -> Self {
+        match r {
+            Ok(()) => Answer::ok(),
+            Err(e) => Answer::err(e),
+        }
+    }
+
+    fn not_standin() -> Self {
+        Answer { flags: reply_flags::NOT_STANDIN, ..Answer::ok() }
+    }
+
+    fn with_addr(domain: Domain, a: std::net::SocketAddr) -> Self {
+        let mut ans = Answer::ok();
+        let mut buf = [0u8; addr::MAX_ENCODED];
+        let n = addr::encode(domain, a, &mut buf);
+        ans.data[..n].copy_from_slice(&buf[..n]);
+        ans.len = n;
+        ans
+    }
+
+    /// The reply's data bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+/// Serves one request. `fds` are the descriptors that came with it; the service
+/// takes what it needs and the rest are closed by the caller.
+pub fn serve<D: Device>(stack: &mut Stack<D>, hdr: RequestHeader, req: &Request<'_>, fds: &mut heapless::Vec<OwnedFd, 4>) -> Answer {
+    if let Request::Socket { domain, ty, protocol } = *req {
+        let Some(domain) = Domain::from_raw(domain) else {
+            return Answer::err(Errno(libc::EAFNOSUPPORT));
+        };
+        return match stack.sockets.open(domain, ty, protocol, true) {
+            Ok((id, fd)) => {
+                log::debug!("service: socket {} ({domain:?}, type {ty:#x})", id.index());
+                Answer { fd, ..Answer::ok() }
+            }
+            Err(e) => Answer::err(e),
+        };
+    }
+    if let Request::Hello { .. } = req {
+        return Answer { value: std::process::id(), ..Answer::ok() };
+    }
+    let Some(id) = stack.sockets.by_inode(hdr.sock) else {
+        return serve_dead(stack, hdr.sock, req);
+    };
+    let domain = stack.sockets.domain(id).unwrap_or(Domain::Inet);
+    match *req {
+        Request::Bind { addr } => match addr::parse_bind(domain, addr) {
+            Ok(t) => Answer::result(stack.sockets.bind(&stack.ifs, id, t)),
+            Err(e) => Answer::err(e),
+        },
+        Request::Listen { backlog } => Answer::result(stack.sockets.listen(id, backlog)),
+        Request::Connect { addr } => match addr::parse_connect(domain, addr) {
+            Ok(t) => {
+                let now = stack.now();
+                let fd = fds.pop();
+                let r = stack.sockets.connect(&mut stack.ifs, id, t, fd, now);
+                // Send the SYN now rather than at the next event.
+                stack.poll();
+                Answer::result(r)
+            }
+            Err(e) => Answer::err(e),
+        },
+        Request::GetSockName => match stack.sockets.local_addr(id) {
+            Ok(a) => Answer::with_addr(domain, a),
+            Err(e) => Answer::err(e),
+        },
+        Request::GetPeerName => match stack.sockets.peer_addr(id) {
+            Ok(a) => Answer::with_addr(domain, a),
+            Err(e) => Answer::err(e),
+        },
+        Request::SetSockOpt { level, name, value } => match stack.setsockopt(id, level, name, value) {
+            Ok(SetOutcome::AlsoNative) => Answer { flags: reply_flags::APPLY_NATIVE, ..Answer::ok() },
+            Ok(SetOutcome::Done) => Answer::ok(),
+            Err(e) => Answer::err(e),
+        },
+        Request::GetSockOpt { level, name, .. } => {
+            let mut ans = Answer::ok();
+            match stack.getsockopt(id, level, name, &mut ans.data) {
+                Ok(n) => {
+                    ans.len = n;
+                    ans
+                }
+                Err(e) => Answer::err(e),
+            }
+        }
+        Request::Shutdown { how } => Answer::result(stack.shutdown(id, how)),
+        Request::Hello { .. } | Request::Socket { .. } => Answer::err(Errno(libc::EINVAL)),
+    }
+}
+
+/// Answers for an inode the stack no longer serves: from its tombstone when the
+/// stack closed the socket under the program (after a reset), else "not a
+/// stand-in" so the front end performs the call natively.
+fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) -> Answer {
+    let Some(t) = stack.sockets.tombstone(inode) else {
+        return Answer::not_standin();
+    };
+    match *req {
+        Request::GetSockName => {
+            let a = t.local.unwrap_or_else(|| std::net::SocketAddr::new(t.domain.any(), 0));
+            Answer::with_addr(t.domain, a)
+        }
+        Request::GetPeerName | Request::Shutdown { .. } => Answer::err(Errno(libc::ENOTCONN)),
+        Request::GetSockOpt { level, name, .. } => {
+            let mut ans = Answer::ok();
+            if level == libc::SOL_SOCKET && name == libc::SO_ERROR {
+                let e = std::mem::take(&mut t.error);
+                ans.data[..4].copy_from_slice(&e.to_ne_bytes());
+                ans.len = 4;
+                return ans;
+            }
+            let facts = Facts {
+                domain: t.domain.raw(),
+                sotype: libc::SOCK_STREAM,
+                protocol: libc::IPPROTO_TCP,
+                listening: false,
+                bound: t.local.is_some(),
+                state: Some(smoltcp::socket::tcp::State::Closed),
+                mtu: None,
+                cookie: inode,
+            };
+            match options::get(&Options::default(), &facts, level, name, &mut ans.data) {
+                Ok(n) => {
+                    ans.len = n;
+                    ans
+                }
+                Err(e) => Answer::err(e),
+            }
+        }
+        Request::SetSockOpt { .. } => Answer::ok(),
+        Request::Connect { .. } => Answer::err(Errno(if t.error != 0 { t.error } else { libc::ECONNRESET })),
+        _ => Answer::err(Errno(libc::EINVAL)),
+    }
+}
+
+/// The socket a request names, for callers that have resolved it already.
+pub fn lookup<D: Device>(stack: &Stack<D>, inode: u64) -> Option<SocketId> {
+    stack.sockets.by_inode(inode)
+}

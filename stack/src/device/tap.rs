@@ -1,0 +1,280 @@
+//! `eth0`: a Linux TAP device, opened through the `tun-tap` crate.
+//!
+//! The device attaches to an existing TAP by name (a persistent one made with
+//! `ip tuntap add ... user $USER` needs no privilege) or creates one, which needs
+//! `CAP_NET_ADMIN` and disappears when the stack closes it. It is non-blocking:
+//! `receive` returns `None` when the kernel has nothing queued, so the event loop
+//! drains it until then and sleeps on its fd. One `read(2)`/`write(2)` per frame
+//! into buffers allocated once.
+//!
+//! Checksums: smoltcp always computes them on transmit. On receive they are not
+//! verified by default, because every frame on a TAP was built in this machine's
+//! memory (by the kernel, which checksums what it sends into a TAP without offload
+//! negotiation, or by another userspace stack) and verification costs 15–27% of
+//! throughput at large MTUs. [`TapConfig::verify_rx_checksums`] turns it on.
+
+use super::{DeviceStats, log_rate_limited};
+use crate::sys;
+use smoltcp::phy::{self, Checksum, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// The largest MTU a TAP device takes (Linux's limit for tun/tap is 65535 minus
+/// headers; 65520 is what the peers use).
+pub const MAX_TAP_MTU: usize = 65520;
+/// The smallest MTU IPv4 allows.
+pub const MIN_TAP_MTU: usize = 68;
+const ETH_HEADER: usize = 14;
+
+/// How to open a TAP device.
+#[derive(Clone, Debug)]
+pub struct TapConfig {
+    /// The interface name, at most 15 bytes.
+    pub name: String,
+    /// The IP MTU, [`MIN_TAP_MTU`]..=[`MAX_TAP_MTU`].
+    pub mtu: usize,
+    /// Verify checksums of received frames (see the module docs).
+    pub verify_rx_checksums: bool,
+}
+
+impl TapConfig {
+    /// A configuration with MTU 1500 and no receive checksum verification.
+    pub fn new(name: impl Into<String>) -> Self {
+        TapConfig { name: name.into(), mtu: 1500, verify_rx_checksums: false }
+    }
+}
+
+/// Why a TAP device could not be opened.
+#[derive(Debug)]
+pub enum TapError {
+    /// The name is empty, too long, or has characters Linux rejects.
+    BadName(String),
+    /// The MTU is out of range.
+    BadMtu(usize),
+    /// Opening `/dev/net/tun` or attaching failed.
+    Open {
+        /// The interface.
+        name: String,
+        /// Whether the interface existed before.
+        existed: bool,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Setting non-blocking mode failed.
+    NonBlocking(io::Error),
+}
+
+impl fmt::Display for TapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TapError::BadName(n) => write!(
+                f,
+                "bad TAP name {n:?}: use 1 to 15 characters, no '/', ':' or whitespace"
+            ),
+            TapError::BadMtu(m) => write!(f, "MTU {m} out of range {MIN_TAP_MTU}..={MAX_TAP_MTU}"),
+            TapError::Open { name, existed, source } => {
+                write!(f, "cannot open TAP device {name:?}: {source}")?;
+                match (source.raw_os_error(), existed) {
+                    (Some(libc::EPERM) | Some(libc::EACCES), false) => write!(
+                        f,
+                        "; creating a TAP device needs CAP_NET_ADMIN. Create it beforehand \
+                         (as root: `ip tuntap add dev {name} mode tap user $(id -un)`) and \
+                         netcell will attach to it without privileges"
+                    ),
+                    (Some(libc::EPERM) | Some(libc::EACCES), true) => write!(
+                        f,
+                        "; the device exists but is not yours: recreate it with \
+                         `ip tuntap add dev {name} mode tap user $(id -un)`"
+                    ),
+                    (Some(libc::EBUSY), _) => write!(f, "; another process holds it open"),
+                    (Some(libc::EINVAL), true) => write!(f, "; {name} exists and is not a TAP device"),
+                    (Some(libc::ENOENT), _) => write!(f, "; /dev/net/tun is missing (modprobe tun)"),
+                    _ => Ok(()),
+                }
+            }
+            TapError::NonBlocking(e) => write!(f, "cannot make the TAP device non-blocking: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TapError {}
+
+/// Checks a Linux interface name.
+pub(crate) fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+}
+
+/// A TAP device.
+pub struct TapDevice {
+    iface: tun_tap::Iface,
+    mtu: usize,
+    rx: Box<[u8]>,
+    tx: Box<[u8]>,
+    stats: DeviceStats,
+    created: bool,
+    verify_rx: bool,
+}
+
+impl TapDevice {
+    /// Attaches to the TAP device `cfg.name`, creating it if it does not exist.
+    pub fn open(cfg: &TapConfig) -> Result<TapDevice, TapError> {
+        if !valid_ifname(&cfg.name) {
+            return Err(TapError::BadName(cfg.name.clone()));
+        }
+        if !(MIN_TAP_MTU..=MAX_TAP_MTU).contains(&cfg.mtu) {
+            return Err(TapError::BadMtu(cfg.mtu));
+        }
+        let existed = sys::if_index(&cfg.name).is_some();
+        let iface = tun_tap::Iface::without_packet_info(&cfg.name, tun_tap::Mode::Tap).map_err(|source| {
+            TapError::Open { name: cfg.name.clone(), existed, source }
+        })?;
+        iface.set_non_blocking().map_err(TapError::NonBlocking)?;
+        match sys::if_mtu(iface.name()) {
+            Ok(kernel_mtu) if kernel_mtu != cfg.mtu => {
+                if let Err(e) = sys::set_if_mtu(iface.name(), cfg.mtu) {
+                    log::warn!(
+                        "{}: kernel side has MTU {kernel_mtu}, netcell uses {}; could not align it ({e}); \
+                         frames larger than the smaller MTU will be lost",
+                        iface.name(),
+                        cfg.mtu
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("{}: cannot read the kernel side's MTU: {e}", iface.name()),
+        }
+        log::info!(
+            "{}: {} TAP device, MTU {}",
+            iface.name(),
+            if existed { "attached to existing" } else { "created" },
+            cfg.mtu
+        );
+        // Frames from the kernel can be as large as the kernel side's MTU, which its
+        // owner may raise; size the receive buffer for the largest possible frame.
+        let rx = vec![0u8; MAX_TAP_MTU + ETH_HEADER + 64].into_boxed_slice();
+        let tx = vec![0u8; cfg.mtu + ETH_HEADER].into_boxed_slice();
+        Ok(TapDevice { iface, mtu: cfg.mtu, rx, tx, stats: DeviceStats::default(), created: !existed, verify_rx: cfg.verify_rx_checksums })
+    }
+
+    /// The interface's name as the kernel knows it.
+    pub fn name(&self) -> &str {
+        self.iface.name()
+    }
+
+    /// The IP MTU.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// Whether this device was created by us (and so disappears when dropped).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DeviceStats {
+        self.stats
+    }
+}
+
+impl AsRawFd for TapDevice {
+    fn as_raw_fd(&self) -> RawFd {
+        self.iface.as_raw_fd()
+    }
+}
+
+/// Receive token of [`TapDevice`].
+pub struct TapRx<'a> {
+    frame: &'a [u8],
+}
+
+/// Transmit token of [`TapDevice`].
+pub struct TapTx<'a> {
+    iface: &'a tun_tap::Iface,
+    buf: &'a mut [u8],
+    stats: &'a mut DeviceStats,
+}
+
+impl Device for TapDevice {
+    type RxToken<'a> = TapRx<'a>;
+    type TxToken<'a> = TapTx<'a>;
+
+    fn receive(&mut self, _now: Instant) -> Option<(TapRx<'_>, TapTx<'_>)> {
+        match self.iface.recv(&mut self.rx) {
+            Ok(n) => {
+                self.stats.rx_frames += 1;
+                self.stats.rx_bytes += n as u64;
+                Some((
+                    TapRx { frame: &self.rx[..n] },
+                    TapTx { iface: &self.iface, buf: &mut self.tx, stats: &mut self.stats },
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e) => {
+                self.stats.rx_errors += 1;
+                log_rate_limited(self.stats.rx_errors, &format!("{}: read", self.iface.name()), &e);
+                None
+            }
+        }
+    }
+
+    fn transmit(&mut self, _now: Instant) -> Option<TapTx<'_>> {
+        Some(TapTx { iface: &self.iface, buf: &mut self.tx, stats: &mut self.stats })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + ETH_HEADER;
+        let mut cs = ChecksumCapabilities::default();
+        if !self.verify_rx {
+            cs.ipv4 = Checksum::Tx;
+            cs.udp = Checksum::Tx;
+            cs.tcp = Checksum::Tx;
+            cs.icmpv4 = Checksum::Tx;
+            cs.icmpv6 = Checksum::Tx;
+        }
+        caps.checksum = cs;
+        caps
+    }
+}
+
+impl phy::RxToken for TapRx<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(self.frame)
+    }
+}
+
+impl phy::TxToken for TapTx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        // smoltcp never asks for more than the MTU we advertise; if it ever did, the
+        // frame is built in a scratch buffer and dropped rather than truncated.
+        if len > self.buf.len() {
+            let mut scratch = vec![0u8; len];
+            let r = f(&mut scratch);
+            self.stats.tx_errors += 1;
+            log_rate_limited(self.stats.tx_errors, "tap: oversize frame dropped", &len);
+            return r;
+        }
+        let r = f(&mut self.buf[..len]);
+        match self.iface.send(&self.buf[..len]) {
+            Ok(_) => {
+                self.stats.tx_frames += 1;
+                self.stats.tx_bytes += len as u64;
+            }
+            Err(e) => {
+                // EIO while the kernel side is down, ENOBUFS/EAGAIN when its queue is
+                // full: the frame is lost, as on a real link; TCP recovers it.
+                self.stats.tx_errors += 1;
+                log_rate_limited(self.stats.tx_errors, &format!("{}: write", self.iface.name()), &e);
+            }
+        }
+        r
+    }
+}

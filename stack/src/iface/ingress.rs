@@ -1,0 +1,312 @@
+//! The ingress hook: every received frame is shown to an [`Admission`] policy before
+//! smoltcp processes it.
+//!
+//! smoltcp answers every TCP SYN that no socket accepts with a RST, and a listening
+//! smoltcp socket *becomes* the connection, so "a listener with a backlog" has to be
+//! built above smoltcp (see [`crate::socket::tcp`]). That layer needs one thing from
+//! the receive path: the power to say, per packet, *accept*, *drop* (a SYN to a full
+//! backlog, which the client will retransmit, as Linux drops it), or *defer* (a SYN
+//! for which a listening socket must first be armed). A deferred frame is copied
+//! aside and the interface stops receiving until the stack has acted and polls
+//! again; then the frame is offered once more. Later packet filters and captures hook
+//! in at this same point.
+//!
+//! Dropping is done by handing smoltcp an empty frame, which it counts as processed.
+
+use super::IfaceId;
+use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+
+/// The parts of a packet's headers that policies look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// IP source.
+    pub src: IpAddress,
+    /// IP destination.
+    pub dst: IpAddress,
+    /// The transport protocol.
+    pub proto: IpProtocol,
+    /// Transport source port (0 if none).
+    pub src_port: u16,
+    /// Transport destination port (0 if none).
+    pub dst_port: u16,
+    /// TCP SYN flag.
+    pub syn: bool,
+    /// TCP ACK flag.
+    pub ack: bool,
+}
+
+/// Parses the L3/L4 headers of a frame; `None` for anything that is not IP (ARP,
+/// NDP is IP) or is too short to be valid (smoltcp then drops it itself).
+pub fn parse(medium: Medium, frame: &[u8]) -> Option<PacketInfo> {
+    let ip = match medium {
+        Medium::Ethernet => {
+            let eth = EthernetFrame::new_checked(frame).ok()?;
+            match eth.ethertype() {
+                EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => &frame[EthernetFrame::<&[u8]>::header_len()..],
+                _ => return None,
+            }
+        }
+        _ => frame,
+    };
+    let (src, dst, proto, payload) = match ip.first()? >> 4 {
+        4 => {
+            let p = Ipv4Packet::new_checked(ip).ok()?;
+            let first_fragment = p.frag_offset() == 0;
+            let hl = p.header_len() as usize;
+            let tl = (p.total_len() as usize).min(ip.len());
+            let payload = if first_fragment && tl >= hl { &ip[hl..tl] } else { &[][..] };
+            (IpAddress::Ipv4(p.src_addr()), IpAddress::Ipv4(p.dst_addr()), p.next_header(), payload)
+        }
+        6 => {
+            let p = Ipv6Packet::new_checked(ip).ok()?;
+            let end = (40 + p.payload_len() as usize).min(ip.len());
+            (IpAddress::Ipv6(p.src_addr()), IpAddress::Ipv6(p.dst_addr()), p.next_header(), &ip[40..end])
+        }
+        _ => return None,
+    };
+    let mut info = PacketInfo { src, dst, proto, src_port: 0, dst_port: 0, syn: false, ack: false };
+    match proto {
+        IpProtocol::Tcp => {
+            if let Ok(t) = TcpPacket::new_checked(payload) {
+                info.src_port = t.src_port();
+                info.dst_port = t.dst_port();
+                info.syn = t.syn();
+                info.ack = t.ack();
+            }
+        }
+        IpProtocol::Udp => {
+            if let Ok(u) = UdpPacket::new_checked(payload) {
+                info.src_port = u.src_port();
+                info.dst_port = u.dst_port();
+            }
+        }
+        _ => {}
+    }
+    Some(info)
+}
+
+/// What to do with a received packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let smoltcp process it.
+    Accept,
+    /// Discard it silently.
+    Drop,
+    /// Hold it until the stack has polled its sockets again.
+    Defer,
+}
+
+/// A policy deciding the fate of received packets.
+pub trait Admission {
+    /// Decides on one packet received on `iface`.
+    fn admit(&mut self, iface: IfaceId, pkt: &PacketInfo) -> Verdict;
+}
+
+/// Admits everything.
+pub struct AcceptAll;
+
+impl Admission for AcceptAll {
+    fn admit(&mut self, _: IfaceId, _: &PacketInfo) -> Verdict {
+        Verdict::Accept
+    }
+}
+
+/// A frame held back by [`Verdict::Defer`], one slot per interface.
+pub struct Held {
+    buf: Box<[u8]>,
+    len: usize,
+    full: bool,
+}
+
+impl Default for Held {
+    fn default() -> Self {
+        Held { buf: vec![0u8; 65536 + 64].into_boxed_slice(), len: 0, full: false }
+    }
+}
+
+impl Held {
+    /// Whether a frame waits to be offered again.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    fn store(&mut self, frame: &[u8]) {
+        let n = frame.len().min(self.buf.len());
+        self.buf[..n].copy_from_slice(&frame[..n]);
+        self.len = n;
+        self.full = true;
+    }
+}
+
+/// A device seen through an admission policy, for one `Interface::poll`.
+pub struct Hooked<'a, D: Device, A: Admission> {
+    dev: &'a mut D,
+    admission: &'a mut A,
+    held: &'a mut Held,
+    iface: IfaceId,
+    medium: Medium,
+    /// A frame was deferred during this poll: receive nothing more until the stack
+    /// has acted on it.
+    deferred: bool,
+}
+
+impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
+    /// Wraps `dev` for one poll of interface `iface`.
+    pub fn new(dev: &'a mut D, admission: &'a mut A, held: &'a mut Held, iface: IfaceId) -> Self {
+        let medium = dev.capabilities().medium;
+        Hooked { dev, admission, held, iface, medium, deferred: false }
+    }
+
+    /// Whether a frame was deferred during this poll.
+    pub fn deferred(&self) -> bool {
+        self.deferred
+    }
+}
+
+/// Receive token of [`Hooked`].
+pub struct HookedRx<'b, R: phy::RxToken, A: Admission> {
+    live: Option<R>,
+    admission: &'b mut A,
+    held: &'b mut Held,
+    deferred: &'b mut bool,
+    iface: IfaceId,
+    medium: Medium,
+}
+
+impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
+    type RxToken<'b>
+        = HookedRx<'b, D::RxToken<'b>, A>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = D::TxToken<'b>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let Hooked { dev, admission, held, iface, medium, deferred } = self;
+        let (admission, held) = (&mut **admission, &mut **held);
+        if *deferred {
+            return None;
+        }
+        if held.full {
+            let tx = dev.transmit(now)?;
+            let rx = HookedRx { live: None, admission, held, deferred, iface: *iface, medium: *medium };
+            return Some((rx, tx));
+        }
+        let (live, tx) = dev.receive(now)?;
+        let rx = HookedRx { live: Some(live), admission, held, deferred, iface: *iface, medium: *medium };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.dev.transmit(now)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.dev.capabilities()
+    }
+}
+
+impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
+    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
+        let HookedRx { live, admission, held, deferred, iface, medium } = self;
+        let verdict = |frame: &[u8], admission: &mut A| match parse(medium, frame) {
+            Some(info) => admission.admit(iface, &info),
+            None => Verdict::Accept,
+        };
+        match live {
+            Some(rx) => rx.consume(|frame| match verdict(frame, admission) {
+                Verdict::Accept => f(frame),
+                Verdict::Drop => f(&[]),
+                Verdict::Defer => {
+                    held.store(frame);
+                    *deferred = true;
+                    f(&[])
+                }
+            }),
+            None => {
+                let len = held.len;
+                match verdict(&held.buf[..len], admission) {
+                    Verdict::Accept => {
+                        held.full = false;
+                        f(&held.buf[..len])
+                    }
+                    Verdict::Drop => {
+                        held.full = false;
+                        f(&[])
+                    }
+                    Verdict::Defer => {
+                        *deferred = true;
+                        f(&[])
+                    }
+                }
+            }
+        }
+    }
+
+    fn meta(&self) -> phy::PacketMeta {
+        self.live.as_ref().map(|r| r.meta()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{IpCidr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber};
+
+    fn syn_packet(dst_port: u16) -> Vec<u8> {
+        let src = Ipv4Address::new(10, 0, 0, 1);
+        let dst = Ipv4Address::new(10, 0, 0, 2);
+        let tcp = TcpRepr {
+            src_port: 40000,
+            dst_port,
+            control: TcpControl::Syn,
+            seq_number: TcpSeqNumber(1),
+            ack_number: None,
+            window_len: 1000,
+            window_scale: None,
+            max_seg_size: None,
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload: &[],
+        };
+        let ip = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 64 };
+        let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
+        let caps = smoltcp::phy::ChecksumCapabilities::default();
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);
+        tcp.emit(&mut TcpPacket::new_unchecked(&mut buf[20..]), &src.into(), &dst.into(), &caps);
+        let _ = IpCidr::new(src.into(), 24);
+        buf
+    }
+
+    #[test]
+    fn parses_a_syn() {
+        let p = parse(Medium::Ip, &syn_packet(8080)).unwrap();
+        assert_eq!(p.proto, IpProtocol::Tcp);
+        assert_eq!(p.dst_port, 8080);
+        assert!(p.syn && !p.ack);
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        let mut x: u32 = 12345;
+        for len in 0..200 {
+            let frame: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            let _ = parse(Medium::Ethernet, &frame);
+            let _ = parse(Medium::Ip, &frame);
+        }
+        let mut p = syn_packet(80);
+        p.truncate(30);
+        let info = parse(Medium::Ip, &p);
+        assert!(info.is_none() || info.unwrap().dst_port == 0);
+    }
+}

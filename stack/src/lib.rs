@@ -1,0 +1,59 @@
+//! netcell's per-container network stack.
+//!
+//! Every container gets its own userspace TCP/IP stack: its own loopback, its own
+//! addresses and routes on its own L2 device (a TAP), and sockets isolated from the
+//! host's and from every other container's. Programs in the container keep using
+//! the BSD socket API; a shim (the `LD_PRELOAD` library or the seccomp supervisor of
+//! the `netcell` binary) turns each INET socket into a *stand-in* fd and forwards the
+//! control calls to this crate.
+//!
+//! # Layers, bottom up
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`device`] | frames in and out: TAP, loopback, in-memory pipe |
+//! | [`iface`] | smoltcp interfaces `lo` and `eth0`, routes, the ingress hook |
+//! | [`socket`] | BSD semantics: ports, backlog, connect, errno, options |
+//! | [`standin`] | the fds programs hold, and the pump between them and smoltcp |
+//! | [`stack`] | one container's stack and its poll loop; the embedding API |
+//! | [`control`] | the socket service and the control server for the shims |
+//! | [`runtime`] | the `mio` event loop of a stack process |
+//!
+//! A packet from the TAP goes `device` → `iface` (ingress hook, then smoltcp) →
+//! smoltcp socket → `standin` pump → the program's fd. A program's `connect()` goes
+//! shim → `control` → `socket` → smoltcp.
+//!
+//! # Embedding
+//!
+//! ```
+//! use netcell_stack::{Stack, SocketConfig, device::PipeDevice, socket::Domain};
+//! let mut stack: Stack<PipeDevice> = Stack::new(None, SocketConfig::default()).unwrap();
+//! let l = stack.tcp_socket(Domain::Inet).unwrap();
+//! stack.bind(l, "127.0.0.1:8080".parse().unwrap()).unwrap();
+//! stack.listen(l, 16).unwrap();
+//! let c = stack.tcp_socket(Domain::Inet).unwrap();
+//! let _ = stack.connect(c, "127.0.0.1:8080".parse().unwrap()); // EINPROGRESS
+//! while !stack.is_connected(c) { stack.poll(); }
+//! stack.send(c, b"hello").unwrap();
+//! let (s, _peer) = loop { stack.poll(); if let Ok(a) = stack.accept(l) { break a } };
+//! let mut buf = [0u8; 5];
+//! loop { stack.poll(); if stack.recv(s, &mut buf) == Ok(5) { break } }
+//! assert_eq!(&buf, b"hello");
+//! ```
+//!
+//! See `examples/` for two stacks joined by a [`device::PipeDevice`].
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod control;
+pub mod device;
+pub mod iface;
+pub mod runtime;
+pub mod socket;
+pub mod stack;
+pub mod standin;
+pub mod sys;
+
+pub use iface::{ConfigError, EthConfig};
+pub use socket::{SocketConfig, SocketId};
+pub use stack::Stack;

@@ -1,0 +1,134 @@
+//! The event loop of a stack process: one thread, one `mio` poll over the TAP, the
+//! control socket, its connections and every stand-in.
+//!
+//! Each turn sleeps until an fd is ready or smoltcp's (or the socket layer's) next
+//! deadline, records readiness (edge-triggered: a stand-in's flags are cleared by
+//! the pump when a read or write says `EAGAIN`), serves control requests, and then
+//! runs [`Stack::poll`] once, which drains the TAP until it is empty, polls both
+//! interfaces and pumps every stand-in until nothing moves. Nothing here allocates
+//! per packet: the readiness list is reused from turn to turn.
+//!
+//! The launcher adds its own fds (a signalfd, the child's pidfd) as *external*
+//! sources and is told when they are ready.
+
+use crate::control::server::{ConnEvent, ControlServer};
+use crate::device::TapDevice;
+use crate::stack::Stack;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+const TAP: Token = Token(0);
+const CONTROL: Token = Token(1);
+/// External sources use tokens `EXTERNAL..EXTERNAL + MAX_EXTERNAL`.
+const EXTERNAL: usize = 2;
+/// How many external sources a runtime takes.
+pub const MAX_EXTERNAL: usize = 14;
+const KIND_SHIFT: u32 = 48;
+const KIND_CONN: usize = 1 << KIND_SHIFT;
+const KIND_STANDIN: usize = 2 << KIND_SHIFT;
+const INDEX_MASK: usize = (1 << KIND_SHIFT) - 1;
+
+#[derive(Clone, Copy)]
+struct Ready {
+    token: usize,
+    readable: bool,
+    writable: bool,
+    hup: bool,
+}
+
+/// A stack with its control server, driven by `mio`.
+pub struct Runtime {
+    poll: Poll,
+    events: Events,
+    ready: Vec<Ready>,
+    stack: Stack<TapDevice>,
+    control: ControlServer,
+}
+
+impl Runtime {
+    /// Starts watching the stack's TAP (if any) and the control socket.
+    pub fn new(stack: Stack<TapDevice>, control: ControlServer) -> io::Result<Runtime> {
+        let poll = Poll::new()?;
+        if let Some(tap) = stack.eth_device() {
+            poll.registry().register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
+        }
+        poll.registry().register(&mut SourceFd(&control.listener_fd()), CONTROL, Interest::READABLE)?;
+        Ok(Runtime { poll, events: Events::with_capacity(1024), ready: Vec::with_capacity(1024), stack, control })
+    }
+
+    /// Watches an fd of the caller's; [`Runtime::turn`] reports it by `n`.
+    pub fn register_external(&self, fd: RawFd, n: usize) -> io::Result<()> {
+        assert!(n < MAX_EXTERNAL, "external source {n} out of range");
+        self.poll.registry().register(&mut SourceFd(&fd), Token(EXTERNAL + n), Interest::READABLE)
+    }
+
+    /// The stack.
+    pub fn stack(&mut self) -> &mut Stack<TapDevice> {
+        &mut self.stack
+    }
+
+    /// The control server.
+    pub fn control(&self) -> &ControlServer {
+        &self.control
+    }
+
+    /// One turn of the loop: wait at most `max_wait` (and no longer than the stack's
+    /// next deadline), handle what is ready, poll the stack. External sources that
+    /// were ready are passed to `on_external`.
+    pub fn turn(&mut self, max_wait: Option<Duration>, mut on_external: impl FnMut(usize)) -> io::Result<()> {
+        let mut timeout = self.stack.poll_delay();
+        if let Some(m) = max_wait {
+            timeout = Some(timeout.map_or(m, |t| t.min(m)));
+        }
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        self.ready.clear();
+        for ev in self.events.iter() {
+            self.ready.push(Ready {
+                token: ev.token().0,
+                readable: ev.is_readable(),
+                writable: ev.is_writable(),
+                hup: ev.is_write_closed() || ev.is_error(),
+            });
+        }
+        for i in 0..self.ready.len() {
+            let r = self.ready[i];
+            match r.token {
+                t if t == TAP.0 => {} // Stack::poll drains it.
+                t if t == CONTROL.0 => {
+                    self.control.accept();
+                    let reg = self.poll.registry();
+                    self.control.drain_new(|idx, fd| {
+                        if let Err(e) = reg.register(&mut SourceFd(&fd), Token(KIND_CONN | idx), Interest::READABLE) {
+                            log::warn!("control: cannot watch connection {idx}: {e}");
+                        }
+                    });
+                }
+                t if (EXTERNAL..EXTERNAL + MAX_EXTERNAL).contains(&t) => on_external(t - EXTERNAL),
+                t if t & !INDEX_MASK == KIND_CONN => {
+                    if self.control.serve(t & INDEX_MASK, &mut self.stack) == ConnEvent::Closed {
+                        // Closing the fd removed it from the poll set.
+                    }
+                }
+                t if t & !INDEX_MASK == KIND_STANDIN => {
+                    self.stack.sockets_mut().standin_event(t & INDEX_MASK, r.readable, r.writable, r.hup);
+                }
+                _ => {}
+            }
+        }
+        self.stack.poll();
+        let reg = self.poll.registry();
+        self.stack.sockets_mut().drain_new_standins(|idx, fd| {
+            if let Err(e) = reg.register(&mut SourceFd(&fd), Token(KIND_STANDIN | idx), Interest::READABLE | Interest::WRITABLE) {
+                log::warn!("runtime: cannot watch stand-in {idx}: {e}");
+            }
+        });
+        Ok(())
+    }
+}

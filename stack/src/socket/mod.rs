@@ -1,0 +1,343 @@
+//! The socket layer: BSD socket semantics over smoltcp, decided once for every front
+//! end (the preload shim, the seccomp supervisor, the embedding API).
+//!
+//! # Theory of operation
+//!
+//! A [`Sockets`] table holds every socket of one container, named by a [`SocketId`]
+//! and, for sockets a program holds, by the inode of its stand-in (see
+//! [`crate::standin`]). What smoltcp leaves to its user is done here:
+//!
+//! - **Ports** ([`ports`]): ephemeral ports from Linux's range, `EADDRINUSE` with
+//!   Linux's `SO_REUSEADDR`/`SO_REUSEPORT` rules, ports held through `TIME_WAIT`.
+//! - **Interfaces**: a smoltcp socket lives in the `SocketSet` of the one interface
+//!   its traffic uses ([`crate::iface::Interfaces::route`]); a listener on `0.0.0.0`
+//!   or `::` listens on every interface.
+//! - **Listen backlog** ([`tcp`]): smoltcp has none; a listening smoltcp socket
+//!   becomes the connection. A listener here keeps listening smoltcp sockets *armed*
+//!   for the exact addresses SYNs arrive on, re-arms them as they are taken, and
+//!   through the ingress hook ([`crate::iface::ingress`]) holds back a SYN that finds
+//!   no armed socket (until one is armed) and drops a SYN that finds the backlog full
+//!   — never answering it with a RST.
+//! - **errno values and options** as Linux gives them ([`errno`], [`options`]).
+//!
+//! Sockets a program closes while their connection still has work (a FIN to send, a
+//! `TIME_WAIT` to sit out) become *orphans*: the smoltcp socket and its port stay
+//! until the connection is over, as in the kernel.
+
+pub mod addr;
+pub mod errno;
+pub mod options;
+pub mod ports;
+pub(crate) mod tcp;
+
+pub use addr::{Domain, Target};
+pub use errno::*;
+
+use crate::iface::Interfaces;
+use crate::standin::StandIn;
+use crate::sys;
+use options::Options;
+use ports::{BindingId, PortTable};
+use smoltcp::time::Instant;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use tcp::TcpState;
+
+/// Names a socket in a stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SocketId {
+    index: u32,
+    generation: u32,
+}
+
+impl SocketId {
+    /// The slot index (stable while the socket lives; reused afterwards).
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// Tunables of the socket layer.
+#[derive(Clone, Debug)]
+pub struct SocketConfig {
+    /// Receive buffer of a TCP connection unless `SO_RCVBUF` says otherwise.
+    pub tcp_rx_buffer: usize,
+    /// Send buffer of a TCP connection unless `SO_SNDBUF` says otherwise.
+    pub tcp_tx_buffer: usize,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig { tcp_rx_buffer: 1 << 20, tcp_tx_buffer: 1 << 20 }
+    }
+}
+
+/// One socket.
+pub(crate) struct Socket {
+    pub(crate) domain: Domain,
+    pub(crate) opts: Options,
+    /// The local address: set by `bind`, `connect`, `listen`'s autobind, or accept.
+    pub(crate) local: Option<SocketAddr>,
+    /// The port binding, with its port.
+    pub(crate) binding: Option<(u16, BindingId)>,
+    /// The port was chosen by `connect` (released again if the connect fails).
+    pub(crate) autobound: bool,
+    /// Pending `SO_ERROR`.
+    pub(crate) error: i32,
+    /// The fd front end, if a program holds this socket.
+    pub(crate) standin: Option<StandIn>,
+    pub(crate) tcp: TcpState,
+    pub(crate) cookie: u64,
+}
+
+/// What is left of a socket the stack closed while the program still holds its
+/// stand-in (after a reset): enough to answer `getsockname`, `SO_ERROR` and friends.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tombstone {
+    pub(crate) domain: Domain,
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) error: i32,
+}
+
+const TOMBSTONES: usize = 4096;
+
+struct Slot<T> {
+    generation: u32,
+    val: Option<T>,
+}
+
+/// All sockets of a stack.
+pub struct Sockets {
+    slots: Vec<Slot<Socket>>,
+    free: Vec<u32>,
+    by_inode: HashMap<u64, SocketId>,
+    tombstones: HashMap<u64, Tombstone>,
+    tomb_order: VecDeque<u64>,
+    pub(crate) ports: PortTable,
+    /// TCP port → listeners on it.
+    pub(crate) tcp_listeners: HashMap<u16, Vec<SocketId>>,
+    pub(crate) orphans: Vec<tcp::Orphan>,
+    new_standins: Vec<SocketId>,
+    pub(crate) cfg: SocketConfig,
+    /// Kernel memory accounting of one in-flight accept record (see `tcp`).
+    pub(crate) record_truesize: usize,
+    pub(crate) scratch: Box<[u8]>,
+    ids: Vec<SocketId>,
+    next_cookie: u64,
+}
+
+impl Sockets {
+    /// An empty table.
+    pub fn new(cfg: SocketConfig) -> Self {
+        Sockets {
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_inode: HashMap::new(),
+            tombstones: HashMap::new(),
+            tomb_order: VecDeque::new(),
+            ports: PortTable::new(crate::iface::random_u64() | 1),
+            tcp_listeners: HashMap::new(),
+            orphans: Vec::new(),
+            new_standins: Vec::new(),
+            cfg,
+            record_truesize: tcp::measure_record_truesize(),
+            scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
+            ids: Vec::new(),
+            next_cookie: 1,
+        }
+    }
+
+    pub(crate) fn insert(&mut self, mut s: Socket) -> SocketId {
+        s.cookie = self.next_cookie;
+        self.next_cookie += 1;
+        let inode = s.standin.as_ref().map(|si| si.inode);
+        let has_standin = inode.is_some();
+        let id = match self.free.pop() {
+            Some(i) => {
+                let slot = &mut self.slots[i as usize];
+                slot.val = Some(s);
+                SocketId { index: i, generation: slot.generation }
+            }
+            None => {
+                self.slots.push(Slot { generation: 0, val: Some(s) });
+                SocketId { index: (self.slots.len() - 1) as u32, generation: 0 }
+            }
+        };
+        if let Some(ino) = inode {
+            self.by_inode.insert(ino, id);
+        }
+        if has_standin {
+            self.new_standins.push(id);
+        }
+        id
+    }
+
+    pub(crate) fn get(&self, id: SocketId) -> Option<&Socket> {
+        self.slots.get(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.val.as_ref())
+    }
+
+    pub(crate) fn get_mut(&mut self, id: SocketId) -> Option<&mut Socket> {
+        self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.val.as_mut())
+    }
+
+    /// Removes a socket from the table (its smoltcp socket and binding are the
+    /// caller's business). The stand-in, if any, is closed; if `tomb`, later calls on
+    /// its inode are answered from a tombstone.
+    pub(crate) fn remove(&mut self, id: SocketId, tomb: bool) -> Option<Socket> {
+        let slot = self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation)?;
+        let s = slot.val.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        if let Some(si) = &s.standin {
+            self.by_inode.remove(&si.inode);
+            if tomb {
+                self.add_tombstone(si.inode, Tombstone { domain: s.domain, local: s.local, error: s.error });
+            }
+        }
+        Some(s)
+    }
+
+    fn add_tombstone(&mut self, inode: u64, t: Tombstone) {
+        if self.tomb_order.len() >= TOMBSTONES {
+            if let Some(old) = self.tomb_order.pop_front() {
+                self.tombstones.remove(&old);
+            }
+        }
+        self.tomb_order.push_back(inode);
+        self.tombstones.insert(inode, t);
+    }
+
+    /// The socket whose stand-in has this inode.
+    pub fn by_inode(&self, inode: u64) -> Option<SocketId> {
+        self.by_inode.get(&inode).copied()
+    }
+
+    /// What remains of a socket the stack closed under a program.
+    pub(crate) fn tombstone(&mut self, inode: u64) -> Option<&mut Tombstone> {
+        self.tombstones.get_mut(&inode)
+    }
+
+    /// Ids of all live sockets, into a reused buffer.
+    pub(crate) fn take_ids(&mut self) -> Vec<SocketId> {
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        ids.extend(
+            self.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.val.is_some())
+                .map(|(i, s)| SocketId { index: i as u32, generation: s.generation }),
+        );
+        ids
+    }
+
+    pub(crate) fn give_back_ids(&mut self, ids: Vec<SocketId>) {
+        self.ids = ids;
+    }
+
+    /// Number of live sockets (orphans excluded).
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.val.is_some()).count()
+    }
+
+    /// Whether no socket lives.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of orphaned connections still closing.
+    pub fn orphans(&self) -> usize {
+        self.orphans.len()
+    }
+
+    /// Stand-ins created since the last call, for the event loop to watch: the slot
+    /// index (its token) and the stack's fd.
+    pub fn drain_new_standins(&mut self, mut f: impl FnMut(usize, RawFd)) {
+        let ids = std::mem::take(&mut self.new_standins);
+        for id in &ids {
+            if let Some(si) = self.get(*id).and_then(|s| s.standin.as_ref()) {
+                f(id.index(), si.fd.as_raw_fd());
+            }
+        }
+        self.new_standins = ids;
+        self.new_standins.clear();
+    }
+
+    /// Readiness of a stand-in reported by the event loop (edge-triggered: only
+    /// `true` values are news).
+    pub fn standin_event(&mut self, index: usize, readable: bool, writable: bool, hup: bool) {
+        if let Some(si) = self.slots.get_mut(index).and_then(|s| s.val.as_mut()).and_then(|s| s.standin.as_mut()) {
+            si.readable |= readable || hup;
+            si.writable |= writable;
+            si.hup |= hup;
+        }
+    }
+
+    /// Creates a socket. With `standin`, also the stand-in pair: the program's end is
+    /// returned for the front end to hand over.
+    pub fn open(&mut self, domain: Domain, ty: i32, protocol: i32, standin: bool) -> Result<(SocketId, Option<OwnedFd>), SocketError> {
+        // Linux: any bit beyond the type mask and the two flags is EINVAL.
+        if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+            return Err(SocketError::BadFlags);
+        }
+        let base = ty & 0xf;
+        match base {
+            libc::SOCK_STREAM => {
+                if protocol != 0 && protocol != libc::IPPROTO_TCP {
+                    return Err(SocketError::ProtocolNotSupported);
+                }
+            }
+            libc::SOCK_RAW => return Err(SocketError::NotPermitted),
+            libc::SOCK_DGRAM | libc::SOCK_SEQPACKET | libc::SOCK_RDM => {
+                return Err(SocketError::TypeNotSupported);
+            }
+            _ => return Err(SocketError::TypeNotSupported),
+        }
+        let (si, program_end) = if standin {
+            let (ours, theirs) = sys::stream_pair().map_err(|e| match e.raw_os_error() {
+                Some(libc::EMFILE) | Some(libc::ENFILE) => SocketError::NoFds,
+                _ => SocketError::NoBuffers,
+            })?;
+            let (inode, _) = sys::inode(theirs.as_fd()).map_err(|_| SocketError::NoBuffers)?;
+            (Some(StandIn::new(ours, inode)), Some(theirs))
+        } else {
+            (None, None)
+        };
+        let s = Socket {
+            domain,
+            opts: Options::default(),
+            local: None,
+            binding: None,
+            autobound: false,
+            error: 0,
+            standin: si,
+            tcp: TcpState::Closed { failed: None },
+            cookie: 0,
+        };
+        Ok((self.insert(s), program_end))
+    }
+
+    /// The socket's local address (`getsockname`): the wildcard with port 0 when
+    /// unbound, as Linux answers.
+    pub fn local_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
+        let s = self.get(id).ok_or(LookupError::NoSuchSocket)?;
+        Ok(s.local.unwrap_or_else(|| SocketAddr::new(s.domain.any(), 0)))
+    }
+
+    /// The socket's domain.
+    pub fn domain(&self, id: SocketId) -> Option<Domain> {
+        self.get(id).map(|s| s.domain)
+    }
+
+    /// Takes the pending error (`SO_ERROR`).
+    pub fn take_error(&mut self, id: SocketId) -> i32 {
+        self.get_mut(id).map_or(0, |s| std::mem::take(&mut s.error))
+    }
+
+    /// Runs everything that happens between polls: listeners, handshakes, the data
+    /// pumps, orphans. Returns whether anything moved.
+    pub fn service(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
+        self.service_tcp(ifs, now)
+    }
+}

@@ -1,0 +1,216 @@
+//! A container's network stack: its interfaces, devices and sockets, and the poll
+//! loop that drives them. This is also the embedding API: a sandbox builds a
+//! [`Stack`] on any smoltcp [`Device`] and opens sockets on it with the same
+//! semantics the shims give programs.
+//!
+//! # The poll loop
+//!
+//! [`Stack::poll`] runs rounds until nothing moves: poll `lo`, poll `eth0` (each
+//! through the ingress hook, so the socket layer sees SYNs first), then
+//! [`Sockets::service`] (handshakes, backlog, the stand-in pumps, orphans). A packet
+//! a socket sends over `lo` is read back in the next round; a SYN held by the hook is
+//! offered again after the service step armed a socket for it. Time is monotonic:
+//! smoltcp's clock counts from the stack's creation.
+
+use crate::device::LoopbackDevice;
+use crate::iface::ingress::{Held, Hooked};
+use crate::iface::{ConfigError, ETH, EthConfig, Interfaces, LO};
+use crate::socket::errno::*;
+use crate::socket::options::{MAX_OPT, SetOutcome};
+use crate::socket::{Domain, SocketConfig, SocketId, Sockets, Target};
+use smoltcp::iface::PollResult;
+use smoltcp::phy::Device;
+use smoltcp::time::Instant;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Rounds of [`Stack::poll`] before it yields to the event loop.
+const MAX_ROUNDS: usize = 64;
+
+/// A container's network stack over the L2 device `D`.
+pub struct Stack<D: Device> {
+    pub(crate) ifs: Interfaces,
+    pub(crate) lo: LoopbackDevice,
+    pub(crate) eth: Option<D>,
+    held: [Held; 2],
+    pub(crate) sockets: Sockets,
+    epoch: std::time::Instant,
+    /// `poll` stopped before everything was processed.
+    more: bool,
+}
+
+impl<D: Device> Stack<D> {
+    /// A stack with `lo`, and `eth0` on `eth` when given.
+    pub fn new(eth: Option<(D, EthConfig)>, cfg: SocketConfig) -> Result<Self, ConfigError> {
+        let epoch = std::time::Instant::now();
+        let mut lo = LoopbackDevice::new();
+        let (ifs, eth) = match eth {
+            Some((mut dev, ecfg)) => (Interfaces::new(&mut lo, Some((&mut dev, &ecfg)), Instant::from_micros(0))?, Some(dev)),
+            None => (Interfaces::new::<_, D>(&mut lo, None, Instant::from_micros(0))?, None),
+        };
+        Ok(Stack { ifs, lo, eth, held: [Held::default(), Held::default()], sockets: Sockets::new(cfg), epoch, more: false })
+    }
+
+    /// smoltcp's notion of now: microseconds since the stack was made, monotonic.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as i64)
+    }
+
+    /// Processes everything pending: received frames, timers, socket I/O. Returns
+    /// whether anything happened.
+    pub fn poll(&mut self) -> bool {
+        let now = self.now();
+        let mut any = false;
+        self.more = false;
+        for round in 0..MAX_ROUNDS {
+            let mut progress = false;
+            let mut deferred = false;
+            {
+                let n = self.ifs.get_mut(LO);
+                let mut dev = Hooked::new(&mut self.lo, &mut self.sockets, &mut self.held[LO], LO);
+                progress |= n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
+                deferred |= dev.deferred();
+            }
+            if let Some(eth) = self.eth.as_mut() {
+                let n = self.ifs.get_mut(ETH);
+                let mut dev = Hooked::new(eth, &mut self.sockets, &mut self.held[ETH], ETH);
+                progress |= n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
+                deferred |= dev.deferred();
+            }
+            progress |= self.sockets.service(&mut self.ifs, now);
+            any |= progress;
+            let pending = deferred || self.lo.has_pending() || self.held.iter().any(|h| h.is_full());
+            if !progress && !pending {
+                break;
+            }
+            if round + 1 == MAX_ROUNDS {
+                self.more = true;
+            }
+        }
+        any
+    }
+
+    /// How long the event loop may sleep before [`Stack::poll`] is due again
+    /// (`None`: until something arrives).
+    pub fn poll_delay(&mut self) -> Option<Duration> {
+        if self.more || self.lo.has_pending() || self.held.iter().any(|h| h.is_full()) {
+            return Some(Duration::ZERO);
+        }
+        let now = self.now();
+        let mut best: Option<Instant> = self.sockets.next_timer(now);
+        for i in 0..self.ifs.len() {
+            let n = self.ifs.get_mut(i);
+            if let Some(t) = n.iface.poll_at(now, &n.sockets) {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        }
+        best.map(|t| if t > now { Duration::from_micros((t - now).total_micros()) } else { Duration::ZERO })
+    }
+
+    /// The interfaces.
+    pub fn interfaces(&self) -> &Interfaces {
+        &self.ifs
+    }
+
+    /// The socket table.
+    pub fn sockets(&self) -> &Sockets {
+        &self.sockets
+    }
+
+    /// The socket table, mutably (the event loop reports stand-in readiness here).
+    pub fn sockets_mut(&mut self) -> &mut Sockets {
+        &mut self.sockets
+    }
+
+    /// The L2 device.
+    pub fn eth_device(&self) -> Option<&D> {
+        self.eth.as_ref()
+    }
+
+    /// The loopback device.
+    pub fn lo_device(&self) -> &LoopbackDevice {
+        &self.lo
+    }
+
+    // ---- The embedding API: BSD calls on sockets without a stand-in. ----
+
+    /// `socket(domain, SOCK_STREAM, 0)`.
+    pub fn tcp_socket(&mut self, domain: Domain) -> Result<SocketId, SocketError> {
+        self.sockets.open(domain, libc::SOCK_STREAM, 0, false).map(|(id, _)| id)
+    }
+
+    /// `bind`.
+    pub fn bind(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), BindError> {
+        self.sockets.bind(&self.ifs, id, Target::Addr(addr))
+    }
+
+    /// `listen`.
+    pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
+        self.sockets.listen(id, backlog)
+    }
+
+    /// `connect`: `Err(ConnectError::InProgress)` while the handshake runs; poll
+    /// until [`Stack::is_connected`] or [`Stack::take_error`] says how it went.
+    pub fn connect(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), ConnectError> {
+        let now = self.now();
+        let r = self.sockets.connect(&mut self.ifs, id, Target::Addr(addr), None, now);
+        self.poll();
+        r
+    }
+
+    /// `accept`: the next established connection and its peer, or `WouldBlock`.
+    pub fn accept(&mut self, id: SocketId) -> Result<(SocketId, SocketAddr), AcceptError> {
+        self.sockets.accept(id)
+    }
+
+    /// Whether a connection is established.
+    pub fn is_connected(&self, id: SocketId) -> bool {
+        self.sockets.is_connected(id)
+    }
+
+    /// `send` (never blocks: `WouldBlock` when the send buffer is full).
+    pub fn send(&mut self, id: SocketId, data: &[u8]) -> Result<usize, IoError> {
+        self.sockets.send(&mut self.ifs, id, data)
+    }
+
+    /// `recv` (never blocks: `WouldBlock` when nothing arrived; `Ok(0)` at the end).
+    pub fn recv(&mut self, id: SocketId, buf: &mut [u8]) -> Result<usize, IoError> {
+        self.sockets.recv(&mut self.ifs, id, buf)
+    }
+
+    /// `shutdown`.
+    pub fn shutdown(&mut self, id: SocketId, how: i32) -> Result<(), ShutdownError> {
+        self.sockets.shutdown(&mut self.ifs, id, how)
+    }
+
+    /// `close`.
+    pub fn close(&mut self, id: SocketId) {
+        let now = self.now();
+        self.sockets.close(&mut self.ifs, id, now);
+    }
+
+    /// `getsockname`.
+    pub fn local_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
+        self.sockets.local_addr(id)
+    }
+
+    /// `getpeername`.
+    pub fn peer_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
+        self.sockets.peer_addr(id)
+    }
+
+    /// `getsockopt(SOL_SOCKET, SO_ERROR)`.
+    pub fn take_error(&mut self, id: SocketId) -> i32 {
+        self.sockets.take_error(id)
+    }
+
+    /// `setsockopt`.
+    pub fn setsockopt(&mut self, id: SocketId, level: i32, name: i32, value: &[u8]) -> Result<SetOutcome, Errno> {
+        self.sockets.setsockopt(&mut self.ifs, id, level, name, value)
+    }
+
+    /// `getsockopt` into `out`, returning the length.
+    pub fn getsockopt(&mut self, id: SocketId, level: i32, name: i32, out: &mut [u8; MAX_OPT]) -> Result<usize, Errno> {
+        self.sockets.getsockopt(&mut self.ifs, id, level, name, out)
+    }
+}

@@ -1,0 +1,246 @@
+//! Stand-ins: the kernel fds a program holds in place of its INET sockets, and the
+//! pump that moves bytes between them and smoltcp.
+//!
+//! # Theory of operation
+//!
+//! A stand-in is an `AF_UNIX` stream pair made when the program calls `socket()`.
+//! The program holds one end (`S`) as its socket; the stack holds the other (`T`,
+//! non-blocking, in the event loop). Reads, writes, `poll`, `epoll`, `dup`, `fork`,
+//! `exec`, fd passing and `close` then work on `S` natively. The stack learns what
+//! the program does from `T` alone:
+//!
+//! | the program                    | `T` sees                                      |
+//! |--------------------------------|-----------------------------------------------|
+//! | writes bytes                   | readable; the pump moves them to smoltcp      |
+//! | `shutdown(SHUT_WR)`            | `read` returns 0 → smoltcp `close()` (FIN)    |
+//! | closes its last copy           | HUP (and EOF after the bytes still queued)    |
+//! | closes with unread bytes       | HUP and `SO_ERROR` = `ECONNRESET` → TCP RST   |
+//! | `shutdown(SHUT_RD)`            | writes fail with `EPIPE` → incoming discarded |
+//!
+//! and tells the program what the network does:
+//!
+//! | the network                    | the stack does on `T`            | `S` sees   |
+//! |--------------------------------|----------------------------------|------------|
+//! | bytes arrive                   | writes them                      | readable   |
+//! | the peer's FIN, bytes drained  | `shutdown(SHUT_WR)`              | EOF        |
+//! | a reset                        | closes `T`                       | `ECONNRESET` if it had unsent bytes, else EOF; writes `EPIPE` |
+//!
+//! Backpressure is the kernel's: when `S`'s receive queue is full, writes to `T`
+//! fail with `EAGAIN` and smoltcp's receive window closes; when smoltcp's send buffer
+//! is full, the pump stops reading `T` and the program's writes block on `S`. Bytes
+//! go from `T` straight into smoltcp's ring buffer and back, with no copy between
+//! and no allocation.
+//!
+//! **Connecting.** `connect()` on a non-blocking socket must return `EINPROGRESS`
+//! and make the socket writable only once the handshake is over. A fresh `S` is
+//! writable, so the stack fills `S`'s send buffer with *filler* bytes (they sit in
+//! `T`'s receive queue) until `poll` stops reporting `POLLOUT`. When the handshake
+//! completes, the stack reads exactly the filler back: `S` turns writable, and since
+//! the program could not write before that, its first byte follows the filler in the
+//! stream. When it fails, the stack drains the filler too, shuts `T`'s write side
+//! (the program reads EOF) and keeps the `errno` for `SO_ERROR`.
+//!
+//! **Listening.** The listener's `S` receives one [`AcceptRecord`] per accepted
+//! connection with the connection's own `S` attached as `SCM_RIGHTS`, so that
+//! `accept()` is one `recvmsg` (see `netcell_proto`).
+
+use crate::sys;
+use netcell_proto::AcceptRecord;
+use smoltcp::socket::tcp;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+/// The stack's end of a stand-in and what is known of the program's end.
+pub struct StandIn {
+    /// `T`.
+    pub(crate) fd: OwnedFd,
+    /// The inode of the program's end `S`, which names the socket.
+    pub(crate) inode: u64,
+    /// `T` may have bytes to read (edge-triggered: cleared on `EAGAIN`).
+    pub(crate) readable: bool,
+    /// `T` may take bytes (cleared on `EAGAIN`).
+    pub(crate) writable: bool,
+    /// The program's end is gone (or shut both ways).
+    pub(crate) hup: bool,
+    /// Filler bytes still in `T`'s receive queue.
+    pub(crate) filler: usize,
+    /// `read` returned 0: the program will write no more.
+    pub(crate) app_eof: bool,
+    /// The program reads no more (`EPIPE` on write); incoming bytes are discarded.
+    pub(crate) app_rd_closed: bool,
+    /// We shut `T`'s write side after the peer's FIN.
+    pub(crate) fin_to_app: bool,
+    /// The program closed its end with bytes unread (`ECONNRESET` on `T`).
+    pub(crate) app_reset: bool,
+}
+
+/// How much a pump call moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Moved {
+    /// Bytes moved.
+    pub bytes: usize,
+    /// The program's end reached EOF during this call.
+    pub eof: bool,
+}
+
+enum ReadOutcome {
+    Data(usize),
+    Eof,
+    Err(io::Error),
+}
+
+impl StandIn {
+    /// Wraps the stack's end of a new pair whose program end has inode `inode`.
+    pub(crate) fn new(fd: OwnedFd, inode: u64) -> Self {
+        StandIn {
+            fd,
+            inode,
+            readable: true,
+            writable: true,
+            hup: false,
+            filler: 0,
+            app_eof: false,
+            app_rd_closed: false,
+            fin_to_app: false,
+            app_reset: false,
+        }
+    }
+
+    /// Makes the program's end `s` unwritable by filling its send buffer; returns the
+    /// number of filler bytes now queued towards `T`.
+    pub(crate) fn fill(&mut self, s: BorrowedFd<'_>) -> io::Result<()> {
+        const CHUNK: [u8; 4096] = [0; 4096];
+        let mut guard = 0;
+        while sys::writable_now(s) && guard < 4096 {
+            match sys::send_nb(s, &CHUNK) {
+                Ok(n) => self.filler += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+            guard += 1;
+        }
+        Ok(())
+    }
+
+    /// Reads the filler back, turning the program's end writable.
+    pub(crate) fn drain_filler(&mut self, scratch: &mut [u8]) {
+        while self.filler > 0 {
+            let n = self.filler.min(scratch.len());
+            match sys::read(self.fd.as_fd(), &mut scratch[..n]) {
+                Ok(0) => break,
+                Ok(got) => self.filler -= got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The filler was queued before we answered connect(), so it is all
+                // there; anything else means the program's end is gone.
+                Err(_) => break,
+            }
+        }
+        self.filler = 0;
+    }
+
+    /// Moves bytes the network delivered from smoltcp to the program.
+    pub(crate) fn pump_out(&mut self, sock: &mut tcp::Socket<'_>) -> Moved {
+        let mut moved = Moved::default();
+        while sock.can_recv() && self.writable && !self.app_rd_closed {
+            let fd = self.fd.as_fd();
+            let r = sock.recv(|buf| match sys::send_nb(fd, buf) {
+                Ok(n) => (n, Ok(n)),
+                Err(e) => (0, Err(e)),
+            });
+            match r {
+                Ok(Ok(n)) => moved.bytes += n,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(_)) => self.app_rd_closed = true,
+                Err(_) => break,
+            }
+        }
+        if self.app_rd_closed {
+            // The program shut its read side: consume and drop, keeping the window open
+            // as Linux does after SHUT_RD.
+            while sock.can_recv() {
+                match sock.recv(|buf| (buf.len(), buf.len())) {
+                    Ok(n) if n > 0 => moved.bytes += n,
+                    _ => break,
+                }
+            }
+        }
+        moved
+    }
+
+    /// Moves bytes the program wrote from `T` into smoltcp's send buffer.
+    pub(crate) fn pump_in(&mut self, sock: &mut tcp::Socket<'_>) -> Moved {
+        let mut moved = Moved::default();
+        while self.readable && !self.app_eof && sock.can_send() {
+            let fd = self.fd.as_fd();
+            let r = sock.send(|buf| match sys::read(fd, buf) {
+                Ok(0) => (0, ReadOutcome::Eof),
+                Ok(n) => (n, ReadOutcome::Data(n)),
+                Err(e) => (0, ReadOutcome::Err(e)),
+            });
+            match r {
+                Ok(ReadOutcome::Data(n)) => moved.bytes += n,
+                Ok(ReadOutcome::Eof) => {
+                    self.app_eof = true;
+                    moved.eof = true;
+                }
+                Ok(ReadOutcome::Err(e)) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Ok(ReadOutcome::Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                // ECONNRESET: the program closed with unread bytes; the HUP path
+                // answers with a RST. Any other error: the end is unusable.
+                Ok(ReadOutcome::Err(e)) => {
+                    self.app_reset |= e.raw_os_error() == Some(libc::ECONNRESET);
+                    self.readable = false;
+                    self.app_eof = true;
+                    self.hup = true;
+                    moved.eof = true;
+                }
+                Err(_) => break,
+            }
+        }
+        moved
+    }
+
+    /// Reads and discards what the program writes where no connection takes it
+    /// (a listener, a failed socket). Returns true at EOF.
+    pub(crate) fn discard_input(&mut self, scratch: &mut [u8]) -> bool {
+        while self.readable && !self.app_eof && self.filler == 0 {
+            match sys::read(self.fd.as_fd(), scratch) {
+                Ok(0) => self.app_eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => self.readable = false,
+            }
+        }
+        self.app_eof
+    }
+
+    /// Hands an accepted connection to the listener's program end. `Ok(false)` when
+    /// the listener's queue is full for now.
+    pub(crate) fn deliver(&mut self, record: &AcceptRecord, conn: BorrowedFd<'_>) -> io::Result<bool> {
+        match sys::send_with_fd(self.fd.as_fd(), &record.encode(), Some(conn)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.writable = false;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Tells the program the peer will send no more: EOF after the queued bytes.
+    pub(crate) fn send_fin(&mut self) {
+        if !self.fin_to_app {
+            self.fin_to_app = true;
+            let _ = sys::shutdown(self.fd.as_fd(), libc::SHUT_WR);
+        }
+    }
+
+    /// Whether the program closed its end while bytes we wrote were unread (the
+    /// kernel reports this as `ECONNRESET` on our end): Linux answers such a close
+    /// with a RST.
+    pub(crate) fn closed_with_unread(&mut self) -> bool {
+        self.app_reset |= sys::take_so_error(self.fd.as_fd()) == libc::ECONNRESET;
+        self.app_reset
+    }
+}

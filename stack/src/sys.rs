@@ -1,0 +1,332 @@
+//! The stack's only door to the kernel for things `std` does not cover: socket pairs,
+//! `SCM_RIGHTS`, `SO_PEERCRED`, `SIOCOUTQ`, interface MTU ioctls, resource limits.
+//!
+//! Every function here is a thin, checked wrapper over one or two system calls; each
+//! `unsafe` block states why it is sound. Everything above this module is safe code.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+}
+
+/// Creates the two ends of a stand-in: an `AF_UNIX` stream pair. The first end is the
+/// stack's (non-blocking), the second the program's (blocking, as `socket()` returns).
+/// Both are close-on-exec in this process.
+pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    cvt(unsafe {
+        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_nonblocking(ours.as_fd(), true)?;
+    Ok((ours, theirs))
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a valid fd take and return plain ints.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let new = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    if new != flags {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) })?;
+    }
+    Ok(())
+}
+
+/// What `fstat` says about an fd: its inode and whether it is a socket.
+pub fn inode(fd: BorrowedFd<'_>) -> io::Result<(u64, bool)> {
+    // SAFETY: `st` is a plain C struct that fstat fills; zeroed is a valid value.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: `st` is valid for writes of its size.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok((st.st_ino, st.st_mode & libc::S_IFMT == libc::S_IFSOCK))
+}
+
+/// `send(2)` with `MSG_DONTWAIT | MSG_NOSIGNAL`: never blocks, never raises SIGPIPE.
+pub fn send_nb(fd: BorrowedFd<'_>, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: `data` is valid for reads of its length.
+    cvt_size(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })
+}
+
+/// `read(2)` into `buf`.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// Space for the control message of one `SCM_RIGHTS` with up to 4 fds.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 64]);
+
+/// Sends one message, optionally with one fd as `SCM_RIGHTS`; non-blocking, no SIGPIPE.
+pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<usize> {
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let mut cmsg = CmsgBuf([0; 64]);
+    // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+        msg.msg_control = cmsg.0.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points at `space` bytes of aligned storage, enough for one
+        // cmsghdr carrying one int, so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+        }
+    }
+    // SAFETY: msg and everything it points to are valid for the call.
+    cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) })
+}
+
+/// One received message.
+#[derive(Debug)]
+pub struct Received {
+    /// Bytes of payload.
+    pub len: usize,
+    /// The payload did not fit the buffer (`MSG_TRUNC`).
+    pub truncated: bool,
+    /// File descriptors that came along, close-on-exec. Excess fds beyond the
+    /// capacity are closed, and `fds_truncated` is set.
+    pub fds: heapless::Vec<OwnedFd, 4>,
+    /// Some fds were dropped.
+    pub fds_truncated: bool,
+}
+
+/// Receives one message without blocking, taking any `SCM_RIGHTS` fds (close-on-exec).
+pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut cmsg = CmsgBuf([0; 64]);
+    // SAFETY: all-zero msghdr is valid; we fill the pointers below.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len();
+    // SAFETY: msg points at valid buffers of the stated sizes.
+    let n = cvt_size(unsafe {
+        libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC)
+    })?;
+    let mut out = Received {
+        len: n,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        fds: heapless::Vec::new(),
+        fds_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
+    };
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed
+    // cmsghdrs; CMSG_FIRSTHDR/NXTHDR walk them within those bounds.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    // The kernel installed this fd for us; we own it now.
+                    let fd = OwnedFd::from_raw_fd(raw);
+                    if out.fds.push(fd).is_err() {
+                        out.fds_truncated = true; // dropped here, which closes it
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and clears the socket's pending error (`SO_ERROR`).
+pub fn take_so_error(fd: BorrowedFd<'_>) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v/len are valid for writes of their sizes.
+    let r = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, (&mut v as *mut libc::c_int).cast(), &mut len)
+    };
+    if r < 0 { 0 } else { v }
+}
+
+/// The pid and uid of the process that created the peer of a unix socket.
+pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<(i32, u32)> {
+    // SAFETY: ucred is a plain C struct.
+    let mut cred: libc::ucred = unsafe { zeroed() };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred/len are valid for writes of their sizes.
+    cvt(unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len)
+    })?;
+    Ok((cred.pid, cred.uid))
+}
+
+/// Bytes this socket has sent that its peer has not read yet (`SIOCOUTQ`).
+/// For an `AF_UNIX` stream this is the kernel's memory accounting of the queued
+/// buffers, a fixed amount per small message.
+pub fn outq(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut v) })?;
+    Ok(v.max(0) as usize)
+}
+
+/// Whether the fd is writable right now (`poll` with zero timeout).
+pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r == 1 && p.revents & libc::POLLOUT != 0
+}
+
+/// `shutdown(2)`.
+pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(|_| ())
+}
+
+/// Raises `RLIMIT_NOFILE`'s soft limit to its hard limit: the stack holds one fd per
+/// socket of every process in the container. Returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    // SAFETY: rlimit is a plain C struct.
+    let mut rl: libc::rlimit = unsafe { zeroed() };
+    // SAFETY: rl is valid for writes.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max;
+        // SAFETY: rl is a valid rlimit.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) })?;
+    }
+    Ok(rl.rlim_cur)
+}
+
+fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
+    // SAFETY: ifreq is a plain C struct/union; zero is valid.
+    let mut ifr: libc::ifreq = unsafe { zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= ifr.ifr_name.len() || bytes.contains(&0) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad interface name {name:?}")));
+    }
+    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+fn ioctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call.
+    let fd = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads a network interface's MTU (`SIOCGIFMTU`).
+pub fn if_mtu(name: &str) -> io::Result<usize> {
+    let mut ifr = ifreq_for(name)?;
+    let s = ioctl_socket()?;
+    // SAFETY: SIOCGIFMTU fills ifr_ifru.ifru_mtu in a valid ifreq.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) })?;
+    // SAFETY: the kernel just wrote the mtu member of the union.
+    Ok(unsafe { ifr.ifr_ifru.ifru_mtu }.max(0) as usize)
+}
+
+/// Sets a network interface's MTU (`SIOCSIFMTU`, needs `CAP_NET_ADMIN`).
+pub fn set_if_mtu(name: &str, mtu: usize) -> io::Result<()> {
+    let mut ifr = ifreq_for(name)?;
+    ifr.ifr_ifru.ifru_mtu = mtu as libc::c_int;
+    let s = ioctl_socket()?;
+    // SAFETY: SIOCSIFMTU reads a valid ifreq.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFMTU, &ifr) }).map(|_| ())
+}
+
+/// The index of a network interface in this process's network namespace, if it exists.
+pub fn if_index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// Creates a non-blocking `AF_UNIX` `SOCK_SEQPACKET` socket listening at `path`,
+/// readable and writable by its owner only.
+pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is a plain C struct; zero is valid.
+    let mut sun: libc::sockaddr_un = unsafe { zeroed() };
+    if bytes.len() >= sun.sun_path.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("socket path too long: {}", path.display())));
+    }
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket(2).
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&sun as *const libc::sockaddr_un).cast(), len) })?;
+    // SAFETY: plain listen(2) on our socket.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
+    Ok(fd)
+}
+
+/// Accepts one connection without blocking; the new fd is non-blocking and
+/// close-on-exec.
+pub fn accept_nb(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: null address pointers are allowed by accept4.
+    let c = cvt(unsafe {
+        libc::accept4(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+    })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(c) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pair_passes_fds_and_reports_outq() {
+        let (a, b) = stream_pair().unwrap();
+        let (x, _y) = stream_pair().unwrap();
+        let n = send_with_fd(a.as_fd(), b"hello", Some(x.as_fd())).unwrap();
+        assert_eq!(n, 5);
+        assert!(outq(a.as_fd()).unwrap() > 0);
+        set_nonblocking(b.as_fd(), true).unwrap();
+        let mut buf = [0u8; 16];
+        let r = recv_with_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..r.len], b"hello");
+        assert_eq!(r.fds.len(), 1);
+        let (ino_sent, _) = inode(x.as_fd()).unwrap();
+        let (ino_got, is_sock) = inode(r.fds[0].as_fd()).unwrap();
+        assert_eq!(ino_sent, ino_got);
+        assert!(is_sock);
+        assert_eq!(peer_cred(a.as_fd()).unwrap().0, std::process::id() as i32);
+    }
+}
+
