@@ -1,0 +1,191 @@
+//! The shim's connections to its container's stack.
+//!
+//! The control socket's path comes from `NETCELL_CONTROL`; without it the shim is
+//! inert and every call goes to the kernel. Connections live in a small pool: a
+//! call takes one, uses it without holding any lock (so threads do not serialise
+//! and a signal handler that makes a socket call cannot deadlock), and gives it back.
+//! After `fork` the child finds connections of its parent's pid in the pool and
+//! closes its copies. A connection's fd sits at 200 or above, away from the low
+//! numbers programs expect; before each use its inode is checked, so a program that
+//! closed it (daemons close every fd) and reused the number is never written to.
+
+use crate::sys;
+use libc::c_int;
+use netcell_proto::{self as proto, MAX_MESSAGE, Request, RequestHeader};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+struct Conn {
+    fd: c_int,
+    ino: u64,
+    pid: u32,
+    seq: u32,
+}
+
+static POOL: Mutex<Vec<Conn>> = Mutex::new(Vec::new());
+static STACK_PID: AtomicI32 = AtomicI32::new(0);
+static CONTROL: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process runs under netcell.
+pub fn active() -> bool {
+    CONTROL
+        .get_or_init(|| std::env::var_os(proto::ENV_CONTROL).map(|p| std::os::unix::ffi::OsStringExt::into_vec(p)).filter(|p| !p.is_empty()))
+        .is_some()
+}
+
+/// The stack's pid, once a connection was made (stand-ins have it as their peer).
+pub fn stack_pid() -> Option<i32> {
+    let p = STACK_PID.load(Ordering::Relaxed);
+    if p != 0 {
+        return Some(p);
+    }
+    // Make a connection to learn it.
+    let c = open().ok()?;
+    give_back(c);
+    let p = STACK_PID.load(Ordering::Relaxed);
+    (p != 0).then_some(p)
+}
+
+fn warn_once(e: c_int) {
+    if !WARNED.swap(true, Ordering::Relaxed) {
+        let path = CONTROL.get().and_then(|p| p.as_ref()).map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+        let msg = format!(
+            "netcell: cannot reach the container's stack at {path}: {}; INET sockets fail with EACCES\n",
+            std::io::Error::from_raw_os_error(e)
+        );
+        // SAFETY: writing a valid buffer to stderr.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+}
+
+fn open() -> Result<Conn, c_int> {
+    let path = CONTROL.get().and_then(|p| p.as_ref()).ok_or(libc::ENOSYS)?;
+    let fd = sys::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0)?;
+    if let Err(e) = sys::connect_unix(fd, path) {
+        sys::close(fd);
+        warn_once(e);
+        return Err(e);
+    }
+    let fd = sys::move_fd_up(fd, 200);
+    let ino = sys::socket_inode(fd).unwrap_or(0);
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() } as u32;
+    let mut c = Conn { fd, ino, pid, seq: 0 };
+    if let Some(p) = sys::peer_pid(fd) {
+        STACK_PID.store(p, Ordering::Relaxed);
+    }
+    let hello = exchange(&mut c, 0, &Request::Hello { pid }, None, 0);
+    match hello {
+        Ok(r) if r.errno == 0 => {
+            // The stack process answers with its pid; stand-ins have it as peer.
+            if r.value != 0 {
+                STACK_PID.store(r.value as i32, Ordering::Relaxed);
+            }
+            Ok(c)
+        }
+        Ok(r) => {
+            sys::close(c.fd);
+            Err(r.errno)
+        }
+        Err(e) => {
+            sys::close(c.fd);
+            Err(e)
+        }
+    }
+}
+
+fn take() -> Result<Conn, c_int> {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() } as u32;
+    if let Ok(mut pool) = POOL.try_lock() {
+        while let Some(c) = pool.pop() {
+            if c.pid != me {
+                // Inherited from the parent across fork: our copy of its fd.
+                sys::close(c.fd);
+                continue;
+            }
+            if sys::socket_inode(c.fd) != Some(c.ino) {
+                // The program closed it and the number now names something else.
+                continue;
+            }
+            return Ok(c);
+        }
+    }
+    open()
+}
+
+fn give_back(c: Conn) {
+    match POOL.try_lock() {
+        Ok(mut pool) if pool.len() < 16 => pool.push(c),
+        _ => sys::close(c.fd),
+    }
+}
+
+/// A reply, owned.
+pub struct Response {
+    pub errno: c_int,
+    pub value: u32,
+    pub flags: u32,
+    pub data: [u8; MAX_MESSAGE],
+    pub len: usize,
+    pub fd: Option<c_int>,
+}
+
+impl Response {
+    pub fn data(&self) -> &[u8] {
+        &self.data[..self.len]
+    }
+}
+
+fn exchange(c: &mut Conn, sock: u64, req: &Request<'_>, send_fd: Option<c_int>, rx_flags: c_int) -> Result<Response, c_int> {
+    let mut buf = [0u8; MAX_MESSAGE];
+    c.seq = c.seq.wrapping_add(1);
+    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, &mut buf).map_err(|_| libc::EINVAL)?;
+    sys::send_with_fd(c.fd, &buf[..n], send_fd)?;
+    let mut rbuf = [0u8; MAX_MESSAGE];
+    let got = loop {
+        match sys::recv_with_fd(c.fd, &mut rbuf, libc::MSG_CMSG_CLOEXEC | rx_flags) {
+            Ok(g) => break g,
+            // The request is out: the reply must be read, signal or not.
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    if got.len == 0 || got.truncated {
+        if let Some(fd) = got.fd {
+            sys::close(fd);
+        }
+        return Err(libc::ENETDOWN);
+    }
+    let reply = match proto::decode_reply(&rbuf[..got.len]) {
+        Ok(r) if r.seq == c.seq => r,
+        _ => {
+            if let Some(fd) = got.fd {
+                sys::close(fd);
+            }
+            return Err(libc::EPROTO);
+        }
+    };
+    let mut out = Response { errno: reply.errno, value: reply.value, flags: reply.flags, data: [0; MAX_MESSAGE], len: reply.data.len(), fd: got.fd };
+    out.data[..reply.data.len()].copy_from_slice(reply.data);
+    Ok(out)
+}
+
+/// Sends one request about socket `sock` (a stand-in inode, or 0) and returns the
+/// reply. `send_fd` rides along as `SCM_RIGHTS`. A failure to reach the stack is
+/// `Err(errno)`: `EACCES` if the stack cannot be reached at all, `ENETDOWN` if it
+/// went away mid-call.
+pub fn call(sock: u64, req: &Request<'_>, send_fd: Option<c_int>) -> Result<Response, c_int> {
+    let mut c = take().map_err(|_| libc::EACCES)?;
+    match exchange(&mut c, sock, req, send_fd, 0) {
+        Ok(r) => {
+            give_back(c);
+            Ok(r)
+        }
+        Err(e) => {
+            sys::close(c.fd);
+            Err(if e == libc::EPROTO { e } else { libc::ENETDOWN })
+        }
+    }
+}

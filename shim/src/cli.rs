@@ -1,0 +1,103 @@
+//! The command line.
+
+use clap::{Args, Parser, Subcommand};
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
+
+/// Give a program its own network stack: private loopback, addresses, routes and
+/// sockets, in userspace, without root.
+#[derive(Parser, Debug)]
+#[command(name = "netcell", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=netcell_stack=debug).\n\
+Exit status: the command's; 128+N if it died of signal N; 125 if netcell itself failed; \
+126 if the command cannot be executed; 127 if it was not found.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// netcell's subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a command in a new container with its own network stack.
+    #[command(after_help = "Examples:\n  \
+netcell run -- python3 -m http.server 8080      # a server only the container sees\n  \
+netcell run --tap tap0 --addr 10.0.0.2/24 --gateway 10.0.0.1 -- curl http://10.0.0.1/\n\n\
+Without --tap the container has only its own loopback (127.0.0.0/8, ::1); no privilege is \
+needed. With --tap, netcell attaches to the TAP device IFNAME (creating it needs \
+CAP_NET_ADMIN; a persistent device made with `ip tuntap add dev IFNAME mode tap user $USER` \
+does not) and the container sends and receives frames there as eth0. Traffic between the \
+container's own addresses never leaves it.")]
+    Run(RunArgs),
+}
+
+fn parse_cidr(s: &str) -> Result<IpCidr, String> {
+    s.parse::<IpCidr>().map_err(|_| format!("'{s}' is not an address with a prefix length, like 10.0.0.2/24 or fd00::2/64"))
+}
+
+fn parse_ip(s: &str) -> Result<IpAddress, String> {
+    s.parse::<IpAddress>().map_err(|_| format!("'{s}' is not an IPv4 or IPv6 address"))
+}
+
+fn parse_mac(s: &str) -> Result<EthernetAddress, String> {
+    s.parse::<EthernetAddress>().map_err(|_| format!("'{s}' is not a MAC address, like 02:00:00:00:00:01"))
+}
+
+fn parse_mtu(s: &str) -> Result<usize, String> {
+    let v: usize = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if !(68..=65520).contains(&v) {
+        return Err(format!("{v} is outside 68..=65520"));
+    }
+    Ok(v)
+}
+
+fn parse_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && !s.starts_with('.');
+    if ok { Ok(s.to_string()) } else { Err(format!("'{s}': use 1 to 64 letters, digits, '-', '_' or '.' (not first)")) }
+}
+
+/// Options of `netcell run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Name of the container (in logs and in its runtime directory's name).
+    #[arg(long, value_parser = parse_name)]
+    pub name: Option<String>,
+
+    /// TAP device to use as the container's eth0 (attached to if it exists, created otherwise).
+    #[arg(long, value_name = "IFNAME")]
+    pub tap: Option<String>,
+
+    /// Address of eth0 with its prefix length; repeat for IPv4 and IPv6.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr, requires = "tap")]
+    pub addr: Vec<IpCidr>,
+
+    /// Default gateway; repeat for one IPv4 and one IPv6 gateway.
+    #[arg(long, value_name = "IP", value_parser = parse_ip, requires = "tap")]
+    pub gateway: Vec<IpAddress>,
+
+    /// MTU of eth0 (68 to 65520).
+    #[arg(long, value_name = "N", default_value = "1500", value_parser = parse_mtu)]
+    pub mtu: usize,
+
+    /// MAC address of eth0 (default: random, locally administered).
+    #[arg(long, value_parser = parse_mac, requires = "tap")]
+    pub mac: Option<EthernetAddress>,
+
+    /// Verify checksums of frames received on the TAP (off by default: every frame on a
+    /// TAP was built in this machine's memory).
+    #[arg(long)]
+    pub verify_checksums: bool,
+
+    /// How programs are redirected into the stack. `preload`: an LD_PRELOAD library
+    /// (dynamically linked programs).
+    #[arg(long, value_name = "MODE", default_value = "preload", value_parser = ["preload"])]
+    pub shim: String,
+
+    /// Directory for the container's control socket (default: $XDG_RUNTIME_DIR, else the
+    /// temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub runtime_dir: Option<std::path::PathBuf>,
+
+    /// The command to run, and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub command: Vec<std::ffi::OsString>,
+}

@@ -1,0 +1,150 @@
+//! `netcell run`: one container's life.
+//!
+//! 1. Build the stack: `lo`, and `eth0` on the TAP device when `--tap` is given.
+//! 2. Make the container's private runtime directory (mode 0700): its control socket
+//!    and the preload library live there.
+//! 3. Start the command with `LD_PRELOAD` and `NETCELL_CONTROL` set, so that it and
+//!    every program it starts (`fork`, `exec`, threads) use the container's stack.
+//! 4. Serve the stack until the command exits; forward signals sent to netcell.
+//! 5. Remove what was made (the runtime directory; a TAP device netcell created
+//!    disappears when its fd closes) and exit with the command's status.
+//!
+//! Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
+//! netcell (by `kill`) are forwarded to the command. Those a terminal sends reach the
+//! command directly (it is in netcell's process group), so they are forwarded only
+//! when the command left the group.
+
+use crate::cli::RunArgs;
+use crate::{preload_lib, sys};
+use netcell_stack::control::server::ControlServer;
+use netcell_stack::device::{TapConfig, TapDevice};
+use netcell_stack::runtime::Runtime;
+use netcell_stack::{EthConfig, SocketConfig, Stack};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+
+const SIGNALS: usize = 0;
+const CHILD: usize = 1;
+
+/// The container's private directory, removed on drop.
+struct RuntimeDir {
+    path: PathBuf,
+}
+
+impl RuntimeDir {
+    fn create(base: Option<&Path>, name: &str) -> Result<RuntimeDir, String> {
+        let base = match base {
+            Some(b) => b.to_path_buf(),
+            None => std::env::var_os("XDG_RUNTIME_DIR")
+                .map(PathBuf::from)
+                .filter(|p| p.is_dir())
+                .unwrap_or_else(std::env::temp_dir),
+        };
+        let path = base.join(format!("netcell-{name}-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| format!("cannot create the runtime directory {}: {e}", path.display()))?;
+        Ok(RuntimeDir { path })
+    }
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            log::warn!("cannot remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Runs a container; returns the exit code for the process.
+pub fn run(args: RunArgs) -> Result<i32, String> {
+    let name = args.name.clone().unwrap_or_else(|| format!("c{}", std::process::id()));
+    match netcell_stack::sys::raise_nofile_limit() {
+        Ok(n) => log::debug!("file descriptor limit {n}"),
+        Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
+    }
+
+    let eth = match &args.tap {
+        Some(tap) => {
+            let cfg = TapConfig { name: tap.clone(), mtu: args.mtu, verify_rx_checksums: args.verify_checksums };
+            let dev = TapDevice::open(&cfg).map_err(|e| e.to_string())?;
+            if args.addr.is_empty() {
+                log::warn!("{tap}: no --addr given, eth0 has no address");
+            }
+            Some((dev, EthConfig { name: "eth0".into(), addrs: args.addr.clone(), gateways: args.gateway.clone(), mac: args.mac }))
+        }
+        None => None,
+    };
+    let stack = Stack::new(eth, SocketConfig::default()).map_err(|e| format!("invalid network configuration: {e}"))?;
+
+    let dir = RuntimeDir::create(args.runtime_dir.as_deref(), &name)?;
+    let ctl = dir.path.join("ctl");
+    if ctl.as_os_str().len() >= 108 {
+        return Err(format!("control socket path {} is too long for a unix socket; use --runtime-dir with a shorter path", ctl.display()));
+    }
+    let control = ControlServer::bind(&ctl).map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
+    let so = preload_lib::install(&dir.path).map_err(|e| format!("cannot install the preload library: {e}"))?;
+
+    let sigfd = sys::block_and_signalfd().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let mut runtime = Runtime::new(stack, control).map_err(|e| format!("cannot start the event loop: {e}"))?;
+    runtime.register_external(sigfd.as_raw_fd(), SIGNALS).map_err(|e| e.to_string())?;
+
+    let program = &args.command[0];
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(&args.command[1..]);
+    let mut preload = so.into_os_string();
+    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
+        preload.push(":");
+        preload.push(old);
+    }
+    cmd.env("LD_PRELOAD", preload).env(netcell_proto::ENV_CONTROL, &ctl).env("NETCELL_NAME", &name);
+    let mut child = match sys::spawn_unblocked(&mut cmd) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("netcell: cannot run {}: {e}", program.to_string_lossy());
+            return Ok(match e.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            });
+        }
+    };
+    let pid = child.id();
+    let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
+    runtime.register_external(pidfd.as_raw_fd(), CHILD).map_err(|e| e.to_string())?;
+    log::info!("container {name}: command pid {pid}, control socket {}", ctl.display());
+
+    let status = loop {
+        let (mut signalled, mut exited) = (false, false);
+        if let Err(e) = runtime.turn(None, |n| match n {
+            SIGNALS => signalled = true,
+            CHILD => exited = true,
+            _ => {}
+        }) {
+            log::error!("event loop: {e}");
+            let _ = sys::kill(pid, libc::SIGKILL);
+        }
+        if signalled {
+            while let Some((sig, from_process)) = sys::read_signal(sigfd.as_raw_fd()) {
+                if from_process || !sys::in_my_process_group(pid) {
+                    log::debug!("forwarding signal {sig} to {pid}");
+                    let _ = sys::kill(pid, sig);
+                }
+            }
+        }
+        if exited {
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) => {}
+                Err(e) => return Err(format!("waiting for the command: {e}")),
+            }
+        }
+    };
+    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    log::info!("container {name}: command exited with {code}");
+    drop(runtime);
+    drop(dir);
+    Ok(code)
+}

@@ -1,0 +1,115 @@
+//! The launcher's door to the kernel: signal masks, `signalfd`, `pidfd`, `statvfs`.
+//! Every `unsafe` block is one system call with its argument checks stated.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::zeroed;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// Signals the launcher forwards to the container's main process.
+pub const FORWARDED: &[libc::c_int] =
+    &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
+
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Blocks `FORWARDED` in this thread and returns a signalfd that reads them.
+pub fn block_and_signalfd() -> io::Result<OwnedFd> {
+    let set = sigset(FORWARDED);
+    // SAFETY: a valid sigset; the old mask is not needed.
+    cvt(unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) })?;
+    // SAFETY: a valid sigset; -1 asks for a new fd.
+    let fd = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Unblocks every signal: run in the child between `fork` and `exec`, where only
+/// async-signal-safe calls are allowed (sigprocmask is).
+pub fn unblock_all_signals() -> io::Result<()> {
+    // SAFETY: sigset_t is plain data, filled by sigemptyset; sigprocmask is
+    // async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = zeroed();
+        libc::sigemptyset(&mut set);
+        cvt(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()))?;
+    }
+    Ok(())
+}
+
+/// One signal read from a signalfd: its number and whether a process sent it
+/// (`kill`, `sigqueue`) rather than the kernel (a terminal).
+pub fn read_signal(fd: RawFd) -> Option<(libc::c_int, bool)> {
+    // SAFETY: signalfd_siginfo is plain data of the size the kernel writes.
+    let mut info: libc::signalfd_siginfo = unsafe { zeroed() };
+    let n = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is valid for writes of `n` bytes.
+    let r = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), n) };
+    if r as usize != n {
+        return None;
+    }
+    Some((info.ssi_signo as libc::c_int, info.ssi_code <= 0))
+}
+
+/// `pidfd_open(2)`: an fd that turns readable when the process exits.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `kill(2)`.
+pub fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::kill(pid as libc::pid_t, sig) }).map(|_| ())
+}
+
+/// Whether files on the filesystem of `path` may be mapped executable (not `noexec`),
+/// which a preload library needs.
+pub fn exec_allowed(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statvfs is plain data.
+    let mut st: libc::statvfs = unsafe { zeroed() };
+    // SAFETY: valid C string and output struct.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } < 0 {
+        return false;
+    }
+    st.f_flag & libc::ST_NOEXEC == 0
+}
+
+/// Spawns `cmd` with every signal unblocked in the child (the launcher blocks the
+/// ones it forwards, and a blocked mask is inherited across `exec`).
+pub fn spawn_unblocked(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and calls only sigprocmask,
+    // which is async-signal-safe; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(unblock_all_signals);
+    }
+    cmd.spawn()
+}
+
+/// Whether `pid` is in the launcher's process group (so a terminal's signals reach
+/// it without forwarding).
+pub fn in_my_process_group(pid: u32) -> bool {
+    // SAFETY: plain syscalls.
+    unsafe { libc::getpgid(pid as libc::pid_t) == libc::getpgrp() }
+}
