@@ -1,0 +1,226 @@
+//! Test fixtures: the `netcell` binary, network namespaces with a TAP device, and
+//! processes that are stopped (by their own process group) when a test ends, also
+//! when it fails. Names include the test process's pid and a counter so parallel
+//! tests never collide.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this test process and call.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}x{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+}
+
+pub fn netcell() -> &'static str {
+    env!("CARGO_BIN_EXE_netcell")
+}
+
+pub fn programs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Skips the calling test (returning early) unless it runs as root.
+#[macro_export]
+macro_rules! require_root {
+    () => {
+        if !$crate::common::is_root() {
+            eprintln!("SKIPPED: this test needs root (network namespaces and TAP devices); run as root to include it");
+            return;
+        }
+    };
+}
+
+/// Panics with a clear message if a program the test needs is missing.
+pub fn need(program: &str) {
+    let ok = Command::new("sh").arg("-c").arg(format!("command -v {program}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    assert!(ok, "{program} is not installed; .ci/run installs the test tools (apt-get install ...)");
+}
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("sh")
+}
+
+fn run_ok(cmd: &str) {
+    let o = sh(cmd);
+    assert!(o.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A process started by a test; its whole process group is stopped on drop.
+pub struct Proc {
+    pub child: Child,
+    stopped: bool,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        Proc { child, stopped: false }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit, at most `timeout`; returns its output.
+    pub fn wait_output(mut self, timeout: Duration) -> (std::process::ExitStatus, String, String) {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                self.stopped = true;
+                let mut out = String::new();
+                let mut err = String::new();
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (st, out, err);
+            }
+            if t0.elapsed() > timeout {
+                let pid = self.pid();
+                drop(self);
+                panic!("process {pid} did not exit within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            let pgid = self.child.id() as i32;
+            // SAFETY: signalling the process group this test created.
+            unsafe {
+                libc::kill(-pgid, libc::SIGTERM);
+            }
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(3) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    // SAFETY: as above; stragglers of the group.
+                    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // SAFETY: as above.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A network namespace with `lo` up and a TAP device `tap0` whose kernel side has
+/// `kernel_cidr`; removed on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new() -> NetNs {
+        let name = unique("nct");
+        run_ok(&format!("ip netns add {name}"));
+        let ns = NetNs { name };
+        run_ok(&format!("ip -n {} link set lo up", ns.name));
+        ns
+    }
+
+    /// Adds a persistent TAP device `dev` with the kernel side's address, link up.
+    pub fn with_tap(self, dev: &str, kernel_cidr: &str, mtu: usize) -> NetNs {
+        run_ok(&format!("ip -n {0} tuntap add dev {dev} mode tap && ip -n {0} link set {dev} mtu {mtu} && ip -n {0} addr add {kernel_cidr} dev {dev} && ip -n {0} link set {dev} up", self.name));
+        self
+    }
+
+    /// A command run inside the namespace (a kernel peer, not under netcell).
+    pub fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c.env_remove("LD_PRELOAD").env_remove("NETCELL_CONTROL");
+        c
+    }
+
+    /// `netcell run` inside the namespace, on its TAP `dev`.
+    pub fn netcell(&self, dev: &str, addr: &str, gateway: &str, mtu: usize) -> Command {
+        let mut c = self.cmd(netcell());
+        c.args(["run", "--tap", dev, "--addr", addr, "--gateway", gateway, "--mtu", &mtu.to_string(), "--"]);
+        c
+    }
+
+    pub fn sh(&self, cmd: &str) -> Output {
+        sh(&format!("ip netns exec {} sh -c '{}'", self.name, cmd.replace('\'', "'\\''")))
+    }
+
+    /// Packet counters of a device, from the kernel side: (rx_packets, tx_packets).
+    pub fn counters(&self, dev: &str) -> (u64, u64) {
+        let read = |f: &str| -> u64 {
+            let o = self.sh(&format!("cat /sys/class/net/{dev}/statistics/{f}"));
+            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
+        };
+        (read("rx_packets"), read("tx_packets"))
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = sh(&format!("ip netns pids {0} | xargs -r kill -9; ip netns del {0}", self.name));
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, at most `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A container without a TAP running `sh -c script`.
+pub fn container(script: &str) -> Command {
+    let mut c = Command::new(netcell());
+    c.args(["run", "--", "sh", "-c", script]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// A scratch directory for one test, removed on drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let p = std::env::temp_dir().join(unique("netcell-test-"));
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,299 @@
+//! The foundation: real programs (python3, curl, sh) inside containers, on the
+//! container's private loopback and on a real TAP device whose kernel side sits in a
+//! network namespace the test creates.
+
+mod common;
+
+use common::*;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+fn py(script: &str) -> String {
+    programs().join(script).display().to_string()
+}
+
+/// A port nothing on the host listens on right now.
+fn free_host_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn loopback_http_server_is_private_to_the_container() {
+    need("curl");
+    need("python3");
+    let dir = Scratch::new();
+    std::fs::write(dir.path("hello.txt"), "hello from inside").unwrap();
+    let port = free_host_port();
+    let d = dir.0.display();
+    let script = format!(
+        "python3 -m http.server {port} --bind 127.0.0.1 --directory {d} >/dev/null 2>&1 & \
+         for i in $(seq 200); do body=$(curl -s -m 2 http://127.0.0.1:{port}/hello.txt) && break; sleep 0.05; done; \
+         echo \"body=$body\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
+    );
+    let c = Proc::spawn(&mut container(&script));
+    wait_for(T, "the container's server", || dir.path("READY").exists().then_some(()));
+    // Meanwhile the host's loopback has no such server.
+    let host = TcpStream::connect(("127.0.0.1", port));
+    assert!(host.is_err(), "the host's 127.0.0.1:{port} must not reach the container's server");
+    std::fs::write(dir.path("DONE"), "").unwrap();
+    let (st, out, err) = c.wait_output(T);
+    assert!(st.success(), "status {st:?}, stderr: {err}");
+    assert!(out.contains("body=hello from inside"), "curl inside the container: {out:?} {err}");
+}
+
+#[test]
+fn two_containers_serve_the_same_port() {
+    need("curl");
+    need("python3");
+    let dir = Scratch::new();
+    let d = dir.0.display();
+    let mut procs = Vec::new();
+    for name in ["alpha", "beta"] {
+        std::fs::create_dir_all(dir.path(name)).unwrap();
+        std::fs::write(dir.path(name).join("who"), name).unwrap();
+        // Both listen on *:8080; each waits until both are up before asking its own.
+        let script = format!(
+            "python3 -m http.server 8080 --bind :: --directory {d}/{name} >/dev/null 2>&1 & \
+             for i in $(seq 200); do curl -s -m 2 -o /dev/null http://127.0.0.1:8080/who && break; sleep 0.05; done; \
+             touch {d}/up-{name}; while [ ! -e {d}/up-alpha ] || [ ! -e {d}/up-beta ]; do sleep 0.05; done; \
+             echo \"$(curl -s -m 5 http://127.0.0.1:8080/who) $(curl -s -m 5 http://[::1]:8080/who)\"; kill $!"
+        );
+        procs.push((name, Proc::spawn(&mut container(&script))));
+    }
+    for (name, p) in procs {
+        let (st, out, err) = p.wait_output(T);
+        assert!(st.success(), "{name}: {err}");
+        assert_eq!(out.trim(), format!("{name} {name}"), "{name} must reach its own server over IPv4 and IPv6; stderr: {err}");
+    }
+}
+
+#[test]
+fn backlog_of_128_takes_64_concurrent_clients() {
+    need("python3");
+    let mut c = Command::new(netcell());
+    c.args(["run", "--", "python3", &py("backlog.py"), "64"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("connected=64 accepted=64 errors=[]"), "{out} {err}");
+}
+
+#[test]
+fn nonblocking_connect_registered_in_epoll_before_connect() {
+    need("python3");
+    for host in ["127.0.0.1", "::1"] {
+        let mut c = Command::new(netcell());
+        c.args(["run", "--", "python3", &py("nb_connect.py"), host]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+        assert!(st.success(), "{host}: {out} {err}");
+        assert!(out.contains("reply: HELLO EPOLL"), "{host}: {out} {err}");
+    }
+}
+
+#[test]
+fn socket_errors_match_linux() {
+    need("python3");
+    let mut c = Command::new(netcell());
+    c.args(["run", "--", "python3", &py("errors.py")]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    assert!(st.success(), "{err}");
+    for line in [
+        "refused ECONNREFUSED",
+        "addrnotavail EADDRNOTAVAIL",
+        "addrinuse EADDRINUSE",
+        "notconn ENOTCONN",
+        "isconn EISCONN",
+        "inval_backlog_listen_connected EINVAL",
+        "noprotoopt ENOPROTOOPT",
+        "v6only_mapped ENETUNREACH",
+    ] {
+        assert!(out.lines().any(|l| l == line), "expected `{line}` in:\n{out}{err}");
+    }
+    // The same program on the host kernel gives the same answers (the reference).
+    let host = Command::new("python3").arg(py("errors.py")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&host.stdout), out, "netcell and the kernel disagree");
+}
+
+#[test]
+fn garbage_on_the_control_socket_is_survived() {
+    need("python3");
+    let mut c = Command::new(netcell());
+    c.args(["run", "--", "python3", &py("control_garbage.py")]).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    assert!(st.success(), "{out} {err}");
+    assert!(out.contains("still serving"), "{out} {err}");
+    assert!(err.contains("malformed message"), "the stack logs the garbage: {err}");
+}
+
+#[test]
+fn exit_status_signals_and_cleanup() {
+    let dir = Scratch::new();
+    let rt = dir.path("rt");
+    std::fs::create_dir_all(&rt).unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::new(netcell());
+        c.arg("run").arg("--runtime-dir").arg(&rt).arg("--").args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        Proc::spawn(&mut c)
+    };
+    let (st, _, _) = run(&["sh", "-c", "exit 7"]).wait_output(T);
+    assert_eq!(st.code(), Some(7));
+    let (st, _, err) = run(&["/nonexistent/program"]).wait_output(T);
+    assert_eq!(st.code(), Some(127), "{err}");
+    assert!(err.contains("cannot run /nonexistent/program"), "{err}");
+    let (st, _, _) = run(&["sh", "-c", "kill -KILL $$"]).wait_output(T);
+    assert_eq!(st.code(), Some(128 + 9));
+
+    // SIGTERM to netcell reaches the command.
+    let flag = dir.path("ready");
+    let p = run(&["sh", "-c", &format!("trap 'echo got-term; exit 42' TERM; touch {}; while :; do sleep 0.05; done", flag.display())]);
+    wait_for(T, "the command to start", || flag.exists().then_some(()));
+    // SAFETY: signalling the netcell process this test started.
+    unsafe { libc::kill(p.pid() as i32, libc::SIGTERM) };
+    let (st, out, _) = p.wait_output(T);
+    assert_eq!(st.code(), Some(42));
+    assert!(out.contains("got-term"));
+
+    // Nothing is left in the runtime directory.
+    let left: Vec<_> = std::fs::read_dir(&rt).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn fork_exec_and_unix_sockets() {
+    need("python3");
+    // A forked child connects to its parent's listener; an exec'd shell's python
+    // does too; an AF_UNIX socket pair still works natively.
+    let script = r#"
+import os, socket, subprocess, sys
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(4)
+port = srv.getsockname()[1]
+pid = os.fork()
+if pid == 0:
+    c = socket.create_connection(("127.0.0.1", port)); c.sendall(b"from-fork"); os._exit(0)
+a, _ = srv.accept(); print(a.recv(100).decode())
+os.waitpid(pid, 0)
+subprocess.run(["sh", "-c", f"exec python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port})).sendall(b\"from-exec\")'"], check=True)
+b, _ = srv.accept(); print(b.recv(100).decode())
+x, y = socket.socketpair(); x.sendall(b"unix-ok"); print(y.recv(100).decode())
+print(socket.socket(socket.AF_UNIX).family.name)
+"#;
+    let mut c = Command::new(netcell());
+    c.args(["run", "--", "python3", "-c", script]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    assert!(st.success(), "{out} {err}");
+    assert_eq!(out, "from-fork\nfrom-exec\nunix-ok\nAF_UNIX\n", "{err}");
+}
+
+// ---- With a TAP device (root) ----
+
+const KERNEL: &str = "10.88.0.1";
+const CONTAINER: &str = "10.88.0.2";
+
+fn tap_ns(mtu: usize) -> NetNs {
+    NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), mtu)
+}
+
+#[test]
+fn tap_kernel_side_reaches_a_server_in_the_container() {
+    require_root!();
+    need("curl");
+    need("python3");
+    let ns = tap_ns(1500);
+    let dir = Scratch::new();
+    std::fs::write(dir.path("f"), "served by the container").unwrap();
+    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    c.args(["python3", "-m", "http.server", "8080", "--directory"]).arg(&dir.0).stdout(Stdio::null()).stderr(Stdio::null());
+    let _server = Proc::spawn(&mut c);
+    let body = wait_for(T, "curl from the kernel side", || {
+        let o = ns.cmd("curl").args(["-s", "-m", "2", &format!("http://{CONTAINER}:8080/f")]).output().unwrap();
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    });
+    assert_eq!(body, "served by the container");
+}
+
+#[test]
+fn tap_container_reaches_a_kernel_server_with_its_own_address() {
+    require_root!();
+    need("curl");
+    need("python3");
+    let ns = tap_ns(1500);
+    let dir = Scratch::new();
+    std::fs::write(dir.path("f"), "served by the kernel side").unwrap();
+    let log = std::fs::File::create(dir.path("server.log")).unwrap();
+    let mut k = ns.cmd("python3");
+    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"]).arg(&dir.0).stdout(Stdio::null()).stderr(log);
+    let _kernel_server = Proc::spawn(&mut k);
+    wait_for(T, "the kernel-side server", || {
+        ns.cmd("curl").args(["-s", "-m", "1", "-o", "/dev/null", &format!("http://{KERNEL}:8000/")]).status().unwrap().success().then_some(())
+    });
+    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    c.args(["curl", "-s", "-m", "10", &format!("http://{KERNEL}:8000/f")]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "served by the kernel side");
+    let log = std::fs::read_to_string(dir.path("server.log")).unwrap();
+    assert!(log.contains(&format!("{CONTAINER} - - ")) && log.contains("GET /f"), "the server saw the container's address: {log}");
+}
+
+#[test]
+fn own_eth0_address_never_touches_the_tap() {
+    require_root!();
+    need("curl");
+    need("python3");
+    need("tcpdump");
+    let ns = tap_ns(1500);
+    let dir = Scratch::new();
+    let d = dir.0.display();
+    std::fs::write(dir.path("f"), "x").unwrap();
+    let cap = dir.path("cap.txt");
+    let mut td = ns.cmd("tcpdump");
+    td.args(["-i", "tap0", "-nn", "-l", "-U", "tcp port 8080"]).stdout(std::fs::File::create(&cap).unwrap()).stderr(Stdio::piped());
+    let mut tcpdump = Proc::spawn(&mut td);
+    std::thread::sleep(Duration::from_millis(700)); // tcpdump attaches
+    let script = format!(
+        "python3 -m http.server 8080 --directory {d} >/dev/null 2>&1 & \
+         for i in $(seq 200); do code=$(curl -s -m 2 -o /dev/null -w '%{{http_code}}' http://{CONTAINER}:8080/f) && break; sleep 0.05; done; \
+         echo \"inside=$code\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
+    );
+    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    c.args(["sh", "-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let container = Proc::spawn(&mut c);
+    wait_for(T, "the container's own request", || dir.path("READY").exists().then_some(()));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = std::fs::read_to_string(&cap).unwrap();
+    // Positive control: the kernel side's request to the same server is captured.
+    let o = ns.cmd("curl").args(["-s", "-m", "5", &format!("http://{CONTAINER}:8080/f")]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "x");
+    std::fs::write(dir.path("DONE"), "").unwrap();
+    let (st, out, err) = container.wait_output(T);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("inside=200"), "{out} {err}");
+    std::thread::sleep(Duration::from_millis(300));
+    tcpdump.stop();
+    let after = std::fs::read_to_string(&cap).unwrap();
+    assert!(before.trim().is_empty(), "frames of the container's own connection appeared on the TAP:\n{before}");
+    assert!(after.contains(&format!("{KERNEL}.")), "tcpdump saw nothing of the kernel's request (broken capture?):\n{after}");
+    assert!(!after.lines().any(|l| l.contains(&format!("{CONTAINER}.")) && !l.contains(KERNEL)), "{after}");
+}
+
+#[test]
+fn tap_device_created_by_netcell_is_removed() {
+    require_root!();
+    let ns = NetNs::new();
+    let dir = Scratch::new();
+    let flag = dir.path("up");
+    let mut c = ns.cmd(netcell());
+    c.args(["run", "--tap", "nctmp0", "--addr", "10.89.0.2/24", "--", "sh", "-c", &format!("touch {}; sleep 0.5", flag.display())]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let p = Proc::spawn(&mut c);
+    wait_for(T, "the container", || flag.exists().then_some(()));
+    let during = ns.sh("ip link show nctmp0");
+    assert!(during.status.success(), "netcell created the TAP device");
+    let (st, _, err) = p.wait_output(T);
+    assert!(st.success(), "{err}");
+    let after = ns.sh("ip link show nctmp0");
+    assert!(!after.status.success(), "the TAP device netcell created is gone after it exits");
+}
