@@ -9,6 +9,11 @@
 //! 5. Remove what was made (the runtime directory; a TAP device netcell created
 //!    disappears when its fd closes) and exit with the command's status.
 //!
+//! The container ends with its command, as a container does: netcell is the
+//! subreaper of the command's descendants, and when the command exits it sends
+//! SIGTERM to the processes left behind and SIGKILL two seconds later (they would
+//! have no network anyway).
+//!
 //! Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH sent to
 //! netcell (by `kill`) are forwarded to the command. Those a terminal sends reach the
 //! command directly (it is in netcell's process group), so they are forwarded only
@@ -59,6 +64,36 @@ impl Drop for RuntimeDir {
     }
 }
 
+/// Stops the processes the command left behind: SIGTERM, then SIGKILL after 2 s.
+/// The stack keeps serving meanwhile, so they can close their connections.
+fn stop_leftovers(runtime: &mut Runtime) {
+    sys::reap_all();
+    let left = sys::children();
+    if left.is_empty() {
+        return;
+    }
+    log::info!("stopping {} process(es) the command left behind", left.len());
+    for &p in &left {
+        let _ = sys::kill(p, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        sys::reap_all();
+        if sys::children().is_empty() {
+            return;
+        }
+        let _ = runtime.turn(Some(std::time::Duration::from_millis(20)), |_| {});
+    }
+    for p in sys::children() {
+        let _ = sys::kill(p, libc::SIGKILL);
+    }
+    let t0 = std::time::Instant::now();
+    while !sys::children().is_empty() && t0.elapsed() < std::time::Duration::from_secs(2) {
+        sys::reap_all();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Runs a container; returns the exit code for the process.
 pub fn run(args: RunArgs) -> Result<i32, String> {
     let name = args.name.clone().unwrap_or_else(|| format!("c{}", std::process::id()));
@@ -88,6 +123,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     let control = ControlServer::bind(&ctl).map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
     let so = preload_lib::install(&dir.path).map_err(|e| format!("cannot install the preload library: {e}"))?;
 
+    if let Err(e) = sys::become_subreaper() {
+        log::warn!("cannot become the subreaper of the container's processes: {e}");
+    }
     let sigfd = sys::block_and_signalfd().map_err(|e| format!("cannot set up signal handling: {e}"))?;
     let mut runtime = Runtime::new(stack, control).map_err(|e| format!("cannot start the event loop: {e}"))?;
     runtime.register_external(sigfd.as_raw_fd(), SIGNALS).map_err(|e| e.to_string())?;
@@ -144,6 +182,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     };
     let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     log::info!("container {name}: command exited with {code}");
+    stop_leftovers(&mut runtime);
     drop(runtime);
     drop(dir);
     Ok(code)

@@ -113,3 +113,38 @@ pub fn in_my_process_group(pid: u32) -> bool {
     // SAFETY: plain syscalls.
     unsafe { libc::getpgid(pid as libc::pid_t) == libc::getpgrp() }
 }
+
+/// Makes this process the reaper of its orphaned descendants
+/// (`PR_SET_CHILD_SUBREAPER`), so that processes a container leaves behind stay
+/// within reach.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// The current children of this process (from `/proc/self/task/*/children`).
+pub fn children() -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Reaps every exited child without blocking; returns how many.
+pub fn reap_all() -> usize {
+    let mut n = 0;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r <= 0 {
+            return n;
+        }
+        n += 1;
+    }
+}

@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -155,6 +156,13 @@ fn exit_status_signals_and_cleanup() {
     let (st, out, _) = p.wait_output(T);
     assert_eq!(st.code(), Some(42));
     assert!(out.contains("got-term"));
+
+    // Processes the command leaves behind are stopped with it.
+    let pidfile = dir.path("bg.pid");
+    let (st, _, _) = run(&["sh", "-c", &format!("sleep 1000 & echo $! > {}; exit 0", pidfile.display())]).wait_output(T);
+    assert_eq!(st.code(), Some(0));
+    let bg: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(!Path::new(&format!("/proc/{bg}")).exists(), "background process {bg} survived its container");
 
     // Nothing is left in the runtime directory.
     let left: Vec<_> = std::fs::read_dir(&rt).unwrap().collect();

@@ -169,8 +169,24 @@ impl StandIn {
     }
 
     /// Moves bytes the program wrote from `T` into smoltcp's send buffer.
-    pub(crate) fn pump_in(&mut self, sock: &mut tcp::Socket<'_>) -> Moved {
+    ///
+    /// Nagle's algorithm (and `TCP_CORK`) is applied here, as Linux applies it: with
+    /// `coalesce_below` set to the MSS, while sent data is unacknowledged (or, corked,
+    /// always) and less than one MSS waits in the stand-in, the bytes stay there to
+    /// be sent with what follows. smoltcp's own Nagle cannot be used: it counts its
+    /// congestion window in bytes and starts it at 2 KiB, so with a large MSS every
+    /// segment looks small and waits for an ACK that the peer delays (40 ms).
+    pub(crate) fn pump_in(&mut self, sock: &mut tcp::Socket<'_>, coalesce_below: Option<usize>, corked: bool) -> Moved {
         let mut moved = Moved::default();
+        if let Some(mss) = coalesce_below {
+            if self.readable && !self.app_eof && (corked || sock.send_queue() > 0) {
+                let waiting = sys::pending_bytes(self.fd.as_fd());
+                // 0 waiting may be EOF, which must not wait.
+                if waiting > 0 && waiting < mss {
+                    return moved;
+                }
+            }
+        }
         while self.readable && !self.app_eof && sock.can_send() {
             let fd = self.fd.as_fd();
             let r = sock.send(|buf| match sys::read(fd, buf) {

@@ -193,6 +193,14 @@ pub fn outq(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(v.max(0) as usize)
 }
 
+/// Bytes waiting to be read (`FIONREAD`).
+pub fn pending_bytes(fd: BorrowedFd<'_>) -> usize {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut v) };
+    if r < 0 { 0 } else { v.max(0) as usize }
+}
+
 /// Whether the fd is writable right now (`poll` with zero timeout).
 pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
     let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };

@@ -146,9 +146,17 @@ impl Options {
         self.sndbuf.map_or(default, |v| v as usize)
     }
 
+    /// Whether small writes wait (Nagle's algorithm, `TCP_CORK`): the stand-in pump
+    /// applies it, see [`crate::standin`].
+    pub fn coalesce(&self) -> bool {
+        !self.nodelay || self.cork
+    }
+
     /// Applies the options that live in smoltcp to one of its sockets.
     pub fn apply(&self, s: &mut tcp::Socket<'_>) {
-        s.set_nagle_enabled(!self.nodelay || self.cork);
+        // Nagle is the pump's (Linux's rule; smoltcp's byte-counted congestion window
+        // makes its own rule hold back every segment smaller than the MSS).
+        s.set_nagle_enabled(false);
         s.set_ack_delay(if self.quickack { None } else { Some(Duration::from_millis(10)) });
         s.set_keep_alive(self.keepalive.then(|| Duration::from_secs(self.keepidle.max(1) as u64)));
         let keepalive_dead = self

@@ -775,6 +775,10 @@ impl Sockets {
         let sk = sock(ifs, c.iface, c.handle);
         let state = sk.state();
         c.remote_fin |= matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait);
+        let mss = ifs.get(c.iface).mtu.saturating_sub(if c.remote.is_ipv4() { 40 } else { 60 });
+        let coalesce = s.opts.coalesce().then_some(mss);
+        let corked = s.opts.cork;
+        let sk = sock(ifs, c.iface, c.handle);
         let Some(si) = s.standin.as_mut() else {
             return false; // The embedding API moves its own bytes.
         };
@@ -788,7 +792,7 @@ impl Sockets {
         if c.remote_fin && sk.recv_queue() == 0 {
             si.send_fin();
         }
-        let inn = si.pump_in(sk);
+        let inn = si.pump_in(sk, coalesce, corked);
         if inn.eof {
             if si.app_reset || (si.hup && (sk.recv_queue() > 0 || linger0)) {
                 sk.abort();
