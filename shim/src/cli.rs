@@ -7,9 +7,11 @@ use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr};
 /// sockets, in userspace, without root.
 #[derive(Parser, Debug)]
 #[command(name = "netcell", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=netcell_stack=debug).\n\
+#[command(
+    after_help = "Logging: set RUST_LOG (e.g. RUST_LOG=netcell_stack=debug).\n\
 Exit status: the command's; 128+N if it died of signal N; 125 if netcell itself failed; \
-126 if the command cannot be executed; 127 if it was not found.")]
+126 if the command cannot be executed; 127 if it was not found."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,15 +33,19 @@ container's own addresses never leaves it.")]
 }
 
 fn parse_cidr(s: &str) -> Result<IpCidr, String> {
-    s.parse::<IpCidr>().map_err(|_| format!("'{s}' is not an address with a prefix length, like 10.0.0.2/24 or fd00::2/64"))
+    s.parse::<IpCidr>().map_err(|_| {
+        format!("'{s}' is not an address with a prefix length, like 10.0.0.2/24 or fd00::2/64")
+    })
 }
 
 fn parse_ip(s: &str) -> Result<IpAddress, String> {
-    s.parse::<IpAddress>().map_err(|_| format!("'{s}' is not an IPv4 or IPv6 address"))
+    s.parse::<IpAddress>()
+        .map_err(|_| format!("'{s}' is not an IPv4 or IPv6 address"))
 }
 
 fn parse_mac(s: &str) -> Result<EthernetAddress, String> {
-    s.parse::<EthernetAddress>().map_err(|_| format!("'{s}' is not a MAC address, like 02:00:00:00:00:01"))
+    s.parse::<EthernetAddress>()
+        .map_err(|_| format!("'{s}' is not a MAC address, like 02:00:00:00:00:01"))
 }
 
 fn parse_mtu(s: &str) -> Result<usize, String> {
@@ -51,8 +57,18 @@ fn parse_mtu(s: &str) -> Result<usize, String> {
 }
 
 fn parse_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && !s.starts_with('.');
-    if ok { Ok(s.to_string()) } else { Err(format!("'{s}': use 1 to 64 letters, digits, '-', '_' or '.' (not first)")) }
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && !s.starts_with('.');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}': use 1 to 64 letters, digits, '-', '_' or '.' (not first)"
+        ))
+    }
 }
 
 /// Options of `netcell run`.
@@ -98,6 +114,11 @@ pub struct RunArgs {
     pub runtime_dir: Option<std::path::PathBuf>,
 
     /// The command to run, and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     pub command: Vec<std::ffi::OsString>,
 }

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 pub static PRELOAD_SO: &[u8] = include_bytes!(env!("NETCELL_PRELOAD_SO"));
 
 fn fnv64(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf29ce484222325u64, |h, &x| (h ^ x as u64).wrapping_mul(0x100000001b3))
+    b.iter().fold(0xcbf29ce484222325u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 /// Writes the library into `dir` (the container's private runtime directory) if its
@@ -21,7 +23,10 @@ pub fn install(dir: &Path) -> io::Result<PathBuf> {
     if let Some(p) = std::env::var_os("NETCELL_PRELOAD") {
         let p = PathBuf::from(p);
         if !p.is_file() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("NETCELL_PRELOAD={} is not a file", p.display())));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("NETCELL_PRELOAD={} is not a file", p.display()),
+            ));
         }
         return Ok(p);
     }
@@ -32,7 +37,11 @@ pub fn install(dir: &Path) -> io::Result<PathBuf> {
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .ok_or_else(|| io::Error::other("the runtime directory is noexec and neither XDG_CACHE_HOME nor HOME is set"))?
+            .ok_or_else(|| {
+                io::Error::other(
+                    "the runtime directory is noexec and neither XDG_CACHE_HOME nor HOME is set",
+                )
+            })?
             .join("netcell");
         fs::create_dir_all(&cache)?;
         let t = cache.join(&name);
@@ -43,7 +52,11 @@ pub fn install(dir: &Path) -> io::Result<PathBuf> {
     };
     // Write to a temporary name and rename: a concurrent reader never sees a partial file.
     let tmp = target.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)?;
     f.write_all(PRELOAD_SO)?;
     f.sync_all().ok();
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644))?;

@@ -51,7 +51,12 @@ impl RuntimeDir {
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&path)
-            .map_err(|e| format!("cannot create the runtime directory {}: {e}", path.display()))?;
+            .map_err(|e| {
+                format!(
+                    "cannot create the runtime directory {}: {e}",
+                    path.display()
+                )
+            })?;
         Ok(RuntimeDir { path })
     }
 }
@@ -72,7 +77,10 @@ fn stop_leftovers(runtime: &mut Runtime) {
     if left.is_empty() {
         return;
     }
-    log::info!("stopping {} process(es) the command left behind", left.len());
+    log::info!(
+        "stopping {} process(es) the command left behind",
+        left.len()
+    );
     for &p in &left {
         let _ = sys::kill(p, libc::SIGTERM);
     }
@@ -96,7 +104,10 @@ fn stop_leftovers(runtime: &mut Runtime) {
 
 /// Runs a container; returns the exit code for the process.
 pub fn run(args: RunArgs) -> Result<i32, String> {
-    let name = args.name.clone().unwrap_or_else(|| format!("c{}", std::process::id()));
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("c{}", std::process::id()));
     match netcell_stack::sys::raise_nofile_limit() {
         Ok(n) => log::debug!("file descriptor limit {n}"),
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
@@ -104,31 +115,53 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
 
     let eth = match &args.tap {
         Some(tap) => {
-            let cfg = TapConfig { name: tap.clone(), mtu: args.mtu, verify_rx_checksums: args.verify_checksums };
+            let cfg = TapConfig {
+                name: tap.clone(),
+                mtu: args.mtu,
+                verify_rx_checksums: args.verify_checksums,
+            };
             let dev = TapDevice::open(&cfg).map_err(|e| e.to_string())?;
             if args.addr.is_empty() {
                 log::warn!("{tap}: no --addr given, eth0 has no address");
             }
-            Some((dev, EthConfig { name: "eth0".into(), addrs: args.addr.clone(), gateways: args.gateway.clone(), mac: args.mac }))
+            Some((
+                dev,
+                EthConfig {
+                    name: "eth0".into(),
+                    addrs: args.addr.clone(),
+                    gateways: args.gateway.clone(),
+                    mac: args.mac,
+                },
+            ))
         }
         None => None,
     };
-    let stack = Stack::new(eth, SocketConfig::default()).map_err(|e| format!("invalid network configuration: {e}"))?;
+    let stack = Stack::new(eth, SocketConfig::default())
+        .map_err(|e| format!("invalid network configuration: {e}"))?;
 
     let dir = RuntimeDir::create(args.runtime_dir.as_deref(), &name)?;
     let ctl = dir.path.join("ctl");
     if ctl.as_os_str().len() >= 108 {
-        return Err(format!("control socket path {} is too long for a unix socket; use --runtime-dir with a shorter path", ctl.display()));
+        return Err(format!(
+            "control socket path {} is too long for a unix socket; use --runtime-dir with a shorter path",
+            ctl.display()
+        ));
     }
-    let control = ControlServer::bind(&ctl).map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
-    let so = preload_lib::install(&dir.path).map_err(|e| format!("cannot install the preload library: {e}"))?;
+    let control = ControlServer::bind(&ctl)
+        .map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
+    let so = preload_lib::install(&dir.path)
+        .map_err(|e| format!("cannot install the preload library: {e}"))?;
 
     if let Err(e) = sys::become_subreaper() {
         log::warn!("cannot become the subreaper of the container's processes: {e}");
     }
-    let sigfd = sys::block_and_signalfd().map_err(|e| format!("cannot set up signal handling: {e}"))?;
-    let mut runtime = Runtime::new(stack, control).map_err(|e| format!("cannot start the event loop: {e}"))?;
-    runtime.register_external(sigfd.as_raw_fd(), SIGNALS).map_err(|e| e.to_string())?;
+    let sigfd =
+        sys::block_and_signalfd().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let mut runtime =
+        Runtime::new(stack, control).map_err(|e| format!("cannot start the event loop: {e}"))?;
+    runtime
+        .register_external(sigfd.as_raw_fd(), SIGNALS)
+        .map_err(|e| e.to_string())?;
 
     let program = &args.command[0];
     let mut cmd = std::process::Command::new(program);
@@ -138,7 +171,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         preload.push(":");
         preload.push(old);
     }
-    cmd.env("LD_PRELOAD", preload).env(netcell_proto::ENV_CONTROL, &ctl).env("NETCELL_NAME", &name);
+    cmd.env("LD_PRELOAD", preload)
+        .env(netcell_proto::ENV_CONTROL, &ctl)
+        .env("NETCELL_NAME", &name);
     let mut child = match sys::spawn_unblocked(&mut cmd) {
         Ok(c) => c,
         Err(e) => {
@@ -151,8 +186,13 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     };
     let pid = child.id();
     let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
-    runtime.register_external(pidfd.as_raw_fd(), CHILD).map_err(|e| e.to_string())?;
-    log::info!("container {name}: command pid {pid}, control socket {}", ctl.display());
+    runtime
+        .register_external(pidfd.as_raw_fd(), CHILD)
+        .map_err(|e| e.to_string())?;
+    log::info!(
+        "container {name}: command pid {pid}, control socket {}",
+        ctl.display()
+    );
 
     let status = loop {
         let (mut signalled, mut exited) = (false, false);
@@ -180,7 +220,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             }
         }
     };
-    let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     log::info!("container {name}: command exited with {code}");
     stop_leftovers(&mut runtime);
     drop(runtime);

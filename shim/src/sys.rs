@@ -7,12 +7,23 @@ use std::mem::zeroed;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// Signals the launcher forwards to the container's main process.
-pub const FORWARDED: &[libc::c_int] =
-    &[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
+pub const FORWARDED: &[libc::c_int] = &[
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
 
 fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
@@ -45,7 +56,11 @@ pub fn unblock_all_signals() -> io::Result<()> {
     unsafe {
         let mut set: libc::sigset_t = zeroed();
         libc::sigemptyset(&mut set);
-        cvt(libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()))?;
+        cvt(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &set,
+            std::ptr::null_mut(),
+        ))?;
     }
     Ok(())
 }
@@ -85,7 +100,9 @@ pub fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
 /// which a preload library needs.
 pub fn exec_allowed(path: &std::path::Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
     // SAFETY: statvfs is plain data.
     let mut st: libc::statvfs = unsafe { zeroed() };
     // SAFETY: valid C string and output struct.

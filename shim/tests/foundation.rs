@@ -36,14 +36,22 @@ fn loopback_http_server_is_private_to_the_container() {
          echo \"body=$body\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
     );
     let c = Proc::spawn(&mut container(&script));
-    wait_for(T, "the container's server", || dir.path("READY").exists().then_some(()));
+    wait_for(T, "the container's server", || {
+        dir.path("READY").exists().then_some(())
+    });
     // Meanwhile the host's loopback has no such server.
     let host = TcpStream::connect(("127.0.0.1", port));
-    assert!(host.is_err(), "the host's 127.0.0.1:{port} must not reach the container's server");
+    assert!(
+        host.is_err(),
+        "the host's 127.0.0.1:{port} must not reach the container's server"
+    );
     std::fs::write(dir.path("DONE"), "").unwrap();
     let (st, out, err) = c.wait_output(T);
     assert!(st.success(), "status {st:?}, stderr: {err}");
-    assert!(out.contains("body=hello from inside"), "curl inside the container: {out:?} {err}");
+    assert!(
+        out.contains("body=hello from inside"),
+        "curl inside the container: {out:?} {err}"
+    );
 }
 
 #[test]
@@ -68,7 +76,11 @@ fn two_containers_serve_the_same_port() {
     for (name, p) in procs {
         let (st, out, err) = p.wait_output(T);
         assert!(st.success(), "{name}: {err}");
-        assert_eq!(out.trim(), format!("{name} {name}"), "{name} must reach its own server over IPv4 and IPv6; stderr: {err}");
+        assert_eq!(
+            out.trim(),
+            format!("{name} {name}"),
+            "{name} must reach its own server over IPv4 and IPv6; stderr: {err}"
+        );
     }
 }
 
@@ -76,10 +88,15 @@ fn two_containers_serve_the_same_port() {
 fn backlog_of_128_takes_64_concurrent_clients() {
     need("python3");
     let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", &py("backlog.py"), "64"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["run", "--", "python3", &py("backlog.py"), "64"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
     assert!(st.success(), "{err}");
-    assert!(out.contains("connected=64 accepted=64 errors=[]"), "{out} {err}");
+    assert!(
+        out.contains("connected=64 accepted=64 errors=[]"),
+        "{out} {err}"
+    );
 }
 
 #[test]
@@ -87,7 +104,9 @@ fn nonblocking_connect_registered_in_epoll_before_connect() {
     need("python3");
     for host in ["127.0.0.1", "::1"] {
         let mut c = Command::new(netcell());
-        c.args(["run", "--", "python3", &py("nb_connect.py"), host]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.args(["run", "--", "python3", &py("nb_connect.py"), host])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
         assert!(st.success(), "{host}: {out} {err}");
         assert!(out.contains("reply: HELLO EPOLL"), "{host}: {out} {err}");
@@ -98,7 +117,9 @@ fn nonblocking_connect_registered_in_epoll_before_connect() {
 fn socket_errors_match_linux() {
     need("python3");
     let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", &py("errors.py")]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["run", "--", "python3", &py("errors.py")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
     assert!(st.success(), "{err}");
     for line in [
@@ -111,22 +132,38 @@ fn socket_errors_match_linux() {
         "noprotoopt ENOPROTOOPT",
         "v6only_mapped ENETUNREACH",
     ] {
-        assert!(out.lines().any(|l| l == line), "expected `{line}` in:\n{out}{err}");
+        assert!(
+            out.lines().any(|l| l == line),
+            "expected `{line}` in:\n{out}{err}"
+        );
     }
     // The same program on the host kernel gives the same answers (the reference).
-    let host = Command::new("python3").arg(py("errors.py")).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&host.stdout), out, "netcell and the kernel disagree");
+    let host = Command::new("python3")
+        .arg(py("errors.py"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&host.stdout),
+        out,
+        "netcell and the kernel disagree"
+    );
 }
 
 #[test]
 fn garbage_on_the_control_socket_is_survived() {
     need("python3");
     let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", &py("control_garbage.py")]).env("RUST_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["run", "--", "python3", &py("control_garbage.py")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
     assert!(st.success(), "{out} {err}");
     assert!(out.contains("still serving"), "{out} {err}");
-    assert!(err.contains("malformed message"), "the stack logs the garbage: {err}");
+    assert!(
+        err.contains("malformed message"),
+        "the stack logs the garbage: {err}"
+    );
 }
 
 #[test]
@@ -136,7 +173,13 @@ fn exit_status_signals_and_cleanup() {
     std::fs::create_dir_all(&rt).unwrap();
     let run = |args: &[&str]| {
         let mut c = Command::new(netcell());
-        c.arg("run").arg("--runtime-dir").arg(&rt).arg("--").args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.arg("run")
+            .arg("--runtime-dir")
+            .arg(&rt)
+            .arg("--")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         Proc::spawn(&mut c)
     };
     let (st, _, _) = run(&["sh", "-c", "exit 7"]).wait_output(T);
@@ -149,7 +192,14 @@ fn exit_status_signals_and_cleanup() {
 
     // SIGTERM to netcell reaches the command.
     let flag = dir.path("ready");
-    let p = run(&["sh", "-c", &format!("trap 'echo got-term; exit 42' TERM; touch {}; while :; do sleep 0.05; done", flag.display())]);
+    let p = run(&[
+        "sh",
+        "-c",
+        &format!(
+            "trap 'echo got-term; exit 42' TERM; touch {}; while :; do sleep 0.05; done",
+            flag.display()
+        ),
+    ]);
     wait_for(T, "the command to start", || flag.exists().then_some(()));
     // SAFETY: signalling the netcell process this test started.
     unsafe { libc::kill(p.pid() as i32, libc::SIGTERM) };
@@ -159,10 +209,22 @@ fn exit_status_signals_and_cleanup() {
 
     // Processes the command leaves behind are stopped with it.
     let pidfile = dir.path("bg.pid");
-    let (st, _, _) = run(&["sh", "-c", &format!("sleep 1000 & echo $! > {}; exit 0", pidfile.display())]).wait_output(T);
+    let (st, _, _) = run(&[
+        "sh",
+        "-c",
+        &format!("sleep 1000 & echo $! > {}; exit 0", pidfile.display()),
+    ])
+    .wait_output(T);
     assert_eq!(st.code(), Some(0));
-    let bg: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    assert!(!Path::new(&format!("/proc/{bg}")).exists(), "background process {bg} survived its container");
+    let bg: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{bg}")).exists(),
+        "background process {bg} survived its container"
+    );
 
     // Nothing is left in the runtime directory.
     let left: Vec<_> = std::fs::read_dir(&rt).unwrap().collect();
@@ -189,7 +251,9 @@ x, y = socket.socketpair(); x.sendall(b"unix-ok"); print(y.recv(100).decode())
 print(socket.socket(socket.AF_UNIX).family.name)
 "#;
     let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", "-c", script]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["run", "--", "python3", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
     assert!(st.success(), "{out} {err}");
     assert_eq!(out, "from-fork\nfrom-exec\nunix-ok\nAF_UNIX\n", "{err}");
@@ -213,11 +277,20 @@ fn tap_kernel_side_reaches_a_server_in_the_container() {
     let dir = Scratch::new();
     std::fs::write(dir.path("f"), "served by the container").unwrap();
     let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["python3", "-m", "http.server", "8080", "--directory"]).arg(&dir.0).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["python3", "-m", "http.server", "8080", "--directory"])
+        .arg(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let _server = Proc::spawn(&mut c);
     let body = wait_for(T, "curl from the kernel side", || {
-        let o = ns.cmd("curl").args(["-s", "-m", "2", &format!("http://{CONTAINER}:8080/f")]).output().unwrap();
-        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        let o = ns
+            .cmd("curl")
+            .args(["-s", "-m", "2", &format!("http://{CONTAINER}:8080/f")])
+            .output()
+            .unwrap();
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     });
     assert_eq!(body, "served by the container");
 }
@@ -232,18 +305,38 @@ fn tap_container_reaches_a_kernel_server_with_its_own_address() {
     std::fs::write(dir.path("f"), "served by the kernel side").unwrap();
     let log = std::fs::File::create(dir.path("server.log")).unwrap();
     let mut k = ns.cmd("python3");
-    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"]).arg(&dir.0).stdout(Stdio::null()).stderr(log);
+    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"])
+        .arg(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(log);
     let _kernel_server = Proc::spawn(&mut k);
     wait_for(T, "the kernel-side server", || {
-        ns.cmd("curl").args(["-s", "-m", "1", "-o", "/dev/null", &format!("http://{KERNEL}:8000/")]).status().unwrap().success().then_some(())
+        ns.cmd("curl")
+            .args([
+                "-s",
+                "-m",
+                "1",
+                "-o",
+                "/dev/null",
+                &format!("http://{KERNEL}:8000/"),
+            ])
+            .status()
+            .unwrap()
+            .success()
+            .then_some(())
     });
     let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["curl", "-s", "-m", "10", &format!("http://{KERNEL}:8000/f")]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["curl", "-s", "-m", "10", &format!("http://{KERNEL}:8000/f")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
     assert!(st.success(), "{err}");
     assert_eq!(out, "served by the kernel side");
     let log = std::fs::read_to_string(dir.path("server.log")).unwrap();
-    assert!(log.contains(&format!("{CONTAINER} - - ")) && log.contains("GET /f"), "the server saw the container's address: {log}");
+    assert!(
+        log.contains(&format!("{CONTAINER} - - ")) && log.contains("GET /f"),
+        "the server saw the container's address: {log}"
+    );
 }
 
 #[test]
@@ -258,7 +351,9 @@ fn own_eth0_address_never_touches_the_tap() {
     std::fs::write(dir.path("f"), "x").unwrap();
     let cap = dir.path("cap.txt");
     let mut td = ns.cmd("tcpdump");
-    td.args(["-i", "tap0", "-nn", "-l", "-U", "tcp port 8080"]).stdout(std::fs::File::create(&cap).unwrap()).stderr(Stdio::piped());
+    td.args(["-i", "tap0", "-nn", "-l", "-U", "tcp port 8080"])
+        .stdout(std::fs::File::create(&cap).unwrap())
+        .stderr(Stdio::piped());
     let mut tcpdump = Proc::spawn(&mut td);
     std::thread::sleep(Duration::from_millis(700)); // tcpdump attaches
     let script = format!(
@@ -267,13 +362,21 @@ fn own_eth0_address_never_touches_the_tap() {
          echo \"inside=$code\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
     );
     let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["sh", "-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(["sh", "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let container = Proc::spawn(&mut c);
-    wait_for(T, "the container's own request", || dir.path("READY").exists().then_some(()));
+    wait_for(T, "the container's own request", || {
+        dir.path("READY").exists().then_some(())
+    });
     std::thread::sleep(Duration::from_millis(300));
     let before = std::fs::read_to_string(&cap).unwrap();
     // Positive control: the kernel side's request to the same server is captured.
-    let o = ns.cmd("curl").args(["-s", "-m", "5", &format!("http://{CONTAINER}:8080/f")]).output().unwrap();
+    let o = ns
+        .cmd("curl")
+        .args(["-s", "-m", "5", &format!("http://{CONTAINER}:8080/f")])
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "x");
     std::fs::write(dir.path("DONE"), "").unwrap();
     let (st, out, err) = container.wait_output(T);
@@ -282,9 +385,20 @@ fn own_eth0_address_never_touches_the_tap() {
     std::thread::sleep(Duration::from_millis(300));
     tcpdump.stop();
     let after = std::fs::read_to_string(&cap).unwrap();
-    assert!(before.trim().is_empty(), "frames of the container's own connection appeared on the TAP:\n{before}");
-    assert!(after.contains(&format!("{KERNEL}.")), "tcpdump saw nothing of the kernel's request (broken capture?):\n{after}");
-    assert!(!after.lines().any(|l| l.contains(&format!("{CONTAINER}.")) && !l.contains(KERNEL)), "{after}");
+    assert!(
+        before.trim().is_empty(),
+        "frames of the container's own connection appeared on the TAP:\n{before}"
+    );
+    assert!(
+        after.contains(&format!("{KERNEL}.")),
+        "tcpdump saw nothing of the kernel's request (broken capture?):\n{after}"
+    );
+    assert!(
+        !after
+            .lines()
+            .any(|l| l.contains(&format!("{CONTAINER}.")) && !l.contains(KERNEL)),
+        "{after}"
+    );
 }
 
 #[test]
@@ -294,7 +408,17 @@ fn tap_device_created_by_netcell_is_removed() {
     let dir = Scratch::new();
     let flag = dir.path("up");
     let mut c = ns.cmd(netcell());
-    c.args(["run", "--tap", "nctmp0", "--addr", "10.89.0.2/24", "--", "sh", "-c", &format!("touch {}; sleep 0.5", flag.display())]);
+    c.args([
+        "run",
+        "--tap",
+        "nctmp0",
+        "--addr",
+        "10.89.0.2/24",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; sleep 0.5", flag.display()),
+    ]);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let p = Proc::spawn(&mut c);
     wait_for(T, "the container", || flag.exists().then_some(()));
@@ -303,5 +427,8 @@ fn tap_device_created_by_netcell_is_removed() {
     let (st, _, err) = p.wait_output(T);
     assert!(st.success(), "{err}");
     let after = ns.sh("ip link show nctmp0");
-    assert!(!after.status.success(), "the TAP device netcell created is gone after it exits");
+    assert!(
+        !after.status.success(),
+        "the TAP device netcell created is gone after it exits"
+    );
 }

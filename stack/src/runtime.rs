@@ -53,16 +53,29 @@ impl Runtime {
     pub fn new(stack: Stack<TapDevice>, control: ControlServer) -> io::Result<Runtime> {
         let poll = Poll::new()?;
         if let Some(tap) = stack.eth_device() {
-            poll.registry().register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
+            poll.registry()
+                .register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
         }
-        poll.registry().register(&mut SourceFd(&control.listener_fd()), CONTROL, Interest::READABLE)?;
-        Ok(Runtime { poll, events: Events::with_capacity(1024), ready: Vec::with_capacity(1024), stack, control })
+        poll.registry().register(
+            &mut SourceFd(&control.listener_fd()),
+            CONTROL,
+            Interest::READABLE,
+        )?;
+        Ok(Runtime {
+            poll,
+            events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
+            stack,
+            control,
+        })
     }
 
     /// Watches an fd of the caller's; [`Runtime::turn`] reports it by `n`.
     pub fn register_external(&self, fd: RawFd, n: usize) -> io::Result<()> {
         assert!(n < MAX_EXTERNAL, "external source {n} out of range");
-        self.poll.registry().register(&mut SourceFd(&fd), Token(EXTERNAL + n), Interest::READABLE)
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(EXTERNAL + n), Interest::READABLE)
     }
 
     /// The stack.
@@ -78,7 +91,11 @@ impl Runtime {
     /// One turn of the loop: wait at most `max_wait` (and no longer than the stack's
     /// next deadline), handle what is ready, poll the stack. External sources that
     /// were ready are passed to `on_external`.
-    pub fn turn(&mut self, max_wait: Option<Duration>, mut on_external: impl FnMut(usize)) -> io::Result<()> {
+    pub fn turn(
+        &mut self,
+        max_wait: Option<Duration>,
+        mut on_external: impl FnMut(usize),
+    ) -> io::Result<()> {
         let mut timeout = self.stack.poll_delay();
         if let Some(m) = max_wait {
             timeout = Some(timeout.map_or(m, |t| t.min(m)));
@@ -105,19 +122,27 @@ impl Runtime {
                     self.control.accept();
                     let reg = self.poll.registry();
                     self.control.drain_new(|idx, fd| {
-                        if let Err(e) = reg.register(&mut SourceFd(&fd), Token(KIND_CONN | idx), Interest::READABLE) {
+                        if let Err(e) = reg.register(
+                            &mut SourceFd(&fd),
+                            Token(KIND_CONN | idx),
+                            Interest::READABLE,
+                        ) {
                             log::warn!("control: cannot watch connection {idx}: {e}");
                         }
                     });
                 }
                 t if (EXTERNAL..EXTERNAL + MAX_EXTERNAL).contains(&t) => on_external(t - EXTERNAL),
                 t if t & !INDEX_MASK == KIND_CONN => {
-                    if self.control.serve(t & INDEX_MASK, &mut self.stack) == ConnEvent::Closed {
-                        // Closing the fd removed it from the poll set.
-                    }
+                    // A connection that closes drops its fd, which leaves the poll set.
+                    let _: ConnEvent = self.control.serve(t & INDEX_MASK, &mut self.stack);
                 }
                 t if t & !INDEX_MASK == KIND_STANDIN => {
-                    self.stack.sockets_mut().standin_event(t & INDEX_MASK, r.readable, r.writable, r.hup);
+                    self.stack.sockets_mut().standin_event(
+                        t & INDEX_MASK,
+                        r.readable,
+                        r.writable,
+                        r.hup,
+                    );
                 }
                 _ => {}
             }
@@ -125,7 +150,11 @@ impl Runtime {
         self.stack.poll();
         let reg = self.poll.registry();
         self.stack.sockets_mut().drain_new_standins(|idx, fd| {
-            if let Err(e) = reg.register(&mut SourceFd(&fd), Token(KIND_STANDIN | idx), Interest::READABLE | Interest::WRITABLE) {
+            if let Err(e) = reg.register(
+                &mut SourceFd(&fd),
+                Token(KIND_STANDIN | idx),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
                 log::warn!("runtime: cannot watch stand-in {idx}: {e}");
             }
         });

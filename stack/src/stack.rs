@@ -45,10 +45,24 @@ impl<D: Device> Stack<D> {
         let epoch = std::time::Instant::now();
         let mut lo = LoopbackDevice::new();
         let (ifs, eth) = match eth {
-            Some((mut dev, ecfg)) => (Interfaces::new(&mut lo, Some((&mut dev, &ecfg)), Instant::from_micros(0))?, Some(dev)),
-            None => (Interfaces::new::<_, D>(&mut lo, None, Instant::from_micros(0))?, None),
+            Some((mut dev, ecfg)) => (
+                Interfaces::new(&mut lo, Some((&mut dev, &ecfg)), Instant::from_micros(0))?,
+                Some(dev),
+            ),
+            None => (
+                Interfaces::new::<_, D>(&mut lo, None, Instant::from_micros(0))?,
+                None,
+            ),
         };
-        Ok(Stack { ifs, lo, eth, held: [Held::default(), Held::default()], sockets: Sockets::new(cfg), epoch, more: false })
+        Ok(Stack {
+            ifs,
+            lo,
+            eth,
+            held: [Held::default(), Held::default()],
+            sockets: Sockets::new(cfg),
+            epoch,
+            more: false,
+        })
     }
 
     /// smoltcp's notion of now: microseconds since the stack was made, monotonic.
@@ -68,18 +82,21 @@ impl<D: Device> Stack<D> {
             {
                 let n = self.ifs.get_mut(LO);
                 let mut dev = Hooked::new(&mut self.lo, &mut self.sockets, &mut self.held[LO], LO);
-                progress |= n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
+                progress |=
+                    n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
             }
             if let Some(eth) = self.eth.as_mut() {
                 let n = self.ifs.get_mut(ETH);
                 let mut dev = Hooked::new(eth, &mut self.sockets, &mut self.held[ETH], ETH);
-                progress |= n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
+                progress |=
+                    n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
             }
             progress |= self.sockets.service(&mut self.ifs, now);
             any |= progress;
-            let pending = deferred || self.lo.has_pending() || self.held.iter().any(|h| h.is_full());
+            let pending =
+                deferred || self.lo.has_pending() || self.held.iter().any(|h| h.is_full());
             if !progress && !pending {
                 break;
             }
@@ -104,7 +121,13 @@ impl<D: Device> Stack<D> {
                 best = Some(best.map_or(t, |b| b.min(t)));
             }
         }
-        best.map(|t| if t > now { Duration::from_micros((t - now).total_micros()) } else { Duration::ZERO })
+        best.map(|t| {
+            if t > now {
+                Duration::from_micros((t - now).total_micros())
+            } else {
+                Duration::ZERO
+            }
+        })
     }
 
     /// The interfaces.
@@ -136,7 +159,9 @@ impl<D: Device> Stack<D> {
 
     /// `socket(domain, SOCK_STREAM, 0)`.
     pub fn tcp_socket(&mut self, domain: Domain) -> Result<SocketId, SocketError> {
-        self.sockets.open(domain, libc::SOCK_STREAM, 0, false).map(|(id, _)| id)
+        self.sockets
+            .open(domain, libc::SOCK_STREAM, 0, false)
+            .map(|(id, _)| id)
     }
 
     /// `bind`.
@@ -153,7 +178,9 @@ impl<D: Device> Stack<D> {
     /// until [`Stack::is_connected`] or [`Stack::take_error`] says how it went.
     pub fn connect(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), ConnectError> {
         let now = self.now();
-        let r = self.sockets.connect(&mut self.ifs, id, Target::Addr(addr), None, now);
+        let r = self
+            .sockets
+            .connect(&mut self.ifs, id, Target::Addr(addr), None, now);
         self.poll();
         r
     }
@@ -205,12 +232,25 @@ impl<D: Device> Stack<D> {
     }
 
     /// `setsockopt`.
-    pub fn setsockopt(&mut self, id: SocketId, level: i32, name: i32, value: &[u8]) -> Result<SetOutcome, Errno> {
-        self.sockets.setsockopt(&mut self.ifs, id, level, name, value)
+    pub fn setsockopt(
+        &mut self,
+        id: SocketId,
+        level: i32,
+        name: i32,
+        value: &[u8],
+    ) -> Result<SetOutcome, Errno> {
+        self.sockets
+            .setsockopt(&mut self.ifs, id, level, name, value)
     }
 
     /// `getsockopt` into `out`, returning the length.
-    pub fn getsockopt(&mut self, id: SocketId, level: i32, name: i32, out: &mut [u8; MAX_OPT]) -> Result<usize, Errno> {
+    pub fn getsockopt(
+        &mut self,
+        id: SocketId,
+        level: i32,
+        name: i32,
+        out: &mut [u8; MAX_OPT],
+    ) -> Result<usize, Errno> {
         self.sockets.getsockopt(&mut self.ifs, id, level, name, out)
     }
 }

@@ -176,15 +176,22 @@ impl StandIn {
     /// be sent with what follows. smoltcp's own Nagle cannot be used: it counts its
     /// congestion window in bytes and starts it at 2 KiB, so with a large MSS every
     /// segment looks small and waits for an ACK that the peer delays (40 ms).
-    pub(crate) fn pump_in(&mut self, sock: &mut tcp::Socket<'_>, coalesce_below: Option<usize>, corked: bool) -> Moved {
+    pub(crate) fn pump_in(
+        &mut self,
+        sock: &mut tcp::Socket<'_>,
+        coalesce_below: Option<usize>,
+        corked: bool,
+    ) -> Moved {
         let mut moved = Moved::default();
-        if let Some(mss) = coalesce_below {
-            if self.readable && !self.app_eof && (corked || sock.send_queue() > 0) {
-                let waiting = sys::pending_bytes(self.fd.as_fd());
-                // 0 waiting may be EOF, which must not wait.
-                if waiting > 0 && waiting < mss {
-                    return moved;
-                }
+        if let Some(mss) = coalesce_below
+            && self.readable
+            && !self.app_eof
+            && (corked || sock.send_queue() > 0)
+        {
+            let waiting = sys::pending_bytes(self.fd.as_fd());
+            // 0 waiting may be EOF, which must not wait.
+            if waiting > 0 && waiting < mss {
+                return moved;
             }
         }
         while self.readable && !self.app_eof && sock.can_send() {
@@ -200,7 +207,9 @@ impl StandIn {
                     self.app_eof = true;
                     moved.eof = true;
                 }
-                Ok(ReadOutcome::Err(e)) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Ok(ReadOutcome::Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false
+                }
                 Ok(ReadOutcome::Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 // ECONNRESET: the program closed with unread bytes; the HUP path
                 // answers with a RST. Any other error: the end is unusable.
@@ -233,7 +242,11 @@ impl StandIn {
 
     /// Hands an accepted connection to the listener's program end. `Ok(false)` when
     /// the listener's queue is full for now.
-    pub(crate) fn deliver(&mut self, record: &AcceptRecord, conn: BorrowedFd<'_>) -> io::Result<bool> {
+    pub(crate) fn deliver(
+        &mut self,
+        record: &AcceptRecord,
+        conn: BorrowedFd<'_>,
+    ) -> io::Result<bool> {
         match sys::send_with_fd(self.fd.as_fd(), &record.encode(), Some(conn)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

@@ -10,11 +10,19 @@ use std::mem::{size_of, zeroed};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r as usize) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
 }
 
 /// Creates the two ends of a stand-in: an `AF_UNIX` stream pair. The first end is the
@@ -24,7 +32,12 @@ pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
     cvt(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
     })?;
     // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
     let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
@@ -36,7 +49,11 @@ pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a valid fd take and return plain ints.
     let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
-    let new = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
     if new != flags {
         // SAFETY: as above.
         cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) })?;
@@ -77,8 +94,15 @@ pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
 struct CmsgBuf([u8; 64]);
 
 /// Sends one message, optionally with one fd as `SCM_RIGHTS`; non-blocking, no SIGPIPE.
-pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: Option<BorrowedFd<'_>>) -> io::Result<usize> {
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+pub fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
     let mut cmsg = CmsgBuf([0; 64]);
     // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { zeroed() };
@@ -100,7 +124,13 @@ pub fn send_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: Option<BorrowedFd<'_>
         }
     }
     // SAFETY: msg and everything it points to are valid for the call.
-    cvt_size(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) })
+    cvt_size(unsafe {
+        libc::sendmsg(
+            sock.as_raw_fd(),
+            &msg,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })
 }
 
 /// One received message.
@@ -119,7 +149,10 @@ pub struct Received {
 
 /// Receives one message without blocking, taking any `SCM_RIGHTS` fds (close-on-exec).
 pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cmsg = CmsgBuf([0; 64]);
     // SAFETY: all-zero msghdr is valid; we fill the pointers below.
     let mut msg: libc::msghdr = unsafe { zeroed() };
@@ -129,7 +162,11 @@ pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Receive
     msg.msg_controllen = cmsg.0.len();
     // SAFETY: msg points at valid buffers of the stated sizes.
     let n = cvt_size(unsafe {
-        libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC)
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
     })?;
     let mut out = Received {
         len: n,
@@ -166,7 +203,13 @@ pub fn take_so_error(fd: BorrowedFd<'_>) -> i32 {
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: v/len are valid for writes of their sizes.
     let r = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, (&mut v as *mut libc::c_int).cast(), &mut len)
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
     };
     if r < 0 { 0 } else { v }
 }
@@ -178,7 +221,13 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<(i32, u32)> {
     let mut len = size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: cred/len are valid for writes of their sizes.
     cvt(unsafe {
-        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len)
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
     })?;
     Ok((cred.pid, cred.uid))
 }
@@ -203,7 +252,11 @@ pub fn pending_bytes(fd: BorrowedFd<'_>) -> usize {
 
 /// Whether the fd is writable right now (`poll` with zero timeout).
 pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd.
     let r = unsafe { libc::poll(&mut p, 1, 0) };
     r == 1 && p.revents & libc::POLLOUT != 0
@@ -235,7 +288,10 @@ fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
     let mut ifr: libc::ifreq = unsafe { zeroed() };
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.len() >= ifr.ifr_name.len() || bytes.contains(&0) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("bad interface name {name:?}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name {name:?}"),
+        ));
     }
     for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
@@ -285,19 +341,34 @@ pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
     // SAFETY: sockaddr_un is a plain C struct; zero is valid.
     let mut sun: libc::sockaddr_un = unsafe { zeroed() };
     if bytes.len() >= sun.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("socket path too long: {}", path.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path too long: {}", path.display()),
+        ));
     }
     sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
     for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
     // SAFETY: plain socket(2).
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) })?;
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
     // SAFETY: a fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
     // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&sun as *const libc::sockaddr_un).cast(), len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sun as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
     // SAFETY: plain listen(2) on our socket.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
     Ok(fd)
@@ -308,7 +379,12 @@ pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
 pub fn accept_nb(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     // SAFETY: null address pointers are allowed by accept4.
     let c = cvt(unsafe {
-        libc::accept4(fd.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+        libc::accept4(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
     })?;
     // SAFETY: a fresh fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(c) })
@@ -337,4 +413,3 @@ mod tests {
         assert_eq!(peer_cred(a.as_fd()).unwrap().0, std::process::id() as i32);
     }
 }
-

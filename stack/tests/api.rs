@@ -15,8 +15,16 @@ fn pair() -> (Stack<PipeDevice>, Stack<PipeDevice>) {
         gateways: vec![gw.parse().unwrap()],
         mac: None,
     };
-    let sa = Stack::new(Some((a, cfg("10.9.0.1/24", "10.9.0.2"))), SocketConfig::default()).unwrap();
-    let sb = Stack::new(Some((b, cfg("10.9.0.2/24", "10.9.0.1"))), SocketConfig::default()).unwrap();
+    let sa = Stack::new(
+        Some((a, cfg("10.9.0.1/24", "10.9.0.2"))),
+        SocketConfig::default(),
+    )
+    .unwrap();
+    let sb = Stack::new(
+        Some((b, cfg("10.9.0.2/24", "10.9.0.1"))),
+        SocketConfig::default(),
+    )
+    .unwrap();
     (sa, sb)
 }
 
@@ -29,7 +37,11 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// Polls both stacks until `done` or 10 s.
-fn run(a: &mut Stack<PipeDevice>, mut b: Option<&mut Stack<PipeDevice>>, mut done: impl FnMut(&mut Stack<PipeDevice>, Option<&mut Stack<PipeDevice>>) -> bool) {
+fn run(
+    a: &mut Stack<PipeDevice>,
+    mut b: Option<&mut Stack<PipeDevice>>,
+    mut done: impl FnMut(&mut Stack<PipeDevice>, Option<&mut Stack<PipeDevice>>) -> bool,
+) {
     let t0 = Instant::now();
     loop {
         a.poll();
@@ -56,7 +68,10 @@ fn http_exchange_between_two_stacks() {
     let (mut a, mut b) = pair();
     let l = listen(&mut b, "0.0.0.0:80", 8);
     let c = a.tcp_socket(Domain::Inet).unwrap();
-    assert_eq!(a.connect(c, addr("10.9.0.2:80")), Err(ConnectError::InProgress));
+    assert_eq!(
+        a.connect(c, addr("10.9.0.2:80")),
+        Err(ConnectError::InProgress)
+    );
     run(&mut a, Some(&mut b), |a, _| a.is_connected(c));
     let req = b"GET / HTTP/1.0\r\n\r\n";
     assert_eq!(a.send(c, req), Ok(req.len()));
@@ -69,7 +84,11 @@ fn http_exchange_between_two_stacks() {
     });
     let (s, peer) = srv.unwrap();
     assert_eq!(peer.ip(), addr("10.9.0.1:1").ip());
-    assert_eq!(b.local_addr(s).unwrap(), addr("10.9.0.2:80"), "getsockname gives the concrete address");
+    assert_eq!(
+        b.local_addr(s).unwrap(),
+        addr("10.9.0.2:80"),
+        "getsockname gives the concrete address"
+    );
     assert_eq!(a.peer_addr(c).unwrap(), addr("10.9.0.2:80"));
     let mut buf = [0u8; 64];
     let mut got = Vec::new();
@@ -99,19 +118,36 @@ fn http_exchange_between_two_stacks() {
 fn refused_and_unreachable() {
     let (mut a, mut b) = pair();
     let c = a.tcp_socket(Domain::Inet).unwrap();
-    assert_eq!(a.connect(c, addr("10.9.0.2:81")), Err(ConnectError::InProgress));
-    run(&mut a, Some(&mut b), |a, _| !a.is_connected(c) && a.take_error(c) == libc::ECONNREFUSED);
+    assert_eq!(
+        a.connect(c, addr("10.9.0.2:81")),
+        Err(ConnectError::InProgress)
+    );
+    run(&mut a, Some(&mut b), |a, _| {
+        !a.is_connected(c) && a.take_error(c) == libc::ECONNREFUSED
+    });
     // The failure is kept: a second connect repeats it.
-    assert_eq!(a.connect(c, addr("10.9.0.2:81")), Err(ConnectError::Refused));
+    assert_eq!(
+        a.connect(c, addr("10.9.0.2:81")),
+        Err(ConnectError::Refused)
+    );
 
     let mut s = lo();
     let c = s.tcp_socket(Domain::Inet).unwrap();
-    assert_eq!(s.connect(c, addr("10.1.1.1:80")), Err(ConnectError::NetworkUnreachable));
+    assert_eq!(
+        s.connect(c, addr("10.1.1.1:80")),
+        Err(ConnectError::NetworkUnreachable)
+    );
     let c = s.tcp_socket(Domain::Inet).unwrap();
-    assert_eq!(s.connect(c, addr("127.0.0.1:9")), Err(ConnectError::InProgress));
+    assert_eq!(
+        s.connect(c, addr("127.0.0.1:9")),
+        Err(ConnectError::InProgress)
+    );
     run(&mut s, None, |s, _| s.take_error(c) == libc::ECONNREFUSED);
     let c6 = s.tcp_socket(Domain::Inet6).unwrap();
-    assert_eq!(s.connect(c6, addr("[::1]:9")), Err(ConnectError::InProgress));
+    assert_eq!(
+        s.connect(c6, addr("[::1]:9")),
+        Err(ConnectError::InProgress)
+    );
     run(&mut s, None, |s, _| s.take_error(c6) == libc::ECONNREFUSED);
 }
 
@@ -119,16 +155,24 @@ fn refused_and_unreachable() {
 fn bind_errors_like_linux() {
     let (mut a, _b) = pair();
     let x = a.tcp_socket(Domain::Inet).unwrap();
-    assert_eq!(a.bind(x, addr("10.9.0.7:80")), Err(BindError::AddrNotAvailable));
+    assert_eq!(
+        a.bind(x, addr("10.9.0.7:80")),
+        Err(BindError::AddrNotAvailable)
+    );
     assert_eq!(a.bind(x, addr("[::1]:80")), Err(BindError::WrongFamily));
     a.bind(x, addr("0.0.0.0:8080")).unwrap();
-    assert_eq!(a.bind(x, addr("0.0.0.0:8081")), Err(BindError::Invalid), "already bound");
+    assert_eq!(
+        a.bind(x, addr("0.0.0.0:8081")),
+        Err(BindError::Invalid),
+        "already bound"
+    );
     let y = a.tcp_socket(Domain::Inet).unwrap();
     assert_eq!(a.bind(y, addr("127.0.0.1:8080")), Err(BindError::AddrInUse));
     a.listen(x, 4).unwrap();
     // SO_REUSEADDR does not allow sharing with a listener...
     let one = 1i32.to_ne_bytes();
-    a.setsockopt(y, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one).unwrap();
+    a.setsockopt(y, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)
+        .unwrap();
     assert_eq!(a.bind(y, addr("0.0.0.0:8080")), Err(BindError::AddrInUse));
     // ...but 127.0.0.2 is ours too (all of 127/8 is), and port 0 picks an ephemeral port.
     a.bind(y, addr("127.0.0.2:0")).unwrap();
@@ -141,14 +185,17 @@ fn bind_errors_like_linux() {
     // With SO_REUSEADDR on both, two sockets may bind one port while neither
     // listens; the first listens, the second cannot.
     let w = a.tcp_socket(Domain::Inet).unwrap();
-    a.setsockopt(z, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one).unwrap();
-    a.setsockopt(w, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one).unwrap();
+    a.setsockopt(z, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)
+        .unwrap();
+    a.setsockopt(w, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one)
+        .unwrap();
     a.bind(w, addr("0.0.0.0:8080")).unwrap();
     a.listen(z, 1).unwrap();
     assert_eq!(a.listen(w, 1), Err(ListenError::AddrInUse));
     assert_eq!(a.accept(w), Err(AcceptError::NotListening));
     let v = a.tcp_socket(Domain::Inet6).unwrap();
-    a.setsockopt(v, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one).unwrap();
+    a.setsockopt(v, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one)
+        .unwrap();
     // A v6-only wildcard does not overlap the IPv4 listener.
     a.bind(v, addr("[::]:8080")).unwrap();
     a.listen(v, 1).unwrap();
@@ -167,7 +214,9 @@ fn backlog_takes_concurrent_syns_without_reset() {
             c
         })
         .collect();
-    run(&mut s, None, |s, _| clients.iter().all(|c| s.is_connected(*c)));
+    run(&mut s, None, |s, _| {
+        clients.iter().all(|c| s.is_connected(*c))
+    });
     for c in &clients {
         assert_eq!(s.take_error(*c), 0);
     }
@@ -190,7 +239,9 @@ fn full_backlog_holds_syns_instead_of_resetting() {
         })
         .collect();
     // Linux admits backlog + 1 = 2; the other SYNs are dropped, not reset.
-    run(&mut s, None, |s, _| clients.iter().filter(|c| s.is_connected(**c)).count() == 2);
+    run(&mut s, None, |s, _| {
+        clients.iter().filter(|c| s.is_connected(**c)).count() == 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     s.poll();
     assert_eq!(clients.iter().filter(|c| s.is_connected(**c)).count(), 2);
@@ -228,7 +279,9 @@ fn close_with_unread_data_resets() {
     // The server closes without reading: the client gets a reset.
     s.close(srv);
     let mut buf = [0u8; 8];
-    run(&mut s, None, |s, _| matches!(s.recv(c, &mut buf), Err(IoError::Reset)));
+    run(&mut s, None, |s, _| {
+        matches!(s.recv(c, &mut buf), Err(IoError::Reset))
+    });
 }
 
 #[test]
@@ -248,12 +301,24 @@ fn dual_stack_listener_takes_ipv4_as_mapped() {
         }
         peers.len() == 2
     });
-    assert!(peers.iter().any(|p| p.is_ipv4()), "IPv4 client accepted: {peers:?}");
-    assert!(peers.iter().any(|p| p.is_ipv6()), "IPv6 client accepted: {peers:?}");
+    assert!(
+        peers.iter().any(|p| p.is_ipv4()),
+        "IPv4 client accepted: {peers:?}"
+    );
+    assert!(
+        peers.iter().any(|p| p.is_ipv6()),
+        "IPv6 client accepted: {peers:?}"
+    );
 
     // With IPV6_V6ONLY the IPv4 client is refused.
     let l = s.tcp_socket(Domain::Inet6).unwrap();
-    s.setsockopt(l, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1i32.to_ne_bytes()).unwrap();
+    s.setsockopt(
+        l,
+        libc::IPPROTO_IPV6,
+        libc::IPV6_V6ONLY,
+        &1i32.to_ne_bytes(),
+    )
+    .unwrap();
     s.bind(l, addr("[::]:7004")).unwrap();
     s.listen(l, 4).unwrap();
     let c4 = s.tcp_socket(Domain::Inet).unwrap();

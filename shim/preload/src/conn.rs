@@ -30,7 +30,11 @@ static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 /// Whether this process runs under netcell.
 pub fn active() -> bool {
     CONTROL
-        .get_or_init(|| std::env::var_os(proto::ENV_CONTROL).map(|p| std::os::unix::ffi::OsStringExt::into_vec(p)).filter(|p| !p.is_empty()))
+        .get_or_init(|| {
+            std::env::var_os(proto::ENV_CONTROL)
+                .map(std::os::unix::ffi::OsStringExt::into_vec)
+                .filter(|p| !p.is_empty())
+        })
         .is_some()
 }
 
@@ -49,7 +53,11 @@ pub fn stack_pid() -> Option<i32> {
 
 fn warn_once(e: c_int) {
     if !WARNED.swap(true, Ordering::Relaxed) {
-        let path = CONTROL.get().and_then(|p| p.as_ref()).map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
+        let path = CONTROL
+            .get()
+            .and_then(|p| p.as_ref())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
         let msg = format!(
             "netcell: cannot reach the container's stack at {path}: {}; INET sockets fail with EACCES\n",
             std::io::Error::from_raw_os_error(e)
@@ -71,7 +79,12 @@ fn open() -> Result<Conn, c_int> {
     let ino = sys::socket_inode(fd).unwrap_or(0);
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() } as u32;
-    let mut c = Conn { fd, ino, pid, seq: 0 };
+    let mut c = Conn {
+        fd,
+        ino,
+        pid,
+        seq: 0,
+    };
     if let Some(p) = sys::peer_pid(fd) {
         STACK_PID.store(p, Ordering::Relaxed);
     }
@@ -138,10 +151,17 @@ impl Response {
     }
 }
 
-fn exchange(c: &mut Conn, sock: u64, req: &Request<'_>, send_fd: Option<c_int>, rx_flags: c_int) -> Result<Response, c_int> {
+fn exchange(
+    c: &mut Conn,
+    sock: u64,
+    req: &Request<'_>,
+    send_fd: Option<c_int>,
+    rx_flags: c_int,
+) -> Result<Response, c_int> {
     let mut buf = [0u8; MAX_MESSAGE];
     c.seq = c.seq.wrapping_add(1);
-    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, &mut buf).map_err(|_| libc::EINVAL)?;
+    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, &mut buf)
+        .map_err(|_| libc::EINVAL)?;
     sys::send_with_fd(c.fd, &buf[..n], send_fd)?;
     let mut rbuf = [0u8; MAX_MESSAGE];
     let got = loop {
@@ -167,7 +187,14 @@ fn exchange(c: &mut Conn, sock: u64, req: &Request<'_>, send_fd: Option<c_int>, 
             return Err(libc::EPROTO);
         }
     };
-    let mut out = Response { errno: reply.errno, value: reply.value, flags: reply.flags, data: [0; MAX_MESSAGE], len: reply.data.len(), fd: got.fd };
+    let mut out = Response {
+        errno: reply.errno,
+        value: reply.value,
+        flags: reply.flags,
+        data: [0; MAX_MESSAGE],
+        len: reply.data.len(),
+        fd: got.fd,
+    };
     out.data[..reply.data.len()].copy_from_slice(reply.data);
     Ok(out)
 }

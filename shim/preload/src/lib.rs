@@ -33,7 +33,9 @@ mod conn;
 mod sys;
 
 use libc::{c_int, c_void, sockaddr, socklen_t};
-use netcell_proto::{ACCEPT_RECORD_LEN, AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, reply_flags};
+use netcell_proto::{
+    ACCEPT_RECORD_LEN, AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, reply_flags,
+};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -64,17 +66,72 @@ macro_rules! real {
     };
 }
 
-real!(real_socket, "socket", fn(d: c_int, t: c_int, p: c_int) -> c_int, libc::SYS_socket);
-real!(real_bind, "bind", fn(fd: c_int, a: *const sockaddr, l: socklen_t) -> c_int, libc::SYS_bind);
-real!(real_listen, "listen", fn(fd: c_int, b: c_int) -> c_int, libc::SYS_listen);
-real!(real_accept4, "accept4", fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t, f: c_int) -> c_int, libc::SYS_accept4);
-real!(real_accept, "accept", fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int, libc::SYS_accept);
-real!(real_connect, "connect", fn(fd: c_int, a: *const sockaddr, l: socklen_t) -> c_int, libc::SYS_connect);
-real!(real_getsockname, "getsockname", fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int, libc::SYS_getsockname);
-real!(real_getpeername, "getpeername", fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int, libc::SYS_getpeername);
-real!(real_setsockopt, "setsockopt", fn(fd: c_int, lv: c_int, n: c_int, v: *const c_void, l: socklen_t) -> c_int, libc::SYS_setsockopt);
-real!(real_getsockopt, "getsockopt", fn(fd: c_int, lv: c_int, n: c_int, v: *mut c_void, l: *mut socklen_t) -> c_int, libc::SYS_getsockopt);
-real!(real_shutdown, "shutdown", fn(fd: c_int, h: c_int) -> c_int, libc::SYS_shutdown);
+real!(
+    real_socket,
+    "socket",
+    fn(d: c_int, t: c_int, p: c_int) -> c_int,
+    libc::SYS_socket
+);
+real!(
+    real_bind,
+    "bind",
+    fn(fd: c_int, a: *const sockaddr, l: socklen_t) -> c_int,
+    libc::SYS_bind
+);
+real!(
+    real_listen,
+    "listen",
+    fn(fd: c_int, b: c_int) -> c_int,
+    libc::SYS_listen
+);
+real!(
+    real_accept4,
+    "accept4",
+    fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t, f: c_int) -> c_int,
+    libc::SYS_accept4
+);
+real!(
+    real_accept,
+    "accept",
+    fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int,
+    libc::SYS_accept
+);
+real!(
+    real_connect,
+    "connect",
+    fn(fd: c_int, a: *const sockaddr, l: socklen_t) -> c_int,
+    libc::SYS_connect
+);
+real!(
+    real_getsockname,
+    "getsockname",
+    fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int,
+    libc::SYS_getsockname
+);
+real!(
+    real_getpeername,
+    "getpeername",
+    fn(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) -> c_int,
+    libc::SYS_getpeername
+);
+real!(
+    real_setsockopt,
+    "setsockopt",
+    fn(fd: c_int, lv: c_int, n: c_int, v: *const c_void, l: socklen_t) -> c_int,
+    libc::SYS_setsockopt
+);
+real!(
+    real_getsockopt,
+    "getsockopt",
+    fn(fd: c_int, lv: c_int, n: c_int, v: *mut c_void, l: *mut socklen_t) -> c_int,
+    libc::SYS_getsockopt
+);
+real!(
+    real_shutdown,
+    "shutdown",
+    fn(fd: c_int, h: c_int) -> c_int,
+    libc::SYS_shutdown
+);
 
 fn fail(e: c_int) -> c_int {
     sys::set_errno(e);
@@ -144,7 +201,15 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         // SAFETY: passing the caller's arguments through.
         return unsafe { real_socket(domain, ty, protocol) };
     }
-    match conn::call(0, &Request::Socket { domain, ty, protocol }, None) {
+    match conn::call(
+        0,
+        &Request::Socket {
+            domain,
+            ty,
+            protocol,
+        },
+        None,
+    ) {
         Err(e) => fail(e),
         Ok(r) if r.errno != 0 => fail(r.errno),
         Ok(r) => match r.fd {
@@ -202,11 +267,20 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 
 fn int_value(r: &conn::Response) -> c_int {
     let d = r.data();
-    if d.len() >= 4 { c_int::from_ne_bytes([d[0], d[1], d[2], d[3]]) } else { 0 }
+    if d.len() >= 4 {
+        c_int::from_ne_bytes([d[0], d[1], d[2], d[3]])
+    } else {
+        0
+    }
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
     let Some(ino) = standin(fd) else {
         // SAFETY: passing through.
         return unsafe { real_accept4(fd, addr, len, flags) };
@@ -216,7 +290,11 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
     }
     let known = LISTENERS.lock().map(|l| l.contains(&ino)).unwrap_or(false);
     if !known {
-        let req = Request::GetSockOpt { level: libc::SOL_SOCKET, name: libc::SO_ACCEPTCONN, len: 4 };
+        let req = Request::GetSockOpt {
+            level: libc::SOL_SOCKET,
+            name: libc::SO_ACCEPTCONN,
+            len: 4,
+        };
         match ask(ino, &req, None) {
             // SAFETY: passing through.
             None => return unsafe { real_accept4(fd, addr, len, flags) },
@@ -239,7 +317,11 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
             sys::close(f);
         }
         // EOF: the listener was shut down.
-        return fail(if got.len == 0 { libc::EINVAL } else { libc::ECONNABORTED });
+        return fail(if got.len == 0 {
+            libc::EINVAL
+        } else {
+            libc::ECONNABORTED
+        });
     };
     set_cloexec(conn_fd, flags & libc::SOCK_CLOEXEC != 0);
     if flags & libc::SOCK_NONBLOCK != 0 {
@@ -288,7 +370,11 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         Ok(0) => return fail(libc::EINPROGRESS),
         Ok(_) => {}
     }
-    let req = Request::GetSockOpt { level: libc::SOL_SOCKET, name: libc::SO_ERROR, len: 4 };
+    let req = Request::GetSockOpt {
+        level: libc::SOL_SOCKET,
+        name: libc::SO_ERROR,
+        len: 4,
+    };
     match ask(ino, &req, None) {
         Some(Ok(r)) if int_value(&r) == 0 => 0,
         Some(Ok(r)) => fail(int_value(&r)),
@@ -300,9 +386,17 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bool) -> c_int {
     let passthrough = |fd, addr, len| {
         // SAFETY: passing the caller's arguments through.
-        unsafe { if peer { real_getpeername(fd, addr, len) } else { real_getsockname(fd, addr, len) } }
+        unsafe {
+            if peer {
+                real_getpeername(fd, addr, len)
+            } else {
+                real_getsockname(fd, addr, len)
+            }
+        }
     };
-    let Some(ino) = standin(fd) else { return passthrough(fd, addr, len) };
+    let Some(ino) = standin(fd) else {
+        return passthrough(fd, addr, len);
+    };
     if addr.is_null() || len.is_null() {
         return fail(libc::EFAULT);
     }
@@ -310,7 +404,11 @@ unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: b
     if (unsafe { *len } as i32) < 0 {
         return fail(libc::EINVAL);
     }
-    let req = if peer { Request::GetPeerName } else { Request::GetSockName };
+    let req = if peer {
+        Request::GetPeerName
+    } else {
+        Request::GetSockName
+    };
     match ask(ino, &req, None) {
         None => passthrough(fd, addr, len),
         Some(Ok(r)) => {
@@ -335,7 +433,13 @@ pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut s
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int {
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
     let Some(ino) = standin(fd) else {
         // SAFETY: passing through.
         return unsafe { real_setsockopt(fd, level, name, val, len) };
@@ -364,7 +468,13 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
     let Some(ino) = standin(fd) else {
         // SAFETY: passing through.
         return unsafe { real_getsockopt(fd, level, name, val, len) };
@@ -380,7 +490,15 @@ pub unsafe extern "C" fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *
     if val.is_null() && want > 0 {
         return fail(libc::EFAULT);
     }
-    match ask(ino, &Request::GetSockOpt { level, name, len: want as u32 }, None) {
+    match ask(
+        ino,
+        &Request::GetSockOpt {
+            level,
+            name,
+            len: want as u32,
+        },
+        None,
+    ) {
         // SAFETY: passing through.
         None => unsafe { real_getsockopt(fd, level, name, val, len) },
         Some(Ok(r)) => {
@@ -407,7 +525,11 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
         // stand-in itself so the FIN is ordered after the bytes written).
         None | Some(Ok(_)) => unsafe {
             let r = real_shutdown(fd, how);
-            if r < 0 && sys::errno() == libc::ENOTCONN { 0 } else { r }
+            if r < 0 && sys::errno() == libc::ENOTCONN {
+                0
+            } else {
+                r
+            }
         },
         Some(Err(e)) => fail(e),
     }

@@ -24,7 +24,15 @@ fn ret(r: c_long) -> Result<c_long, c_int> {
 /// `socket(2)`.
 pub fn socket(domain: c_int, ty: c_int, proto: c_int) -> Result<c_int, c_int> {
     // SAFETY: plain syscall with integer arguments.
-    ret(unsafe { libc::syscall(libc::SYS_socket, domain as c_long, ty as c_long, proto as c_long) }).map(|r| r as c_int)
+    ret(unsafe {
+        libc::syscall(
+            libc::SYS_socket,
+            domain as c_long,
+            ty as c_long,
+            proto as c_long,
+        )
+    })
+    .map(|r| r as c_int)
 }
 
 /// `connect(2)` to an `AF_UNIX` path, retrying on `EINTR`.
@@ -41,7 +49,14 @@ pub fn connect_unix(fd: c_int, path: &[u8]) -> Result<(), c_int> {
     let len = (size_of::<libc::sa_family_t>() + path.len() + 1) as c_long;
     loop {
         // SAFETY: `sun` is a valid sockaddr_un of at least `len` bytes.
-        let r = unsafe { libc::syscall(libc::SYS_connect, fd as c_long, &sun as *const _ as c_long, len) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_connect,
+                fd as c_long,
+                &sun as *const _ as c_long,
+                len,
+            )
+        };
         match ret(r) {
             Ok(_) => return Ok(()),
             Err(libc::EINTR) => continue,
@@ -94,10 +109,23 @@ pub fn socket_inode(fd: c_int) -> Option<u64> {
     (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
 }
 
-fn getsockopt_raw(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: &mut socklen_t) -> Result<(), c_int> {
+fn getsockopt_raw(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: &mut socklen_t,
+) -> Result<(), c_int> {
     // SAFETY: `val` points at `*len` writable bytes (the callers pass locals).
     ret(unsafe {
-        libc::syscall(libc::SYS_getsockopt, fd as c_long, level as c_long, name as c_long, val as c_long, len as *mut _ as c_long)
+        libc::syscall(
+            libc::SYS_getsockopt,
+            fd as c_long,
+            level as c_long,
+            name as c_long,
+            val as c_long,
+            len as *mut _ as c_long,
+        )
     })
     .map(|_| ())
 }
@@ -106,7 +134,9 @@ fn getsockopt_raw(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: &
 pub fn sockopt_int(fd: c_int, level: c_int, name: c_int) -> Option<c_int> {
     let mut v: c_int = 0;
     let mut len = size_of::<c_int>() as socklen_t;
-    getsockopt_raw(fd, level, name, &mut v as *mut _ as *mut c_void, &mut len).ok().map(|_| v)
+    getsockopt_raw(fd, level, name, &mut v as *mut _ as *mut c_void, &mut len)
+        .ok()
+        .map(|_| v)
 }
 
 /// The pid that created the peer of a unix socket.
@@ -114,7 +144,15 @@ pub fn peer_pid(fd: c_int) -> Option<i32> {
     // SAFETY: plain data.
     let mut cred: libc::ucred = unsafe { zeroed() };
     let mut len = size_of::<libc::ucred>() as socklen_t;
-    getsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_PEERCRED, &mut cred as *mut _ as *mut c_void, &mut len).ok().map(|_| cred.pid)
+    getsockopt_raw(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_PEERCRED,
+        &mut cred as *mut _ as *mut c_void,
+        &mut len,
+    )
+    .ok()
+    .map(|_| cred.pid)
 }
 
 /// `SO_SNDTIMEO` in milliseconds (-1: none).
@@ -122,9 +160,16 @@ pub fn sndtimeo_ms(fd: c_int) -> c_int {
     // SAFETY: plain data.
     let mut tv: libc::timeval = unsafe { zeroed() };
     let mut len = size_of::<libc::timeval>() as socklen_t;
-    match getsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &mut tv as *mut _ as *mut c_void, &mut len) {
+    match getsockopt_raw(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_SNDTIMEO,
+        &mut tv as *mut _ as *mut c_void,
+        &mut len,
+    ) {
         Ok(()) if tv.tv_sec > 0 || tv.tv_usec > 0 => {
-            (tv.tv_sec.saturating_mul(1000) + tv.tv_usec / 1000).clamp(1, c_int::MAX as i64) as c_int
+            (tv.tv_sec.saturating_mul(1000) + tv.tv_usec / 1000).clamp(1, c_int::MAX as i64)
+                as c_int
         }
         _ => -1,
     }
@@ -132,16 +177,32 @@ pub fn sndtimeo_ms(fd: c_int) -> c_int {
 
 /// Waits for `events` on one fd. `Ok(revents)`, `Ok(0)` on timeout.
 pub fn poll1(fd: c_int, events: i16, timeout_ms: c_int) -> Result<i16, c_int> {
-    let mut p = libc::pollfd { fd, events, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     let ts;
     let tsp = if timeout_ms < 0 {
         std::ptr::null()
     } else {
-        ts = libc::timespec { tv_sec: (timeout_ms / 1000) as _, tv_nsec: ((timeout_ms % 1000) as i64 * 1_000_000) as _ };
+        ts = libc::timespec {
+            tv_sec: (timeout_ms / 1000) as _,
+            tv_nsec: ((timeout_ms % 1000) as i64 * 1_000_000) as _,
+        };
         &ts as *const libc::timespec
     };
     // SAFETY: one valid pollfd; tsp null or valid.
-    let r = ret(unsafe { libc::syscall(libc::SYS_ppoll, &mut p as *mut _ as c_long, 1 as c_long, tsp as c_long, 0 as c_long, 0 as c_long) })?;
+    let r = ret(unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            &mut p as *mut _ as c_long,
+            1 as c_long,
+            tsp as c_long,
+            0 as c_long,
+            0 as c_long,
+        )
+    })?;
     Ok(if r == 0 { 0 } else { p.revents })
 }
 
@@ -150,7 +211,10 @@ struct Cmsg([u8; 64]);
 
 /// `sendmsg(2)` of one buffer with an optional fd as `SCM_RIGHTS`; no SIGPIPE.
 pub fn send_with_fd(sock: c_int, data: &[u8], fd: Option<c_int>) -> Result<usize, c_int> {
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut c_void, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut c_void,
+        iov_len: data.len(),
+    };
     let mut cm = Cmsg([0; 64]);
     // SAFETY: plain data.
     let mut msg: libc::msghdr = unsafe { zeroed() };
@@ -170,7 +234,14 @@ pub fn send_with_fd(sock: c_int, data: &[u8], fd: Option<c_int>) -> Result<usize
     }
     loop {
         // SAFETY: msg points at valid buffers.
-        let r = unsafe { libc::syscall(libc::SYS_sendmsg, sock as c_long, &msg as *const _ as c_long, libc::MSG_NOSIGNAL as c_long) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sendmsg,
+                sock as c_long,
+                &msg as *const _ as c_long,
+                libc::MSG_NOSIGNAL as c_long,
+            )
+        };
         match ret(r) {
             Ok(n) => return Ok(n as usize),
             Err(libc::EINTR) => continue,
@@ -190,7 +261,10 @@ pub struct Got {
 /// `recvmsg(2)` of one message with up to one fd. `flags` are passed through
 /// (`MSG_CMSG_CLOEXEC`, `MSG_WAITALL`, ...). `EINTR` is returned, not retried.
 pub fn recv_with_fd(sock: c_int, buf: &mut [u8], flags: c_int) -> Result<Got, c_int> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     let mut cm = Cmsg([0; 64]);
     // SAFETY: plain data.
     let mut msg: libc::msghdr = unsafe { zeroed() };
@@ -199,8 +273,19 @@ pub fn recv_with_fd(sock: c_int, buf: &mut [u8], flags: c_int) -> Result<Got, c_
     msg.msg_control = cm.0.as_mut_ptr().cast();
     msg.msg_controllen = cm.0.len();
     // SAFETY: msg points at valid buffers.
-    let n = ret(unsafe { libc::syscall(libc::SYS_recvmsg, sock as c_long, &mut msg as *mut _ as c_long, flags as c_long) })? as usize;
-    let mut got = Got { len: n, fd: None, truncated: msg.msg_flags & libc::MSG_TRUNC != 0 };
+    let n = ret(unsafe {
+        libc::syscall(
+            libc::SYS_recvmsg,
+            sock as c_long,
+            &mut msg as *mut _ as c_long,
+            flags as c_long,
+        )
+    })? as usize;
+    let mut got = Got {
+        len: n,
+        fd: None,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+    };
     // SAFETY: the kernel wrote msg_controllen bytes of cmsghdrs; walk them in bounds.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&msg);
@@ -209,7 +294,11 @@ pub fn recv_with_fd(sock: c_int, buf: &mut [u8], flags: c_int) -> Result<Got, c_
                 let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
                 for i in 0..count {
                     let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<c_int>().add(i));
-                    if got.fd.is_none() { got.fd = Some(fd) } else { close(fd) }
+                    if got.fd.is_none() {
+                        got.fd = Some(fd)
+                    } else {
+                        close(fd)
+                    }
                 }
             }
             c = libc::CMSG_NXTHDR(&msg, c);

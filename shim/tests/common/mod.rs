@@ -14,7 +14,11 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this test process and call.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}x{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub fn netcell() -> &'static str {
@@ -43,8 +47,16 @@ macro_rules! require_root {
 
 /// Panics with a clear message if a program the test needs is missing.
 pub fn need(program: &str) {
-    let ok = Command::new("sh").arg("-c").arg(format!("command -v {program}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
-    assert!(ok, "{program} is not installed; .ci/run installs the test tools (apt-get install ...)");
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{program} is not installed; .ci/run installs the test tools (apt-get install ...)"
+    );
 }
 
 fn sh(cmd: &str) -> Output {
@@ -53,7 +65,11 @@ fn sh(cmd: &str) -> Output {
 
 fn run_ok(cmd: &str) {
     let o = sh(cmd);
-    assert!(o.status.success(), "`{cmd}` failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A process started by a test; its whole process group is stopped on drop.
@@ -66,8 +82,13 @@ impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        Proc { child, stopped: false }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        Proc {
+            child,
+            stopped: false,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -146,7 +167,10 @@ impl NetNs {
 
     /// Adds a persistent TAP device `dev` with the kernel side's address, link up.
     pub fn with_tap(self, dev: &str, kernel_cidr: &str, mtu: usize) -> NetNs {
-        run_ok(&format!("ip -n {0} tuntap add dev {dev} mode tap && ip -n {0} link set {dev} mtu {mtu} && ip -n {0} addr add {kernel_cidr} dev {dev} && ip -n {0} link set {dev} up", self.name));
+        run_ok(&format!(
+            "ip -n {0} tuntap add dev {dev} mode tap && ip -n {0} link set {dev} mtu {mtu} && ip -n {0} addr add {kernel_cidr} dev {dev} && ip -n {0} link set {dev} up",
+            self.name
+        ));
         self
     }
 
@@ -161,19 +185,37 @@ impl NetNs {
     /// `netcell run` inside the namespace, on its TAP `dev`.
     pub fn netcell(&self, dev: &str, addr: &str, gateway: &str, mtu: usize) -> Command {
         let mut c = self.cmd(netcell());
-        c.args(["run", "--tap", dev, "--addr", addr, "--gateway", gateway, "--mtu", &mtu.to_string(), "--"]);
+        c.args([
+            "run",
+            "--tap",
+            dev,
+            "--addr",
+            addr,
+            "--gateway",
+            gateway,
+            "--mtu",
+            &mtu.to_string(),
+            "--",
+        ]);
         c
     }
 
     pub fn sh(&self, cmd: &str) -> Output {
-        sh(&format!("ip netns exec {} sh -c '{}'", self.name, cmd.replace('\'', "'\\''")))
+        sh(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.name,
+            cmd.replace('\'', "'\\''")
+        ))
     }
 
     /// Packet counters of a device, from the kernel side: (rx_packets, tx_packets).
     pub fn counters(&self, dev: &str) -> (u64, u64) {
         let read = |f: &str| -> u64 {
             let o = self.sh(&format!("cat /sys/class/net/{dev}/statistics/{f}"));
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0)
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse()
+                .unwrap_or(0)
         };
         (read("rx_packets"), read("tx_packets"))
     }
@@ -181,7 +223,10 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = sh(&format!("ip netns pids {0} | xargs -r kill -9; ip netns del {0}", self.name));
+        let _ = sh(&format!(
+            "ip netns pids {0} | xargs -r kill -9; ip netns del {0}",
+            self.name
+        ));
     }
 }
 

@@ -681,7 +681,9 @@ mod tests {
             ty: 1 | 0o4000,
             protocol: 0,
         });
-        roundtrip(Request::Bind { addr: &[2, 0, 0, 80] });
+        roundtrip(Request::Bind {
+            addr: &[2, 0, 0, 80],
+        });
         roundtrip(Request::Connect { addr: &[10, 0] });
         roundtrip(Request::Listen { backlog: -1 });
         roundtrip(Request::GetSockName);
@@ -766,11 +768,24 @@ mod tests {
         assert_eq!(decode_request(&m), Err(DecodeError::UnknownOp(200)));
         let mut m = buf[..n].to_vec();
         m.push(0);
-        assert!(matches!(decode_request(&m), Err(DecodeError::BadField { .. })));
+        assert!(matches!(
+            decode_request(&m),
+            Err(DecodeError::BadField { .. })
+        ));
         let big = vec![0u8; MAX_MESSAGE + 1];
-        assert_eq!(decode_request(&big), Err(DecodeError::TooLong(MAX_MESSAGE + 1)));
+        assert_eq!(
+            decode_request(&big),
+            Err(DecodeError::TooLong(MAX_MESSAGE + 1))
+        );
         let long = [0u8; MAX_SOCKADDR + 1];
-        assert!(encode_request(RequestHeader::default(), &Request::Bind { addr: &long }, &mut buf).is_err());
+        assert!(
+            encode_request(
+                RequestHeader::default(),
+                &Request::Bind { addr: &long },
+                &mut buf
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -82,7 +82,12 @@ impl ControlServer {
             match sys::accept_nb(self.listener.as_fd()) {
                 Ok(fd) => {
                     let pid = sys::peer_cred(fd.as_fd()).map(|c| c.0).unwrap_or(0);
-                    let conn = Conn { fd, pid, hello: false, errors: 0 };
+                    let conn = Conn {
+                        fd,
+                        pid,
+                        hello: false,
+                        errors: 0,
+                    };
                     let idx = match self.conns.iter().position(|c| c.is_none()) {
                         Some(i) => {
                             self.conns[i] = Some(conn);
@@ -140,7 +145,10 @@ impl ControlServer {
             }
             let msg = &self.rx[..got.len];
             let outcome = if got.truncated || got.len > MAX_MESSAGE {
-                Err((DecodeError::TooLong(got.len), proto::peek_request_header(msg)))
+                Err((
+                    DecodeError::TooLong(got.len),
+                    proto::peek_request_header(msg),
+                ))
             } else {
                 match proto::decode_request(msg) {
                     Ok(r) => Ok(r),
@@ -151,7 +159,11 @@ impl ControlServer {
                 Ok((hdr, req)) => {
                     let first = !conn.hello;
                     if first && !matches!(req, proto::Request::Hello { .. }) {
-                        log::warn!("control: pid {} sent {:?} before Hello; closing", conn.pid, req.op());
+                        log::warn!(
+                            "control: pid {} sent {:?} before Hello; closing",
+                            conn.pid,
+                            req.op()
+                        );
                         self.conns[idx] = None;
                         return ConnEvent::Closed;
                     }
@@ -177,10 +189,15 @@ impl ControlServer {
                     conn.errors += 1;
                     crate::device::log_rate_limited(
                         conn.errors as u64,
-                        &format!("control: malformed message from pid {} ({} bytes)", conn.pid, got.len),
+                        &format!(
+                            "control: malformed message from pid {} ({} bytes)",
+                            conn.pid, got.len
+                        ),
                         &e,
                     );
-                    let Some((op, hdr)) = header.filter(|_| e.header_was_valid() && conn.errors <= MAX_ERRORS) else {
+                    let Some((op, hdr)) =
+                        header.filter(|_| e.header_was_valid() && conn.errors <= MAX_ERRORS)
+                    else {
                         log::warn!("control: closing connection of pid {} after: {e}", conn.pid);
                         self.conns[idx] = None;
                         return ConnEvent::Closed;
@@ -190,7 +207,14 @@ impl ControlServer {
                         DecodeError::UnknownOp(_) => libc::EOPNOTSUPP,
                         _ => libc::EBADMSG,
                     };
-                    let reply = Reply { op: proto::Op::Hello, seq: hdr.seq, errno, value: 0, flags: 0, data: &[] };
+                    let reply = Reply {
+                        op: proto::Op::Hello,
+                        seq: hdr.seq,
+                        errno,
+                        value: 0,
+                        flags: 0,
+                        data: &[],
+                    };
                     match proto::encode_reply_raw(op, &reply, &mut self.tx) {
                         Ok(n) => (n, None),
                         Err(_) => continue,
@@ -202,7 +226,11 @@ impl ControlServer {
             let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 return ConnEvent::Closed;
             };
-            match sys::send_with_fd(conn.fd.as_fd(), &self.tx[..n], fd.as_ref().map(|f| f.as_fd())) {
+            match sys::send_with_fd(
+                conn.fd.as_fd(),
+                &self.tx[..n],
+                fd.as_ref().map(|f| f.as_fd()),
+            ) {
                 Ok(_) => {}
                 Err(e) => {
                     // A client that does not read its replies, or is gone.

@@ -27,11 +27,21 @@ pub struct Answer {
 
 impl Answer {
     fn ok() -> Self {
-        Answer { errno: 0, value: 0, flags: 0, data: [0; MAX_OPT], len: 0, fd: None }
+        Answer {
+            errno: 0,
+            value: 0,
+            flags: 0,
+            data: [0; MAX_OPT],
+            len: 0,
+            fd: None,
+        }
     }
 
     fn err(e: impl Into<Errno>) -> Self {
-        Answer { errno: e.into().raw(), ..Answer::ok() }
+        Answer {
+            errno: e.into().raw(),
+            ..Answer::ok()
+        }
     }
 
     fn result<E: Into<Errno>>(r: Result<(), E>) -> Self {
@@ -42,7 +52,10 @@ impl Answer {
     }
 
     fn not_standin() -> Self {
-        Answer { flags: reply_flags::NOT_STANDIN, ..Answer::ok() }
+        Answer {
+            flags: reply_flags::NOT_STANDIN,
+            ..Answer::ok()
+        }
     }
 
     fn with_addr(domain: Domain, a: std::net::SocketAddr) -> Self {
@@ -62,8 +75,18 @@ impl Answer {
 
 /// Serves one request. `fds` are the descriptors that came with it; the service
 /// takes what it needs and the rest are closed by the caller.
-pub fn serve<D: Device>(stack: &mut Stack<D>, hdr: RequestHeader, req: &Request<'_>, fds: &mut heapless::Vec<OwnedFd, 4>) -> Answer {
-    if let Request::Socket { domain, ty, protocol } = *req {
+pub fn serve<D: Device>(
+    stack: &mut Stack<D>,
+    hdr: RequestHeader,
+    req: &Request<'_>,
+    fds: &mut heapless::Vec<OwnedFd, 4>,
+) -> Answer {
+    if let Request::Socket {
+        domain,
+        ty,
+        protocol,
+    } = *req
+    {
         let Some(domain) = Domain::from_raw(domain) else {
             return Answer::err(Errno(libc::EAFNOSUPPORT));
         };
@@ -76,7 +99,10 @@ pub fn serve<D: Device>(stack: &mut Stack<D>, hdr: RequestHeader, req: &Request<
         };
     }
     if let Request::Hello { .. } = req {
-        return Answer { value: std::process::id(), ..Answer::ok() };
+        return Answer {
+            value: std::process::id(),
+            ..Answer::ok()
+        };
     }
     let Some(id) = stack.sockets.by_inode(hdr.sock) else {
         return serve_dead(stack, hdr.sock, req);
@@ -107,11 +133,16 @@ pub fn serve<D: Device>(stack: &mut Stack<D>, hdr: RequestHeader, req: &Request<
             Ok(a) => Answer::with_addr(domain, a),
             Err(e) => Answer::err(e),
         },
-        Request::SetSockOpt { level, name, value } => match stack.setsockopt(id, level, name, value) {
-            Ok(SetOutcome::AlsoNative) => Answer { flags: reply_flags::APPLY_NATIVE, ..Answer::ok() },
-            Ok(SetOutcome::Done) => Answer::ok(),
-            Err(e) => Answer::err(e),
-        },
+        Request::SetSockOpt { level, name, value } => {
+            match stack.setsockopt(id, level, name, value) {
+                Ok(SetOutcome::AlsoNative) => Answer {
+                    flags: reply_flags::APPLY_NATIVE,
+                    ..Answer::ok()
+                },
+                Ok(SetOutcome::Done) => Answer::ok(),
+                Err(e) => Answer::err(e),
+            }
+        }
         Request::GetSockOpt { level, name, .. } => {
             let mut ans = Answer::ok();
             match stack.getsockopt(id, level, name, &mut ans.data) {
@@ -136,7 +167,9 @@ fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) ->
     };
     match *req {
         Request::GetSockName => {
-            let a = t.local.unwrap_or_else(|| std::net::SocketAddr::new(t.domain.any(), 0));
+            let a = t
+                .local
+                .unwrap_or_else(|| std::net::SocketAddr::new(t.domain.any(), 0));
             Answer::with_addr(t.domain, a)
         }
         Request::GetPeerName | Request::Shutdown { .. } => Answer::err(Errno(libc::ENOTCONN)),
@@ -167,7 +200,11 @@ fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) ->
             }
         }
         Request::SetSockOpt { .. } => Answer::ok(),
-        Request::Connect { .. } => Answer::err(Errno(if t.error != 0 { t.error } else { libc::ECONNRESET })),
+        Request::Connect { .. } => Answer::err(Errno(if t.error != 0 {
+            t.error
+        } else {
+            libc::ECONNRESET
+        })),
         _ => Answer::err(Errno(libc::EINVAL)),
     }
 }

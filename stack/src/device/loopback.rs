@@ -38,7 +38,10 @@ impl LoopbackDevice {
     /// A loopback device holding up to 4096 packets in flight.
     pub fn new() -> Self {
         LoopbackDevice {
-            inner: RefCell::new(Inner { queue: FrameQueue::new(LOOPBACK_MTU, 4096), stats: DeviceStats::default() }),
+            inner: RefCell::new(Inner {
+                queue: FrameQueue::new(LOOPBACK_MTU, 4096),
+                stats: DeviceStats::default(),
+            }),
         }
     }
 
@@ -50,7 +53,10 @@ impl LoopbackDevice {
     /// Counters.
     pub fn stats(&self) -> DeviceStats {
         let i = self.inner.borrow();
-        DeviceStats { tx_errors: i.queue.dropped, ..i.stats }
+        DeviceStats {
+            tx_errors: i.queue.dropped,
+            ..i.stats
+        }
     }
 }
 
@@ -71,7 +77,13 @@ impl Device for LoopbackDevice {
 
     fn receive(&mut self, _now: Instant) -> Option<(LoRx<'_>, LoTx<'_>)> {
         let frame = self.inner.get_mut().queue.pop()?;
-        Some((LoRx { frame, inner: &self.inner }, LoTx { inner: &self.inner }))
+        Some((
+            LoRx {
+                frame,
+                inner: &self.inner,
+            },
+            LoTx { inner: &self.inner },
+        ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<LoTx<'_>> {

@@ -45,7 +45,10 @@ impl PipeDevice {
 
     /// Counters of this end.
     pub fn stats(&self) -> DeviceStats {
-        DeviceStats { tx_errors: lock(&self.tx).dropped, ..self.stats }
+        DeviceStats {
+            tx_errors: lock(&self.tx).dropped,
+            ..self.stats
+        }
     }
 }
 
@@ -69,11 +72,23 @@ impl Device for PipeDevice {
         let frame = lock(&self.rx).pop()?;
         self.stats.rx_frames += 1;
         self.stats.rx_bytes += frame.bytes().len() as u64;
-        Some((PipeRx { frame, queue: &self.rx }, PipeTx { queue: &self.tx, stats: &mut self.stats }))
+        Some((
+            PipeRx {
+                frame,
+                queue: &self.rx,
+            },
+            PipeTx {
+                queue: &self.tx,
+                stats: &mut self.stats,
+            },
+        ))
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<PipeTx<'_>> {
-        Some(PipeTx { queue: &self.tx, stats: &mut self.stats })
+        Some(PipeTx {
+            queue: &self.tx,
+            stats: &mut self.stats,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

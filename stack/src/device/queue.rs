@@ -27,14 +27,23 @@ pub(crate) struct FrameQueue {
 impl FrameQueue {
     /// A queue holding at most `limit` frames of at most `frame_cap` bytes.
     pub(crate) fn new(frame_cap: usize, limit: usize) -> Self {
-        FrameQueue { frames: VecDeque::with_capacity(limit.min(1024)), pool: Vec::new(), frame_cap, limit, dropped: 0 }
+        FrameQueue {
+            frames: VecDeque::with_capacity(limit.min(1024)),
+            pool: Vec::new(),
+            frame_cap,
+            limit,
+            dropped: 0,
+        }
     }
 
     /// Appends a frame of `len` bytes written by `f`. When the queue is full or `len`
     /// exceeds the frame capacity, `f` writes into a scratch buffer and the frame is
     /// dropped, as a full NIC queue drops.
     pub(crate) fn push_with<R>(&mut self, len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-        let mut buf = self.pool.pop().unwrap_or_else(|| vec![0u8; self.frame_cap].into_boxed_slice());
+        let mut buf = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.frame_cap].into_boxed_slice());
         if len > buf.len() || self.frames.len() >= self.limit {
             self.dropped += 1;
             let mut scratch = vec![0u8; len];

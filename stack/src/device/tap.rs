@@ -42,7 +42,11 @@ pub struct TapConfig {
 impl TapConfig {
     /// A configuration with MTU 1500 and no receive checksum verification.
     pub fn new(name: impl Into<String>) -> Self {
-        TapConfig { name: name.into(), mtu: 1500, verify_rx_checksums: false }
+        TapConfig {
+            name: name.into(),
+            mtu: 1500,
+            verify_rx_checksums: false,
+        }
     }
 }
 
@@ -74,7 +78,11 @@ impl fmt::Display for TapError {
                 "bad TAP name {n:?}: use 1 to 15 characters, no '/', ':' or whitespace"
             ),
             TapError::BadMtu(m) => write!(f, "MTU {m} out of range {MIN_TAP_MTU}..={MAX_TAP_MTU}"),
-            TapError::Open { name, existed, source } => {
+            TapError::Open {
+                name,
+                existed,
+                source,
+            } => {
                 write!(f, "cannot open TAP device {name:?}: {source}")?;
                 match (source.raw_os_error(), existed) {
                     (Some(libc::EPERM) | Some(libc::EACCES), false) => write!(
@@ -89,8 +97,12 @@ impl fmt::Display for TapError {
                          `ip tuntap add dev {name} mode tap user $(id -un)`"
                     ),
                     (Some(libc::EBUSY), _) => write!(f, "; another process holds it open"),
-                    (Some(libc::EINVAL), true) => write!(f, "; {name} exists and is not a TAP device"),
-                    (Some(libc::ENOENT), _) => write!(f, "; /dev/net/tun is missing (modprobe tun)"),
+                    (Some(libc::EINVAL), true) => {
+                        write!(f, "; {name} exists and is not a TAP device")
+                    }
+                    (Some(libc::ENOENT), _) => {
+                        write!(f, "; /dev/net/tun is missing (modprobe tun)")
+                    }
                     _ => Ok(()),
                 }
             }
@@ -107,7 +119,9 @@ pub(crate) fn valid_ifname(name: &str) -> bool {
         && name.len() <= 15
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
 }
 
 /// A TAP device.
@@ -131,9 +145,13 @@ impl TapDevice {
             return Err(TapError::BadMtu(cfg.mtu));
         }
         let existed = sys::if_index(&cfg.name).is_some();
-        let iface = tun_tap::Iface::without_packet_info(&cfg.name, tun_tap::Mode::Tap).map_err(|source| {
-            TapError::Open { name: cfg.name.clone(), existed, source }
-        })?;
+        let iface = tun_tap::Iface::without_packet_info(&cfg.name, tun_tap::Mode::Tap).map_err(
+            |source| TapError::Open {
+                name: cfg.name.clone(),
+                existed,
+                source,
+            },
+        )?;
         iface.set_non_blocking().map_err(TapError::NonBlocking)?;
         match sys::if_mtu(iface.name()) {
             Ok(kernel_mtu) if kernel_mtu != cfg.mtu => {
@@ -152,14 +170,26 @@ impl TapDevice {
         log::info!(
             "{}: {} TAP device, MTU {}",
             iface.name(),
-            if existed { "attached to existing" } else { "created" },
+            if existed {
+                "attached to existing"
+            } else {
+                "created"
+            },
             cfg.mtu
         );
         // Frames from the kernel can be as large as the kernel side's MTU, which its
         // owner may raise; size the receive buffer for the largest possible frame.
         let rx = vec![0u8; MAX_TAP_MTU + ETH_HEADER + 64].into_boxed_slice();
         let tx = vec![0u8; cfg.mtu + ETH_HEADER].into_boxed_slice();
-        Ok(TapDevice { iface, mtu: cfg.mtu, rx, tx, stats: DeviceStats::default(), created: !existed, verify_rx: cfg.verify_rx_checksums })
+        Ok(TapDevice {
+            iface,
+            mtu: cfg.mtu,
+            rx,
+            tx,
+            stats: DeviceStats::default(),
+            created: !existed,
+            verify_rx: cfg.verify_rx_checksums,
+        })
     }
 
     /// The interface's name as the kernel knows it.
@@ -211,21 +241,40 @@ impl Device for TapDevice {
                 self.stats.rx_frames += 1;
                 self.stats.rx_bytes += n as u64;
                 Some((
-                    TapRx { frame: &self.rx[..n] },
-                    TapTx { iface: &self.iface, buf: &mut self.tx, stats: &mut self.stats },
+                    TapRx {
+                        frame: &self.rx[..n],
+                    },
+                    TapTx {
+                        iface: &self.iface,
+                        buf: &mut self.tx,
+                        stats: &mut self.stats,
+                    },
                 ))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => None,
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted =>
+            {
+                None
+            }
             Err(e) => {
                 self.stats.rx_errors += 1;
-                log_rate_limited(self.stats.rx_errors, &format!("{}: read", self.iface.name()), &e);
+                log_rate_limited(
+                    self.stats.rx_errors,
+                    &format!("{}: read", self.iface.name()),
+                    &e,
+                );
                 None
             }
         }
     }
 
     fn transmit(&mut self, _now: Instant) -> Option<TapTx<'_>> {
-        Some(TapTx { iface: &self.iface, buf: &mut self.tx, stats: &mut self.stats })
+        Some(TapTx {
+            iface: &self.iface,
+            buf: &mut self.tx,
+            stats: &mut self.stats,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -272,7 +321,11 @@ impl phy::TxToken for TapTx<'_> {
                 // EIO while the kernel side is down, ENOBUFS/EAGAIN when its queue is
                 // full: the frame is lost, as on a real link; TCP recovers it.
                 self.stats.tx_errors += 1;
-                log_rate_limited(self.stats.tx_errors, &format!("{}: write", self.iface.name()), &e);
+                log_rate_limited(
+                    self.stats.tx_errors,
+                    &format!("{}: write", self.iface.name()),
+                    &e,
+                );
             }
         }
         r

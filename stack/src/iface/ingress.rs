@@ -16,7 +16,10 @@
 use super::IfaceId;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+    UdpPacket,
+};
 
 /// The parts of a packet's headers that policies look at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +47,9 @@ pub fn parse(medium: Medium, frame: &[u8]) -> Option<PacketInfo> {
         Medium::Ethernet => {
             let eth = EthernetFrame::new_checked(frame).ok()?;
             match eth.ethertype() {
-                EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => &frame[EthernetFrame::<&[u8]>::header_len()..],
+                EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => {
+                    &frame[EthernetFrame::<&[u8]>::header_len()..]
+                }
                 _ => return None,
             }
         }
@@ -56,17 +61,39 @@ pub fn parse(medium: Medium, frame: &[u8]) -> Option<PacketInfo> {
             let first_fragment = p.frag_offset() == 0;
             let hl = p.header_len() as usize;
             let tl = (p.total_len() as usize).min(ip.len());
-            let payload = if first_fragment && tl >= hl { &ip[hl..tl] } else { &[][..] };
-            (IpAddress::Ipv4(p.src_addr()), IpAddress::Ipv4(p.dst_addr()), p.next_header(), payload)
+            let payload = if first_fragment && tl >= hl {
+                &ip[hl..tl]
+            } else {
+                &[][..]
+            };
+            (
+                IpAddress::Ipv4(p.src_addr()),
+                IpAddress::Ipv4(p.dst_addr()),
+                p.next_header(),
+                payload,
+            )
         }
         6 => {
             let p = Ipv6Packet::new_checked(ip).ok()?;
             let end = (40 + p.payload_len() as usize).min(ip.len());
-            (IpAddress::Ipv6(p.src_addr()), IpAddress::Ipv6(p.dst_addr()), p.next_header(), &ip[40..end])
+            (
+                IpAddress::Ipv6(p.src_addr()),
+                IpAddress::Ipv6(p.dst_addr()),
+                p.next_header(),
+                &ip[40..end],
+            )
         }
         _ => return None,
     };
-    let mut info = PacketInfo { src, dst, proto, src_port: 0, dst_port: 0, syn: false, ack: false };
+    let mut info = PacketInfo {
+        src,
+        dst,
+        proto,
+        src_port: 0,
+        dst_port: 0,
+        syn: false,
+        ack: false,
+    };
     match proto {
         IpProtocol::Tcp => {
             if let Ok(t) = TcpPacket::new_checked(payload) {
@@ -122,7 +149,11 @@ pub struct Held {
 
 impl Default for Held {
     fn default() -> Self {
-        Held { buf: vec![0u8; 65536 + 64].into_boxed_slice(), len: 0, full: false }
+        Held {
+            buf: vec![0u8; 65536 + 64].into_boxed_slice(),
+            len: 0,
+            full: false,
+        }
     }
 }
 
@@ -156,7 +187,14 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
     /// Wraps `dev` for one poll of interface `iface`.
     pub fn new(dev: &'a mut D, admission: &'a mut A, held: &'a mut Held, iface: IfaceId) -> Self {
         let medium = dev.capabilities().medium;
-        Hooked { dev, admission, held, iface, medium, deferred: false }
+        Hooked {
+            dev,
+            admission,
+            held,
+            iface,
+            medium,
+            deferred: false,
+        }
     }
 
     /// Whether a frame was deferred during this poll.
@@ -186,18 +224,39 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         Self: 'b;
 
     fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let Hooked { dev, admission, held, iface, medium, deferred } = self;
+        let Hooked {
+            dev,
+            admission,
+            held,
+            iface,
+            medium,
+            deferred,
+        } = self;
         let (admission, held) = (&mut **admission, &mut **held);
         if *deferred {
             return None;
         }
         if held.full {
             let tx = dev.transmit(now)?;
-            let rx = HookedRx { live: None, admission, held, deferred, iface: *iface, medium: *medium };
+            let rx = HookedRx {
+                live: None,
+                admission,
+                held,
+                deferred,
+                iface: *iface,
+                medium: *medium,
+            };
             return Some((rx, tx));
         }
         let (live, tx) = dev.receive(now)?;
-        let rx = HookedRx { live: Some(live), admission, held, deferred, iface: *iface, medium: *medium };
+        let rx = HookedRx {
+            live: Some(live),
+            admission,
+            held,
+            deferred,
+            iface: *iface,
+            medium: *medium,
+        };
         Some((rx, tx))
     }
 
@@ -212,7 +271,14 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
 
 impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
     fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
-        let HookedRx { live, admission, held, deferred, iface, medium } = self;
+        let HookedRx {
+            live,
+            admission,
+            held,
+            deferred,
+            iface,
+            medium,
+        } = self;
         let verdict = |frame: &[u8], admission: &mut A| match parse(medium, frame) {
             Some(info) => admission.admit(iface, &info),
             None => Verdict::Accept,
@@ -274,11 +340,22 @@ mod tests {
             timestamp: None,
             payload: &[],
         };
-        let ip = Ipv4Repr { src_addr: src, dst_addr: dst, next_header: IpProtocol::Tcp, payload_len: tcp.buffer_len(), hop_limit: 64 };
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
         let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
         let caps = smoltcp::phy::ChecksumCapabilities::default();
         ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);
-        tcp.emit(&mut TcpPacket::new_unchecked(&mut buf[20..]), &src.into(), &dst.into(), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut buf[20..]),
+            &src.into(),
+            &dst.into(),
+            &caps,
+        );
         let _ = IpCidr::new(src.into(), 24);
         buf
     }

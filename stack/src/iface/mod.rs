@@ -28,7 +28,9 @@ pub mod ingress;
 use smoltcp::iface::{Config, Interface, Route as SmolRoute, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr, Ipv6Address};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr, Ipv6Address,
+};
 use std::fmt;
 
 /// Index of an interface in a stack: [`LO`] is 0, `eth0` is 1.
@@ -70,15 +72,26 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConfigError::BadAddress(a) => {
-                write!(f, "{a} cannot be an interface address (loopback, multicast, unspecified or broadcast)")
+                write!(
+                    f,
+                    "{a} cannot be an interface address (loopback, multicast, unspecified or broadcast)"
+                )
             }
             ConfigError::TooManyAddresses(n) => {
-                write!(f, "{n} addresses given; an interface holds at most {MAX_ETH_ADDRS}")
+                write!(
+                    f,
+                    "{n} addresses given; an interface holds at most {MAX_ETH_ADDRS}"
+                )
             }
             ConfigError::UnreachableGateway(g) => {
-                write!(f, "gateway {g} is not inside any configured subnet of its family")
+                write!(
+                    f,
+                    "gateway {g} is not inside any configured subnet of its family"
+                )
             }
-            ConfigError::DuplicateGateway(g) => write!(f, "a second gateway {g} for the same family"),
+            ConfigError::DuplicateGateway(g) => {
+                write!(f, "a second gateway {g} for the same family")
+            }
             ConfigError::BadMac(m) => write!(f, "MAC address {m} is not unicast"),
         }
     }
@@ -123,7 +136,11 @@ pub struct Interfaces {
 pub(crate) fn random_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
     h.finish()
 }
 
@@ -158,7 +175,14 @@ impl Interfaces {
             let _ = a.push(IpCidr::new(Ipv4Address::new(127, 0, 0, 1).into(), 8));
             let _ = a.push(IpCidr::new(Ipv6Address::LOCALHOST.into(), 128));
             for c in &eth_addrs {
-                let _ = a.push(IpCidr::new(c.address(), if c.address().version() == smoltcp::wire::IpVersion::Ipv4 { 32 } else { 128 }));
+                let _ = a.push(IpCidr::new(
+                    c.address(),
+                    if c.address().version() == smoltcp::wire::IpVersion::Ipv4 {
+                        32
+                    } else {
+                        128
+                    },
+                ));
             }
         });
         // any-IP: accept every address of 127.0.0.0/8, as Linux's lo does.
@@ -171,7 +195,12 @@ impl Interfaces {
                 expires_at: None,
             });
         });
-        let mut list = vec![NetIf { name: "lo".into(), iface: lo, sockets: SocketSet::new(Vec::new()), mtu: lo_mtu }];
+        let mut list = vec![NetIf {
+            name: "lo".into(),
+            iface: lo,
+            sockets: SocketSet::new(Vec::new()),
+            mtu: lo_mtu,
+        }];
 
         if let Some((dev, cfg)) = eth {
             let mac = cfg.mac.unwrap_or_else(random_mac);
@@ -191,10 +220,23 @@ impl Interfaces {
                     IpAddress::Ipv6(g) => iface.routes_mut().add_default_ipv6_route(*g),
                 };
             }
-            let name = if cfg.name.is_empty() { "eth0".to_string() } else { cfg.name.clone() };
-            list.push(NetIf { name, iface, sockets: SocketSet::new(Vec::new()), mtu });
+            let name = if cfg.name.is_empty() {
+                "eth0".to_string()
+            } else {
+                cfg.name.clone()
+            };
+            list.push(NetIf {
+                name,
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+                mtu,
+            });
         }
-        Ok(Interfaces { list, eth_addrs, eth_gateways })
+        Ok(Interfaces {
+            list,
+            eth_addrs,
+            eth_gateways,
+        })
     }
 
     /// The interfaces, `lo` first.
@@ -240,7 +282,11 @@ impl Interfaces {
     /// The local addresses a wildcard listener of this family accepts on, per
     /// interface (used to arm exact-address listening sockets).
     pub fn local_addrs(&self, iface: IfaceId) -> impl Iterator<Item = IpAddress> + '_ {
-        self.list[iface].iface.ip_addrs().iter().map(|c| c.address())
+        self.list[iface]
+            .iface
+            .ip_addrs()
+            .iter()
+            .map(|c| c.address())
     }
 
     /// Chooses the interface and source address for traffic to `dst`, as Linux's
@@ -249,7 +295,9 @@ impl Interfaces {
     /// `eth0`. `None` means unreachable (`ENETUNREACH`).
     pub fn route(&self, dst: &IpAddress) -> Option<Route> {
         let dst = match dst {
-            IpAddress::Ipv4(a) if a.is_unspecified() => IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1)),
+            IpAddress::Ipv4(a) if a.is_unspecified() => {
+                IpAddress::Ipv4(Ipv4Address::new(127, 0, 0, 1))
+            }
             IpAddress::Ipv6(a) if a.is_unspecified() => IpAddress::Ipv6(Ipv6Address::LOCALHOST),
             d => *d,
         };
@@ -261,20 +309,29 @@ impl Interfaces {
             return Some(Route { iface: LO, src });
         }
         if self.is_local(&dst) {
-            return Some(Route { iface: LO, src: dst });
+            return Some(Route {
+                iface: LO,
+                src: dst,
+            });
         }
         if dst.is_multicast() || matches!(dst, IpAddress::Ipv4(a) if a.is_broadcast()) {
             return None;
         }
         if self.list.len() > ETH {
             if let Some(c) = self.eth_addrs.iter().find(|c| c.contains_addr(&dst)) {
-                return Some(Route { iface: ETH, src: c.address() });
+                return Some(Route {
+                    iface: ETH,
+                    src: c.address(),
+                });
             }
             let family_matches = |a: &IpAddress| a.version() == dst.version();
-            if self.eth_gateways.iter().any(family_matches) {
-                if let Some(c) = self.eth_addrs.iter().find(|c| family_matches(&c.address())) {
-                    return Some(Route { iface: ETH, src: c.address() });
-                }
+            if self.eth_gateways.iter().any(family_matches)
+                && let Some(c) = self.eth_addrs.iter().find(|c| family_matches(&c.address()))
+            {
+                return Some(Route {
+                    iface: ETH,
+                    src: c.address(),
+                });
             }
         }
         None
@@ -312,10 +369,10 @@ fn validate(cfg: &EthConfig) -> Result<(), ConfigError> {
             return Err(ConfigError::UnreachableGateway(*g));
         }
     }
-    if let Some(m) = cfg.mac {
-        if !m.is_unicast() {
-            return Err(ConfigError::BadMac(m));
-        }
+    if let Some(m) = cfg.mac
+        && !m.is_unicast()
+    {
+        return Err(ConfigError::BadMac(m));
     }
     Ok(())
 }
@@ -351,13 +408,37 @@ mod tests {
     fn routes_like_linux() {
         let n = ifs(&["10.1.0.2/24", "fd00::2/64"], &["10.1.0.1"]).unwrap();
         let r = |s: &str| n.route(&s.parse().unwrap());
-        assert_eq!(r("127.0.0.1"), Some(Route { iface: LO, src: "127.0.0.1".parse().unwrap() }));
+        assert_eq!(
+            r("127.0.0.1"),
+            Some(Route {
+                iface: LO,
+                src: "127.0.0.1".parse().unwrap()
+            })
+        );
         assert_eq!(r("127.9.9.9").unwrap().iface, LO);
         assert_eq!(r("0.0.0.0").unwrap().iface, LO);
         assert_eq!(r("::1").unwrap().iface, LO);
-        assert_eq!(r("10.1.0.2"), Some(Route { iface: LO, src: "10.1.0.2".parse().unwrap() }));
-        assert_eq!(r("10.1.0.7"), Some(Route { iface: ETH, src: "10.1.0.2".parse().unwrap() }));
-        assert_eq!(r("192.0.2.1"), Some(Route { iface: ETH, src: "10.1.0.2".parse().unwrap() }));
+        assert_eq!(
+            r("10.1.0.2"),
+            Some(Route {
+                iface: LO,
+                src: "10.1.0.2".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            r("10.1.0.7"),
+            Some(Route {
+                iface: ETH,
+                src: "10.1.0.2".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            r("192.0.2.1"),
+            Some(Route {
+                iface: ETH,
+                src: "10.1.0.2".parse().unwrap()
+            })
+        );
         assert_eq!(r("fd00::9").unwrap().iface, ETH);
         // No IPv6 default route: off-link v6 is unreachable.
         assert_eq!(r("2001:db8::1"), None);
@@ -375,13 +456,28 @@ mod tests {
 
     #[test]
     fn rejects_bad_configs() {
-        assert_eq!(ifs(&["127.0.0.2/8"], &[]).err(), Some(ConfigError::BadAddress(cidr("127.0.0.2/8"))));
-        assert_eq!(ifs(&["224.0.0.5/4"], &[]).err(), Some(ConfigError::BadAddress(cidr("224.0.0.5/4"))));
-        assert!(matches!(ifs(&["10.0.0.2/24"], &["10.9.0.1"]), Err(ConfigError::UnreachableGateway(_))));
-        assert!(matches!(ifs(&["10.0.0.2/24"], &["10.0.0.1", "10.0.0.3"]), Err(ConfigError::DuplicateGateway(_))));
+        assert_eq!(
+            ifs(&["127.0.0.2/8"], &[]).err(),
+            Some(ConfigError::BadAddress(cidr("127.0.0.2/8")))
+        );
+        assert_eq!(
+            ifs(&["224.0.0.5/4"], &[]).err(),
+            Some(ConfigError::BadAddress(cidr("224.0.0.5/4")))
+        );
+        assert!(matches!(
+            ifs(&["10.0.0.2/24"], &["10.9.0.1"]),
+            Err(ConfigError::UnreachableGateway(_))
+        ));
+        assert!(matches!(
+            ifs(&["10.0.0.2/24"], &["10.0.0.1", "10.0.0.3"]),
+            Err(ConfigError::DuplicateGateway(_))
+        ));
         let many: Vec<String> = (0..7).map(|i| format!("10.0.{i}.2/24")).collect();
         let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
-        assert_eq!(ifs(&many, &[]).err(), Some(ConfigError::TooManyAddresses(7)));
+        assert_eq!(
+            ifs(&many, &[]).err(),
+            Some(ConfigError::TooManyAddresses(7))
+        );
         assert!(ifs(&["fd00::2/64"], &["fe80::1"]).is_ok());
     }
 }

@@ -92,7 +92,11 @@ fn parse_v6(b: &[u8]) -> SocketAddr {
     let flow = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
     let mut ip = [0u8; 16];
     ip.copy_from_slice(&b[8..24]);
-    let scope = if b.len() >= SIN6_LEN { u32::from_ne_bytes([b[24], b[25], b[26], b[27]]) } else { 0 };
+    let scope = if b.len() >= SIN6_LEN {
+        u32::from_ne_bytes([b[24], b[25], b[26], b[27]])
+    } else {
+        0
+    };
     let ip = Ipv6Addr::from(ip);
     match ip.to_ipv4_mapped() {
         Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
@@ -174,7 +178,11 @@ pub fn encode(domain: Domain, addr: SocketAddr, out: &mut [u8; MAX_ENCODED]) -> 
         (Domain::Inet, SocketAddr::V6(a)) => {
             // Cannot happen for an AF_INET socket; keep the port and the IPv4 part.
             let v4 = a.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED);
-            encode(Domain::Inet, SocketAddr::V4(SocketAddrV4::new(v4, a.port())), out)
+            encode(
+                Domain::Inet,
+                SocketAddr::V4(SocketAddrV4::new(v4, a.port())),
+                out,
+            )
         }
         (Domain::Inet6, a) => {
             let (ip, flow, scope) = match a {
@@ -205,30 +213,54 @@ mod tests {
     fn roundtrips() {
         let b = enc(Domain::Inet, "10.1.2.3:8080");
         assert_eq!(b.len(), 16);
-        assert_eq!(parse_bind(Domain::Inet, &b), Ok(Target::Addr("10.1.2.3:8080".parse().unwrap())));
+        assert_eq!(
+            parse_bind(Domain::Inet, &b),
+            Ok(Target::Addr("10.1.2.3:8080".parse().unwrap()))
+        );
         let b = enc(Domain::Inet6, "[fe80::1%3]:53");
-        assert_eq!(parse_connect(Domain::Inet6, &b), Ok(Target::Addr("[fe80::1%3]:53".parse().unwrap())));
+        assert_eq!(
+            parse_connect(Domain::Inet6, &b),
+            Ok(Target::Addr("[fe80::1%3]:53".parse().unwrap()))
+        );
         // IPv4 peers of an AF_INET6 socket are v4-mapped on the way out and IPv4 inside.
         let b = enc(Domain::Inet6, "127.0.0.1:80");
-        assert_eq!(&b[8..24], &"::ffff:127.0.0.1".parse::<Ipv6Addr>().unwrap().octets());
-        assert_eq!(parse_connect(Domain::Inet6, &b), Ok(Target::Addr("127.0.0.1:80".parse().unwrap())));
+        assert_eq!(
+            &b[8..24],
+            &"::ffff:127.0.0.1".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        assert_eq!(
+            parse_connect(Domain::Inet6, &b),
+            Ok(Target::Addr("127.0.0.1:80".parse().unwrap()))
+        );
     }
 
     #[test]
     fn linux_checks() {
         let v4 = enc(Domain::Inet, "1.2.3.4:5");
         let v6 = enc(Domain::Inet6, "[::1]:5");
-        assert_eq!(parse_bind(Domain::Inet, &v4[..15]), Err(AddrError::BadLength));
+        assert_eq!(
+            parse_bind(Domain::Inet, &v4[..15]),
+            Err(AddrError::BadLength)
+        );
         assert_eq!(parse_bind(Domain::Inet, &v6), Err(AddrError::WrongFamily));
         assert_eq!(parse_bind(Domain::Inet6, &v4), Err(AddrError::BadLength));
-        assert_eq!(parse_bind(Domain::Inet6, &v6[..24]).is_ok(), true);
-        assert_eq!(parse_bind(Domain::Inet6, &v6[..23]), Err(AddrError::BadLength));
+        assert!(parse_bind(Domain::Inet6, &v6[..24]).is_ok());
+        assert_eq!(
+            parse_bind(Domain::Inet6, &v6[..23]),
+            Err(AddrError::BadLength)
+        );
         let mut v4_as_v6 = v6.clone();
         v4_as_v6[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-        assert_eq!(parse_connect(Domain::Inet6, &v4_as_v6), Err(AddrError::WrongFamily));
+        assert_eq!(
+            parse_connect(Domain::Inet6, &v4_as_v6),
+            Err(AddrError::WrongFamily)
+        );
         let unspec = [0u8; 16];
         assert_eq!(parse_connect(Domain::Inet, &unspec), Ok(Target::Unspec));
-        assert_eq!(parse_bind(Domain::Inet, &unspec), Ok(Target::Addr("0.0.0.0:0".parse().unwrap())));
+        assert_eq!(
+            parse_bind(Domain::Inet, &unspec),
+            Ok(Target::Addr("0.0.0.0:0".parse().unwrap()))
+        );
         assert_eq!(parse_connect(Domain::Inet, &[]), Err(AddrError::BadLength));
         assert_eq!(parse_connect(Domain::Inet, &[2]), Err(AddrError::BadLength));
     }

@@ -69,7 +69,10 @@ pub struct SocketConfig {
 
 impl Default for SocketConfig {
     fn default() -> Self {
-        SocketConfig { tcp_rx_buffer: 1 << 20, tcp_tx_buffer: 1 << 20 }
+        SocketConfig {
+            tcp_rx_buffer: 1 << 20,
+            tcp_tx_buffer: 1 << 20,
+        }
     }
 }
 
@@ -157,11 +160,20 @@ impl Sockets {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
                 slot.val = Some(s);
-                SocketId { index: i, generation: slot.generation }
+                SocketId {
+                    index: i,
+                    generation: slot.generation,
+                }
             }
             None => {
-                self.slots.push(Slot { generation: 0, val: Some(s) });
-                SocketId { index: (self.slots.len() - 1) as u32, generation: 0 }
+                self.slots.push(Slot {
+                    generation: 0,
+                    val: Some(s),
+                });
+                SocketId {
+                    index: (self.slots.len() - 1) as u32,
+                    generation: 0,
+                }
             }
         };
         if let Some(ino) = inode {
@@ -174,35 +186,51 @@ impl Sockets {
     }
 
     pub(crate) fn get(&self, id: SocketId) -> Option<&Socket> {
-        self.slots.get(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.val.as_ref())
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.val.as_ref())
     }
 
     pub(crate) fn get_mut(&mut self, id: SocketId) -> Option<&mut Socket> {
-        self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation).and_then(|s| s.val.as_mut())
+        self.slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)
+            .and_then(|s| s.val.as_mut())
     }
 
     /// Removes a socket from the table (its smoltcp socket and binding are the
     /// caller's business). The stand-in, if any, is closed; if `tomb`, later calls on
     /// its inode are answered from a tombstone.
     pub(crate) fn remove(&mut self, id: SocketId, tomb: bool) -> Option<Socket> {
-        let slot = self.slots.get_mut(id.index as usize).filter(|s| s.generation == id.generation)?;
+        let slot = self
+            .slots
+            .get_mut(id.index as usize)
+            .filter(|s| s.generation == id.generation)?;
         let s = slot.val.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         if let Some(si) = &s.standin {
             self.by_inode.remove(&si.inode);
             if tomb {
-                self.add_tombstone(si.inode, Tombstone { domain: s.domain, local: s.local, error: s.error });
+                self.add_tombstone(
+                    si.inode,
+                    Tombstone {
+                        domain: s.domain,
+                        local: s.local,
+                        error: s.error,
+                    },
+                );
             }
         }
         Some(s)
     }
 
     fn add_tombstone(&mut self, inode: u64, t: Tombstone) {
-        if self.tomb_order.len() >= TOMBSTONES {
-            if let Some(old) = self.tomb_order.pop_front() {
-                self.tombstones.remove(&old);
-            }
+        if self.tomb_order.len() >= TOMBSTONES
+            && let Some(old) = self.tomb_order.pop_front()
+        {
+            self.tombstones.remove(&old);
         }
         self.tomb_order.push_back(inode);
         self.tombstones.insert(inode, t);
@@ -227,7 +255,10 @@ impl Sockets {
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s.val.is_some())
-                .map(|(i, s)| SocketId { index: i as u32, generation: s.generation }),
+                .map(|(i, s)| SocketId {
+                    index: i as u32,
+                    generation: s.generation,
+                }),
         );
         ids
     }
@@ -267,7 +298,12 @@ impl Sockets {
     /// Readiness of a stand-in reported by the event loop (edge-triggered: only
     /// `true` values are news).
     pub fn standin_event(&mut self, index: usize, readable: bool, writable: bool, hup: bool) {
-        if let Some(si) = self.slots.get_mut(index).and_then(|s| s.val.as_mut()).and_then(|s| s.standin.as_mut()) {
+        if let Some(si) = self
+            .slots
+            .get_mut(index)
+            .and_then(|s| s.val.as_mut())
+            .and_then(|s| s.standin.as_mut())
+        {
             si.readable |= readable || hup;
             si.writable |= writable;
             si.hup |= hup;
@@ -276,7 +312,13 @@ impl Sockets {
 
     /// Creates a socket. With `standin`, also the stand-in pair: the program's end is
     /// returned for the front end to hand over.
-    pub fn open(&mut self, domain: Domain, ty: i32, protocol: i32, standin: bool) -> Result<(SocketId, Option<OwnedFd>), SocketError> {
+    pub fn open(
+        &mut self,
+        domain: Domain,
+        ty: i32,
+        protocol: i32,
+        standin: bool,
+    ) -> Result<(SocketId, Option<OwnedFd>), SocketError> {
         // Linux: any bit beyond the type mask and the two flags is EINVAL.
         if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Err(SocketError::BadFlags);
@@ -322,7 +364,8 @@ impl Sockets {
     /// unbound, as Linux answers.
     pub fn local_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
         let s = self.get(id).ok_or(LookupError::NoSuchSocket)?;
-        Ok(s.local.unwrap_or_else(|| SocketAddr::new(s.domain.any(), 0)))
+        Ok(s.local
+            .unwrap_or_else(|| SocketAddr::new(s.domain.any(), 0)))
     }
 
     /// The socket's domain.

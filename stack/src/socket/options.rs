@@ -131,7 +131,11 @@ impl Options {
     pub fn connect_timeout(&self) -> Duration {
         let secs = (1u64 << (self.syncnt.min(30) + 1)) - 1;
         let t = Duration::from_secs(secs);
-        if self.user_timeout_ms > 0 { t.min(Duration::from_millis(self.user_timeout_ms as u64)) } else { t }
+        if self.user_timeout_ms > 0 {
+            t.min(Duration::from_millis(self.user_timeout_ms as u64))
+        } else {
+            t
+        }
     }
 
     /// The receive buffer for a new smoltcp socket: what `SO_RCVBUF` asked, else the
@@ -157,12 +161,22 @@ impl Options {
         // Nagle is the pump's (Linux's rule; smoltcp's byte-counted congestion window
         // makes its own rule hold back every segment smaller than the MSS).
         s.set_nagle_enabled(false);
-        s.set_ack_delay(if self.quickack { None } else { Some(Duration::from_millis(10)) });
-        s.set_keep_alive(self.keepalive.then(|| Duration::from_secs(self.keepidle.max(1) as u64)));
-        let keepalive_dead = self
-            .keepalive
-            .then(|| Duration::from_secs(self.keepidle as u64 + (self.keepintvl as u64) * (self.keepcnt as u64)));
-        let user = (self.user_timeout_ms > 0).then(|| Duration::from_millis(self.user_timeout_ms as u64));
+        s.set_ack_delay(if self.quickack {
+            None
+        } else {
+            Some(Duration::from_millis(10))
+        });
+        s.set_keep_alive(
+            self.keepalive
+                .then(|| Duration::from_secs(self.keepidle.max(1) as u64)),
+        );
+        let keepalive_dead = self.keepalive.then(|| {
+            Duration::from_secs(
+                self.keepidle as u64 + (self.keepintvl as u64) * (self.keepcnt as u64),
+            )
+        });
+        let user =
+            (self.user_timeout_ms > 0).then(|| Duration::from_millis(self.user_timeout_ms as u64));
         s.set_timeout(match (user, keepalive_dead) {
             (Some(u), _) => Some(u),
             (None, k) => k,
@@ -235,7 +249,13 @@ fn bufsize(v: i32, min: u32, max: u32) -> u32 {
 }
 
 /// Applies `setsockopt(level, name, value)` to `o`.
-pub fn set(o: &mut Options, f: &Facts, level: i32, name: i32, value: &[u8]) -> Result<SetOutcome, Errno> {
+pub fn set(
+    o: &mut Options,
+    f: &Facts,
+    level: i32,
+    name: i32,
+    value: &[u8],
+) -> Result<SetOutcome, Errno> {
     use SetOutcome::*;
     match level {
         libc::SOL_SOCKET => match name {
@@ -245,10 +265,16 @@ pub fn set(o: &mut Options, f: &Facts, level: i32, name: i32, value: &[u8]) -> R
             libc::SO_BROADCAST => o.broadcast = int(value)? != 0,
             libc::SO_DONTROUTE => o.dontroute = int(value)? != 0,
             libc::SO_OOBINLINE => o.oobinline = int(value)? != 0,
-            libc::SO_SNDBUF => o.sndbuf = Some(bufsize(int(value)?, SOCK_MIN_SNDBUF, SYSCTL_WMEM_MAX)),
-            libc::SO_RCVBUF => o.rcvbuf = Some(bufsize(int(value)?, SOCK_MIN_RCVBUF, SYSCTL_RMEM_MAX)),
+            libc::SO_SNDBUF => {
+                o.sndbuf = Some(bufsize(int(value)?, SOCK_MIN_SNDBUF, SYSCTL_WMEM_MAX))
+            }
+            libc::SO_RCVBUF => {
+                o.rcvbuf = Some(bufsize(int(value)?, SOCK_MIN_RCVBUF, SYSCTL_RMEM_MAX))
+            }
             // Raising buffers beyond the sysctl limits needs CAP_NET_ADMIN.
-            libc::SO_SNDBUFFORCE | libc::SO_RCVBUFFORCE | libc::SO_MARK => return Err(Errno(libc::EPERM)),
+            libc::SO_SNDBUFFORCE | libc::SO_RCVBUFFORCE | libc::SO_MARK => {
+                return Err(Errno(libc::EPERM));
+            }
             libc::SO_PRIORITY => {
                 let v = int(value)?;
                 if !(0..=6).contains(&v) {
@@ -291,10 +317,19 @@ pub fn set(o: &mut Options, f: &Facts, level: i32, name: i32, value: &[u8]) -> R
             libc::SO_BINDTODEVICE => {
                 let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
                 let name = std::str::from_utf8(&value[..end]).map_err(|_| Errno(libc::ENODEV))?;
-                o.bindtodevice = if name.is_empty() { None } else { Some(name.to_string()) };
+                o.bindtodevice = if name.is_empty() {
+                    None
+                } else {
+                    Some(name.to_string())
+                };
             }
-            libc::SO_SNDLOWAT | libc::SO_TYPE | libc::SO_ERROR | libc::SO_DOMAIN | libc::SO_PROTOCOL
-            | libc::SO_ACCEPTCONN | libc::SO_PEERCRED => return Err(enoprotoopt()),
+            libc::SO_SNDLOWAT
+            | libc::SO_TYPE
+            | libc::SO_ERROR
+            | libc::SO_DOMAIN
+            | libc::SO_PROTOCOL
+            | libc::SO_ACCEPTCONN
+            | libc::SO_PEERCRED => return Err(enoprotoopt()),
             _ => return Err(enoprotoopt()),
         },
         libc::IPPROTO_TCP if f.protocol == libc::IPPROTO_TCP => match name {
@@ -387,7 +422,11 @@ pub fn set(o: &mut Options, f: &Facts, level: i32, name: i32, value: &[u8]) -> R
 }
 
 fn range(v: i32, lo: i32, hi: i32) -> Result<u32, Errno> {
-    if (lo..=hi).contains(&v) { Ok(v as u32) } else { Err(Errno(libc::EINVAL)) }
+    if (lo..=hi).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(Errno(libc::EINVAL))
+    }
 }
 
 /// Linux's `TCP_*` state numbers (`include/net/tcp_states.h`).
@@ -410,7 +449,13 @@ pub fn linux_tcp_state(s: tcp::State) -> u8 {
 
 /// Answers `getsockopt(level, name)` into `out`, returning the value's length.
 /// `SO_ERROR` is answered by the caller, which owns the pending error.
-pub fn get(o: &Options, f: &Facts, level: i32, name: i32, out: &mut [u8; MAX_OPT]) -> Result<usize, Errno> {
+pub fn get(
+    o: &Options,
+    f: &Facts,
+    level: i32,
+    name: i32,
+    out: &mut [u8; MAX_OPT],
+) -> Result<usize, Errno> {
     let put = |out: &mut [u8; MAX_OPT], v: i32| {
         out[..4].copy_from_slice(&v.to_ne_bytes());
         Ok(4)
@@ -436,9 +481,10 @@ pub fn get(o: &Options, f: &Facts, level: i32, name: i32, out: &mut [u8; MAX_OPT
             libc::SO_INCOMING_CPU => put(out, o.incoming_cpu),
             libc::SO_DEBUG | libc::SO_NO_CHECK | libc::SO_PASSCRED => put(out, 0),
             libc::SO_MARK => put(out, 0),
-            libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_TIMESTAMPING => {
-                put(out, o.timestamp[(name - libc::SO_TIMESTAMP).clamp(0, 3) as usize] as i32)
-            }
+            libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_TIMESTAMPING => put(
+                out,
+                o.timestamp[(name - libc::SO_TIMESTAMP).clamp(0, 3) as usize] as i32,
+            ),
             libc::SO_LINGER => {
                 out[..4].copy_from_slice(&(o.linger.is_some() as i32).to_ne_bytes());
                 out[4..8].copy_from_slice(&(o.linger.unwrap_or(0) as i32).to_ne_bytes());
@@ -486,7 +532,9 @@ pub fn get(o: &Options, f: &Facts, level: i32, name: i32, out: &mut [u8; MAX_OPT
             libc::TCP_WINDOW_CLAMP => put(out, o.window_clamp as i32),
             libc::TCP_MAXSEG => {
                 let mss = match (f.state, f.mtu) {
-                    (Some(_), Some(mtu)) => mtu.saturating_sub(if f.domain == libc::AF_INET6 { 60 } else { 40 }) as i32,
+                    (Some(_), Some(mtu)) => {
+                        mtu.saturating_sub(if f.domain == libc::AF_INET6 { 60 } else { 40 }) as i32
+                    }
                     _ if o.maxseg != 0 => o.maxseg as i32,
                     _ => 536,
                 };
@@ -540,7 +588,9 @@ fn tcp_info(f: &Facts, out: &mut [u8; MAX_OPT]) -> usize {
     out[..LEN].fill(0);
     let state = f.state.map_or(7, linux_tcp_state);
     out[0] = if f.listening { 10 } else { state };
-    let put = |out: &mut [u8; MAX_OPT], off: usize, v: u32| out[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+    let put = |out: &mut [u8; MAX_OPT], off: usize, v: u32| {
+        out[off..off + 4].copy_from_slice(&v.to_ne_bytes())
+    };
     let mtu = f.mtu.unwrap_or(1500) as u32;
     let mss = mtu.saturating_sub(if f.domain == libc::AF_INET6 { 60 } else { 40 });
     put(out, 8, 200_000); // rto, µs: Linux's initial 200 ms floor
@@ -581,12 +631,36 @@ mod tests {
     fn buffers_double_like_linux() {
         let mut o = Options::default();
         let f = facts();
-        set(&mut o, &f, libc::SOL_SOCKET, libc::SO_RCVBUF, &65536i32.to_ne_bytes()).unwrap();
+        set(
+            &mut o,
+            &f,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &65536i32.to_ne_bytes(),
+        )
+        .unwrap();
         assert_eq!(get_int(&o, &f, libc::SOL_SOCKET, libc::SO_RCVBUF), 131072);
-        set(&mut o, &f, libc::SOL_SOCKET, libc::SO_SNDBUF, &1i32.to_ne_bytes()).unwrap();
+        set(
+            &mut o,
+            &f,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &1i32.to_ne_bytes(),
+        )
+        .unwrap();
         assert_eq!(get_int(&o, &f, libc::SOL_SOCKET, libc::SO_SNDBUF), 4608);
-        set(&mut o, &f, libc::SOL_SOCKET, libc::SO_SNDBUF, &i32::MAX.to_ne_bytes()).unwrap();
-        assert_eq!(get_int(&o, &f, libc::SOL_SOCKET, libc::SO_SNDBUF), 2 * 212992);
+        set(
+            &mut o,
+            &f,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &i32::MAX.to_ne_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            get_int(&o, &f, libc::SOL_SOCKET, libc::SO_SNDBUF),
+            2 * 212992
+        );
     }
 
     #[test]
@@ -594,16 +668,63 @@ mod tests {
         let mut o = Options::default();
         let mut f = facts();
         let e = |r: Result<SetOutcome, Errno>| r.unwrap_err().0;
-        assert_eq!(e(set(&mut o, &f, libc::SOL_SOCKET, libc::SO_REUSEADDR, &[1])), libc::EINVAL);
-        assert_eq!(e(set(&mut o, &f, libc::SOL_SOCKET, 12345, &[0; 4])), libc::ENOPROTOOPT);
+        assert_eq!(
+            e(set(&mut o, &f, libc::SOL_SOCKET, libc::SO_REUSEADDR, &[1])),
+            libc::EINVAL
+        );
+        assert_eq!(
+            e(set(&mut o, &f, libc::SOL_SOCKET, 12345, &[0; 4])),
+            libc::ENOPROTOOPT
+        );
         assert_eq!(e(set(&mut o, &f, 99, 1, &[0; 4])), libc::ENOPROTOOPT);
-        assert_eq!(e(set(&mut o, &f, libc::IPPROTO_TCP, libc::TCP_CONGESTION, b"bbr\0")), libc::ENOENT);
-        assert_eq!(e(set(&mut o, &f, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, &0i32.to_ne_bytes())), libc::EINVAL);
-        assert_eq!(e(set(&mut o, &f, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &[0; 8])), libc::EINVAL);
+        assert_eq!(
+            e(set(
+                &mut o,
+                &f,
+                libc::IPPROTO_TCP,
+                libc::TCP_CONGESTION,
+                b"bbr\0"
+            )),
+            libc::ENOENT
+        );
+        assert_eq!(
+            e(set(
+                &mut o,
+                &f,
+                libc::IPPROTO_TCP,
+                libc::TCP_KEEPCNT,
+                &0i32.to_ne_bytes()
+            )),
+            libc::EINVAL
+        );
+        assert_eq!(
+            e(set(
+                &mut o,
+                &f,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &[0; 8]
+            )),
+            libc::EINVAL
+        );
         f.bound = true;
-        assert_eq!(e(set(&mut o, &f, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &1i32.to_ne_bytes())), libc::EINVAL);
+        assert_eq!(
+            e(set(
+                &mut o,
+                &f,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &1i32.to_ne_bytes()
+            )),
+            libc::EINVAL
+        );
         let mut out = [0u8; MAX_OPT];
-        assert_eq!(get(&o, &f, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, &mut out).unwrap_err().0, libc::ENOPROTOOPT);
+        assert_eq!(
+            get(&o, &f, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, &mut out)
+                .unwrap_err()
+                .0,
+            libc::ENOPROTOOPT
+        );
     }
 
     #[test]
@@ -612,9 +733,17 @@ mod tests {
         let f = facts();
         let mut tv = [0u8; 16];
         tv[..8].copy_from_slice(&2i64.to_ne_bytes());
-        assert_eq!(set(&mut o, &f, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv), Ok(SetOutcome::AlsoNative));
+        assert_eq!(
+            set(&mut o, &f, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv),
+            Ok(SetOutcome::AlsoNative)
+        );
         tv[8..].copy_from_slice(&2_000_000i64.to_ne_bytes());
-        assert_eq!(set(&mut o, &f, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv).unwrap_err().0, libc::EDOM);
+        assert_eq!(
+            set(&mut o, &f, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv)
+                .unwrap_err()
+                .0,
+            libc::EDOM
+        );
         assert_eq!(o.connect_timeout(), Duration::from_secs(127));
     }
 }

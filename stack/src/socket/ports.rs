@@ -69,11 +69,24 @@ fn overlap(a: IpAddr, a_dual: bool, b: IpAddr, b_dual: bool) -> bool {
 impl PortTable {
     /// An empty table.
     pub fn new(seed: u64) -> Self {
-        PortTable { ports: HashMap::new(), next: 1, seed }
+        PortTable {
+            ports: HashMap::new(),
+            next: 1,
+            seed,
+        }
     }
 
-    fn conflicts(&self, port: u16, addr: IpAddr, dual: bool, reuse: Reuse, skip: Option<BindingId>) -> bool {
-        let Some(list) = self.ports.get(&port) else { return false };
+    fn conflicts(
+        &self,
+        port: u16,
+        addr: IpAddr,
+        dual: bool,
+        reuse: Reuse,
+        skip: Option<BindingId>,
+    ) -> bool {
+        let Some(list) = self.ports.get(&port) else {
+            return false;
+        };
         list.iter().filter(|b| Some(b.id) != skip).any(|b| {
             if !overlap(addr, dual, b.addr, b.dual) {
                 return false;
@@ -85,7 +98,14 @@ impl PortTable {
     }
 
     /// Takes `addr:port`, or fails with `EADDRINUSE` semantics (`None`).
-    pub fn bind(&mut self, port: u16, addr: IpAddr, dual: bool, reuse: Reuse, state: BindState) -> Option<BindingId> {
+    pub fn bind(
+        &mut self,
+        port: u16,
+        addr: IpAddr,
+        dual: bool,
+        reuse: Reuse,
+        state: BindState,
+    ) -> Option<BindingId> {
         if self.conflicts(port, addr, dual, reuse, None) {
             return None;
         }
@@ -94,16 +114,34 @@ impl PortTable {
 
     /// Records a binding that shares its port by construction (an accepted
     /// connection on its listener's port): no conflict check.
-    pub fn insert(&mut self, port: u16, addr: IpAddr, dual: bool, reuse: Reuse, state: BindState) -> BindingId {
+    pub fn insert(
+        &mut self,
+        port: u16,
+        addr: IpAddr,
+        dual: bool,
+        reuse: Reuse,
+        state: BindState,
+    ) -> BindingId {
         let id = BindingId(self.next);
         self.next += 1;
-        self.ports.entry(port).or_default().push(Binding { id, addr, dual, reuse, state });
+        self.ports.entry(port).or_default().push(Binding {
+            id,
+            addr,
+            dual,
+            reuse,
+            state,
+        });
         id
     }
 
     /// Takes an ephemeral port for `addr`: one no binding uses, starting from a
     /// random point of the range as Linux does. `None` when the range is exhausted.
-    pub fn bind_ephemeral(&mut self, addr: IpAddr, dual: bool, reuse: Reuse) -> Option<(u16, BindingId)> {
+    pub fn bind_ephemeral(
+        &mut self,
+        addr: IpAddr,
+        dual: bool,
+        reuse: Reuse,
+    ) -> Option<(u16, BindingId)> {
         let lo = *EPHEMERAL.start() as u32;
         let span = *EPHEMERAL.end() as u32 - lo + 1;
         // xorshift for the starting offset; ports then taken in order.
@@ -123,7 +161,12 @@ impl PortTable {
     /// Moves a binding to the listening state, re-checking conflicts as Linux does
     /// at `listen()`. `false` (`EADDRINUSE`) leaves it unchanged.
     pub fn listen(&mut self, port: u16, id: BindingId) -> bool {
-        let Some(b) = self.ports.get(&port).and_then(|l| l.iter().find(|b| b.id == id)).cloned() else {
+        let Some(b) = self
+            .ports
+            .get(&port)
+            .and_then(|l| l.iter().find(|b| b.id == id))
+            .cloned()
+        else {
             return false;
         };
         if self.conflicts(port, b.addr, b.dual, b.reuse, Some(id)) {
@@ -135,14 +178,22 @@ impl PortTable {
 
     /// Changes a binding's state (a listener closing, say).
     pub fn set_state(&mut self, port: u16, id: BindingId, state: BindState) {
-        if let Some(b) = self.ports.get_mut(&port).and_then(|l| l.iter_mut().find(|b| b.id == id)) {
+        if let Some(b) = self
+            .ports
+            .get_mut(&port)
+            .and_then(|l| l.iter_mut().find(|b| b.id == id))
+        {
             b.state = state;
         }
     }
 
     /// Updates the sharing flags of a binding (setsockopt after bind).
     pub fn set_reuse(&mut self, port: u16, id: BindingId, reuse: Reuse) {
-        if let Some(b) = self.ports.get_mut(&port).and_then(|l| l.iter_mut().find(|b| b.id == id)) {
+        if let Some(b) = self
+            .ports
+            .get_mut(&port)
+            .and_then(|l| l.iter_mut().find(|b| b.id == id))
+        {
             b.reuse = reuse;
         }
     }
@@ -170,16 +221,33 @@ mod tests {
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
-    const NO: Reuse = Reuse { addr: false, port: false };
-    const RA: Reuse = Reuse { addr: true, port: false };
-    const RP: Reuse = Reuse { addr: false, port: true };
+    const NO: Reuse = Reuse {
+        addr: false,
+        port: false,
+    };
+    const RA: Reuse = Reuse {
+        addr: true,
+        port: false,
+    };
+    const RP: Reuse = Reuse {
+        addr: false,
+        port: true,
+    };
 
     #[test]
     fn linux_conflict_rules() {
         let mut t = PortTable::new(1);
-        let a = t.bind(80, ip("0.0.0.0"), false, NO, BindState::Idle).unwrap();
-        assert!(t.bind(80, ip("10.0.0.2"), false, NO, BindState::Idle).is_none());
-        assert!(t.bind(80, ip("127.0.0.1"), false, RA, BindState::Idle).is_none());
+        let a = t
+            .bind(80, ip("0.0.0.0"), false, NO, BindState::Idle)
+            .unwrap();
+        assert!(
+            t.bind(80, ip("10.0.0.2"), false, NO, BindState::Idle)
+                .is_none()
+        );
+        assert!(
+            t.bind(80, ip("127.0.0.1"), false, RA, BindState::Idle)
+                .is_none()
+        );
         // Different families without dual stack do not overlap.
         assert!(t.bind(80, ip("::"), false, NO, BindState::Idle).is_some());
         t.release(80, a);
@@ -187,24 +255,39 @@ mod tests {
         assert!(t.bind(80, ip("::"), true, NO, BindState::Idle).is_none());
 
         let mut t = PortTable::new(1);
-        let a = t.bind(81, ip("0.0.0.0"), false, RA, BindState::Idle).unwrap();
-        let b = t.bind(81, ip("0.0.0.0"), false, RA, BindState::Idle).unwrap();
+        let a = t
+            .bind(81, ip("0.0.0.0"), false, RA, BindState::Idle)
+            .unwrap();
+        let b = t
+            .bind(81, ip("0.0.0.0"), false, RA, BindState::Idle)
+            .unwrap();
         assert!(t.listen(81, a));
         // The second cannot listen on top of the first, SO_REUSEADDR or not.
         assert!(!t.listen(81, b));
         t.release(81, b);
         // ...and nobody binds next to a listener, except with SO_REUSEPORT on both.
-        assert!(t.bind(81, ip("0.0.0.0"), false, RA, BindState::Idle).is_none());
+        assert!(
+            t.bind(81, ip("0.0.0.0"), false, RA, BindState::Idle)
+                .is_none()
+        );
 
         let mut t = PortTable::new(1);
-        let a = t.bind(82, ip("0.0.0.0"), false, RP, BindState::Idle).unwrap();
+        let a = t
+            .bind(82, ip("0.0.0.0"), false, RP, BindState::Idle)
+            .unwrap();
         assert!(t.listen(82, a));
-        let b = t.bind(82, ip("0.0.0.0"), false, RP, BindState::Idle).unwrap();
+        let b = t
+            .bind(82, ip("0.0.0.0"), false, RP, BindState::Idle)
+            .unwrap();
         assert!(t.listen(82, b));
         // Distinct specific addresses never conflict.
         let mut t = PortTable::new(1);
-        t.bind(83, ip("127.0.0.1"), false, NO, BindState::Listening).unwrap();
-        assert!(t.bind(83, ip("10.0.0.2"), false, NO, BindState::Listening).is_some());
+        t.bind(83, ip("127.0.0.1"), false, NO, BindState::Listening)
+            .unwrap();
+        assert!(
+            t.bind(83, ip("10.0.0.2"), false, NO, BindState::Listening)
+                .is_some()
+        );
     }
 
     #[test]

@@ -88,7 +88,9 @@ const MAX_HOT: usize = 32;
 /// The TCP state of a socket.
 pub(crate) enum TcpState {
     /// Fresh, bound, or after a failed connect (`failed` then holds why).
-    Closed { failed: Option<ConnectError> },
+    Closed {
+        failed: Option<ConnectError>,
+    },
     Listening(Box<Listener>),
     Connecting(Conn),
     Connected(Conn),
@@ -178,7 +180,10 @@ pub(crate) fn measure_record_truesize() -> usize {
     let measure = || -> std::io::Result<usize> {
         let (a, _b) = sys::stream_pair()?;
         let (x, _y) = sys::stream_pair()?;
-        let rec = AcceptRecord { local: ([0; RECORD_SOCKADDR], 0), peer: ([0; RECORD_SOCKADDR], 0) };
+        let rec = AcceptRecord {
+            local: ([0; RECORD_SOCKADDR], 0),
+            peer: ([0; RECORD_SOCKADDR], 0),
+        };
         sys::send_with_fd(a.as_fd(), &rec.encode(), Some(x.as_fd()))?;
         sys::outq(a.as_fd())
     };
@@ -188,8 +193,10 @@ pub(crate) fn measure_record_truesize() -> usize {
     }
 }
 
-fn sock<'a>(ifs: &'a mut Interfaces, iface: IfaceId, h: SocketHandle) -> &'a mut tcp::Socket<'static> {
-    ifs.get_mut(iface).sockets.get_mut::<tcp::Socket<'static>>(h)
+fn sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) -> &mut tcp::Socket<'static> {
+    ifs.get_mut(iface)
+        .sockets
+        .get_mut::<tcp::Socket<'static>>(h)
 }
 
 fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {
@@ -214,15 +221,25 @@ impl Sockets {
     }
 
     fn reuse(s: &Socket) -> Reuse {
-        Reuse { addr: s.opts.reuseaddr, port: s.opts.reuseport }
+        Reuse {
+            addr: s.opts.reuseaddr,
+            port: s.opts.reuseport,
+        }
     }
 
     fn dual(s: &Socket, ip: &IpAddr) -> bool {
-        s.domain == addr::Domain::Inet6 && matches!(ip, IpAddr::V6(v6) if v6.is_unspecified()) && !s.opts.v6only
+        s.domain == addr::Domain::Inet6
+            && matches!(ip, IpAddr::V6(v6) if v6.is_unspecified())
+            && !s.opts.v6only
     }
 
     /// `bind(2)`.
-    pub fn bind(&mut self, ifs: &Interfaces, id: SocketId, target: Target) -> Result<(), BindError> {
+    pub fn bind(
+        &mut self,
+        ifs: &Interfaces,
+        id: SocketId,
+        target: Target,
+    ) -> Result<(), BindError> {
         let s = self.get(id).ok_or(BindError::Invalid)?;
         if s.binding.is_some() || s.local.is_some() || !matches!(s.tcp, TcpState::Closed { .. }) {
             return Err(BindError::Invalid);
@@ -233,7 +250,9 @@ impl Sockets {
         };
         match (s.domain, a) {
             (addr::Domain::Inet, SocketAddr::V6(_)) => return Err(BindError::WrongFamily),
-            (addr::Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => return Err(BindError::Invalid),
+            (addr::Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
+                return Err(BindError::Invalid);
+            }
             _ => {}
         }
         let ip = a.ip();
@@ -244,12 +263,18 @@ impl Sockets {
         let reuse = Self::reuse(s);
         let bind_no_port = s.opts.bind_no_port;
         let binding = if a.port() != 0 {
-            let b = self.ports.bind(a.port(), ip, dual, reuse, BindState::Idle).ok_or(BindError::AddrInUse)?;
+            let b = self
+                .ports
+                .bind(a.port(), ip, dual, reuse, BindState::Idle)
+                .ok_or(BindError::AddrInUse)?;
             Some((a.port(), b))
         } else if bind_no_port {
             None
         } else {
-            let (p, b) = self.ports.bind_ephemeral(ip, dual, reuse).ok_or(BindError::AddrInUse)?;
+            let (p, b) = self
+                .ports
+                .bind_ephemeral(ip, dual, reuse)
+                .ok_or(BindError::AddrInUse)?;
             Some((p, b))
         };
         let s = self.get_mut(id).ok_or(BindError::Invalid)?;
@@ -260,14 +285,20 @@ impl Sockets {
 
     /// `listen(2)`.
     pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
-        let backlog = if backlog < 0 { SOMAXCONN } else { (backlog as usize).min(SOMAXCONN) };
+        let backlog = if backlog < 0 {
+            SOMAXCONN
+        } else {
+            (backlog as usize).min(SOMAXCONN)
+        };
         let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
         match &mut s.tcp {
             TcpState::Listening(l) => {
                 l.backlog = backlog;
                 return Ok(());
             }
-            TcpState::Connecting(_) | TcpState::Connected(_) => return Err(ListenError::InvalidState),
+            TcpState::Connecting(_) | TcpState::Connected(_) => {
+                return Err(ListenError::InvalidState);
+            }
             TcpState::Closed { .. } => {}
         }
         let (port, bid) = match s.binding {
@@ -276,7 +307,10 @@ impl Sockets {
                 let ip = s.local.map_or(s.domain.any(), |a| a.ip());
                 let dual = Self::dual(s, &ip);
                 let reuse = Self::reuse(s);
-                let (p, b) = self.ports.bind_ephemeral(ip, dual, reuse).ok_or(ListenError::AddrInUse)?;
+                let (p, b) = self
+                    .ports
+                    .bind_ephemeral(ip, dual, reuse)
+                    .ok_or(ListenError::AddrInUse)?;
                 let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
                 s.binding = Some((p, b));
                 s.local = Some(SocketAddr::new(ip, p));
@@ -290,7 +324,11 @@ impl Sockets {
         s.tcp = TcpState::Listening(Box::new(Listener::new(backlog)));
         s.autobound = false;
         self.tcp_listeners.entry(port).or_default().push(id);
-        log::debug!("tcp: socket {} listening on {:?}, backlog {backlog}", id.index(), self.get(id).and_then(|s| s.local));
+        log::debug!(
+            "tcp: socket {} listening on {:?}, backlog {backlog}",
+            id.index(),
+            self.get(id).and_then(|s| s.local)
+        );
         Ok(())
     }
 
@@ -309,7 +347,9 @@ impl Sockets {
         let s = self.get(id).ok_or(ConnectError::BadStandIn)?;
         match &s.tcp {
             TcpState::Connecting(_) => return Err(ConnectError::Already),
-            TcpState::Connected(_) | TcpState::Listening(_) => return Err(ConnectError::IsConnected),
+            TcpState::Connected(_) | TcpState::Listening(_) => {
+                return Err(ConnectError::IsConnected);
+            }
             TcpState::Closed { failed: Some(e) } => return Err(*e),
             TcpState::Closed { failed: None } => {}
         }
@@ -325,7 +365,9 @@ impl Sockets {
         };
         match (s.domain, dst) {
             (addr::Domain::Inet, SocketAddr::V6(_)) => return Err(ConnectError::WrongFamily),
-            (addr::Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => return Err(ConnectError::NetworkUnreachable),
+            (addr::Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
+                return Err(ConnectError::NetworkUnreachable);
+            }
             _ => {}
         }
         if dst.port() == 0 {
@@ -333,10 +375,10 @@ impl Sockets {
         }
         let dst_ip = to_ip(dst.ip());
         let mut route = ifs.route(&dst_ip).ok_or(ConnectError::NetworkUnreachable)?;
-        if let Some(dev) = &s.opts.bindtodevice {
-            if ifs.by_name(dev) != Some(route.iface) {
-                return Err(ConnectError::NetworkUnreachable);
-            }
+        if let Some(dev) = &s.opts.bindtodevice
+            && ifs.by_name(dev) != Some(route.iface)
+        {
+            return Err(ConnectError::NetworkUnreachable);
         }
         if let Some(local) = s.local.filter(|l| !l.ip().is_unspecified()) {
             if is_loopback(&local.ip()) && route.iface != LO {
@@ -354,12 +396,25 @@ impl Sockets {
         let (port, autobound) = match s.binding {
             Some((p, _)) => (p, None),
             None => {
-                let (p, b) = self.ports.bind_ephemeral(src_ip, false, reuse).ok_or(ConnectError::AddrNotAvailable)?;
+                let (p, b) = self
+                    .ports
+                    .bind_ephemeral(src_ip, false, reuse)
+                    .ok_or(ConnectError::AddrNotAvailable)?;
                 (p, Some(b))
             }
         };
-        let local_ep = IpListenEndpoint { addr: Some(route.src), port };
-        if smol.connect(ifs.get_mut(route.iface).iface.context(), IpEndpoint::new(dst_ip, dst.port()), local_ep).is_err() {
+        let local_ep = IpListenEndpoint {
+            addr: Some(route.src),
+            port,
+        };
+        if smol
+            .connect(
+                ifs.get_mut(route.iface).iface.context(),
+                IpEndpoint::new(dst_ip, dst.port()),
+                local_ep,
+            )
+            .is_err()
+        {
             if let Some(b) = autobound {
                 self.ports.release(port, b);
             }
@@ -382,12 +437,17 @@ impl Sockets {
             reset_reported: false,
             rd_shut: false,
         });
-        if let (Some(si), Some(fd)) = (s.standin.as_mut(), program_end.as_ref()) {
-            if let Err(e) = si.fill(fd.as_fd()) {
-                log::warn!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
-            }
+        if let (Some(si), Some(fd)) = (s.standin.as_mut(), program_end.as_ref())
+            && let Err(e) = si.fill(fd.as_fd())
+        {
+            log::warn!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
         }
-        log::debug!("tcp: socket {} connecting {} -> {dst} on {}", id.index(), SocketAddr::new(src_ip, port), ifs.get(route.iface).name);
+        log::debug!(
+            "tcp: socket {} connecting {} -> {dst} on {}",
+            id.index(),
+            SocketAddr::new(src_ip, port),
+            ifs.get(route.iface).name
+        );
         Err(ConnectError::InProgress)
     }
 
@@ -395,7 +455,9 @@ impl Sockets {
     /// its stand-in).
     pub fn accept(&mut self, id: SocketId) -> Result<(SocketId, SocketAddr), AcceptError> {
         let s = self.get_mut(id).ok_or(AcceptError::NotListening)?;
-        let TcpState::Listening(l) = &mut s.tcp else { return Err(AcceptError::NotListening) };
+        let TcpState::Listening(l) = &mut s.tcp else {
+            return Err(AcceptError::NotListening);
+        };
         let (cid, _) = l.ready.pop_front().ok_or(AcceptError::WouldBlock)?;
         let peer = self.peer_addr(cid).map_err(|_| AcceptError::WouldBlock)?;
         Ok((cid, peer))
@@ -422,7 +484,12 @@ impl Sockets {
 
     /// `shutdown(2)`. For a socket with a stand-in, the front end then shuts the
     /// stand-in itself, which orders the FIN after the bytes already written.
-    pub fn shutdown(&mut self, ifs: &mut Interfaces, id: SocketId, how: i32) -> Result<(), ShutdownError> {
+    pub fn shutdown(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        how: i32,
+    ) -> Result<(), ShutdownError> {
         if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
             return Err(ShutdownError::BadHow);
         }
@@ -486,7 +553,12 @@ impl Sockets {
     }
 
     /// Writes for the embedding API.
-    pub fn send(&mut self, ifs: &mut Interfaces, id: SocketId, data: &[u8]) -> Result<usize, IoError> {
+    pub fn send(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        data: &[u8],
+    ) -> Result<usize, IoError> {
         let s = self.get_mut(id).ok_or(IoError::NotConnected)?;
         if s.standin.is_some() {
             return Err(IoError::NotApi);
@@ -512,7 +584,12 @@ impl Sockets {
     }
 
     /// Reads for the embedding API: `Ok(0)` is end of stream.
-    pub fn recv(&mut self, ifs: &mut Interfaces, id: SocketId, buf: &mut [u8]) -> Result<usize, IoError> {
+    pub fn recv(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        buf: &mut [u8],
+    ) -> Result<usize, IoError> {
         let s = self.get_mut(id).ok_or(IoError::NotConnected)?;
         if s.standin.is_some() {
             return Err(IoError::NotApi);
@@ -525,7 +602,10 @@ impl Sockets {
                 let sk = sock(ifs, c.iface, c.handle);
                 match sk.recv_slice(buf) {
                     Ok(0) if !buf.is_empty() => {
-                        if sk.state() == State::Closed && !(c.we_closed && c.remote_fin) && !c.reset_reported {
+                        if sk.state() == State::Closed
+                            && !(c.we_closed && c.remote_fin)
+                            && !c.reset_reported
+                        {
                             c.reset_reported = true;
                             s.error = 0;
                             return Err(IoError::Reset);
@@ -570,18 +650,26 @@ impl Sockets {
     }
 
     /// `setsockopt(2)`.
-    pub fn setsockopt(&mut self, ifs: &mut Interfaces, id: SocketId, level: i32, name: i32, value: &[u8]) -> Result<SetOutcome, Errno> {
+    pub fn setsockopt(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        level: i32,
+        name: i32,
+        value: &[u8],
+    ) -> Result<SetOutcome, Errno> {
         let s = self.get(id).ok_or(Errno(libc::EBADF))?;
         let facts = self.facts(ifs, s);
         let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
         let mut opts = s.opts.clone();
         let outcome = options::set(&mut opts, &facts, level, name, value)?;
-        if let Some(dev) = &opts.bindtodevice {
-            if ifs.by_name(dev).is_none() {
-                return Err(Errno(libc::ENODEV));
-            }
+        if let Some(dev) = &opts.bindtodevice
+            && ifs.by_name(dev).is_none()
+        {
+            return Err(Errno(libc::ENODEV));
         }
-        let reuse_changed = opts.reuseaddr != s.opts.reuseaddr || opts.reuseport != s.opts.reuseport;
+        let reuse_changed =
+            opts.reuseaddr != s.opts.reuseaddr || opts.reuseport != s.opts.reuseport;
         s.opts = opts;
         if let TcpState::Connected(c) | TcpState::Connecting(c) = &s.tcp {
             s.opts.apply(sock(ifs, c.iface, c.handle));
@@ -594,7 +682,14 @@ impl Sockets {
     }
 
     /// `getsockopt(2)` into `out`, returning the value's length.
-    pub fn getsockopt(&mut self, ifs: &mut Interfaces, id: SocketId, level: i32, name: i32, out: &mut [u8; options::MAX_OPT]) -> Result<usize, Errno> {
+    pub fn getsockopt(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        level: i32,
+        name: i32,
+        out: &mut [u8; options::MAX_OPT],
+    ) -> Result<usize, Errno> {
         if level == libc::SOL_SOCKET && name == libc::SO_ERROR {
             let e = self.take_error(id);
             out[..4].copy_from_slice(&e.to_ne_bytes());
@@ -619,7 +714,9 @@ impl Sockets {
 
     /// Turns a connected socket whose program is gone into an orphan.
     fn orphan(&mut self, id: SocketId, now: Instant, rst: bool) {
-        let Some(s) = self.remove(id, false) else { return };
+        let Some(s) = self.remove(id, false) else {
+            return;
+        };
         if let TcpState::Connected(c) = s.tcp {
             self.orphans.push(Orphan {
                 iface: c.iface,
@@ -639,7 +736,11 @@ impl Sockets {
     /// again) until the socket goes.
     fn stop_listening(&mut self, ifs: &mut Interfaces, id: SocketId) {
         let Some(s) = self.get_mut(id) else { return };
-        let TcpState::Listening(l) = std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None }) else { return };
+        let TcpState::Listening(l) =
+            std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None })
+        else {
+            return;
+        };
         if let Some((port, b)) = s.binding {
             self.ports.set_state(port, b, BindState::Idle);
             if let Some(v) = self.tcp_listeners.get_mut(&port) {
@@ -655,7 +756,14 @@ impl Sockets {
         let now = Instant::from_millis(0);
         for e in l.embryos {
             sock(ifs, e.iface, e.handle).abort();
-            self.orphans.push(Orphan { iface: e.iface, handle: e.handle, binding: None, since: now, linger2: Duration::from_secs(1), rst_pending: true });
+            self.orphans.push(Orphan {
+                iface: e.iface,
+                handle: e.handle,
+                binding: None,
+                since: now,
+                linger2: Duration::from_secs(1),
+                rst_pending: true,
+            });
         }
         for (cid, _) in l.ready {
             if let Some(TcpState::Connected(c)) = self.get(cid).map(|s| &s.tcp) {
@@ -668,7 +776,11 @@ impl Sockets {
     /// Fails a connecting socket.
     fn fail(&mut self, ifs: &mut Interfaces, id: SocketId, e: ConnectError) {
         let Some(s) = self.get_mut(id) else { return };
-        let TcpState::Connecting(c) = std::mem::replace(&mut s.tcp, TcpState::Closed { failed: Some(e) }) else { return };
+        let TcpState::Connecting(c) =
+            std::mem::replace(&mut s.tcp, TcpState::Closed { failed: Some(e) })
+        else {
+            return;
+        };
         remove_sock(ifs, c.iface, c.handle);
         s.error = e.errno().raw();
         let release = if s.autobound {
@@ -686,7 +798,12 @@ impl Sockets {
         if let Some((p, b)) = release {
             self.ports.release(p, b);
         }
-        log::debug!("tcp: socket {} connect to {} failed: {}", id.index(), c.remote, e.errno());
+        log::debug!(
+            "tcp: socket {} connect to {} failed: {}",
+            id.index(),
+            c.remote,
+            e.errno()
+        );
     }
 
     pub(crate) fn service_tcp(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
@@ -712,8 +829,10 @@ impl Sockets {
         let mut scratch = std::mem::take(&mut self.scratch);
         let gone = match self.get_mut(id).and_then(|s| s.standin.as_mut()) {
             Some(si) if si.readable || si.hup => {
+                // EOF on `T` means the program closed its end (a socket without a
+                // connection answers `shutdown` with ENOTCONN, so it cannot be that).
                 let eof = si.discard_input(&mut scratch);
-                si.hup && (eof || si.filler > 0) || (eof && si.fin_to_app) || (eof && si.hup)
+                si.hup || eof
             }
             _ => false,
         };
@@ -725,8 +844,12 @@ impl Sockets {
     }
 
     fn service_connecting(&mut self, ifs: &mut Interfaces, id: SocketId, now: Instant) -> bool {
-        let Some(s) = self.get_mut(id) else { return false };
-        let TcpState::Connecting(c) = &s.tcp else { return false };
+        let Some(s) = self.get_mut(id) else {
+            return false;
+        };
+        let TcpState::Connecting(c) = &s.tcp else {
+            return false;
+        };
         let (iface, handle, deadline) = (c.iface, c.handle, c.deadline);
         if s.standin.as_ref().is_some_and(|si| si.hup) {
             // The program closed a connecting socket: drop it without a RST.
@@ -743,13 +866,19 @@ impl Sockets {
                 false
             }
             State::Closed | State::TimeWait | State::Listen => {
-                let e = if now >= deadline { ConnectError::TimedOut } else { ConnectError::Refused };
+                let e = if now >= deadline {
+                    ConnectError::TimedOut
+                } else {
+                    ConnectError::Refused
+                };
                 self.fail(ifs, id, e);
                 true
             }
             _ => {
                 let s = self.get_mut(id).expect("socket checked above");
-                let TcpState::Connecting(c) = std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None }) else {
+                let TcpState::Connecting(c) =
+                    std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None })
+                else {
                     return false;
                 };
                 // Keep-alive and user timeouts replace the connect timeout.
@@ -769,13 +898,23 @@ impl Sockets {
     }
 
     fn service_connected(&mut self, ifs: &mut Interfaces, id: SocketId, now: Instant) -> bool {
-        let Some(s) = self.get_mut(id) else { return false };
+        let Some(s) = self.get_mut(id) else {
+            return false;
+        };
         let linger0 = s.opts.linger == Some(0);
-        let TcpState::Connected(c) = &mut s.tcp else { return false };
+        let TcpState::Connected(c) = &mut s.tcp else {
+            return false;
+        };
         let sk = sock(ifs, c.iface, c.handle);
         let state = sk.state();
-        c.remote_fin |= matches!(state, State::CloseWait | State::LastAck | State::Closing | State::TimeWait);
-        let mss = ifs.get(c.iface).mtu.saturating_sub(if c.remote.is_ipv4() { 40 } else { 60 });
+        c.remote_fin |= matches!(
+            state,
+            State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+        );
+        let mss = ifs
+            .get(c.iface)
+            .mtu
+            .saturating_sub(if c.remote.is_ipv4() { 40 } else { 60 });
         let coalesce = s.opts.coalesce().then_some(mss);
         let corked = s.opts.cork;
         let sk = sock(ifs, c.iface, c.handle);
@@ -810,7 +949,11 @@ impl Sockets {
         if sk.state() == State::Closed && !(c.we_closed && c.remote_fin) {
             // Reset (or a keep-alive/user timeout): close our end so the program
             // sees ECONNRESET (with unsent bytes) or EOF, then EPIPE.
-            s.error = if s.opts.user_timeout_ms > 0 || s.opts.keepalive { libc::ETIMEDOUT } else { libc::ECONNRESET };
+            s.error = if s.opts.user_timeout_ms > 0 || s.opts.keepalive {
+                libc::ETIMEDOUT
+            } else {
+                libc::ECONNRESET
+            };
             log::debug!("tcp: socket {} reset by peer", id.index());
             if let Some(s) = self.remove(id, true) {
                 if let TcpState::Connected(c) = s.tcp {
@@ -878,14 +1021,20 @@ impl Sockets {
             self.drop_socket(ifs, id);
             return true;
         }
-        let Some(s) = self.get_mut(id) else { return false };
-        let TcpState::Listening(mut l) = std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None }) else {
+        let Some(s) = self.get_mut(id) else {
+            return false;
+        };
+        let TcpState::Listening(mut l) =
+            std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None })
+        else {
             return false;
         };
         let mut standin = s.standin.take();
         let domain = s.domain;
         let opts = s.opts.clone();
-        let Some((port, _)) = s.binding else { return false };
+        let Some((port, _)) = s.binding else {
+            return false;
+        };
         let reuse = Self::reuse(s);
         let mut progress = false;
 
@@ -905,7 +1054,11 @@ impl Sockets {
                 }
                 _ => {
                     let remote = sk.remote_endpoint();
-                    l.embryos.push(Embryo { iface: a.iface, handle: a.handle, remote });
+                    l.embryos.push(Embryo {
+                        iface: a.iface,
+                        handle: a.handle,
+                        remote,
+                    });
                     l.armed.swap_remove(i);
                     progress = true;
                 }
@@ -926,7 +1079,9 @@ impl Sockets {
                 }
                 _ => {
                     let e = l.embryos.swap_remove(i);
-                    if let Some(ready) = self.promote(ifs, &e, domain, &opts, port, reuse, standin.is_some(), now) {
+                    if let Some(ready) =
+                        self.promote(ifs, &e, domain, &opts, port, reuse, standin.is_some(), now)
+                    {
                         l.ready.push_back(ready);
                     }
                     progress = true;
@@ -937,7 +1092,9 @@ impl Sockets {
         // Hand connections to the program.
         if let Some(si) = standin.as_mut() {
             while si.writable {
-                let Some((cid, Some(fd))) = l.ready.front() else { break };
+                let Some((cid, Some(fd))) = l.ready.front() else {
+                    break;
+                };
                 let Some(rec) = self.record(*cid) else {
                     l.ready.pop_front();
                     continue;
@@ -973,9 +1130,20 @@ impl Sockets {
                 if !l.armed.iter().any(|a| a.iface == iface && a.addr == addr) {
                     let mut smol = self.new_smol(&opts);
                     smol.set_timeout(Some(SYN_RECV_TIMEOUT));
-                    if smol.listen(IpListenEndpoint { addr: Some(addr), port }).is_ok() {
+                    if smol
+                        .listen(IpListenEndpoint {
+                            addr: Some(addr),
+                            port,
+                        })
+                        .is_ok()
+                    {
                         let handle = ifs.get_mut(iface).sockets.add(smol);
-                        l.armed.push(Armed { iface, addr, handle, claimed: false });
+                        l.armed.push(Armed {
+                            iface,
+                            addr,
+                            handle,
+                            claimed: false,
+                        });
                         progress = true;
                     }
                 }
@@ -1020,16 +1188,27 @@ impl Sockets {
             }) {
                 Ok((si, theirs)) => (Some(si), Some(theirs)),
                 Err(err) => {
-                    log::warn!("tcp: cannot make a stand-in for a connection from {remote}: {err}; resetting it");
+                    log::warn!(
+                        "tcp: cannot make a stand-in for a connection from {remote}: {err}; resetting it"
+                    );
                     sk.abort();
-                    self.orphans.push(Orphan { iface: e.iface, handle: e.handle, binding: None, since: now, linger2: Duration::from_secs(1), rst_pending: true });
+                    self.orphans.push(Orphan {
+                        iface: e.iface,
+                        handle: e.handle,
+                        binding: None,
+                        since: now,
+                        linger2: Duration::from_secs(1),
+                        rst_pending: true,
+                    });
                     return None;
                 }
             }
         } else {
             (None, None)
         };
-        let binding = self.ports.insert(port, local.ip(), false, reuse, BindState::Idle);
+        let binding = self
+            .ports
+            .insert(port, local.ip(), false, reuse, BindState::Idle);
         let id = self.insert(Socket {
             domain,
             opts: opts.clone(),
@@ -1056,12 +1235,17 @@ impl Sockets {
 
     fn record(&self, id: SocketId) -> Option<AcceptRecord> {
         let s = self.get(id)?;
-        let TcpState::Connected(c) = &s.tcp else { return None };
+        let TcpState::Connected(c) = &s.tcp else {
+            return None;
+        };
         let mut local = [0u8; addr::MAX_ENCODED];
         let mut peer = [0u8; addr::MAX_ENCODED];
         let ll = addr::encode(s.domain, s.local?, &mut local);
         let pl = addr::encode(s.domain, c.remote, &mut peer);
-        Some(AcceptRecord { local: (local, ll as u32), peer: (peer, pl as u32) })
+        Some(AcceptRecord {
+            local: (local, ll as u32),
+            peer: (peer, pl as u32),
+        })
     }
 }
 
@@ -1071,7 +1255,9 @@ impl Admission for Sockets {
         if pkt.proto != IpProtocol::Tcp || !pkt.syn || pkt.ack {
             return Verdict::Accept;
         }
-        let Some(list) = self.tcp_listeners.get(&pkt.dst_port) else { return Verdict::Accept };
+        let Some(list) = self.tcp_listeners.get(&pkt.dst_port) else {
+            return Verdict::Accept;
+        };
         let dst: IpAddr = pkt.dst.into();
         let mut best = None;
         for &lid in list {
@@ -1092,17 +1278,30 @@ impl Admission for Sockets {
                 best = Some(lid);
             }
         }
-        let Some(lid) = best else { return Verdict::Accept };
-        let Some(s) = self.get_mut(lid) else { return Verdict::Accept };
-        let TcpState::Listening(l) = &mut s.tcp else { return Verdict::Accept };
+        let Some(lid) = best else {
+            return Verdict::Accept;
+        };
+        let Some(s) = self.get_mut(lid) else {
+            return Verdict::Accept;
+        };
+        let TcpState::Listening(l) = &mut s.tcp else {
+            return Verdict::Accept;
+        };
         let remote = IpEndpoint::new(pkt.src, pkt.src_port);
-        if l.embryos.iter().any(|e| e.iface == iface && e.remote == Some(remote)) {
+        if l.embryos
+            .iter()
+            .any(|e| e.iface == iface && e.remote == Some(remote))
+        {
             return Verdict::Drop;
         }
         if l.load() + l.claimed >= l.capacity() {
             return Verdict::Drop;
         }
-        if let Some(a) = l.armed.iter_mut().find(|a| a.iface == iface && a.addr == pkt.dst && !a.claimed) {
+        if let Some(a) = l
+            .armed
+            .iter_mut()
+            .find(|a| a.iface == iface && a.addr == pkt.dst && !a.claimed)
+        {
             a.claimed = true;
             l.claimed += 1;
             return Verdict::Accept;
@@ -1121,7 +1320,11 @@ impl Sockets {
         let mut best: Option<Instant> = None;
         let mut take = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
         for slot in &self.slots {
-            if let Some(Socket { tcp: TcpState::Connecting(c), .. }) = &slot.val {
+            if let Some(Socket {
+                tcp: TcpState::Connecting(c),
+                ..
+            }) = &slot.val
+            {
                 take(c.deadline);
             }
         }
