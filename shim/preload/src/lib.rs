@@ -132,6 +132,18 @@ real!(
     fn(fd: c_int, h: c_int) -> c_int,
     libc::SYS_shutdown
 );
+real!(
+    real_sendto,
+    "sendto",
+    fn(fd: c_int, b: *const c_void, n: usize, f: c_int, a: *const sockaddr, l: socklen_t) -> isize,
+    libc::SYS_sendto
+);
+real!(
+    real_sendmsg,
+    "sendmsg",
+    fn(fd: c_int, m: *const libc::msghdr, f: c_int) -> isize,
+    libc::SYS_sendmsg
+);
 
 fn fail(e: c_int) -> c_int {
     sys::set_errno(e);
@@ -533,4 +545,45 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
         },
         Some(Err(e)) => fail(e),
     }
+}
+
+/// Whether `fd` is a stand-in for a stream (TCP) socket.
+fn stream_standin(fd: c_int) -> bool {
+    sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+        && standin(fd).is_some()
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> isize {
+    // TCP ignores the destination of a connected socket; an AF_UNIX stream (the
+    // stand-in) would answer EISCONN. Only calls with an address pay for the check.
+    let (addr, alen) = if !addr.is_null() && stream_standin(fd) {
+        (std::ptr::null(), 0)
+    } else {
+        (addr, alen)
+    };
+    // SAFETY: the caller's arguments (the address possibly dropped).
+    unsafe { real_sendto(fd, buf, len, flags, addr, alen) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    // SAFETY: the caller passes a valid msghdr (or the kernel reports EFAULT).
+    if !msg.is_null() && unsafe { !(*msg).msg_name.is_null() } && stream_standin(fd) {
+        // SAFETY: copying the caller's msghdr to drop the address.
+        let mut m = unsafe { *msg };
+        m.msg_name = std::ptr::null_mut();
+        m.msg_namelen = 0;
+        // SAFETY: a valid msghdr.
+        return unsafe { real_sendmsg(fd, &m, flags) };
+    }
+    // SAFETY: passing through.
+    unsafe { real_sendmsg(fd, msg, flags) }
 }

@@ -19,3 +19,7 @@ def v6only_mapped():
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     s.connect(("::ffff:127.0.0.1", a.getsockname()[1]))
 print("v6only_mapped", name(v6only_mapped))
+def sendto_connected():
+    c = socket.create_connection(("127.0.0.1", a.getsockname()[1]))
+    c.sendto(b"x", ("127.0.0.1", a.getsockname()[1]))  # TCP ignores the address
+print("sendto_connected", name(sendto_connected))
