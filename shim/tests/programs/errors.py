@@ -20,6 +20,8 @@ def v6only_mapped():
     s.connect(("::ffff:127.0.0.1", a.getsockname()[1]))
 print("v6only_mapped", name(v6only_mapped))
 def sendto_connected():
-    c = socket.create_connection(("127.0.0.1", a.getsockname()[1]))
-    c.sendto(b"x", ("127.0.0.1", a.getsockname()[1]))  # TCP ignores the address
+    l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+    c = socket.create_connection(("127.0.0.1", l.getsockname()[1]))
+    c.sendto(b"xy", ("127.0.0.1", l.getsockname()[1]))  # TCP ignores the address
+    assert l.accept()[0].recv(10) == b"xy"
 print("sendto_connected", name(sendto_connected))
