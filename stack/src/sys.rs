@@ -45,6 +45,85 @@ pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((ours, theirs))
 }
 
+/// Creates the two ends of a datagram stand-in: an `AF_UNIX` `SOCK_SEQPACKET` pair
+/// (the stack's end non-blocking, the program's blocking), close-on-exec here.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_nonblocking(ours.as_fd(), true)?;
+    Ok((ours, theirs))
+}
+
+/// Reads one record of a `SOCK_SEQPACKET` socket without blocking. `Ok(None)` at
+/// end of file (a zero-length read while the peer is gone); a zero-length record
+/// of a live peer is `Ok(Some(0))`.
+pub fn recv_record(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = cvt_size(unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    })?;
+    if n == 0 && hung_up(fd) {
+        return Ok(None);
+    }
+    Ok(Some(n))
+}
+
+/// Whether the peer of a unix socket is gone (`POLLHUP`).
+pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r == 1 && p.revents & libc::POLLHUP != 0
+}
+
+/// Sets `SO_SNDBUF` (the kernel doubles it); as root, `SO_SNDBUFFORCE` lifts the
+/// sysctl limit.
+pub fn set_sndbuf(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    let len = size_of::<libc::c_int>() as libc::socklen_t;
+    let p = (&v as *const libc::c_int).cast();
+    // SAFETY: `v` is a valid int for the duration of the call.
+    if unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            p,
+            len,
+        )
+    } == 0
+    {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    cvt(unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, p, len) })
+        .map(|_| ())
+}
+
+/// Opens `/dev/null` read-only: a harmless descriptor to attach to marker records.
+pub fn dev_null() -> io::Result<OwnedFd> {
+    std::fs::File::open("/dev/null").map(OwnedFd::from)
+}
+
 /// Sets or clears `O_NONBLOCK`.
 pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a valid fd take and return plain ints.

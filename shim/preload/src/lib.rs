@@ -29,10 +29,13 @@
 //! functions, which bypass this library.
 #![allow(clippy::missing_safety_doc)]
 
+mod class;
 mod conn;
+mod dgram;
 mod sys;
 
-use libc::{c_int, c_void, sockaddr, socklen_t};
+use class::Class;
+use libc::{c_int, c_void, iovec, sockaddr, socklen_t};
 use netcell_proto::{
     ACCEPT_RECORD_LEN, AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, reply_flags,
 };
@@ -211,7 +214,9 @@ fn set_cloexec(fd: c_int, on: bool) {
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     if (domain != libc::AF_INET && domain != libc::AF_INET6) || !conn::active() {
         // SAFETY: passing the caller's arguments through.
-        return unsafe { real_socket(domain, ty, protocol) };
+        let fd = unsafe { real_socket(domain, ty, protocol) };
+        class::set(fd, Class::Foreign);
+        return fd;
     }
     match conn::call(
         0,
@@ -233,6 +238,14 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
                 if ty & libc::SOCK_NONBLOCK != 0 {
                     sys::set_nonblock(fd);
                 }
+                class::set(
+                    fd,
+                    if ty & 0xf == libc::SOCK_STREAM {
+                        Class::Stream
+                    } else {
+                        Class::Datagram
+                    },
+                );
                 fd
             }
         },
@@ -339,6 +352,7 @@ pub unsafe extern "C" fn accept4(
     if flags & libc::SOCK_NONBLOCK != 0 {
         sys::set_nonblock(conn_fd);
     }
+    class::set(conn_fd, Class::Stream);
     let (peer, plen) = record.peer;
     // SAFETY: the caller's buffer and length.
     unsafe { put_addr(addr, len, &peer[..plen as usize]) };
@@ -562,6 +576,17 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     alen: socklen_t,
 ) -> isize {
+    if !addr.is_null() && class::of(fd) == Class::Datagram {
+        let iov = [iovec {
+            iov_base: buf as *mut c_void,
+            iov_len: len,
+        }];
+        // SAFETY: the caller's buffers.
+        return match unsafe { dgram::send_via_stack(fd, &iov, flags, addr, alen, &[]) } {
+            Ok(n) => n as isize,
+            Err(e) => fail(e) as isize,
+        };
+    }
     // TCP ignores the destination of a connected socket; an AF_UNIX stream (the
     // stand-in) would answer EISCONN. Only calls with an address pay for the check.
     let (addr, alen) = if !addr.is_null() && stream_standin(fd) {
@@ -575,6 +600,41 @@ pub unsafe extern "C" fn sendto(
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_int) -> isize {
+    // SAFETY: the caller's msghdr.
+    if !msg.is_null()
+        && class::of(fd) == Class::Datagram
+        && unsafe { !(*msg).msg_name.is_null() || (*msg).msg_controllen > 0 }
+    {
+        // SAFETY: the caller's msghdr and the buffers it points at.
+        let r = unsafe {
+            let m = &*msg;
+            let iov = if m.msg_iov.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(m.msg_iov, m.msg_iovlen)
+            };
+            let ctl = if m.msg_control.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(
+                    m.msg_control.cast::<u8>(),
+                    m.msg_controllen.min(netcell_proto::MAX_CONTROL),
+                )
+            };
+            dgram::send_via_stack(
+                fd,
+                iov,
+                flags,
+                m.msg_name.cast::<sockaddr>(),
+                m.msg_namelen,
+                ctl,
+            )
+        };
+        return match r {
+            Ok(n) => n as isize,
+            Err(e) => fail(e) as isize,
+        };
+    }
     // SAFETY: the caller passes a valid msghdr (or the kernel reports EFAULT).
     if !msg.is_null() && unsafe { !(*msg).msg_name.is_null() } && stream_standin(fd) {
         // SAFETY: copying the caller's msghdr to drop the address.
@@ -586,4 +646,467 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
     }
     // SAFETY: passing through.
     unsafe { real_sendmsg(fd, msg, flags) }
+}
+
+// ---- Datagram receive paths, and the fd lifecycle the classification follows ----
+
+real!(
+    real_recvfrom,
+    "recvfrom",
+    fn(fd: c_int, b: *mut c_void, n: usize, f: c_int, a: *mut sockaddr, l: *mut socklen_t) -> isize,
+    libc::SYS_recvfrom
+);
+real!(
+    real_recvmsg,
+    "recvmsg",
+    fn(fd: c_int, m: *mut libc::msghdr, f: c_int) -> isize,
+    libc::SYS_recvmsg
+);
+real!(
+    real_read,
+    "read",
+    fn(fd: c_int, b: *mut c_void, n: usize) -> isize,
+    libc::SYS_read
+);
+real!(
+    real_readv,
+    "readv",
+    fn(fd: c_int, v: *const iovec, n: c_int) -> isize,
+    libc::SYS_readv
+);
+real!(real_close, "close", fn(fd: c_int) -> c_int, libc::SYS_close);
+real!(real_dup, "dup", fn(fd: c_int) -> c_int, libc::SYS_dup);
+real!(
+    real_dup2,
+    "dup2",
+    fn(fd: c_int, n: c_int) -> c_int,
+    libc::SYS_dup2
+);
+real!(
+    real_dup3,
+    "dup3",
+    fn(fd: c_int, n: c_int, f: c_int) -> c_int,
+    libc::SYS_dup3
+);
+real!(
+    real_fcntl,
+    "fcntl",
+    fn(fd: c_int, c: c_int, a: libc::c_ulong) -> c_int,
+    libc::SYS_fcntl
+);
+real!(
+    real_ioctl,
+    "ioctl",
+    fn(fd: c_int, r: libc::c_ulong, a: *mut c_void) -> c_int,
+    libc::SYS_ioctl
+);
+real!(
+    real_socketpair,
+    "socketpair",
+    fn(d: c_int, t: c_int, p: c_int, sv: *mut c_int) -> c_int,
+    libc::SYS_socketpair
+);
+real!(
+    real_sendmmsg,
+    "sendmmsg",
+    fn(fd: c_int, m: *mut libc::mmsghdr, n: libc::c_uint, f: c_int) -> c_int,
+    libc::SYS_sendmmsg
+);
+real!(
+    real_recvmmsg,
+    "recvmmsg",
+    fn(
+        fd: c_int,
+        m: *mut libc::mmsghdr,
+        n: libc::c_uint,
+        f: c_int,
+        t: *mut libc::timespec,
+    ) -> c_int,
+    libc::SYS_recvmmsg
+);
+
+/// A datagram receive, or `None` to fall back to the kernel (the fd was not a
+/// datagram stand-in after all).
+unsafe fn dgram_recv(
+    fd: c_int,
+    iov: &[iovec],
+    flags: c_int,
+    name: *mut sockaddr,
+    namelen: *mut socklen_t,
+    control: (*mut c_void, usize),
+) -> Option<Result<dgram::Received, c_int>> {
+    if class::of(fd) != Class::Datagram {
+        return None;
+    }
+    // SAFETY: the caller's buffers.
+    match unsafe { dgram::recv(fd, iov, flags, name, namelen, control) } {
+        Ok(Some(r)) => Some(Ok(r)),
+        Ok(None) => {
+            class::set(fd, class::probe(fd));
+            None
+        }
+        Err(e) => Some(Err(e)),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> isize {
+    let iov = [iovec {
+        iov_base: buf,
+        iov_len: len,
+    }];
+    // SAFETY: the caller's buffers.
+    match unsafe { dgram_recv(fd, &iov, flags, addr, alen, (std::ptr::null_mut(), 0)) } {
+        Some(Ok(r)) => r.ret,
+        Some(Err(e)) => fail(e) as isize,
+        // SAFETY: passing through.
+        None => unsafe { real_recvfrom(fd, buf, len, flags, addr, alen) },
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_int) -> isize {
+    // SAFETY: same contract, no address.
+    unsafe {
+        recvfrom(
+            fd,
+            buf,
+            len,
+            flags,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
+    if msg.is_null() || class::of(fd) != Class::Datagram {
+        // SAFETY: passing through.
+        return unsafe { real_recvmsg(fd, msg, flags) };
+    }
+    // SAFETY: the caller's msghdr.
+    let m = unsafe { &mut *msg };
+    let iov = if m.msg_iov.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: the caller's iovec array.
+        unsafe { std::slice::from_raw_parts(m.msg_iov, m.msg_iovlen) }
+    };
+    let mut namelen = m.msg_namelen;
+    let name = m.msg_name.cast::<sockaddr>();
+    // SAFETY: the caller's buffers.
+    match unsafe {
+        dgram_recv(
+            fd,
+            iov,
+            flags,
+            name,
+            if name.is_null() {
+                std::ptr::null_mut()
+            } else {
+                &mut namelen
+            },
+            (m.msg_control, m.msg_controllen),
+        )
+    } {
+        Some(Ok(r)) => {
+            if !name.is_null() {
+                m.msg_namelen = namelen;
+            }
+            m.msg_controllen = r.control_len;
+            m.msg_flags = r.flags;
+            r.ret
+        }
+        Some(Err(e)) => fail(e) as isize,
+        // SAFETY: passing through.
+        None => unsafe { real_recvmsg(fd, msg, flags) },
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    v: *mut libc::mmsghdr,
+    n: libc::c_uint,
+    flags: c_int,
+    timeout: *mut libc::timespec,
+) -> c_int {
+    if v.is_null() || class::of(fd) != Class::Datagram {
+        // SAFETY: passing through.
+        return unsafe { real_recvmmsg(fd, v, n, flags, timeout) };
+    }
+    let n = n.min(1024) as usize;
+    let mut got = 0;
+    let mut f = flags & !libc::MSG_WAITFORONE;
+    for i in 0..n {
+        // SAFETY: the caller's array of `n` entries.
+        let e = unsafe { &mut *v.add(i) };
+        // SAFETY: the entry's msghdr.
+        let r = unsafe { recvmsg(fd, &mut e.msg_hdr, f) };
+        if r < 0 {
+            if got == 0 {
+                return -1;
+            }
+            break;
+        }
+        e.msg_len = r as libc::c_uint;
+        got += 1;
+        if flags & libc::MSG_WAITFORONE != 0 {
+            f |= libc::MSG_DONTWAIT;
+        }
+    }
+    got
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    v: *mut libc::mmsghdr,
+    n: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    if v.is_null() || class::of(fd) != Class::Datagram {
+        // SAFETY: passing through.
+        return unsafe { real_sendmmsg(fd, v, n, flags) };
+    }
+    let mut sent = 0;
+    for i in 0..n.min(1024) as usize {
+        // SAFETY: the caller's array.
+        let e = unsafe { &mut *v.add(i) };
+        // SAFETY: the entry's msghdr.
+        let r = unsafe { sendmsg(fd, &e.msg_hdr, flags) };
+        if r < 0 {
+            if sent == 0 {
+                return -1;
+            }
+            break;
+        }
+        e.msg_len = r as libc::c_uint;
+        sent += 1;
+    }
+    sent
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    let iov = [iovec {
+        iov_base: buf,
+        iov_len: len,
+    }];
+    // SAFETY: the caller's buffer.
+    match unsafe {
+        dgram_recv(
+            fd,
+            &iov,
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            (std::ptr::null_mut(), 0),
+        )
+    } {
+        Some(Ok(r)) => r.ret,
+        Some(Err(e)) => fail(e) as isize,
+        // SAFETY: passing through.
+        None => unsafe { real_read(fd, buf, len) },
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn readv(fd: c_int, v: *const iovec, n: c_int) -> isize {
+    if v.is_null() || n < 0 || class::of(fd) != Class::Datagram {
+        // SAFETY: passing through.
+        return unsafe { real_readv(fd, v, n) };
+    }
+    // SAFETY: the caller's iovec array.
+    let iov = unsafe { std::slice::from_raw_parts(v, n as usize) };
+    // SAFETY: the caller's buffers.
+    match unsafe {
+        dgram_recv(
+            fd,
+            iov,
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            (std::ptr::null_mut(), 0),
+        )
+    } {
+        Some(Ok(r)) => r.ret,
+        Some(Err(e)) => fail(e) as isize,
+        // SAFETY: passing through.
+        None => unsafe { real_readv(fd, v, n) },
+    }
+}
+
+/// `_FORTIFY_SOURCE` entry points: the bounds check, then the same paths (glibc's
+/// own versions call its internal functions, which would bypass the shim).
+fn chk(len: usize, buflen: usize) {
+    if len > buflen {
+        // SAFETY: glibc's fortify failure handler; it does not return.
+        unsafe extern "C" {
+            fn __chk_fail() -> !;
+        }
+        unsafe { __chk_fail() }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    buflen: usize,
+    flags: c_int,
+) -> isize {
+    chk(len, buflen);
+    // SAFETY: checked bounds, same contract.
+    unsafe { recv(fd, buf, len, flags) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    buflen: usize,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> isize {
+    chk(len, buflen);
+    // SAFETY: checked bounds, same contract.
+    unsafe { recvfrom(fd, buf, len, flags, addr, alen) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __read_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    buflen: usize,
+) -> isize {
+    chk(len, buflen);
+    // SAFETY: checked bounds, same contract.
+    unsafe { read(fd, buf, len) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) -> c_int {
+    if req == libc::FIONREAD && !arg.is_null() && class::of(fd) == Class::Datagram {
+        // SAFETY: FIONREAD's argument is an int.
+        unsafe { *arg.cast::<c_int>() = dgram::next_size(fd) };
+        return 0;
+    }
+    // SAFETY: passing through (the variadic argument is one pointer-sized value).
+    unsafe { real_ioctl(fd, req, arg) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    class::forget(fd);
+    // SAFETY: passing through.
+    unsafe { real_close(fd) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
+    // SAFETY: passing through.
+    let n = unsafe { real_dup(fd) };
+    if n >= 0 {
+        class::copy(fd, n);
+    }
+    n
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup2(fd: c_int, new: c_int) -> c_int {
+    // SAFETY: passing through.
+    let n = unsafe { real_dup2(fd, new) };
+    if n >= 0 {
+        class::copy(fd, n);
+    }
+    n
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
+    // SAFETY: passing through.
+    let n = unsafe { real_dup3(fd, new, flags) };
+    if n >= 0 {
+        class::copy(fd, n);
+    }
+    n
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    // SAFETY: passing through (the variadic argument is one int or pointer).
+    let r = unsafe { real_fcntl(fd, cmd, arg) };
+    if r >= 0 && (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) {
+        class::copy(fd, r);
+    }
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn socketpair(d: c_int, t: c_int, p: c_int, sv: *mut c_int) -> c_int {
+    // SAFETY: passing through.
+    let r = unsafe { real_socketpair(d, t, p, sv) };
+    if r == 0 && !sv.is_null() {
+        // SAFETY: the kernel filled two ints.
+        unsafe {
+            class::set(*sv, Class::Foreign);
+            class::set(*sv.add(1), Class::Foreign);
+        }
+    }
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    // SAFETY: same contract.
+    unsafe { fcntl(fd, cmd, arg) }
+}
+
+real!(
+    real_close_range,
+    "close_range",
+    fn(first: libc::c_uint, last: libc::c_uint, f: c_int) -> c_int,
+    libc::SYS_close_range
+);
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(
+    first: libc::c_uint,
+    last: libc::c_uint,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: passing through.
+    let r = unsafe { real_close_range(first, last, flags) };
+    if r == 0 && flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+        for fd in first..=last.min(65535) {
+            class::forget(fd as c_int);
+        }
+    }
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    // glibc's closefrom uses close_range; do the same through ours.
+    // SAFETY: plain close_range over the program's own fds.
+    let r = unsafe { close_range(low.max(0) as libc::c_uint, libc::c_uint::MAX, 0) };
+    if r != 0 {
+        for fd in low.max(0)..65536 {
+            // SAFETY: closing the program's fds as it asked.
+            unsafe { close(fd) };
+        }
+    }
 }

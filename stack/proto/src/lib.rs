@@ -13,7 +13,15 @@
 //!
 //! Messages travel over an `AF_UNIX` `SOCK_SEQPACKET` connection: one message per
 //! packet, so framing is the kernel's job, and a packet longer than
-//! [`MAX_MESSAGE`] arrives truncated (`MSG_TRUNC`), which the receiver rejects.
+//! [`MAX_REQUEST`] (a request) or [`MAX_MESSAGE`] (a reply) arrives truncated
+//! (`MSG_TRUNC`), which the receiver rejects.
+//!
+//! Datagram sockets follow the same scheme with two more operations: a datagram
+//! sent to an explicit destination travels in a [`Request::SendTo`] (a connected
+//! socket's `send`/`write` stays native), and after reading a datagram natively from
+//! its stand-in, a front end that needs the source address asks for it with
+//! [`Request::Origin`] (see the stack's `socket::udp` for why the payload itself
+//! carries no header).
 //! File descriptors ride along as `SCM_RIGHTS`: the stack sends a new stand-in with the
 //! reply to [`Request::Socket`], and the shim sends the stand-in with
 //! [`Request::Connect`] (the stack must write into it, see the stack's `standin`
@@ -72,8 +80,15 @@ use core::fmt;
 pub const VERSION: u8 = 1;
 /// The first two bytes of every message.
 pub const MAGIC: [u8; 2] = *b"nc";
-/// The largest message either side sends or accepts, in bytes.
+/// The largest reply the stack sends, in bytes.
 pub const MAX_MESSAGE: usize = 2048;
+/// The largest request a front end sends: a [`Request::SendTo`] carries a whole
+/// datagram (up to 65535 bytes) besides its addresses.
+pub const MAX_REQUEST: usize = 65536 + 1024;
+/// The largest datagram payload [`Request::SendTo`] carries.
+pub const MAX_DATAGRAM: usize = 65535;
+/// The largest ancillary data (`msg_control`) [`Request::SendTo`] carries.
+pub const MAX_CONTROL: usize = 256;
 /// The largest socket address carried, in bytes (`sizeof(struct sockaddr_storage)`).
 pub const MAX_SOCKADDR: usize = 128;
 /// The largest option value carried by `setsockopt`/`getsockopt`, in bytes.
@@ -122,6 +137,11 @@ pub enum Op {
     GetSockOpt = 9,
     /// `shutdown(2)`.
     Shutdown = 10,
+    /// `sendto(2)`/`sendmsg(2)` with a destination or ancillary data, on a datagram
+    /// socket: the datagram travels in the request.
+    SendTo = 11,
+    /// Where the datagram just received natively from a stand-in came from.
+    Origin = 12,
 }
 
 impl Op {
@@ -138,6 +158,8 @@ impl Op {
             8 => Op::SetSockOpt,
             9 => Op::GetSockOpt,
             10 => Op::Shutdown,
+            11 => Op::SendTo,
+            12 => Op::Origin,
             _ => return None,
         })
     }
@@ -208,6 +230,33 @@ pub enum Request<'a> {
         /// `SHUT_RD`, `SHUT_WR` or `SHUT_RDWR`.
         how: i32,
     },
+    /// Body: `flags: i32, addr_len: u16, addr, control_len: u16, control`, then the
+    /// payload. `addr` may be empty (a connected socket with ancillary data);
+    /// `control` is the program's `msg_control` bytes (`IP_PKTINFO`, ...).
+    /// Reply value: bytes sent.
+    SendTo {
+        /// `MSG_*` flags.
+        flags: i32,
+        /// The destination sockaddr, or empty.
+        addr: &'a [u8],
+        /// Ancillary data as the program passed it.
+        control: &'a [u8],
+        /// The datagram.
+        payload: &'a [u8],
+    },
+    /// Body: `len: u32, peek: u8, prefix_len: u8`, then `prefix_len` (at most 16)
+    /// bytes: the full length and the first bytes of a datagram the front end just
+    /// read from the stand-in (with `MSG_PEEK` when `peek`). Reply data: `src_len: u8`,
+    /// the source sockaddr, then the ancillary data (`cmsghdr`s) the socket's options
+    /// ask for (`IP_PKTINFO`, ...). Reply value: 1 when the origin is known.
+    Origin {
+        /// The datagram's full length.
+        len: u32,
+        /// The datagram was only peeked at.
+        peek: bool,
+        /// Its first bytes (at most 16).
+        prefix: &'a [u8],
+    },
 }
 
 impl Request<'_> {
@@ -224,6 +273,8 @@ impl Request<'_> {
             Request::SetSockOpt { .. } => Op::SetSockOpt,
             Request::GetSockOpt { .. } => Op::GetSockOpt,
             Request::Shutdown { .. } => Op::Shutdown,
+            Request::SendTo { .. } => Op::SendTo,
+            Request::Origin { .. } => Op::Origin,
         }
     }
 }
@@ -324,7 +375,7 @@ impl fmt::Display for DecodeError {
             DecodeError::Truncated { need, have } => {
                 write!(f, "truncated message: {have} bytes, need {need}")
             }
-            DecodeError::TooLong(n) => write!(f, "message of {n} bytes exceeds {MAX_MESSAGE}"),
+            DecodeError::TooLong(n) => write!(f, "message of {n} bytes is too long"),
             DecodeError::BadMagic(m) => write!(f, "bad magic {:02x}{:02x}", m[0], m[1]),
             DecodeError::BadVersion(v) => {
                 write!(f, "protocol version {v} (this stack speaks {VERSION})")
@@ -349,7 +400,7 @@ impl<'b> Writer<'b> {
     }
     fn bytes(&mut self, b: &[u8]) -> Result<(), EncodeError> {
         let end = self.pos + b.len();
-        if end > self.buf.len() || end > MAX_MESSAGE {
+        if end > self.buf.len() || end > MAX_REQUEST {
             return Err(EncodeError::BufferTooSmall);
         }
         self.buf[self.pos..end].copy_from_slice(b);
@@ -363,6 +414,9 @@ impl<'b> Writer<'b> {
         self.bytes(&v.to_le_bytes())
     }
     fn i32(&mut self, v: i32) -> Result<(), EncodeError> {
+        self.bytes(&v.to_le_bytes())
+    }
+    fn u16(&mut self, v: u16) -> Result<(), EncodeError> {
         self.bytes(&v.to_le_bytes())
     }
     fn u64(&mut self, v: u64) -> Result<(), EncodeError> {
@@ -396,6 +450,9 @@ impl<'b> Reader<'b> {
     }
     fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.array()?))
@@ -475,12 +532,35 @@ pub fn encode_request(
             w.u32(len)?;
         }
         Request::Shutdown { how } => w.i32(how)?,
+        Request::SendTo {
+            flags,
+            addr,
+            control,
+            payload,
+        } => {
+            check_len("sockaddr", addr, MAX_SOCKADDR)?;
+            check_len("control", control, MAX_CONTROL)?;
+            check_len("datagram", payload, MAX_DATAGRAM)?;
+            w.i32(flags)?;
+            w.u16(addr.len() as u16)?;
+            w.bytes(addr)?;
+            w.u16(control.len() as u16)?;
+            w.bytes(control)?;
+            w.bytes(payload)?;
+        }
+        Request::Origin { len, peek, prefix } => {
+            check_len("prefix", prefix, 16)?;
+            w.u32(len)?;
+            w.u8(peek as u8)?;
+            w.u8(prefix.len() as u8)?;
+            w.bytes(prefix)?;
+        }
     }
     Ok(w.pos)
 }
 
-fn decode_header(r: &mut Reader<'_>, len: usize) -> Result<u8, DecodeError> {
-    if len > MAX_MESSAGE {
+fn decode_header(r: &mut Reader<'_>, len: usize, max: usize) -> Result<u8, DecodeError> {
+    if len > max {
         return Err(DecodeError::TooLong(len));
     }
     let magic = r.array::<2>()?;
@@ -498,7 +578,7 @@ fn decode_header(r: &mut Reader<'_>, len: usize) -> Result<u8, DecodeError> {
 /// echo the operation and sequence number. `None` if even that is unreadable.
 pub fn peek_request_header(msg: &[u8]) -> Option<(u8, RequestHeader)> {
     let mut r = Reader { buf: msg, pos: 0 };
-    let op = decode_header(&mut r, msg.len()).ok()?;
+    let op = decode_header(&mut r, msg.len(), MAX_REQUEST).ok()?;
     let seq = r.u32().ok()?;
     let sock = r.u64().ok()?;
     Some((op, RequestHeader { seq, sock }))
@@ -507,7 +587,7 @@ pub fn peek_request_header(msg: &[u8]) -> Option<(u8, RequestHeader)> {
 /// Decodes a request.
 pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), DecodeError> {
     let mut r = Reader { buf: msg, pos: 0 };
-    let op = decode_header(&mut r, msg.len())?;
+    let op = decode_header(&mut r, msg.len(), MAX_REQUEST)?;
     let seq = r.u32()?;
     let sock = r.u64()?;
     let op = Op::from_u8(op).ok_or(DecodeError::UnknownOp(op))?;
@@ -553,6 +633,63 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
             len: r.u32()?,
         },
         Op::Shutdown => Request::Shutdown { how: r.i32()? },
+        Op::SendTo => {
+            let flags = r.i32()?;
+            let alen = r.u16()? as usize;
+            if alen > MAX_SOCKADDR {
+                return Err(DecodeError::BadField {
+                    field: "sockaddr length",
+                    value: alen as u64,
+                });
+            }
+            let addr = r.take(alen)?;
+            let clen = r.u16()? as usize;
+            if clen > MAX_CONTROL {
+                return Err(DecodeError::BadField {
+                    field: "control length",
+                    value: clen as u64,
+                });
+            }
+            let control = r.take(clen)?;
+            let payload = r.rest();
+            if payload.len() > MAX_DATAGRAM {
+                return Err(DecodeError::BadField {
+                    field: "datagram length",
+                    value: payload.len() as u64,
+                });
+            }
+            Request::SendTo {
+                flags,
+                addr,
+                control,
+                payload,
+            }
+        }
+        Op::Origin => {
+            let len = r.u32()?;
+            let peek = match r.u8()? {
+                0 => false,
+                1 => true,
+                v => {
+                    return Err(DecodeError::BadField {
+                        field: "peek",
+                        value: v as u64,
+                    });
+                }
+            };
+            let plen = r.u8()? as usize;
+            if plen > 16 {
+                return Err(DecodeError::BadField {
+                    field: "prefix length",
+                    value: plen as u64,
+                });
+            }
+            Request::Origin {
+                len,
+                peek,
+                prefix: r.take(plen)?,
+            }
+        }
     };
     r.finish()?;
     Ok((RequestHeader { seq, sock }, req))
@@ -581,7 +718,7 @@ pub fn encode_reply_raw(op: u8, reply: &Reply<'_>, buf: &mut [u8]) -> Result<usi
 /// Decodes a reply.
 pub fn decode_reply(msg: &[u8]) -> Result<Reply<'_>, DecodeError> {
     let mut r = Reader { buf: msg, pos: 0 };
-    let op = decode_header(&mut r, msg.len())?;
+    let op = decode_header(&mut r, msg.len(), MAX_MESSAGE)?;
     let op = Op::from_u8(op).ok_or(DecodeError::UnknownOp(op))?;
     let seq = r.u32()?;
     let errno = r.i32()?;
@@ -699,6 +836,43 @@ mod tests {
             len: 4,
         });
         roundtrip(Request::Shutdown { how: 1 });
+        roundtrip(Request::SendTo {
+            flags: 0x40,
+            addr: &[2, 0, 0, 53, 10, 0, 0, 1],
+            control: &[1, 2, 3],
+            payload: b"query",
+        });
+        roundtrip(Request::SendTo {
+            flags: 0,
+            addr: &[],
+            control: &[],
+            payload: &[],
+        });
+        roundtrip(Request::Origin {
+            len: 1400,
+            peek: true,
+            prefix: b"0123456789abcdef",
+        });
+    }
+
+    #[test]
+    fn big_datagrams_fit_small_replies_do_not_grow() {
+        let payload = vec![7u8; MAX_DATAGRAM];
+        let mut buf = vec![0u8; MAX_REQUEST];
+        let n = encode_request(
+            RequestHeader::default(),
+            &Request::SendTo {
+                flags: 0,
+                addr: &[0; MAX_SOCKADDR],
+                control: &[0; MAX_CONTROL],
+                payload: &payload,
+            },
+            &mut buf,
+        )
+        .unwrap();
+        assert!(decode_request(&buf[..n]).is_ok());
+        let big = vec![0u8; MAX_MESSAGE + 1];
+        assert!(matches!(decode_reply(&big), Err(DecodeError::TooLong(_))));
     }
 
     #[test]
@@ -772,10 +946,10 @@ mod tests {
             decode_request(&m),
             Err(DecodeError::BadField { .. })
         ));
-        let big = vec![0u8; MAX_MESSAGE + 1];
+        let big = vec![0u8; MAX_REQUEST + 1];
         assert_eq!(
             decode_request(&big),
-            Err(DecodeError::TooLong(MAX_MESSAGE + 1))
+            Err(DecodeError::TooLong(MAX_REQUEST + 1))
         );
         let long = [0u8; MAX_SOCKADDR + 1];
         assert!(

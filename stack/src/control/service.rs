@@ -5,7 +5,7 @@
 
 use crate::socket::addr::{self, Domain};
 use crate::socket::options::{self, Facts, MAX_OPT, Options, SetOutcome};
-use crate::socket::{Errno, SocketId};
+use crate::socket::{Errno, Kind, SocketId};
 use crate::stack::Stack;
 use netcell_proto::{Request, RequestHeader, reply_flags};
 use smoltcp::phy::Device;
@@ -108,17 +108,32 @@ pub fn serve<D: Device>(
         return serve_dead(stack, hdr.sock, req);
     };
     let domain = stack.sockets.domain(id).unwrap_or(Domain::Inet);
+    let kind = stack.sockets.kind(id).unwrap_or(Kind::Tcp);
     match *req {
         Request::Bind { addr } => match addr::parse_bind(domain, addr) {
-            Ok(t) => Answer::result(stack.sockets.bind(&stack.ifs, id, t)),
+            Ok(t) => match kind {
+                Kind::Tcp => Answer::result(stack.sockets.bind(&stack.ifs, id, t)),
+                Kind::Udp => Answer::result(stack.sockets.udp_bind(&mut stack.ifs, id, t)),
+            },
             Err(e) => Answer::err(e),
         },
-        Request::Listen { backlog } => Answer::result(stack.sockets.listen(id, backlog)),
+        Request::Listen { backlog } => match kind {
+            Kind::Tcp => Answer::result(stack.sockets.listen(id, backlog)),
+            Kind::Udp => Answer::err(Errno(libc::EOPNOTSUPP)),
+        },
         Request::Connect { addr } => match addr::parse_connect(domain, addr) {
             Ok(t) => {
-                let now = stack.now();
-                let fd = fds.pop();
-                let r = stack.sockets.connect(&mut stack.ifs, id, t, fd, now);
+                let r = match kind {
+                    Kind::Tcp => {
+                        let now = stack.now();
+                        let fd = fds.pop();
+                        stack
+                            .sockets
+                            .connect(&mut stack.ifs, id, t, fd, now)
+                            .map_err(Errno::from)
+                    }
+                    Kind::Udp => stack.sockets.udp_connect(&mut stack.ifs, id, t),
+                };
                 // Send the SYN now rather than at the next event.
                 stack.poll();
                 Answer::result(r)
@@ -129,11 +144,27 @@ pub fn serve<D: Device>(
             Ok(a) => Answer::with_addr(domain, a),
             Err(e) => Answer::err(e),
         },
-        Request::GetPeerName => match stack.sockets.peer_addr(id) {
-            Ok(a) => Answer::with_addr(domain, a),
-            Err(e) => Answer::err(e),
+        Request::GetPeerName => match kind {
+            Kind::Tcp => match stack.sockets.peer_addr(id) {
+                Ok(a) => Answer::with_addr(domain, a),
+                Err(e) => Answer::err(e),
+            },
+            Kind::Udp => match stack.sockets.udp_peer(id) {
+                Some(a) => Answer::with_addr(domain, a),
+                None => Answer::err(Errno(libc::ENOTCONN)),
+            },
         },
         Request::SetSockOpt { level, name, value } => {
+            if kind == Kind::Udp {
+                match stack
+                    .sockets
+                    .udp_setsockopt(&mut stack.ifs, id, level, name, value)
+                {
+                    Ok(true) => return Answer::ok(),
+                    Ok(false) => {}
+                    Err(e) => return Answer::err(e),
+                }
+            }
             match stack.setsockopt(id, level, name, value) {
                 Ok(SetOutcome::AlsoNative) => Answer {
                     flags: reply_flags::APPLY_NATIVE,
@@ -145,7 +176,11 @@ pub fn serve<D: Device>(
         }
         Request::GetSockOpt { level, name, .. } => {
             let mut ans = Answer::ok();
-            match stack.getsockopt(id, level, name, &mut ans.data) {
+            let r = match stack.sockets.udp_getsockopt(id, level, name, &mut ans.data) {
+                Some(r) => r,
+                None => stack.getsockopt(id, level, name, &mut ans.data),
+            };
+            match r {
                 Ok(n) => {
                     ans.len = n;
                     ans
@@ -153,7 +188,64 @@ pub fn serve<D: Device>(
                 Err(e) => Answer::err(e),
             }
         }
-        Request::Shutdown { how } => Answer::result(stack.shutdown(id, how)),
+        Request::Shutdown { how } => match kind {
+            Kind::Tcp => Answer::result(stack.shutdown(id, how)),
+            Kind::Udp => {
+                if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+                    Answer::err(Errno(libc::EINVAL))
+                } else if stack.sockets.udp_peer(id).is_none() {
+                    Answer::err(Errno(libc::ENOTCONN))
+                } else {
+                    Answer::ok()
+                }
+            }
+        },
+        Request::SendTo {
+            addr,
+            control,
+            payload,
+            ..
+        } => {
+            if kind != Kind::Udp {
+                return Answer::err(Errno(libc::EOPNOTSUPP));
+            }
+            let target = if addr.is_empty() {
+                None
+            } else {
+                match addr::parse_connect(domain, addr) {
+                    Ok(t) => Some(t),
+                    Err(e) => return Answer::err(e),
+                }
+            };
+            match stack
+                .sockets
+                .udp_sendto(&mut stack.ifs, id, target, control, payload)
+            {
+                Ok(n) => {
+                    // Out on the wire now, not at the next event.
+                    stack.poll();
+                    Answer {
+                        value: n as u32,
+                        ..Answer::ok()
+                    }
+                }
+                Err(e) => Answer::err(e),
+            }
+        }
+        Request::Origin { len, peek, prefix } => {
+            let mut ans = Answer::ok();
+            match stack
+                .sockets
+                .udp_origin(id, len, prefix, peek, &mut ans.data)
+            {
+                Some(n) => {
+                    ans.len = n;
+                    ans.value = 1;
+                    ans
+                }
+                None => ans,
+            }
+        }
         Request::Hello { .. } | Request::Socket { .. } => Answer::err(Errno(libc::EINVAL)),
     }
 }

@@ -12,8 +12,10 @@
 //! in at this same point.
 //!
 //! Dropping is done by handing smoltcp an empty frame, which it counts as processed.
+//! Transmit tokens pass through [`super::egress`] on the way out.
 
 use super::IfaceId;
+use super::egress::{HookedTx, IpFields};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -38,6 +40,85 @@ pub struct PacketInfo {
     pub syn: bool,
     /// TCP ACK flag.
     pub ack: bool,
+    /// An ICMP "destination unreachable" and what it is about.
+    pub icmp_error: Option<IcmpError>,
+}
+
+/// An ICMP destination-unreachable message and the datagram it reports on (from the
+/// original IP header and first 8 bytes it quotes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    /// The errno Linux reports for it (`icmp_err_convert`, `icmpv6_err_convert`).
+    pub errno: i32,
+    /// The quoted datagram's protocol.
+    pub orig_proto: IpProtocol,
+    /// The quoted datagram's source (ours).
+    pub orig_src: IpAddress,
+    /// Its source port.
+    pub orig_src_port: u16,
+    /// The quoted datagram's destination (the peer).
+    pub orig_dst: IpAddress,
+    /// Its destination port.
+    pub orig_dst_port: u16,
+}
+
+fn icmp4_errno(code: u8) -> i32 {
+    match code {
+        0 | 6 | 9 | 11 => libc::ENETUNREACH,
+        2 => libc::ENOPROTOOPT,
+        3 => libc::ECONNREFUSED,
+        4 => libc::EMSGSIZE,
+        5 => libc::EOPNOTSUPP,
+        7 => libc::EHOSTDOWN,
+        8 => libc::ENONET,
+        _ => libc::EHOSTUNREACH,
+    }
+}
+
+fn icmp6_errno(code: u8) -> i32 {
+    match code {
+        0 => libc::ENETUNREACH,
+        1 | 5 | 6 => libc::EACCES,
+        4 => libc::ECONNREFUSED,
+        _ => libc::EHOSTUNREACH,
+    }
+}
+
+/// Parses the datagram quoted by an ICMP error: its IP header and first 8 bytes.
+fn quoted(b: &[u8], errno: i32) -> Option<IcmpError> {
+    let (src, dst, proto, l4) = match b.first()? >> 4 {
+        4 => {
+            let p = Ipv4Packet::new_checked(b).ok()?;
+            let hl = p.header_len() as usize;
+            (
+                IpAddress::Ipv4(p.src_addr()),
+                IpAddress::Ipv4(p.dst_addr()),
+                p.next_header(),
+                b.get(hl..hl + 8)?,
+            )
+        }
+        6 => {
+            if b.len() < 48 {
+                return None;
+            }
+            let p = Ipv6Packet::new_unchecked(b);
+            (
+                IpAddress::Ipv6(p.src_addr()),
+                IpAddress::Ipv6(p.dst_addr()),
+                p.next_header(),
+                &b[40..48],
+            )
+        }
+        _ => return None,
+    };
+    Some(IcmpError {
+        errno,
+        orig_proto: proto,
+        orig_src: src,
+        orig_src_port: u16::from_be_bytes([l4[0], l4[1]]),
+        orig_dst: dst,
+        orig_dst_port: u16::from_be_bytes([l4[2], l4[3]]),
+    })
 }
 
 /// Parses the L3/L4 headers of a frame; `None` for anything that is not IP (ARP,
@@ -93,6 +174,7 @@ pub fn parse(medium: Medium, frame: &[u8]) -> Option<PacketInfo> {
         dst_port: 0,
         syn: false,
         ack: false,
+        icmp_error: None,
     };
     match proto {
         IpProtocol::Tcp => {
@@ -108,6 +190,14 @@ pub fn parse(medium: Medium, frame: &[u8]) -> Option<PacketInfo> {
                 info.src_port = u.src_port();
                 info.dst_port = u.dst_port();
             }
+        }
+        // Type 3 (v4) / 1 (v6): destination unreachable; 8 bytes of ICMP header, then
+        // the quoted datagram.
+        IpProtocol::Icmp if payload.len() > 8 && payload[0] == 3 => {
+            info.icmp_error = quoted(&payload[8..], icmp4_errno(payload[1]));
+        }
+        IpProtocol::Icmpv6 if payload.len() > 8 && payload[0] == 1 => {
+            info.icmp_error = quoted(&payload[8..], icmp6_errno(payload[1]));
         }
         _ => {}
     }
@@ -219,7 +309,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
     where
         Self: 'b;
     type TxToken<'b>
-        = D::TxToken<'b>
+        = HookedTx<D::TxToken<'b>>
     where
         Self: 'b;
 
@@ -236,8 +326,14 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         if *deferred {
             return None;
         }
+        let medium_v = *medium;
+        let wrap = |inner| HookedTx {
+            inner,
+            medium: medium_v,
+            fields: IpFields::default(),
+        };
         if held.full {
-            let tx = dev.transmit(now)?;
+            let tx = wrap(dev.transmit(now)?);
             let rx = HookedRx {
                 live: None,
                 admission,
@@ -257,11 +353,16 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
             iface: *iface,
             medium: *medium,
         };
-        Some((rx, tx))
+        Some((rx, wrap(tx)))
     }
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
-        self.dev.transmit(now)
+        let medium = self.medium;
+        self.dev.transmit(now).map(|inner| HookedTx {
+            inner,
+            medium,
+            fields: IpFields::default(),
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

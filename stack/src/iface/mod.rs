@@ -23,6 +23,7 @@
 //! where the TCP layer holds back SYNs that smoltcp would otherwise answer with a RST
 //! (see [`crate::socket`]).
 
+pub mod egress;
 pub mod ingress;
 
 use smoltcp::iface::{Config, Interface, Route as SmolRoute, SocketSet};
@@ -262,6 +263,12 @@ impl Interfaces {
     /// Always false: `lo` exists.
     pub fn is_empty(&self) -> bool {
         false
+    }
+
+    /// The interface with this Linux-style index (`lo` is 1, `eth0` 2).
+    pub fn by_index(&self, index: u32) -> Option<IfaceId> {
+        let i = (index as usize).checked_sub(1)?;
+        (i < self.list.len()).then_some(i)
     }
 
     /// The interface with this name.

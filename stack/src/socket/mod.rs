@@ -29,11 +29,13 @@ pub mod errno;
 pub mod options;
 pub mod ports;
 pub(crate) mod tcp;
+pub(crate) mod udp;
 
 pub use addr::{Domain, Target};
 pub use errno::*;
 
 use crate::iface::Interfaces;
+use crate::iface::ingress::{Admission, PacketInfo, Verdict};
 use crate::standin::StandIn;
 use crate::sys;
 use options::Options;
@@ -90,8 +92,25 @@ pub(crate) struct Socket {
     pub(crate) error: i32,
     /// The fd front end, if a program holds this socket.
     pub(crate) standin: Option<StandIn>,
-    pub(crate) tcp: TcpState,
+    pub(crate) proto: Proto,
     pub(crate) cookie: u64,
+}
+
+/// What a socket is, with its protocol's state.
+pub(crate) enum Proto {
+    /// `SOCK_STREAM`.
+    Tcp(TcpState),
+    /// `SOCK_DGRAM`, `IPPROTO_UDP`.
+    Udp(Box<udp::UdpState>),
+}
+
+/// A socket's type, for front ends and dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
 }
 
 /// What is left of a socket the stack closed while the program still holds its
@@ -121,6 +140,17 @@ pub struct Sockets {
     /// TCP port → listeners on it.
     pub(crate) tcp_listeners: HashMap<u16, Vec<SocketId>>,
     pub(crate) orphans: Vec<tcp::Orphan>,
+    pub(crate) udp_ports: PortTable,
+    /// UDP port → sockets bound to it.
+    pub(crate) udp_users: HashMap<u16, Vec<SocketId>>,
+    /// (interface, port) → the smoltcp socket receiving for it.
+    pub(crate) udp_eps: HashMap<(crate::iface::IfaceId, u16), udp::Endpoint>,
+    /// Multicast memberships per (interface, group), counted over sockets.
+    pub(crate) groups: HashMap<(crate::iface::IfaceId, std::net::IpAddr), u32>,
+    pub(crate) udp_scratch: Vec<SocketId>,
+    pub(crate) udp_buf: Box<[u8]>,
+    /// Attached to error markers in datagram stand-ins (see `udp`).
+    pub(crate) marker_fd: Option<OwnedFd>,
     new_standins: Vec<SocketId>,
     pub(crate) cfg: SocketConfig,
     /// Kernel memory accounting of one in-flight accept record (see `tcp`).
@@ -142,6 +172,13 @@ impl Sockets {
             ports: PortTable::new(crate::iface::random_u64() | 1),
             tcp_listeners: HashMap::new(),
             orphans: Vec::new(),
+            udp_ports: PortTable::new(crate::iface::random_u64() | 1),
+            udp_users: HashMap::new(),
+            udp_eps: HashMap::new(),
+            groups: HashMap::new(),
+            udp_scratch: Vec::new(),
+            udp_buf: vec![0u8; 65536].into_boxed_slice(),
+            marker_fd: sys::dev_null().ok(),
             new_standins: Vec::new(),
             cfg,
             record_truesize: tcp::measure_record_truesize(),
@@ -324,20 +361,29 @@ impl Sockets {
             return Err(SocketError::BadFlags);
         }
         let base = ty & 0xf;
-        match base {
+        let kind = match base {
             libc::SOCK_STREAM => {
                 if protocol != 0 && protocol != libc::IPPROTO_TCP {
                     return Err(SocketError::ProtocolNotSupported);
                 }
+                Kind::Tcp
+            }
+            libc::SOCK_DGRAM => {
+                if protocol != 0 && protocol != libc::IPPROTO_UDP {
+                    return Err(SocketError::ProtocolNotSupported);
+                }
+                Kind::Udp
             }
             libc::SOCK_RAW => return Err(SocketError::NotPermitted),
-            libc::SOCK_DGRAM | libc::SOCK_SEQPACKET | libc::SOCK_RDM => {
-                return Err(SocketError::TypeNotSupported);
-            }
+            libc::SOCK_SEQPACKET | libc::SOCK_RDM => return Err(SocketError::TypeNotSupported),
             _ => return Err(SocketError::TypeNotSupported),
-        }
+        };
         let (si, program_end) = if standin {
-            let (ours, theirs) = sys::stream_pair().map_err(|e| match e.raw_os_error() {
+            let pair = match kind {
+                Kind::Tcp => sys::stream_pair(),
+                Kind::Udp => udp::datagram_pair(),
+            };
+            let (ours, theirs) = pair.map_err(|e| match e.raw_os_error() {
                 Some(libc::EMFILE) | Some(libc::ENFILE) => SocketError::NoFds,
                 _ => SocketError::NoBuffers,
             })?;
@@ -354,7 +400,10 @@ impl Sockets {
             autobound: false,
             error: 0,
             standin: si,
-            tcp: TcpState::Closed { failed: None },
+            proto: match kind {
+                Kind::Tcp => Proto::Tcp(TcpState::Closed { failed: None }),
+                Kind::Udp => Proto::Udp(Box::default()),
+            },
             cookie: 0,
         };
         Ok((self.insert(s), program_end))
@@ -373,6 +422,14 @@ impl Sockets {
         self.get(id).map(|s| s.domain)
     }
 
+    /// The socket's type.
+    pub fn kind(&self, id: SocketId) -> Option<Kind> {
+        self.get(id).map(|s| match s.proto {
+            Proto::Tcp(_) => Kind::Tcp,
+            Proto::Udp(_) => Kind::Udp,
+        })
+    }
+
     /// Takes the pending error (`SO_ERROR`).
     pub fn take_error(&mut self, id: SocketId) -> i32 {
         self.get_mut(id).map_or(0, |s| std::mem::take(&mut s.error))
@@ -381,6 +438,22 @@ impl Sockets {
     /// Runs everything that happens between polls: listeners, handshakes, the data
     /// pumps, orphans. Returns whether anything moved.
     pub fn service(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
-        self.service_tcp(ifs, now)
+        let tcp = self.service_tcp(ifs, now);
+        let udp = self.service_udp(ifs);
+        tcp || udp
+    }
+}
+
+impl Admission for Sockets {
+    /// Every received packet passes here (the ingress hook): ICMP errors go to the
+    /// datagram sockets they concern, TCP SYNs to the listen backlog.
+    fn admit(&mut self, iface: crate::iface::IfaceId, pkt: &PacketInfo) -> Verdict {
+        if let Some(e) = &pkt.icmp_error {
+            if e.orig_proto == smoltcp::wire::IpProtocol::Udp {
+                self.udp_icmp_error(e);
+            }
+            return Verdict::Accept;
+        }
+        self.tcp_admit(iface, pkt)
     }
 }

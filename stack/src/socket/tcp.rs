@@ -62,8 +62,8 @@ use super::addr::{self, Target};
 use super::errno::*;
 use super::options::{self, Facts, SetOutcome};
 use super::ports::{BindState, BindingId, Reuse};
-use super::{Socket, SocketId, Sockets};
-use crate::iface::ingress::{Admission, PacketInfo, Verdict};
+use super::{Proto, Socket, SocketId, Sockets};
+use crate::iface::ingress::{PacketInfo, Verdict};
 use crate::iface::{IfaceId, Interfaces, LO};
 use crate::standin::StandIn;
 use crate::sys;
@@ -241,7 +241,10 @@ impl Sockets {
         target: Target,
     ) -> Result<(), BindError> {
         let s = self.get(id).ok_or(BindError::Invalid)?;
-        if s.binding.is_some() || s.local.is_some() || !matches!(s.tcp, TcpState::Closed { .. }) {
+        if s.binding.is_some()
+            || s.local.is_some()
+            || !matches!(s.proto, Proto::Tcp(TcpState::Closed { .. }))
+        {
             return Err(BindError::Invalid);
         }
         let a = match target {
@@ -291,15 +294,16 @@ impl Sockets {
             (backlog as usize).min(SOMAXCONN)
         };
         let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
-        match &mut s.tcp {
-            TcpState::Listening(l) => {
+        match &mut s.proto {
+            Proto::Tcp(TcpState::Listening(l)) => {
                 l.backlog = backlog;
                 return Ok(());
             }
-            TcpState::Connecting(_) | TcpState::Connected(_) => {
+            Proto::Tcp(TcpState::Connecting(_) | TcpState::Connected(_)) => {
                 return Err(ListenError::InvalidState);
             }
-            TcpState::Closed { .. } => {}
+            Proto::Tcp(TcpState::Closed { .. }) => {}
+            _ => return Err(ListenError::NotSupported),
         }
         let (port, bid) = match s.binding {
             Some(b) => b,
@@ -321,7 +325,7 @@ impl Sockets {
             return Err(ListenError::AddrInUse);
         }
         let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
-        s.tcp = TcpState::Listening(Box::new(Listener::new(backlog)));
+        s.proto = Proto::Tcp(TcpState::Listening(Box::new(Listener::new(backlog))));
         s.autobound = false;
         self.tcp_listeners.entry(port).or_default().push(id);
         log::debug!(
@@ -345,13 +349,14 @@ impl Sockets {
         now: Instant,
     ) -> Result<(), ConnectError> {
         let s = self.get(id).ok_or(ConnectError::BadStandIn)?;
-        match &s.tcp {
-            TcpState::Connecting(_) => return Err(ConnectError::Already),
-            TcpState::Connected(_) | TcpState::Listening(_) => {
+        match &s.proto {
+            Proto::Tcp(TcpState::Connecting(_)) => return Err(ConnectError::Already),
+            Proto::Tcp(TcpState::Connected(_) | TcpState::Listening(_)) => {
                 return Err(ConnectError::IsConnected);
             }
-            TcpState::Closed { failed: Some(e) } => return Err(*e),
-            TcpState::Closed { failed: None } => {}
+            Proto::Tcp(TcpState::Closed { failed: Some(e) }) => return Err(*e),
+            Proto::Tcp(TcpState::Closed { failed: None }) => {}
+            _ => return Err(ConnectError::Invalid),
         }
         if let (Some(si), Some(fd)) = (&s.standin, &program_end) {
             match sys::inode(fd.as_fd()) {
@@ -427,7 +432,7 @@ impl Sockets {
             s.autobound = true;
         }
         s.local = Some(SocketAddr::new(src_ip, port));
-        s.tcp = TcpState::Connecting(Conn {
+        s.proto = Proto::Tcp(TcpState::Connecting(Conn {
             iface: route.iface,
             handle,
             remote: dst,
@@ -436,7 +441,7 @@ impl Sockets {
             remote_fin: false,
             reset_reported: false,
             rd_shut: false,
-        });
+        }));
         if let (Some(si), Some(fd)) = (s.standin.as_mut(), program_end.as_ref())
             && let Err(e) = si.fill(fd.as_fd())
         {
@@ -455,7 +460,7 @@ impl Sockets {
     /// its stand-in).
     pub fn accept(&mut self, id: SocketId) -> Result<(SocketId, SocketAddr), AcceptError> {
         let s = self.get_mut(id).ok_or(AcceptError::NotListening)?;
-        let TcpState::Listening(l) = &mut s.tcp else {
+        let Proto::Tcp(TcpState::Listening(l)) = &mut s.proto else {
             return Err(AcceptError::NotListening);
         };
         let (cid, _) = l.ready.pop_front().ok_or(AcceptError::WouldBlock)?;
@@ -466,20 +471,26 @@ impl Sockets {
     /// `getpeername(2)`.
     pub fn peer_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
         let s = self.get(id).ok_or(LookupError::NoSuchSocket)?;
-        match &s.tcp {
-            TcpState::Connected(c) => Ok(c.remote),
+        match &s.proto {
+            Proto::Tcp(TcpState::Connected(c)) => Ok(c.remote),
             _ => Err(LookupError::NotConnected),
         }
     }
 
     /// Whether the socket is listening.
     pub fn is_listening(&self, id: SocketId) -> bool {
-        matches!(self.get(id).map(|s| &s.tcp), Some(TcpState::Listening(_)))
+        matches!(
+            self.get(id).map(|s| &s.proto),
+            Some(Proto::Tcp(TcpState::Listening(_)))
+        )
     }
 
     /// Whether the socket's connection is established (or closing).
     pub fn is_connected(&self, id: SocketId) -> bool {
-        matches!(self.get(id).map(|s| &s.tcp), Some(TcpState::Connected(_)))
+        matches!(
+            self.get(id).map(|s| &s.proto),
+            Some(Proto::Tcp(TcpState::Connected(_)))
+        )
     }
 
     /// `shutdown(2)`. For a socket with a stand-in, the front end then shuts the
@@ -494,25 +505,25 @@ impl Sockets {
             return Err(ShutdownError::BadHow);
         }
         let s = self.get_mut(id).ok_or(ShutdownError::NotConnected)?;
-        match &mut s.tcp {
-            TcpState::Closed { .. } => Err(ShutdownError::NotConnected),
-            TcpState::Listening(_) => {
+        match &mut s.proto {
+            Proto::Tcp(TcpState::Closed { .. }) => Err(ShutdownError::NotConnected),
+            Proto::Tcp(TcpState::Listening(_)) => {
                 if how != libc::SHUT_WR {
                     self.stop_listening(ifs, id);
                 }
                 Ok(())
             }
-            TcpState::Connecting(c) => {
+            Proto::Tcp(TcpState::Connecting(c)) => {
                 // Linux disconnects a connecting socket.
                 remove_sock(ifs, c.iface, c.handle);
-                s.tcp = TcpState::Closed { failed: None };
+                s.proto = Proto::Tcp(TcpState::Closed { failed: None });
                 if let Some(si) = s.standin.as_mut() {
                     let mut scratch = [0u8; 4096];
                     si.drain_filler(&mut scratch);
                 }
                 Ok(())
             }
-            TcpState::Connected(c) => {
+            Proto::Tcp(TcpState::Connected(c)) => {
                 if s.standin.is_none() {
                     if how != libc::SHUT_RD {
                         sock(ifs, c.iface, c.handle).close();
@@ -524,6 +535,7 @@ impl Sockets {
                 }
                 Ok(())
             }
+            _ => Err(ShutdownError::NotConnected),
         }
     }
 
@@ -531,12 +543,12 @@ impl Sockets {
     /// stand-in does).
     pub fn close(&mut self, ifs: &mut Interfaces, id: SocketId, now: Instant) {
         let Some(s) = self.get(id) else { return };
-        match &s.tcp {
-            TcpState::Listening(_) => {
+        match &s.proto {
+            Proto::Tcp(TcpState::Listening(_)) => {
                 self.stop_listening(ifs, id);
                 self.drop_socket(ifs, id);
             }
-            TcpState::Connected(c) => {
+            Proto::Tcp(TcpState::Connected(c)) => {
                 let (iface, handle) = (c.iface, c.handle);
                 let linger0 = s.opts.linger == Some(0);
                 let sk = sock(ifs, iface, handle);
@@ -563,8 +575,8 @@ impl Sockets {
         if s.standin.is_some() {
             return Err(IoError::NotApi);
         }
-        match &s.tcp {
-            TcpState::Connected(c) => {
+        match &s.proto {
+            Proto::Tcp(TcpState::Connected(c)) => {
                 if c.we_closed {
                     return Err(IoError::BrokenPipe);
                 }
@@ -578,7 +590,7 @@ impl Sockets {
                     Err(_) => Err(IoError::BrokenPipe),
                 }
             }
-            TcpState::Connecting(_) => Err(IoError::WouldBlock),
+            Proto::Tcp(TcpState::Connecting(_)) => Err(IoError::WouldBlock),
             _ => Err(IoError::NotConnected),
         }
     }
@@ -594,8 +606,8 @@ impl Sockets {
         if s.standin.is_some() {
             return Err(IoError::NotApi);
         }
-        match &mut s.tcp {
-            TcpState::Connected(c) => {
+        match &mut s.proto {
+            Proto::Tcp(TcpState::Connected(c)) => {
                 if c.rd_shut {
                     return Ok(0);
                 }
@@ -624,24 +636,28 @@ impl Sockets {
                     }
                 }
             }
-            TcpState::Connecting(_) => Err(IoError::WouldBlock),
+            Proto::Tcp(TcpState::Connecting(_)) => Err(IoError::WouldBlock),
             _ => Err(IoError::NotConnected),
         }
     }
 
     fn facts(&self, ifs: &mut Interfaces, s: &Socket) -> Facts {
-        let (state, mtu) = match &s.tcp {
-            TcpState::Connected(c) | TcpState::Connecting(c) => {
+        let (state, mtu) = match &s.proto {
+            Proto::Tcp(TcpState::Connected(c) | TcpState::Connecting(c)) => {
                 let mtu = ifs.get(c.iface).mtu;
                 (Some(sock(ifs, c.iface, c.handle).state()), Some(mtu))
             }
             _ => (None, None),
         };
+        let (sotype, protocol) = match s.proto {
+            Proto::Tcp(_) => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
+            Proto::Udp(_) => (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
+        };
         Facts {
             domain: s.domain.raw(),
-            sotype: libc::SOCK_STREAM,
-            protocol: libc::IPPROTO_TCP,
-            listening: matches!(s.tcp, TcpState::Listening(_)),
+            sotype,
+            protocol,
+            listening: matches!(s.proto, Proto::Tcp(TcpState::Listening(_))),
             bound: s.binding.is_some() || s.local.is_some(),
             state,
             mtu,
@@ -671,7 +687,7 @@ impl Sockets {
         let reuse_changed =
             opts.reuseaddr != s.opts.reuseaddr || opts.reuseport != s.opts.reuseport;
         s.opts = opts;
-        if let TcpState::Connected(c) | TcpState::Connecting(c) = &s.tcp {
+        if let Proto::Tcp(TcpState::Connected(c) | TcpState::Connecting(c)) = &s.proto {
             s.opts.apply(sock(ifs, c.iface, c.handle));
         }
         if let (true, Some((port, b))) = (reuse_changed, s.binding) {
@@ -703,7 +719,7 @@ impl Sockets {
     /// Frees a socket that has no connection: its binding and its entry.
     fn drop_socket(&mut self, ifs: &mut Interfaces, id: SocketId) {
         if let Some(s) = self.remove(id, false) {
-            if let TcpState::Connecting(c) | TcpState::Connected(c) = &s.tcp {
+            if let Proto::Tcp(TcpState::Connecting(c) | TcpState::Connected(c)) = &s.proto {
                 remove_sock(ifs, c.iface, c.handle);
             }
             if let Some((p, b)) = s.binding {
@@ -717,7 +733,7 @@ impl Sockets {
         let Some(s) = self.remove(id, false) else {
             return;
         };
-        if let TcpState::Connected(c) = s.tcp {
+        if let Proto::Tcp(TcpState::Connected(c)) = s.proto {
             self.orphans.push(Orphan {
                 iface: c.iface,
                 handle: c.handle,
@@ -736,8 +752,8 @@ impl Sockets {
     /// again) until the socket goes.
     fn stop_listening(&mut self, ifs: &mut Interfaces, id: SocketId) {
         let Some(s) = self.get_mut(id) else { return };
-        let TcpState::Listening(l) =
-            std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None })
+        let Proto::Tcp(TcpState::Listening(l)) =
+            std::mem::replace(&mut s.proto, Proto::Tcp(TcpState::Closed { failed: None }))
         else {
             return;
         };
@@ -766,7 +782,7 @@ impl Sockets {
             });
         }
         for (cid, _) in l.ready {
-            if let Some(TcpState::Connected(c)) = self.get(cid).map(|s| &s.tcp) {
+            if let Some(Proto::Tcp(TcpState::Connected(c))) = self.get(cid).map(|s| &s.proto) {
                 sock(ifs, c.iface, c.handle).abort();
             }
             self.orphan(cid, now, true);
@@ -776,9 +792,10 @@ impl Sockets {
     /// Fails a connecting socket.
     fn fail(&mut self, ifs: &mut Interfaces, id: SocketId, e: ConnectError) {
         let Some(s) = self.get_mut(id) else { return };
-        let TcpState::Connecting(c) =
-            std::mem::replace(&mut s.tcp, TcpState::Closed { failed: Some(e) })
-        else {
+        let Proto::Tcp(TcpState::Connecting(c)) = std::mem::replace(
+            &mut s.proto,
+            Proto::Tcp(TcpState::Closed { failed: Some(e) }),
+        ) else {
             return;
         };
         remove_sock(ifs, c.iface, c.handle);
@@ -811,11 +828,12 @@ impl Sockets {
         let ids = self.take_ids();
         for &id in &ids {
             let Some(s) = self.get(id) else { continue };
-            progress |= match s.tcp {
-                TcpState::Listening(_) => self.service_listener(ifs, id, now),
-                TcpState::Connecting(_) => self.service_connecting(ifs, id, now),
-                TcpState::Connected(_) => self.service_connected(ifs, id, now),
-                TcpState::Closed { .. } => self.service_idle(ifs, id),
+            progress |= match s.proto {
+                Proto::Tcp(TcpState::Listening(_)) => self.service_listener(ifs, id, now),
+                Proto::Tcp(TcpState::Connecting(_)) => self.service_connecting(ifs, id, now),
+                Proto::Tcp(TcpState::Connected(_)) => self.service_connected(ifs, id, now),
+                Proto::Tcp(TcpState::Closed { .. }) => self.service_idle(ifs, id),
+                _ => false,
             };
         }
         self.give_back_ids(ids);
@@ -847,7 +865,7 @@ impl Sockets {
         let Some(s) = self.get_mut(id) else {
             return false;
         };
-        let TcpState::Connecting(c) = &s.tcp else {
+        let Proto::Tcp(TcpState::Connecting(c)) = &s.proto else {
             return false;
         };
         let (iface, handle, deadline) = (c.iface, c.handle, c.deadline);
@@ -876,8 +894,8 @@ impl Sockets {
             }
             _ => {
                 let s = self.get_mut(id).expect("socket checked above");
-                let TcpState::Connecting(c) =
-                    std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None })
+                let Proto::Tcp(TcpState::Connecting(c)) =
+                    std::mem::replace(&mut s.proto, Proto::Tcp(TcpState::Closed { failed: None }))
                 else {
                     return false;
                 };
@@ -886,7 +904,7 @@ impl Sockets {
                 if !s.opts.keepalive && s.opts.user_timeout_ms == 0 {
                     sock(ifs, c.iface, c.handle).set_timeout(None);
                 }
-                s.tcp = TcpState::Connected(c);
+                s.proto = Proto::Tcp(TcpState::Connected(c));
                 if let Some(si) = s.standin.as_mut() {
                     let mut scratch = [0u8; 4096];
                     si.drain_filler(&mut scratch);
@@ -902,7 +920,7 @@ impl Sockets {
             return false;
         };
         let linger0 = s.opts.linger == Some(0);
-        let TcpState::Connected(c) = &mut s.tcp else {
+        let Proto::Tcp(TcpState::Connected(c)) = &mut s.proto else {
             return false;
         };
         let sk = sock(ifs, c.iface, c.handle);
@@ -956,7 +974,7 @@ impl Sockets {
             };
             log::debug!("tcp: socket {} reset by peer", id.index());
             if let Some(s) = self.remove(id, true) {
-                if let TcpState::Connected(c) = s.tcp {
+                if let Proto::Tcp(TcpState::Connected(c)) = s.proto {
                     remove_sock(ifs, c.iface, c.handle);
                 }
                 if let Some((p, b)) = s.binding {
@@ -1024,8 +1042,8 @@ impl Sockets {
         let Some(s) = self.get_mut(id) else {
             return false;
         };
-        let TcpState::Listening(mut l) =
-            std::mem::replace(&mut s.tcp, TcpState::Closed { failed: None })
+        let Proto::Tcp(TcpState::Listening(mut l)) =
+            std::mem::replace(&mut s.proto, Proto::Tcp(TcpState::Closed { failed: None }))
         else {
             return false;
         };
@@ -1151,7 +1169,7 @@ impl Sockets {
         }
 
         if let Some(s) = self.get_mut(id) {
-            s.tcp = TcpState::Listening(l);
+            s.proto = Proto::Tcp(TcpState::Listening(l));
             s.standin = standin;
         }
         progress
@@ -1217,7 +1235,7 @@ impl Sockets {
             autobound: false,
             error: 0,
             standin,
-            tcp: TcpState::Connected(Conn {
+            proto: Proto::Tcp(TcpState::Connected(Conn {
                 iface: e.iface,
                 handle: e.handle,
                 remote,
@@ -1226,7 +1244,7 @@ impl Sockets {
                 remote_fin: false,
                 reset_reported: false,
                 rd_shut: false,
-            }),
+            })),
             cookie: 0,
         });
         log::debug!("tcp: accepted {remote} -> {local} as socket {}", id.index());
@@ -1235,7 +1253,7 @@ impl Sockets {
 
     fn record(&self, id: SocketId) -> Option<AcceptRecord> {
         let s = self.get(id)?;
-        let TcpState::Connected(c) = &s.tcp else {
+        let Proto::Tcp(TcpState::Connected(c)) = &s.proto else {
             return None;
         };
         let mut local = [0u8; addr::MAX_ENCODED];
@@ -1249,9 +1267,9 @@ impl Sockets {
     }
 }
 
-impl Admission for Sockets {
+impl Sockets {
     /// Decides on every received TCP SYN (see the module docs).
-    fn admit(&mut self, iface: IfaceId, pkt: &PacketInfo) -> Verdict {
+    pub(crate) fn tcp_admit(&mut self, iface: IfaceId, pkt: &PacketInfo) -> Verdict {
         if pkt.proto != IpProtocol::Tcp || !pkt.syn || pkt.ack {
             return Verdict::Accept;
         }
@@ -1284,7 +1302,7 @@ impl Admission for Sockets {
         let Some(s) = self.get_mut(lid) else {
             return Verdict::Accept;
         };
-        let TcpState::Listening(l) = &mut s.tcp else {
+        let Proto::Tcp(TcpState::Listening(l)) = &mut s.proto else {
             return Verdict::Accept;
         };
         let remote = IpEndpoint::new(pkt.src, pkt.src_port);
@@ -1321,7 +1339,7 @@ impl Sockets {
         let mut take = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
         for slot in &self.slots {
             if let Some(Socket {
-                tcp: TcpState::Connecting(c),
+                proto: Proto::Tcp(TcpState::Connecting(c)),
                 ..
             }) = &slot.val
             {

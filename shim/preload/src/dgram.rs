@@ -1,0 +1,310 @@
+//! Datagram (UDP) stand-ins: the receive and send paths.
+//!
+//! A datagram stand-in is a `SOCK_SEQPACKET` socket whose records are bare payloads
+//! (see the stack's `socket::udp`). Receiving is a native `recvmsg` with three
+//! additions: the full length is always asked for (`MSG_TRUNC`) so the datagram can
+//! be matched with its origin; a record carrying a descriptor is the stack's error
+//! marker and becomes `-1` with the errno it holds; and when the program wants the
+//! source address or ancillary data, one `Origin` request fetches them. A send with
+//! a destination or ancillary data is a `SendTo` request carrying the datagram; a
+//! plain `send`/`write` on a connected socket stays native.
+
+use crate::conn;
+use crate::sys;
+use libc::{c_int, c_void, iovec, msghdr, sockaddr, socklen_t};
+use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
+use std::mem::{size_of, zeroed};
+
+#[repr(C, align(8))]
+struct Cmsg([u8; 64]);
+
+/// Copies bytes into the program's address buffer with `accept`-style truncation.
+///
+/// # Safety
+/// `addr`/`len` are null or valid as the socket API requires.
+unsafe fn put_addr(addr: *mut sockaddr, len: *mut socklen_t, data: &[u8]) {
+    if addr.is_null() || len.is_null() {
+        return;
+    }
+    // SAFETY: the caller's buffer holds `*len` bytes.
+    unsafe {
+        let n = (*len as usize).min(data.len());
+        std::ptr::copy_nonoverlapping(data.as_ptr(), addr.cast::<u8>(), n);
+        *len = data.len() as socklen_t;
+    }
+}
+
+/// The first `n` bytes spread over `iov`.
+///
+/// # Safety
+/// `iov` describes valid buffers holding at least `n` bytes in total.
+unsafe fn gather(iov: &[iovec], n: usize, out: &mut [u8]) -> usize {
+    let mut got = 0;
+    for v in iov {
+        if got == n {
+            break;
+        }
+        let take = (n - got).min(v.iov_len);
+        // SAFETY: `take` bytes of this iovec were written by the kernel.
+        unsafe {
+            std::ptr::copy_nonoverlapping(v.iov_base.cast::<u8>(), out[got..].as_mut_ptr(), take)
+        };
+        got += take;
+    }
+    got
+}
+
+/// What a receive returned.
+pub struct Received {
+    /// The value for the program: bytes copied, or the full length with `MSG_TRUNC`.
+    pub ret: isize,
+    /// `msg_flags` for `recvmsg`.
+    pub flags: c_int,
+    /// Bytes of ancillary data written.
+    pub control_len: usize,
+}
+
+/// Receives one datagram into `iov`. `name`/`namelen` (may be null) get the source;
+/// `control` (may be empty) the ancillary data the socket's options ask for.
+/// `Err(errno)` for errors, including the stack's error markers. `Ok(None)`: the
+/// fd is not a socket after all (a stale classification): the caller reclassifies
+/// and falls back to the kernel.
+///
+/// # Safety
+/// The pointers are valid as the socket API requires.
+pub unsafe fn recv(
+    fd: c_int,
+    iov: &[iovec],
+    flags: c_int,
+    name: *mut sockaddr,
+    namelen: *mut socklen_t,
+    control: (*mut c_void, usize),
+) -> Result<Option<Received>, c_int> {
+    let want_origin = !name.is_null() || (!control.0.is_null() && control.1 > 0);
+    let capacity: usize = iov.iter().map(|v| v.iov_len).sum();
+    loop {
+        let mut cm = Cmsg([0; 64]);
+        // SAFETY: plain data.
+        let mut m: msghdr = unsafe { zeroed() };
+        m.msg_iov = iov.as_ptr() as *mut iovec;
+        m.msg_iovlen = iov.len();
+        m.msg_control = cm.0.as_mut_ptr().cast();
+        m.msg_controllen = cm.0.len();
+        let f = flags | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC;
+        // SAFETY: `m` points at valid buffers.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_recvmsg,
+                fd as libc::c_long,
+                &mut m as *mut msghdr as libc::c_long,
+                f as libc::c_long,
+            )
+        };
+        if r < 0 {
+            let e = sys::errno();
+            if e == libc::ENOTSOCK {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        let full = r as usize;
+        if let Some(marker) = marker_fd(&m) {
+            sys::close(marker);
+            let mut e = [0u8; 4];
+            // SAFETY: the kernel wrote min(full, capacity) bytes into iov.
+            let n = unsafe { gather(iov, full.min(4).min(capacity), &mut e) };
+            if flags & libc::MSG_PEEK != 0 {
+                // Consume the marker: an error is reported once.
+                let mut sink = [0u8; 8];
+                let mut sv = [iovec {
+                    iov_base: sink.as_mut_ptr().cast(),
+                    iov_len: sink.len(),
+                }];
+                let mut cm2 = Cmsg([0; 64]);
+                // SAFETY: plain data.
+                let mut m2: msghdr = unsafe { zeroed() };
+                m2.msg_iov = sv.as_mut_ptr();
+                m2.msg_iovlen = 1;
+                m2.msg_control = cm2.0.as_mut_ptr().cast();
+                m2.msg_controllen = cm2.0.len();
+                // SAFETY: valid buffers.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_recvmsg,
+                        fd as libc::c_long,
+                        &mut m2 as *mut msghdr as libc::c_long,
+                        (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as libc::c_long,
+                    )
+                };
+                if let Some(f2) = marker_fd(&m2) {
+                    sys::close(f2);
+                }
+            }
+            let errno = if n == 4 {
+                c_int::from_ne_bytes(e)
+            } else {
+                libc::ECONNREFUSED
+            };
+            return Err(if errno > 0 { errno } else { libc::ECONNREFUSED });
+        }
+        let copied = full.min(capacity);
+        let mut out_flags = if full > capacity { libc::MSG_TRUNC } else { 0 };
+        let mut control_len = 0;
+        if want_origin {
+            let mut prefix = [0u8; 16];
+            // SAFETY: the kernel wrote `copied` bytes into iov.
+            let plen = unsafe { gather(iov, copied.min(16), &mut prefix) };
+            let ino = sys::socket_inode(fd).unwrap_or(0);
+            let req = Request::Origin {
+                len: full as u32,
+                peek: flags & libc::MSG_PEEK != 0,
+                prefix: &prefix[..plen],
+            };
+            match conn::call(ino, &req, None) {
+                Ok(resp) if resp.errno == 0 && resp.value == 1 => {
+                    let d = resp.data();
+                    let sl = d.first().copied().unwrap_or(0) as usize;
+                    if d.len() > sl {
+                        // SAFETY: the caller's address buffer.
+                        unsafe { put_addr(name, namelen, &d[1..1 + sl]) };
+                        let cmsgs = &d[1 + sl..];
+                        if !control.0.is_null() && control.1 > 0 {
+                            control_len = cmsgs.len().min(control.1);
+                            // SAFETY: the caller's control buffer holds control.1 bytes.
+                            unsafe {
+                                std::ptr::copy_nonoverlapping(
+                                    cmsgs.as_ptr(),
+                                    control.0.cast::<u8>(),
+                                    control_len,
+                                )
+                            };
+                            if control_len < cmsgs.len() {
+                                out_flags |= libc::MSG_CTRUNC;
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    // Origin unknown (cannot happen unless the stack lost track):
+                    // report no address rather than a wrong one.
+                    if !namelen.is_null() {
+                        // SAFETY: checked non-null.
+                        unsafe { *namelen = 0 };
+                    }
+                }
+            }
+        }
+        let ret = if flags & libc::MSG_TRUNC != 0 {
+            full
+        } else {
+            copied
+        };
+        return Ok(Some(Received {
+            ret: ret as isize,
+            flags: out_flags,
+            control_len,
+        }));
+    }
+}
+
+/// The first descriptor in a received message's ancillary data, if any (others are
+/// closed).
+fn marker_fd(m: &msghdr) -> Option<c_int> {
+    let mut found = None;
+    // SAFETY: the kernel filled msg_control with well-formed cmsghdrs.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(m);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
+                for i in 0..count {
+                    let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<c_int>().add(i));
+                    if found.is_none() {
+                        found = Some(fd)
+                    } else {
+                        sys::close(fd)
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(m, c);
+        }
+    }
+    found
+}
+
+/// Sends one datagram through the stack (`SendTo`): the destination and ancillary
+/// data as the program passed them. Returns bytes sent or `Err(errno)`.
+///
+/// # Safety
+/// The pointers are valid as the socket API requires.
+pub unsafe fn send_via_stack(
+    fd: c_int,
+    iov: &[iovec],
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+    control: &[u8],
+) -> Result<usize, c_int> {
+    let total: usize = iov.iter().map(|v| v.iov_len).sum();
+    if total > MAX_DATAGRAM {
+        return Err(libc::EMSGSIZE);
+    }
+    if alen as usize > MAX_SOCKADDR || control.len() > MAX_CONTROL {
+        return Err(libc::EINVAL);
+    }
+    let addr: &[u8] = if addr.is_null() || alen == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's address of `alen` bytes.
+        unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), alen as usize) }
+    };
+    let mut payload = vec![0u8; total];
+    let mut at = 0;
+    for v in iov {
+        if v.iov_len == 0 {
+            continue;
+        }
+        if v.iov_base.is_null() {
+            return Err(libc::EFAULT);
+        }
+        // SAFETY: the caller's iovec of iov_len readable bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                v.iov_base.cast::<u8>(),
+                payload[at..].as_mut_ptr(),
+                v.iov_len,
+            )
+        };
+        at += v.iov_len;
+    }
+    let ino = sys::socket_inode(fd).ok_or(libc::EBADF)?;
+    let req = Request::SendTo {
+        flags,
+        addr,
+        control,
+        payload: &payload,
+    };
+    match conn::call(ino, &req, None) {
+        Ok(r) if r.errno == 0 => Ok(r.value as usize),
+        Ok(r) => Err(r.errno),
+        Err(e) => Err(e),
+    }
+}
+
+/// `FIONREAD` of a datagram stand-in: the size of the next datagram (a native
+/// `FIONREAD` on a `SOCK_SEQPACKET` socket counts every queued byte).
+pub fn next_size(fd: c_int) -> c_int {
+    // SAFETY: a zero-length receive with a null buffer is valid.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_recvfrom,
+            fd as libc::c_long,
+            std::ptr::null_mut::<c_void>() as libc::c_long,
+            0 as libc::c_long,
+            (libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT) as libc::c_long,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    if r < 0 { 0 } else { r as c_int }
+}

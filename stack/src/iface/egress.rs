@@ -1,0 +1,158 @@
+//! The egress hook: per-packet IP header fields smoltcp cannot set per packet.
+//!
+//! smoltcp sets a packet's TTL (hop limit) per socket and has no TOS/traffic class
+//! at all, while Linux sockets set both per socket and per datagram (multicast TTL
+//! 1 beside unicast TTL 64 on one port, `IP_TOS`, `IP_TTL` in `sendmsg`). UDP
+//! endpoints are shared by every socket bound to their port (see
+//! [`crate::socket::udp`]), so a datagram carries its fields in smoltcp's packet
+//! metadata ([`PacketMeta::id`]), which smoltcp hands to the device's transmit
+//! token; [`HookedTx`] writes them into the IP header once smoltcp has built the
+//! frame (and fixes the IPv4 header checksum).
+
+use smoltcp::phy::{self, Medium, PacketMeta};
+
+/// Marks an encoded [`IpFields`] in `PacketMeta::id`.
+const VALID: u32 = 1 << 31;
+const HAS_TTL: u32 = 1 << 30;
+const HAS_TOS: u32 = 1 << 29;
+
+/// IP header fields to set on one packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpFields {
+    /// TTL / hop limit.
+    pub ttl: Option<u8>,
+    /// TOS / traffic class.
+    pub tos: Option<u8>,
+}
+
+impl IpFields {
+    /// As a `PacketMeta::id` (0: nothing to change).
+    pub fn encode(self) -> u32 {
+        let mut v = 0;
+        if let Some(t) = self.ttl {
+            v |= VALID | HAS_TTL | t as u32;
+        }
+        if let Some(t) = self.tos {
+            v |= VALID | HAS_TOS | (t as u32) << 8;
+        }
+        v
+    }
+
+    /// From a `PacketMeta::id`.
+    pub fn decode(v: u32) -> IpFields {
+        if v & VALID == 0 {
+            return IpFields::default();
+        }
+        IpFields {
+            ttl: (v & HAS_TTL != 0).then_some(v as u8),
+            tos: (v & HAS_TOS != 0).then_some((v >> 8) as u8),
+        }
+    }
+
+    /// Writes the fields into the IP packet at `ip` (an IPv4 or IPv6 header).
+    pub fn apply(self, ip: &mut [u8]) {
+        let Some(&first) = ip.first() else { return };
+        match first >> 4 {
+            4 if ip.len() >= 20 => {
+                if let Some(t) = self.ttl {
+                    ip[8] = t;
+                }
+                if let Some(t) = self.tos {
+                    ip[1] = t;
+                }
+                let hl = ((ip[0] & 0x0f) as usize * 4).min(ip.len());
+                ip[10] = 0;
+                ip[11] = 0;
+                let mut sum: u32 = 0;
+                for c in ip[..hl].chunks(2) {
+                    sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
+                }
+                while sum > 0xffff {
+                    sum = (sum & 0xffff) + (sum >> 16);
+                }
+                ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+            }
+            6 if ip.len() >= 40 => {
+                if let Some(t) = self.ttl {
+                    ip[7] = t;
+                }
+                if let Some(t) = self.tos {
+                    ip[0] = 0x60 | (t >> 4);
+                    ip[1] = (ip[1] & 0x0f) | (t << 4);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A transmit token that applies the [`IpFields`] smoltcp passed as metadata.
+pub struct HookedTx<T: phy::TxToken> {
+    pub(crate) inner: T,
+    pub(crate) medium: Medium,
+    pub(crate) fields: IpFields,
+}
+
+impl<T: phy::TxToken> phy::TxToken for HookedTx<T> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let HookedTx {
+            inner,
+            medium,
+            fields,
+        } = self;
+        if fields == IpFields::default() {
+            return inner.consume(len, f);
+        }
+        inner.consume(len, |buf| {
+            let r = f(buf);
+            let off = if medium == Medium::Ethernet { 14 } else { 0 };
+            // Only IP frames (an ARP frame never carries metadata).
+            if medium != Medium::Ethernet
+                || buf
+                    .get(12..14)
+                    .is_some_and(|t| t == [0x08, 0x00] || t == [0x86, 0xdd])
+            {
+                if let Some(ip) = buf.get_mut(off..) {
+                    fields.apply(ip);
+                }
+            }
+            r
+        })
+    }
+
+    fn set_meta(&mut self, meta: PacketMeta) {
+        self.fields = IpFields::decode(meta.id);
+        self.inner.set_meta(meta);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_apply() {
+        let f = IpFields {
+            ttl: Some(1),
+            tos: Some(0xb8),
+        };
+        assert_eq!(IpFields::decode(f.encode()), f);
+        assert_eq!(IpFields::decode(0), IpFields::default());
+        let mut v4 = [
+            0x45u8, 0, 0, 28, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        f.apply(&mut v4);
+        assert_eq!((v4[8], v4[1]), (1, 0xb8));
+        // The checksum of a header with a correct checksum folds to 0xffff.
+        let sum: u32 = v4
+            .chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+            .sum();
+        assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff);
+        let mut v6 = [0u8; 40];
+        v6[0] = 0x60;
+        f.apply(&mut v6);
+        assert_eq!(v6[7], 1);
+        assert_eq!(((v6[0] & 0x0f) << 4) | (v6[1] >> 4), 0xb8);
+    }
+}
