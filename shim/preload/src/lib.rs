@@ -48,7 +48,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 static LISTENERS: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
 
 macro_rules! real {
-    ($fn:ident, $sym:literal, fn($($a:ident: $t:ty),*) -> $r:ty, $sys:expr) => {
+    ($fn:ident, $sym:literal, fn($($a:ident: $t:ty),* $(,)?) -> $r:ty, $sys:expr $(,)?) => {
         unsafe fn $fn($($a: $t),*) -> $r {
             static P: AtomicUsize = AtomicUsize::new(0);
             let mut p = P.load(Ordering::Relaxed);
