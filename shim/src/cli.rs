@@ -56,6 +56,52 @@ fn parse_mtu(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
+fn parse_domain(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 253
+        && s.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if ok {
+        Ok(s.trim_end_matches('.').to_string())
+    } else {
+        Err(format!("'{s}' is not a domain name"))
+    }
+}
+
+fn parse_dns_option(s: &str) -> Result<String, String> {
+    let (k, v) = s.split_once(':').unwrap_or((s, ""));
+    let numeric = matches!(k, "ndots" | "timeout" | "attempts");
+    let ok = (numeric && v.parse::<u32>().is_ok())
+        || (!numeric
+            && v.is_empty()
+            && matches!(
+                k,
+                "rotate" | "use-vc" | "edns0" | "single-request" | "no-aaaa"
+            ));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}': use ndots:N, timeout:N, attempts:N, rotate or use-vc"
+        ))
+    }
+}
+
+fn parse_host(s: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (name, ip) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}': expected NAME:IP"))?;
+    let name = parse_domain(name)?;
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("'{ip}' is not an IPv4 or IPv6 address"))?;
+    Ok((name, ip))
+}
+
 fn parse_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -102,6 +148,23 @@ pub struct RunArgs {
     /// TAP was built in this machine's memory).
     #[arg(long)]
     pub verify_checksums: bool,
+
+    /// A nameserver for the container's resolver (repeat up to 3); the container then
+    /// uses its own resolv.conf instead of /etc/resolv.conf.
+    #[arg(long, value_name = "IP", value_parser = parse_ip)]
+    pub dns: Vec<IpAddress>,
+
+    /// A search domain for the container's resolver (repeat).
+    #[arg(long, value_name = "DOMAIN", value_parser = parse_domain)]
+    pub dns_search: Vec<String>,
+
+    /// A resolver option (`ndots:N`, `timeout:N`, `attempts:N`, `rotate`, `use-vc`; repeat).
+    #[arg(long, value_name = "OPT", value_parser = parse_dns_option)]
+    pub dns_option: Vec<String>,
+
+    /// An entry for the container's hosts file, on top of /etc/hosts (repeat).
+    #[arg(long, value_name = "NAME:IP", value_parser = parse_host)]
+    pub add_host: Vec<(String, std::net::IpAddr)>,
 
     /// How programs are redirected into the stack. `preload`: an LD_PRELOAD library
     /// (dynamically linked programs).

@@ -69,6 +69,48 @@ impl Drop for RuntimeDir {
     }
 }
 
+/// Writes the container's own `resolv.conf` (with `--dns*`) and hosts additions
+/// (`--add-host`) into its runtime directory; returns the variables that point the
+/// shim's resolver at them.
+fn write_resolver_files(
+    args: &RunArgs,
+    dir: &Path,
+) -> Result<Vec<(&'static str, PathBuf)>, String> {
+    let mut env = Vec::new();
+    if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
+        if args.dns.len() > 3 {
+            return Err(format!(
+                "{} --dns servers given; a resolver uses at most 3",
+                args.dns.len()
+            ));
+        }
+        let mut text = String::from("# written by netcell for this container\n");
+        for s in &args.dns {
+            text.push_str(&format!("nameserver {s}\n"));
+        }
+        if !args.dns_search.is_empty() {
+            text.push_str(&format!("search {}\n", args.dns_search.join(" ")));
+        }
+        if !args.dns_option.is_empty() {
+            text.push_str(&format!("options {}\n", args.dns_option.join(" ")));
+        }
+        let p = dir.join("resolv.conf");
+        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        env.push(("NETCELL_RESOLV_CONF", p));
+    }
+    if !args.add_host.is_empty() {
+        let text: String = args
+            .add_host
+            .iter()
+            .map(|(n, ip)| format!("{ip}\t{n}\n"))
+            .collect();
+        let p = dir.join("hosts");
+        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        env.push(("NETCELL_HOSTS", p));
+    }
+    Ok(env)
+}
+
 /// Stops the processes the command left behind: SIGTERM, then SIGKILL after 2 s.
 /// The stack keeps serving meanwhile, so they can close their connections.
 fn stop_leftovers(runtime: &mut Runtime) {
@@ -151,6 +193,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         .map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
     let so = preload_lib::install(&dir.path)
         .map_err(|e| format!("cannot install the preload library: {e}"))?;
+    let resolver_env = write_resolver_files(&args, &dir.path)?;
 
     if let Err(e) = sys::become_subreaper() {
         log::warn!("cannot become the subreaper of the container's processes: {e}");
@@ -174,6 +217,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     cmd.env("LD_PRELOAD", preload)
         .env(netcell_proto::ENV_CONTROL, &ctl)
         .env("NETCELL_NAME", &name);
+    for (k, v) in &resolver_env {
+        cmd.env(k, v);
+    }
     let mut child = match sys::spawn_unblocked(&mut cmd) {
         Ok(c) => c,
         Err(e) => {

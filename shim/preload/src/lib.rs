@@ -32,6 +32,9 @@
 mod class;
 mod conn;
 mod dgram;
+mod dns;
+mod netdb;
+mod resolve;
 mod sys;
 
 use class::Class;

@@ -142,6 +142,16 @@ pub enum Op {
     SendTo = 11,
     /// Where the datagram just received natively from a stand-in came from.
     Origin = 12,
+    /// Facts about the container the resolver needs.
+    Info = 13,
+}
+
+/// Bits of the reply value of [`Request::Info`].
+pub mod info_flags {
+    /// The container has an IPv4 address besides loopback.
+    pub const HAS_IPV4: u32 = 1;
+    /// The container has a global (not link-local) IPv6 address besides loopback.
+    pub const HAS_IPV6: u32 = 2;
 }
 
 impl Op {
@@ -160,6 +170,7 @@ impl Op {
             10 => Op::Shutdown,
             11 => Op::SendTo,
             12 => Op::Origin,
+            13 => Op::Info,
             _ => return None,
         })
     }
@@ -257,6 +268,8 @@ pub enum Request<'a> {
         /// Its first bytes (at most 16).
         prefix: &'a [u8],
     },
+    /// No body. Reply value: [`info_flags`].
+    Info,
 }
 
 impl Request<'_> {
@@ -275,6 +288,7 @@ impl Request<'_> {
             Request::Shutdown { .. } => Op::Shutdown,
             Request::SendTo { .. } => Op::SendTo,
             Request::Origin { .. } => Op::Origin,
+            Request::Info => Op::Info,
         }
     }
 }
@@ -519,7 +533,7 @@ pub fn encode_request(
             w.bytes(addr)?;
         }
         Request::Listen { backlog } => w.i32(backlog)?,
-        Request::GetSockName | Request::GetPeerName => {}
+        Request::GetSockName | Request::GetPeerName | Request::Info => {}
         Request::SetSockOpt { level, name, value } => {
             check_len("option value", value, MAX_OPTVAL)?;
             w.i32(level)?;
@@ -615,6 +629,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
         Op::Listen => Request::Listen { backlog: r.i32()? },
         Op::GetSockName => Request::GetSockName,
         Op::GetPeerName => Request::GetPeerName,
+        Op::Info => Request::Info,
         Op::SetSockOpt => {
             let level = r.i32()?;
             let name = r.i32()?;
@@ -825,6 +840,7 @@ mod tests {
         roundtrip(Request::Listen { backlog: -1 });
         roundtrip(Request::GetSockName);
         roundtrip(Request::GetPeerName);
+        roundtrip(Request::Info);
         roundtrip(Request::SetSockOpt {
             level: 6,
             name: 1,

@@ -246,7 +246,9 @@ pub fn serve<D: Device>(
                 None => ans,
             }
         }
-        Request::Hello { .. } | Request::Socket { .. } => Answer::err(Errno(libc::EINVAL)),
+        Request::Hello { .. } | Request::Socket { .. } | Request::Info => {
+            Answer::err(Errno(libc::EINVAL))
+        }
     }
 }
 
