@@ -114,12 +114,13 @@ pub fn serve<D: Device>(
             Ok(t) => match kind {
                 Kind::Tcp => Answer::result(stack.sockets.bind(&stack.ifs, id, t)),
                 Kind::Udp => Answer::result(stack.sockets.udp_bind(&mut stack.ifs, id, t)),
+                Kind::Icmp => Answer::result(stack.sockets.icmp_bind(&stack.ifs, id, t)),
             },
             Err(e) => Answer::err(e),
         },
         Request::Listen { backlog } => match kind {
             Kind::Tcp => Answer::result(stack.sockets.listen(id, backlog)),
-            Kind::Udp => Answer::err(Errno(libc::EOPNOTSUPP)),
+            Kind::Udp | Kind::Icmp => Answer::err(Errno(libc::EOPNOTSUPP)),
         },
         Request::Connect { addr } => match addr::parse_connect(domain, addr) {
             Ok(t) => {
@@ -133,6 +134,7 @@ pub fn serve<D: Device>(
                             .map_err(Errno::from)
                     }
                     Kind::Udp => stack.sockets.udp_connect(&mut stack.ifs, id, t),
+                    Kind::Icmp => stack.sockets.icmp_connect(&stack.ifs, id, t),
                 };
                 // Send the SYN now rather than at the next event.
                 stack.poll();
@@ -149,12 +151,17 @@ pub fn serve<D: Device>(
                 Ok(a) => Answer::with_addr(domain, a),
                 Err(e) => Answer::err(e),
             },
-            Kind::Udp => match stack.sockets.udp_peer(id) {
+            Kind::Udp | Kind::Icmp => match stack.sockets.datagram_peer(id) {
                 Some(a) => Answer::with_addr(domain, a),
                 None => Answer::err(Errno(libc::ENOTCONN)),
             },
         },
         Request::SetSockOpt { level, name, value } => {
+            if let Some((d, inbox)) = stack.sockets.inbox_mut(id) {
+                if let Some(r) = inbox.setsockopt(d, level, name, value) {
+                    return Answer::result(r);
+                }
+            }
             if kind == Kind::Udp {
                 match stack
                     .sockets
@@ -176,6 +183,15 @@ pub fn serve<D: Device>(
         }
         Request::GetSockOpt { level, name, .. } => {
             let mut ans = Answer::ok();
+            if let Some(on) = stack
+                .sockets
+                .inbox_mut(id)
+                .and_then(|(_, i)| i.getsockopt(level, name))
+            {
+                ans.data[..4].copy_from_slice(&(on as i32).to_ne_bytes());
+                ans.len = 4;
+                return ans;
+            }
             let r = match stack.sockets.udp_getsockopt(id, level, name, &mut ans.data) {
                 Some(r) => r,
                 None => stack.getsockopt(id, level, name, &mut ans.data),
@@ -190,10 +206,10 @@ pub fn serve<D: Device>(
         }
         Request::Shutdown { how } => match kind {
             Kind::Tcp => Answer::result(stack.shutdown(id, how)),
-            Kind::Udp => {
+            Kind::Udp | Kind::Icmp => {
                 if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
                     Answer::err(Errno(libc::EINVAL))
-                } else if stack.sockets.udp_peer(id).is_none() {
+                } else if stack.sockets.datagram_peer(id).is_none() {
                     Answer::err(Errno(libc::ENOTCONN))
                 } else {
                     Answer::ok()
@@ -206,7 +222,7 @@ pub fn serve<D: Device>(
             payload,
             ..
         } => {
-            if kind != Kind::Udp {
+            if kind == Kind::Tcp {
                 return Answer::err(Errno(libc::EOPNOTSUPP));
             }
             let target = if addr.is_empty() {
@@ -217,10 +233,15 @@ pub fn serve<D: Device>(
                     Err(e) => return Answer::err(e),
                 }
             };
-            match stack
-                .sockets
-                .udp_sendto(&mut stack.ifs, id, target, control, payload)
-            {
+            let r = match kind {
+                Kind::Icmp => stack
+                    .sockets
+                    .icmp_sendto(&mut stack.ifs, id, target, payload),
+                _ => stack
+                    .sockets
+                    .udp_sendto(&mut stack.ifs, id, target, control, payload),
+            };
+            match r {
                 Ok(n) => {
                     // Out on the wire now, not at the next event.
                     stack.poll();
@@ -236,7 +257,7 @@ pub fn serve<D: Device>(
             let mut ans = Answer::ok();
             match stack
                 .sockets
-                .udp_origin(id, len, prefix, peek, &mut ans.data)
+                .datagram_origin(id, len, prefix, peek, &mut ans.data)
             {
                 Some(n) => {
                     ans.len = n;

@@ -25,7 +25,9 @@
 //! until the connection is over, as in the kernel.
 
 pub mod addr;
+pub(crate) mod dgram;
 pub mod errno;
+pub(crate) mod icmp;
 pub mod options;
 pub mod ports;
 pub(crate) mod tcp;
@@ -102,6 +104,8 @@ pub(crate) enum Proto {
     Tcp(TcpState),
     /// `SOCK_DGRAM`, `IPPROTO_UDP`.
     Udp(Box<udp::UdpState>),
+    /// `SOCK_DGRAM`, `IPPROTO_ICMP`/`IPPROTO_ICMPV6` (ping sockets).
+    Icmp(Box<icmp::IcmpState>),
 }
 
 /// A socket's type, for front ends and dispatch.
@@ -111,6 +115,8 @@ pub enum Kind {
     Tcp,
     /// UDP.
     Udp,
+    /// ICMP echo ("ping").
+    Icmp,
 }
 
 /// What is left of a socket the stack closed while the program still holds its
@@ -141,6 +147,8 @@ pub struct Sockets {
     pub(crate) tcp_listeners: HashMap<u16, Vec<SocketId>>,
     pub(crate) orphans: Vec<tcp::Orphan>,
     pub(crate) udp_ports: PortTable,
+    /// ICMP identifiers of ping sockets.
+    pub(crate) icmp_ports: PortTable,
     /// UDP port → sockets bound to it.
     pub(crate) udp_users: HashMap<u16, Vec<SocketId>>,
     /// (interface, port) → the smoltcp socket receiving for it.
@@ -173,6 +181,7 @@ impl Sockets {
             tcp_listeners: HashMap::new(),
             orphans: Vec::new(),
             udp_ports: PortTable::new(crate::iface::random_u64() | 1),
+            icmp_ports: PortTable::new(crate::iface::random_u64() | 1),
             udp_users: HashMap::new(),
             udp_eps: HashMap::new(),
             groups: HashMap::new(),
@@ -368,12 +377,13 @@ impl Sockets {
                 }
                 Kind::Tcp
             }
-            libc::SOCK_DGRAM => {
-                if protocol != 0 && protocol != libc::IPPROTO_UDP {
-                    return Err(SocketError::ProtocolNotSupported);
+            libc::SOCK_DGRAM => match (protocol, domain) {
+                (0 | libc::IPPROTO_UDP, _) => Kind::Udp,
+                (libc::IPPROTO_ICMP, Domain::Inet) | (libc::IPPROTO_ICMPV6, Domain::Inet6) => {
+                    Kind::Icmp
                 }
-                Kind::Udp
-            }
+                _ => return Err(SocketError::ProtocolNotSupported),
+            },
             libc::SOCK_RAW => return Err(SocketError::NotPermitted),
             libc::SOCK_SEQPACKET | libc::SOCK_RDM => return Err(SocketError::TypeNotSupported),
             _ => return Err(SocketError::TypeNotSupported),
@@ -381,7 +391,7 @@ impl Sockets {
         let (si, program_end) = if standin {
             let pair = match kind {
                 Kind::Tcp => sys::stream_pair(),
-                Kind::Udp => udp::datagram_pair(),
+                Kind::Udp | Kind::Icmp => udp::datagram_pair(),
             };
             let (ours, theirs) = pair.map_err(|e| match e.raw_os_error() {
                 Some(libc::EMFILE) | Some(libc::ENFILE) => SocketError::NoFds,
@@ -403,6 +413,7 @@ impl Sockets {
             proto: match kind {
                 Kind::Tcp => Proto::Tcp(TcpState::Closed { failed: None }),
                 Kind::Udp => Proto::Udp(Box::default()),
+                Kind::Icmp => Proto::Icmp(Box::default()),
             },
             cookie: 0,
         };
@@ -427,7 +438,41 @@ impl Sockets {
         self.get(id).map(|s| match s.proto {
             Proto::Tcp(_) => Kind::Tcp,
             Proto::Udp(_) => Kind::Udp,
+            Proto::Icmp(_) => Kind::Icmp,
         })
+    }
+
+    /// The inbox of a datagram socket.
+    pub(crate) fn inbox_mut(&mut self, id: SocketId) -> Option<(Domain, &mut dgram::Inbox)> {
+        let s = self.get_mut(id)?;
+        let d = s.domain;
+        match &mut s.proto {
+            Proto::Udp(u) => Some((d, &mut u.inbox)),
+            Proto::Icmp(i) => Some((d, &mut i.inbox)),
+            Proto::Tcp(_) => None,
+        }
+    }
+
+    /// Answers `Origin` for a datagram socket (see [`dgram::Inbox::answer`]).
+    pub fn datagram_origin(
+        &mut self,
+        id: SocketId,
+        len: u32,
+        prefix: &[u8],
+        peek: bool,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let (d, inbox) = self.inbox_mut(id)?;
+        inbox.answer(d, len, prefix, peek, out)
+    }
+
+    /// The default destination of a connected datagram socket.
+    pub fn datagram_peer(&self, id: SocketId) -> Option<SocketAddr> {
+        match &self.get(id)?.proto {
+            Proto::Udp(u) => u.connected,
+            Proto::Icmp(i) => i.connected,
+            Proto::Tcp(_) => None,
+        }
     }
 
     /// Takes the pending error (`SO_ERROR`).
@@ -440,7 +485,8 @@ impl Sockets {
     pub fn service(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
         let tcp = self.service_tcp(ifs, now);
         let udp = self.service_udp(ifs);
-        tcp || udp
+        let icmp = self.service_icmp(ifs);
+        tcp || udp || icmp
     }
 }
 

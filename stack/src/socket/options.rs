@@ -388,6 +388,9 @@ pub fn set(
             libc::IP_FREEBIND => o.freebind = int(value)? != 0,
             libc::IP_BIND_ADDRESS_NO_PORT => o.bind_no_port = int(value)? != 0,
             libc::IP_TRANSPARENT => return Err(Errno(libc::EPERM)),
+            // IP options (record route, ...) are not supported; clearing them is.
+            libc::IP_OPTIONS | libc::IP_RETOPTS if value.is_empty() => {}
+            libc::IP_OPTIONS | libc::IP_RETOPTS => return Err(Errno(libc::EINVAL)),
             _ => return Err(enoprotoopt()),
         },
         libc::IPPROTO_IPV6 if f.domain == libc::AF_INET6 => match name {

@@ -652,6 +652,10 @@ impl Sockets {
         let (sotype, protocol) = match s.proto {
             Proto::Tcp(_) => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
             Proto::Udp(_) => (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
+            Proto::Icmp(_) if s.domain == addr::Domain::Inet6 => {
+                (libc::SOCK_DGRAM, libc::IPPROTO_ICMPV6)
+            }
+            Proto::Icmp(_) => (libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
         };
         Facts {
             domain: s.domain.raw(),

@@ -42,7 +42,8 @@
 //! interface has joined are looped back to local members (`IP_MULTICAST_LOOP`),
 //! and broadcasts are looped back always, as Linux does.
 
-use super::addr::{self, Domain, Target};
+use super::addr::{Domain, Target};
+use super::dgram::{Inbox, Origin};
 use super::errno::Errno;
 use super::ports::{BindState, Reuse};
 use super::{Proto, SocketId, Sockets};
@@ -54,37 +55,15 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::phy::PacketMeta;
 use smoltcp::socket::udp::{self, UdpMetadata};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 
-/// Origins kept per socket: beyond this the program is not asking for them.
-const MAX_ORIGINS: usize = 4096;
 /// Packets and bytes an endpoint buffers each way.
 const EP_PACKETS: usize = 512;
 const EP_BYTES: usize = 512 * 1024;
 /// The largest UDP payload over IPv4 (65535 - 20 - 8) and IPv6 (65535 - 8).
 const MAX_UDP4: usize = 65507;
 const MAX_UDP6: usize = 65527;
-
-/// Where a received datagram came from, kept until the program asks.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Origin {
-    pub(crate) src: SocketAddr,
-    pub(crate) dst: IpAddr,
-    pub(crate) iface: IfaceId,
-    len: u32,
-    plen: u8,
-    prefix: [u8; 16],
-}
-
-impl Origin {
-    fn matches(&self, len: u32, prefix: &[u8]) -> bool {
-        self.len == len
-            && prefix.len() <= self.plen as usize
-            && self.prefix[..prefix.len()] == *prefix
-    }
-}
 
 /// A multicast membership of one socket.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,7 +81,7 @@ pub(crate) struct UdpState {
     pub(crate) connected: Option<SocketAddr>,
     /// The local address came from `connect` (dissolved with it).
     addr_from_connect: bool,
-    origins: VecDeque<Origin>,
+    pub(crate) inbox: Inbox,
     memberships: Vec<Membership>,
     mcast_if: Option<IfaceId>,
     mcast_if_addr: Option<Ipv4Addr>,
@@ -112,13 +91,6 @@ pub(crate) struct UdpState {
     mcast6_hops: u8,
     mcast6_loop: bool,
     mcast6_if: Option<IfaceId>,
-    pktinfo: bool,
-    recvpktinfo6: bool,
-    recvttl: bool,
-    recvhoplimit: bool,
-    recvtos: bool,
-    /// Datagrams dropped because the program's queue was full.
-    pub(crate) dropped: u64,
 }
 
 impl Default for UdpState {
@@ -126,7 +98,7 @@ impl Default for UdpState {
         UdpState {
             connected: None,
             addr_from_connect: false,
-            origins: VecDeque::new(),
+            inbox: Inbox::default(),
             memberships: Vec::new(),
             mcast_if: None,
             mcast_if_addr: None,
@@ -136,12 +108,6 @@ impl Default for UdpState {
             mcast6_hops: 1,
             mcast6_loop: true,
             mcast6_if: None,
-            pktinfo: false,
-            recvpktinfo6: false,
-            recvttl: false,
-            recvhoplimit: false,
-            recvtos: false,
-            dropped: 0,
         }
     }
 }
@@ -177,22 +143,6 @@ fn family_ok(bound: &IpAddr, dual: bool, dst: &IpAddr) -> bool {
         (IpAddr::V6(_), IpAddr::V4(_)) => dual,
         (IpAddr::V4(_), IpAddr::V6(_)) => false,
     }
-}
-
-/// Appends one `cmsghdr` (64-bit layout) to `out`; false if it does not fit.
-fn push_cmsg(out: &mut [u8], pos: &mut usize, level: i32, ty: i32, data: &[u8]) -> bool {
-    let space = 16 + data.len().div_ceil(8) * 8;
-    if *pos + space > out.len() {
-        return false;
-    }
-    let o = &mut out[*pos..*pos + space];
-    o.fill(0);
-    o[..8].copy_from_slice(&((16 + data.len()) as u64).to_ne_bytes());
-    o[8..12].copy_from_slice(&level.to_ne_bytes());
-    o[12..16].copy_from_slice(&ty.to_ne_bytes());
-    o[16..16 + data.len()].copy_from_slice(data);
-    *pos += space;
-    true
 }
 
 fn int_opt(v: &[u8]) -> Result<i32, Errno> {
@@ -650,106 +600,16 @@ impl Sockets {
                 continue;
             }
             let Some(s) = self.get_mut(id) else { continue };
-            let Some(si) = s.standin.as_mut() else {
+            let Some(si) = s.standin.as_ref() else {
                 continue;
             };
             let Proto::Udp(u) = &mut s.proto else {
                 continue;
             };
-            match sys::send_nb(si.fd.as_fd(), data) {
-                Ok(_) => {
-                    let mut prefix = [0u8; 16];
-                    let plen = data.len().min(16);
-                    prefix[..plen].copy_from_slice(&data[..plen]);
-                    if u.origins.len() >= MAX_ORIGINS {
-                        u.origins.pop_front();
-                    }
-                    u.origins.push_back(Origin {
-                        src,
-                        dst,
-                        iface,
-                        len: data.len() as u32,
-                        plen: plen as u8,
-                        prefix,
-                    });
-                }
-                Err(_) => {
-                    // The program's receive queue is full: UDP drops.
-                    u.dropped += 1;
-                }
-            }
+            u.inbox
+                .deliver(si, data, Origin::new(src, dst, iface, data));
         }
         self.udp_scratch = targets;
-    }
-
-    /// Answers `Origin`: where the datagram the program just read came from, and the
-    /// ancillary data its options ask for. `None`: unknown.
-    pub(crate) fn udp_origin(
-        &mut self,
-        id: SocketId,
-        len: u32,
-        prefix: &[u8],
-        peek: bool,
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let s = self.get_mut(id)?;
-        let domain = s.domain;
-        let Proto::Udp(u) = &mut s.proto else {
-            return None;
-        };
-        let i = u.origins.iter().position(|o| o.matches(len, prefix))?;
-        let o = u.origins[i];
-        if !peek {
-            u.origins.drain(..=i);
-        }
-        let mut sa = [0u8; addr::MAX_ENCODED];
-        let n = addr::encode(domain, o.src, &mut sa);
-        out[0] = n as u8;
-        out[1..1 + n].copy_from_slice(&sa[..n]);
-        let mut pos = 1 + n;
-        let ifindex = (o.iface + 1) as i32;
-        match o.dst {
-            IpAddr::V4(d) if u.pktinfo => {
-                let mut pi = [0u8; 12];
-                pi[..4].copy_from_slice(&ifindex.to_ne_bytes());
-                pi[4..8].copy_from_slice(&d.octets()); // ipi_spec_dst: the local address
-                pi[8..12].copy_from_slice(&d.octets()); // ipi_addr: the header destination
-                push_cmsg(out, &mut pos, libc::IPPROTO_IP, libc::IP_PKTINFO, &pi);
-            }
-            _ => {}
-        }
-        if u.recvpktinfo6 && domain == Domain::Inet6 {
-            let d6 = match o.dst {
-                IpAddr::V6(d) => d,
-                IpAddr::V4(d) => d.to_ipv6_mapped(),
-            };
-            let mut pi = [0u8; 20];
-            pi[..16].copy_from_slice(&d6.octets());
-            pi[16..20].copy_from_slice(&(ifindex as u32).to_ne_bytes());
-            push_cmsg(out, &mut pos, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &pi);
-        }
-        if u.recvttl && o.src.is_ipv4() {
-            push_cmsg(
-                out,
-                &mut pos,
-                libc::IPPROTO_IP,
-                libc::IP_TTL,
-                &64i32.to_ne_bytes(),
-            );
-        }
-        if u.recvhoplimit && domain == Domain::Inet6 {
-            push_cmsg(
-                out,
-                &mut pos,
-                libc::IPPROTO_IPV6,
-                libc::IPV6_HOPLIMIT,
-                &64i32.to_ne_bytes(),
-            );
-        }
-        if u.recvtos && o.src.is_ipv4() {
-            push_cmsg(out, &mut pos, libc::IPPROTO_IP, libc::IP_TOS, &[0u8]);
-        }
-        Some(pos)
     }
 
     /// An ICMP error arrived for a datagram we sent: a connected socket matching it
@@ -1191,15 +1051,6 @@ impl Sockets {
             (libc::IPPROTO_IP, libc::IP_MULTICAST_ALL) => {
                 self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast_all = b(v)?
             }
-            (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.pktinfo = b(v)?
-            }
-            (libc::IPPROTO_IP, libc::IP_RECVTTL) => {
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.recvttl = b(v)?
-            }
-            (libc::IPPROTO_IP, libc::IP_RECVTOS) => {
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.recvtos = b(v)?
-            }
             (libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP | libc::IPV6_DROP_MEMBERSHIP)
                 if domain == Domain::Inet6 =>
             {
@@ -1244,12 +1095,6 @@ impl Sockets {
                 }
                 self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast6_loop = x == 1;
             }
-            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if domain == Domain::Inet6 => {
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.recvpktinfo6 = b(v)?
-            }
-            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) if domain == Domain::Inet6 => {
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.recvhoplimit = b(v)?
-            }
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                 // The program's receive queue is the stand-in's: its limit is our
                 // end's send buffer (Linux doubles the value as for SO_RCVBUF).
@@ -1281,9 +1126,6 @@ impl Sockets {
             (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL) => int(out, u.mcast_ttl as i32),
             (libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP) => int(out, u.mcast_loop as i32),
             (libc::IPPROTO_IP, libc::IP_MULTICAST_ALL) => int(out, u.mcast_all as i32),
-            (libc::IPPROTO_IP, libc::IP_PKTINFO) => int(out, u.pktinfo as i32),
-            (libc::IPPROTO_IP, libc::IP_RECVTTL) => int(out, u.recvttl as i32),
-            (libc::IPPROTO_IP, libc::IP_RECVTOS) => int(out, u.recvtos as i32),
             (libc::IPPROTO_IP, libc::IP_MULTICAST_IF) => {
                 out[..4]
                     .copy_from_slice(&u.mcast_if_addr.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
@@ -1294,15 +1136,8 @@ impl Sockets {
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF) => {
                 int(out, u.mcast6_if.map_or(0, |i| i as i32 + 1))
             }
-            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) => int(out, u.recvpktinfo6 as i32),
-            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) => int(out, u.recvhoplimit as i32),
             _ => None,
         }
-    }
-
-    /// The connected peer (`getpeername`).
-    pub(crate) fn udp_peer(&self, id: SocketId) -> Option<SocketAddr> {
-        self.udp(id)?.connected
     }
 }
 
@@ -1359,38 +1194,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cmsg_layout() {
+    fn send_control_is_read() {
         let mut out = [0u8; 64];
         let mut pos = 0;
-        assert!(push_cmsg(
+        assert!(super::super::dgram::push_cmsg(
             &mut out,
             &mut pos,
             libc::IPPROTO_IP,
             libc::IP_TTL,
             &7i32.to_ne_bytes()
         ));
-        assert_eq!(pos, 24);
-        assert_eq!(u64::from_ne_bytes(out[..8].try_into().unwrap()), 20);
-        let (src, ttl) = parse_send_control(&out[..pos]);
-        assert_eq!((src, ttl), (None, Some(7)));
-        let mut small = [0u8; 20];
-        let mut p = 0;
-        assert!(!push_cmsg(&mut small, &mut p, 0, 0, &[0; 8]));
-    }
-
-    #[test]
-    fn origins_match_by_length_and_prefix() {
-        let o = Origin {
-            src: "1.2.3.4:5".parse().unwrap(),
-            dst: "10.0.0.2".parse().unwrap(),
-            iface: 1,
-            len: 20,
-            plen: 16,
-            prefix: *b"0123456789abcdef",
-        };
-        assert!(o.matches(20, b"0123"));
-        assert!(o.matches(20, b""));
-        assert!(!o.matches(21, b"0123"));
-        assert!(!o.matches(20, b"x"));
+        assert_eq!(parse_send_control(&out[..pos]), (None, Some(7)));
     }
 }

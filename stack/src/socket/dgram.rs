@@ -1,0 +1,273 @@
+//! What every datagram socket (UDP, ICMP "ping") shares: the inbox.
+//!
+//! A received datagram's payload goes into the socket's stand-in as one record; its
+//! [`Origin`] (source, destination, interface) waits in the inbox until the
+//! program asks for it after reading the record natively (see [`crate::socket::udp`]
+//! for the reasons). The inbox also holds the switches that ask for ancillary data
+//! (`IP_PKTINFO`, `IP_RECVTTL`, ...) and builds that data.
+
+use super::addr::{self, Domain};
+use super::errno::Errno;
+use crate::iface::IfaceId;
+use crate::standin::StandIn;
+use crate::sys;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+
+/// Origins kept per socket: beyond this the program is not asking for them.
+const MAX_ORIGINS: usize = 4096;
+
+/// Where a received datagram came from, kept until the program asks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Origin {
+    pub(crate) src: SocketAddr,
+    pub(crate) dst: IpAddr,
+    pub(crate) iface: IfaceId,
+    len: u32,
+    plen: u8,
+    prefix: [u8; 16],
+}
+
+impl Origin {
+    /// The origin of `data`, received on `iface` from `src` for `dst`.
+    pub(crate) fn new(src: SocketAddr, dst: IpAddr, iface: IfaceId, data: &[u8]) -> Origin {
+        let mut prefix = [0u8; 16];
+        let plen = data.len().min(16);
+        prefix[..plen].copy_from_slice(&data[..plen]);
+        Origin {
+            src,
+            dst,
+            iface,
+            len: data.len() as u32,
+            plen: plen as u8,
+            prefix,
+        }
+    }
+
+    fn matches(&self, len: u32, prefix: &[u8]) -> bool {
+        self.len == len
+            && prefix.len() <= self.plen as usize
+            && self.prefix[..prefix.len()] == *prefix
+    }
+}
+
+/// Appends one `cmsghdr` (64-bit layout) to `out`; false if it does not fit.
+pub(crate) fn push_cmsg(out: &mut [u8], pos: &mut usize, level: i32, ty: i32, data: &[u8]) -> bool {
+    let space = 16 + data.len().div_ceil(8) * 8;
+    if *pos + space > out.len() {
+        return false;
+    }
+    let o = &mut out[*pos..*pos + space];
+    o.fill(0);
+    o[..8].copy_from_slice(&((16 + data.len()) as u64).to_ne_bytes());
+    o[8..12].copy_from_slice(&level.to_ne_bytes());
+    o[12..16].copy_from_slice(&ty.to_ne_bytes());
+    o[16..16 + data.len()].copy_from_slice(data);
+    *pos += space;
+    true
+}
+
+/// The receive side of a datagram socket.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    origins: VecDeque<Origin>,
+    pktinfo: bool,
+    recvpktinfo6: bool,
+    recvttl: bool,
+    recvhoplimit: bool,
+    recvtos: bool,
+    /// Datagrams dropped because the program's queue was full.
+    pub(crate) dropped: u64,
+}
+
+impl Inbox {
+    /// Writes a datagram into the stand-in and remembers its origin; a full queue
+    /// drops it, as a socket's full receive buffer does.
+    pub(crate) fn deliver(&mut self, si: &StandIn, data: &[u8], origin: Origin) {
+        match sys::send_nb(si.fd.as_fd(), data) {
+            Ok(_) => {
+                if self.origins.len() >= MAX_ORIGINS {
+                    self.origins.pop_front();
+                }
+                self.origins.push_back(origin);
+            }
+            Err(_) => self.dropped += 1,
+        }
+    }
+
+    /// Answers `Origin`: the source of the datagram the program just read (matched
+    /// by length and first bytes; entries ahead of it were read without asking) and
+    /// the ancillary data the socket's options ask for, into `out`. `None`: unknown.
+    pub(crate) fn answer(
+        &mut self,
+        domain: Domain,
+        len: u32,
+        prefix: &[u8],
+        peek: bool,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let i = self.origins.iter().position(|o| o.matches(len, prefix))?;
+        let o = self.origins[i];
+        if !peek {
+            self.origins.drain(..=i);
+        }
+        let mut sa = [0u8; addr::MAX_ENCODED];
+        let n = addr::encode(domain, o.src, &mut sa);
+        out[0] = n as u8;
+        out[1..1 + n].copy_from_slice(&sa[..n]);
+        let mut pos = 1 + n;
+        let ifindex = (o.iface + 1) as i32;
+        if let (IpAddr::V4(d), true) = (o.dst, self.pktinfo) {
+            let mut pi = [0u8; 12];
+            pi[..4].copy_from_slice(&ifindex.to_ne_bytes());
+            pi[4..8].copy_from_slice(&d.octets()); // ipi_spec_dst: the local address
+            pi[8..12].copy_from_slice(&d.octets()); // ipi_addr: the header destination
+            push_cmsg(out, &mut pos, libc::IPPROTO_IP, libc::IP_PKTINFO, &pi);
+        }
+        if self.recvpktinfo6 && domain == Domain::Inet6 {
+            let d6 = match o.dst {
+                IpAddr::V6(d) => d,
+                IpAddr::V4(d) => d.to_ipv6_mapped(),
+            };
+            let mut pi = [0u8; 20];
+            pi[..16].copy_from_slice(&d6.octets());
+            pi[16..20].copy_from_slice(&(ifindex as u32).to_ne_bytes());
+            push_cmsg(out, &mut pos, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &pi);
+        }
+        // smoltcp does not report a received packet's TTL or TOS: the values are
+        // the usual ones (documented).
+        if self.recvttl && o.src.is_ipv4() {
+            push_cmsg(
+                out,
+                &mut pos,
+                libc::IPPROTO_IP,
+                libc::IP_TTL,
+                &64i32.to_ne_bytes(),
+            );
+        }
+        if self.recvhoplimit && domain == Domain::Inet6 {
+            push_cmsg(
+                out,
+                &mut pos,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_HOPLIMIT,
+                &64i32.to_ne_bytes(),
+            );
+        }
+        if self.recvtos && o.src.is_ipv4() {
+            push_cmsg(out, &mut pos, libc::IPPROTO_IP, libc::IP_TOS, &[0u8]);
+        }
+        Some(pos)
+    }
+
+    /// The ancillary-data switches. `None`: not one of them.
+    pub(crate) fn setsockopt(
+        &mut self,
+        domain: Domain,
+        level: i32,
+        name: i32,
+        v: &[u8],
+    ) -> Option<Result<(), Errno>> {
+        let flag = match (level, name) {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) => &mut self.pktinfo,
+            (libc::IPPROTO_IP, libc::IP_RECVTTL) => &mut self.recvttl,
+            (libc::IPPROTO_IP, libc::IP_RECVTOS) => &mut self.recvtos,
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) if domain == Domain::Inet6 => {
+                &mut self.recvpktinfo6
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) if domain == Domain::Inet6 => {
+                &mut self.recvhoplimit
+            }
+            _ => return None,
+        };
+        Some(match v.len() {
+            0 => Err(Errno(libc::EINVAL)),
+            1..=3 => {
+                *flag = v[0] != 0;
+                Ok(())
+            }
+            _ => {
+                *flag = i32::from_ne_bytes([v[0], v[1], v[2], v[3]]) != 0;
+                Ok(())
+            }
+        })
+    }
+
+    /// `getsockopt` of the switches. `None`: not one of them.
+    pub(crate) fn getsockopt(&self, level: i32, name: i32) -> Option<bool> {
+        Some(match (level, name) {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) => self.pktinfo,
+            (libc::IPPROTO_IP, libc::IP_RECVTTL) => self.recvttl,
+            (libc::IPPROTO_IP, libc::IP_RECVTOS) => self.recvtos,
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) => self.recvpktinfo6,
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) => self.recvhoplimit,
+            _ => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_match_by_length_and_prefix() {
+        let o = Origin::new(
+            "1.2.3.4:5".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            b"0123456789abcdefXXXX",
+        );
+        assert!(o.matches(20, b"0123"));
+        assert!(o.matches(20, b""));
+        assert!(!o.matches(21, b"0123"));
+        assert!(!o.matches(20, b"x"));
+    }
+
+    #[test]
+    fn cmsg_layout() {
+        let mut out = [0u8; 64];
+        let mut pos = 0;
+        assert!(push_cmsg(
+            &mut out,
+            &mut pos,
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            &7i32.to_ne_bytes()
+        ));
+        assert_eq!(pos, 24);
+        assert_eq!(u64::from_ne_bytes(out[..8].try_into().unwrap()), 20);
+        let mut small = [0u8; 20];
+        let mut p = 0;
+        assert!(!push_cmsg(&mut small, &mut p, 0, 0, &[0; 8]));
+    }
+
+    #[test]
+    fn answer_skips_what_was_read_natively() {
+        let mut inbox = Inbox::default();
+        let src = |p| SocketAddr::new("10.0.0.1".parse().unwrap(), p);
+        inbox.origins.push_back(Origin::new(
+            src(1),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            b"first",
+        ));
+        inbox.origins.push_back(Origin::new(
+            src(2),
+            "10.0.0.2".parse().unwrap(),
+            1,
+            b"second",
+        ));
+        let mut out = [0u8; 128];
+        // The program read "first" with read() and then recvfrom()s "second".
+        let n = inbox
+            .answer(Domain::Inet, 6, b"sec", false, &mut out)
+            .unwrap();
+        let mut expect = [0u8; addr::MAX_ENCODED];
+        let l = addr::encode(Domain::Inet, src(2), &mut expect);
+        assert_eq!(&out[1..1 + l], &expect[..l]);
+        assert_eq!(n, 1 + l);
+        assert!(inbox.origins.is_empty());
+    }
+}
