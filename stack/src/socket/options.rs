@@ -65,6 +65,7 @@ pub struct Options {
     pub(crate) tos: i32,
     pub(crate) ttl: Option<u8>,
     pub(crate) recverr: bool,
+    pub(crate) recvopts: bool,
     pub(crate) mtu_discover: i32,
     pub(crate) freebind: bool,
     pub(crate) bind_no_port: bool,
@@ -107,6 +108,7 @@ impl Default for Options {
             tos: 0,
             ttl: None,
             recverr: false,
+            recvopts: false,
             mtu_discover: 1, // IP_PMTUDISC_WANT
             freebind: false,
             bind_no_port: false,
@@ -388,9 +390,12 @@ pub fn set(
             libc::IP_FREEBIND => o.freebind = int(value)? != 0,
             libc::IP_BIND_ADDRESS_NO_PORT => o.bind_no_port = int(value)? != 0,
             libc::IP_TRANSPARENT => return Err(Errno(libc::EPERM)),
-            // IP options (record route, ...) are not supported; clearing them is.
-            libc::IP_OPTIONS | libc::IP_RETOPTS if value.is_empty() => {}
-            libc::IP_OPTIONS | libc::IP_RETOPTS => return Err(Errno(libc::EINVAL)),
+            // Setting IP options (record route, ...) is not supported; clearing is.
+            libc::IP_OPTIONS if value.is_empty() => {}
+            libc::IP_OPTIONS => return Err(Errno(libc::EINVAL)),
+            // Flags asking for received IP options: smoltcp passes none on, so
+            // there is never anything to report (the flags are kept).
+            libc::IP_RECVOPTS | libc::IP_RETOPTS => o.recvopts = int(value)? != 0,
             _ => return Err(enoprotoopt()),
         },
         libc::IPPROTO_IPV6 if f.domain == libc::AF_INET6 => match name {
@@ -559,6 +564,7 @@ pub fn get(
             libc::IP_TOS => put(out, o.tos),
             libc::IP_TTL => put(out, o.ttl.map_or(64, |t| t as i32)),
             libc::IP_RECVERR => put(out, o.recverr as i32),
+            libc::IP_RECVOPTS | libc::IP_RETOPTS => put(out, o.recvopts as i32),
             libc::IP_MTU_DISCOVER => put(out, o.mtu_discover),
             libc::IP_FREEBIND => put(out, o.freebind as i32),
             libc::IP_BIND_ADDRESS_NO_PORT => put(out, o.bind_no_port as i32),
