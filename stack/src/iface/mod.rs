@@ -100,9 +100,26 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// `lo` holds 127.0.0.1/8 and ::1 besides a host route per eth0 address, within
-/// smoltcp's compile-time limit (`SMOLTCP_IFACE_MAX_ADDR_COUNT` = 8).
-pub const MAX_ETH_ADDRS: usize = 6;
+/// `lo` holds 127.0.0.1/8 and ::1 besides a host route per eth0 address, and eth0
+/// its link-local address besides these, within smoltcp's compile-time limit
+/// (`SMOLTCP_IFACE_MAX_ADDR_COUNT` = 16).
+pub const MAX_ETH_ADDRS: usize = 12;
+
+/// The link-local IPv6 address Linux gives an Ethernet interface: fe80::/64 with
+/// the modified EUI-64 of its MAC (RFC 4291 appendix A).
+pub fn link_local(mac: EthernetAddress) -> Ipv6Address {
+    let m = mac.0;
+    Ipv6Address::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([m[0] ^ 0x02, m[1]]),
+        u16::from_be_bytes([m[2], 0xff]),
+        u16::from_be_bytes([0xfe, m[3]]),
+        u16::from_be_bytes([m[4], m[5]]),
+    )
+}
 
 /// One smoltcp interface and the sockets it polls.
 pub struct NetIf {
@@ -161,10 +178,18 @@ impl Interfaces {
     ) -> Result<Interfaces, ConfigError> {
         let mut eth_addrs = Vec::new();
         let mut eth_gateways = Vec::new();
+        let mut mac = None;
         if let Some((_, cfg)) = &eth {
             validate(cfg)?;
             eth_addrs = cfg.addrs.clone();
             eth_gateways = cfg.gateways.clone();
+            // Like Linux, every Ethernet interface has a link-local IPv6 address.
+            let m = cfg.mac.unwrap_or_else(random_mac);
+            let ll = IpCidr::new(link_local(m).into(), 64);
+            if !eth_addrs.contains(&ll) {
+                eth_addrs.push(ll);
+            }
+            mac = Some(m);
         }
 
         let mut lo_cfg = Config::new(HardwareAddress::Ip);
@@ -204,13 +229,13 @@ impl Interfaces {
         }];
 
         if let Some((dev, cfg)) = eth {
-            let mac = cfg.mac.unwrap_or_else(random_mac);
+            let mac = mac.unwrap_or_else(random_mac);
             let mut c = Config::new(HardwareAddress::Ethernet(mac));
             c.random_seed = random_u64();
             let mtu = dev.capabilities().ip_mtu();
             let mut iface = Interface::new(c, dev, now);
             iface.update_ip_addrs(|a| {
-                for c in &cfg.addrs {
+                for c in &eth_addrs {
                     let _ = a.push(*c);
                 }
             });
@@ -412,6 +437,25 @@ mod tests {
     }
 
     #[test]
+    fn link_local_from_mac() {
+        let mac = EthernetAddress([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+        assert_eq!(
+            link_local(mac),
+            "fe80::5054:ff:fe12:3456".parse::<Ipv6Address>().unwrap()
+        );
+        let n = ifs(&["10.1.0.2/24"], &[]).unwrap();
+        let ll = n
+            .eth_addrs()
+            .iter()
+            .find(|c| matches!(c.address(), IpAddress::Ipv6(a) if a.is_unicast_link_local()));
+        assert!(ll.is_some(), "eth0 has a link-local address");
+        assert_eq!(
+            n.route(&"fe80::1".parse().unwrap()).map(|r| r.iface),
+            Some(ETH)
+        );
+    }
+
+    #[test]
     fn routes_like_linux() {
         let n = ifs(&["10.1.0.2/24", "fd00::2/64"], &["10.1.0.1"]).unwrap();
         let r = |s: &str| n.route(&s.parse().unwrap());
@@ -479,11 +523,11 @@ mod tests {
             ifs(&["10.0.0.2/24"], &["10.0.0.1", "10.0.0.3"]),
             Err(ConfigError::DuplicateGateway(_))
         ));
-        let many: Vec<String> = (0..7).map(|i| format!("10.0.{i}.2/24")).collect();
+        let many: Vec<String> = (0..13).map(|i| format!("10.0.{i}.2/24")).collect();
         let many: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
         assert_eq!(
             ifs(&many, &[]).err(),
-            Some(ConfigError::TooManyAddresses(7))
+            Some(ConfigError::TooManyAddresses(13))
         );
         assert!(ifs(&["fd00::2/64"], &["fe80::1"]).is_ok());
     }
