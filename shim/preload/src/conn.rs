@@ -158,9 +158,18 @@ fn exchange(
     send_fd: Option<c_int>,
     rx_flags: c_int,
 ) -> Result<Response, c_int> {
-    let mut buf = [0u8; MAX_MESSAGE];
+    let mut small = [0u8; MAX_MESSAGE];
+    let mut big;
+    let buf: &mut [u8] = match req {
+        // A datagram does not fit the usual buffer (nor a thread's stack).
+        Request::SendTo { payload, .. } => {
+            big = vec![0u8; payload.len() + 1024];
+            &mut big
+        }
+        _ => &mut small,
+    };
     c.seq = c.seq.wrapping_add(1);
-    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, &mut buf)
+    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, buf)
         .map_err(|_| libc::EINVAL)?;
     sys::send_with_fd(c.fd, &buf[..n], send_fd)?;
     let mut rbuf = [0u8; MAX_MESSAGE];

@@ -11,7 +11,7 @@
 use super::service;
 use crate::stack::Stack;
 use crate::sys;
-use netcell_proto::{self as proto, DecodeError, MAX_MESSAGE, Reply};
+use netcell_proto::{self as proto, DecodeError, MAX_MESSAGE, MAX_REQUEST, Reply};
 use smoltcp::phy::Device;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -55,7 +55,7 @@ impl ControlServer {
             listener,
             path: path.to_path_buf(),
             conns: Vec::new(),
-            rx: vec![0u8; MAX_MESSAGE + 1].into_boxed_slice(),
+            rx: vec![0u8; MAX_REQUEST + 1].into_boxed_slice(),
             tx: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
             new: Vec::new(),
         })
@@ -144,7 +144,7 @@ impl ControlServer {
                 return ConnEvent::Closed;
             }
             let msg = &self.rx[..got.len];
-            let outcome = if got.truncated || got.len > MAX_MESSAGE {
+            let outcome = if got.truncated || got.len > MAX_REQUEST {
                 Err((
                     DecodeError::TooLong(got.len),
                     proto::peek_request_header(msg),
