@@ -48,8 +48,10 @@ impl RuntimeDir {
                 .unwrap_or_else(std::env::temp_dir),
         };
         let path = base.join(format!("netcell-{name}-{}", std::process::id()));
+        // Traversable by all (programs in the container may change their user),
+        // listable by nobody else; the control server checks who connects.
         std::fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(0o711)
             .create(&path)
             .map_err(|e| {
                 format!(

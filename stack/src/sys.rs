@@ -347,6 +347,12 @@ pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
     cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(|_| ())
 }
 
+/// The effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
 /// Raises `RLIMIT_NOFILE`'s soft limit to its hard limit: the stack holds one fd per
 /// socket of every process in the container. Returns the new soft limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {

@@ -30,6 +30,7 @@ struct Conn {
 /// The listening control socket and its connections.
 pub struct ControlServer {
     listener: OwnedFd,
+    owner_uid: u32,
     path: PathBuf,
     conns: Vec<Option<Conn>>,
     rx: Box<[u8]>,
@@ -51,8 +52,11 @@ impl ControlServer {
     /// Listens at `path` (which must not exist).
     pub fn bind(path: &Path) -> io::Result<ControlServer> {
         let listener = sys::seqpacket_listener(path)?;
+        // Connectable by every user; `allowed` decides who is served.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         Ok(ControlServer {
             listener,
+            owner_uid: sys::euid(),
             path: path.to_path_buf(),
             conns: Vec::new(),
             rx: vec![0u8; MAX_REQUEST + 1].into_boxed_slice(),
@@ -76,12 +80,30 @@ impl ControlServer {
         self.conns.iter().filter(|c| c.is_some()).count()
     }
 
+    /// Whether a peer may use the stack: a process of the container (a descendant of
+    /// the stack process, which is the container's subreaper), or one of the stack's
+    /// own user. The socket is reachable by everyone (so that container programs that
+    /// drop privileges, such as nginx workers, keep their network); this check is
+    /// what keeps other users' processes out.
+    fn allowed(&self, pid: i32, uid: u32) -> bool {
+        if uid == self.owner_uid || uid == 0 && self.owner_uid == 0 {
+            return true;
+        }
+        is_descendant(pid, std::process::id() as i32)
+    }
+
     /// Accepts every pending connection.
     pub fn accept(&mut self) {
         loop {
             match sys::accept_nb(self.listener.as_fd()) {
                 Ok(fd) => {
-                    let pid = sys::peer_cred(fd.as_fd()).map(|c| c.0).unwrap_or(0);
+                    let (pid, uid) = sys::peer_cred(fd.as_fd()).unwrap_or((0, u32::MAX));
+                    if !self.allowed(pid, uid) {
+                        log::warn!(
+                            "control: refusing pid {pid} (uid {uid}): not a process of this container"
+                        );
+                        continue;
+                    }
                     let conn = Conn {
                         fd,
                         pid,
@@ -241,6 +263,30 @@ impl ControlServer {
             }
         }
     }
+}
+
+/// Whether `pid` descends from `ancestor` (walking `PPid` in `/proc`).
+fn is_descendant(mut pid: i32, ancestor: i32) -> bool {
+    for _ in 0..128 {
+        if pid == ancestor {
+            return true;
+        }
+        if pid <= 1 {
+            return false;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return false;
+        };
+        let Some(ppid) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse().ok())
+        else {
+            return false;
+        };
+        pid = ppid;
+    }
+    false
 }
 
 impl Drop for ControlServer {
