@@ -1,0 +1,690 @@
+//! Socket coverage beyond TCP: UDP, DNS, IPv6, multicast and broadcast, ICMP, and
+//! real event-driven and multi-process servers, inside containers and against
+//! kernel peers in network namespaces the tests create.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(90);
+const KERNEL: &str = "10.88.0.1";
+const CONTAINER: &str = "10.88.0.2";
+
+fn py(script: &str) -> String {
+    programs().join(script).display().to_string()
+}
+
+fn run(c: &mut Command) -> (std::process::ExitStatus, String, String) {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    Proc::spawn(c).wait_output(T)
+}
+
+/// A namespace with `tap0` whose kernel side is 10.88.0.1/24 and fd00::1/64.
+fn tap_ns() -> NetNs {
+    let ns = NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), 1500);
+    let o = ns.sh("ip addr add fd00::1/64 dev tap0 nodad");
+    assert!(o.status.success());
+    ns
+}
+
+fn lines_of(out: &str) -> Vec<&str> {
+    out.lines().map(str::trim).collect()
+}
+
+#[test]
+fn udp_semantics_match_the_kernel() {
+    need("python3");
+    let host = Command::new("python3")
+        .arg(py("udp_semantics.py"))
+        .output()
+        .unwrap();
+    assert!(
+        host.status.success(),
+        "{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let (st, out, err) =
+        run(Command::new(netcell()).args(["run", "--", "python3", &py("udp_semantics.py")]));
+    assert!(st.success(), "{err}");
+    // FIONREAD = next datagram, MSG_PEEK, truncation, MSG_TRUNC, ECONNREFUSED from an
+    // ICMP port unreachable, SO_REUSEADDR, EACCES for broadcast, EMSGSIZE,
+    // IP_PKTINFO, v4-mapped sources, EAGAIN: all as the kernel says.
+    assert_eq!(out, String::from_utf8_lossy(&host.stdout), "stderr: {err}");
+    assert!(out.contains("fionread 5") && out.contains("connected to closed port ECONNREFUSED"));
+}
+
+#[test]
+fn dns_goes_through_the_stack_over_udp_and_tcp() {
+    require_root!();
+    for p in [
+        "dnsmasq", "dig", "host", "getent", "tcpdump", "curl", "python3",
+    ] {
+        need(p);
+    }
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    let log = dir.path("dnsmasq.log");
+    let mut d = ns.cmd("dnsmasq");
+    d.args([
+        "-k",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--listen-address",
+        KERNEL,
+        "--pid-file=",
+        "--user=root",
+        "--local=/test/",
+    ])
+    .args([
+        "--host-record=web.test,10.88.0.80,fd00::80",
+        "--cname=alias.test,web.test",
+        "--log-queries",
+    ])
+    .arg(format!("--log-facility={}", log.display()))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _dnsmasq = Proc::spawn(&mut d);
+    wait_for(T, "dnsmasq", || {
+        ns.sh(&format!("dig +short +time=1 +tries=1 @{KERNEL} web.test"))
+            .stdout
+            .starts_with(b"10.88.0.80")
+            .then_some(())
+    });
+    let mut k = ns.cmd("python3");
+    k.args(["-m", "http.server", "8000", "--bind", KERNEL])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _web = Proc::spawn(&mut k);
+
+    let script = r#"
+echo "getent-hosts $(getent hosts web.test)"
+echo "getent-ahosts $(getent ahosts alias.test | head -1)"
+echo "getent-added $(getent hosts kernel.test)"
+echo "getent-etc-hosts $(getent hosts localhost | head -1)"
+python3 -c 'import socket; print("py-gai", socket.getaddrinfo("web.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]); print("py-ghbn", socket.gethostbyname("alias.test")); print("py-reverse", socket.gethostbyaddr("10.88.0.80")[0]); print("py-v6", socket.getaddrinfo("web.test", 80, socket.AF_INET6)[0][4][0])'
+python3 -c 'import socket
+try: socket.getaddrinfo("missing.test", 80)
+except socket.gaierror as e: print("py-nxdomain", e.errno)'
+echo "dig-udp $(dig +short +time=2 +tries=1 @10.88.0.1 web.test)"
+echo "dig-tcp $(dig +short +tcp +time=2 +tries=1 @10.88.0.1 web.test AAAA)"
+echo "host $(host -W 2 -t A web.test 10.88.0.1 | tail -1)"
+echo "curl-by-name $(curl -s -m 3 -o /dev/null -w '%{http_code}' http://kernel.test:8000/)"
+"#;
+    let cap = dir.path("udp53.txt");
+    let mut td = ns.cmd("tcpdump");
+    td.args(["-i", "tap0", "-nn", "-l", "-U", "port 53"])
+        .stdout(std::fs::File::create(&cap).unwrap())
+        .stderr(Stdio::null());
+    let mut tcpdump = Proc::spawn(&mut td);
+    std::thread::sleep(Duration::from_millis(700));
+    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    let args = [
+        "--dns",
+        KERNEL,
+        "--dns-option",
+        "timeout:2",
+        "--add-host",
+        &format!("kernel.test:{KERNEL}"),
+    ];
+    let c = c_args_before_cmd(&mut c, &args, &["sh", "-c", script]);
+    let (st, out, err) = run(c);
+    assert!(st.success(), "{out}\n{err}");
+    let l = lines_of(&out);
+    for expect in [
+        "getent-hosts fd00::80        web.test",
+        "getent-added 10.88.0.1       kernel.test",
+        "py-gai 10.88.0.80",
+        "py-ghbn 10.88.0.80",
+        "py-reverse web.test",
+        "py-v6 fd00::80",
+        "py-nxdomain -2",
+        "dig-udp 10.88.0.80",
+        "dig-tcp fd00::80",
+        "host web.test has address 10.88.0.80",
+        "curl-by-name 200",
+    ] {
+        assert!(l.contains(&expect), "missing `{expect}` in:\n{out}\n{err}");
+    }
+    assert!(
+        l.iter()
+            .any(|x| x.starts_with("getent-ahosts 10.88.0.80") && x.ends_with("web.test")),
+        "CNAME chain: {out}"
+    );
+    assert!(
+        l.iter().any(|x| x.starts_with("getent-etc-hosts 127.0.0.1")
+            || x.starts_with("getent-etc-hosts ::1")),
+        "/etc/hosts: {out}"
+    );
+
+    // The same lookups with `options use-vc`: over TCP.
+    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    let c = c_args_before_cmd(
+        &mut c,
+        &["--dns", KERNEL, "--dns-option", "use-vc"],
+        &["getent", "ahosts", "web.test"],
+    );
+    let (st, out, err) = run(c);
+    assert!(st.success() && out.contains("10.88.0.80"), "{out} {err}");
+    std::thread::sleep(Duration::from_millis(300));
+    tcpdump.stop();
+    let cap = std::fs::read_to_string(&cap).unwrap();
+    assert!(
+        cap.lines()
+            .any(|l| l.contains("10.88.0.2.") && l.contains("UDP")
+                || l.contains("10.88.0.2.") && l.contains(" A? ")),
+        "no UDP query on the TAP:\n{cap}"
+    );
+    assert!(
+        cap.lines()
+            .any(|l| l.contains("10.88.0.2.") && l.contains("> 10.88.0.1.53: Flags [S]")),
+        "no TCP query on the TAP:\n{cap}"
+    );
+    // Every query came over the TAP with the container's address.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("from 10.88.0.2"), "{log}");
+}
+
+/// Inserts netcell options before the `--` that `NetNs::netcell` ends with.
+fn c_args_before_cmd<'a>(c: &'a mut Command, opts: &[&str], cmd: &[&str]) -> &'a mut Command {
+    let mut args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let prog = c.get_program().to_owned();
+    let dd = args.iter().rposition(|a| a == "--").expect("ends with --");
+    for (i, o) in opts.iter().enumerate() {
+        args.insert(dd + i, o.to_string());
+    }
+    args.extend(cmd.iter().map(|s| s.to_string()));
+    let mut n = Command::new(prog);
+    n.args(args)
+        .env_remove("LD_PRELOAD")
+        .env_remove("NETCELL_CONTROL");
+    *c = n;
+    c
+}
+
+#[test]
+fn recvfrom_reports_the_true_source_address() {
+    require_root!();
+    need("python3");
+    let ns = tap_ns();
+    // The kernel-side server answers from another socket (port 7001), as some
+    // servers do; glibc's resolver rejects answers from the wrong address, so the
+    // container must see the real source.
+    let server = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('{KERNEL}',7000))\nr=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); r.bind(('{KERNEL}',7001))\nwhile True:\n  d,a=s.recvfrom(100); r.sendto(d.upper()+b' '+a[0].encode(), a)\n"
+    );
+    let mut k = ns.cmd("python3");
+    k.args(["-c", &server])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _k = Proc::spawn(&mut k);
+    std::thread::sleep(Duration::from_millis(500));
+    let client = format!(
+        "import socket\nc=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); c.settimeout(5)\nc.sendto(b'ping', ('{KERNEL}',7000))\nd,src=c.recvfrom(100)\nprint(d.decode(), src)\n"
+    );
+    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    c.args(["python3", "-c", &client]);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{err}");
+    assert_eq!(out.trim(), format!("PING {CONTAINER} ('{KERNEL}', 7001)"));
+}
+
+#[test]
+fn multicast_and_broadcast_reach_every_member_on_the_segment() {
+    require_root!();
+    need("python3");
+    let ns = NetNs::new();
+    let setup = format!(
+        "ip link add br0 type bridge && ip addr add {KERNEL}/24 dev br0 && ip addr add fd00::1/64 dev br0 nodad && ip link set br0 up \
+         && for t in tap0 tap1; do ip tuntap add dev $t mode tap && ip link set $t master br0 && ip link set $t up; done \
+         && ip route add default dev br0 && ip -6 route add ff05::/16 dev br0"
+    );
+    let o = ns.sh(&setup);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = Scratch::new();
+    let mut procs = Vec::new();
+    for (tap, addr, name) in [("tap0", "10.88.0.2", "a"), ("tap1", "10.88.0.3", "b")] {
+        let ready4 = dir.path(&format!("{name}4"));
+        let ready6 = dir.path(&format!("{name}6"));
+        // An IPv4 group and broadcasts, and an IPv6 group; container b also sends
+        // to the IPv4 group once both are listening.
+        let send = if name == "b" {
+            format!(
+                "while [ ! -e {} ]; do sleep 0.05; done; python3 {} 239.1.1.1 5000 from-b",
+                dir.path("a4").display(),
+                py("udp_send.py")
+            )
+        } else {
+            "true".to_string()
+        };
+        let script = format!(
+            "python3 {r} 239.1.1.1 5000 5001 4 {r4} > {d}/{name}.v4 2>&1 & python3 {r} ff05::1:3 5002 5003 1 {r6} > {d}/{name}.v6 2>&1 & {send}; wait",
+            r = py("mcast_recv.py"),
+            r4 = ready4.display(),
+            r6 = ready6.display(),
+            d = dir.0.display(),
+        );
+        let mut c = ns.cmd(netcell());
+        c.args([
+            "run",
+            "--tap",
+            tap,
+            "--addr",
+            &format!("{addr}/24"),
+            "--addr",
+            &format!("fd00::{}/64", if name == "a" { 2 } else { 3 }),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        procs.push((
+            name,
+            Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::piped())),
+        ));
+    }
+    for n in ["a4", "b4", "a6", "b6"] {
+        wait_for(T, "receivers", || dir.path(n).exists().then_some(()));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // IGMP/MLD reports reach the bridge
+    let send = |args: &[&str]| {
+        let o = ns
+            .cmd("python3")
+            .arg(py("udp_send.py"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    send(&["239.1.1.1", "5000", "from-kernel", "--if", KERNEL]);
+    send(&["10.88.0.255", "5001", "subnet-broadcast", "--broadcast"]);
+    send(&[
+        "255.255.255.255",
+        "5001",
+        "limited-broadcast",
+        "--broadcast",
+    ]);
+    send(&["ff05::1:3", "5002", "v6-from-kernel"]);
+    for (name, p) in procs {
+        let (st, _, err) = p.wait_output(T);
+        assert!(st.success(), "{name}: {err}");
+        let v4 = std::fs::read_to_string(dir.path(&format!("{name}.v4"))).unwrap();
+        let v6 = std::fs::read_to_string(dir.path(&format!("{name}.v6"))).unwrap();
+        for expect in [
+            "mcast from-kernel 10.88.0.1",
+            "bcast subnet-broadcast 10.88.0.1",
+            "bcast limited-broadcast 10.88.0.1",
+            "mcast from-b 10.88.0.3",
+        ] {
+            assert!(
+                v4.lines().any(|l| l == expect),
+                "container {name} lacks `{expect}`:\n{v4}"
+            );
+        }
+        assert!(
+            v6.lines()
+                .any(|l| l.starts_with("mcast v6-from-kernel fd00::1")
+                    || l.starts_with("mcast v6-from-kernel fe80::")),
+            "container {name} IPv6: {v6}"
+        );
+    }
+    // The containers announced their groups (IGMP) on their TAPs.
+    let o = ns.sh("ip maddr show dev br0; bridge mdb show");
+    let _ = o;
+}
+
+#[test]
+fn ipv6_dual_stack_server_and_link_local() {
+    require_root!();
+    need("curl");
+    need("python3");
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    std::fs::write(dir.path("f"), "dual").unwrap();
+    let log = std::fs::File::create(dir.path("log")).unwrap();
+    let mut c = ns.cmd(netcell());
+    c.args([
+        "run",
+        "--tap",
+        "tap0",
+        "--addr",
+        &format!("{CONTAINER}/24"),
+        "--addr",
+        "fd00::2/64",
+        "--mac",
+        "52:54:00:12:34:56",
+        "--",
+    ])
+    .args([
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+        "--bind",
+        "::",
+        "--directory",
+    ])
+    .arg(&dir.0)
+    .stdout(Stdio::null())
+    .stderr(log);
+    let _server = Proc::spawn(&mut c);
+    for url in [
+        format!("http://{CONTAINER}:8080/f"),
+        "http://[fd00::2]:8080/f".to_string(),
+        "http://[fe80::5054:ff:fe12:3456%tap0]:8080/f".to_string(),
+    ] {
+        let body = wait_for(T, "the dual-stack server", || {
+            let o = ns
+                .cmd("curl")
+                .args(["-s", "-m", "2", &url])
+                .output()
+                .unwrap();
+            o.status
+                .success()
+                .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        });
+        assert_eq!(body, "dual", "{url}");
+    }
+    let log = std::fs::read_to_string(dir.path("log")).unwrap();
+    assert!(
+        log.contains("::ffff:10.88.0.1 - -"),
+        "IPv4 client seen as v4-mapped: {log}"
+    );
+    assert!(log.contains("fd00::1 - -"), "IPv6 client: {log}");
+    // (The kernel side's source for the link-local request is its own link-local
+    // address, or fd00::1 while that is still in duplicate address detection.)
+}
+
+#[test]
+fn ping_works_without_raw_socket_privileges() {
+    require_root!();
+    need("ping");
+    let ns = tap_ns();
+    let script = format!(
+        "ping -c 1 -W 2 127.0.0.1 && ping -6 -c 1 -W 2 ::1 && ping -c 1 -W 2 {CONTAINER} && ping -c 2 -i 0.2 -W 2 {KERNEL} && sleep 1.5 && ping -6 -c 2 -i 0.2 -W 2 fd00::1"
+    );
+    let mut c = ns.cmd(netcell());
+    c.args([
+        "run",
+        "--tap",
+        "tap0",
+        "--addr",
+        &format!("{CONTAINER}/24"),
+        "--addr",
+        "fd00::2/64",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(out.matches(" 0% packet loss").count(), 5, "{out}");
+    assert!(!err.contains("WARNING"), "ping complained: {err}");
+}
+
+#[test]
+fn ping_from_the_kernel_side_is_answered() {
+    require_root!();
+    need("ping");
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    let flag = dir.path("up");
+    let mut c = ns.cmd(netcell());
+    c.args([
+        "run",
+        "--tap",
+        "tap0",
+        "--addr",
+        &format!("{CONTAINER}/24"),
+        "--addr",
+        "fd00::2/64",
+        "--",
+        "sh",
+        "-c",
+        &format!("touch {}; sleep 8", flag.display()),
+    ]);
+    let _c = Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::null()));
+    wait_for(T, "the container", || flag.exists().then_some(()));
+    let o = ns
+        .cmd("ping")
+        .args(["-c", "2", "-i", "0.2", "-W", "2", CONTAINER])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    std::thread::sleep(Duration::from_millis(1500)); // the kernel's IPv6 address leaves DAD
+    let o = ns
+        .cmd("ping")
+        .args(["-6", "-c", "2", "-i", "0.2", "-W", "2", "fd00::2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+fn nginx_conf(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("html")).unwrap();
+    std::fs::write(dir.join("html/index.html"), "hello from nginx\n").unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "worker_processes 2; pid {d}/nginx.pid; error_log {d}/error.log info; events {{ worker_connections 256; }}\n\
+             http {{ access_log {d}/access.log; client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;\n\
+             server {{ listen 8080; listen [::]:8080; root {d}/html; }} }}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn nginx_master_and_workers_serve_inside_and_to_the_kernel_side() {
+    require_root!();
+    need("nginx");
+    need("curl");
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    nginx_conf(&dir.0);
+    let d = dir.0.display().to_string();
+    let script = format!(
+        "nginx -p {d} -c {d}/nginx.conf -g 'daemon off;' & for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.05; done; \
+         for i in 1 2 3 4 5 6 7 8; do curl -s http://127.0.0.1:8080/; done | sort | uniq -c; curl -s 'http://[::1]:8080/'; \
+         ps -o user= -C nginx | sort | uniq -c; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill -QUIT $(cat {d}/nginx.pid); wait"
+    );
+    let mut c = ns.cmd(netcell());
+    c.args([
+        "run",
+        "--tap",
+        "tap0",
+        "--addr",
+        &format!("{CONTAINER}/24"),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let p = Proc::spawn(&mut c);
+    wait_for(T, "nginx", || dir.path("READY").exists().then_some(()));
+    for _ in 0..4 {
+        let o = ns
+            .cmd("curl")
+            .args(["-s", "-m", "3", &format!("http://{CONTAINER}:8080/")])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "hello from nginx\n",
+            "kernel side"
+        );
+    }
+    std::fs::write(dir.path("DONE"), "").unwrap();
+    let (st, out, err) = p.wait_output(T);
+    assert!(st.success(), "{out}\n{err}");
+    assert!(
+        out.contains("      8 hello from nginx"),
+        "8 requests inside: {out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("hello from nginx"))
+            .count()
+            >= 2,
+        "IPv6 too: {out}"
+    );
+    // A root master and two workers that dropped privileges, all on one listener.
+    assert!(
+        out.contains("      1 root") && out.contains("      2 nobody"),
+        "{out}"
+    );
+    let access = std::fs::read_to_string(dir.path("access.log")).unwrap();
+    assert!(
+        access.contains(&format!("{KERNEL} - -")) && access.contains("127.0.0.1 - -"),
+        "{access}"
+    );
+}
+
+#[test]
+fn redis_server_cli_and_benchmark() {
+    need("redis-server");
+    need("redis-benchmark");
+    let script = "redis-server --port 6390 --save '' --appendonly no >/dev/null 2>&1 & \
+                  for i in $(seq 100); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.05; done; \
+                  redis-cli -p 6390 set key netcell; redis-cli -p 6390 get key; \
+                  redis-benchmark -p 6390 -q -n 5000 -c 10 -t set,get --csv; redis-cli -p 6390 shutdown nosave >/dev/null 2>&1; wait";
+    let (st, out, err) = run(Command::new(netcell()).args(["run", "--", "sh", "-c", script]));
+    assert!(st.success(), "{err}");
+    assert!(out.contains("OK\nnetcell\n"), "{out}");
+    for t in ["\"SET\"", "\"GET\""] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(t))
+            .unwrap_or_else(|| panic!("no {t} in {out}"));
+        let rps: f64 = line
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .trim_matches('"')
+            .parse()
+            .unwrap();
+        assert!(rps > 1000.0, "{line}");
+    }
+}
+
+#[test]
+fn asyncio_server_reached_from_inside_and_from_the_kernel_side() {
+    require_root!();
+    need("python3");
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    let server = format!(
+        "import asyncio\nasync def h(r,w):\n  w.write((await r.readline()).upper()); await w.drain(); w.close()\n\
+         async def main():\n  s = await asyncio.start_server(h, '0.0.0.0', 9000)\n  open('{}','w').close()\n  await asyncio.sleep(20)\nasyncio.run(main())\n",
+        dir.path("up").display()
+    );
+    let client = "import asyncio\nasync def m():\n  r,w = await asyncio.open_connection('127.0.0.1', 9000)\n  w.write(b'inside\\n'); await w.drain(); print((await r.readline()).decode().strip())\nasyncio.run(m())";
+    let script = format!(
+        "python3 -c \"$SRV\" & while [ ! -e {} ]; do sleep 0.05; done; python3 -c \"$CLI\"; sleep 2",
+        dir.path("up").display()
+    );
+    let mut c = ns.cmd(netcell());
+    c.args([
+        "run",
+        "--tap",
+        "tap0",
+        "--addr",
+        &format!("{CONTAINER}/24"),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .env("SRV", &server)
+    .env("CLI", client);
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let p = Proc::spawn(&mut c);
+    wait_for(T, "the asyncio server", || {
+        dir.path("up").exists().then_some(())
+    });
+    let o = ns.sh(&format!("printf 'kernel\\n' | timeout 5 python3 -c \"import socket; s=socket.create_connection(('{CONTAINER}',9000)); s.sendall(b'kernel\\\\n'); print(s.makefile().readline().strip())\""));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "KERNEL",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (_, out, err) = p.wait_output(T);
+    assert!(out.contains("INSIDE"), "{out} {err}");
+}
+
+#[test]
+fn iperf3_tcp_and_udp_to_and_from_the_container() {
+    require_root!();
+    need("iperf3");
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    let flag = dir.path("up");
+    let mut c = ns.cmd(netcell());
+    c.args([
+        "run",
+        "--tap",
+        "tap0",
+        "--addr",
+        &format!("{CONTAINER}/24"),
+        "--",
+        "sh",
+        "-c",
+        &format!(
+            "iperf3 -s -p 5201 & sleep 0.5; touch {}; wait",
+            flag.display()
+        ),
+    ]);
+    let _server = Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::null()));
+    wait_for(T, "iperf3 in the container", || flag.exists().then_some(()));
+    for args in [
+        vec!["-t", "1"],
+        vec!["-t", "1", "-R"],
+        vec!["-t", "1", "-u", "-b", "50M"],
+        vec!["-t", "1", "-u", "-b", "50M", "-R"],
+    ] {
+        let o = ns
+            .cmd("iperf3")
+            .args(["-c", CONTAINER, "-p", "5201", "-J"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{args:?}: {out}");
+        let bps = bits_per_second(&out);
+        assert!(bps > 1e6, "{args:?}: {bps} bit/s");
+    }
+    // And iperf3 UDP entirely inside one container.
+    let (st, out, err) = run(Command::new(netcell()).args(["run", "--", "sh", "-c", "iperf3 -s -1 -p 5202 >/dev/null 2>&1 & sleep 0.5; iperf3 -c 127.0.0.1 -p 5202 -u -b 100M -t 1 | tail -4"]));
+    assert!(st.success() && out.contains("receiver"), "{out} {err}");
+}
+
+/// Throughput from an iperf3 JSON report (received, for TCP; the sum, for UDP).
+fn bits_per_second(json: &str) -> f64 {
+    let code = "import json,sys; e=json.load(sys.stdin)['end']; print((e.get('sum_received') or e['sum'])['bits_per_second'])";
+    let mut p = Command::new("python3")
+        .args(["-c", code])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    p.stdin.take().unwrap().write_all(json.as_bytes()).unwrap();
+    let o = p.wait_with_output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0)
+}
