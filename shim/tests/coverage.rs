@@ -649,11 +649,12 @@ fn iperf3_tcp_and_udp_to_and_from_the_container() {
     ]);
     let _server = Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::null()));
     wait_for(T, "iperf3 in the container", || flag.exists().then_some(()));
+    // Two cores shared with the other tests: the floor says "it flows", not "fast".
     for args in [
-        vec!["-t", "1"],
-        vec!["-t", "1", "-R"],
-        vec!["-t", "1", "-u", "-b", "50M"],
-        vec!["-t", "1", "-u", "-b", "50M", "-R"],
+        vec!["-t", "2"],
+        vec!["-t", "2", "-R"],
+        vec!["-t", "2", "-u", "-b", "20M"],
+        vec!["-t", "2", "-u", "-b", "20M", "-R"],
     ] {
         let o = ns
             .cmd("iperf3")
@@ -664,7 +665,7 @@ fn iperf3_tcp_and_udp_to_and_from_the_container() {
         let out = String::from_utf8_lossy(&o.stdout);
         assert!(o.status.success(), "{args:?}: {out}");
         let bps = bits_per_second(&out);
-        assert!(bps > 1e6, "{args:?}: {bps} bit/s");
+        assert!(bps > 1e5, "{args:?}: {bps} bit/s\n{out}");
     }
     // And iperf3 UDP entirely inside one container.
     let (st, out, err) = run(Command::new(netcell()).args(["run", "--", "sh", "-c", "iperf3 -s -1 -p 5202 >/dev/null 2>&1 & sleep 0.5; iperf3 -c 127.0.0.1 -p 5202 -u -b 100M -t 1 | tail -4"]));

@@ -82,129 +82,127 @@ pub unsafe fn recv(
 ) -> Result<Option<Received>, c_int> {
     let want_origin = !name.is_null() || (!control.0.is_null() && control.1 > 0);
     let capacity: usize = iov.iter().map(|v| v.iov_len).sum();
-    loop {
-        let mut cm = Cmsg([0; 64]);
-        // SAFETY: plain data.
-        let mut m: msghdr = unsafe { zeroed() };
-        m.msg_iov = iov.as_ptr() as *mut iovec;
-        m.msg_iovlen = iov.len();
-        m.msg_control = cm.0.as_mut_ptr().cast();
-        m.msg_controllen = cm.0.len();
-        let f = flags | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC;
-        // SAFETY: `m` points at valid buffers.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_recvmsg,
-                fd as libc::c_long,
-                &mut m as *mut msghdr as libc::c_long,
-                f as libc::c_long,
-            )
+    let mut cm = Cmsg([0; 64]);
+    // SAFETY: plain data.
+    let mut m: msghdr = unsafe { zeroed() };
+    m.msg_iov = iov.as_ptr() as *mut iovec;
+    m.msg_iovlen = iov.len();
+    m.msg_control = cm.0.as_mut_ptr().cast();
+    m.msg_controllen = cm.0.len();
+    let f = flags | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC;
+    // SAFETY: `m` points at valid buffers.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_recvmsg,
+            fd as libc::c_long,
+            &mut m as *mut msghdr as libc::c_long,
+            f as libc::c_long,
+        )
+    };
+    if r < 0 {
+        let e = sys::errno();
+        if e == libc::ENOTSOCK {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    let full = r as usize;
+    if let Some(marker) = marker_fd(&m) {
+        sys::close(marker);
+        let mut e = [0u8; 4];
+        // SAFETY: the kernel wrote min(full, capacity) bytes into iov.
+        let n = unsafe { gather(iov, full.min(4).min(capacity), &mut e) };
+        if flags & libc::MSG_PEEK != 0 {
+            // Consume the marker: an error is reported once.
+            let mut sink = [0u8; 8];
+            let mut sv = [iovec {
+                iov_base: sink.as_mut_ptr().cast(),
+                iov_len: sink.len(),
+            }];
+            let mut cm2 = Cmsg([0; 64]);
+            // SAFETY: plain data.
+            let mut m2: msghdr = unsafe { zeroed() };
+            m2.msg_iov = sv.as_mut_ptr();
+            m2.msg_iovlen = 1;
+            m2.msg_control = cm2.0.as_mut_ptr().cast();
+            m2.msg_controllen = cm2.0.len();
+            // SAFETY: valid buffers.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_recvmsg,
+                    fd as libc::c_long,
+                    &mut m2 as *mut msghdr as libc::c_long,
+                    (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as libc::c_long,
+                )
+            };
+            if let Some(f2) = marker_fd(&m2) {
+                sys::close(f2);
+            }
+        }
+        let errno = if n == 4 {
+            c_int::from_ne_bytes(e)
+        } else {
+            libc::ECONNREFUSED
         };
-        if r < 0 {
-            let e = sys::errno();
-            if e == libc::ENOTSOCK {
-                return Ok(None);
-            }
-            return Err(e);
-        }
-        let full = r as usize;
-        if let Some(marker) = marker_fd(&m) {
-            sys::close(marker);
-            let mut e = [0u8; 4];
-            // SAFETY: the kernel wrote min(full, capacity) bytes into iov.
-            let n = unsafe { gather(iov, full.min(4).min(capacity), &mut e) };
-            if flags & libc::MSG_PEEK != 0 {
-                // Consume the marker: an error is reported once.
-                let mut sink = [0u8; 8];
-                let mut sv = [iovec {
-                    iov_base: sink.as_mut_ptr().cast(),
-                    iov_len: sink.len(),
-                }];
-                let mut cm2 = Cmsg([0; 64]);
-                // SAFETY: plain data.
-                let mut m2: msghdr = unsafe { zeroed() };
-                m2.msg_iov = sv.as_mut_ptr();
-                m2.msg_iovlen = 1;
-                m2.msg_control = cm2.0.as_mut_ptr().cast();
-                m2.msg_controllen = cm2.0.len();
-                // SAFETY: valid buffers.
-                unsafe {
-                    libc::syscall(
-                        libc::SYS_recvmsg,
-                        fd as libc::c_long,
-                        &mut m2 as *mut msghdr as libc::c_long,
-                        (libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as libc::c_long,
-                    )
-                };
-                if let Some(f2) = marker_fd(&m2) {
-                    sys::close(f2);
-                }
-            }
-            let errno = if n == 4 {
-                c_int::from_ne_bytes(e)
-            } else {
-                libc::ECONNREFUSED
-            };
-            return Err(if errno > 0 { errno } else { libc::ECONNREFUSED });
-        }
-        let copied = full.min(capacity);
-        let mut out_flags = if full > capacity { libc::MSG_TRUNC } else { 0 };
-        let mut control_len = 0;
-        if want_origin {
-            let mut prefix = [0u8; 16];
-            // SAFETY: the kernel wrote `copied` bytes into iov.
-            let plen = unsafe { gather(iov, copied.min(16), &mut prefix) };
-            let ino = sys::socket_inode(fd).unwrap_or(0);
-            let req = Request::Origin {
-                len: full as u32,
-                peek: flags & libc::MSG_PEEK != 0,
-                prefix: &prefix[..plen],
-            };
-            match conn::call(ino, &req, None) {
-                Ok(resp) if resp.errno == 0 && resp.value == 1 => {
-                    let d = resp.data();
-                    let sl = d.first().copied().unwrap_or(0) as usize;
-                    if d.len() > sl {
-                        // SAFETY: the caller's address buffer.
-                        unsafe { put_addr(name, namelen, &d[1..1 + sl]) };
-                        let cmsgs = &d[1 + sl..];
-                        if !control.0.is_null() && control.1 > 0 {
-                            control_len = cmsgs.len().min(control.1);
-                            // SAFETY: the caller's control buffer holds control.1 bytes.
-                            unsafe {
-                                std::ptr::copy_nonoverlapping(
-                                    cmsgs.as_ptr(),
-                                    control.0.cast::<u8>(),
-                                    control_len,
-                                )
-                            };
-                            if control_len < cmsgs.len() {
-                                out_flags |= libc::MSG_CTRUNC;
-                            }
+        return Err(if errno > 0 { errno } else { libc::ECONNREFUSED });
+    }
+    let copied = full.min(capacity);
+    let mut out_flags = if full > capacity { libc::MSG_TRUNC } else { 0 };
+    let mut control_len = 0;
+    if want_origin {
+        let mut prefix = [0u8; 16];
+        // SAFETY: the kernel wrote `copied` bytes into iov.
+        let plen = unsafe { gather(iov, copied.min(16), &mut prefix) };
+        let ino = sys::socket_inode(fd).unwrap_or(0);
+        let req = Request::Origin {
+            len: full as u32,
+            peek: flags & libc::MSG_PEEK != 0,
+            prefix: &prefix[..plen],
+        };
+        match conn::call(ino, &req, None) {
+            Ok(resp) if resp.errno == 0 && resp.value == 1 => {
+                let d = resp.data();
+                let sl = d.first().copied().unwrap_or(0) as usize;
+                if d.len() > sl {
+                    // SAFETY: the caller's address buffer.
+                    unsafe { put_addr(name, namelen, &d[1..1 + sl]) };
+                    let cmsgs = &d[1 + sl..];
+                    if !control.0.is_null() && control.1 > 0 {
+                        control_len = cmsgs.len().min(control.1);
+                        // SAFETY: the caller's control buffer holds control.1 bytes.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                cmsgs.as_ptr(),
+                                control.0.cast::<u8>(),
+                                control_len,
+                            )
+                        };
+                        if control_len < cmsgs.len() {
+                            out_flags |= libc::MSG_CTRUNC;
                         }
                     }
                 }
-                _ => {
-                    // Origin unknown (cannot happen unless the stack lost track):
-                    // report no address rather than a wrong one.
-                    if !namelen.is_null() {
-                        // SAFETY: checked non-null.
-                        unsafe { *namelen = 0 };
-                    }
+            }
+            _ => {
+                // Origin unknown (cannot happen unless the stack lost track):
+                // report no address rather than a wrong one.
+                if !namelen.is_null() {
+                    // SAFETY: checked non-null.
+                    unsafe { *namelen = 0 };
                 }
             }
         }
-        let ret = if flags & libc::MSG_TRUNC != 0 {
-            full
-        } else {
-            copied
-        };
-        return Ok(Some(Received {
-            ret: ret as isize,
-            flags: out_flags,
-            control_len,
-        }));
     }
+    let ret = if flags & libc::MSG_TRUNC != 0 {
+        full
+    } else {
+        copied
+    };
+    Ok(Some(Received {
+        ret: ret as isize,
+        flags: out_flags,
+        control_len,
+    }))
 }
 
 /// The first descriptor in a received message's ancillary data, if any (others are

@@ -251,7 +251,7 @@ mod tests {
         let q = query(1, "a.test", TYPE_A).unwrap();
         let mut r = answer(&q, &[]);
         r[7] = 1;
-        r.extend_from_slice(&[0xc0, 12 + 0]); // pointer to the question name: fine
+        r.extend_from_slice(&[0xc0, 12]); // pointer to the question name: fine
         r.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 1, 2, 3, 4]);
         assert!(parse(&r, 1).is_ok());
         let mut looped = r.clone();

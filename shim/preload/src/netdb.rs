@@ -673,10 +673,10 @@ pub unsafe extern "C" fn getnameinfo(
     };
     match resolve::reverse(&ip) {
         Ok(mut name) => {
-            if flags & libc::NI_NOFQDN != 0 {
-                if let Some((first, _)) = name.split_once('.') {
-                    name = first.to_string();
-                }
+            if flags & libc::NI_NOFQDN != 0
+                && let Some((first, _)) = name.split_once('.')
+            {
+                name = first.to_string();
             }
             if name.len() + 1 > hostlen as usize {
                 return libc::EAI_OVERFLOW;

@@ -59,10 +59,9 @@ pub fn parse_resolv_conf(text: &str) -> Config {
                     .next()
                     .and_then(|a| a.split('%').next())
                     .and_then(|a| a.parse::<IpAddr>().ok())
+                    && c.servers.len() < 3
                 {
-                    if c.servers.len() < 3 {
-                        c.servers.push(SocketAddr::new(a, 53));
-                    }
+                    c.servers.push(SocketAddr::new(a, 53));
                 }
             }
             Some("search") => {

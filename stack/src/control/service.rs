@@ -157,10 +157,10 @@ pub fn serve<D: Device>(
             },
         },
         Request::SetSockOpt { level, name, value } => {
-            if let Some((d, inbox)) = stack.sockets.inbox_mut(id) {
-                if let Some(r) = inbox.setsockopt(d, level, name, value) {
-                    return Answer::result(r);
-                }
+            if let Some((d, inbox)) = stack.sockets.inbox_mut(id)
+                && let Some(r) = inbox.setsockopt(d, level, name, value)
+            {
+                return Answer::result(r);
             }
             if kind == Kind::Udp {
                 match stack

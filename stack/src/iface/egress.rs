@@ -107,14 +107,13 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<T> {
             let r = f(buf);
             let off = if medium == Medium::Ethernet { 14 } else { 0 };
             // Only IP frames (an ARP frame never carries metadata).
-            if medium != Medium::Ethernet
+            if (medium != Medium::Ethernet
                 || buf
                     .get(12..14)
-                    .is_some_and(|t| t == [0x08, 0x00] || t == [0x86, 0xdd])
+                    .is_some_and(|t| t == [0x08, 0x00] || t == [0x86, 0xdd]))
+                && let Some(ip) = buf.get_mut(off..)
             {
-                if let Some(ip) = buf.get_mut(off..) {
-                    fields.apply(ip);
-                }
+                fields.apply(ip);
             }
             r
         })

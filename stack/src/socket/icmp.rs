@@ -237,10 +237,7 @@ impl Sockets {
             }
             // Records the program wrote (send/write on a connected socket).
             let mut gone = false;
-            loop {
-                let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) else {
-                    break;
-                };
+            while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {
                 if !si.readable && !si.hup {
                     break;
                 }

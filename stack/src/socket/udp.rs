@@ -491,7 +491,14 @@ impl Sockets {
             let joined = broadcast || self.groups.get(&(iface, dst.ip())).is_some_and(|n| *n > 0);
             if joined {
                 let origin = SocketAddr::new(src, port);
-                self.udp_deliver(ifs, iface, dst.port(), payload, origin, dst.ip(), Some(id));
+                self.udp_deliver(
+                    ifs,
+                    iface,
+                    dst.port(),
+                    payload,
+                    (origin, dst.ip()),
+                    Some(id),
+                );
             }
         }
         Ok(payload.len())
@@ -527,15 +534,15 @@ impl Sockets {
             if !addr_ok {
                 continue;
             }
-            if let Some(c) = u.connected {
-                if c != src {
-                    continue;
-                }
+            if let Some(c) = u.connected
+                && c != src
+            {
+                continue;
             }
-            if let Some(dev) = s.opts.bindtodevice.as_deref() {
-                if ifs.by_name(dev) != Some(iface) {
-                    continue;
-                }
+            if let Some(dev) = s.opts.bindtodevice.as_deref()
+                && ifs.by_name(dev) != Some(iface)
+            {
+                continue;
             }
             if group {
                 if dst.is_multicast()
@@ -589,8 +596,7 @@ impl Sockets {
         iface: IfaceId,
         port: u16,
         data: &[u8],
-        src: SocketAddr,
-        dst: IpAddr,
+        (src, dst): (SocketAddr, IpAddr),
         except: Option<SocketId>,
     ) {
         let mut targets = std::mem::take(&mut self.udp_scratch);
@@ -650,10 +656,7 @@ impl Sockets {
         let keys: Vec<(IfaceId, u16)> = self.udp_eps.keys().copied().collect();
         let mut buf = std::mem::take(&mut self.udp_buf);
         for (iface, port) in keys {
-            loop {
-                let Some(ep) = self.udp_eps.get(&(iface, port)) else {
-                    break;
-                };
+            while let Some(ep) = self.udp_eps.get(&(iface, port)) {
                 let sock = ifs
                     .get_mut(iface)
                     .sockets
@@ -670,7 +673,7 @@ impl Sockets {
                     n,
                     ifs.get(iface).name
                 );
-                self.udp_deliver(ifs, iface, port, &buf[..n], src, dst, None);
+                self.udp_deliver(ifs, iface, port, &buf[..n], (src, dst), None);
                 progress = true;
             }
         }
@@ -687,18 +690,14 @@ impl Sockets {
                 continue;
             }
             let mut eof = false;
-            loop {
-                let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) else {
-                    break;
-                };
+            while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {
                 match sys::recv_record(si.fd.as_fd(), &mut buf) {
                     Ok(Some(n)) => {
                         // Records of an unconnected socket have no destination: Linux
                         // fails such a send with EDESTADDRREQ; here it is dropped.
-                        if connected {
-                            if let Err(e) = self.udp_sendto(ifs, id, None, &[], &buf[..n]) {
-                                log::debug!("udp: socket {}: send: {e}", id.index());
-                            }
+                        if connected && let Err(e) = self.udp_sendto(ifs, id, None, &[], &buf[..n])
+                        {
+                            log::debug!("udp: socket {}: send: {e}", id.index());
                         }
                         progress = true;
                     }
@@ -842,11 +841,11 @@ impl Sockets {
                     exclude: Vec::new(),
                 });
                 let r = self.group_join(ifs, iface, group);
-                if r.is_err() {
-                    if let Some(u) = self.udp_mut(id) {
-                        u.memberships
-                            .retain(|m| !(m.group == group && m.iface == iface));
-                    }
+                if r.is_err()
+                    && let Some(u) = self.udp_mut(id)
+                {
+                    u.memberships
+                        .retain(|m| !(m.group == group && m.iface == iface));
                 }
                 r
             }
