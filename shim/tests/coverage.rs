@@ -112,6 +112,7 @@ echo "dig-udp $(dig +short +time=2 +tries=1 @10.88.0.1 web.test)"
 echo "dig-tcp $(dig +short +tcp +time=2 +tries=1 @10.88.0.1 web.test AAAA)"
 echo "host $(host -W 2 -t A web.test 10.88.0.1 | tail -1)"
 echo "curl-by-name $(curl -s -m 3 -o /dev/null -w '%{http_code}' http://kernel.test:8000/)"
+python3 "$RESQ"
 "#;
     let cap = dir.path("udp53.txt");
     let mut td = ns.cmd("tcpdump");
@@ -130,7 +131,7 @@ echo "curl-by-name $(curl -s -m 3 -o /dev/null -w '%{http_code}' http://kernel.t
         &format!("kernel.test:{KERNEL}"),
     ];
     let c = c_args_before_cmd(&mut c, &args, &["sh", "-c", script]);
-    let (st, out, err) = run(c);
+    let (st, out, err) = run(c.env("RESQ", py("res_query.py")));
     assert!(st.success(), "{out}\n{err}");
     let l = lines_of(&out);
     for expect in [
@@ -145,6 +146,8 @@ echo "curl-by-name $(curl -s -m 3 -o /dev/null -w '%{http_code}' http://kernel.t
         "dig-tcp fd00::80",
         "host web.test has address 10.88.0.80",
         "curl-by-name 200",
+        "res_query 42 True",
+        "res_query nx -1",
     ] {
         assert!(l.contains(&expect), "missing `{expect}` in:\n{out}\n{err}");
     }

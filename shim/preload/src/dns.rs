@@ -25,13 +25,18 @@ pub enum DnsError {
 
 /// Builds a recursive query for `name` (without the trailing dot) and `qtype`.
 pub fn query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, DnsError> {
+    query_class(id, name, CLASS_IN, qtype)
+}
+
+/// Builds a recursive query of any class (`res_query`'s `class` argument).
+pub fn query_class(id: u16, name: &str, qclass: u16, qtype: u16) -> Result<Vec<u8>, DnsError> {
     let mut m = Vec::with_capacity(32 + name.len());
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
     m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // QDCOUNT 1
     encode_name(name, &mut m)?;
     m.extend_from_slice(&qtype.to_be_bytes());
-    m.extend_from_slice(&CLASS_IN.to_be_bytes());
+    m.extend_from_slice(&qclass.to_be_bytes());
     Ok(m)
 }
 

@@ -174,7 +174,7 @@ pub enum Failure {
     NoRecovery,
 }
 
-fn random_id() -> u16 {
+pub fn random_id() -> u16 {
     let mut b = [0u8; 2];
     // SAFETY: getrandom writes at most 2 bytes into `b`.
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 2, 0) };
@@ -274,7 +274,7 @@ fn exchange_udp(
     q: &[u8],
     id: u16,
     timeout_ms: c_int,
-) -> Option<dns::Response> {
+) -> Option<(Vec<u8>, dns::Response)> {
     let s = Sock::connect(server, libc::SOCK_DGRAM, timeout_ms)?;
     // SAFETY: sending our own buffer on our socket.
     if unsafe { libc::send(s.0, q.as_ptr().cast(), q.len(), libc::MSG_NOSIGNAL) } < 0 {
@@ -299,7 +299,8 @@ fn exchange_udp(
         }
         // A stray answer (another id) is ignored, as glibc does.
         if let Ok(r) = dns::parse(&buf[..n as usize], id) {
-            return Some(r);
+            buf.truncate(n as usize);
+            return Some((buf, r));
         }
     }
 }
@@ -325,7 +326,7 @@ fn exchange_tcp(
     q: &[u8],
     id: u16,
     timeout_ms: c_int,
-) -> Option<dns::Response> {
+) -> Option<(Vec<u8>, dns::Response)> {
     let s = Sock::connect(server, libc::SOCK_STREAM, timeout_ms)?;
     let mut m = Vec::with_capacity(q.len() + 2);
     m.extend_from_slice(&(q.len() as u16).to_be_bytes());
@@ -340,13 +341,24 @@ fn exchange_tcp(
     read_exact(&s, &mut len, timeout_ms)?;
     let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
     read_exact(&s, &mut buf, timeout_ms)?;
-    dns::parse(&buf, id).ok()
+    let r = dns::parse(&buf, id).ok()?;
+    Some((buf, r))
 }
 
 /// Sends one query to the configured servers until one answers usefully.
 fn ask(c: &Config, name: &str, qtype: u16) -> Result<dns::Response, Failure> {
     let id = random_id();
     let q = dns::query(id, name, qtype).map_err(|_| Failure::NoRecovery)?;
+    ask_raw(c, &q).map(|(_, r)| r)
+}
+
+/// Sends a complete DNS message (its id is its first two bytes) to the configured
+/// servers until one answers usefully; returns the answer's bytes and its parse.
+pub fn ask_raw(c: &Config, q: &[u8]) -> Result<(Vec<u8>, dns::Response), Failure> {
+    if q.len() < 12 {
+        return Err(Failure::NoRecovery);
+    }
+    let id = u16::from_be_bytes([q[0], q[1]]);
     if !conn::active() {
         return Err(Failure::TryAgain);
     }
@@ -356,16 +368,18 @@ fn ask(c: &Config, name: &str, qtype: u16) -> Result<dns::Response, Failure> {
         for i in 0..n {
             let server = &c.servers[(start + i) % n];
             let mut r = if c.use_vc {
-                exchange_tcp(server, &q, id, c.timeout_ms)
+                exchange_tcp(server, q, id, c.timeout_ms)
             } else {
-                exchange_udp(server, &q, id, c.timeout_ms)
+                exchange_udp(server, q, id, c.timeout_ms)
             };
-            if r.as_ref().is_some_and(|r| r.truncated) && !c.use_vc {
-                r = exchange_tcp(server, &q, id, c.timeout_ms);
+            if r.as_ref().is_some_and(|(_, r)| r.truncated) && !c.use_vc {
+                r = exchange_tcp(server, q, id, c.timeout_ms);
             }
             match r {
-                Some(r) if r.rcode == dns::RCODE_NOERROR || r.rcode == dns::RCODE_NXDOMAIN => {
-                    return Ok(r);
+                Some((raw, r))
+                    if r.rcode == dns::RCODE_NOERROR || r.rcode == dns::RCODE_NXDOMAIN =>
+                {
+                    return Ok((raw, r));
                 }
                 _ => continue, // SERVFAIL, REFUSED, timeout: the next server
             }
@@ -375,7 +389,7 @@ fn ask(c: &Config, name: &str, qtype: u16) -> Result<dns::Response, Failure> {
 }
 
 /// The candidate names for `name` under the search list (`resolv.conf(5)`, ndots).
-fn candidates(c: &Config, name: &str) -> Vec<String> {
+pub fn candidates(c: &Config, name: &str) -> Vec<String> {
     if let Some(abs) = name.strip_suffix('.') {
         return vec![abs.to_string()];
     }
