@@ -9,30 +9,14 @@
 //! a destination or ancillary data is a `SendTo` request carrying the datagram; a
 //! plain `send`/`write` on a connected socket stays native.
 
-use crate::conn;
 use crate::sys;
+use crate::{conn, put_addr};
 use libc::{c_int, c_void, iovec, msghdr, sockaddr, socklen_t};
 use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
 use std::mem::{size_of, zeroed};
 
 #[repr(C, align(8))]
 struct Cmsg([u8; 64]);
-
-/// Copies bytes into the program's address buffer with `accept`-style truncation.
-///
-/// # Safety
-/// `addr`/`len` are null or valid as the socket API requires.
-unsafe fn put_addr(addr: *mut sockaddr, len: *mut socklen_t, data: &[u8]) {
-    if addr.is_null() || len.is_null() {
-        return;
-    }
-    // SAFETY: the caller's buffer holds `*len` bytes.
-    unsafe {
-        let n = (*len as usize).min(data.len());
-        std::ptr::copy_nonoverlapping(data.as_ptr(), addr.cast::<u8>(), n);
-        *len = data.len() as socklen_t;
-    }
-}
 
 /// The first `n` bytes spread over `iov`.
 ///

@@ -186,7 +186,7 @@ unsafe fn addr_bytes<'a>(addr: *const sockaddr, len: socklen_t) -> Result<&'a [u
 
 /// Copies an address out as `accept`/`getsockname` do: truncated to the caller's
 /// buffer, with the full length reported.
-unsafe fn put_addr(addr: *mut sockaddr, len: *mut socklen_t, data: &[u8]) {
+pub(crate) unsafe fn put_addr(addr: *mut sockaddr, len: *mut socklen_t, data: &[u8]) {
     if addr.is_null() || len.is_null() {
         return;
     }

@@ -16,7 +16,7 @@
 use super::addr::{Domain, Target};
 use super::dgram::{Inbox, Origin};
 use super::errno::Errno;
-use super::ports::{BindState, Reuse};
+use super::ports::Reuse;
 use super::{Proto, SocketId, Sockets};
 use crate::iface::{IfaceId, Interfaces};
 use crate::sys;
@@ -71,19 +71,10 @@ impl Sockets {
     }
 
     fn icmp_take_ident(&mut self, id: SocketId, ip: IpAddr, ident: u16) -> Result<(), Errno> {
-        let reuse = Reuse::default();
-        let (ident, b) = if ident == 0 {
-            self.icmp_ports
-                .bind_ephemeral(ip, false, reuse)
-                .ok_or(Errno(libc::EAGAIN))?
-        } else {
-            (
-                ident,
-                self.icmp_ports
-                    .bind(ident, ip, false, reuse, BindState::Idle)
-                    .ok_or(Errno(libc::EADDRINUSE))?,
-            )
-        };
+        let (ident, b) = self
+            .icmp_ports
+            .take(ident, ip, false, Reuse::default())
+            .map_err(Errno)?;
         let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
         s.binding = Some((ident, b));
         s.local = Some(SocketAddr::new(ip, ident));

@@ -158,6 +158,25 @@ impl PortTable {
         None
     }
 
+    /// Takes `port` on `addr`, or an ephemeral port when `port` is 0. `Err` carries
+    /// the errno: `EADDRINUSE`, or `EAGAIN` when no ephemeral port is left (Linux's
+    /// answer for an exhausted range at bind time).
+    pub fn take(
+        &mut self,
+        port: u16,
+        addr: IpAddr,
+        dual: bool,
+        reuse: Reuse,
+    ) -> Result<(u16, BindingId), i32> {
+        if port == 0 {
+            self.bind_ephemeral(addr, dual, reuse).ok_or(libc::EAGAIN)
+        } else {
+            self.bind(port, addr, dual, reuse, BindState::Idle)
+                .map(|b| (port, b))
+                .ok_or(libc::EADDRINUSE)
+        }
+    }
+
     /// Moves a binding to the listening state, re-checking conflicts as Linux does
     /// at `listen()`. `false` (`EADDRINUSE`) leaves it unchanged.
     pub fn listen(&mut self, port: u16, id: BindingId) -> bool {

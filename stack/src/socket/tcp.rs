@@ -265,20 +265,15 @@ impl Sockets {
         let dual = Self::dual(s, &ip);
         let reuse = Self::reuse(s);
         let bind_no_port = s.opts.bind_no_port;
-        let binding = if a.port() != 0 {
-            let b = self
-                .ports
-                .bind(a.port(), ip, dual, reuse, BindState::Idle)
-                .ok_or(BindError::AddrInUse)?;
-            Some((a.port(), b))
-        } else if bind_no_port {
+        let binding = if a.port() == 0 && bind_no_port {
             None
         } else {
-            let (p, b) = self
-                .ports
-                .bind_ephemeral(ip, dual, reuse)
-                .ok_or(BindError::AddrInUse)?;
-            Some((p, b))
+            // Linux's TCP answers EADDRINUSE also for an exhausted ephemeral range.
+            Some(
+                self.ports
+                    .take(a.port(), ip, dual, reuse)
+                    .map_err(|_| BindError::AddrInUse)?,
+            )
         };
         let s = self.get_mut(id).ok_or(BindError::Invalid)?;
         s.local = Some(SocketAddr::new(ip, binding.map_or(0, |b| b.0)));
@@ -751,6 +746,26 @@ impl Sockets {
         }
     }
 
+    /// Resets a connection that holds no port binding of its own (a half-open or
+    /// unaccepted connection of a listener): the RST goes out on the next poll.
+    fn reset_unbound(
+        &mut self,
+        ifs: &mut Interfaces,
+        iface: IfaceId,
+        handle: SocketHandle,
+        now: Instant,
+    ) {
+        sock(ifs, iface, handle).abort();
+        self.orphans.push(Orphan {
+            iface,
+            handle,
+            binding: None,
+            since: now,
+            linger2: Duration::from_secs(1),
+            rst_pending: true,
+        });
+    }
+
     /// A listener stops: half-open and unaccepted connections are reset (as Linux
     /// does when a listener closes), the port stays bound (the socket may listen
     /// again) until the socket goes.
@@ -775,15 +790,7 @@ impl Sockets {
         }
         let now = Instant::from_millis(0);
         for e in l.embryos {
-            sock(ifs, e.iface, e.handle).abort();
-            self.orphans.push(Orphan {
-                iface: e.iface,
-                handle: e.handle,
-                binding: None,
-                since: now,
-                linger2: Duration::from_secs(1),
-                rst_pending: true,
-            });
+            self.reset_unbound(ifs, e.iface, e.handle, now);
         }
         for (cid, _) in l.ready {
             if let Some(Proto::Tcp(TcpState::Connected(c))) = self.get(cid).map(|s| &s.proto) {
@@ -1213,15 +1220,7 @@ impl Sockets {
                     log::warn!(
                         "tcp: cannot make a stand-in for a connection from {remote}: {err}; resetting it"
                     );
-                    sk.abort();
-                    self.orphans.push(Orphan {
-                        iface: e.iface,
-                        handle: e.handle,
-                        binding: None,
-                        since: now,
-                        linger2: Duration::from_secs(1),
-                        rst_pending: true,
-                    });
+                    self.reset_unbound(ifs, e.iface, e.handle, now);
                     return None;
                 }
             }

@@ -45,7 +45,7 @@
 use super::addr::{Domain, Target};
 use super::dgram::{Inbox, Origin};
 use super::errno::Errno;
-use super::ports::{BindState, Reuse};
+use super::ports::Reuse;
 use super::{Proto, SocketId, Sockets};
 use crate::iface::egress::IpFields;
 use crate::iface::ingress::IcmpError;
@@ -265,18 +265,7 @@ impl Sockets {
             addr: s.opts.reuseaddr,
             port: s.opts.reuseport,
         };
-        let (port, b) = if port == 0 {
-            self.udp_ports
-                .bind_ephemeral(ip, dual, reuse)
-                .ok_or(Errno(libc::EAGAIN))?
-        } else {
-            (
-                port,
-                self.udp_ports
-                    .bind(port, ip, dual, reuse, BindState::Idle)
-                    .ok_or(Errno(libc::EADDRINUSE))?,
-            )
-        };
+        let (port, b) = self.udp_ports.take(port, ip, dual, reuse).map_err(Errno)?;
         let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
         s.binding = Some((port, b));
         s.local = Some(SocketAddr::new(ip, port));
