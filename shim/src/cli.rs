@@ -32,6 +32,15 @@ container's own addresses never leaves it.")]
     Run(RunArgs),
 }
 
+/// How a container's programs reach its stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShimMode {
+    /// A seccomp user-notification supervisor.
+    Seccomp,
+    /// An LD_PRELOAD library.
+    Preload,
+}
+
 fn parse_cidr(s: &str) -> Result<IpCidr, String> {
     s.parse::<IpCidr>().map_err(|_| {
         format!("'{s}' is not an address with a prefix length, like 10.0.0.2/24 or fd00::2/64")
@@ -166,10 +175,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME:IP", value_parser = parse_host)]
     pub add_host: Vec<(String, std::net::IpAddr)>,
 
-    /// How programs are redirected into the stack. `preload`: an LD_PRELOAD library
-    /// (dynamically linked programs).
-    #[arg(long, value_name = "MODE", default_value = "preload", value_parser = ["preload"])]
-    pub shim: String,
+    /// How programs are redirected into the stack. `seccomp` (default): a seccomp
+    /// filter hands every socket call to netcell — static binaries, Go programs and
+    /// raw system calls included — and the container cannot reach the host's network.
+    /// `preload`: an LD_PRELOAD library; control calls are a little faster, but only
+    /// dynamically linked programs are redirected and nothing is enforced.
+    #[arg(long, value_name = "MODE", default_value = "seccomp")]
+    pub shim: ShimMode,
 
     /// Directory for the container's control socket (default: $XDG_RUNTIME_DIR, else the
     /// temporary directory).

@@ -8,6 +8,7 @@
 mod cli;
 mod preload_lib;
 mod run;
+mod seccomp;
 mod sys;
 
 use clap::Parser;

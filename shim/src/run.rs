@@ -3,9 +3,12 @@
 //! 1. Build the stack: `lo`, and `eth0` on the TAP device when `--tap` is given.
 //! 2. Make the container's private runtime directory (mode 0700): its control socket
 //!    and the preload library live there.
-//! 3. Start the command with `LD_PRELOAD` and `NETCELL_CONTROL` set, so that it and
-//!    every program it starts (`fork`, `exec`, threads) use the container's stack.
-//! 4. Serve the stack until the command exits; forward signals sent to netcell.
+//! 3. Start the command under the seccomp filter (the default; see
+//!    [`crate::seccomp`]), or with `LD_PRELOAD` and `NETCELL_CONTROL` set
+//!    (`--shim preload`), so that it and every program it starts (`fork`, `exec`,
+//!    threads) use the container's stack.
+//! 4. Serve the stack (and the filter's notifications) until the command exits;
+//!    forward signals sent to netcell.
 //! 5. Remove what was made (the runtime directory; a TAP device netcell created
 //!    disappears when its fd closes) and exit with the command's status.
 //!
@@ -19,7 +22,8 @@
 //! command directly (it is in netcell's process group), so they are forwarded only
 //! when the command left the group.
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, ShimMode};
+use crate::seccomp::{self, Files, Supervisor};
 use crate::{preload_lib, sys};
 use netcell_stack::control::server::ControlServer;
 use netcell_stack::device::{TapConfig, TapDevice};
@@ -32,6 +36,8 @@ use std::path::{Path, PathBuf};
 
 const SIGNALS: usize = 0;
 const CHILD: usize = 1;
+const SECCOMP: usize = 2;
+const PARKED: usize = 3;
 
 /// The container's private directory, removed on drop.
 struct RuntimeDir {
@@ -71,14 +77,13 @@ impl Drop for RuntimeDir {
     }
 }
 
-/// Writes the container's own `resolv.conf` (with `--dns*`) and hosts additions
-/// (`--add-host`) into its runtime directory; returns the variables that point the
-/// shim's resolver at them.
-fn write_resolver_files(
-    args: &RunArgs,
-    dir: &Path,
-) -> Result<Vec<(&'static str, PathBuf)>, String> {
-    let mut env = Vec::new();
+/// Writes the container's own `resolv.conf` (with `--dns*`) and hosts file
+/// (`--add-host`) into its runtime directory. For the preload shim's resolver the
+/// hosts file holds the additions only (it reads `/etc/hosts` after them); a file
+/// served in place of `/etc/hosts` (seccomp mode) holds the additions followed by
+/// the host's `/etc/hosts`.
+fn write_resolver_files(args: &RunArgs, dir: &Path, merged_hosts: bool) -> Result<Files, String> {
+    let mut files = Files::default();
     if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
         if args.dns.len() > 3 {
             return Err(format!(
@@ -98,24 +103,60 @@ fn write_resolver_files(
         }
         let p = dir.join("resolv.conf");
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        env.push(("NETCELL_RESOLV_CONF", p));
+        files.resolv_conf = Some(p);
     }
     if !args.add_host.is_empty() {
-        let text: String = args
+        let mut text: String = args
             .add_host
             .iter()
             .map(|(n, ip)| format!("{ip}\t{n}\n"))
             .collect();
+        if merged_hosts {
+            text.push_str(&std::fs::read_to_string("/etc/hosts").unwrap_or_default());
+        }
         let p = dir.join("hosts");
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        env.push(("NETCELL_HOSTS", p));
+        files.hosts = Some(p);
     }
-    Ok(env)
+    Ok(files)
+}
+
+/// One turn of the event loop with the supervisor (if any) served in it: its
+/// notifications and parked calls are sources of the loop, and its deadlines bound
+/// the wait.
+fn turn(
+    runtime: &mut Runtime,
+    sup: &mut Option<Supervisor>,
+    max_wait: Option<std::time::Duration>,
+    mut on_external: impl FnMut(usize),
+) -> std::io::Result<()> {
+    let wake = sup.as_ref().and_then(Supervisor::next_wake);
+    let wait = match (max_wait, wake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    runtime.turn(wait, |n, stack| match n {
+        SECCOMP => {
+            if let Some(s) = sup.as_mut() {
+                s.on_notifications(stack);
+            }
+        }
+        PARKED => {
+            if let Some(s) = sup.as_mut() {
+                s.on_ready(stack);
+            }
+        }
+        n => on_external(n),
+    })?;
+    if let Some(s) = sup.as_mut() {
+        s.tick(runtime.stack());
+    }
+    Ok(())
 }
 
 /// Stops the processes the command left behind: SIGTERM, then SIGKILL after 2 s.
 /// The stack keeps serving meanwhile, so they can close their connections.
-fn stop_leftovers(runtime: &mut Runtime) {
+fn stop_leftovers(runtime: &mut Runtime, sup: &mut Option<Supervisor>) {
     sys::reap_all();
     let left = sys::children();
     if left.is_empty() {
@@ -134,7 +175,12 @@ fn stop_leftovers(runtime: &mut Runtime) {
         if sys::children().is_empty() {
             return;
         }
-        let _ = runtime.turn(Some(std::time::Duration::from_millis(20)), |_| {});
+        let _ = turn(
+            runtime,
+            sup,
+            Some(std::time::Duration::from_millis(20)),
+            |_| {},
+        );
     }
     for p in sys::children() {
         let _ = sys::kill(p, libc::SIGKILL);
@@ -193,9 +239,8 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     }
     let control = ControlServer::bind(&ctl)
         .map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
-    let so = preload_lib::install(&dir.path)
-        .map_err(|e| format!("cannot install the preload library: {e}"))?;
-    let resolver_env = write_resolver_files(&args, &dir.path)?;
+    let mode = args.shim;
+    let files = write_resolver_files(&args, &dir.path, mode == ShimMode::Seccomp)?;
 
     if let Err(e) = sys::become_subreaper() {
         log::warn!("cannot become the subreaper of the container's processes: {e}");
@@ -210,19 +255,40 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
 
     let program = &args.command[0];
     let mut cmd = std::process::Command::new(program);
-    cmd.args(&args.command[1..]);
-    let mut preload = so.into_os_string();
-    if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
-        preload.push(":");
-        preload.push(old);
-    }
-    cmd.env("LD_PRELOAD", preload)
-        .env(netcell_proto::ENV_CONTROL, &ctl)
-        .env("NETCELL_NAME", &name);
-    for (k, v) in &resolver_env {
-        cmd.env(k, v);
-    }
-    let mut child = match sys::spawn_unblocked(&mut cmd) {
+    cmd.args(&args.command[1..]).env("NETCELL_NAME", &name);
+    let handover = match mode {
+        ShimMode::Preload => {
+            let so = preload_lib::install(&dir.path)
+                .map_err(|e| format!("cannot install the preload library: {e}"))?;
+            let mut preload = so.into_os_string();
+            if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|o| !o.is_empty()) {
+                preload.push(":");
+                preload.push(old);
+            }
+            cmd.env("LD_PRELOAD", preload)
+                .env(netcell_proto::ENV_CONTROL, &ctl);
+            if let Some(p) = &files.resolv_conf {
+                cmd.env("NETCELL_RESOLV_CONF", p);
+            }
+            if let Some(p) = &files.hosts {
+                cmd.env("NETCELL_HOSTS", p);
+            }
+            None
+        }
+        ShimMode::Seccomp => Some(
+            seccomp::launch::prepare(&mut cmd, files.any())
+                .map_err(|e| format!("cannot prepare the seccomp filter: {e}"))?,
+        ),
+    };
+    let spawned = sys::spawn_unblocked(&mut cmd);
+    let listener =
+        match (handover, &spawned) {
+            (Some(h), Ok(_)) => Some(h.finish().map_err(|e| {
+                format!("cannot take over the seccomp listener of the command: {e}")
+            })?),
+            _ => None,
+        };
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             eprintln!("netcell: cannot run {}: {e}", program.to_string_lossy());
@@ -232,19 +298,37 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             });
         }
     };
+    // From now on the container's processes (same user) may not ptrace netcell or
+    // take its descriptors.
+    if let Err(e) = seccomp::protect_self() {
+        log::warn!("cannot make netcell non-dumpable: {e}");
+    }
+    let mut sup = match listener {
+        Some(l) => {
+            let s = Supervisor::new(l, files).map_err(|e| format!("seccomp supervisor: {e}"))?;
+            runtime
+                .register_external(s.listener_fd(), SECCOMP)
+                .map_err(|e| e.to_string())?;
+            runtime
+                .register_external(s.parked_fd(), PARKED)
+                .map_err(|e| e.to_string())?;
+            Some(s)
+        }
+        None => None,
+    };
     let pid = child.id();
     let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
     runtime
         .register_external(pidfd.as_raw_fd(), CHILD)
         .map_err(|e| e.to_string())?;
     log::info!(
-        "container {name}: command pid {pid}, control socket {}",
+        "container {name}: command pid {pid} ({mode:?} mode), control socket {}",
         ctl.display()
     );
 
     let status = loop {
         let (mut signalled, mut exited) = (false, false);
-        if let Err(e) = runtime.turn(None, |n| match n {
+        if let Err(e) = turn(&mut runtime, &mut sup, None, |n| match n {
             SIGNALS => signalled = true,
             CHILD => exited = true,
             _ => {}
@@ -272,7 +356,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     log::info!("container {name}: command exited with {code}");
-    stop_leftovers(&mut runtime);
+    stop_leftovers(&mut runtime, &mut sup);
     drop(runtime);
     drop(dir);
     Ok(code)

@@ -90,11 +90,12 @@ impl Runtime {
 
     /// One turn of the loop: wait at most `max_wait` (and no longer than the stack's
     /// next deadline), handle what is ready, poll the stack. External sources that
-    /// were ready are passed to `on_external`.
+    /// were ready are passed to `on_external`, with the stack: what it does there
+    /// (new sockets included) is polled and watched in this same turn.
     pub fn turn(
         &mut self,
         max_wait: Option<Duration>,
-        mut on_external: impl FnMut(usize),
+        mut on_external: impl FnMut(usize, &mut Stack<TapDevice>),
     ) -> io::Result<()> {
         let mut timeout = self.stack.poll_delay();
         if let Some(m) = max_wait {
@@ -131,7 +132,9 @@ impl Runtime {
                         }
                     });
                 }
-                t if (EXTERNAL..EXTERNAL + MAX_EXTERNAL).contains(&t) => on_external(t - EXTERNAL),
+                t if (EXTERNAL..EXTERNAL + MAX_EXTERNAL).contains(&t) => {
+                    on_external(t - EXTERNAL, &mut self.stack)
+                }
                 t if t & !INDEX_MASK == KIND_CONN => {
                     // A connection that closes drops its fd, which leaves the poll set.
                     let _: ConnEvent = self.control.serve(t & INDEX_MASK, &mut self.stack);

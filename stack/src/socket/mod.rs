@@ -92,6 +92,12 @@ pub(crate) struct Socket {
     pub(crate) autobound: bool,
     /// Pending `SO_ERROR`.
     pub(crate) error: i32,
+    /// Datagram errors (ICMP) go into the stand-in as markers (the preload shim
+    /// reads every datagram through its own code); when off, they wait in `error`
+    /// for `SO_ERROR` and the front end's intercepted receive calls (the seccomp
+    /// supervisor, under which plain `read`/`recv` stay native and could not tell a
+    /// marker from a datagram).
+    pub(crate) markers: bool,
     /// The fd front end, if a program holds this socket.
     pub(crate) standin: Option<StandIn>,
     pub(crate) proto: Proto,
@@ -287,6 +293,12 @@ impl Sockets {
         self.by_inode.get(&inode).copied()
     }
 
+    /// Whether `inode` names a stand-in of this table: a live socket, or one the
+    /// stack closed under the program (after a reset).
+    pub fn knows(&self, inode: u64) -> bool {
+        self.by_inode.contains_key(&inode) || self.tombstones.contains_key(&inode)
+    }
+
     /// What remains of a socket the stack closed under a program.
     pub(crate) fn tombstone(&mut self, inode: u64) -> Option<&mut Tombstone> {
         self.tombstones.get_mut(&inode)
@@ -409,6 +421,7 @@ impl Sockets {
             binding: None,
             autobound: false,
             error: 0,
+            markers: true,
             standin: si,
             proto: match kind {
                 Kind::Tcp => Proto::Tcp(TcpState::Closed { failed: None }),
@@ -478,6 +491,19 @@ impl Sockets {
     /// Takes the pending error (`SO_ERROR`).
     pub fn take_error(&mut self, id: SocketId) -> i32 {
         self.get_mut(id).map_or(0, |s| std::mem::take(&mut s.error))
+    }
+
+    /// The pending error without taking it.
+    pub fn peek_error(&self, id: SocketId) -> i32 {
+        self.get(id).map_or(0, |s| s.error)
+    }
+
+    /// Chooses how a datagram socket learns of ICMP errors: markers in its stand-in
+    /// (the default), or the pending error only (see [`Socket`]'s `markers`).
+    pub fn set_error_markers(&mut self, id: SocketId, on: bool) {
+        if let Some(s) = self.get_mut(id) {
+            s.markers = on;
+        }
     }
 
     /// Runs everything that happens between polls: listeners, handshakes, the data

@@ -1237,6 +1237,7 @@ impl Sockets {
             binding: Some((port, binding)),
             autobound: false,
             error: 0,
+            markers: true,
             standin,
             proto: Proto::Tcp(TcpState::Connected(Conn {
                 iface: e.iface,

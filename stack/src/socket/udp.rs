@@ -619,6 +619,12 @@ impl Sockets {
             .copied()
             .find(|id| self.udp(*id).is_some_and(|u| u.connected == Some(dst)));
         let Some(id) = hit else { return };
+        if let Some(s) = self.get_mut(id)
+            && !s.markers
+        {
+            s.error = e.errno;
+            return;
+        }
         let Some(marker) = self
             .marker_fd
             .as_ref()

@@ -1,0 +1,564 @@
+//! What each intercepted system call means, translated into the socket service's
+//! requests — the same requests the preload shim sends, so both front ends answer
+//! alike.
+//!
+//! A call on a descriptor first finds out what the descriptor is: a copy is taken
+//! from the target (`pidfd_getfd`) and its inode looked up in the stack. A stand-in
+//! is served here; an `AF_UNIX` socket, a pipe or a file is passed to the kernel
+//! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`), which also reports `EBADF`/`ENOTSOCK`
+//! itself; any other socket (one the container got from outside, such as an INET
+//! socket passed as stdin) gets `EPERM`: the container's network is its stack.
+//!
+//! Passing a call on is safe here although the kernel re-reads its arguments: what
+//! the kernel then does is a call on a descriptor the target already holds, which
+//! is no INET socket.
+
+use super::target::{Call, Fail};
+use super::{datagram, files::Files, ifreq};
+use netcell_proto::{
+    ACCEPT_RECORD_LEN, AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, RequestHeader, reply_flags,
+};
+use netcell_stack::Stack;
+use netcell_stack::control::service::{self, Answer};
+use netcell_stack::socket::{Kind, SocketId};
+use smoltcp::phy::Device;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+/// x86-64 system call numbers the filter sends here.
+pub mod nr {
+    pub const IOCTL: i64 = 16;
+    pub const SOCKET: i64 = 41;
+    pub const CONNECT: i64 = 42;
+    pub const ACCEPT: i64 = 43;
+    pub const SENDTO: i64 = 44;
+    pub const RECVFROM: i64 = 45;
+    pub const SENDMSG: i64 = 46;
+    pub const RECVMSG: i64 = 47;
+    pub const SHUTDOWN: i64 = 48;
+    pub const BIND: i64 = 49;
+    pub const LISTEN: i64 = 50;
+    pub const GETSOCKNAME: i64 = 51;
+    pub const GETPEERNAME: i64 = 52;
+    pub const SETSOCKOPT: i64 = 54;
+    pub const GETSOCKOPT: i64 = 55;
+    pub const ACCEPT4: i64 = 288;
+    pub const RECVMMSG: i64 = 299;
+    pub const SENDMMSG: i64 = 307;
+    pub const OPEN: i64 = 2;
+    pub const OPENAT: i64 = 257;
+    pub const OPENAT2: i64 = 437;
+}
+
+/// How a call ends.
+pub enum Outcome {
+    /// Return this value.
+    Value(i64),
+    /// Fail with this errno.
+    Errno(i32),
+    /// Let the kernel carry the call out.
+    Continue,
+    /// Already answered (a descriptor was installed with `ADDFD_FLAG_SEND`).
+    Answered,
+    /// Nobody waits for an answer any more.
+    Gone,
+    /// Wait until the descriptor is ready, then serve the call again.
+    Block(Block),
+}
+
+/// A blocking call waiting for its socket.
+pub struct Block {
+    /// A copy of the target's descriptor, watched for readiness.
+    pub fd: OwnedFd,
+    /// Wait for writability (else readability).
+    pub writable: bool,
+    /// `SO_RCVTIMEO`/`SO_SNDTIMEO`.
+    pub timeout: Option<Duration>,
+    /// The errno when the timeout expires.
+    pub timeout_errno: i32,
+    /// A datagram socket whose pending error also ends the wait.
+    pub watch: Option<SocketId>,
+}
+
+impl From<Fail> for Outcome {
+    fn from(f: Fail) -> Self {
+        match f {
+            Fail::Errno(e) => Outcome::Errno(e),
+            Fail::Gone => Outcome::Gone,
+        }
+    }
+}
+
+/// Buffers reused from call to call (nothing is allocated per datagram).
+pub struct Scratch {
+    /// One datagram.
+    pub buf: Box<[u8]>,
+    /// One iovec array.
+    pub iov: Vec<(u64, usize)>,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch {
+            buf: vec![0u8; netcell_proto::MAX_DATAGRAM + 1].into_boxed_slice(),
+            iov: Vec::with_capacity(64),
+        }
+    }
+}
+
+/// Everything one call is served with.
+pub struct Cx<'a, 's, D: Device> {
+    pub stack: &'s mut Stack<D>,
+    pub call: Call<'a>,
+    /// The call is served again after it blocked.
+    pub resumed: bool,
+    pub scratch: &'s mut Scratch,
+    pub files: &'s Files,
+}
+
+/// A descriptor of the target that is a stand-in.
+pub struct Sock {
+    /// Our copy of it.
+    pub fd: OwnedFd,
+    /// Its inode, which names the socket in the stack.
+    pub ino: u64,
+    /// The live socket (`None`: the stack closed it after a reset).
+    pub id: Option<SocketId>,
+    pub kind: Option<Kind>,
+}
+
+impl Sock {
+    /// Whether the target's descriptor is non-blocking.
+    pub fn nonblocking(&self) -> bool {
+        super::kernel::status_flags(self.fd.as_fd()) & libc::O_NONBLOCK != 0
+    }
+
+    pub fn is_datagram(&self) -> bool {
+        matches!(self.kind, Some(Kind::Udp | Kind::Icmp))
+    }
+
+    /// Waits for this socket (see [`Block`]); `SO_RCVTIMEO` or `SO_SNDTIMEO` bounds it.
+    pub fn block(self, writable: bool, timeout_errno: i32) -> Outcome {
+        let name = if writable {
+            libc::SO_SNDTIMEO
+        } else {
+            libc::SO_RCVTIMEO
+        };
+        let timeout = super::kernel::sock_timeout(self.fd.as_fd(), name);
+        let watch = if self.is_datagram() { self.id } else { None };
+        Outcome::Block(Block {
+            fd: self.fd,
+            writable,
+            timeout,
+            timeout_errno,
+            watch,
+        })
+    }
+}
+
+impl<D: Device> Cx<'_, '_, D> {
+    /// What the target's descriptor `fd` is: `Ok(None)` when the kernel should
+    /// handle the call (not a socket, an `AF_UNIX` socket, no such descriptor).
+    pub fn sock(&mut self, fd: i32) -> Result<Option<Sock>, Fail> {
+        let copy = match self.call.fd(fd) {
+            Ok(c) => c,
+            Err(Fail::Errno(_)) => return Ok(None),
+            Err(Fail::Gone) => return Err(Fail::Gone),
+        };
+        let Ok((ino, is_socket)) = netcell_stack::sys::inode(copy.as_fd()) else {
+            return Ok(None);
+        };
+        if !is_socket {
+            return Ok(None);
+        }
+        let sockets = self.stack.sockets();
+        if !sockets.knows(ino) {
+            let domain =
+                super::kernel::sockopt_int(copy.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN);
+            if domain != Some(libc::AF_UNIX) {
+                log::warn!(
+                    "seccomp: pid {} used a socket of family {domain:?} from outside the container: refused",
+                    self.call.tid
+                );
+                return Err(Fail::Errno(libc::EPERM));
+            }
+            return Ok(None);
+        }
+        let id = sockets.by_inode(ino);
+        let kind = id.and_then(|id| sockets.kind(id));
+        Ok(Some(Sock {
+            fd: copy,
+            ino,
+            id,
+            kind,
+        }))
+    }
+
+    /// Serves one request about the stand-in `ino`.
+    pub fn ask(
+        &mut self,
+        ino: u64,
+        req: &Request<'_>,
+        fds: &mut heapless::Vec<OwnedFd, 4>,
+    ) -> Answer {
+        service::serve(self.stack, RequestHeader { seq: 0, sock: ino }, req, fds)
+    }
+
+    /// Reads a socket address argument with Linux's checks (`move_addr_to_kernel`).
+    fn read_addr<'b>(
+        &self,
+        addr: u64,
+        len: i32,
+        buf: &'b mut [u8; MAX_SOCKADDR],
+    ) -> Result<&'b [u8], Fail> {
+        if len < 0 || len as usize > MAX_SOCKADDR {
+            return Err(Fail::Errno(libc::EINVAL));
+        }
+        let b = &mut buf[..len as usize];
+        self.call.read(addr, b)?;
+        Ok(b)
+    }
+}
+
+/// Serves one call.
+pub fn serve<D: Device>(cx: &mut Cx<'_, '_, D>) -> Outcome {
+    if cx.call.arch != super::filter::ARCH_X86_64 {
+        return Outcome::Errno(libc::ENOSYS);
+    }
+    let r = match cx.call.nr {
+        nr::SOCKET => socket(cx),
+        nr::CONNECT => connect(cx),
+        nr::ACCEPT => accept(cx, 0),
+        nr::ACCEPT4 => accept(cx, cx.call.int(3)),
+        nr::BIND => bind(cx),
+        nr::LISTEN => listen(cx),
+        nr::GETSOCKNAME => name(cx, false),
+        nr::GETPEERNAME => name(cx, true),
+        nr::SETSOCKOPT => setsockopt(cx),
+        nr::GETSOCKOPT => getsockopt(cx),
+        nr::SHUTDOWN => shutdown(cx),
+        nr::SENDTO => datagram::sendto(cx),
+        nr::RECVFROM => datagram::recvfrom(cx),
+        nr::SENDMSG => datagram::sendmsg(cx),
+        nr::RECVMSG => datagram::recvmsg(cx),
+        nr::SENDMMSG => datagram::sendmmsg(cx),
+        nr::RECVMMSG => datagram::recvmmsg(cx),
+        nr::IOCTL => ifreq::ioctl(cx),
+        nr::OPEN | nr::OPENAT | nr::OPENAT2 => cx.files.open(&cx.call),
+        _ => Ok(Outcome::Continue),
+    };
+    r.unwrap_or_else(Outcome::from)
+}
+
+fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let (domain, ty, protocol) = (cx.call.int(0), cx.call.int(1), cx.call.int(2));
+    match domain {
+        libc::AF_INET | libc::AF_INET6 => {}
+        libc::AF_UNIX => return Ok(Outcome::Continue),
+        // The container's own capture and routing sockets come with the sniffing
+        // and L2/L3 work; until then these never reach the host's.
+        libc::AF_PACKET | libc::AF_NETLINK => return Ok(Outcome::Errno(libc::EPERM)),
+        _ => return Ok(Outcome::Errno(libc::EAFNOSUPPORT)),
+    }
+    let ans = cx.ask(
+        0,
+        &Request::Socket {
+            domain,
+            ty,
+            protocol,
+        },
+        &mut heapless::Vec::new(),
+    );
+    if ans.errno != 0 {
+        return Ok(Outcome::Errno(ans.errno));
+    }
+    let Some(fd) = ans.fd else {
+        return Ok(Outcome::Errno(libc::EPROTO));
+    };
+    netcell_stack::sys::set_nonblocking(fd.as_fd(), ty & libc::SOCK_NONBLOCK != 0)?;
+    // Plain reads of a datagram stand-in stay native here, so ICMP errors wait as
+    // the pending error instead of as markers in the stand-in.
+    if let Ok((ino, _)) = netcell_stack::sys::inode(fd.as_fd())
+        && let Some(id) = cx.stack.sockets().by_inode(ino)
+    {
+        cx.stack.sockets_mut().set_error_markers(id, false);
+    }
+    install(&cx.call, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
+}
+
+/// Installs `fd` in the target as the call's result.
+pub fn install(
+    call: &Call<'_>,
+    fd: std::os::fd::BorrowedFd<'_>,
+    cloexec: bool,
+) -> Result<Outcome, Fail> {
+    match super::kernel::addfd_send(call.listener(), call.id, fd, cloexec) {
+        Ok(_) => Ok(Outcome::Answered),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Outcome::Gone),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn bind<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let mut buf = [0u8; MAX_SOCKADDR];
+    let addr = cx.read_addr(cx.call.args[1], cx.call.int(2), &mut buf)?;
+    Ok(answer(cx.ask(
+        s.ino,
+        &Request::Bind { addr },
+        &mut heapless::Vec::new(),
+    )))
+}
+
+fn listen<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let backlog = cx.call.int(1);
+    Ok(answer(cx.ask(
+        s.ino,
+        &Request::Listen { backlog },
+        &mut heapless::Vec::new(),
+    )))
+}
+
+/// The outcome of a request that returns 0 or an errno.
+fn answer(a: Answer) -> Outcome {
+    if a.flags & reply_flags::NOT_STANDIN != 0 {
+        Outcome::Continue
+    } else if a.errno != 0 {
+        Outcome::Errno(a.errno)
+    } else {
+        Outcome::Value(0)
+    }
+}
+
+fn int_of(a: &Answer) -> i32 {
+    a.data()
+        .get(..4)
+        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn so_error<D: Device>(cx: &mut Cx<'_, '_, D>, ino: u64) -> Outcome {
+    let a = cx.ask(
+        ino,
+        &Request::GetSockOpt {
+            level: libc::SOL_SOCKET,
+            name: libc::SO_ERROR,
+            len: 4,
+        },
+        &mut heapless::Vec::new(),
+    );
+    match (a.errno, int_of(&a)) {
+        (0, 0) => Outcome::Value(0),
+        (0, e) => Outcome::Errno(e),
+        (e, _) => Outcome::Errno(e),
+    }
+}
+
+fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    if cx.resumed {
+        // A blocking connect: the stand-in turns writable when the handshake ends.
+        if !netcell_stack::sys::writable_now(s.fd.as_fd()) {
+            return Ok(s.block(true, libc::EINPROGRESS));
+        }
+        return Ok(so_error(cx, s.ino));
+    }
+    let mut buf = [0u8; MAX_SOCKADDR];
+    let addr = cx.read_addr(cx.call.args[1], cx.call.int(2), &mut buf)?;
+    let mut fds = heapless::Vec::new();
+    let _ = fds.push(s.fd.try_clone()?);
+    let a = cx.ask(s.ino, &Request::Connect { addr }, &mut fds);
+    if a.flags & reply_flags::NOT_STANDIN != 0 {
+        return Ok(Outcome::Continue);
+    }
+    match a.errno {
+        0 => Ok(Outcome::Value(0)),
+        libc::EINPROGRESS | libc::EALREADY if !s.nonblocking() => {
+            if netcell_stack::sys::writable_now(s.fd.as_fd()) {
+                return Ok(so_error(cx, s.ino));
+            }
+            Ok(s.block(true, libc::EINPROGRESS))
+        }
+        e => Ok(Outcome::Errno(e)),
+    }
+}
+
+fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return Ok(Outcome::Errno(libc::EINVAL));
+    }
+    match s.kind {
+        Some(Kind::Tcp) => {}
+        Some(_) => return Ok(Outcome::Errno(libc::EOPNOTSUPP)),
+        None => return Ok(Outcome::Errno(libc::EINVAL)),
+    }
+    let a = cx.ask(
+        s.ino,
+        &Request::GetSockOpt {
+            level: libc::SOL_SOCKET,
+            name: libc::SO_ACCEPTCONN,
+            len: 4,
+        },
+        &mut heapless::Vec::new(),
+    );
+    if a.errno != 0 || int_of(&a) == 0 {
+        return Ok(Outcome::Errno(libc::EINVAL));
+    }
+    // Peek first: the connection leaves the listener's queue only once it is
+    // installed in the target, so an interrupted accept loses nothing.
+    let mut rec = [0u8; ACCEPT_RECORD_LEN];
+    let (n, conn, _) = match super::kernel::recv_record(s.fd.as_fd(), &mut rec, true) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            if s.nonblocking() {
+                return Ok(Outcome::Errno(libc::EAGAIN));
+            }
+            return Ok(s.block(false, libc::EAGAIN));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (Some(record), Some(conn)) = (AcceptRecord::decode(&rec[..n.min(rec.len())]), conn) else {
+        if n == 0 {
+            // EOF: the listener was shut down.
+            return Ok(Outcome::Errno(libc::EINVAL));
+        }
+        let _ = super::kernel::recv_record(s.fd.as_fd(), &mut rec, false);
+        return Ok(Outcome::Errno(libc::ECONNABORTED));
+    };
+    let (peer, plen) = record.peer;
+    cx.call.put_addr(
+        cx.call.args[1],
+        cx.call.args[2],
+        &peer[..(plen as usize).min(peer.len())],
+    )?;
+    netcell_stack::sys::set_nonblocking(conn.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
+    let out = install(&cx.call, conn.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
+    if let Outcome::Answered = out {
+        // Installed: now take the record off the queue (nobody else reads it:
+        // every accept of the container comes through here, one at a time).
+        let _ = super::kernel::recv_record(s.fd.as_fd(), &mut rec, false);
+    }
+    Ok(out)
+}
+
+fn name<D: Device>(cx: &mut Cx<'_, '_, D>, peer: bool) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let (addr, lenp) = (cx.call.args[1], cx.call.args[2]);
+    if addr == 0 || lenp == 0 {
+        return Ok(Outcome::Errno(libc::EFAULT));
+    }
+    if (cx.call.read_u32(lenp)? as i32) < 0 {
+        return Ok(Outcome::Errno(libc::EINVAL));
+    }
+    let req = if peer {
+        Request::GetPeerName
+    } else {
+        Request::GetSockName
+    };
+    let a = cx.ask(s.ino, &req, &mut heapless::Vec::new());
+    if a.flags & reply_flags::NOT_STANDIN != 0 {
+        return Ok(Outcome::Continue);
+    }
+    if a.errno != 0 {
+        return Ok(Outcome::Errno(a.errno));
+    }
+    cx.call.put_addr(addr, lenp, a.data())?;
+    Ok(Outcome::Value(0))
+}
+
+fn setsockopt<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let (level, name, val, len) = (
+        cx.call.int(1),
+        cx.call.int(2),
+        cx.call.args[3],
+        cx.call.int(4),
+    );
+    if len < 0 || len as usize > MAX_OPTVAL {
+        return Ok(Outcome::Errno(libc::EINVAL));
+    }
+    let mut buf = [0u8; MAX_OPTVAL];
+    let value = &mut buf[..len as usize];
+    cx.call.read(val, value)?;
+    let a = cx.ask(
+        s.ino,
+        &Request::SetSockOpt { level, name, value },
+        &mut heapless::Vec::new(),
+    );
+    if a.flags & (reply_flags::NOT_STANDIN | reply_flags::APPLY_NATIVE) != 0 && a.errno == 0 {
+        // The stand-in takes the option too (timeouts, buffer sizes the kernel
+        // enforces on it).
+        return Ok(Outcome::Continue);
+    }
+    Ok(answer(a))
+}
+
+fn getsockopt<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let (level, name, val, lenp) = (
+        cx.call.int(1),
+        cx.call.int(2),
+        cx.call.args[3],
+        cx.call.args[4],
+    );
+    if lenp == 0 {
+        return Ok(Outcome::Errno(libc::EFAULT));
+    }
+    let want = cx.call.read_u32(lenp)? as i32;
+    if want < 0 {
+        return Ok(Outcome::Errno(libc::EINVAL));
+    }
+    let a = cx.ask(
+        s.ino,
+        &Request::GetSockOpt {
+            level,
+            name,
+            len: want as u32,
+        },
+        &mut heapless::Vec::new(),
+    );
+    if a.flags & reply_flags::NOT_STANDIN != 0 {
+        return Ok(Outcome::Continue);
+    }
+    if a.errno != 0 {
+        return Ok(Outcome::Errno(a.errno));
+    }
+    let n = (want as usize).min(a.data().len());
+    cx.call.write(val, &a.data()[..n])?;
+    cx.call.write_u32(lenp, n as u32)?;
+    Ok(Outcome::Value(0))
+}
+
+fn shutdown<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let a = cx.ask(
+        s.ino,
+        &Request::Shutdown {
+            how: cx.call.int(1),
+        },
+        &mut heapless::Vec::new(),
+    );
+    // Agreed: the kernel shuts the stand-in too, so the FIN follows the bytes
+    // written before it.
+    Ok(match answer(a) {
+        Outcome::Value(0) => Outcome::Continue,
+        o => o,
+    })
+}

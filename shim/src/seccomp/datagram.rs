@@ -1,0 +1,459 @@
+//! The data calls the filter sends here: `sendto`/`recvfrom` with an address, and
+//! every `sendmsg`, `recvmsg`, `sendmmsg`, `recvmmsg`.
+//!
+//! On a stream stand-in (TCP) they go to the kernel, except a send that names a
+//! destination, which TCP ignores and the `AF_UNIX` stand-in would refuse: that
+//! one is sent here without it. On a datagram stand-in (UDP, ping), a send with a
+//! destination or ancillary data becomes a `SendTo` request, and a receive that
+//! wants the source or ancillary data is done here: the record is read from a copy
+//! of the stand-in, spread over the target's buffers, and its origin asked for —
+//! the same steps the preload shim takes in the program. A receive that wants
+//! neither stays native, after reporting a pending ICMP error if there is one.
+//!
+//! A datagram taken for a target that is interrupted before the answer reaches it
+//! is lost, as a datagram may be. `recvmmsg` returns once one datagram is there and
+//! the queue is empty (as with `MSG_WAITFORONE`), and ignores its timeout.
+
+use super::calls::{Cx, Outcome, Sock};
+use super::target::{
+    Fail, MAX_IOV, MMSGHDR_LEN, MSG_CONTROLLEN_OFF, MSG_FLAGS_OFF, MSG_NAMELEN_OFF, MsgHdr,
+};
+use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
+use smoltcp::phy::Device;
+use std::os::fd::AsFd;
+
+/// What a datagram receive returned.
+struct Received {
+    /// The call's value: bytes copied, or the full length with `MSG_TRUNC`.
+    ret: i64,
+    /// `msg_flags`.
+    flags: i32,
+    /// The source address's full length (0 if unknown).
+    namelen: u32,
+    /// Bytes of ancillary data written.
+    controllen: usize,
+}
+
+pub fn sendto<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let (buf, len, flags, addr, alen) = (
+        cx.call.args[1],
+        cx.call.args[2] as usize,
+        cx.call.int(3),
+        cx.call.args[4],
+        cx.call.int(5),
+    );
+    cx.scratch.iov.clear();
+    cx.scratch.iov.push((buf, len));
+    if !s.is_datagram() {
+        return stream_send(cx, s, flags);
+    }
+    let n = send_datagram(cx, &s, flags, addr, alen, (0, 0))?;
+    Ok(Outcome::Value(n as i64))
+}
+
+pub fn sendmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    let flags = cx.call.int(2);
+    let m = cx.call.read_msghdr(cx.call.args[1])?;
+    if !s.is_datagram() {
+        if m.namelen == 0 {
+            return Ok(Outcome::Continue);
+        }
+        cx.call.read_iov(m.iov, m.iovlen, &mut cx.scratch.iov)?;
+        return stream_send(cx, s, flags);
+    }
+    if m.namelen == 0 && m.controllen == 0 {
+        return Ok(Outcome::Continue);
+    }
+    cx.call.read_iov(m.iov, m.iovlen, &mut cx.scratch.iov)?;
+    let n = send_datagram(
+        cx,
+        &s,
+        flags,
+        m.name,
+        m.namelen as i32,
+        (m.control, m.controllen),
+    )?;
+    Ok(Outcome::Value(n as i64))
+}
+
+pub fn sendmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    if !s.is_datagram() {
+        return Ok(Outcome::Continue);
+    }
+    let (vec, vlen, flags) = (
+        cx.call.args[1],
+        (cx.call.args[2] as u32).min(MAX_IOV as u32),
+        cx.call.int(3),
+    );
+    let mut sent = 0u32;
+    for i in 0..vlen as u64 {
+        let at = vec + i * MMSGHDR_LEN;
+        let r = cx.call.read_msghdr(at).and_then(|m| {
+            cx.call.read_iov(m.iov, m.iovlen, &mut cx.scratch.iov)?;
+            send_datagram(
+                cx,
+                &s,
+                flags,
+                m.name,
+                m.namelen as i32,
+                (m.control, m.controllen),
+            )
+        });
+        match r {
+            Ok(n) => {
+                cx.call.write_u32(at + 56, n as u32)?;
+                sent += 1;
+            }
+            Err(Fail::Gone) => return Err(Fail::Gone),
+            Err(e) if sent == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(Outcome::Value(sent as i64))
+}
+
+pub fn recvfrom<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    if !s.is_datagram() {
+        return Ok(Outcome::Continue);
+    }
+    let (buf, len, flags, addr, lenp) = (
+        cx.call.args[1],
+        cx.call.args[2] as usize,
+        cx.call.int(3),
+        cx.call.args[4],
+        cx.call.args[5],
+    );
+    if lenp == 0 {
+        return Ok(Outcome::Errno(libc::EFAULT));
+    }
+    let room = cx.call.read_u32(lenp)? as i32;
+    if room < 0 {
+        return Ok(Outcome::Errno(libc::EINVAL));
+    }
+    cx.scratch.iov.clear();
+    cx.scratch.iov.push((buf, len));
+    match recv_datagram(cx, &s, flags, Some((addr, room as u32)), (0, 0))? {
+        Some(r) => {
+            cx.call.write_u32(lenp, r.namelen)?;
+            Ok(Outcome::Value(r.ret))
+        }
+        None => Ok(would_block(s, flags)),
+    }
+}
+
+pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    if !s.is_datagram() {
+        return Ok(Outcome::Continue);
+    }
+    let (at, flags) = (cx.call.args[1], cx.call.int(2));
+    let m = cx.call.read_msghdr(at)?;
+    if m.name == 0 && (m.control == 0 || m.controllen == 0) {
+        return Ok(match take_error(cx, &s) {
+            0 => Outcome::Continue,
+            e => Outcome::Errno(e),
+        });
+    }
+    match recv_msghdr(cx, &s, at, &m, flags)? {
+        Some(ret) => Ok(Outcome::Value(ret)),
+        None => Ok(would_block(s, flags)),
+    }
+}
+
+pub fn recvmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let Some(s) = cx.sock(cx.call.int(0))? else {
+        return Ok(Outcome::Continue);
+    };
+    if !s.is_datagram() {
+        return Ok(Outcome::Continue);
+    }
+    let (vec, vlen, flags) = (
+        cx.call.args[1],
+        (cx.call.args[2] as u32).min(MAX_IOV as u32),
+        cx.call.int(3),
+    );
+    let base = flags & !libc::MSG_WAITFORONE;
+    let mut got = 0u32;
+    for i in 0..vlen as u64 {
+        let at = vec + i * MMSGHDR_LEN;
+        let f = if got == 0 {
+            base
+        } else {
+            base | libc::MSG_DONTWAIT
+        };
+        let r = cx
+            .call
+            .read_msghdr(at)
+            .and_then(|m| recv_msghdr(cx, &s, at, &m, f));
+        match r {
+            Ok(Some(n)) => {
+                cx.call.write_u32(at + 56, n as u32)?;
+                got += 1;
+            }
+            Ok(None) if got == 0 => return Ok(would_block(s, flags)),
+            Ok(None) => break,
+            Err(Fail::Gone) => return Err(Fail::Gone),
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(Outcome::Value(got as i64))
+}
+
+/// An empty queue: `EAGAIN` for a non-blocking receive, else wait.
+fn would_block(s: Sock, flags: i32) -> Outcome {
+    if flags & libc::MSG_DONTWAIT != 0 || s.nonblocking() {
+        Outcome::Errno(libc::EAGAIN)
+    } else {
+        s.block(false, libc::EAGAIN)
+    }
+}
+
+/// Takes the socket's pending error (an ICMP error), 0 if none.
+fn take_error<D: Device>(cx: &mut Cx<'_, '_, D>, s: &Sock) -> i32 {
+    match s.id {
+        Some(id) if cx.stack.sockets().peek_error(id) != 0 => cx.stack.sockets_mut().take_error(id),
+        _ => 0,
+    }
+}
+
+/// A receive described by the target's `msghdr` at `at`; writes back its name
+/// and control lengths and flags. `None`: nothing queued.
+fn recv_msghdr<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    s: &Sock,
+    at: u64,
+    m: &MsgHdr,
+    flags: i32,
+) -> Result<Option<i64>, Fail> {
+    if (m.namelen as i32) < 0 {
+        return Err(Fail::Errno(libc::EINVAL));
+    }
+    cx.call.read_iov(m.iov, m.iovlen, &mut cx.scratch.iov)?;
+    let name = (m.name != 0).then_some((m.name, m.namelen));
+    let control = if m.control != 0 {
+        (m.control, m.controllen as usize)
+    } else {
+        (0, 0)
+    };
+    let Some(r) = recv_datagram(cx, s, flags, name, control)? else {
+        return Ok(None);
+    };
+    if m.name != 0 {
+        cx.call.write_u32(at + MSG_NAMELEN_OFF, r.namelen)?;
+    }
+    cx.call.write(
+        at + MSG_CONTROLLEN_OFF,
+        &(r.controllen as u64).to_ne_bytes(),
+    )?;
+    cx.call.write_u32(at + MSG_FLAGS_OFF, r.flags as u32)?;
+    Ok(Some(r.ret))
+}
+
+/// Receives one datagram into the iovecs in `cx.scratch.iov`. `name` is the
+/// source's buffer and its room, `control` the ancillary data's. `None`: nothing
+/// queued.
+fn recv_datagram<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    s: &Sock,
+    flags: i32,
+    name: Option<(u64, u32)>,
+    control: (u64, usize),
+) -> Result<Option<Received>, Fail> {
+    let e = take_error(cx, s);
+    if e != 0 {
+        return Err(Fail::Errno(e));
+    }
+    let peek = flags & libc::MSG_PEEK != 0;
+    let mut buf = std::mem::take(&mut cx.scratch.buf);
+    let r = super::kernel::recv_record(s.fd.as_fd(), &mut buf, peek);
+    let result = match r {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e.into()),
+        Ok((full, marker, _)) => deliver(
+            cx,
+            s,
+            flags,
+            name,
+            control,
+            &buf[..full.min(buf.len())],
+            full,
+            marker.is_some(),
+        )
+        .map(Some),
+    };
+    cx.scratch.buf = buf;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deliver<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    s: &Sock,
+    flags: i32,
+    name: Option<(u64, u32)>,
+    control: (u64, usize),
+    data: &[u8],
+    full: usize,
+    marker: bool,
+) -> Result<Received, Fail> {
+    if marker {
+        // An error marker (a socket created with markers on): the errno it holds.
+        let e = data.get(..4).map_or(libc::ECONNREFUSED, |b| {
+            i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+        });
+        return Err(Fail::Errno(if e > 0 { e } else { libc::ECONNREFUSED }));
+    }
+    let capacity: usize = cx
+        .scratch
+        .iov
+        .iter()
+        .map(|v| v.1)
+        .fold(0, usize::saturating_add);
+    let copied = cx.call.scatter(&cx.scratch.iov, data)?;
+    let mut out = Received {
+        ret: if flags & libc::MSG_TRUNC != 0 {
+            full
+        } else {
+            copied
+        } as i64,
+        flags: if full > capacity { libc::MSG_TRUNC } else { 0 },
+        namelen: 0,
+        controllen: 0,
+    };
+    if name.is_none() && control.1 == 0 {
+        return Ok(out);
+    }
+    let req = Request::Origin {
+        len: full as u32,
+        peek: flags & libc::MSG_PEEK != 0,
+        prefix: &data[..data.len().min(16)],
+    };
+    let a = cx.ask(s.ino, &req, &mut heapless::Vec::new());
+    let d = a.data();
+    if a.errno != 0 || a.value != 1 || d.is_empty() || d.len() <= d[0] as usize {
+        // Origin unknown (the stack lost track): no address rather than a wrong one.
+        return Ok(out);
+    }
+    let sl = d[0] as usize;
+    if let Some((addr, room)) = name {
+        let n = sl.min(room as usize);
+        cx.call.write(addr, &d[1..1 + n])?;
+        out.namelen = sl as u32;
+    }
+    let cmsgs = &d[1 + sl..];
+    if control.0 != 0 && control.1 > 0 {
+        let n = cmsgs.len().min(control.1);
+        cx.call.write(control.0, &cmsgs[..n])?;
+        out.controllen = n;
+        if n < cmsgs.len() {
+            out.flags |= libc::MSG_CTRUNC;
+        }
+    }
+    Ok(out)
+}
+
+/// Sends one datagram through the stack: the payload the iovecs in
+/// `cx.scratch.iov` name, to `addr` (or the connected peer), with `control`.
+fn send_datagram<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    s: &Sock,
+    flags: i32,
+    addr: u64,
+    alen: i32,
+    control: (u64, u64),
+) -> Result<usize, Fail> {
+    if alen < 0 || alen as usize > MAX_SOCKADDR {
+        return Err(Fail::Errno(libc::EINVAL));
+    }
+    let mut abuf = [0u8; MAX_SOCKADDR];
+    let a = &mut abuf[..if addr == 0 { 0 } else { alen as usize }];
+    cx.call.read(addr, a)?;
+    let mut cbuf = [0u8; MAX_CONTROL];
+    let c = &mut cbuf[..(control.1 as usize).min(MAX_CONTROL)];
+    cx.call.read(control.0, c)?;
+    let mut buf = std::mem::take(&mut cx.scratch.buf);
+    let r = cx
+        .call
+        .gather(&cx.scratch.iov, &mut buf[..MAX_DATAGRAM])
+        .map(|n| {
+            let req = Request::SendTo {
+                flags,
+                addr: a,
+                control: c,
+                payload: &buf[..n],
+            };
+            cx.ask(s.ino, &req, &mut heapless::Vec::new())
+        });
+    cx.scratch.buf = buf;
+    let a = r?;
+    if a.errno != 0 {
+        Err(Fail::Errno(a.errno))
+    } else {
+        Ok(a.value as usize)
+    }
+}
+
+/// Sends the bytes the iovecs in `cx.scratch.iov` name on a stream stand-in,
+/// without the destination TCP ignores.
+fn stream_send<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock, flags: i32) -> Result<Outcome, Fail> {
+    let mut buf = std::mem::take(&mut cx.scratch.buf);
+    let r = stream_send_with(cx, &s, flags, &mut buf);
+    cx.scratch.buf = buf;
+    match r {
+        Ok(0) if cx.scratch.iov.iter().any(|v| v.1 > 0) => {
+            if flags & libc::MSG_DONTWAIT != 0 || s.nonblocking() {
+                Ok(Outcome::Errno(libc::EAGAIN))
+            } else {
+                Ok(s.block(true, libc::EAGAIN))
+            }
+        }
+        Ok(n) => Ok(Outcome::Value(n as i64)),
+        Err(e) => Err(e),
+    }
+}
+
+fn stream_send_with<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    s: &Sock,
+    flags: i32,
+    buf: &mut [u8],
+) -> Result<usize, Fail> {
+    let mut sent = 0usize;
+    let pass = flags & (libc::MSG_MORE | libc::MSG_EOR | libc::MSG_OOB);
+    for i in 0..cx.scratch.iov.len() {
+        let (base, len) = cx.scratch.iov[i];
+        let mut off = 0;
+        while off < len {
+            let n = (len - off).min(buf.len());
+            cx.call.read(base + off as u64, &mut buf[..n])?;
+            match super::kernel::send_nb(s.fd.as_fd(), &buf[..n], pass) {
+                Ok(k) => {
+                    sent += k;
+                    off += k;
+                    if k < n {
+                        return Ok(sent);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(sent),
+                Err(e) if sent == 0 => return Err(e.into()),
+                Err(_) => return Ok(sent),
+            }
+        }
+    }
+    Ok(sent)
+}

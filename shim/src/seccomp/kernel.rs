@@ -1,0 +1,450 @@
+//! The seccomp user-notification interface and the cross-process calls the
+//! supervisor needs: installing a filter, receiving and answering notifications,
+//! installing descriptors in the target (`SECCOMP_IOCTL_NOTIF_ADDFD`), taking a copy
+//! of a target's descriptor (`pidfd_getfd`), and reading and writing its memory
+//! (`process_vm_readv`/`writev`). Every `unsafe` block is one system call.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::zeroed;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_long(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Installs `prog` for this thread with a notification listener and returns the
+/// listener's fd. Sets `no_new_privs` first (what lets an unprivileged process
+/// install a filter). Called between `fork` and `exec`: only system calls, no
+/// allocation.
+pub fn install_filter(prog: &[libc::sock_filter]) -> io::Result<RawFd> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
+    let fprog = libc::sock_fprog {
+        len: prog.len() as libc::c_ushort,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: a valid sock_fprog pointing at `prog`, alive for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_long,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_long,
+            &fprog as *const libc::sock_fprog as libc::c_long,
+        )
+    };
+    Ok(cvt_long(fd)? as RawFd)
+}
+
+/// One notification.
+pub type Notif = libc::seccomp_notif;
+
+/// Whether a notification waits (`poll` on the listener).
+pub fn pending(listener: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r == 1 && p.revents & libc::POLLIN != 0
+}
+
+/// Receives one notification (`SECCOMP_IOCTL_NOTIF_RECV`); call when `pending`.
+pub fn recv(listener: BorrowedFd<'_>) -> io::Result<Notif> {
+    // SAFETY: seccomp_notif is plain data; the kernel requires it zeroed.
+    let mut n: Notif = unsafe { zeroed() };
+    // SAFETY: a valid, zeroed seccomp_notif for the kernel to fill.
+    cvt(unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut n) })?;
+    Ok(n)
+}
+
+/// Answers a notification: `val` as the result, or `-error`; or, with `continue_`,
+/// lets the kernel carry out the call itself.
+pub fn respond(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    val: i64,
+    error: i32,
+    continue_: bool,
+) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val,
+        error: if error != 0 { -error } else { 0 },
+        flags: if continue_ {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        } else {
+            0
+        },
+    };
+    // SAFETY: a valid seccomp_notif_resp.
+    cvt(unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &resp) })
+        .map(|_| ())
+}
+
+/// Whether the notification is still alive (the target has not been interrupted
+/// and its pid still names it).
+pub fn id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &id,
+        ) == 0
+    }
+}
+
+/// Installs `fd` in the target and answers the notification with its number, in
+/// one step (`SECCOMP_ADDFD_FLAG_SEND`). Fails with `ENOENT` if the target was
+/// interrupted meanwhile; the fd is then not installed.
+pub fn addfd_send(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<i32> {
+    let a = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: a valid seccomp_notif_addfd.
+    cvt(unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &a) })
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = cvt_long(unsafe {
+        libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long)
+    })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A pidfd naming the thread `tid` itself (`PIDFD_THREAD`, Linux 6.9), so that a
+/// notification from any thread of a process can be served; on older kernels, a
+/// pidfd of its thread group (read from `/proc/TID/status`).
+pub fn pidfd_open_thread(tid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_open,
+            tid as libc::c_long,
+            libc::O_EXCL as libc::c_long,
+        )
+    };
+    if r >= 0 {
+        // SAFETY: a fresh fd we own.
+        return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(e);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    pidfd_open(tgid)
+}
+
+/// A copy of the target's descriptor `fd` (`pidfd_getfd(2)`), close-on-exec.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let r = cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            pidfd.as_raw_fd() as libc::c_long,
+            fd as libc::c_long,
+            0 as libc::c_long,
+        )
+    })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Reads the target's memory at `addr` into `buf`, all of it or an error.
+pub fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` is our buffer; the kernel checks `remote` against the target.
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != buf.len() => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `data` into the target's memory at `addr`.
+pub fn write_mem(pid: u32, addr: u64, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: as for read_mem.
+    let n = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != data.len() => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+        _ => Ok(()),
+    }
+}
+
+/// Receives one record from a copy of a target's stand-in without blocking: its
+/// length (the full length, `MSG_TRUNC`), the first descriptor attached (an
+/// accepted connection, or a datagram socket's error marker), and whether `buf` was
+/// too short.
+pub fn recv_record(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    peek: bool,
+) -> io::Result<(usize, Option<OwnedFd>, bool)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    #[repr(C, align(8))]
+    struct Cm([u8; 64]);
+    let mut cm = Cm([0; 64]);
+    // SAFETY: plain data.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cm.0.as_mut_ptr().cast();
+    msg.msg_controllen = cm.0.len();
+    let flags = libc::MSG_DONTWAIT
+        | libc::MSG_CMSG_CLOEXEC
+        | libc::MSG_TRUNC
+        | if peek { libc::MSG_PEEK } else { 0 };
+    // SAFETY: valid buffers.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
+    let mut got = None;
+    // SAFETY: the kernel wrote well-formed cmsghdrs.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let count =
+                    ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i));
+                    let fd = OwnedFd::from_raw_fd(raw);
+                    if got.is_none() {
+                        got = Some(fd);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, got, truncated))
+}
+
+/// `send(2)` with `MSG_DONTWAIT | MSG_NOSIGNAL`.
+pub fn send_nb(fd: BorrowedFd<'_>, data: &[u8], flags: i32) -> io::Result<usize> {
+    // SAFETY: `data` is valid for reads.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Marks every fd from 3 up close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`):
+/// descriptors netcell inherited never reach the container. Async-signal-safe.
+pub fn cloexec_from_3() -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_long,
+            !0u32 as libc::c_long,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_long,
+        )
+    })
+    .map(|_| ())
+}
+
+/// `write(2)` of a small buffer (between fork and exec).
+pub fn write_all_raw(fd: RawFd, data: &[u8]) -> io::Result<()> {
+    // SAFETY: `data` is valid for reads.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    if n as usize == data.len() {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `read(2)` of exactly `buf.len()` bytes (between fork and exec, and in the helper).
+pub fn read_exact_raw(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: `buf` is valid for writes.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        got += n as usize;
+    }
+    Ok(())
+}
+
+/// A pipe, both ends close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: a valid array for the kernel to fill.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: fresh fds we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `close(2)` (between fork and exec).
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: closing an fd this process owns.
+    unsafe { libc::close(fd) };
+}
+
+/// The calling process's pid.
+pub fn getpid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// The file status flags of `fd` (`F_GETFL`); they belong to the open file, so a
+/// copy taken with `pidfd_getfd` shows the target's `O_NONBLOCK`.
+pub fn status_flags(fd: BorrowedFd<'_>) -> i32 {
+    // SAFETY: plain fcntl.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) }.max(0)
+}
+
+/// An `int` socket option of `fd`.
+pub fn sockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> Option<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid int and length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// A socket timeout of `fd` (`SO_RCVTIMEO`/`SO_SNDTIMEO`); `None` for none.
+pub fn sock_timeout(fd: BorrowedFd<'_>, name: i32) -> Option<std::time::Duration> {
+    // SAFETY: plain data.
+    let mut tv: libc::timeval = unsafe { zeroed() };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: a valid timeval and length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            name,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        return None;
+    }
+    Some(
+        std::time::Duration::from_secs(tv.tv_sec as u64)
+            + std::time::Duration::from_micros(tv.tv_usec as u64),
+    )
+}
+
+/// The length of the next record queued on a datagram stand-in (0 if none).
+pub fn next_record_len(fd: BorrowedFd<'_>) -> usize {
+    // SAFETY: a zero-length receive with a null buffer is valid.
+    let r = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    r.max(0) as usize
+}
+
+/// Makes this process non-dumpable: other processes of its user (the container's)
+/// can then neither `ptrace` it nor take its descriptors or read its memory.
+pub fn set_non_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(|_| ())
+}
+
+/// Runs `f` in the child between `fork` and `exec` (`CommandExt::pre_exec`).
+///
+/// `f` must be async-signal-safe: system calls only, no allocation, no locks (the
+/// child of a multithreaded process).
+pub fn before_exec(
+    cmd: &mut std::process::Command,
+    f: impl FnMut() -> io::Result<()> + Send + Sync + 'static,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the callers' closures are async-signal-safe, as documented above.
+    unsafe { cmd.pre_exec(f) };
+}

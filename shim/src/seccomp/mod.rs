@@ -1,0 +1,55 @@
+//! The seccomp front end (`netcell run --shim seccomp`, the default).
+//!
+//! # Theory of operation
+//!
+//! The command starts under a seccomp filter ([`filter`]) that sends the socket
+//! calls to netcell as user notifications ([`launch`] installs it in the child
+//! before `exec`; `no_new_privs` is what lets an unprivileged user do so). The
+//! filter is inherited by every thread and child and survives `exec` and `env -i`,
+//! and it sees system calls, not library calls: static binaries, Go programs and
+//! raw `syscall(2)` are caught like any glibc program.
+//!
+//! The [`supervisor`] answers each notification in the stack's thread through the
+//! same socket service the preload shim's requests go to ([`calls`]), so both front
+//! ends behave alike. `socket(AF_INET/AF_INET6)` returns a stand-in, installed in
+//! the target with `SECCOMP_IOCTL_NOTIF_ADDFD` and answered in the same step
+//! (`SECCOMP_ADDFD_FLAG_SEND`); data then flows natively, as in preload mode:
+//! `read`, `write`, `send`/`recv` without an address, `poll`, `epoll` and `close`
+//! never reach the filter's notification path. Pointer arguments are read from and
+//! written to the target's memory (`process_vm_readv`/`writev`) with `ID_VALID`
+//! checked after each read ([`target`]).
+//!
+//! # The boundary
+//!
+//! What the filter enforces, whatever the program does: an INET socket is always a
+//! stand-in; `AF_PACKET` and `AF_NETLINK` fail with `EPERM` (the host's interfaces
+//! and traffic stay invisible); other families fail with `EAFNOSUPPORT`; the
+//! interface ioctls describe the container's interfaces ([`ifreq`]); io_uring
+//! fails with `ENOSYS` (its socket operations would bypass the filter); x32 and
+//! i386 socket entry points fail with `ENOSYS`; other architectures are killed.
+//! netcell marks itself non-dumpable, so the container (same user) can neither
+//! `ptrace` it nor take its descriptors; and none of netcell's descriptors are
+//! inherited.
+//!
+//! Why this is the default: preload mode is a convenience, not a boundary — a
+//! static binary, a Go program, `env -i` or a raw system call leaves it — while
+//! this mode holds for every program and costs a few microseconds per control call
+//! (connect, accept, bind, ...), nothing per byte of TCP.
+
+pub mod calls;
+mod datagram;
+pub mod files;
+pub mod filter;
+mod ifreq;
+mod kernel;
+pub mod launch;
+pub mod supervisor;
+mod target;
+
+pub use files::Files;
+pub use supervisor::Supervisor;
+
+/// Makes netcell non-dumpable (see the module docs).
+pub fn protect_self() -> std::io::Result<()> {
+    kernel::set_non_dumpable()
+}

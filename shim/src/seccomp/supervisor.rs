@@ -1,0 +1,252 @@
+//! The supervisor: takes the container's notifications and answers them.
+//!
+//! It runs in the stack's own thread, as two sources of its event loop (the
+//! notification listener, and the set of parked calls), and calls the socket
+//! service directly: a notified call costs the kernel's round trip and nothing more.
+//!
+//! A call that would block (`accept` on an empty queue, a blocking `connect`, a
+//! receive with nothing queued) must not block the stack. It is *parked*: a copy of
+//! its descriptor joins the supervisor's own epoll set, and the call is served
+//! again when that descriptor turns ready — the stack makes it ready itself, by
+//! delivering a connection, a datagram or the end of a handshake. Its target
+//! meanwhile sleeps in the kernel, interruptibly: a signal ends the wait (the call
+//! fails with `EINTR`, or is restarted and arrives as a new notification) without
+//! anything happening here. Parked calls are therefore checked with `ID_VALID`
+//! every 100 ms and dropped when dead, their descriptor copies closed; `SO_RCVTIMEO`
+//! and `SO_SNDTIMEO` give them deadlines.
+
+use super::calls::{self, Block, Cx, Outcome, Scratch};
+use super::files::Files;
+use super::kernel::{self, Notif};
+use super::target::Call;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use netcell_stack::{SocketId, Stack};
+use smoltcp::phy::Device;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// How often parked calls are checked for targets that went away.
+const SWEEP: Duration = Duration::from_millis(100);
+
+struct Parked {
+    notif: Notif,
+    fd: OwnedFd,
+    deadline: Option<Instant>,
+    timeout_errno: i32,
+    watch: Option<SocketId>,
+}
+
+/// Counters, for the log.
+#[derive(Default, Debug)]
+struct Counts {
+    served: u64,
+    passed: u64,
+    parked: u64,
+}
+
+/// The seccomp front end of one container.
+pub struct Supervisor {
+    listener: OwnedFd,
+    poll: Poll,
+    events: Events,
+    ready: Vec<usize>,
+    parked: Vec<Option<Parked>>,
+    scratch: Scratch,
+    files: Files,
+    next_sweep: Instant,
+    counts: Counts,
+}
+
+impl Supervisor {
+    /// Serves the notifications of `listener`, substituting `files`.
+    pub fn new(listener: OwnedFd, files: Files) -> io::Result<Supervisor> {
+        Ok(Supervisor {
+            listener,
+            poll: Poll::new()?,
+            events: Events::with_capacity(64),
+            ready: Vec::with_capacity(64),
+            parked: Vec::new(),
+            scratch: Scratch::new(),
+            files,
+            next_sweep: Instant::now() + SWEEP,
+            counts: Counts::default(),
+        })
+    }
+
+    /// The notification listener, for the event loop.
+    pub fn listener_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// The parked calls' epoll set, for the event loop.
+    pub fn parked_fd(&self) -> RawFd {
+        self.poll.as_raw_fd()
+    }
+
+    /// How long the event loop may sleep: until the next deadline or sweep.
+    pub fn next_wake(&self) -> Option<Duration> {
+        if self.parked.iter().all(Option::is_none) {
+            return None;
+        }
+        let now = Instant::now();
+        let mut at = self.next_sweep;
+        for p in self.parked.iter().flatten() {
+            if let Some(d) = p.deadline {
+                at = at.min(d);
+            }
+        }
+        Some(at.saturating_duration_since(now))
+    }
+
+    /// Serves every waiting notification.
+    pub fn on_notifications<D: Device>(&mut self, stack: &mut Stack<D>) {
+        while kernel::pending(self.listener.as_fd()) {
+            match kernel::recv(self.listener.as_fd()) {
+                Ok(n) => self.serve(stack, n, None),
+                // The target died between the poll and the receive.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => {
+                    log::warn!("seccomp: cannot receive a notification: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Serves again the parked calls whose descriptors turned ready.
+    pub fn on_ready<D: Device>(&mut self, stack: &mut Stack<D>) {
+        if let Err(e) = self.poll.poll(&mut self.events, Some(Duration::ZERO)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::warn!("seccomp: polling parked calls: {e}");
+            }
+            return;
+        }
+        self.ready.clear();
+        self.ready.extend(self.events.iter().map(|e| e.token().0));
+        for i in 0..self.ready.len() {
+            let slot = self.ready[i];
+            if let Some(p) = self.parked.get_mut(slot).and_then(Option::take) {
+                self.unwatch(&p);
+                self.serve(stack, p.notif, Some(p));
+            }
+        }
+    }
+
+    /// Ends parked calls whose deadline passed, resumes those whose socket got an
+    /// error, drops those whose target went away.
+    pub fn tick<D: Device>(&mut self, stack: &mut Stack<D>) {
+        if self.parked.iter().all(Option::is_none) {
+            return;
+        }
+        let now = Instant::now();
+        let sweep = now >= self.next_sweep;
+        if sweep {
+            self.next_sweep = now + SWEEP;
+        }
+        for slot in 0..self.parked.len() {
+            let Some(p) = &self.parked[slot] else {
+                continue;
+            };
+            let expired = p.deadline.is_some_and(|d| now >= d);
+            let errored = p
+                .watch
+                .is_some_and(|id| stack.sockets().peek_error(id) != 0);
+            let dead = sweep && !kernel::id_valid(self.listener.as_fd(), p.notif.id);
+            if !(expired || errored || dead) {
+                continue;
+            }
+            let Some(p) = self.parked[slot].take() else {
+                continue;
+            };
+            self.unwatch(&p);
+            if dead {
+                log::trace!("seccomp: parked call of {} was interrupted", p.notif.pid);
+            } else if expired {
+                self.respond(p.notif.id, Outcome::Errno(p.timeout_errno));
+            } else {
+                self.serve(stack, p.notif, Some(p));
+            }
+        }
+    }
+
+    fn unwatch(&self, p: &Parked) {
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&p.fd.as_raw_fd()));
+    }
+
+    /// Serves one call (`prev`: it was parked before).
+    fn serve<D: Device>(&mut self, stack: &mut Stack<D>, notif: Notif, prev: Option<Parked>) {
+        let call = Call::new(self.listener.as_fd(), &notif);
+        let mut cx = Cx {
+            stack,
+            call,
+            resumed: prev.is_some(),
+            scratch: &mut self.scratch,
+            files: &self.files,
+        };
+        let out = calls::serve(&mut cx);
+        self.counts.served += 1;
+        match out {
+            Outcome::Block(b) => self.park(notif, b, prev.and_then(|p| p.deadline)),
+            o => self.respond(notif.id, o),
+        }
+        if self.counts.served.is_multiple_of(100_000) {
+            log::debug!("seccomp: {:?}", self.counts);
+        }
+    }
+
+    fn respond(&mut self, id: u64, out: Outcome) {
+        let l = self.listener.as_fd();
+        let r = match out {
+            Outcome::Value(v) => kernel::respond(l, id, v, 0, false),
+            Outcome::Errno(e) => kernel::respond(l, id, 0, e, false),
+            Outcome::Continue => {
+                self.counts.passed += 1;
+                kernel::respond(l, id, 0, 0, true)
+            }
+            Outcome::Answered | Outcome::Gone | Outcome::Block(_) => Ok(()),
+        };
+        if let Err(e) = r
+            && e.raw_os_error() != Some(libc::ENOENT)
+        {
+            log::debug!("seccomp: answering call {id}: {e}");
+        }
+    }
+
+    fn park(&mut self, notif: Notif, b: Block, deadline: Option<Instant>) {
+        let slot = match self.parked.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.parked.push(None);
+                self.parked.len() - 1
+            }
+        };
+        let interest = if b.writable {
+            Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&b.fd.as_raw_fd()), Token(slot), interest)
+        {
+            log::warn!("seccomp: cannot watch a blocked call: {e}");
+            self.respond(notif.id, Outcome::Errno(libc::ENOMEM));
+            return;
+        }
+        self.counts.parked += 1;
+        let deadline = deadline.or_else(|| b.timeout.map(|t| Instant::now() + t));
+        self.parked[slot] = Some(Parked {
+            notif,
+            fd: b.fd,
+            deadline,
+            timeout_errno: b.timeout_errno,
+            watch: b.watch,
+        });
+    }
+}

@@ -1,0 +1,279 @@
+//! One intercepted system call and the thread that made it.
+//!
+//! The target is stopped in the kernel until the call is answered, but it is not
+//! trusted: another of its threads may change the memory a pointer argument names,
+//! and a signal may end the call (the notification then dies, and its thread id may
+//! even be reused). So every read of the target's memory is followed by an
+//! `ID_VALID` check before the value is used, and so is every descriptor taken from
+//! it: a value read from a dead notification is thrown away, never acted on.
+
+use super::kernel::{self, Notif};
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+/// Why a call is not carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fail {
+    /// The call fails with this errno.
+    Errno(i32),
+    /// The notification is gone (the target was interrupted or died): nobody waits
+    /// for an answer.
+    Gone,
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Self {
+        Fail::Errno(e.raw_os_error().unwrap_or(libc::EIO))
+    }
+}
+
+/// `struct msghdr` as the target laid it out (x86-64).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MsgHdr {
+    pub name: u64,
+    pub namelen: u32,
+    pub iov: u64,
+    pub iovlen: u64,
+    pub control: u64,
+    pub controllen: u64,
+}
+
+/// The size of `struct msghdr`.
+pub const MSGHDR_LEN: u64 = 56;
+/// The size of `struct mmsghdr`.
+pub const MMSGHDR_LEN: u64 = 64;
+/// Offsets in `struct msghdr` of the fields a receive writes back.
+pub const MSG_NAMELEN_OFF: u64 = 8;
+pub const MSG_CONTROLLEN_OFF: u64 = 40;
+pub const MSG_FLAGS_OFF: u64 = 48;
+/// Linux's `UIO_MAXIOV`.
+pub const MAX_IOV: u64 = 1024;
+
+/// A notification being served.
+pub struct Call<'a> {
+    listener: BorrowedFd<'a>,
+    /// The notification's id.
+    pub id: u64,
+    /// The calling thread.
+    pub tid: u32,
+    /// The system call number (x86-64).
+    pub nr: i64,
+    /// The audit architecture the call was made with.
+    pub arch: u32,
+    /// The raw arguments.
+    pub args: [u64; 6],
+}
+
+impl<'a> Call<'a> {
+    /// The call a notification describes.
+    pub fn new(listener: BorrowedFd<'a>, n: &Notif) -> Self {
+        Call {
+            listener,
+            id: n.id,
+            tid: n.pid,
+            nr: n.data.nr as i64,
+            arch: n.data.arch,
+            args: n.data.args,
+        }
+    }
+
+    /// The notification listener (to answer through).
+    pub fn listener(&self) -> BorrowedFd<'a> {
+        self.listener
+    }
+
+    /// Argument `i` as a C `int` (the kernel truncates the register).
+    pub fn int(&self, i: usize) -> i32 {
+        self.args[i] as u32 as i32
+    }
+
+    /// Whether the target still waits for this answer.
+    pub fn alive(&self) -> bool {
+        kernel::id_valid(self.listener, self.id)
+    }
+
+    fn checked(&self) -> Result<(), Fail> {
+        if self.alive() {
+            Ok(())
+        } else {
+            Err(Fail::Gone)
+        }
+    }
+
+    /// Reads the target's memory; `EFAULT` where it is not readable.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
+        if !buf.is_empty() && addr == 0 {
+            return Err(Fail::Errno(libc::EFAULT));
+        }
+        let r = kernel::read_mem(self.tid, addr, buf);
+        self.checked()?;
+        r.map_err(|_| Fail::Errno(libc::EFAULT))
+    }
+
+    /// Reads a `u32` (an `int`, a `socklen_t`).
+    pub fn read_u32(&self, addr: u64) -> Result<u32, Fail> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_ne_bytes(b))
+    }
+
+    /// Reads a `u64` (a pointer, a `size_t`).
+    pub fn read_u64(&self, addr: u64) -> Result<u64, Fail> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_ne_bytes(b))
+    }
+
+    /// Writes into the target's memory; `EFAULT` where it is not writable.
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fail> {
+        if !data.is_empty() && addr == 0 {
+            return Err(Fail::Errno(libc::EFAULT));
+        }
+        match kernel::write_mem(self.tid, addr, data) {
+            Ok(()) => Ok(()),
+            Err(_) if !self.alive() => Err(Fail::Gone),
+            Err(_) => Err(Fail::Errno(libc::EFAULT)),
+        }
+    }
+
+    /// Writes a `u32`.
+    pub fn write_u32(&self, addr: u64, v: u32) -> Result<(), Fail> {
+        self.write(addr, &v.to_ne_bytes())
+    }
+
+    /// A copy of the target's descriptor `fd`: `EBADF` if it has none by that
+    /// number.
+    pub fn fd(&self, fd: i32) -> Result<OwnedFd, Fail> {
+        if fd < 0 {
+            return Err(Fail::Errno(libc::EBADF));
+        }
+        let pidfd = kernel::pidfd_open_thread(self.tid).map_err(|_| Fail::Gone)?;
+        let r = kernel::pidfd_getfd(std::os::fd::AsFd::as_fd(&pidfd), fd);
+        self.checked()?;
+        r.map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => Fail::Gone,
+            _ => Fail::Errno(libc::EBADF),
+        })
+    }
+
+    /// Reads a `struct msghdr`.
+    pub fn read_msghdr(&self, addr: u64) -> Result<MsgHdr, Fail> {
+        let mut b = [0u8; MSGHDR_LEN as usize];
+        self.read(addr, &mut b)?;
+        let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or_default());
+        Ok(MsgHdr {
+            name: u64_at(0),
+            namelen: u32::from_ne_bytes(b[8..12].try_into().unwrap_or_default()),
+            iov: u64_at(16),
+            iovlen: u64_at(24),
+            control: u64_at(32),
+            controllen: u64_at(40),
+        })
+    }
+
+    /// Reads an iovec array into `out` as (base, length) pairs; `EMSGSIZE` beyond
+    /// `UIO_MAXIOV`, as Linux.
+    pub fn read_iov(&self, addr: u64, count: u64, out: &mut Vec<(u64, usize)>) -> Result<(), Fail> {
+        out.clear();
+        if count > MAX_IOV {
+            return Err(Fail::Errno(libc::EMSGSIZE));
+        }
+        let mut chunk = [0u8; 16 * 64];
+        let mut done = 0;
+        while done < count {
+            let n = (count - done).min(64) as usize;
+            self.read(addr + done * 16, &mut chunk[..n * 16])?;
+            for i in 0..n {
+                let base =
+                    u64::from_ne_bytes(chunk[i * 16..i * 16 + 8].try_into().unwrap_or_default());
+                let len = u64::from_ne_bytes(
+                    chunk[i * 16 + 8..i * 16 + 16]
+                        .try_into()
+                        .unwrap_or_default(),
+                );
+                if len > isize::MAX as u64 {
+                    return Err(Fail::Errno(libc::EINVAL));
+                }
+                out.push((base, len as usize));
+            }
+            done += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Copies the bytes `iov` names into `buf`; `EMSGSIZE` if they do not fit.
+    pub fn gather(&self, iov: &[(u64, usize)], buf: &mut [u8]) -> Result<usize, Fail> {
+        let total = iov.iter().try_fold(0usize, |a, &(_, l)| a.checked_add(l));
+        let total = total.ok_or(Fail::Errno(libc::EINVAL))?;
+        if total > buf.len() {
+            return Err(Fail::Errno(libc::EMSGSIZE));
+        }
+        let mut at = 0;
+        for &(base, len) in iov {
+            if len > 0 {
+                kernel::read_mem(self.tid, base, &mut buf[at..at + len])
+                    .map_err(|_| Fail::Errno(libc::EFAULT))?;
+            }
+            at += len;
+        }
+        self.checked()?;
+        Ok(total)
+    }
+
+    /// Spreads `data` over `iov`; returns the bytes placed (at most the iovecs'
+    /// total).
+    pub fn scatter(&self, iov: &[(u64, usize)], data: &[u8]) -> Result<usize, Fail> {
+        let mut at = 0;
+        for &(base, len) in iov {
+            if at == data.len() {
+                break;
+            }
+            let n = len.min(data.len() - at);
+            self.write(base, &data[at..at + n])?;
+            at += n;
+        }
+        Ok(at)
+    }
+
+    /// Copies an address out as `accept`/`getsockname`/`recvfrom` do: truncated to
+    /// the length `*lenp` gives, the full length stored back. A null `addr` or
+    /// `lenp` skips it.
+    pub fn put_addr(&self, addr: u64, lenp: u64, data: &[u8]) -> Result<(), Fail> {
+        if addr == 0 || lenp == 0 {
+            return Ok(());
+        }
+        let room = self.read_u32(lenp)? as i32;
+        if room < 0 {
+            return Err(Fail::Errno(libc::EINVAL));
+        }
+        self.write(addr, &data[..data.len().min(room as usize)])?;
+        self.write_u32(lenp, data.len() as u32)
+    }
+
+    /// Whether the target's path argument at `addr` is exactly `path`. Reads no
+    /// further than `path.len() + 1` bytes and never across an unreadable page.
+    pub fn path_is(&self, addr: u64, path: &str) -> Result<bool, Fail> {
+        let want = path.as_bytes();
+        let mut buf = [0u8; 64];
+        let n = want.len() + 1;
+        if n > buf.len() || addr == 0 {
+            return Ok(false);
+        }
+        // Read page by page: the string may end just before an unmapped page.
+        let mut got = 0;
+        while got < n {
+            let page_left = 4096 - ((addr + got as u64) % 4096) as usize;
+            let take = (n - got).min(page_left);
+            if kernel::read_mem(self.tid, addr + got as u64, &mut buf[got..got + take]).is_err() {
+                break;
+            }
+            if buf[got..got + take].contains(&0) {
+                got += take;
+                break;
+            }
+            got += take;
+        }
+        self.checked()?;
+        Ok(got == n && &buf[..want.len()] == want && buf[want.len()] == 0)
+    }
+}
