@@ -22,8 +22,7 @@ fn free_host_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-#[test]
-fn loopback_http_server_is_private_to_the_container() {
+fn loopback_http_server_is_private_to_the_container(mode: Mode) {
     need("curl");
     need("python3");
     let dir = Scratch::new();
@@ -35,7 +34,7 @@ fn loopback_http_server_is_private_to_the_container() {
          for i in $(seq 200); do body=$(curl -s -m 2 http://127.0.0.1:{port}/hello.txt) && break; sleep 0.05; done; \
          echo \"body=$body\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
     );
-    let c = Proc::spawn(&mut container(&script));
+    let c = Proc::spawn(&mut container(mode, &script));
     wait_for(T, "the container's server", || {
         dir.path("READY").exists().then_some(())
     });
@@ -54,8 +53,7 @@ fn loopback_http_server_is_private_to_the_container() {
     );
 }
 
-#[test]
-fn two_containers_serve_the_same_port() {
+fn two_containers_serve_the_same_port(mode: Mode) {
     need("curl");
     need("python3");
     let dir = Scratch::new();
@@ -71,7 +69,7 @@ fn two_containers_serve_the_same_port() {
              touch {d}/up-{name}; while [ ! -e {d}/up-alpha ] || [ ! -e {d}/up-beta ]; do sleep 0.05; done; \
              echo \"$(curl -s -m 5 http://127.0.0.1:8080/who) $(curl -s -m 5 http://[::1]:8080/who)\"; kill $!"
         );
-        procs.push((name, Proc::spawn(&mut container(&script))));
+        procs.push((name, Proc::spawn(&mut container(mode, &script))));
     }
     for (name, p) in procs {
         let (st, out, err) = p.wait_output(T);
@@ -84,11 +82,10 @@ fn two_containers_serve_the_same_port() {
     }
 }
 
-#[test]
-fn backlog_of_128_takes_64_concurrent_clients() {
+fn backlog_of_128_takes_64_concurrent_clients(mode: Mode) {
     need("python3");
-    let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", &py("backlog.py"), "64"])
+    let mut c = nc(mode);
+    c.args(["--", "python3", &py("backlog.py"), "64"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
@@ -99,12 +96,11 @@ fn backlog_of_128_takes_64_concurrent_clients() {
     );
 }
 
-#[test]
-fn nonblocking_connect_registered_in_epoll_before_connect() {
+fn nonblocking_connect_registered_in_epoll_before_connect(mode: Mode) {
     need("python3");
     for host in ["127.0.0.1", "::1"] {
-        let mut c = Command::new(netcell());
-        c.args(["run", "--", "python3", &py("nb_connect.py"), host])
+        let mut c = nc(mode);
+        c.args(["--", "python3", &py("nb_connect.py"), host])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
@@ -113,11 +109,10 @@ fn nonblocking_connect_registered_in_epoll_before_connect() {
     }
 }
 
-#[test]
-fn socket_errors_match_linux() {
+fn socket_errors_match_linux(mode: Mode) {
     need("python3");
-    let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", &py("errors.py")])
+    let mut c = nc(mode);
+    c.args(["--", "python3", &py("errors.py")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
@@ -150,11 +145,43 @@ fn socket_errors_match_linux() {
     );
 }
 
-#[test]
-fn garbage_on_the_control_socket_is_survived() {
+/// Garbage from a container process: on the control socket (preload mode, where
+/// programs talk to it), or as system calls with bad arguments (seccomp mode, where
+/// the supervisor reads them from the program's memory). Either way every call gets
+/// an error and the stack keeps serving.
+fn garbage_from_the_container_is_survived(mode: Mode) {
     need("python3");
-    let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", &py("control_garbage.py")])
+    if mode == Mode::Seccomp {
+        // The comparable cases must fail as the kernel fails them.
+        let host = Command::new("python3")
+            .arg(py("syscall_garbage.py"))
+            .output()
+            .unwrap();
+        assert!(
+            host.status.success(),
+            "{}",
+            String::from_utf8_lossy(&host.stderr)
+        );
+        let host = String::from_utf8_lossy(&host.stdout).into_owned();
+        let mut c = nc(mode);
+        c.args(["--", "python3", &py("syscall_garbage.py"), "--container"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+        assert!(st.success(), "{out} {err}");
+        let (same, extra) = out
+            .split_once("--- container only\n")
+            .expect("container part ran");
+        assert_eq!(same, host, "errno values differ from the kernel's");
+        assert!(
+            extra.contains("ioctl SIOCSIFFLAGS EPERM") && extra.contains("ioctl SIOCADDRT EPERM"),
+            "{extra}"
+        );
+        assert!(extra.ends_with("still serving\n"), "{extra} {err}");
+        return;
+    }
+    let mut c = nc(mode);
+    c.args(["--", "python3", &py("control_garbage.py")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -167,15 +194,13 @@ fn garbage_on_the_control_socket_is_survived() {
     );
 }
 
-#[test]
-fn exit_status_signals_and_cleanup() {
+fn exit_status_signals_and_cleanup(mode: Mode) {
     let dir = Scratch::new();
     let rt = dir.path("rt");
     std::fs::create_dir_all(&rt).unwrap();
     let run = |args: &[&str]| {
-        let mut c = Command::new(netcell());
-        c.arg("run")
-            .arg("--runtime-dir")
+        let mut c = nc(mode);
+        c.arg("--runtime-dir")
             .arg(&rt)
             .arg("--")
             .args(args)
@@ -232,8 +257,7 @@ fn exit_status_signals_and_cleanup() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-#[test]
-fn fork_exec_and_unix_sockets() {
+fn fork_exec_and_unix_sockets(mode: Mode) {
     need("python3");
     // A forked child connects to its parent's listener; an exec'd shell's python
     // does too; an AF_UNIX socket pair still works natively.
@@ -251,8 +275,8 @@ b, _ = srv.accept(); print(b.recv(100).decode())
 x, y = socket.socketpair(); x.sendall(b"unix-ok"); print(y.recv(100).decode())
 print(socket.socket(socket.AF_UNIX).family.name)
 "#;
-    let mut c = Command::new(netcell());
-    c.args(["run", "--", "python3", "-c", script])
+    let mut c = nc(mode);
+    c.args(["--", "python3", "-c", script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
@@ -269,15 +293,14 @@ fn tap_ns(mtu: usize) -> NetNs {
     NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), mtu)
 }
 
-#[test]
-fn tap_kernel_side_reaches_a_server_in_the_container() {
+fn tap_kernel_side_reaches_a_server_in_the_container(mode: Mode) {
     require_root!();
     need("curl");
     need("python3");
     let ns = tap_ns(1500);
     let dir = Scratch::new();
     std::fs::write(dir.path("f"), "served by the container").unwrap();
-    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
     c.args(["python3", "-m", "http.server", "8080", "--directory"])
         .arg(&dir.0)
         .stdout(Stdio::null())
@@ -296,8 +319,7 @@ fn tap_kernel_side_reaches_a_server_in_the_container() {
     assert_eq!(body, "served by the container");
 }
 
-#[test]
-fn tap_container_reaches_a_kernel_server_with_its_own_address() {
+fn tap_container_reaches_a_kernel_server_with_its_own_address(mode: Mode) {
     require_root!();
     need("curl");
     need("python3");
@@ -326,7 +348,7 @@ fn tap_container_reaches_a_kernel_server_with_its_own_address() {
             .success()
             .then_some(())
     });
-    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
     c.args(["curl", "-s", "-m", "10", &format!("http://{KERNEL}:8000/f")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -340,8 +362,7 @@ fn tap_container_reaches_a_kernel_server_with_its_own_address() {
     );
 }
 
-#[test]
-fn own_eth0_address_never_touches_the_tap() {
+fn own_eth0_address_never_touches_the_tap(mode: Mode) {
     require_root!();
     need("curl");
     need("python3");
@@ -362,7 +383,7 @@ fn own_eth0_address_never_touches_the_tap() {
          for i in $(seq 200); do code=$(curl -s -m 2 -o /dev/null -w '%{{http_code}}' http://{CONTAINER}:8080/f) && break; sleep 0.05; done; \
          echo \"inside=$code\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
     );
-    let mut c = ns.netcell("tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
+    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
     c.args(["sh", "-c", &script])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -402,15 +423,13 @@ fn own_eth0_address_never_touches_the_tap() {
     );
 }
 
-#[test]
-fn tap_device_created_by_netcell_is_removed() {
+fn tap_device_created_by_netcell_is_removed(mode: Mode) {
     require_root!();
     let ns = NetNs::new();
     let dir = Scratch::new();
     let flag = dir.path("up");
-    let mut c = ns.cmd(netcell());
+    let mut c = ns.nc(mode);
     c.args([
-        "run",
         "--tap",
         "nctmp0",
         "--addr",
@@ -433,3 +452,18 @@ fn tap_device_created_by_netcell_is_removed() {
         "the TAP device netcell created is gone after it exits"
     );
 }
+
+in_both_modes!(
+    loopback_http_server_is_private_to_the_container,
+    two_containers_serve_the_same_port,
+    backlog_of_128_takes_64_concurrent_clients,
+    nonblocking_connect_registered_in_epoll_before_connect,
+    socket_errors_match_linux,
+    garbage_from_the_container_is_survived,
+    exit_status_signals_and_cleanup,
+    fork_exec_and_unix_sockets,
+    tap_kernel_side_reaches_a_server_in_the_container,
+    tap_container_reaches_a_kernel_server_with_its_own_address,
+    own_eth0_address_never_touches_the_tap,
+    tap_device_created_by_netcell_is_removed,
+);

@@ -189,6 +189,45 @@ pub unsafe fn recv(
     }))
 }
 
+/// `SO_ERROR` of a datagram stand-in: an error marker at the head of the queue is
+/// the pending error; it is taken (reported once, as Linux does).
+pub fn take_marker(fd: c_int) -> Option<c_int> {
+    let mut e = [0u8; 4];
+    let mut taken = None;
+    for flags in [libc::MSG_PEEK, 0] {
+        let mut v = [iovec {
+            iov_base: e.as_mut_ptr().cast(),
+            iov_len: e.len(),
+        }];
+        let mut cm = Cmsg([0; 64]);
+        // SAFETY: plain data.
+        let mut m: msghdr = unsafe { zeroed() };
+        m.msg_iov = v.as_mut_ptr();
+        m.msg_iovlen = 1;
+        m.msg_control = cm.0.as_mut_ptr().cast();
+        m.msg_controllen = cm.0.len();
+        // SAFETY: valid buffers.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_recvmsg,
+                fd as libc::c_long,
+                &mut m as *mut msghdr as libc::c_long,
+                (flags | libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC) as libc::c_long,
+            )
+        };
+        if r < 0 {
+            return taken;
+        }
+        match marker_fd(&m) {
+            Some(f) => sys::close(f),
+            None => return None,
+        }
+        let errno = c_int::from_ne_bytes(e);
+        taken = Some(if errno > 0 { errno } else { libc::ECONNREFUSED });
+    }
+    taken
+}
+
 /// The first descriptor in a received message's ancillary data, if any (others are
 /// closed).
 fn marker_fd(m: &msghdr) -> Option<c_int> {

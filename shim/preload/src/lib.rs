@@ -519,6 +519,20 @@ pub unsafe extern "C" fn getsockopt(
     if val.is_null() && want > 0 {
         return fail(libc::EFAULT);
     }
+    if level == libc::SOL_SOCKET
+        && name == libc::SO_ERROR
+        && class::of(fd) == Class::Datagram
+        && let Some(e) = dgram::take_marker(fd)
+    {
+        let b = e.to_ne_bytes();
+        let n = (want as usize).min(4);
+        // SAFETY: the caller's buffer holds `want` bytes; we copy at most that.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), val.cast::<u8>(), n);
+            *len = n as socklen_t;
+        }
+        return 0;
+    }
     match ask(
         ino,
         &Request::GetSockOpt {

@@ -80,6 +80,20 @@ pub struct Block {
     pub watch: Option<SocketId>,
 }
 
+impl Outcome {
+    /// For the log.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Value(v) => format!("{v}"),
+            Outcome::Errno(e) => format!("errno {e}"),
+            Outcome::Continue => "continue".into(),
+            Outcome::Answered => "fd installed".into(),
+            Outcome::Gone => "gone".into(),
+            Outcome::Block(b) => format!("parked ({})", if b.writable { "out" } else { "in" }),
+        }
+    }
+}
+
 impl From<Fail> for Outcome {
     fn from(f: Fail) -> Self {
         match f {

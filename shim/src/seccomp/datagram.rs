@@ -135,16 +135,21 @@ pub fn recvfrom<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         cx.call.args[4],
         cx.call.args[5],
     );
-    if lenp == 0 {
-        return Ok(Outcome::Errno(libc::EFAULT));
-    }
-    let room = cx.call.read_u32(lenp)? as i32;
-    if room < 0 {
+    // Linux reads and writes the address length after the receive: a bad pointer
+    // there fails the call only once a datagram was taken.
+    let room = if lenp == 0 {
+        None
+    } else {
+        Some(cx.call.read_u32(lenp)? as i32)
+    };
+    if room.is_some_and(|r| r < 0) {
         return Ok(Outcome::Errno(libc::EINVAL));
     }
     cx.scratch.iov.clear();
     cx.scratch.iov.push((buf, len));
-    match recv_datagram(cx, &s, flags, Some((addr, room as u32)), (0, 0))? {
+    let name = room.map(|r| (addr, r as u32));
+    match recv_datagram(cx, &s, flags, name, (0, 0))? {
+        Some(_) if lenp == 0 => Ok(Outcome::Errno(libc::EFAULT)),
         Some(r) => {
             cx.call.write_u32(lenp, r.namelen)?;
             Ok(Outcome::Value(r.ret))

@@ -282,7 +282,7 @@ mod tests {
             "TCGETS"
         );
         assert_eq!(
-            x(16, [1, libc::FIONREAD as u64, 0, 0, 0, 0]),
+            x(16, [1, libc::FIONREAD, 0, 0, 0, 0]),
             libc::SECCOMP_RET_USER_NOTIF
         );
         assert_eq!(

@@ -190,6 +190,15 @@ impl Supervisor {
         };
         let out = calls::serve(&mut cx);
         self.counts.served += 1;
+        if log::log_enabled!(log::Level::Trace) {
+            log::trace!(
+                "seccomp: pid {} call {} {:x?} -> {}",
+                notif.pid,
+                notif.data.nr,
+                &notif.data.args[..3],
+                out.describe()
+            );
+        }
         match out {
             Outcome::Block(b) => self.park(notif, b, prev.and_then(|p| p.deadline)),
             o => self.respond(notif.id, o),

@@ -25,6 +25,49 @@ pub fn netcell() -> &'static str {
     env!("CARGO_BIN_EXE_netcell")
 }
 
+/// How the container's programs reach its stack (`netcell run --shim`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Preload,
+    Seccomp,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Preload => "preload",
+            Mode::Seccomp => "seccomp",
+        }
+    }
+}
+
+/// `netcell run --shim MODE`; the caller adds options, `--` and the command.
+pub fn nc(mode: Mode) -> Command {
+    let mut c = Command::new(netcell());
+    c.args(["run", "--shim", mode.name()]);
+    c
+}
+
+/// Generates, for each test function `name(mode: Mode)`, the tests
+/// `name::preload` and `name::seccomp`: one test matrix, parametrised by mode.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn preload() {
+                    super::$name($crate::common::Mode::Preload)
+                }
+                #[test]
+                fn seccomp() {
+                    super::$name($crate::common::Mode::Seccomp)
+                }
+            }
+        )*
+    };
+}
+
 pub fn programs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
 }
@@ -182,11 +225,17 @@ impl NetNs {
         c
     }
 
-    /// `netcell run` inside the namespace, on its TAP `dev`.
-    pub fn netcell(&self, dev: &str, addr: &str, gateway: &str, mtu: usize) -> Command {
+    /// `netcell run --shim MODE` inside the namespace; the caller adds the rest.
+    pub fn nc(&self, mode: Mode) -> Command {
         let mut c = self.cmd(netcell());
+        c.args(["run", "--shim", mode.name()]);
+        c
+    }
+
+    /// `netcell run` inside the namespace, on its TAP `dev`.
+    pub fn netcell(&self, mode: Mode, dev: &str, addr: &str, gateway: &str, mtu: usize) -> Command {
+        let mut c = self.nc(mode);
         c.args([
-            "run",
             "--tap",
             dev,
             "--addr",
@@ -243,9 +292,9 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
 }
 
 /// A container without a TAP running `sh -c script`.
-pub fn container(script: &str) -> Command {
-    let mut c = Command::new(netcell());
-    c.args(["run", "--", "sh", "-c", script]);
+pub fn container(mode: Mode, script: &str) -> Command {
+    let mut c = nc(mode);
+    c.args(["--", "sh", "-c", script]);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }

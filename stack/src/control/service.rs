@@ -111,15 +111,22 @@ pub fn serve<D: Device>(
     let kind = stack.sockets.kind(id).unwrap_or(Kind::Tcp);
     match *req {
         Request::Bind { addr } => match addr::parse_bind(domain, addr) {
-            Ok(t) => match kind {
-                Kind::Tcp => Answer::result(stack.sockets.bind(&stack.ifs, id, t)),
-                Kind::Udp => Answer::result(stack.sockets.udp_bind(&mut stack.ifs, id, t)),
-                Kind::Icmp => Answer::result(stack.sockets.icmp_bind(&stack.ifs, id, t)),
-            },
+            Ok(t) => {
+                let mut bind = |stack: &mut Stack<D>| -> Result<(), Errno> {
+                    match kind {
+                        Kind::Tcp => stack.sockets.bind(&stack.ifs, id, t).map_err(Errno::from),
+                        Kind::Udp => stack.sockets.udp_bind(&mut stack.ifs, id, t),
+                        Kind::Icmp => stack.sockets.icmp_bind(&stack.ifs, id, t),
+                    }
+                };
+                Answer::result(retry_if_in_use(stack, &mut bind))
+            }
             Err(e) => Answer::err(e),
         },
         Request::Listen { backlog } => match kind {
-            Kind::Tcp => Answer::result(stack.sockets.listen(id, backlog)),
+            Kind::Tcp => Answer::result(retry_if_in_use(stack, &mut |stack: &mut Stack<D>| {
+                stack.sockets.listen(id, backlog).map_err(Errno::from)
+            })),
             Kind::Udp | Kind::Icmp => Answer::err(Errno(libc::EOPNOTSUPP)),
         },
         Request::Connect { addr } => match addr::parse_connect(domain, addr) {
@@ -270,6 +277,22 @@ pub fn serve<D: Device>(
         Request::Hello { .. } | Request::Socket { .. } | Request::Info => {
             Answer::err(Errno(libc::EINVAL))
         }
+    }
+}
+
+/// Runs `f`; if the port is taken, first lets the stack notice sockets the
+/// program closed a moment ago (see [`crate::socket::Sockets::notice_hangups`]) and
+/// tries again.
+fn retry_if_in_use<D: Device>(
+    stack: &mut Stack<D>,
+    f: &mut dyn FnMut(&mut Stack<D>) -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    match f(stack) {
+        Err(e) if e.raw() == libc::EADDRINUSE && stack.sockets.notice_hangups() => {
+            stack.poll();
+            f(stack)
+        }
+        r => r,
     }
 }
 

@@ -368,6 +368,28 @@ impl Sockets {
         }
     }
 
+    /// Notices stand-ins whose program closed them since the event loop last looked
+    /// (their hang-up may still be queued). `close` is synchronous on Linux — a port
+    /// it frees is free when it returns — so a `bind` that finds its port taken
+    /// looks here before failing. Returns whether any closed stand-in waits to be
+    /// processed (found now, or flagged by the event loop in this turn).
+    pub fn notice_hangups(&mut self) -> bool {
+        let mut any = false;
+        for si in self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.val.as_mut())
+            .filter_map(|s| s.standin.as_mut())
+        {
+            if !si.hup && sys::hung_up(si.fd.as_fd()) {
+                si.hup = true;
+                si.readable = true;
+            }
+            any |= si.hup;
+        }
+        any
+    }
+
     /// Creates a socket. With `standin`, also the stand-in pair: the program's end is
     /// returned for the front end to hand over.
     pub fn open(
