@@ -128,6 +128,7 @@ fn parse_name(s: &str) -> Result<String, String> {
 
 /// Options of `netcell run`.
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("eth").args(["tap", "tap_fd"]).multiple(false)))]
 pub struct RunArgs {
     /// Name of the container (in logs and in its runtime directory's name).
     #[arg(long, value_parser = parse_name)]
@@ -137,12 +138,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "IFNAME")]
     pub tap: Option<String>,
 
+    /// An inherited descriptor already attached to a TAP device (opened by a privileged
+    /// helper: /dev/net/tun, TUNSETIFF with IFF_TAP | IFF_NO_PI), used as eth0 instead
+    /// of --tap: for users who may not open /dev/net/tun.
+    #[arg(long, value_name = "FD")]
+    pub tap_fd: Option<i32>,
+
     /// Address of eth0 with its prefix length; repeat for IPv4 and IPv6.
-    #[arg(long, value_name = "CIDR", value_parser = parse_cidr, requires = "tap")]
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr, requires = "eth")]
     pub addr: Vec<IpCidr>,
 
     /// Default gateway; repeat for one IPv4 and one IPv6 gateway.
-    #[arg(long, value_name = "IP", value_parser = parse_ip, requires = "tap")]
+    #[arg(long, value_name = "IP", value_parser = parse_ip, requires = "eth")]
     pub gateway: Vec<IpAddress>,
 
     /// MTU of eth0 (68 to 65520).
@@ -150,7 +157,7 @@ pub struct RunArgs {
     pub mtu: usize,
 
     /// MAC address of eth0 (default: random, locally administered).
-    #[arg(long, value_parser = parse_mac, requires = "tap")]
+    #[arg(long, value_parser = parse_mac, requires = "eth")]
     pub mac: Option<EthernetAddress>,
 
     /// Verify checksums of frames received on the TAP (off by default: every frame on a

@@ -203,16 +203,21 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
     }
 
-    let eth = match &args.tap {
-        Some(tap) => {
+    let eth = match (&args.tap, args.tap_fd) {
+        (None, None) => None,
+        (tap, fd) => {
             let cfg = TapConfig {
-                name: tap.clone(),
+                name: tap.clone().unwrap_or_default(),
                 mtu: args.mtu,
                 verify_rx_checksums: args.verify_checksums,
             };
-            let dev = TapDevice::open(&cfg).map_err(|e| e.to_string())?;
+            let dev = match fd {
+                Some(fd) => TapDevice::adopt(fd, &cfg),
+                None => TapDevice::open(&cfg),
+            }
+            .map_err(|e| e.to_string())?;
             if args.addr.is_empty() {
-                log::warn!("{tap}: no --addr given, eth0 has no address");
+                log::warn!("{}: no --addr given, eth0 has no address", dev.name());
             }
             Some((
                 dev,
@@ -224,7 +229,6 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                 },
             ))
         }
-        None => None,
     };
     let stack = Stack::new(eth, SocketConfig::default())
         .map_err(|e| format!("invalid network configuration: {e}"))?;

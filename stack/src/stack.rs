@@ -160,7 +160,7 @@ impl<D: Device> Stack<D> {
     /// `socket(domain, SOCK_STREAM, 0)`.
     pub fn tcp_socket(&mut self, domain: Domain) -> Result<SocketId, SocketError> {
         self.sockets
-            .open(domain, libc::SOCK_STREAM, 0, false)
+            .open(domain, libc::SOCK_STREAM, 0, false, false)
             .map(|(id, _)| id)
     }
 

@@ -410,6 +410,100 @@ pub fn set_if_mtu(name: &str, mtu: usize) -> io::Result<()> {
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFMTU, &ifr) }).map(|_| ())
 }
 
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+
+fn ifr_name(ifr: &libc::ifreq) -> String {
+    let bytes: Vec<u8> = ifr
+        .ifr_name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Opens `/dev/net/tun` and attaches to the TAP device `name` (creating it if it
+/// does not exist, which needs `CAP_NET_ADMIN`), without packet information.
+/// Returns the fd and the interface's name.
+pub fn tap_open(name: &str) -> io::Result<(OwnedFd, String)> {
+    // SAFETY: a valid NUL-terminated path.
+    let fd = cvt(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut ifr = ifreq_for(name)?;
+    ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI;
+    // SAFETY: TUNSETIFF reads and writes a valid ifreq.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut ifr) })?;
+    Ok((fd, ifr_name(&ifr)))
+}
+
+/// Takes over `raw`, a descriptor this process inherited that is attached to a
+/// TAP device (opened by a privileged helper, say). It must be a TAP device
+/// without packet information; returns it and the interface's name.
+pub fn tap_adopt(raw: RawFd) -> io::Result<(OwnedFd, String)> {
+    if raw < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {raw} is a standard stream, not a TAP device"),
+        ));
+    }
+    // SAFETY: ifreq is plain data; zero is valid.
+    let mut ifr: libc::ifreq = unsafe { zeroed() };
+    // SAFETY: TUNGETIFF writes a valid ifreq; on an fd that is not a TUN/TAP it fails
+    // (EBADF, ENOTTY, EBADFD) and touches nothing.
+    cvt(unsafe { libc::ioctl(raw, TUNGETIFF, &mut ifr) }).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("fd {raw} is not attached to a TAP device ({e})"),
+        )
+    })?;
+    // SAFETY: the kernel wrote the flags member of the union.
+    let flags = unsafe { ifr.ifr_ifru.ifru_flags };
+    if flags & IFF_TAP == 0 || flags & IFF_NO_PI == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "fd {raw} is attached to {} with flags {flags:#x}; netcell needs IFF_TAP | IFF_NO_PI",
+                ifr_name(&ifr)
+            ),
+        ));
+    }
+    // SAFETY: the fd is open (TUNGETIFF succeeded) and this process takes it over; the
+    // caller passes an fd nothing else in the process owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: plain fcntl.
+    cvt(unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    Ok((fd, ifr_name(&ifr)))
+}
+
+/// `write(2)`.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Whether process (or thread) `pid` has `CAP_NET_RAW` in its effective set
+/// (`/proc/PID/status`).
+pub fn has_net_raw(pid: u32) -> bool {
+    const CAP_NET_RAW: u32 = 13;
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_RAW) != 0)
+}
+
 /// The index of a network interface in this process's network namespace, if it exists.
 pub fn if_index(name: &str) -> Option<u32> {
     let c = std::ffi::CString::new(name).ok()?;

@@ -393,22 +393,21 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     if !(blocking && (errno == libc::EINPROGRESS || errno == libc::EALREADY)) {
         return fail(errno);
     }
-    // Blocking connect: the stand-in turns writable when the handshake ends.
-    match sys::poll1(fd, libc::POLLOUT, sys::sndtimeo_ms(fd)) {
-        Err(e) => return fail(e),
-        Ok(0) => return fail(libc::EINPROGRESS),
-        Ok(_) => {}
-    }
-    let req = Request::GetSockOpt {
-        level: libc::SOL_SOCKET,
-        name: libc::SO_ERROR,
-        len: 4,
-    };
-    match ask(ino, &req, None) {
-        Some(Ok(r)) if int_value(&r) == 0 => 0,
-        Some(Ok(r)) => fail(int_value(&r)),
-        Some(Err(e)) => fail(e),
-        None => fail(libc::ENOTSOCK),
+    // Blocking connect: the stand-in turns writable when the handshake ends; then
+    // the call is made again, as Linux's own wait ends, which reports the outcome
+    // once (0, or the error).
+    loop {
+        match sys::poll1(fd, libc::POLLOUT, sys::sndtimeo_ms(fd)) {
+            Err(e) => return fail(e),
+            Ok(0) => return fail(libc::EINPROGRESS),
+            Ok(_) => {}
+        }
+        match ask(ino, &Request::Connect { addr: a }, None) {
+            Some(Ok(_)) => return 0,
+            Some(Err(libc::EALREADY)) => continue,
+            Some(Err(e)) => return fail(e),
+            None => return fail(libc::ENOTSOCK),
+        }
     }
 }
 

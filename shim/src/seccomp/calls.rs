@@ -148,7 +148,7 @@ impl Sock {
     }
 
     pub fn is_datagram(&self) -> bool {
-        matches!(self.kind, Some(Kind::Udp | Kind::Icmp))
+        matches!(self.kind, Some(Kind::Udp | Kind::Icmp | Kind::Raw))
     }
 
     /// Waits for this socket (see [`Block`]); `SO_RCVTIMEO` or `SO_SNDTIMEO` bounds it.
@@ -215,7 +215,14 @@ impl<D: Device> Cx<'_, '_, D> {
         req: &Request<'_>,
         fds: &mut heapless::Vec<OwnedFd, 4>,
     ) -> Answer {
-        service::serve(self.stack, RequestHeader { seq: 0, sock: ino }, req, fds)
+        let caller = service::Caller { pid: self.call.tid };
+        service::serve(
+            self.stack,
+            RequestHeader { seq: 0, sock: ino },
+            req,
+            fds,
+            caller,
+        )
     }
 
     /// Reads a socket address argument with Linux's checks (`move_addr_to_kernel`).
@@ -355,38 +362,22 @@ fn int_of(a: &Answer) -> i32 {
         .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-fn so_error<D: Device>(cx: &mut Cx<'_, '_, D>, ino: u64) -> Outcome {
-    let a = cx.ask(
-        ino,
-        &Request::GetSockOpt {
-            level: libc::SOL_SOCKET,
-            name: libc::SO_ERROR,
-            len: 4,
-        },
-        &mut heapless::Vec::new(),
-    );
-    match (a.errno, int_of(&a)) {
-        (0, 0) => Outcome::Value(0),
-        (0, e) => Outcome::Errno(e),
-        (e, _) => Outcome::Errno(e),
-    }
-}
-
 fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
-    if cx.resumed {
-        // A blocking connect: the stand-in turns writable when the handshake ends.
-        if !netcell_stack::sys::writable_now(s.fd.as_fd()) {
-            return Ok(s.block(true, libc::EINPROGRESS));
-        }
-        return Ok(so_error(cx, s.ino));
+    // A blocking connect parks until the stand-in turns writable (the handshake
+    // ended) and is then made again, as Linux's own wait ends: that call reports
+    // the outcome once (0, or the error).
+    if cx.resumed && !netcell_stack::sys::writable_now(s.fd.as_fd()) {
+        return Ok(s.block(true, libc::EINPROGRESS));
     }
     let mut buf = [0u8; MAX_SOCKADDR];
     let addr = cx.read_addr(cx.call.args[1], cx.call.int(2), &mut buf)?;
     let mut fds = heapless::Vec::new();
-    let _ = fds.push(s.fd.try_clone()?);
+    if !cx.resumed {
+        let _ = fds.push(s.fd.try_clone()?);
+    }
     let a = cx.ask(s.ino, &Request::Connect { addr }, &mut fds);
     if a.flags & reply_flags::NOT_STANDIN != 0 {
         return Ok(Outcome::Continue);
@@ -394,9 +385,6 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     match a.errno {
         0 => Ok(Outcome::Value(0)),
         libc::EINPROGRESS | libc::EALREADY if !s.nonblocking() => {
-            if netcell_stack::sys::writable_now(s.fd.as_fd()) {
-                return Ok(so_error(cx, s.ino));
-            }
             Ok(s.block(true, libc::EINPROGRESS))
         }
         e => Ok(Outcome::Errno(e)),

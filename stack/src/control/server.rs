@@ -190,7 +190,15 @@ impl ControlServer {
                         return ConnEvent::Closed;
                     }
                     conn.hello = true;
-                    let ans = service::serve(stack, hdr, &req, &mut got.fds);
+                    let ans = service::serve(
+                        stack,
+                        hdr,
+                        &req,
+                        &mut got.fds,
+                        service::Caller {
+                            pid: conn.pid.max(0) as u32,
+                        },
+                    );
                     let reply = Reply {
                         op: req.op(),
                         seq: hdr.seq,

@@ -7,6 +7,7 @@ use crate::socket::addr::{self, Domain};
 use crate::socket::options::{self, Facts, MAX_OPT, Options, SetOutcome};
 use crate::socket::{Errno, Kind, SocketId};
 use crate::stack::Stack;
+use crate::sys;
 use netcell_proto::{Request, RequestHeader, reply_flags};
 use smoltcp::phy::Device;
 use std::os::fd::OwnedFd;
@@ -73,6 +74,14 @@ impl Answer {
     }
 }
 
+/// Who made a request: the calling process (or thread), as the front end knows it
+/// (the control connection's peer, the notification's thread).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caller {
+    /// Its pid or tid; 0 when unknown.
+    pub pid: u32,
+}
+
 /// Serves one request. `fds` are the descriptors that came with it; the service
 /// takes what it needs and the rest are closed by the caller.
 pub fn serve<D: Device>(
@@ -80,6 +89,7 @@ pub fn serve<D: Device>(
     hdr: RequestHeader,
     req: &Request<'_>,
     fds: &mut heapless::Vec<OwnedFd, 4>,
+    caller: Caller,
 ) -> Answer {
     if let Request::Socket {
         domain,
@@ -90,7 +100,9 @@ pub fn serve<D: Device>(
         let Some(domain) = Domain::from_raw(domain) else {
             return Answer::err(Errno(libc::EAFNOSUPPORT));
         };
-        return match stack.sockets.open(domain, ty, protocol, true) {
+        // Linux asks for CAP_NET_RAW in the caller's effective set.
+        let may_raw = ty & 0xf == libc::SOCK_RAW && caller.pid != 0 && sys::has_net_raw(caller.pid);
+        return match stack.sockets.open(domain, ty, protocol, true, may_raw) {
             Ok((id, fd)) => {
                 log::debug!("service: socket {} ({domain:?}, type {ty:#x})", id.index());
                 Answer { fd, ..Answer::ok() }
@@ -117,6 +129,7 @@ pub fn serve<D: Device>(
                         Kind::Tcp => stack.sockets.bind(&stack.ifs, id, t).map_err(Errno::from),
                         Kind::Udp => stack.sockets.udp_bind(&mut stack.ifs, id, t),
                         Kind::Icmp => stack.sockets.icmp_bind(&stack.ifs, id, t),
+                        Kind::Raw => stack.sockets.raw_bind(&stack.ifs, id, t),
                     }
                 };
                 Answer::result(retry_if_in_use(stack, &mut bind))
@@ -127,7 +140,7 @@ pub fn serve<D: Device>(
             Kind::Tcp => Answer::result(retry_if_in_use(stack, &mut |stack: &mut Stack<D>| {
                 stack.sockets.listen(id, backlog).map_err(Errno::from)
             })),
-            Kind::Udp | Kind::Icmp => Answer::err(Errno(libc::EOPNOTSUPP)),
+            Kind::Udp | Kind::Icmp | Kind::Raw => Answer::err(Errno(libc::EOPNOTSUPP)),
         },
         Request::Connect { addr } => match addr::parse_connect(domain, addr) {
             Ok(t) => {
@@ -142,6 +155,7 @@ pub fn serve<D: Device>(
                     }
                     Kind::Udp => stack.sockets.udp_connect(&mut stack.ifs, id, t),
                     Kind::Icmp => stack.sockets.icmp_connect(&stack.ifs, id, t),
+                    Kind::Raw => stack.sockets.raw_connect(&stack.ifs, id, t),
                 };
                 // Send the SYN now rather than at the next event.
                 stack.poll();
@@ -158,7 +172,7 @@ pub fn serve<D: Device>(
                 Ok(a) => Answer::with_addr(domain, a),
                 Err(e) => Answer::err(e),
             },
-            Kind::Udp | Kind::Icmp => match stack.sockets.datagram_peer(id) {
+            Kind::Udp | Kind::Icmp | Kind::Raw => match stack.sockets.datagram_peer(id) {
                 Some(a) => Answer::with_addr(domain, a),
                 None => Answer::err(Errno(libc::ENOTCONN)),
             },
@@ -167,6 +181,9 @@ pub fn serve<D: Device>(
             if let Some((d, inbox)) = stack.sockets.inbox_mut(id)
                 && let Some(r) = inbox.setsockopt(d, level, name, value)
             {
+                return Answer::result(r);
+            }
+            if let Some(r) = stack.sockets.raw_setsockopt(id, level, name, value) {
                 return Answer::result(r);
             }
             if kind == Kind::Udp {
@@ -201,7 +218,10 @@ pub fn serve<D: Device>(
             }
             let r = match stack.sockets.udp_getsockopt(id, level, name, &mut ans.data) {
                 Some(r) => r,
-                None => stack.getsockopt(id, level, name, &mut ans.data),
+                None => match stack.sockets.raw_getsockopt(id, level, name, &mut ans.data) {
+                    Some(r) => r,
+                    None => stack.getsockopt(id, level, name, &mut ans.data),
+                },
             };
             match r {
                 Ok(n) => {
@@ -213,7 +233,7 @@ pub fn serve<D: Device>(
         }
         Request::Shutdown { how } => match kind {
             Kind::Tcp => Answer::result(stack.shutdown(id, how)),
-            Kind::Udp | Kind::Icmp => {
+            Kind::Udp | Kind::Icmp | Kind::Raw => {
                 if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
                     Answer::err(Errno(libc::EINVAL))
                 } else if stack.sockets.datagram_peer(id).is_none() {
@@ -244,6 +264,9 @@ pub fn serve<D: Device>(
                 Kind::Icmp => stack
                     .sockets
                     .icmp_sendto(&mut stack.ifs, id, target, payload),
+                Kind::Raw => stack
+                    .sockets
+                    .raw_sendto(&mut stack.ifs, id, target, payload),
                 _ => stack
                     .sockets
                     .udp_sendto(&mut stack.ifs, id, target, control, payload),

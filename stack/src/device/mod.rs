@@ -4,8 +4,8 @@
 //! else: it moves whole frames, counts them, and never parses them (parsing is the
 //! interface layer's job, see [`crate::iface`]).
 //!
-//! - [`TapDevice`] is a container's L2 device (`eth0`): a Linux TAP opened through the
-//!   `tun-tap` crate, non-blocking, with preallocated buffers. I/O errors are counted
+//! - [`TapDevice`] is a container's L2 device (`eth0`): a Linux TAP (`/dev/net/tun`),
+//!   non-blocking, with preallocated buffers. I/O errors are counted
 //!   and logged, never panicked on.
 //! - [`LoopbackDevice`] is `lo`: frames written are read back in order, from a pool of
 //!   reused buffers.

@@ -1,8 +1,11 @@
-//! `eth0`: a Linux TAP device, opened through the `tun-tap` crate.
+//! `eth0`: a Linux TAP device (`/dev/net/tun`, `IFF_TAP | IFF_NO_PI`).
 //!
 //! The device attaches to an existing TAP by name (a persistent one made with
 //! `ip tuntap add ... user $USER` needs no privilege) or creates one, which needs
-//! `CAP_NET_ADMIN` and disappears when the stack closes it. It is non-blocking:
+//! `CAP_NET_ADMIN` and disappears when the stack closes it. Or it adopts a
+//! descriptor already attached by someone else ([`TapDevice::adopt`]): a privileged
+//! helper can open the device and hand it over, where `/dev/net/tun` is closed to
+//! the user. It is non-blocking:
 //! `receive` returns `None` when the kernel has nothing queued, so the event loop
 //! drains it until then and sleeps on its fd. One `read(2)`/`write(2)` per frame
 //! into buffers allocated once.
@@ -19,7 +22,7 @@ use smoltcp::phy::{self, Checksum, ChecksumCapabilities, Device, DeviceCapabilit
 use smoltcp::time::Instant;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// The largest MTU a TAP device takes (Linux's limit for tun/tap is 65535 minus
 /// headers; 65520 is what the peers use).
@@ -68,6 +71,8 @@ pub enum TapError {
     },
     /// Setting non-blocking mode failed.
     NonBlocking(io::Error),
+    /// An inherited descriptor is not an attached TAP device.
+    Adopt(io::Error),
 }
 
 impl fmt::Display for TapError {
@@ -107,6 +112,7 @@ impl fmt::Display for TapError {
                 }
             }
             TapError::NonBlocking(e) => write!(f, "cannot make the TAP device non-blocking: {e}"),
+            TapError::Adopt(e) => write!(f, "cannot use the inherited TAP descriptor: {e}"),
         }
     }
 }
@@ -126,7 +132,8 @@ pub(crate) fn valid_ifname(name: &str) -> bool {
 
 /// A TAP device.
 pub struct TapDevice {
-    iface: tun_tap::Iface,
+    fd: OwnedFd,
+    name: String,
     mtu: usize,
     rx: Box<[u8]>,
     tx: Box<[u8]>,
@@ -145,35 +152,51 @@ impl TapDevice {
             return Err(TapError::BadMtu(cfg.mtu));
         }
         let existed = sys::if_index(&cfg.name).is_some();
-        let iface = tun_tap::Iface::without_packet_info(&cfg.name, tun_tap::Mode::Tap).map_err(
-            |source| TapError::Open {
-                name: cfg.name.clone(),
-                existed,
-                source,
-            },
-        )?;
-        iface.set_non_blocking().map_err(TapError::NonBlocking)?;
-        match sys::if_mtu(iface.name()) {
+        let (fd, name) = sys::tap_open(&cfg.name).map_err(|source| TapError::Open {
+            name: cfg.name.clone(),
+            existed,
+            source,
+        })?;
+        Self::finish(fd, name, cfg, !existed)
+    }
+
+    /// Takes over the inherited descriptor `raw`, already attached to a TAP device;
+    /// `cfg.name` is ignored (the device's own name is used).
+    pub fn adopt(raw: RawFd, cfg: &TapConfig) -> Result<TapDevice, TapError> {
+        if !(MIN_TAP_MTU..=MAX_TAP_MTU).contains(&cfg.mtu) {
+            return Err(TapError::BadMtu(cfg.mtu));
+        }
+        let (fd, name) = sys::tap_adopt(raw).map_err(TapError::Adopt)?;
+        Self::finish(fd, name, cfg, false)
+    }
+
+    fn finish(
+        fd: OwnedFd,
+        name: String,
+        cfg: &TapConfig,
+        created: bool,
+    ) -> Result<TapDevice, TapError> {
+        sys::set_nonblocking(fd.as_fd(), true).map_err(TapError::NonBlocking)?;
+        match sys::if_mtu(&name) {
             Ok(kernel_mtu) if kernel_mtu != cfg.mtu => {
-                if let Err(e) = sys::set_if_mtu(iface.name(), cfg.mtu) {
+                if let Err(e) = sys::set_if_mtu(&name, cfg.mtu) {
                     log::warn!(
-                        "{}: kernel side has MTU {kernel_mtu}, netcell uses {}; could not align it ({e}); \
+                        "{name}: kernel side has MTU {kernel_mtu}, netcell uses {}; could not align it ({e}); \
                          frames larger than the smaller MTU will be lost",
-                        iface.name(),
                         cfg.mtu
                     );
                 }
             }
             Ok(_) => {}
-            Err(e) => log::warn!("{}: cannot read the kernel side's MTU: {e}", iface.name()),
+            // Adopted from another network namespace: the name means nothing here.
+            Err(e) => log::debug!("{name}: cannot read the kernel side's MTU: {e}"),
         }
         log::info!(
-            "{}: {} TAP device, MTU {}",
-            iface.name(),
-            if existed {
-                "attached to existing"
-            } else {
+            "{name}: {} TAP device, MTU {}",
+            if created {
                 "created"
+            } else {
+                "attached to existing"
             },
             cfg.mtu
         );
@@ -182,19 +205,20 @@ impl TapDevice {
         let rx = vec![0u8; MAX_TAP_MTU + ETH_HEADER + 64].into_boxed_slice();
         let tx = vec![0u8; cfg.mtu + ETH_HEADER].into_boxed_slice();
         Ok(TapDevice {
-            iface,
+            fd,
+            name,
             mtu: cfg.mtu,
             rx,
             tx,
             stats: DeviceStats::default(),
-            created: !existed,
+            created,
             verify_rx: cfg.verify_rx_checksums,
         })
     }
 
     /// The interface's name as the kernel knows it.
     pub fn name(&self) -> &str {
-        self.iface.name()
+        &self.name
     }
 
     /// The IP MTU.
@@ -215,7 +239,7 @@ impl TapDevice {
 
 impl AsRawFd for TapDevice {
     fn as_raw_fd(&self) -> RawFd {
-        self.iface.as_raw_fd()
+        self.fd.as_raw_fd()
     }
 }
 
@@ -226,7 +250,8 @@ pub struct TapRx<'a> {
 
 /// Transmit token of [`TapDevice`].
 pub struct TapTx<'a> {
-    iface: &'a tun_tap::Iface,
+    fd: &'a OwnedFd,
+    name: &'a str,
     buf: &'a mut [u8],
     stats: &'a mut DeviceStats,
 }
@@ -236,7 +261,7 @@ impl Device for TapDevice {
     type TxToken<'a> = TapTx<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(TapRx<'_>, TapTx<'_>)> {
-        match self.iface.recv(&mut self.rx) {
+        match sys::read(self.fd.as_fd(), &mut self.rx) {
             Ok(n) => {
                 self.stats.rx_frames += 1;
                 self.stats.rx_bytes += n as u64;
@@ -245,7 +270,8 @@ impl Device for TapDevice {
                         frame: &self.rx[..n],
                     },
                     TapTx {
-                        iface: &self.iface,
+                        fd: &self.fd,
+                        name: &self.name,
                         buf: &mut self.tx,
                         stats: &mut self.stats,
                     },
@@ -259,11 +285,7 @@ impl Device for TapDevice {
             }
             Err(e) => {
                 self.stats.rx_errors += 1;
-                log_rate_limited(
-                    self.stats.rx_errors,
-                    &format!("{}: read", self.iface.name()),
-                    &e,
-                );
+                log_rate_limited(self.stats.rx_errors, &format!("{}: read", self.name), &e);
                 None
             }
         }
@@ -271,7 +293,8 @@ impl Device for TapDevice {
 
     fn transmit(&mut self, _now: Instant) -> Option<TapTx<'_>> {
         Some(TapTx {
-            iface: &self.iface,
+            fd: &self.fd,
+            name: &self.name,
             buf: &mut self.tx,
             stats: &mut self.stats,
         })
@@ -312,7 +335,7 @@ impl phy::TxToken for TapTx<'_> {
             return r;
         }
         let r = f(&mut self.buf[..len]);
-        match self.iface.send(&self.buf[..len]) {
+        match sys::write(self.fd.as_fd(), &self.buf[..len]) {
             Ok(_) => {
                 self.stats.tx_frames += 1;
                 self.stats.tx_bytes += len as u64;
@@ -321,11 +344,7 @@ impl phy::TxToken for TapTx<'_> {
                 // EIO while the kernel side is down, ENOBUFS/EAGAIN when its queue is
                 // full: the frame is lost, as on a real link; TCP recovers it.
                 self.stats.tx_errors += 1;
-                log_rate_limited(
-                    self.stats.tx_errors,
-                    &format!("{}: write", self.iface.name()),
-                    &e,
-                );
+                log_rate_limited(self.stats.tx_errors, &format!("{}: write", self.name), &e);
             }
         }
         r

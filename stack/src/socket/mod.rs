@@ -30,6 +30,7 @@ pub mod errno;
 pub(crate) mod icmp;
 pub mod options;
 pub mod ports;
+pub(crate) mod raw;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 
@@ -112,6 +113,8 @@ pub(crate) enum Proto {
     Udp(Box<udp::UdpState>),
     /// `SOCK_DGRAM`, `IPPROTO_ICMP`/`IPPROTO_ICMPV6` (ping sockets).
     Icmp(Box<icmp::IcmpState>),
+    /// `SOCK_RAW`.
+    Raw(Box<raw::RawState>),
 }
 
 /// A socket's type, for front ends and dispatch.
@@ -123,6 +126,8 @@ pub enum Kind {
     Udp,
     /// ICMP echo ("ping").
     Icmp,
+    /// Raw IP.
+    Raw,
 }
 
 /// What is left of a socket the stack closed while the program still holds its
@@ -398,6 +403,7 @@ impl Sockets {
         ty: i32,
         protocol: i32,
         standin: bool,
+        may_raw: bool,
     ) -> Result<(SocketId, Option<OwnedFd>), SocketError> {
         // Linux: any bit beyond the type mask and the two flags is EINVAL.
         if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
@@ -418,14 +424,25 @@ impl Sockets {
                 }
                 _ => return Err(SocketError::ProtocolNotSupported),
             },
-            libc::SOCK_RAW => return Err(SocketError::NotPermitted),
+            // Linux asks for CAP_NET_RAW; the front end says whether the caller has it.
+            libc::SOCK_RAW if !may_raw => return Err(SocketError::NotPermitted),
+            libc::SOCK_RAW => {
+                if !(1..=255).contains(&protocol)
+                    || protocol == libc::IPPROTO_TCP
+                    || protocol == libc::IPPROTO_UDP
+                {
+                    // TCP and UDP raw sockets would fight the stack for its ports.
+                    return Err(SocketError::ProtocolNotSupported);
+                }
+                Kind::Raw
+            }
             libc::SOCK_SEQPACKET | libc::SOCK_RDM => return Err(SocketError::TypeNotSupported),
             _ => return Err(SocketError::TypeNotSupported),
         };
         let (si, program_end) = if standin {
             let pair = match kind {
                 Kind::Tcp => sys::stream_pair(),
-                Kind::Udp | Kind::Icmp => udp::datagram_pair(),
+                Kind::Udp | Kind::Icmp | Kind::Raw => udp::datagram_pair(),
             };
             let (ours, theirs) = pair.map_err(|e| match e.raw_os_error() {
                 Some(libc::EMFILE) | Some(libc::ENFILE) => SocketError::NoFds,
@@ -449,6 +466,7 @@ impl Sockets {
                 Kind::Tcp => Proto::Tcp(TcpState::Closed { failed: None }),
                 Kind::Udp => Proto::Udp(Box::default()),
                 Kind::Icmp => Proto::Icmp(Box::default()),
+                Kind::Raw => Proto::Raw(Box::new(raw::RawState::new(protocol as u8))),
             },
             cookie: 0,
         };
@@ -474,6 +492,7 @@ impl Sockets {
             Proto::Tcp(_) => Kind::Tcp,
             Proto::Udp(_) => Kind::Udp,
             Proto::Icmp(_) => Kind::Icmp,
+            Proto::Raw(_) => Kind::Raw,
         })
     }
 
@@ -484,6 +503,7 @@ impl Sockets {
         match &mut s.proto {
             Proto::Udp(u) => Some((d, &mut u.inbox)),
             Proto::Icmp(i) => Some((d, &mut i.inbox)),
+            Proto::Raw(r) => Some((d, &mut r.inbox)),
             Proto::Tcp(_) => None,
         }
     }
@@ -506,6 +526,7 @@ impl Sockets {
         match &self.get(id)?.proto {
             Proto::Udp(u) => u.connected,
             Proto::Icmp(i) => i.connected,
+            Proto::Raw(r) => r.connected,
             Proto::Tcp(_) => None,
         }
     }
@@ -533,7 +554,7 @@ impl Sockets {
     pub fn service(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
         let tcp = self.service_tcp(ifs, now);
         let udp = self.service_udp(ifs);
-        let icmp = self.service_icmp(ifs);
+        let icmp = self.service_icmp(ifs) | self.service_raw(ifs);
         tcp || udp || icmp
     }
 }

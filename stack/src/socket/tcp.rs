@@ -111,6 +111,10 @@ pub(crate) struct Conn {
     pub(crate) reset_reported: bool,
     /// Embedding API: `shutdown(SHUT_RD)`.
     pub(crate) rd_shut: bool,
+    /// The handshake this socket's `connect` started ended, and no `connect` call
+    /// has returned success for it yet: the next `connect` returns 0 (as Linux
+    /// does, for a restarted or repeated call), later ones `EISCONN`.
+    pub(crate) unreported: bool,
 }
 
 struct Armed {
@@ -343,16 +347,25 @@ impl Sockets {
         program_end: Option<OwnedFd>,
         now: Instant,
     ) -> Result<(), ConnectError> {
-        let s = self.get(id).ok_or(ConnectError::BadStandIn)?;
-        match &s.proto {
+        let s = self.get_mut(id).ok_or(ConnectError::BadStandIn)?;
+        match &mut s.proto {
             Proto::Tcp(TcpState::Connecting(_)) => return Err(ConnectError::Already),
+            Proto::Tcp(TcpState::Connected(c)) if c.unreported => {
+                c.unreported = false;
+                return Ok(());
+            }
             Proto::Tcp(TcpState::Connected(_) | TcpState::Listening(_)) => {
                 return Err(ConnectError::IsConnected);
             }
-            Proto::Tcp(TcpState::Closed { failed: Some(e) }) => return Err(*e),
+            Proto::Tcp(TcpState::Closed { failed: Some(e) }) => {
+                // Reported by this call: no longer pending for SO_ERROR.
+                s.error = 0;
+                return Err(*e);
+            }
             Proto::Tcp(TcpState::Closed { failed: None }) => {}
             _ => return Err(ConnectError::Invalid),
         }
+        let s = self.get(id).ok_or(ConnectError::BadStandIn)?;
         if let (Some(si), Some(fd)) = (&s.standin, &program_end) {
             match sys::inode(fd.as_fd()) {
                 Ok((ino, _)) if ino == si.inode => {}
@@ -436,6 +449,7 @@ impl Sockets {
             remote_fin: false,
             reset_reported: false,
             rd_shut: false,
+            unreported: false,
         }));
         if let (Some(si), Some(fd)) = (s.standin.as_mut(), program_end.as_ref())
             && let Err(e) = si.fill(fd.as_fd())
@@ -651,6 +665,7 @@ impl Sockets {
                 (libc::SOCK_DGRAM, libc::IPPROTO_ICMPV6)
             }
             Proto::Icmp(_) => (libc::SOCK_DGRAM, libc::IPPROTO_ICMP),
+            Proto::Raw(ref r) => (libc::SOCK_RAW, r.protocol as i32),
         };
         Facts {
             domain: s.domain.raw(),
@@ -915,7 +930,10 @@ impl Sockets {
                 if !s.opts.keepalive && s.opts.user_timeout_ms == 0 {
                     sock(ifs, c.iface, c.handle).set_timeout(None);
                 }
-                s.proto = Proto::Tcp(TcpState::Connected(c));
+                s.proto = Proto::Tcp(TcpState::Connected(Conn {
+                    unreported: true,
+                    ..c
+                }));
                 if let Some(si) = s.standin.as_mut() {
                     let mut scratch = [0u8; 4096];
                     si.drain_filler(&mut scratch);
@@ -1248,6 +1266,7 @@ impl Sockets {
                 remote_fin: false,
                 reset_reported: false,
                 rd_shut: false,
+                unreported: false,
             })),
             cookie: 0,
         });
