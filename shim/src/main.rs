@@ -14,6 +14,7 @@ mod sys;
 use clap::Parser;
 
 fn main() {
+    sys::large_allocations_from_mmap();
     let cli = cli::Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()

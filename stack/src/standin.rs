@@ -50,6 +50,10 @@ use smoltcp::socket::tcp;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
+/// The size of the writes that fill a stand-in and the reads that drain it: a
+/// socket buffer takes a few of them (every `connect` pays for these calls).
+pub(crate) const FILLER_CHUNK: usize = 64 * 1024;
+
 /// The stack's end of a stand-in and what is known of the program's end.
 pub struct StandIn {
     /// `T`.
@@ -109,9 +113,9 @@ impl StandIn {
     /// Makes the program's end `s` unwritable by filling its send buffer; returns the
     /// number of filler bytes now queued towards `T`.
     pub(crate) fn fill(&mut self, s: BorrowedFd<'_>) -> io::Result<()> {
-        const CHUNK: [u8; 4096] = [0; 4096];
+        static CHUNK: [u8; FILLER_CHUNK] = [0; FILLER_CHUNK];
         let mut guard = 0;
-        while sys::writable_now(s) && guard < 4096 {
+        while guard < 4096 {
             match sys::send_nb(s, &CHUNK) {
                 Ok(n) => self.filler += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -142,7 +142,8 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 /// A pidfd naming the thread `tid` itself (`PIDFD_THREAD`, Linux 6.9), so that a
 /// notification from any thread of a process can be served; on older kernels, a
 /// pidfd of its thread group (read from `/proc/TID/status`).
-pub fn pidfd_open_thread(tid: u32) -> io::Result<OwnedFd> {
+/// The flag says whether the pidfd names the thread itself.
+pub fn pidfd_open_thread(tid: u32) -> io::Result<(OwnedFd, bool)> {
     // SAFETY: plain syscall.
     let r = unsafe {
         libc::syscall(
@@ -153,7 +154,7 @@ pub fn pidfd_open_thread(tid: u32) -> io::Result<OwnedFd> {
     };
     if r >= 0 {
         // SAFETY: a fresh fd we own.
-        return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
+        return Ok((unsafe { OwnedFd::from_raw_fd(r as RawFd) }, true));
     }
     let e = io::Error::last_os_error();
     if e.raw_os_error() != Some(libc::EINVAL) {
@@ -165,7 +166,7 @@ pub fn pidfd_open_thread(tid: u32) -> io::Result<OwnedFd> {
         .find_map(|l| l.strip_prefix("Tgid:"))
         .and_then(|v| v.trim().parse::<u32>().ok())
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    pidfd_open(tgid)
+    Ok((pidfd_open(tgid)?, false))
 }
 
 /// A copy of the target's descriptor `fd` (`pidfd_getfd(2)`), close-on-exec.

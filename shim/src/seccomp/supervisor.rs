@@ -18,7 +18,7 @@
 use super::calls::{self, Block, Cx, Outcome, Scratch};
 use super::files::Files;
 use super::kernel::{self, Notif};
-use super::target::Call;
+use super::target::{Call, PIDFD_TOKEN, Pidfds};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use netcell_stack::{SocketId, Stack};
@@ -54,6 +54,7 @@ pub struct Supervisor {
     ready: Vec<usize>,
     parked: Vec<Option<Parked>>,
     scratch: Scratch,
+    pidfds: Pidfds,
     files: Files,
     next_sweep: Instant,
     counts: Counts,
@@ -62,13 +63,16 @@ pub struct Supervisor {
 impl Supervisor {
     /// Serves the notifications of `listener`, substituting `files`.
     pub fn new(listener: OwnedFd, files: Files) -> io::Result<Supervisor> {
+        let poll = Poll::new()?;
+        let pidfds = Pidfds::new(poll.registry().try_clone()?);
         Ok(Supervisor {
             listener,
-            poll: Poll::new()?,
+            poll,
             events: Events::with_capacity(64),
             ready: Vec::with_capacity(64),
             parked: Vec::new(),
             scratch: Scratch::new(),
+            pidfds,
             files,
             next_sweep: Instant::now() + SWEEP,
             counts: Counts::default(),
@@ -127,6 +131,11 @@ impl Supervisor {
         self.ready.extend(self.events.iter().map(|e| e.token().0));
         for i in 0..self.ready.len() {
             let slot = self.ready[i];
+            if slot & PIDFD_TOKEN != 0 {
+                // A thread that made calls exited.
+                self.pidfds.forget((slot & !PIDFD_TOKEN) as u32);
+                continue;
+            }
             if let Some(p) = self.parked.get_mut(slot).and_then(Option::take) {
                 self.unwatch(&p);
                 self.serve(stack, p.notif, Some(p));
@@ -180,7 +189,7 @@ impl Supervisor {
 
     /// Serves one call (`prev`: it was parked before).
     fn serve<D: Device>(&mut self, stack: &mut Stack<D>, notif: Notif, prev: Option<Parked>) {
-        let call = Call::new(self.listener.as_fd(), &notif);
+        let call = Call::new(self.listener.as_fd(), &self.pidfds, &notif);
         let mut cx = Cx {
             stack,
             call,

@@ -49,9 +49,71 @@ pub const MSG_FLAGS_OFF: u64 = 48;
 /// Linux's `UIO_MAXIOV`.
 pub const MAX_IOV: u64 = 1024;
 
+/// pidfds of the threads that made calls, kept from call to call (opening one
+/// costs two system calls). An entry cannot name a different thread later: a
+/// thread id is reused only after its thread died, and a pidfd of a dead thread
+/// fails (`ESRCH`), which drops the entry.
+///
+/// Each kept pidfd is watched (it turns readable when its thread exits) in the
+/// supervisor's epoll set under [`PIDFD_TOKEN`]` | tid`, so that the entries of
+/// exited threads go at once and hold no descriptor.
+pub struct Pidfds {
+    map: std::cell::RefCell<std::collections::HashMap<u32, OwnedFd>>,
+    registry: mio::Registry,
+}
+
+/// Entries kept at most (threads that made calls recently).
+const MAX_PIDFDS: usize = 1024;
+/// The token bit of watched pidfds.
+pub const PIDFD_TOKEN: usize = 1 << 40;
+
+impl Pidfds {
+    pub fn new(registry: mio::Registry) -> Self {
+        Pidfds {
+            map: Default::default(),
+            registry,
+        }
+    }
+
+    /// Drops the entry of a thread that exited.
+    pub fn forget(&self, tid: u32) {
+        if let Some(p) = self.map.borrow_mut().remove(&tid) {
+            let _ = self.registry.deregister(&mut mio::unix::SourceFd(
+                &std::os::fd::AsRawFd::as_raw_fd(&p),
+            ));
+        }
+    }
+
+    fn with<T>(&self, tid: u32, f: impl Fn(BorrowedFd<'_>) -> io::Result<T>) -> io::Result<T> {
+        if let Some(p) = self.map.borrow().get(&tid) {
+            match f(std::os::fd::AsFd::as_fd(p)) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                r => return r,
+            }
+        }
+        self.forget(tid);
+        let (p, thread) = kernel::pidfd_open_thread(tid)?;
+        let r = f(std::os::fd::AsFd::as_fd(&p));
+        // A pidfd of the thread group (kernels before 6.9) could outlive the thread
+        // and its id be reused: only thread pidfds are kept.
+        if r.is_ok() && thread && self.map.borrow().len() < MAX_PIDFDS {
+            let watched = self.registry.register(
+                &mut mio::unix::SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&p)),
+                mio::Token(PIDFD_TOKEN | tid as usize),
+                mio::Interest::READABLE,
+            );
+            if watched.is_ok() {
+                self.map.borrow_mut().insert(tid, p);
+            }
+        }
+        r
+    }
+}
+
 /// A notification being served.
 pub struct Call<'a> {
     listener: BorrowedFd<'a>,
+    pidfds: &'a Pidfds,
     /// The notification's id.
     pub id: u64,
     /// The calling thread.
@@ -66,9 +128,10 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     /// The call a notification describes.
-    pub fn new(listener: BorrowedFd<'a>, n: &Notif) -> Self {
+    pub fn new(listener: BorrowedFd<'a>, pidfds: &'a Pidfds, n: &Notif) -> Self {
         Call {
             listener,
+            pidfds,
             id: n.id,
             tid: n.pid,
             nr: n.data.nr as i64,
@@ -147,8 +210,7 @@ impl<'a> Call<'a> {
         if fd < 0 {
             return Err(Fail::Errno(libc::EBADF));
         }
-        let pidfd = kernel::pidfd_open_thread(self.tid).map_err(|_| Fail::Gone)?;
-        let r = kernel::pidfd_getfd(std::os::fd::AsFd::as_fd(&pidfd), fd);
+        let r = self.pidfds.with(self.tid, |p| kernel::pidfd_getfd(p, fd));
         self.checked()?;
         r.map_err(|e| match e.raw_os_error() {
             Some(libc::ESRCH) => Fail::Gone,

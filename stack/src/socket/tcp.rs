@@ -54,9 +54,15 @@
 //! its stand-in or still in smoltcp), or with `SO_LINGER` {1, 0}, the connection is
 //! aborted with a RST; otherwise the rest of its bytes and a FIN follow.
 //!
-//! **Orphans.** A connection whose program is gone stays until smoltcp reaches
-//! CLOSED (after `TIME_WAIT`, 10 s in smoltcp), keeping its port as Linux does;
-//! data arriving for it gets a RST; `FIN_WAIT_2` is cut after `TCP_LINGER2`.
+//! **Orphans.** A connection whose program is gone stays, keeping its port, until
+//! its close completes; data arriving for it gets a RST; `FIN_WAIT_2` is cut after
+//! `TCP_LINGER2`. It goes as soon as it reaches `TIME_WAIT`: its smoltcp socket
+//! (and its 2 MiB of buffers) and its port are freed at once, where Linux keeps a
+//! small `TIME_WAIT` record for 60 s. Kept whole, every closed connection would
+//! hold its buffers and, on `lo`, block its 4-tuple: a client that reconnects
+//! from a port whose old connection still waits has its SYN dropped until the
+//! wait ends (15 s of SYN retries) — Linux instead lets a new SYN end a
+//! `TIME_WAIT`. The difference shows only as a port reusable sooner.
 
 use super::addr::{self, Target};
 use super::errno::*;
@@ -65,7 +71,7 @@ use super::ports::{BindState, BindingId, Reuse};
 use super::{Proto, Socket, SocketId, Sockets};
 use crate::iface::ingress::{PacketInfo, Verdict};
 use crate::iface::{IfaceId, Interfaces, LO};
-use crate::standin::StandIn;
+use crate::standin::{FILLER_CHUNK, StandIn};
 use crate::sys;
 use netcell_proto::{AcceptRecord, RECORD_SOCKADDR};
 use smoltcp::iface::SocketHandle;
@@ -527,7 +533,7 @@ impl Sockets {
                 remove_sock(ifs, c.iface, c.handle);
                 s.proto = Proto::Tcp(TcpState::Closed { failed: None });
                 if let Some(si) = s.standin.as_mut() {
-                    let mut scratch = [0u8; 4096];
+                    let mut scratch = [0u8; FILLER_CHUNK];
                     si.drain_filler(&mut scratch);
                 }
                 Ok(())
@@ -834,7 +840,7 @@ impl Sockets {
             None
         };
         if let Some(si) = s.standin.as_mut() {
-            let mut scratch = [0u8; 4096];
+            let mut scratch = [0u8; FILLER_CHUNK];
             si.drain_filler(&mut scratch);
             si.send_fin();
         }
@@ -935,7 +941,7 @@ impl Sockets {
                     ..c
                 }));
                 if let Some(si) = s.standin.as_mut() {
-                    let mut scratch = [0u8; 4096];
+                    let mut scratch = [0u8; FILLER_CHUNK];
                     si.drain_filler(&mut scratch);
                 }
                 log::debug!("tcp: socket {} connected", id.index());
@@ -1026,7 +1032,9 @@ impl Sockets {
             if o.rst_pending {
                 // abort() sends its RST on the next poll; keep the socket until then.
                 o.rst_pending = false;
-            } else if state == State::Closed {
+            } else if state == State::Closed || state == State::TimeWait {
+                // No TIME_WAIT is kept: the socket and its port go at once (see the
+                // module docs).
                 done = true;
             } else if sk.recv_queue() > 0
                 || (state == State::FinWait2 && now >= o.since + o.linger2)
