@@ -12,6 +12,7 @@
 # Needs root (a network namespace and a TAP device), iperf3 and sockperf. Everything
 # stays inside the namespace this script creates and removes.
 set -euo pipefail
+SHIM=${SHIM:-seccomp}   # the shim to measure: seccomp (default) or preload
 SECS=${SECS:-5}
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet -p netcell
@@ -37,14 +38,14 @@ sleep 0.5
 out=$(mktemp)
 for mtu in 1500 65520; do
   ip -n "$ns" link set tap0 mtu $mtu
-  ip netns exec "$ns" "$NETCELL" run --tap tap0 --addr 10.250.0.2/24 --gateway 10.250.0.1 --mtu $mtu -- \
+  ip netns exec "$ns" "$NETCELL" run --shim "$SHIM" --tap tap0 --addr 10.250.0.2/24 --gateway 10.250.0.1 --mtu $mtu -- \
     iperf3 -c 10.250.0.1 -p 5201 -t "$SECS" -J | gbps | sed "s/^/netcell tcp_stream_mtu$mtu /; s/$/ Gbit\/s/" | tee -a "$out"
-  ip netns exec "$ns" "$NETCELL" run --tap tap0 --addr 10.250.0.2/24 --gateway 10.250.0.1 --mtu $mtu -- \
+  ip netns exec "$ns" "$NETCELL" run --shim "$SHIM" --tap tap0 --addr 10.250.0.2/24 --gateway 10.250.0.1 --mtu $mtu -- \
     iperf3 -c 10.250.0.1 -p 5201 -t "$SECS" -R -J | gbps | sed "s/^/netcell tcp_stream_rev_mtu$mtu /; s/$/ Gbit\/s/" | tee -a "$out"
 done
-ip netns exec "$ns" "$NETCELL" run --tap tap0 --addr 10.250.0.2/24 --gateway 10.250.0.1 --mtu 65520 -- \
+ip netns exec "$ns" "$NETCELL" run --shim "$SHIM" --tap tap0 --addr 10.250.0.2/24 --gateway 10.250.0.1 --mtu 65520 -- \
   sockperf ping-pong --tcp -i 10.250.0.1 -p 11111 -t "$SECS" -m 64 2>&1 | p50 | sed 's/^/netcell tcp_rr_p50 /; s/$/ us/' | tee -a "$out"
-"$NETCELL" run -- sh -c "iperf3 -s -1 -p 5202 >/dev/null 2>&1 & sleep 0.3; iperf3 -c 127.0.0.1 -p 5202 -t $SECS -J" | gbps \
+"$NETCELL" run --shim "$SHIM" -- sh -c "iperf3 -s -1 -p 5202 >/dev/null 2>&1 & sleep 0.3; iperf3 -c 127.0.0.1 -p 5202 -t $SECS -J" | gbps \
   | sed 's/^/netcell loopback_stream /; s/$/ Gbit\/s/' | tee -a "$out"
 
 if [ -n "${PEERS:-}" ]; then

@@ -6,6 +6,7 @@
 # container's loopback (redis). kernel: two namespaces joined by a veth (UDP), and
 # one namespace's loopback (redis). Needs root, iperf3, redis-server, redis-benchmark.
 set -euo pipefail
+SHIM=${SHIM:-seccomp}   # the shim to measure: seccomp (default) or preload
 SECS=${SECS:-5}
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet -p netcell
@@ -34,14 +35,14 @@ sleep 0.5
 for len in 64 1400; do
   for dir in "" "-R"; do
     suffix=${dir:+_rev}
-    v=$(ip netns exec "${tag}c" "$NETCELL" run --tap tap0 --addr 10.251.0.2/24 -- iperf3 -c 10.251.0.1 -p 5201 -u -b 0 -l $len -t "$SECS" $dir -J | pps)
+    v=$(ip netns exec "${tag}c" "$NETCELL" run --shim "$SHIM" --tap tap0 --addr 10.251.0.2/24 -- iperf3 -c 10.251.0.1 -p 5201 -u -b 0 -l $len -t "$SECS" $dir -J | pps)
     echo "netcell udp_pps_${len}${suffix} $v packets/s"
     v=$(ip netns exec "${tag}b" iperf3 -c 10.252.0.1 -p 5201 -u -b 0 -l $len -t "$SECS" $dir -J | pps)
     echo "kernel udp_pps_${len}${suffix} $v packets/s"
   done
 done
 rb() { sed -n 's/^"\(SET\|GET\)","\([0-9.]*\)".*/\2/p' | paste -sd' '; }
-read -r s g < <("$NETCELL" run -- sh -c "redis-server --port 6391 --save '' --appendonly no >/dev/null 2>&1 & sleep 0.5; redis-benchmark -p 6391 -q -n 100000 -c 50 -t set,get --csv; redis-cli -p 6391 shutdown nosave >/dev/null 2>&1" | rb)
+read -r s g < <("$NETCELL" run --shim "$SHIM" -- sh -c "redis-server --port 6391 --save '' --appendonly no >/dev/null 2>&1 & sleep 0.5; redis-benchmark -p 6391 -q -n 100000 -c 50 -t set,get --csv; redis-cli -p 6391 shutdown nosave >/dev/null 2>&1" | rb)
 echo "netcell redis_set $s requests/s"; echo "netcell redis_get $g requests/s"
 read -r s g < <(ip netns exec "${tag}a" sh -c "redis-server --port 6391 --save '' --appendonly no >/dev/null 2>&1 & sleep 0.5; redis-benchmark -p 6391 -q -n 100000 -c 50 -t set,get --csv; redis-cli -p 6391 shutdown nosave >/dev/null 2>&1" | rb)
 echo "kernel redis_set $s requests/s"; echo "kernel redis_get $g requests/s"
