@@ -290,7 +290,11 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             (Some(h), Ok(_)) => Some(h.finish().map_err(|e| {
                 format!("cannot take over the seccomp listener of the command: {e}")
             })?),
-            _ => None,
+            (Some(h), Err(_)) => match h.finish() {
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Err(e.to_string()),
+                _ => None,
+            },
+            (None, _) => None,
         };
     let mut child = match spawned {
         Ok(c) => c,

@@ -378,6 +378,29 @@ fn the_host_s_inherited_descriptors_do_not_reach_the_container() {
     assert_eq!(out.trim(), "[0, 1, 2, 3]", "{err}");
 }
 
+#[test]
+fn a_refused_filter_gets_a_clear_error_and_preload_still_works() {
+    need("python3");
+    // An outer sandbox makes seccomp(2) fail, as some container runtimes do.
+    let mut c = Command::new("python3");
+    c.arg(py("deny_seccomp.py"))
+        .arg(netcell())
+        .args(["run", "--", "true"]);
+    let (st, out, err) = run(&mut c);
+    assert_eq!(st.code(), Some(125), "{out} {err}");
+    assert!(
+        err.contains("the kernel refused the seccomp filter") && err.contains("--shim preload"),
+        "{err}"
+    );
+    let mut c = Command::new("python3");
+    c.arg(py("deny_seccomp.py"))
+        .arg(netcell())
+        .args(["run", "--shim", "preload", "--", "python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print('ok', s.getsockname()[0])"]);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out} {err}");
+    assert_eq!(out.trim(), "ok 127.0.0.1");
+}
+
 /// Finds the pid a `sigtest.py block` wrote.
 fn read_pid(path: &Path) -> i32 {
     wait_for(T, "the blocked program's pid", || {

@@ -34,8 +34,16 @@ pub fn prepare(cmd: &mut Command, watch_open: bool) -> io::Result<Handover> {
     let (report_fd, ack_fd) = (report_w.as_raw_fd(), ack_r.as_raw_fd());
     kernel::before_exec(cmd, move || {
         kernel::cloexec_from_3()?;
-        let listener = kernel::install_filter(&prog)?;
         let mut msg = [0u8; 8];
+        let listener = match kernel::install_filter(&prog) {
+            Ok(l) => l,
+            Err(e) => {
+                // pid 0 says the kernel refused; the errno follows.
+                msg[4..].copy_from_slice(&e.raw_os_error().unwrap_or(0).to_ne_bytes());
+                let _ = kernel::write_all_raw(report_fd, &msg);
+                return Err(e);
+            }
+        };
         msg[..4].copy_from_slice(&kernel::getpid().to_ne_bytes());
         msg[4..].copy_from_slice(&listener.to_ne_bytes());
         kernel::write_all_raw(report_fd, &msg)?;
@@ -69,6 +77,17 @@ fn take_listener(report: &OwnedFd) -> io::Result<OwnedFd> {
     kernel::read_exact_raw(report.as_raw_fd(), &mut msg)?;
     let pid = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
     let fd = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
+    if pid == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "the kernel refused the seccomp filter ({}): seccomp user notification \
+                 needs Linux 5.9 or later and no outer sandbox forbidding it; \
+                 run with --shim preload instead",
+                io::Error::from_raw_os_error(fd)
+            ),
+        ));
+    }
     let pidfd = kernel::pidfd_open(pid)?;
     kernel::pidfd_getfd(std::os::fd::AsFd::as_fd(&pidfd), fd)
 }
