@@ -312,16 +312,17 @@ impl<'a> Call<'a> {
         self.write_u32(lenp, data.len() as u32)
     }
 
-    /// Whether the target's path argument at `addr` is exactly `path`. Reads no
-    /// further than `path.len() + 1` bytes and never across an unreadable page.
-    pub fn path_is(&self, addr: u64, path: &str) -> Result<bool, Fail> {
-        let want = path.as_bytes();
+    /// Which of `paths` the target's path argument at `addr` is exactly, if any.
+    /// Reads at most one byte more than the longest of them, in one call unless the
+    /// string crosses a page, and never an unreadable page. A match is confirmed with
+    /// `ID_VALID`; a mismatch needs none (the call goes to the kernel untouched).
+    pub fn path_among(&self, addr: u64, paths: &[&str]) -> Result<Option<usize>, Fail> {
         let mut buf = [0u8; 64];
-        let n = want.len() + 1;
+        let n = paths.iter().map(|p| p.len() + 1).max().unwrap_or(0);
         if n > buf.len() || addr == 0 {
-            return Ok(false);
+            return Ok(None);
         }
-        // Read page by page: the string may end just before an unmapped page.
+        // Page by page: the string may end just before an unmapped page.
         let mut got = 0;
         while got < n {
             let page_left = 4096 - ((addr + got as u64) % 4096) as usize;
@@ -329,13 +330,19 @@ impl<'a> Call<'a> {
             if kernel::read_mem(self.tid, addr + got as u64, &mut buf[got..got + take]).is_err() {
                 break;
             }
-            if buf[got..got + take].contains(&0) {
-                got += take;
+            got += take;
+            if buf[got - take..got].contains(&0) {
                 break;
             }
-            got += take;
         }
-        self.checked()?;
-        Ok(got == n && &buf[..want.len()] == want && buf[want.len()] == 0)
+        let read = &buf[..got];
+        let hit = paths.iter().position(|p| {
+            let p = p.as_bytes();
+            read.len() > p.len() && &read[..p.len()] == p && read[p.len()] == 0
+        });
+        if hit.is_some() {
+            self.checked()?;
+        }
+        Ok(hit)
     }
 }
