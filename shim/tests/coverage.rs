@@ -496,7 +496,7 @@ fn nginx_master_and_workers_serve_inside_and_to_the_kernel_side(mode: Mode) {
     let script = format!(
         "nginx -p {d} -c {d}/nginx.conf -g 'daemon off;' & for i in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.05; done; \
          for i in 1 2 3 4 5 6 7 8; do curl -s http://127.0.0.1:8080/; done | sort | uniq -c; curl -s 'http://[::1]:8080/'; \
-         ps -o user= -C nginx | sort | uniq -c; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill -QUIT $(cat {d}/nginx.pid); wait"
+         M=$(cat {d}/nginx.pid); (ps -o user= -p $M; ps -o user= --ppid $M) | sort | uniq -c; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill -QUIT $(cat {d}/nginx.pid); wait"
     );
     let mut c = ns.nc(mode);
     c.args([
