@@ -115,7 +115,9 @@ impl StandIn {
     pub(crate) fn fill(&mut self, s: BorrowedFd<'_>) -> io::Result<()> {
         static CHUNK: [u8; FILLER_CHUNK] = [0; FILLER_CHUNK];
         let mut guard = 0;
-        while guard < 4096 {
+        // Unwritable means no POLLOUT (an AF_UNIX stream shows POLLOUT while at most a
+        // quarter of its send buffer is in use): usually one chunk.
+        while sys::writable_now(s) && guard < 4096 {
             match sys::send_nb(s, &CHUNK) {
                 Ok(n) => self.filler += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

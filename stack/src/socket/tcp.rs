@@ -1146,6 +1146,7 @@ impl Sockets {
 
         // Hand connections to the program.
         if let Some(si) = standin.as_mut() {
+            let mut delivered = false;
             while si.writable {
                 let Some((cid, Some(fd))) = l.ready.front() else {
                     break;
@@ -1158,6 +1159,7 @@ impl Sockets {
                     Ok(true) => {
                         l.ready.pop_front();
                         progress = true;
+                        delivered = true;
                     }
                     Ok(false) => break,
                     Err(e) => {
@@ -1167,7 +1169,12 @@ impl Sockets {
                     }
                 }
             }
-            l.inflight = sys::outq(si.fd.as_fd()).map_or(0, |q| q.div_ceil(self.record_truesize));
+            // Records still in the stand-in count against the backlog. Nothing to
+            // ask the kernel when none were there and none were added.
+            if delivered || l.inflight > 0 {
+                l.inflight =
+                    sys::outq(si.fd.as_fd()).map_or(0, |q| q.div_ceil(self.record_truesize));
+            }
         }
 
         // Arm a socket for every address that wants one while the backlog has room.
