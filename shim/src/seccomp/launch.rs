@@ -78,12 +78,17 @@ fn take_listener(report: &OwnedFd) -> io::Result<OwnedFd> {
     let pid = u32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]);
     let fd = i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]);
     if pid == 0 {
+        let why = if fd == libc::EBUSY {
+            "the command already runs under a seccomp supervisor (inside another netcell \
+             container, say), and a process may have only one"
+        } else {
+            "seccomp user notification needs Linux 5.9 or later and no outer sandbox \
+             forbidding it"
+        };
         return Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!(
-                "the kernel refused the seccomp filter ({}): seccomp user notification \
-                 needs Linux 5.9 or later and no outer sandbox forbidding it; \
-                 run with --shim preload instead",
+                "the kernel refused the seccomp filter ({}): {why}; run with --shim preload instead",
                 io::Error::from_raw_os_error(fd)
             ),
         ));
