@@ -165,6 +165,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub verify_checksums: bool,
 
+    /// Take plain frames from the TAP only: no virtio header, no 64 KiB segments from
+    /// the kernel (TSO receive offload is on by default; this is for tracing problems).
+    #[arg(long, requires = "eth")]
+    pub no_offload: bool,
+
     /// A nameserver for the container's resolver (repeat up to 3); the container then
     /// uses its own resolv.conf instead of /etc/resolv.conf.
     #[arg(long, value_name = "IP", value_parser = parse_ip)]

@@ -210,6 +210,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                 name: tap.clone().unwrap_or_default(),
                 mtu: args.mtu,
                 verify_rx_checksums: args.verify_checksums,
+                offload: !args.no_offload,
             };
             let dev = match fd {
                 Some(fd) => TapDevice::adopt(fd, &cfg),

@@ -319,6 +319,68 @@ fn tap_kernel_side_reaches_a_server_in_the_container(mode: Mode) {
     assert_eq!(body, "served by the container");
 }
 
+/// 16 MiB from the kernel side at MTU 1500: with TSO receive offload the kernel
+/// hands over 64 KiB segments with their checksums left to finish. The bytes must
+/// arrive intact with checksum verification off (the default) and on (which
+/// completes each offloaded checksum first), and with offload off.
+fn large_transfers_with_offload_and_verified_checksums(mode: Mode) {
+    require_root!();
+    need("curl");
+    need("python3");
+    let ns = tap_ns(1500);
+    let dir = Scratch::new();
+    let data: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path("big"), &data).unwrap();
+    let want = format!("{} ", data.len());
+    let mut k = ns.cmd("python3");
+    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"])
+        .arg(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _kernel_server = Proc::spawn(&mut k);
+    wait_for(T, "the kernel-side server", || {
+        ns.sh(&format!(
+            "curl -s -m 1 -o /dev/null http://{KERNEL}:8000/big"
+        ))
+        .status
+        .success()
+        .then_some(())
+    });
+    let expected = {
+        let o = Command::new("sha256sum")
+            .arg(dir.path("big"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    for extra in [&[][..], &["--verify-checksums"][..], &["--no-offload"][..]] {
+        let mut c = ns.nc(mode);
+        c.args(["--tap", "tap0", "--addr", &format!("{CONTAINER}/24")])
+            .args(extra)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                &format!("curl -s -m 60 http://{KERNEL}:8000/big | sha256sum; curl -s -m 60 -o /dev/null -w '%{{size_download}} ' http://{KERNEL}:8000/big"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+        assert!(st.success(), "{extra:?}: {out} {err}");
+        assert!(
+            out.starts_with(&expected),
+            "{extra:?}: corrupted: {out} {err}"
+        );
+        assert!(out.contains(&want), "{extra:?}: {out}");
+    }
+}
+
 fn tap_container_reaches_a_kernel_server_with_its_own_address(mode: Mode) {
     require_root!();
     need("curl");
@@ -464,6 +526,7 @@ in_both_modes!(
     fork_exec_and_unix_sockets,
     tap_kernel_side_reaches_a_server_in_the_container,
     tap_container_reaches_a_kernel_server_with_its_own_address,
+    large_transfers_with_offload_and_verified_checksums,
     own_eth0_address_never_touches_the_tap,
     tap_device_created_by_netcell_is_removed,
 );

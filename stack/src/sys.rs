@@ -412,8 +412,18 @@ pub fn set_if_mtu(name: &str, mtu: usize) -> io::Result<()> {
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
 const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+
+/// The size of `struct virtio_net_hdr`, which precedes every frame on a TAP opened
+/// with `IFF_VNET_HDR`.
+pub const VNET_HDR_LEN: usize = 10;
 
 fn ifr_name(ifr: &libc::ifreq) -> String {
     let bytes: Vec<u8> = ifr
@@ -428,22 +438,49 @@ fn ifr_name(ifr: &libc::ifreq) -> String {
 /// Opens `/dev/net/tun` and attaches to the TAP device `name` (creating it if it
 /// does not exist, which needs `CAP_NET_ADMIN`), without packet information.
 /// Returns the fd and the interface's name.
-pub fn tap_open(name: &str) -> io::Result<(OwnedFd, String)> {
+///
+/// With `vnet`, frames carry a `virtio_net_hdr` ([`VNET_HDR_LEN`] bytes) and the
+/// kernel is told this end takes TCP segments of up to 64 KiB with their checksum
+/// left to finish (`TUNSETOFFLOAD`: `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), so it
+/// hands over a large segment in one frame instead of one frame per MTU.
+pub fn tap_open(name: &str, vnet: bool) -> io::Result<(OwnedFd, String)> {
     // SAFETY: a valid NUL-terminated path.
     let fd = cvt(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
     // SAFETY: a fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut ifr = ifreq_for(name)?;
-    ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI;
+    ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 };
     // SAFETY: TUNSETIFF reads and writes a valid ifreq.
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut ifr) })?;
+    if vnet {
+        tap_offload(fd.as_fd())?;
+    }
     Ok((fd, ifr_name(&ifr)))
+}
+
+/// Sets the virtio header size and the receive offloads of a TAP opened with
+/// `IFF_VNET_HDR` (see [`tap_open`]).
+fn tap_offload(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let size = VNET_HDR_LEN as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads one int.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETVNETHDRSZ, &size) })?;
+    // SAFETY: TUNSETOFFLOAD takes its flags by value.
+    cvt(unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            TUNSETOFFLOAD,
+            (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) as libc::c_ulong,
+        )
+    })?;
+    Ok(())
 }
 
 /// Takes over `raw`, a descriptor this process inherited that is attached to a
 /// TAP device (opened by a privileged helper, say). It must be a TAP device
-/// without packet information; returns it and the interface's name.
-pub fn tap_adopt(raw: RawFd) -> io::Result<(OwnedFd, String)> {
+/// without packet information; returns it, the interface's name, and whether
+/// frames carry a `virtio_net_hdr` (it was opened with `IFF_VNET_HDR`: the
+/// offloads of [`tap_open`] are then set too).
+pub fn tap_adopt(raw: RawFd) -> io::Result<(OwnedFd, String, bool)> {
     if raw < 3 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -476,7 +513,11 @@ pub fn tap_adopt(raw: RawFd) -> io::Result<(OwnedFd, String)> {
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: plain fcntl.
     cvt(unsafe { libc::fcntl(raw, libc::F_SETFD, libc::FD_CLOEXEC) })?;
-    Ok((fd, ifr_name(&ifr)))
+    let vnet = flags & IFF_VNET_HDR != 0;
+    if vnet {
+        tap_offload(fd.as_fd())?;
+    }
+    Ok((fd, ifr_name(&ifr), vnet))
 }
 
 /// `write(2)`.
