@@ -319,10 +319,11 @@ fn tap_kernel_side_reaches_a_server_in_the_container(mode: Mode) {
     assert_eq!(body, "served by the container");
 }
 
-/// 16 MiB from the kernel side at MTU 1500: with TSO receive offload the kernel
-/// hands over 64 KiB segments with their checksums left to finish. The bytes must
-/// arrive intact with checksum verification off (the default) and on (which
-/// completes each offloaded checksum first), and with offload off.
+/// 16 MiB each way at MTU 1500. With offload the kernel hands over 64 KiB segments
+/// with their checksums left to finish, and netcell merges its own segments into
+/// 64 KiB GSO frames for the kernel. The bytes must arrive intact with checksum
+/// verification off (the default) and on (which completes each offloaded checksum
+/// first), and with offload off.
 fn large_transfers_with_offload_and_verified_checksums(mode: Mode) {
     require_root!();
     need("curl");
@@ -359,7 +360,31 @@ fn large_transfers_with_offload_and_verified_checksums(mode: Mode) {
             .unwrap()
             .to_string()
     };
-    for extra in [&[][..], &["--verify-checksums"][..], &["--no-offload"][..]] {
+    // The kernel side hashes what it receives on port 9000, one connection at a time.
+    let sink = r#"
+import hashlib, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 9000)); s.listen(4)
+while True:
+    c, _ = s.accept(); h = hashlib.sha256(); n = 0
+    while (d := c.recv(1 << 20)):
+        h.update(d); n += len(d)
+    open(sys.argv[2], "a").write(f"{n} {h.hexdigest()}\n"); c.close()
+"#;
+    let sums = dir.path("received.txt");
+    let mut k = ns.cmd("python3");
+    k.args(["-c", sink, KERNEL])
+        .arg(&sums)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _sink = Proc::spawn(&mut k);
+    let send = format!(
+        "import socket, time\nfor i in range(50):\n    try:\n        c = socket.create_connection(('{KERNEL}', 9000)); break\n    except OSError: time.sleep(0.1)\nc.sendall(open('{}', 'rb').read()); c.close()",
+        dir.path("big").display()
+    );
+    let variants = [&[][..], &["--verify-checksums"][..], &["--no-offload"][..]];
+    for (i, extra) in variants.into_iter().enumerate() {
+        let runs = i + 1;
         let mut c = ns.nc(mode);
         c.args(["--tap", "tap0", "--addr", &format!("{CONTAINER}/24")])
             .args(extra)
@@ -367,8 +392,9 @@ fn large_transfers_with_offload_and_verified_checksums(mode: Mode) {
                 "--",
                 "sh",
                 "-c",
-                &format!("curl -s -m 60 http://{KERNEL}:8000/big | sha256sum; curl -s -m 60 -o /dev/null -w '%{{size_download}} ' http://{KERNEL}:8000/big"),
+                &format!("curl -s -m 60 http://{KERNEL}:8000/big | sha256sum; curl -s -m 60 -o /dev/null -w '%{{size_download}} ' http://{KERNEL}:8000/big; python3 -c \"$SEND\""),
             ])
+            .env("SEND", &send)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
@@ -378,6 +404,17 @@ fn large_transfers_with_offload_and_verified_checksums(mode: Mode) {
             "{extra:?}: corrupted: {out} {err}"
         );
         assert!(out.contains(&want), "{extra:?}: {out}");
+        // And the same bytes the other way, container → kernel side.
+        let got = wait_for(T, "the kernel side to hash the upload", || {
+            let t = std::fs::read_to_string(&sums).ok()?;
+            (t.lines().count() == runs).then_some(t)
+        });
+        let last = got.lines().last().unwrap_or_default();
+        assert_eq!(
+            last,
+            format!("{} {expected}", data.len()),
+            "{extra:?}: upload corrupted or short"
+        );
     }
 }
 

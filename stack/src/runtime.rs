@@ -50,7 +50,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Starts watching the stack's TAP (if any) and the control socket.
-    pub fn new(stack: Stack<TapDevice>, control: ControlServer) -> io::Result<Runtime> {
+    pub fn new(mut stack: Stack<TapDevice>, control: ControlServer) -> io::Result<Runtime> {
+        // The loop flushes the TAP after every poll, so it may merge TCP segments.
+        if let Some(tap) = stack.eth_device_mut() {
+            tap.set_tx_coalescing(true);
+        }
         let poll = Poll::new()?;
         if let Some(tap) = stack.eth_device() {
             poll.registry()
@@ -151,6 +155,10 @@ impl Runtime {
             }
         }
         self.stack.poll();
+        // Merged TCP segments leave before the loop sleeps.
+        if let Some(tap) = self.stack.eth_device_mut() {
+            tap.flush();
+        }
         let reg = self.poll.registry();
         self.stack.sockets_mut().drain_new_standins(|idx, fd| {
             if let Err(e) = reg.register(

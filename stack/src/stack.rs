@@ -150,6 +150,11 @@ impl<D: Device> Stack<D> {
         self.eth.as_ref()
     }
 
+    /// The eth0 device, mutably (to flush a device that batches frames).
+    pub fn eth_device_mut(&mut self) -> Option<&mut D> {
+        self.eth.as_mut()
+    }
+
     /// The loopback device.
     pub fn lo_device(&self) -> &LoopbackDevice {
         &self.lo
