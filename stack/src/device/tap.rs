@@ -398,7 +398,10 @@ impl phy::TxToken for TapTx<'_> {
         let r = f(&mut self.buf[v..v + len]);
         if self.batch.enabled {
             let frame = &self.buf[v..v + len];
-            if let Some(seg) = Segment::parse(frame) {
+            // Segments too large for two to fit one frame go out as they are (no copy).
+            let seg = Segment::parse(frame)
+                .filter(|s| s.data + 2 * (frame.len() - s.data) <= ETH + MAX_GSO_IP);
+            if let Some(seg) = seg {
                 if !self.batch.append(frame, &seg) {
                     self.batch.flush(self.fd, self.name, self.stats);
                     self.batch.start(frame, &seg);
