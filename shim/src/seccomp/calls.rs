@@ -64,6 +64,9 @@ pub enum Outcome {
     Gone,
     /// Wait until the descriptor is ready, then serve the call again.
     Block(Block),
+    /// Return 0 for a connect, and once that answer is delivered, mark the
+    /// connection reported.
+    Connected(SocketId),
 }
 
 /// A blocking call waiting for its socket.
@@ -90,6 +93,7 @@ impl Outcome {
             Outcome::Answered => "fd installed".into(),
             Outcome::Gone => "gone".into(),
             Outcome::Block(b) => format!("parked ({})", if b.writable { "out" } else { "in" }),
+            Outcome::Connected(_) => "0 (connected)".into(),
         }
     }
 }
@@ -366,18 +370,18 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
-    // A blocking connect parks until the stand-in turns writable (the handshake
-    // ended) and is then made again, as Linux's own wait ends: that call reports
-    // the outcome once (0, or the error).
-    if cx.resumed && !netcell_stack::sys::writable_now(s.fd.as_fd()) {
-        return Ok(s.block(true, libc::EINPROGRESS));
-    }
     let mut buf = [0u8; MAX_SOCKADDR];
     let addr = cx.read_addr(cx.call.args[1], cx.call.int(2), &mut buf)?;
-    let mut fds = heapless::Vec::new();
-    if !cx.resumed {
-        let _ = fds.push(s.fd.try_clone()?);
+    // A blocking connect parks until the stand-in turns writable (the handshake
+    // ended), then reports how it ended.
+    if cx.resumed {
+        if !netcell_stack::sys::writable_now(s.fd.as_fd()) {
+            return Ok(s.block(true, libc::EINPROGRESS));
+        }
+        return Ok(finished_connect(cx, s, addr));
     }
+    let mut fds = heapless::Vec::new();
+    let _ = fds.push(s.fd.try_clone()?);
     let a = cx.ask(s.ino, &Request::Connect { addr }, &mut fds);
     if a.flags & reply_flags::NOT_STANDIN != 0 {
         return Ok(Outcome::Continue);
@@ -388,14 +392,29 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
             // On lo the handshake often ends within the request's own poll: answer
             // at once instead of parking for a readiness event already there.
             if netcell_stack::sys::writable_now(s.fd.as_fd()) {
-                let again = cx.ask(s.ino, &Request::Connect { addr }, &mut heapless::Vec::new());
-                if again.errno != libc::EALREADY && again.errno != libc::EINPROGRESS {
-                    return Ok(answer(again));
-                }
+                return Ok(finished_connect(cx, s, addr));
             }
             Ok(s.block(true, libc::EINPROGRESS))
         }
         e => Ok(Outcome::Errno(e)),
+    }
+}
+
+/// The end of a blocking connect whose stand-in turned writable. A success is
+/// answered without being marked reported: the supervisor marks it once the answer
+/// reached the program, so that a call a signal interrupted at that moment and
+/// restarts still gets 0 (see `Sockets::connect_outcome`).
+fn finished_connect<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock, addr: &[u8]) -> Outcome {
+    if let Some(id) = s.id
+        && cx.stack.sockets().connect_outcome(id) == Some(true)
+    {
+        return Outcome::Connected(id);
+    }
+    // Failed (the errno, reported once), still connecting, or reported already.
+    let a = cx.ask(s.ino, &Request::Connect { addr }, &mut heapless::Vec::new());
+    match a.errno {
+        libc::EALREADY | libc::EINPROGRESS => s.block(true, libc::EINPROGRESS),
+        _ => answer(a),
     }
 }
 

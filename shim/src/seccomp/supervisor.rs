@@ -173,7 +173,7 @@ impl Supervisor {
             if dead {
                 log::trace!("seccomp: parked call of {} was interrupted", p.notif.pid);
             } else if expired {
-                self.respond(p.notif.id, Outcome::Errno(p.timeout_errno));
+                let _ = self.respond(p.notif.id, Outcome::Errno(p.timeout_errno));
             } else {
                 self.serve(stack, p.notif, Some(p));
             }
@@ -210,14 +210,22 @@ impl Supervisor {
         }
         match out {
             Outcome::Block(b) => self.park(notif, b, prev.and_then(|p| p.deadline)),
-            o => self.respond(notif.id, o),
+            Outcome::Connected(id) => {
+                if self.respond(notif.id, Outcome::Value(0)) {
+                    stack.sockets_mut().connect_reported(id);
+                }
+            }
+            o => {
+                self.respond(notif.id, o);
+            }
         }
         if self.counts.served.is_multiple_of(100_000) {
             log::debug!("seccomp: {:?}", self.counts);
         }
     }
 
-    fn respond(&mut self, id: u64, out: Outcome) {
+    /// Answers a call; false if the answer did not reach it (it was interrupted).
+    fn respond(&mut self, id: u64, out: Outcome) -> bool {
         let l = self.listener.as_fd();
         let r = match out {
             Outcome::Value(v) => kernel::respond(l, id, v, 0, false),
@@ -226,12 +234,17 @@ impl Supervisor {
                 self.counts.passed += 1;
                 kernel::respond(l, id, 0, 0, true)
             }
+            Outcome::Connected(_) => kernel::respond(l, id, 0, 0, false),
             Outcome::Answered | Outcome::Gone | Outcome::Block(_) => Ok(()),
         };
-        if let Err(e) = r
-            && e.raw_os_error() != Some(libc::ENOENT)
-        {
-            log::debug!("seccomp: answering call {id}: {e}");
+        match r {
+            Ok(()) => true,
+            Err(e) => {
+                if e.raw_os_error() != Some(libc::ENOENT) {
+                    log::debug!("seccomp: answering call {id}: {e}");
+                }
+                false
+            }
         }
     }
 
@@ -254,7 +267,7 @@ impl Supervisor {
                 .register(&mut SourceFd(&b.fd.as_raw_fd()), Token(slot), interest)
         {
             log::warn!("seccomp: cannot watch a blocked call: {e}");
-            self.respond(notif.id, Outcome::Errno(libc::ENOMEM));
+            let _ = self.respond(notif.id, Outcome::Errno(libc::ENOMEM));
             return;
         }
         self.counts.parked += 1;

@@ -243,6 +243,28 @@ impl Sockets {
             && !s.opts.v6only
     }
 
+    /// Whether the handshake a `connect` started has ended, without reporting it:
+    /// `Some(true)` connected (and not yet reported), `Some(false)` failed, `None`
+    /// still connecting or nothing to report. A front end that answers a blocking
+    /// `connect` itself (the seccomp supervisor) asks this, answers, and only once
+    /// the answer reached the program marks it reported
+    /// ([`Sockets::connect_reported`]): an answer lost to a signal leaves the
+    /// restarted call to report it, as Linux's restart does.
+    pub fn connect_outcome(&self, id: SocketId) -> Option<bool> {
+        match &self.get(id)?.proto {
+            Proto::Tcp(TcpState::Connected(c)) if c.unreported => Some(true),
+            Proto::Tcp(TcpState::Closed { failed: Some(_) }) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Marks a finished connect reported (see [`Sockets::connect_outcome`]).
+    pub fn connect_reported(&mut self, id: SocketId) {
+        if let Some(Proto::Tcp(TcpState::Connected(c))) = self.get_mut(id).map(|s| &mut s.proto) {
+            c.unreported = false;
+        }
+    }
+
     /// `bind(2)`.
     pub fn bind(
         &mut self,
