@@ -44,7 +44,7 @@ const ETH_HEADER: usize = 14;
 pub struct TapConfig {
     /// The interface name, at most 15 bytes.
     pub name: String,
-    /// The IP MTU, [`MIN_TAP_MTU`]..=[`MAX_TAP_MTU`].
+    /// The IP MTU, `MIN_TAP_MTU..=MAX_TAP_MTU` (68..=65520).
     pub mtu: usize,
     /// Verify checksums of received frames (see the module docs).
     pub verify_rx_checksums: bool,

@@ -4,7 +4,7 @@
 //! at all, while Linux sockets set both per socket and per datagram (multicast TTL
 //! 1 beside unicast TTL 64 on one port, `IP_TOS`, `IP_TTL` in `sendmsg`). UDP
 //! endpoints are shared by every socket bound to their port (see
-//! [`crate::socket::udp`]), so a datagram carries its fields in smoltcp's packet
+//! `socket::udp`), so a datagram carries its fields in smoltcp's packet
 //! metadata ([`PacketMeta::id`]), which smoltcp hands to the device's transmit
 //! token; [`HookedTx`] writes them into the IP header once smoltcp has built the
 //! frame (and fixes the IPv4 header checksum).

@@ -3,7 +3,7 @@
 //!
 //! smoltcp answers every TCP SYN that no socket accepts with a RST, and a listening
 //! smoltcp socket *becomes* the connection, so "a listener with a backlog" has to be
-//! built above smoltcp (see [`crate::socket::tcp`]). That layer needs one thing from
+//! built above smoltcp (see `socket::tcp`). That layer needs one thing from
 //! the receive path: the power to say, per packet, *accept*, *drop* (a SYN to a full
 //! backlog, which the client will retransmit, as Linux drops it), or *defer* (a SYN
 //! for which a listening socket must first be armed). A deferred frame is copied

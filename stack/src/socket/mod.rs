@@ -12,7 +12,7 @@
 //! - **Interfaces**: a smoltcp socket lives in the `SocketSet` of the one interface
 //!   its traffic uses ([`crate::iface::Interfaces::route`]); a listener on `0.0.0.0`
 //!   or `::` listens on every interface.
-//! - **Listen backlog** ([`tcp`]): smoltcp has none; a listening smoltcp socket
+//! - **Listen backlog** (`tcp`): smoltcp has none; a listening smoltcp socket
 //!   becomes the connection. A listener here keeps listening smoltcp sockets *armed*
 //!   for the exact addresses SYNs arrive on, re-arms them as they are taken, and
 //!   through the ingress hook ([`crate::iface::ingress`]) holds back a SYN that finds
@@ -508,7 +508,7 @@ impl Sockets {
         }
     }
 
-    /// Answers `Origin` for a datagram socket (see [`dgram::Inbox::answer`]).
+    /// Answers `Origin` for a datagram socket (see `dgram::Inbox::answer`).
     pub fn datagram_origin(
         &mut self,
         id: SocketId,
@@ -542,7 +542,7 @@ impl Sockets {
     }
 
     /// Chooses how a datagram socket learns of ICMP errors: markers in its stand-in
-    /// (the default), or the pending error only (see [`Socket`]'s `markers`).
+    /// (the default), or the pending error only (see `Socket`'s `markers`).
     pub fn set_error_markers(&mut self, id: SocketId, on: bool) {
         if let Some(s) = self.get_mut(id) {
             s.markers = on;

@@ -4,7 +4,7 @@
 //! smoltcp knows nothing of ports in use: two of its sockets may listen on the same
 //! endpoint. Every TCP socket that holds a port (bound, listening, connected, an
 //! orphan finishing its close, an accepted connection sharing its listener's port)
-//! has one [`Binding`] here, and `bind`, `listen` and `connect` ask this table first.
+//! has one `Binding` here, and `bind`, `listen` and `connect` ask this table first.
 //!
 //! Two bindings on one port *overlap* when their addresses are equal or either is a
 //! wildcard of the same family; an IPv6 wildcard without `IPV6_V6ONLY` also overlaps
