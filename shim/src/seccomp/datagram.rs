@@ -83,17 +83,10 @@ pub fn sendmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 }
 
 pub fn sendmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
+    let Some(s) = datagram_sock(cx)? else {
         return Ok(Outcome::Continue);
     };
-    if !s.is_datagram() {
-        return Ok(Outcome::Continue);
-    }
-    let (vec, vlen, flags) = (
-        cx.call.args[1],
-        (cx.call.args[2] as u32).min(MAX_IOV as u32),
-        cx.call.int(3),
-    );
+    let (vec, vlen, flags) = mmsg_args(cx);
     let mut sent = 0u32;
     for i in 0..vlen as u64 {
         let at = vec + i * MMSGHDR_LEN;
@@ -122,12 +115,9 @@ pub fn sendmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 }
 
 pub fn recvfrom<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
+    let Some(s) = datagram_sock(cx)? else {
         return Ok(Outcome::Continue);
     };
-    if !s.is_datagram() {
-        return Ok(Outcome::Continue);
-    }
     let (buf, len, flags, addr, lenp) = (
         cx.call.args[1],
         cx.call.args[2] as usize,
@@ -159,12 +149,9 @@ pub fn recvfrom<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 }
 
 pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
+    let Some(s) = datagram_sock(cx)? else {
         return Ok(Outcome::Continue);
     };
-    if !s.is_datagram() {
-        return Ok(Outcome::Continue);
-    }
     let (at, flags) = (cx.call.args[1], cx.call.int(2));
     let m = cx.call.read_msghdr(at)?;
     if m.name == 0 && (m.control == 0 || m.controllen == 0) {
@@ -180,17 +167,10 @@ pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 }
 
 pub fn recvmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
+    let Some(s) = datagram_sock(cx)? else {
         return Ok(Outcome::Continue);
     };
-    if !s.is_datagram() {
-        return Ok(Outcome::Continue);
-    }
-    let (vec, vlen, flags) = (
-        cx.call.args[1],
-        (cx.call.args[2] as u32).min(MAX_IOV as u32),
-        cx.call.int(3),
-    );
+    let (vec, vlen, flags) = mmsg_args(cx);
     let base = flags & !libc::MSG_WAITFORONE;
     let mut got = 0u32;
     for i in 0..vlen as u64 {
@@ -217,6 +197,21 @@ pub fn recvmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         }
     }
     Ok(Outcome::Value(got as i64))
+}
+
+/// The call's socket if it is a datagram stand-in; `None`: the kernel handles it.
+fn datagram_sock<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Option<Sock>, Fail> {
+    Ok(cx.sock(cx.call.int(0))?.filter(Sock::is_datagram))
+}
+
+/// `sendmmsg`/`recvmmsg`'s vector, its length (at most `UIO_MAXIOV`, as Linux) and
+/// flags.
+fn mmsg_args<D: Device>(cx: &Cx<'_, '_, D>) -> (u64, u32, i32) {
+    (
+        cx.call.args[1],
+        (cx.call.args[2] as u32).min(MAX_IOV as u32),
+        cx.call.int(3),
+    )
 }
 
 /// An empty queue: `EAGAIN` for a non-blocking receive, else wait.

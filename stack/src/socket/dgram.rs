@@ -207,6 +207,46 @@ impl Inbox {
     }
 }
 
+impl super::Sockets {
+    /// Sends every record the program wrote into a datagram socket's stand-in (a
+    /// `send`/`write` on a connected socket) with `send`. Returns whether anything
+    /// was sent, and whether the program is gone (its end closed: the socket must be
+    /// freed).
+    pub(crate) fn drain_program_sends(
+        &mut self,
+        ifs: &mut crate::iface::Interfaces,
+        id: super::SocketId,
+        buf: &mut [u8],
+        mut send: impl FnMut(&mut Self, &mut crate::iface::Interfaces, super::SocketId, &[u8]),
+    ) -> (bool, bool) {
+        let mut sent = false;
+        while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {
+            if !si.readable && !si.hup {
+                return (sent, false);
+            }
+            match sys::recv_record(si.fd.as_fd(), buf) {
+                Ok(Some(n)) => {
+                    send(self, ifs, id, &buf[..n]);
+                    sent = true;
+                }
+                Ok(None) => return (sent, true),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let si = self.get_mut(id).and_then(|s| s.standin.as_mut());
+                    return match si {
+                        Some(si) => {
+                            si.readable = false;
+                            (sent, si.hup)
+                        }
+                        None => (sent, false),
+                    };
+                }
+                Err(_) => return (sent, true),
+            }
+        }
+        (sent, false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,11 +19,9 @@ use super::errno::Errno;
 use super::ports::Reuse;
 use super::{Proto, SocketId, Sockets};
 use crate::iface::{IfaceId, Interfaces};
-use crate::sys;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::icmp;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -227,33 +225,10 @@ impl Sockets {
                 }
             }
             // Records the program wrote (send/write on a connected socket).
-            let mut gone = false;
-            while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {
-                if !si.readable && !si.hup {
-                    break;
-                }
-                match sys::recv_record(si.fd.as_fd(), &mut buf) {
-                    Ok(Some(n)) => {
-                        let _ = self.icmp_sendto(ifs, id, None, &buf[..n]);
-                        progress = true;
-                    }
-                    Ok(None) => {
-                        gone = true;
-                        break;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut()) {
-                            si.readable = false;
-                            gone = si.hup;
-                        }
-                        break;
-                    }
-                    Err(_) => {
-                        gone = true;
-                        break;
-                    }
-                }
-            }
+            let (sent, gone) = self.drain_program_sends(ifs, id, &mut buf, |t, ifs, id, d| {
+                let _ = t.icmp_sendto(ifs, id, None, d);
+            });
+            progress |= sent;
             if gone {
                 self.icmp_close(ifs, id);
                 progress = true;

@@ -19,13 +19,11 @@ use super::dgram::{Inbox, Origin};
 use super::errno::Errno;
 use super::{Proto, SocketId, Sockets};
 use crate::iface::{IfaceId, Interfaces};
-use crate::sys;
 use smoltcp::iface::SocketHandle;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::raw;
 use smoltcp::wire::{IpProtocol, IpVersion, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsFd;
 
 /// `ICMP_FILTER` (`SOL_RAW`) and `ICMP6_FILTER` (`IPPROTO_ICMPV6`).
 const ICMP_FILTER: i32 = 1;
@@ -281,33 +279,10 @@ impl Sockets {
                 }
             }
             // Records the program wrote (send/write on a connected socket).
-            let mut gone = false;
-            while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {
-                if !si.readable && !si.hup {
-                    break;
-                }
-                match sys::recv_record(si.fd.as_fd(), &mut buf) {
-                    Ok(Some(n)) => {
-                        let _ = self.raw_sendto(ifs, id, None, &buf[..n]);
-                        progress = true;
-                    }
-                    Ok(None) => {
-                        gone = true;
-                        break;
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut()) {
-                            si.readable = false;
-                            gone = si.hup;
-                        }
-                        break;
-                    }
-                    Err(_) => {
-                        gone = true;
-                        break;
-                    }
-                }
-            }
+            let (sent, gone) = self.drain_program_sends(ifs, id, &mut buf, |t, ifs, id, d| {
+                let _ = t.raw_sendto(ifs, id, None, d);
+            });
+            progress |= sent;
             if gone {
                 self.raw_close(ifs, id);
                 progress = true;
