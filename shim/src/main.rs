@@ -9,6 +9,7 @@ mod cli;
 mod preload_lib;
 mod run;
 mod seccomp;
+mod spawn;
 mod sys;
 
 use clap::Parser;

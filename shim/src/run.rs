@@ -24,7 +24,7 @@
 
 use crate::cli::{RunArgs, ShimMode};
 use crate::seccomp::{self, Files, Supervisor};
-use crate::{preload_lib, sys};
+use crate::{preload_lib, spawn, sys};
 use netcell_stack::control::server::ControlServer;
 use netcell_stack::device::{TapConfig, TapDevice};
 use netcell_stack::runtime::Runtime;
@@ -259,9 +259,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         .map_err(|e| e.to_string())?;
 
     let program = &args.command[0];
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(&args.command[1..]).env("NETCELL_NAME", &name);
-    let handover = match mode {
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
+        vec![("NETCELL_NAME".into(), name.clone().into())];
+    let walls = match mode {
         ShimMode::Preload => {
             let so = preload_lib::install(&dir.path)
                 .map_err(|e| format!("cannot install the preload library: {e}"))?;
@@ -270,49 +270,58 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                 preload.push(":");
                 preload.push(old);
             }
-            cmd.env("LD_PRELOAD", preload)
-                .env(netcell_proto::ENV_CONTROL, &ctl);
+            env.push(("LD_PRELOAD".into(), preload));
+            env.push((netcell_proto::ENV_CONTROL.into(), ctl.clone().into()));
             if let Some(p) = &files.resolv_conf {
-                cmd.env("NETCELL_RESOLV_CONF", p);
+                env.push(("NETCELL_RESOLV_CONF".into(), p.clone().into()));
             }
             if let Some(p) = &files.hosts {
-                cmd.env("NETCELL_HOSTS", p);
+                env.push(("NETCELL_HOSTS".into(), p.clone().into()));
             }
             None
         }
-        ShimMode::Seccomp => Some(
-            seccomp::launch::prepare(&mut cmd, files.any())
-                .map_err(|e| format!("cannot prepare the seccomp filter: {e}"))?,
-        ),
-    };
-    let spawned = sys::spawn_unblocked(&mut cmd);
-    let listener =
-        match (handover, &spawned) {
-            (Some(h), Ok(_)) => Some(h.finish().map_err(|e| {
-                format!("cannot take over the seccomp listener of the command: {e}")
-            })?),
-            (Some(h), Err(_)) => match h.finish() {
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Err(e.to_string()),
-                _ => None,
-            },
-            (None, _) => None,
-        };
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("netcell: cannot run {}: {e}", program.to_string_lossy());
-            return Ok(match e.kind() {
-                std::io::ErrorKind::NotFound => 127,
-                _ => 126,
-            });
+        ShimMode::Seccomp => {
+            seccomp::inherited::check_stdio()?;
+            let wall = seccomp::landlock::Wall::prepare();
+            for gap in wall.gaps() {
+                log::warn!("{gap}");
+            }
+            Some(spawn::Walls {
+                filter: seccomp::filter::program(files.any()),
+                landlock: wall.into_fd(),
+            })
         }
     };
-    // From now on the container's processes (same user) may not ptrace netcell or
-    // take its descriptors.
-    if let Err(e) = seccomp::protect_self() {
-        log::warn!("cannot make netcell non-dumpable: {e}");
-    }
-    let mut sup = match listener {
+    let cmd = spawn::Command::new(program, &args.command[1..], &env)
+        .map_err(|e| format!("cannot run {}: {e}", program.to_string_lossy()))?;
+    let spawned = match cmd.spawn(walls.as_ref()) {
+        Ok(s) => s,
+        Err(spawn::SpawnError::NotFound(_)) => {
+            eprintln!(
+                "netcell: cannot run {}: not found",
+                program.to_string_lossy()
+            );
+            return Ok(127);
+        }
+        Err(e @ spawn::SpawnError::Exec(..)) => {
+            eprintln!("netcell: {e}");
+            return Ok(126);
+        }
+        Err(spawn::SpawnError::Seccomp(e)) => {
+            let why = if e.raw_os_error() == Some(libc::EBUSY) {
+                "the command already runs under a seccomp supervisor (inside another netcell \
+                 container, say), and a process may have only one"
+            } else {
+                "seccomp user notification needs Linux 5.9 or later and no outer sandbox \
+                 forbidding it"
+            };
+            return Err(format!(
+                "the kernel refused the seccomp filter ({e}): {why}; run with --shim preload instead"
+            ));
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut sup = match spawned.listener {
         Some(l) => {
             let s = Supervisor::new(l, files).map_err(|e| format!("seccomp supervisor: {e}"))?;
             runtime
@@ -325,10 +334,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         }
         None => None,
     };
-    let pid = child.id();
-    let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
+    let pid = spawned.pid;
     runtime
-        .register_external(pidfd.as_raw_fd(), CHILD)
+        .register_external(spawned.pidfd.as_raw_fd(), CHILD)
         .map_err(|e| e.to_string())?;
     log::info!(
         "container {name}: command pid {pid} ({mode:?} mode), control socket {}",
@@ -354,7 +362,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             }
         }
         if exited {
-            match child.try_wait() {
+            match spawn::try_wait(pid) {
                 Ok(Some(st)) => break st,
                 Ok(None) => {}
                 Err(e) => return Err(format!("waiting for the command: {e}")),

@@ -1,4 +1,4 @@
-//! The launcher's door to the kernel: signal masks, `signalfd`, `pidfd`, `statvfs`.
+//! The launcher's door to the kernel: signal masks, `signalfd`, `statvfs`, dumpability.
 //! Every `unsafe` block is one system call with its argument checks stated.
 #![allow(unsafe_code)]
 
@@ -48,23 +48,6 @@ pub fn block_and_signalfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Unblocks every signal: run in the child between `fork` and `exec`, where only
-/// async-signal-safe calls are allowed (sigprocmask is).
-pub fn unblock_all_signals() -> io::Result<()> {
-    // SAFETY: sigset_t is plain data, filled by sigemptyset; sigprocmask is
-    // async-signal-safe.
-    unsafe {
-        let mut set: libc::sigset_t = zeroed();
-        libc::sigemptyset(&mut set);
-        cvt(libc::sigprocmask(
-            libc::SIG_SETMASK,
-            &set,
-            std::ptr::null_mut(),
-        ))?;
-    }
-    Ok(())
-}
-
 /// One signal read from a signalfd: its number and whether a process sent it
 /// (`kill`, `sigqueue`) rather than the kernel (a terminal).
 pub fn read_signal(fd: RawFd) -> Option<(libc::c_int, bool)> {
@@ -77,17 +60,6 @@ pub fn read_signal(fd: RawFd) -> Option<(libc::c_int, bool)> {
         return None;
     }
     Some((info.ssi_signo as libc::c_int, info.ssi_code <= 0))
-}
-
-/// `pidfd_open(2)`: an fd that turns readable when the process exits.
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall with integer arguments.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// `kill(2)`.
@@ -112,24 +84,34 @@ pub fn exec_allowed(path: &std::path::Path) -> bool {
     st.f_flag & libc::ST_NOEXEC == 0
 }
 
-/// Spawns `cmd` with every signal unblocked in the child (the launcher blocks the
-/// ones it forwards, and a blocked mask is inherited across `exec`).
-pub fn spawn_unblocked(cmd: &mut std::process::Command) -> io::Result<std::process::Child> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and calls only sigprocmask,
-    // which is async-signal-safe; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(unblock_all_signals);
-    }
-    cmd.spawn()
-}
-
 /// Whether `pid` is in the launcher's process group (so a terminal's signals reach
 /// it without forwarding).
 pub fn in_my_process_group(pid: u32) -> bool {
     // SAFETY: plain syscalls.
     unsafe { libc::getpgid(pid as libc::pid_t) == libc::getpgrp() }
 }
+
+/// Makes netcell non-dumpable before `main` runs (from `.init_array`, right after
+/// the dynamic loader): from then on no other process of the user — a container's
+/// above all — can `ptrace` netcell, take its descriptors (`pidfd_getfd`) or read
+/// its memory, and netcell opens its first descriptor (TAP, control socket,
+/// seccomp listener) only after this. What is left is the moment between `exec`
+/// and this call, when netcell holds only what it inherited.
+extern "C" fn early_non_dumpable() {
+    // SAFETY: prctl with integer arguments; nothing else runs yet.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        // SAFETY: a constant message to stderr.
+        unsafe {
+            let m = b"netcell: cannot make itself non-dumpable\n";
+            libc::write(2, m.as_ptr().cast(), m.len());
+            libc::_exit(125);
+        }
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static EARLY_NON_DUMPABLE: extern "C" fn() = early_non_dumpable;
 
 /// Serves large allocations from fresh `mmap`s always. Every TCP connection
 /// allocates its smoltcp buffers (1 MiB each way by default) zeroed; glibc's dynamic

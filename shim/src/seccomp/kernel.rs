@@ -25,27 +25,19 @@ fn cvt_long(r: libc::c_long) -> io::Result<libc::c_long> {
     }
 }
 
-/// Installs `prog` for this thread with a notification listener and returns the
-/// listener's fd. Sets `no_new_privs` first (what lets an unprivileged process
-/// install a filter). Called between `fork` and `exec`: only system calls, no
-/// allocation.
-pub fn install_filter(prog: &[libc::sock_filter]) -> io::Result<RawFd> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })?;
-    let fprog = libc::sock_fprog {
-        len: prog.len() as libc::c_ushort,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: a valid sock_fprog pointing at `prog`, alive for the call.
-    let fd = unsafe {
+/// The kernel's Landlock ABI version (0 when Landlock is not available).
+pub fn landlock_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
+    // SAFETY: the version query takes no attribute pointer.
+    let r = unsafe {
         libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER as libc::c_long,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_long,
-            &fprog as *const libc::sock_fprog as libc::c_long,
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0 as libc::c_long,
+            LANDLOCK_CREATE_RULESET_VERSION,
         )
     };
-    Ok(cvt_long(fd)? as RawFd)
+    r.max(0) as i32
 }
 
 /// One notification.
@@ -300,74 +292,6 @@ pub fn send_nb(fd: BorrowedFd<'_>, data: &[u8], flags: i32) -> io::Result<usize>
     }
 }
 
-/// Marks every fd from 3 up close-on-exec (`close_range(CLOSE_RANGE_CLOEXEC)`):
-/// descriptors netcell inherited never reach the container. Async-signal-safe.
-pub fn cloexec_from_3() -> io::Result<()> {
-    // SAFETY: plain syscall.
-    cvt_long(unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 as libc::c_long,
-            !0u32 as libc::c_long,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_long,
-        )
-    })
-    .map(|_| ())
-}
-
-/// `write(2)` of a small buffer (between fork and exec).
-pub fn write_all_raw(fd: RawFd, data: &[u8]) -> io::Result<()> {
-    // SAFETY: `data` is valid for reads.
-    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-    if n as usize == data.len() {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// `read(2)` of exactly `buf.len()` bytes (between fork and exec, and in the helper).
-pub fn read_exact_raw(fd: RawFd, buf: &mut [u8]) -> io::Result<()> {
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: `buf` is valid for writes.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-        }
-        got += n as usize;
-    }
-    Ok(())
-}
-
-/// A pipe, both ends close-on-exec.
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: a valid array for the kernel to fill.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: fresh fds we own.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// `close(2)` (between fork and exec).
-pub fn close_raw(fd: RawFd) {
-    // SAFETY: closing an fd this process owns.
-    unsafe { libc::close(fd) };
-}
-
-/// The calling process's pid.
-pub fn getpid() -> u32 {
-    // SAFETY: no preconditions.
-    unsafe { libc::getpid() as u32 }
-}
-
 /// The file status flags of `fd` (`F_GETFL`); they belong to the open file, so a
 /// copy taken with `pidfd_getfd` shows the target's `O_NONBLOCK`.
 pub fn status_flags(fd: BorrowedFd<'_>) -> i32 {
@@ -390,6 +314,31 @@ pub fn sockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> Option<i32> {
         )
     };
     (r == 0).then_some(v)
+}
+
+/// Whether `fd` is a socket.
+pub fn is_socket(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: stat is plain data for the kernel to fill.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: a valid stat buffer.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+}
+
+/// Whether socket `fd` has a peer (`getpeername` succeeds).
+pub fn has_peer(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: plain data.
+    let mut sa: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: a valid address buffer and length.
+    let r = unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut sa as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    r == 0
 }
 
 /// A socket timeout of `fd` (`SO_RCVTIMEO`/`SO_SNDTIMEO`); `None` for none.
@@ -428,24 +377,4 @@ pub fn next_record_len(fd: BorrowedFd<'_>) -> usize {
         )
     };
     r.max(0) as usize
-}
-
-/// Makes this process non-dumpable: other processes of its user (the container's)
-/// can then neither `ptrace` it nor take its descriptors or read its memory.
-pub fn set_non_dumpable() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments.
-    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }).map(|_| ())
-}
-
-/// Runs `f` in the child between `fork` and `exec` (`CommandExt::pre_exec`).
-///
-/// `f` must be async-signal-safe: system calls only, no allocation, no locks (the
-/// child of a multithreaded process).
-pub fn before_exec(
-    cmd: &mut std::process::Command,
-    f: impl FnMut() -> io::Result<()> + Send + Sync + 'static,
-) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the callers' closures are async-signal-safe, as documented above.
-    unsafe { cmd.pre_exec(f) };
 }

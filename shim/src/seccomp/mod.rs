@@ -41,15 +41,11 @@ mod datagram;
 pub mod files;
 pub mod filter;
 mod ifreq;
+pub mod inherited;
 mod kernel;
-pub mod launch;
+pub mod landlock;
 pub mod supervisor;
 mod target;
 
 pub use files::Files;
 pub use supervisor::Supervisor;
-
-/// Makes netcell non-dumpable (see the module docs).
-pub fn protect_self() -> std::io::Result<()> {
-    kernel::set_non_dumpable()
-}
