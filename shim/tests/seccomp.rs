@@ -27,19 +27,6 @@ fn tap_ns() -> NetNs {
     NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), 1500)
 }
 
-/// A directory for built helpers, readable and executable by every user (the
-/// unprivileged test runs them as `nobody`).
-fn build_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(unique("netcell-build-"));
-        std::fs::create_dir_all(&d).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        d
-    })
-}
-
 /// The test program `gonet`, built statically (`CGO_ENABLED=0`) once per test run.
 fn gonet() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -611,10 +598,7 @@ fn unprivileged_user_runs_a_container_on_its_own_tap() {
         "ip tuntap add dev tap0 mode tap user 65534 group 65534 && ip addr add {KERNEL}/24 dev tap0 && ip link set tap0 up"
     ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let bin = build_dir().join("netcell");
-    if !bin.exists() {
-        std::fs::copy(netcell(), &bin).unwrap();
-    }
+    let bin = netcell_for_all();
     let dir = Scratch::new();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -661,7 +645,7 @@ os.execvp(argv[0], argv)
         "--clear-groups",
         "--",
     ])
-    .arg(&bin)
+    .arg(bin)
     .args([
         "run",
         "--tap-fd",

@@ -174,42 +174,78 @@ impl Sock {
     }
 }
 
+/// What a descriptor of the target is, as far as a socket call is concerned.
+#[allow(dead_code)] // the copies serve the receive path next
+pub enum Held {
+    /// A stand-in of this stack.
+    StandIn(Sock),
+    /// An `AF_UNIX` socket that is not a stand-in: the kernel's business.
+    Unix(OwnedFd),
+    /// Not a socket: a file, a pipe, a terminal, an event fd.
+    NotSocket(OwnedFd),
+    /// A socket of another family: one the container got from outside (a host
+    /// socket on its standard input). Control calls on it are refused.
+    Foreign(Option<i32>),
+}
+
+/// Refusals logged so far (the log is rate-limited: a container can make many).
+static REFUSALS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Logs why a call was refused, the first few times and then every 1000th.
+pub fn log_refusal(tid: u32, why: std::fmt::Arguments<'_>) {
+    let n = REFUSALS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n <= 5 || n.is_multiple_of(1000) {
+        log::warn!("seccomp: pid {tid}: {why}: refused (refusal {n})");
+    }
+}
+
 impl<D: Device> Cx<'_, '_, D> {
-    /// What the target's descriptor `fd` is: `Ok(None)` when the kernel should
-    /// handle the call (not a socket, an `AF_UNIX` socket, no such descriptor).
-    pub fn sock(&mut self, fd: i32) -> Result<Option<Sock>, Fail> {
-        let copy = match self.call.fd(fd) {
-            Ok(c) => c,
-            Err(Fail::Errno(_)) => return Ok(None),
-            Err(Fail::Gone) => return Err(Fail::Gone),
-        };
+    /// What the target's descriptor `fd` is. Every doubt refuses: a descriptor
+    /// netcell cannot copy (the target made itself non-dumpable, netcell is out of
+    /// descriptors) is an error, never a reason to let the kernel carry the call out.
+    pub fn held(&mut self, fd: i32) -> Result<Held, Fail> {
+        let copy = self.call.fd(fd)?;
         let Ok((ino, is_socket)) = netcell_stack::sys::inode(copy.as_fd()) else {
-            return Ok(None);
+            return Err(Fail::Errno(libc::EPERM));
         };
         if !is_socket {
-            return Ok(None);
+            return Ok(Held::NotSocket(copy));
         }
         let sockets = self.stack.sockets();
         if !sockets.knows(ino) {
             let domain =
                 super::kernel::sockopt_int(copy.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN);
             if domain != Some(libc::AF_UNIX) {
-                log::warn!(
-                    "seccomp: pid {} used a socket of family {domain:?} from outside the container: refused",
-                    self.call.tid
-                );
-                return Err(Fail::Errno(libc::EPERM));
+                return Ok(Held::Foreign(domain));
             }
-            return Ok(None);
+            return Ok(Held::Unix(copy));
         }
         let id = sockets.by_inode(ino);
         let kind = id.and_then(|id| sockets.kind(id));
-        Ok(Some(Sock {
+        Ok(Held::StandIn(Sock {
             fd: copy,
             ino,
             id,
             kind,
         }))
+    }
+
+    /// The stand-in behind the target's descriptor `fd`; `Ok(None)` for an
+    /// `AF_UNIX` socket (the kernel carries the call out), `ENOTSOCK` for what is no
+    /// socket, as the kernel would say.
+    pub fn sock(&mut self, fd: i32) -> Result<Option<Sock>, Fail> {
+        match self.held(fd)? {
+            Held::StandIn(s) => Ok(Some(s)),
+            Held::Unix(_) => Ok(None),
+            Held::NotSocket(_) => Err(Fail::Errno(libc::ENOTSOCK)),
+            Held::Foreign(domain) => {
+                log_refusal(
+                    self.call.tid,
+                    format_args!("a socket of family {domain:?} from outside the container"),
+                );
+                Err(Fail::Errno(libc::EPERM))
+            }
+        }
     }
 
     /// Serves one request about the stand-in `ino`.

@@ -10,7 +10,7 @@
 //! `SIOCGSTAMP`, the protocol-private range) go to the kernel for `AF_UNIX`
 //! sockets and are answered here for stand-ins.
 
-use super::calls::{Cx, Outcome};
+use super::calls::{Cx, Held, Outcome};
 use super::target::Fail;
 use netcell_stack::iface::{LO, NetIf};
 use smoltcp::phy::Device;
@@ -64,21 +64,18 @@ pub fn ioctl<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     if req == libc::FIONREAD as u32 {
         return fionread(cx, arg);
     }
-    let copy = match cx.call.fd(cx.call.int(0)) {
-        Ok(c) => c,
-        Err(Fail::Errno(_)) => return Ok(Outcome::Continue),
-        Err(Fail::Gone) => return Err(Fail::Gone),
+    // Never passed on for what is not a socket: the kernel would re-read the
+    // descriptor, and find a socket there by then if another thread put one.
+    let standin = match cx.held(cx.call.int(0))? {
+        // What a terminal or file says to a request it does not know.
+        Held::NotSocket(_) => return Ok(Outcome::Errno(libc::ENOTTY)),
+        Held::StandIn(_) => true,
+        Held::Unix(_) | Held::Foreign(_) => false,
     };
-    let Ok((ino, is_socket)) = netcell_stack::sys::inode(copy.as_fd()) else {
-        return Ok(Outcome::Continue);
-    };
-    if !is_socket {
-        // A terminal or file: the kernel says ENOTTY.
-        return Ok(Outcome::Continue);
-    }
-    let standin = cx.stack.sockets().knows(ino);
     match req {
         WIRELESS_FIRST..=WIRELESS_LAST => Ok(Outcome::Errno(libc::ENODEV)),
+        // About the socket itself: the kernel answers for an AF_UNIX socket (and
+        // harmlessly for any socket another thread may have put there by then).
         SIOCATMARK | SIOCGSTAMP | SIOCGSTAMPNS | SIOCPROTOPRIVATE..=0x89ef if !standin => {
             Ok(Outcome::Continue)
         }
@@ -116,12 +113,12 @@ pub fn ioctl<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 /// `FIONREAD` of a datagram stand-in is the size of the next datagram (natively it
 /// would count every queued byte); anything else goes to the kernel.
 fn fionread<D: Device>(cx: &mut Cx<'_, '_, D>, arg: u64) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
-        return Ok(Outcome::Continue);
+    let s = match cx.held(cx.call.int(0))? {
+        Held::StandIn(s) if s.is_datagram() => s,
+        // A count of queued bytes, whatever the descriptor is by the time the
+        // kernel looks again: harmless.
+        _ => return Ok(Outcome::Continue),
     };
-    if !s.is_datagram() {
-        return Ok(Outcome::Continue);
-    }
     let n = super::kernel::next_record_len(s.fd.as_fd());
     cx.call.write_u32(arg, n as u32)?;
     Ok(Outcome::Value(0))

@@ -205,7 +205,10 @@ impl<'a> Call<'a> {
     }
 
     /// A copy of the target's descriptor `fd`: `EBADF` if it has none by that
-    /// number.
+    /// number. Any other failure refuses the call (it never lets the kernel carry
+    /// it out: what netcell cannot see it cannot judge): `EPERM` when the target
+    /// cannot be inspected (it made itself non-dumpable), `ENFILE` when netcell is
+    /// out of descriptors.
     pub fn fd(&self, fd: i32) -> Result<OwnedFd, Fail> {
         if fd < 0 {
             return Err(Fail::Errno(libc::EBADF));
@@ -214,7 +217,24 @@ impl<'a> Call<'a> {
         self.checked()?;
         r.map_err(|e| match e.raw_os_error() {
             Some(libc::ESRCH) => Fail::Gone,
-            _ => Fail::Errno(libc::EBADF),
+            Some(libc::EBADF) => Fail::Errno(libc::EBADF),
+            Some(libc::EMFILE | libc::ENFILE) => {
+                super::calls::log_refusal(
+                    self.tid,
+                    format_args!("netcell is out of descriptors ({e})"),
+                );
+                Fail::Errno(libc::ENFILE)
+            }
+            _ => {
+                super::calls::log_refusal(
+                    self.tid,
+                    format_args!(
+                        "cannot inspect its descriptor {fd} ({e}; a non-dumpable program \
+                         cannot use sockets under the seccomp shim)"
+                    ),
+                );
+                Fail::Errno(libc::EPERM)
+            }
         })
     }
 

@@ -7,6 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,80 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// The `netcell` binary under test: this build's, or `NETCELL_TEST_BIN` (to show
+/// that a regression test fails on an older build).
 pub fn netcell() -> &'static str {
-    env!("CARGO_BIN_EXE_netcell")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("NETCELL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_netcell").into())
+    })
+}
+
+/// A directory for built helpers, readable and executable by every user (the
+/// unprivileged tests run them as `nobody`), made once per test process.
+pub fn build_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(unique("netcell-build-"));
+        std::fs::create_dir_all(&d).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        d
+    })
+}
+
+/// A copy of the `netcell` binary that every user may run (the build directory
+/// may be closed to `nobody`).
+pub fn netcell_for_all() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = build_dir().join("netcell");
+        std::fs::copy(netcell(), &bin).unwrap();
+        bin
+    })
+}
+
+/// Runs `cmd` as `nobody` when the tests run as root (`setpriv`), else as is: the
+/// attacks of a hostile container are made by an unprivileged user.
+pub fn unprivileged(program: &Path) -> Command {
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program);
+        c.env_remove("XDG_RUNTIME_DIR");
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+/// The system's Python, by its full path: a `python3` earlier in `PATH` may be a
+/// per-user shim (pyenv) that `nobody` cannot run.
+pub fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Compiles a C test program (with `extra` flags such as `-static`) into the
+/// build directory, once per name.
+pub fn cc(source: &str, name: &str, extra: &[&str]) -> PathBuf {
+    let out = build_dir().join(name);
+    let o = Command::new("cc")
+        .args(["-O1", "-pthread", "-Wall", "-o"])
+        .arg(&out)
+        .arg(programs().join(source))
+        .args(extra)
+        .output()
+        .expect("cc (install gcc)");
+    assert!(
+        o.status.success(),
+        "cc {source}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
 }
 
 /// How the container's programs reach its stack (`netcell run --shim`).

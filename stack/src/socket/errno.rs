@@ -76,8 +76,9 @@ op_errors! {
         BadFlags => EINVAL,
         /// Raw sockets need `CAP_NET_RAW` (`EPERM`).
         NotPermitted => EPERM,
-        /// Out of file descriptors (`EMFILE`).
-        NoFds => EMFILE,
+        /// The stack process is out of file descriptors (`ENFILE`: from the
+        /// program's side a system-wide shortage; its own table is not full).
+        NoFds => ENFILE,
         /// Out of kernel memory for the stand-in (`ENOBUFS`).
         NoBuffers => ENOBUFS,
     }
