@@ -83,7 +83,7 @@ impl Drop for RuntimeDir {
 /// served in place of `/etc/hosts` (seccomp mode) holds the additions followed by
 /// the host's `/etc/hosts`.
 fn write_resolver_files(args: &RunArgs, dir: &Path, merged_hosts: bool) -> Result<Files, String> {
-    let mut files = Files::default();
+    let mut resolv_conf = None;
     if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
         if args.dns.len() > 3 {
             return Err(format!(
@@ -103,8 +103,9 @@ fn write_resolver_files(args: &RunArgs, dir: &Path, merged_hosts: bool) -> Resul
         }
         let p = dir.join("resolv.conf");
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        files.resolv_conf = Some(p);
+        resolv_conf = Some(p);
     }
+    let mut hosts = None;
     if !args.add_host.is_empty() {
         let mut text: String = args
             .add_host
@@ -116,9 +117,9 @@ fn write_resolver_files(args: &RunArgs, dir: &Path, merged_hosts: bool) -> Resul
         }
         let p = dir.join("hosts");
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        files.hosts = Some(p);
+        hosts = Some(p);
     }
-    Ok(files)
+    Ok(Files::new(resolv_conf, hosts))
 }
 
 /// One turn of the event loop with the supervisor (if any) served in it: its
@@ -272,11 +273,11 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             }
             env.push(("LD_PRELOAD".into(), preload));
             env.push((netcell_proto::ENV_CONTROL.into(), ctl.clone().into()));
-            if let Some(p) = &files.resolv_conf {
-                env.push(("NETCELL_RESOLV_CONF".into(), p.clone().into()));
+            if let Some(p) = files.resolv_conf() {
+                env.push(("NETCELL_RESOLV_CONF".into(), p.into()));
             }
-            if let Some(p) = &files.hosts {
-                env.push(("NETCELL_HOSTS".into(), p.clone().into()));
+            if let Some(p) = files.hosts() {
+                env.push(("NETCELL_HOSTS".into(), p.into()));
             }
             None
         }

@@ -369,3 +369,131 @@ fn a_host_socket_other_than_a_connected_stream_on_stdio_is_refused_at_start() {
     assert_eq!(st.code(), Some(125), "{err}");
     assert!(err.contains("listening TCP socket"), "{err}");
 }
+
+#[test]
+fn a_container_cannot_attach_to_a_tap_device_of_its_user() {
+    require_root!();
+    // A TAP device owned by nobody in a namespace of the test, and a device node
+    // for /dev/net/tun that nobody may open (stock Debian makes /dev/net/tun 0666).
+    let ns = NetNs::new();
+    let o = ns.sh("ip tuntap add dev victim0 mode tap user 65534 && ip link set victim0 up");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let dir = Scratch::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tun = dir.path("tun");
+    let o = Command::new("mknod")
+        .arg(&tun)
+        .args(["c", "10", "200"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::set_permissions(&tun, std::fs::Permissions::from_mode(0o666)).unwrap();
+    for bin in both() {
+        let before = ns.counters("victim0").0;
+        let mut c = ns.cmd("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(netcell_for_all())
+            .args(["run", "--"])
+            .arg(bin)
+            .arg("tun")
+            .arg(&tun)
+            .arg("victim0")
+            .env_remove("XDG_RUNTIME_DIR");
+        let (st, out, err) = run(&mut c);
+        assert!(st.success(), "{out} {err}");
+        let f = facts(&out);
+        assert_eq!(f["open"], "ok", "the attack needs the device open: {out}");
+        assert_eq!(f["tunsetiff"], "EPERM", "{out}");
+        assert_eq!(
+            ns.counters("victim0").0,
+            before,
+            "frames reached the TAP: {out}"
+        );
+    }
+}
+
+#[test]
+fn raw_sockets_need_cap_net_raw_over_the_container_not_a_namespace_of_its_own() {
+    for bin in both() {
+        let mut c = nc();
+        c.arg("--").arg(bin).arg("rawns");
+        let (st, out, err) = run(&mut c);
+        assert!(st.success(), "{out} {err}");
+        let f = facts(&out);
+        if f["unshare"] != "ok" {
+            eprintln!("SKIPPED (part): user namespaces are not available here: {out}");
+            continue;
+        }
+        assert_eq!(f["raw"], "EPERM", "{out}");
+    }
+}
+
+#[test]
+fn the_resolver_files_are_the_container_s_however_they_are_named() {
+    let int80 = cc("int80.c", "int80", &["-no-pie"]);
+    for bin in both() {
+        // Spellings, a relative path, openat/openat2 from a directory descriptor, a
+        // symbolic link under another name, /proc/self/fd of an O_PATH descriptor,
+        // and the i386 open.
+        let script = format!(
+            "{bin} resolv; d=$(mktemp -d); ln -s /etc/hosts $d/elsewhere; head -n1 $d/elsewhere | sed 's/^/symlink: /'; rm -r $d; cd /tmp && head -n1 ../etc/hosts | sed 's/^/dot dot hosts: /'; {python} -c \"import os; fd=os.open('/etc/resolv.conf', os.O_PATH); print('o_path reopen:', open('/proc/self/fd/%d' % fd).readline().strip())\"; {i80}",
+            bin = bin.display(),
+            python = python(),
+            i80 = int80.display()
+        );
+        let mut c = nc();
+        c.args([
+            "--dns",
+            "10.9.9.9",
+            "--add-host",
+            "only-in-the-container:10.9.9.10",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ]);
+        let (st, out, err) = run(&mut c);
+        assert!(st.success(), "{out} {err}");
+        let ours = "# written by netcell for this container";
+        let hosts = "10.9.9.10\tonly-in-the-container";
+        for (k, want) in [
+            ("plain", ours),
+            ("double slash", ours),
+            ("dot dot", ours),
+            ("openat", ours),
+            ("openat2", ours),
+            ("relative", ours),
+            ("hosts relative", hosts),
+            ("symlink", hosts),
+            ("dot dot hosts", hosts),
+            ("o_path reopen", ours),
+            ("i386 open", ours),
+        ] {
+            let line = out
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+                .unwrap_or("missing");
+            assert_eq!(line, want, "{k} ({}):\n{out}\n{err}", bin.display());
+        }
+    }
+}
+
+#[test]
+fn i386_calls_reach_no_host_interface_and_socketpair_makes_no_host_socket() {
+    let int80 = cc("int80.c", "int80", &["-no-pie"]);
+    let script = format!(
+        "{}; {} -c \"import socket\ntry:\n  socket.socketpair(socket.AF_INET)\n  print('inet socketpair ok')\nexcept OSError as e: print('inet socketpair', e.errno)\"",
+        int80.display(),
+        python()
+    );
+    let mut c = nc();
+    c.args(["--", "sh", "-c", &script]);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out} {err}");
+    assert!(out.contains("i386 ifconf EPERM\n"), "{out}");
+    assert!(
+        out.contains(&format!("inet socketpair {}\n", libc::EOPNOTSUPP)),
+        "{out}"
+    );
+}

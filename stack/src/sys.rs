@@ -531,10 +531,24 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Whether process (or thread) `pid` has `CAP_NET_RAW` in its effective set
-/// (`/proc/PID/status`).
+/// Whether process (or thread) `pid` has `CAP_NET_RAW` over this stack: in its
+/// effective set (`/proc/PID/status`) *and* in the user namespace the stack runs
+/// in. Linux checks the capability in the user namespace that owns the network
+/// namespace; a container's network is this stack, owned by the stack's user
+/// namespace, so capabilities a program holds in a namespace it made itself
+/// (`unshare -Ur`) do not count. Anything that cannot be read answers no.
 pub fn has_net_raw(pid: u32) -> bool {
     const CAP_NET_RAW: u32 = 13;
+    let ns = |p: &str| {
+        std::fs::metadata(p).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        })
+    };
+    let theirs = ns(&format!("/proc/{pid}/ns/user"));
+    if theirs.is_none() || theirs != ns("/proc/self/ns/user") {
+        return false;
+    }
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {

@@ -34,9 +34,22 @@ struct Received {
     controllen: usize,
 }
 
+/// A send on a socket that is not a stand-in goes to the kernel — except with
+/// `MSG_FASTOPEN`. By the time the kernel re-reads the descriptor another thread
+/// may have put a host TCP socket there, and Fast Open connects it without the
+/// `connect` hook the Landlock wall checks (seen on Linux 6.18). `AF_UNIX` sockets
+/// ignore the flag; here it fails with `EOPNOTSUPP`.
+fn passed_on_send(flags: i32) -> Outcome {
+    if flags & libc::MSG_FASTOPEN != 0 {
+        Outcome::Errno(libc::EOPNOTSUPP)
+    } else {
+        Outcome::Continue
+    }
+}
+
 pub fn sendto<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
-        return Ok(Outcome::Continue);
+        return Ok(passed_on_send(cx.call.int(3)));
     };
     let (buf, len, flags, addr, alen) = (
         cx.call.args[1],
@@ -56,19 +69,19 @@ pub fn sendto<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 
 pub fn sendmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
-        return Ok(Outcome::Continue);
+        return Ok(passed_on_send(cx.call.int(2)));
     };
     let flags = cx.call.int(2);
     let m = cx.call.read_msghdr(cx.call.args[1])?;
     if !s.is_datagram() {
         if m.namelen == 0 {
-            return Ok(Outcome::Continue);
+            return Ok(passed_on_send(flags));
         }
         cx.call.read_iov(m.iov, m.iovlen, &mut cx.scratch.iov)?;
         return stream_send(cx, s, flags);
     }
     if m.namelen == 0 && m.controllen == 0 {
-        return Ok(Outcome::Continue);
+        return Ok(passed_on_send(flags));
     }
     cx.call.read_iov(m.iov, m.iovlen, &mut cx.scratch.iov)?;
     let n = send_datagram(
@@ -84,7 +97,7 @@ pub fn sendmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 
 pub fn sendmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = datagram_sock(cx)? else {
-        return Ok(Outcome::Continue);
+        return Ok(passed_on_send(cx.call.int(3)));
     };
     let (vec, vlen, flags) = mmsg_args(cx);
     let mut sent = 0u32;

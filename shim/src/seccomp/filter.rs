@@ -7,9 +7,14 @@
 //!   `recvmmsg`;
 //! - `sendto`/`recvfrom` notify only with an address argument: `send`/`recv` on a
 //!   connected socket (every TCP byte) stay native;
+//! - `socket` and `socketpair` of `AF_UNIX` run (a new unix socket reaches no
+//!   network); `socketpair` of any other family fails with `EOPNOTSUPP` (Linux has
+//!   none; a kernel that had one would hand out sockets no stand-in stands for);
 //! - `ioctl` notifies only for `FIONREAD`, the socket and interface ioctls
 //!   (`SIOC*`, 0x8900–0x89ff) and the wireless ones (0x8b00–0x8bff): terminals and
-//!   files are not slowed down;
+//!   files are not slowed down; the TUN/TAP ioctls (type `'T'`, numbers 200–255:
+//!   `TUNSETIFF` and friends) fail with `EPERM`, so a container cannot attach to a
+//!   TAP device of its user through `/dev/net/tun` and put frames on that link;
 //! - `open`, `openat` and `openat2` notify only when the container has its own
 //!   resolver files (see `files`);
 //! - `io_uring_setup`/`_enter`/`_register` fail with `ENOSYS` (io_uring's socket
@@ -17,8 +22,11 @@
 //! - x32 system calls fail with `ENOSYS`.
 //!
 //! For i386 programs the socket entry points (`socketcall` and the direct socket
-//! calls of Linux 4.3+) and io_uring fail with `ENOSYS`; other i386 calls run.
-//! Any other architecture is killed.
+//! calls of Linux 4.3+) and io_uring fail with `ENOSYS`; the interface and TUN
+//! ioctls fail with `EPERM` (the supervisor serves x86-64 calls only, and on any
+//! socket these describe the host's interfaces); `open`, `openat` and `openat2`
+//! notify when `open` is watched; other i386 calls run. Any other architecture is
+//! killed.
 
 use libc::sock_filter;
 
@@ -36,7 +44,6 @@ const fn off_arg(i: u32, high: bool) -> u32 {
 
 /// x86-64 calls that always notify.
 const NOTIFY: &[u32] = &[
-    41,  // socket
     42,  // connect
     43,  // accept
     288, // accept4
@@ -52,6 +59,8 @@ const NOTIFY: &[u32] = &[
     307, // sendmmsg
     299, // recvmmsg
 ];
+const SYS_SOCKET: u32 = 41;
+const SYS_SOCKETPAIR: u32 = 53;
 const SYS_SENDTO: u32 = 44;
 const SYS_RECVFROM: u32 = 45;
 const SYS_IOCTL: u32 = 16;
@@ -62,6 +71,12 @@ const I386_SOCKETCALL: u32 = 102;
 const I386_SOCKET_FIRST: u32 = 359;
 const I386_SOCKET_LAST: u32 = 373;
 const I386_MMSG: [u32; 2] = [337, 345];
+const I386_IOCTL: u32 = 54;
+/// i386 open, openat, openat2.
+const I386_OPEN: [u32; 3] = [5, 295, 437];
+/// `_IOC_TYPE` 'T' with numbers 200..=255: the TUN/TAP driver's ioctls.
+const TUN_IOCTL_FIRST: u32 = 0x54c8;
+const TUN_IOCTL_LAST: u32 = 0x54ff;
 
 fn stmt(code: u32, k: u32) -> sock_filter {
     sock_filter {
@@ -85,6 +100,7 @@ const LD_W_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
 const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
 const JGE: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
 const JGT: u32 = libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K;
+const AND: u32 = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
 const RET: u32 = libc::BPF_RET | libc::BPF_K;
 
 fn ret(v: u32) -> sock_filter {
@@ -174,6 +190,8 @@ pub fn program(watch_open: bool) -> Vec<sock_filter> {
     for &nr in NOTIFY {
         a.jeq(nr, "notify");
     }
+    a.jeq(SYS_SOCKET, "socket");
+    a.jeq(SYS_SOCKETPAIR, "socketpair");
     a.jeq(SYS_SENDTO, "addr_arg");
     a.jeq(SYS_RECVFROM, "addr_arg");
     a.jeq(SYS_IOCTL, "ioctl");
@@ -192,19 +210,39 @@ pub fn program(watch_open: bool) -> Vec<sock_filter> {
     a.jne(0, "notify");
     a.push(ret(libc::SECCOMP_RET_ALLOW));
 
-    // ioctl: FIONREAD and the SIOC* range notify.
+    // socket: AF_UNIX runs, the rest notifies.
+    a.label("socket");
+    a.push(stmt(LD_W_ABS, off_arg(0, false)));
+    a.jeq(libc::AF_UNIX as u32, "allow");
+    a.push(ret(libc::SECCOMP_RET_USER_NOTIF));
+
+    // socketpair: AF_UNIX runs, any other family fails.
+    a.label("socketpair");
+    a.push(stmt(LD_W_ABS, off_arg(0, false)));
+    a.jeq(libc::AF_UNIX as u32, "allow");
+    a.push(ret(errno(libc::EOPNOTSUPP)));
+
+    // ioctl: FIONREAD and the SIOC* range notify; TUN fails.
     a.label("ioctl");
     a.push(stmt(LD_W_ABS, off_arg(1, false)));
     a.jeq(libc::FIONREAD as u32, "notify");
-    a.jgt(0x8bff, "allow");
+    a.jgt(0x8bff, "ioctl_tun");
     a.jge(0x8b00, "notify");
-    a.jgt(0x89ff, "allow");
+    a.jgt(0x89ff, "ioctl_tun");
     a.jge(0x8900, "notify");
+    a.label("ioctl_tun");
+    tun_check(&mut a, "ioctl_not_tun");
     a.label("allow");
     a.push(ret(libc::SECCOMP_RET_ALLOW));
 
     a.label("i386");
     a.push(stmt(LD_W_ABS, OFF_NR));
+    a.jeq(I386_IOCTL, "i386_ioctl");
+    if watch_open {
+        for nr in I386_OPEN {
+            a.jeq(nr, "notify");
+        }
+    }
     a.jeq(I386_SOCKETCALL, "enosys");
     for nr in I386_MMSG {
         a.jeq(nr, "enosys");
@@ -217,11 +255,32 @@ pub fn program(watch_open: bool) -> Vec<sock_filter> {
     a.label("allow2");
     a.push(ret(libc::SECCOMP_RET_ALLOW));
 
+    // i386 ioctl: the interface and TUN ranges fail.
+    a.label("i386_ioctl");
+    a.push(stmt(LD_W_ABS, off_arg(1, false)));
+    a.jgt(0x8bff, "i386_tun");
+    a.jge(0x8900, "eperm");
+    a.label("i386_tun");
+    tun_check(&mut a, "i386_not_tun");
+    a.push(ret(libc::SECCOMP_RET_ALLOW));
+
     a.label("notify");
     a.push(ret(libc::SECCOMP_RET_USER_NOTIF));
     a.label("enosys");
     a.push(ret(errno(libc::ENOSYS)));
+    a.label("eperm");
+    a.push(ret(errno(libc::EPERM)));
     a.finish()
+}
+
+/// With an ioctl request in the accumulator: jumps to "eperm" for the TUN/TAP
+/// ioctls (any direction and size), falls through otherwise (the accumulator is
+/// then the request's low 16 bits). `done` names the fall-through point.
+fn tun_check(a: &mut Asm, done: &'static str) {
+    a.push(stmt(AND, 0xffff));
+    a.jgt(TUN_IOCTL_LAST, done);
+    a.jge(TUN_IOCTL_FIRST, "eperm");
+    a.label(done);
 }
 
 #[cfg(test)]
@@ -242,6 +301,9 @@ mod tests {
             let code = f.code as u32;
             if code == LD_W_ABS {
                 acc = u32::from_ne_bytes(data[f.k as usize..f.k as usize + 4].try_into().unwrap());
+                pc += 1;
+            } else if code == AND {
+                acc &= f.k;
                 pc += 1;
             } else if code == RET {
                 return f.k;
@@ -310,6 +372,77 @@ mod tests {
             "SIOCGIWNAME"
         );
         assert_eq!(x(257, none), libc::SECCOMP_RET_ALLOW, "openat unwatched");
+        let unix = libc::AF_UNIX as u64;
+        assert_eq!(
+            x(41, [unix, 1, 0, 0, 0, 0]),
+            libc::SECCOMP_RET_ALLOW,
+            "AF_UNIX socket"
+        );
+        assert_eq!(
+            x(41, [2, 1, 0, 0, 0, 0]),
+            libc::SECCOMP_RET_USER_NOTIF,
+            "AF_INET socket"
+        );
+        assert_eq!(
+            x(53, [unix, 1, 0, 0, 0, 0]),
+            libc::SECCOMP_RET_ALLOW,
+            "AF_UNIX socketpair"
+        );
+        for family in [2u64, 10, 16, 17, 40] {
+            assert_eq!(
+                x(53, [family, 1, 0, 0, 0, 0]),
+                errno(libc::EOPNOTSUPP),
+                "socketpair of family {family}"
+            );
+        }
+        // TUNSETIFF, TUNGETIFF, TUNSETOFFLOAD, TUNGETFILTER, TUNSETQUEUE: refused;
+        // terminal ioctls of the same type run.
+        for req in [
+            0x400454ca_u64,
+            0x800454d2,
+            0x400454d0,
+            0x801054db,
+            0x400454d9,
+        ] {
+            assert_eq!(x(16, [3, req, 0, 0, 0, 0]), errno(libc::EPERM), "{req:#x}");
+            assert_eq!(
+                run(&p, ARCH_I386, 54, [3, req, 0, 0, 0, 0]),
+                errno(libc::EPERM),
+                "i386 {req:#x}"
+            );
+        }
+        for req in [0x5401_u64, 0x5413, 0x80045430, 0x5441] {
+            assert_eq!(
+                x(16, [1, req, 0, 0, 0, 0]),
+                libc::SECCOMP_RET_ALLOW,
+                "{req:#x}"
+            );
+            assert_eq!(
+                run(&p, ARCH_I386, 54, [1, req, 0, 0, 0, 0]),
+                libc::SECCOMP_RET_ALLOW,
+                "i386 {req:#x}"
+            );
+        }
+        // i386: the interface ioctls fail, FIONREAD runs.
+        assert_eq!(
+            run(&p, ARCH_I386, 54, [3, 0x8912, 0, 0, 0, 0]),
+            errno(libc::EPERM),
+            "i386 SIOCGIFCONF"
+        );
+        assert_eq!(
+            run(&p, ARCH_I386, 54, [3, 0x8b01, 0, 0, 0, 0]),
+            errno(libc::EPERM),
+            "i386 wireless"
+        );
+        assert_eq!(
+            run(&p, ARCH_I386, 54, [3, libc::FIONREAD, 0, 0, 0, 0]),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            run(&p, ARCH_I386, 5, none),
+            libc::SECCOMP_RET_ALLOW,
+            "i386 open unwatched"
+        );
         let p = program(true);
         assert_eq!(
             run(&p, ARCH_X86_64, 257, none),
@@ -326,5 +459,12 @@ mod tests {
             libc::SECCOMP_RET_ALLOW,
             "read"
         );
+        for nr in I386_OPEN {
+            assert_eq!(
+                run(&p, ARCH_I386, nr, none),
+                libc::SECCOMP_RET_USER_NOTIF,
+                "i386 open {nr}"
+            );
+        }
     }
 }

@@ -332,37 +332,25 @@ impl<'a> Call<'a> {
         self.write_u32(lenp, data.len() as u32)
     }
 
-    /// Which of `paths` the target's path argument at `addr` is exactly, if any.
-    /// Reads at most one byte more than the longest of them, in one call unless the
-    /// string crosses a page, and never an unreadable page. A match is confirmed with
-    /// `ID_VALID`; a mismatch needs none (the call goes to the kernel untouched).
-    pub fn path_among(&self, addr: u64, paths: &[&str]) -> Result<Option<usize>, Fail> {
-        let mut buf = [0u8; 64];
-        let n = paths.iter().map(|p| p.len() + 1).max().unwrap_or(0);
-        if n > buf.len() || addr == 0 {
+    /// Reads the NUL-terminated path at `addr` into `buf` (page by page: it may end
+    /// just before an unmapped page); `None` if it is unreadable or longer than
+    /// `buf` (the kernel then reports that itself).
+    pub fn read_path<'b>(&self, addr: u64, buf: &'b mut [u8]) -> Result<Option<&'b [u8]>, Fail> {
+        if addr == 0 {
             return Ok(None);
         }
-        // Page by page: the string may end just before an unmapped page.
         let mut got = 0;
-        while got < n {
-            let page_left = 4096 - ((addr + got as u64) % 4096) as usize;
-            let take = (n - got).min(page_left);
-            if kernel::read_mem(self.tid, addr + got as u64, &mut buf[got..got + take]).is_err() {
-                break;
+        while got < buf.len() {
+            let at = addr + got as u64;
+            let take = (4096 - (at % 4096) as usize).min(buf.len() - got);
+            if kernel::read_mem(self.tid, at, &mut buf[got..got + take]).is_err() {
+                return Ok(None);
+            }
+            if let Some(end) = buf[got..got + take].iter().position(|&b| b == 0) {
+                return Ok(Some(&buf[..got + end]));
             }
             got += take;
-            if buf[got - take..got].contains(&0) {
-                break;
-            }
         }
-        let read = &buf[..got];
-        let hit = paths.iter().position(|p| {
-            let p = p.as_bytes();
-            read.len() > p.len() && &read[..p.len()] == p && read[p.len()] == 0
-        });
-        if hit.is_some() {
-            self.checked()?;
-        }
-        Ok(hit)
+        Ok(None)
     }
 }

@@ -11,7 +11,7 @@
  *   dup2-race PORT N        race connect(100, ...) against dup2(host socket, 100)
  *   nondumpable PORT        PR_SET_DUMPABLE 0, then use the host socket on fd 0
  *   exhaust PORT            open sockets until netcell has no descriptors, then the same
- *   tun IFNAME              attach to a TAP device with TUNSETIFF and write a frame
+ *   tun DEV IFNAME          attach to TAP IFNAME through DEV (/dev/net/tun) and write
  *   rawns                   a raw socket after unshare(CLONE_NEWUSER)
  *   scm PATH                receive descriptors over the unix socket at PATH
  *   resolv                  open resolv.conf by other spellings; print the first line
@@ -218,16 +218,19 @@ static int dup2_race(int port, int n) {
     dup2(flip_unix, 100);
     pthread_t t;
     pthread_create(&t, NULL, flipper, NULL);
-    int ok = 0, disconnected = 0;
+    int ok = 0, disconnected = 0, fastopen = 0;
     for (int i = 0; i < n; i++) {
         if (connect(100, &unspec, sizeof unspec) == 0)
             disconnected++;
         if (connect(100, (struct sockaddr *)&a, sizeof a) == 0)
             ok++;
+        /* TCP Fast Open connects without the connect hook Landlock checks. */
+        if (sendto(100, "x", 1, MSG_FASTOPEN | MSG_NOSIGNAL, (struct sockaddr *)&a, sizeof a) == 1)
+            fastopen++;
     }
     stop_flipping = 1;
     pthread_join(t, NULL);
-    printf("tries %d\ndisconnected %d\nconnected %d\n", n, disconnected, ok);
+    printf("tries %d\ndisconnected %d\nconnected %d\nfastopen sent %d\n", n, disconnected, ok, fastopen);
     return 0;
 }
 
@@ -276,8 +279,8 @@ static int exhaust(int port) {
     return 0;
 }
 
-static int tun(const char *name) {
-    int fd = open("/dev/net/tun", O_RDWR);
+static int tun(const char *dev, const char *name) {
+    int fd = open(dev, O_RDWR);
     printf("open %s\n", en(fd));
     if (fd < 0)
         return 0;
@@ -377,8 +380,8 @@ int main(int argc, char **argv) {
         return nondumpable(atoi(argv[2]));
     if (!strcmp(c, "exhaust") && argc > 2)
         return exhaust(atoi(argv[2]));
-    if (!strcmp(c, "tun") && argc > 2)
-        return tun(argv[2]);
+    if (!strcmp(c, "tun") && argc > 3)
+        return tun(argv[2], argv[3]);
     if (!strcmp(c, "rawns"))
         return rawns();
     if (!strcmp(c, "scm") && argc > 2)
