@@ -497,3 +497,182 @@ fn i386_calls_reach_no_host_interface_and_socketpair_makes_no_host_socket() {
         "{out}"
     );
 }
+
+/// A preload-mode container (as nobody) whose private loopback serves a secret;
+/// returns it with its runtime directory's control socket and preload library.
+struct Victim {
+    proc: Proc,
+    ctl: PathBuf,
+    so: PathBuf,
+    port: u16,
+    _dir: Scratch,
+}
+
+fn victim() -> Victim {
+    let dir = Scratch::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let ready = dir.path("ready");
+    let server = format!(
+        r#"
+import http.server, socketserver
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"the-secret")
+    def log_message(self, *a): pass
+import threading, urllib.request
+s = socketserver.TCPServer(("127.0.0.1", 0), H)
+threading.Thread(target=s.serve_forever, daemon=True).start()
+# The container's own programs reach it (through its control socket).
+own = urllib.request.urlopen("http://127.0.0.1:%d/" % s.server_address[1], timeout=5).read().decode()
+open("{ready}", "w").write("%d %s" % (s.server_address[1], own))
+threading.Event().wait()
+"#,
+        ready = ready.display()
+    );
+    let mut c = nc();
+    c.args(["--shim", "preload", "--name", "victim", "--runtime-dir"])
+        .arg(&dir.0)
+        .args(["--", python(), "-c", &server])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let proc = Proc::spawn(&mut c);
+    let port: u16 = wait_for(T, "the victim's server", || {
+        let s = std::fs::read_to_string(&ready).ok()?;
+        let (port, own) = s.split_once(' ')?;
+        assert_eq!(
+            own, "the-secret",
+            "the victim's own program must reach its server"
+        );
+        port.parse().ok()
+    });
+    let rt = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("netcell-victim-")
+        })
+        .expect("the victim's runtime directory");
+    let so = std::fs::read_dir(&rt)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "so"))
+        .expect("the victim's preload library");
+    Victim {
+        proc,
+        ctl: rt.join("ctl"),
+        so,
+        port,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn another_container_cannot_use_a_container_s_control_socket() {
+    let v = victim();
+    let fetch = format!(
+        "import urllib.request\ntry:\n  print('got', urllib.request.urlopen('http://127.0.0.1:{}/', timeout=5).read().decode())\nexcept Exception as e:\n  print('failed', type(e).__name__)",
+        v.port
+    );
+    // A plain process of the same user, and another container (seccomp, the
+    // default), both speaking the preload library's protocol to the victim's socket.
+    let mut outside = unprivileged(Path::new("/usr/bin/env"));
+    outside
+        .arg(format!("LD_PRELOAD={}", v.so.display()))
+        .arg(format!("NETCELL_CONTROL={}", v.ctl.display()))
+        .args([python(), "-c", &fetch]);
+    let mut other = nc();
+    other
+        .args(["--", "env"])
+        .arg(format!("LD_PRELOAD={}", v.so.display()))
+        .arg(format!("NETCELL_CONTROL={}", v.ctl.display()))
+        .args([python(), "-c", &fetch]);
+    for (who, mut c) in [("another container", other), ("a process outside", outside)] {
+        let (st, out, err) = run(&mut c);
+        assert!(st.success(), "{who}: {out} {err}");
+        assert!(
+            out.contains("failed") && !out.contains("the-secret"),
+            "{who} reached the victim's loopback: {out} {err}"
+        );
+    }
+    drop(v.proc);
+}
+
+#[test]
+fn a_flood_of_control_connections_does_not_shut_the_stack_for_good() {
+    // The container opens connections to its own control socket until netcell is
+    // out of descriptors, holds them, and leaves; then a new program must be served.
+    let dir = Scratch::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let flag = dir.path("go");
+    let script = format!(
+        r#"
+import os, socket, sys, time
+while not os.path.exists("{flag}"): time.sleep(0.05)
+ctl = os.environ["NETCELL_CONTROL"]
+kids = []
+for k in range(6):
+    pid = os.fork()
+    if pid == 0:
+        held = []
+        for i in range(400):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.setblocking(False)
+            try: s.connect(ctl); held.append(s)
+            except OSError: s.close()
+        time.sleep(1.5)
+        os._exit(0)
+    kids.append(pid)
+for p in kids: os.waitpid(p, 0)
+print("flood over", flush=True)
+# A new program of the container (bounded: a stack that no longer accepts would
+# leave it waiting for ever).
+import subprocess
+client = "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print('served after the flood', s.getsockname()[0])"
+try:
+    r = subprocess.run([sys.executable, "-c", client], capture_output=True, text=True, timeout=20)
+    print(r.stdout.strip() or r.stderr.strip(), flush=True)
+except subprocess.TimeoutExpired:
+    print("the new program hung", flush=True)
+"#,
+        flag = flag.display()
+    );
+    let launcher =
+        "import os,sys; print(os.getpid(), flush=True); os.execvp(sys.argv[1], sys.argv[1:])";
+    let mut c = unprivileged(Path::new(python()));
+    c.args(["-c", launcher])
+        .arg(netcell_for_all())
+        .args(["run", "--shim", "preload", "--runtime-dir"])
+        .arg(&dir.0)
+        .args(["--", python(), "-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut p = Proc::spawn(&mut c);
+    let mut stdout = std::io::BufReader::new(p.child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let pid: u32 = first.trim().parse().expect("netcell's pid");
+    // Few descriptors: the flood (2400 connections) exhausts them.
+    std::thread::sleep(Duration::from_millis(300));
+    let o = unprivileged(Path::new("/usr/bin/prlimit"))
+        .args(["--pid", &pid.to_string(), "--nofile=200:200"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(&flag, "").unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    let (st, _, err) = p.wait_output(T);
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.contains("flood over"), "{out}\n{err}");
+    assert!(
+        out.contains("served after the flood 127.0.0.1"),
+        "{out}\n{err}"
+    );
+}

@@ -311,6 +311,68 @@ pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<(i32, u32)> {
     Ok((cred.pid, cred.uid))
 }
 
+/// A pidfd of the process at the other end of a unix socket, taken when it
+/// connected (`SO_PEERPIDFD`, Linux 6.5): it names that process, never a later one
+/// with the same pid. On older kernels, a pidfd opened now for `SO_PEERCRED`'s pid.
+pub fn peer_pidfd(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, i32)> {
+    let (pid, _) = peer_cred(fd)?;
+    let mut v: libc::c_int = -1;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v/len are valid for writes of their sizes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERPIDFD,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 && v >= 0 {
+        // SAFETY: a fresh descriptor the kernel made for us.
+        return Ok((unsafe { OwnedFd::from_raw_fd(v) }, pid));
+    }
+    Ok((pidfd_open(pid)?, pid))
+}
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    if pid <= 0 {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Whether the process a pidfd names is still running (not yet reaped: its pid
+/// cannot have been given to another process).
+pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> bool {
+    // SAFETY: signal 0 only checks; null info is allowed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd() as libc::c_long,
+            0 as libc::c_long,
+            std::ptr::null::<u8>(),
+            0 as libc::c_long,
+        ) == 0
+    }
+}
+
+/// The parent pid of `pid` (`PPid` in `/proc/PID/status`).
+pub fn parent_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Bytes this socket has sent that its peer has not read yet (`SIOCOUTQ`).
 /// For an `AF_UNIX` stream this is the kernel's memory accounting of the queued
 /// buffers, a fixed amount per small message.

@@ -7,6 +7,28 @@
 //! not; an oversize message gets `EMSGSIZE`; unexpected descriptors are closed; a
 //! client that does not read its replies is disconnected. None of this affects other
 //! connections or the sockets the process already holds.
+//!
+//! # Who may connect
+//!
+//! Only processes of this container: descendants of the stack process (the
+//! container's subreaper), whatever their user (programs that drop privileges, such
+//! as nginx workers, keep their network). The socket's path is no secret (it is in
+//! `/proc`), so a process of another container of the same user could otherwise use
+//! this container's stack — its private loopback above all. The check walks the
+//! peer's parents with pidfds, so that no pid it reads can have been reused by the
+//! time it is trusted (see [`descends_from_us`]).
+//!
+//! # Floods
+//!
+//! A container can open connections until the stack runs out of descriptors. At
+//! most [`ControlServer::set_max_connections`] are kept (the default is
+//! [`DEFAULT_MAX_CONNECTIONS`]); beyond that a connection is accepted and closed at
+//! once (the shim reports it). `accept` runs until the queue is empty, because the
+//! event loop is edge-triggered: a queue left with connections in it would never be
+//! reported again. When the stack itself is out of descriptors (`EMFILE`,
+//! `ENFILE`), a descriptor kept in reserve is given up for one `accept`, whose
+//! connection is closed at once, and taken again: the queue drains, and once the
+//! flood is over new clients are served again.
 
 use super::service;
 use crate::stack::Stack;
@@ -14,11 +36,14 @@ use crate::sys;
 use netcell_proto::{self as proto, DecodeError, MAX_MESSAGE, MAX_REQUEST, Reply};
 use smoltcp::phy::Device;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// Malformed messages tolerated on one connection before it is closed.
 const MAX_ERRORS: u32 = 64;
+
+/// Connections kept at most, unless set otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 struct Conn {
     fd: OwnedFd,
@@ -30,7 +55,11 @@ struct Conn {
 /// The listening control socket and its connections.
 pub struct ControlServer {
     listener: OwnedFd,
-    owner_uid: u32,
+    /// Given up for one `accept` when the stack is out of descriptors.
+    reserve: Option<OwnedFd>,
+    max_connections: usize,
+    /// Connections refused so far (for the log).
+    refused: u64,
     path: PathBuf,
     conns: Vec<Option<Conn>>,
     rx: Box<[u8]>,
@@ -56,7 +85,9 @@ impl ControlServer {
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
         Ok(ControlServer {
             listener,
-            owner_uid: sys::euid(),
+            reserve: Some(sys::dev_null()?),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            refused: 0,
             path: path.to_path_buf(),
             conns: Vec::new(),
             rx: vec![0u8; MAX_REQUEST + 1].into_boxed_slice(),
@@ -80,58 +111,79 @@ impl ControlServer {
         self.conns.iter().filter(|c| c.is_some()).count()
     }
 
-    /// Whether a peer may use the stack: a process of the container (a descendant of
-    /// the stack process, which is the container's subreaper), or one of the stack's
-    /// own user. The socket is reachable by everyone (so that container programs that
-    /// drop privileges, such as nginx workers, keep their network); this check is
-    /// what keeps other users' processes out.
-    fn allowed(&self, pid: i32, uid: u32) -> bool {
-        if uid == self.owner_uid || uid == 0 && self.owner_uid == 0 {
-            return true;
-        }
-        is_descendant(pid, std::process::id() as i32)
+    /// Keeps at most `n` connections (at least 1).
+    pub fn set_max_connections(&mut self, n: usize) {
+        self.max_connections = n.max(1);
     }
 
-    /// Accepts every pending connection.
+    fn refuse(&mut self, why: std::fmt::Arguments<'_>) {
+        self.refused += 1;
+        if self.refused <= 5 || self.refused.is_multiple_of(1000) {
+            log::warn!(
+                "control: {why}: connection refused (refusal {})",
+                self.refused
+            );
+        }
+    }
+
+    /// Accepts every pending connection (see the module docs: until the queue is
+    /// empty, also when the stack is out of descriptors).
     pub fn accept(&mut self) {
         loop {
-            match sys::accept_nb(self.listener.as_fd()) {
-                Ok(fd) => {
-                    let (pid, uid) = sys::peer_cred(fd.as_fd()).unwrap_or((0, u32::MAX));
-                    if !self.allowed(pid, uid) {
-                        log::warn!(
-                            "control: refusing pid {pid} (uid {uid}): not a process of this container"
-                        );
-                        continue;
-                    }
-                    let conn = Conn {
-                        fd,
-                        pid,
-                        hello: false,
-                        errors: 0,
-                    };
-                    let idx = match self.conns.iter().position(|c| c.is_none()) {
-                        Some(i) => {
-                            self.conns[i] = Some(conn);
-                            i
-                        }
-                        None => {
-                            self.conns.push(Some(conn));
-                            self.conns.len() - 1
-                        }
-                    };
-                    log::debug!("control: connection {idx} from pid {pid}");
-                    self.new.push(idx);
-                }
+            let fd = match sys::accept_nb(self.listener.as_fd()) {
+                Ok(fd) => fd,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    // Give up the reserve for this one connection, close it, and
+                    // take the reserve back.
+                    let Some(reserve) = self.reserve.take() else {
+                        log::warn!("control: accept: {e}; no reserve descriptor left");
+                        break;
+                    };
+                    drop(reserve);
+                    if let Ok(c) = sys::accept_nb(self.listener.as_fd()) {
+                        drop(c);
+                        self.refuse(format_args!("the stack is out of descriptors ({e})"));
+                    }
+                    self.reserve = sys::dev_null().ok();
+                    continue;
+                }
                 Err(e) => {
-                    // EMFILE and friends: the client sees its connect fail or hang;
-                    // the stack keeps serving the others.
                     log::warn!("control: accept: {e}");
                     break;
                 }
+            };
+            let live = self.connections();
+            if live >= self.max_connections {
+                self.refuse(format_args!("{live} connections already (the limit)"));
+                continue;
             }
+            let pid = match descends_from_us(fd.as_fd()) {
+                Ok(pid) => pid,
+                Err(why) => {
+                    self.refuse(format_args!("{why}"));
+                    continue;
+                }
+            };
+            let conn = Conn {
+                fd,
+                pid,
+                hello: false,
+                errors: 0,
+            };
+            let idx = match self.conns.iter().position(|c| c.is_none()) {
+                Some(i) => {
+                    self.conns[i] = Some(conn);
+                    i
+                }
+                None => {
+                    self.conns.push(Some(conn));
+                    self.conns.len() - 1
+                }
+            };
+            log::debug!("control: connection {idx} from pid {pid}");
+            self.new.push(idx);
         }
     }
 
@@ -273,28 +325,39 @@ impl ControlServer {
     }
 }
 
-/// Whether `pid` descends from `ancestor` (walking `PPid` in `/proc`).
-fn is_descendant(mut pid: i32, ancestor: i32) -> bool {
-    for _ in 0..128 {
-        if pid == ancestor {
-            return true;
+/// The pid of the process at the other end of `conn` if it descends from the stack
+/// process, else why not.
+///
+/// The peer is pinned by a pidfd taken when it connected. Each step up reads the
+/// parent's pid, opens a pidfd for it, and reads the child's parent again: if the
+/// child is still alive and still has that parent, the pidfd names the parent
+/// itself — a parent that had died would have given its children to a reaper
+/// (another pid) before its own pid could be reused. A process of another
+/// container can never come to descend from this stack: a process only ever
+/// moves up, to a reaper among its ancestors.
+fn descends_from_us(conn: BorrowedFd<'_>) -> Result<i32, String> {
+    let me = std::process::id() as i32;
+    let (mut fd, peer) = sys::peer_pidfd(conn).map_err(|e| format!("peer unknown ({e})"))?;
+    let mut pid = peer;
+    for _ in 0..256 {
+        if pid == me {
+            return Ok(peer);
         }
         if pid <= 1 {
-            return false;
+            break;
         }
-        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-            return false;
-        };
-        let Some(ppid) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("PPid:"))
-            .and_then(|v| v.trim().parse().ok())
-        else {
-            return false;
-        };
-        pid = ppid;
+        let gone = || format!("pid {peer}: an ancestor exited while it was checked");
+        let parent = sys::parent_of(pid).ok_or_else(gone)?;
+        if !sys::pidfd_alive(fd.as_fd()) {
+            return Err(gone());
+        }
+        let parent_fd = sys::pidfd_open(parent).map_err(|_| gone())?;
+        if sys::parent_of(pid) != Some(parent) || !sys::pidfd_alive(fd.as_fd()) {
+            return Err(gone());
+        }
+        (fd, pid) = (parent_fd, parent);
     }
-    false
+    Err(format!("pid {peer} is not a process of this container"))
 }
 
 impl Drop for ControlServer {
