@@ -676,3 +676,70 @@ except subprocess.TimeoutExpired:
         "{out}\n{err}"
     );
 }
+
+#[test]
+fn descriptors_passed_in_from_outside_that_are_network_sockets_are_refused() {
+    // A process outside the container hands out, over a unix socket the container
+    // can reach, a pipe, a unix socket, a UDP socket of the host and another pipe.
+    let dir = Scratch::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path("handout.sock");
+    let server = r#"
+import os, socket, sys
+path = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX); srv.bind(path); os.chmod(path, 0o777); srv.listen()
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r, w = os.pipe()
+u1, u2 = socket.socketpair()
+print("ready", flush=True)
+while True:
+    c, _ = srv.accept()
+    socket.send_fds(c, [b"hello"], [r, u1.fileno(), udp.fileno(), w])
+    c.close()
+"#;
+    let mut s = Command::new(python());
+    s.args(["-c", server]).arg(&path).stdout(Stdio::piped());
+    let mut s = Proc::spawn(&mut s);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(s.child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    for bin in both() {
+        let mut c = nc();
+        c.arg("--").arg(bin).arg("scm").arg(&path);
+        let (st, out, err) = run(&mut c);
+        assert!(st.success(), "{out} {err}");
+        let f = facts(&out);
+        assert_eq!(f["recvmsg ok"], "5", "{out}");
+        // The pipe and the unix socket come in; the UDP socket ends the installing
+        // (MSG_CTRUNC), as Linux does when a security hook refuses one.
+        assert_eq!(f["fds"], "2", "{out}\n{err}");
+        assert_eq!(f["ctrunc"], "1", "{out}");
+        assert!(
+            !out.contains(&format!("fd family {}", libc::AF_INET)),
+            "{out}"
+        );
+    }
+}
+
+fn descriptor_passing_inside_the_container_works(mode: Mode) {
+    let script = programs().join("fdpass.py");
+    let host = Command::new(python()).arg(&script).output().unwrap();
+    assert!(
+        host.status.success(),
+        "{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let mut c = unprivileged(netcell_for_all());
+    c.args(["run", "--shim", mode.name(), "--", python()])
+        .arg(&script);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out} {err}");
+    assert_eq!(out, String::from_utf8_lossy(&host.stdout), "{err}");
+}
+
+in_both_modes!(descriptor_passing_inside_the_container_works);

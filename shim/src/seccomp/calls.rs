@@ -67,6 +67,17 @@ pub enum Outcome {
     /// Return 0 for a connect, and once that answer is delivered, mark the
     /// connection reported.
     Connected(SocketId),
+    /// Return this many bytes received, and once that answer is delivered, take
+    /// them off the stream they were peeked from (see [`super::intake`]).
+    Peeked(i64, Consume),
+}
+
+/// Bytes peeked from a stream, to be taken off it once the program has them.
+pub struct Consume {
+    /// A copy of the program's descriptor.
+    pub fd: OwnedFd,
+    /// How many bytes.
+    pub len: usize,
 }
 
 /// A blocking call waiting for its socket.
@@ -81,6 +92,31 @@ pub struct Block {
     pub timeout_errno: i32,
     /// A datagram socket whose pending error also ends the wait.
     pub watch: Option<SocketId>,
+    /// Serve the call again after a short while, not on readiness (a stream with
+    /// some but not all the bytes `MSG_WAITALL` asks for: its descriptor is ready
+    /// all along).
+    pub retry: bool,
+}
+
+impl Block {
+    /// Waits until `fd` turns readable (or writable); `SO_RCVTIMEO` or
+    /// `SO_SNDTIMEO` bounds the wait, which then fails with `timeout_errno`.
+    pub fn on(fd: OwnedFd, writable: bool, timeout_errno: i32, watch: Option<SocketId>) -> Block {
+        let name = if writable {
+            libc::SO_SNDTIMEO
+        } else {
+            libc::SO_RCVTIMEO
+        };
+        let timeout = super::kernel::sock_timeout(fd.as_fd(), name);
+        Block {
+            fd,
+            writable,
+            timeout,
+            timeout_errno,
+            watch,
+            retry: false,
+        }
+    }
 }
 
 impl Outcome {
@@ -94,6 +130,7 @@ impl Outcome {
             Outcome::Gone => "gone".into(),
             Outcome::Block(b) => format!("parked ({})", if b.writable { "out" } else { "in" }),
             Outcome::Connected(_) => "0 (connected)".into(),
+            Outcome::Peeked(v, _) => format!("{v} (peeked)"),
         }
     }
 }
@@ -113,6 +150,9 @@ pub struct Scratch {
     pub buf: Box<[u8]>,
     /// One iovec array.
     pub iov: Vec<(u64, usize)>,
+    /// What a receive on a descriptor that is not a stand-in takes (grown as
+    /// needed: a unix datagram may be larger than an IP one).
+    pub intake: Vec<u8>,
 }
 
 impl Scratch {
@@ -120,6 +160,7 @@ impl Scratch {
         Scratch {
             buf: vec![0u8; netcell_proto::MAX_DATAGRAM + 1].into_boxed_slice(),
             iov: Vec::with_capacity(64),
+            intake: vec![0u8; 64 * 1024],
         }
     }
 }
@@ -157,35 +198,23 @@ impl Sock {
 
     /// Waits for this socket (see [`Block`]); `SO_RCVTIMEO` or `SO_SNDTIMEO` bounds it.
     pub fn block(self, writable: bool, timeout_errno: i32) -> Outcome {
-        let name = if writable {
-            libc::SO_SNDTIMEO
-        } else {
-            libc::SO_RCVTIMEO
-        };
-        let timeout = super::kernel::sock_timeout(self.fd.as_fd(), name);
         let watch = if self.is_datagram() { self.id } else { None };
-        Outcome::Block(Block {
-            fd: self.fd,
-            writable,
-            timeout,
-            timeout_errno,
-            watch,
-        })
+        Outcome::Block(Block::on(self.fd, writable, timeout_errno, watch))
     }
 }
 
 /// What a descriptor of the target is, as far as a socket call is concerned.
-#[allow(dead_code)] // the copies serve the receive path next
 pub enum Held {
     /// A stand-in of this stack.
     StandIn(Sock),
     /// An `AF_UNIX` socket that is not a stand-in: the kernel's business.
     Unix(OwnedFd),
     /// Not a socket: a file, a pipe, a terminal, an event fd.
-    NotSocket(OwnedFd),
+    NotSocket,
     /// A socket of another family: one the container got from outside (a host
-    /// socket on its standard input). Control calls on it are refused.
-    Foreign(Option<i32>),
+    /// socket on its standard input), and its family. Control calls on it are
+    /// refused.
+    Foreign(OwnedFd, Option<i32>),
 }
 
 /// Refusals logged so far (the log is rate-limited: a container can make many).
@@ -209,14 +238,14 @@ impl<D: Device> Cx<'_, '_, D> {
             return Err(Fail::Errno(libc::EPERM));
         };
         if !is_socket {
-            return Ok(Held::NotSocket(copy));
+            return Ok(Held::NotSocket);
         }
         let sockets = self.stack.sockets();
         if !sockets.knows(ino) {
             let domain =
                 super::kernel::sockopt_int(copy.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN);
             if domain != Some(libc::AF_UNIX) {
-                return Ok(Held::Foreign(domain));
+                return Ok(Held::Foreign(copy, domain));
             }
             return Ok(Held::Unix(copy));
         }
@@ -237,8 +266,8 @@ impl<D: Device> Cx<'_, '_, D> {
         match self.held(fd)? {
             Held::StandIn(s) => Ok(Some(s)),
             Held::Unix(_) => Ok(None),
-            Held::NotSocket(_) => Err(Fail::Errno(libc::ENOTSOCK)),
-            Held::Foreign(domain) => {
+            Held::NotSocket => Err(Fail::Errno(libc::ENOTSOCK)),
+            Held::Foreign(_, domain) => {
                 log_refusal(
                     self.call.tid,
                     format_args!("a socket of family {domain:?} from outside the container"),

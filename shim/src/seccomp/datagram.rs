@@ -14,13 +14,14 @@
 //! is lost, as a datagram may be. `recvmmsg` returns once one datagram is there and
 //! the queue is empty (as with `MSG_WAITFORONE`), and ignores its timeout.
 
-use super::calls::{Cx, Outcome, Sock};
+use super::calls::{Cx, Held, Outcome, Sock};
+use super::intake;
 use super::target::{
     Fail, MAX_IOV, MMSGHDR_LEN, MSG_CONTROLLEN_OFF, MSG_FLAGS_OFF, MSG_NAMELEN_OFF, MsgHdr,
 };
 use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
 use smoltcp::phy::Device;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// What a datagram receive returned.
 struct Received {
@@ -161,18 +162,25 @@ pub fn recvfrom<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     }
 }
 
-pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = datagram_sock(cx)? else {
-        return Ok(Outcome::Continue);
-    };
-    let (at, flags) = (cx.call.args[1], cx.call.int(2));
-    let m = cx.call.read_msghdr(at)?;
-    if m.name == 0 && (m.control == 0 || m.controllen == 0) {
-        return Ok(match take_error(cx, &s) {
-            0 => Outcome::Continue,
-            e => Outcome::Errno(e),
-        });
+/// The socket of a receive that may carry descriptors, if it is a datagram
+/// stand-in; anything else is received in [`intake`] (never passed on: the kernel
+/// would install what came with it).
+fn receiving<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Result<Sock, OwnedFd>, Fail> {
+    match cx.held(cx.call.int(0))? {
+        Held::StandIn(s) if s.is_datagram() => Ok(Ok(s)),
+        Held::StandIn(s) => Ok(Err(s.fd)),
+        Held::Unix(fd) | Held::Foreign(fd, _) => Ok(Err(fd)),
+        Held::NotSocket => Err(Fail::Errno(libc::ENOTSOCK)),
     }
+}
+
+pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
+    let (at, flags) = (cx.call.args[1], cx.call.int(2));
+    let s = match receiving(cx)? {
+        Ok(s) => s,
+        Err(fd) => return intake::recvmsg(cx, fd, at, flags),
+    };
+    let m = cx.call.read_msghdr(at)?;
     match recv_msghdr(cx, &s, at, &m, flags)? {
         Some(ret) => Ok(Outcome::Value(ret)),
         None => Ok(would_block(s, flags)),
@@ -180,10 +188,11 @@ pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 }
 
 pub fn recvmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = datagram_sock(cx)? else {
-        return Ok(Outcome::Continue);
-    };
     let (vec, vlen, flags) = mmsg_args(cx);
+    let s = match receiving(cx)? {
+        Ok(s) => s,
+        Err(fd) => return intake::recvmmsg(cx, fd, vec, vlen, flags),
+    };
     let base = flags & !libc::MSG_WAITFORONE;
     let mut got = 0u32;
     for i in 0..vlen as u64 {

@@ -68,9 +68,9 @@ pub fn ioctl<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     // descriptor, and find a socket there by then if another thread put one.
     let standin = match cx.held(cx.call.int(0))? {
         // What a terminal or file says to a request it does not know.
-        Held::NotSocket(_) => return Ok(Outcome::Errno(libc::ENOTTY)),
+        Held::NotSocket => return Ok(Outcome::Errno(libc::ENOTTY)),
         Held::StandIn(_) => true,
-        Held::Unix(_) | Held::Foreign(_) => false,
+        Held::Unix(_) | Held::Foreign(..) => false,
     };
     match req {
         WIRELESS_FIRST..=WIRELESS_LAST => Ok(Outcome::Errno(libc::ENODEV)),

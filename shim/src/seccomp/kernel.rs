@@ -6,7 +6,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::mem::zeroed;
+use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -119,6 +119,137 @@ pub fn addfd_send(
     };
     // SAFETY: a valid seccomp_notif_addfd.
     cvt(unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &a) })
+}
+
+/// Installs `fd` in the target without answering (`SECCOMP_IOCTL_NOTIF_ADDFD`);
+/// returns its number there. `ENOENT` if the target was interrupted meanwhile.
+pub fn addfd(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    cloexec: bool,
+) -> io::Result<i32> {
+    let a = libc::seccomp_notif_addfd {
+        id,
+        flags: 0,
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: a valid seccomp_notif_addfd.
+    cvt(unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &a) })
+}
+
+/// `SCM_PIDFD` (Linux 6.5): a pidfd of the sender, as ancillary data.
+pub const SCM_PIDFD: i32 = 4;
+/// At most this many descriptors come with one message (Linux's `SCM_MAX_FD`).
+pub const SCM_MAX_FD: usize = 253;
+
+/// What `recvmsg` gave.
+pub struct RecvMsg {
+    /// The return value: bytes, or the full length with `MSG_TRUNC`.
+    pub len: usize,
+    /// `msg_flags`.
+    pub flags: i32,
+    /// The source address's full length.
+    pub namelen: usize,
+    /// Bytes of ancillary data.
+    pub controllen: usize,
+    /// The descriptors that came in it (`SCM_RIGHTS`, `SCM_PIDFD`), in order, now
+    /// netcell's.
+    pub fds: heapless::Vec<OwnedFd, SCM_MAX_FD>,
+}
+
+/// `recvmsg(2)` into one buffer.
+pub fn recvmsg(
+    fd: BorrowedFd<'_>,
+    data: &mut [u8],
+    name: Option<&mut [u8; 128]>,
+    control: &mut [u8],
+    flags: i32,
+) -> io::Result<RecvMsg> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: plain data.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(n) = name {
+        msg.msg_name = n.as_mut_ptr().cast();
+        msg.msg_namelen = n.len() as u32;
+    }
+    if !control.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len();
+    }
+    // SAFETY: every buffer is valid for the lengths given.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut fds = heapless::Vec::new();
+    // SAFETY: the kernel wrote well-formed cmsghdrs into `control`; the
+    // descriptors in them are new in this process and owned by nobody yet.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let t = (*c).cmsg_type;
+            if (*c).cmsg_level == libc::SOL_SOCKET && (t == libc::SCM_RIGHTS || t == SCM_PIDFD) {
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i));
+                    let _ = fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(RecvMsg {
+        len: n as usize,
+        flags: msg.msg_flags,
+        namelen: msg.msg_namelen as usize,
+        controllen: msg.msg_controllen,
+        fds,
+    })
+}
+
+/// The file type bits and device number of `fd` (`fstat`).
+pub fn file_kind(fd: BorrowedFd<'_>) -> Option<(u32, u64)> {
+    // SAFETY: plain data for fstat to fill.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: a valid stat buffer.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    (r == 0).then_some((st.st_mode & libc::S_IFMT, st.st_rdev))
+}
+
+/// Bytes queued for reading on a stream (`FIONREAD`); 0 if unknown.
+pub fn queued(fd: BorrowedFd<'_>) -> usize {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut v) };
+    if r < 0 { 0 } else { v.max(0) as usize }
+}
+
+/// The length of the next datagram queued (a stream: whether a byte is there;
+/// 0 at its end); `WouldBlock` when nothing is queued.
+pub fn peek_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut b = [0u8; 1];
+    // SAFETY: a one-byte buffer; with MSG_TRUNC a datagram's full length comes back.
+    let r = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
 }
 
 /// `pidfd_open(2)`.

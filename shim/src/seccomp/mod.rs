@@ -42,6 +42,7 @@ pub mod files;
 pub mod filter;
 mod ifreq;
 pub mod inherited;
+mod intake;
 mod kernel;
 pub mod landlock;
 pub mod supervisor;

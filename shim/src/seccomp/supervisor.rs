@@ -36,7 +36,12 @@ struct Parked {
     deadline: Option<Instant>,
     timeout_errno: i32,
     watch: Option<SocketId>,
+    /// Served again at this time rather than on readiness.
+    retry_at: Option<Instant>,
 }
+
+/// How long a call waiting for more of a stream than is there sleeps between looks.
+const RETRY: Duration = Duration::from_millis(5);
 
 /// Counters, for the log.
 #[derive(Default, Debug)]
@@ -97,7 +102,7 @@ impl Supervisor {
         let now = Instant::now();
         let mut at = self.next_sweep;
         for p in self.parked.iter().flatten() {
-            if let Some(d) = p.deadline {
+            for d in [p.deadline, p.retry_at].into_iter().flatten() {
                 at = at.min(d);
             }
         }
@@ -162,8 +167,9 @@ impl Supervisor {
             let errored = p
                 .watch
                 .is_some_and(|id| stack.sockets().peek_error(id) != 0);
+            let retry = p.retry_at.is_some_and(|d| now >= d);
             let dead = sweep && !kernel::id_valid(self.listener.as_fd(), p.notif.id);
-            if !(expired || errored || dead) {
+            if !(expired || errored || retry || dead) {
                 continue;
             }
             let Some(p) = self.parked[slot].take() else {
@@ -215,6 +221,11 @@ impl Supervisor {
                     stack.sockets_mut().connect_reported(id);
                 }
             }
+            Outcome::Peeked(v, c) => {
+                if self.respond(notif.id, Outcome::Value(v)) {
+                    super::intake::consume(&c);
+                }
+            }
             o => {
                 self.respond(notif.id, o);
             }
@@ -234,7 +245,7 @@ impl Supervisor {
                 self.counts.passed += 1;
                 kernel::respond(l, id, 0, 0, true)
             }
-            Outcome::Connected(_) => kernel::respond(l, id, 0, 0, false),
+            Outcome::Connected(_) | Outcome::Peeked(..) => kernel::respond(l, id, 0, 0, false),
             Outcome::Answered | Outcome::Gone | Outcome::Block(_) => Ok(()),
         };
         match r {
@@ -261,10 +272,12 @@ impl Supervisor {
         } else {
             Interest::READABLE
         };
-        if let Err(e) =
-            self.poll
-                .registry()
-                .register(&mut SourceFd(&b.fd.as_raw_fd()), Token(slot), interest)
+        if !b.retry
+            && let Err(e) = self.poll.registry().register(
+                &mut SourceFd(&b.fd.as_raw_fd()),
+                Token(slot),
+                interest,
+            )
         {
             log::warn!("seccomp: cannot watch a blocked call: {e}");
             let _ = self.respond(notif.id, Outcome::Errno(libc::ENOMEM));
@@ -278,6 +291,7 @@ impl Supervisor {
             deadline,
             timeout_errno: b.timeout_errno,
             watch: b.watch,
+            retry_at: b.retry.then(|| Instant::now() + RETRY),
         });
     }
 }
