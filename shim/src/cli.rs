@@ -111,6 +111,36 @@ fn parse_host(s: &str) -> Result<(String, std::net::IpAddr), String> {
     Ok((name, ip))
 }
 
+/// A size in bytes: a number with an optional K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (num, mult) = match s.trim().as_bytes().last() {
+        Some(b'k' | b'K') => (&s[..s.len() - 1], 1usize << 10),
+        Some(b'm' | b'M') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'g' | b'G') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let v: usize = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size like 268435456, 256M or 1G"))?;
+    let bytes = v
+        .checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))?;
+    if bytes < 1 << 20 {
+        return Err(format!(
+            "'{s}' is less than 1M: a container needs some buffers"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// A positive count.
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of at least 1")),
+    }
+}
+
 fn parse_name(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -194,6 +224,33 @@ pub struct RunArgs {
     /// dynamically linked programs are redirected and nothing is enforced.
     #[arg(long, value_name = "MODE", default_value = "seccomp")]
     pub shim: ShimMode,
+
+    /// Socket buffers the container's stack may allocate at most (TCP windows, UDP,
+    /// ICMP and raw queues); as they fill up, new connections get smaller windows, then
+    /// fail with ENOBUFS. K, M, G suffixes.
+    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub max_buffer_memory: usize,
+
+    /// Sockets the container may have open at once; beyond, socket() fails with EMFILE
+    /// and new connections to its listeners are dropped.
+    #[arg(long, value_name = "N", default_value_t = netcell_stack::socket::DEFAULT_MAX_SOCKETS, value_parser = parse_count)]
+    pub max_sockets: usize,
+
+    /// Connections being set up or waiting to be accepted, over all the container's
+    /// listeners; beyond, SYNs are dropped (the peers retry).
+    #[arg(long, value_name = "N", default_value_t = netcell_stack::socket::DEFAULT_MAX_PENDING, value_parser = parse_count)]
+    pub max_pending: usize,
+
+    /// Calls waiting at once in the seccomp shim (a blocked accept, connect or
+    /// receive; each holds a descriptor in netcell); beyond, a call that would wait
+    /// fails with ENOBUFS.
+    #[arg(long, value_name = "N", default_value = "4096", value_parser = parse_count)]
+    pub max_blocked_calls: usize,
+
+    /// Connections to the control socket (preload shim: one per process, and one per
+    /// thread making calls at the same moment); beyond, new ones are refused.
+    #[arg(long, value_name = "N", default_value_t = netcell_stack::control::server::DEFAULT_MAX_CONNECTIONS, value_parser = parse_count)]
+    pub max_control_connections: usize,
 
     /// Directory for the container's control socket (default: $XDG_RUNTIME_DIR, else the
     /// temporary directory).

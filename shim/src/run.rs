@@ -232,8 +232,13 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             ))
         }
     };
-    let stack = Stack::new(eth, SocketConfig::default())
-        .map_err(|e| format!("invalid network configuration: {e}"))?;
+    let cfg = SocketConfig {
+        max_buffer_memory: args.max_buffer_memory,
+        max_sockets: args.max_sockets,
+        max_pending: args.max_pending,
+        ..SocketConfig::default()
+    };
+    let stack = Stack::new(eth, cfg).map_err(|e| format!("invalid network configuration: {e}"))?;
 
     let dir = RuntimeDir::create(args.runtime_dir.as_deref(), &name)?;
     let ctl = dir.path.join("ctl");
@@ -243,8 +248,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             ctl.display()
         ));
     }
-    let control = ControlServer::bind(&ctl)
+    let mut control = ControlServer::bind(&ctl)
         .map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
+    control.set_max_connections(args.max_control_connections);
     let mode = args.shim;
     let files = write_resolver_files(&args, &dir.path, mode == ShimMode::Seccomp)?;
 
@@ -324,7 +330,8 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     };
     let mut sup = match spawned.listener {
         Some(l) => {
-            let s = Supervisor::new(l, files).map_err(|e| format!("seccomp supervisor: {e}"))?;
+            let s = Supervisor::new(l, files, args.max_blocked_calls)
+                .map_err(|e| format!("seccomp supervisor: {e}"))?;
             runtime
                 .register_external(s.listener_fd(), SECCOMP)
                 .map_err(|e| e.to_string())?;

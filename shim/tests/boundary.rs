@@ -743,3 +743,88 @@ fn descriptor_passing_inside_the_container_works(mode: Mode) {
 }
 
 in_both_modes!(descriptor_passing_inside_the_container_works);
+
+#[test]
+fn unread_loopback_connections_stay_within_the_buffer_budget() {
+    // 1200 connection pairs whose receivers never read, filled for 5 s: the
+    // review's build grew to 5 GiB. With a 64 MiB budget, netcell's resident memory
+    // stays under it plus its own structures (about 16 MiB here), new connections
+    // fail with ENOBUFS once it is spent, and the memory comes back when they close.
+    let script = programs().join("memflood.py");
+    let mut c = nc();
+    c.args(["--max-buffer-memory", "64M", "--", "sh", "-c"])
+        .arg(format!(
+            "exec {} {} 1200 5 $PPID",
+            python(),
+            script.display()
+        ));
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out} {err}");
+    let f = facts(&out);
+    let rss: usize = f["rss_kib"].parse().unwrap();
+    let pairs: usize = f["pairs"].parse().unwrap();
+    assert!(
+        rss < (64 + 48) * 1024,
+        "netcell holds {rss} KiB with {pairs} pairs:\n{out}"
+    );
+    assert!(
+        pairs >= 200,
+        "smaller windows should let many pairs in: {out}"
+    );
+    if pairs < 1200 {
+        assert_eq!(f["stopped"], "No_buffer_space_available", "{out}");
+    }
+    assert_eq!(f["after"], (1 << 20).to_string(), "{out}\n{err}");
+}
+
+#[test]
+fn sockets_beyond_the_limit_fail_with_emfile() {
+    let script = "import socket\nheld = []\ntry:\n  while True: held.append(socket.socket())\nexcept OSError as e: print('sockets', len(held), e.errno)\nfor s in held[:10]: s.close()\ns = socket.socket(); s.bind(('127.0.0.1', 0)); print('after close', s.getsockname()[0])";
+    for mode in [Mode::Seccomp, Mode::Preload] {
+        let mut c = nc();
+        c.args([
+            "--shim",
+            mode.name(),
+            "--max-sockets",
+            "100",
+            "--",
+            python(),
+            "-c",
+            script,
+        ]);
+        let (st, out, err) = run(&mut c);
+        assert!(st.success(), "{out} {err}");
+        assert!(
+            out.contains(&format!("sockets 100 {}\n", libc::EMFILE)),
+            "{mode:?}: {out} {err}"
+        );
+        assert!(out.contains("after close 127.0.0.1"), "{out}");
+    }
+}
+
+#[test]
+fn calls_waiting_beyond_the_limit_fail_with_enobufs() {
+    // Each blocked call holds a descriptor in netcell: at most --max-blocked-calls.
+    let script = r#"
+import socket, threading, time, errno
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen()
+results = []
+def acc():
+    try: l.accept(); results.append("accepted")
+    except OSError as e: results.append(errno.errorcode[e.errno])
+ts = [threading.Thread(target=acc, daemon=True) for _ in range(16)]
+for t in ts: t.start()
+time.sleep(1)
+print("refused", results.count("ENOBUFS"))
+for _ in range(10): socket.create_connection(l.getsockname())
+time.sleep(0.5)
+print("accepted", results.count("accepted"))
+"#;
+    let mut c = nc();
+    c.args(["--max-blocked-calls", "10", "--", python(), "-c", script]);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out} {err}");
+    let f = facts(&out);
+    assert_eq!(f["refused"], "6", "{out} {err}");
+    assert_eq!(f["accepted"], "10", "{out} {err}");
+}

@@ -63,11 +63,14 @@ pub struct Supervisor {
     files: Files,
     next_sweep: Instant,
     counts: Counts,
+    /// Parked calls at most (each holds a descriptor).
+    max_parked: usize,
 }
 
 impl Supervisor {
-    /// Serves the notifications of `listener`, substituting `files`.
-    pub fn new(listener: OwnedFd, files: Files) -> io::Result<Supervisor> {
+    /// Serves the notifications of `listener`, substituting `files`, with at most
+    /// `max_parked` calls waiting at once.
+    pub fn new(listener: OwnedFd, files: Files, max_parked: usize) -> io::Result<Supervisor> {
         let poll = Poll::new()?;
         let pidfds = Pidfds::new(poll.registry().try_clone()?);
         Ok(Supervisor {
@@ -81,6 +84,7 @@ impl Supervisor {
             files,
             next_sweep: Instant::now() + SWEEP,
             counts: Counts::default(),
+            max_parked,
         })
     }
 
@@ -262,6 +266,17 @@ impl Supervisor {
     fn park(&mut self, notif: Notif, b: Block, deadline: Option<Instant>) {
         let slot = match self.parked.iter().position(Option::is_none) {
             Some(i) => i,
+            None if self.parked.len() >= self.max_parked => {
+                super::calls::log_refusal(
+                    notif.pid,
+                    format_args!(
+                        "{} calls wait already (--max-blocked-calls): a call that would wait fails with ENOBUFS",
+                        self.parked.len()
+                    ),
+                );
+                let _ = self.respond(notif.id, Outcome::Errno(libc::ENOBUFS));
+                return;
+            }
             None => {
                 self.parked.push(None);
                 self.parked.len() - 1

@@ -5,7 +5,7 @@
 
 use crate::socket::addr::{self, Domain};
 use crate::socket::options::{self, Facts, MAX_OPT, Options, SetOutcome};
-use crate::socket::{Errno, Kind, SocketId};
+use crate::socket::{Errno, Kind, SocketError, SocketId};
 use crate::stack::Stack;
 use crate::sys;
 use netcell_proto::{Request, RequestHeader, reply_flags};
@@ -102,7 +102,25 @@ pub fn serve<D: Device>(
         };
         // Linux asks for CAP_NET_RAW in the caller's effective set.
         let may_raw = ty & 0xf == libc::SOCK_RAW && caller.pid != 0 && sys::has_net_raw(caller.pid);
-        return match stack.sockets.open(domain, ty, protocol, true, may_raw) {
+        let mut opened = stack.sockets.open(domain, ty, protocol, true, may_raw);
+        // At the socket limit: sockets the program closed a moment ago count no
+        // more (close is synchronous on Linux).
+        if opened.as_ref().is_err_and(|e| *e == SocketError::TooMany)
+            && stack.sockets.notice_hangups()
+        {
+            stack.poll();
+            opened = stack.sockets.open(domain, ty, protocol, true, may_raw);
+        }
+        return match opened {
+            // A raw socket's buffers are made now, so that many of them cannot
+            // overrun the container's budget before they are served.
+            Ok((id, _))
+                if stack.sockets.kind(id) == Some(Kind::Raw)
+                    && !stack.sockets.raw_open_on(&mut stack.ifs, id) =>
+            {
+                stack.sockets.drop_socket(&mut stack.ifs, id);
+                Answer::err(Errno(libc::ENOBUFS))
+            }
             Ok((id, fd)) => {
                 log::debug!("service: socket {} ({domain:?}, type {ty:#x})", id.index());
                 Answer { fd, ..Answer::ok() }

@@ -79,8 +79,12 @@ op_errors! {
         /// The stack process is out of file descriptors (`ENFILE`: from the
         /// program's side a system-wide shortage; its own table is not full).
         NoFds => ENFILE,
-        /// Out of kernel memory for the stand-in (`ENOBUFS`).
+        /// Out of kernel memory for the stand-in, or the container's buffer
+        /// budget is spent (`ENOBUFS`).
         NoBuffers => ENOBUFS,
+        /// The container has as many sockets as it may (`EMFILE`, as when a
+        /// process reaches its descriptor limit).
+        TooMany => EMFILE,
     }
 }
 
@@ -143,6 +147,8 @@ op_errors! {
         TimedOut => ETIMEDOUT,
         /// The stand-in passed does not belong to this socket (`EBADF`).
         BadStandIn => EBADF,
+        /// The container's buffer budget is spent (`ENOBUFS`).
+        NoBuffers => ENOBUFS,
     }
 }
 

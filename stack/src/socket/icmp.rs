@@ -23,6 +23,9 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::icmp;
 use std::net::{IpAddr, SocketAddr};
 
+/// Buffer bytes of one smoltcp ICMP socket (both ways).
+const ICMP_BYTES: usize = 256 * 1024;
+
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
 const ECHO_REQUEST_V6: u8 = 128;
@@ -147,14 +150,21 @@ impl Sockets {
         let handle = match st.socks.iter().find(|(i, _)| *i == route.iface) {
             Some((_, h)) => *h,
             None => {
+                let used = super::budget::in_use(ifs);
+                if !super::budget::fits(ICMP_BYTES, used, self.cfg.max_buffer_memory) {
+                    super::budget::log_limit(format_args!(
+                        "{used} bytes of socket buffers in use (--max-buffer-memory): ping send fails with ENOBUFS"
+                    ));
+                    return Err(Errno(libc::ENOBUFS));
+                }
                 let mut sock = icmp::Socket::new(
                     icmp::PacketBuffer::new(
                         vec![icmp::PacketMetadata::EMPTY; 64],
-                        vec![0u8; 128 * 1024],
+                        vec![0u8; ICMP_BYTES / 2],
                     ),
                     icmp::PacketBuffer::new(
                         vec![icmp::PacketMetadata::EMPTY; 64],
-                        vec![0u8; 128 * 1024],
+                        vec![0u8; ICMP_BYTES / 2],
                     ),
                 );
                 sock.bind(icmp::Endpoint::Ident(ident))

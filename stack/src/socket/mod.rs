@@ -25,6 +25,7 @@
 //! until the connection is over, as in the kernel.
 
 pub mod addr;
+pub mod budget;
 pub(crate) mod dgram;
 pub mod errno;
 pub(crate) mod icmp;
@@ -63,20 +64,42 @@ impl SocketId {
     }
 }
 
-/// Tunables of the socket layer.
+/// Tunables of the socket layer, and the limits of what one container can make
+/// the stack hold (see [`budget`]).
 #[derive(Clone, Debug)]
 pub struct SocketConfig {
     /// Receive buffer of a TCP connection unless `SO_RCVBUF` says otherwise.
     pub tcp_rx_buffer: usize,
     /// Send buffer of a TCP connection unless `SO_SNDBUF` says otherwise.
     pub tcp_tx_buffer: usize,
+    /// Bytes of socket buffers (TCP windows, UDP, ICMP and raw queues) the stack
+    /// allocates at most. New TCP connections get smaller windows as it fills up;
+    /// when it is full they fail with `ENOBUFS` (SYNs are dropped).
+    pub max_buffer_memory: usize,
+    /// Sockets the container may have at once: its programs' and the connections
+    /// waiting to be accepted. Beyond it `socket()` fails with `EMFILE` and SYNs are
+    /// dropped.
+    pub max_sockets: usize,
+    /// Connections being set up or waiting to be accepted, over all listeners
+    /// (each listener also has its own backlog); beyond it SYNs are dropped.
+    pub max_pending: usize,
 }
+
+/// The default of [`SocketConfig::max_buffer_memory`]: 256 MiB.
+pub const DEFAULT_MAX_BUFFER_MEMORY: usize = 256 << 20;
+/// The default of [`SocketConfig::max_sockets`].
+pub const DEFAULT_MAX_SOCKETS: usize = 8192;
+/// The default of [`SocketConfig::max_pending`].
+pub const DEFAULT_MAX_PENDING: usize = 4096;
 
 impl Default for SocketConfig {
     fn default() -> Self {
         SocketConfig {
             tcp_rx_buffer: 1 << 20,
             tcp_tx_buffer: 1 << 20,
+            max_buffer_memory: DEFAULT_MAX_BUFFER_MEMORY,
+            max_sockets: DEFAULT_MAX_SOCKETS,
+            max_pending: DEFAULT_MAX_PENDING,
         }
     }
 }
@@ -150,6 +173,11 @@ struct Slot<T> {
 pub struct Sockets {
     slots: Vec<Slot<Socket>>,
     free: Vec<u32>,
+    /// Live sockets (the slots in use).
+    live: usize,
+    /// The last TCP buffer allocation found the budget spent: SYNs are dropped
+    /// until one succeeds again.
+    pub(crate) buffers_spent: std::cell::Cell<bool>,
     by_inode: HashMap<u64, SocketId>,
     tombstones: HashMap<u64, Tombstone>,
     tomb_order: VecDeque<u64>,
@@ -185,6 +213,8 @@ impl Sockets {
         Sockets {
             slots: Vec::new(),
             free: Vec::new(),
+            live: 0,
+            buffers_spent: std::cell::Cell::new(false),
             by_inode: HashMap::new(),
             tombstones: HashMap::new(),
             tomb_order: VecDeque::new(),
@@ -213,6 +243,7 @@ impl Sockets {
         self.next_cookie += 1;
         let inode = s.standin.as_ref().map(|si| si.inode);
         let has_standin = inode.is_some();
+        self.live += 1;
         let id = match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
@@ -267,6 +298,7 @@ impl Sockets {
         let s = slot.val.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
+        self.live -= 1;
         if let Some(si) = &s.standin {
             self.by_inode.remove(&si.inode);
             if tomb {
@@ -332,7 +364,7 @@ impl Sockets {
 
     /// Number of live sockets (orphans excluded).
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|s| s.val.is_some()).count()
+        self.live
     }
 
     /// Whether no socket lives.
@@ -408,6 +440,13 @@ impl Sockets {
         // Linux: any bit beyond the type mask and the two flags is EINVAL.
         if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Err(SocketError::BadFlags);
+        }
+        if self.live >= self.cfg.max_sockets {
+            budget::log_limit(format_args!(
+                "{} sockets (--max-sockets): socket() fails with EMFILE",
+                self.live
+            ));
+            return Err(SocketError::TooMany);
         }
         let base = ty & 0xf;
         let kind = match base {

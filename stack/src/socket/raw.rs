@@ -25,6 +25,11 @@ use smoltcp::socket::raw;
 use smoltcp::wire::{IpProtocol, IpVersion, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr};
 use std::net::{IpAddr, SocketAddr};
 
+/// Buffer bytes of one smoltcp raw socket: received and to send.
+const RAW_RX: usize = 256 * 1024;
+const RAW_TX: usize = 128 * 1024;
+const RAW_BYTES: usize = RAW_RX + RAW_TX;
+
 /// `ICMP_FILTER` (`SOL_RAW`) and `ICMP6_FILTER` (`IPPROTO_ICMPV6`).
 const ICMP_FILTER: i32 = 1;
 const ICMP6_FILTER: i32 = 1;
@@ -197,29 +202,44 @@ impl Sockets {
         Ok(payload.len())
     }
 
-    /// Makes the socket's smoltcp raw sockets, one per interface, if not yet made.
-    fn raw_open_on(&mut self, ifs: &mut Interfaces, id: SocketId) {
-        let Some(s) = self.get_mut(id) else { return };
+    /// Makes the socket's smoltcp raw sockets, one per interface, if not yet made;
+    /// false when they do not fit the container's buffer budget.
+    pub(crate) fn raw_open_on(&mut self, ifs: &mut Interfaces, id: SocketId) -> bool {
+        let need = RAW_BYTES * ifs.len();
+        let used = super::budget::in_use(ifs);
+        let limit = self.cfg.max_buffer_memory;
+        let Some(s) = self.get_mut(id) else {
+            return false;
+        };
         let version = if s.domain == Domain::Inet6 {
             IpVersion::Ipv6
         } else {
             IpVersion::Ipv4
         };
-        let Proto::Raw(st) = &mut s.proto else { return };
+        let Proto::Raw(st) = &mut s.proto else {
+            return false;
+        };
         if !st.socks.is_empty() {
-            return;
+            return true;
+        }
+        if !super::budget::fits(need, used, limit) {
+            super::budget::log_limit(format_args!(
+                "{used} bytes of socket buffers in use (--max-buffer-memory): raw socket fails with ENOBUFS"
+            ));
+            return false;
         }
         let ids: Vec<IfaceId> = ifs.iter().map(|(i, _)| i).collect();
         for iface in ids {
             let sock = raw::Socket::new(
                 Some(version),
                 Some(IpProtocol::from(st.protocol)),
-                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 64], vec![0u8; 256 * 1024]),
-                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 16], vec![0u8; 128 * 1024]),
+                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 64], vec![0u8; RAW_RX]),
+                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 16], vec![0u8; RAW_TX]),
             );
             let h = ifs.get_mut(iface).sockets.add(sock);
             st.socks.push((iface, h));
         }
+        true
     }
 
     /// Received packets to their sockets; connected sockets' native sends; closes.
@@ -231,7 +251,9 @@ impl Sockets {
             if !matches!(self.get(id).map(|s| &s.proto), Some(Proto::Raw(_))) {
                 continue;
             }
-            self.raw_open_on(ifs, id);
+            if !self.raw_open_on(ifs, id) {
+                continue;
+            }
             let Some(s) = self.get_mut(id) else { continue };
             let domain = s.domain;
             let Proto::Raw(st) = &mut s.proto else {

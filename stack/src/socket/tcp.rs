@@ -222,12 +222,29 @@ fn is_loopback(a: &IpAddr) -> bool {
 }
 
 impl Sockets {
-    fn new_smol(&self, o: &options::Options) -> tcp::Socket<'static> {
-        let rx = tcp::SocketBuffer::new(vec![0u8; o.rx_buffer(self.cfg.tcp_rx_buffer)]);
-        let tx = tcp::SocketBuffer::new(vec![0u8; o.tx_buffer(self.cfg.tcp_tx_buffer)]);
+    /// A new smoltcp socket with the buffers `o` asks for, as far as the
+    /// container's buffer budget allows ([`super::budget`]); `None` when it is spent.
+    fn new_smol(&self, ifs: &Interfaces, o: &options::Options) -> Option<tcp::Socket<'static>> {
+        let want = (
+            o.rx_buffer(self.cfg.tcp_rx_buffer),
+            o.tx_buffer(self.cfg.tcp_tx_buffer),
+        );
+        let limit = self.cfg.max_buffer_memory;
+        let used = super::budget::in_use(ifs);
+        let Some((rx, tx)) = super::budget::tcp_share(want, used, limit) else {
+            self.buffers_spent.set(true);
+            super::budget::log_limit(format_args!(
+                "{used} of {limit} bytes of socket buffers in use (--max-buffer-memory): \
+                 new TCP connections fail with ENOBUFS"
+            ));
+            return None;
+        };
+        self.buffers_spent.set(false);
+        let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
+        let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
         let mut s = tcp::Socket::new(rx, tx);
         o.apply(&mut s);
-        s
+        Some(s)
     }
 
     fn reuse(s: &Socket) -> Reuse {
@@ -432,7 +449,7 @@ impl Sockets {
         }
         let src_ip: IpAddr = route.src.into();
         let reuse = Self::reuse(s);
-        let mut smol = self.new_smol(&s.opts);
+        let mut smol = self.new_smol(ifs, &s.opts).ok_or(ConnectError::NoBuffers)?;
         let timeout = s.opts.connect_timeout();
         let (port, autobound) = match s.binding {
             Some((p, _)) => (p, None),
@@ -759,7 +776,7 @@ impl Sockets {
     }
 
     /// Frees a socket that has no connection: its binding and its entry.
-    fn drop_socket(&mut self, ifs: &mut Interfaces, id: SocketId) {
+    pub(crate) fn drop_socket(&mut self, ifs: &mut Interfaces, id: SocketId) {
         if let Some(s) = self.remove(id, false) {
             if let Proto::Tcp(TcpState::Connecting(c) | TcpState::Connected(c)) = &s.proto {
                 remove_sock(ifs, c.iface, c.handle);
@@ -1212,7 +1229,9 @@ impl Sockets {
         if room > 0 {
             for &(iface, addr) in &l.hot {
                 if !l.armed.iter().any(|a| a.iface == iface && a.addr == addr) {
-                    let mut smol = self.new_smol(&opts);
+                    let Some(mut smol) = self.new_smol(ifs, &opts) else {
+                        break;
+                    };
                     smol.set_timeout(Some(SYN_RECV_TIMEOUT));
                     if smol
                         .listen(IpListenEndpoint {
@@ -1375,6 +1394,17 @@ impl Sockets {
         if l.load() + l.claimed >= l.capacity() {
             return Verdict::Drop;
         }
+        // The container's limits: a SYN that would take it past them is dropped
+        // (the peer retries), as a kernel short of memory does.
+        if self.pending_over_limits() {
+            return Verdict::Drop;
+        }
+        let Some(s) = self.get_mut(lid) else {
+            return Verdict::Accept;
+        };
+        let Proto::Tcp(TcpState::Listening(l)) = &mut s.proto else {
+            return Verdict::Accept;
+        };
         if let Some(a) = l
             .armed
             .iter_mut()
@@ -1392,6 +1422,32 @@ impl Sockets {
 }
 
 impl Sockets {
+    /// Whether one more pending connection would take the container past its
+    /// limits: buffers spent, too many sockets, too many pending connections.
+    fn pending_over_limits(&self) -> bool {
+        if self.buffers_spent.get() {
+            return true;
+        }
+        let mut pending = 0;
+        for lid in self.tcp_listeners.values().flatten() {
+            if let Some(Socket {
+                proto: Proto::Tcp(TcpState::Listening(l)),
+                ..
+            }) = self.get(*lid)
+            {
+                pending += l.load() + l.claimed;
+            }
+        }
+        if pending >= self.cfg.max_pending || self.live + pending >= self.cfg.max_sockets {
+            super::budget::log_limit(format_args!(
+                "{pending} connections pending, {} sockets (--max-pending, --max-sockets): SYN dropped",
+                self.live
+            ));
+            return true;
+        }
+        false
+    }
+
     /// The earliest deadline of the socket layer's own timers (connect timeouts,
     /// orphan limits); smoltcp's timers are the interfaces' business.
     pub(crate) fn next_timer(&self, _now: Instant) -> Option<Instant> {

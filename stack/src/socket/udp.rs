@@ -266,6 +266,18 @@ impl Sockets {
             port: s.opts.reuseport,
         };
         let (port, b) = self.udp_ports.take(port, ip, dual, reuse).map_err(Errno)?;
+        // A port's first socket makes its endpoints: they must fit the budget.
+        if !self.udp_eps.contains_key(&(0, port)) {
+            let need = 2 * EP_BYTES * ifs.len();
+            let used = super::budget::in_use(ifs);
+            if !super::budget::fits(need, used, self.cfg.max_buffer_memory) {
+                self.udp_ports.release(port, b);
+                super::budget::log_limit(format_args!(
+                    "{used} bytes of socket buffers in use (--max-buffer-memory): UDP bind fails with ENOBUFS"
+                ));
+                return Err(Errno(libc::ENOBUFS));
+            }
+        }
         let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
         s.binding = Some((port, b));
         s.local = Some(SocketAddr::new(ip, port));
