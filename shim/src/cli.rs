@@ -28,7 +28,17 @@ Without --tap the container has only its own loopback (127.0.0.0/8, ::1); no pri
 needed. With --tap, netcell attaches to the TAP device IFNAME (creating it needs \
 CAP_NET_ADMIN; a persistent device made with `ip tuntap add dev IFNAME mode tap user $USER` \
 does not) and the container sends and receives frames there as eth0. Traffic between the \
-container's own addresses never leaves it.")]
+container's own addresses never leaves it.\n\n\
+The boundary (--shim seccomp): no program in the container can open a socket of the host, \
+use one it was handed, attach to a TAP device, or reach netcell. A Landlock domain keeps \
+it from ptracing, reading the memory of or taking descriptors from any process outside \
+the container (Landlock ABI 1, Linux 5.13+), denies TCP bind/connect on host sockets \
+(ABI 4, Linux 6.7+), and blocks signals to processes outside and abstract unix sockets of \
+the host (ABI 6, Linux 6.12+); on an older kernel netcell says at start what is not \
+enforced. It is not a filesystem sandbox: services \
+of your user on unix sockets (a tmux server, the session bus) stay reachable; run netcell \
+inside bubblewrap to hide them. A container started with a host socket on stdin/stdout/\
+stderr is refused unless it is a connected TCP stream or a unix socket.")]
     Run(RunArgs),
 }
 

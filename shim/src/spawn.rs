@@ -25,7 +25,7 @@
 //!   which its pid could be reused.
 //!
 //! Why no process of the user can take netcell's descriptors at any moment: netcell
-//! makes itself non-dumpable before `main` runs ([`crate::sys::early_non_dumpable`]),
+//! makes itself non-dumpable before `main` runs (`sys::early_non_dumpable`),
 //! before it opens any descriptor worth taking; the child is a copy of its memory
 //! and is non-dumpable too until `exec`; after `exec` it no longer shares the table.
 //! (The old order — non-dumpable after the spawn — let the command itself, or a

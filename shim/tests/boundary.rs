@@ -828,3 +828,68 @@ print("accepted", results.count("accepted"))
     assert_eq!(f["refused"], "6", "{out} {err}");
     assert_eq!(f["accepted"], "10", "{out} {err}");
 }
+
+#[test]
+fn a_filesystem_sandbox_around_netcell_hides_the_user_s_services() {
+    // A service of the user on a path-named unix socket (a tmux server, a session
+    // bus) is outside a network stack's reach: the README's recipe puts netcell in
+    // bubblewrap with its own /tmp and /run, and the container no longer finds it.
+    need("bwrap");
+    let probe = unprivileged(Path::new("/usr/bin/bwrap"))
+        .args(["--ro-bind", "/", "/", "--", "true"])
+        .output()
+        .unwrap();
+    if !probe.status.success() {
+        eprintln!(
+            "SKIPPED: bubblewrap cannot run here (unprivileged user namespaces?): {}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        return;
+    }
+    let dir = Scratch::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path("service.sock");
+    let server = r#"
+import os, socket, sys
+srv = socket.socket(socket.AF_UNIX); srv.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); srv.listen()
+print("ready", flush=True)
+while True:
+    c, _ = srv.accept(); c.sendall(b"ran your command"); c.close()
+"#;
+    let mut s = Command::new(python());
+    s.args(["-c", server]).arg(&path).stdout(Stdio::piped());
+    let mut s = Proc::spawn(&mut s);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(s.child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let client = format!(
+        "import socket\ntry:\n  c = socket.socket(socket.AF_UNIX); c.connect('{}'); print('service says', c.recv(100).decode())\nexcept OSError as e: print('no service', e.errno)",
+        path.display()
+    );
+    let bin = netcell_for_all();
+    // Without the sandbox the container reaches the service...
+    let mut c = nc();
+    c.args(["--", python(), "-c", &client]);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out} {err}");
+    assert!(out.contains("service says ran your command"), "{out}");
+    // ...inside it, not.
+    let mut c = unprivileged(Path::new("/usr/bin/bwrap"));
+    c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
+        .args(["--tmpfs", "/tmp", "--tmpfs", "/run", "--ro-bind"])
+        .arg(bin)
+        .arg(bin)
+        .arg("--")
+        .arg(bin)
+        .args(["run", "--", python(), "-c", &client]);
+    let (st, out, err) = run(&mut c);
+    assert!(st.success(), "{out} {err}");
+    assert!(
+        out.contains(&format!("no service {}", libc::ENOENT)),
+        "{out} {err}"
+    );
+}

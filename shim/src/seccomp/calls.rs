@@ -2,16 +2,46 @@
 //! requests — the same requests the preload shim sends, so both front ends answer
 //! alike.
 //!
-//! A call on a descriptor first finds out what the descriptor is: a copy is taken
-//! from the target (`pidfd_getfd`) and its inode looked up in the stack. A stand-in
-//! is served here; an `AF_UNIX` socket, a pipe or a file is passed to the kernel
-//! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`), which also reports `EBADF`/`ENOTSOCK`
-//! itself; any other socket (one the container got from outside, such as an INET
-//! socket passed as stdin) gets `EPERM`: the container's network is its stack.
+//! A call on a descriptor first finds out what the descriptor is ([`Held`]): a copy
+//! is taken from the target (`pidfd_getfd`) and its inode looked up in the stack. A
+//! stand-in is served here. A descriptor netcell cannot copy is refused, never passed
+//! on (`EPERM` for a target that made itself non-dumpable, `ENFILE` when netcell is
+//! out of descriptors); no descriptor is `EBADF` and a non-socket `ENOTSOCK`,
+//! answered here; a socket of another family (a host socket the container got
+//! from outside) gets `EPERM`: the container's network is its stack. Only a call on
+//! an `AF_UNIX` socket that is not a stand-in is passed to the kernel
+//! (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`).
 //!
-//! Passing a call on is safe here although the kernel re-reads its arguments: what
-//! the kernel then does is a call on a descriptor the target already holds, which
-//! is no INET socket.
+//! # Why a call passed on is harmless
+//!
+//! The kernel carries out a passed-on call by reading its arguments again — the
+//! descriptor number too. Another thread can `dup2` a different descriptor to that
+//! number between netcell's look and the kernel's (the review won that race about
+//! once in 3 000 tries). So what netcell checked proves nothing about what the kernel
+//! will find; what makes passing on safe is what the kernel *can* find: any
+//! descriptor the container holds. Those are, by construction:
+//!
+//! - stand-ins, other `AF_UNIX` sockets, pipes, files: no network;
+//! - host sockets on its standard descriptors only if they are connected TCP
+//!   streams (`super::inherited` refuses to start otherwise), and later the
+//!   connected TCP sockets the host uplink hands over;
+//! - nothing else: INET sockets are always stand-ins (`socket` is answered here,
+//!   `socketpair` of another family fails in the filter); descriptors passed in with
+//!   `SCM_RIGHTS` are admitted only when they are no network, because every receive
+//!   that can carry them is made here, never passed on (`super::intake`); other
+//!   processes' descriptors are out of reach (the Landlock wall's ptrace scope, and
+//!   netcell is non-dumpable).
+//!
+//! And on a connected TCP stream, no call the filter passes on gains reach:
+//! `connect` and `bind` are denied by the Landlock wall (TCP bind and connect,
+//! `super::landlock`) and fail anyway (`EISCONN`, `EINVAL`), `listen` and `accept`
+//! fail, `sendto`/`sendmsg` ignore a destination — except with `MSG_FASTOPEN`, which
+//! connects without the hook Landlock checks, so a send with that flag is never passed
+//! on (`super::datagram`) — and a disconnect (`connect` with `AF_UNSPEC`) leaves a
+//! socket that still cannot connect. Receives are never passed on. Where the kernel
+//! has no Landlock network rules (before ABI 4), the TCP part of this rests on netcell
+//! alone and a raced `connect` could reach the host: `netcell run` says so when it
+//! starts.
 
 use super::target::{Call, Fail};
 use super::{datagram, files::Files, ifreq};

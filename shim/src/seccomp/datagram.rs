@@ -1,14 +1,16 @@
 //! The data calls the filter sends here: `sendto`/`recvfrom` with an address, and
 //! every `sendmsg`, `recvmsg`, `sendmmsg`, `recvmmsg`.
 //!
-//! On a stream stand-in (TCP) they go to the kernel, except a send that names a
+//! A send on a stream stand-in (TCP) goes to the kernel, except one that names a
 //! destination, which TCP ignores and the `AF_UNIX` stand-in would refuse: that
 //! one is sent here without it. On a datagram stand-in (UDP, ping), a send with a
-//! destination or ancillary data becomes a `SendTo` request, and a receive that
-//! wants the source or ancillary data is done here: the record is read from a copy
-//! of the stand-in, spread over the target's buffers, and its origin asked for —
-//! the same steps the preload shim takes in the program. A receive that wants
-//! neither stays native, after reporting a pending ICMP error if there is one.
+//! destination or ancillary data becomes a `SendTo` request, and every `recvmsg`
+//! and `recvmmsg` is done here: the record is read from a copy of the stand-in,
+//! spread over the target's buffers, and its origin asked for when the call wants
+//! it — the same steps the preload shim takes in the program. Receives on anything
+//! else are made in [`super::intake`]: no receive that could carry descriptors is
+//! passed on. A send with `MSG_FASTOPEN` is never passed on either (see
+//! `passed_on_send`).
 //!
 //! A datagram taken for a target that is interrupted before the answer reaches it
 //! is lost, as a datagram may be. `recvmmsg` returns once one datagram is there and

@@ -16,7 +16,7 @@
 //! `/proc`), so a process of another container of the same user could otherwise use
 //! this container's stack — its private loopback above all. The check walks the
 //! peer's parents with pidfds, so that no pid it reads can have been reused by the
-//! time it is trusted (see [`descends_from_us`]).
+//! time it is trusted (see `descends_from_us`).
 //!
 //! # Floods
 //!
