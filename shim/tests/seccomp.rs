@@ -61,21 +61,7 @@ fn gonet() -> &'static Path {
 /// The `int80` helper (i386 system calls from a 64-bit program).
 fn int80() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = build_dir().join("int80");
-        let o = Command::new("cc")
-            .args(["-O1", "-no-pie", "-o"])
-            .arg(&out)
-            .arg(programs().join("int80.c"))
-            .output()
-            .expect("cc");
-        assert!(
-            o.status.success(),
-            "cc: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        out
-    })
+    BIN.get_or_init(|| cc("int80.c", "int80", &["-no-pie"]))
 }
 
 fn busybox() -> String {

@@ -413,7 +413,7 @@ pub fn install(
     fd: std::os::fd::BorrowedFd<'_>,
     cloexec: bool,
 ) -> Result<Outcome, Fail> {
-    match super::kernel::addfd_send(call.listener(), call.id, fd, cloexec) {
+    match super::kernel::addfd(call.listener(), call.id, fd, cloexec, true) {
         Ok(_) => Ok(Outcome::Answered),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Outcome::Gone),
         Err(e) => Err(e.into()),

@@ -340,11 +340,12 @@ fn admit<D: Device>(
                     refused = true;
                     continue;
                 }
-                let theirs = kernel::addfd(cx.call.listener(), cx.call.id, ours.as_fd(), cloexec)
-                    .map_err(|e| match e.raw_os_error() {
-                    Some(libc::ENOENT) => Fail::Gone,
-                    _ => Fail::from(e),
-                })?;
+                let theirs =
+                    kernel::addfd(cx.call.listener(), cx.call.id, ours.as_fd(), cloexec, false)
+                        .map_err(|e| match e.raw_os_error() {
+                            Some(libc::ENOENT) => Fail::Gone,
+                            _ => Fail::from(e),
+                        })?;
                 body[k..k + 4].copy_from_slice(&theirs.to_ne_bytes());
                 k += 4;
             }

@@ -101,37 +101,24 @@ pub fn id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
     }
 }
 
-/// Installs `fd` in the target and answers the notification with its number, in
-/// one step (`SECCOMP_ADDFD_FLAG_SEND`). Fails with `ENOENT` if the target was
-/// interrupted meanwhile; the fd is then not installed.
-pub fn addfd_send(
-    listener: BorrowedFd<'_>,
-    id: u64,
-    fd: BorrowedFd<'_>,
-    cloexec: bool,
-) -> io::Result<i32> {
-    let a = libc::seccomp_notif_addfd {
-        id,
-        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
-        srcfd: fd.as_raw_fd() as u32,
-        newfd: 0,
-        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
-    };
-    // SAFETY: a valid seccomp_notif_addfd.
-    cvt(unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &a) })
-}
-
-/// Installs `fd` in the target without answering (`SECCOMP_IOCTL_NOTIF_ADDFD`);
-/// returns its number there. `ENOENT` if the target was interrupted meanwhile.
+/// Installs `fd` in the target (`SECCOMP_IOCTL_NOTIF_ADDFD`) and returns its number
+/// there; with `answer`, also answers the notification with that number, in one step
+/// (`SECCOMP_ADDFD_FLAG_SEND`). Fails with `ENOENT` if the target was interrupted
+/// meanwhile; the fd is then not installed.
 pub fn addfd(
     listener: BorrowedFd<'_>,
     id: u64,
     fd: BorrowedFd<'_>,
     cloexec: bool,
+    answer: bool,
 ) -> io::Result<i32> {
     let a = libc::seccomp_notif_addfd {
         id,
-        flags: 0,
+        flags: if answer {
+            libc::SECCOMP_ADDFD_FLAG_SEND as u32
+        } else {
+            0
+        },
         srcfd: fd.as_raw_fd() as u32,
         newfd: 0,
         newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },

@@ -23,6 +23,10 @@
 //!   at `SOMAXCONN` besides).
 //! - The front ends' own: control connections ([`crate::control::server`]) and
 //!   parked calls (the seccomp supervisor).
+//! - Per socket, fixed bounds: the source addresses of datagrams a program has not
+//!   asked for yet (512, about 40 KiB), a listener's spare armed sockets (32
+//!   addresses); and per stack, the tombstones of sockets closed under their
+//!   programs (4096).
 //!
 //! The use is counted when it matters (a new socket), by going over the smoltcp
 //! sockets: no bookkeeping to get wrong on any of the many ways a socket goes.
