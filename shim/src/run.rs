@@ -119,7 +119,7 @@ fn write_resolver_files(args: &RunArgs, dir: &Path, merged_hosts: bool) -> Resul
         std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
         hosts = Some(p);
     }
-    Ok(Files::new(resolv_conf, hosts))
+    Files::new(resolv_conf, hosts).map_err(|e| format!("cannot seal the resolver files: {e}"))
 }
 
 /// One turn of the event loop with the supervisor (if any) served in it: its
@@ -183,13 +183,27 @@ fn stop_leftovers(runtime: &mut Runtime, sup: &mut Option<Supervisor>) {
             |_| {},
         );
     }
-    for p in sys::children() {
-        let _ = sys::kill(p, libc::SIGKILL);
-    }
+    // SIGKILL in rounds until none is left: a process that keeps forking (its pid
+    // changing under every snapshot) leaves children that come to netcell, the
+    // subreaper, once their parent dies; each round kills those.
     let t0 = std::time::Instant::now();
-    while !sys::children().is_empty() && t0.elapsed() < std::time::Duration::from_secs(2) {
+    loop {
+        let left = sys::children();
+        if left.is_empty() {
+            return;
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(10) {
+            log::warn!(
+                "{} process(es) of the container survive SIGKILL",
+                left.len()
+            );
+            return;
+        }
+        for p in left {
+            let _ = sys::kill(p, libc::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
         sys::reap_all();
-        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 

@@ -66,7 +66,9 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Reads one record of a `SOCK_SEQPACKET` socket without blocking. `Ok(None)` at
 /// end of file (a zero-length read while the peer is gone); a zero-length record
-/// of a live peer is `Ok(Some(0))`.
+/// of a live peer is `Ok(Some(0))`. A peer that shut its writing side
+/// (`shutdown(SHUT_WR)`) but lives on reads as `WouldBlock`: nothing more will come
+/// (a zero-length read there would otherwise repeat for ever).
 pub fn recv_record(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
     // SAFETY: `buf` is valid for writes of its length.
     let n = cvt_size(unsafe {
@@ -77,22 +79,33 @@ pub fn recv_record(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usiz
             libc::MSG_DONTWAIT,
         )
     })?;
-    if n == 0 && hung_up(fd) {
-        return Ok(None);
+    if n == 0 {
+        let r = poll_now(fd, libc::POLLRDHUP);
+        if r & libc::POLLHUP != 0 {
+            return Ok(None);
+        }
+        if r & libc::POLLRDHUP != 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
     }
     Ok(Some(n))
 }
 
-/// Whether the peer of a unix socket is gone (`POLLHUP`).
-pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
+/// The `poll` events of `fd` now (`POLLHUP` and `POLLERR` always, `extra` asked).
+fn poll_now(fd: BorrowedFd<'_>, extra: libc::c_short) -> libc::c_short {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
-        events: 0,
+        events: extra,
         revents: 0,
     };
     // SAFETY: one valid pollfd.
     let r = unsafe { libc::poll(&mut p, 1, 0) };
-    r == 1 && p.revents & libc::POLLHUP != 0
+    if r == 1 { p.revents } else { 0 }
+}
+
+/// Whether the peer of a unix socket is gone (`POLLHUP`).
+pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    poll_now(fd, 0) & libc::POLLHUP != 0
 }
 
 /// Sets `SO_SNDBUF` (the kernel doubles it); as root, `SO_SNDBUFFORCE` lifts the

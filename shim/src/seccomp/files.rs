@@ -28,7 +28,7 @@
 use super::calls::{Outcome, nr};
 use super::target::{Call, Fail};
 use std::ffi::CString;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -43,8 +43,12 @@ const I386_OPENAT: i64 = 295;
 /// The files to substitute.
 #[derive(Default)]
 pub struct Files {
-    /// Served for `/etc/resolv.conf`, `/etc/hosts`.
+    /// Written for `/etc/resolv.conf`, `/etc/hosts` (the preload shim reads these).
     ours: [Option<PathBuf>; 2],
+    /// What is served: sealed in-memory copies of them, which no process can change
+    /// (the files in the runtime directory are writable by every process of the
+    /// user, other containers' too).
+    sealed: [Option<std::os::fd::OwnedFd>; 2],
     /// The host's files' (device, inode), where they exist.
     host_ids: [Option<(u64, u64)>; 2],
 }
@@ -52,18 +56,24 @@ pub struct Files {
 impl Files {
     /// Substitutes `resolv_conf` for the host's `/etc/resolv.conf` and `hosts` for
     /// its `/etc/hosts` (each if given).
-    pub fn new(resolv_conf: Option<PathBuf>, hosts: Option<PathBuf>) -> Files {
+    pub fn new(resolv_conf: Option<PathBuf>, hosts: Option<PathBuf>) -> std::io::Result<Files> {
         let ours = [resolv_conf, hosts];
         let mut host_ids = [None, None];
+        let mut sealed = [None, None];
         for (i, p) in HOST_FILES.iter().enumerate() {
-            if ours[i].is_some() {
+            if let Some(path) = &ours[i] {
                 host_ids[i] = std::fs::metadata(p).ok().map(|m| {
                     use std::os::unix::fs::MetadataExt;
                     (m.dev(), m.ino())
                 });
+                sealed[i] = Some(super::kernel::sealed_copy(p, &std::fs::read(path)?)?);
             }
         }
-        Files { ours, host_ids }
+        Ok(Files {
+            ours,
+            sealed,
+            host_ids,
+        })
     }
 
     /// The container's `resolv.conf`, if it has one.
@@ -114,14 +124,16 @@ impl Files {
         let Some(i) = self.which(call, dirfd, p, flags & libc::O_NOFOLLOW != 0) else {
             return Ok(Outcome::Continue);
         };
-        let Some(ours) = &self.ours[i] else {
+        let Some(ours) = &self.sealed[i] else {
             return Ok(Outcome::Continue);
         };
         // The target still waits: what was read is what it asked for.
         if !call.alive() {
             return Err(Fail::Gone);
         }
-        let file = std::fs::File::open(ours).map_err(Fail::from)?;
+        // A new open of the sealed copy: its own file offset, read-only.
+        let file = std::fs::File::open(format!("/proc/self/fd/{}", ours.as_raw_fd()))
+            .map_err(Fail::from)?;
         netcell_stack::sys::set_nonblocking(file.as_fd(), flags & libc::O_NONBLOCK != 0)?;
         super::calls::install(call, file.as_fd(), flags & libc::O_CLOEXEC != 0)
     }

@@ -15,14 +15,18 @@
 //!   files are not slowed down; the TUN/TAP ioctls (type `'T'`, numbers 200–255:
 //!   `TUNSETIFF` and friends) fail with `EPERM`, so a container cannot attach to a
 //!   TAP device of its user through `/dev/net/tun` and put frames on that link;
+//!   `TIOCSTI` fails with `EIO` (as on a kernel with `dev.tty.legacy_tiocsti` off):
+//!   bytes pushed into a shared terminal would run as commands in the user's shell
+//!   once the container ends;
 //! - `open`, `openat` and `openat2` notify only when the container has its own
 //!   resolver files (see `files`);
 //! - `io_uring_setup`/`_enter`/`_register` fail with `ENOSYS` (io_uring's socket
 //!   operations would bypass the filter; runtimes fall back to epoll);
 //! - x32 system calls fail with `ENOSYS`.
 //!
-//! For i386 programs the socket entry points (`socketcall` and the direct socket
-//! calls of Linux 4.3+) and io_uring fail with `ENOSYS`; the interface and TUN
+//! For i386 programs the socket entry points (`socketcall`, the direct socket
+//! calls of Linux 4.3+, `recvmmsg`, `sendmmsg`, `recvmmsg_time64`) and io_uring
+//! fail with `ENOSYS`; the interface and TUN
 //! ioctls fail with `EPERM` (the supervisor serves x86-64 calls only, and on any
 //! socket these describe the host's interfaces); `open`, `openat` and `openat2`
 //! notify when `open` is watched; other i386 calls run. Any other architecture is
@@ -66,11 +70,15 @@ const SYS_RECVFROM: u32 = 45;
 const SYS_IOCTL: u32 = 16;
 const OPEN: [u32; 3] = [2, 257, 437];
 const IO_URING: [u32; 3] = [425, 426, 427];
-/// i386: socketcall, recvmmsg, sendmmsg, and socket..shutdown (359–373).
+/// i386: socketcall, recvmmsg, sendmmsg, recvmmsg_time64, and socket..shutdown
+/// (359–373).
 const I386_SOCKETCALL: u32 = 102;
 const I386_SOCKET_FIRST: u32 = 359;
 const I386_SOCKET_LAST: u32 = 373;
-const I386_MMSG: [u32; 2] = [337, 345];
+const I386_MMSG: [u32; 3] = [337, 345, 417];
+/// `TIOCSTI`: pushes bytes into a terminal's input, as if typed — into the shell
+/// the container was started from, once it reads again.
+const TIOCSTI: u32 = 0x5412;
 const I386_IOCTL: u32 = 54;
 /// i386 open, openat, openat2.
 const I386_OPEN: [u32; 3] = [5, 295, 437];
@@ -222,10 +230,11 @@ pub fn program(watch_open: bool) -> Vec<sock_filter> {
     a.jeq(libc::AF_UNIX as u32, "allow");
     a.push(ret(errno(libc::EOPNOTSUPP)));
 
-    // ioctl: FIONREAD and the SIOC* range notify; TUN fails.
+    // ioctl: FIONREAD and the SIOC* range notify; TUN and TIOCSTI fail.
     a.label("ioctl");
     a.push(stmt(LD_W_ABS, off_arg(1, false)));
     a.jeq(libc::FIONREAD as u32, "notify");
+    a.jeq(TIOCSTI, "eio");
     a.jgt(0x8bff, "ioctl_tun");
     a.jge(0x8b00, "notify");
     a.jgt(0x89ff, "ioctl_tun");
@@ -255,9 +264,10 @@ pub fn program(watch_open: bool) -> Vec<sock_filter> {
     a.label("allow2");
     a.push(ret(libc::SECCOMP_RET_ALLOW));
 
-    // i386 ioctl: the interface and TUN ranges fail.
+    // i386 ioctl: the interface and TUN ranges and TIOCSTI fail.
     a.label("i386_ioctl");
     a.push(stmt(LD_W_ABS, off_arg(1, false)));
+    a.jeq(TIOCSTI, "eio");
     a.jgt(0x8bff, "i386_tun");
     a.jge(0x8900, "eperm");
     a.label("i386_tun");
@@ -270,6 +280,9 @@ pub fn program(watch_open: bool) -> Vec<sock_filter> {
     a.push(ret(errno(libc::ENOSYS)));
     a.label("eperm");
     a.push(ret(errno(libc::EPERM)));
+    // What Linux answers TIOCSTI with when dev.tty.legacy_tiocsti is off.
+    a.label("eio");
+    a.push(ret(errno(libc::EIO)));
     a.finish()
 }
 
@@ -359,6 +372,13 @@ mod tests {
         assert_eq!(i(102), errno(libc::ENOSYS), "socketcall");
         assert_eq!(i(359), errno(libc::ENOSYS), "i386 socket");
         assert_eq!(i(373), errno(libc::ENOSYS), "i386 shutdown");
+        assert_eq!(i(417), errno(libc::ENOSYS), "i386 recvmmsg_time64");
+        assert_eq!(x(16, [0, 0x5412, 0, 0, 0, 0]), errno(libc::EIO), "TIOCSTI");
+        assert_eq!(
+            run(&p, ARCH_I386, 54, [0, 0x5412, 0, 0, 0, 0]),
+            errno(libc::EIO),
+            "i386 TIOCSTI"
+        );
         assert_eq!(i(374), libc::SECCOMP_RET_ALLOW);
         assert_eq!(i(3), libc::SECCOMP_RET_ALLOW, "i386 read");
         assert_eq!(

@@ -228,9 +228,14 @@ fn getter<D: Device>(cx: &mut Cx<'_, '_, D>, req: u32, arg: u64) -> Result<Outco
         SIOCGIFINDEX => u[..4].copy_from_slice(&(id as i32 + 1).to_ne_bytes()),
         SIOCGIFTXQLEN => u[..4].copy_from_slice(&1000i32.to_ne_bytes()),
         SIOCGIFHWADDR => {
-            let (family, mac) = match n.iface.hardware_addr() {
-                HardwareAddress::Ethernet(m) => (ARPHRD_ETHER, m.0),
-                _ => (ARPHRD_LOOPBACK, [0; 6]),
+            // `lo` is an IP-medium interface: smoltcp has no hardware address for it
+            // (and asserts so).
+            let (family, mac) = match id {
+                LO => (ARPHRD_LOOPBACK, [0; 6]),
+                _ => match n.iface.hardware_addr() {
+                    HardwareAddress::Ethernet(m) => (ARPHRD_ETHER, m.0),
+                    _ => (ARPHRD_LOOPBACK, [0; 6]),
+                },
             };
             u[..2].copy_from_slice(&family.to_ne_bytes());
             u[2..8].copy_from_slice(&mac);

@@ -16,8 +16,10 @@
 //!   connected to, which is what the caller handed over.
 //!
 //! Anything else — a UDP socket (a passed-on `connect` would aim it anywhere), a
-//! listening socket, an unconnected one, a raw, packet or netlink socket — makes
-//! `netcell run` refuse to start, with the descriptor and what it is.
+//! listening socket, an unconnected one, a raw, packet or netlink socket, or a
+//! descriptor that reaches a network without being a socket (a TUN/TAP device, an
+//! io_uring: see [`network_reach`]) — makes `netcell run` refuse to start, with the
+//! descriptor and what it is.
 
 use super::kernel;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -43,10 +45,50 @@ pub fn check_stdio() -> Result<(), String> {
     Ok(())
 }
 
+/// Anonymous-inode descriptors that reach no network.
+const ANON_OK: [&str; 8] = [
+    "[eventfd]",
+    "[eventpoll]",
+    "[signalfd]",
+    "[timerfd]",
+    "[pidfd]",
+    "inotify",
+    "[fanotify]",
+    "[userfaultfd]",
+];
+
+/// What a descriptor that is not a socket could reach a network with, if anything:
+/// an allowlist, because what is not on it may (a TUN device, a macvtap or ipvtap
+/// device under any major number, an io_uring whose kernel thread does socket I/O
+/// with no system call, a BPF socket map). Allowed: files, directories, pipes, the
+/// memory devices (`/dev/null`, `zero`, `full`, `random`, `urandom`), terminals and
+/// pseudo-terminals, and the anonymous inodes of [`ANON_OK`].
+pub fn device_reach(fd: BorrowedFd<'_>) -> Option<String> {
+    let Some((kind, rdev)) = kernel::file_kind(fd) else {
+        return Some("a descriptor netcell cannot inspect".into());
+    };
+    match kind {
+        libc::S_IFREG | libc::S_IFDIR | libc::S_IFIFO | libc::S_IFSOCK => None,
+        libc::S_IFCHR => {
+            let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+            let ok = matches!((major, minor), (1, 3 | 5 | 7 | 8 | 9) | (4, _) | (5, 0..=2))
+                || (136..=143).contains(&major);
+            (!ok).then(|| format!("a character device {major}:{minor}"))
+        }
+        libc::S_IFBLK => Some("a block device".into()),
+        0 => {
+            let link = kernel::fd_link(fd).unwrap_or_default();
+            let name = link.strip_prefix("anon_inode:").unwrap_or(&link);
+            (!ANON_OK.contains(&name)).then(|| link.clone())
+        }
+        _ => Some(format!("a file of type {kind:#o}")),
+    }
+}
+
 /// What makes `fd` unfit to pass on, if it is.
 fn refused(fd: BorrowedFd<'_>) -> Option<String> {
     if !kernel::is_socket(fd) {
-        return None;
+        return device_reach(fd);
     }
     let int = |level, name| kernel::sockopt_int(fd, level, name);
     let domain = int(libc::SOL_SOCKET, libc::SO_DOMAIN);

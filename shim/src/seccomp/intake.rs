@@ -12,8 +12,10 @@
 //! letting every receive through: by the time the kernel re-reads the descriptor,
 //! another thread may have put a different socket at that number. So netcell makes
 //! every such receive itself, on its copy of the descriptor, and admits a received
-//! descriptor only if it is no network: a non-socket other than a TUN/TAP device,
-//! or an `AF_UNIX` socket (stand-ins are). The first one refused ends the
+//! descriptor only if it is no network: an `AF_UNIX` socket (stand-ins are), or one
+//! of the kinds of non-socket on an allowlist (`super::inherited::device_reach`:
+//! files, pipes, terminals, the memory devices, event and timer descriptors — not a
+//! TUN, macvtap or ipvtap device, not an io_uring). The first one refused ends the
 //! installing, with `MSG_CTRUNC`, as when Linux's security hooks refuse a passed
 //! descriptor; it and those after it are closed. The container then holds no
 //! network socket but stand-ins, and the connected TCP streams it may start with
@@ -292,14 +294,10 @@ impl<'a> Iterator for Cmsgs<'a> {
 
 /// Whether a received descriptor may enter the container: no network.
 fn admissible(fd: BorrowedFd<'_>) -> bool {
-    match kernel::file_kind(fd) {
-        Some((libc::S_IFSOCK, _)) => {
-            kernel::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN) == Some(libc::AF_UNIX)
-        }
-        // /dev/net/tun (10, 200), attached to a TAP device or not.
-        Some((libc::S_IFCHR, rdev)) => !(libc::major(rdev) == 10 && libc::minor(rdev) == 200),
-        Some(_) => true,
-        None => false,
+    if kernel::is_socket(fd) {
+        kernel::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+    } else {
+        super::inherited::device_reach(fd).is_none()
     }
 }
 

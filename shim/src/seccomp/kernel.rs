@@ -202,6 +202,32 @@ pub fn recvmsg(
     })
 }
 
+/// A sealed, read-only in-memory copy of `data` (`memfd_create` with every seal):
+/// nobody — no other process of the user either — can change it afterwards.
+pub fn sealed_copy(name: &str, data: &[u8]) -> io::Result<OwnedFd> {
+    let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a valid C string; flags are constants.
+    let fd = cvt(unsafe {
+        libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut f, data)?;
+    let fd = OwnedFd::from(f);
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl with integer arguments.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(fd)
+}
+
+/// What `/proc/self/fd/N` says `fd` is (`anon_inode:[eventfd]`, a path, ...).
+pub fn fd_link(fd: BorrowedFd<'_>) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
 /// The file type bits and device number of `fd` (`fstat`).
 pub fn file_kind(fd: BorrowedFd<'_>) -> Option<(u32, u64)> {
     // SAFETY: plain data for fstat to fill.

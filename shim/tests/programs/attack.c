@@ -15,6 +15,8 @@
  *   rawns                   a raw socket after unshare(CLONE_NEWUSER)
  *   scm PATH                receive descriptors over the unix socket at PATH
  *   resolv                  open resolv.conf by other spellings; print the first line
+ *   tiocsti                 push a command into the terminal on stdin (the user's shell)
+ *   churn SECS MARK         keep forking (a new pid all the time) to outlive netcell
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -61,6 +63,7 @@ static const char *en(long r) {
     case ENOBUFS: return "ENOBUFS";
     case ENOENT: return "ENOENT";
     case EAGAIN: return "EAGAIN";
+    case EIO: return "EIO";
     default: snprintf(buf, sizeof buf, "errno%d", errno); return buf;
     }
 }
@@ -363,6 +366,32 @@ static int resolv(void) {
     return 0;
 }
 
+static int tiocsti(void) {
+    const char *cmd = "echo INJECTED\n";
+    long r = 0;
+    for (const char *p = cmd; *p && r == 0; p++)
+        r = ioctl(0, TIOCSTI, p);
+    printf("tiocsti %s\n", en(r));
+    return 0;
+}
+
+static int churn(int secs) {
+    time_t end = time(0) + secs;
+    signal(SIGTERM, SIG_IGN);
+    if (fork() > 0)
+        return 0; /* the command exits at once; the churner stays */
+    while (time(0) < end) {
+        pid_t p = fork();
+        if (p < 0) {
+            usleep(1000);
+            continue;
+        }
+        if (p > 0)
+            _exit(0);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
@@ -388,6 +417,10 @@ int main(int argc, char **argv) {
         return scm(argv[2]);
     if (!strcmp(c, "resolv"))
         return resolv();
+    if (!strcmp(c, "tiocsti"))
+        return tiocsti();
+    if (!strcmp(c, "churn") && argc > 2)
+        return churn(atoi(argv[2]));
     fprintf(stderr, "unknown attack %s\n", c);
     return 2;
 }

@@ -1,5 +1,6 @@
 /* The 32-bit system call entry (int $0x80) from a 64-bit program: socketcall and
- * the direct i386 socket call must not create sockets under the seccomp shim;
+ * the direct i386 socket calls must not create or receive sockets under the
+ * seccomp shim;
  * the interface ioctls must not describe the host's interfaces; an i386 open of
  * /etc/resolv.conf gets the container's file (with --dns); getpid shows other
  * i386 calls still run. Built -no-pie so every address is a 32-bit one. */
@@ -32,6 +33,8 @@ int main(void) {
     printf("i386 socketcall %s\n", en(r));
     r = int80(359, 2, 1, 0); /* socket(AF_INET, SOCK_STREAM, 0) */
     printf("i386 socket %s\n", en(r));
+    r = int80(417, 0, 0, 0); /* recvmmsg_time64: it would install passed descriptors */
+    printf("i386 recvmmsg_time64 %s\n", en(r));
     r = int80(20, 0, 0, 0); /* getpid */
     printf("i386 getpid %s\n", r == getpid() ? "ok" : "wrong");
     int u = socket(AF_UNIX, SOCK_DGRAM, 0);

@@ -124,7 +124,9 @@ impl Sockets {
         dst: Option<Target>,
         payload: &[u8],
     ) -> Result<usize, Errno> {
-        self.raw_open_on(ifs, id);
+        if !self.raw_open_on(ifs, id) {
+            return Err(Errno(libc::ENOBUFS));
+        }
         let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
         let (domain, ttl, tos, local) = (s.domain, s.opts.ttl, s.opts.tos, s.local);
         let Proto::Raw(st) = &mut s.proto else {

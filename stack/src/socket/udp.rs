@@ -60,6 +60,9 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Packets and bytes an endpoint buffers each way.
 const EP_PACKETS: usize = 512;
+/// Sources in one membership's filter at most (Linux's `net.ipv4.igmp_max_msf`,
+/// beyond which it answers `ENOBUFS`).
+const MAX_MSF: usize = 10;
 const EP_BYTES: usize = 512 * 1024;
 /// The largest UDP payload over IPv4 (65535 - 20 - 8) and IPv6 (65535 - 8).
 const MAX_UDP4: usize = 65507;
@@ -344,8 +347,29 @@ impl Sockets {
         Ok(())
     }
 
-    /// Interface and source address for a datagram to `dst` from socket `id`.
+    /// Interface and source address for a datagram to `dst` from socket `id`. The
+    /// source is always of `dst`'s family (smoltcp panics on a mix), as on Linux: a
+    /// source from ancillary data of the other family is ignored (Linux reads only
+    /// the cmsgs of the family it sends with), and a bound address of the other
+    /// family fails the send — `ENETUNREACH` for a socket bound to an IPv6 address
+    /// sending to a v4-mapped one, `EAFNOSUPPORT` the other way round.
     fn udp_route(
+        &self,
+        ifs: &Interfaces,
+        id: SocketId,
+        dst: &IpAddr,
+        src_hint: Option<IpAddr>,
+    ) -> Result<(IfaceId, IpAddr), Errno> {
+        let src_hint = src_hint.filter(|h| h.is_ipv4() == dst.is_ipv4());
+        let (iface, src) = self.udp_route_any(ifs, id, dst, src_hint)?;
+        match (src, dst) {
+            (IpAddr::V6(_), IpAddr::V4(_)) => Err(Errno(libc::ENETUNREACH)),
+            (IpAddr::V4(_), IpAddr::V6(_)) => Err(Errno(libc::EAFNOSUPPORT)),
+            _ => Ok((iface, src)),
+        }
+    }
+
+    fn udp_route_any(
         &self,
         ifs: &Interfaces,
         id: SocketId,
@@ -833,6 +857,9 @@ impl Sockets {
                 if m.include.contains(&src) {
                     return Err(Errno(libc::EADDRNOTAVAIL));
                 }
+                if m.include.len() >= MAX_MSF {
+                    return Err(Errno(libc::ENOBUFS));
+                }
                 m.include.push(src);
                 Ok(())
             }
@@ -898,6 +925,9 @@ impl Sockets {
         if block {
             if m.exclude.contains(&src) {
                 return Err(Errno(libc::EADDRNOTAVAIL));
+            }
+            if m.exclude.len() >= MAX_MSF {
+                return Err(Errno(libc::ENOBUFS));
             }
             m.exclude.push(src);
         } else {
