@@ -183,9 +183,13 @@ fn stop_leftovers(runtime: &mut Runtime, sup: &mut Option<Supervisor>) {
             |_| {},
         );
     }
-    // SIGKILL in rounds until none is left: a process that keeps forking (its pid
-    // changing under every snapshot) leaves children that come to netcell, the
-    // subreaper, once their parent dies; each round kills those.
+    kill_all_children();
+}
+
+/// SIGKILL in rounds until no child is left: a process that keeps forking (its pid
+/// changing under every snapshot) leaves children that come to netcell, the
+/// subreaper, once their parent dies; each round kills those.
+fn kill_all_children() {
     let t0 = std::time::Instant::now();
     loop {
         let left = sys::children();
@@ -367,13 +371,27 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
 
     let status = loop {
         let (mut signalled, mut exited) = (false, false);
-        if let Err(e) = turn(&mut runtime, &mut sup, None, |n| match n {
-            SIGNALS => signalled = true,
-            CHILD => exited = true,
-            _ => {}
-        }) {
-            log::error!("event loop: {e}");
-            let _ = sys::kill(pid, libc::SIGKILL);
+        // A bug that panics must not leave the container running without its stack
+        // (its socket calls would fail with ENOSYS, its processes live on): the
+        // container ends with it.
+        let turned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            turn(&mut runtime, &mut sup, None, |n| match n {
+                SIGNALS => signalled = true,
+                CHILD => exited = true,
+                _ => {}
+            })
+        }));
+        match turned {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                log::error!("event loop: {e}");
+                let _ = sys::kill(pid, libc::SIGKILL);
+            }
+            Err(_) => {
+                log::error!("netcell failed (a bug: please report it); ending the container");
+                kill_all_children();
+                return Ok(125);
+            }
         }
         if signalled {
             while let Some((sig, from_process)) = sys::read_signal(sigfd.as_raw_fd()) {
