@@ -57,6 +57,49 @@ fn facts(out: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Starts a Python service outside any container (`script` with `args`) and waits
+/// for the "ready" line it prints.
+fn outside_service(script: &str, args: &[&std::ffi::OsStr]) -> Proc {
+    let mut c = Command::new(python());
+    c.args(["-c", script]).args(args).stdout(Stdio::piped());
+    let mut p = Proc::spawn(&mut c);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(p.child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready", "the outside service did not start");
+    p
+}
+
+/// Prints its pid, then execs its arguments: netcell started this way tells the
+/// test its pid first.
+const PID_LAUNCHER: &str =
+    "import os,sys; print(os.getpid(), flush=True); os.execvp(sys.argv[1], sys.argv[1:])";
+
+/// Spawns `c` (a `PID_LAUNCHER` command line) and reads the pid it reports; the
+/// rest of its output is in the returned reader.
+fn spawn_with_pid(c: &mut Command) -> (Proc, std::io::BufReader<std::process::ChildStdout>, u32) {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut p = Proc::spawn(c);
+    let mut stdout = std::io::BufReader::new(p.child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let pid = first.trim().parse().expect("the launcher's pid");
+    (p, stdout, pid)
+}
+
+/// Lowers netcell's descriptor limit (as its user: root here may lack
+/// CAP_SYS_RESOURCE).
+fn limit_descriptors(pid: u32, n: usize) {
+    let o = unprivileged(Path::new("/usr/bin/prlimit"))
+        .args(["--pid", &pid.to_string(), &format!("--nofile={n}:{n}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// A listener on the host's loopback that counts what reaches it, and a
 /// connected TCP stream to it (the host socket a container may be started with,
 /// inetd-style: accepted as the first connection).
@@ -283,10 +326,10 @@ while True:
         f = flag.display(),
         bin = stat.display()
     );
-    // As nobody: connect to the listener, print the pid (netcell's, after exec),
-    // exec netcell with the connection as standard input.
+    // As nobody: connect to the listener, then the pid launcher: netcell gets the
+    // connection as standard input.
     let launcher = format!(
-        "import os,socket,sys; s=socket.create_connection(('127.0.0.1',{port})); os.dup2(s.fileno(),0); print(os.getpid(), flush=True); os.execvp(sys.argv[1], sys.argv[1:])"
+        "import os,socket,sys; s=socket.create_connection(('127.0.0.1',{port})); os.dup2(s.fileno(),0); {PID_LAUNCHER}"
     );
     let mut c = ns.cmd("setpriv");
     c.args([
@@ -300,29 +343,15 @@ while True:
     .arg(&launcher)
     .arg(netcell_for_all())
     .args(["run", "--", "sh", "-c", &script])
-    .env_remove("XDG_RUNTIME_DIR")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut p = Proc::spawn(&mut c);
-    let mut stdout = std::io::BufReader::new(p.child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let pid: u32 = first.trim().parse().expect("the launcher's pid");
+    .env_remove("XDG_RUNTIME_DIR");
+    let (p, mut stdout, pid) = spawn_with_pid(&mut c);
     // No descriptor left: the limit is what netcell holds once it serves the
-    // container (as the same user: root here may lack CAP_SYS_RESOURCE).
+    // container.
     std::thread::sleep(Duration::from_millis(300));
     let held = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .count();
-    let o = unprivileged(Path::new("/usr/bin/prlimit"))
-        .args([
-            "--pid",
-            &pid.to_string(),
-            &format!("--nofile={held}:{held}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    limit_descriptors(pid, held);
     std::fs::write(&flag, "").unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
@@ -654,28 +683,16 @@ except subprocess.TimeoutExpired:
 "#,
         flag = flag.display()
     );
-    let launcher =
-        "import os,sys; print(os.getpid(), flush=True); os.execvp(sys.argv[1], sys.argv[1:])";
     let mut c = unprivileged(Path::new(python()));
-    c.args(["-c", launcher])
+    c.args(["-c", PID_LAUNCHER])
         .arg(netcell_for_all())
         .args(["run", "--shim", "preload", "--runtime-dir"])
         .arg(&dir.0)
-        .args(["--", python(), "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut p = Proc::spawn(&mut c);
-    let mut stdout = std::io::BufReader::new(p.child.stdout.take().unwrap());
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    let pid: u32 = first.trim().parse().expect("netcell's pid");
+        .args(["--", python(), "-c", &script]);
+    let (p, mut stdout, pid) = spawn_with_pid(&mut c);
     // Few descriptors: the flood (2400 connections) exhausts them.
     std::thread::sleep(Duration::from_millis(300));
-    let o = unprivileged(Path::new("/usr/bin/prlimit"))
-        .args(["--pid", &pid.to_string(), "--nofile=200:200"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    limit_descriptors(pid, 200);
     std::fs::write(&flag, "").unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
@@ -720,19 +737,7 @@ c.close()
     for (kind, fds, ctrunc) in [("udp", "2", "1"), ("tun", "2", "1"), ("eventfd", "4", "0")] {
         for bin in both() {
             let _ = std::fs::remove_file(&path);
-            let mut s = Command::new(python());
-            s.args(["-c", server])
-                .arg(&path)
-                .arg(kind)
-                .stdout(Stdio::piped());
-            let mut s = Proc::spawn(&mut s);
-            let mut line = String::new();
-            std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(s.child.stdout.take().unwrap()),
-                &mut line,
-            )
-            .unwrap();
-            assert_eq!(line.trim(), "ready", "{kind}");
+            let _service = outside_service(server, &[path.as_os_str(), kind.as_ref()]);
             let mut c = nc();
             c.arg("--").arg(bin).arg("scm").arg(&path);
             let (st, out, err) = run(&mut c);
@@ -882,15 +887,7 @@ print("ready", flush=True)
 while True:
     c, _ = srv.accept(); c.sendall(b"ran your command"); c.close()
 "#;
-    let mut s = Command::new(python());
-    s.args(["-c", server]).arg(&path).stdout(Stdio::piped());
-    let mut s = Proc::spawn(&mut s);
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(s.child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let _service = outside_service(server, &[path.as_os_str()]);
     let client = format!(
         "import socket\ntry:\n  c = socket.socket(socket.AF_UNIX); c.connect('{}'); print('service says', c.recv(100).decode())\nexcept OSError as e: print('no service', e.errno)",
         path.display()
