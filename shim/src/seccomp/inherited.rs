@@ -18,7 +18,7 @@
 //! Anything else — a UDP socket (a passed-on `connect` would aim it anywhere), a
 //! listening socket, an unconnected one, a raw, packet or netlink socket, or a
 //! descriptor that reaches a network without being a socket (a TUN/TAP device, an
-//! io_uring: see [`network_reach`]) — makes `netcell run` refuse to start, with the
+//! io_uring: see [`device_reach`]) — makes `netcell run` refuse to start, with the
 //! descriptor and what it is.
 
 use super::kernel;
