@@ -43,6 +43,7 @@
 //! alone and a raced `connect` could reach the host: `netcell run` says so when it
 //! starts.
 
+use super::table::{self, Op};
 use super::target::{Call, Fail};
 use super::{datagram, files::Files, ifreq};
 use netcell_proto::{
@@ -54,31 +55,6 @@ use netcell_stack::socket::{Kind, SocketId};
 use smoltcp::phy::Device;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
-
-/// x86-64 system call numbers the filter sends here.
-pub mod nr {
-    pub const IOCTL: i64 = 16;
-    pub const SOCKET: i64 = 41;
-    pub const CONNECT: i64 = 42;
-    pub const ACCEPT: i64 = 43;
-    pub const SENDTO: i64 = 44;
-    pub const RECVFROM: i64 = 45;
-    pub const SENDMSG: i64 = 46;
-    pub const RECVMSG: i64 = 47;
-    pub const SHUTDOWN: i64 = 48;
-    pub const BIND: i64 = 49;
-    pub const LISTEN: i64 = 50;
-    pub const GETSOCKNAME: i64 = 51;
-    pub const GETPEERNAME: i64 = 52;
-    pub const SETSOCKOPT: i64 = 54;
-    pub const GETSOCKOPT: i64 = 55;
-    pub const ACCEPT4: i64 = 288;
-    pub const RECVMMSG: i64 = 299;
-    pub const SENDMMSG: i64 = 307;
-    pub const OPEN: i64 = 2;
-    pub const OPENAT: i64 = 257;
-    pub const OPENAT2: i64 = 437;
-}
 
 /// How a call ends.
 pub enum Outcome {
@@ -340,33 +316,37 @@ impl<D: Device> Cx<'_, '_, D> {
     }
 }
 
-/// Serves one call.
+/// Serves one call: as what the call table says it is ([`super::table`]).
 pub fn serve<D: Device>(cx: &mut Cx<'_, '_, D>) -> Outcome {
-    if cx.call.arch != super::filter::ARCH_X86_64 {
-        // i386: only the opens of the resolver files notify.
-        return cx.files.open(&cx.call).unwrap_or_else(Outcome::from);
-    }
-    let r = match cx.call.nr {
-        nr::SOCKET => socket(cx),
-        nr::CONNECT => connect(cx),
-        nr::ACCEPT => accept(cx, 0),
-        nr::ACCEPT4 => accept(cx, cx.call.int(3)),
-        nr::BIND => bind(cx),
-        nr::LISTEN => listen(cx),
-        nr::GETSOCKNAME => name(cx, false),
-        nr::GETPEERNAME => name(cx, true),
-        nr::SETSOCKOPT => setsockopt(cx),
-        nr::GETSOCKOPT => getsockopt(cx),
-        nr::SHUTDOWN => shutdown(cx),
-        nr::SENDTO => datagram::sendto(cx),
-        nr::RECVFROM => datagram::recvfrom(cx),
-        nr::SENDMSG => datagram::sendmsg(cx),
-        nr::RECVMSG => datagram::recvmsg(cx),
-        nr::SENDMMSG => datagram::sendmmsg(cx),
-        nr::RECVMMSG => datagram::recvmmsg(cx),
-        nr::IOCTL => ifreq::ioctl(cx),
-        nr::OPEN | nr::OPENAT | nr::OPENAT2 => cx.files.open(&cx.call),
-        _ => Ok(Outcome::Continue),
+    let Some(op) = table::op(cx.call.arch, cx.call.nr as i32) else {
+        // Not in the table: the filter does not send it here.
+        log::warn!(
+            "seccomp: call {} (arch {:#x}) is not in the call table",
+            cx.call.nr,
+            cx.call.arch
+        );
+        return Outcome::Errno(libc::ENOSYS);
+    };
+    let r = match op {
+        Op::Socket => socket(cx),
+        Op::Connect => connect(cx),
+        Op::Accept => accept(cx, 0),
+        Op::Accept4 => accept(cx, cx.call.int(3)),
+        Op::Bind => bind(cx),
+        Op::Listen => listen(cx),
+        Op::GetSockName => name(cx, false),
+        Op::GetPeerName => name(cx, true),
+        Op::SetSockOpt => setsockopt(cx),
+        Op::GetSockOpt => getsockopt(cx),
+        Op::Shutdown => shutdown(cx),
+        Op::SendTo => datagram::sendto(cx),
+        Op::RecvFrom => datagram::recvfrom(cx),
+        Op::SendMsg => datagram::sendmsg(cx),
+        Op::RecvMsg => datagram::recvmsg(cx),
+        Op::SendMmsg => datagram::sendmmsg(cx),
+        Op::RecvMmsg => datagram::recvmmsg(cx),
+        Op::Ioctl => ifreq::ioctl(cx),
+        Op::Open | Op::OpenAt | Op::OpenAt2 => cx.files.open(&cx.call, op),
     };
     r.unwrap_or_else(Outcome::from)
 }

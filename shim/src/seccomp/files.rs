@@ -25,7 +25,8 @@
 //! substitution is for programs that look up names, and they all get the
 //! container's files.
 
-use super::calls::{Outcome, nr};
+use super::calls::Outcome;
+use super::table::Op;
 use super::target::{Call, Fail};
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
@@ -35,10 +36,6 @@ use std::path::{Path, PathBuf};
 /// The host files substituted, in this order, and their last components.
 const HOST_FILES: [&str; 2] = ["/etc/resolv.conf", "/etc/hosts"];
 const BASENAMES: [&[u8]; 2] = [b"resolv.conf", b"hosts"];
-
-/// i386 system call numbers of the opens.
-const I386_OPEN: i64 = 5;
-const I386_OPENAT: i64 = 295;
 
 /// The files to substitute.
 #[derive(Default)]
@@ -91,12 +88,11 @@ impl Files {
         self.ours.iter().any(Option::is_some)
     }
 
-    /// Serves an `open`/`openat`/`openat2` (x86-64 or i386).
-    pub fn open(&self, call: &Call<'_>) -> Result<Outcome, Fail> {
-        let i386 = call.arch != super::filter::ARCH_X86_64;
-        let (dirfd, path, flags) = match (i386, call.nr) {
-            (false, nr::OPEN) | (true, I386_OPEN) => (libc::AT_FDCWD, call.args[0], call.args[1]),
-            (false, nr::OPENAT) | (true, I386_OPENAT) => (call.int(0), call.args[1], call.args[2]),
+    /// Serves an `open`/`openat`/`openat2` (x86-64 or i386: the same arguments).
+    pub fn open(&self, call: &Call<'_>, op: Op) -> Result<Outcome, Fail> {
+        let (dirfd, path, flags) = match op {
+            Op::Open => (libc::AT_FDCWD, call.args[0], call.args[1]),
+            Op::OpenAt => (call.int(0), call.args[1], call.args[2]),
             _ => {
                 // openat2(dirfd, path, struct open_how *how, size): how.flags first.
                 if call.args[3] < 8 {

@@ -1,15 +1,12 @@
-//! The seccomp filter a container runs under.
+//! The seccomp filter a container runs under: a BPF program generated from the
+//! call table ([`super::table`]), which says for each special call what happens to
+//! it. In short, on x86-64:
 //!
-//! On x86-64:
-//! - the socket calls the stack answers notify the supervisor: `socket`, `bind`,
-//!   `listen`, `connect`, `accept`, `accept4`, `getsockname`, `getpeername`,
-//!   `setsockopt`, `getsockopt`, `shutdown`, `sendmsg`, `recvmsg`, `sendmmsg`,
-//!   `recvmmsg`;
+//! - the socket calls the stack answers notify the supervisor; `socket` and
+//!   `socketpair` of `AF_UNIX` run (a new unix socket reaches no network);
+//!   `socketpair` of any other family fails with `EOPNOTSUPP`;
 //! - `sendto`/`recvfrom` notify only with an address argument: `send`/`recv` on a
 //!   connected socket (every TCP byte) stay native;
-//! - `socket` and `socketpair` of `AF_UNIX` run (a new unix socket reaches no
-//!   network); `socketpair` of any other family fails with `EOPNOTSUPP` (Linux has
-//!   none; a kernel that had one would hand out sockets no stand-in stands for);
 //! - `ioctl` notifies only for `FIONREAD`, the socket and interface ioctls
 //!   (`SIOC*`, 0x8900–0x89ff) and the wireless ones (0x8b00–0x8bff): terminals and
 //!   files are not slowed down; the TUN/TAP ioctls (type `'T'`, numbers 200–255:
@@ -20,24 +17,23 @@
 //!   once the container ends;
 //! - `open`, `openat` and `openat2` notify only when the container has its own
 //!   resolver files (see `files`);
-//! - `io_uring_setup`/`_enter`/`_register` fail with `ENOSYS` (io_uring's socket
-//!   operations would bypass the filter; runtimes fall back to epoll);
-//! - x32 system calls fail with `ENOSYS`.
+//! - io_uring fails with `ENOSYS` (its socket operations would bypass the filter;
+//!   runtimes fall back to epoll); x32 system calls fail with `ENOSYS`.
 //!
-//! For i386 programs the socket entry points (`socketcall`, the direct socket
+//! For i386 programs every socket entry point (`socketcall`, the direct socket
 //! calls of Linux 4.3+, `recvmmsg`, `sendmmsg`, `recvmmsg_time64`) and io_uring
-//! fail with `ENOSYS`; the interface and TUN
-//! ioctls fail with `EPERM` (the supervisor serves x86-64 calls only, and on any
-//! socket these describe the host's interfaces); `open`, `openat` and `openat2`
-//! notify when `open` is watched; other i386 calls run. Any other architecture is
-//! killed.
+//! fail with `ENOSYS`; the interface and TUN ioctls fail with `EPERM` (the
+//! supervisor serves x86-64 calls only, and on any socket these describe the host's
+//! interfaces); the opens notify when watched; other i386 calls run. Any other
+//! architecture is killed.
 
+use super::table::{self, Entry, Rule};
 use libc::sock_filter;
 
 /// `AUDIT_ARCH_X86_64`.
 pub const ARCH_X86_64: u32 = 0xC000_003E;
 /// `AUDIT_ARCH_I386`.
-const ARCH_I386: u32 = 0x4000_0003;
+pub const ARCH_I386: u32 = 0x4000_0003;
 const X32_BIT: u32 = 0x4000_0000;
 
 const OFF_NR: u32 = 0;
@@ -46,42 +42,9 @@ const fn off_arg(i: u32, high: bool) -> u32 {
     16 + 8 * i + if high { 4 } else { 0 }
 }
 
-/// x86-64 calls that always notify.
-const NOTIFY: &[u32] = &[
-    42,  // connect
-    43,  // accept
-    288, // accept4
-    49,  // bind
-    50,  // listen
-    51,  // getsockname
-    52,  // getpeername
-    54,  // setsockopt
-    55,  // getsockopt
-    48,  // shutdown
-    46,  // sendmsg
-    47,  // recvmsg
-    307, // sendmmsg
-    299, // recvmmsg
-];
-const SYS_SOCKET: u32 = 41;
-const SYS_SOCKETPAIR: u32 = 53;
-const SYS_SENDTO: u32 = 44;
-const SYS_RECVFROM: u32 = 45;
-const SYS_IOCTL: u32 = 16;
-const OPEN: [u32; 3] = [2, 257, 437];
-const IO_URING: [u32; 3] = [425, 426, 427];
-/// i386: socketcall, recvmmsg, sendmmsg, recvmmsg_time64, and socket..shutdown
-/// (359–373).
-const I386_SOCKETCALL: u32 = 102;
-const I386_SOCKET_FIRST: u32 = 359;
-const I386_SOCKET_LAST: u32 = 373;
-const I386_MMSG: [u32; 3] = [337, 345, 417];
 /// `TIOCSTI`: pushes bytes into a terminal's input, as if typed — into the shell
 /// the container was started from, once it reads again.
 const TIOCSTI: u32 = 0x5412;
-const I386_IOCTL: u32 = 54;
-/// i386 open, openat, openat2.
-const I386_OPEN: [u32; 3] = [5, 295, 437];
 /// `_IOC_TYPE` 'T' with numbers 200..=255: the TUN/TAP driver's ioctls.
 const TUN_IOCTL_FIRST: u32 = 0x54c8;
 const TUN_IOCTL_LAST: u32 = 0x54ff;
@@ -119,12 +82,17 @@ fn errno(e: i32) -> u32 {
     libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA)
 }
 
+/// A jump target of [`Asm`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Label(usize);
+
 /// A small assembler with symbolic jump targets, resolved when finished.
 struct Asm {
     code: Vec<sock_filter>,
     /// (instruction index, label, whether the label is the jt target)
-    fixups: Vec<(usize, &'static str, bool)>,
-    labels: Vec<(&'static str, usize)>,
+    fixups: Vec<(usize, Label, bool)>,
+    /// Where each label points, once bound.
+    labels: Vec<Option<usize>>,
 }
 
 impl Asm {
@@ -135,40 +103,39 @@ impl Asm {
             labels: Vec::new(),
         }
     }
+    fn label(&mut self) -> Label {
+        self.labels.push(None);
+        Label(self.labels.len() - 1)
+    }
+    fn bind(&mut self, l: Label) {
+        self.labels[l.0] = Some(self.code.len());
+    }
     fn push(&mut self, f: sock_filter) {
         self.code.push(f);
     }
-    /// `if A == k goto label` (fall through otherwise).
-    fn jeq(&mut self, k: u32, label: &'static str) {
-        self.fixups.push((self.code.len(), label, true));
+    /// `if A == k goto l` (fall through otherwise).
+    fn jeq(&mut self, k: u32, l: Label) {
+        self.fixups.push((self.code.len(), l, true));
         self.code.push(jump(JEQ, k, 0, 0));
     }
-    /// `if A >= k goto label`.
-    fn jge(&mut self, k: u32, label: &'static str) {
-        self.fixups.push((self.code.len(), label, true));
+    /// `if A >= k goto l`.
+    fn jge(&mut self, k: u32, l: Label) {
+        self.fixups.push((self.code.len(), l, true));
         self.code.push(jump(JGE, k, 0, 0));
     }
-    /// `if A != k goto label`.
-    fn jne(&mut self, k: u32, label: &'static str) {
-        self.fixups.push((self.code.len(), label, false));
+    /// `if A != k goto l`.
+    fn jne(&mut self, k: u32, l: Label) {
+        self.fixups.push((self.code.len(), l, false));
         self.code.push(jump(JEQ, k, 0, 0));
     }
-    /// `if A > k goto label`.
-    fn jgt(&mut self, k: u32, label: &'static str) {
-        self.fixups.push((self.code.len(), label, true));
+    /// `if A > k goto l`.
+    fn jgt(&mut self, k: u32, l: Label) {
+        self.fixups.push((self.code.len(), l, true));
         self.code.push(jump(JGT, k, 0, 0));
     }
-    fn label(&mut self, name: &'static str) {
-        self.labels.push((name, self.code.len()));
-    }
     fn finish(mut self) -> Vec<sock_filter> {
-        for (at, name, jt) in std::mem::take(&mut self.fixups) {
-            let target = self
-                .labels
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, i)| *i)
-                .expect("label defined");
+        for (at, l, jt) in std::mem::take(&mut self.fixups) {
+            let target = self.labels[l.0].expect("label bound");
             let off = target - at - 1;
             assert!(off < 256, "BPF jump too far");
             if jt {
@@ -181,119 +148,144 @@ impl Asm {
     }
 }
 
-/// The container's filter; `watch_open` adds the `open` calls.
+/// The program's shared endings.
+struct Ends {
+    notify: Label,
+    allow: Label,
+    eperm: Label,
+    eio: Label,
+    /// `ret ERRNO(e)` for the other errno values, made as needed.
+    errnos: Vec<(i32, Label)>,
+}
+
+impl Ends {
+    fn errno(&mut self, a: &mut Asm, e: i32) -> Label {
+        match e {
+            libc::EPERM => self.eperm,
+            libc::EIO => self.eio,
+            _ => match self.errnos.iter().find(|(x, _)| *x == e) {
+                Some((_, l)) => *l,
+                None => {
+                    let l = a.label();
+                    self.errnos.push((e, l));
+                    l
+                }
+            },
+        }
+    }
+}
+
+/// The container's filter; `watch_open` hands the opens to netcell too.
 pub fn program(watch_open: bool) -> Vec<sock_filter> {
     let mut a = Asm::new();
+    let mut ends = Ends {
+        notify: a.label(),
+        allow: a.label(),
+        eperm: a.label(),
+        eio: a.label(),
+        errnos: Vec::new(),
+    };
+    let (x86_64, i386) = (a.label(), a.label());
     a.push(stmt(LD_W_ABS, OFF_ARCH));
-    a.jeq(ARCH_X86_64, "x86_64");
-    a.jeq(ARCH_I386, "i386");
+    a.jeq(ARCH_X86_64, x86_64);
+    a.jeq(ARCH_I386, i386);
     a.push(ret(libc::SECCOMP_RET_KILL_PROCESS));
 
-    a.label("x86_64");
+    a.bind(x86_64);
     a.push(stmt(LD_W_ABS, OFF_NR));
-    a.jge(X32_BIT, "enosys");
-    for nr in IO_URING {
-        a.jeq(nr, "enosys");
-    }
-    for &nr in NOTIFY {
-        a.jeq(nr, "notify");
-    }
-    a.jeq(SYS_SOCKET, "socket");
-    a.jeq(SYS_SOCKETPAIR, "socketpair");
-    a.jeq(SYS_SENDTO, "addr_arg");
-    a.jeq(SYS_RECVFROM, "addr_arg");
-    a.jeq(SYS_IOCTL, "ioctl");
-    if watch_open {
-        for nr in OPEN {
-            a.jeq(nr, "notify");
-        }
-    }
-    a.push(ret(libc::SECCOMP_RET_ALLOW));
+    let enosys = ends.errno(&mut a, libc::ENOSYS);
+    a.jge(X32_BIT, enosys);
+    dispatch(&mut a, &mut ends, table::X86_64, watch_open);
 
-    // sendto/recvfrom: notify when argument 4 (the address) is not NULL.
-    a.label("addr_arg");
-    a.push(stmt(LD_W_ABS, off_arg(4, false)));
-    a.jne(0, "notify");
-    a.push(stmt(LD_W_ABS, off_arg(4, true)));
-    a.jne(0, "notify");
-    a.push(ret(libc::SECCOMP_RET_ALLOW));
-
-    // socket: AF_UNIX runs, the rest notifies.
-    a.label("socket");
-    a.push(stmt(LD_W_ABS, off_arg(0, false)));
-    a.jeq(libc::AF_UNIX as u32, "allow");
-    a.push(ret(libc::SECCOMP_RET_USER_NOTIF));
-
-    // socketpair: AF_UNIX runs, any other family fails.
-    a.label("socketpair");
-    a.push(stmt(LD_W_ABS, off_arg(0, false)));
-    a.jeq(libc::AF_UNIX as u32, "allow");
-    a.push(ret(errno(libc::EOPNOTSUPP)));
-
-    // ioctl: FIONREAD and the SIOC* range notify; TUN and TIOCSTI fail.
-    a.label("ioctl");
-    a.push(stmt(LD_W_ABS, off_arg(1, false)));
-    a.jeq(libc::FIONREAD as u32, "notify");
-    a.jeq(TIOCSTI, "eio");
-    a.jgt(0x8bff, "ioctl_tun");
-    a.jge(0x8b00, "notify");
-    a.jgt(0x89ff, "ioctl_tun");
-    a.jge(0x8900, "notify");
-    a.label("ioctl_tun");
-    tun_check(&mut a, "ioctl_not_tun");
-    a.label("allow");
-    a.push(ret(libc::SECCOMP_RET_ALLOW));
-
-    a.label("i386");
+    a.bind(i386);
     a.push(stmt(LD_W_ABS, OFF_NR));
-    a.jeq(I386_IOCTL, "i386_ioctl");
-    if watch_open {
-        for nr in I386_OPEN {
-            a.jeq(nr, "notify");
-        }
-    }
-    a.jeq(I386_SOCKETCALL, "enosys");
-    for nr in I386_MMSG {
-        a.jeq(nr, "enosys");
-    }
-    for nr in IO_URING {
-        a.jeq(nr, "enosys");
-    }
-    a.jgt(I386_SOCKET_LAST, "allow2");
-    a.jge(I386_SOCKET_FIRST, "enosys");
-    a.label("allow2");
-    a.push(ret(libc::SECCOMP_RET_ALLOW));
+    dispatch(&mut a, &mut ends, table::I386, watch_open);
 
-    // i386 ioctl: the interface and TUN ranges and TIOCSTI fail.
-    a.label("i386_ioctl");
-    a.push(stmt(LD_W_ABS, off_arg(1, false)));
-    a.jeq(TIOCSTI, "eio");
-    a.jgt(0x8bff, "i386_tun");
-    a.jge(0x8900, "eperm");
-    a.label("i386_tun");
-    tun_check(&mut a, "i386_not_tun");
-    a.push(ret(libc::SECCOMP_RET_ALLOW));
-
-    a.label("notify");
+    a.bind(ends.notify);
     a.push(ret(libc::SECCOMP_RET_USER_NOTIF));
-    a.label("enosys");
-    a.push(ret(errno(libc::ENOSYS)));
-    a.label("eperm");
+    a.bind(ends.allow);
+    a.push(ret(libc::SECCOMP_RET_ALLOW));
+    a.bind(ends.eperm);
     a.push(ret(errno(libc::EPERM)));
     // What Linux answers TIOCSTI with when dev.tty.legacy_tiocsti is off.
-    a.label("eio");
+    a.bind(ends.eio);
     a.push(ret(errno(libc::EIO)));
+    for (e, l) in std::mem::take(&mut ends.errnos) {
+        a.bind(l);
+        a.push(ret(errno(e)));
+    }
     a.finish()
 }
 
-/// With an ioctl request in the accumulator: jumps to "eperm" for the TUN/TAP
-/// ioctls (any direction and size), falls through otherwise (the accumulator is
-/// then the request's low 16 bits). `done` names the fall-through point.
-fn tun_check(a: &mut Asm, done: &'static str) {
+/// With the call number in the accumulator: one comparison per entry of `table`
+/// (calls not in it run), then the code of the rules that look at arguments.
+fn dispatch(a: &mut Asm, ends: &mut Ends, table: &[Entry], watch_open: bool) {
+    let mut blocks = Vec::new();
+    for e in table {
+        match e.rule {
+            Rule::Notify => a.jeq(e.nr, ends.notify),
+            Rule::NotifyWhenWatched if watch_open => a.jeq(e.nr, ends.notify),
+            Rule::NotifyWhenWatched => {}
+            Rule::Fail(err) => {
+                let l = ends.errno(a, err);
+                a.jeq(e.nr, l);
+            }
+            rule => {
+                let l = a.label();
+                a.jeq(e.nr, l);
+                blocks.push((l, rule));
+            }
+        }
+    }
+    a.push(ret(libc::SECCOMP_RET_ALLOW));
+    for (l, rule) in blocks {
+        a.bind(l);
+        match rule {
+            Rule::RunIfElseNotify { arg, value } => {
+                a.push(stmt(LD_W_ABS, off_arg(arg, false)));
+                a.jeq(value, ends.allow);
+                a.push(ret(libc::SECCOMP_RET_USER_NOTIF));
+            }
+            Rule::RunIfElseFail {
+                arg,
+                value,
+                errno: e,
+            } => {
+                a.push(stmt(LD_W_ABS, off_arg(arg, false)));
+                a.jeq(value, ends.allow);
+                a.push(ret(errno(e)));
+            }
+            Rule::NotifyIfSet { arg } => {
+                a.push(stmt(LD_W_ABS, off_arg(arg, false)));
+                a.jne(0, ends.notify);
+                a.push(stmt(LD_W_ABS, off_arg(arg, true)));
+                a.jne(0, ends.notify);
+                a.push(ret(libc::SECCOMP_RET_ALLOW));
+            }
+            Rule::Ioctl { served } => ioctl(a, ends, served),
+            Rule::Notify | Rule::NotifyWhenWatched | Rule::Fail(_) => {}
+        }
+    }
+}
+
+/// An `ioctl`'s request decides (see [`Rule::Ioctl`]).
+fn ioctl(a: &mut Asm, ends: &Ends, served: bool) {
+    let (interface, tun) = (if served { ends.notify } else { ends.eperm }, a.label());
+    a.push(stmt(LD_W_ABS, off_arg(1, false)));
+    if served {
+        a.jeq(libc::FIONREAD as u32, ends.notify);
+    }
+    a.jeq(TIOCSTI, ends.eio);
+    a.jgt(0x8bff, tun);
+    a.jge(0x8b00, interface);
+    a.jgt(0x89ff, tun);
+    a.jge(0x8900, interface);
+    // The TUN/TAP requests, any direction and size: the low 16 bits.
+    a.bind(tun);
     a.push(stmt(AND, 0xffff));
-    a.jgt(TUN_IOCTL_LAST, done);
-    a.jge(TUN_IOCTL_FIRST, "eperm");
-    a.label(done);
+    a.jgt(TUN_IOCTL_LAST, ends.allow);
+    a.jge(TUN_IOCTL_FIRST, ends.eperm);
+    a.push(ret(libc::SECCOMP_RET_ALLOW));
 }
 
 #[cfg(test)]
@@ -479,7 +471,7 @@ mod tests {
             libc::SECCOMP_RET_ALLOW,
             "read"
         );
-        for nr in I386_OPEN {
+        for nr in [5, 295, 437] {
             assert_eq!(
                 run(&p, ARCH_I386, nr, none),
                 libc::SECCOMP_RET_USER_NOTIF,

@@ -59,6 +59,7 @@ mod intake;
 mod kernel;
 pub mod landlock;
 pub mod supervisor;
+mod table;
 mod target;
 
 pub use files::Files;
