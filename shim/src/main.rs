@@ -3,18 +3,22 @@
 //! See `netcell run --help`. The stack itself is the `netcell-stack` crate; this
 //! binary is its launcher: it builds a container's stack, starts the command with
 //! the preload shim, serves the stack until the command exits, and cleans up.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod cli;
 mod preload_lib;
 mod run;
 mod seccomp;
-mod spawn;
-mod sys;
+use netcell_sys as sys;
+use netcell_sys::spawn;
 
 use clap::Parser;
 
 fn main() {
+    if !sys::started_non_dumpable() {
+        eprintln!("netcell: the start-up code that makes netcell non-dumpable did not run");
+        std::process::exit(125);
+    }
     sys::large_allocations_from_mmap();
     let cli = cli::Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))

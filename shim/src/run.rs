@@ -34,6 +34,17 @@ use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 
+/// Signals netcell forwards to the container's main process.
+const FORWARDED: &[libc::c_int] = &[
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+];
+
 const SIGNALS: usize = 0;
 const CHILD: usize = 1;
 const SECCOMP: usize = 2;
@@ -217,7 +228,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         .name
         .clone()
         .unwrap_or_else(|| format!("c{}", std::process::id()));
-    match netcell_stack::sys::raise_nofile_limit() {
+    match netcell_sys::raise_nofile_limit() {
         Ok(n) => log::debug!("file descriptor limit {n}"),
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
     }
@@ -275,8 +286,8 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     if let Err(e) = sys::become_subreaper() {
         log::warn!("cannot become the subreaper of the container's processes: {e}");
     }
-    let sigfd =
-        sys::block_and_signalfd().map_err(|e| format!("cannot set up signal handling: {e}"))?;
+    let sigfd = sys::block_and_signalfd(FORWARDED)
+        .map_err(|e| format!("cannot set up signal handling: {e}"))?;
     let mut runtime =
         Runtime::new(stack, control).map_err(|e| format!("cannot start the event loop: {e}"))?;
     runtime

@@ -42,7 +42,7 @@
 //! ```
 //!
 //! See `examples/` for two stacks joined by a [`device::PipeDevice`].
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod control;
@@ -52,7 +52,7 @@ pub mod runtime;
 pub mod socket;
 pub mod stack;
 pub mod standin;
-pub mod sys;
+use netcell_sys as sys;
 
 pub use iface::{ConfigError, EthConfig};
 pub use socket::{SocketConfig, SocketId};

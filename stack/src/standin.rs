@@ -118,7 +118,7 @@ impl StandIn {
         // Unwritable means no POLLOUT (an AF_UNIX stream shows POLLOUT while at most a
         // quarter of its send buffer is in use): usually one chunk.
         while sys::writable_now(s) && guard < 4096 {
-            match sys::send_nb(s, &CHUNK) {
+            match sys::send_nb(s, &CHUNK, 0) {
                 Ok(n) => self.filler += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
@@ -149,7 +149,7 @@ impl StandIn {
         let mut moved = Moved::default();
         while sock.can_recv() && self.writable && !self.app_rd_closed {
             let fd = self.fd.as_fd();
-            let r = sock.recv(|buf| match sys::send_nb(fd, buf) {
+            let r = sock.recv(|buf| match sys::send_nb(fd, buf, 0) {
                 Ok(n) => (n, Ok(n)),
                 Err(e) => (0, Err(e)),
             });

@@ -240,7 +240,7 @@ impl<D: Device> Cx<'_, '_, D> {
     /// descriptors) is an error, never a reason to let the kernel carry the call out.
     pub fn held(&mut self, fd: i32) -> Result<Held, Fail> {
         let copy = self.call.fd(fd)?;
-        let Ok((ino, is_socket)) = netcell_stack::sys::inode(copy.as_fd()) else {
+        let Ok((ino, is_socket)) = netcell_sys::inode(copy.as_fd()) else {
             return Err(Fail::Errno(libc::EPERM));
         };
         if !is_socket {
@@ -376,10 +376,10 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(fd) = ans.fd else {
         return Ok(Outcome::Errno(libc::EPROTO));
     };
-    netcell_stack::sys::set_nonblocking(fd.as_fd(), ty & libc::SOCK_NONBLOCK != 0)?;
+    netcell_sys::set_nonblocking(fd.as_fd(), ty & libc::SOCK_NONBLOCK != 0)?;
     // Plain reads of a datagram stand-in stay native here, so ICMP errors wait as
     // the pending error instead of as markers in the stand-in.
-    if let Ok((ino, _)) = netcell_stack::sys::inode(fd.as_fd())
+    if let Ok((ino, _)) = netcell_sys::inode(fd.as_fd())
         && let Some(id) = cx.stack.sockets().by_inode(ino)
     {
         cx.stack.sockets_mut().set_error_markers(id, false);
@@ -451,7 +451,7 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     // A blocking connect parks until the stand-in turns writable (the handshake
     // ended), then reports how it ended.
     if cx.resumed {
-        if !netcell_stack::sys::writable_now(s.fd.as_fd()) {
+        if !netcell_sys::writable_now(s.fd.as_fd()) {
             return Ok(s.block(true, libc::EINPROGRESS));
         }
         return Ok(finished_connect(cx, s, addr));
@@ -467,7 +467,7 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         libc::EINPROGRESS | libc::EALREADY if !s.nonblocking() => {
             // On lo the handshake often ends within the request's own poll: answer
             // at once instead of parking for a readiness event already there.
-            if netcell_stack::sys::writable_now(s.fd.as_fd()) {
+            if netcell_sys::writable_now(s.fd.as_fd()) {
                 return Ok(finished_connect(cx, s, addr));
             }
             Ok(s.block(true, libc::EINPROGRESS))
@@ -521,7 +521,7 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
     // Peek first: the connection leaves the listener's queue only once it is
     // installed in the target, so an interrupted accept loses nothing.
     let mut rec = [0u8; ACCEPT_RECORD_LEN];
-    let (n, conn, _) = match super::kernel::recv_record(s.fd.as_fd(), &mut rec, true) {
+    let (n, conn, _) = match super::kernel::recv_record_fd(s.fd.as_fd(), &mut rec, true) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
             if s.nonblocking() {
@@ -536,7 +536,7 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
             // EOF: the listener was shut down.
             return Ok(Outcome::Errno(libc::EINVAL));
         }
-        let _ = super::kernel::recv_record(s.fd.as_fd(), &mut rec, false);
+        let _ = super::kernel::recv_record_fd(s.fd.as_fd(), &mut rec, false);
         return Ok(Outcome::Errno(libc::ECONNABORTED));
     };
     let (peer, plen) = record.peer;
@@ -545,12 +545,12 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
         cx.call.args[2],
         &peer[..(plen as usize).min(peer.len())],
     )?;
-    netcell_stack::sys::set_nonblocking(conn.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
+    netcell_sys::set_nonblocking(conn.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
     let out = install(&cx.call, conn.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
     if let Outcome::Answered = out {
         // Installed: now take the record off the queue (nobody else reads it:
         // every accept of the container comes through here, one at a time).
-        let _ = super::kernel::recv_record(s.fd.as_fd(), &mut rec, false);
+        let _ = super::kernel::recv_record_fd(s.fd.as_fd(), &mut rec, false);
     }
     Ok(out)
 }

@@ -304,7 +304,7 @@ fn recv_datagram<D: Device>(
     }
     let peek = flags & libc::MSG_PEEK != 0;
     let mut buf = std::mem::take(&mut cx.scratch.buf);
-    let r = super::kernel::recv_record(s.fd.as_fd(), &mut buf, peek);
+    let r = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, peek);
     let result = match r {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e.into()),

@@ -130,7 +130,7 @@ impl Files {
         // A new open of the sealed copy: its own file offset, read-only.
         let file = std::fs::File::open(format!("/proc/self/fd/{}", ours.as_raw_fd()))
             .map_err(Fail::from)?;
-        netcell_stack::sys::set_nonblocking(file.as_fd(), flags & libc::O_NONBLOCK != 0)?;
+        netcell_sys::set_nonblocking(file.as_fd(), flags & libc::O_NONBLOCK != 0)?;
         super::calls::install(call, file.as_fd(), flags & libc::O_CLOEXEC != 0)
     }
 

@@ -1,7 +1,7 @@
 //! What a container starts with: its standard descriptors, checked.
 //!
 //! netcell passes the command its standard input, output and error as they are, and
-//! nothing else (every other descriptor is close-on-exec, see [`crate::spawn`]). When
+//! nothing else (every other descriptor is close-on-exec, see [`netcell_sys::spawn`]). When
 //! one of them is a socket of the host, the container holds a real network socket
 //! outside its stack. The supervisor refuses every control call on such a socket
 //! (`EPERM`), but a call it passes on for an `AF_UNIX` socket is carried out by the

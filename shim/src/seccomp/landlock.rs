@@ -28,7 +28,7 @@
 //! The ruleset is built with the `landlock` crate (it knows each ABI's flags and
 //! degrades on older kernels); the child enters it with one raw
 //! `landlock_restrict_self` because it shares netcell's descriptor table until exec
-//! (see [`crate::spawn`]) and must not close the ruleset's descriptor.
+//! (see [`netcell_sys::spawn`]) and must not close the ruleset's descriptor.
 
 use landlock::{AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr, Scope};
 use std::os::fd::OwnedFd;

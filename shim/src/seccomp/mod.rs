@@ -4,7 +4,7 @@
 //!
 //! The command starts under a seccomp filter ([`filter`]) that sends the socket
 //! calls to netcell as user notifications (the child installs it before `exec`,
-//! see [`crate::spawn`]; `no_new_privs` is what lets an unprivileged user do so). The
+//! see [`netcell_sys::spawn`]; `no_new_privs` is what lets an unprivileged user do so). The
 //! filter is inherited by every thread and child and survives `exec` and `env -i`,
 //! and it sees system calls, not library calls: static binaries, Go programs and
 //! raw `syscall(2)` are caught like any glibc program.
@@ -38,7 +38,7 @@
 //! `process_vm_*` of a process outside the container, no signals out of it, no
 //! abstract unix sockets of the host, no TCP bind or connect on a real socket.
 //! netcell is non-dumpable from before `main` and hands the command nothing but its
-//! standard descriptors ([`crate::spawn`], [`inherited`]).
+//! standard descriptors ([`netcell_sys::spawn`], [`inherited`]).
 //!
 //! Every resource the container can make netcell hold has a limit: socket buffers,
 //! sockets, pending connections (the stack's `SocketConfig`), control connections,
@@ -56,7 +56,12 @@ pub mod filter;
 mod ifreq;
 pub mod inherited;
 mod intake;
-mod kernel;
+/// The system calls of this front end: netcell-sys, the user-notification ones
+/// included.
+mod kernel {
+    pub use netcell_sys::seccomp::*;
+    pub use netcell_sys::*;
+}
 pub mod landlock;
 pub mod supervisor;
 mod table;

@@ -351,7 +351,10 @@ fn descends_from_us(conn: BorrowedFd<'_>) -> Result<i32, String> {
         if !sys::pidfd_alive(fd.as_fd()) {
             return Err(gone());
         }
-        let parent_fd = sys::pidfd_open(parent).map_err(|_| gone())?;
+        if parent <= 0 {
+            break;
+        }
+        let parent_fd = sys::pidfd_open(parent as u32).map_err(|_| gone())?;
         if sys::parent_of(pid) != Some(parent) || !sys::pidfd_alive(fd.as_fd()) {
             return Err(gone());
         }

@@ -7,7 +7,6 @@ use crate::socket::addr::{self, Domain};
 use crate::socket::options::{self, Facts, MAX_OPT, Options, SetOutcome};
 use crate::socket::{Errno, Kind, SocketError, SocketId};
 use crate::stack::Stack;
-use crate::sys;
 use netcell_proto::{Request, RequestHeader, reply_flags};
 use smoltcp::phy::Device;
 use std::os::fd::OwnedFd;
@@ -101,7 +100,7 @@ pub fn serve<D: Device>(
             return Answer::err(Errno(libc::EAFNOSUPPORT));
         };
         // Linux asks for CAP_NET_RAW in the caller's effective set.
-        let may_raw = ty & 0xf == libc::SOCK_RAW && caller.pid != 0 && sys::has_net_raw(caller.pid);
+        let may_raw = ty & 0xf == libc::SOCK_RAW && caller.pid != 0 && has_net_raw(caller.pid);
         let mut opened = stack.sockets.open(domain, ty, protocol, true, may_raw);
         // At the socket limit: sockets the program closed a moment ago count no
         // more (close is synchronous on Linux).
@@ -391,4 +390,32 @@ fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) ->
 /// The socket a request names, for callers that have resolved it already.
 pub fn lookup<D: Device>(stack: &Stack<D>, inode: u64) -> Option<SocketId> {
     stack.sockets.by_inode(inode)
+}
+
+/// Whether process (or thread) `pid` has `CAP_NET_RAW` over this stack: in its
+/// effective set (`/proc/PID/status`) *and* in the user namespace the stack runs
+/// in. Linux checks the capability in the user namespace that owns the network
+/// namespace; a container's network is this stack, owned by the stack's user
+/// namespace, so capabilities a program holds in a namespace it made itself
+/// (`unshare -Ur`) do not count. Anything that cannot be read answers no.
+fn has_net_raw(pid: u32) -> bool {
+    const CAP_NET_RAW: u32 = 13;
+    let ns = |p: &str| {
+        std::fs::metadata(p).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        })
+    };
+    let theirs = ns(&format!("/proc/{pid}/ns/user"));
+    if theirs.is_none() || theirs != ns("/proc/self/ns/user") {
+        return false;
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_RAW) != 0)
 }

@@ -88,7 +88,7 @@ impl Inbox {
     /// Writes a datagram into the stand-in and remembers its origin; a full queue
     /// drops it, as a socket's full receive buffer does.
     pub(crate) fn deliver(&mut self, si: &StandIn, data: &[u8], origin: Origin) {
-        match sys::send_nb(si.fd.as_fd(), data) {
+        match sys::send_nb(si.fd.as_fd(), data, 0) {
             Ok(_) => {
                 if self.origins.len() >= MAX_ORIGINS {
                     self.origins.pop_front();

@@ -3,7 +3,7 @@
 //! # Theory of operation
 //!
 //! Under the seccomp shim the command must start inside the container's walls — the
-//! Landlock domain ([`crate::seccomp::landlock`]) and the seccomp filter — which only
+//! Landlock domain (the launcher's `seccomp::landlock`) and the seccomp filter — which only
 //! its own process can put up, between `fork` and `exec`; and the filter's
 //! notification listener, which the kernel hands to that process, must end up in
 //! netcell and nowhere else (a container holding its own listener could answer its
@@ -25,7 +25,7 @@
 //!   which its pid could be reused.
 //!
 //! Why no process of the user can take netcell's descriptors at any moment: netcell
-//! makes itself non-dumpable before `main` runs (`sys::early_non_dumpable`),
+//! makes itself non-dumpable before `main` runs ([`crate::process::early_non_dumpable`]),
 //! before it opens any descriptor worth taking; the child is a copy of its memory
 //! and is non-dumpable too until `exec`; after `exec` it no longer shares the table.
 //! (The old order — non-dumpable after the spawn — let the command itself, or a
@@ -36,7 +36,6 @@
 //! the program's candidate paths, `argv`, `envp`, the filter — is built before
 //! `clone3`. It must also never drop a descriptor it did not open: it shares the
 //! table, so a close would close netcell's.
-#![allow(unsafe_code)]
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -323,7 +322,7 @@ impl Child<'_> {
 
     /// The child's whole life: system calls only, then `exec` or `_exit`.
     fn run(&self) -> ! {
-        // SAFETY (whole block): each call is a plain system call on data built before
+        // SAFETY: each call in this block is a plain system call on data built before
         // clone3; nothing allocates, locks or closes a descriptor of netcell's.
         unsafe {
             // netcell blocks the signals it forwards; a blocked mask is inherited

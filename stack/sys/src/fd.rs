@@ -1,0 +1,135 @@
+//! Any descriptor: its flags and identity, its readiness, plain reads and writes,
+//! and sealed in-memory files.
+#![allow(unused_imports)]
+
+use crate::{cvt, cvt_long, cvt_size};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// The `poll` events of `fd` now (`POLLHUP` and `POLLERR` always, `extra` asked).
+pub(crate) fn poll_now(fd: BorrowedFd<'_>, extra: libc::c_short) -> libc::c_short {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: extra,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    if r == 1 { p.revents } else { 0 }
+}
+
+/// Whether the peer of a unix socket is gone (`POLLHUP`).
+pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
+    poll_now(fd, 0) & libc::POLLHUP != 0
+}
+
+/// Whether the fd is writable right now (`poll` with zero timeout).
+pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r == 1 && p.revents & libc::POLLOUT != 0
+}
+
+/// Opens `/dev/null` read-only: a harmless descriptor to attach to marker records.
+pub fn dev_null() -> io::Result<OwnedFd> {
+    std::fs::File::open("/dev/null").map(OwnedFd::from)
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL on a valid fd take and return plain ints.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    let new = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if new != flags {
+        // SAFETY: as above.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, new) })?;
+    }
+    Ok(())
+}
+
+/// The file status flags of `fd` (`F_GETFL`); they belong to the open file, so a
+/// copy taken with `pidfd_getfd` shows the target's `O_NONBLOCK`.
+pub fn status_flags(fd: BorrowedFd<'_>) -> i32 {
+    // SAFETY: plain fcntl.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) }.max(0)
+}
+
+/// What `fstat` says about an fd: its inode and whether it is a socket.
+pub fn inode(fd: BorrowedFd<'_>) -> io::Result<(u64, bool)> {
+    // SAFETY: `st` is a plain C struct that fstat fills; zeroed is a valid value.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: `st` is valid for writes of its size.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok((st.st_ino, st.st_mode & libc::S_IFMT == libc::S_IFSOCK))
+}
+
+/// Whether `fd` is a socket.
+pub fn is_socket(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: stat is plain data for the kernel to fill.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: a valid stat buffer.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+}
+
+/// The file type bits and device number of `fd` (`fstat`).
+pub fn file_kind(fd: BorrowedFd<'_>) -> Option<(u32, u64)> {
+    // SAFETY: plain data for fstat to fill.
+    let mut st: libc::stat = unsafe { zeroed() };
+    // SAFETY: a valid stat buffer.
+    let r = unsafe { libc::fstat(fd.as_raw_fd(), &mut st) };
+    (r == 0).then_some((st.st_mode & libc::S_IFMT, st.st_rdev))
+}
+
+/// What `/proc/self/fd/N` says `fd` is (`anon_inode:[eventfd]`, a path, ...).
+pub fn fd_link(fd: BorrowedFd<'_>) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// `read(2)` into `buf`.
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for writes of its length.
+    cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+}
+
+/// `write(2)`.
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// A sealed, read-only in-memory copy of `data` (`memfd_create` with every seal):
+/// nobody — no other process of the user either — can change it afterwards.
+pub fn sealed_copy(name: &str, data: &[u8]) -> io::Result<OwnedFd> {
+    let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: a valid C string; flags are constants.
+    let fd = cvt(unsafe {
+        libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?;
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut f, data)?;
+    let fd = OwnedFd::from(f);
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl with integer arguments.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(fd)
+}

@@ -1,0 +1,296 @@
+//! Processes: pidfds, another process's descriptors and memory (the seccomp
+//! supervisor's view of its targets), signals, children, limits, dumpability.
+#![allow(unused_imports)]
+
+use crate::{cvt, cvt_long, cvt_size};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// `pidfd_open(2)`.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let fd = cvt_long(unsafe {
+        libc::syscall(libc::SYS_pidfd_open, pid as libc::c_long, 0 as libc::c_long)
+    })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A pidfd naming the thread `tid` itself (`PIDFD_THREAD`, Linux 6.9), so that a
+/// notification from any thread of a process can be served; on older kernels, a
+/// pidfd of its thread group (read from `/proc/TID/status`).
+/// The flag says whether the pidfd names the thread itself.
+pub fn pidfd_open_thread(tid: u32) -> io::Result<(OwnedFd, bool)> {
+    // SAFETY: plain syscall.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_open,
+            tid as libc::c_long,
+            libc::O_EXCL as libc::c_long,
+        )
+    };
+    if r >= 0 {
+        // SAFETY: a fresh fd we own.
+        return Ok((unsafe { OwnedFd::from_raw_fd(r as RawFd) }, true));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) {
+        return Err(e);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let tgid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok((pidfd_open(tgid)?, false))
+}
+
+/// A copy of the target's descriptor `fd` (`pidfd_getfd(2)`), close-on-exec.
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let r = cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_getfd,
+            pidfd.as_raw_fd() as libc::c_long,
+            fd as libc::c_long,
+            0 as libc::c_long,
+        )
+    })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Whether the process a pidfd names is still running (not yet reaped: its pid
+/// cannot have been given to another process).
+pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> bool {
+    // SAFETY: signal 0 only checks; null info is allowed.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd() as libc::c_long,
+            0 as libc::c_long,
+            std::ptr::null::<u8>(),
+            0 as libc::c_long,
+        ) == 0
+    }
+}
+
+/// The parent pid of `pid` (`PPid` in `/proc/PID/status`).
+pub fn parent_of(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Reads the target's memory at `addr` into `buf`, all of it or an error.
+pub fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` is our buffer; the kernel checks `remote` against the target.
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != buf.len() => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `data` into the target's memory at `addr`.
+pub fn write_mem(pid: u32, addr: u64, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let local = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: as for read_mem.
+    let n = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    match n {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize != data.len() => Err(io::Error::from_raw_os_error(libc::EFAULT)),
+        _ => Ok(()),
+    }
+}
+
+/// `kill(2)`.
+pub fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::kill(pid as libc::pid_t, sig) }).map(|_| ())
+}
+
+/// Whether `pid` is in the launcher's process group (so a terminal's signals reach
+/// it without forwarding).
+pub fn in_my_process_group(pid: u32) -> bool {
+    // SAFETY: plain syscalls.
+    unsafe { libc::getpgid(pid as libc::pid_t) == libc::getpgrp() }
+}
+
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// One signal read from a signalfd: its number and whether a process sent it
+/// (`kill`, `sigqueue`) rather than the kernel (a terminal).
+pub fn read_signal(fd: RawFd) -> Option<(libc::c_int, bool)> {
+    // SAFETY: signalfd_siginfo is plain data of the size the kernel writes.
+    let mut info: libc::signalfd_siginfo = unsafe { zeroed() };
+    let n = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: `info` is valid for writes of `n` bytes.
+    let r = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), n) };
+    if r as usize != n {
+        return None;
+    }
+    Some((info.ssi_signo as libc::c_int, info.ssi_code <= 0))
+}
+
+/// Makes this process the reaper of its orphaned descendants
+/// (`PR_SET_CHILD_SUBREAPER`), so that processes a container leaves behind stay
+/// within reach.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(|_| ())
+}
+
+/// The current children of this process (from `/proc/self/task/*/children`).
+pub fn children() -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// Reaps every exited child without blocking; returns how many.
+pub fn reap_all() -> usize {
+    let mut n = 0;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let r = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if r <= 0 {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+/// The effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Raises `RLIMIT_NOFILE`'s soft limit to its hard limit: the stack holds one fd per
+/// socket of every process in the container. Returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    // SAFETY: rlimit is a plain C struct.
+    let mut rl: libc::rlimit = unsafe { zeroed() };
+    // SAFETY: rl is valid for writes.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
+    if rl.rlim_cur < rl.rlim_max {
+        rl.rlim_cur = rl.rlim_max;
+        // SAFETY: rl is a valid rlimit.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) })?;
+    }
+    Ok(rl.rlim_cur)
+}
+
+/// Serves large allocations from fresh `mmap`s always. Every TCP connection
+/// allocates its smoltcp buffers (1 MiB each way by default) zeroed; glibc's dynamic
+/// mmap threshold would soon move them onto the heap, where `calloc` must `memset`
+/// them (a quarter of the stack's time under connection churn), while fresh pages
+/// are zero already and only the ones used get touched.
+pub fn large_allocations_from_mmap() {
+    // SAFETY: mallopt with integer arguments, before any thread is started.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024) };
+}
+
+/// Whether files on the filesystem of `path` may be mapped executable (not `noexec`),
+/// which a preload library needs.
+pub fn exec_allowed(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs is plain data.
+    let mut st: libc::statvfs = unsafe { zeroed() };
+    // SAFETY: valid C string and output struct.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } < 0 {
+        return false;
+    }
+    st.f_flag & libc::ST_NOEXEC == 0
+}
+
+/// Makes netcell non-dumpable before `main` runs (from `.init_array`, right after
+/// the dynamic loader): from then on no other process of the user — a container's
+/// above all — can `ptrace` netcell, take its descriptors (`pidfd_getfd`) or read
+/// its memory, and netcell opens its first descriptor (TAP, control socket,
+/// seccomp listener) only after this. What is left is the moment between `exec`
+/// and this call, when netcell holds only what it inherited.
+pub extern "C" fn early_non_dumpable() {
+    // SAFETY: prctl with integer arguments; nothing else runs yet.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        // SAFETY: a constant message to stderr.
+        unsafe {
+            let m = b"netcell: cannot make itself non-dumpable\n";
+            libc::write(2, m.as_ptr().cast(), m.len());
+            libc::_exit(125);
+        }
+    }
+    MADE_NON_DUMPABLE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static EARLY_NON_DUMPABLE: extern "C" fn() = early_non_dumpable;
+
+static MADE_NON_DUMPABLE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether [`early_non_dumpable`] ran before `main`. Calling this also keeps the
+/// `.init_array` entry in the binary (the linker takes an archive member only when
+/// something in it is used).
+pub fn started_non_dumpable() -> bool {
+    std::hint::black_box(&EARLY_NON_DUMPABLE);
+    MADE_NON_DUMPABLE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Blocks `signals` in this thread and returns a signalfd that reads them.
+pub fn block_and_signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
+    let set = sigset(signals);
+    // SAFETY: a valid sigset; the old mask is not needed.
+    cvt(unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) })?;
+    // SAFETY: a valid sigset; -1 asks for a new fd.
+    let fd = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -1,0 +1,623 @@
+//! Unix sockets: the stand-in pairs and the control socket, descriptor passing
+//! (`SCM_RIGHTS`), and the socket options and queue sizes netcell reads.
+#![allow(unused_imports)]
+
+use crate::fd::{poll_now, set_nonblocking};
+use crate::process::pidfd_open;
+use crate::{cvt, cvt_long, cvt_size};
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// Creates the two ends of a stand-in: an `AF_UNIX` stream pair. The first end is the
+/// stack's (non-blocking), the second the program's (blocking, as `socket()` returns).
+/// Both are close-on-exec in this process.
+pub fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_nonblocking(ours.as_fd(), true)?;
+    Ok((ours, theirs))
+}
+
+/// Creates the two ends of a datagram stand-in: an `AF_UNIX` `SOCK_SEQPACKET` pair
+/// (the stack's end non-blocking, the program's blocking), close-on-exec here.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` is a valid array of two ints for the kernel to fill.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
+    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_nonblocking(ours.as_fd(), true)?;
+    Ok((ours, theirs))
+}
+
+/// Creates a non-blocking `AF_UNIX` `SOCK_SEQPACKET` socket listening at `path`,
+/// readable and writable by its owner only.
+pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is a plain C struct; zero is valid.
+    let mut sun: libc::sockaddr_un = unsafe { zeroed() };
+    if bytes.len() >= sun.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path too long: {}", path.display()),
+        ));
+    }
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket(2).
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sun as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
+    // SAFETY: plain listen(2) on our socket.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), 128) })?;
+    Ok(fd)
+}
+
+/// Accepts one connection without blocking; the new fd is non-blocking and
+/// close-on-exec.
+pub fn accept_nb(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: null address pointers are allowed by accept4.
+    let c = cvt(unsafe {
+        libc::accept4(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(c) })
+}
+
+/// Reads one record of a `SOCK_SEQPACKET` socket without blocking. `Ok(None)` at
+/// end of file (a zero-length read while the peer is gone); a zero-length record
+/// of a live peer is `Ok(Some(0))`. A peer that shut its writing side
+/// (`shutdown(SHUT_WR)`) but lives on reads as `WouldBlock`: nothing more will come
+/// (a zero-length read there would otherwise repeat for ever).
+pub fn recv_record(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `buf` is valid for writes of its length.
+    let n = cvt_size(unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    })?;
+    if n == 0 {
+        let r = poll_now(fd, libc::POLLRDHUP);
+        if r & libc::POLLHUP != 0 {
+            return Ok(None);
+        }
+        if r & libc::POLLRDHUP != 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+    }
+    Ok(Some(n))
+}
+
+/// Receives one record from a copy of a target's stand-in without blocking: its
+/// length (the full length, `MSG_TRUNC`), the first descriptor attached (an
+/// accepted connection, or a datagram socket's error marker), and whether `buf` was
+/// too short.
+pub fn recv_record_fd(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    peek: bool,
+) -> io::Result<(usize, Option<OwnedFd>, bool)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    #[repr(C, align(8))]
+    struct Cm([u8; 64]);
+    let mut cm = Cm([0; 64]);
+    // SAFETY: plain data.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cm.0.as_mut_ptr().cast();
+    msg.msg_controllen = cm.0.len();
+    let flags = libc::MSG_DONTWAIT
+        | libc::MSG_CMSG_CLOEXEC
+        | libc::MSG_TRUNC
+        | if peek { libc::MSG_PEEK } else { 0 };
+    // SAFETY: valid buffers.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
+    let mut got = None;
+    // SAFETY: the kernel wrote well-formed cmsghdrs.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let count =
+                    ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i));
+                    let fd = OwnedFd::from_raw_fd(raw);
+                    if got.is_none() {
+                        got = Some(fd);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, got, truncated))
+}
+
+/// Sets `SO_SNDBUF` (the kernel doubles it); as root, `SO_SNDBUFFORCE` lifts the
+/// sysctl limit.
+pub fn set_sndbuf(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    let len = size_of::<libc::c_int>() as libc::socklen_t;
+    let p = (&v as *const libc::c_int).cast();
+    // SAFETY: `v` is a valid int for the duration of the call.
+    if unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUFFORCE,
+            p,
+            len,
+        )
+    } == 0
+    {
+        return Ok(());
+    }
+    // SAFETY: as above.
+    cvt(unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, p, len) })
+        .map(|_| ())
+}
+
+/// `send(2)` with `MSG_DONTWAIT | MSG_NOSIGNAL`.
+pub fn send_nb(fd: BorrowedFd<'_>, data: &[u8], flags: i32) -> io::Result<usize> {
+    // SAFETY: `data` is valid for reads.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            flags | libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Space for the control message of one `SCM_RIGHTS` with up to 4 fds.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 64]);
+
+/// Sends one message, optionally with one fd as `SCM_RIGHTS`; non-blocking, no SIGPIPE.
+pub fn send_with_fd(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fd: Option<BorrowedFd<'_>>,
+) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
+    let mut cmsg = CmsgBuf([0; 64]);
+    // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+        msg.msg_control = cmsg.0.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points at `space` bytes of aligned storage, enough for one
+        // cmsghdr carrying one int, so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+        }
+    }
+    // SAFETY: msg and everything it points to are valid for the call.
+    cvt_size(unsafe {
+        libc::sendmsg(
+            sock.as_raw_fd(),
+            &msg,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })
+}
+
+/// `SCM_PIDFD` (Linux 6.5): a pidfd of the sender, as ancillary data.
+pub const SCM_PIDFD: i32 = 4;
+
+/// At most this many descriptors come with one message (Linux's `SCM_MAX_FD`).
+pub const SCM_MAX_FD: usize = 253;
+
+/// What `recvmsg` gave.
+pub struct RecvMsg {
+    /// The return value: bytes, or the full length with `MSG_TRUNC`.
+    pub len: usize,
+    /// `msg_flags`.
+    pub flags: i32,
+    /// The source address's full length.
+    pub namelen: usize,
+    /// Bytes of ancillary data.
+    pub controllen: usize,
+    /// The descriptors that came in it (`SCM_RIGHTS`, `SCM_PIDFD`), in order, now
+    /// netcell's.
+    pub fds: heapless::Vec<OwnedFd, SCM_MAX_FD>,
+}
+
+/// `recvmsg(2)` into one buffer.
+pub fn recvmsg(
+    fd: BorrowedFd<'_>,
+    data: &mut [u8],
+    name: Option<&mut [u8; 128]>,
+    control: &mut [u8],
+    flags: i32,
+) -> io::Result<RecvMsg> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // SAFETY: plain data.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(n) = name {
+        msg.msg_name = n.as_mut_ptr().cast();
+        msg.msg_namelen = n.len() as u32;
+    }
+    if !control.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control.len();
+    }
+    // SAFETY: every buffer is valid for the lengths given.
+    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut fds = heapless::Vec::new();
+    // SAFETY: the kernel wrote well-formed cmsghdrs into `control`; the
+    // descriptors in them are new in this process and owned by nobody yet.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let t = (*c).cmsg_type;
+            if (*c).cmsg_level == libc::SOL_SOCKET && (t == libc::SCM_RIGHTS || t == SCM_PIDFD) {
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i));
+                    let _ = fds.push(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(RecvMsg {
+        len: n as usize,
+        flags: msg.msg_flags,
+        namelen: msg.msg_namelen as usize,
+        controllen: msg.msg_controllen,
+        fds,
+    })
+}
+
+/// One received message.
+#[derive(Debug)]
+pub struct Received {
+    /// Bytes of payload.
+    pub len: usize,
+    /// The payload did not fit the buffer (`MSG_TRUNC`).
+    pub truncated: bool,
+    /// File descriptors that came along, close-on-exec. Excess fds beyond the
+    /// capacity are closed, and `fds_truncated` is set.
+    pub fds: heapless::Vec<OwnedFd, 4>,
+    /// Some fds were dropped.
+    pub fds_truncated: bool,
+}
+
+/// Receives one message without blocking, taking any `SCM_RIGHTS` fds (close-on-exec).
+pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cmsg = CmsgBuf([0; 64]);
+    // SAFETY: all-zero msghdr is valid; we fill the pointers below.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.0.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.0.len();
+    // SAFETY: msg points at valid buffers of the stated sizes.
+    let n = cvt_size(unsafe {
+        libc::recvmsg(
+            sock.as_raw_fd(),
+            &mut msg,
+            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+        )
+    })?;
+    let mut out = Received {
+        len: n,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        fds: heapless::Vec::new(),
+        fds_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
+    };
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed
+    // cmsghdrs; CMSG_FIRSTHDR/NXTHDR walk them within those bounds.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c);
+                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                for i in 0..count {
+                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
+                    // The kernel installed this fd for us; we own it now.
+                    let fd = OwnedFd::from_raw_fd(raw);
+                    if out.fds.push(fd).is_err() {
+                        out.fds_truncated = true; // dropped here, which closes it
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and clears the socket's pending error (`SO_ERROR`).
+pub fn take_so_error(fd: BorrowedFd<'_>) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v/len are valid for writes of their sizes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 { 0 } else { v }
+}
+
+/// An `int` socket option of `fd`.
+pub fn sockopt_int(fd: BorrowedFd<'_>, level: i32, name: i32) -> Option<i32> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid int and length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(v)
+}
+
+/// A socket timeout of `fd` (`SO_RCVTIMEO`/`SO_SNDTIMEO`); `None` for none.
+pub fn sock_timeout(fd: BorrowedFd<'_>, name: i32) -> Option<std::time::Duration> {
+    // SAFETY: plain data.
+    let mut tv: libc::timeval = unsafe { zeroed() };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: a valid timeval and length.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            name,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        return None;
+    }
+    Some(
+        std::time::Duration::from_secs(tv.tv_sec as u64)
+            + std::time::Duration::from_micros(tv.tv_usec as u64),
+    )
+}
+
+/// The pid and uid of the process that created the peer of a unix socket.
+pub fn peer_cred(fd: BorrowedFd<'_>) -> io::Result<(i32, u32)> {
+    // SAFETY: ucred is a plain C struct.
+    let mut cred: libc::ucred = unsafe { zeroed() };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred/len are valid for writes of their sizes.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok((cred.pid, cred.uid))
+}
+
+/// A pidfd of the process at the other end of a unix socket, taken when it
+/// connected (`SO_PEERPIDFD`, Linux 6.5): it names that process, never a later one
+/// with the same pid. On older kernels, a pidfd opened now for `SO_PEERCRED`'s pid.
+pub fn peer_pidfd(fd: BorrowedFd<'_>) -> io::Result<(OwnedFd, i32)> {
+    let (pid, _) = peer_cred(fd)?;
+    let mut v: libc::c_int = -1;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: v/len are valid for writes of their sizes.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERPIDFD,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 && v >= 0 {
+        // SAFETY: a fresh descriptor the kernel made for us.
+        return Ok((unsafe { OwnedFd::from_raw_fd(v) }, pid));
+    }
+    if pid <= 0 {
+        return Err(io::Error::from_raw_os_error(libc::ESRCH));
+    }
+    Ok((pidfd_open(pid as u32)?, pid))
+}
+
+/// Whether socket `fd` has a peer (`getpeername` succeeds).
+pub fn has_peer(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: plain data.
+    let mut sa: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: a valid address buffer and length.
+    let r = unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut sa as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    r == 0
+}
+
+/// Bytes this socket has sent that its peer has not read yet (`SIOCOUTQ`).
+/// For an `AF_UNIX` stream this is the kernel's memory accounting of the queued
+/// buffers, a fixed amount per small message.
+pub fn outq(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut v) })?;
+    Ok(v.max(0) as usize)
+}
+
+/// Bytes waiting to be read (`FIONREAD`).
+pub fn pending_bytes(fd: BorrowedFd<'_>) -> usize {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut v) };
+    if r < 0 { 0 } else { v.max(0) as usize }
+}
+
+/// Bytes queued for reading on a stream (`FIONREAD`); 0 if unknown.
+pub fn queued(fd: BorrowedFd<'_>) -> usize {
+    let mut v: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut v) };
+    if r < 0 { 0 } else { v.max(0) as usize }
+}
+
+/// The length of the next datagram queued (a stream: whether a byte is there;
+/// 0 at its end); `WouldBlock` when nothing is queued.
+pub fn peek_len(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut b = [0u8; 1];
+    // SAFETY: a one-byte buffer; with MSG_TRUNC a datagram's full length comes back.
+    let r = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The length of the next record queued on a datagram stand-in (0 if none).
+pub fn next_record_len(fd: BorrowedFd<'_>) -> usize {
+    // SAFETY: a zero-length receive with a null buffer is valid.
+    let r = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            std::ptr::null_mut(),
+            0,
+            libc::MSG_PEEK | libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+        )
+    };
+    r.max(0) as usize
+}
+
+/// `shutdown(2)`.
+pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fd::inode;
+
+    #[test]
+    fn pair_passes_fds_and_reports_outq() {
+        let (a, b) = stream_pair().unwrap();
+        let (x, _y) = stream_pair().unwrap();
+        let n = send_with_fd(a.as_fd(), b"hello", Some(x.as_fd())).unwrap();
+        assert_eq!(n, 5);
+        assert!(outq(a.as_fd()).unwrap() > 0);
+        set_nonblocking(b.as_fd(), true).unwrap();
+        let mut buf = [0u8; 16];
+        let r = recv_with_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..r.len], b"hello");
+        assert_eq!(r.fds.len(), 1);
+        let (ino_sent, _) = inode(x.as_fd()).unwrap();
+        let (ino_got, is_sock) = inode(r.fds[0].as_fd()).unwrap();
+        assert_eq!(ino_sent, ino_got);
+        assert!(is_sock);
+        assert_eq!(peer_cred(a.as_fd()).unwrap().0, std::process::id() as i32);
+    }
+}
