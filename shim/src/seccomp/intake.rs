@@ -55,10 +55,6 @@ const MAX_DGRAM: usize = 4 * 1024 * 1024;
 /// The most ancillary data one receive passes on.
 const MAX_CONTROL: usize = 16 * 1024;
 
-/// Room for ancillary data, aligned as `struct cmsghdr` must be.
-#[repr(C, align(8))]
-struct Control([u8; MAX_CONTROL]);
-
 /// What one receive gave.
 enum Got {
     /// Nothing there yet.
@@ -129,7 +125,7 @@ pub fn recvmmsg<D: Device>(
 /// Takes the bytes of a stream that were peeked for a program that now has them.
 pub fn consume(c: &Consume) {
     let mut sink = [0u8; 4096];
-    let mut control = Control([0u8; MAX_CONTROL]);
+    let mut control = kernel::CmsgBuf([0u8; MAX_CONTROL]);
     let mut left = c.len;
     while left > 0 {
         let n = left.min(sink.len());
@@ -214,7 +210,7 @@ fn receive<D: Device>(
     } else {
         0
     };
-    let mut control = Control([0u8; MAX_CONTROL]);
+    let mut control = kernel::CmsgBuf([0u8; MAX_CONTROL]);
     let control = &mut control.0;
     let mut name = [0u8; 128];
     let our_flags = (flags & !(libc::MSG_CMSG_CLOEXEC | libc::MSG_WAITALL))

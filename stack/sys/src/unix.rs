@@ -141,49 +141,17 @@ pub fn recv_record_fd(
     buf: &mut [u8],
     peek: bool,
 ) -> io::Result<(usize, Option<OwnedFd>, bool)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    #[repr(C, align(8))]
-    struct Cm([u8; 64]);
-    let mut cm = Cm([0; 64]);
-    // SAFETY: plain data.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cm.0.as_mut_ptr().cast();
-    msg.msg_controllen = cm.0.len();
+    let mut control = CmsgBuf::<64>([0; 64]);
     let flags = libc::MSG_DONTWAIT
         | libc::MSG_CMSG_CLOEXEC
         | libc::MSG_TRUNC
         | if peek { libc::MSG_PEEK } else { 0 };
-    // SAFETY: valid buffers.
-    let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let truncated = msg.msg_flags & libc::MSG_TRUNC != 0;
-    let mut got = None;
-    // SAFETY: the kernel wrote well-formed cmsghdrs.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let count =
-                    ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / std::mem::size_of::<RawFd>();
-                for i in 0..count {
-                    let raw = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>().add(i));
-                    let fd = OwnedFd::from_raw_fd(raw);
-                    if got.is_none() {
-                        got = Some(fd);
-                    }
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok((n as usize, got, truncated))
+    let r = recvmsg(fd, buf, None, &mut control.0, flags)?;
+    Ok((
+        r.len,
+        r.fds.into_iter().next(),
+        r.flags & libc::MSG_TRUNC != 0,
+    ))
 }
 
 /// Sets `SO_SNDBUF` (the kernel doubles it); as root, `SO_SNDBUFFORCE` lifts the
@@ -228,9 +196,10 @@ pub fn send_nb(fd: BorrowedFd<'_>, data: &[u8], flags: i32) -> io::Result<usize>
     }
 }
 
-/// Space for the control message of one `SCM_RIGHTS` with up to 4 fds.
+/// Room for ancillary data, aligned as `struct cmsghdr` must be (64 bytes: one
+/// `SCM_RIGHTS` with up to 4 fds).
 #[repr(C, align(8))]
-struct CmsgBuf([u8; 64]);
+pub struct CmsgBuf<const N: usize = 64>(pub [u8; N]);
 
 /// Sends one message, optionally with one fd as `SCM_RIGHTS`; non-blocking, no SIGPIPE.
 pub fn send_with_fd(
@@ -242,7 +211,7 @@ pub fn send_with_fd(
         iov_base: data.as_ptr() as *mut _,
         iov_len: data.len(),
     };
-    let mut cmsg = CmsgBuf([0; 64]);
+    let mut cmsg = CmsgBuf::<64>([0; 64]);
     // SAFETY: msghdr is a plain C struct; all-zero is a valid empty header.
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_iov = &mut iov;
@@ -364,49 +333,23 @@ pub struct Received {
 
 /// Receives one message without blocking, taking any `SCM_RIGHTS` fds (close-on-exec).
 pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut cmsg = CmsgBuf([0; 64]);
-    // SAFETY: all-zero msghdr is valid; we fill the pointers below.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.0.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.0.len();
-    // SAFETY: msg points at valid buffers of the stated sizes.
-    let n = cvt_size(unsafe {
-        libc::recvmsg(
-            sock.as_raw_fd(),
-            &mut msg,
-            libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
-        )
-    })?;
+    let mut control = CmsgBuf::<64>([0; 64]);
+    let r = recvmsg(
+        sock,
+        buf,
+        None,
+        &mut control.0,
+        libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC,
+    )?;
     let mut out = Received {
-        len: n,
-        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        len: r.len,
+        truncated: r.flags & libc::MSG_TRUNC != 0,
         fds: heapless::Vec::new(),
-        fds_truncated: msg.msg_flags & libc::MSG_CTRUNC != 0,
+        fds_truncated: r.flags & libc::MSG_CTRUNC != 0,
     };
-    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed
-    // cmsghdrs; CMSG_FIRSTHDR/NXTHDR walk them within those bounds.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(c);
-                let count = ((*c).cmsg_len - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
-                for i in 0..count {
-                    let raw = std::ptr::read_unaligned(data.cast::<RawFd>().add(i));
-                    // The kernel installed this fd for us; we own it now.
-                    let fd = OwnedFd::from_raw_fd(raw);
-                    if out.fds.push(fd).is_err() {
-                        out.fds_truncated = true; // dropped here, which closes it
-                    }
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
+    for fd in r.fds {
+        if out.fds.push(fd).is_err() {
+            out.fds_truncated = true; // dropped here, which closes it
         }
     }
     Ok(out)
