@@ -46,9 +46,8 @@
 use super::table::{self, Op};
 use super::target::{Call, Fail};
 use super::{datagram, files::Files, ifreq};
-use netcell_proto::{
-    ACCEPT_RECORD_LEN, AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, RequestHeader, reply_flags,
-};
+use netcell_frontend::{self as frontend, Done, SetDone};
+use netcell_proto::{ACCEPT_RECORD_LEN, MAX_SOCKADDR, Request, RequestHeader, reply_flags};
 use netcell_stack::Stack;
 use netcell_stack::control::service::{self, Answer};
 use netcell_stack::socket::{Kind, SocketId};
@@ -234,7 +233,7 @@ pub fn log_refusal(tid: u32, why: std::fmt::Arguments<'_>) {
     }
 }
 
-impl<D: Device> Cx<'_, '_, D> {
+impl<'a, D: Device> Cx<'a, '_, D> {
     /// What the target's descriptor `fd` is. Every doubt refuses: a descriptor
     /// netcell cannot copy (the target made itself non-dumpable, netcell is out of
     /// descriptors) is an error, never a reason to let the kernel carry the call out.
@@ -283,6 +282,18 @@ impl<D: Device> Cx<'_, '_, D> {
         }
     }
 
+    /// The program's memory and the socket service, for the front-end core.
+    pub fn parts(&mut self) -> (&Call<'a>, Direct<'_, D>) {
+        let caller = service::Caller { pid: self.call.tid };
+        (
+            &self.call,
+            Direct {
+                stack: self.stack,
+                caller,
+            },
+        )
+    }
+
     /// Serves one request about the stand-in `ino`.
     pub fn ask(
         &mut self,
@@ -298,21 +309,6 @@ impl<D: Device> Cx<'_, '_, D> {
             fds,
             caller,
         )
-    }
-
-    /// Reads a socket address argument with Linux's checks (`move_addr_to_kernel`).
-    fn read_addr<'b>(
-        &self,
-        addr: u64,
-        len: i32,
-        buf: &'b mut [u8; MAX_SOCKADDR],
-    ) -> Result<&'b [u8], Fail> {
-        if len < 0 || len as usize > MAX_SOCKADDR {
-            return Err(Fail::Errno(libc::EINVAL));
-        }
-        let b = &mut buf[..len as usize];
-        self.call.read(addr, b)?;
-        Ok(b)
     }
 }
 
@@ -404,13 +400,9 @@ fn bind<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
-    let mut buf = [0u8; MAX_SOCKADDR];
-    let addr = cx.read_addr(cx.call.args[1], cx.call.int(2), &mut buf)?;
-    Ok(answer(cx.ask(
-        s.ino,
-        &Request::Bind { addr },
-        &mut heapless::Vec::new(),
-    )))
+    let (addr, len) = (cx.call.args[1], cx.call.int(2) as u32);
+    let (mem, mut svc) = cx.parts();
+    Ok(done(frontend::bind(mem, &mut svc, s.ino, addr, len)?))
 }
 
 fn listen<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
@@ -418,11 +410,50 @@ fn listen<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         return Ok(Outcome::Continue);
     };
     let backlog = cx.call.int(1);
-    Ok(answer(cx.ask(
+    let (_, mut svc) = cx.parts();
+    Ok(done(frontend::plain(
+        &mut svc,
         s.ino,
         &Request::Listen { backlog },
-        &mut heapless::Vec::new(),
-    )))
+    )?))
+}
+
+/// The outcome of a call the front-end core decided.
+fn done(d: Done) -> Outcome {
+    match d {
+        Done::Value(v) => Outcome::Value(v),
+        Done::Native => Outcome::Continue,
+    }
+}
+
+/// The socket service called in the stack's thread: the seccomp front end's
+/// transport for the front-end core.
+pub struct Direct<'s, D: Device> {
+    stack: &'s mut Stack<D>,
+    caller: service::Caller,
+}
+
+impl<D: Device> frontend::Service for Direct<'_, D> {
+    fn ask<R>(
+        &mut self,
+        ino: u64,
+        req: &Request<'_>,
+        f: impl FnOnce(frontend::Reply<'_>) -> R,
+    ) -> Result<R, Fail> {
+        let a = service::serve(
+            self.stack,
+            RequestHeader { seq: 0, sock: ino },
+            req,
+            &mut heapless::Vec::new(),
+            self.caller,
+        );
+        Ok(f(frontend::Reply {
+            errno: a.errno,
+            value: a.value,
+            flags: a.flags,
+            data: a.data(),
+        }))
+    }
 }
 
 /// The outcome of a request that returns 0 or an errno.
@@ -436,18 +467,12 @@ fn answer(a: Answer) -> Outcome {
     }
 }
 
-fn int_of(a: &Answer) -> i32 {
-    a.data()
-        .get(..4)
-        .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-}
-
 fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
     let mut buf = [0u8; MAX_SOCKADDR];
-    let addr = cx.read_addr(cx.call.args[1], cx.call.int(2), &mut buf)?;
+    let addr = frontend::sockaddr_arg(&cx.call, cx.call.args[1], cx.call.int(2) as u32, &mut buf)?;
     // A blocking connect parks until the stand-in turns writable (the handshake
     // ended), then reports how it ended.
     if cx.resumed {
@@ -498,24 +523,14 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
-    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
-        return Ok(Outcome::Errno(libc::EINVAL));
-    }
+    frontend::accept_flags(flags)?;
     match s.kind {
         Some(Kind::Tcp) => {}
         Some(_) => return Ok(Outcome::Errno(libc::EOPNOTSUPP)),
         None => return Ok(Outcome::Errno(libc::EINVAL)),
     }
-    let a = cx.ask(
-        s.ino,
-        &Request::GetSockOpt {
-            level: libc::SOL_SOCKET,
-            name: libc::SO_ACCEPTCONN,
-            len: 4,
-        },
-        &mut heapless::Vec::new(),
-    );
-    if a.errno != 0 || int_of(&a) == 0 {
+    let (_, mut svc) = cx.parts();
+    if frontend::listening(&mut svc, s.ino)? != Some(true) {
         return Ok(Outcome::Errno(libc::EINVAL));
     }
     // Peek first: the connection leaves the listener's queue only once it is
@@ -531,20 +546,18 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
         }
         Err(e) => return Err(e.into()),
     };
-    let (Some(record), Some(conn)) = (AcceptRecord::decode(&rec[..n.min(rec.len())]), conn) else {
-        if n == 0 {
-            // EOF: the listener was shut down.
-            return Ok(Outcome::Errno(libc::EINVAL));
+    let record = &rec[..n.min(rec.len())];
+    let (addr, lenp) = (cx.call.args[1], cx.call.args[2]);
+    let Some(conn) =
+        conn.filter(|_| frontend::accepted(&cx.call, record, true, addr, lenp).is_ok())
+    else {
+        let e = frontend::accepted(&cx.call, record, false, addr, lenp);
+        if n > 0 {
+            // Not a connection: off the queue with it.
+            let _ = super::kernel::recv_record_fd(s.fd.as_fd(), &mut rec, false);
         }
-        let _ = super::kernel::recv_record_fd(s.fd.as_fd(), &mut rec, false);
-        return Ok(Outcome::Errno(libc::ECONNABORTED));
+        return Err(e.err().unwrap_or(Fail::Errno(libc::ECONNABORTED)));
     };
-    let (peer, plen) = record.peer;
-    cx.call.put_addr(
-        cx.call.args[1],
-        cx.call.args[2],
-        &peer[..(plen as usize).min(peer.len())],
-    )?;
     netcell_sys::set_nonblocking(conn.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
     let out = install(&cx.call, conn.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
     if let Outcome::Answered = out {
@@ -560,110 +573,49 @@ fn name<D: Device>(cx: &mut Cx<'_, '_, D>, peer: bool) -> Result<Outcome, Fail> 
         return Ok(Outcome::Continue);
     };
     let (addr, lenp) = (cx.call.args[1], cx.call.args[2]);
-    if addr == 0 || lenp == 0 {
-        return Ok(Outcome::Errno(libc::EFAULT));
-    }
-    if (cx.call.read_u32(lenp)? as i32) < 0 {
-        return Ok(Outcome::Errno(libc::EINVAL));
-    }
-    let req = if peer {
-        Request::GetPeerName
-    } else {
-        Request::GetSockName
-    };
-    let a = cx.ask(s.ino, &req, &mut heapless::Vec::new());
-    if a.flags & reply_flags::NOT_STANDIN != 0 {
-        return Ok(Outcome::Continue);
-    }
-    if a.errno != 0 {
-        return Ok(Outcome::Errno(a.errno));
-    }
-    cx.call.put_addr(addr, lenp, a.data())?;
-    Ok(Outcome::Value(0))
+    let (mem, mut svc) = cx.parts();
+    Ok(done(frontend::name(
+        mem, &mut svc, s.ino, peer, addr, lenp,
+    )?))
 }
 
 fn setsockopt<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
-    let (level, name, val, len) = (
-        cx.call.int(1),
-        cx.call.int(2),
-        cx.call.args[3],
-        cx.call.int(4),
-    );
-    if len < 0 || len as usize > MAX_OPTVAL {
-        return Ok(Outcome::Errno(libc::EINVAL));
-    }
-    let mut buf = [0u8; MAX_OPTVAL];
-    let value = &mut buf[..len as usize];
-    cx.call.read(val, value)?;
-    let a = cx.ask(
-        s.ino,
-        &Request::SetSockOpt { level, name, value },
-        &mut heapless::Vec::new(),
-    );
-    if a.flags & (reply_flags::NOT_STANDIN | reply_flags::APPLY_NATIVE) != 0 && a.errno == 0 {
-        // The stand-in takes the option too (timeouts, buffer sizes the kernel
-        // enforces on it).
-        return Ok(Outcome::Continue);
-    }
-    Ok(answer(a))
+    let opt = (cx.call.int(1), cx.call.int(2));
+    let (val, len) = (cx.call.args[3], cx.call.int(4) as u32);
+    let (mem, mut svc) = cx.parts();
+    Ok(
+        match frontend::setsockopt(mem, &mut svc, s.ino, opt, val, len)? {
+            SetDone::Done => Outcome::Value(0),
+            // The stand-in takes the option too (timeouts, buffer sizes the kernel
+            // enforces on it).
+            SetDone::AlsoNative | SetDone::Native => Outcome::Continue,
+        },
+    )
 }
 
 fn getsockopt<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
-    let (level, name, val, lenp) = (
-        cx.call.int(1),
-        cx.call.int(2),
-        cx.call.args[3],
-        cx.call.args[4],
-    );
-    if lenp == 0 {
-        return Ok(Outcome::Errno(libc::EFAULT));
-    }
-    let want = cx.call.read_u32(lenp)? as i32;
-    if want < 0 {
-        return Ok(Outcome::Errno(libc::EINVAL));
-    }
-    let a = cx.ask(
-        s.ino,
-        &Request::GetSockOpt {
-            level,
-            name,
-            len: want as u32,
-        },
-        &mut heapless::Vec::new(),
-    );
-    if a.flags & reply_flags::NOT_STANDIN != 0 {
-        return Ok(Outcome::Continue);
-    }
-    if a.errno != 0 {
-        return Ok(Outcome::Errno(a.errno));
-    }
-    let n = (want as usize).min(a.data().len());
-    cx.call.write(val, &a.data()[..n])?;
-    cx.call.write_u32(lenp, n as u32)?;
-    Ok(Outcome::Value(0))
+    let opt = (cx.call.int(1), cx.call.int(2));
+    let (val, lenp) = (cx.call.args[3], cx.call.args[4]);
+    let (mem, mut svc) = cx.parts();
+    Ok(done(frontend::getsockopt(
+        mem, &mut svc, s.ino, opt, val, lenp,
+    )?))
 }
 
 fn shutdown<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
     };
-    let a = cx.ask(
-        s.ino,
-        &Request::Shutdown {
-            how: cx.call.int(1),
-        },
-        &mut heapless::Vec::new(),
-    );
+    let how = cx.call.int(1);
+    let (_, mut svc) = cx.parts();
     // Agreed: the kernel shuts the stand-in too, so the FIN follows the bytes
     // written before it.
-    Ok(match answer(a) {
-        Outcome::Value(0) => Outcome::Continue,
-        o => o,
-    })
+    frontend::plain(&mut svc, s.ino, &Request::Shutdown { how })?;
+    Ok(Outcome::Continue)
 }

@@ -21,6 +21,7 @@ use super::intake;
 use super::target::{
     Fail, MAX_IOV, MMSGHDR_LEN, MSG_CONTROLLEN_OFF, MSG_FLAGS_OFF, MSG_NAMELEN_OFF, MsgHdr,
 };
+use netcell_frontend::{Memory, dgram};
 use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
 use smoltcp::phy::Device;
 use std::os::fd::{AsFd, OwnedFd};
@@ -337,10 +338,7 @@ fn deliver<D: Device>(
 ) -> Result<Received, Fail> {
     if marker {
         // An error marker (a socket created with markers on): the errno it holds.
-        let e = data.get(..4).map_or(libc::ECONNREFUSED, |b| {
-            i32::from_ne_bytes([b[0], b[1], b[2], b[3]])
-        });
-        return Err(Fail::Errno(if e > 0 { e } else { libc::ECONNREFUSED }));
+        return Err(Fail::Errno(dgram::marker_errno(data)));
     }
     let capacity: usize = cx
         .scratch
@@ -349,46 +347,24 @@ fn deliver<D: Device>(
         .map(|v| v.1)
         .fold(0, usize::saturating_add);
     let copied = cx.call.scatter(&cx.scratch.iov, data)?;
-    let mut out = Received {
+    let peek = flags & libc::MSG_PEEK != 0;
+    let wants = dgram::Wants {
+        name,
+        control: Some(control),
+    };
+    let (mem, mut svc) = cx.parts();
+    let o = dgram::origin(mem, &mut svc, s.ino, (full, data, peek), wants)?;
+    Ok(Received {
         ret: if flags & libc::MSG_TRUNC != 0 {
             full
         } else {
             copied
         } as i64,
-        flags: if full > capacity { libc::MSG_TRUNC } else { 0 },
-        namelen: 0,
-        controllen: 0,
-    };
-    if name.is_none() && control.1 == 0 {
-        return Ok(out);
-    }
-    let req = Request::Origin {
-        len: full as u32,
-        peek: flags & libc::MSG_PEEK != 0,
-        prefix: &data[..data.len().min(16)],
-    };
-    let a = cx.ask(s.ino, &req, &mut heapless::Vec::new());
-    let d = a.data();
-    if a.errno != 0 || a.value != 1 || d.is_empty() || d.len() <= d[0] as usize {
-        // Origin unknown (the stack lost track): no address rather than a wrong one.
-        return Ok(out);
-    }
-    let sl = d[0] as usize;
-    if let Some((addr, room)) = name {
-        let n = sl.min(room as usize);
-        cx.call.write(addr, &d[1..1 + n])?;
-        out.namelen = sl as u32;
-    }
-    let cmsgs = &d[1 + sl..];
-    if control.0 != 0 && control.1 > 0 {
-        let n = cmsgs.len().min(control.1);
-        cx.call.write(control.0, &cmsgs[..n])?;
-        out.controllen = n;
-        if n < cmsgs.len() {
-            out.flags |= libc::MSG_CTRUNC;
-        }
-    }
-    Ok(out)
+        flags: if full > capacity { libc::MSG_TRUNC } else { 0 }
+            | if o.ctrunc { libc::MSG_CTRUNC } else { 0 },
+        namelen: o.namelen,
+        controllen: o.controllen,
+    })
 }
 
 /// Sends one datagram through the stack: the payload the iovecs in

@@ -12,6 +12,7 @@
 
 use super::calls::{Cx, Held, Outcome};
 use super::target::Fail;
+use netcell_frontend::Memory;
 use netcell_stack::iface::{LO, NetIf};
 use smoltcp::phy::Device;
 use smoltcp::wire::{HardwareAddress, IpCidr};

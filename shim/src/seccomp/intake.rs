@@ -45,6 +45,7 @@
 use super::calls::{Block, Consume, Cx, Outcome};
 use super::kernel;
 use super::target::{Fail, MSG_CONTROLLEN_OFF, MSG_FLAGS_OFF, MSG_NAMELEN_OFF, MsgHdr};
+use netcell_frontend::Memory;
 use smoltcp::phy::Device;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 

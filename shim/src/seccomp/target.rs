@@ -8,24 +8,13 @@
 //! it: a value read from a dead notification is thrown away, never acted on.
 
 use super::kernel::{self, Notif};
+use netcell_frontend::Memory;
 use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 
-/// Why a call is not carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fail {
-    /// The call fails with this errno.
-    Errno(i32),
-    /// The notification is gone (the target was interrupted or died): nobody waits
-    /// for an answer.
-    Gone,
-}
-
-impl From<io::Error> for Fail {
-    fn from(e: io::Error) -> Self {
-        Fail::Errno(e.raw_os_error().unwrap_or(libc::EIO))
-    }
-}
+/// Why a call is not carried out (`Gone`: the notification died — the target was
+/// interrupted or died — and nobody waits for an answer).
+pub use netcell_frontend::Fail;
 
 /// `struct msghdr` as the target laid it out (x86-64).
 #[derive(Clone, Copy, Debug, Default)]
@@ -163,45 +152,11 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Reads the target's memory; `EFAULT` where it is not readable.
-    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
-        if !buf.is_empty() && addr == 0 {
-            return Err(Fail::Errno(libc::EFAULT));
-        }
-        let r = kernel::read_mem(self.tid, addr, buf);
-        self.checked()?;
-        r.map_err(|_| Fail::Errno(libc::EFAULT))
-    }
-
-    /// Reads a `u32` (an `int`, a `socklen_t`).
-    pub fn read_u32(&self, addr: u64) -> Result<u32, Fail> {
-        let mut b = [0u8; 4];
-        self.read(addr, &mut b)?;
-        Ok(u32::from_ne_bytes(b))
-    }
-
     /// Reads a `u64` (a pointer, a `size_t`).
     pub fn read_u64(&self, addr: u64) -> Result<u64, Fail> {
         let mut b = [0u8; 8];
         self.read(addr, &mut b)?;
         Ok(u64::from_ne_bytes(b))
-    }
-
-    /// Writes into the target's memory; `EFAULT` where it is not writable.
-    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fail> {
-        if !data.is_empty() && addr == 0 {
-            return Err(Fail::Errno(libc::EFAULT));
-        }
-        match kernel::write_mem(self.tid, addr, data) {
-            Ok(()) => Ok(()),
-            Err(_) if !self.alive() => Err(Fail::Gone),
-            Err(_) => Err(Fail::Errno(libc::EFAULT)),
-        }
-    }
-
-    /// Writes a `u32`.
-    pub fn write_u32(&self, addr: u64, v: u32) -> Result<(), Fail> {
-        self.write(addr, &v.to_ne_bytes())
     }
 
     /// A copy of the target's descriptor `fd`: `EBADF` if it has none by that
@@ -317,21 +272,6 @@ impl<'a> Call<'a> {
         Ok(at)
     }
 
-    /// Copies an address out as `accept`/`getsockname`/`recvfrom` do: truncated to
-    /// the length `*lenp` gives, the full length stored back. A null `addr` or
-    /// `lenp` skips it.
-    pub fn put_addr(&self, addr: u64, lenp: u64, data: &[u8]) -> Result<(), Fail> {
-        if addr == 0 || lenp == 0 {
-            return Ok(());
-        }
-        let room = self.read_u32(lenp)? as i32;
-        if room < 0 {
-            return Err(Fail::Errno(libc::EINVAL));
-        }
-        self.write(addr, &data[..data.len().min(room as usize)])?;
-        self.write_u32(lenp, data.len() as u32)
-    }
-
     /// Reads the NUL-terminated path at `addr` into `buf` (page by page: it may end
     /// just before an unmapped page); `None` if it is unreadable or longer than
     /// `buf` (the kernel then reports that itself).
@@ -352,5 +292,31 @@ impl<'a> Call<'a> {
             got += take;
         }
         Ok(None)
+    }
+}
+
+/// The target's memory, read and written across processes; every read is
+/// followed by an `ID_VALID` check before its value is used.
+impl Memory for Call<'_> {
+    /// Reads the target's memory; `EFAULT` where it is not readable.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
+        if !buf.is_empty() && addr == 0 {
+            return Err(Fail::Errno(libc::EFAULT));
+        }
+        let r = kernel::read_mem(self.tid, addr, buf);
+        self.checked()?;
+        r.map_err(|_| Fail::Errno(libc::EFAULT))
+    }
+
+    /// Writes into the target's memory; `EFAULT` where it is not writable.
+    fn write(&self, addr: u64, data: &[u8]) -> Result<(), Fail> {
+        if !data.is_empty() && addr == 0 {
+            return Err(Fail::Errno(libc::EFAULT));
+        }
+        match kernel::write_mem(self.tid, addr, data) {
+            Ok(()) => Ok(()),
+            Err(_) if !self.alive() => Err(Fail::Gone),
+            Err(_) => Err(Fail::Errno(libc::EFAULT)),
+        }
     }
 }

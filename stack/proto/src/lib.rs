@@ -812,9 +812,71 @@ impl AcceptRecord {
     }
 }
 
+/// The data of a reply to [`Request::Origin`]: `src_len: u8`, the source sockaddr,
+/// then the ancillary data (`cmsghdr`s, 64-bit layout) the socket's options ask for.
+pub mod origin {
+    /// Writes the source address into `out`; returns the bytes written (the caller
+    /// appends the ancillary data after them). `None` if it does not fit.
+    pub fn encode_addr(addr: &[u8], out: &mut [u8]) -> Option<usize> {
+        let n = addr.len();
+        if n > u8::MAX as usize || out.len() < 1 + n {
+            return None;
+        }
+        out[0] = n as u8;
+        out[1..1 + n].copy_from_slice(addr);
+        Some(1 + n)
+    }
+
+    /// The source address and the ancillary data of an origin; `None` if malformed.
+    pub fn decode(data: &[u8]) -> Option<(&[u8], &[u8])> {
+        let n = *data.first()? as usize;
+        let addr = data.get(1..1 + n)?;
+        Some((addr, &data[1 + n..]))
+    }
+}
+
+/// An error marker: the record the stack writes into a datagram socket's stand-in
+/// in place of a datagram when an ICMP error arrives for it — the errno as 4 bytes
+/// (native order), with a descriptor attached (no datagram carries one) so that a
+/// front end can tell it from a datagram.
+pub mod marker {
+    /// The record for `errno`.
+    pub fn encode(errno: i32) -> [u8; 4] {
+        errno.to_ne_bytes()
+    }
+
+    /// The errno a marker holds (`ECONNREFUSED`, 111, if it holds none).
+    pub fn decode(data: &[u8]) -> i32 {
+        const ECONNREFUSED: i32 = 111;
+        match data.get(..4) {
+            Some(b) => match i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) {
+                e if e > 0 => e,
+                _ => ECONNREFUSED,
+            },
+            None => ECONNREFUSED,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_and_markers_round_trip() {
+        let mut out = [0u8; 32];
+        let n = origin::encode_addr(&[2, 0, 1, 2], &mut out).unwrap();
+        out[n] = 9;
+        assert_eq!(
+            origin::decode(&out[..n + 1]),
+            Some((&[2u8, 0, 1, 2][..], &[9u8][..]))
+        );
+        assert_eq!(origin::decode(&[5, 1]), None);
+        assert_eq!(origin::decode(&[]), None);
+        assert_eq!(marker::decode(&marker::encode(113)), 113);
+        assert_eq!(marker::decode(&[1, 2]), 111);
+        assert_eq!(marker::decode(&(-5i32).to_ne_bytes()), 111);
+    }
 
     fn roundtrip(req: Request<'_>) {
         let mut buf = [0u8; MAX_MESSAGE];

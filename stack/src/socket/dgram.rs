@@ -117,9 +117,7 @@ impl Inbox {
         }
         let mut sa = [0u8; addr::MAX_ENCODED];
         let n = addr::encode(domain, o.src, &mut sa);
-        out[0] = n as u8;
-        out[1..1 + n].copy_from_slice(&sa[..n]);
-        let mut pos = 1 + n;
+        let mut pos = netcell_proto::origin::encode_addr(&sa[..n], out)?;
         let ifindex = (o.iface + 1) as i32;
         if let (IpAddr::V4(d), true) = (o.dst, self.pktinfo) {
             let mut pi = [0u8; 12];

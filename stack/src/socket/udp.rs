@@ -670,7 +670,8 @@ impl Sockets {
         };
         let Ok(marker) = marker else { return };
         if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut()) {
-            let _ = sys::send_with_fd(si.fd.as_fd(), &e.errno.to_ne_bytes(), Some(marker.as_fd()));
+            let record = netcell_proto::marker::encode(e.errno);
+            let _ = sys::send_with_fd(si.fd.as_fd(), &record, Some(marker.as_fd()));
             log::debug!(
                 "udp: socket {} gets {} from an ICMP error",
                 id.index(),
