@@ -53,6 +53,8 @@ fn main() {
         "preload/Cargo.toml",
         "../stack/proto/src",
         "../stack/proto/Cargo.toml",
+        "frontend/src",
+        "frontend/Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", Path::new(p).display());
     }

@@ -9,8 +9,9 @@
 //! a destination or ancillary data is a `SendTo` request carrying the datagram; a
 //! plain `send`/`write` on a connected socket stays native.
 
+use crate::conn;
+use crate::front::{Control, Local};
 use crate::sys;
-use crate::{conn, put_addr};
 use libc::{c_int, c_void, iovec, msghdr, sockaddr, socklen_t};
 use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
 use std::mem::{size_of, zeroed};
@@ -123,12 +124,7 @@ pub unsafe fn recv(
                 sys::close(f2);
             }
         }
-        let errno = if n == 4 {
-            c_int::from_ne_bytes(e)
-        } else {
-            libc::ECONNREFUSED
-        };
-        return Err(if errno > 0 { errno } else { libc::ECONNREFUSED });
+        return Err(netcell_frontend::dgram::marker_errno(&e[..n]));
     }
     let copied = full.min(capacity);
     let mut out_flags = if full > capacity { libc::MSG_TRUNC } else { 0 };
@@ -138,43 +134,35 @@ pub unsafe fn recv(
         // SAFETY: the kernel wrote `copied` bytes into iov.
         let plen = unsafe { gather(iov, copied.min(16), &mut prefix) };
         let ino = sys::socket_inode(fd).unwrap_or(0);
-        let req = Request::Origin {
-            len: full as u32,
-            peek: flags & libc::MSG_PEEK != 0,
-            prefix: &prefix[..plen],
+        let name_room = if name.is_null() || namelen.is_null() {
+            None
+        } else {
+            // SAFETY: checked non-null; the caller's length.
+            Some((name as u64, unsafe { *namelen }))
         };
-        match conn::call(ino, &req, None) {
-            Ok(resp) if resp.errno == 0 && resp.value == 1 => {
-                let d = resp.data();
-                let sl = d.first().copied().unwrap_or(0) as usize;
-                if d.len() > sl {
-                    // SAFETY: the caller's address buffer.
-                    unsafe { put_addr(name, namelen, &d[1..1 + sl]) };
-                    let cmsgs = &d[1 + sl..];
-                    if !control.0.is_null() && control.1 > 0 {
-                        control_len = cmsgs.len().min(control.1);
-                        // SAFETY: the caller's control buffer holds control.1 bytes.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                cmsgs.as_ptr(),
-                                control.0.cast::<u8>(),
-                                control_len,
-                            )
-                        };
-                        if control_len < cmsgs.len() {
-                            out_flags |= libc::MSG_CTRUNC;
-                        }
-                    }
-                }
-            }
-            _ => {
-                // Origin unknown (cannot happen unless the stack lost track):
-                // report no address rather than a wrong one.
-                if !namelen.is_null() {
-                    // SAFETY: checked non-null.
-                    unsafe { *namelen = 0 };
-                }
-            }
+        let wants = netcell_frontend::dgram::Wants {
+            name: name_room,
+            control: Some((control.0 as u64, control.1)),
+        };
+        let peek = flags & libc::MSG_PEEK != 0;
+        let o = netcell_frontend::dgram::origin(
+            &Local,
+            &mut Control,
+            ino,
+            (full, &prefix[..plen], peek),
+            wants,
+        )
+        .map_err(|e| match e {
+            netcell_frontend::Fail::Errno(e) => e,
+            netcell_frontend::Fail::Gone => libc::EINTR,
+        })?;
+        if name_room.is_some() {
+            // SAFETY: checked non-null.
+            unsafe { *namelen = o.namelen };
+        }
+        control_len = o.controllen;
+        if o.ctrunc {
+            out_flags |= libc::MSG_CTRUNC;
         }
     }
     let ret = if flags & libc::MSG_TRUNC != 0 {

@@ -33,15 +33,16 @@ mod class;
 mod conn;
 mod dgram;
 mod dns;
+mod front;
 mod netdb;
 mod resolve;
 mod sys;
 
 use class::Class;
+use front::{Control, Local};
 use libc::{c_int, c_void, iovec, sockaddr, socklen_t};
-use netcell_proto::{
-    ACCEPT_RECORD_LEN, AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, reply_flags,
-};
+use netcell_frontend::SetDone;
+use netcell_proto::{ACCEPT_RECORD_LEN, MAX_SOCKADDR, Request, reply_flags};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -184,20 +185,6 @@ unsafe fn addr_bytes<'a>(addr: *const sockaddr, len: socklen_t) -> Result<&'a [u
     Ok(unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), len as usize) })
 }
 
-/// Copies an address out as `accept`/`getsockname` do: truncated to the caller's
-/// buffer, with the full length reported.
-pub(crate) unsafe fn put_addr(addr: *mut sockaddr, len: *mut socklen_t, data: &[u8]) {
-    if addr.is_null() || len.is_null() {
-        return;
-    }
-    // SAFETY: the caller passed a buffer of `*len` bytes and a valid length pointer.
-    unsafe {
-        let n = (*len as usize).min(data.len());
-        std::ptr::copy_nonoverlapping(data.as_ptr(), addr.cast::<u8>(), n);
-        *len = data.len() as socklen_t;
-    }
-}
-
 /// Sends a request about a stand-in; `None` when the stack says it is not one.
 fn ask(ino: u64, req: &Request<'_>, fd: Option<c_int>) -> Option<Result<conn::Response, c_int>> {
     match conn::call(ino, req, fd) {
@@ -257,49 +244,29 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_bind(fd, addr, len) };
     let Some(ino) = standin(fd) else {
-        // SAFETY: passing through.
-        return unsafe { real_bind(fd, addr, len) };
+        return native();
     };
-    // SAFETY: the caller's address buffer.
-    let a = match unsafe { addr_bytes(addr, len) } {
-        Ok(a) => a,
-        Err(e) => return fail(e),
-    };
-    match ask(ino, &Request::Bind { addr: a }, None) {
-        // SAFETY: passing through.
-        None => unsafe { real_bind(fd, addr, len) },
-        Some(Ok(_)) => 0,
-        Some(Err(e)) => fail(e),
-    }
+    let r = netcell_frontend::bind(&Local, &mut Control, ino, addr as u64, len);
+    front::ret(r, native)
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_listen(fd, backlog) };
     let Some(ino) = standin(fd) else {
-        // SAFETY: passing through.
-        return unsafe { real_listen(fd, backlog) };
+        return native();
     };
-    match ask(ino, &Request::Listen { backlog }, None) {
-        // SAFETY: passing through.
-        None => unsafe { real_listen(fd, backlog) },
-        Some(Ok(_)) => {
-            if let Ok(mut l) = LISTENERS.lock() {
-                l.insert(ino);
-            }
-            0
-        }
-        Some(Err(e)) => fail(e),
+    let r = netcell_frontend::plain(&mut Control, ino, &Request::Listen { backlog });
+    if r == Ok(netcell_frontend::Done::Value(0))
+        && let Ok(mut l) = LISTENERS.lock()
+    {
+        l.insert(ino);
     }
-}
-
-fn int_value(r: &conn::Response) -> c_int {
-    let d = r.data();
-    if d.len() >= 4 {
-        c_int::from_ne_bytes([d[0], d[1], d[2], d[3]])
-    } else {
-        0
-    }
+    front::ret(r, native)
 }
 
 #[unsafe(no_mangle)]
@@ -313,26 +280,21 @@ pub unsafe extern "C" fn accept4(
         // SAFETY: passing through.
         return unsafe { real_accept4(fd, addr, len, flags) };
     };
-    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
-        return fail(libc::EINVAL);
+    if let Err(e) = netcell_frontend::accept_flags(flags) {
+        return front::ret(Err(e), || -1);
     }
     let known = LISTENERS.lock().map(|l| l.contains(&ino)).unwrap_or(false);
     if !known {
-        let req = Request::GetSockOpt {
-            level: libc::SOL_SOCKET,
-            name: libc::SO_ACCEPTCONN,
-            len: 4,
-        };
-        match ask(ino, &req, None) {
+        match netcell_frontend::listening(&mut Control, ino) {
             // SAFETY: passing through.
-            None => return unsafe { real_accept4(fd, addr, len, flags) },
-            Some(Err(e)) => return fail(e),
-            Some(Ok(r)) if int_value(&r) == 0 => return fail(libc::EINVAL),
-            Some(Ok(_)) => {
+            Ok(None) => return unsafe { real_accept4(fd, addr, len, flags) },
+            Ok(Some(false)) => return fail(libc::EINVAL),
+            Ok(Some(true)) => {
                 if let Ok(mut l) = LISTENERS.lock() {
                     l.insert(ino);
                 }
             }
+            Err(e) => return front::ret(Err(e), || -1),
         }
     }
     let mut rec = [0u8; ACCEPT_RECORD_LEN];
@@ -340,25 +302,25 @@ pub unsafe extern "C" fn accept4(
         Ok(g) => g,
         Err(e) => return fail(e),
     };
-    let (Some(record), Some(conn_fd)) = (AcceptRecord::decode(&rec[..got.len]), got.fd) else {
-        if let Some(f) = got.fd {
-            sys::close(f);
+    let record = &rec[..got.len];
+    let r = netcell_frontend::accepted(&Local, record, got.fd.is_some(), addr as u64, len as u64);
+    let conn_fd = match (r, got.fd) {
+        (Ok(()), Some(c)) => c,
+        (r, f) => {
+            if let Some(f) = f {
+                sys::close(f);
+            }
+            return front::ret(
+                r.and(Err(netcell_frontend::Fail::Errno(libc::ECONNABORTED))),
+                || -1,
+            );
         }
-        // EOF: the listener was shut down.
-        return fail(if got.len == 0 {
-            libc::EINVAL
-        } else {
-            libc::ECONNABORTED
-        });
     };
     set_cloexec(conn_fd, flags & libc::SOCK_CLOEXEC != 0);
     if flags & libc::SOCK_NONBLOCK != 0 {
         sys::set_nonblock(conn_fd);
     }
     class::set(conn_fd, Class::Stream);
-    let (peer, plen) = record.peer;
-    // SAFETY: the caller's buffer and length.
-    unsafe { put_addr(addr, len, &peer[..plen as usize]) };
     conn_fd
 }
 
@@ -412,7 +374,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 }
 
 unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bool) -> c_int {
-    let passthrough = |fd, addr, len| {
+    let native = || {
         // SAFETY: passing the caller's arguments through.
         unsafe {
             if peer {
@@ -423,29 +385,10 @@ unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: b
         }
     };
     let Some(ino) = standin(fd) else {
-        return passthrough(fd, addr, len);
+        return native();
     };
-    if addr.is_null() || len.is_null() {
-        return fail(libc::EFAULT);
-    }
-    // SAFETY: checked non-null above.
-    if (unsafe { *len } as i32) < 0 {
-        return fail(libc::EINVAL);
-    }
-    let req = if peer {
-        Request::GetPeerName
-    } else {
-        Request::GetSockName
-    };
-    match ask(ino, &req, None) {
-        None => passthrough(fd, addr, len),
-        Some(Ok(r)) => {
-            // SAFETY: the caller's buffer and length.
-            unsafe { put_addr(addr, len, r.data()) };
-            0
-        }
-        Some(Err(e)) => fail(e),
-    }
+    let r = netcell_frontend::name(&Local, &mut Control, ino, peer, addr as u64, len as u64);
+    front::ret(r, native)
 }
 
 #[unsafe(no_mangle)]
@@ -468,30 +411,16 @@ pub unsafe extern "C" fn setsockopt(
     val: *const c_void,
     len: socklen_t,
 ) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_setsockopt(fd, level, name, val, len) };
     let Some(ino) = standin(fd) else {
-        // SAFETY: passing through.
-        return unsafe { real_setsockopt(fd, level, name, val, len) };
+        return native();
     };
-    if len as usize > MAX_OPTVAL {
-        return fail(libc::EINVAL);
-    }
-    let value: &[u8] = if len == 0 {
-        &[]
-    } else if val.is_null() {
-        return fail(libc::EFAULT);
-    } else {
-        // SAFETY: the caller passed `len` readable bytes.
-        unsafe { std::slice::from_raw_parts(val.cast::<u8>(), len as usize) }
-    };
-    match ask(ino, &Request::SetSockOpt { level, name, value }, None) {
-        // SAFETY: passing through.
-        None => unsafe { real_setsockopt(fd, level, name, val, len) },
-        Some(Ok(r)) if r.flags & reply_flags::APPLY_NATIVE != 0 => {
-            // SAFETY: the caller's arguments, applied to the stand-in as well.
-            unsafe { real_setsockopt(fd, level, name, val, len) }
-        }
-        Some(Ok(_)) => 0,
-        Some(Err(e)) => fail(e),
+    match netcell_frontend::setsockopt(&Local, &mut Control, ino, (level, name), val as u64, len) {
+        Ok(SetDone::Done) => 0,
+        // The stand-in takes the option too (or is no stand-in after all).
+        Ok(SetDone::AlsoNative | SetDone::Native) => native(),
+        Err(e) => front::ret(Err(e), native),
     }
 }
 
@@ -503,57 +432,38 @@ pub unsafe extern "C" fn getsockopt(
     val: *mut c_void,
     len: *mut socklen_t,
 ) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_getsockopt(fd, level, name, val, len) };
     let Some(ino) = standin(fd) else {
-        // SAFETY: passing through.
-        return unsafe { real_getsockopt(fd, level, name, val, len) };
+        return native();
     };
-    if len.is_null() {
-        return fail(libc::EFAULT);
-    }
-    // SAFETY: checked non-null.
-    let want = unsafe { *len } as i32;
-    if want < 0 {
-        return fail(libc::EINVAL);
-    }
-    if val.is_null() && want > 0 {
-        return fail(libc::EFAULT);
-    }
+    // A datagram socket's pending ICMP error waits as a marker in its stand-in.
     if level == libc::SOL_SOCKET
         && name == libc::SO_ERROR
         && class::of(fd) == Class::Datagram
+        && !len.is_null()
         && let Some(e) = dgram::take_marker(fd)
     {
-        let b = e.to_ne_bytes();
-        let n = (want as usize).min(4);
-        // SAFETY: the caller's buffer holds `want` bytes; we copy at most that.
-        unsafe {
-            std::ptr::copy_nonoverlapping(b.as_ptr(), val.cast::<u8>(), n);
-            *len = n as socklen_t;
-        }
-        return 0;
+        // SAFETY: checked non-null.
+        let want = unsafe { *len } as i32;
+        let v = e.to_ne_bytes();
+        let r = netcell_frontend::put_option(
+            &Local,
+            val as u64,
+            len as u64,
+            &v[..want.clamp(0, 4) as usize],
+        );
+        return front::ret(r.map(|()| netcell_frontend::Done::Value(0)), native);
     }
-    match ask(
+    let r = netcell_frontend::getsockopt(
+        &Local,
+        &mut Control,
         ino,
-        &Request::GetSockOpt {
-            level,
-            name,
-            len: want as u32,
-        },
-        None,
-    ) {
-        // SAFETY: passing through.
-        None => unsafe { real_getsockopt(fd, level, name, val, len) },
-        Some(Ok(r)) => {
-            let n = (want as usize).min(r.data().len());
-            // SAFETY: the caller's buffer holds `want` bytes; we copy at most that.
-            unsafe {
-                std::ptr::copy_nonoverlapping(r.data().as_ptr(), val.cast::<u8>(), n);
-                *len = n as socklen_t;
-            }
-            0
-        }
-        Some(Err(e)) => fail(e),
-    }
+        (level, name),
+        val as u64,
+        len as u64,
+    );
+    front::ret(r, native)
 }
 
 #[unsafe(no_mangle)]
