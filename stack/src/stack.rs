@@ -135,13 +135,8 @@ impl<D: Device> Stack<D> {
         &self.ifs
     }
 
-    /// The socket table.
-    pub fn sockets(&self) -> &Sockets {
-        &self.sockets
-    }
-
     /// The socket table, mutably (the event loop reports stand-in readiness here).
-    pub fn sockets_mut(&mut self) -> &mut Sockets {
+    pub(crate) fn sockets_mut(&mut self) -> &mut Sockets {
         &mut self.sockets
     }
 

@@ -47,10 +47,10 @@ use super::table::{self, Op};
 use super::target::{Call, Fail};
 use super::{datagram, files::Files, ifreq};
 use netcell_frontend::{self as frontend, Done, SetDone};
-use netcell_proto::{ACCEPT_RECORD_LEN, MAX_SOCKADDR, Request, RequestHeader, reply_flags};
+use netcell_proto::{ACCEPT_RECORD_LEN, MAX_SOCKADDR, Request, RequestHeader, kinds, reply_flags};
 use netcell_stack::Stack;
 use netcell_stack::control::service::{self, Answer};
-use netcell_stack::socket::{Kind, SocketId};
+use netcell_stack::socket::Kind;
 use smoltcp::phy::Device;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
@@ -70,8 +70,8 @@ pub enum Outcome {
     /// Wait until the descriptor is ready, then serve the call again.
     Block(Block),
     /// Return 0 for a connect, and once that answer is delivered, mark the
-    /// connection reported.
-    Connected(SocketId),
+    /// connection of the stand-in with this inode reported.
+    Connected(u64),
     /// Return this many bytes received, and once that answer is delivered, take
     /// them off the stream they were peeked from (see [`super::intake`]).
     Peeked(i64, Consume),
@@ -95,8 +95,9 @@ pub struct Block {
     pub timeout: Option<Duration>,
     /// The errno when the timeout expires.
     pub timeout_errno: i32,
-    /// A datagram socket whose pending error also ends the wait.
-    pub watch: Option<SocketId>,
+    /// A datagram socket (its stand-in's inode) whose pending error also ends the
+    /// wait.
+    pub watch: Option<u64>,
     /// Serve the call again after a short while, not on readiness (a stream with
     /// some but not all the bytes `MSG_WAITALL` asks for: its descriptor is ready
     /// all along).
@@ -106,7 +107,7 @@ pub struct Block {
 impl Block {
     /// Waits until `fd` turns readable (or writable); `SO_RCVTIMEO` or
     /// `SO_SNDTIMEO` bounds the wait, which then fails with `timeout_errno`.
-    pub fn on(fd: OwnedFd, writable: bool, timeout_errno: i32, watch: Option<SocketId>) -> Block {
+    pub fn on(fd: OwnedFd, writable: bool, timeout_errno: i32, watch: Option<u64>) -> Block {
         let name = if writable {
             libc::SO_SNDTIMEO
         } else {
@@ -186,8 +187,7 @@ pub struct Sock {
     pub fd: OwnedFd,
     /// Its inode, which names the socket in the stack.
     pub ino: u64,
-    /// The live socket (`None`: the stack closed it after a reset).
-    pub id: Option<SocketId>,
+    /// What it is (`None`: the stack closed it under the program, after a reset).
     pub kind: Option<Kind>,
 }
 
@@ -203,7 +203,11 @@ impl Sock {
 
     /// Waits for this socket (see [`Block`]); `SO_RCVTIMEO` or `SO_SNDTIMEO` bounds it.
     pub fn block(self, writable: bool, timeout_errno: i32) -> Outcome {
-        let watch = if self.is_datagram() { self.id } else { None };
+        let watch = if self.is_datagram() {
+            Some(self.ino)
+        } else {
+            None
+        };
         Outcome::Block(Block::on(self.fd, writable, timeout_errno, watch))
     }
 }
@@ -245,8 +249,8 @@ impl<'a, D: Device> Cx<'a, '_, D> {
         if !is_socket {
             return Ok(Held::NotSocket);
         }
-        let sockets = self.stack.sockets();
-        if !sockets.knows(ino) {
+        let described = self.ask(ino, &Request::Describe, &mut heapless::Vec::new());
+        if described.flags & reply_flags::NOT_STANDIN != 0 {
             let domain =
                 super::kernel::sockopt_int(copy.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN);
             if domain != Some(libc::AF_UNIX) {
@@ -254,12 +258,16 @@ impl<'a, D: Device> Cx<'a, '_, D> {
             }
             return Ok(Held::Unix(copy));
         }
-        let id = sockets.by_inode(ino);
-        let kind = id.and_then(|id| sockets.kind(id));
+        let kind = match described.value {
+            kinds::TCP => Some(Kind::Tcp),
+            kinds::UDP => Some(Kind::Udp),
+            kinds::ICMP => Some(Kind::Icmp),
+            kinds::RAW => Some(Kind::Raw),
+            _ => None,
+        };
         Ok(Held::StandIn(Sock {
             fd: copy,
             ino,
-            id,
             kind,
         }))
     }
@@ -310,6 +318,18 @@ impl<'a, D: Device> Cx<'a, '_, D> {
             caller,
         )
     }
+}
+
+/// Serves one request about the stand-in `ino` for the supervisor itself (no
+/// program's call: no caller).
+pub fn ask_stack<D: Device>(stack: &mut Stack<D>, ino: u64, req: &Request<'_>) -> Answer {
+    service::serve(
+        stack,
+        RequestHeader { seq: 0, sock: ino },
+        req,
+        &mut heapless::Vec::new(),
+        service::Caller::default(),
+    )
 }
 
 /// Serves one call: as what the call table says it is ([`super::table`]).
@@ -375,10 +395,12 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     netcell_sys::set_nonblocking(fd.as_fd(), ty & libc::SOCK_NONBLOCK != 0)?;
     // Plain reads of a datagram stand-in stay native here, so ICMP errors wait as
     // the pending error instead of as markers in the stand-in.
-    if let Ok((ino, _)) = netcell_sys::inode(fd.as_fd())
-        && let Some(id) = cx.stack.sockets().by_inode(ino)
-    {
-        cx.stack.sockets_mut().set_error_markers(id, false);
+    if let Ok((ino, _)) = netcell_sys::inode(fd.as_fd()) {
+        cx.ask(
+            ino,
+            &Request::ErrorMarkers { on: false },
+            &mut heapless::Vec::new(),
+        );
     }
     install(&cx.call, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
 }
@@ -506,10 +528,13 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 /// reached the program, so that a call a signal interrupted at that moment and
 /// restarts still gets 0 (see `Sockets::connect_outcome`).
 fn finished_connect<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock, addr: &[u8]) -> Outcome {
-    if let Some(id) = s.id
-        && cx.stack.sockets().connect_outcome(id) == Some(true)
-    {
-        return Outcome::Connected(id);
+    let done = cx.ask(
+        s.ino,
+        &Request::ConnectDone { commit: false },
+        &mut heapless::Vec::new(),
+    );
+    if done.errno == 0 && done.value == 1 {
+        return Outcome::Connected(s.ino);
     }
     // Failed (the errno, reported once), still connecting, or reported already.
     let a = cx.ask(s.ino, &Request::Connect { addr }, &mut heapless::Vec::new());

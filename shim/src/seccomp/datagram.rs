@@ -250,10 +250,12 @@ fn would_block(s: Sock, flags: i32) -> Outcome {
 
 /// Takes the socket's pending error (an ICMP error), 0 if none.
 fn take_error<D: Device>(cx: &mut Cx<'_, '_, D>, s: &Sock) -> i32 {
-    match s.id {
-        Some(id) if cx.stack.sockets().peek_error(id) != 0 => cx.stack.sockets_mut().take_error(id),
-        _ => 0,
-    }
+    let a = cx.ask(
+        s.ino,
+        &Request::PendingError { take: true },
+        &mut heapless::Vec::new(),
+    );
+    a.value as i32
 }
 
 /// A receive described by the target's `msghdr` at `at`; writes back its name

@@ -21,7 +21,8 @@ use super::kernel::{self, Notif};
 use super::target::{Call, PIDFD_TOKEN, Pidfds};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use netcell_stack::{SocketId, Stack};
+use netcell_proto::Request;
+use netcell_stack::Stack;
 use smoltcp::phy::Device;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -35,7 +36,7 @@ struct Parked {
     fd: OwnedFd,
     deadline: Option<Instant>,
     timeout_errno: i32,
-    watch: Option<SocketId>,
+    watch: Option<u64>,
     /// Served again at this time rather than on readiness.
     retry_at: Option<Instant>,
 }
@@ -168,9 +169,9 @@ impl Supervisor {
                 continue;
             };
             let expired = p.deadline.is_some_and(|d| now >= d);
-            let errored = p
-                .watch
-                .is_some_and(|id| stack.sockets().peek_error(id) != 0);
+            let errored = p.watch.is_some_and(|ino| {
+                calls::ask_stack(stack, ino, &Request::PendingError { take: false }).value != 0
+            });
             let retry = p.retry_at.is_some_and(|d| now >= d);
             let dead = sweep && !kernel::id_valid(self.listener.as_fd(), p.notif.id);
             if !(expired || errored || retry || dead) {
@@ -222,7 +223,7 @@ impl Supervisor {
             Outcome::Block(b) => self.park(notif, b, prev.and_then(|p| p.deadline)),
             Outcome::Connected(id) => {
                 if self.respond(notif.id, Outcome::Value(0)) {
-                    stack.sockets_mut().connect_reported(id);
+                    calls::ask_stack(stack, id, &Request::ConnectDone { commit: true });
                 }
             }
             Outcome::Peeked(v, c) => {

@@ -144,6 +144,29 @@ pub enum Op {
     Origin = 12,
     /// Facts about the container the resolver needs.
     Info = 13,
+    /// What a descriptor is to the stack (the seccomp supervisor asks).
+    Describe = 14,
+    /// Whether a connect's handshake ended in a connection not yet reported.
+    ConnectDone = 15,
+    /// A datagram socket's pending error (an ICMP error).
+    PendingError = 16,
+    /// How a datagram socket learns of ICMP errors.
+    ErrorMarkers = 17,
+}
+
+/// The reply value of [`Request::Describe`]: what kind of socket the stand-in is.
+pub mod kinds {
+    /// A socket the stack closed under its program (after a reset): its stand-in
+    /// still answers `getsockname`, `SO_ERROR`, ...
+    pub const CLOSED: u32 = 0;
+    /// TCP.
+    pub const TCP: u32 = 1;
+    /// UDP.
+    pub const UDP: u32 = 2;
+    /// ICMP echo ("ping").
+    pub const ICMP: u32 = 3;
+    /// Raw IP.
+    pub const RAW: u32 = 4;
 }
 
 /// Bits of the reply value of [`Request::Info`].
@@ -171,6 +194,10 @@ impl Op {
             11 => Op::SendTo,
             12 => Op::Origin,
             13 => Op::Info,
+            14 => Op::Describe,
+            15 => Op::ConnectDone,
+            16 => Op::PendingError,
+            17 => Op::ErrorMarkers,
             _ => return None,
         })
     }
@@ -270,6 +297,32 @@ pub enum Request<'a> {
     },
     /// No body. Reply value: [`info_flags`].
     Info,
+    /// No body. Reply value: [`kinds`]; `NOT_STANDIN` when the inode is not one of
+    /// the stack's stand-ins.
+    Describe,
+    /// Body: `commit: u8`. Reply value: 1 when the socket's connect ended in a
+    /// connection that no `connect` has reported yet; with `commit`, it is reported
+    /// now. (The seccomp supervisor answers a blocking `connect` itself and commits
+    /// only once its answer reached the program, so that a call a signal interrupts
+    /// and restarts still gets 0.)
+    ConnectDone {
+        /// Mark it reported.
+        commit: bool,
+    },
+    /// Body: `take: u8`. Reply value: the pending errno of a datagram socket (an
+    /// ICMP error), 0 if none; with `take` it is cleared, as `SO_ERROR` does.
+    PendingError {
+        /// Clear it.
+        take: bool,
+    },
+    /// Body: `on: u8`. Whether ICMP errors of a datagram socket go into its
+    /// stand-in as [`marker`] records (the default, for the preload library, which
+    /// reads every record itself) or wait as the pending error (the seccomp
+    /// supervisor, under which plain reads stay native).
+    ErrorMarkers {
+        /// Markers in the stand-in.
+        on: bool,
+    },
 }
 
 impl Request<'_> {
@@ -289,6 +342,10 @@ impl Request<'_> {
             Request::SendTo { .. } => Op::SendTo,
             Request::Origin { .. } => Op::Origin,
             Request::Info => Op::Info,
+            Request::Describe => Op::Describe,
+            Request::ConnectDone { .. } => Op::ConnectDone,
+            Request::PendingError { .. } => Op::PendingError,
+            Request::ErrorMarkers { .. } => Op::ErrorMarkers,
         }
     }
 }
@@ -533,7 +590,10 @@ pub fn encode_request(
             w.bytes(addr)?;
         }
         Request::Listen { backlog } => w.i32(backlog)?,
-        Request::GetSockName | Request::GetPeerName | Request::Info => {}
+        Request::GetSockName | Request::GetPeerName | Request::Info | Request::Describe => {}
+        Request::ConnectDone { commit: b }
+        | Request::PendingError { take: b }
+        | Request::ErrorMarkers { on: b } => w.u8(b as u8)?,
         Request::SetSockOpt { level, name, value } => {
             check_len("option value", value, MAX_OPTVAL)?;
             w.i32(level)?;
@@ -630,6 +690,12 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
         Op::GetSockName => Request::GetSockName,
         Op::GetPeerName => Request::GetPeerName,
         Op::Info => Request::Info,
+        Op::Describe => Request::Describe,
+        Op::ConnectDone => Request::ConnectDone {
+            commit: r.u8()? != 0,
+        },
+        Op::PendingError => Request::PendingError { take: r.u8()? != 0 },
+        Op::ErrorMarkers => Request::ErrorMarkers { on: r.u8()? != 0 },
         Op::SetSockOpt => {
             let level = r.i32()?;
             let name = r.i32()?;

@@ -7,7 +7,7 @@ use crate::socket::addr::{self, Domain};
 use crate::socket::options::{self, Facts, MAX_OPT, Options, SetOutcome};
 use crate::socket::{Errno, Kind, SocketError, SocketId};
 use crate::stack::Stack;
-use netcell_proto::{Request, RequestHeader, reply_flags};
+use netcell_proto::{Request, RequestHeader, kinds, reply_flags};
 use smoltcp::phy::Device;
 use std::os::fd::OwnedFd;
 
@@ -314,6 +314,37 @@ pub fn serve<D: Device>(
                 None => ans,
             }
         }
+        Request::Describe => Answer {
+            value: match kind {
+                Kind::Tcp => kinds::TCP,
+                Kind::Udp => kinds::UDP,
+                Kind::Icmp => kinds::ICMP,
+                Kind::Raw => kinds::RAW,
+            },
+            ..Answer::ok()
+        },
+        Request::ConnectDone { commit } => {
+            let done = stack.sockets.connect_outcome(id) == Some(true);
+            if done && commit {
+                stack.sockets.connect_reported(id);
+            }
+            Answer {
+                value: done as u32,
+                ..Answer::ok()
+            }
+        }
+        Request::PendingError { take } => Answer {
+            value: if take {
+                stack.sockets.take_error(id)
+            } else {
+                stack.sockets.peek_error(id)
+            } as u32,
+            ..Answer::ok()
+        },
+        Request::ErrorMarkers { on } => {
+            stack.sockets.set_error_markers(id, on);
+            Answer::ok()
+        }
         Request::Hello { .. } | Request::Socket { .. } | Request::Info => {
             Answer::err(Errno(libc::EINVAL))
         }
@@ -344,6 +375,10 @@ fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) ->
         return Answer::not_standin();
     };
     match *req {
+        Request::Describe => Answer {
+            value: kinds::CLOSED,
+            ..Answer::ok()
+        },
         Request::GetSockName => {
             let a = t
                 .local

@@ -326,14 +326,8 @@ impl Sockets {
     }
 
     /// The socket whose stand-in has this inode.
-    pub fn by_inode(&self, inode: u64) -> Option<SocketId> {
+    pub(crate) fn by_inode(&self, inode: u64) -> Option<SocketId> {
         self.by_inode.get(&inode).copied()
-    }
-
-    /// Whether `inode` names a stand-in of this table: a live socket, or one the
-    /// stack closed under the program (after a reset).
-    pub fn knows(&self, inode: u64) -> bool {
-        self.by_inode.contains_key(&inode) || self.tombstones.contains_key(&inode)
     }
 
     /// What remains of a socket the stack closed under a program.
@@ -379,7 +373,7 @@ impl Sockets {
 
     /// Stand-ins created since the last call, for the event loop to watch: the slot
     /// index (its token) and the stack's fd.
-    pub fn drain_new_standins(&mut self, mut f: impl FnMut(usize, RawFd)) {
+    pub(crate) fn drain_new_standins(&mut self, mut f: impl FnMut(usize, RawFd)) {
         let ids = std::mem::take(&mut self.new_standins);
         for id in &ids {
             if let Some(si) = self.get(*id).and_then(|s| s.standin.as_ref()) {
@@ -392,7 +386,13 @@ impl Sockets {
 
     /// Readiness of a stand-in reported by the event loop (edge-triggered: only
     /// `true` values are news).
-    pub fn standin_event(&mut self, index: usize, readable: bool, writable: bool, hup: bool) {
+    pub(crate) fn standin_event(
+        &mut self,
+        index: usize,
+        readable: bool,
+        writable: bool,
+        hup: bool,
+    ) {
         if let Some(si) = self
             .slots
             .get_mut(index)
@@ -410,7 +410,7 @@ impl Sockets {
     /// it frees is free when it returns — so a `bind` that finds its port taken
     /// looks here before failing. Returns whether any closed stand-in waits to be
     /// processed (found now, or flagged by the event loop in this turn).
-    pub fn notice_hangups(&mut self) -> bool {
+    pub(crate) fn notice_hangups(&mut self) -> bool {
         let mut any = false;
         for si in self
             .slots
@@ -526,7 +526,7 @@ impl Sockets {
     }
 
     /// The socket's type.
-    pub fn kind(&self, id: SocketId) -> Option<Kind> {
+    pub(crate) fn kind(&self, id: SocketId) -> Option<Kind> {
         self.get(id).map(|s| match s.proto {
             Proto::Tcp(_) => Kind::Tcp,
             Proto::Udp(_) => Kind::Udp,
@@ -548,7 +548,7 @@ impl Sockets {
     }
 
     /// Answers `Origin` for a datagram socket (see `dgram::Inbox::answer`).
-    pub fn datagram_origin(
+    pub(crate) fn datagram_origin(
         &mut self,
         id: SocketId,
         len: u32,
@@ -561,7 +561,7 @@ impl Sockets {
     }
 
     /// The default destination of a connected datagram socket.
-    pub fn datagram_peer(&self, id: SocketId) -> Option<SocketAddr> {
+    pub(crate) fn datagram_peer(&self, id: SocketId) -> Option<SocketAddr> {
         match &self.get(id)?.proto {
             Proto::Udp(u) => u.connected,
             Proto::Icmp(i) => i.connected,
@@ -571,18 +571,18 @@ impl Sockets {
     }
 
     /// Takes the pending error (`SO_ERROR`).
-    pub fn take_error(&mut self, id: SocketId) -> i32 {
+    pub(crate) fn take_error(&mut self, id: SocketId) -> i32 {
         self.get_mut(id).map_or(0, |s| std::mem::take(&mut s.error))
     }
 
     /// The pending error without taking it.
-    pub fn peek_error(&self, id: SocketId) -> i32 {
+    pub(crate) fn peek_error(&self, id: SocketId) -> i32 {
         self.get(id).map_or(0, |s| s.error)
     }
 
     /// Chooses how a datagram socket learns of ICMP errors: markers in its stand-in
     /// (the default), or the pending error only (see `Socket`'s `markers`).
-    pub fn set_error_markers(&mut self, id: SocketId, on: bool) {
+    pub(crate) fn set_error_markers(&mut self, id: SocketId, on: bool) {
         if let Some(s) = self.get_mut(id) {
             s.markers = on;
         }

@@ -267,7 +267,7 @@ impl Sockets {
     /// the answer reached the program marks it reported
     /// ([`Sockets::connect_reported`]): an answer lost to a signal leaves the
     /// restarted call to report it, as Linux's restart does.
-    pub fn connect_outcome(&self, id: SocketId) -> Option<bool> {
+    pub(crate) fn connect_outcome(&self, id: SocketId) -> Option<bool> {
         match &self.get(id)?.proto {
             Proto::Tcp(TcpState::Connected(c)) if c.unreported => Some(true),
             Proto::Tcp(TcpState::Closed { failed: Some(_) }) => Some(false),
@@ -276,7 +276,7 @@ impl Sockets {
     }
 
     /// Marks a finished connect reported (see [`Sockets::connect_outcome`]).
-    pub fn connect_reported(&mut self, id: SocketId) {
+    pub(crate) fn connect_reported(&mut self, id: SocketId) {
         if let Some(Proto::Tcp(TcpState::Connected(c))) = self.get_mut(id).map(|s| &mut s.proto) {
             c.unreported = false;
         }
@@ -381,7 +381,7 @@ impl Sockets {
     }
 
     /// `connect(2)`. `Err(ConnectError::InProgress)` is the normal answer; the
-    /// outcome shows up in [`Sockets::take_error`] and the socket's state after the
+    /// outcome shows up in the pending error (`SO_ERROR`) and the socket's state after the
     /// next polls. `program_end` is the stand-in the program holds, which this call
     /// makes unwritable until the handshake ends (see [`crate::standin`]).
     pub fn connect(
