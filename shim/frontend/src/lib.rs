@@ -300,6 +300,48 @@ pub fn put_option(mem: &impl Memory, val: u64, lenp: u64, data: &[u8]) -> Result
     mem.write_u32(lenp, data.len() as u32)
 }
 
+/// How a connect that was under way stands, once its stand-in turned writable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectEnd {
+    /// Connected: the call returns 0.
+    Connected,
+    /// Still connecting: wait again.
+    Pending,
+    /// Failed with this errno (reported once, as Linux does).
+    Failed(i32),
+    /// Not a stand-in after all.
+    Native,
+}
+
+/// How the connect of stand-in `ino` to `addr` ended. A connection is reported
+/// only once; with `commit` it is marked reported now — a front end whose answer
+/// can be lost (seccomp: a signal interrupts the target) commits only once the
+/// answer arrived, so that a restarted call still gets 0.
+pub fn connect_end(
+    svc: &mut impl Service,
+    ino: u64,
+    addr: &[u8],
+    commit: bool,
+) -> Result<ConnectEnd, Fail> {
+    let done = svc.ask(ino, &Request::ConnectDone { commit }, |r| {
+        r.errno == 0 && r.value == 1
+    })?;
+    if done {
+        return Ok(ConnectEnd::Connected);
+    }
+    // Failed (the errno, reported once), still connecting, or connected before.
+    svc.ask(ino, &Request::Connect { addr }, |r| {
+        if r.not_standin() {
+            return ConnectEnd::Native;
+        }
+        match r.errno {
+            0 => ConnectEnd::Connected,
+            libc::EALREADY | libc::EINPROGRESS => ConnectEnd::Pending,
+            e => ConnectEnd::Failed(e),
+        }
+    })
+}
+
 /// Whether the stand-in `ino` is a listening socket (`SO_ACCEPTCONN`); `None`: not
 /// a stand-in.
 pub fn listening(svc: &mut impl Service, ino: u64) -> Result<Option<bool>, Fail> {

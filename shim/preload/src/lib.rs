@@ -364,11 +364,13 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
             Ok(0) => return fail(libc::EINPROGRESS),
             Ok(_) => {}
         }
-        match ask(ino, &Request::Connect { addr: a }, None) {
-            Some(Ok(_)) => return 0,
-            Some(Err(libc::EALREADY)) => continue,
-            Some(Err(e)) => return fail(e),
-            None => return fail(libc::ENOTSOCK),
+        // The answer cannot be lost in the program's own thread: reported at once.
+        match netcell_frontend::connect_end(&mut Control, ino, a, true) {
+            Ok(netcell_frontend::ConnectEnd::Connected) => return 0,
+            Ok(netcell_frontend::ConnectEnd::Pending) => continue,
+            Ok(netcell_frontend::ConnectEnd::Failed(e)) => return fail(e),
+            Ok(netcell_frontend::ConnectEnd::Native) => return fail(libc::ENOTSOCK),
+            Err(e) => return front::ret(Err(e), || -1),
         }
     }
 }

@@ -46,7 +46,7 @@
 use super::table::{self, Op};
 use super::target::{Call, Fail};
 use super::{datagram, files::Files, ifreq};
-use netcell_frontend::{self as frontend, Done, SetDone};
+use netcell_frontend::{self as frontend, ConnectEnd, Done, SetDone};
 use netcell_proto::{ACCEPT_RECORD_LEN, MAX_SOCKADDR, Request, RequestHeader, kinds, reply_flags};
 use netcell_stack::Stack;
 use netcell_stack::control::service::{self, Answer};
@@ -478,17 +478,6 @@ impl<D: Device> frontend::Service for Direct<'_, D> {
     }
 }
 
-/// The outcome of a request that returns 0 or an errno.
-fn answer(a: Answer) -> Outcome {
-    if a.flags & reply_flags::NOT_STANDIN != 0 {
-        Outcome::Continue
-    } else if a.errno != 0 {
-        Outcome::Errno(a.errno)
-    } else {
-        Outcome::Value(0)
-    }
-}
-
 fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let Some(s) = cx.sock(cx.call.int(0))? else {
         return Ok(Outcome::Continue);
@@ -528,19 +517,13 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 /// reached the program, so that a call a signal interrupted at that moment and
 /// restarts still gets 0 (see `Sockets::connect_outcome`).
 fn finished_connect<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock, addr: &[u8]) -> Outcome {
-    let done = cx.ask(
-        s.ino,
-        &Request::ConnectDone { commit: false },
-        &mut heapless::Vec::new(),
-    );
-    if done.errno == 0 && done.value == 1 {
-        return Outcome::Connected(s.ino);
-    }
-    // Failed (the errno, reported once), still connecting, or reported already.
-    let a = cx.ask(s.ino, &Request::Connect { addr }, &mut heapless::Vec::new());
-    match a.errno {
-        libc::EALREADY | libc::EINPROGRESS => s.block(true, libc::EINPROGRESS),
-        _ => answer(a),
+    let (_, mut svc) = cx.parts();
+    match frontend::connect_end(&mut svc, s.ino, addr, false) {
+        Ok(ConnectEnd::Connected) => Outcome::Connected(s.ino),
+        Ok(ConnectEnd::Pending) => s.block(true, libc::EINPROGRESS),
+        Ok(ConnectEnd::Failed(e)) | Err(Fail::Errno(e)) => Outcome::Errno(e),
+        Ok(ConnectEnd::Native) => Outcome::Continue,
+        Err(Fail::Gone) => Outcome::Gone,
     }
 }
 
