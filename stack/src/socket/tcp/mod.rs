@@ -1,0 +1,576 @@
+//! TCP with Linux semantics over smoltcp.
+//!
+//! # Theory of operation
+//!
+//! A TCP socket of the table is in one of four states ([`TcpState`]):
+//!
+//! ```text
+//!            bind / setsockopt                         connect
+//!  Closed ───────────────────▶ Closed (bound) ──────────────────▶ Connecting
+//!    │  ▲                           │ listen                        │   │
+//!    │  └── failed(errno) ◀─────────┼───────── RST / timeout ───────┘   │ handshake done
+//!    │                              ▼                                   ▼
+//!    └──────── listen ─────────▶ Listening ── accepted connection ─▶ Connected
+//!                                                                       │ program closes
+//!                                                                       ▼
+//!                                                                     orphan ─▶ gone
+//! ```
+//!
+//! **Listening.** smoltcp has no backlog: a listening smoltcp socket *becomes* the
+//! connection, and a SYN that no socket takes is answered with a RST. A [`Listener`]
+//! therefore owns several smoltcp sockets:
+//!
+//! - *armed*: listening on one exact local address (so that a wildcard listener of
+//!   one family never takes a SYN of the other, and `getsockname` of an accepted
+//!   socket is exact), on the interface where that address lives;
+//! - *embryos*: armed sockets that took a SYN and wait for the handshake's ACK;
+//! - *ready*: established connections, already sockets of the table, waiting for
+//!   `accept()` (embedding API) or being handed to the listener's stand-in;
+//! - *in flight*: handed to the stand-in, not yet taken by the program's `accept()`
+//!   (measured with `SIOCOUTQ` on the stand-in: a fixed amount of kernel memory per
+//!   record, measured at start-up by [`measure_record_truesize`]).
+//!
+//! Every received SYN passes [`Sockets::admit`] first (the ingress hook). The load of
+//! a listener is embryos + ready + in flight; Linux accepts `backlog + 1`. A SYN
+//! beyond that is dropped (the client retransmits it, as with a full Linux accept
+//! queue); a SYN that finds an unclaimed armed socket for its address is let through;
+//! otherwise the SYN is deferred: held until the socket layer has armed a socket for
+//! its address, then offered again. An address that received a SYN stays *hot*: one
+//! spare socket is kept armed there. A retransmitted SYN of an embryo is dropped (the
+//! embryo retransmits its SYN-ACK itself), so that it cannot reach a newer armed
+//! socket and open a second connection on the same 4-tuple.
+//!
+//! **Connecting.** `connect` picks the interface and source address by route,
+//! allocates an ephemeral port unless bound, and returns `EINPROGRESS`. The state is
+//! then followed after every poll: established → `Connected`; closed before the
+//! deadline (`TCP_SYNCNT`: 127 s by default) → `ECONNREFUSED` (a RST); past it →
+//! `ETIMEDOUT`. A failed socket keeps its errno for `SO_ERROR` and repeats it on a
+//! later `connect` (Linux would retry; POSIX leaves it unspecified).
+//!
+//! **Connected.** The pump ([`crate::standin`]) moves bytes both ways. The peer's
+//! FIN becomes EOF for the program once the bytes before it are delivered; a reset
+//! closes the stack's end of the stand-in and leaves a tombstone answering
+//! `SO_ERROR` = `ECONNRESET`. When the program closes: with unread bytes (either in
+//! its stand-in or still in smoltcp), or with `SO_LINGER` {1, 0}, the connection is
+//! aborted with a RST; otherwise the rest of its bytes and a FIN follow.
+//!
+//! **Orphans.** A connection whose program is gone stays, keeping its port, until
+//! its close completes; data arriving for it gets a RST; `FIN_WAIT_2` is cut after
+//! `TCP_LINGER2`. It goes as soon as it reaches `TIME_WAIT`: its smoltcp socket
+//! (and its 2 MiB of buffers) and its port are freed at once, where Linux keeps a
+//! small `TIME_WAIT` record for 60 s. Kept whole, every closed connection would
+//! hold its buffers and, on `lo`, block its 4-tuple: a client that reconnects
+//! from a port whose old connection still waits has its SYN dropped until the
+//! wait ends (15 s of SYN retries) — Linux instead lets a new SYN end a
+//! `TIME_WAIT`. The difference shows only as a port reusable sooner.
+
+use super::addr::{self, Target};
+use super::errno::*;
+use super::options::{self, Facts, SetOutcome};
+use super::ports::{BindState, BindingId, Reuse};
+use super::{Proto, Socket, SocketId, Sockets};
+use crate::iface::ingress::{PacketInfo, Verdict};
+use crate::iface::{IfaceId, Interfaces, LO};
+use crate::standin::{FILLER_CHUNK, StandIn};
+use crate::sys;
+use netcell_proto::{AcceptRecord, RECORD_SOCKADDR};
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol};
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+
+mod api;
+mod listen;
+mod opts;
+mod orphan;
+mod pump;
+
+pub(crate) use listen::{Listener, measure_record_truesize};
+pub(crate) use orphan::Orphan;
+
+/// Linux's `net.core.somaxconn`.
+pub const SOMAXCONN: usize = 4096;
+
+/// The TCP state of a socket.
+pub(crate) enum TcpState {
+    /// Fresh, bound, or after a failed connect (`failed` then holds why).
+    Closed {
+        failed: Option<ConnectError>,
+    },
+    Listening(Box<Listener>),
+    Connecting(Conn),
+    Connected(Conn),
+}
+
+/// A smoltcp connection and what the socket layer knows about it.
+pub(crate) struct Conn {
+    pub(crate) iface: IfaceId,
+    pub(crate) handle: SocketHandle,
+    pub(crate) remote: SocketAddr,
+    /// Connect deadline.
+    pub(crate) deadline: Instant,
+    /// We sent our FIN (the program shut its write side).
+    pub(crate) we_closed: bool,
+    /// The peer's FIN arrived.
+    pub(crate) remote_fin: bool,
+    /// Embedding API: a reset was reported once by `recv`.
+    pub(crate) reset_reported: bool,
+    /// Embedding API: `shutdown(SHUT_RD)`.
+    pub(crate) rd_shut: bool,
+    /// The handshake this socket's `connect` started ended, and no `connect` call
+    /// has returned success for it yet: the next `connect` returns 0 (as Linux
+    /// does, for a restarted or repeated call), later ones `EISCONN`.
+    pub(crate) unreported: bool,
+}
+
+pub(super) fn sock(
+    ifs: &mut Interfaces,
+    iface: IfaceId,
+    h: SocketHandle,
+) -> &mut tcp::Socket<'static> {
+    ifs.get_mut(iface)
+        .sockets
+        .get_mut::<tcp::Socket<'static>>(h)
+}
+
+pub(super) fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {
+    ifs.get_mut(iface).sockets.remove(h);
+}
+
+pub(super) fn to_ip(a: IpAddr) -> IpAddress {
+    a.into()
+}
+
+pub(super) fn is_loopback(a: &IpAddr) -> bool {
+    a.is_loopback()
+}
+
+impl Sockets {
+    /// A new smoltcp socket with the buffers `o` asks for, as far as the
+    /// container's buffer budget allows ([`super::budget`]); `None` when it is spent.
+    fn new_smol(&self, ifs: &Interfaces, o: &options::Options) -> Option<tcp::Socket<'static>> {
+        let want = (
+            o.rx_buffer(self.cfg.tcp_rx_buffer),
+            o.tx_buffer(self.cfg.tcp_tx_buffer),
+        );
+        let limit = self.cfg.max_buffer_memory;
+        let used = super::budget::in_use(ifs);
+        let Some((rx, tx)) = super::budget::tcp_share(want, used, limit) else {
+            self.buffers_spent.set(true);
+            super::budget::log_limit(format_args!(
+                "{used} of {limit} bytes of socket buffers in use (--max-buffer-memory): \
+                 new TCP connections fail with ENOBUFS"
+            ));
+            return None;
+        };
+        self.buffers_spent.set(false);
+        let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
+        let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
+        let mut s = tcp::Socket::new(rx, tx);
+        o.apply(&mut s);
+        Some(s)
+    }
+
+    fn reuse(s: &Socket) -> Reuse {
+        Reuse {
+            addr: s.opts.reuseaddr,
+            port: s.opts.reuseport,
+        }
+    }
+
+    fn dual(s: &Socket, ip: &IpAddr) -> bool {
+        s.domain == addr::Domain::Inet6
+            && matches!(ip, IpAddr::V6(v6) if v6.is_unspecified())
+            && !s.opts.v6only
+    }
+
+    /// Whether the handshake a `connect` started has ended, without reporting it:
+    /// `Some(true)` connected (and not yet reported), `Some(false)` failed, `None`
+    /// still connecting or nothing to report. A front end that answers a blocking
+    /// `connect` itself (the seccomp supervisor) asks this, answers, and only once
+    /// the answer reached the program marks it reported
+    /// ([`Sockets::connect_reported`]): an answer lost to a signal leaves the
+    /// restarted call to report it, as Linux's restart does.
+    pub(crate) fn connect_outcome(&self, id: SocketId) -> Option<bool> {
+        match &self.get(id)?.proto {
+            Proto::Tcp(TcpState::Connected(c)) if c.unreported => Some(true),
+            Proto::Tcp(TcpState::Closed { failed: Some(_) }) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Marks a finished connect reported (see [`Sockets::connect_outcome`]).
+    pub(crate) fn connect_reported(&mut self, id: SocketId) {
+        if let Some(Proto::Tcp(TcpState::Connected(c))) = self.get_mut(id).map(|s| &mut s.proto) {
+            c.unreported = false;
+        }
+    }
+
+    /// `bind(2)`.
+    pub fn bind(
+        &mut self,
+        ifs: &Interfaces,
+        id: SocketId,
+        target: Target,
+    ) -> Result<(), BindError> {
+        let s = self.get(id).ok_or(BindError::Invalid)?;
+        if s.binding.is_some()
+            || s.local.is_some()
+            || !matches!(s.proto, Proto::Tcp(TcpState::Closed { .. }))
+        {
+            return Err(BindError::Invalid);
+        }
+        let a = match target {
+            Target::Addr(a) => a,
+            Target::Unspec => SocketAddr::new(s.domain.any(), 0),
+        };
+        match (s.domain, a) {
+            (addr::Domain::Inet, SocketAddr::V6(_)) => return Err(BindError::WrongFamily),
+            (addr::Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
+                return Err(BindError::Invalid);
+            }
+            _ => {}
+        }
+        let ip = a.ip();
+        if !ip.is_unspecified() && !ifs.is_local(&to_ip(ip)) && !s.opts.freebind {
+            return Err(BindError::AddrNotAvailable);
+        }
+        let dual = Self::dual(s, &ip);
+        let reuse = Self::reuse(s);
+        let bind_no_port = s.opts.bind_no_port;
+        let binding = if a.port() == 0 && bind_no_port {
+            None
+        } else {
+            // Linux's TCP answers EADDRINUSE also for an exhausted ephemeral range.
+            Some(
+                self.ports
+                    .take(a.port(), ip, dual, reuse)
+                    .map_err(|_| BindError::AddrInUse)?,
+            )
+        };
+        let s = self.get_mut(id).ok_or(BindError::Invalid)?;
+        s.local = Some(SocketAddr::new(ip, binding.map_or(0, |b| b.0)));
+        s.binding = binding;
+        Ok(())
+    }
+
+    /// `listen(2)`.
+    pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
+        let backlog = if backlog < 0 {
+            SOMAXCONN
+        } else {
+            (backlog as usize).min(SOMAXCONN)
+        };
+        let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
+        match &mut s.proto {
+            Proto::Tcp(TcpState::Listening(l)) => {
+                l.backlog = backlog;
+                return Ok(());
+            }
+            Proto::Tcp(TcpState::Connecting(_) | TcpState::Connected(_)) => {
+                return Err(ListenError::InvalidState);
+            }
+            Proto::Tcp(TcpState::Closed { .. }) => {}
+            _ => return Err(ListenError::NotSupported),
+        }
+        let (port, bid) = match s.binding {
+            Some(b) => b,
+            None => {
+                let ip = s.local.map_or(s.domain.any(), |a| a.ip());
+                let dual = Self::dual(s, &ip);
+                let reuse = Self::reuse(s);
+                let (p, b) = self
+                    .ports
+                    .bind_ephemeral(ip, dual, reuse)
+                    .ok_or(ListenError::AddrInUse)?;
+                let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
+                s.binding = Some((p, b));
+                s.local = Some(SocketAddr::new(ip, p));
+                (p, b)
+            }
+        };
+        if !self.ports.listen(port, bid) {
+            return Err(ListenError::AddrInUse);
+        }
+        let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
+        s.proto = Proto::Tcp(TcpState::Listening(Box::new(Listener::new(backlog))));
+        s.autobound = false;
+        self.tcp_listeners.entry(port).or_default().push(id);
+        log::debug!(
+            "tcp: socket {} listening on {:?}, backlog {backlog}",
+            id.index(),
+            self.get(id).and_then(|s| s.local)
+        );
+        Ok(())
+    }
+
+    /// `connect(2)`. `Err(ConnectError::InProgress)` is the normal answer; the
+    /// outcome shows up in the pending error (`SO_ERROR`) and the socket's state after the
+    /// next polls. `program_end` is the stand-in the program holds, which this call
+    /// makes unwritable until the handshake ends (see [`crate::standin`]).
+    pub fn connect(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        target: Target,
+        program_end: Option<OwnedFd>,
+        now: Instant,
+    ) -> Result<(), ConnectError> {
+        let s = self.get_mut(id).ok_or(ConnectError::BadStandIn)?;
+        match &mut s.proto {
+            Proto::Tcp(TcpState::Connecting(_)) => return Err(ConnectError::Already),
+            Proto::Tcp(TcpState::Connected(c)) if c.unreported => {
+                c.unreported = false;
+                return Ok(());
+            }
+            Proto::Tcp(TcpState::Connected(_) | TcpState::Listening(_)) => {
+                return Err(ConnectError::IsConnected);
+            }
+            Proto::Tcp(TcpState::Closed { failed: Some(e) }) => {
+                // Reported by this call: no longer pending for SO_ERROR.
+                s.error = 0;
+                return Err(*e);
+            }
+            Proto::Tcp(TcpState::Closed { failed: None }) => {}
+            _ => return Err(ConnectError::Invalid),
+        }
+        let s = self.get(id).ok_or(ConnectError::BadStandIn)?;
+        if let (Some(si), Some(fd)) = (&s.standin, &program_end) {
+            match sys::inode(fd.as_fd()) {
+                Ok((ino, _)) if ino == si.inode => {}
+                _ => return Err(ConnectError::BadStandIn),
+            }
+        }
+        let dst = match target {
+            Target::Unspec => return Ok(()),
+            Target::Addr(a) => a,
+        };
+        match (s.domain, dst) {
+            (addr::Domain::Inet, SocketAddr::V6(_)) => return Err(ConnectError::WrongFamily),
+            (addr::Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
+                return Err(ConnectError::NetworkUnreachable);
+            }
+            _ => {}
+        }
+        if dst.port() == 0 {
+            return Err(ConnectError::Refused);
+        }
+        let dst_ip = to_ip(dst.ip());
+        let mut route = ifs.route(&dst_ip).ok_or(ConnectError::NetworkUnreachable)?;
+        if let Some(dev) = &s.opts.bindtodevice
+            && ifs.by_name(dev) != Some(route.iface)
+        {
+            return Err(ConnectError::NetworkUnreachable);
+        }
+        if let Some(local) = s.local.filter(|l| !l.ip().is_unspecified()) {
+            if is_loopback(&local.ip()) && route.iface != LO {
+                return Err(ConnectError::Invalid);
+            }
+            if local.ip().is_ipv4() != dst.ip().is_ipv4() {
+                return Err(ConnectError::NetworkUnreachable);
+            }
+            route.src = to_ip(local.ip());
+        }
+        let src_ip: IpAddr = route.src.into();
+        let reuse = Self::reuse(s);
+        let mut smol = self.new_smol(ifs, &s.opts).ok_or(ConnectError::NoBuffers)?;
+        let timeout = s.opts.connect_timeout();
+        let (port, autobound) = match s.binding {
+            Some((p, _)) => (p, None),
+            None => {
+                let (p, b) = self
+                    .ports
+                    .bind_ephemeral(src_ip, false, reuse)
+                    .ok_or(ConnectError::AddrNotAvailable)?;
+                (p, Some(b))
+            }
+        };
+        let local_ep = IpListenEndpoint {
+            addr: Some(route.src),
+            port,
+        };
+        if smol
+            .connect(
+                ifs.get_mut(route.iface).iface.context(),
+                IpEndpoint::new(dst_ip, dst.port()),
+                local_ep,
+            )
+            .is_err()
+        {
+            if let Some(b) = autobound {
+                self.ports.release(port, b);
+            }
+            return Err(ConnectError::Invalid);
+        }
+        let handle = ifs.get_mut(route.iface).sockets.add(smol);
+        let s = self.get_mut(id).ok_or(ConnectError::BadStandIn)?;
+        if let Some(b) = autobound {
+            s.binding = Some((port, b));
+            s.autobound = true;
+        }
+        s.local = Some(SocketAddr::new(src_ip, port));
+        s.proto = Proto::Tcp(TcpState::Connecting(Conn {
+            iface: route.iface,
+            handle,
+            remote: dst,
+            deadline: now + timeout,
+            we_closed: false,
+            remote_fin: false,
+            reset_reported: false,
+            rd_shut: false,
+            unreported: false,
+        }));
+        if let (Some(si), Some(fd)) = (s.standin.as_mut(), program_end.as_ref())
+            && let Err(e) = si.fill(fd.as_fd())
+        {
+            log::warn!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
+        }
+        log::debug!(
+            "tcp: socket {} connecting {} -> {dst} on {}",
+            id.index(),
+            SocketAddr::new(src_ip, port),
+            ifs.get(route.iface).name
+        );
+        Err(ConnectError::InProgress)
+    }
+
+    /// `shutdown(2)`. For a socket with a stand-in, the front end then shuts the
+    /// stand-in itself, which orders the FIN after the bytes already written.
+    pub fn shutdown(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        how: i32,
+    ) -> Result<(), ShutdownError> {
+        if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+            return Err(ShutdownError::BadHow);
+        }
+        let s = self.get_mut(id).ok_or(ShutdownError::NotConnected)?;
+        match &mut s.proto {
+            Proto::Tcp(TcpState::Closed { .. }) => Err(ShutdownError::NotConnected),
+            Proto::Tcp(TcpState::Listening(_)) => {
+                if how != libc::SHUT_WR {
+                    self.stop_listening(ifs, id);
+                }
+                Ok(())
+            }
+            Proto::Tcp(TcpState::Connecting(c)) => {
+                // Linux disconnects a connecting socket.
+                remove_sock(ifs, c.iface, c.handle);
+                s.proto = Proto::Tcp(TcpState::Closed { failed: None });
+                if let Some(si) = s.standin.as_mut() {
+                    let mut scratch = [0u8; FILLER_CHUNK];
+                    si.drain_filler(&mut scratch);
+                }
+                Ok(())
+            }
+            Proto::Tcp(TcpState::Connected(c)) => {
+                if s.standin.is_none() {
+                    if how != libc::SHUT_RD {
+                        sock(ifs, c.iface, c.handle).close();
+                        c.we_closed = true;
+                    }
+                    if how != libc::SHUT_WR {
+                        c.rd_shut = true;
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(ShutdownError::NotConnected),
+        }
+    }
+
+    /// Closes a socket of the embedding API (a program's socket closes when its
+    /// stand-in does).
+    pub fn close(&mut self, ifs: &mut Interfaces, id: SocketId, now: Instant) {
+        let Some(s) = self.get(id) else { return };
+        match &s.proto {
+            Proto::Tcp(TcpState::Listening(_)) => {
+                self.stop_listening(ifs, id);
+                self.drop_socket(ifs, id);
+            }
+            Proto::Tcp(TcpState::Connected(c)) => {
+                let (iface, handle) = (c.iface, c.handle);
+                let linger0 = s.opts.linger == Some(0);
+                let sk = sock(ifs, iface, handle);
+                let rst = linger0 || sk.recv_queue() > 0;
+                if rst {
+                    sk.abort();
+                } else {
+                    sk.close();
+                }
+                self.orphan(id, now, rst);
+            }
+            _ => self.drop_socket(ifs, id),
+        }
+    }
+
+    /// Frees a socket that has no connection: its binding and its entry.
+    pub(crate) fn drop_socket(&mut self, ifs: &mut Interfaces, id: SocketId) {
+        if let Some(s) = self.remove(id, false) {
+            if let Proto::Tcp(TcpState::Connecting(c) | TcpState::Connected(c)) = &s.proto {
+                remove_sock(ifs, c.iface, c.handle);
+            }
+            if let Some((p, b)) = s.binding {
+                self.ports.release(p, b);
+            }
+        }
+    }
+
+    /// Resets a connection that holds no port binding of its own (a half-open or
+    /// unaccepted connection of a listener): the RST goes out on the next poll.
+    fn reset_unbound(
+        &mut self,
+        ifs: &mut Interfaces,
+        iface: IfaceId,
+        handle: SocketHandle,
+        now: Instant,
+    ) {
+        sock(ifs, iface, handle).abort();
+        self.orphans.push(Orphan {
+            iface,
+            handle,
+            binding: None,
+            since: now,
+            linger2: Duration::from_secs(1),
+            rst_pending: true,
+        });
+    }
+
+    /// Fails a connecting socket.
+    fn fail(&mut self, ifs: &mut Interfaces, id: SocketId, e: ConnectError) {
+        let Some(s) = self.get_mut(id) else { return };
+        let Proto::Tcp(TcpState::Connecting(c)) = std::mem::replace(
+            &mut s.proto,
+            Proto::Tcp(TcpState::Closed { failed: Some(e) }),
+        ) else {
+            return;
+        };
+        remove_sock(ifs, c.iface, c.handle);
+        s.error = e.errno().raw();
+        let release = if s.autobound {
+            s.local = None;
+            s.autobound = false;
+            s.binding.take()
+        } else {
+            None
+        };
+        if let Some(si) = s.standin.as_mut() {
+            let mut scratch = [0u8; FILLER_CHUNK];
+            si.drain_filler(&mut scratch);
+            si.send_fin();
+        }
+        if let Some((p, b)) = release {
+            self.ports.release(p, b);
+        }
+        log::debug!(
+            "tcp: socket {} connect to {} failed: {}",
+            id.index(),
+            c.remote,
+            e.errno()
+        );
+    }
+}

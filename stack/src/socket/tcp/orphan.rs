@@ -1,0 +1,100 @@
+//! Orphans: connections whose program closed them, finishing their close (see
+//! the module docs of [`super`]): the FIN or RST still to send, `FIN_WAIT_2` cut
+//! after `TCP_LINGER2`, gone at `TIME_WAIT`.
+
+use super::*;
+
+/// How long an orphan may take to close at most.
+pub(super) const ORPHAN_MAX: Duration = Duration::from_secs(300);
+
+/// A connection whose program is gone, finishing its close.
+pub(crate) struct Orphan {
+    pub(super) iface: IfaceId,
+    pub(super) handle: SocketHandle,
+    pub(super) binding: Option<(u16, BindingId)>,
+    pub(super) since: Instant,
+    pub(super) linger2: Duration,
+    pub(super) rst_pending: bool,
+}
+
+impl Sockets {
+    /// Turns a connected socket whose program is gone into an orphan.
+    pub(super) fn orphan(&mut self, id: SocketId, now: Instant, rst: bool) {
+        let Some(s) = self.remove(id, false) else {
+            return;
+        };
+        if let Proto::Tcp(TcpState::Connected(c)) = s.proto {
+            self.orphans.push(Orphan {
+                iface: c.iface,
+                handle: c.handle,
+                binding: s.binding,
+                since: now,
+                linger2: Duration::from_secs(s.opts.linger2.max(1) as u64),
+                rst_pending: rst,
+            });
+        } else if let Some((p, b)) = s.binding {
+            self.ports.release(p, b);
+        }
+    }
+
+    pub(super) fn service_orphans(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
+        let mut progress = false;
+        let mut i = 0;
+        while i < self.orphans.len() {
+            let o = &mut self.orphans[i];
+            let sk = sock(ifs, o.iface, o.handle);
+            let state = sk.state();
+            let mut done = false;
+            if o.rst_pending {
+                // abort() sends its RST on the next poll; keep the socket until then.
+                o.rst_pending = false;
+            } else if state == State::Closed || state == State::TimeWait {
+                // No TIME_WAIT is kept: the socket and its port go at once (see the
+                // module docs).
+                done = true;
+            } else if sk.recv_queue() > 0
+                || (state == State::FinWait2 && now >= o.since + o.linger2)
+                || now >= o.since + ORPHAN_MAX
+            {
+                // Data for a closed socket, or a close that takes too long: RST.
+                sk.abort();
+                o.rst_pending = true;
+                progress = true;
+            }
+            if done {
+                let o = self.orphans.swap_remove(i);
+                remove_sock(ifs, o.iface, o.handle);
+                if let Some((p, b)) = o.binding {
+                    self.ports.release(p, b);
+                }
+                progress = true;
+            } else {
+                i += 1;
+            }
+        }
+        progress
+    }
+
+    /// The earliest deadline of the socket layer's own timers (connect timeouts,
+    /// orphan limits); smoltcp's timers are the interfaces' business.
+    pub(crate) fn next_timer(&self, _now: Instant) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut take = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
+        for slot in &self.slots {
+            if let Some(Socket {
+                proto: Proto::Tcp(TcpState::Connecting(c)),
+                ..
+            }) = &slot.val
+            {
+                take(c.deadline);
+            }
+        }
+        for o in &self.orphans {
+            if o.rst_pending {
+                take(o.since);
+            }
+            take(o.since + o.linger2.min(ORPHAN_MAX));
+        }
+        best
+    }
+}

@@ -1,0 +1,184 @@
+//! Every poll, each connection's work: a handshake that ended (the stand-in
+//! drained and made writable, or the failure recorded), bytes pumped both ways
+//! between the stand-in and smoltcp (with Nagle's rule and `TCP_CORK`), a FIN or a
+//! reset passed on, a closed stand-in turned into an orphan.
+
+use super::*;
+
+impl Sockets {
+    pub(crate) fn service_tcp(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
+        let mut progress = false;
+        let ids = self.take_ids();
+        for &id in &ids {
+            let Some(s) = self.get(id) else { continue };
+            progress |= match s.proto {
+                Proto::Tcp(TcpState::Listening(_)) => self.service_listener(ifs, id, now),
+                Proto::Tcp(TcpState::Connecting(_)) => self.service_connecting(ifs, id, now),
+                Proto::Tcp(TcpState::Connected(_)) => self.service_connected(ifs, id, now),
+                Proto::Tcp(TcpState::Closed { .. }) => self.service_idle(ifs, id),
+                _ => false,
+            };
+        }
+        self.give_back_ids(ids);
+        progress |= self.service_orphans(ifs, now);
+        progress
+    }
+
+    /// A socket without a connection: discard what the program writes, free it
+    /// when the program closes it.
+    pub(super) fn service_idle(&mut self, ifs: &mut Interfaces, id: SocketId) -> bool {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let gone = match self.get_mut(id).and_then(|s| s.standin.as_mut()) {
+            Some(si) if si.readable || si.hup => {
+                // EOF on `T` means the program closed its end (a socket without a
+                // connection answers `shutdown` with ENOTCONN, so it cannot be that).
+                let eof = si.discard_input(&mut scratch);
+                si.hup || eof
+            }
+            _ => false,
+        };
+        self.scratch = scratch;
+        if gone {
+            self.drop_socket(ifs, id);
+        }
+        gone
+    }
+
+    pub(super) fn service_connecting(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        now: Instant,
+    ) -> bool {
+        let Some(s) = self.get_mut(id) else {
+            return false;
+        };
+        let Proto::Tcp(TcpState::Connecting(c)) = &s.proto else {
+            return false;
+        };
+        let (iface, handle, deadline) = (c.iface, c.handle, c.deadline);
+        if s.standin.as_ref().is_some_and(|si| si.hup) {
+            // The program closed a connecting socket: drop it without a RST.
+            self.drop_socket(ifs, id);
+            return true;
+        }
+        let state = sock(ifs, iface, handle).state();
+        match state {
+            State::SynSent | State::SynReceived => {
+                if now >= deadline {
+                    self.fail(ifs, id, ConnectError::TimedOut);
+                    return true;
+                }
+                false
+            }
+            State::Closed | State::TimeWait | State::Listen => {
+                let e = if now >= deadline {
+                    ConnectError::TimedOut
+                } else {
+                    ConnectError::Refused
+                };
+                self.fail(ifs, id, e);
+                true
+            }
+            _ => {
+                let s = self.get_mut(id).expect("socket checked above");
+                let Proto::Tcp(TcpState::Connecting(c)) =
+                    std::mem::replace(&mut s.proto, Proto::Tcp(TcpState::Closed { failed: None }))
+                else {
+                    return false;
+                };
+                // Keep-alive and user timeouts replace the connect timeout.
+                s.opts.apply(sock(ifs, c.iface, c.handle));
+                if !s.opts.keepalive && s.opts.user_timeout_ms == 0 {
+                    sock(ifs, c.iface, c.handle).set_timeout(None);
+                }
+                s.proto = Proto::Tcp(TcpState::Connected(Conn {
+                    unreported: true,
+                    ..c
+                }));
+                if let Some(si) = s.standin.as_mut() {
+                    let mut scratch = [0u8; FILLER_CHUNK];
+                    si.drain_filler(&mut scratch);
+                }
+                log::debug!("tcp: socket {} connected", id.index());
+                true
+            }
+        }
+    }
+
+    pub(super) fn service_connected(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        now: Instant,
+    ) -> bool {
+        let Some(s) = self.get_mut(id) else {
+            return false;
+        };
+        let linger0 = s.opts.linger == Some(0);
+        let Proto::Tcp(TcpState::Connected(c)) = &mut s.proto else {
+            return false;
+        };
+        let sk = sock(ifs, c.iface, c.handle);
+        let state = sk.state();
+        c.remote_fin |= matches!(
+            state,
+            State::CloseWait | State::LastAck | State::Closing | State::TimeWait
+        );
+        let mss = ifs
+            .get(c.iface)
+            .mtu
+            .saturating_sub(if c.remote.is_ipv4() { 40 } else { 60 });
+        let coalesce = s.opts.coalesce().then_some(mss);
+        let corked = s.opts.cork;
+        let sk = sock(ifs, c.iface, c.handle);
+        let Some(si) = s.standin.as_mut() else {
+            return false; // The embedding API moves its own bytes.
+        };
+        if si.hup && !si.app_eof && (si.closed_with_unread() || sk.recv_queue() > 0 || linger0) {
+            // Closed with unread bytes or SO_LINGER {1, 0}: Linux sends a RST.
+            sk.abort();
+            self.orphan(id, now, true);
+            return true;
+        }
+        let out = si.pump_out(sk);
+        if c.remote_fin && sk.recv_queue() == 0 {
+            si.send_fin();
+        }
+        let inn = si.pump_in(sk, coalesce, corked);
+        if inn.eof {
+            if si.app_reset || (si.hup && (sk.recv_queue() > 0 || linger0)) {
+                sk.abort();
+                self.orphan(id, now, true);
+                return true;
+            }
+            sk.close();
+            c.we_closed = true;
+        }
+        let progress = out.bytes > 0 || inn.bytes > 0 || inn.eof;
+        if si.hup && si.app_eof {
+            self.orphan(id, now, false);
+            return true;
+        }
+        if sk.state() == State::Closed && !(c.we_closed && c.remote_fin) {
+            // Reset (or a keep-alive/user timeout): close our end so the program
+            // sees ECONNRESET (with unsent bytes) or EOF, then EPIPE.
+            s.error = if s.opts.user_timeout_ms > 0 || s.opts.keepalive {
+                libc::ETIMEDOUT
+            } else {
+                libc::ECONNRESET
+            };
+            log::debug!("tcp: socket {} reset by peer", id.index());
+            if let Some(s) = self.remove(id, true) {
+                if let Proto::Tcp(TcpState::Connected(c)) = s.proto {
+                    remove_sock(ifs, c.iface, c.handle);
+                }
+                if let Some((p, b)) = s.binding {
+                    self.ports.release(p, b);
+                }
+            }
+            return true;
+        }
+        progress
+    }
+}

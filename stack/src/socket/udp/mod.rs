@@ -1,0 +1,428 @@
+//! UDP with Linux semantics over smoltcp.
+//!
+//! # Theory of operation
+//!
+//! **Endpoints and fan-out.** smoltcp delivers a datagram to the first UDP socket
+//! that matches it, which cannot express `SO_REUSEADDR`/`SO_REUSEPORT`, several
+//! multicast members on one port, or broadcast reaching every socket bound to the
+//! port. So smoltcp sockets here are *endpoints*: one per (interface, port) that any
+//! socket of the table has bound, shared by those sockets. Every datagram an
+//! endpoint receives is demultiplexed here, as Linux does: a unicast datagram goes
+//! to the one best-matching socket (a connected 4-tuple beats a bound address beats
+//! a wildcard; a `SO_REUSEPORT` group picks by a hash of the source), a broadcast or
+//! multicast datagram to every matching socket.
+//!
+//! **Stand-ins.** A UDP socket's stand-in is an `AF_UNIX` `SOCK_SEQPACKET` pair:
+//! record boundaries are kept (a short read truncates and drops the rest, as UDP
+//! does), and the stack still sees the program's last `close` as a hang-up (a
+//! `SOCK_DGRAM` pair would not show it). Records carry bare payloads, so `read`,
+//! `recv`, `poll` and `epoll` work natively, also where no front end can intercept
+//! them. The datagram's source and destination go into a per-socket FIFO of
+//! [`Origin`]s; a front end that must report them (`recvfrom`, `recvmsg`) reads the
+//! record natively and then asks for the origin of "the datagram of this length
+//! starting with these bytes" ([`Sockets::udp_origin`]); entries ahead of the match
+//! belong to datagrams the program read without asking and are dropped. A connected
+//! socket's `send`/`write` is a record the stack reads from its end; a datagram with
+//! an explicit destination comes in a control request ([`Sockets::udp_sendto`]).
+//!
+//! **Errors.** An ICMP error for a connected socket (port unreachable → the next
+//! receive fails with `ECONNREFUSED`) is written into the stand-in as a *marker*:
+//! a record carrying the errno with a descriptor attached, which no datagram has;
+//! the front end turns it into the error.
+//!
+//! **Per-datagram IP fields.** The TTL (unicast, or `IP_MULTICAST_TTL`, default 1)
+//! and the TOS byte of each datagram ride in smoltcp's packet metadata and are
+//! written into the IP header on the way out ([`crate::iface::egress`]), so sockets
+//! sharing an endpoint never mix them up.
+//!
+//! **Multicast.** Memberships are counted per (interface, group); the first join
+//! makes smoltcp send the IGMP/MLD report, the last leave the leave message.
+//! smoltcp speaks IGMPv2/MLDv1 only: source-specific joins become any-source joins
+//! on the wire and are filtered here. Datagrams a socket sends to a group its own
+//! interface has joined are looped back to local members (`IP_MULTICAST_LOOP`),
+//! and broadcasts are looped back always, as Linux does.
+
+use super::addr::{Domain, Target};
+use super::dgram::{Inbox, Origin};
+use super::errno::Errno;
+use super::ports::Reuse;
+use super::{Proto, SocketId, Sockets};
+use crate::iface::egress::IpFields;
+use crate::iface::ingress::IcmpError;
+use crate::iface::{IfaceId, Interfaces, LO};
+use crate::sys;
+use smoltcp::iface::SocketHandle;
+use smoltcp::phy::PacketMeta;
+use smoltcp::socket::udp::{self, UdpMetadata};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Packets and bytes an endpoint buffers each way.
+pub(super) const EP_PACKETS: usize = 512;
+/// Sources in one membership's filter at most (Linux's `net.ipv4.igmp_max_msf`,
+/// beyond which it answers `ENOBUFS`).
+pub(super) const MAX_MSF: usize = 10;
+pub(super) const EP_BYTES: usize = 512 * 1024;
+/// The largest UDP payload over IPv4 (65535 - 20 - 8) and IPv6 (65535 - 8).
+pub(super) const MAX_UDP4: usize = 65507;
+pub(super) const MAX_UDP6: usize = 65527;
+
+/// The UDP state of a socket.
+pub(crate) struct UdpState {
+    pub(crate) connected: Option<SocketAddr>,
+    /// The local address came from `connect` (dissolved with it).
+    addr_from_connect: bool,
+    pub(crate) inbox: Inbox,
+    memberships: Vec<Membership>,
+    mcast_if: Option<IfaceId>,
+    mcast_if_addr: Option<Ipv4Addr>,
+    mcast_ttl: u8,
+    mcast_loop: bool,
+    mcast_all: bool,
+    mcast6_hops: u8,
+    mcast6_loop: bool,
+    mcast6_if: Option<IfaceId>,
+}
+
+impl Default for UdpState {
+    fn default() -> Self {
+        UdpState {
+            connected: None,
+            addr_from_connect: false,
+            inbox: Inbox::default(),
+            memberships: Vec::new(),
+            mcast_if: None,
+            mcast_if_addr: None,
+            mcast_ttl: 1,
+            mcast_loop: true,
+            mcast_all: true,
+            mcast6_hops: 1,
+            mcast6_loop: true,
+            mcast6_if: None,
+        }
+    }
+}
+
+/// A smoltcp UDP socket shared by the table's sockets bound to its port.
+pub(crate) struct Endpoint {
+    handle: SocketHandle,
+    users: u32,
+}
+
+pub(super) fn is_broadcast(ifs: &Interfaces, a: &IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v4) => {
+            v4.is_broadcast()
+                || ifs
+                    .eth_addrs()
+                    .iter()
+                    .any(|c| match (c.address(), c.prefix_len()) {
+                        (IpAddress::Ipv4(ip), p) if p < 31 => {
+                            let mask = u32::MAX << (32 - p as u32);
+                            u32::from(*v4) == (u32::from(ip) & mask) | !mask
+                        }
+                        _ => false,
+                    })
+        }
+        IpAddr::V6(_) => false,
+    }
+}
+
+pub(super) fn family_ok(bound: &IpAddr, dual: bool, dst: &IpAddr) -> bool {
+    match (bound, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => true,
+        (IpAddr::V6(_), IpAddr::V4(_)) => dual,
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+    }
+}
+
+pub(super) fn int_opt(v: &[u8]) -> Result<i32, Errno> {
+    match v.len() {
+        0 => Err(Errno(libc::EINVAL)),
+        1..=3 => Ok(v[0] as i32), // Linux accepts a byte for the IP_MULTICAST_* ints
+        _ => Ok(i32::from_ne_bytes([v[0], v[1], v[2], v[3]])),
+    }
+}
+
+pub(super) fn v4_at(v: &[u8], at: usize) -> Ipv4Addr {
+    Ipv4Addr::new(v[at], v[at + 1], v[at + 2], v[at + 3])
+}
+
+mod deliver;
+mod multicast;
+mod opts;
+mod send;
+
+use multicast::Membership;
+
+impl Sockets {
+    pub(crate) fn udp(&self, id: SocketId) -> Option<&UdpState> {
+        match &self.get(id)?.proto {
+            Proto::Udp(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    fn udp_mut(&mut self, id: SocketId) -> Option<&mut UdpState> {
+        match &mut self.get_mut(id)?.proto {
+            Proto::Udp(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Makes sure every interface has an endpoint for `port`, counting a user.
+    fn udp_add_user(&mut self, ifs: &mut Interfaces, port: u16, id: SocketId) {
+        self.udp_users.entry(port).or_default().push(id);
+        for iface in 0..ifs.len() {
+            let ep = self.udp_eps.entry((iface, port)).or_insert_with(|| {
+                let rx = udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; EP_PACKETS],
+                    vec![0u8; EP_BYTES],
+                );
+                let tx = udp::PacketBuffer::new(
+                    vec![udp::PacketMetadata::EMPTY; EP_PACKETS],
+                    vec![0u8; EP_BYTES],
+                );
+                let mut s = udp::Socket::new(rx, tx);
+                // Bound to the port on every address: the demultiplexing is ours.
+                let _ = s.bind(IpListenEndpoint { addr: None, port });
+                Endpoint {
+                    handle: ifs.get_mut(iface).sockets.add(s),
+                    users: 0,
+                }
+            });
+            ep.users += 1;
+        }
+    }
+
+    fn udp_remove_user(&mut self, ifs: &mut Interfaces, port: u16, id: SocketId) {
+        if let Some(v) = self.udp_users.get_mut(&port) {
+            v.retain(|x| *x != id);
+            if v.is_empty() {
+                self.udp_users.remove(&port);
+            }
+        }
+        for iface in 0..ifs.len() {
+            if let Some(ep) = self.udp_eps.get_mut(&(iface, port)) {
+                ep.users = ep.users.saturating_sub(1);
+                if ep.users == 0 {
+                    let h = ep.handle;
+                    self.udp_eps.remove(&(iface, port));
+                    ifs.get_mut(iface).sockets.remove(h);
+                }
+            }
+        }
+    }
+
+    /// `bind(2)` of a UDP socket.
+    pub(crate) fn udp_bind(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        target: Target,
+    ) -> Result<(), Errno> {
+        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        if s.binding.is_some() {
+            return Err(Errno(libc::EINVAL));
+        }
+        let a = match target {
+            Target::Addr(a) => a,
+            Target::Unspec => SocketAddr::new(s.domain.any(), 0),
+        };
+        match (s.domain, a) {
+            (Domain::Inet, SocketAddr::V6(_)) => return Err(Errno(libc::EAFNOSUPPORT)),
+            (Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => return Err(Errno(libc::EINVAL)),
+            _ => {}
+        }
+        let ip = a.ip();
+        // Besides its own addresses a UDP socket may bind a multicast group or the
+        // broadcast address to receive only those.
+        let ok = ip.is_unspecified()
+            || ifs.is_local(&ip.into())
+            || ip.is_multicast()
+            || is_broadcast(ifs, &ip)
+            || s.opts.freebind;
+        if !ok {
+            return Err(Errno(libc::EADDRNOTAVAIL));
+        }
+        self.udp_take_port(ifs, id, ip, a.port())
+    }
+
+    fn udp_take_port(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<(), Errno> {
+        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        let dual = s.domain == Domain::Inet6
+            && matches!(ip, IpAddr::V6(v) if v.is_unspecified())
+            && !s.opts.v6only;
+        let reuse = Reuse {
+            addr: s.opts.reuseaddr,
+            port: s.opts.reuseport,
+        };
+        let (port, b) = self.udp_ports.take(port, ip, dual, reuse).map_err(Errno)?;
+        // A port's first socket makes its endpoints: they must fit the budget.
+        if !self.udp_eps.contains_key(&(0, port)) {
+            let need = 2 * EP_BYTES * ifs.len();
+            let used = super::budget::in_use(ifs);
+            if !super::budget::fits(need, used, self.cfg.max_buffer_memory) {
+                self.udp_ports.release(port, b);
+                super::budget::log_limit(format_args!(
+                    "{used} bytes of socket buffers in use (--max-buffer-memory): UDP bind fails with ENOBUFS"
+                ));
+                return Err(Errno(libc::ENOBUFS));
+            }
+        }
+        let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+        s.binding = Some((port, b));
+        s.local = Some(SocketAddr::new(ip, port));
+        self.udp_add_user(ifs, port, id);
+        Ok(())
+    }
+
+    fn udp_autobind(&mut self, ifs: &mut Interfaces, id: SocketId) -> Result<u16, Errno> {
+        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        if let Some((p, _)) = s.binding {
+            return Ok(p);
+        }
+        let any = s.local.map_or(s.domain.any(), |l| l.ip());
+        self.udp_take_port(ifs, id, any, 0)?;
+        Ok(self.get(id).and_then(|s| s.binding).map_or(0, |b| b.0))
+    }
+
+    /// `connect(2)` of a UDP socket: sets (or with `AF_UNSPEC` dissolves) the peer.
+    pub(crate) fn udp_connect(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        target: Target,
+    ) -> Result<(), Errno> {
+        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        let dst = match target {
+            Target::Unspec => {
+                let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+                let domain = s.domain;
+                let mut reset_addr = false;
+                if let Proto::Udp(u) = &mut s.proto {
+                    u.connected = None;
+                    reset_addr = std::mem::take(&mut u.addr_from_connect);
+                }
+                if reset_addr {
+                    s.local = s.local.map(|l| SocketAddr::new(domain.any(), l.port()));
+                }
+                return Ok(());
+            }
+            Target::Addr(a) => a,
+        };
+        match (s.domain, dst) {
+            (Domain::Inet, SocketAddr::V6(_)) => return Err(Errno(libc::EAFNOSUPPORT)),
+            (Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
+                return Err(Errno(libc::ENETUNREACH));
+            }
+            _ => {}
+        }
+        if is_broadcast(ifs, &dst.ip()) && !s.opts.broadcast {
+            return Err(Errno(libc::EACCES));
+        }
+        let (_, src) = self.udp_route(ifs, id, &dst.ip(), None)?;
+        self.udp_autobind(ifs, id)?;
+        let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+        let from_connect = s.local.is_none_or(|l| l.ip().is_unspecified());
+        if from_connect {
+            let port = s.binding.map_or(0, |b| b.0);
+            s.local = Some(SocketAddr::new(src, port));
+        }
+        if let Proto::Udp(u) = &mut s.proto {
+            u.connected = Some(dst);
+            u.addr_from_connect = from_connect;
+        }
+        Ok(())
+    }
+
+    /// Frees a UDP socket: memberships, port, endpoint share.
+    pub(crate) fn udp_close(&mut self, ifs: &mut Interfaces, id: SocketId) {
+        let Some(s) = self.remove(id, false) else {
+            return;
+        };
+        if let Proto::Udp(u) = &s.proto {
+            for m in &u.memberships {
+                self.group_leave(ifs, m.iface, m.group);
+            }
+        }
+        if let Some((port, b)) = s.binding {
+            self.udp_ports.release(port, b);
+            self.udp_remove_user(ifs, port, id);
+        }
+    }
+}
+
+/// Reads the source address and TTL a program asked for in `sendmsg`'s ancillary
+/// data (`IP_PKTINFO`, `IPV6_PKTINFO`, `IP_TTL`, `IPV6_HOPLIMIT`).
+fn parse_send_control(c: &[u8]) -> (Option<IpAddr>, Option<u8>) {
+    let (mut src, mut ttl) = (None, None);
+    let mut pos = 0;
+    while pos + 16 <= c.len() {
+        let len = u64::from_ne_bytes(c[pos..pos + 8].try_into().unwrap_or([0; 8])) as usize;
+        if len < 16 || pos + len > c.len() {
+            break;
+        }
+        let level = i32::from_ne_bytes(c[pos + 8..pos + 12].try_into().unwrap_or([0; 4]));
+        let ty = i32::from_ne_bytes(c[pos + 12..pos + 16].try_into().unwrap_or([0; 4]));
+        let d = &c[pos + 16..pos + len];
+        match (level, ty) {
+            (libc::IPPROTO_IP, libc::IP_PKTINFO) if d.len() >= 12 => {
+                let spec = v4_at(d, 4);
+                if !spec.is_unspecified() {
+                    src = Some(IpAddr::V4(spec));
+                }
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) if d.len() >= 20 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&d[..16]);
+                let a = Ipv6Addr::from(a);
+                if !a.is_unspecified() {
+                    src = Some(IpAddr::V6(a));
+                }
+            }
+            (libc::IPPROTO_IP, libc::IP_TTL) | (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT)
+                if d.len() >= 4 =>
+            {
+                let t = i32::from_ne_bytes([d[0], d[1], d[2], d[3]]);
+                if (1..=255).contains(&t) {
+                    ttl = Some(t as u8);
+                }
+            }
+            _ => {}
+        }
+        pos += len.div_ceil(8) * 8;
+    }
+    (src, ttl)
+}
+
+/// The stand-in pair of a datagram socket.
+pub(crate) fn datagram_pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    sys::seqpacket_pair()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_control_is_read() {
+        let mut out = [0u8; 64];
+        let mut pos = 0;
+        assert!(super::super::dgram::push_cmsg(
+            &mut out,
+            &mut pos,
+            libc::IPPROTO_IP,
+            libc::IP_TTL,
+            &7i32.to_ne_bytes()
+        ));
+        assert_eq!(parse_send_control(&out[..pos]), (None, Some(7)));
+    }
+}

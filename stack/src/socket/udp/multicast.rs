@@ -1,0 +1,184 @@
+//! Multicast: memberships per socket (any-source and source-specific, with
+//! Linux's limits), joins counted per interface and group so that the IGMP/MLD
+//! reports go out once, and the interface a group is joined on.
+
+use super::*;
+
+/// A multicast membership of one socket.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Membership {
+    pub(super) group: IpAddr,
+    pub(super) iface: IfaceId,
+    /// Source-specific: only these sources (empty: any source).
+    pub(super) include: Vec<IpAddr>,
+    /// Blocked sources of an any-source membership.
+    pub(super) exclude: Vec<IpAddr>,
+}
+
+impl Sockets {
+    pub(super) fn group_join(
+        &mut self,
+        ifs: &mut Interfaces,
+        iface: IfaceId,
+        group: IpAddr,
+    ) -> Result<(), Errno> {
+        let n = self.groups.entry((iface, group)).or_insert(0);
+        if *n == 0 {
+            ifs.get_mut(iface)
+                .iface
+                .join_multicast_group(IpAddress::from(group))
+                .map_err(|_| Errno(libc::ENOBUFS))?;
+            log::debug!("udp: {} joins {group}", ifs.get(iface).name);
+        }
+        *n += 1;
+        Ok(())
+    }
+
+    pub(super) fn group_leave(&mut self, ifs: &mut Interfaces, iface: IfaceId, group: IpAddr) {
+        if let Some(n) = self.groups.get_mut(&(iface, group)) {
+            *n -= 1;
+            if *n == 0 {
+                self.groups.remove(&(iface, group));
+                let _ = ifs
+                    .get_mut(iface)
+                    .iface
+                    .leave_multicast_group(IpAddress::from(group));
+                log::debug!("udp: {} leaves {group}", ifs.get(iface).name);
+            }
+        }
+    }
+
+    /// The interface of a multicast membership request: by index, by local address,
+    /// or (0 / `INADDR_ANY`) the one the group routes to.
+    pub(super) fn mcast_iface(
+        ifs: &Interfaces,
+        index: u32,
+        addr: Option<Ipv4Addr>,
+    ) -> Result<IfaceId, Errno> {
+        if index != 0 {
+            return ifs.by_index(index).ok_or(Errno(libc::ENODEV));
+        }
+        if let Some(a) = addr.filter(|a| !a.is_unspecified()) {
+            return (0..ifs.len())
+                .find(|&i| {
+                    ifs.local_addrs(i).any(|x| x == IpAddress::Ipv4(a))
+                        && (i != LO || a.is_loopback())
+                })
+                .ok_or(Errno(libc::ENODEV));
+        }
+        Ok(if ifs.len() > crate::iface::ETH {
+            crate::iface::ETH
+        } else {
+            LO
+        })
+    }
+
+    pub(super) fn membership(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        join: bool,
+        group: IpAddr,
+        iface: IfaceId,
+        source: Option<IpAddr>,
+    ) -> Result<(), Errno> {
+        if !group.is_multicast() {
+            return Err(Errno(libc::EINVAL));
+        }
+        let u = self.udp_mut(id).ok_or(Errno(libc::EBADF))?;
+        let pos = u
+            .memberships
+            .iter()
+            .position(|m| m.group == group && m.iface == iface);
+        match (join, pos, source) {
+            (true, Some(i), Some(src)) => {
+                let m = &mut u.memberships[i];
+                if m.include.is_empty() {
+                    return Err(Errno(libc::EINVAL)); // an any-source membership already
+                }
+                if m.include.contains(&src) {
+                    return Err(Errno(libc::EADDRNOTAVAIL));
+                }
+                if m.include.len() >= MAX_MSF {
+                    return Err(Errno(libc::ENOBUFS));
+                }
+                m.include.push(src);
+                Ok(())
+            }
+            (true, Some(_), None) => Err(Errno(libc::EADDRINUSE)),
+            (true, None, src) => {
+                if u.memberships.len() >= 20 {
+                    return Err(Errno(libc::ENOBUFS)); // net.ipv4.igmp_max_memberships
+                }
+                u.memberships.push(Membership {
+                    group,
+                    iface,
+                    include: src.into_iter().collect(),
+                    exclude: Vec::new(),
+                });
+                let r = self.group_join(ifs, iface, group);
+                if r.is_err()
+                    && let Some(u) = self.udp_mut(id)
+                {
+                    u.memberships
+                        .retain(|m| !(m.group == group && m.iface == iface));
+                }
+                r
+            }
+            (false, None, _) => Err(Errno(libc::EADDRNOTAVAIL)),
+            (false, Some(i), Some(src)) => {
+                let m = &mut u.memberships[i];
+                let before = m.include.len();
+                m.include.retain(|s| *s != src);
+                if m.include.len() == before {
+                    return Err(Errno(libc::EADDRNOTAVAIL));
+                }
+                if m.include.is_empty() {
+                    u.memberships.remove(i);
+                    self.group_leave(ifs, iface, group);
+                }
+                Ok(())
+            }
+            (false, Some(i), None) => {
+                u.memberships.remove(i);
+                self.group_leave(ifs, iface, group);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn block(
+        &mut self,
+        id: SocketId,
+        block: bool,
+        group: IpAddr,
+        iface: IfaceId,
+        src: IpAddr,
+    ) -> Result<(), Errno> {
+        let u = self.udp_mut(id).ok_or(Errno(libc::EBADF))?;
+        let m = u
+            .memberships
+            .iter_mut()
+            .find(|m| m.group == group && m.iface == iface)
+            .ok_or(Errno(libc::EINVAL))?;
+        if !m.include.is_empty() {
+            return Err(Errno(libc::EINVAL));
+        }
+        if block {
+            if m.exclude.contains(&src) {
+                return Err(Errno(libc::EADDRNOTAVAIL));
+            }
+            if m.exclude.len() >= MAX_MSF {
+                return Err(Errno(libc::ENOBUFS));
+            }
+            m.exclude.push(src);
+        } else {
+            let n = m.exclude.len();
+            m.exclude.retain(|s| *s != src);
+            if m.exclude.len() == n {
+                return Err(Errno(libc::EADDRNOTAVAIL));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! Sending: the route and source address of a datagram (of the destination's
+//! family always), and the datagram handed to the endpoint of its interface with
+//! its TTL and TOS.
+
+use super::*;
+
+impl Sockets {
+    /// Interface and source address for a datagram to `dst` from socket `id`. The
+    /// source is always of `dst`'s family (smoltcp panics on a mix), as on Linux: a
+    /// source from ancillary data of the other family is ignored (Linux reads only
+    /// the cmsgs of the family it sends with), and a bound address of the other
+    /// family fails the send — `ENETUNREACH` for a socket bound to an IPv6 address
+    /// sending to a v4-mapped one, `EAFNOSUPPORT` the other way round.
+    pub(super) fn udp_route(
+        &self,
+        ifs: &Interfaces,
+        id: SocketId,
+        dst: &IpAddr,
+        src_hint: Option<IpAddr>,
+    ) -> Result<(IfaceId, IpAddr), Errno> {
+        let src_hint = src_hint.filter(|h| h.is_ipv4() == dst.is_ipv4());
+        let (iface, src) = self.udp_route_any(ifs, id, dst, src_hint)?;
+        match (src, dst) {
+            (IpAddr::V6(_), IpAddr::V4(_)) => Err(Errno(libc::ENETUNREACH)),
+            (IpAddr::V4(_), IpAddr::V6(_)) => Err(Errno(libc::EAFNOSUPPORT)),
+            _ => Ok((iface, src)),
+        }
+    }
+
+    pub(super) fn udp_route_any(
+        &self,
+        ifs: &Interfaces,
+        id: SocketId,
+        dst: &IpAddr,
+        src_hint: Option<IpAddr>,
+    ) -> Result<(IfaceId, IpAddr), Errno> {
+        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        let Proto::Udp(u) = &s.proto else {
+            return Err(Errno(libc::EBADF));
+        };
+        let bound = s
+            .local
+            .map(|l| l.ip())
+            .filter(|ip| !ip.is_unspecified() && !ip.is_multicast() && !is_broadcast(ifs, ip));
+        let src_pref = src_hint.filter(|ip| !ip.is_unspecified()).or(bound);
+        let dev = s.opts.bindtodevice.as_deref().and_then(|d| ifs.by_name(d));
+        if dst.is_multicast() || (dst.is_ipv4() && is_broadcast(ifs, dst)) {
+            let chosen = match dst {
+                IpAddr::V4(_) => u.mcast_if.or(dev),
+                IpAddr::V6(_) => u.mcast6_if.or(dev),
+            };
+            let iface = chosen.unwrap_or(if ifs.len() > crate::iface::ETH {
+                crate::iface::ETH
+            } else {
+                LO
+            });
+            let src = src_pref
+                .or(u.mcast_if_addr.map(IpAddr::V4).filter(|_| dst.is_ipv4()))
+                .or_else(|| {
+                    ifs.local_addrs(iface)
+                        .map(IpAddr::from)
+                        .find(|a| a.is_ipv4() == dst.is_ipv4())
+                })
+                .ok_or(Errno(libc::ENETUNREACH))?;
+            return Ok((iface, src));
+        }
+        let r = ifs.route(&(*dst).into()).ok_or(Errno(libc::ENETUNREACH))?;
+        if dev.is_some_and(|d| d != r.iface) {
+            return Err(Errno(libc::ENETUNREACH));
+        }
+        let src = match src_pref {
+            Some(b) if b.is_loopback() && r.iface != LO => return Err(Errno(libc::EINVAL)),
+            Some(b) => b,
+            None => r.src.into(),
+        };
+        Ok((r.iface, src))
+    }
+
+    /// Sends one datagram from socket `id` (a `SendTo` request, or a record the
+    /// program wrote to a connected socket's stand-in). `control` is the program's
+    /// ancillary data. Returns the bytes sent.
+    pub(crate) fn udp_sendto(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        dst: Option<Target>,
+        control: &[u8],
+        payload: &[u8],
+    ) -> Result<usize, Errno> {
+        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        let Proto::Udp(u) = &s.proto else {
+            return Err(Errno(libc::EBADF));
+        };
+        let dst = match dst {
+            Some(Target::Addr(a)) => a,
+            Some(Target::Unspec) | None => u.connected.ok_or(Errno(libc::EDESTADDRREQ))?,
+        };
+        match (s.domain, dst) {
+            (Domain::Inet, SocketAddr::V6(_)) => return Err(Errno(libc::EAFNOSUPPORT)),
+            (Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
+                return Err(Errno(libc::ENETUNREACH));
+            }
+            _ => {}
+        }
+        if dst.port() == 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let max = if dst.is_ipv4() { MAX_UDP4 } else { MAX_UDP6 };
+        if payload.len() > max {
+            return Err(Errno(libc::EMSGSIZE));
+        }
+        let broadcast = is_broadcast(ifs, &dst.ip());
+        if broadcast && !s.opts.broadcast {
+            return Err(Errno(libc::EACCES));
+        }
+        let (src_hint, ttl_hint) = parse_send_control(control);
+        let (iface, src) = self.udp_route(ifs, id, &dst.ip(), src_hint)?;
+        if dst.is_ipv6() && payload.len() + 48 > ifs.get(iface).mtu {
+            // smoltcp does not fragment IPv6.
+            return Err(Errno(libc::EMSGSIZE));
+        }
+        let port = self.udp_autobind(ifs, id)?;
+        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        let Proto::Udp(u) = &s.proto else {
+            return Err(Errno(libc::EBADF));
+        };
+        let multicast = dst.ip().is_multicast();
+        let ttl = ttl_hint.or(if multicast {
+            Some(if dst.is_ipv4() {
+                u.mcast_ttl
+            } else {
+                u.mcast6_hops
+            })
+        } else {
+            s.opts.ttl
+        });
+        let fields = IpFields {
+            ttl,
+            tos: (s.opts.tos != 0).then_some(s.opts.tos as u8),
+        };
+        let loop_local = broadcast
+            || (multicast
+                && (if dst.is_ipv4() {
+                    u.mcast_loop
+                } else {
+                    u.mcast6_loop
+                }));
+        let ep = self
+            .udp_eps
+            .get(&(iface, port))
+            .ok_or(Errno(libc::ENETUNREACH))?;
+        let sock = ifs
+            .get_mut(iface)
+            .sockets
+            .get_mut::<udp::Socket<'static>>(ep.handle);
+        let mut meta = PacketMeta::default();
+        meta.id = fields.encode();
+        let md = UdpMetadata {
+            endpoint: IpEndpoint::new(dst.ip().into(), dst.port()),
+            local_address: Some(src.into()),
+            meta,
+        };
+        log::trace!(
+            "udp: socket {} sends {} bytes {src}:{port} -> {dst} via interface {iface}",
+            id.index(),
+            payload.len()
+        );
+        match sock.send_slice(payload, md) {
+            Ok(()) => {}
+            Err(udp::SendError::BufferFull) => return Err(Errno(libc::ENOBUFS)),
+            Err(udp::SendError::Unaddressable) => return Err(Errno(libc::EINVAL)),
+        }
+        if loop_local {
+            let joined = broadcast || self.groups.get(&(iface, dst.ip())).is_some_and(|n| *n > 0);
+            if joined {
+                let origin = SocketAddr::new(src, port);
+                self.udp_deliver(
+                    ifs,
+                    iface,
+                    dst.port(),
+                    payload,
+                    (origin, dst.ip()),
+                    Some(id),
+                );
+            }
+        }
+        Ok(payload.len())
+    }
+}
