@@ -15,6 +15,7 @@
 //! None of them allocates per frame once warmed up: buffers are recycled.
 
 mod loopback;
+mod offload;
 mod pipe;
 mod queue;
 mod tap;
