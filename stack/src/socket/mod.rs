@@ -32,6 +32,7 @@ pub(crate) mod icmp;
 pub mod options;
 pub mod ports;
 pub(crate) mod raw;
+mod sockopt;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 

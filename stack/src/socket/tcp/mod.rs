@@ -66,7 +66,7 @@
 
 use super::addr::{self, Target};
 use super::errno::*;
-use super::options::{self, Facts, SetOutcome};
+use super::options;
 use super::ports::{BindState, BindingId, Reuse};
 use super::{Proto, Socket, SocketId, Sockets};
 use crate::iface::ingress::{PacketInfo, Verdict};
@@ -84,7 +84,6 @@ use std::os::fd::{AsFd, OwnedFd};
 
 mod api;
 mod listen;
-mod opts;
 mod orphan;
 mod pump;
 
@@ -126,7 +125,7 @@ pub(crate) struct Conn {
     pub(crate) unreported: bool,
 }
 
-pub(super) fn sock(
+pub(crate) fn sock(
     ifs: &mut Interfaces,
     iface: IfaceId,
     h: SocketHandle,
@@ -174,7 +173,7 @@ impl Sockets {
         Some(s)
     }
 
-    fn reuse(s: &Socket) -> Reuse {
+    pub(crate) fn reuse(s: &Socket) -> Reuse {
         Reuse {
             addr: s.opts.reuseaddr,
             port: s.opts.reuseport,

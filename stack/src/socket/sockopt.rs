@@ -1,11 +1,15 @@
-//! `setsockopt`/`getsockopt` of TCP sockets: the facts an option's answer needs,
-//! and the options applied to a live smoltcp connection (see
-//! [`crate::socket::options`] for the table of every option).
+//! `setsockopt`/`getsockopt` of every socket: the facts an option's answer needs
+//! (type, protocol, state, MTU), the options kept in the socket and applied to a
+//! live TCP connection. What each option means is [`super::options`]; the options
+//! only one protocol knows are its own (`udp::opts`).
 
-use super::*;
+use super::options::{self, Facts, SetOutcome};
+use super::tcp::{TcpState, sock};
+use super::{Errno, Proto, Socket, SocketId, Sockets, addr};
+use crate::iface::Interfaces;
 
 impl Sockets {
-    pub(super) fn facts(&self, ifs: &mut Interfaces, s: &Socket) -> Facts {
+    pub(crate) fn facts(&self, ifs: &mut Interfaces, s: &Socket) -> Facts {
         let (state, mtu) = match &s.proto {
             Proto::Tcp(TcpState::Connected(c) | TcpState::Connecting(c)) => {
                 let mtu = ifs.get(c.iface).mtu;
