@@ -196,7 +196,7 @@ impl Sock {
             libc::AF_INET6
         };
         // SAFETY: our own socket(), which asks the container's stack.
-        let fd = unsafe { crate::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
+        let fd = unsafe { crate::calls::socket(domain, ty | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return None;
         }
@@ -207,7 +207,7 @@ impl Sock {
         };
         // SAFETY: a valid timeval for SO_SNDTIMEO (bounds a blocking TCP connect).
         unsafe {
-            crate::setsockopt(
+            crate::calls::setsockopt(
                 fd,
                 libc::SOL_SOCKET,
                 libc::SO_SNDTIMEO,
@@ -217,7 +217,9 @@ impl Sock {
         };
         let (sa, len) = sockaddr(server);
         // SAFETY: a valid sockaddr of `len` bytes.
-        if unsafe { crate::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), len) } < 0 {
+        if unsafe { crate::calls::connect(fd, (&sa as *const libc::sockaddr_storage).cast(), len) }
+            < 0
+        {
             return None;
         }
         Some(s)
@@ -290,7 +292,9 @@ fn exchange_udp(
             return None;
         }
         // SAFETY: our own recv (it turns the stack's error markers into errors).
-        let n = unsafe { crate::recv(s.0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            crate::data::recv(s.0, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+        };
         if n < 0 {
             if sys::errno() == libc::EAGAIN {
                 continue;

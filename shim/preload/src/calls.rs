@@ -1,0 +1,301 @@
+//! The control calls: `socket`, `bind`, `listen`, `accept`, `connect`, the names,
+//! the options and `shutdown` — each a request to the stack for a stand-in (its
+//! meaning written once, in `netcell-frontend`), the real libc function for
+//! anything else.
+
+use crate::class::{self, Class};
+use crate::front::{self, Control, Local};
+use crate::real::*;
+use crate::{LISTENERS, addr_bytes, ask, conn, dgram, fail, set_cloexec, standin, sys};
+use libc::{c_int, c_void, sockaddr, socklen_t};
+use netcell_frontend::SetDone;
+use netcell_proto::{ACCEPT_RECORD_LEN, Request};
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    if (domain != libc::AF_INET && domain != libc::AF_INET6) || !conn::active() {
+        // SAFETY: passing the caller's arguments through.
+        let fd = unsafe { real_socket(domain, ty, protocol) };
+        class::set(fd, Class::Foreign);
+        return fd;
+    }
+    match conn::call(
+        0,
+        &Request::Socket {
+            domain,
+            ty,
+            protocol,
+        },
+        None,
+    ) {
+        Err(e) => fail(e),
+        Ok(r) if r.errno != 0 => fail(r.errno),
+        Ok(r) => match r.fd {
+            None => fail(libc::EPROTO),
+            Some(fd) => {
+                // Received close-on-exec (no window for a concurrent exec); keep it
+                // only if asked.
+                set_cloexec(fd, ty & libc::SOCK_CLOEXEC != 0);
+                if ty & libc::SOCK_NONBLOCK != 0 {
+                    sys::set_nonblock(fd);
+                }
+                class::set(
+                    fd,
+                    if ty & 0xf == libc::SOCK_STREAM {
+                        Class::Stream
+                    } else {
+                        Class::Datagram
+                    },
+                );
+                fd
+            }
+        },
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_bind(fd, addr, len) };
+    let Some(ino) = standin(fd) else {
+        return native();
+    };
+    let r = netcell_frontend::bind(&Local, &mut Control, ino, addr as u64, len);
+    front::ret(r, native)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_listen(fd, backlog) };
+    let Some(ino) = standin(fd) else {
+        return native();
+    };
+    let r = netcell_frontend::plain(&mut Control, ino, &Request::Listen { backlog });
+    if r == Ok(netcell_frontend::Done::Value(0))
+        && let Ok(mut l) = LISTENERS.lock()
+    {
+        l.insert(ino);
+    }
+    front::ret(r, native)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    let Some(ino) = standin(fd) else {
+        // SAFETY: passing through.
+        return unsafe { real_accept4(fd, addr, len, flags) };
+    };
+    if let Err(e) = netcell_frontend::accept_flags(flags) {
+        return front::ret(Err(e), || -1);
+    }
+    let known = LISTENERS.lock().map(|l| l.contains(&ino)).unwrap_or(false);
+    if !known {
+        match netcell_frontend::listening(&mut Control, ino) {
+            // SAFETY: passing through.
+            Ok(None) => return unsafe { real_accept4(fd, addr, len, flags) },
+            Ok(Some(false)) => return fail(libc::EINVAL),
+            Ok(Some(true)) => {
+                if let Ok(mut l) = LISTENERS.lock() {
+                    l.insert(ino);
+                }
+            }
+            Err(e) => return front::ret(Err(e), || -1),
+        }
+    }
+    let mut rec = [0u8; ACCEPT_RECORD_LEN];
+    let got = match sys::recv_with_fd(fd, &mut rec, libc::MSG_CMSG_CLOEXEC) {
+        Ok(g) => g,
+        Err(e) => return fail(e),
+    };
+    let record = &rec[..got.len];
+    let r = netcell_frontend::accepted(&Local, record, got.fd.is_some(), addr as u64, len as u64);
+    let conn_fd = match (r, got.fd) {
+        (Ok(()), Some(c)) => c,
+        (r, f) => {
+            if let Some(f) = f {
+                sys::close(f);
+            }
+            return front::ret(
+                r.and(Err(netcell_frontend::Fail::Errno(libc::ECONNABORTED))),
+                || -1,
+            );
+        }
+    };
+    set_cloexec(conn_fd, flags & libc::SOCK_CLOEXEC != 0);
+    if flags & libc::SOCK_NONBLOCK != 0 {
+        sys::set_nonblock(conn_fd);
+    }
+    class::set(conn_fd, Class::Stream);
+    conn_fd
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    if standin(fd).is_none() {
+        // SAFETY: passing through.
+        return unsafe { real_accept(fd, addr, len) };
+    }
+    // SAFETY: same contract.
+    unsafe { accept4(fd, addr, len, 0) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    let Some(ino) = standin(fd) else {
+        // SAFETY: passing through.
+        return unsafe { real_connect(fd, addr, len) };
+    };
+    // SAFETY: the caller's address buffer.
+    let a = match unsafe { addr_bytes(addr, len) } {
+        Ok(a) => a,
+        Err(e) => return fail(e),
+    };
+    let errno = match ask(ino, &Request::Connect { addr: a }, Some(fd)) {
+        // SAFETY: passing through.
+        None => return unsafe { real_connect(fd, addr, len) },
+        Some(Ok(_)) => return 0,
+        Some(Err(e)) => e,
+    };
+    let blocking = sys::fl(fd) & libc::O_NONBLOCK == 0;
+    if !(blocking && (errno == libc::EINPROGRESS || errno == libc::EALREADY)) {
+        return fail(errno);
+    }
+    // Blocking connect: the stand-in turns writable when the handshake ends; then
+    // the call is made again, as Linux's own wait ends, which reports the outcome
+    // once (0, or the error).
+    loop {
+        match sys::poll1(fd, libc::POLLOUT, sys::sndtimeo_ms(fd)) {
+            Err(e) => return fail(e),
+            Ok(0) => return fail(libc::EINPROGRESS),
+            Ok(_) => {}
+        }
+        // The answer cannot be lost in the program's own thread: reported at once.
+        match netcell_frontend::connect_end(&mut Control, ino, a, true) {
+            Ok(netcell_frontend::ConnectEnd::Connected) => return 0,
+            Ok(netcell_frontend::ConnectEnd::Pending) => continue,
+            Ok(netcell_frontend::ConnectEnd::Failed(e)) => return fail(e),
+            Ok(netcell_frontend::ConnectEnd::Native) => return fail(libc::ENOTSOCK),
+            Err(e) => return front::ret(Err(e), || -1),
+        }
+    }
+}
+
+unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bool) -> c_int {
+    let native = || {
+        // SAFETY: passing the caller's arguments through.
+        unsafe {
+            if peer {
+                real_getpeername(fd, addr, len)
+            } else {
+                real_getsockname(fd, addr, len)
+            }
+        }
+    };
+    let Some(ino) = standin(fd) else {
+        return native();
+    };
+    let r = netcell_frontend::name(&Local, &mut Control, ino, peer, addr as u64, len as u64);
+    front::ret(r, native)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: same contract.
+    unsafe { name_call(fd, addr, len, false) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: same contract.
+    unsafe { name_call(fd, addr, len, true) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: socklen_t,
+) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_setsockopt(fd, level, name, val, len) };
+    let Some(ino) = standin(fd) else {
+        return native();
+    };
+    match netcell_frontend::setsockopt(&Local, &mut Control, ino, (level, name), val as u64, len) {
+        Ok(SetDone::Done) => 0,
+        // The stand-in takes the option too (or is no stand-in after all).
+        Ok(SetDone::AlsoNative | SetDone::Native) => native(),
+        Err(e) => front::ret(Err(e), native),
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    // SAFETY: passing the caller's arguments through.
+    let native = || unsafe { real_getsockopt(fd, level, name, val, len) };
+    let Some(ino) = standin(fd) else {
+        return native();
+    };
+    // A datagram socket's pending ICMP error waits as a marker in its stand-in.
+    if level == libc::SOL_SOCKET
+        && name == libc::SO_ERROR
+        && class::of(fd) == Class::Datagram
+        && !len.is_null()
+        && let Some(e) = dgram::take_marker(fd)
+    {
+        // SAFETY: checked non-null.
+        let want = unsafe { *len } as i32;
+        let v = e.to_ne_bytes();
+        let r = netcell_frontend::put_option(
+            &Local,
+            val as u64,
+            len as u64,
+            &v[..want.clamp(0, 4) as usize],
+        );
+        return front::ret(r.map(|()| netcell_frontend::Done::Value(0)), native);
+    }
+    let r = netcell_frontend::getsockopt(
+        &Local,
+        &mut Control,
+        ino,
+        (level, name),
+        val as u64,
+        len as u64,
+    );
+    front::ret(r, native)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    let Some(ino) = standin(fd) else {
+        // SAFETY: passing through.
+        return unsafe { real_shutdown(fd, how) };
+    };
+    match ask(ino, &Request::Shutdown { how }, None) {
+        // SAFETY: passing through (and, after the stack agreed, shutting the
+        // stand-in itself so the FIN is ordered after the bytes written).
+        None | Some(Ok(_)) => unsafe {
+            let r = real_shutdown(fd, how);
+            if r < 0 && sys::errno() == libc::ENOTCONN {
+                0
+            } else {
+                r
+            }
+        },
+        Some(Err(e)) => fail(e),
+    }
+}
