@@ -16,8 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(120);
-
 /// The attack program: (dynamic, static).
 fn attack() -> &'static (PathBuf, PathBuf) {
     static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -33,18 +31,6 @@ fn attack() -> &'static (PathBuf, PathBuf) {
 fn both() -> [&'static Path; 2] {
     let (d, s) = attack();
     [d.as_path(), s.as_path()]
-}
-
-/// `netcell run` as an unprivileged user; the caller adds options, `--`, command.
-fn nc() -> Command {
-    let mut c = unprivileged(netcell_for_all());
-    c.arg("run");
-    c
-}
-
-fn run(c: &mut Command) -> (std::process::ExitStatus, String, String) {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    Proc::spawn(c).wait_output(T)
 }
 
 /// "key value" lines (the value is the last word).
@@ -150,9 +136,10 @@ fn the_command_cannot_take_netcell_s_descriptors_at_startup() {
     // The command starts taking its parent's descriptors at once, in a loop; the
     // review's build lost its seccomp listener in 57 of 100 runs.
     for (i, bin) in both().into_iter().cycle().take(100).enumerate() {
-        let mut c = nc();
-        c.arg("--").arg(bin).args(["grab-parent", "20"]);
-        let (st, out, err) = run(&mut c);
+        let (st, out, err) = Container::nobody()
+            .exec([bin])
+            .args(["grab-parent", "20"])
+            .run();
         assert!(st.success(), "run {i}: {out} {err}");
         assert_eq!(
             facts(&out).get("grabbed").map(String::as_str),
@@ -167,15 +154,13 @@ fn another_container_cannot_take_a_new_netcell_s_descriptors() {
     // Container A polls /proc for netcells appearing and takes what it can while
     // containers B start and run.
     let (_, stat) = attack();
-    let mut a = nc();
-    a.arg("--").arg(stat).args(["watch", "6000"]);
-    a.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let watcher = Proc::spawn(&mut a);
+    let watcher = Container::nobody()
+        .exec([stat])
+        .args(["watch", "6000"])
+        .spawn();
     std::thread::sleep(Duration::from_millis(300));
     for _ in 0..20 {
-        let mut b = nc();
-        b.args(["--", "sleep", "0.1"]);
-        let (st, _, err) = run(&mut b);
+        let (st, _, err) = Container::nobody().exec(["sleep", "0.1"]).run();
         assert!(st.success(), "{err}");
     }
     let (st, out, err) = watcher.wait_output(T);
@@ -197,10 +182,7 @@ fn processes_outside_the_container_are_out_of_reach() {
     // The user's shell (netcell's parent), a process of the user beside it,
     // netcell itself and another container's netcell: no ptrace, no descriptors, no
     // memory, no signals.
-    let mut other = nc();
-    other.args(["--", "sleep", "30"]);
-    other.stdout(Stdio::null()).stderr(Stdio::null());
-    let other = Proc::spawn(&mut other);
+    let other = Container::nobody().exec(["sleep", "30"]).quiet().spawn();
     let sleeper = Proc::spawn(unprivileged(Path::new("/bin/sleep")).arg("30"));
     for bin in both() {
         let script = format!(
@@ -245,12 +227,11 @@ fn a_continued_call_raced_with_dup2_reaches_no_host_socket() {
     // connected the host socket in about 1 of 3000 tries.
     for bin in both() {
         let mut host = HostListener::new();
-        let mut c = nc();
-        c.arg("--")
-            .arg(bin)
+        let (st, out, err) = Container::nobody()
+            .exec([bin])
             .args(["dup2-race", &host.port.to_string(), "20000"])
-            .stdin(host.stdin());
-        let (st, out, err) = run(&mut c);
+            .stdin(host.stdin())
+            .run();
         assert!(st.success(), "{out} {err}");
         let f = facts(&out);
         assert_eq!(f["tries"], "20000", "{out}");
@@ -269,12 +250,11 @@ fn a_non_dumpable_program_gets_refusals_not_the_kernel() {
     // cannot judge is refused, none is passed on.
     for bin in both() {
         let mut host = HostListener::new();
-        let mut c = nc();
-        c.arg("--")
-            .arg(bin)
+        let (st, out, err) = Container::nobody()
+            .exec([bin])
             .args(["nondumpable", &host.port.to_string()])
-            .stdin(host.stdin());
-        let (st, out, err) = run(&mut c);
+            .stdin(host.stdin())
+            .run();
         assert!(st.success(), "{out} {err}");
         let f = facts(&out);
         assert_eq!(f["prctl"], "ok");
@@ -332,18 +312,12 @@ while True:
         "import os,socket,sys; s=socket.create_connection(('127.0.0.1',{port})); os.dup2(s.fileno(),0); {PID_LAUNCHER}"
     );
     let mut c = ns.cmd("setpriv");
-    c.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-        python(),
-        "-c",
-    ])
-    .arg(&launcher)
-    .arg(netcell_for_all())
-    .args(["run", "--", "sh", "-c", &script])
-    .env_remove("XDG_RUNTIME_DIR");
+    c.args(AS_NOBODY)
+        .args([python(), "-c"])
+        .arg(&launcher)
+        .arg(netcell_for_all())
+        .args(["run", "--", "sh", "-c", &script])
+        .env_remove("XDG_RUNTIME_DIR");
     let (p, mut stdout, pid) = spawn_with_pid(&mut c);
     // No descriptor left: the limit is what netcell holds once it serves the
     // container.
@@ -381,28 +355,25 @@ while True:
 #[test]
 fn a_host_socket_other_than_a_connected_stream_on_stdio_is_refused_at_start() {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut c = nc();
-    c.args(["--", "true"])
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(udp)));
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::nobody()
+        .exec(["true"])
+        .stdin(std::os::fd::OwnedFd::from(udp))
+        .run();
     assert_eq!(st.code(), Some(125), "{out} {err}");
     assert!(
         err.contains("standard input (fd 0) is an IPv4 UDP socket of the host"),
         "{err}"
     );
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut c = nc();
-    c.args(["--", "true"])
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(l)));
-    let (st, _, err) = run(&mut c);
+    let (st, _, err) = Container::nobody()
+        .exec(["true"])
+        .stdin(std::os::fd::OwnedFd::from(l))
+        .run();
     assert_eq!(st.code(), Some(125), "{err}");
     assert!(err.contains("listening TCP socket"), "{err}");
     // A TUN descriptor is no socket, but it is a link.
     if let Ok(tun) = std::fs::File::open("/dev/net/tun") {
-        let mut c = nc();
-        c.args(["--", "true"])
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(tun)));
-        let (st, _, err) = run(&mut c);
+        let (st, _, err) = Container::nobody().exec(["true"]).stdin(tun).run();
         assert_eq!(st.code(), Some(125), "{err}");
         assert!(err.contains("a character device 10:200"), "{err}");
     }
@@ -429,16 +400,13 @@ fn a_container_cannot_attach_to_a_tap_device_of_its_user() {
     std::fs::set_permissions(&tun, std::fs::Permissions::from_mode(0o666)).unwrap();
     for bin in both() {
         let before = ns.counters("victim0").0;
-        let mut c = ns.cmd("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(netcell_for_all())
-            .args(["run", "--"])
-            .arg(bin)
+        let (st, out, err) = Container::nobody()
+            .in_ns(&ns)
+            .exec([bin])
             .arg("tun")
             .arg(&tun)
             .arg("victim0")
-            .env_remove("XDG_RUNTIME_DIR");
-        let (st, out, err) = run(&mut c);
+            .run();
         assert!(st.success(), "{out} {err}");
         let f = facts(&out);
         assert_eq!(f["open"], "ok", "the attack needs the device open: {out}");
@@ -454,9 +422,7 @@ fn a_container_cannot_attach_to_a_tap_device_of_its_user() {
 #[test]
 fn raw_sockets_need_cap_net_raw_over_the_container_not_a_namespace_of_its_own() {
     for bin in both() {
-        let mut c = nc();
-        c.arg("--").arg(bin).arg("rawns");
-        let (st, out, err) = run(&mut c);
+        let (st, out, err) = Container::nobody().exec([bin]).arg("rawns").run();
         assert!(st.success(), "{out} {err}");
         let f = facts(&out);
         if f["unshare"] != "ok" {
@@ -480,18 +446,11 @@ fn the_resolver_files_are_the_container_s_however_they_are_named() {
             python = python(),
             i80 = int80.display()
         );
-        let mut c = nc();
-        c.args([
-            "--dns",
-            "10.9.9.9",
-            "--add-host",
-            "only-in-the-container:10.9.9.10",
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ]);
-        let (st, out, err) = run(&mut c);
+        let (st, out, err) = Container::nobody()
+            .dns("10.9.9.9")
+            .add_host("only-in-the-container", "10.9.9.10")
+            .sh(&script)
+            .run();
         assert!(st.success(), "{out} {err}");
         let ours = "# written by netcell for this container";
         let hosts = "10.9.9.10\tonly-in-the-container";
@@ -525,9 +484,7 @@ fn i386_calls_reach_no_host_interface_and_socketpair_makes_no_host_socket() {
         int80.display(),
         python()
     );
-    let mut c = nc();
-    c.args(["--", "sh", "-c", &script]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::nobody().sh(&script).run();
     assert!(st.success(), "{out} {err}");
     assert!(out.contains("i386 ifconf EPERM\n"), "{out}");
     // It would install descriptors passed in, unvetted.
@@ -570,13 +527,13 @@ threading.Event().wait()
 "#,
         ready = ready.display()
     );
-    let mut c = nc();
-    c.args(["--shim", "preload", "--name", "victim", "--runtime-dir"])
+    let proc = Container::nobody()
+        .shim(Mode::Preload)
+        .args(["--name", "victim", "--runtime-dir"])
         .arg(&dir.0)
-        .args(["--", python(), "-c", &server])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let proc = Proc::spawn(&mut c);
+        .exec([python(), "-c", &server])
+        .quiet()
+        .spawn();
     let port: u16 = wait_for(T, "the victim's server", || {
         let s = std::fs::read_to_string(&ready).ok()?;
         let (port, own) = s.split_once(' ')?;
@@ -626,12 +583,12 @@ fn another_container_cannot_use_a_container_s_control_socket() {
         .arg(format!("LD_PRELOAD={}", v.so.display()))
         .arg(format!("NETCELL_CONTROL={}", v.ctl.display()))
         .args([python(), "-c", &fetch]);
-    let mut other = nc();
-    other
-        .args(["--", "env"])
+    let other = Container::nobody()
+        .exec(["env"])
         .arg(format!("LD_PRELOAD={}", v.so.display()))
         .arg(format!("NETCELL_CONTROL={}", v.ctl.display()))
-        .args([python(), "-c", &fetch]);
+        .args([python(), "-c", &fetch])
+        .command();
     for (who, mut c) in [("another container", other), ("a process outside", outside)] {
         let (st, out, err) = run(&mut c);
         assert!(st.success(), "{who}: {out} {err}");
@@ -738,9 +695,7 @@ c.close()
         for bin in both() {
             let _ = std::fs::remove_file(&path);
             let _service = outside_service(server, &[path.as_os_str(), kind.as_ref()]);
-            let mut c = nc();
-            c.arg("--").arg(bin).arg("scm").arg(&path);
-            let (st, out, err) = run(&mut c);
+            let (st, out, err) = Container::nobody().exec([bin]).arg("scm").arg(&path).run();
             assert!(st.success(), "{out} {err}");
             let f = facts(&out);
             assert_eq!(f["recvmsg ok"], "5", "{kind}: {out}");
@@ -756,20 +711,26 @@ c.close()
     }
 }
 
-fn descriptor_passing_inside_the_container_works(mode: Mode) {
-    let script = programs().join("fdpass.py");
+/// Runs a program of `tests/programs` on the host, then as nobody in a container:
+/// both succeed and print the same.
+fn answers_as_on_the_host(mode: Mode, program: &str) {
+    let script = py(program);
     let host = Command::new(python()).arg(&script).output().unwrap();
     assert!(
         host.status.success(),
         "{}",
         String::from_utf8_lossy(&host.stderr)
     );
-    let mut c = unprivileged(netcell_for_all());
-    c.args(["run", "--shim", mode.name(), "--", python()])
-        .arg(&script);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::nobody()
+        .shim(mode)
+        .exec([python(), &script])
+        .run();
     assert!(st.success(), "{out} {err}");
     assert_eq!(out, String::from_utf8_lossy(&host.stdout), "{err}");
+}
+
+fn descriptor_passing_inside_the_container_works(mode: Mode) {
+    answers_as_on_the_host(mode, "fdpass.py");
 }
 
 in_both_modes!(descriptor_passing_inside_the_container_works);
@@ -780,15 +741,14 @@ fn unread_loopback_connections_stay_within_the_buffer_budget() {
     // review's build grew to 5 GiB. With a 64 MiB budget, netcell's resident memory
     // stays under it plus its own structures (about 16 MiB here), new connections
     // fail with ENOBUFS once it is spent, and the memory comes back when they close.
-    let script = programs().join("memflood.py");
-    let mut c = nc();
-    c.args(["--max-buffer-memory", "64M", "--", "sh", "-c"])
-        .arg(format!(
+    let (st, out, err) = Container::nobody()
+        .args(["--max-buffer-memory", "64M"])
+        .sh(&format!(
             "exec {} {} 1200 5 $PPID",
             python(),
-            script.display()
-        ));
-    let (st, out, err) = run(&mut c);
+            py("memflood.py")
+        ))
+        .run();
     assert!(st.success(), "{out} {err}");
     let f = facts(&out);
     let rss: usize = f["rss_kib"].parse().unwrap();
@@ -811,18 +771,11 @@ fn unread_loopback_connections_stay_within_the_buffer_budget() {
 fn sockets_beyond_the_limit_fail_with_emfile() {
     let script = "import socket\nheld = []\ntry:\n  while True: held.append(socket.socket())\nexcept OSError as e: print('sockets', len(held), e.errno)\nfor s in held[:10]: s.close()\ns = socket.socket(); s.bind(('127.0.0.1', 0)); print('after close', s.getsockname()[0])";
     for mode in [Mode::Seccomp, Mode::Preload] {
-        let mut c = nc();
-        c.args([
-            "--shim",
-            mode.name(),
-            "--max-sockets",
-            "100",
-            "--",
-            python(),
-            "-c",
-            script,
-        ]);
-        let (st, out, err) = run(&mut c);
+        let (st, out, err) = Container::nobody()
+            .shim(mode)
+            .args(["--max-sockets", "100"])
+            .exec([python(), "-c", script])
+            .run();
         assert!(st.success(), "{out} {err}");
         assert!(
             out.contains(&format!("sockets 100 {}\n", libc::EMFILE)),
@@ -850,9 +803,10 @@ for _ in range(10): socket.create_connection(l.getsockname())
 time.sleep(0.5)
 print("accepted", results.count("accepted"))
 "#;
-    let mut c = nc();
-    c.args(["--max-blocked-calls", "10", "--", python(), "-c", script]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::nobody()
+        .args(["--max-blocked-calls", "10"])
+        .exec([python(), "-c", script])
+        .run();
     assert!(st.success(), "{out} {err}");
     let f = facts(&out);
     assert_eq!(f["refused"], "6", "{out} {err}");
@@ -894,9 +848,7 @@ while True:
     );
     let bin = netcell_for_all();
     // Without the sandbox the container reaches the service...
-    let mut c = nc();
-    c.args(["--", python(), "-c", &client]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::nobody().exec([python(), "-c", &client]).run();
     assert!(st.success(), "{out} {err}");
     assert!(out.contains("service says ran your command"), "{out}");
     // ...inside it, not.
@@ -921,18 +873,7 @@ fn calls_that_crashed_the_stack_answer_as_on_linux(mode: Mode) {
     // a UDP stand-in shut for writing (a busy loop that froze every call), more
     // multicast sources than Linux allows (unbounded): each answered as the host
     // kernel answers, and the stack serves on.
-    let script = programs().join("crashers.py");
-    let host = Command::new(python()).arg(&script).output().unwrap();
-    assert!(
-        host.status.success(),
-        "{}",
-        String::from_utf8_lossy(&host.stderr)
-    );
-    let mut c = nc();
-    c.args(["--shim", mode.name(), "--", python()]).arg(&script);
-    let (st, out, err) = run(&mut c);
-    assert!(st.success(), "{out} {err}");
-    assert_eq!(out, String::from_utf8_lossy(&host.stdout), "{err}");
+    answers_as_on_the_host(mode, "crashers.py");
 }
 
 in_both_modes!(calls_that_crashed_the_stack_answer_as_on_linux);
@@ -962,9 +903,10 @@ fn processes_that_keep_forking_do_not_outlive_the_container() {
     // SIGTERM: when the command ends, netcell must leave none of it behind.
     let (_, stat) = attack();
     let marker = unique("churn-marker-");
-    let mut c = nc();
-    c.arg("--").arg(stat).args(["churn", "8", &marker]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::nobody()
+        .exec([stat])
+        .args(["churn", "8", &marker])
+        .run();
     assert!(st.success(), "{out} {err}");
     std::thread::sleep(Duration::from_millis(500));
     let survivors: Vec<String> = std::fs::read_dir("/proc")

@@ -8,27 +8,6 @@ use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(90);
-const KERNEL: &str = "10.88.0.1";
-const CONTAINER: &str = "10.88.0.2";
-
-fn py(script: &str) -> String {
-    programs().join(script).display().to_string()
-}
-
-fn run(c: &mut Command) -> (std::process::ExitStatus, String, String) {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    Proc::spawn(c).wait_output(T)
-}
-
-/// A namespace with `tap0` whose kernel side is 10.88.0.1/24 and fd00::1/64.
-fn tap_ns() -> NetNs {
-    let ns = NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), 1500);
-    let o = ns.sh("ip addr add fd00::1/64 dev tap0 nodad");
-    assert!(o.status.success());
-    ns
-}
-
 fn lines_of(out: &str) -> Vec<&str> {
     out.lines().map(str::trim).collect()
 }
@@ -49,7 +28,9 @@ fn udp_semantics_match_the_kernel(mode: Mode) {
         "{}",
         String::from_utf8_lossy(&host.stderr)
     );
-    let (st, out, err) = run(nc(mode).args(["--", "python3", &py("udp_semantics.py"), flag]));
+    let (st, out, err) = Container::new(mode)
+        .exec(["python3", &py("udp_semantics.py"), flag])
+        .run();
     assert!(st.success(), "{err}");
     // FIONREAD = next datagram, MSG_PEEK, truncation, MSG_TRUNC, ECONNREFUSED from an
     // ICMP port unreachable, SO_REUSEADDR, EACCES for broadcast, EMSGSIZE,
@@ -69,30 +50,18 @@ fn dns_goes_through_the_stack_over_udp_and_tcp(mode: Mode) {
     ] {
         need(p);
     }
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     let dir = Scratch::new();
     let log = dir.path("dnsmasq.log");
-    let mut d = ns.cmd("dnsmasq");
-    d.args([
-        "-k",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        "--listen-address",
-        KERNEL,
-        "--pid-file=",
-        "--user=root",
-        "--local=/test/",
-    ])
-    .args([
-        "--host-record=web.test,10.88.0.80,fd00::80",
-        "--cname=alias.test,web.test",
-        "--log-queries",
-    ])
-    .arg(format!("--log-facility={}", log.display()))
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let _dnsmasq = Proc::spawn(&mut d);
+    let _dnsmasq = kernel_dnsmasq(
+        &ns,
+        [
+            "--host-record=web.test,10.88.0.80,fd00::80".to_string(),
+            "--cname=alias.test,web.test".to_string(),
+            "--log-queries".to_string(),
+            format!("--log-facility={}", log.display()),
+        ],
+    );
     wait_for(T, "dnsmasq", || {
         ns.sh(&format!("dig +short +time=1 +tries=1 @{KERNEL} web.test"))
             .stdout
@@ -127,17 +96,14 @@ python3 "$RESQ"
         .stderr(Stdio::null());
     let mut tcpdump = Proc::spawn(&mut td);
     std::thread::sleep(Duration::from_millis(700));
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    let args = [
-        "--dns",
-        KERNEL,
-        "--dns-option",
-        "timeout:2",
-        "--add-host",
-        &format!("kernel.test:{KERNEL}"),
-    ];
-    let c = c_args_before_cmd(&mut c, &args, &["sh", "-c", script]);
-    let (st, out, err) = run(c.env("RESQ", py("res_query.py")));
+    let (st, out, err) = Container::new(mode)
+        .on_tap_ns(&ns)
+        .dns(KERNEL)
+        .args(["--dns-option", "timeout:2"])
+        .add_host("kernel.test", KERNEL)
+        .sh(script)
+        .env("RESQ", py("res_query.py"))
+        .run();
     assert!(st.success(), "{out}\n{err}");
     let l = lines_of(&out);
     for expect in [
@@ -169,13 +135,12 @@ python3 "$RESQ"
     );
 
     // The same lookups with `options use-vc`: over TCP.
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    let c = c_args_before_cmd(
-        &mut c,
-        &["--dns", KERNEL, "--dns-option", "use-vc"],
-        &["getent", "ahosts", "web.test"],
-    );
-    let (st, out, err) = run(c);
+    let (st, out, err) = Container::new(mode)
+        .on_tap_ns(&ns)
+        .dns(KERNEL)
+        .args(["--dns-option", "use-vc"])
+        .exec(["getent", "ahosts", "web.test"])
+        .run();
     assert!(st.success() && out.contains("10.88.0.80"), "{out} {err}");
     std::thread::sleep(Duration::from_millis(300));
     tcpdump.stop();
@@ -196,30 +161,10 @@ python3 "$RESQ"
     assert!(log.contains("from 10.88.0.2"), "{log}");
 }
 
-/// Inserts netcell options before the `--` that `NetNs::netcell` ends with.
-fn c_args_before_cmd<'a>(c: &'a mut Command, opts: &[&str], cmd: &[&str]) -> &'a mut Command {
-    let mut args: Vec<String> = c
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let prog = c.get_program().to_owned();
-    let dd = args.iter().rposition(|a| a == "--").expect("ends with --");
-    for (i, o) in opts.iter().enumerate() {
-        args.insert(dd + i, o.to_string());
-    }
-    args.extend(cmd.iter().map(|s| s.to_string()));
-    let mut n = Command::new(prog);
-    n.args(args)
-        .env_remove("LD_PRELOAD")
-        .env_remove("NETCELL_CONTROL");
-    *c = n;
-    c
-}
-
 fn recvfrom_reports_the_true_source_address(mode: Mode) {
     require_root!();
     need("python3");
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     // The kernel-side server answers from another socket (port 7001), as some
     // servers do; glibc's resolver rejects answers from the wrong address, so the
     // container must see the real source.
@@ -235,9 +180,10 @@ fn recvfrom_reports_the_true_source_address(mode: Mode) {
     let client = format!(
         "import socket\nc=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); c.settimeout(5)\nc.sendto(b'ping', ('{KERNEL}',7000))\nd,src=c.recvfrom(100)\nprint(d.decode(), src)\n"
     );
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["python3", "-c", &client]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::new(mode)
+        .on_tap_ns(&ns)
+        .exec(["python3", "-c", &client])
+        .run();
     assert!(st.success(), "{err}");
     assert_eq!(out.trim(), format!("PING {CONTAINER} ('{KERNEL}', 7001)"));
 }
@@ -276,23 +222,12 @@ fn multicast_and_broadcast_reach_every_member_on_the_segment(mode: Mode) {
             r6 = ready6.display(),
             d = dir.0.display(),
         );
-        let mut c = ns.nc(mode);
-        c.args([
-            "--tap",
-            tap,
-            "--addr",
-            &format!("{addr}/24"),
-            "--addr",
-            &format!("fd00::{}/64", if name == "a" { 2 } else { 3 }),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ]);
-        procs.push((
-            name,
-            Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::piped())),
-        ));
+        let v6 = format!("fd00::{}/64", if name == "a" { 2 } else { 3 });
+        let mut c = Container::new(mode)
+            .tap(&ns, tap, &[&format!("{addr}/24"), &v6])
+            .sh(&script)
+            .command();
+        procs.push((name, Proc::spawn(c.stdout(Stdio::null()))));
     }
     for n in ["a4", "b4", "a6", "b6"] {
         wait_for(T, "receivers", || dir.path(n).exists().then_some(()));
@@ -352,35 +287,18 @@ fn ipv6_dual_stack_server_and_link_local(mode: Mode) {
     require_root!();
     need("curl");
     need("python3");
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     let dir = Scratch::new();
     std::fs::write(dir.path("f"), "dual").unwrap();
     let log = std::fs::File::create(dir.path("log")).unwrap();
-    let mut c = ns.nc(mode);
-    c.args([
-        "--tap",
-        "tap0",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--addr",
-        "fd00::2/64",
-        "--mac",
-        "52:54:00:12:34:56",
-        "--",
-    ])
-    .args([
-        "python3",
-        "-m",
-        "http.server",
-        "8080",
-        "--bind",
-        "::",
-        "--directory",
-    ])
-    .arg(&dir.0)
-    .stdout(Stdio::null())
-    .stderr(log);
-    let _server = Proc::spawn(&mut c);
+    let mut c = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR, "fd00::2/64"])
+        .args(["--mac", "52:54:00:12:34:56"])
+        .exec(["python3", "-m", "http.server", "8080", "--bind", "::"])
+        .arg("--directory")
+        .arg(&dir.0)
+        .command();
+    let _server = Proc::spawn(c.stdout(Stdio::null()).stderr(log));
     for url in [
         format!("http://{CONTAINER}:8080/f"),
         "http://[fd00::2]:8080/f".to_string(),
@@ -411,24 +329,14 @@ fn ipv6_dual_stack_server_and_link_local(mode: Mode) {
 fn ping_works_without_raw_socket_privileges(mode: Mode) {
     require_root!();
     need("ping");
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     let script = format!(
         "ping -c 1 -W 2 127.0.0.1 && ping -6 -c 1 -W 2 ::1 && ping -c 1 -W 2 {CONTAINER} && ping -c 2 -i 0.2 -W 2 {KERNEL} && sleep 1.5 && ping -6 -c 2 -i 0.2 -W 2 fd00::1"
     );
-    let mut c = ns.nc(mode);
-    c.args([
-        "--tap",
-        "tap0",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--addr",
-        "fd00::2/64",
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR, "fd00::2/64"])
+        .sh(&script)
+        .run();
     assert!(st.success(), "{out}\n{err}");
     assert_eq!(out.matches(" 0% packet loss").count(), 5, "{out}");
     assert!(!err.contains("WARNING"), "ping complained: {err}");
@@ -437,23 +345,14 @@ fn ping_works_without_raw_socket_privileges(mode: Mode) {
 fn ping_from_the_kernel_side_is_answered(mode: Mode) {
     require_root!();
     need("ping");
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     let dir = Scratch::new();
     let flag = dir.path("up");
-    let mut c = ns.nc(mode);
-    c.args([
-        "--tap",
-        "tap0",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--addr",
-        "fd00::2/64",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {}; sleep 8", flag.display()),
-    ]);
-    let _c = Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::null()));
+    let _c = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR, "fd00::2/64"])
+        .sh(&format!("touch {}; sleep 8", flag.display()))
+        .quiet()
+        .spawn();
     wait_for(T, "the container", || flag.exists().then_some(()));
     let o = ns
         .cmd("ping")
@@ -489,7 +388,7 @@ fn nginx_master_and_workers_serve_inside_and_to_the_kernel_side(mode: Mode) {
     require_root!();
     need("nginx");
     need("curl");
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     let dir = Scratch::new();
     nginx_conf(&dir.0);
     let d = dir.0.display().to_string();
@@ -498,19 +397,10 @@ fn nginx_master_and_workers_serve_inside_and_to_the_kernel_side(mode: Mode) {
          for i in 1 2 3 4 5 6 7 8; do curl -s http://127.0.0.1:8080/; done | sort | uniq -c; curl -s 'http://[::1]:8080/'; \
          M=$(cat {d}/nginx.pid); (ps -o user= -p $M; ps -o user= --ppid $M) | sort | uniq -c; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill -QUIT $(cat {d}/nginx.pid); wait"
     );
-    let mut c = ns.nc(mode);
-    c.args([
-        "--tap",
-        "tap0",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let p = Proc::spawn(&mut c);
+    let p = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .sh(&script)
+        .spawn();
     wait_for(T, "nginx", || dir.path("READY").exists().then_some(()));
     for _ in 0..4 {
         let o = ns
@@ -557,7 +447,7 @@ fn redis_server_cli_and_benchmark(mode: Mode) {
                   for i in $(seq 100); do redis-cli -p 6390 ping >/dev/null 2>&1 && break; sleep 0.05; done; \
                   redis-cli -p 6390 set key netcell; redis-cli -p 6390 get key; \
                   redis-benchmark -p 6390 -q -n 5000 -c 10 -t set,get --csv; redis-cli -p 6390 shutdown nosave >/dev/null 2>&1; wait";
-    let (st, out, err) = run(nc(mode).args(["--", "sh", "-c", script]));
+    let (st, out, err) = Container::new(mode).sh(script).run();
     assert!(st.success(), "{err}");
     assert!(out.contains("OK\nnetcell\n"), "{out}");
     for t in ["\"SET\"", "\"GET\""] {
@@ -579,7 +469,7 @@ fn redis_server_cli_and_benchmark(mode: Mode) {
 fn asyncio_server_reached_from_inside_and_from_the_kernel_side(mode: Mode) {
     require_root!();
     need("python3");
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     let dir = Scratch::new();
     let server = format!(
         "import asyncio\nasync def h(r,w):\n  w.write((await r.readline()).upper()); await w.drain(); w.close()\n\
@@ -591,21 +481,12 @@ fn asyncio_server_reached_from_inside_and_from_the_kernel_side(mode: Mode) {
         "python3 -c \"$SRV\" & while [ ! -e {} ]; do sleep 0.05; done; python3 -c \"$CLI\"; sleep 2",
         dir.path("up").display()
     );
-    let mut c = ns.nc(mode);
-    c.args([
-        "--tap",
-        "tap0",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ])
-    .env("SRV", &server)
-    .env("CLI", client);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let p = Proc::spawn(&mut c);
+    let p = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .sh(&script)
+        .env("SRV", &server)
+        .env("CLI", client)
+        .spawn();
     wait_for(T, "the asyncio server", || {
         dir.path("up").exists().then_some(())
     });
@@ -623,24 +504,17 @@ fn asyncio_server_reached_from_inside_and_from_the_kernel_side(mode: Mode) {
 fn iperf3_tcp_and_udp_to_and_from_the_container(mode: Mode) {
     require_root!();
     need("iperf3");
-    let ns = tap_ns();
+    let ns = dual_stack_tap_ns();
     let dir = Scratch::new();
     let flag = dir.path("up");
-    let mut c = ns.nc(mode);
-    c.args([
-        "--tap",
-        "tap0",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--",
-        "sh",
-        "-c",
-        &format!(
+    let _server = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .sh(&format!(
             "iperf3 -s -p 5201 & sleep 0.5; touch {}; wait",
             flag.display()
-        ),
-    ]);
-    let _server = Proc::spawn(c.stdout(Stdio::null()).stderr(Stdio::null()));
+        ))
+        .quiet()
+        .spawn();
     wait_for(T, "iperf3 in the container", || flag.exists().then_some(()));
     // Two cores shared with the other tests: the floor says "it flows", not "fast".
     for args in [
@@ -661,7 +535,9 @@ fn iperf3_tcp_and_udp_to_and_from_the_container(mode: Mode) {
         assert!(bps > 1e5, "{args:?}: {bps} bit/s\n{out}");
     }
     // And iperf3 UDP entirely inside one container.
-    let (st, out, err) = run(nc(mode).args(["--", "sh", "-c", "iperf3 -s -1 -p 5202 >/dev/null 2>&1 & sleep 0.5; iperf3 -c 127.0.0.1 -p 5202 -u -b 100M -t 1 | tail -4"]));
+    let (st, out, err) = Container::new(mode)
+        .sh("iperf3 -s -1 -p 5202 >/dev/null 2>&1 & sleep 0.5; iperf3 -c 127.0.0.1 -p 5202 -u -b 100M -t 1 | tail -4")
+        .run();
     assert!(st.success() && out.contains("receiver"), "{out} {err}");
 }
 

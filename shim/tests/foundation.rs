@@ -10,12 +10,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const T: Duration = Duration::from_secs(60);
-
-fn py(script: &str) -> String {
-    programs().join(script).display().to_string()
-}
-
 /// A port nothing on the host listens on right now.
 fn free_host_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -34,7 +28,7 @@ fn loopback_http_server_is_private_to_the_container(mode: Mode) {
          for i in $(seq 200); do body=$(curl -s -m 2 http://127.0.0.1:{port}/hello.txt) && break; sleep 0.05; done; \
          echo \"body=$body\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
     );
-    let c = Proc::spawn(&mut container(mode, &script));
+    let c = Container::new(mode).sh(&script).spawn();
     wait_for(T, "the container's server", || {
         dir.path("READY").exists().then_some(())
     });
@@ -69,7 +63,7 @@ fn two_containers_serve_the_same_port(mode: Mode) {
              touch {d}/up-{name}; while [ ! -e {d}/up-alpha ] || [ ! -e {d}/up-beta ]; do sleep 0.05; done; \
              echo \"$(curl -s -m 5 http://127.0.0.1:8080/who) $(curl -s -m 5 http://[::1]:8080/who)\"; kill $!"
         );
-        procs.push((name, Proc::spawn(&mut container(mode, &script))));
+        procs.push((name, Container::new(mode).sh(&script).spawn()));
     }
     for (name, p) in procs {
         let (st, out, err) = p.wait_output(T);
@@ -84,11 +78,9 @@ fn two_containers_serve_the_same_port(mode: Mode) {
 
 fn backlog_of_128_takes_64_concurrent_clients(mode: Mode) {
     need("python3");
-    let mut c = nc(mode);
-    c.args(["--", "python3", &py("backlog.py"), "64"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    let (st, out, err) = Container::new(mode)
+        .exec(["python3", &py("backlog.py"), "64"])
+        .run();
     assert!(st.success(), "{err}");
     assert!(
         out.contains("connected=64 accepted=64 errors=[]"),
@@ -99,11 +91,9 @@ fn backlog_of_128_takes_64_concurrent_clients(mode: Mode) {
 fn nonblocking_connect_registered_in_epoll_before_connect(mode: Mode) {
     need("python3");
     for host in ["127.0.0.1", "::1"] {
-        let mut c = nc(mode);
-        c.args(["--", "python3", &py("nb_connect.py"), host])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+        let (st, out, err) = Container::new(mode)
+            .exec(["python3", &py("nb_connect.py"), host])
+            .run();
         assert!(st.success(), "{host}: {out} {err}");
         assert!(out.contains("reply: HELLO EPOLL"), "{host}: {out} {err}");
     }
@@ -111,11 +101,9 @@ fn nonblocking_connect_registered_in_epoll_before_connect(mode: Mode) {
 
 fn socket_errors_match_linux(mode: Mode) {
     need("python3");
-    let mut c = nc(mode);
-    c.args(["--", "python3", &py("errors.py")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    let (st, out, err) = Container::new(mode)
+        .exec(["python3", &py("errors.py")])
+        .run();
     assert!(st.success(), "{err}");
     for line in [
         "refused ECONNREFUSED",
@@ -163,11 +151,9 @@ fn garbage_from_the_container_is_survived(mode: Mode) {
             String::from_utf8_lossy(&host.stderr)
         );
         let host = String::from_utf8_lossy(&host.stdout).into_owned();
-        let mut c = nc(mode);
-        c.args(["--", "python3", &py("syscall_garbage.py"), "--container"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+        let (st, out, err) = Container::new(mode)
+            .exec(["python3", &py("syscall_garbage.py"), "--container"])
+            .run();
         assert!(st.success(), "{out} {err}");
         let (same, extra) = out
             .split_once("--- container only\n")
@@ -180,12 +166,10 @@ fn garbage_from_the_container_is_survived(mode: Mode) {
         assert!(extra.ends_with("still serving\n"), "{extra} {err}");
         return;
     }
-    let mut c = nc(mode);
-    c.args(["--", "python3", &py("control_garbage.py")])
+    let (st, out, err) = Container::new(mode)
+        .exec(["python3", &py("control_garbage.py")])
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+        .run();
     assert!(st.success(), "{out} {err}");
     assert!(out.contains("still serving"), "{out} {err}");
     assert!(
@@ -199,14 +183,11 @@ fn exit_status_signals_and_cleanup(mode: Mode) {
     let rt = dir.path("rt");
     std::fs::create_dir_all(&rt).unwrap();
     let run = |args: &[&str]| {
-        let mut c = nc(mode);
-        c.arg("--runtime-dir")
+        Container::new(mode)
+            .arg("--runtime-dir")
             .arg(&rt)
-            .arg("--")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        Proc::spawn(&mut c)
+            .exec(args)
+            .spawn()
     };
     let (st, _, _) = run(&["sh", "-c", "exit 7"]).wait_output(T);
     assert_eq!(st.code(), Some(7));
@@ -275,37 +256,26 @@ b, _ = srv.accept(); print(b.recv(100).decode())
 x, y = socket.socketpair(); x.sendall(b"unix-ok"); print(y.recv(100).decode())
 print(socket.socket(socket.AF_UNIX).family.name)
 "#;
-    let mut c = nc(mode);
-    c.args(["--", "python3", "-c", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    let (st, out, err) = Container::new(mode).exec(["python3", "-c", script]).run();
     assert!(st.success(), "{out} {err}");
     assert_eq!(out, "from-fork\nfrom-exec\nunix-ok\nAF_UNIX\n", "{err}");
 }
 
 // ---- With a TAP device (root) ----
 
-const KERNEL: &str = "10.88.0.1";
-const CONTAINER: &str = "10.88.0.2";
-
-fn tap_ns(mtu: usize) -> NetNs {
-    NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), mtu)
-}
-
 fn tap_kernel_side_reaches_a_server_in_the_container(mode: Mode) {
     require_root!();
     need("curl");
     need("python3");
-    let ns = tap_ns(1500);
+    let ns = tap_ns();
     let dir = Scratch::new();
     std::fs::write(dir.path("f"), "served by the container").unwrap();
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["python3", "-m", "http.server", "8080", "--directory"])
+    let _server = Container::new(mode)
+        .on_tap_ns(&ns)
+        .exec(["python3", "-m", "http.server", "8080", "--directory"])
         .arg(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _server = Proc::spawn(&mut c);
+        .quiet()
+        .spawn();
     let body = wait_for(T, "curl from the kernel side", || {
         let o = ns
             .cmd("curl")
@@ -328,19 +298,14 @@ fn large_transfers_with_offload_and_verified_checksums(mode: Mode) {
     require_root!();
     need("curl");
     need("python3");
-    let ns = tap_ns(1500);
+    let ns = tap_ns();
     let dir = Scratch::new();
     let data: Vec<u8> = (0..16u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
     std::fs::write(dir.path("big"), &data).unwrap();
     let want = format!("{} ", data.len());
-    let mut k = ns.cmd("python3");
-    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"])
-        .arg(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _kernel_server = Proc::spawn(&mut k);
+    let _kernel_server = kernel_http_server(&ns, &dir.0, Stdio::null());
     wait_for(T, "the kernel-side server", || {
         ns.sh(&format!(
             "curl -s -m 1 -o /dev/null http://{KERNEL}:8000/big"
@@ -385,19 +350,12 @@ while True:
     let variants = [&[][..], &["--verify-checksums"][..], &["--no-offload"][..]];
     for (i, extra) in variants.into_iter().enumerate() {
         let runs = i + 1;
-        let mut c = ns.nc(mode);
-        c.args(["--tap", "tap0", "--addr", &format!("{CONTAINER}/24")])
+        let (st, out, err) = Container::new(mode)
+            .tap(&ns, "tap0", &[CONTAINER_CIDR])
             .args(extra)
-            .args([
-                "--",
-                "sh",
-                "-c",
-                &format!("curl -s -m 60 http://{KERNEL}:8000/big | sha256sum; curl -s -m 60 -o /dev/null -w '%{{size_download}} ' http://{KERNEL}:8000/big; python3 -c \"$SEND\""),
-            ])
+            .sh(&format!("curl -s -m 60 http://{KERNEL}:8000/big | sha256sum; curl -s -m 60 -o /dev/null -w '%{{size_download}} ' http://{KERNEL}:8000/big; python3 -c \"$SEND\""))
             .env("SEND", &send)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+            .run();
         assert!(st.success(), "{extra:?}: {out} {err}");
         assert!(
             out.starts_with(&expected),
@@ -422,16 +380,11 @@ fn tap_container_reaches_a_kernel_server_with_its_own_address(mode: Mode) {
     require_root!();
     need("curl");
     need("python3");
-    let ns = tap_ns(1500);
+    let ns = tap_ns();
     let dir = Scratch::new();
     std::fs::write(dir.path("f"), "served by the kernel side").unwrap();
     let log = std::fs::File::create(dir.path("server.log")).unwrap();
-    let mut k = ns.cmd("python3");
-    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"])
-        .arg(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(log);
-    let _kernel_server = Proc::spawn(&mut k);
+    let _kernel_server = kernel_http_server(&ns, &dir.0, log);
     wait_for(T, "the kernel-side server", || {
         ns.cmd("curl")
             .args([
@@ -447,11 +400,10 @@ fn tap_container_reaches_a_kernel_server_with_its_own_address(mode: Mode) {
             .success()
             .then_some(())
     });
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["curl", "-s", "-m", "10", &format!("http://{KERNEL}:8000/f")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    let (st, out, err) = Container::new(mode)
+        .on_tap_ns(&ns)
+        .exec(["curl", "-s", "-m", "10", &format!("http://{KERNEL}:8000/f")])
+        .run();
     assert!(st.success(), "{err}");
     assert_eq!(out, "served by the kernel side");
     let log = std::fs::read_to_string(dir.path("server.log")).unwrap();
@@ -466,7 +418,7 @@ fn own_eth0_address_never_touches_the_tap(mode: Mode) {
     need("curl");
     need("python3");
     need("tcpdump");
-    let ns = tap_ns(1500);
+    let ns = tap_ns();
     let dir = Scratch::new();
     let d = dir.0.display();
     std::fs::write(dir.path("f"), "x").unwrap();
@@ -482,11 +434,7 @@ fn own_eth0_address_never_touches_the_tap(mode: Mode) {
          for i in $(seq 200); do code=$(curl -s -m 2 -o /dev/null -w '%{{http_code}}' http://{CONTAINER}:8080/f) && break; sleep 0.05; done; \
          echo \"inside=$code\"; touch {d}/READY; while [ ! -e {d}/DONE ]; do sleep 0.05; done; kill $!"
     );
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["sh", "-c", &script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let container = Proc::spawn(&mut c);
+    let container = Container::new(mode).on_tap_ns(&ns).sh(&script).spawn();
     wait_for(T, "the container's own request", || {
         dir.path("READY").exists().then_some(())
     });
@@ -527,19 +475,10 @@ fn tap_device_created_by_netcell_is_removed(mode: Mode) {
     let ns = NetNs::new();
     let dir = Scratch::new();
     let flag = dir.path("up");
-    let mut c = ns.nc(mode);
-    c.args([
-        "--tap",
-        "nctmp0",
-        "--addr",
-        "10.89.0.2/24",
-        "--",
-        "sh",
-        "-c",
-        &format!("touch {}; sleep 0.5", flag.display()),
-    ]);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let p = Proc::spawn(&mut c);
+    let p = Container::new(mode)
+        .tap(&ns, "nctmp0", &["10.89.0.2/24"])
+        .sh(&format!("touch {}; sleep 0.5", flag.display()))
+        .spawn();
     wait_for(T, "the container", || flag.exists().then_some(()));
     let during = ns.sh("ip link show nctmp0");
     assert!(during.status.success(), "netcell created the TAP device");

@@ -10,23 +10,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const T: Duration = Duration::from_secs(90);
-const KERNEL: &str = "10.88.0.1";
-const CONTAINER: &str = "10.88.0.2";
-
-fn py(script: &str) -> String {
-    programs().join(script).display().to_string()
-}
-
-fn run(c: &mut Command) -> (std::process::ExitStatus, String, String) {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    Proc::spawn(c).wait_output(T)
-}
-
-fn tap_ns() -> NetNs {
-    NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), 1500)
-}
-
 /// The test program `gonet`, built statically (`CGO_ENABLED=0`) once per test run.
 fn gonet() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -84,22 +67,7 @@ fn busybox() -> String {
 
 fn dnsmasq(ns: &NetNs, records: &[&str]) -> Proc {
     need("dnsmasq");
-    let mut d = ns.cmd("dnsmasq");
-    d.args([
-        "-k",
-        "--no-resolv",
-        "--no-hosts",
-        "--bind-interfaces",
-        "--listen-address",
-        KERNEL,
-        "--pid-file=",
-        "--user=root",
-        "--local=/test/",
-    ])
-    .args(records.iter().map(|r| format!("--host-record={r}")))
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    let p = Proc::spawn(&mut d);
+    let p = kernel_dnsmasq(ns, records.iter().map(|r| format!("--host-record={r}")));
     need("dig");
     wait_for(T, "dnsmasq", || {
         let o = ns.sh(&format!(
@@ -124,12 +92,7 @@ fn static_busybox_and_go_reach_the_kernel_peer_and_each_other() {
     std::fs::create_dir_all(dir.path("www")).unwrap();
     std::fs::write(dir.path("www/c"), "from busybox httpd\n").unwrap();
     let _dns = dnsmasq(&ns, &["web1.test,10.88.0.80"]);
-    let mut k = ns.cmd("python3");
-    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"])
-        .arg(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _web = Proc::spawn(&mut k);
+    let _web = kernel_http_server(&ns, &dir.0, Stdio::null());
     wait_for(T, "the kernel side's web server", || {
         ns.sh(&format!(
             "curl -s -m 1 -o /dev/null http://{KERNEL}:8000/kernel-file"
@@ -166,25 +129,13 @@ while [ ! -e {d}/DONE ]; do sleep 0.05; done
 kill $H $G $N 2>/dev/null; exit 0
 "#
     );
-    let mut full = ns.nc(Mode::Seccomp);
-    full.args([
-        "--tap",
-        "tap0",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--gateway",
-        KERNEL,
-        "--dns",
-        KERNEL,
-        "--add-host",
-        &format!("gohost.test:{KERNEL}"),
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
-    full.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let p = Proc::spawn(&mut full);
+    let p = Container::new(Mode::Seccomp)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .gateway(KERNEL)
+        .dns(KERNEL)
+        .add_host("gohost.test", KERNEL)
+        .sh(&script)
+        .spawn();
     wait_for(T, "the container's clients", || {
         dir.path("READY").exists().then_some(())
     });
@@ -276,9 +227,7 @@ fn escapes_from_the_container_fail() {
         "python3 {0} {port}; echo '-- env -i'; sh -c 'env -i /usr/bin/python3 {0} {port}'; {i80}",
         py("escapes.py")
     );
-    let mut c = nc(Mode::Seccomp);
-    c.args(["--", "sh", "-c", &script]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::new(Mode::Seccomp).sh(&script).run();
     assert!(st.success(), "{out} {err}");
     let (first, rest) = out.split_once("-- env -i\n").expect("both parts ran");
     for part in [first, rest] {
@@ -329,13 +278,13 @@ fn the_host_s_inherited_descriptors_do_not_reach_the_container() {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let raw = l.as_raw_fd();
-    let mut c = nc(Mode::Seccomp);
-    c.args([
-        "--",
-        "python3",
-        "-c",
-        "import os; print(sorted(int(x) for x in os.listdir('/proc/self/fd')))",
-    ]);
+    let mut c = Container::new(Mode::Seccomp)
+        .exec([
+            "python3",
+            "-c",
+            "import os; print(sorted(int(x) for x in os.listdir('/proc/self/fd')))",
+        ])
+        .command();
     // SAFETY: dup2 between fork and exec, on fds this test owns.
     unsafe {
         c.pre_exec(move || {
@@ -395,12 +344,11 @@ fn signals(mode: Mode) {
         ("accept", libc::SIGTERM),
     ] {
         let pidfile = dir.path(&format!("{call}-{sig}.pid"));
-        let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-        c.args(["python3", &py("sigtest.py"), "block", call])
+        let p = Container::new(mode)
+            .on_tap_ns(&ns)
+            .exec(["python3", &py("sigtest.py"), "block", call])
             .arg(&pidfile)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let p = Proc::spawn(&mut c);
+            .spawn();
         let pid = read_pid(&pidfile);
         std::thread::sleep(Duration::from_millis(300));
         let t0 = Instant::now();
@@ -418,10 +366,10 @@ fn signals(mode: Mode) {
     // EINTR where Linux reports it (a handler without SA_RESTART), and no
     // descriptors left behind by 60 interrupted calls, in the program or in netcell.
     let blackhole = "10.88.0.99:80";
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["python3", &py("sigtest.py"), "eintr", blackhole]);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let (st, out, err) = Proc::spawn(&mut c).wait_output(T);
+    let (st, out, err) = Container::new(mode)
+        .on_tap_ns(&ns)
+        .exec(["python3", &py("sigtest.py"), "eintr", blackhole])
+        .run();
     assert!(st.success(), "{out} {err}");
     let line = out
         .lines()
@@ -438,9 +386,10 @@ fn signals(mode: Mode) {
         "the program leaked descriptors: {line}"
     );
     // With SA_RESTART the calls go on and complete.
-    let mut c = ns.netcell(mode, "tap0", &format!("{CONTAINER}/24"), KERNEL, 1500);
-    c.args(["python3", &py("sigtest.py"), "restart", blackhole]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::new(mode)
+        .on_tap_ns(&ns)
+        .exec(["python3", &py("sigtest.py"), "restart", blackhole])
+        .run();
     assert!(st.success(), "{out} {err}");
     for w in [
         "accept after restart ok handler ran 1",
@@ -468,15 +417,10 @@ fn interrupted_calls_leave_no_descriptors_in_netcell() {
          print('netcell fds', a, b)\n",
         sig = py("sigtest.py")
     );
-    let mut c = ns.netcell(
-        Mode::Seccomp,
-        "tap0",
-        &format!("{CONTAINER}/24"),
-        KERNEL,
-        1500,
-    );
-    c.args(["python3", "-c", &script]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::new(Mode::Seccomp)
+        .on_tap_ns(&ns)
+        .exec(["python3", "-c", &script])
+        .run();
     assert!(st.success(), "{out} {err}");
     let line = out.lines().find(|l| l.starts_with("netcell fds")).unwrap();
     let w: Vec<usize> = line
@@ -520,9 +464,7 @@ os.waitpid(pid, 0)
 "#,
         d = dir.0.display().to_string()
     );
-    let mut c = nc(mode);
-    c.args(["--", "python3", "-c", &script]);
-    let (st, out, err) = run(&mut c);
+    let (st, out, err) = Container::new(mode).exec(["python3", "-c", &script]).run();
     assert!(st.success(), "{out} {err}");
     assert!(out.contains("threaded 32 {b'threaded'}"), "{out} {err}");
     assert!(out.contains("forked threaded"), "{out} {err}");
@@ -539,16 +481,11 @@ fn go_server_threads_under_load_from_the_kernel_side() {
     need("python3");
     let go = gonet().display().to_string();
     let ns = tap_ns();
-    let mut c = ns.netcell(
-        Mode::Seccomp,
-        "tap0",
-        &format!("{CONTAINER}/24"),
-        KERNEL,
-        1500,
-    );
-    c.args([&go, "serve", ":8081"]);
-    c.stdout(Stdio::piped()).stderr(Stdio::null());
-    let _server = Proc::spawn(&mut c);
+    let mut c = Container::new(Mode::Seccomp)
+        .on_tap_ns(&ns)
+        .exec([&go, "serve", ":8081"])
+        .command();
+    let _server = Proc::spawn(c.stderr(Stdio::null()));
     wait_for(T, "the Go server", || {
         ns.sh(&format!("curl -s -m 1 http://{CONTAINER}:8081/"))
             .stdout
@@ -589,12 +526,7 @@ fn unprivileged_user_runs_a_container_on_its_own_tap() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::write(dir.path("k.txt"), "kernel file").unwrap();
-    let mut k = ns.cmd("python3");
-    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"])
-        .arg(&dir.0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _web = Proc::spawn(&mut k);
+    let _web = kernel_http_server(&ns, &dir.0, Stdio::null());
     let script = r#"
 import os, socket, urllib.request, subprocess
 print("uid", os.getuid(), os.geteuid())
@@ -622,30 +554,23 @@ argv = [a.replace("TAPFD", str(fd)) for a in sys.argv[1:]]
 os.execvp(argv[0], argv)
 "#;
     let mut c = ns.cmd("python3");
-    c.args([
-        "-c",
-        helper,
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-    ])
-    .arg(bin)
-    .args([
-        "run",
-        "--tap-fd",
-        "TAPFD",
-        "--addr",
-        &format!("{CONTAINER}/24"),
-        "--runtime-dir",
-    ])
-    .arg(&dir.0)
-    .args(["--", "python3", "-c", script])
-    .env("FLAG", &flag)
-    .env_remove("XDG_RUNTIME_DIR")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    c.args(["-c", helper, "setpriv"])
+        .args(AS_NOBODY)
+        .arg(bin)
+        .args([
+            "run",
+            "--tap-fd",
+            "TAPFD",
+            "--addr",
+            CONTAINER_CIDR,
+            "--runtime-dir",
+        ])
+        .arg(&dir.0)
+        .args(["--", "python3", "-c", script])
+        .env("FLAG", &flag)
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let p = Proc::spawn(&mut c);
     wait_for(T, "the unprivileged container's server", || {
         flag.exists().then_some(())

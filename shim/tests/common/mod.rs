@@ -4,9 +4,10 @@
 //! tests never collide.
 #![allow(dead_code)]
 
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -60,8 +61,7 @@ pub fn netcell_for_all() -> &'static Path {
 pub fn unprivileged(program: &Path) -> Command {
     if is_root() {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(program);
+        c.args(AS_NOBODY).arg(program);
         c.env_remove("XDG_RUNTIME_DIR");
         c
     } else {
@@ -114,11 +114,273 @@ impl Mode {
     }
 }
 
-/// `netcell run --shim MODE`; the caller adds options, `--` and the command.
-pub fn nc(mode: Mode) -> Command {
-    let mut c = Command::new(netcell());
-    c.args(["run", "--shim", mode.name()]);
-    c
+/// How long a test waits for a container, a server or a file before it fails.
+pub const T: Duration = Duration::from_secs(120);
+
+/// The kernel side's address on the test TAP `tap0` (see `tap_ns`).
+pub const KERNEL: &str = "10.88.0.1";
+/// The container's address on `tap0`.
+pub const CONTAINER: &str = "10.88.0.2";
+/// `CONTAINER` with its prefix, for `--addr`.
+pub const CONTAINER_CIDR: &str = "10.88.0.2/24";
+
+/// `setpriv` options that make the rest of its command line run as `nobody`.
+pub const AS_NOBODY: [&str; 4] = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+
+/// A finished command: its exit status, stdout and stderr.
+pub type Outcome = (ExitStatus, String, String);
+
+/// A helper program of `tests/programs`, as a command-line argument.
+pub fn py(script: &str) -> String {
+    programs().join(script).display().to_string()
+}
+
+/// Runs `c` with its output captured and waits for it (at most `T`).
+pub fn run(c: &mut Command) -> Outcome {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    Proc::spawn(c).wait_output(T)
+}
+
+/// A namespace with `tap0`, MTU 1500, whose kernel side is `KERNEL`/24.
+pub fn tap_ns() -> NetNs {
+    NetNs::new().with_tap("tap0", &format!("{KERNEL}/24"), 1500)
+}
+
+/// `tap_ns` with fd00::1/64 on the kernel side too.
+pub fn dual_stack_tap_ns() -> NetNs {
+    let ns = tap_ns();
+    let o = ns.sh("ip addr add fd00::1/64 dev tap0 nodad");
+    assert!(o.status.success());
+    ns
+}
+
+/// `python3 -m http.server 8000 --bind KERNEL --directory DIR` on the kernel side
+/// of a `tap_ns`, its stdout discarded, its stderr (the access log) to `log`.
+pub fn kernel_http_server(ns: &NetNs, dir: &Path, log: impl Into<Stdio>) -> Proc {
+    let mut k = ns.cmd("python3");
+    k.args(["-m", "http.server", "8000", "--bind", KERNEL, "--directory"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(log);
+    Proc::spawn(&mut k)
+}
+
+/// dnsmasq on the kernel side of a `tap_ns`, authoritative for `.test`, with
+/// `options` (its records), output discarded; the caller waits until it answers.
+pub fn kernel_dnsmasq<S: AsRef<OsStr>>(ns: &NetNs, options: impl IntoIterator<Item = S>) -> Proc {
+    let mut d = ns.cmd("dnsmasq");
+    d.args([
+        "-k",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--listen-address",
+        KERNEL,
+        "--pid-file=",
+        "--user=root",
+        "--local=/test/",
+    ])
+    .args(options)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    Proc::spawn(&mut d)
+}
+
+/// Who runs `netcell`.
+#[derive(Clone, Copy)]
+enum User {
+    /// The test's own user.
+    Caller,
+    /// `nobody` (by `setpriv`, when the tests run as root), with `netcell_for_all`.
+    Nobody,
+}
+
+/// A `netcell run` command line, written in the order a test reads it:
+///
+/// ```ignore
+/// let (st, out, err) = Container::new(mode)
+///     .tap(&ns, "tap0", &[CONTAINER_CIDR])
+///     .dns(KERNEL)
+///     .sh("getent hosts web.test")
+///     .run();
+/// ```
+///
+/// Options and arguments go on the command line in the order they are given;
+/// `exec` and `sh` put the `--` before the command, and what follows them is the
+/// command's. With a namespace (`in_ns`, `tap`) netcell runs in it through `ip
+/// netns exec`, without the test's `LD_PRELOAD` and `NETCELL_CONTROL` (`NetNs::cmd`).
+/// Its stdout and stderr are piped, unless `quiet`; its stdin is inherited, unless
+/// `stdin`.
+pub struct Container<'a> {
+    shim: Option<Mode>,
+    user: User,
+    ns: Option<&'a NetNs>,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    stdin: Option<Stdio>,
+    quiet: bool,
+}
+
+impl<'a> Container<'a> {
+    /// `netcell run --shim MODE`, as the test's user.
+    pub fn new(mode: Mode) -> Self {
+        Container {
+            shim: Some(mode),
+            user: User::Caller,
+            ns: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            quiet: false,
+        }
+    }
+
+    /// `netcell run` (the default shim) as `nobody` (see `unprivileged`).
+    pub fn nobody() -> Self {
+        Container {
+            shim: None,
+            user: User::Nobody,
+            ns: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            quiet: false,
+        }
+    }
+
+    /// `--shim MODE`, right after `run`.
+    pub fn shim(mut self, mode: Mode) -> Self {
+        self.shim = Some(mode);
+        self
+    }
+
+    /// Runs netcell inside `ns`.
+    pub fn in_ns(mut self, ns: &'a NetNs) -> Self {
+        self.ns = Some(ns);
+        self
+    }
+
+    /// Runs netcell inside `ns` on its TAP `dev`: `--tap DEV --addr A...`.
+    pub fn tap(self, ns: &'a NetNs, dev: &str, addrs: &[&str]) -> Self {
+        let mut c = self.in_ns(ns).args(["--tap", dev]);
+        for a in addrs {
+            c = c.args(["--addr", *a]);
+        }
+        c
+    }
+
+    /// The usual place in a `tap_ns`: `--tap tap0 --addr CONTAINER_CIDR --gateway
+    /// KERNEL --mtu 1500`.
+    pub fn on_tap_ns(self, ns: &'a NetNs) -> Self {
+        self.tap(ns, "tap0", &[CONTAINER_CIDR])
+            .gateway(KERNEL)
+            .mtu(1500)
+    }
+
+    /// `--gateway ADDR`.
+    pub fn gateway(self, addr: &str) -> Self {
+        self.args(["--gateway", addr])
+    }
+
+    /// `--mtu N`.
+    pub fn mtu(self, mtu: usize) -> Self {
+        self.args(["--mtu", &mtu.to_string()])
+    }
+
+    /// `--dns ADDR`.
+    pub fn dns(self, addr: &str) -> Self {
+        self.args(["--dns", addr])
+    }
+
+    /// `--add-host NAME:ADDR`.
+    pub fn add_host(self, name: &str, addr: &str) -> Self {
+        self.args(["--add-host", &format!("{name}:{addr}")])
+    }
+
+    /// One more argument: a netcell option before `exec`/`sh`, the command's after.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// More arguments, as `arg`.
+    pub fn args<S: AsRef<OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// The command: `-- ARGV...`.
+    pub fn exec<S: AsRef<OsStr>>(self, argv: impl IntoIterator<Item = S>) -> Self {
+        self.arg("--").args(argv)
+    }
+
+    /// The command `sh -c SCRIPT`.
+    pub fn sh(self, script: &str) -> Self {
+        self.exec(["sh", "-c", script])
+    }
+
+    /// An environment variable for netcell and so for the command.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// netcell's standard input (a host socket, for the boundary tests).
+    pub fn stdin(mut self, stdin: impl Into<Stdio>) -> Self {
+        self.stdin = Some(stdin.into());
+        self
+    }
+
+    /// Discards stdout and stderr (for servers nobody reads).
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    /// The command line, for what the builder does not cover (stdin, `pre_exec`...).
+    pub fn command(self) -> Command {
+        let mut c = match (self.user, self.ns) {
+            (User::Caller, None) => Command::new(netcell()),
+            (User::Caller, Some(ns)) => ns.cmd(netcell()),
+            (User::Nobody, None) => unprivileged(netcell_for_all()),
+            (User::Nobody, Some(ns)) => {
+                let mut c = ns.cmd("setpriv");
+                c.args(AS_NOBODY)
+                    .arg(netcell_for_all())
+                    .env_remove("XDG_RUNTIME_DIR");
+                c
+            }
+        };
+        c.arg("run");
+        if let Some(mode) = self.shim {
+            c.args(["--shim", mode.name()]);
+        }
+        c.args(&self.args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        if let Some(stdin) = self.stdin {
+            c.stdin(stdin);
+        }
+        if self.quiet {
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+        } else {
+            c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        c
+    }
+
+    /// Starts the container; it is stopped when the `Proc` is dropped.
+    pub fn spawn(self) -> Proc {
+        Proc::spawn(&mut self.command())
+    }
+
+    /// Runs the container to its end (at most `T`).
+    pub fn run(self) -> Outcome {
+        self.spawn().wait_output(T)
+    }
 }
 
 /// Generates, for each test function `name(mode: Mode)`, the tests
@@ -212,7 +474,7 @@ impl Proc {
     }
 
     /// Waits for the process to exit, at most `timeout`; returns its output.
-    pub fn wait_output(mut self, timeout: Duration) -> (std::process::ExitStatus, String, String) {
+    pub fn wait_output(mut self, timeout: Duration) -> Outcome {
         let t0 = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
@@ -298,30 +560,6 @@ impl NetNs {
         c
     }
 
-    /// `netcell run --shim MODE` inside the namespace; the caller adds the rest.
-    pub fn nc(&self, mode: Mode) -> Command {
-        let mut c = self.cmd(netcell());
-        c.args(["run", "--shim", mode.name()]);
-        c
-    }
-
-    /// `netcell run` inside the namespace, on its TAP `dev`.
-    pub fn netcell(&self, mode: Mode, dev: &str, addr: &str, gateway: &str, mtu: usize) -> Command {
-        let mut c = self.nc(mode);
-        c.args([
-            "--tap",
-            dev,
-            "--addr",
-            addr,
-            "--gateway",
-            gateway,
-            "--mtu",
-            &mtu.to_string(),
-            "--",
-        ]);
-        c
-    }
-
     pub fn sh(&self, cmd: &str) -> Output {
         sh(&format!(
             "ip netns exec {} sh -c '{}'",
@@ -362,14 +600,6 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
         assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// A container without a TAP running `sh -c script`.
-pub fn container(mode: Mode, script: &str) -> Command {
-    let mut c = nc(mode);
-    c.args(["--", "sh", "-c", script]);
-    c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    c
 }
 
 /// A scratch directory for one test, removed on drop.
