@@ -155,7 +155,7 @@ impl<D: Device> Stack<D> {
         &self.lo
     }
 
-    // ---- The embedding API: BSD calls on sockets without a stand-in. ----
+    // ---- The embedding API: BSD calls on TCP sockets without a stand-in. ----
 
     /// `socket(domain, SOCK_STREAM, 0)`.
     pub fn tcp_socket(&mut self, domain: Domain) -> Result<SocketId, SocketError> {
@@ -166,12 +166,12 @@ impl<D: Device> Stack<D> {
 
     /// `bind`.
     pub fn bind(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), BindError> {
-        self.sockets.bind(&self.ifs, id, Target::Addr(addr))
+        self.sockets.tcp_bind(&self.ifs, id, Target::Addr(addr))
     }
 
     /// `listen`.
     pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
-        self.sockets.listen(id, backlog)
+        self.sockets.tcp_listen(id, backlog)
     }
 
     /// `connect`: `Err(ConnectError::InProgress)` while the handshake runs; poll
@@ -180,7 +180,7 @@ impl<D: Device> Stack<D> {
         let now = self.now();
         let r = self
             .sockets
-            .connect(&mut self.ifs, id, Target::Addr(addr), None, now);
+            .tcp_connect(&mut self.ifs, id, Target::Addr(addr), None, now);
         self.poll();
         r
     }
@@ -207,7 +207,7 @@ impl<D: Device> Stack<D> {
 
     /// `shutdown`.
     pub fn shutdown(&mut self, id: SocketId, how: i32) -> Result<(), ShutdownError> {
-        self.sockets.shutdown(&mut self.ifs, id, how)
+        self.sockets.tcp_shutdown(&mut self.ifs, id, how)
     }
 
     /// `close`.
@@ -238,7 +238,7 @@ impl<D: Device> Stack<D> {
         level: i32,
         name: i32,
         value: &[u8],
-    ) -> Result<SetOutcome, Errno> {
+    ) -> Result<SetOutcome, OptionError> {
         self.sockets
             .setsockopt(&mut self.ifs, id, level, name, value)
     }
@@ -250,7 +250,7 @@ impl<D: Device> Stack<D> {
         level: i32,
         name: i32,
         out: &mut [u8; MAX_OPT],
-    ) -> Result<usize, Errno> {
+    ) -> Result<usize, OptionError> {
         self.sockets.getsockopt(&mut self.ifs, id, level, name, out)
     }
 }

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dgram;
+pub mod ifreq;
 
 use netcell_proto::{AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, reply_flags};
 

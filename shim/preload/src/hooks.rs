@@ -14,6 +14,9 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) 
         unsafe { *arg.cast::<c_int>() = dgram::next_size(fd) };
         return 0;
     }
+    if let Some(r) = crate::ifaces::ioctl(fd, req as u32, arg) {
+        return r;
+    }
     // SAFETY: passing through (the variadic argument is one pointer-sized value).
     unsafe { real_ioctl(fd, req, arg) }
 }

@@ -37,6 +37,7 @@ mod dgram;
 mod dns;
 mod front;
 mod hooks;
+mod ifaces;
 mod netdb;
 mod real;
 mod resolve;

@@ -27,6 +27,27 @@ macro_rules! real {
     };
 }
 
+/// `fn $name() -> Option<$ty>`: the next definition of library function `$sym`
+/// (one with no system call behind it), if there is one.
+macro_rules! next {
+    ($name:ident, $sym:literal, $ty:ty) => {
+        fn $name() -> Option<$ty> {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            static P: AtomicUsize = AtomicUsize::new(0);
+            let mut p = P.load(Ordering::Relaxed);
+            if p == 0 {
+                // SAFETY: dlsym with a NUL-terminated name.
+                p = unsafe { libc::dlsym(libc::RTLD_NEXT, concat!($sym, "\0").as_ptr().cast()) }
+                    as usize;
+                P.store(p, Ordering::Relaxed);
+            }
+            // SAFETY: libc's function of this signature, if found.
+            (p != 0).then(|| unsafe { std::mem::transmute::<usize, $ty>(p) })
+        }
+    };
+}
+pub(crate) use next;
+
 real!(
     real_socket,
     "socket",

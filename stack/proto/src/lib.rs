@@ -148,8 +148,6 @@ pub enum Op {
     SendTo = 11,
     /// Where the datagram just received natively from a stand-in came from.
     Origin = 12,
-    /// Facts about the container the resolver needs.
-    Info = 13,
     /// What a descriptor is to the stack (the seccomp supervisor asks).
     Describe = 14,
     /// Whether a connect's handshake ended in a connection not yet reported.
@@ -158,6 +156,8 @@ pub enum Op {
     PendingError = 16,
     /// How a datagram socket learns of ICMP errors.
     ErrorMarkers = 17,
+    /// The container's interfaces and their addresses.
+    Interfaces = 18,
 }
 
 /// The reply value of [`Request::Describe`]: what kind of socket the stand-in is.
@@ -173,14 +173,6 @@ pub mod kinds {
     pub const ICMP: u32 = 3;
     /// Raw IP.
     pub const RAW: u32 = 4;
-}
-
-/// Bits of the reply value of [`Request::Info`].
-pub mod info_flags {
-    /// The container has an IPv4 address besides loopback.
-    pub const HAS_IPV4: u32 = 1;
-    /// The container has a global (not link-local) IPv6 address besides loopback.
-    pub const HAS_IPV6: u32 = 2;
 }
 
 impl Op {
@@ -199,11 +191,11 @@ impl Op {
             10 => Op::Shutdown,
             11 => Op::SendTo,
             12 => Op::Origin,
-            13 => Op::Info,
             14 => Op::Describe,
             15 => Op::ConnectDone,
             16 => Op::PendingError,
             17 => Op::ErrorMarkers,
+            18 => Op::Interfaces,
             _ => return None,
         })
     }
@@ -301,8 +293,13 @@ pub enum Request<'a> {
         /// Its first bytes (at most 16).
         prefix: &'a [u8],
     },
-    /// No body. Reply value: [`info_flags`].
-    Info,
+    /// Body: `from: u32`. The interfaces whose index is `from` or above, as
+    /// [`iface`] records in the reply's data, as many as fit; reply value: the
+    /// index to ask from next, 0 when none is left.
+    Interfaces {
+        /// The first interface index wanted (1 for all).
+        from: u32,
+    },
     /// No body. Reply value: [`kinds`]; `NOT_STANDIN` when the inode is not one of
     /// the stack's stand-ins.
     Describe,
@@ -347,7 +344,7 @@ impl Request<'_> {
             Request::Shutdown { .. } => Op::Shutdown,
             Request::SendTo { .. } => Op::SendTo,
             Request::Origin { .. } => Op::Origin,
-            Request::Info => Op::Info,
+            Request::Interfaces { .. } => Op::Interfaces,
             Request::Describe => Op::Describe,
             Request::ConnectDone { .. } => Op::ConnectDone,
             Request::PendingError { .. } => Op::PendingError,

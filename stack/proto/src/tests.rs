@@ -42,7 +42,7 @@ fn requests_roundtrip() {
     roundtrip(Request::Listen { backlog: -1 });
     roundtrip(Request::GetSockName);
     roundtrip(Request::GetPeerName);
-    roundtrip(Request::Info);
+    roundtrip(Request::Interfaces { from: 7 });
     roundtrip(Request::SetSockOpt {
         level: 6,
         name: 1,
@@ -193,4 +193,41 @@ fn accept_record_roundtrip() {
     let mut bad = enc;
     bad[4] = 200;
     assert_eq!(AcceptRecord::decode(&bad), None);
+}
+
+#[test]
+fn interface_records_round_trip_and_stop_at_the_room() {
+    use iface::*;
+    let mut name = [0u8; 16];
+    name[..4].copy_from_slice(b"eth0");
+    let eth = Iface {
+        index: 2,
+        flags: 0x1043,
+        mtu: 1500,
+        hwtype: 1,
+        mac: [2, 0, 0, 0, 0, 1],
+        name,
+    };
+    let list = [IfAddr::V4([10, 0, 0, 2], 24), IfAddr::V6([0xfd; 16], 64)];
+    let mut out = [0u8; HEADER + 2 * ADDR + HEADER];
+    let mut pos = 0;
+    assert!(encode(&eth, &list, false, &mut out, &mut pos));
+    assert_eq!(pos, HEADER + 2 * ADDR);
+    // A second one does not fit whole: nothing written; partially it does.
+    assert!(!encode(&eth, &list, false, &mut out, &mut pos));
+    assert_eq!(pos, HEADER + 2 * ADDR);
+    assert!(encode(&eth, &list, true, &mut out, &mut pos));
+    assert_eq!(pos, out.len());
+    let (first, a, rest) = decode(&out).unwrap();
+    assert_eq!(first, eth);
+    assert_eq!(first.name(), "eth0");
+    assert_eq!(addrs(a).collect::<Vec<_>>(), list.to_vec());
+    let (second, a, rest) = decode(rest).unwrap();
+    assert_eq!(second.index, 2);
+    assert_eq!(addrs(a).count(), 0);
+    assert!(rest.is_empty() && decode(rest).is_none());
+    // A count that claims more than the data holds.
+    let mut bad = out;
+    bad[36] = 200;
+    assert!(decode(&bad).is_none());
 }

@@ -218,7 +218,8 @@ pub fn encode_request(
             w.bytes(addr)?;
         }
         Request::Listen { backlog } => w.i32(backlog)?,
-        Request::GetSockName | Request::GetPeerName | Request::Info | Request::Describe => {}
+        Request::GetSockName | Request::GetPeerName | Request::Describe => {}
+        Request::Interfaces { from } => w.u32(from)?,
         Request::ConnectDone { commit: b }
         | Request::PendingError { take: b }
         | Request::ErrorMarkers { on: b } => w.u8(b as u8)?,
@@ -317,7 +318,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
         Op::Listen => Request::Listen { backlog: r.i32()? },
         Op::GetSockName => Request::GetSockName,
         Op::GetPeerName => Request::GetPeerName,
-        Op::Info => Request::Info,
+        Op::Interfaces => Request::Interfaces { from: r.u32()? },
         Op::Describe => Request::Describe,
         Op::ConnectDone => Request::ConnectDone {
             commit: r.u8()? != 0,

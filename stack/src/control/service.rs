@@ -2,14 +2,36 @@
 //! its stand-in's inode. Both front ends end here — the control server decodes
 //! requests from the preload shim, the seccomp supervisor builds them from
 //! intercepted system calls — so a socket call means the same in both.
+//!
+//! Each request is decode → call → encode: its arguments decoded (an address
+//! parsed for the socket's family), one call of [`Sockets`](crate::socket::Sockets)
+//! (which picks the protocol's, see [`crate::socket::calls`]), its result or error
+//! encoded. What the service adds itself is timing: a `bind`, `listen` or
+//! `socket` that finds a port or the socket limit taken looks once for sockets the
+//! program closed a moment ago, and a `connect` or send polls the stack at once so
+//! that its packet leaves now.
 
 use crate::socket::addr::{self, Domain};
-use crate::socket::options::{self, Facts, MAX_OPT, Options, SetOutcome};
-use crate::socket::{Errno, Kind, SocketError, SocketId};
+use crate::socket::errno::op_errors;
+use crate::socket::options::{MAX_OPT, SetOutcome};
+use crate::socket::{
+    BindError, ConnectError, Errno, Kind, ListenError, LookupError, ShutdownError, SocketError,
+    SocketId,
+};
 use crate::stack::Stack;
 use netcell_proto::{Request, RequestHeader, kinds, reply_flags};
 use smoltcp::phy::Device;
 use std::os::fd::OwnedFd;
+
+op_errors! {
+    /// Why the service refuses a request that no socket call answers.
+    pub enum RequestError {
+        /// A request that names no call on a socket (`Hello`, `Socket` or `Info`
+        /// sent for one), or a call a socket the stack closed under its program
+        /// cannot take (`EINVAL`).
+        Invalid => EINVAL,
+    }
+}
 
 /// The answer to one request.
 pub struct Answer {
@@ -97,35 +119,38 @@ pub fn serve<D: Device>(
     } = *req
     {
         let Some(domain) = Domain::from_raw(domain) else {
-            return Answer::err(Errno(libc::EAFNOSUPPORT));
+            return Answer::err(SocketError::FamilyNotSupported);
         };
         // Linux asks for CAP_NET_RAW in the caller's effective set.
         let may_raw = ty & 0xf == libc::SOCK_RAW && caller.pid != 0 && has_net_raw(caller.pid);
-        let mut opened = stack.sockets.open(domain, ty, protocol, true, may_raw);
+        let open = |stack: &mut Stack<D>| {
+            stack
+                .sockets
+                .open_for_program(&mut stack.ifs, domain, ty, protocol, may_raw)
+        };
+        let mut opened = open(stack);
         // At the socket limit: sockets the program closed a moment ago count no
         // more (close is synchronous on Linux).
         if opened.as_ref().is_err_and(|e| *e == SocketError::TooMany)
             && stack.sockets.notice_hangups()
         {
             stack.poll();
-            opened = stack.sockets.open(domain, ty, protocol, true, may_raw);
+            opened = open(stack);
         }
         return match opened {
-            // A raw socket's buffers are made now, so that many of them cannot
-            // overrun the container's budget before they are served.
-            Ok((id, _))
-                if stack.sockets.kind(id) == Some(Kind::Raw)
-                    && !stack.sockets.raw_open_on(&mut stack.ifs, id) =>
-            {
-                stack.sockets.drop_socket(&mut stack.ifs, id);
-                Answer::err(Errno(libc::ENOBUFS))
-            }
             Ok((id, fd)) => {
                 log::debug!("service: socket {} ({domain:?}, type {ty:#x})", id.index());
                 Answer { fd, ..Answer::ok() }
             }
             Err(e) => Answer::err(e),
         };
+    }
+    if let Request::Interfaces { from } = *req {
+        let mut ans = Answer::ok();
+        let (n, next) = stack.ifs.encode_records(from, &mut ans.data);
+        ans.len = n;
+        ans.value = next;
+        return ans;
     }
     if let Request::Hello { .. } = req {
         return Answer {
@@ -137,83 +162,44 @@ pub fn serve<D: Device>(
         return serve_dead(stack, hdr.sock, req);
     };
     let domain = stack.sockets.domain(id).unwrap_or(Domain::Inet);
-    let kind = stack.sockets.kind(id).unwrap_or(Kind::Tcp);
     match *req {
-        Request::Bind { addr } => match addr::parse_bind(domain, addr) {
-            Ok(t) => {
-                let mut bind = |stack: &mut Stack<D>| -> Result<(), Errno> {
-                    match kind {
-                        Kind::Tcp => stack.sockets.bind(&stack.ifs, id, t).map_err(Errno::from),
-                        Kind::Udp => stack.sockets.udp_bind(&mut stack.ifs, id, t),
-                        Kind::Icmp => stack.sockets.icmp_bind(&stack.ifs, id, t),
-                        Kind::Raw => stack.sockets.raw_bind(&stack.ifs, id, t),
-                    }
-                };
-                Answer::result(retry_if_in_use(stack, &mut bind))
-            }
-            Err(e) => Answer::err(e),
-        },
-        Request::Listen { backlog } => match kind {
-            Kind::Tcp => Answer::result(retry_if_in_use(stack, &mut |stack: &mut Stack<D>| {
-                stack.sockets.listen(id, backlog).map_err(Errno::from)
-            })),
-            Kind::Udp | Kind::Icmp | Kind::Raw => Answer::err(Errno(libc::EOPNOTSUPP)),
-        },
+        Request::Bind { addr } => Answer::result(
+            addr::parse_bind(domain, addr)
+                .map_err(BindError::from)
+                .and_then(|t| {
+                    retry_if_in_use(stack, BindError::AddrInUse, |stack| {
+                        stack.sockets.bind(&mut stack.ifs, id, t)
+                    })
+                }),
+        ),
+        Request::Listen { backlog } => {
+            Answer::result(retry_if_in_use(stack, ListenError::AddrInUse, |stack| {
+                stack.sockets.listen(id, backlog)
+            }))
+        }
         Request::Connect { addr } => match addr::parse_connect(domain, addr) {
             Ok(t) => {
-                let r = match kind {
-                    Kind::Tcp => {
-                        let now = stack.now();
-                        let fd = fds.pop();
-                        stack
-                            .sockets
-                            .connect(&mut stack.ifs, id, t, fd, now)
-                            .map_err(Errno::from)
-                    }
-                    Kind::Udp => stack.sockets.udp_connect(&mut stack.ifs, id, t),
-                    Kind::Icmp => stack.sockets.icmp_connect(&stack.ifs, id, t),
-                    Kind::Raw => stack.sockets.raw_connect(&stack.ifs, id, t),
-                };
+                let now = stack.now();
+                let r = stack.sockets.connect(&mut stack.ifs, id, t, fds.pop(), now);
                 // Send the SYN now rather than at the next event.
                 stack.poll();
                 Answer::result(r)
             }
-            Err(e) => Answer::err(e),
+            Err(e) => Answer::err(ConnectError::from(e)),
         },
         Request::GetSockName => match stack.sockets.local_addr(id) {
             Ok(a) => Answer::with_addr(domain, a),
             Err(e) => Answer::err(e),
         },
-        Request::GetPeerName => match kind {
-            Kind::Tcp => match stack.sockets.peer_addr(id) {
-                Ok(a) => Answer::with_addr(domain, a),
-                Err(e) => Answer::err(e),
-            },
-            Kind::Udp | Kind::Icmp | Kind::Raw => match stack.sockets.datagram_peer(id) {
-                Some(a) => Answer::with_addr(domain, a),
-                None => Answer::err(Errno(libc::ENOTCONN)),
-            },
+        Request::GetPeerName => match stack.sockets.peer_addr(id) {
+            Ok(a) => Answer::with_addr(domain, a),
+            Err(e) => Answer::err(e),
         },
         Request::SetSockOpt { level, name, value } => {
-            if let Some((d, inbox)) = stack.sockets.inbox_mut(id)
-                && let Some(r) = inbox.setsockopt(d, level, name, value)
+            match stack
+                .sockets
+                .setsockopt(&mut stack.ifs, id, level, name, value)
             {
-                return Answer::result(r);
-            }
-            if let Some(r) = stack.sockets.raw_setsockopt(id, level, name, value) {
-                return Answer::result(r);
-            }
-            if kind == Kind::Udp {
-                match stack
-                    .sockets
-                    .udp_setsockopt(&mut stack.ifs, id, level, name, value)
-                {
-                    Ok(true) => return Answer::ok(),
-                    Ok(false) => {}
-                    Err(e) => return Answer::err(e),
-                }
-            }
-            match stack.setsockopt(id, level, name, value) {
                 Ok(SetOutcome::AlsoNative) => Answer {
                     flags: reply_flags::APPLY_NATIVE,
                     ..Answer::ok()
@@ -224,23 +210,10 @@ pub fn serve<D: Device>(
         }
         Request::GetSockOpt { level, name, .. } => {
             let mut ans = Answer::ok();
-            if let Some(on) = stack
+            match stack
                 .sockets
-                .inbox_mut(id)
-                .and_then(|(_, i)| i.getsockopt(level, name))
+                .getsockopt(&mut stack.ifs, id, level, name, &mut ans.data)
             {
-                ans.data[..4].copy_from_slice(&(on as i32).to_ne_bytes());
-                ans.len = 4;
-                return ans;
-            }
-            let r = match stack.sockets.udp_getsockopt(id, level, name, &mut ans.data) {
-                Some(r) => r,
-                None => match stack.sockets.raw_getsockopt(id, level, name, &mut ans.data) {
-                    Some(r) => r,
-                    None => stack.getsockopt(id, level, name, &mut ans.data),
-                },
-            };
-            match r {
                 Ok(n) => {
                     ans.len = n;
                     ans
@@ -248,118 +221,76 @@ pub fn serve<D: Device>(
                 Err(e) => Answer::err(e),
             }
         }
-        Request::Shutdown { how } => match kind {
-            Kind::Tcp => Answer::result(stack.shutdown(id, how)),
-            Kind::Udp | Kind::Icmp | Kind::Raw => {
-                if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
-                    Answer::err(Errno(libc::EINVAL))
-                } else if stack.sockets.datagram_peer(id).is_none() {
-                    Answer::err(Errno(libc::ENOTCONN))
-                } else {
-                    Answer::ok()
-                }
-            }
-        },
+        Request::Shutdown { how } => {
+            Answer::result(stack.sockets.shutdown(&mut stack.ifs, id, how))
+        }
         Request::SendTo {
             addr,
             control,
             payload,
             ..
-        } => {
-            if kind == Kind::Tcp {
-                return Answer::err(Errno(libc::EOPNOTSUPP));
-            }
-            let target = if addr.is_empty() {
-                None
-            } else {
-                match addr::parse_connect(domain, addr) {
-                    Ok(t) => Some(t),
-                    Err(e) => return Answer::err(e),
+        } => match stack
+            .sockets
+            .send_to(&mut stack.ifs, id, addr, control, payload)
+        {
+            Ok(n) => {
+                // Out on the wire now, not at the next event.
+                stack.poll();
+                Answer {
+                    value: n as u32,
+                    ..Answer::ok()
                 }
-            };
-            let r = match kind {
-                Kind::Icmp => stack
-                    .sockets
-                    .icmp_sendto(&mut stack.ifs, id, target, payload),
-                Kind::Raw => stack
-                    .sockets
-                    .raw_sendto(&mut stack.ifs, id, target, payload),
-                _ => stack
-                    .sockets
-                    .udp_sendto(&mut stack.ifs, id, target, control, payload),
-            };
-            match r {
-                Ok(n) => {
-                    // Out on the wire now, not at the next event.
-                    stack.poll();
-                    Answer {
-                        value: n as u32,
-                        ..Answer::ok()
-                    }
-                }
-                Err(e) => Answer::err(e),
             }
-        }
+            Err(e) => Answer::err(e),
+        },
         Request::Origin { len, peek, prefix } => {
             let mut ans = Answer::ok();
-            match stack
+            if let Some(n) = stack
                 .sockets
                 .datagram_origin(id, len, prefix, peek, &mut ans.data)
             {
-                Some(n) => {
-                    ans.len = n;
-                    ans.value = 1;
-                    ans
-                }
-                None => ans,
+                ans.len = n;
+                ans.value = 1;
             }
+            ans
         }
         Request::Describe => Answer {
-            value: match kind {
-                Kind::Tcp => kinds::TCP,
-                Kind::Udp => kinds::UDP,
-                Kind::Icmp => kinds::ICMP,
-                Kind::Raw => kinds::RAW,
+            value: match stack.sockets.kind(id) {
+                Some(Kind::Tcp) | None => kinds::TCP,
+                Some(Kind::Udp) => kinds::UDP,
+                Some(Kind::Icmp) => kinds::ICMP,
+                Some(Kind::Raw) => kinds::RAW,
             },
             ..Answer::ok()
         },
-        Request::ConnectDone { commit } => {
-            let done = stack.sockets.connect_outcome(id) == Some(true);
-            if done && commit {
-                stack.sockets.connect_reported(id);
-            }
-            Answer {
-                value: done as u32,
-                ..Answer::ok()
-            }
-        }
+        Request::ConnectDone { commit } => Answer {
+            value: stack.sockets.connect_done(id, commit) as u32,
+            ..Answer::ok()
+        },
         Request::PendingError { take } => Answer {
-            value: if take {
-                stack.sockets.take_error(id)
-            } else {
-                stack.sockets.peek_error(id)
-            } as u32,
+            value: stack.sockets.pending_error(id, take) as u32,
             ..Answer::ok()
         },
         Request::ErrorMarkers { on } => {
             stack.sockets.set_error_markers(id, on);
             Answer::ok()
         }
-        Request::Hello { .. } | Request::Socket { .. } | Request::Info => {
-            Answer::err(Errno(libc::EINVAL))
+        Request::Hello { .. } | Request::Socket { .. } | Request::Interfaces { .. } => {
+            Answer::err(RequestError::Invalid)
         }
     }
 }
 
-/// Runs `f`; if the port is taken, first lets the stack notice sockets the
-/// program closed a moment ago (see [`crate::socket::Sockets::notice_hangups`]) and
-/// tries again.
-fn retry_if_in_use<D: Device>(
+/// Runs `f`; if it fails with `in_use` (the port is taken), first lets the stack
+/// notice sockets the program closed a moment ago (see
+/// [`crate::socket::Sockets::notice_hangups`]) and tries again.
+fn retry_if_in_use<D: Device, E: PartialEq>(
     stack: &mut Stack<D>,
-    f: &mut dyn FnMut(&mut Stack<D>) -> Result<(), Errno>,
-) -> Result<(), Errno> {
+    in_use: E,
+    mut f: impl FnMut(&mut Stack<D>) -> Result<(), E>,
+) -> Result<(), E> {
     match f(stack) {
-        Err(e) if e.raw() == libc::EADDRINUSE && stack.sockets.notice_hangups() => {
+        Err(e) if e == in_use && stack.sockets.notice_hangups() => {
             stack.poll();
             f(stack)
         }
@@ -385,26 +316,11 @@ fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) ->
                 .unwrap_or_else(|| std::net::SocketAddr::new(t.domain.any(), 0));
             Answer::with_addr(t.domain, a)
         }
-        Request::GetPeerName | Request::Shutdown { .. } => Answer::err(Errno(libc::ENOTCONN)),
+        Request::GetPeerName => Answer::err(LookupError::NotConnected),
+        Request::Shutdown { .. } => Answer::err(ShutdownError::NotConnected),
         Request::GetSockOpt { level, name, .. } => {
             let mut ans = Answer::ok();
-            if level == libc::SOL_SOCKET && name == libc::SO_ERROR {
-                let e = std::mem::take(&mut t.error);
-                ans.data[..4].copy_from_slice(&e.to_ne_bytes());
-                ans.len = 4;
-                return ans;
-            }
-            let facts = Facts {
-                domain: t.domain.raw(),
-                sotype: libc::SOCK_STREAM,
-                protocol: libc::IPPROTO_TCP,
-                listening: false,
-                bound: t.local.is_some(),
-                state: Some(smoltcp::socket::tcp::State::Closed),
-                mtu: None,
-                cookie: inode,
-            };
-            match options::get(&Options::default(), &facts, level, name, &mut ans.data) {
+            match t.getsockopt(inode, level, name, &mut ans.data) {
                 Ok(n) => {
                     ans.len = n;
                     ans
@@ -413,12 +329,13 @@ fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) ->
             }
         }
         Request::SetSockOpt { .. } => Answer::ok(),
-        Request::Connect { .. } => Answer::err(Errno(if t.error != 0 {
-            t.error
-        } else {
-            libc::ECONNRESET
-        })),
-        _ => Answer::err(Errno(libc::EINVAL)),
+        // The error the connection ended with, else the reset.
+        Request::Connect { .. } if t.error != 0 => Answer {
+            errno: t.error,
+            ..Answer::ok()
+        },
+        Request::Connect { .. } => Answer::err(ConnectError::Reset),
+        _ => Answer::err(RequestError::Invalid),
     }
 }
 

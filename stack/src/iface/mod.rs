@@ -25,6 +25,7 @@
 
 pub mod egress;
 pub mod ingress;
+mod listing;
 
 use smoltcp::iface::{Config, Interface, Route as SmolRoute, SocketSet};
 use smoltcp::phy::Device;

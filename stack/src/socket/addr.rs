@@ -6,7 +6,6 @@
 //! `AF_INET6` socket are kept as IPv4 internally and shown to the program as
 //! v4-mapped addresses (`::ffff:a.b.c.d`), as Linux does.
 
-use super::errno::Errno;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 /// An address family of the sockets this stack serves.
@@ -59,21 +58,13 @@ pub enum Target {
     Unspec,
 }
 
-/// Why an address was rejected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AddrError {
-    /// Too short for its family (`EINVAL`).
-    BadLength,
-    /// A family that does not go with the socket (`EAFNOSUPPORT`).
-    WrongFamily,
-}
-
-impl From<AddrError> for Errno {
-    fn from(e: AddrError) -> Errno {
-        Errno(match e {
-            AddrError::BadLength => libc::EINVAL,
-            AddrError::WrongFamily => libc::EAFNOSUPPORT,
-        })
+super::errno::op_errors! {
+    /// Why an address was rejected.
+    pub enum AddrError {
+        /// Too short for its family (`EINVAL`).
+        BadLength => EINVAL,
+        /// A family that does not go with the socket (`EAFNOSUPPORT`).
+        WrongFamily => EAFNOSUPPORT,
     }
 }
 

@@ -1,4 +1,8 @@
-//! What every datagram socket (UDP, ICMP "ping") shares: the inbox.
+//! What every datagram socket (UDP, ICMP "ping", raw) shares: the inbox, the calls
+//! that mean the same for all three (`getpeername`, `shutdown`, the `Origin`
+//! request, the records a program writes to a connected socket), and how a
+//! failed autobind (UDP's port, a ping socket's identifier) reads as the error of
+//! the `connect` or send that needed it.
 //!
 //! A received datagram's payload goes into the socket's stand-in as one record; its
 //! [`Origin`] (source, destination, interface) waits in the inbox until the
@@ -7,13 +11,46 @@
 //! (`IP_PKTINFO`, `IP_RECVTTL`, ...) and builds that data.
 
 use super::addr::{self, Domain};
-use super::errno::Errno;
+use super::errno::{ConnectError, LookupError, OptionError, SendError, ShutdownError};
+use super::{Proto, SocketId, Sockets};
 use crate::iface::IfaceId;
 use crate::standin::StandIn;
 use crate::sys;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
+
+/// Why a datagram socket could not be bound on the way (by `connect` or a send,
+/// as Linux's autobind does): the call says it with its own error.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum AutobindError {
+    /// No such socket.
+    NoSuchSocket,
+    /// No ephemeral port (or ICMP identifier) left.
+    Exhausted,
+    /// A UDP port's endpoints do not fit the container's buffer budget.
+    NoBuffers,
+}
+
+impl From<AutobindError> for ConnectError {
+    fn from(e: AutobindError) -> Self {
+        match e {
+            AutobindError::NoSuchSocket => ConnectError::NoSuchSocket,
+            AutobindError::Exhausted => ConnectError::NoEphemeralPort,
+            AutobindError::NoBuffers => ConnectError::NoBuffers,
+        }
+    }
+}
+
+impl From<AutobindError> for SendError {
+    fn from(e: AutobindError) -> Self {
+        match e {
+            AutobindError::NoSuchSocket => SendError::NoSuchSocket,
+            AutobindError::Exhausted => SendError::NoEphemeralPort,
+            AutobindError::NoBuffers => SendError::NoBuffers,
+        }
+    }
+}
 
 /// Origins kept per socket: beyond this the program is not asking for them (a
 /// stand-in queues about 280 small datagrams with the default buffer; the oldest
@@ -169,7 +206,7 @@ impl Inbox {
         level: i32,
         name: i32,
         v: &[u8],
-    ) -> Option<Result<(), Errno>> {
+    ) -> Option<Result<(), OptionError>> {
         let flag = match (level, name) {
             (libc::IPPROTO_IP, libc::IP_PKTINFO) => &mut self.pktinfo,
             (libc::IPPROTO_IP, libc::IP_RECVTTL) => &mut self.recvttl,
@@ -183,7 +220,7 @@ impl Inbox {
             _ => return None,
         };
         Some(match v.len() {
-            0 => Err(Errno(libc::EINVAL)),
+            0 => Err(OptionError::Invalid),
             1..=3 => {
                 *flag = v[0] != 0;
                 Ok(())
@@ -208,7 +245,74 @@ impl Inbox {
     }
 }
 
-impl super::Sockets {
+impl Sockets {
+    /// The inbox of a datagram socket.
+    pub(crate) fn inbox_mut(&mut self, id: SocketId) -> Option<(Domain, &mut Inbox)> {
+        let s = self.get_mut(id)?;
+        let d = s.domain;
+        match &mut s.proto {
+            Proto::Udp(u) => Some((d, &mut u.inbox)),
+            Proto::Icmp(i) => Some((d, &mut i.inbox)),
+            Proto::Raw(r) => Some((d, &mut r.inbox)),
+            Proto::Tcp(_) => None,
+        }
+    }
+
+    /// Answers `Origin` for a datagram socket (see [`Inbox::answer`]): the length
+    /// of what went into `out`, `None` when the datagram is unknown.
+    pub(crate) fn datagram_origin(
+        &mut self,
+        id: SocketId,
+        len: u32,
+        prefix: &[u8],
+        peek: bool,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let (d, inbox) = self.inbox_mut(id)?;
+        inbox.answer(d, len, prefix, peek, out)
+    }
+
+    /// The default destination of a connected datagram socket.
+    fn datagram_connected(&self, id: SocketId) -> Option<SocketAddr> {
+        match &self.get(id)?.proto {
+            Proto::Udp(u) => u.connected,
+            Proto::Icmp(i) => i.connected,
+            Proto::Raw(r) => r.connected,
+            Proto::Tcp(_) => None,
+        }
+    }
+
+    /// `getpeername(2)` of a datagram socket: its default destination.
+    pub(crate) fn datagram_peer(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
+        self.datagram_connected(id).ok_or(LookupError::NotConnected)
+    }
+
+    /// `shutdown(2)` of a datagram socket: nothing to shut (the front end shuts the
+    /// stand-in), but Linux's checks: `how` must be valid and the socket connected.
+    pub(crate) fn datagram_shutdown(&self, id: SocketId, how: i32) -> Result<(), ShutdownError> {
+        if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+            return Err(ShutdownError::BadHow);
+        }
+        self.datagram_connected(id)
+            .map(|_| ())
+            .ok_or(ShutdownError::NotConnected)
+    }
+
+    /// The ancillary-data switches of a datagram socket's inbox, for `getsockopt`:
+    /// the `int` value into `out`, returning its length. `None`: not one of them, or
+    /// not a datagram socket.
+    pub(crate) fn inbox_getsockopt(
+        &mut self,
+        id: SocketId,
+        level: i32,
+        name: i32,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let on = self.inbox_mut(id)?.1.getsockopt(level, name)?;
+        out[..4].copy_from_slice(&(on as i32).to_ne_bytes());
+        Some(4)
+    }
+
     /// Sends every record the program wrote into a datagram socket's stand-in (a
     /// `send`/`write` on a connected socket) with `send`. Returns whether anything
     /// was sent, and whether the program is gone (its end closed: the socket must be
@@ -216,9 +320,9 @@ impl super::Sockets {
     pub(crate) fn drain_program_sends(
         &mut self,
         ifs: &mut crate::iface::Interfaces,
-        id: super::SocketId,
+        id: SocketId,
         buf: &mut [u8],
-        mut send: impl FnMut(&mut Self, &mut crate::iface::Interfaces, super::SocketId, &[u8]),
+        mut send: impl FnMut(&mut Self, &mut crate::iface::Interfaces, SocketId, &[u8]),
     ) -> (bool, bool) {
         let mut sent = false;
         while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {

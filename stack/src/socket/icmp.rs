@@ -12,11 +12,14 @@
 //! its identifier. smoltcp also hands such a socket echo *requests* with that
 //! identifier (a container pinging itself sees its own request); those are dropped
 //! here. Echo requests to the container's addresses are answered by smoltcp itself.
+//!
+//! The identifiers in use are ICMP's own [`PortTable`] in its [`Table`].
 
+use super::LazyBuf;
 use super::addr::{Domain, Target};
-use super::dgram::{Inbox, Origin};
-use super::errno::Errno;
-use super::ports::Reuse;
+use super::dgram::{AutobindError, Inbox, Origin};
+use super::errno::{BindError, ConnectError, SendError};
+use super::ports::{PortTable, Reuse};
 use super::{Proto, SocketId, Sockets};
 use crate::iface::{IfaceId, Interfaces};
 use smoltcp::iface::SocketHandle;
@@ -25,6 +28,9 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Buffer bytes of one smoltcp ICMP socket (both ways).
 const ICMP_BYTES: usize = 256 * 1024;
+
+/// The largest echo request (an IPv4 datagram's payload, as Linux allows).
+const MAX_ECHO: usize = 65507;
 
 const ECHO_REQUEST_V4: u8 = 8;
 const ECHO_REPLY_V4: u8 = 0;
@@ -37,6 +43,24 @@ pub(crate) struct IcmpState {
     pub(crate) inbox: Inbox,
     pub(crate) connected: Option<SocketAddr>,
     socks: Vec<(IfaceId, SocketHandle)>,
+}
+
+/// ICMP's part of the socket table.
+pub(crate) struct Table {
+    /// The identifiers of ping sockets (their "ports").
+    idents: PortTable,
+    /// Records programs write to connected sockets (echo replies are read in
+    /// place): up to the largest echo request, made at the first record.
+    buf: LazyBuf,
+}
+
+impl Table {
+    pub(crate) fn new() -> Self {
+        Table {
+            idents: PortTable::new(crate::iface::random_u64() | 1),
+            buf: LazyBuf::default(),
+        }
+    }
 }
 
 impl Sockets {
@@ -53,33 +77,44 @@ impl Sockets {
         ifs: &Interfaces,
         id: SocketId,
         target: Target,
-    ) -> Result<(), Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<(), BindError> {
+        let s = self.get(id).ok_or(BindError::NoSuchSocket)?;
         if s.binding.is_some() {
-            return Err(Errno(libc::EINVAL));
+            return Err(BindError::Invalid);
         }
         let a = match target {
             Target::Addr(a) => a,
             Target::Unspec => SocketAddr::new(s.domain.any(), 0),
         };
         if (s.domain == Domain::Inet) != a.is_ipv4() {
-            return Err(Errno(libc::EAFNOSUPPORT));
+            return Err(BindError::WrongFamily);
         }
         if !a.ip().is_unspecified() && !ifs.is_local(&a.ip().into()) {
-            return Err(Errno(libc::EADDRNOTAVAIL));
+            return Err(BindError::AddrNotAvailable);
         }
         self.icmp_take_ident(id, a.ip(), a.port())
     }
 
-    fn icmp_take_ident(&mut self, id: SocketId, ip: IpAddr, ident: u16) -> Result<(), Errno> {
-        let (ident, b) = self
-            .icmp_ports
-            .take(ident, ip, false, Reuse::default())
-            .map_err(Errno)?;
-        let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+    fn icmp_take_ident(&mut self, id: SocketId, ip: IpAddr, ident: u16) -> Result<(), BindError> {
+        let (ident, b) = self.icmp.idents.take(ident, ip, false, Reuse::default())?;
+        let s = self.get_mut(id).ok_or(BindError::NoSuchSocket)?;
         s.binding = Some((ident, b));
         s.local = Some(SocketAddr::new(ip, ident));
         Ok(())
+    }
+
+    /// Gives an unbound socket an identifier (before it connects or sends).
+    fn icmp_autobind(&mut self, id: SocketId) -> Result<(), AutobindError> {
+        let s = self.get(id).ok_or(AutobindError::NoSuchSocket)?;
+        if s.binding.is_some() {
+            return Ok(());
+        }
+        let any = s.domain.any();
+        self.icmp_take_ident(id, any, 0).map_err(|e| match e {
+            BindError::NoSuchSocket => AutobindError::NoSuchSocket,
+            // Identifier 0: the only other way to fail is an exhausted range.
+            _ => AutobindError::Exhausted,
+        })
     }
 
     /// `connect(2)`: a default destination.
@@ -88,22 +123,19 @@ impl Sockets {
         ifs: &Interfaces,
         id: SocketId,
         target: Target,
-    ) -> Result<(), Errno> {
+    ) -> Result<(), ConnectError> {
         let dst = match target {
             Target::Unspec => None,
             Target::Addr(a) => {
-                ifs.route(&a.ip().into()).ok_or(Errno(libc::ENETUNREACH))?;
+                ifs.route(&a.ip().into())
+                    .ok_or(ConnectError::NetworkUnreachable)?;
                 Some(a)
             }
         };
-        if self.get(id).is_some_and(|s| s.binding.is_none()) {
-            let any = self
-                .get(id)
-                .map(|s| s.domain.any())
-                .ok_or(Errno(libc::EBADF))?;
-            self.icmp_take_ident(id, any, 0)?;
-        }
-        self.icmp_mut(id).ok_or(Errno(libc::EBADF))?.connected = dst;
+        self.icmp_autobind(id)?;
+        self.icmp_mut(id)
+            .ok_or(ConnectError::NoSuchSocket)?
+            .connected = dst;
         Ok(())
     }
 
@@ -114,38 +146,35 @@ impl Sockets {
         id: SocketId,
         dst: Option<Target>,
         payload: &[u8],
-    ) -> Result<usize, Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<usize, SendError> {
+        let s = self.get(id).ok_or(SendError::NoSuchSocket)?;
         let Proto::Icmp(st) = &s.proto else {
-            return Err(Errno(libc::EBADF));
+            return Err(SendError::NoSuchSocket);
         };
         let dst = match dst {
             Some(Target::Addr(a)) => a,
-            _ => st.connected.ok_or(Errno(libc::EDESTADDRREQ))?,
+            _ => st.connected.ok_or(SendError::DestinationRequired)?,
         };
         let v6 = s.domain == Domain::Inet6;
         if dst.is_ipv6() != v6 {
-            return Err(Errno(libc::EAFNOSUPPORT));
+            return Err(SendError::WrongFamily);
         }
         let request = if v6 { ECHO_REQUEST_V6 } else { ECHO_REQUEST_V4 };
         if payload.len() < 8 || payload[0] != request || payload[1] != 0 {
-            return Err(Errno(libc::EINVAL));
+            return Err(SendError::Invalid);
         }
-        if payload.len() > 65507 {
-            return Err(Errno(libc::EMSGSIZE));
+        if payload.len() > MAX_ECHO {
+            return Err(SendError::TooBig);
         }
         let route = ifs
             .route(&dst.ip().into())
-            .ok_or(Errno(libc::ENETUNREACH))?;
-        if s.binding.is_none() {
-            let any = s.domain.any();
-            self.icmp_take_ident(id, any, 0)?;
-        }
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+            .ok_or(SendError::NetworkUnreachable)?;
+        self.icmp_autobind(id)?;
+        let s = self.get(id).ok_or(SendError::NoSuchSocket)?;
         let ident = s.binding.map_or(0, |b| b.0);
         let ttl = s.opts.ttl;
         let Proto::Icmp(st) = &s.proto else {
-            return Err(Errno(libc::EBADF));
+            return Err(SendError::NoSuchSocket);
         };
         let handle = match st.socks.iter().find(|(i, _)| *i == route.iface) {
             Some((_, h)) => *h,
@@ -155,7 +184,7 @@ impl Sockets {
                     super::budget::log_limit(format_args!(
                         "{used} bytes of socket buffers in use (--max-buffer-memory): ping send fails with ENOBUFS"
                     ));
-                    return Err(Errno(libc::ENOBUFS));
+                    return Err(SendError::NoBuffers);
                 }
                 let mut sock = icmp::Socket::new(
                     icmp::PacketBuffer::new(
@@ -168,10 +197,10 @@ impl Sockets {
                     ),
                 );
                 sock.bind(icmp::Endpoint::Ident(ident))
-                    .map_err(|_| Errno(libc::EINVAL))?;
+                    .map_err(|_| SendError::Invalid)?;
                 let h = ifs.get_mut(route.iface).sockets.add(sock);
                 self.icmp_mut(id)
-                    .ok_or(Errno(libc::EBADF))?
+                    .ok_or(SendError::NoSuchSocket)?
                     .socks
                     .push((route.iface, h));
                 h
@@ -184,7 +213,7 @@ impl Sockets {
         sock.set_hop_limit(ttl);
         let buf = sock
             .send(payload.len(), dst.ip().into())
-            .map_err(|_| Errno(libc::ENOBUFS))?;
+            .map_err(|_| SendError::NoBuffers)?;
         buf.copy_from_slice(payload);
         buf[4..6].copy_from_slice(&ident.to_be_bytes());
         // smoltcp computes the checksum when it emits the message.
@@ -197,7 +226,7 @@ impl Sockets {
     pub(crate) fn service_icmp(&mut self, ifs: &mut Interfaces) -> bool {
         let mut progress = false;
         let ids = self.take_ids();
-        let mut buf = std::mem::take(&mut self.udp_buf);
+        let mut buf = std::mem::take(&mut self.icmp.buf);
         for &id in &ids {
             let Some(s) = self.get_mut(id) else { continue };
             let domain = s.domain;
@@ -235,7 +264,11 @@ impl Sockets {
                 }
             }
             // Records the program wrote (send/write on a connected socket).
-            let (sent, gone) = self.drain_program_sends(ifs, id, &mut buf, |t, ifs, id, d| {
+            let readable = s.standin.as_ref().is_some_and(|si| si.readable || si.hup);
+            if !readable {
+                continue;
+            }
+            let (sent, gone) = self.drain_program_sends(ifs, id, buf.get(), |t, ifs, id, d| {
                 let _ = t.icmp_sendto(ifs, id, None, d);
             });
             progress |= sent;
@@ -244,7 +277,7 @@ impl Sockets {
                 progress = true;
             }
         }
-        self.udp_buf = buf;
+        self.icmp.buf = buf;
         self.give_back_ids(ids);
         progress
     }
@@ -260,7 +293,7 @@ impl Sockets {
             }
         }
         if let Some((port, b)) = s.binding {
-            self.icmp_ports.release(port, b);
+            self.icmp.idents.release(port, b);
         }
     }
 }

@@ -8,7 +8,7 @@
 //! [`crate::standin`]). What smoltcp leaves to its user is done here:
 //!
 //! - **Ports** ([`ports`]): ephemeral ports from Linux's range, `EADDRINUSE` with
-//!   Linux's `SO_REUSEADDR`/`SO_REUSEPORT` rules, ports held through `TIME_WAIT`.
+//!   Linux's `SO_REUSEADDR`/`SO_REUSEPORT` rules, each protocol its own table.
 //! - **Interfaces**: a smoltcp socket lives in the `SocketSet` of the one interface
 //!   its traffic uses ([`crate::iface::Interfaces::route`]); a listener on `0.0.0.0`
 //!   or `::` listens on every interface.
@@ -23,9 +23,21 @@
 //! Sockets a program closes while their connection still has work (a FIN to send, a
 //! `TIME_WAIT` to sit out) become *orphans*: the smoltcp socket and its port stay
 //! until the connection is over, as in the kernel.
+//!
+//! # Where things are
+//!
+//! Each protocol has one module that does all of its calls (`bind`, `connect`,
+//! `listen`, sends, `shutdown`, its own options) and owns its part of the table —
+//! ports, endpoints, buffers — as its own `Table`: `tcp`, `udp`, `icmp` (ping
+//! sockets), `raw`; `dgram` is what the three datagram protocols share. Every call
+//! has one method of [`Sockets`] that picks the protocol's ([`calls`]; the options'
+//! in `sockopt`), which is all the socket service
+//! ([`crate::control::service`]) and the embedding API call. Every way a call fails
+//! is a variant of its own error enum ([`errno`]).
 
 pub mod addr;
 pub mod budget;
+pub mod calls;
 pub(crate) mod dgram;
 pub mod errno;
 pub(crate) mod icmp;
@@ -44,11 +56,11 @@ use crate::iface::ingress::{Admission, PacketInfo, Verdict};
 use crate::standin::StandIn;
 use crate::sys;
 use options::Options;
-use ports::{BindingId, PortTable};
+use ports::BindingId;
 use smoltcp::time::Instant;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use tcp::TcpState;
 
 /// Names a socket in a stack.
@@ -129,6 +141,18 @@ pub(crate) struct Socket {
     pub(crate) cookie: u64,
 }
 
+impl Socket {
+    /// What the socket is.
+    pub(crate) fn kind(&self) -> Kind {
+        match self.proto {
+            Proto::Tcp(_) => Kind::Tcp,
+            Proto::Udp(_) => Kind::Udp,
+            Proto::Icmp(_) => Kind::Icmp,
+            Proto::Raw(_) => Kind::Raw,
+        }
+    }
+}
+
 /// What a socket is, with its protocol's state.
 pub(crate) enum Proto {
     /// `SOCK_STREAM`.
@@ -165,47 +189,51 @@ pub(crate) struct Tombstone {
 
 const TOMBSTONES: usize = 4096;
 
+/// The size of a [`LazyBuf`]: 64 KiB, the most one IP packet carries.
+const LAZY_BUF: usize = 65536;
+
+/// A buffer a protocol's service reuses (datagrams, packets, records, bytes to
+/// drop), made at its first use and kept: a protocol no program uses costs
+/// nothing, and no packet allocates.
+#[derive(Default)]
+pub(crate) struct LazyBuf(Vec<u8>);
+
+impl LazyBuf {
+    /// The buffer, made now if this is its first use.
+    pub(crate) fn get(&mut self) -> &mut [u8] {
+        if self.0.is_empty() {
+            self.0 = vec![0u8; LAZY_BUF];
+        }
+        &mut self.0
+    }
+}
+
 struct Slot<T> {
     generation: u32,
     val: Option<T>,
 }
 
-/// All sockets of a stack.
+/// All sockets of a stack, and each protocol's table.
 pub struct Sockets {
     slots: Vec<Slot<Socket>>,
     free: Vec<u32>,
     /// Live sockets (the slots in use).
     live: usize,
-    /// The last TCP buffer allocation found the budget spent: SYNs are dropped
-    /// until one succeeds again.
-    pub(crate) buffers_spent: std::cell::Cell<bool>,
     by_inode: HashMap<u64, SocketId>,
     tombstones: HashMap<u64, Tombstone>,
     tomb_order: VecDeque<u64>,
-    pub(crate) ports: PortTable,
-    /// TCP port → listeners on it.
-    pub(crate) tcp_listeners: HashMap<u16, Vec<SocketId>>,
-    pub(crate) orphans: Vec<tcp::Orphan>,
-    pub(crate) udp_ports: PortTable,
-    /// ICMP identifiers of ping sockets.
-    pub(crate) icmp_ports: PortTable,
-    /// UDP port → sockets bound to it.
-    pub(crate) udp_users: HashMap<u16, Vec<SocketId>>,
-    /// (interface, port) → the smoltcp socket receiving for it.
-    pub(crate) udp_eps: HashMap<(crate::iface::IfaceId, u16), udp::Endpoint>,
-    /// Multicast memberships per (interface, group), counted over sockets.
-    pub(crate) groups: HashMap<(crate::iface::IfaceId, std::net::IpAddr), u32>,
-    pub(crate) udp_scratch: Vec<SocketId>,
-    pub(crate) udp_buf: Box<[u8]>,
-    /// Attached to error markers in datagram stand-ins (see `udp`).
-    pub(crate) marker_fd: Option<OwnedFd>,
     new_standins: Vec<SocketId>,
     pub(crate) cfg: SocketConfig,
-    /// Kernel memory accounting of one in-flight accept record (see `tcp`).
-    pub(crate) record_truesize: usize,
-    pub(crate) scratch: Box<[u8]>,
     ids: Vec<SocketId>,
     next_cookie: u64,
+    /// TCP's ports, listeners and orphans.
+    tcp: tcp::Table,
+    /// UDP's ports, endpoints and multicast memberships.
+    udp: udp::Table,
+    /// The identifiers of ping sockets.
+    icmp: icmp::Table,
+    /// Raw sockets' buffer.
+    raw: raw::Table,
 }
 
 impl Sockets {
@@ -215,27 +243,17 @@ impl Sockets {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            buffers_spent: std::cell::Cell::new(false),
             by_inode: HashMap::new(),
             tombstones: HashMap::new(),
             tomb_order: VecDeque::new(),
-            ports: PortTable::new(crate::iface::random_u64() | 1),
-            tcp_listeners: HashMap::new(),
-            orphans: Vec::new(),
-            udp_ports: PortTable::new(crate::iface::random_u64() | 1),
-            icmp_ports: PortTable::new(crate::iface::random_u64() | 1),
-            udp_users: HashMap::new(),
-            udp_eps: HashMap::new(),
-            groups: HashMap::new(),
-            udp_scratch: Vec::new(),
-            udp_buf: vec![0u8; 65536].into_boxed_slice(),
-            marker_fd: sys::dev_null().ok(),
             new_standins: Vec::new(),
             cfg,
-            record_truesize: tcp::measure_record_truesize(),
-            scratch: vec![0u8; 64 * 1024].into_boxed_slice(),
             ids: Vec::new(),
             next_cookie: 1,
+            tcp: tcp::Table::new(),
+            udp: udp::Table::new(),
+            icmp: icmp::Table::new(),
+            raw: raw::Table::default(),
         }
     }
 
@@ -367,11 +385,6 @@ impl Sockets {
         self.len() == 0
     }
 
-    /// Number of orphaned connections still closing.
-    pub fn orphans(&self) -> usize {
-        self.orphans.len()
-    }
-
     /// Stand-ins created since the last call, for the event loop to watch: the slot
     /// index (its token) and the stack's fd.
     pub(crate) fn drain_new_standins(&mut self, mut f: impl FnMut(usize, RawFd)) {
@@ -428,99 +441,6 @@ impl Sockets {
         any
     }
 
-    /// Creates a socket. With `standin`, also the stand-in pair: the program's end is
-    /// returned for the front end to hand over.
-    pub fn open(
-        &mut self,
-        domain: Domain,
-        ty: i32,
-        protocol: i32,
-        standin: bool,
-        may_raw: bool,
-    ) -> Result<(SocketId, Option<OwnedFd>), SocketError> {
-        // Linux: any bit beyond the type mask and the two flags is EINVAL.
-        if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
-            return Err(SocketError::BadFlags);
-        }
-        if self.live >= self.cfg.max_sockets {
-            budget::log_limit(format_args!(
-                "{} sockets (--max-sockets): socket() fails with EMFILE",
-                self.live
-            ));
-            return Err(SocketError::TooMany);
-        }
-        let base = ty & 0xf;
-        let kind = match base {
-            libc::SOCK_STREAM => {
-                if protocol != 0 && protocol != libc::IPPROTO_TCP {
-                    return Err(SocketError::ProtocolNotSupported);
-                }
-                Kind::Tcp
-            }
-            libc::SOCK_DGRAM => match (protocol, domain) {
-                (0 | libc::IPPROTO_UDP, _) => Kind::Udp,
-                (libc::IPPROTO_ICMP, Domain::Inet) | (libc::IPPROTO_ICMPV6, Domain::Inet6) => {
-                    Kind::Icmp
-                }
-                _ => return Err(SocketError::ProtocolNotSupported),
-            },
-            // Linux asks for CAP_NET_RAW; the front end says whether the caller has it.
-            libc::SOCK_RAW if !may_raw => return Err(SocketError::NotPermitted),
-            libc::SOCK_RAW => {
-                if !(1..=255).contains(&protocol)
-                    || protocol == libc::IPPROTO_TCP
-                    || protocol == libc::IPPROTO_UDP
-                {
-                    // TCP and UDP raw sockets would fight the stack for its ports.
-                    return Err(SocketError::ProtocolNotSupported);
-                }
-                Kind::Raw
-            }
-            libc::SOCK_SEQPACKET | libc::SOCK_RDM => return Err(SocketError::TypeNotSupported),
-            _ => return Err(SocketError::TypeNotSupported),
-        };
-        let (si, program_end) = if standin {
-            let pair = match kind {
-                Kind::Tcp => sys::stream_pair(),
-                Kind::Udp | Kind::Icmp | Kind::Raw => udp::datagram_pair(),
-            };
-            let (ours, theirs) = pair.map_err(|e| match e.raw_os_error() {
-                Some(libc::EMFILE) | Some(libc::ENFILE) => SocketError::NoFds,
-                _ => SocketError::NoBuffers,
-            })?;
-            let (inode, _) = sys::inode(theirs.as_fd()).map_err(|_| SocketError::NoBuffers)?;
-            (Some(StandIn::new(ours, inode)), Some(theirs))
-        } else {
-            (None, None)
-        };
-        let s = Socket {
-            domain,
-            opts: Options::default(),
-            local: None,
-            binding: None,
-            autobound: false,
-            error: 0,
-            markers: true,
-            standin: si,
-            proto: match kind {
-                Kind::Tcp => Proto::Tcp(TcpState::Closed { failed: None }),
-                Kind::Udp => Proto::Udp(Box::default()),
-                Kind::Icmp => Proto::Icmp(Box::default()),
-                Kind::Raw => Proto::Raw(Box::new(raw::RawState::new(protocol as u8))),
-            },
-            cookie: 0,
-        };
-        Ok((self.insert(s), program_end))
-    }
-
-    /// The socket's local address (`getsockname`): the wildcard with port 0 when
-    /// unbound, as Linux answers.
-    pub fn local_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
-        let s = self.get(id).ok_or(LookupError::NoSuchSocket)?;
-        Ok(s.local
-            .unwrap_or_else(|| SocketAddr::new(s.domain.any(), 0)))
-    }
-
     /// The socket's domain.
     pub fn domain(&self, id: SocketId) -> Option<Domain> {
         self.get(id).map(|s| s.domain)
@@ -528,65 +448,7 @@ impl Sockets {
 
     /// The socket's type.
     pub(crate) fn kind(&self, id: SocketId) -> Option<Kind> {
-        self.get(id).map(|s| match s.proto {
-            Proto::Tcp(_) => Kind::Tcp,
-            Proto::Udp(_) => Kind::Udp,
-            Proto::Icmp(_) => Kind::Icmp,
-            Proto::Raw(_) => Kind::Raw,
-        })
-    }
-
-    /// The inbox of a datagram socket.
-    pub(crate) fn inbox_mut(&mut self, id: SocketId) -> Option<(Domain, &mut dgram::Inbox)> {
-        let s = self.get_mut(id)?;
-        let d = s.domain;
-        match &mut s.proto {
-            Proto::Udp(u) => Some((d, &mut u.inbox)),
-            Proto::Icmp(i) => Some((d, &mut i.inbox)),
-            Proto::Raw(r) => Some((d, &mut r.inbox)),
-            Proto::Tcp(_) => None,
-        }
-    }
-
-    /// Answers `Origin` for a datagram socket (see `dgram::Inbox::answer`).
-    pub(crate) fn datagram_origin(
-        &mut self,
-        id: SocketId,
-        len: u32,
-        prefix: &[u8],
-        peek: bool,
-        out: &mut [u8],
-    ) -> Option<usize> {
-        let (d, inbox) = self.inbox_mut(id)?;
-        inbox.answer(d, len, prefix, peek, out)
-    }
-
-    /// The default destination of a connected datagram socket.
-    pub(crate) fn datagram_peer(&self, id: SocketId) -> Option<SocketAddr> {
-        match &self.get(id)?.proto {
-            Proto::Udp(u) => u.connected,
-            Proto::Icmp(i) => i.connected,
-            Proto::Raw(r) => r.connected,
-            Proto::Tcp(_) => None,
-        }
-    }
-
-    /// Takes the pending error (`SO_ERROR`).
-    pub(crate) fn take_error(&mut self, id: SocketId) -> i32 {
-        self.get_mut(id).map_or(0, |s| std::mem::take(&mut s.error))
-    }
-
-    /// The pending error without taking it.
-    pub(crate) fn peek_error(&self, id: SocketId) -> i32 {
-        self.get(id).map_or(0, |s| s.error)
-    }
-
-    /// Chooses how a datagram socket learns of ICMP errors: markers in its stand-in
-    /// (the default), or the pending error only (see `Socket`'s `markers`).
-    pub(crate) fn set_error_markers(&mut self, id: SocketId, on: bool) {
-        if let Some(s) = self.get_mut(id) {
-            s.markers = on;
-        }
+        self.get(id).map(Socket::kind)
     }
 
     /// Runs everything that happens between polls: listeners, handshakes, the data

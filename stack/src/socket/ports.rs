@@ -2,15 +2,18 @@
 //! rules (`inet_csk_bind_conflict`) and ephemeral port choice.
 //!
 //! smoltcp knows nothing of ports in use: two of its sockets may listen on the same
-//! endpoint. Every TCP socket that holds a port (bound, listening, connected, an
-//! orphan finishing its close, an accepted connection sharing its listener's port)
-//! has one `Binding` here, and `bind`, `listen` and `connect` ask this table first.
+//! endpoint. Each protocol with ports keeps its own [`PortTable`] in its table (TCP
+//! and UDP ports, ping sockets' ICMP identifiers). Every TCP socket that holds a port
+//! (bound, listening, connected, an orphan finishing its close, an accepted
+//! connection sharing its listener's port) has one `Binding` in TCP's, and `bind`,
+//! `listen` and `connect` ask it first; likewise a bound UDP or ping socket.
 //!
 //! Two bindings on one port *overlap* when their addresses are equal or either is a
 //! wildcard of the same family; an IPv6 wildcard without `IPV6_V6ONLY` also overlaps
 //! every IPv4 address. Overlapping bindings conflict unless both set `SO_REUSEADDR`
 //! and the existing one is not listening, or both set `SO_REUSEPORT`.
 
+use super::errno::BindError;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -158,22 +161,23 @@ impl PortTable {
         None
     }
 
-    /// Takes `port` on `addr`, or an ephemeral port when `port` is 0. `Err` carries
-    /// the errno: `EADDRINUSE`, or `EAGAIN` when no ephemeral port is left (Linux's
-    /// answer for an exhausted range at bind time).
+    /// Takes `port` on `addr`, or an ephemeral port when `port` is 0: `bind`'s
+    /// answer, [`BindError::AddrInUse`] or, when no ephemeral port is left,
+    /// [`BindError::NoEphemeralPort`] (Linux's answer at bind time).
     pub fn take(
         &mut self,
         port: u16,
         addr: IpAddr,
         dual: bool,
         reuse: Reuse,
-    ) -> Result<(u16, BindingId), i32> {
+    ) -> Result<(u16, BindingId), BindError> {
         if port == 0 {
-            self.bind_ephemeral(addr, dual, reuse).ok_or(libc::EAGAIN)
+            self.bind_ephemeral(addr, dual, reuse)
+                .ok_or(BindError::NoEphemeralPort)
         } else {
             self.bind(port, addr, dual, reuse, BindState::Idle)
                 .map(|b| (port, b))
-                .ok_or(libc::EADDRINUSE)
+                .ok_or(BindError::AddrInUse)
         }
     }
 

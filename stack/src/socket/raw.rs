@@ -11,12 +11,16 @@
 //! payload only — and to the stack's own processing (echo requests are still
 //! answered, TCP and UDP still delivered).
 //!
-//! Each socket has one smoltcp raw socket per interface, made at its first
-//! service; they hold what arrives until the socket moves it into its stand-in.
+//! Each socket has one smoltcp raw socket per interface, made when the program
+//! opens it (so that the container's buffer budget is checked then) or at the
+//! latest at its first service; they hold what arrives until the socket moves it
+//! into its stand-in. Raw IP's own [`Table`] holds only the buffer its service
+//! reads packets into.
 
+use super::LazyBuf;
 use super::addr::{Domain, Target};
 use super::dgram::{Inbox, Origin};
-use super::errno::Errno;
+use super::errno::{BindError, ConnectError, OptionError, SendError};
 use super::{Proto, SocketId, Sockets};
 use crate::iface::{IfaceId, Interfaces};
 use smoltcp::iface::SocketHandle;
@@ -67,6 +71,14 @@ impl RawState {
     }
 }
 
+/// Raw IP's part of the socket table.
+#[derive(Default)]
+pub(crate) struct Table {
+    /// Packets taken from smoltcp and records programs write: up to the largest
+    /// IP packet, made when a raw socket is first served.
+    buf: LazyBuf,
+}
+
 impl Sockets {
     fn raw_mut(&mut self, id: SocketId) -> Option<&mut RawState> {
         match &mut self.get_mut(id)?.proto {
@@ -82,17 +94,17 @@ impl Sockets {
         ifs: &Interfaces,
         id: SocketId,
         target: Target,
-    ) -> Result<(), Errno> {
-        let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<(), BindError> {
+        let s = self.get_mut(id).ok_or(BindError::NoSuchSocket)?;
         let a = match target {
             Target::Addr(a) => a,
             Target::Unspec => SocketAddr::new(s.domain.any(), 0),
         };
         if (s.domain == Domain::Inet) != a.is_ipv4() {
-            return Err(Errno(libc::EAFNOSUPPORT));
+            return Err(BindError::WrongFamily);
         }
         if !a.ip().is_unspecified() && !ifs.is_local(&a.ip().into()) {
-            return Err(Errno(libc::EADDRNOTAVAIL));
+            return Err(BindError::AddrNotAvailable);
         }
         s.local = Some(SocketAddr::new(a.ip(), 0));
         Ok(())
@@ -104,15 +116,18 @@ impl Sockets {
         ifs: &Interfaces,
         id: SocketId,
         target: Target,
-    ) -> Result<(), Errno> {
+    ) -> Result<(), ConnectError> {
         let dst = match target {
             Target::Unspec => None,
             Target::Addr(a) => {
-                ifs.route(&a.ip().into()).ok_or(Errno(libc::ENETUNREACH))?;
+                ifs.route(&a.ip().into())
+                    .ok_or(ConnectError::NetworkUnreachable)?;
                 Some(SocketAddr::new(a.ip(), 0))
             }
         };
-        self.raw_mut(id).ok_or(Errno(libc::EBADF))?.connected = dst;
+        self.raw_mut(id)
+            .ok_or(ConnectError::NoSuchSocket)?
+            .connected = dst;
         Ok(())
     }
 
@@ -123,23 +138,25 @@ impl Sockets {
         id: SocketId,
         dst: Option<Target>,
         payload: &[u8],
-    ) -> Result<usize, Errno> {
+    ) -> Result<usize, SendError> {
         if !self.raw_open_on(ifs, id) {
-            return Err(Errno(libc::ENOBUFS));
+            return Err(SendError::NoBuffers);
         }
-        let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+        let s = self.get_mut(id).ok_or(SendError::NoSuchSocket)?;
         let (domain, ttl, tos, local) = (s.domain, s.opts.ttl, s.opts.tos, s.local);
         let Proto::Raw(st) = &mut s.proto else {
-            return Err(Errno(libc::EBADF));
+            return Err(SendError::NoSuchSocket);
         };
         let dst = match dst {
             Some(Target::Addr(a)) => a.ip(),
-            _ => st.connected.ok_or(Errno(libc::EDESTADDRREQ))?.ip(),
+            _ => st.connected.ok_or(SendError::DestinationRequired)?.ip(),
         };
         if dst.is_ipv6() != (domain == Domain::Inet6) {
-            return Err(Errno(libc::EAFNOSUPPORT));
+            return Err(SendError::WrongFamily);
         }
-        let route = ifs.route(&dst.into()).ok_or(Errno(libc::ENETUNREACH))?;
+        let route = ifs
+            .route(&dst.into())
+            .ok_or(SendError::NetworkUnreachable)?;
         let src = match local {
             Some(a) if !a.ip().is_unspecified() => a.ip(),
             _ => route.src.into(),
@@ -150,7 +167,7 @@ impl Sockets {
         match (src, dst) {
             (IpAddr::V4(src), IpAddr::V4(dst)) => {
                 if payload.len() > 65535 - V4_HEADER {
-                    return Err(Errno(libc::EMSGSIZE));
+                    return Err(SendError::TooBig);
                 }
                 let repr = Ipv4Repr {
                     src_addr: src,
@@ -169,7 +186,7 @@ impl Sockets {
             }
             (IpAddr::V6(src), IpAddr::V6(dst)) => {
                 if payload.len() > 65535 {
-                    return Err(Errno(libc::EMSGSIZE));
+                    return Err(SendError::TooBig);
                 }
                 let repr = Ipv6Repr {
                     src_addr: src,
@@ -188,19 +205,19 @@ impl Sockets {
                         .fill_checksum(&src, &dst);
                 }
             }
-            _ => return Err(Errno(libc::EAFNOSUPPORT)),
+            _ => return Err(SendError::WrongFamily),
         }
         let handle = st
             .socks
             .iter()
             .find(|(i, _)| *i == route.iface)
             .map(|(_, h)| *h)
-            .ok_or(Errno(libc::ENETUNREACH))?;
+            .ok_or(SendError::NetworkUnreachable)?;
         ifs.get_mut(route.iface)
             .sockets
             .get_mut::<raw::Socket<'static>>(handle)
             .send_slice(&st.packet)
-            .map_err(|_| Errno(libc::ENOBUFS))?;
+            .map_err(|_| SendError::NoBuffers)?;
         Ok(payload.len())
     }
 
@@ -248,7 +265,7 @@ impl Sockets {
     pub(crate) fn service_raw(&mut self, ifs: &mut Interfaces) -> bool {
         let mut progress = false;
         let ids = self.take_ids();
-        let mut buf = std::mem::take(&mut self.udp_buf);
+        let mut lazy = std::mem::take(&mut self.raw.buf);
         for &id in &ids {
             if !matches!(self.get(id).map(|s| &s.proto), Some(Proto::Raw(_))) {
                 continue;
@@ -256,6 +273,7 @@ impl Sockets {
             if !self.raw_open_on(ifs, id) {
                 continue;
             }
+            let buf = lazy.get();
             let Some(s) = self.get_mut(id) else { continue };
             let domain = s.domain;
             let Proto::Raw(st) = &mut s.proto else {
@@ -267,7 +285,7 @@ impl Sockets {
                         .get_mut(iface)
                         .sockets
                         .get_mut::<raw::Socket<'static>>(h);
-                    let Ok(n) = sock.recv_slice(&mut buf) else {
+                    let Ok(n) = sock.recv_slice(buf) else {
                         break;
                     };
                     progress = true;
@@ -303,7 +321,7 @@ impl Sockets {
                 }
             }
             // Records the program wrote (send/write on a connected socket).
-            let (sent, gone) = self.drain_program_sends(ifs, id, &mut buf, |t, ifs, id, d| {
+            let (sent, gone) = self.drain_program_sends(ifs, id, buf, |t, ifs, id, d| {
                 let _ = t.raw_sendto(ifs, id, None, d);
             });
             progress |= sent;
@@ -312,7 +330,7 @@ impl Sockets {
                 progress = true;
             }
         }
-        self.udp_buf = buf;
+        self.raw.buf = lazy;
         self.give_back_ids(ids);
         progress
     }
@@ -325,30 +343,30 @@ impl Sockets {
         level: i32,
         name: i32,
         value: &[u8],
-    ) -> Option<Result<(), Errno>> {
+    ) -> Option<Result<(), OptionError>> {
         let s = self.get_mut(id)?;
         let domain = s.domain;
         let Proto::Raw(st) = &mut s.proto else {
             return None;
         };
-        let word = |v: &[u8]| -> Result<i32, Errno> {
+        let word = |v: &[u8]| -> Result<i32, OptionError> {
             v.get(..4)
                 .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or(Errno(libc::EINVAL))
+                .ok_or(OptionError::Invalid)
         };
         match (level, name) {
             (libc::SOL_RAW, ICMP_FILTER) => Some(
                 if domain != Domain::Inet || st.protocol != libc::IPPROTO_ICMP as u8 {
-                    Err(Errno(libc::EOPNOTSUPP))
+                    Err(OptionError::NotSupported)
                 } else {
                     word(value).map(|m| st.blocked[0] = m as u32)
                 },
             ),
             (libc::IPPROTO_ICMPV6, ICMP6_FILTER) => {
                 Some(if st.protocol != libc::IPPROTO_ICMPV6 as u8 {
-                    Err(Errno(libc::EOPNOTSUPP))
+                    Err(OptionError::NotSupported)
                 } else if value.len() < 32 {
-                    Err(Errno(libc::EINVAL))
+                    Err(OptionError::Invalid)
                 } else {
                     for (i, w) in st.blocked.iter_mut().enumerate() {
                         *w = u32::from_ne_bytes([
@@ -364,13 +382,13 @@ impl Sockets {
             (libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM) if domain == Domain::Inet6 => Some(
                 // ICMPv6 always has its checksum computed; Linux refuses a change.
                 if st.protocol == libc::IPPROTO_ICMPV6 as u8 {
-                    Err(Errno(libc::EINVAL))
+                    Err(OptionError::Invalid)
                 } else {
                     word(value).and_then(|v| {
                         if v == -1 {
                             Ok(())
                         } else {
-                            Err(Errno(libc::EOPNOTSUPP))
+                            Err(OptionError::NotSupported)
                         }
                     })
                 },
@@ -379,14 +397,15 @@ impl Sockets {
         }
     }
 
-    /// Reads the raw-socket options (see [`Sockets::raw_setsockopt`]).
+    /// Reads the raw-socket options (see [`Sockets::raw_setsockopt`]; they cannot
+    /// fail), returning the value's length. `None`: not one of them.
     pub(crate) fn raw_getsockopt(
         &self,
         id: SocketId,
         level: i32,
         name: i32,
         out: &mut [u8],
-    ) -> Option<Result<usize, Errno>> {
+    ) -> Option<usize> {
         let s = self.get(id)?;
         let Proto::Raw(st) = &s.proto else {
             return None;
@@ -394,13 +413,13 @@ impl Sockets {
         match (level, name) {
             (libc::SOL_RAW, ICMP_FILTER) => {
                 out[..4].copy_from_slice(&st.blocked[0].to_ne_bytes());
-                Some(Ok(4))
+                Some(4)
             }
             (libc::IPPROTO_ICMPV6, ICMP6_FILTER) => {
                 for (i, w) in st.blocked.iter().enumerate() {
                     out[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
                 }
-                Some(Ok(32))
+                Some(32)
             }
             (libc::IPPROTO_IPV6, libc::IPV6_CHECKSUM) => {
                 let v: i32 = if st.protocol == libc::IPPROTO_ICMPV6 as u8 {
@@ -409,7 +428,7 @@ impl Sockets {
                     -1
                 };
                 out[..4].copy_from_slice(&v.to_ne_bytes());
-                Some(Ok(4))
+                Some(4)
             }
             _ => None,
         }

@@ -112,19 +112,19 @@ pub unsafe extern "C" fn getaddrinfo(
             Some((a, scope)) => (Some(h.to_string()), vec![(a, scope)]),
             None if flags & libc::AI_NUMERICHOST != 0 => return libc::EAI_NONAME,
             None => {
-                let fams = if flags & libc::AI_ADDRCONFIG != 0 {
+                let (has4, has6) = if flags & libc::AI_ADDRCONFIG != 0 {
                     container_families()
                 } else {
-                    info_flags::HAS_IPV4 | info_flags::HAS_IPV6
+                    (true, true)
                 };
                 // With no address but loopback, AI_ADDRCONFIG filters nothing.
-                let fams = if fams == 0 {
-                    info_flags::HAS_IPV4 | info_flags::HAS_IPV6
+                let (has4, has6) = if has4 || has6 {
+                    (has4, has6)
                 } else {
-                    fams
+                    (true, true)
                 };
-                let v4 = want_v4 && fams & info_flags::HAS_IPV4 != 0;
-                let v6 = want_v6 && fams & info_flags::HAS_IPV6 != 0;
+                let v4 = want_v4 && has4;
+                let v6 = want_v6 && has6;
                 match resolve::lookup(h, v4, v6) {
                     Ok((c, a)) => (Some(c), a.into_iter().map(|a| (a, 0)).collect()),
                     Err(Failure::NotFound) => return libc::EAI_NONAME,
@@ -142,10 +142,7 @@ pub unsafe extern "C" fn getaddrinfo(
         libc::AF_INET6 => a.is_ipv6() || (mapped && (flags & libc::AI_ALL != 0 || !has_v6)),
         _ => true,
     });
-    if host.is_some()
-        && family == libc::AF_UNSPEC
-        && container_families() & info_flags::HAS_IPV6 != 0
-    {
+    if host.is_some() && family == libc::AF_UNSPEC && container_families().1 {
         addrs.sort_by_key(|(a, _)| a.is_ipv4());
     }
     if addrs.is_empty() {

@@ -9,13 +9,12 @@
 //! Without `NETCELL_CONTROL` (not under netcell) every call goes to libc.
 
 use crate::conn;
+use crate::real::next;
 use crate::resolve::{self, Failure};
 use libc::{addrinfo, c_char, c_int, hostent, sockaddr, socklen_t};
-use netcell_proto::{Request, info_flags};
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod gai;
 mod hosts;
@@ -40,23 +39,6 @@ fn h_errno_of(f: Failure) -> c_int {
         Failure::TryAgain => TRY_AGAIN,
         Failure::NoRecovery => NO_RECOVERY,
     }
-}
-
-macro_rules! next {
-    ($name:ident, $sym:literal, $ty:ty) => {
-        fn $name() -> Option<$ty> {
-            static P: AtomicUsize = AtomicUsize::new(0);
-            let mut p = P.load(Ordering::Relaxed);
-            if p == 0 {
-                // SAFETY: dlsym with a NUL-terminated name.
-                p = unsafe { libc::dlsym(libc::RTLD_NEXT, concat!($sym, "\0").as_ptr().cast()) }
-                    as usize;
-                P.store(p, Ordering::Relaxed);
-            }
-            // SAFETY: libc's function of this signature, if found.
-            (p != 0).then(|| unsafe { std::mem::transmute::<usize, $ty>(p) })
-        }
-    };
 }
 
 type GaiFn = unsafe extern "C" fn(
@@ -98,11 +80,12 @@ next!(real_getnameinfo, "getnameinfo", GniFn);
 next!(real_gethostbyname2_r, "gethostbyname2_r", Gh2rFn);
 next!(real_gethostbyaddr_r, "gethostbyaddr_r", GharFn);
 
-/// Which families the container has addresses of (for `AI_ADDRCONFIG` and order).
-fn container_families() -> u32 {
-    match conn::call(0, &Request::Info, None) {
-        Ok(r) if r.errno == 0 => r.value,
-        _ => 0,
+/// Whether the container has an IPv4 address besides loopback, and a global IPv6
+/// one (for `AI_ADDRCONFIG` and the order of results); neither if that is unknown.
+fn container_families() -> (bool, bool) {
+    match netcell_frontend::ifreq::interfaces(&mut crate::front::Control) {
+        Ok(list) => netcell_frontend::ifreq::families(&list),
+        Err(_) => (false, false),
     }
 }
 

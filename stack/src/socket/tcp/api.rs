@@ -12,12 +12,14 @@ impl Sockets {
             return Err(AcceptError::NotListening);
         };
         let (cid, _) = l.ready.pop_front().ok_or(AcceptError::WouldBlock)?;
-        let peer = self.peer_addr(cid).map_err(|_| AcceptError::WouldBlock)?;
+        let peer = self
+            .tcp_peer_addr(cid)
+            .map_err(|_| AcceptError::WouldBlock)?;
         Ok((cid, peer))
     }
 
-    /// `getpeername(2)`.
-    pub fn peer_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
+    /// `getpeername(2)` of a TCP socket.
+    pub(crate) fn tcp_peer_addr(&self, id: SocketId) -> Result<SocketAddr, LookupError> {
         let s = self.get(id).ok_or(LookupError::NoSuchSocket)?;
         match &s.proto {
             Proto::Tcp(TcpState::Connected(c)) => Ok(c.remote),

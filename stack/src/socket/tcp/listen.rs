@@ -64,7 +64,7 @@ impl Listener {
 
 /// Measures the kernel memory (`SIOCOUTQ`) one accept record with its fd occupies in
 /// a stand-in, so that records in flight can be counted. 768 bytes on Linux 6.x.
-pub(crate) fn measure_record_truesize() -> usize {
+pub(super) fn measure_record_truesize() -> usize {
     let measure = || -> std::io::Result<usize> {
         let (a, _b) = sys::stream_pair()?;
         let (x, _y) = sys::stream_pair()?;
@@ -93,11 +93,11 @@ impl Sockets {
             return;
         };
         if let Some((port, b)) = s.binding {
-            self.ports.set_state(port, b, BindState::Idle);
-            if let Some(v) = self.tcp_listeners.get_mut(&port) {
+            self.tcp.ports.set_state(port, b, BindState::Idle);
+            if let Some(v) = self.tcp.listeners.get_mut(&port) {
                 v.retain(|x| *x != id);
                 if v.is_empty() {
-                    self.tcp_listeners.remove(&port);
+                    self.tcp.listeners.remove(&port);
                 }
             }
         }
@@ -122,17 +122,17 @@ impl Sockets {
         id: SocketId,
         now: Instant,
     ) -> bool {
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = std::mem::take(&mut self.tcp.scratch);
         let gone = match self.get_mut(id).and_then(|s| s.standin.as_mut()) {
             Some(si) => {
                 if si.readable {
-                    si.discard_input(&mut scratch);
+                    si.discard_input(scratch.get());
                 }
                 si.hup || si.app_eof
             }
             None => false,
         };
-        self.scratch = scratch;
+        self.tcp.scratch = scratch;
         if gone {
             self.stop_listening(ifs, id);
             self.drop_socket(ifs, id);
@@ -235,7 +235,7 @@ impl Sockets {
             // ask the kernel when none were there and none were added.
             if delivered || l.inflight > 0 {
                 l.inflight =
-                    sys::outq(si.fd.as_fd()).map_or(0, |q| q.div_ceil(self.record_truesize));
+                    sys::outq(si.fd.as_fd()).map_or(0, |q| q.div_ceil(self.tcp.record_truesize));
             }
         }
 
@@ -325,6 +325,7 @@ impl Sockets {
             (None, None)
         };
         let binding = self
+            .tcp
             .ports
             .insert(port, local.ip(), false, reuse, BindState::Idle);
         let id = self.insert(Socket {
@@ -373,7 +374,7 @@ impl Sockets {
         if pkt.proto != IpProtocol::Tcp || !pkt.syn || pkt.ack {
             return Verdict::Accept;
         }
-        let Some(list) = self.tcp_listeners.get(&pkt.dst_port) else {
+        let Some(list) = self.tcp.listeners.get(&pkt.dst_port) else {
             return Verdict::Accept;
         };
         let dst: IpAddr = pkt.dst.into();
@@ -444,11 +445,11 @@ impl Sockets {
     /// Whether one more pending connection would take the container past its
     /// limits: buffers spent, too many sockets, too many pending connections.
     pub(super) fn pending_over_limits(&self) -> bool {
-        if self.buffers_spent.get() {
+        if self.tcp.buffers_spent.get() {
             return true;
         }
         let mut pending = 0;
-        for lid in self.tcp_listeners.values().flatten() {
+        for lid in self.tcp.listeners.values().flatten() {
             if let Some(Socket {
                 proto: Proto::Tcp(TcpState::Listening(l)),
                 ..

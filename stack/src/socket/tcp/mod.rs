@@ -30,7 +30,7 @@
 //!   (measured with `SIOCOUTQ` on the stand-in: a fixed amount of kernel memory per
 //!   record, measured at start-up by [`measure_record_truesize`]).
 //!
-//! Every received SYN passes [`Sockets::admit`] first (the ingress hook). The load of
+//! Every received SYN passes [`Sockets::tcp_admit`] first (the ingress hook). The load of
 //! a listener is embryos + ready + in flight; Linux accepts `backlog + 1`. A SYN
 //! beyond that is dropped (the client retransmits it, as with a full Linux accept
 //! queue); a SYN that finds an unclaimed armed socket for its address is let through;
@@ -63,12 +63,16 @@
 //! from a port whose old connection still waits has its SYN dropped until the
 //! wait ends (15 s of SYN retries) — Linux instead lets a new SYN end a
 //! `TIME_WAIT`. The difference shows only as a port reusable sooner.
+//!
+//! **The table.** What TCP keeps beyond its sockets is its own [`Table`]: the port
+//! bindings (of orphans too), the listeners of every port (for the ingress hook),
+//! the orphans, and the state of the buffer budget the listeners read.
 
 use super::addr::{self, Target};
 use super::errno::*;
 use super::options;
-use super::ports::{BindState, BindingId, Reuse};
-use super::{Proto, Socket, SocketId, Sockets};
+use super::ports::{BindState, BindingId, PortTable, Reuse};
+use super::{LazyBuf, Proto, Socket, SocketId, Sockets};
 use crate::iface::ingress::{PacketInfo, Verdict};
 use crate::iface::{IfaceId, Interfaces, LO};
 use crate::standin::{FILLER_CHUNK, StandIn};
@@ -78,7 +82,8 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol};
-use std::collections::VecDeque;
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -87,11 +92,50 @@ mod listen;
 mod orphan;
 mod pump;
 
-pub(crate) use listen::{Listener, measure_record_truesize};
-pub(crate) use orphan::Orphan;
+pub(crate) use listen::Listener;
+use listen::measure_record_truesize;
+use orphan::Orphan;
 
 /// Linux's `net.core.somaxconn`.
 pub const SOMAXCONN: usize = 4096;
+
+/// TCP's part of the socket table (see the module docs).
+pub(crate) struct Table {
+    /// Port bindings of TCP sockets and orphans.
+    ports: PortTable,
+    /// Port → listeners on it.
+    listeners: HashMap<u16, Vec<SocketId>>,
+    /// Connections whose program is gone, finishing their close.
+    orphans: Vec<Orphan>,
+    /// Where the bytes a program writes to a socket without a connection go to be
+    /// dropped: made at the first such write.
+    scratch: LazyBuf,
+    /// The last buffer allocation found the budget spent: SYNs are dropped until
+    /// one succeeds again.
+    buffers_spent: Cell<bool>,
+    /// Kernel memory accounting of one accept record in flight (see
+    /// [`measure_record_truesize`]).
+    record_truesize: usize,
+}
+
+impl Table {
+    pub(crate) fn new() -> Self {
+        Table {
+            ports: PortTable::new(crate::iface::random_u64() | 1),
+            listeners: HashMap::new(),
+            orphans: Vec::new(),
+            scratch: LazyBuf::default(),
+            buffers_spent: Cell::new(false),
+            record_truesize: measure_record_truesize(),
+        }
+    }
+
+    /// Updates the sharing flags of a binding (`SO_REUSEADDR`/`SO_REUSEPORT` set
+    /// after `bind`).
+    pub(crate) fn set_reuse(&mut self, (port, b): (u16, BindingId), reuse: Reuse) {
+        self.ports.set_reuse(port, b, reuse);
+    }
+}
 
 /// The TCP state of a socket.
 pub(crate) enum TcpState {
@@ -158,14 +202,14 @@ impl Sockets {
         let limit = self.cfg.max_buffer_memory;
         let used = super::budget::in_use(ifs);
         let Some((rx, tx)) = super::budget::tcp_share(want, used, limit) else {
-            self.buffers_spent.set(true);
+            self.tcp.buffers_spent.set(true);
             super::budget::log_limit(format_args!(
                 "{used} of {limit} bytes of socket buffers in use (--max-buffer-memory): \
                  new TCP connections fail with ENOBUFS"
             ));
             return None;
         };
-        self.buffers_spent.set(false);
+        self.tcp.buffers_spent.set(false);
         let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
         let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
         let mut s = tcp::Socket::new(rx, tx);
@@ -208,8 +252,8 @@ impl Sockets {
         }
     }
 
-    /// `bind(2)`.
-    pub fn bind(
+    /// `bind(2)` of a TCP socket.
+    pub(crate) fn tcp_bind(
         &mut self,
         ifs: &Interfaces,
         id: SocketId,
@@ -245,7 +289,8 @@ impl Sockets {
         } else {
             // Linux's TCP answers EADDRINUSE also for an exhausted ephemeral range.
             Some(
-                self.ports
+                self.tcp
+                    .ports
                     .take(a.port(), ip, dual, reuse)
                     .map_err(|_| BindError::AddrInUse)?,
             )
@@ -256,8 +301,8 @@ impl Sockets {
         Ok(())
     }
 
-    /// `listen(2)`.
-    pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
+    /// `listen(2)` of a TCP socket.
+    pub(crate) fn tcp_listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
         let backlog = if backlog < 0 {
             SOMAXCONN
         } else {
@@ -282,6 +327,7 @@ impl Sockets {
                 let dual = Self::dual(s, &ip);
                 let reuse = Self::reuse(s);
                 let (p, b) = self
+                    .tcp
                     .ports
                     .bind_ephemeral(ip, dual, reuse)
                     .ok_or(ListenError::AddrInUse)?;
@@ -291,13 +337,13 @@ impl Sockets {
                 (p, b)
             }
         };
-        if !self.ports.listen(port, bid) {
+        if !self.tcp.ports.listen(port, bid) {
             return Err(ListenError::AddrInUse);
         }
         let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
         s.proto = Proto::Tcp(TcpState::Listening(Box::new(Listener::new(backlog))));
         s.autobound = false;
-        self.tcp_listeners.entry(port).or_default().push(id);
+        self.tcp.listeners.entry(port).or_default().push(id);
         log::debug!(
             "tcp: socket {} listening on {:?}, backlog {backlog}",
             id.index(),
@@ -306,11 +352,11 @@ impl Sockets {
         Ok(())
     }
 
-    /// `connect(2)`. `Err(ConnectError::InProgress)` is the normal answer; the
+    /// `connect(2)` of a TCP socket. `Err(ConnectError::InProgress)` is the normal answer; the
     /// outcome shows up in the pending error (`SO_ERROR`) and the socket's state after the
     /// next polls. `program_end` is the stand-in the program holds, which this call
     /// makes unwritable until the handshake ends (see [`crate::standin`]).
-    pub fn connect(
+    pub(crate) fn tcp_connect(
         &mut self,
         ifs: &mut Interfaces,
         id: SocketId,
@@ -318,7 +364,7 @@ impl Sockets {
         program_end: Option<OwnedFd>,
         now: Instant,
     ) -> Result<(), ConnectError> {
-        let s = self.get_mut(id).ok_or(ConnectError::BadStandIn)?;
+        let s = self.get_mut(id).ok_or(ConnectError::NoSuchSocket)?;
         match &mut s.proto {
             Proto::Tcp(TcpState::Connecting(_)) => return Err(ConnectError::Already),
             Proto::Tcp(TcpState::Connected(c)) if c.unreported => {
@@ -336,7 +382,7 @@ impl Sockets {
             Proto::Tcp(TcpState::Closed { failed: None }) => {}
             _ => return Err(ConnectError::Invalid),
         }
-        let s = self.get(id).ok_or(ConnectError::BadStandIn)?;
+        let s = self.get(id).ok_or(ConnectError::NoSuchSocket)?;
         if let (Some(si), Some(fd)) = (&s.standin, &program_end) {
             match sys::inode(fd.as_fd()) {
                 Ok((ino, _)) if ino == si.inode => {}
@@ -381,6 +427,7 @@ impl Sockets {
             Some((p, _)) => (p, None),
             None => {
                 let (p, b) = self
+                    .tcp
                     .ports
                     .bind_ephemeral(src_ip, false, reuse)
                     .ok_or(ConnectError::AddrNotAvailable)?;
@@ -400,12 +447,12 @@ impl Sockets {
             .is_err()
         {
             if let Some(b) = autobound {
-                self.ports.release(port, b);
+                self.tcp.ports.release(port, b);
             }
             return Err(ConnectError::Invalid);
         }
         let handle = ifs.get_mut(route.iface).sockets.add(smol);
-        let s = self.get_mut(id).ok_or(ConnectError::BadStandIn)?;
+        let s = self.get_mut(id).ok_or(ConnectError::NoSuchSocket)?;
         if let Some(b) = autobound {
             s.binding = Some((port, b));
             s.autobound = true;
@@ -436,9 +483,10 @@ impl Sockets {
         Err(ConnectError::InProgress)
     }
 
-    /// `shutdown(2)`. For a socket with a stand-in, the front end then shuts the
-    /// stand-in itself, which orders the FIN after the bytes already written.
-    pub fn shutdown(
+    /// `shutdown(2)` of a TCP socket. For a socket with a stand-in, the front end
+    /// then shuts the stand-in itself, which orders the FIN after the bytes already
+    /// written.
+    pub(crate) fn tcp_shutdown(
         &mut self,
         ifs: &mut Interfaces,
         id: SocketId,
@@ -514,7 +562,7 @@ impl Sockets {
                 remove_sock(ifs, c.iface, c.handle);
             }
             if let Some((p, b)) = s.binding {
-                self.ports.release(p, b);
+                self.tcp.ports.release(p, b);
             }
         }
     }
@@ -529,7 +577,7 @@ impl Sockets {
         now: Instant,
     ) {
         sock(ifs, iface, handle).abort();
-        self.orphans.push(Orphan {
+        self.tcp.orphans.push(Orphan {
             iface,
             handle,
             binding: None,
@@ -563,7 +611,7 @@ impl Sockets {
             si.send_fin();
         }
         if let Some((p, b)) = release {
-            self.ports.release(p, b);
+            self.tcp.ports.release(p, b);
         }
         log::debug!(
             "tcp: socket {} connect to {} failed: {}",

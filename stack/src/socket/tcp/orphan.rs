@@ -24,7 +24,7 @@ impl Sockets {
             return;
         };
         if let Proto::Tcp(TcpState::Connected(c)) = s.proto {
-            self.orphans.push(Orphan {
+            self.tcp.orphans.push(Orphan {
                 iface: c.iface,
                 handle: c.handle,
                 binding: s.binding,
@@ -33,15 +33,20 @@ impl Sockets {
                 rst_pending: rst,
             });
         } else if let Some((p, b)) = s.binding {
-            self.ports.release(p, b);
+            self.tcp.ports.release(p, b);
         }
+    }
+
+    /// Number of orphaned connections still closing.
+    pub fn orphans(&self) -> usize {
+        self.tcp.orphans.len()
     }
 
     pub(super) fn service_orphans(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
         let mut progress = false;
         let mut i = 0;
-        while i < self.orphans.len() {
-            let o = &mut self.orphans[i];
+        while i < self.tcp.orphans.len() {
+            let o = &mut self.tcp.orphans[i];
             let sk = sock(ifs, o.iface, o.handle);
             let state = sk.state();
             let mut done = false;
@@ -62,10 +67,10 @@ impl Sockets {
                 progress = true;
             }
             if done {
-                let o = self.orphans.swap_remove(i);
+                let o = self.tcp.orphans.swap_remove(i);
                 remove_sock(ifs, o.iface, o.handle);
                 if let Some((p, b)) = o.binding {
-                    self.ports.release(p, b);
+                    self.tcp.ports.release(p, b);
                 }
                 progress = true;
             } else {
@@ -89,7 +94,7 @@ impl Sockets {
                 take(c.deadline);
             }
         }
-        for o in &self.orphans {
+        for o in &self.tcp.orphans {
             if o.rst_pending {
                 take(o.since);
             }

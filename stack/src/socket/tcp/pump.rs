@@ -27,17 +27,17 @@ impl Sockets {
     /// A socket without a connection: discard what the program writes, free it
     /// when the program closes it.
     pub(super) fn service_idle(&mut self, ifs: &mut Interfaces, id: SocketId) -> bool {
-        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut scratch = std::mem::take(&mut self.tcp.scratch);
         let gone = match self.get_mut(id).and_then(|s| s.standin.as_mut()) {
             Some(si) if si.readable || si.hup => {
                 // EOF on `T` means the program closed its end (a socket without a
                 // connection answers `shutdown` with ENOTCONN, so it cannot be that).
-                let eof = si.discard_input(&mut scratch);
+                let eof = si.discard_input(scratch.get());
                 si.hup || eof
             }
             _ => false,
         };
-        self.scratch = scratch;
+        self.tcp.scratch = scratch;
         if gone {
             self.drop_socket(ifs, id);
         }
@@ -174,7 +174,7 @@ impl Sockets {
                     remove_sock(ifs, c.iface, c.handle);
                 }
                 if let Some((p, b)) = s.binding {
-                    self.ports.release(p, b);
+                    self.tcp.ports.release(p, b);
                 }
             }
             return true;

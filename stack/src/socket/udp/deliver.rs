@@ -19,7 +19,7 @@ impl Sockets {
         out: &mut Vec<SocketId>,
     ) {
         out.clear();
-        let Some(users) = self.udp_users.get(&port) else {
+        let Some(users) = self.udp.users.get(&port) else {
             return;
         };
         let group = dst.is_multicast() || is_broadcast(ifs, &dst);
@@ -102,7 +102,7 @@ impl Sockets {
         (src, dst): (SocketAddr, IpAddr),
         except: Option<SocketId>,
     ) {
-        let mut targets = std::mem::take(&mut self.udp_scratch);
+        let mut targets = std::mem::take(&mut self.udp.targets);
         self.udp_targets(ifs, iface, port, src, dst, &mut targets);
         for &id in &targets {
             if Some(id) == except && !dst.is_multicast() {
@@ -118,13 +118,13 @@ impl Sockets {
             u.inbox
                 .deliver(si, data, Origin::new(src, dst, iface, data));
         }
-        self.udp_scratch = targets;
+        self.udp.targets = targets;
     }
 
     /// An ICMP error arrived for a datagram we sent: a connected socket matching it
     /// gets a marker in its stand-in (see the module docs).
     pub(crate) fn udp_icmp_error(&mut self, e: &IcmpError) {
-        let Some(users) = self.udp_users.get(&e.orig_src_port) else {
+        let Some(users) = self.udp.users.get(&e.orig_src_port) else {
             return;
         };
         let dst = SocketAddr::new(e.orig_dst.into(), e.orig_dst_port);
@@ -140,6 +140,7 @@ impl Sockets {
             return;
         }
         let Some(marker) = self
+            .udp
             .marker_fd
             .as_ref()
             .map(|f| f.as_fd().try_clone_to_owned())
@@ -163,15 +164,19 @@ impl Sockets {
     pub(crate) fn service_udp(&mut self, ifs: &mut Interfaces) -> bool {
         let mut progress = false;
         // Received datagrams to their sockets.
-        let keys: Vec<(IfaceId, u16)> = self.udp_eps.keys().copied().collect();
-        let mut buf = std::mem::take(&mut self.udp_buf);
+        let keys: Vec<(IfaceId, u16)> = self.udp.endpoints.keys().copied().collect();
+        let mut lazy = std::mem::take(&mut self.udp.buf);
         for (iface, port) in keys {
-            while let Some(ep) = self.udp_eps.get(&(iface, port)) {
+            while let Some(ep) = self.udp.endpoints.get(&(iface, port)) {
                 let sock = ifs
                     .get_mut(iface)
                     .sockets
                     .get_mut::<udp::Socket<'static>>(ep.handle);
-                let Ok((n, md)) = sock.recv_slice(&mut buf) else {
+                if !sock.can_recv() {
+                    break;
+                }
+                let buf = lazy.get();
+                let Ok((n, md)) = sock.recv_slice(buf) else {
                     break;
                 };
                 let src = SocketAddr::new(md.endpoint.addr.into(), md.endpoint.port);
@@ -200,8 +205,9 @@ impl Sockets {
                 continue;
             }
             let mut eof = false;
+            let buf = lazy.get();
             while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {
-                match sys::recv_record(si.fd.as_fd(), &mut buf) {
+                match sys::recv_record(si.fd.as_fd(), buf) {
                     Ok(Some(n)) => {
                         // Records of an unconnected socket have no destination: Linux
                         // fails such a send with EDESTADDRREQ; here it is dropped.
@@ -237,7 +243,7 @@ impl Sockets {
             }
         }
         self.give_back_ids(ids);
-        self.udp_buf = buf;
+        self.udp.buf = lazy;
         progress
     }
 }

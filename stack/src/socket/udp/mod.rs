@@ -20,7 +20,7 @@
 //! them. The datagram's source and destination go into a per-socket FIFO of
 //! [`Origin`]s; a front end that must report them (`recvfrom`, `recvmsg`) reads the
 //! record natively and then asks for the origin of "the datagram of this length
-//! starting with these bytes" ([`Sockets::udp_origin`]); entries ahead of the match
+//! starting with these bytes" ([`Sockets::datagram_origin`]); entries ahead of the match
 //! belong to datagrams the program read without asking and are dropped. A connected
 //! socket's `send`/`write` is a record the stack reads from its end; a datagram with
 //! an explicit destination comes in a control request ([`Sockets::udp_sendto`]).
@@ -41,11 +41,16 @@
 //! on the wire and are filtered here. Datagrams a socket sends to a group its own
 //! interface has joined are looped back to local members (`IP_MULTICAST_LOOP`),
 //! and broadcasts are looped back always, as Linux does.
+//!
+//! **The table.** What UDP keeps beyond its sockets is its own [`Table`]: the port
+//! bindings, the users and endpoint of every port, the multicast memberships counted
+//! per interface, and the buffers its service reuses.
 
+use super::LazyBuf;
 use super::addr::{Domain, Target};
-use super::dgram::{Inbox, Origin};
-use super::errno::Errno;
-use super::ports::Reuse;
+use super::dgram::{AutobindError, Inbox, Origin};
+use super::errno::{BindError, ConnectError, Errno, OptionError, SendError};
+use super::ports::{PortTable, Reuse};
 use super::{Proto, SocketId, Sockets};
 use crate::iface::egress::IpFields;
 use crate::iface::ingress::IcmpError;
@@ -55,6 +60,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::phy::PacketMeta;
 use smoltcp::socket::udp::{self, UdpMetadata};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -105,9 +111,42 @@ impl Default for UdpState {
 }
 
 /// A smoltcp UDP socket shared by the table's sockets bound to its port.
-pub(crate) struct Endpoint {
+struct Endpoint {
     handle: SocketHandle,
     users: u32,
+}
+
+/// UDP's part of the socket table (see the module docs).
+pub(crate) struct Table {
+    /// Port bindings of UDP sockets.
+    ports: PortTable,
+    /// Port → sockets bound to it.
+    users: HashMap<u16, Vec<SocketId>>,
+    /// (interface, port) → the smoltcp socket receiving for it.
+    endpoints: HashMap<(IfaceId, u16), Endpoint>,
+    /// Multicast memberships per (interface, group), counted over sockets.
+    groups: HashMap<(IfaceId, IpAddr), u32>,
+    /// The sockets one datagram goes to (reused for every datagram).
+    targets: Vec<SocketId>,
+    /// Datagrams taken from endpoints and records read from stand-ins: up to the
+    /// largest UDP payload, made at the first datagram.
+    buf: LazyBuf,
+    /// Attached to error markers in stand-ins (see the module docs).
+    marker_fd: Option<OwnedFd>,
+}
+
+impl Table {
+    pub(crate) fn new() -> Self {
+        Table {
+            ports: PortTable::new(crate::iface::random_u64() | 1),
+            users: HashMap::new(),
+            endpoints: HashMap::new(),
+            groups: HashMap::new(),
+            targets: Vec::new(),
+            buf: LazyBuf::default(),
+            marker_fd: sys::dev_null().ok(),
+        }
+    }
 }
 
 pub(super) fn is_broadcast(ifs: &Interfaces, a: &IpAddr) -> bool {
@@ -137,9 +176,9 @@ pub(super) fn family_ok(bound: &IpAddr, dual: bool, dst: &IpAddr) -> bool {
     }
 }
 
-pub(super) fn int_opt(v: &[u8]) -> Result<i32, Errno> {
+pub(super) fn int_opt(v: &[u8]) -> Result<i32, OptionError> {
     match v.len() {
-        0 => Err(Errno(libc::EINVAL)),
+        0 => Err(OptionError::Invalid),
         1..=3 => Ok(v[0] as i32), // Linux accepts a byte for the IP_MULTICAST_* ints
         _ => Ok(i32::from_ne_bytes([v[0], v[1], v[2], v[3]])),
     }
@@ -173,9 +212,9 @@ impl Sockets {
 
     /// Makes sure every interface has an endpoint for `port`, counting a user.
     fn udp_add_user(&mut self, ifs: &mut Interfaces, port: u16, id: SocketId) {
-        self.udp_users.entry(port).or_default().push(id);
+        self.udp.users.entry(port).or_default().push(id);
         for iface in 0..ifs.len() {
-            let ep = self.udp_eps.entry((iface, port)).or_insert_with(|| {
+            let ep = self.udp.endpoints.entry((iface, port)).or_insert_with(|| {
                 let rx = udp::PacketBuffer::new(
                     vec![udp::PacketMetadata::EMPTY; EP_PACKETS],
                     vec![0u8; EP_BYTES],
@@ -197,18 +236,18 @@ impl Sockets {
     }
 
     fn udp_remove_user(&mut self, ifs: &mut Interfaces, port: u16, id: SocketId) {
-        if let Some(v) = self.udp_users.get_mut(&port) {
+        if let Some(v) = self.udp.users.get_mut(&port) {
             v.retain(|x| *x != id);
             if v.is_empty() {
-                self.udp_users.remove(&port);
+                self.udp.users.remove(&port);
             }
         }
         for iface in 0..ifs.len() {
-            if let Some(ep) = self.udp_eps.get_mut(&(iface, port)) {
+            if let Some(ep) = self.udp.endpoints.get_mut(&(iface, port)) {
                 ep.users = ep.users.saturating_sub(1);
                 if ep.users == 0 {
                     let h = ep.handle;
-                    self.udp_eps.remove(&(iface, port));
+                    self.udp.endpoints.remove(&(iface, port));
                     ifs.get_mut(iface).sockets.remove(h);
                 }
             }
@@ -221,18 +260,18 @@ impl Sockets {
         ifs: &mut Interfaces,
         id: SocketId,
         target: Target,
-    ) -> Result<(), Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<(), BindError> {
+        let s = self.get(id).ok_or(BindError::NoSuchSocket)?;
         if s.binding.is_some() {
-            return Err(Errno(libc::EINVAL));
+            return Err(BindError::Invalid);
         }
         let a = match target {
             Target::Addr(a) => a,
             Target::Unspec => SocketAddr::new(s.domain.any(), 0),
         };
         match (s.domain, a) {
-            (Domain::Inet, SocketAddr::V6(_)) => return Err(Errno(libc::EAFNOSUPPORT)),
-            (Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => return Err(Errno(libc::EINVAL)),
+            (Domain::Inet, SocketAddr::V6(_)) => return Err(BindError::WrongFamily),
+            (Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => return Err(BindError::Invalid),
             _ => {}
         }
         let ip = a.ip();
@@ -244,7 +283,7 @@ impl Sockets {
             || is_broadcast(ifs, &ip)
             || s.opts.freebind;
         if !ok {
-            return Err(Errno(libc::EADDRNOTAVAIL));
+            return Err(BindError::AddrNotAvailable);
         }
         self.udp_take_port(ifs, id, ip, a.port())
     }
@@ -255,8 +294,8 @@ impl Sockets {
         id: SocketId,
         ip: IpAddr,
         port: u16,
-    ) -> Result<(), Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<(), BindError> {
+        let s = self.get(id).ok_or(BindError::NoSuchSocket)?;
         let dual = s.domain == Domain::Inet6
             && matches!(ip, IpAddr::V6(v) if v.is_unspecified())
             && !s.opts.v6only;
@@ -264,33 +303,40 @@ impl Sockets {
             addr: s.opts.reuseaddr,
             port: s.opts.reuseport,
         };
-        let (port, b) = self.udp_ports.take(port, ip, dual, reuse).map_err(Errno)?;
+        let (port, b) = self.udp.ports.take(port, ip, dual, reuse)?;
         // A port's first socket makes its endpoints: they must fit the budget.
-        if !self.udp_eps.contains_key(&(0, port)) {
+        if !self.udp.endpoints.contains_key(&(0, port)) {
             let need = 2 * EP_BYTES * ifs.len();
             let used = super::budget::in_use(ifs);
             if !super::budget::fits(need, used, self.cfg.max_buffer_memory) {
-                self.udp_ports.release(port, b);
+                self.udp.ports.release(port, b);
                 super::budget::log_limit(format_args!(
                     "{used} bytes of socket buffers in use (--max-buffer-memory): UDP bind fails with ENOBUFS"
                 ));
-                return Err(Errno(libc::ENOBUFS));
+                return Err(BindError::NoBuffers);
             }
         }
-        let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+        let s = self.get_mut(id).ok_or(BindError::NoSuchSocket)?;
         s.binding = Some((port, b));
         s.local = Some(SocketAddr::new(ip, port));
         self.udp_add_user(ifs, port, id);
         Ok(())
     }
 
-    fn udp_autobind(&mut self, ifs: &mut Interfaces, id: SocketId) -> Result<u16, Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    /// Binds an unbound socket to an ephemeral port (before it connects or sends),
+    /// returning its port.
+    fn udp_autobind(&mut self, ifs: &mut Interfaces, id: SocketId) -> Result<u16, AutobindError> {
+        let s = self.get(id).ok_or(AutobindError::NoSuchSocket)?;
         if let Some((p, _)) = s.binding {
             return Ok(p);
         }
         let any = s.local.map_or(s.domain.any(), |l| l.ip());
-        self.udp_take_port(ifs, id, any, 0)?;
+        self.udp_take_port(ifs, id, any, 0).map_err(|e| match e {
+            BindError::NoBuffers => AutobindError::NoBuffers,
+            BindError::NoSuchSocket => AutobindError::NoSuchSocket,
+            // Port 0: the only other way to fail is an exhausted range.
+            _ => AutobindError::Exhausted,
+        })?;
         Ok(self.get(id).and_then(|s| s.binding).map_or(0, |b| b.0))
     }
 
@@ -300,11 +346,11 @@ impl Sockets {
         ifs: &mut Interfaces,
         id: SocketId,
         target: Target,
-    ) -> Result<(), Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<(), ConnectError> {
+        let s = self.get(id).ok_or(ConnectError::NoSuchSocket)?;
         let dst = match target {
             Target::Unspec => {
-                let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+                let s = self.get_mut(id).ok_or(ConnectError::NoSuchSocket)?;
                 let domain = s.domain;
                 let mut reset_addr = false;
                 if let Proto::Udp(u) = &mut s.proto {
@@ -319,18 +365,18 @@ impl Sockets {
             Target::Addr(a) => a,
         };
         match (s.domain, dst) {
-            (Domain::Inet, SocketAddr::V6(_)) => return Err(Errno(libc::EAFNOSUPPORT)),
+            (Domain::Inet, SocketAddr::V6(_)) => return Err(ConnectError::WrongFamily),
             (Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
-                return Err(Errno(libc::ENETUNREACH));
+                return Err(ConnectError::NetworkUnreachable);
             }
             _ => {}
         }
         if is_broadcast(ifs, &dst.ip()) && !s.opts.broadcast {
-            return Err(Errno(libc::EACCES));
+            return Err(ConnectError::BroadcastDenied);
         }
         let (_, src) = self.udp_route(ifs, id, &dst.ip(), None)?;
         self.udp_autobind(ifs, id)?;
-        let s = self.get_mut(id).ok_or(Errno(libc::EBADF))?;
+        let s = self.get_mut(id).ok_or(ConnectError::NoSuchSocket)?;
         let from_connect = s.local.is_none_or(|l| l.ip().is_unspecified());
         if from_connect {
             let port = s.binding.map_or(0, |b| b.0);
@@ -354,7 +400,7 @@ impl Sockets {
             }
         }
         if let Some((port, b)) = s.binding {
-            self.udp_ports.release(port, b);
+            self.udp.ports.release(port, b);
             self.udp_remove_user(ifs, port, id);
         }
     }

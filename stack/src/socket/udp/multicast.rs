@@ -21,13 +21,13 @@ impl Sockets {
         ifs: &mut Interfaces,
         iface: IfaceId,
         group: IpAddr,
-    ) -> Result<(), Errno> {
-        let n = self.groups.entry((iface, group)).or_insert(0);
+    ) -> Result<(), OptionError> {
+        let n = self.udp.groups.entry((iface, group)).or_insert(0);
         if *n == 0 {
             ifs.get_mut(iface)
                 .iface
                 .join_multicast_group(IpAddress::from(group))
-                .map_err(|_| Errno(libc::ENOBUFS))?;
+                .map_err(|_| OptionError::NoBuffers)?;
             log::debug!("udp: {} joins {group}", ifs.get(iface).name);
         }
         *n += 1;
@@ -35,10 +35,10 @@ impl Sockets {
     }
 
     pub(super) fn group_leave(&mut self, ifs: &mut Interfaces, iface: IfaceId, group: IpAddr) {
-        if let Some(n) = self.groups.get_mut(&(iface, group)) {
+        if let Some(n) = self.udp.groups.get_mut(&(iface, group)) {
             *n -= 1;
             if *n == 0 {
-                self.groups.remove(&(iface, group));
+                self.udp.groups.remove(&(iface, group));
                 let _ = ifs
                     .get_mut(iface)
                     .iface
@@ -54,9 +54,9 @@ impl Sockets {
         ifs: &Interfaces,
         index: u32,
         addr: Option<Ipv4Addr>,
-    ) -> Result<IfaceId, Errno> {
+    ) -> Result<IfaceId, OptionError> {
         if index != 0 {
-            return ifs.by_index(index).ok_or(Errno(libc::ENODEV));
+            return ifs.by_index(index).ok_or(OptionError::NoDevice);
         }
         if let Some(a) = addr.filter(|a| !a.is_unspecified()) {
             return (0..ifs.len())
@@ -64,7 +64,7 @@ impl Sockets {
                     ifs.local_addrs(i).any(|x| x == IpAddress::Ipv4(a))
                         && (i != LO || a.is_loopback())
                 })
-                .ok_or(Errno(libc::ENODEV));
+                .ok_or(OptionError::NoDevice);
         }
         Ok(if ifs.len() > crate::iface::ETH {
             crate::iface::ETH
@@ -81,11 +81,11 @@ impl Sockets {
         group: IpAddr,
         iface: IfaceId,
         source: Option<IpAddr>,
-    ) -> Result<(), Errno> {
+    ) -> Result<(), OptionError> {
         if !group.is_multicast() {
-            return Err(Errno(libc::EINVAL));
+            return Err(OptionError::Invalid);
         }
-        let u = self.udp_mut(id).ok_or(Errno(libc::EBADF))?;
+        let u = self.udp_mut(id).ok_or(OptionError::NoSuchSocket)?;
         let pos = u
             .memberships
             .iter()
@@ -94,21 +94,21 @@ impl Sockets {
             (true, Some(i), Some(src)) => {
                 let m = &mut u.memberships[i];
                 if m.include.is_empty() {
-                    return Err(Errno(libc::EINVAL)); // an any-source membership already
+                    return Err(OptionError::Invalid); // an any-source membership already
                 }
                 if m.include.contains(&src) {
-                    return Err(Errno(libc::EADDRNOTAVAIL));
+                    return Err(OptionError::AddrNotAvailable);
                 }
                 if m.include.len() >= MAX_MSF {
-                    return Err(Errno(libc::ENOBUFS));
+                    return Err(OptionError::NoBuffers);
                 }
                 m.include.push(src);
                 Ok(())
             }
-            (true, Some(_), None) => Err(Errno(libc::EADDRINUSE)),
+            (true, Some(_), None) => Err(OptionError::AddrInUse),
             (true, None, src) => {
                 if u.memberships.len() >= 20 {
-                    return Err(Errno(libc::ENOBUFS)); // net.ipv4.igmp_max_memberships
+                    return Err(OptionError::NoBuffers); // net.ipv4.igmp_max_memberships
                 }
                 u.memberships.push(Membership {
                     group,
@@ -125,13 +125,13 @@ impl Sockets {
                 }
                 r
             }
-            (false, None, _) => Err(Errno(libc::EADDRNOTAVAIL)),
+            (false, None, _) => Err(OptionError::AddrNotAvailable),
             (false, Some(i), Some(src)) => {
                 let m = &mut u.memberships[i];
                 let before = m.include.len();
                 m.include.retain(|s| *s != src);
                 if m.include.len() == before {
-                    return Err(Errno(libc::EADDRNOTAVAIL));
+                    return Err(OptionError::AddrNotAvailable);
                 }
                 if m.include.is_empty() {
                     u.memberships.remove(i);
@@ -154,29 +154,29 @@ impl Sockets {
         group: IpAddr,
         iface: IfaceId,
         src: IpAddr,
-    ) -> Result<(), Errno> {
-        let u = self.udp_mut(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<(), OptionError> {
+        let u = self.udp_mut(id).ok_or(OptionError::NoSuchSocket)?;
         let m = u
             .memberships
             .iter_mut()
             .find(|m| m.group == group && m.iface == iface)
-            .ok_or(Errno(libc::EINVAL))?;
+            .ok_or(OptionError::Invalid)?;
         if !m.include.is_empty() {
-            return Err(Errno(libc::EINVAL));
+            return Err(OptionError::Invalid);
         }
         if block {
             if m.exclude.contains(&src) {
-                return Err(Errno(libc::EADDRNOTAVAIL));
+                return Err(OptionError::AddrNotAvailable);
             }
             if m.exclude.len() >= MAX_MSF {
-                return Err(Errno(libc::ENOBUFS));
+                return Err(OptionError::NoBuffers);
             }
             m.exclude.push(src);
         } else {
             let n = m.exclude.len();
             m.exclude.retain(|s| *s != src);
             if m.exclude.len() == n {
-                return Err(Errno(libc::EADDRNOTAVAIL));
+                return Err(OptionError::AddrNotAvailable);
             }
         }
         Ok(())

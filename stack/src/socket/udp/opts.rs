@@ -1,6 +1,9 @@
-//! `setsockopt`/`getsockopt` of UDP sockets: broadcast, TTL and TOS, multicast
-//! memberships and their options, the ancillary-data switches (see
-//! [`crate::socket::options`] for the table of every option).
+//! `setsockopt`/`getsockopt` of the options only UDP sockets have: multicast
+//! memberships (any-source and source-specific, IPv4 and IPv6) and the multicast
+//! options (`IP_MULTICAST_*`, `IPV6_MULTICAST_*`), and `SO_RCVBUF` applied to the
+//! stand-in that is the program's receive queue. Broadcast, TTL and TOS are
+//! options every socket has ([`crate::socket::options`], the table of every
+//! option); the ancillary-data switches are every datagram socket's (`dgram`).
 
 use super::*;
 
@@ -14,17 +17,20 @@ impl Sockets {
         level: i32,
         name: i32,
         v: &[u8],
-    ) -> Result<bool, Errno> {
-        let domain = self.get(id).map(|s| s.domain).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<bool, OptionError> {
+        let domain = self
+            .get(id)
+            .map(|s| s.domain)
+            .ok_or(OptionError::NoSuchSocket)?;
         let group_req =
-            |v: &[u8], with_source: bool| -> Result<(u32, IpAddr, Option<IpAddr>), Errno> {
+            |v: &[u8], with_source: bool| -> Result<(u32, IpAddr, Option<IpAddr>), OptionError> {
                 // struct group_req / group_source_req: u32 index, padding, sockaddr_storage...
                 let need = if with_source { 264 } else { 136 };
                 if v.len() < need {
-                    return Err(Errno(libc::EINVAL));
+                    return Err(OptionError::Invalid);
                 }
                 let index = u32::from_ne_bytes([v[0], v[1], v[2], v[3]]);
-                let sa = |b: &[u8]| -> Result<IpAddr, Errno> {
+                let sa = |b: &[u8]| -> Result<IpAddr, OptionError> {
                     let fam = u16::from_ne_bytes([b[0], b[1]]) as i32;
                     match fam {
                         libc::AF_INET => Ok(IpAddr::V4(v4_at(b, 4))),
@@ -33,7 +39,7 @@ impl Sockets {
                             o.copy_from_slice(&b[8..24]);
                             Ok(IpAddr::V6(Ipv6Addr::from(o)))
                         }
-                        _ => Err(Errno(libc::EINVAL)),
+                        _ => Err(OptionError::Invalid),
                     }
                 };
                 let group = sa(&v[8..136])?;
@@ -48,7 +54,7 @@ impl Sockets {
         match (level, name) {
             (libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP | libc::IP_DROP_MEMBERSHIP) => {
                 if v.len() < 8 {
-                    return Err(Errno(libc::EINVAL));
+                    return Err(OptionError::Invalid);
                 }
                 let group = IpAddr::V4(v4_at(v, 0));
                 let (index, addr) = if v.len() >= 12 {
@@ -70,7 +76,7 @@ impl Sockets {
                 | libc::IP_UNBLOCK_SOURCE,
             ) => {
                 if v.len() < 12 {
-                    return Err(Errno(libc::EINVAL));
+                    return Err(OptionError::Invalid);
                 }
                 let group = IpAddr::V4(v4_at(v, 0));
                 let iface = Self::mcast_iface(ifs, 0, Some(v4_at(v, 4)))?;
@@ -103,7 +109,7 @@ impl Sockets {
             ) => {
                 let (index, group, src) = group_req(v, true)?;
                 let iface = Self::mcast_iface(ifs, index, None)?;
-                let src = src.ok_or(Errno(libc::EINVAL))?;
+                let src = src.ok_or(OptionError::Invalid)?;
                 match name {
                     libc::MCAST_JOIN_SOURCE_GROUP => {
                         self.membership(ifs, id, true, group, iface, Some(src))?
@@ -123,17 +129,17 @@ impl Sockets {
                         i32::from_ne_bytes([v[8], v[9], v[10], v[11]]) as u32,
                         v4_at(v, 4),
                     ),
-                    _ => return Err(Errno(libc::EINVAL)),
+                    _ => return Err(OptionError::Invalid),
                 };
                 let u_if = if index == 0 && addr.is_unspecified() {
                     None
                 } else {
                     Some(
                         Self::mcast_iface(ifs, index, Some(addr))
-                            .map_err(|_| Errno(libc::EADDRNOTAVAIL))?,
+                            .map_err(|_| OptionError::AddrNotAvailable)?,
                     )
                 };
-                let u = self.udp_mut(id).ok_or(Errno(libc::EBADF))?;
+                let u = self.udp_mut(id).ok_or(OptionError::NoSuchSocket)?;
                 u.mcast_if = u_if;
                 u.mcast_if_addr = (!addr.is_unspecified()).then_some(addr);
             }
@@ -142,21 +148,23 @@ impl Sockets {
                 let t = match t {
                     -1 => 1,
                     0..=255 => t as u8,
-                    _ => return Err(Errno(libc::EINVAL)),
+                    _ => return Err(OptionError::Invalid),
                 };
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast_ttl = t;
+                self.udp_mut(id).ok_or(OptionError::NoSuchSocket)?.mcast_ttl = t;
             }
             (libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP) => {
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast_loop = b(v)?
+                self.udp_mut(id)
+                    .ok_or(OptionError::NoSuchSocket)?
+                    .mcast_loop = b(v)?
             }
             (libc::IPPROTO_IP, libc::IP_MULTICAST_ALL) => {
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast_all = b(v)?
+                self.udp_mut(id).ok_or(OptionError::NoSuchSocket)?.mcast_all = b(v)?
             }
             (libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP | libc::IPV6_DROP_MEMBERSHIP)
                 if domain == Domain::Inet6 =>
             {
                 if v.len() < 20 {
-                    return Err(Errno(libc::EINVAL));
+                    return Err(OptionError::Invalid);
                 }
                 let mut g = [0u8; 16];
                 g.copy_from_slice(&v[..16]);
@@ -176,25 +184,29 @@ impl Sockets {
                 let i = if index == 0 {
                     None
                 } else {
-                    Some(ifs.by_index(index).ok_or(Errno(libc::ENODEV))?)
+                    Some(ifs.by_index(index).ok_or(OptionError::NoDevice)?)
                 };
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast6_if = i;
+                self.udp_mut(id).ok_or(OptionError::NoSuchSocket)?.mcast6_if = i;
             }
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS) if domain == Domain::Inet6 => {
                 let h = int_opt(v)?;
                 let h = match h {
                     -1 => 1,
                     0..=255 => h as u8,
-                    _ => return Err(Errno(libc::EINVAL)),
+                    _ => return Err(OptionError::Invalid),
                 };
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast6_hops = h;
+                self.udp_mut(id)
+                    .ok_or(OptionError::NoSuchSocket)?
+                    .mcast6_hops = h;
             }
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP) if domain == Domain::Inet6 => {
                 let x = int_opt(v)?;
                 if !(0..=1).contains(&x) {
-                    return Err(Errno(libc::EINVAL));
+                    return Err(OptionError::Invalid);
                 }
-                self.udp_mut(id).ok_or(Errno(libc::EBADF))?.mcast6_loop = x == 1;
+                self.udp_mut(id)
+                    .ok_or(OptionError::NoSuchSocket)?
+                    .mcast6_loop = x == 1;
             }
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
                 // The program's receive queue is the stand-in's: its limit is our
@@ -210,18 +222,19 @@ impl Sockets {
         Ok(true)
     }
 
-    /// The UDP-level `getsockopt` answers. `None`: not a UDP option.
+    /// The UDP-level `getsockopt` answers (they cannot fail), returning the
+    /// value's length. `None`: not a UDP option.
     pub(crate) fn udp_getsockopt(
         &self,
         id: SocketId,
         level: i32,
         name: i32,
         out: &mut [u8],
-    ) -> Option<Result<usize, Errno>> {
+    ) -> Option<usize> {
         let u = self.udp(id)?;
         let int = |out: &mut [u8], v: i32| {
             out[..4].copy_from_slice(&v.to_ne_bytes());
-            Some(Ok(4))
+            Some(4)
         };
         match (level, name) {
             (libc::IPPROTO_IP, libc::IP_MULTICAST_TTL) => int(out, u.mcast_ttl as i32),
@@ -230,7 +243,7 @@ impl Sockets {
             (libc::IPPROTO_IP, libc::IP_MULTICAST_IF) => {
                 out[..4]
                     .copy_from_slice(&u.mcast_if_addr.unwrap_or(Ipv4Addr::UNSPECIFIED).octets());
-                Some(Ok(4))
+                Some(4)
             }
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS) => int(out, u.mcast6_hops as i32),
             (libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP) => int(out, u.mcast6_loop as i32),

@@ -4,6 +4,43 @@
 
 use super::*;
 
+/// Why a datagram has no route (see [`Sockets::udp_route`]): the call that asked
+/// says it with its own error.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum RouteError {
+    /// No such UDP socket.
+    NoSuchSocket,
+    /// No route, no source address of the destination's family, or
+    /// `SO_BINDTODEVICE` naming another interface.
+    Unreachable,
+    /// Bound to an IPv4 address, sending to an IPv6 one.
+    WrongFamily,
+    /// A loopback source towards a non-local destination.
+    LoopbackSource,
+}
+
+impl From<RouteError> for ConnectError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NoSuchSocket => ConnectError::NoSuchSocket,
+            RouteError::Unreachable => ConnectError::NetworkUnreachable,
+            RouteError::WrongFamily => ConnectError::WrongFamily,
+            RouteError::LoopbackSource => ConnectError::Invalid,
+        }
+    }
+}
+
+impl From<RouteError> for SendError {
+    fn from(e: RouteError) -> Self {
+        match e {
+            RouteError::NoSuchSocket => SendError::NoSuchSocket,
+            RouteError::Unreachable => SendError::NetworkUnreachable,
+            RouteError::WrongFamily => SendError::WrongFamily,
+            RouteError::LoopbackSource => SendError::Invalid,
+        }
+    }
+}
+
 impl Sockets {
     /// Interface and source address for a datagram to `dst` from socket `id`. The
     /// source is always of `dst`'s family (smoltcp panics on a mix), as on Linux: a
@@ -17,12 +54,12 @@ impl Sockets {
         id: SocketId,
         dst: &IpAddr,
         src_hint: Option<IpAddr>,
-    ) -> Result<(IfaceId, IpAddr), Errno> {
+    ) -> Result<(IfaceId, IpAddr), RouteError> {
         let src_hint = src_hint.filter(|h| h.is_ipv4() == dst.is_ipv4());
         let (iface, src) = self.udp_route_any(ifs, id, dst, src_hint)?;
         match (src, dst) {
-            (IpAddr::V6(_), IpAddr::V4(_)) => Err(Errno(libc::ENETUNREACH)),
-            (IpAddr::V4(_), IpAddr::V6(_)) => Err(Errno(libc::EAFNOSUPPORT)),
+            (IpAddr::V6(_), IpAddr::V4(_)) => Err(RouteError::Unreachable),
+            (IpAddr::V4(_), IpAddr::V6(_)) => Err(RouteError::WrongFamily),
             _ => Ok((iface, src)),
         }
     }
@@ -33,10 +70,10 @@ impl Sockets {
         id: SocketId,
         dst: &IpAddr,
         src_hint: Option<IpAddr>,
-    ) -> Result<(IfaceId, IpAddr), Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<(IfaceId, IpAddr), RouteError> {
+        let s = self.get(id).ok_or(RouteError::NoSuchSocket)?;
         let Proto::Udp(u) = &s.proto else {
-            return Err(Errno(libc::EBADF));
+            return Err(RouteError::NoSuchSocket);
         };
         let bound = s
             .local
@@ -61,15 +98,15 @@ impl Sockets {
                         .map(IpAddr::from)
                         .find(|a| a.is_ipv4() == dst.is_ipv4())
                 })
-                .ok_or(Errno(libc::ENETUNREACH))?;
+                .ok_or(RouteError::Unreachable)?;
             return Ok((iface, src));
         }
-        let r = ifs.route(&(*dst).into()).ok_or(Errno(libc::ENETUNREACH))?;
+        let r = ifs.route(&(*dst).into()).ok_or(RouteError::Unreachable)?;
         if dev.is_some_and(|d| d != r.iface) {
-            return Err(Errno(libc::ENETUNREACH));
+            return Err(RouteError::Unreachable);
         }
         let src = match src_pref {
-            Some(b) if b.is_loopback() && r.iface != LO => return Err(Errno(libc::EINVAL)),
+            Some(b) if b.is_loopback() && r.iface != LO => return Err(RouteError::LoopbackSource),
             Some(b) => b,
             None => r.src.into(),
         };
@@ -86,43 +123,43 @@ impl Sockets {
         dst: Option<Target>,
         control: &[u8],
         payload: &[u8],
-    ) -> Result<usize, Errno> {
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+    ) -> Result<usize, SendError> {
+        let s = self.get(id).ok_or(SendError::NoSuchSocket)?;
         let Proto::Udp(u) = &s.proto else {
-            return Err(Errno(libc::EBADF));
+            return Err(SendError::NoSuchSocket);
         };
         let dst = match dst {
             Some(Target::Addr(a)) => a,
-            Some(Target::Unspec) | None => u.connected.ok_or(Errno(libc::EDESTADDRREQ))?,
+            Some(Target::Unspec) | None => u.connected.ok_or(SendError::DestinationRequired)?,
         };
         match (s.domain, dst) {
-            (Domain::Inet, SocketAddr::V6(_)) => return Err(Errno(libc::EAFNOSUPPORT)),
+            (Domain::Inet, SocketAddr::V6(_)) => return Err(SendError::WrongFamily),
             (Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {
-                return Err(Errno(libc::ENETUNREACH));
+                return Err(SendError::NetworkUnreachable);
             }
             _ => {}
         }
         if dst.port() == 0 {
-            return Err(Errno(libc::EINVAL));
+            return Err(SendError::Invalid);
         }
         let max = if dst.is_ipv4() { MAX_UDP4 } else { MAX_UDP6 };
         if payload.len() > max {
-            return Err(Errno(libc::EMSGSIZE));
+            return Err(SendError::TooBig);
         }
         let broadcast = is_broadcast(ifs, &dst.ip());
         if broadcast && !s.opts.broadcast {
-            return Err(Errno(libc::EACCES));
+            return Err(SendError::BroadcastDenied);
         }
         let (src_hint, ttl_hint) = parse_send_control(control);
         let (iface, src) = self.udp_route(ifs, id, &dst.ip(), src_hint)?;
         if dst.is_ipv6() && payload.len() + 48 > ifs.get(iface).mtu {
             // smoltcp does not fragment IPv6.
-            return Err(Errno(libc::EMSGSIZE));
+            return Err(SendError::TooBig);
         }
         let port = self.udp_autobind(ifs, id)?;
-        let s = self.get(id).ok_or(Errno(libc::EBADF))?;
+        let s = self.get(id).ok_or(SendError::NoSuchSocket)?;
         let Proto::Udp(u) = &s.proto else {
-            return Err(Errno(libc::EBADF));
+            return Err(SendError::NoSuchSocket);
         };
         let multicast = dst.ip().is_multicast();
         let ttl = ttl_hint.or(if multicast {
@@ -146,9 +183,10 @@ impl Sockets {
                     u.mcast6_loop
                 }));
         let ep = self
-            .udp_eps
+            .udp
+            .endpoints
             .get(&(iface, port))
-            .ok_or(Errno(libc::ENETUNREACH))?;
+            .ok_or(SendError::NetworkUnreachable)?;
         let sock = ifs
             .get_mut(iface)
             .sockets
@@ -167,11 +205,16 @@ impl Sockets {
         );
         match sock.send_slice(payload, md) {
             Ok(()) => {}
-            Err(udp::SendError::BufferFull) => return Err(Errno(libc::ENOBUFS)),
-            Err(udp::SendError::Unaddressable) => return Err(Errno(libc::EINVAL)),
+            Err(udp::SendError::BufferFull) => return Err(SendError::NoBuffers),
+            Err(udp::SendError::Unaddressable) => return Err(SendError::Invalid),
         }
         if loop_local {
-            let joined = broadcast || self.groups.get(&(iface, dst.ip())).is_some_and(|n| *n > 0);
+            let joined = broadcast
+                || self
+                    .udp
+                    .groups
+                    .get(&(iface, dst.ip()))
+                    .is_some_and(|n| *n > 0);
             if joined {
                 let origin = SocketAddr::new(src, port);
                 self.udp_deliver(

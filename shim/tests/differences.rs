@@ -1,0 +1,63 @@
+//! What a program sees of the system under netcell, compared with what Linux
+//! shows: the container's own interfaces, and (issue by issue) the socket
+//! behaviours that third-party test suites check.
+
+mod common;
+
+use common::*;
+
+/// Interfaces, in both modes: the ioctls on any socket (stand-in or `AF_UNIX`)
+/// show `lo` and `eth0`, never the namespace's `tap0`; in preload mode
+/// `getifaddrs` and `if_nameindex` too (under seccomp those read netlink, which
+/// the container does not have yet: `EPERM`).
+fn the_container_s_interfaces_are_what_programs_see(mode: Mode) {
+    require_root!();
+    need("python3");
+    let ns = tap_ns();
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .args(["--mac", "52:54:00:12:34:56", "--mtu", "1400"])
+        .exec(["/usr/bin/python3", &py("ifaces.py")])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert!(!out.contains("tap0"), "the host's interface shows: {out}");
+    for label in ["inet", "unix"] {
+        for line in [
+            "ifconf lo=127.0.0.1 eth0=10.88.0.2".to_string(),
+            "index 2".into(),
+            "mtu 1400".into(),
+            "netmask 255.255.255.0".into(),
+            "broadaddr 10.88.0.255".into(),
+            "hwaddr 1:525400123456".into(),
+            "setflags EPERM".into(),
+        ] {
+            assert!(
+                out.contains(&format!("{label} {line}\n")),
+                "{label} {line}: {out}"
+            );
+        }
+    }
+    match mode {
+        Mode::Preload => {
+            for line in [
+                "if_nameindex 1:lo 2:eth0",
+                "if_nametoindex eth0 2",
+                "if_indextoname 1 lo",
+                "if_nametoindex nosuch0 0 ENODEV",
+                "ifaddr lo 0x49 ll:1:772:000000000000 - ll:1:772:000000000000 stats",
+                "ifaddr eth0 0x1043 ll:2:1:525400123456 - ll:2:1:ffffffffffff stats",
+                "ifaddr lo 0x49 127.0.0.1 255.0.0.0 - -",
+                "ifaddr eth0 0x1043 10.88.0.2 255.255.255.0 10.88.0.255 -",
+                "ifaddr lo 0x49 ::1 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff - -",
+                "ifaddr eth0 0x1043 fe80::5054:ff:fe12:3456%2 ffff:ffff:ffff:ffff:: - -",
+            ] {
+                assert!(out.contains(&format!("{line}\n")), "{line}: {out}");
+            }
+        }
+        Mode::Seccomp => {
+            assert!(out.contains("if_nameindex EPERM\n"), "{out}");
+        }
+    }
+}
+
+in_both_modes!(the_container_s_interfaces_are_what_programs_see);
