@@ -5,6 +5,34 @@
 mod common;
 
 use common::*;
+use std::process::Command;
+
+/// Runs `script` (a program of `tests/programs`, with `args`) on the host and in a
+/// container, asserts that both print the same, and returns what they print.
+fn same_as_the_host(mode: Mode, script: &str, args: &[&str]) -> String {
+    need("python3");
+    let host = Command::new("/usr/bin/python3")
+        .arg(py(script))
+        .args(args)
+        .output()
+        .unwrap();
+    let host_out = String::from_utf8_lossy(&host.stdout).into_owned();
+    assert!(
+        host.status.success(),
+        "{script} on the host: {host_out}{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let (st, out, err) = Container::new(mode)
+        .exec(["/usr/bin/python3", &py(script)])
+        .args(args)
+        .run();
+    assert!(st.success(), "{script} in the container: {out}{err}");
+    assert_eq!(
+        out, host_out,
+        "{script}: container (left) and host (right)\n{err}"
+    );
+    out
+}
 
 /// Interfaces, in both modes: the ioctls on any socket (stand-in or `AF_UNIX`)
 /// show `lo` and `eth0`, never the namespace's `tap0`; in preload mode
@@ -60,4 +88,15 @@ fn the_container_s_interfaces_are_what_programs_see(mode: Mode) {
     }
 }
 
-in_both_modes!(the_container_s_interfaces_are_what_programs_see);
+/// Issue 9, item 2: connects and sends to `0.0.0.0` and `::` reach this host's
+/// sockets (Linux routes them to the bound address or loopback; Go's dialer
+/// relies on it).
+fn the_unspecified_address_means_this_host(mode: Mode) {
+    let out = same_as_the_host(mode, "this_host.py", &[]);
+    assert!(out.contains("tcp6 :: peer=::1 got=b'x'\n"), "{out}");
+}
+
+in_both_modes!(
+    the_container_s_interfaces_are_what_programs_see,
+    the_unspecified_address_means_this_host,
+);

@@ -151,6 +151,33 @@ pub fn parse_connect(domain: Domain, b: &[u8]) -> Result<Target, AddrError> {
     }
 }
 
+/// Where Linux delivers what is addressed to the unspecified address: this host
+/// (`ip_route_connect`, `udpv6_sendmsg`). `0.0.0.0` becomes the socket's bound
+/// address, or 127.0.0.1; `::` becomes `::1`, or 127.0.0.1 for a socket bound to a
+/// v4-mapped address. Other addresses are returned as they are.
+pub fn this_host(dst: SocketAddr, bound: Option<IpAddr>) -> SocketAddr {
+    let bound = bound.filter(|b| !b.is_unspecified());
+    match dst {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            let ip = match bound {
+                Some(IpAddr::V4(b)) => b,
+                _ => Ipv4Addr::LOCALHOST,
+            };
+            SocketAddr::V4(SocketAddrV4::new(ip, a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => match bound {
+            Some(IpAddr::V4(_)) => SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, a.port())),
+            _ => SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::LOCALHOST,
+                a.port(),
+                a.flowinfo(),
+                0,
+            )),
+        },
+        other => other,
+    }
+}
+
 /// The largest address [`encode`] writes.
 pub const MAX_ENCODED: usize = SIN6_LEN;
 

@@ -166,11 +166,24 @@ impl Sockets {
         program_end: Option<OwnedFd>,
         now: Instant,
     ) -> Result<(), ConnectError> {
+        let target = self.this_host(id, target);
         match self.kind(id).ok_or(ConnectError::NoSuchSocket)? {
             Kind::Tcp => self.tcp_connect(ifs, id, target, program_end, now),
             Kind::Udp => self.udp_connect(ifs, id, target),
             Kind::Icmp => self.icmp_connect(ifs, id, target),
             Kind::Raw => self.raw_connect(ifs, id, target),
+        }
+    }
+
+    /// A destination with the unspecified address made this host's, as Linux
+    /// does (see [`addr::this_host`]).
+    fn this_host(&self, id: SocketId, target: Target) -> Target {
+        match target {
+            Target::Addr(a) => {
+                let bound = self.get(id).and_then(|s| s.local).map(|l| l.ip());
+                Target::Addr(addr::this_host(a, bound))
+            }
+            t => t,
         }
     }
 
@@ -223,7 +236,7 @@ impl Sockets {
         let domain = s.domain;
         let dst = || match addr {
             [] => Ok(None),
-            a => addr::parse_connect(domain, a).map(Some),
+            a => addr::parse_connect(domain, a).map(|t| Some(self.this_host(id, t))),
         };
         match s.kind() {
             Kind::Tcp => Err(SendError::NotSupported),
