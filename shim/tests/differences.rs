@@ -96,7 +96,19 @@ fn the_unspecified_address_means_this_host(mode: Mode) {
     assert!(out.contains("tcp6 :: peer=::1 got=b'x'\n"), "{out}");
 }
 
+/// Issue 9, item 8: `socket()` and `accept()` at the descriptor limit fail with
+/// `EMFILE`, and the connection waiting for `accept` is still there afterwards
+/// (the preload library gave `EPROTO` and lost the connection).
+fn sockets_and_accepts_at_the_descriptor_limit(mode: Mode) {
+    let out = same_as_the_host(mode, "fd_limit.py", &[]);
+    assert!(
+        out.contains("then EMFILE\n") && out.contains("accept at the limit EMFILE\n"),
+        "{out}"
+    );
+}
+
 in_both_modes!(
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
+    sockets_and_accepts_at_the_descriptor_limit,
 );

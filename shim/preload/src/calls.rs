@@ -31,7 +31,9 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         Err(e) => fail(e),
         Ok(r) if r.errno != 0 => fail(r.errno),
         Ok(r) => match r.fd {
-            None => fail(libc::EPROTO),
+            // The stand-in came but the kernel could not install it (MSG_CTRUNC):
+            // the descriptor table is full, which is Linux's EMFILE.
+            None => fail(libc::EMFILE),
             Some(fd) => {
                 // Received close-on-exec (no window for a concurrent exec); keep it
                 // only if asked.
@@ -107,6 +109,12 @@ pub unsafe extern "C" fn accept4(
             }
             Err(e) => return front::ret(Err(e), || -1),
         }
+    }
+    // At the descriptor limit the kernel would drop the connection's stand-in
+    // from the record (and the connection with it); Linux fails with EMFILE and
+    // leaves the connection waiting. So look for room first.
+    if !sys::have_room_for_fd() {
+        return fail(libc::EMFILE);
     }
     let mut rec = [0u8; ACCEPT_RECORD_LEN];
     let got = match sys::recv_with_fd(fd, &mut rec, libc::MSG_CMSG_CLOEXEC) {

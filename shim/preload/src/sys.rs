@@ -98,6 +98,36 @@ pub fn set_nonblock(fd: c_int) {
     }
 }
 
+/// Whether the descriptor table has room for one more descriptor (a probe:
+/// another thread may take the room in between).
+pub fn have_room_for_fd() -> bool {
+    // SAFETY: duplicating fd 0 into the lowest free slot; closed at once. (The
+    // system call: the library's own fcntl hook need not see it.)
+    let probe = unsafe {
+        libc::syscall(
+            libc::SYS_fcntl,
+            0 as c_long,
+            libc::F_DUPFD_CLOEXEC as c_long,
+            0 as c_long,
+        )
+    } as c_int;
+    if probe >= 0 {
+        close(probe);
+        return true;
+    }
+    // EBADF: no fd 0 to duplicate; try another way.
+    if errno() != libc::EBADF {
+        return false;
+    }
+    // SAFETY: opening /dev/null read-only; closed at once.
+    let probe = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if probe < 0 {
+        return errno() != libc::EMFILE && errno() != libc::ENFILE;
+    }
+    close(probe);
+    true
+}
+
 /// The inode of an fd, if it is a socket.
 pub fn socket_inode(fd: c_int) -> Option<u64> {
     // SAFETY: plain data.
