@@ -107,8 +107,20 @@ fn sockets_and_accepts_at_the_descriptor_limit(mode: Mode) {
     );
 }
 
+/// Raw sockets of protocol TCP and UDP (Go's `ip:tcp`) see copies of the packets
+/// while the stack still serves them (they were refused with `EPROTONOSUPPORT`).
+fn raw_tcp_and_udp_sockets_see_copies(mode: Mode) {
+    require_root!();
+    let out = same_as_the_host(mode, "raw_tcp.py", &[]);
+    assert!(
+        out.contains("raw tcp saw ['SYN', 'SYN-ACK', 'data']\n"),
+        "{out}"
+    );
+}
+
 in_both_modes!(
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
     sockets_and_accepts_at_the_descriptor_limit,
+    raw_tcp_and_udp_sockets_see_copies,
 );

@@ -35,10 +35,6 @@ const GO_NET_EXCEPTIONS: &[(&str, &str)] = &[
         "interface addresses over netlink (RTM_GETADDR): no netlink yet",
     ),
     (
-        "TestIPConnRemoteName",
-        "a raw socket of protocol TCP (ip:tcp) is not implemented: raw sockets serve ICMP and other protocols smoltcp does not handle itself",
-    ),
-    (
         "TestWriteToUDP",
         "write() on an unconnected UDP socket runs natively on its stand-in under seccomp (no EDESTADDRREQ); see the README's differences",
     ),

@@ -57,11 +57,10 @@ impl Sockets {
             // Linux asks for CAP_NET_RAW; the front end says whether the caller has it.
             libc::SOCK_RAW if !may_raw => return Err(SocketError::NotPermitted),
             libc::SOCK_RAW => {
-                if !(1..=255).contains(&protocol)
-                    || protocol == libc::IPPROTO_TCP
-                    || protocol == libc::IPPROTO_UDP
-                {
-                    // TCP and UDP raw sockets would fight the stack for its ports.
+                // Raw TCP and UDP sockets receive copies of the packets as on
+                // Linux (the stack still handles them) and send what they build.
+                // IPPROTO_RAW (255, send-only with IP_HDRINCL) is not offered.
+                if !(1..=254).contains(&protocol) {
                     return Err(SocketError::ProtocolNotSupported);
                 }
                 Kind::Raw

@@ -1,6 +1,9 @@
 //! Raw IP sockets: `socket(AF_INET, SOCK_RAW, proto)` and `socket(AF_INET6,
 //! SOCK_RAW, proto)`, for programs with `CAP_NET_RAW` (root in the container, as
-//! Linux asks): busybox `ping` and tools that build their own ICMP.
+//! Linux asks): busybox `ping`, tools that build their own ICMP, and sniffers of
+//! one protocol (`IPPROTO_TCP`, `IPPROTO_UDP`: they get copies; the stack still
+//! serves those packets). `IPPROTO_RAW` (send-only, with `IP_HDRINCL`) is not
+//! offered.
 //!
 //! Linux semantics: a send carries the protocol's message without an IP header
 //! (`IP_HDRINCL` is not offered); the stack adds the header (source by routing,
