@@ -118,9 +118,35 @@ fn raw_tcp_and_udp_sockets_see_copies(mode: Mode) {
     );
 }
 
+/// Issue 9, item 4: bytes written before an abortive close (`SO_LINGER {1, 0}`)
+/// reach the peer before the reset (they were lost most of the time), and the
+/// peer's next read fails with `ECONNRESET`, then reads EOF.
+fn abortive_close_sends_the_bytes_then_resets(mode: Mode) {
+    let out = same_as_the_host(mode, "linger0.py", &[]);
+    assert!(
+        out.contains("before the reset {'all bytes': 20}\n"),
+        "{out}"
+    );
+    assert!(out.contains("'ECONNRESET': 20"), "{out}");
+}
+
+/// Issue 9, items 5 and 6: a connect right after a listener's close is refused;
+/// connections left in its backlog are reset, and their reads fail with
+/// `ECONNRESET` (not EOF).
+fn closing_a_listener_is_immediate(mode: Mode) {
+    let out = same_as_the_host(mode, "listener_close.py", &[]);
+    assert!(out.contains("{'ECONNREFUSED': 200}"), "{out}");
+    assert!(
+        out.contains("backlog after close {'ECONNRESET': 3}"),
+        "{out}"
+    );
+}
+
 in_both_modes!(
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
     sockets_and_accepts_at_the_descriptor_limit,
     raw_tcp_and_udp_sockets_see_copies,
+    abortive_close_sends_the_bytes_then_resets,
+    closing_a_listener_is_immediate,
 );

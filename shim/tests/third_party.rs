@@ -38,10 +38,6 @@ const GO_NET_EXCEPTIONS: &[(&str, &str)] = &[
         "TestWriteToUDP",
         "write() on an unconnected UDP socket runs natively on its stand-in under seccomp (no EDESTADDRREQ); see the README's differences",
     ),
-    (
-        "TestNotTemporaryRead",
-        "a read after the peer's reset returns EOF, not ECONNRESET (issue 9, item 6, in progress)",
-    ),
 ];
 
 /// `name → PASS/FAIL/SKIP` of a `go test -test.v` output, subtests included.

@@ -76,7 +76,26 @@ pub struct StandIn {
     pub(crate) fin_to_app: bool,
     /// The program closed its end with bytes unread (`ECONNRESET` on `T`).
     pub(crate) app_reset: bool,
+    /// Where the program's end was last seen (see [`StandIn::poison`]).
+    pub(crate) owner: Option<Owner>,
+    /// An accepted connection handed to its listener's program end and not yet
+    /// taken by an `accept` (the front end says so with `Request::Placed`): if
+    /// it hangs up now, the listener was closed with it in its queue, and Linux
+    /// resets such connections.
+    pub(crate) awaiting_accept: bool,
 }
+
+/// Where a program's end of a stand-in lives: a process (or thread) and, when the
+/// front end knows it, the descriptor number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Owner {
+    pub(crate) pid: u32,
+    pub(crate) fd: Option<i32>,
+}
+
+/// How many descriptors of the owner [`StandIn::poison`] looks through when the
+/// known number is stale.
+const POISON_SCAN: usize = 1024;
 
 /// How much a pump call moved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -107,7 +126,49 @@ impl StandIn {
             app_rd_closed: false,
             fin_to_app: false,
             app_reset: false,
+            owner: None,
+            awaiting_accept: false,
         }
+    }
+
+    /// Makes the program's next read of its end fail with `ECONNRESET` once the
+    /// stack closes `T`, as a read after a TCP reset does on Linux (the kernel sets
+    /// that error on `S` when `T` closes with bytes unread). When the program left
+    /// nothing unread in `T`, one byte is written into `S` through a copy of it
+    /// taken with `pidfd_getfd` from the process that holds it; without one (a
+    /// process that does not let itself be copied from, an end moved elsewhere)
+    /// the read sees EOF. Returns whether the reset will show.
+    pub(crate) fn poison(&self) -> bool {
+        if sys::queued(self.fd.as_fd()) > 0 {
+            return true;
+        }
+        let Some(owner) = self.owner else {
+            return false;
+        };
+        let Ok((pidfd, _)) = sys::pidfd_open_thread(owner.pid) else {
+            return false;
+        };
+        let poisoned = |fd: i32| -> bool {
+            let Ok(copy) = sys::pidfd_getfd(pidfd.as_fd(), fd) else {
+                return false;
+            };
+            matches!(sys::inode(copy.as_fd()), Ok((ino, _)) if ino == self.inode)
+                && sys::send_nb(copy.as_fd(), &[0], 0).is_ok()
+        };
+        if owner.fd.is_some_and(poisoned) {
+            return true;
+        }
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", owner.pid)) else {
+            return false;
+        };
+        let want = format!("socket:[{}]", self.inode);
+        dir.take(POISON_SCAN).flatten().any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str())
+                && e.file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i32>().ok())
+                    .is_some_and(poisoned)
+        })
     }
 
     /// Makes the program's end `s` unwritable by filling its send buffer; returns the

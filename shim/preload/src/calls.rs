@@ -140,6 +140,11 @@ pub unsafe extern "C" fn accept4(
         sys::set_nonblock(conn_fd);
     }
     class::set(conn_fd, Class::Stream);
+    // Taken from the queue (a listener closed from now on does not reset it), and
+    // where it lives (a reset shows as ECONNRESET there).
+    if let Some(ino) = sys::socket_inode(conn_fd) {
+        let _ = conn::call(ino, &Request::Placed { fd: conn_fd }, None);
+    }
     conn_fd
 }
 

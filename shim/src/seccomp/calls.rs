@@ -402,7 +402,27 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
             &mut heapless::Vec::new(),
         );
     }
-    install(&cx.call, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
+    install_standin(cx, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
+}
+
+/// Installs stand-in `fd` in the target as the call's result, and tells the
+/// stack where it went (after a reset the stack finds it there, see
+/// `Request::Placed`).
+fn install_standin<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    fd: std::os::fd::BorrowedFd<'_>,
+    cloexec: bool,
+) -> Result<Outcome, Fail> {
+    match super::kernel::addfd(cx.call.listener(), cx.call.id, fd, cloexec, true) {
+        Ok(n) => {
+            if let Ok((ino, _)) = netcell_sys::inode(fd) {
+                cx.ask(ino, &Request::Placed { fd: n }, &mut heapless::Vec::new());
+            }
+            Ok(Outcome::Answered)
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Outcome::Gone),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Installs `fd` in the target as the call's result.
@@ -567,7 +587,7 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
         return Err(e.err().unwrap_or(Fail::Errno(libc::ECONNABORTED)));
     };
     netcell_sys::set_nonblocking(conn.as_fd(), flags & libc::SOCK_NONBLOCK != 0)?;
-    let out = install(&cx.call, conn.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
+    let out = install_standin(cx, conn.as_fd(), flags & libc::SOCK_CLOEXEC != 0)?;
     if let Outcome::Answered = out {
         // Installed: now take the record off the queue (nobody else reads it:
         // every accept of the container comes through here, one at a time).

@@ -158,6 +158,8 @@ pub enum Op {
     ErrorMarkers = 17,
     /// The container's interfaces and their addresses.
     Interfaces = 18,
+    /// Where a front end installed a stand-in in the program.
+    Placed = 19,
 }
 
 /// The reply value of [`Request::Describe`]: what kind of socket the stand-in is.
@@ -196,6 +198,7 @@ impl Op {
             16 => Op::PendingError,
             17 => Op::ErrorMarkers,
             18 => Op::Interfaces,
+            19 => Op::Placed,
             _ => return None,
         })
     }
@@ -300,6 +303,14 @@ pub enum Request<'a> {
         /// The first interface index wanted (1 for all).
         from: u32,
     },
+    /// Body: `fd: i32`. The stand-in was installed as descriptor `fd` of the
+    /// requesting process (the seccomp supervisor says so after
+    /// `SECCOMP_IOCTL_NOTIF_ADDFD`), so that the stack can find it again: after a
+    /// reset it makes the program's next read fail with `ECONNRESET`.
+    Placed {
+        /// The descriptor number in the program.
+        fd: i32,
+    },
     /// No body. Reply value: [`kinds`]; `NOT_STANDIN` when the inode is not one of
     /// the stack's stand-ins.
     Describe,
@@ -345,6 +356,7 @@ impl Request<'_> {
             Request::SendTo { .. } => Op::SendTo,
             Request::Origin { .. } => Op::Origin,
             Request::Interfaces { .. } => Op::Interfaces,
+            Request::Placed { .. } => Op::Placed,
             Request::Describe => Op::Describe,
             Request::ConnectDone { .. } => Op::ConnectDone,
             Request::PendingError { .. } => Op::PendingError,

@@ -43,6 +43,7 @@ fn requests_roundtrip() {
     roundtrip(Request::GetSockName);
     roundtrip(Request::GetPeerName);
     roundtrip(Request::Interfaces { from: 7 });
+    roundtrip(Request::Placed { fd: 42 });
     roundtrip(Request::SetSockOpt {
         level: 6,
         name: 1,

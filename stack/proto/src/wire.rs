@@ -220,6 +220,7 @@ pub fn encode_request(
         Request::Listen { backlog } => w.i32(backlog)?,
         Request::GetSockName | Request::GetPeerName | Request::Describe => {}
         Request::Interfaces { from } => w.u32(from)?,
+        Request::Placed { fd } => w.i32(fd)?,
         Request::ConnectDone { commit: b }
         | Request::PendingError { take: b }
         | Request::ErrorMarkers { on: b } => w.u8(b as u8)?,
@@ -319,6 +320,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
         Op::GetSockName => Request::GetSockName,
         Op::GetPeerName => Request::GetPeerName,
         Op::Interfaces => Request::Interfaces { from: r.u32()? },
+        Op::Placed => Request::Placed { fd: r.i32()? },
         Op::Describe => Request::Describe,
         Op::ConnectDone => Request::ConnectDone {
             commit: r.u8()? != 0,

@@ -124,9 +124,14 @@ pub fn serve<D: Device>(
         // Linux asks for CAP_NET_RAW in the caller's effective set.
         let may_raw = ty & 0xf == libc::SOCK_RAW && caller.pid != 0 && has_net_raw(caller.pid);
         let open = |stack: &mut Stack<D>| {
-            stack
-                .sockets
-                .open_for_program(&mut stack.ifs, domain, ty, protocol, may_raw)
+            stack.sockets.open_for_program(
+                &mut stack.ifs,
+                domain,
+                ty,
+                protocol,
+                may_raw,
+                caller.pid,
+            )
         };
         let mut opened = open(stack);
         // At the socket limit: sockets the program closed a moment ago count no
@@ -273,6 +278,10 @@ pub fn serve<D: Device>(
         },
         Request::ErrorMarkers { on } => {
             stack.sockets.set_error_markers(id, on);
+            Answer::ok()
+        }
+        Request::Placed { fd } => {
+            stack.sockets.placed(id, caller.pid, fd);
             Answer::ok()
         }
         Request::Hello { .. } | Request::Socket { .. } | Request::Interfaces { .. } => {

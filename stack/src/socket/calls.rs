@@ -11,7 +11,7 @@ use super::options::Options;
 use super::tcp::TcpState;
 use super::{Kind, Proto, Socket, SocketId, Sockets, budget, raw, udp};
 use crate::iface::Interfaces;
-use crate::standin::StandIn;
+use crate::standin::{Owner, StandIn};
 use crate::sys;
 use smoltcp::time::Instant;
 use std::net::SocketAddr;
@@ -121,8 +121,15 @@ impl Sockets {
         ty: i32,
         protocol: i32,
         may_raw: bool,
+        owner: u32,
     ) -> Result<(SocketId, Option<OwnedFd>), SocketError> {
         let (id, fd) = self.open(domain, ty, protocol, true, may_raw)?;
+        if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut()) {
+            si.owner = (owner != 0).then_some(Owner {
+                pid: owner,
+                fd: None,
+            });
+        }
         if self.kind(id) == Some(Kind::Raw) && !self.raw_open_on(ifs, id) {
             self.raw_close(ifs, id);
             return Err(SocketError::NoBuffers);
@@ -194,6 +201,17 @@ impl Sockets {
             self.connect_reported(id);
         }
         done
+    }
+
+    /// The program's end of `id`'s stand-in was installed as descriptor `fd` of
+    /// process (or thread) `pid` (see [`crate::standin::StandIn::poison`]).
+    pub fn placed(&mut self, id: SocketId, pid: u32, fd: i32) {
+        if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut())
+            && pid != 0
+        {
+            si.owner = Some(Owner { pid, fd: Some(fd) });
+            si.awaiting_accept = false;
+        }
     }
 
     /// `getpeername(2)`: a connection's peer, a datagram socket's default

@@ -116,6 +116,25 @@ impl Sockets {
         }
     }
 
+    /// Closes the listeners on `port` whose program closed them a moment ago
+    /// (their hang-up not yet seen by the event loop): `close()` is synchronous on
+    /// Linux, so a local connect right after it must find no listener there.
+    pub(super) fn close_hung_up_listeners(&mut self, ifs: &mut Interfaces, port: u16) {
+        let Some(ids) = self.tcp.listeners.get(&port).cloned() else {
+            return;
+        };
+        for lid in ids {
+            let gone = self
+                .get_mut(lid)
+                .and_then(|s| s.standin.as_mut())
+                .is_some_and(|si| si.hup || sys::hung_up(si.fd.as_fd()));
+            if gone {
+                self.stop_listening(ifs, lid);
+                self.drop_socket(ifs, lid);
+            }
+        }
+    }
+
     pub(super) fn service_listener(
         &mut self,
         ifs: &mut Interfaces,
@@ -219,7 +238,14 @@ impl Sockets {
                 };
                 match si.deliver(&rec, fd.as_fd()) {
                     Ok(true) => {
-                        l.ready.pop_front();
+                        // Whoever accepts it most likely holds the listener too.
+                        let owner = si.owner.map(|o| Owner { fd: None, ..o });
+                        if let Some((cid, _)) = l.ready.pop_front()
+                            && let Some(c) = self.get_mut(cid).and_then(|c| c.standin.as_mut())
+                        {
+                            c.owner = owner;
+                            c.awaiting_accept = true;
+                        }
                         progress = true;
                         delivered = true;
                     }

@@ -75,7 +75,7 @@ use super::ports::{BindState, BindingId, PortTable, Reuse};
 use super::{LazyBuf, Proto, Socket, SocketId, Sockets};
 use crate::iface::ingress::{PacketInfo, Verdict};
 use crate::iface::{IfaceId, Interfaces, LO};
-use crate::standin::{FILLER_CHUNK, StandIn};
+use crate::standin::{FILLER_CHUNK, Owner, StandIn};
 use crate::sys;
 use netcell_proto::{AcceptRecord, RECORD_SOCKADDR};
 use smoltcp::iface::SocketHandle;
@@ -91,6 +91,8 @@ mod api;
 mod listen;
 mod orphan;
 mod pump;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use listen::Listener;
 use listen::measure_record_truesize;
@@ -404,6 +406,10 @@ impl Sockets {
             return Err(ConnectError::Refused);
         }
         let dst_ip = to_ip(dst.ip());
+        if ifs.is_local(&dst_ip) {
+            self.close_hung_up_listeners(ifs, dst.port());
+        }
+        let s = self.get(id).ok_or(ConnectError::NoSuchSocket)?;
         let mut route = ifs.route(&dst_ip).ok_or(ConnectError::NetworkUnreachable)?;
         if let Some(dev) = &s.opts.bindtodevice
             && ifs.by_name(dev) != Some(route.iface)
@@ -584,6 +590,7 @@ impl Sockets {
             since: now,
             linger2: Duration::from_secs(1),
             rst_pending: true,
+            reset_when_sent: false,
         });
     }
 

@@ -6,6 +6,9 @@ use super::*;
 
 /// How long an orphan may take to close at most.
 pub(super) const ORPHAN_MAX: Duration = Duration::from_secs(300);
+/// How long an abortive close (`SO_LINGER {1, 0}`) waits for the bytes written
+/// before it to be acknowledged before it resets.
+pub(super) const ABORT_FLUSH_MAX: Duration = Duration::from_secs(1);
 
 /// A connection whose program is gone, finishing its close.
 pub(crate) struct Orphan {
@@ -15,9 +18,21 @@ pub(crate) struct Orphan {
     pub(super) since: Instant,
     pub(super) linger2: Duration,
     pub(super) rst_pending: bool,
+    /// Reset once what is queued is acknowledged (or after [`ABORT_FLUSH_MAX`]).
+    pub(super) reset_when_sent: bool,
 }
 
 impl Sockets {
+    /// Turns a connected socket whose program closed it with `SO_LINGER {1, 0}`
+    /// into an orphan that resets once its queued bytes are acknowledged.
+    pub(super) fn orphan_then_reset(&mut self, id: SocketId, now: Instant) {
+        log::debug!("tcp: socket {} closed with SO_LINGER {{1, 0}}", id.index());
+        self.orphan(id, now, false);
+        if let Some(o) = self.tcp.orphans.last_mut() {
+            o.reset_when_sent = true;
+        }
+    }
+
     /// Turns a connected socket whose program is gone into an orphan.
     pub(super) fn orphan(&mut self, id: SocketId, now: Instant, rst: bool) {
         let Some(s) = self.remove(id, false) else {
@@ -31,6 +46,7 @@ impl Sockets {
                 since: now,
                 linger2: Duration::from_secs(s.opts.linger2.max(1) as u64),
                 rst_pending: rst,
+                reset_when_sent: false,
             });
         } else if let Some((p, b)) = s.binding {
             self.tcp.ports.release(p, b);
@@ -53,6 +69,18 @@ impl Sockets {
             if o.rst_pending {
                 // abort() sends its RST on the next poll; keep the socket until then.
                 o.rst_pending = false;
+            } else if o.reset_when_sent
+                && state != State::Closed
+                && (sk.send_queue() == 0 || now >= o.since + ABORT_FLUSH_MAX)
+            {
+                log::debug!(
+                    "tcp: orphan reset after its bytes went ({} unacked)",
+                    sk.send_queue()
+                );
+                sk.abort();
+                o.reset_when_sent = false;
+                o.rst_pending = true;
+                progress = true;
             } else if state == State::Closed || state == State::TimeWait {
                 // No TIME_WAIT is kept: the socket and its port go at once (see the
                 // module docs).
@@ -97,6 +125,9 @@ impl Sockets {
         for o in &self.tcp.orphans {
             if o.rst_pending {
                 take(o.since);
+            }
+            if o.reset_when_sent {
+                take(o.since + ABORT_FLUSH_MAX);
             }
             take(o.since + o.linger2.min(ORPHAN_MAX));
         }

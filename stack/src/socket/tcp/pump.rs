@@ -135,10 +135,24 @@ impl Sockets {
         let Some(si) = s.standin.as_mut() else {
             return false; // The embedding API moves its own bytes.
         };
-        if si.hup && !si.app_eof && (si.closed_with_unread() || sk.recv_queue() > 0 || linger0) {
-            // Closed with unread bytes or SO_LINGER {1, 0}: Linux sends a RST.
+        if si.hup
+            && (si.awaiting_accept
+                || (!si.app_eof && (si.closed_with_unread() || sk.recv_queue() > 0)))
+        {
+            // Closed with unread bytes, or never accepted from a listener that is
+            // gone: Linux sends a RST at once.
             sk.abort();
             self.orphan(id, now, true);
+            return true;
+        }
+        if si.hup && !si.app_eof && linger0 {
+            // SO_LINGER {1, 0}: Linux resets, dropping only what it had not sent
+            // yet — and what the program wrote before close() it sent as it was
+            // written. Here those bytes may still be in the stand-in: they go into
+            // the connection first, and the reset follows once they are sent.
+            si.readable = true;
+            si.pump_in(sk, None, false);
+            self.orphan_then_reset(id, now);
             return true;
         }
         let out = si.pump_out(sk);
@@ -147,9 +161,13 @@ impl Sockets {
         }
         let inn = si.pump_in(sk, coalesce, corked);
         if inn.eof {
-            if si.app_reset || (si.hup && (sk.recv_queue() > 0 || linger0)) {
+            if si.app_reset || (si.hup && sk.recv_queue() > 0) {
                 sk.abort();
                 self.orphan(id, now, true);
+                return true;
+            }
+            if si.hup && linger0 {
+                self.orphan_then_reset(id, now);
                 return true;
             }
             sk.close();
@@ -169,6 +187,10 @@ impl Sockets {
                 libc::ECONNRESET
             };
             log::debug!("tcp: socket {} reset by peer", id.index());
+            if let Some(si) = s.standin.as_ref() {
+                // Closing T below shows the program ECONNRESET rather than EOF.
+                si.poison();
+            }
             if let Some(s) = self.remove(id, true) {
                 if let Proto::Tcp(TcpState::Connected(c)) = s.proto {
                     remove_sock(ifs, c.iface, c.handle);
