@@ -47,6 +47,7 @@
 use crate::sys;
 use netcell_proto::AcceptRecord;
 use smoltcp::socket::tcp;
+use smoltcp::time::{Duration, Instant};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -83,7 +84,12 @@ pub struct StandIn {
     /// it hangs up now, the listener was closed with it in its queue, and Linux
     /// resets such connections.
     pub(crate) awaiting_accept: bool,
+    /// Since when a corked partial segment waits in `T` (see [`CORK_MAX`]).
+    pub(crate) corked_since: Option<Instant>,
 }
+
+/// How long `TCP_CORK` holds a partial segment at most (tcp(7): 200 ms).
+pub(crate) const CORK_MAX: Duration = Duration::from_millis(200);
 
 /// Where a program's end of a stand-in lives: a process (or thread) and, when the
 /// front end knows it, the descriptor number.
@@ -128,6 +134,7 @@ impl StandIn {
             app_reset: false,
             owner: None,
             awaiting_accept: false,
+            corked_since: None,
         }
     }
 
@@ -248,6 +255,7 @@ impl StandIn {
         sock: &mut tcp::Socket<'_>,
         coalesce_below: Option<usize>,
         corked: bool,
+        now: Instant,
     ) -> Moved {
         let mut moved = Moved::default();
         if let Some(mss) = coalesce_below
@@ -256,11 +264,23 @@ impl StandIn {
             && (corked || sock.send_queue() > 0)
         {
             let waiting = sys::pending_bytes(self.fd.as_fd());
-            // 0 waiting may be EOF, which must not wait.
-            if waiting > 0 && waiting < mss {
+            // 0 waiting may be EOF, which must not wait; nor the last bytes before
+            // a shutdown or close (Linux sends them with the FIN), nor a corked
+            // segment held for CORK_MAX already.
+            let expired = corked && self.corked_since.is_some_and(|t| now >= t + CORK_MAX);
+            if waiting > 0
+                && waiting < mss
+                && !expired
+                && !self.hup
+                && !sys::read_shut(self.fd.as_fd())
+            {
+                if corked && self.corked_since.is_none() {
+                    self.corked_since = Some(now);
+                }
                 return moved;
             }
         }
+        self.corked_since = None;
         while self.readable && !self.app_eof && sock.can_send() {
             let fd = self.fd.as_fd();
             let r = sock.send(|buf| match sys::read(fd, buf) {

@@ -24,16 +24,15 @@ pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
     poll_now(fd, 0) & libc::POLLHUP != 0
 }
 
+/// Whether the peer of a stream socket will write no more (`POLLRDHUP`: it shut
+/// its writing side or is gone).
+pub fn read_shut(fd: BorrowedFd<'_>) -> bool {
+    poll_now(fd, libc::POLLRDHUP) & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
 /// Whether the fd is writable right now (`poll` with zero timeout).
 pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe { libc::poll(&mut p, 1, 0) };
-    r == 1 && p.revents & libc::POLLOUT != 0
+    poll_now(fd, libc::POLLOUT) & libc::POLLOUT != 0
 }
 
 /// Opens `/dev/null` read-only: a harmless descriptor to attach to marker records.

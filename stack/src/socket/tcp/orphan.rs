@@ -114,12 +114,21 @@ impl Sockets {
         let mut best: Option<Instant> = None;
         let mut take = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
         for slot in &self.slots {
-            if let Some(Socket {
-                proto: Proto::Tcp(TcpState::Connecting(c)),
-                ..
-            }) = &slot.val
-            {
-                take(c.deadline);
+            match &slot.val {
+                Some(Socket {
+                    proto: Proto::Tcp(TcpState::Connecting(c)),
+                    ..
+                }) => take(c.deadline),
+                Some(Socket {
+                    proto: Proto::Tcp(TcpState::Connected(_)),
+                    standin: Some(si),
+                    ..
+                }) => {
+                    if let Some(t) = si.corked_since {
+                        take(t + crate::standin::CORK_MAX);
+                    }
+                }
+                _ => {}
             }
         }
         for o in &self.tcp.orphans {

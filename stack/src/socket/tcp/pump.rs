@@ -151,7 +151,7 @@ impl Sockets {
             // written. Here those bytes may still be in the stand-in: they go into
             // the connection first, and the reset follows once they are sent.
             si.readable = true;
-            si.pump_in(sk, None, false);
+            si.pump_in(sk, None, false, now);
             self.orphan_then_reset(id, now);
             return true;
         }
@@ -159,7 +159,7 @@ impl Sockets {
         if c.remote_fin && sk.recv_queue() == 0 {
             si.send_fin();
         }
-        let inn = si.pump_in(sk, coalesce, corked);
+        let inn = si.pump_in(sk, coalesce, corked, now);
         if inn.eof {
             if si.app_reset || (si.hup && sk.recv_queue() > 0) {
                 sk.abort();
