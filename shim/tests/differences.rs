@@ -5,34 +5,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
-
-/// Runs `script` (a program of `tests/programs`, with `args`) on the host and in a
-/// container, asserts that both print the same, and returns what they print.
-fn same_as_the_host(mode: Mode, script: &str, args: &[&str]) -> String {
-    need("python3");
-    let host = Command::new("/usr/bin/python3")
-        .arg(py(script))
-        .args(args)
-        .output()
-        .unwrap();
-    let host_out = String::from_utf8_lossy(&host.stdout).into_owned();
-    assert!(
-        host.status.success(),
-        "{script} on the host: {host_out}{}",
-        String::from_utf8_lossy(&host.stderr)
-    );
-    let (st, out, err) = Container::new(mode)
-        .exec(["/usr/bin/python3", &py(script)])
-        .args(args)
-        .run();
-    assert!(st.success(), "{script} in the container: {out}{err}");
-    assert_eq!(
-        out, host_out,
-        "{script}: container (left) and host (right)\n{err}"
-    );
-    out
-}
 
 /// Interfaces, in both modes: the ioctls on any socket (stand-in or `AF_UNIX`)
 /// show `lo` and `eth0`, never the namespace's `tap0`; in preload mode
@@ -92,7 +64,7 @@ fn the_container_s_interfaces_are_what_programs_see(mode: Mode) {
 /// sockets (Linux routes them to the bound address or loopback; Go's dialer
 /// relies on it).
 fn the_unspecified_address_means_this_host(mode: Mode) {
-    let out = same_as_the_host(mode, "this_host.py", &[]);
+    let out = same_as_the_host(Container::new(mode), "this_host.py", &[]);
     assert!(out.contains("tcp6 :: peer=::1 got=b'x'\n"), "{out}");
 }
 
@@ -100,7 +72,7 @@ fn the_unspecified_address_means_this_host(mode: Mode) {
 /// `EMFILE`, and the connection waiting for `accept` is still there afterwards
 /// (the preload library gave `EPROTO` and lost the connection).
 fn sockets_and_accepts_at_the_descriptor_limit(mode: Mode) {
-    let out = same_as_the_host(mode, "fd_limit.py", &[]);
+    let out = same_as_the_host(Container::new(mode), "fd_limit.py", &[]);
     assert!(
         out.contains("then EMFILE\n") && out.contains("accept at the limit EMFILE\n"),
         "{out}"
@@ -111,7 +83,7 @@ fn sockets_and_accepts_at_the_descriptor_limit(mode: Mode) {
 /// while the stack still serves them (they were refused with `EPROTONOSUPPORT`).
 fn raw_tcp_and_udp_sockets_see_copies(mode: Mode) {
     require_root!();
-    let out = same_as_the_host(mode, "raw_tcp.py", &[]);
+    let out = same_as_the_host(Container::new(mode), "raw_tcp.py", &[]);
     assert!(
         out.contains("raw tcp saw ['SYN', 'SYN-ACK', 'data']\n"),
         "{out}"
@@ -122,7 +94,7 @@ fn raw_tcp_and_udp_sockets_see_copies(mode: Mode) {
 /// reach the peer before the reset (they were lost most of the time), and the
 /// peer's next read fails with `ECONNRESET`, then reads EOF.
 fn abortive_close_sends_the_bytes_then_resets(mode: Mode) {
-    let out = same_as_the_host(mode, "linger0.py", &[]);
+    let out = same_as_the_host(Container::new(mode), "linger0.py", &[]);
     assert!(
         out.contains("before the reset {'all bytes': 20}\n"),
         "{out}"
@@ -134,7 +106,7 @@ fn abortive_close_sends_the_bytes_then_resets(mode: Mode) {
 /// connections left in its backlog are reset, and their reads fail with
 /// `ECONNRESET` (not EOF).
 fn closing_a_listener_is_immediate(mode: Mode) {
-    let out = same_as_the_host(mode, "listener_close.py", &[]);
+    let out = same_as_the_host(Container::new(mode), "listener_close.py", &[]);
     assert!(out.contains("{'ECONNREFUSED': 200}"), "{out}");
     assert!(
         out.contains("backlog after close {'ECONNRESET': 3}"),

@@ -621,3 +621,79 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Prints its pid, then execs its arguments: netcell started this way tells the
+/// test its pid first.
+pub const PID_LAUNCHER: &str =
+    "import os,sys; print(os.getpid(), flush=True); os.execvp(sys.argv[1], sys.argv[1:])";
+
+/// Spawns `c` (a `PID_LAUNCHER` command line) and reads the pid it reports; the
+/// rest of its output is in the returned reader.
+pub fn spawn_with_pid(
+    c: &mut Command,
+) -> (Proc, std::io::BufReader<std::process::ChildStdout>, u32) {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut p = Proc::spawn(c);
+    let mut stdout = std::io::BufReader::new(p.child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let pid = first.trim().parse().expect("the launcher's pid");
+    (p, stdout, pid)
+}
+
+/// Lowers netcell's descriptor limit (as its user: root here may lack
+/// CAP_SYS_RESOURCE).
+pub fn limit_descriptors(pid: u32, n: usize) {
+    let o = unprivileged(Path::new("/usr/bin/prlimit"))
+        .args(["--pid", &pid.to_string(), &format!("--nofile={n}:{n}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Runs `script` (a program of `tests/programs`, with `args`) on the host and in
+/// `container` (a builder without its command yet), asserts that both succeed and
+/// print the same, and returns what they print.
+pub fn same_as_the_host(container: Container<'_>, script: &str, args: &[&str]) -> String {
+    need("python3");
+    let host = Command::new(python())
+        .arg(py(script))
+        .args(args)
+        .output()
+        .unwrap();
+    let host_out = String::from_utf8_lossy(&host.stdout).into_owned();
+    assert!(
+        host.status.success(),
+        "{script} on the host: {host_out}{}",
+        String::from_utf8_lossy(&host.stderr)
+    );
+    let (st, out, err) = container.exec([python(), &py(script)]).args(args).run();
+    assert!(st.success(), "{script} in the container: {out}{err}");
+    assert_eq!(
+        out, host_out,
+        "{script}: container (left) and host (right)\n{err}"
+    );
+    out
+}
+
+/// "key value" lines (the value is the last word).
+pub fn facts(out: &str) -> std::collections::BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The attack program of the boundary tests: (dynamic, static).
+pub fn attack() -> &'static (PathBuf, PathBuf) {
+    static BINS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    BINS.get_or_init(|| {
+        need("cc");
+        (
+            cc("attack.c", "attack", &[]),
+            cc("attack.c", "attack-static", &["-static"]),
+        )
+    })
+}
