@@ -114,6 +114,41 @@ fn closing_a_listener_is_immediate(mode: Mode) {
     );
 }
 
+/// Issue 9, item 7: multicast and broadcast on `lo` arrive once whatever
+/// `IP_MULTICAST_LOOP` says (multicast looped arrived twice); an ICMP port
+/// unreachable makes a connected UDP socket readable for select/poll/epoll
+/// under seccomp too (event loops waited for ever); TTL, TOS, hop limit and
+/// traffic class of a received packet are the real ones (they were 64 and 0),
+/// and IPv6 ones set by socket option or `IPV6_HOPLIMIT` ancillary data are
+/// sent (smoltcp gives the device no metadata for IPv6). The kernel side runs in
+/// a namespace with only `lo`, as the container has.
+fn datagram_details_match_the_kernel(mode: Mode) {
+    require_root!();
+    let ns = NetNs::new();
+    let mut k = ns.cmd(python());
+    k.arg(py("datagrams.py"));
+    let (st, kernel, err) = run(&mut k);
+    assert!(st.success(), "{kernel}{err}");
+    let (st, out, err) = Container::new(mode)
+        .exec([python(), &py("datagrams.py")])
+        .run();
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(out, kernel, "container (left) and kernel (right)\n{err}");
+    assert!(
+        out.contains("v6 hops/tclass [(41, 52, 9), (41, 67, 40)]"),
+        "{out}"
+    );
+}
+
+/// Issue 9, item 9: UDP-Lite is not offered; `socket()` fails as on a kernel
+/// without it (the kernel deprecates it: "scheduled to be removed").
+fn udp_lite_is_not_offered(mode: Mode) {
+    let script = "import socket, errno\nfor f in (socket.AF_INET, socket.AF_INET6):\n    try:\n        socket.socket(f, socket.SOCK_DGRAM, 136); print('ok')\n    except OSError as e: print(errno.errorcode[e.errno])";
+    let (st, out, err) = Container::new(mode).exec([python(), "-c", script]).run();
+    assert!(st.success(), "{err}");
+    assert_eq!(out, "EPROTONOSUPPORT\nEPROTONOSUPPORT\n");
+}
+
 in_both_modes!(
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
@@ -121,4 +156,6 @@ in_both_modes!(
     raw_tcp_and_udp_sockets_see_copies,
     abortive_close_sends_the_bytes_then_resets,
     closing_a_listener_is_immediate,
+    datagram_details_match_the_kernel,
+    udp_lite_is_not_offered,
 );

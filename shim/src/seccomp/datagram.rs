@@ -307,7 +307,15 @@ fn recv_datagram<D: Device>(
     }
     let peek = flags & libc::MSG_PEEK != 0;
     let mut buf = std::mem::take(&mut cx.scratch.buf);
-    let r = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, peek);
+    let mut r = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, peek);
+    // Doorbells (empty records with a descriptor: an error was pending, see the
+    // stack's `udp_icmp_error`) are only for readiness: off the queue with them.
+    while let Ok((0, Some(_), _)) = r {
+        if peek {
+            let _ = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, false);
+        }
+        r = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, peek);
+    }
     let result = match r {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e.into()),

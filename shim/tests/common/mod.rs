@@ -651,16 +651,19 @@ pub fn limit_descriptors(pid: u32, n: usize) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// Runs `script` (a program of `tests/programs`, with `args`) on the host and in
-/// `container` (a builder without its command yet), asserts that both succeed and
-/// print the same, and returns what they print.
+/// Runs `script` (a program of `tests/programs`, with `args`) on the kernel and
+/// in `container` (a builder without its command yet), asserts that both succeed
+/// and print the same, and returns what they print. As root the kernel's run is
+/// in a network namespace of its own with only `lo` (what the container has;
+/// and tests running at the same time do not see each other's packets).
 pub fn same_as_the_host(container: Container<'_>, script: &str, args: &[&str]) -> String {
     need("python3");
-    let host = Command::new(python())
-        .arg(py(script))
-        .args(args)
-        .output()
-        .unwrap();
+    let ns = is_root().then(NetNs::new);
+    let mut k = match &ns {
+        Some(ns) => ns.cmd(python()),
+        None => Command::new(python()),
+    };
+    let host = k.arg(py(script)).args(args).output().unwrap();
     let host_out = String::from_utf8_lossy(&host.stdout).into_owned();
     assert!(
         host.status.success(),

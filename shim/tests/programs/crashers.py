@@ -58,7 +58,7 @@ def udp_shut_wr_then_socket():
 def source_filters_beyond_ten():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     for i in range(11):
-        mreq = socket.inet_aton("239.1.2.3") + socket.inet_aton("0.0.0.0") + socket.inet_aton("10.0.0.%d" % (i + 1))
+        mreq = socket.inet_aton("239.1.2.3") + socket.inet_aton("127.0.0.1") + socket.inet_aton("10.0.0.%d" % (i + 1))
         try:
             s.setsockopt(socket.IPPROTO_IP, 39, mreq)  # IP_ADD_SOURCE_MEMBERSHIP
         except OSError as e:

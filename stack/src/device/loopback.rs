@@ -100,6 +100,10 @@ impl Device for LoopbackDevice {
 }
 
 impl phy::RxToken for LoRx<'_> {
+    fn meta(&self) -> phy::PacketMeta {
+        crate::iface::egress::IpFields::of_frame(Medium::Ip, self.frame.bytes()).rx_meta()
+    }
+
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let r = f(self.frame.bytes());
         let mut i = self.inner.borrow_mut();

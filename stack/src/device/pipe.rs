@@ -100,6 +100,10 @@ impl Device for PipeDevice {
 }
 
 impl phy::RxToken for PipeRx<'_> {
+    fn meta(&self) -> phy::PacketMeta {
+        crate::iface::egress::IpFields::of_frame(Medium::Ethernet, self.frame.bytes()).rx_meta()
+    }
+
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         let r = f(self.frame.bytes());
         lock(self.queue).recycle(self.frame);

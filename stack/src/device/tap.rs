@@ -379,6 +379,10 @@ impl Device for TapDevice {
 }
 
 impl phy::RxToken for TapRx<'_> {
+    fn meta(&self) -> phy::PacketMeta {
+        crate::iface::egress::IpFields::of_frame(Medium::Ethernet, self.frame).rx_meta()
+    }
+
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(self.frame)
     }

@@ -9,6 +9,7 @@
 //! token; [`HookedTx`] writes them into the IP header once smoltcp has built the
 //! frame (and fixes the IPv4 header checksum).
 
+use super::IfaceId;
 use smoltcp::phy::{self, Medium, PacketMeta};
 
 /// Marks an encoded [`IpFields`] in `PacketMeta::id`.
@@ -36,6 +37,38 @@ impl IpFields {
             v |= VALID | HAS_TOS | (t as u32) << 8;
         }
         v
+    }
+
+    /// The TTL (hop limit) and TOS (traffic class) a received frame carries: the
+    /// devices hand them to smoltcp as the frame's metadata, which its UDP sockets
+    /// keep with each datagram (smoltcp itself keeps neither), for `IP_RECVTTL`,
+    /// `IP_RECVTOS`, `IPV6_RECVHOPLIMIT` and `IPV6_RECVTCLASS`.
+    pub fn of_frame(medium: Medium, frame: &[u8]) -> IpFields {
+        let ip = match medium {
+            Medium::Ethernet => match frame.get(12..14) {
+                Some([0x08, 0x00]) | Some([0x86, 0xdd]) => &frame[14..],
+                _ => return IpFields::default(),
+            },
+            _ => frame,
+        };
+        match ip.first().map(|b| b >> 4) {
+            Some(4) if ip.len() >= 20 => IpFields {
+                ttl: Some(ip[8]),
+                tos: Some(ip[1]),
+            },
+            Some(6) if ip.len() >= 40 => IpFields {
+                ttl: Some(ip[7]),
+                tos: Some((ip[0] << 4) | (ip[1] >> 4)),
+            },
+            _ => IpFields::default(),
+        }
+    }
+
+    /// As the receive metadata of a frame.
+    pub fn rx_meta(self) -> PacketMeta {
+        let mut m = PacketMeta::default();
+        m.id = self.encode();
+        m
     }
 
     /// From a `PacketMeta::id`.
@@ -86,21 +119,33 @@ impl IpFields {
     }
 }
 
-/// A transmit token that applies the [`IpFields`] smoltcp passed as metadata.
-pub struct HookedTx<T: phy::TxToken> {
+/// Where the [`IpFields`] of an IPv6 datagram come from: smoltcp passes no
+/// metadata to the device for IPv6 packets (`dispatch_ip` sets it for IPv4 only),
+/// so the UDP layer leaves the fields of what it sends here and the transmit
+/// token asks when it sees the datagram go out.
+pub trait LaterFields {
+    /// The fields of the IPv6 packet `ip` leaving on `iface` (default: none).
+    fn v6_fields(&mut self, iface: IfaceId, ip: &[u8]) -> IpFields;
+}
+
+/// A transmit token that applies the [`IpFields`] smoltcp passed as metadata, or
+/// for IPv6 the ones `later` holds.
+pub struct HookedTx<'b, T: phy::TxToken> {
     pub(crate) inner: T,
     pub(crate) medium: Medium,
     pub(crate) fields: IpFields,
+    pub(crate) later: Option<(&'b mut dyn LaterFields, IfaceId)>,
 }
 
-impl<T: phy::TxToken> phy::TxToken for HookedTx<T> {
+impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let HookedTx {
             inner,
             medium,
             fields,
+            later,
         } = self;
-        if fields == IpFields::default() {
+        if fields == IpFields::default() && later.is_none() {
             return inner.consume(len, f);
         }
         inner.consume(len, |buf| {
@@ -113,6 +158,15 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<T> {
                     .is_some_and(|t| t == [0x08, 0x00] || t == [0x86, 0xdd]))
                 && let Some(ip) = buf.get_mut(off..)
             {
+                let fields = match later {
+                    Some((l, iface))
+                        if fields == IpFields::default()
+                            && ip.first().map(|b| b >> 4) == Some(6) =>
+                    {
+                        l.v6_fields(iface, ip)
+                    }
+                    _ => fields,
+                };
                 fields.apply(ip);
             }
             r

@@ -216,7 +216,7 @@ pub enum Verdict {
 }
 
 /// A policy deciding the fate of received packets.
-pub trait Admission {
+pub trait Admission: super::egress::LaterFields {
     /// Decides on one packet received on `iface`.
     fn admit(&mut self, iface: IfaceId, pkt: &PacketInfo) -> Verdict;
 }
@@ -227,6 +227,12 @@ pub struct AcceptAll;
 impl Admission for AcceptAll {
     fn admit(&mut self, _: IfaceId, _: &PacketInfo) -> Verdict {
         Verdict::Accept
+    }
+}
+
+impl super::egress::LaterFields for AcceptAll {
+    fn v6_fields(&mut self, _: IfaceId, _: &[u8]) -> IpFields {
+        IpFields::default()
     }
 }
 
@@ -309,7 +315,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
     where
         Self: 'b;
     type TxToken<'b>
-        = HookedTx<D::TxToken<'b>>
+        = HookedTx<'b, D::TxToken<'b>>
     where
         Self: 'b;
 
@@ -327,10 +333,12 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
             return None;
         }
         let medium_v = *medium;
+        // Responses to received packets: no socket's fields.
         let wrap = |inner| HookedTx {
             inner,
             medium: medium_v,
             fields: IpFields::default(),
+            later: None,
         };
         if held.full {
             let tx = wrap(dev.transmit(now)?);
@@ -358,10 +366,13 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
         let medium = self.medium;
+        let iface = self.iface;
+        let later: &mut dyn super::egress::LaterFields = &mut *self.admission;
         self.dev.transmit(now).map(|inner| HookedTx {
             inner,
             medium,
             fields: IpFields::default(),
+            later: Some((later, iface)),
         })
     }
 

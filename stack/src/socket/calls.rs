@@ -204,7 +204,8 @@ impl Sockets {
     }
 
     /// The program's end of `id`'s stand-in was installed as descriptor `fd` of
-    /// process (or thread) `pid` (see [`crate::standin::StandIn::poison`]).
+    /// process (or thread) `pid`: after a reset the stack finds it there, to make
+    /// the program's next read fail with `ECONNRESET`.
     pub fn placed(&mut self, id: SocketId, pid: u32, fd: i32) {
         if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut())
             && pid != 0

@@ -14,6 +14,7 @@ use super::addr::{self, Domain};
 use super::errno::{ConnectError, LookupError, OptionError, SendError, ShutdownError};
 use super::{Proto, SocketId, Sockets};
 use crate::iface::IfaceId;
+use crate::iface::egress::IpFields;
 use crate::standin::StandIn;
 use crate::sys;
 use std::collections::VecDeque;
@@ -64,6 +65,9 @@ pub(crate) struct Origin {
     pub(crate) src: SocketAddr,
     pub(crate) dst: IpAddr,
     pub(crate) iface: IfaceId,
+    /// The TTL (hop limit) and TOS (traffic class) the packet carried, when the
+    /// device said (see [`IpFields::of_frame`]).
+    pub(crate) fields: IpFields,
     len: u32,
     plen: u8,
     prefix: [u8; 16],
@@ -79,10 +83,16 @@ impl Origin {
             src,
             dst,
             iface,
+            fields: IpFields::default(),
             len: data.len() as u32,
             plen: plen as u8,
             prefix,
         }
+    }
+
+    /// With the IP header fields the packet carried.
+    pub(crate) fn with_fields(self, fields: IpFields) -> Origin {
+        Origin { fields, ..self }
     }
 
     fn matches(&self, len: u32, prefix: &[u8]) -> bool {
@@ -117,6 +127,7 @@ pub(crate) struct Inbox {
     recvttl: bool,
     recvhoplimit: bool,
     recvtos: bool,
+    recvtclass: bool,
     /// Datagrams dropped because the program's queue was full.
     pub(crate) dropped: u64,
 }
@@ -173,15 +184,17 @@ impl Inbox {
             pi[16..20].copy_from_slice(&(ifindex as u32).to_ne_bytes());
             push_cmsg(out, &mut pos, libc::IPPROTO_IPV6, libc::IPV6_PKTINFO, &pi);
         }
-        // smoltcp does not report a received packet's TTL or TOS: the values are
-        // the usual ones (documented).
+        // What the packet carried; the usual values where the device did not say
+        // (an embedder's device: 64 and 0).
+        let ttl = o.fields.ttl.unwrap_or(64) as i32;
+        let tos = o.fields.tos.unwrap_or(0);
         if self.recvttl && o.src.is_ipv4() {
             push_cmsg(
                 out,
                 &mut pos,
                 libc::IPPROTO_IP,
                 libc::IP_TTL,
-                &64i32.to_ne_bytes(),
+                &ttl.to_ne_bytes(),
             );
         }
         if self.recvhoplimit && domain == Domain::Inet6 {
@@ -190,11 +203,20 @@ impl Inbox {
                 &mut pos,
                 libc::IPPROTO_IPV6,
                 libc::IPV6_HOPLIMIT,
-                &64i32.to_ne_bytes(),
+                &ttl.to_ne_bytes(),
             );
         }
         if self.recvtos && o.src.is_ipv4() {
-            push_cmsg(out, &mut pos, libc::IPPROTO_IP, libc::IP_TOS, &[0u8]);
+            push_cmsg(out, &mut pos, libc::IPPROTO_IP, libc::IP_TOS, &[tos]);
+        }
+        if self.recvtclass && domain == Domain::Inet6 {
+            push_cmsg(
+                out,
+                &mut pos,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_TCLASS,
+                &(tos as i32).to_ne_bytes(),
+            );
         }
         Some(pos)
     }
@@ -216,6 +238,9 @@ impl Inbox {
             }
             (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) if domain == Domain::Inet6 => {
                 &mut self.recvhoplimit
+            }
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) if domain == Domain::Inet6 => {
+                &mut self.recvtclass
             }
             _ => return None,
         };
@@ -240,6 +265,7 @@ impl Inbox {
             (libc::IPPROTO_IP, libc::IP_RECVTOS) => self.recvtos,
             (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO) => self.recvpktinfo6,
             (libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT) => self.recvhoplimit,
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVTCLASS) => self.recvtclass,
             _ => return None,
         })
     }

@@ -52,6 +52,7 @@ pub use addr::{Domain, Target};
 pub use errno::*;
 
 use crate::iface::Interfaces;
+use crate::iface::egress::IpFields;
 use crate::iface::ingress::{Admission, PacketInfo, Verdict};
 use crate::standin::StandIn;
 use crate::sys;
@@ -74,6 +75,13 @@ impl SocketId {
     /// The slot index (stable while the socket lives; reused afterwards).
     pub fn index(self) -> usize {
         self.index as usize
+    }
+
+    /// A key for event registrations: the slot index and 16 bits of its
+    /// generation, so that an event still queued for a closed socket is not
+    /// taken for the socket that reuses its slot in the same turn.
+    pub(crate) fn key(self) -> usize {
+        self.index as usize | ((self.generation as usize & 0xffff) << 32)
     }
 }
 
@@ -391,7 +399,7 @@ impl Sockets {
         let ids = std::mem::take(&mut self.new_standins);
         for id in &ids {
             if let Some(si) = self.get(*id).and_then(|s| s.standin.as_ref()) {
-                f(id.index(), si.fd.as_raw_fd());
+                f(id.key(), si.fd.as_raw_fd());
             }
         }
         self.new_standins = ids;
@@ -399,17 +407,16 @@ impl Sockets {
     }
 
     /// Readiness of a stand-in reported by the event loop (edge-triggered: only
-    /// `true` values are news).
-    pub(crate) fn standin_event(
-        &mut self,
-        index: usize,
-        readable: bool,
-        writable: bool,
-        hup: bool,
-    ) {
+    /// `true` values are news). `key` is what [`Sockets::drain_new_standins`]
+    /// registered it with ([`SocketId::key`]); an event for a socket gone since is
+    /// dropped.
+    pub(crate) fn standin_event(&mut self, key: usize, readable: bool, writable: bool, hup: bool) {
+        let index = key & 0xffff_ffff;
+        let generation = (key >> 32) & 0xffff;
         if let Some(si) = self
             .slots
             .get_mut(index)
+            .filter(|s| s.generation as usize & 0xffff == generation)
             .and_then(|s| s.val.as_mut())
             .and_then(|s| s.standin.as_mut())
         {
@@ -458,6 +465,12 @@ impl Sockets {
         let udp = self.service_udp(ifs);
         let icmp = self.service_icmp(ifs) | self.service_raw(ifs);
         tcp || udp || icmp
+    }
+}
+
+impl crate::iface::egress::LaterFields for Sockets {
+    fn v6_fields(&mut self, iface: crate::iface::IfaceId, ip: &[u8]) -> IpFields {
+        self.udp.v6_leaving(iface, ip)
     }
 }
 

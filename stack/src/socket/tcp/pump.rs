@@ -161,6 +161,9 @@ impl Sockets {
         }
         let inn = si.pump_in(sk, coalesce, corked, now);
         if inn.eof {
+            // EOF from a close (not a shutdown) whose hang-up the event loop has not
+            // reported yet: the close decides (a RST for SO_LINGER {1, 0}).
+            si.hup |= sys::hung_up(si.fd.as_fd());
             if si.app_reset || (si.hup && sk.recv_queue() > 0) {
                 sk.abort();
                 self.orphan(id, now, true);

@@ -99,7 +99,7 @@ impl Sockets {
         iface: IfaceId,
         port: u16,
         data: &[u8],
-        (src, dst): (SocketAddr, IpAddr),
+        (src, dst, fields): (SocketAddr, IpAddr, IpFields),
         except: Option<SocketId>,
     ) {
         let mut targets = std::mem::take(&mut self.udp.targets);
@@ -115,8 +115,11 @@ impl Sockets {
             let Proto::Udp(u) = &mut s.proto else {
                 continue;
             };
-            u.inbox
-                .deliver(si, data, Origin::new(src, dst, iface, data));
+            u.inbox.deliver(
+                si,
+                data,
+                Origin::new(src, dst, iface, data).with_fields(fields),
+            );
         }
         self.udp.targets = targets;
     }
@@ -133,12 +136,22 @@ impl Sockets {
             .copied()
             .find(|id| self.udp(*id).is_some_and(|u| u.connected == Some(dst)));
         let Some(id) = hit else { return };
-        if let Some(s) = self.get_mut(id)
-            && !s.markers
-        {
-            s.error = e.errno;
-            return;
-        }
+        // Without markers (the seccomp supervisor: plain reads stay native) the
+        // error waits as the pending error, and an empty record with a descriptor
+        // attached (a doorbell) makes the stand-in readable for select, poll and
+        // epoll, as the error makes a socket on Linux; the supervisor's receives
+        // skip it, a plain read sees an empty datagram.
+        let doorbell = match self.get_mut(id) {
+            Some(s) if !s.markers => {
+                let first = s.error == 0;
+                s.error = e.errno;
+                if !first {
+                    return;
+                }
+                true
+            }
+            _ => false,
+        };
         let Some(marker) = self
             .udp
             .marker_fd
@@ -150,7 +163,8 @@ impl Sockets {
         let Ok(marker) = marker else { return };
         if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut()) {
             let record = netcell_proto::marker::encode(e.errno);
-            let _ = sys::send_with_fd(si.fd.as_fd(), &record, Some(marker.as_fd()));
+            let record: &[u8] = if doorbell { &[] } else { &record };
+            let _ = sys::send_with_fd(si.fd.as_fd(), record, Some(marker.as_fd()));
             log::debug!(
                 "udp: socket {} gets {} from an ICMP error",
                 id.index(),
@@ -188,7 +202,9 @@ impl Sockets {
                     n,
                     ifs.get(iface).name
                 );
-                self.udp_deliver(ifs, iface, port, &buf[..n], (src, dst), None);
+                let fields = IpFields::decode(md.meta.id);
+                log::trace!("udp: received fields {fields:?} (meta {:#x})", md.meta.id);
+                self.udp_deliver(ifs, iface, port, &buf[..n], (src, dst, fields), None);
                 progress = true;
             }
         }

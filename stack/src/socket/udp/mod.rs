@@ -60,7 +60,7 @@ use smoltcp::iface::SocketHandle;
 use smoltcp::phy::PacketMeta;
 use smoltcp::socket::udp::{self, UdpMetadata};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -133,9 +133,72 @@ pub(crate) struct Table {
     buf: LazyBuf,
     /// Attached to error markers in stand-ins (see the module docs).
     marker_fd: Option<OwnedFd>,
+    /// The TTL/TOS of IPv6 datagrams sent but not yet out (see [`V6Sent`]).
+    v6_sent: VecDeque<V6Sent>,
 }
 
+/// An IPv6 datagram handed to smoltcp with a hop limit or traffic class of its
+/// own: smoltcp gives the device no metadata for IPv6 packets, so the egress
+/// hook finds the datagram's fields here when it leaves
+/// ([`crate::iface::egress::LaterFields`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct V6Sent {
+    iface: IfaceId,
+    sport: u16,
+    dst: std::net::Ipv6Addr,
+    dport: u16,
+    fields: IpFields,
+}
+
+/// Datagrams whose fields wait at most (beyond this the oldest are forgotten:
+/// those leave with the defaults).
+const V6_SENT_MAX: usize = 256;
+
 impl Table {
+    /// Remembers the fields of an IPv6 datagram just handed to smoltcp.
+    pub(crate) fn v6_sent(
+        &mut self,
+        iface: IfaceId,
+        sport: u16,
+        dst: SocketAddr,
+        fields: IpFields,
+    ) {
+        let SocketAddr::V6(d) = dst else { return };
+        if fields == IpFields::default() {
+            return;
+        }
+        if self.v6_sent.len() == V6_SENT_MAX {
+            self.v6_sent.pop_front();
+        }
+        self.v6_sent.push_back(V6Sent {
+            iface,
+            sport,
+            dst: *d.ip(),
+            dport: d.port(),
+            fields,
+        });
+    }
+
+    /// The fields of the IPv6 packet `ip` leaving on `iface`, if it is a UDP
+    /// datagram one was remembered for (the first that matches: datagrams of
+    /// one flow leave in the order they were sent).
+    pub(crate) fn v6_leaving(&mut self, iface: IfaceId, ip: &[u8]) -> IpFields {
+        if self.v6_sent.is_empty() || ip.len() < 48 || ip[6] != 17 {
+            return IpFields::default();
+        }
+        let mut dst = [0u8; 16];
+        dst.copy_from_slice(&ip[24..40]);
+        let dst = std::net::Ipv6Addr::from(dst);
+        let sport = u16::from_be_bytes([ip[40], ip[41]]);
+        let dport = u16::from_be_bytes([ip[42], ip[43]]);
+        let hit = self
+            .v6_sent
+            .iter()
+            .position(|v| v.iface == iface && v.sport == sport && v.dst == dst && v.dport == dport);
+        hit.and_then(|i| self.v6_sent.remove(i))
+            .map_or(IpFields::default(), |v| v.fields)
+    }
+
     pub(crate) fn new() -> Self {
         Table {
             ports: PortTable::new(crate::iface::random_u64() | 1),
@@ -145,6 +208,7 @@ impl Table {
             targets: Vec::new(),
             buf: LazyBuf::default(),
             marker_fd: sys::dev_null().ok(),
+            v6_sent: VecDeque::with_capacity(V6_SENT_MAX),
         }
     }
 }

@@ -175,13 +175,17 @@ impl Sockets {
             ttl,
             tos: (s.opts.tos != 0).then_some(s.opts.tos as u8),
         };
-        let loop_local = broadcast
-            || (multicast
-                && (if dst.is_ipv4() {
-                    u.mcast_loop
-                } else {
-                    u.mcast6_loop
-                }));
+        // The local copy Linux makes of what leaves on a device (for broadcasts,
+        // and for multicast with IP_MULTICAST_LOOP). Not on `lo`: what it sends
+        // comes back to the container once, whatever IP_MULTICAST_LOOP says.
+        let loop_local = iface != LO
+            && (broadcast
+                || (multicast
+                    && (if dst.is_ipv4() {
+                        u.mcast_loop
+                    } else {
+                        u.mcast6_loop
+                    })));
         let ep = self
             .udp
             .endpoints
@@ -204,7 +208,7 @@ impl Sockets {
             payload.len()
         );
         match sock.send_slice(payload, md) {
-            Ok(()) => {}
+            Ok(()) => self.udp.v6_sent(iface, port, dst, fields),
             Err(udp::SendError::BufferFull) => return Err(SendError::NoBuffers),
             Err(udp::SendError::Unaddressable) => return Err(SendError::Invalid),
         }
@@ -222,7 +226,14 @@ impl Sockets {
                     iface,
                     dst.port(),
                     payload,
-                    (origin, dst.ip()),
+                    (
+                        origin,
+                        dst.ip(),
+                        IpFields {
+                            ttl: Some(ttl.unwrap_or(64)),
+                            tos: Some(fields.tos.unwrap_or(0)),
+                        },
+                    ),
                     Some(id),
                 );
             }

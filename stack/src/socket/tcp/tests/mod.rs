@@ -190,7 +190,7 @@ fn addr(s: &str) -> SocketAddr {
 fn kick<D: Device>(s: &mut Stack<D>) {
     let ids = s.sockets.take_ids();
     for id in &ids {
-        s.sockets.standin_event(id.index(), true, true, false);
+        s.sockets.standin_event(id.key(), true, true, false);
     }
     s.sockets.give_back_ids(ids);
     s.sockets.notice_hangups();
