@@ -149,6 +149,17 @@ fn udp_lite_is_not_offered(mode: Mode) {
     assert_eq!(out, "EPROTONOSUPPORT\nEPROTONOSUPPORT\n");
 }
 
+/// Issue 9, item 6: a connect after a failed one tries again, in each of the
+/// ways Linux answers it (asyncio's retry on one socket; it failed again for
+/// ever). The failure shut the old stand-in: a new one takes its place.
+fn a_connect_after_a_failed_one_tries_again(mode: Mode) {
+    let out = same_as_the_host(Container::new(mode), "connect_retry.py", &[]);
+    assert!(
+        out.contains("blocking 2 ok\n") && out.contains("timeout 3 ok\n"),
+        "{out}"
+    );
+}
+
 in_both_modes!(
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
@@ -158,4 +169,5 @@ in_both_modes!(
     closing_a_listener_is_immediate,
     datagram_details_match_the_kernel,
     udp_lite_is_not_offered,
+    a_connect_after_a_failed_one_tries_again,
 );

@@ -178,9 +178,9 @@ impl<D: Device> Stack<D> {
     /// until [`Stack::is_connected`] or [`Stack::take_error`] says how it went.
     pub fn connect(&mut self, id: SocketId, addr: SocketAddr) -> Result<(), ConnectError> {
         let now = self.now();
-        let r = self
-            .sockets
-            .tcp_connect(&mut self.ifs, id, Target::Addr(addr), None, now);
+        let r =
+            self.sockets
+                .tcp_connect(&mut self.ifs, id, Target::Addr(addr), None, now, &mut None);
         self.poll();
         r
     }

@@ -256,6 +256,7 @@ impl StandIn {
         coalesce_below: Option<usize>,
         corked: bool,
         now: Instant,
+        sndbuf: Option<usize>,
     ) -> Moved {
         let mut moved = Moved::default();
         if let Some(mss) = coalesce_below
@@ -281,7 +282,11 @@ impl StandIn {
             }
         }
         self.corked_since = None;
-        while self.readable && !self.app_eof && sock.can_send() {
+        while self.readable
+            && !self.app_eof
+            && sock.can_send()
+            && sndbuf.is_none_or(|b| sock.send_queue() < b)
+        {
             let fd = self.fd.as_fd();
             let r = sock.send(|buf| match sys::read(fd, buf) {
                 Ok(0) => (0, ReadOutcome::Eof),

@@ -9,7 +9,7 @@ use crate::real::*;
 use crate::{LISTENERS, addr_bytes, ask, conn, dgram, fail, set_cloexec, standin, sys};
 use libc::{c_int, c_void, sockaddr, socklen_t};
 use netcell_frontend::SetDone;
-use netcell_proto::{ACCEPT_RECORD_LEN, Request};
+use netcell_proto::{ACCEPT_RECORD_LEN, Request, reply_flags};
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
@@ -169,11 +169,32 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         Ok(a) => a,
         Err(e) => return fail(e),
     };
-    let errno = match ask(ino, &Request::Connect { addr: a }, Some(fd)) {
+    let mut ino = ino;
+    let errno = match conn::call(ino, &Request::Connect { addr: a }, Some(fd)) {
         // SAFETY: passing through.
-        None => return unsafe { real_connect(fd, addr, len) },
-        Some(Ok(_)) => return 0,
-        Some(Err(e)) => e,
+        Ok(r) if r.flags & reply_flags::NOT_STANDIN != 0 => {
+            return unsafe { real_connect(fd, addr, len) };
+        }
+        Ok(r) => {
+            if r.flags & reply_flags::REPLACE_STANDIN != 0
+                && let Some(new) = r.fd
+            {
+                // A connect after a failed one: the new stand-in takes the old one's
+                // place (its number and flags).
+                match sys::replace_fd(fd, new) {
+                    Ok(()) => {
+                        class::set(fd, Class::Stream);
+                        ino = sys::socket_inode(fd).unwrap_or(ino);
+                    }
+                    Err(e) => return fail(e),
+                }
+            }
+            if r.errno == 0 {
+                return 0;
+            }
+            r.errno
+        }
+        Err(e) => e,
     };
     let blocking = sys::fl(fd) & libc::O_NONBLOCK == 0;
     if !(blocking && (errno == libc::EINPROGRESS || errno == libc::EALREADY)) {

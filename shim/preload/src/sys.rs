@@ -98,6 +98,33 @@ pub fn set_nonblock(fd: c_int) {
     }
 }
 
+/// Puts the file of `new` in place of descriptor `fd` (keeping `fd`'s number, its
+/// close-on-exec flag and its O_NONBLOCK) and closes `new`.
+pub fn replace_fd(fd: c_int, new: c_int) -> Result<(), c_int> {
+    // SAFETY: plain fcntl and dup3 system calls on descriptors of this process
+    // (raw: the library's own hooks need not see them).
+    unsafe {
+        let fdflags = libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETFD as c_long);
+        let fl = libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETFL as c_long);
+        if fl >= 0 && fl as c_int & libc::O_NONBLOCK != 0 {
+            set_nonblock(new);
+        }
+        let cloexec = if fdflags >= 0 && fdflags as c_int & libc::FD_CLOEXEC != 0 {
+            libc::O_CLOEXEC
+        } else {
+            0
+        };
+        let r = libc::syscall(
+            libc::SYS_dup3,
+            new as c_long,
+            fd as c_long,
+            cloexec as c_long,
+        );
+        close(new);
+        ret(r).map(|_| ())
+    }
+}
+
 /// Whether the descriptor table has room for one more descriptor (a probe:
 /// another thread may take the room in between).
 pub fn have_room_for_fd() -> bool {

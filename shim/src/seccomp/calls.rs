@@ -514,10 +514,16 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     }
     let mut fds = heapless::Vec::new();
     let _ = fds.push(s.fd.try_clone()?);
-    let a = cx.ask(s.ino, &Request::Connect { addr }, &mut fds);
+    let mut a = cx.ask(s.ino, &Request::Connect { addr }, &mut fds);
     if a.flags & reply_flags::NOT_STANDIN != 0 {
         return Ok(Outcome::Continue);
     }
+    let s = match a.fd.take() {
+        // A connect after a failed one: the new stand-in takes the old one's place
+        // in the program (its number, close-on-exec flag and O_NONBLOCK).
+        Some(new) if a.flags & reply_flags::REPLACE_STANDIN != 0 => replace(cx, s, new)?,
+        _ => s,
+    };
     match a.errno {
         0 => Ok(Outcome::Value(0)),
         libc::EINPROGRESS | libc::EALREADY if !s.nonblocking() => {
@@ -530,6 +536,32 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         }
         e => Ok(Outcome::Errno(e)),
     }
+}
+
+/// Puts stand-in `new` in place of the target's descriptor of `old` (the call's
+/// first argument), with its flags; returns it as the call's socket.
+fn replace<D: Device>(cx: &mut Cx<'_, '_, D>, old: Sock, new: OwnedFd) -> Result<Sock, Fail> {
+    let target_fd = cx.call.int(0);
+    netcell_sys::set_nonblocking(new.as_fd(), old.nonblocking())?;
+    let cloexec = netcell_sys::fd_cloexec_of(cx.call.tid, target_fd).unwrap_or(false);
+    let n = super::kernel::addfd_at(
+        cx.call.listener(),
+        cx.call.id,
+        new.as_fd(),
+        target_fd,
+        cloexec,
+    )
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => Fail::Gone,
+        _ => Fail::from(e),
+    })?;
+    let (ino, _) = netcell_sys::inode(new.as_fd())?;
+    cx.ask(ino, &Request::Placed { fd: n }, &mut heapless::Vec::new());
+    Ok(Sock {
+        fd: new,
+        ino,
+        kind: old.kind,
+    })
 }
 
 /// The end of a blocking connect whose stand-in turned writable. A success is

@@ -117,6 +117,11 @@ pub mod reply_flags {
     /// program's own that happens to have the stack as its peer): the front end
     /// performs the call natively.
     pub const NOT_STANDIN: u32 = 2;
+    /// `connect`: the reply carries a new stand-in (`SCM_RIGHTS`) that the front
+    /// end puts in place of the program's descriptor, keeping its number and
+    /// flags, before it goes on as the errno says (a connect after a failed one:
+    /// the failure shut the old stand-in).
+    pub const REPLACE_STANDIN: u32 = 4;
 }
 
 /// An operation: what a request asks for.

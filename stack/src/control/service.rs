@@ -185,10 +185,19 @@ pub fn serve<D: Device>(
         Request::Connect { addr } => match addr::parse_connect(domain, addr) {
             Ok(t) => {
                 let now = stack.now();
-                let r = stack.sockets.connect(&mut stack.ifs, id, t, fds.pop(), now);
+                let mut replacement = None;
+                let r =
+                    stack
+                        .sockets
+                        .connect(&mut stack.ifs, id, t, fds.pop(), now, &mut replacement);
                 // Send the SYN now rather than at the next event.
                 stack.poll();
-                Answer::result(r)
+                let mut ans = Answer::result(r);
+                if let Some(fd) = replacement {
+                    ans.fd = Some(fd);
+                    ans.flags |= reply_flags::REPLACE_STANDIN;
+                }
+                ans
             }
             Err(e) => Answer::err(ConnectError::from(e)),
         },

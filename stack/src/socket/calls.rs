@@ -171,10 +171,11 @@ impl Sockets {
         target: Target,
         program_end: Option<OwnedFd>,
         now: Instant,
+        replacement: &mut Option<OwnedFd>,
     ) -> Result<(), ConnectError> {
         let target = self.this_host(id, target);
         match self.kind(id).ok_or(ConnectError::NoSuchSocket)? {
-            Kind::Tcp => self.tcp_connect(ifs, id, target, program_end, now),
+            Kind::Tcp => self.tcp_connect(ifs, id, target, program_end, now, replacement),
             Kind::Udp => self.udp_connect(ifs, id, target),
             Kind::Icmp => self.icmp_connect(ifs, id, target),
             Kind::Raw => self.raw_connect(ifs, id, target),

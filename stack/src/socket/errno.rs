@@ -169,6 +169,10 @@ op_errors! {
         Refused => ECONNREFUSED,
         /// The peer never answered (`ETIMEDOUT`).
         TimedOut => ETIMEDOUT,
+        /// A connect after one that failed in the background and whose error
+        /// `SO_ERROR` took (`ECONNABORTED`, Linux's answer; the next one tries
+        /// again).
+        Aborted => ECONNABORTED,
         /// The stack closed the socket's connection under the program after a
         /// reset, and nothing is pending (`ECONNRESET`).
         Reset => ECONNRESET,

@@ -397,13 +397,34 @@ impl Sockets {
     /// index (its token) and the stack's fd.
     pub(crate) fn drain_new_standins(&mut self, mut f: impl FnMut(usize, RawFd)) {
         let ids = std::mem::take(&mut self.new_standins);
-        for id in &ids {
+        for (i, id) in ids.iter().enumerate() {
+            // A socket made and given a new stand-in in one turn is listed twice.
+            if ids[..i].contains(id) {
+                continue;
+            }
             if let Some(si) = self.get(*id).and_then(|s| s.standin.as_ref()) {
                 f(id.key(), si.fd.as_raw_fd());
             }
         }
         self.new_standins = ids;
         self.new_standins.clear();
+    }
+
+    /// Gives socket `id` a new stand-in (the program gets its other end in place of
+    /// the old one), keeping what is known of where the program holds it.
+    pub(crate) fn replace_standin(&mut self, id: SocketId, mut new: StandIn) {
+        let Some(s) = self.get_mut(id) else { return };
+        let old = s.standin.take();
+        if let Some(old) = &old {
+            new.owner = old.owner;
+        }
+        let ino = new.inode;
+        s.standin = Some(new);
+        if let Some(old) = old {
+            self.by_inode.remove(&old.inode);
+        }
+        self.by_inode.insert(ino, id);
+        self.new_standins.push(id);
     }
 
     /// Readiness of a stand-in reported by the event loop (edge-triggered: only

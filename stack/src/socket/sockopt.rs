@@ -10,6 +10,8 @@ use super::options::{self, Facts, MAX_OPT, Options, SetOutcome};
 use super::tcp::{TcpState, sock};
 use super::{Kind, OptionError, Proto, Socket, SocketId, Sockets, Tombstone, addr};
 use crate::iface::Interfaces;
+use crate::sys;
+use std::os::fd::AsFd;
 
 impl Sockets {
     pub(crate) fn facts(&self, ifs: &mut Interfaces, s: &Socket) -> Facts {
@@ -94,6 +96,15 @@ impl Sockets {
         s.opts = opts;
         if let Proto::Tcp(TcpState::Connected(c) | TcpState::Connecting(c)) = &s.proto {
             s.opts.apply(sock(ifs, c.iface, c.handle));
+            // SO_RCVBUF on a connection: at most that much waits in the program's
+            // end (the stand-in's own buffer, which the stack fills; the window
+            // smoltcp advertises keeps the size it was made with).
+            if level == libc::SOL_SOCKET
+                && name == libc::SO_RCVBUF
+                && let (Some(si), Some(b)) = (&s.standin, s.opts.rcvbuf)
+            {
+                let _ = sys::set_sndbuf(si.fd.as_fd(), b as usize);
+            }
         }
         // Only TCP bindings follow a later change of the sharing flags; a UDP or
         // ping socket's binding keeps those it was bound with.

@@ -294,3 +294,12 @@ pub fn block_and_signalfd(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
     // SAFETY: a fresh fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
+
+/// Whether descriptor `fd` of thread `tid` is close-on-exec (`flags:` of its
+/// `/proc/TID/fdinfo` entry, octal); `None` if it cannot be read.
+pub fn fd_cloexec_of(tid: u32, fd: i32) -> Option<bool> {
+    let info = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")).ok()?;
+    let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+    let v = u32::from_str_radix(flags, 8).ok()?;
+    Some(v & libc::O_CLOEXEC as u32 != 0)
+}

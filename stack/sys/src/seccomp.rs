@@ -83,6 +83,27 @@ pub fn id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
     }
 }
 
+/// Installs `fd` in the target of notification `id` as its descriptor `at`,
+/// replacing what is there (`SECCOMP_ADDFD_FLAG_SETFD`, as `dup2` would); the
+/// notification stays pending. Returns the number (`at`).
+pub fn addfd_at(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    at: i32,
+    cloexec: bool,
+) -> io::Result<i32> {
+    let a = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SETFD as u32,
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: at as u32,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: a valid seccomp_notif_addfd.
+    cvt(unsafe { libc::ioctl(listener.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ADDFD, &a) })
+}
+
 /// Installs `fd` in the target (`SECCOMP_IOCTL_NOTIF_ADDFD`) and returns its number
 /// there; with `answer`, also answers the notification with that number, in one step
 /// (`SECCOMP_ADDFD_FLAG_SEND`). Fails with `ENOENT` if the target was interrupted

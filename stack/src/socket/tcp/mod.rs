@@ -358,13 +358,19 @@ impl Sockets {
     /// outcome shows up in the pending error (`SO_ERROR`) and the socket's state after the
     /// next polls. `program_end` is the stand-in the program holds, which this call
     /// makes unwritable until the handshake ends (see [`crate::standin`]).
+    ///
+    /// A connect after a failed one tries again, as on Linux: the failure is first
+    /// reported once (its errno, or `ECONNABORTED` when `SO_ERROR` took it). Its
+    /// stand-in can carry nothing more then (the failure shut it), so a new one is
+    /// made and returned in `replacement`, for the front end to put in its place.
     pub(crate) fn tcp_connect(
         &mut self,
         ifs: &mut Interfaces,
         id: SocketId,
         target: Target,
-        program_end: Option<OwnedFd>,
+        mut program_end: Option<OwnedFd>,
         now: Instant,
+        replacement: &mut Option<OwnedFd>,
     ) -> Result<(), ConnectError> {
         let s = self.get_mut(id).ok_or(ConnectError::NoSuchSocket)?;
         match &mut s.proto {
@@ -377,9 +383,16 @@ impl Sockets {
                 return Err(ConnectError::IsConnected);
             }
             Proto::Tcp(TcpState::Closed { failed: Some(e) }) => {
-                // Reported by this call: no longer pending for SO_ERROR.
+                // Reported by this call (no longer pending for SO_ERROR), or taken by
+                // SO_ERROR already; either way the next connect starts afresh.
+                let e = if s.error != 0 {
+                    *e
+                } else {
+                    ConnectError::Aborted
+                };
                 s.error = 0;
-                return Err(*e);
+                s.proto = Proto::Tcp(TcpState::Closed { failed: None });
+                return Err(e);
             }
             Proto::Tcp(TcpState::Closed { failed: None }) => {}
             _ => return Err(ConnectError::Invalid),
@@ -395,6 +408,15 @@ impl Sockets {
             Target::Unspec => return Ok(()),
             Target::Addr(a) => a,
         };
+        if s.standin.as_ref().is_some_and(|si| si.fin_to_app) {
+            // A failed connect shut this stand-in: a new one takes its place.
+            let (ours, theirs) = sys::stream_pair().map_err(|_| ConnectError::NoBuffers)?;
+            let (ino, _) = sys::inode(theirs.as_fd()).map_err(|_| ConnectError::NoBuffers)?;
+            self.replace_standin(id, StandIn::new(ours, ino));
+            program_end = Some(theirs.try_clone().map_err(|_| ConnectError::NoBuffers)?);
+            *replacement = Some(theirs);
+        }
+        let s = self.get(id).ok_or(ConnectError::NoSuchSocket)?;
         match (s.domain, dst) {
             (addr::Domain::Inet, SocketAddr::V6(_)) => return Err(ConnectError::WrongFamily),
             (addr::Domain::Inet6, SocketAddr::V4(_)) if s.opts.v6only => {

@@ -131,6 +131,9 @@ impl Sockets {
             .saturating_sub(if c.remote.is_ipv4() { 40 } else { 60 });
         let coalesce = s.opts.coalesce().then_some(mss);
         let corked = s.opts.cork;
+        // SO_SNDBUF set on the connection: at most that much waits in it (a socket
+        // made with it has buffers of that size already).
+        let sndbuf = s.opts.sndbuf.map(|b| b as usize);
         let sk = sock(ifs, c.iface, c.handle);
         let Some(si) = s.standin.as_mut() else {
             return false; // The embedding API moves its own bytes.
@@ -151,7 +154,7 @@ impl Sockets {
             // written. Here those bytes may still be in the stand-in: they go into
             // the connection first, and the reset follows once they are sent.
             si.readable = true;
-            si.pump_in(sk, None, false, now);
+            si.pump_in(sk, None, false, now, None);
             self.orphan_then_reset(id, now);
             return true;
         }
@@ -159,7 +162,7 @@ impl Sockets {
         if c.remote_fin && sk.recv_queue() == 0 {
             si.send_fin();
         }
-        let inn = si.pump_in(sk, coalesce, corked, now);
+        let inn = si.pump_in(sk, coalesce, corked, now, sndbuf);
         if inn.eof {
             // EOF from a close (not a shutdown) whose hang-up the event loop has not
             // reported yet: the close decides (a RST for SO_LINGER {1, 0}).

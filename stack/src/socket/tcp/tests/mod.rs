@@ -365,7 +365,8 @@ fn standin_client<D: Device>(s: &mut Stack<D>, to: &str) -> (SocketId, UnixStrea
             id,
             Target::Addr(addr(to)),
             Some(held_by_front_end),
-            now
+            now,
+            &mut None
         ),
         Err(ConnectError::InProgress)
     );
