@@ -160,6 +160,50 @@ fn a_connect_after_a_failed_one_tries_again(mode: Mode) {
     );
 }
 
+/// Issue 9, item 1: I/O on a TCP socket that is not connected, or is listening.
+/// Before its connect or listen a socket's stand-in is an unconnected `AF_UNIX`
+/// socket: reads fail at once (they blocked for ever, or gave `EAGAIN`), `poll`
+/// shows `POLLOUT|POLLHUP`, Python's `ssl` wraps it; a `dup` and an `epoll`
+/// registration made before the connect keep working. The preload library
+/// answers every call as Linux; under seccomp plain reads and sends run natively
+/// on the stand-in and keep the `AF_UNIX` errnos (documented in the README).
+fn io_on_sockets_that_are_not_connected(mode: Mode) {
+    require_root!();
+    let ns = NetNs::new();
+    let mut k = ns.cmd(python());
+    k.arg(py("unconnected.py"));
+    let (st, kernel, err) = run(&mut k);
+    assert!(st.success(), "{kernel}{err}");
+    let (st, out, err) = Container::new(mode)
+        .exec([python(), &py("unconnected.py")])
+        .run();
+    assert!(st.success(), "{out}{err}");
+    let expected = match mode {
+        Mode::Preload => kernel.clone(),
+        Mode::Seccomp => kernel
+            .replace("nonblocking ENOTCONN", "nonblocking EINVAL")
+            .replace("socket ENOTCONN", "socket EINVAL")
+            .replace("timeout ENOTCONN", "timeout EINVAL")
+            .replace("SIGPIPE\nfresh send EPIPE", "fresh send ENOTCONN")
+            .replace("MSG_NOSIGNAL EPIPE", "MSG_NOSIGNAL ENOTCONN")
+            .replace("bound recv ENOTCONN", "bound recv EINVAL")
+            .replace("listener recv ENOTCONN", "listener recv EAGAIN"),
+    };
+    assert_eq!(
+        out, expected,
+        "container (left), expected from the kernel (right)\n{err}"
+    );
+    assert!(out.contains("fresh poll OUT|HUP\n"), "{out}");
+    assert!(
+        out.contains("ssl wrap of an unconnected socket ok\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("epoll registered before connect True\n"),
+        "{out}"
+    );
+}
+
 in_both_modes!(
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
@@ -170,4 +214,5 @@ in_both_modes!(
     datagram_details_match_the_kernel,
     udp_lite_is_not_offered,
     a_connect_after_a_failed_one_tries_again,
+    io_on_sockets_that_are_not_connected,
 );

@@ -171,7 +171,7 @@ impl<D: Device> Stack<D> {
 
     /// `listen`.
     pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
-        self.sockets.tcp_listen(id, backlog)
+        self.sockets.tcp_listen(id, backlog, None)
     }
 
     /// `connect`: `Err(ConnectError::InProgress)` while the handshake runs; poll

@@ -40,6 +40,19 @@
 //! stream. When it fails, the stack drains the filler too, shuts `T`'s write side
 //! (the program reads EOF) and keeps the `errno` for `SO_ERROR`.
 //!
+//! **Before `connect` or `listen`.** A TCP socket's `S` starts *unpaired*
+//! (`Unpaired`): an `AF_UNIX` stream socket that is not connected, so that the
+//! program's reads fail at once (`EINVAL` natively, `ENOTCONN` where a front end
+//! sees the call), its writes fail, and `poll` reports `POLLOUT|POLLHUP` — what
+//! Linux shows for a TCP socket that is not connected — instead of blocking for
+//! ever on a pair nobody writes to. It is bound to an abstract name of the stack's
+//! (`netcell.<pid>.<n>`): front ends recognise it by the name, and the stack
+//! notices that the program closed it when the name is free again. `connect` and
+//! `listen` pair it: the stack connects its own copy of `S` (the descriptor the
+//! front end passes with the request) to a private listener (`Intake`) and
+//! takes the accepted end as `T`. `S` stays the same file throughout, so a `dup`,
+//! a `fork` or an `epoll` registration made before the `connect` keeps working.
+//!
 //! **Listening.** The listener's `S` receives one [`AcceptRecord`] per accepted
 //! connection with the connection's own `S` attached as `SCM_RIGHTS`, so that
 //! `accept()` is one `recvmsg` (see `netcell_proto`).
@@ -86,6 +99,9 @@ pub struct StandIn {
     pub(crate) awaiting_accept: bool,
     /// Since when a corked partial segment waits in `T` (see [`CORK_MAX`]).
     pub(crate) corked_since: Option<Instant>,
+    /// A listener's `T`, shut for reading (the program's sends fail): never read;
+    /// only a hang-up means the program closed it.
+    pub(crate) shut_for_listening: bool,
 }
 
 /// How long `TCP_CORK` holds a partial segment at most (tcp(7): 200 ms).
@@ -97,6 +113,93 @@ pub(crate) const CORK_MAX: Duration = Duration::from_millis(200);
 pub(crate) struct Owner {
     pub(crate) pid: u32,
     pub(crate) fd: Option<i32>,
+}
+
+/// Longest abstract name of an unpaired `S`: "netcell." + pid + "." + counter.
+const UNPAIRED_NAME: usize = 48;
+
+/// The prefix of the abstract names of this stack's unpaired stand-ins
+/// (`netcell.<pid>.`), by which the front ends recognise them.
+pub fn unpaired_prefix(pid: u32) -> String {
+    format!("netcell.{pid}.")
+}
+
+/// A TCP socket's program end before its `connect` or `listen` (see the module
+/// docs): known by its inode and the abstract name it is bound to.
+pub(crate) struct Unpaired {
+    pub(crate) inode: u64,
+    name: [u8; UNPAIRED_NAME],
+    len: usize,
+    /// Where the program holds it (carried over to the pair).
+    pub(crate) owner: Option<Owner>,
+    /// The program closed it (its name is free).
+    pub(crate) hup: bool,
+}
+
+impl Unpaired {
+    /// A new unpaired `S` and the program's descriptor. Names are numbered per
+    /// process (a process may run more than one stack).
+    pub(crate) fn new() -> io::Result<(Unpaired, OwnedFd)> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let text = format!("{}{n}", unpaired_prefix(std::process::id()));
+        let mut name = [0u8; UNPAIRED_NAME];
+        let len = text.len().min(UNPAIRED_NAME);
+        name[..len].copy_from_slice(&text.as_bytes()[..len]);
+        let fd = sys::bound_stream(&name[..len])?;
+        let (inode, _) = sys::inode(fd.as_fd())?;
+        Ok((
+            Unpaired {
+                inode,
+                name,
+                len,
+                owner: None,
+                hup: false,
+            },
+            fd,
+        ))
+    }
+
+    /// Whether the program closed it (a probe; see [`sys::abstract_name_in_use`]).
+    pub(crate) fn closed(&self) -> bool {
+        !sys::abstract_name_in_use(&self.name[..self.len])
+    }
+}
+
+/// The stack's private listener through which it pairs an unpaired `S` with its
+/// `T` (see the module docs). Its abstract name carries 64 random bits; a
+/// connection that the stack did not make itself (another process found the
+/// name) is closed unseen, and under the seccomp shim the container cannot reach
+/// abstract sockets made outside it at all (Landlock).
+pub(crate) struct Intake {
+    fd: OwnedFd,
+    name: String,
+}
+
+impl Intake {
+    pub(crate) fn new() -> io::Result<Intake> {
+        let name = format!(
+            "netcell.{}.intake.{:016x}",
+            std::process::id(),
+            crate::iface::random_u64()
+        );
+        let fd = sys::abstract_listener(name.as_bytes(), 64)?;
+        Ok(Intake { fd, name })
+    }
+
+    /// Connects `program_end` (the stack's copy of an unpaired `S`) to this
+    /// listener and returns the accepted end: `T`, non-blocking.
+    pub(crate) fn pair(&self, program_end: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        sys::connect_abstract(program_end, self.name.as_bytes())?;
+        let me = std::process::id() as i32;
+        loop {
+            let t = sys::accept_nb(self.fd.as_fd())?;
+            if matches!(sys::peer_cred(t.as_fd()), Ok((pid, _)) if pid == me) {
+                return Ok(t);
+            }
+            log::warn!("tcp: a connection to the stack's intake from another process, closed");
+        }
+    }
 }
 
 /// How many descriptors of the owner [`StandIn::poison`] looks through when the
@@ -135,6 +238,7 @@ impl StandIn {
             owner: None,
             awaiting_accept: false,
             corked_since: None,
+            shut_for_listening: false,
         }
     }
 

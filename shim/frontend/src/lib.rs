@@ -100,6 +100,18 @@ pub trait Service {
         req: &Request<'_>,
         f: impl FnOnce(Reply<'_>) -> R,
     ) -> Result<R, Fail>;
+
+    /// As [`Service::ask`], passing the program's end of the stand-in with the
+    /// request when the service was made with it (`listen`, `connect`: the stack
+    /// pairs a stand-in that is not yet, see the stack's `standin` module).
+    fn ask_passing<R>(
+        &mut self,
+        ino: u64,
+        req: &Request<'_>,
+        f: impl FnOnce(Reply<'_>) -> R,
+    ) -> Result<R, Fail> {
+        self.ask(ino, req, f)
+    }
 }
 
 /// How a call ends, when it does not fail.
@@ -173,6 +185,13 @@ pub fn put_addr(mem: &impl Memory, addr: u64, lenp: u64, data: &[u8]) -> Result<
 /// A call whose answer is 0 or an errno: `bind`, `listen`, `shutdown`, ...
 pub fn plain(svc: &mut impl Service, ino: u64, req: &Request<'_>) -> Result<Done, Fail> {
     let r = svc.ask(ino, req, |r| errno_or(r, |_| ()))??;
+    Ok(r.map_or(Done::Native, |()| Done::Value(0)))
+}
+
+/// `listen(fd, backlog)`: the stand-in goes with the request (the stack pairs it
+/// to receive its connections).
+pub fn listen(svc: &mut impl Service, ino: u64, backlog: i32) -> Result<Done, Fail> {
+    let r = svc.ask_passing(ino, &Request::Listen { backlog }, |r| errno_or(r, |_| ()))??;
     Ok(r.map_or(Done::Native, |()| Done::Value(0)))
 }
 

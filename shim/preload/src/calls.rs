@@ -73,11 +73,12 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let Some(ino) = standin(fd) else {
         return native();
     };
-    let r = netcell_frontend::plain(&mut Control, ino, &Request::Listen { backlog });
-    if r == Ok(netcell_frontend::Done::Value(0))
-        && let Ok(mut l) = LISTENERS.lock()
-    {
-        l.insert(ino);
+    let r = netcell_frontend::listen(&mut front::Passing(fd), ino, backlog);
+    if r == Ok(netcell_frontend::Done::Value(0)) {
+        class::set(fd, Class::Listener);
+        if let Ok(mut l) = LISTENERS.lock() {
+            l.insert(ino);
+        }
     }
     front::ret(r, native)
 }

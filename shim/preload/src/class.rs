@@ -23,6 +23,8 @@ pub enum Class {
     Stream,
     /// A datagram (UDP) stand-in.
     Datagram,
+    /// A stream stand-in that is listening (learned at `listen`).
+    Listener,
 }
 
 const UNKNOWN: u8 = 0;
@@ -32,6 +34,7 @@ fn code(c: Class) -> u8 {
         Class::Foreign => 1,
         Class::Stream => 2,
         Class::Datagram => 3,
+        Class::Listener => 4,
     }
 }
 
@@ -40,6 +43,7 @@ fn decode(v: u8) -> Option<Class> {
         1 => Some(Class::Foreign),
         2 => Some(Class::Stream),
         3 => Some(Class::Datagram),
+        4 => Some(Class::Listener),
         _ => None,
     }
 }
@@ -70,7 +74,7 @@ pub fn probe(fd: libc::c_int) -> Class {
         return Class::Foreign;
     }
     let ty = sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE);
-    let ours = sys::peer_pid(fd).is_some_and(|p| Some(p) == conn::stack_pid());
+    let ours = conn::stack_made(fd);
     match (ours, ty) {
         (true, Some(libc::SOCK_STREAM)) => Class::Stream,
         (true, Some(libc::SOCK_SEQPACKET)) => Class::Datagram,

@@ -39,6 +39,19 @@ pub fn active() -> bool {
 }
 
 /// The stack's pid, once a connection was made (stand-ins have it as their peer).
+/// Whether `fd` is one of the stack's stand-ins: its peer is the stack, or it is
+/// a TCP stand-in not yet connected or listening, bound to a name of the stack's.
+pub fn stack_made(fd: libc::c_int) -> bool {
+    let Some(stack) = stack_pid() else {
+        return false;
+    };
+    match crate::sys::peer_pid(fd) {
+        Some(p) if p == stack => true,
+        Some(p) if p > 0 => false,
+        _ => crate::sys::abstract_name_starts_with(fd, format!("netcell.{stack}.").as_bytes()),
+    }
+}
+
 pub fn stack_pid() -> Option<i32> {
     let p = STACK_PID.load(Ordering::Relaxed);
     if p != 0 {

@@ -8,6 +8,57 @@ use crate::real::*;
 use crate::{dgram, fail, standin, sys};
 use libc::{c_int, c_void, iovec, sockaddr, socklen_t};
 
+/// The errors of a read on a stream stand-in that is not connected, as Linux's
+/// TCP gives them: an unconnected `AF_UNIX` stream refuses a read with `EINVAL`
+/// (`ENOTCONN` for TCP); a listener's stand-in holds accept records, which a read
+/// must not take. Only the error path (and a listener) pays.
+fn stream_read(fd: c_int, flags: c_int, native: impl FnOnce() -> isize) -> isize {
+    let class = class::of(fd);
+    if class == Class::Listener {
+        return fail(libc::ENOTCONN) as isize;
+    }
+    let r = native();
+    if r < 0 && class == Class::Stream && flags & libc::MSG_OOB == 0 && sys::errno() == libc::EINVAL
+    {
+        sys::set_errno(libc::ENOTCONN);
+    }
+    r
+}
+
+/// The errors of a send on a stream stand-in that is not connected: TCP says
+/// `EPIPE` and raises `SIGPIPE` (unless `MSG_NOSIGNAL`) where the unconnected
+/// `AF_UNIX` stream says `ENOTCONN`.
+fn stream_send(fd: c_int, flags: c_int, r: isize) -> isize {
+    if r < 0 && sys::errno() == libc::ENOTCONN && class::of(fd) == Class::Stream {
+        if flags & libc::MSG_NOSIGNAL == 0 {
+            // SAFETY: raising a signal in the calling thread, as the kernel does.
+            unsafe { libc::raise(libc::SIGPIPE) };
+        }
+        sys::set_errno(libc::EPIPE);
+    }
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: usize) -> isize {
+    // SAFETY: passing the caller's arguments through.
+    let r = unsafe { real_write(fd, buf, len) };
+    stream_send(fd, 0, r)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn writev(fd: c_int, v: *const iovec, n: c_int) -> isize {
+    // SAFETY: passing the caller's arguments through.
+    let r = unsafe { real_writev(fd, v, n) };
+    stream_send(fd, 0, r)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: usize, flags: c_int) -> isize {
+    // SAFETY: same contract, no address.
+    unsafe { sendto(fd, buf, len, flags, std::ptr::null(), 0) }
+}
+
 /// Whether `fd` is a stand-in for a stream (TCP) socket.
 fn stream_standin(fd: c_int) -> bool {
     sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
@@ -42,7 +93,8 @@ pub unsafe extern "C" fn sendto(
         (addr, alen)
     };
     // SAFETY: the caller's arguments (the address possibly dropped).
-    unsafe { real_sendto(fd, buf, len, flags, addr, alen) }
+    let r = unsafe { real_sendto(fd, buf, len, flags, addr, alen) };
+    stream_send(fd, flags, r)
 }
 
 #[unsafe(no_mangle)]
@@ -89,10 +141,10 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
         m.msg_name = std::ptr::null_mut();
         m.msg_namelen = 0;
         // SAFETY: a valid msghdr.
-        return unsafe { real_sendmsg(fd, &m, flags) };
+        return stream_send(fd, flags, unsafe { real_sendmsg(fd, &m, flags) });
     }
     // SAFETY: passing through.
-    unsafe { real_sendmsg(fd, msg, flags) }
+    stream_send(fd, flags, unsafe { real_sendmsg(fd, msg, flags) })
 }
 
 // ---- Datagram receive paths, and the fd lifecycle the classification follows ----
@@ -139,7 +191,9 @@ pub unsafe extern "C" fn recvfrom(
         Some(Ok(r)) => r.ret,
         Some(Err(e)) => fail(e) as isize,
         // SAFETY: passing through.
-        None => unsafe { real_recvfrom(fd, buf, len, flags, addr, alen) },
+        None => stream_read(fd, flags, || unsafe {
+            real_recvfrom(fd, buf, len, flags, addr, alen)
+        }),
     }
 }
 
@@ -162,7 +216,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: usize, flags: c_
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     if msg.is_null() || class::of(fd) != Class::Datagram {
         // SAFETY: passing through.
-        return unsafe { real_recvmsg(fd, msg, flags) };
+        return stream_read(fd, flags, || unsafe { real_recvmsg(fd, msg, flags) });
     }
     // SAFETY: the caller's msghdr.
     let m = unsafe { &mut *msg };
@@ -287,7 +341,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
         Some(Ok(r)) => r.ret,
         Some(Err(e)) => fail(e) as isize,
         // SAFETY: passing through.
-        None => unsafe { real_read(fd, buf, len) },
+        None => stream_read(fd, 0, || unsafe { real_read(fd, buf, len) }),
     }
 }
 
@@ -295,7 +349,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize 
 pub unsafe extern "C" fn readv(fd: c_int, v: *const iovec, n: c_int) -> isize {
     if v.is_null() || n < 0 || class::of(fd) != Class::Datagram {
         // SAFETY: passing through.
-        return unsafe { real_readv(fd, v, n) };
+        return stream_read(fd, 0, || unsafe { real_readv(fd, v, n) });
     }
     // SAFETY: the caller's iovec array.
     let iov = unsafe { std::slice::from_raw_parts(v, n as usize) };

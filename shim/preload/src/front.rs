@@ -40,6 +40,36 @@ impl Memory for Local {
 /// The container's stack, over the control socket.
 pub struct Control;
 
+/// The container's stack, over the control socket, for a request that passes the
+/// stand-in (`SCM_RIGHTS`).
+pub struct Passing(pub libc::c_int);
+
+impl Service for Passing {
+    fn ask<R>(
+        &mut self,
+        ino: u64,
+        req: &Request<'_>,
+        f: impl FnOnce(Reply<'_>) -> R,
+    ) -> Result<R, Fail> {
+        Control.ask(ino, req, f)
+    }
+
+    fn ask_passing<R>(
+        &mut self,
+        ino: u64,
+        req: &Request<'_>,
+        f: impl FnOnce(Reply<'_>) -> R,
+    ) -> Result<R, Fail> {
+        let r = conn::call(ino, req, Some(self.0)).map_err(Fail::Errno)?;
+        Ok(f(Reply {
+            errno: r.errno,
+            value: r.value,
+            flags: r.flags,
+            data: r.data(),
+        }))
+    }
+}
+
 impl Service for Control {
     fn ask<R>(
         &mut self,

@@ -66,8 +66,7 @@ pub(crate) fn standin(fd: c_int) -> Option<u64> {
     if sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)? != libc::AF_UNIX {
         return None;
     }
-    let peer = sys::peer_pid(fd)?;
-    (Some(peer) == conn::stack_pid()).then_some(ino)
+    conn::stack_made(fd).then_some(ino)
 }
 
 /// Borrows a C sockaddr as bytes, with Linux's checks (`move_addr_to_kernel`).

@@ -151,6 +151,18 @@ real!(
     libc::SYS_readv
 );
 real!(real_close, "close", fn(fd: c_int) -> c_int, libc::SYS_close);
+real!(
+    real_write,
+    "write",
+    fn(fd: c_int, b: *const c_void, n: usize) -> isize,
+    libc::SYS_write
+);
+real!(
+    real_writev,
+    "writev",
+    fn(fd: c_int, v: *const iovec, n: c_int) -> isize,
+    libc::SYS_writev
+);
 real!(real_dup, "dup", fn(fd: c_int) -> c_int, libc::SYS_dup);
 real!(
     real_dup2,

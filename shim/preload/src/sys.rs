@@ -212,6 +212,35 @@ pub fn peer_pid(fd: c_int) -> Option<i32> {
     .map(|_| cred.pid)
 }
 
+/// Whether unix socket `fd` is bound to an abstract name that starts with
+/// `prefix` (an unpaired stand-in of the stack is `netcell.<pid>.<n>`).
+pub fn abstract_name_starts_with(fd: c_int, prefix: &[u8]) -> bool {
+    // SAFETY: plain data.
+    let mut sun: libc::sockaddr_un = unsafe { zeroed() };
+    let mut len = size_of::<libc::sockaddr_un>() as socklen_t;
+    // SAFETY: sun/len are valid for writes of their sizes (the raw system call:
+    // the library's getsockname hook need not see it).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_getsockname,
+            fd as c_long,
+            &mut sun as *mut libc::sockaddr_un as c_long,
+            &mut len as *mut socklen_t as c_long,
+        )
+    };
+    let path_off = size_of::<libc::sa_family_t>();
+    let n = (len as usize)
+        .saturating_sub(path_off)
+        .min(sun.sun_path.len());
+    if r < 0 || n < 1 + prefix.len() || sun.sun_path[0] != 0 {
+        return false;
+    }
+    sun.sun_path[1..1 + prefix.len()]
+        .iter()
+        .zip(prefix)
+        .all(|(a, b)| *a as u8 == *b)
+}
+
 /// `SO_SNDTIMEO` in milliseconds (-1: none).
 pub fn sndtimeo_ms(fd: c_int) -> c_int {
     // SAFETY: plain data.

@@ -298,6 +298,7 @@ impl<'a, D: Device> Cx<'a, '_, D> {
             Direct {
                 stack: self.stack,
                 caller,
+                standin: None,
             },
         )
     }
@@ -453,11 +454,8 @@ fn listen<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     };
     let backlog = cx.call.int(1);
     let (_, mut svc) = cx.parts();
-    Ok(done(frontend::plain(
-        &mut svc,
-        s.ino,
-        &Request::Listen { backlog },
-    )?))
+    svc.standin = Some(s.fd);
+    Ok(done(frontend::listen(&mut svc, s.ino, backlog)?))
 }
 
 /// The outcome of a call the front-end core decided.
@@ -473,6 +471,8 @@ fn done(d: Done) -> Outcome {
 pub struct Direct<'s, D: Device> {
     stack: &'s mut Stack<D>,
     caller: service::Caller,
+    /// The program's end of the stand-in, for requests that pass it.
+    standin: Option<OwnedFd>,
 }
 
 impl<D: Device> frontend::Service for Direct<'_, D> {
@@ -487,6 +487,31 @@ impl<D: Device> frontend::Service for Direct<'_, D> {
             RequestHeader { seq: 0, sock: ino },
             req,
             &mut heapless::Vec::new(),
+            self.caller,
+        );
+        Ok(f(frontend::Reply {
+            errno: a.errno,
+            value: a.value,
+            flags: a.flags,
+            data: a.data(),
+        }))
+    }
+
+    fn ask_passing<R>(
+        &mut self,
+        ino: u64,
+        req: &Request<'_>,
+        f: impl FnOnce(frontend::Reply<'_>) -> R,
+    ) -> Result<R, Fail> {
+        let mut fds = heapless::Vec::new();
+        if let Some(fd) = self.standin.take() {
+            let _ = fds.push(fd);
+        }
+        let a = service::serve(
+            self.stack,
+            RequestHeader { seq: 0, sock: ino },
+            req,
+            &mut fds,
             self.caller,
         );
         Ok(f(frontend::Reply {

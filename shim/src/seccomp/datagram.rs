@@ -168,12 +168,25 @@ pub fn recvfrom<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 /// The socket of a receive that may carry descriptors, if it is a datagram
 /// stand-in; anything else is received in [`intake`] (never passed on: the kernel
 /// would install what came with it).
-fn receiving<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Result<Sock, OwnedFd>, Fail> {
+fn receiving<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Result<Sock, (OwnedFd, bool)>, Fail> {
     match cx.held(cx.call.int(0))? {
         Held::StandIn(s) if s.is_datagram() => Ok(Ok(s)),
-        Held::StandIn(s) => Ok(Err(s.fd)),
-        Held::Unix(fd) | Held::Foreign(fd, _) => Ok(Err(fd)),
+        Held::StandIn(s) => Ok(Err((s.fd, true))),
+        Held::Unix(fd) | Held::Foreign(fd, _) => Ok(Err((fd, false))),
         Held::NotSocket => Err(Fail::Errno(libc::ENOTSOCK)),
+    }
+}
+
+/// A receive on a TCP stand-in that is not connected: its unpaired `AF_UNIX`
+/// end refuses with `EINVAL` where TCP says `ENOTCONN`.
+fn not_connected(r: Result<Outcome, Fail>, tcp: bool, flags: i32) -> Result<Outcome, Fail> {
+    match r {
+        Err(Fail::Errno(libc::EINVAL)) | Ok(Outcome::Errno(libc::EINVAL))
+            if tcp && flags & libc::MSG_OOB == 0 =>
+        {
+            Ok(Outcome::Errno(libc::ENOTCONN))
+        }
+        r => r,
     }
 }
 
@@ -181,7 +194,7 @@ pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let (at, flags) = (cx.call.args[1], cx.call.int(2));
     let s = match receiving(cx)? {
         Ok(s) => s,
-        Err(fd) => return intake::recvmsg(cx, fd, at, flags),
+        Err((fd, tcp)) => return not_connected(intake::recvmsg(cx, fd, at, flags), tcp, flags),
     };
     let m = cx.call.read_msghdr(at)?;
     match recv_msghdr(cx, &s, at, &m, flags)? {
@@ -194,7 +207,9 @@ pub fn recvmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let (vec, vlen, flags) = mmsg_args(cx);
     let s = match receiving(cx)? {
         Ok(s) => s,
-        Err(fd) => return intake::recvmmsg(cx, fd, vec, vlen, flags),
+        Err((fd, tcp)) => {
+            return not_connected(intake::recvmmsg(cx, fd, vec, vlen, flags), tcp, flags);
+        }
     };
     let base = flags & !libc::MSG_WAITFORONE;
     let mut got = 0u32;
@@ -425,6 +440,15 @@ fn stream_send<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock, flags: i32) -> Result
     let r = stream_send_with(cx, &s, flags, &mut buf);
     cx.scratch.buf = buf;
     match r {
+        // A socket that is not connected (ENOTCONN from its unpaired stand-in), or
+        // no more: TCP says EPIPE and raises SIGPIPE in the sending thread unless
+        // MSG_NOSIGNAL (netcell sent with MSG_NOSIGNAL on its copy).
+        Err(Fail::Errno(libc::ENOTCONN | libc::EPIPE)) => {
+            if flags & libc::MSG_NOSIGNAL == 0 {
+                let _ = netcell_sys::signal_thread(cx.call.tid, libc::SIGPIPE);
+            }
+            Ok(Outcome::Errno(libc::EPIPE))
+        }
         Ok(0) if cx.scratch.iov.iter().any(|v| v.1 > 0) => {
             if flags & libc::MSG_DONTWAIT != 0 || s.nonblocking() {
                 Ok(Outcome::Errno(libc::EAGAIN))

@@ -142,6 +142,9 @@ pub fn serve<D: Device>(
             stack.poll();
             opened = open(stack);
         }
+        if opened.as_ref().is_err_and(|e| *e == SocketError::TooMany) {
+            stack.sockets.log_socket_limit();
+        }
         return match opened {
             Ok((id, fd)) => {
                 log::debug!("service: socket {} ({domain:?}, type {ty:#x})", id.index());
@@ -178,8 +181,9 @@ pub fn serve<D: Device>(
                 }),
         ),
         Request::Listen { backlog } => {
+            let end = fds.pop();
             Answer::result(retry_if_in_use(stack, ListenError::AddrInUse, |stack| {
-                stack.sockets.listen(id, backlog)
+                stack.sockets.listen(id, backlog, end.as_ref())
             }))
         }
         Request::Connect { addr } => match addr::parse_connect(domain, addr) {

@@ -11,7 +11,7 @@ use super::options::Options;
 use super::tcp::TcpState;
 use super::{Kind, Proto, Socket, SocketId, Sockets, budget, raw, udp};
 use crate::iface::Interfaces;
-use crate::standin::{Owner, StandIn};
+use crate::standin::{Owner, StandIn, Unpaired};
 use crate::sys;
 use smoltcp::time::Instant;
 use std::net::SocketAddr;
@@ -33,10 +33,6 @@ impl Sockets {
             return Err(SocketError::BadFlags);
         }
         if self.live >= self.cfg.max_sockets {
-            budget::log_limit(format_args!(
-                "{} sockets (--max-sockets): socket() fails with EMFILE",
-                self.live
-            ));
             return Err(SocketError::TooMany);
         }
         let base = ty & 0xf;
@@ -68,19 +64,22 @@ impl Sockets {
             libc::SOCK_SEQPACKET | libc::SOCK_RDM => return Err(SocketError::TypeNotSupported),
             _ => return Err(SocketError::TypeNotSupported),
         };
-        let (si, program_end) = if standin {
-            let pair = match kind {
-                Kind::Tcp => sys::stream_pair(),
-                Kind::Udp | Kind::Icmp | Kind::Raw => udp::datagram_pair(),
-            };
-            let (ours, theirs) = pair.map_err(|e| match e.raw_os_error() {
-                Some(libc::EMFILE) | Some(libc::ENFILE) => SocketError::NoFds,
-                _ => SocketError::NoBuffers,
-            })?;
-            let (inode, _) = sys::inode(theirs.as_fd()).map_err(|_| SocketError::NoBuffers)?;
-            (Some(StandIn::new(ours, inode)), Some(theirs))
-        } else {
-            (None, None)
+        let fd_error = |e: std::io::Error| match e.raw_os_error() {
+            Some(libc::EMFILE) | Some(libc::ENFILE) => SocketError::NoFds,
+            _ => SocketError::NoBuffers,
+        };
+        let (si, unpaired, program_end) = match (standin, kind) {
+            (false, _) => (None, None, None),
+            // A TCP socket's program end stays unpaired until connect or listen.
+            (true, Kind::Tcp) => {
+                let (u, fd) = Unpaired::new().map_err(fd_error)?;
+                (None, Some(u), Some(fd))
+            }
+            (true, Kind::Udp | Kind::Icmp | Kind::Raw) => {
+                let (ours, theirs) = udp::datagram_pair().map_err(fd_error)?;
+                let (inode, _) = sys::inode(theirs.as_fd()).map_err(|_| SocketError::NoBuffers)?;
+                (Some(StandIn::new(ours, inode)), None, Some(theirs))
+            }
         };
         let s = Socket {
             domain,
@@ -91,6 +90,7 @@ impl Sockets {
             error: 0,
             markers: true,
             standin: si,
+            unpaired,
             proto: match kind {
                 Kind::Tcp => Proto::Tcp(TcpState::Closed { failed: None }),
                 Kind::Udp => Proto::Udp(Box::default()),
@@ -124,11 +124,17 @@ impl Sockets {
         owner: u32,
     ) -> Result<(SocketId, Option<OwnedFd>), SocketError> {
         let (id, fd) = self.open(domain, ty, protocol, true, may_raw)?;
-        if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut()) {
-            si.owner = (owner != 0).then_some(Owner {
-                pid: owner,
-                fd: None,
-            });
+        let owner = (owner != 0).then_some(Owner {
+            pid: owner,
+            fd: None,
+        });
+        if let Some(s) = self.get_mut(id) {
+            if let Some(si) = s.standin.as_mut() {
+                si.owner = owner;
+            }
+            if let Some(u) = s.unpaired.as_mut() {
+                u.owner = owner;
+            }
         }
         if self.kind(id) == Some(Kind::Raw) && !self.raw_open_on(ifs, id) {
             self.raw_close(ifs, id);
@@ -153,9 +159,14 @@ impl Sockets {
     }
 
     /// `listen(2)`: stream sockets only.
-    pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
+    pub fn listen(
+        &mut self,
+        id: SocketId,
+        backlog: i32,
+        program_end: Option<&OwnedFd>,
+    ) -> Result<(), ListenError> {
         match self.kind(id).ok_or(ListenError::NoSuchSocket)? {
-            Kind::Tcp => self.tcp_listen(id, backlog),
+            Kind::Tcp => self.tcp_listen(id, backlog, program_end),
             Kind::Udp | Kind::Icmp | Kind::Raw => Err(ListenError::NotSupported),
         }
     }
@@ -204,15 +215,28 @@ impl Sockets {
         done
     }
 
+    /// Logs that `socket()` fails at the socket limit (`--max-sockets`).
+    pub(crate) fn log_socket_limit(&self) {
+        budget::log_limit(format_args!(
+            "{} sockets (--max-sockets): socket() fails with EMFILE",
+            self.live
+        ));
+    }
+
     /// The program's end of `id`'s stand-in was installed as descriptor `fd` of
     /// process (or thread) `pid`: after a reset the stack finds it there, to make
     /// the program's next read fail with `ECONNRESET`.
     pub fn placed(&mut self, id: SocketId, pid: u32, fd: i32) {
-        if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut())
-            && pid != 0
-        {
-            si.owner = Some(Owner { pid, fd: Some(fd) });
+        let Some(s) = self.get_mut(id).filter(|_| pid != 0) else {
+            return;
+        };
+        let owner = Some(Owner { pid, fd: Some(fd) });
+        if let Some(si) = s.standin.as_mut() {
+            si.owner = owner;
             si.awaiting_accept = false;
+        }
+        if let Some(u) = s.unpaired.as_mut() {
+            u.owner = owner;
         }
     }
 

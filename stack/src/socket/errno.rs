@@ -133,6 +133,8 @@ op_errors! {
         AddrInUse => EADDRINUSE,
         /// Not a stream socket (`EOPNOTSUPP`).
         NotSupported => EOPNOTSUPP,
+        /// The stand-in passed does not belong to this socket (`EBADF`).
+        BadStandIn => EBADF,
     }
 }
 

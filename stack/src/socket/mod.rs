@@ -54,7 +54,7 @@ pub use errno::*;
 use crate::iface::Interfaces;
 use crate::iface::egress::IpFields;
 use crate::iface::ingress::{Admission, PacketInfo, Verdict};
-use crate::standin::StandIn;
+use crate::standin::{StandIn, Unpaired};
 use crate::sys;
 use options::Options;
 use ports::BindingId;
@@ -145,6 +145,9 @@ pub(crate) struct Socket {
     pub(crate) markers: bool,
     /// The fd front end, if a program holds this socket.
     pub(crate) standin: Option<StandIn>,
+    /// A TCP socket's program end before `connect` or `listen` pair it (see
+    /// [`crate::standin`]); then `standin` takes over.
+    pub(crate) unpaired: Option<Unpaired>,
     pub(crate) proto: Proto,
     pub(crate) cookie: u64,
 }
@@ -234,6 +237,8 @@ pub struct Sockets {
     pub(crate) cfg: SocketConfig,
     ids: Vec<SocketId>,
     next_cookie: u64,
+    /// Sockets whose stand-in is unpaired now.
+    pub(crate) unpaired_live: usize,
     /// TCP's ports, listeners and orphans.
     tcp: tcp::Table,
     /// UDP's ports, endpoints and multicast memberships.
@@ -258,6 +263,7 @@ impl Sockets {
             cfg,
             ids: Vec::new(),
             next_cookie: 1,
+            unpaired_live: 0,
             tcp: tcp::Table::new(),
             udp: udp::Table::new(),
             icmp: icmp::Table::new(),
@@ -268,8 +274,13 @@ impl Sockets {
     pub(crate) fn insert(&mut self, mut s: Socket) -> SocketId {
         s.cookie = self.next_cookie;
         self.next_cookie += 1;
-        let inode = s.standin.as_ref().map(|si| si.inode);
-        let has_standin = inode.is_some();
+        let inode = s
+            .standin
+            .as_ref()
+            .map(|si| si.inode)
+            .or(s.unpaired.as_ref().map(|u| u.inode));
+        let has_standin = s.standin.is_some();
+        let unpaired = s.unpaired.is_some();
         self.live += 1;
         let id = match self.free.pop() {
             Some(i) => {
@@ -296,6 +307,9 @@ impl Sockets {
         }
         if has_standin {
             self.new_standins.push(id);
+        }
+        if unpaired {
+            self.unpaired_live += 1;
         }
         id
     }
@@ -326,6 +340,10 @@ impl Sockets {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
+        if let Some(u) = &s.unpaired {
+            self.by_inode.remove(&u.inode);
+            self.unpaired_live -= 1;
+        }
         if let Some(si) = &s.standin {
             self.by_inode.remove(&si.inode);
             if tomb {
@@ -453,7 +471,7 @@ impl Sockets {
     /// looks here before failing. Returns whether any closed stand-in waits to be
     /// processed (found now, or flagged by the event loop in this turn).
     pub(crate) fn notice_hangups(&mut self) -> bool {
-        let mut any = false;
+        let mut any = self.notice_unpaired_closes();
         for si in self
             .slots
             .iter_mut()
@@ -465,6 +483,29 @@ impl Sockets {
                 si.readable = true;
             }
             any |= si.hup;
+        }
+        any
+    }
+
+    /// Whether any socket has an unpaired stand-in.
+    pub(crate) fn unpaired_live(&self) -> bool {
+        self.unpaired_live > 0
+    }
+
+    /// Notices unpaired stand-ins (TCP sockets before `connect` or `listen`) that
+    /// the program closed: their names are free again. Returns whether any is.
+    pub(crate) fn notice_unpaired_closes(&mut self) -> bool {
+        let mut any = false;
+        for u in self
+            .slots
+            .iter_mut()
+            .filter_map(|s| s.val.as_mut())
+            .filter_map(|s| s.unpaired.as_mut())
+        {
+            if !u.hup && u.closed() {
+                u.hup = true;
+            }
+            any |= u.hup;
         }
         any
     }

@@ -136,6 +136,14 @@ pub fn kill(pid: u32, sig: libc::c_int) -> io::Result<()> {
     cvt(unsafe { libc::kill(pid as libc::pid_t, sig) }).map(|_| ())
 }
 
+/// Sends signal `sig` to thread `tid` (as the kernel signals the thread whose
+/// call raised it, `SIGPIPE` on a send to a closed socket).
+pub fn signal_thread(tid: u32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt_long(unsafe { libc::syscall(libc::SYS_tkill, tid as libc::c_long, sig as libc::c_long) })
+        .map(|_| ())
+}
+
 /// Whether `pid` is in the launcher's process group (so a terminal's signals reach
 /// it without forwarding).
 pub fn in_my_process_group(pid: u32) -> bool {

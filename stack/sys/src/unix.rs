@@ -89,6 +89,90 @@ pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A `sockaddr_un` for the abstract name `name` (without its leading NUL) and its
+/// length; `InvalidInput` if the name does not fit.
+fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is a plain C struct; zero is valid.
+    let mut sun: libc::sockaddr_un = unsafe { zeroed() };
+    if name.len() + 1 > sun.sun_path.len() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sun.sun_path[1..].iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    let len = (size_of::<libc::sa_family_t>() + 1 + name.len()) as libc::socklen_t;
+    Ok((sun, len))
+}
+
+fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2).
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: a fresh fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn bind_abstract(fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let (sun, len) = abstract_addr(name)?;
+    // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sun as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// A stream socket bound to the abstract name `name`, neither connected nor
+/// listening (blocking, close-on-exec here): the program's end of a TCP stand-in
+/// before its `connect` or `listen`, which reads and polls as an unconnected
+/// socket does. The name lets netcell recognise it and tell when it is closed
+/// ([`abstract_name_in_use`]).
+pub fn bound_stream(name: &[u8]) -> io::Result<OwnedFd> {
+    let fd = unix_socket(libc::SOCK_STREAM)?;
+    bind_abstract(fd.as_fd(), name)?;
+    Ok(fd)
+}
+
+/// A non-blocking stream socket listening at the abstract name `name`.
+pub fn abstract_listener(name: &[u8], backlog: i32) -> io::Result<OwnedFd> {
+    let fd = unix_socket(libc::SOCK_STREAM | libc::SOCK_NONBLOCK)?;
+    bind_abstract(fd.as_fd(), name)?;
+    // SAFETY: plain listen(2) on our socket.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(fd)
+}
+
+/// Connects stream socket `fd` to the listener at abstract name `name` (a unix
+/// connect completes at once while the listener's queue has room).
+pub fn connect_abstract(fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+    let (sun, len) = abstract_addr(name)?;
+    // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&sun as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
+/// Whether a socket is bound to the abstract name `name` (a probe: binding a
+/// throw-away socket to it fails with `EADDRINUSE` while one is).
+pub fn abstract_name_in_use(name: &[u8]) -> bool {
+    match unix_socket(libc::SOCK_STREAM) {
+        Ok(probe) => matches!(
+            bind_abstract(probe.as_fd(), name),
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE)
+        ),
+        // Out of descriptors: say yes (nothing is freed on a guess).
+        Err(_) => true,
+    }
+}
+
 /// Accepts one connection without blocking; the new fd is non-blocking and
 /// close-on-exec.
 pub fn accept_nb(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {

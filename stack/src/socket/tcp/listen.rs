@@ -143,6 +143,7 @@ impl Sockets {
     ) -> bool {
         let mut scratch = std::mem::take(&mut self.tcp.scratch);
         let gone = match self.get_mut(id).and_then(|s| s.standin.as_mut()) {
+            Some(si) if si.shut_for_listening => si.hup,
             Some(si) => {
                 if si.readable {
                     si.discard_input(scratch.get());
@@ -363,6 +364,7 @@ impl Sockets {
             error: 0,
             markers: true,
             standin,
+            unpaired: None,
             proto: Proto::Tcp(TcpState::Connected(Conn {
                 iface: e.iface,
                 handle: e.handle,

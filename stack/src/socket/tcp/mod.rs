@@ -75,7 +75,7 @@ use super::ports::{BindState, BindingId, PortTable, Reuse};
 use super::{LazyBuf, Proto, Socket, SocketId, Sockets};
 use crate::iface::ingress::{PacketInfo, Verdict};
 use crate::iface::{IfaceId, Interfaces, LO};
-use crate::standin::{FILLER_CHUNK, Owner, StandIn};
+use crate::standin::{FILLER_CHUNK, Intake, Owner, StandIn};
 use crate::sys;
 use netcell_proto::{AcceptRecord, RECORD_SOCKADDR};
 use smoltcp::iface::SocketHandle;
@@ -118,6 +118,11 @@ pub(crate) struct Table {
     /// Kernel memory accounting of one accept record in flight (see
     /// [`measure_record_truesize`]).
     record_truesize: usize,
+    /// Where unpaired stand-ins are paired (made at the first `connect` or
+    /// `listen` of a program's socket).
+    intake: Option<Intake>,
+    /// When the event loop next looks for unpaired stand-ins the program closed.
+    pub(crate) next_sweep: Option<Instant>,
 }
 
 impl Table {
@@ -129,6 +134,8 @@ impl Table {
             scratch: LazyBuf::default(),
             buffers_spent: Cell::new(false),
             record_truesize: measure_record_truesize(),
+            intake: None,
+            next_sweep: None,
         }
     }
 
@@ -304,7 +311,12 @@ impl Sockets {
     }
 
     /// `listen(2)` of a TCP socket.
-    pub(crate) fn tcp_listen(&mut self, id: SocketId, backlog: i32) -> Result<(), ListenError> {
+    pub(crate) fn tcp_listen(
+        &mut self,
+        id: SocketId,
+        backlog: i32,
+        program_end: Option<&OwnedFd>,
+    ) -> Result<(), ListenError> {
         let backlog = if backlog < 0 {
             SOMAXCONN
         } else {
@@ -322,6 +334,26 @@ impl Sockets {
             Proto::Tcp(TcpState::Closed { .. }) => {}
             _ => return Err(ListenError::NotSupported),
         }
+        // Accept records go into the program's end: pair it first. A listener
+        // takes no bytes: its end is filled and shut for writing, so that the
+        // program's sends fail with EPIPE and poll shows no POLLOUT, as on Linux.
+        let was_unpaired = self.get(id).is_some_and(|s| s.unpaired.is_some());
+        self.pair(id, program_end)
+            .map_err(|_| ListenError::BadStandIn)?;
+        if was_unpaired
+            && let (Some(si), Some(end)) = (
+                self.get_mut(id).and_then(|s| s.standin.as_mut()),
+                program_end,
+            )
+        {
+            let _ = si.fill(end.as_fd());
+            if sys::shutdown(si.fd.as_fd(), libc::SHUT_RD).is_ok() {
+                si.shut_for_listening = true;
+                si.readable = false;
+            }
+            si.filler = 0;
+        }
+        let s = self.get_mut(id).ok_or(ListenError::InvalidState)?;
         let (port, bid) = match s.binding {
             Some(b) => b,
             None => {
@@ -351,6 +383,48 @@ impl Sockets {
             id.index(),
             self.get(id).and_then(|s| s.local)
         );
+        Ok(())
+    }
+
+    /// Pairs the unpaired stand-in of `id`, if it has one, through the stack's
+    /// [`Intake`] (see [`crate::standin`]): `program_end` is the stack's copy of the
+    /// program's end, which the front end passes with `connect` and `listen`.
+    /// Nothing to do for a socket already paired or without a stand-in.
+    pub(super) fn pair(
+        &mut self,
+        id: SocketId,
+        program_end: Option<&OwnedFd>,
+    ) -> Result<(), std::io::Error> {
+        let Some(u) = self.get(id).and_then(|s| s.unpaired.as_ref()) else {
+            return Ok(());
+        };
+        let Some(end) = program_end else {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        };
+        if !matches!(sys::inode(end.as_fd()), Ok((ino, _)) if ino == u.inode) {
+            return Err(std::io::Error::from_raw_os_error(libc::EBADF));
+        }
+        if self.tcp.intake.is_none() {
+            self.tcp.intake = Some(Intake::new()?);
+        }
+        let t = self
+            .tcp
+            .intake
+            .as_ref()
+            .map_or(Err(std::io::Error::from_raw_os_error(libc::EBADF)), |i| {
+                i.pair(end.as_fd())
+            })?;
+        let Some(s) = self.get_mut(id) else {
+            return Ok(());
+        };
+        let Some(u) = s.unpaired.take() else {
+            return Ok(());
+        };
+        let mut si = StandIn::new(t, u.inode);
+        si.owner = u.owner;
+        s.standin = Some(si);
+        self.unpaired_live -= 1;
+        self.new_standins.push(id);
         Ok(())
     }
 
@@ -396,6 +470,10 @@ impl Sockets {
             }
             Proto::Tcp(TcpState::Closed { failed: None }) => {}
             _ => return Err(ConnectError::Invalid),
+        }
+        if matches!(target, Target::Addr(_)) {
+            self.pair(id, program_end.as_ref())
+                .map_err(|_| ConnectError::BadStandIn)?;
         }
         let s = self.get(id).ok_or(ConnectError::NoSuchSocket)?;
         if let (Some(si), Some(fd)) = (&s.standin, &program_end) {

@@ -131,6 +131,9 @@ impl Sockets {
                 _ => {}
             }
         }
+        if let Some(t) = self.tcp.next_sweep {
+            take(t);
+        }
         for o in &self.tcp.orphans {
             if o.rst_pending {
                 take(o.since);

@@ -5,9 +5,18 @@
 
 use super::*;
 
+/// How often the event loop looks for unpaired stand-ins the program closed.
+const UNPAIRED_SWEEP: Duration = Duration::from_secs(2);
+
 impl Sockets {
     pub(crate) fn service_tcp(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
         let mut progress = false;
+        // Unpaired stand-ins tell nobody when the program closes them: look now
+        // and then (and at once when a port or the socket limit runs short).
+        if self.tcp.next_sweep.is_some_and(|t| now >= t) {
+            self.tcp.next_sweep = None;
+            self.notice_unpaired_closes();
+        }
         let ids = self.take_ids();
         for &id in &ids {
             let Some(s) = self.get(id) else { continue };
@@ -21,12 +30,23 @@ impl Sockets {
         }
         self.give_back_ids(ids);
         progress |= self.service_orphans(ifs, now);
+        if self.tcp.next_sweep.is_none() && self.unpaired_live() {
+            self.tcp.next_sweep = Some(now + UNPAIRED_SWEEP);
+        }
         progress
     }
 
     /// A socket without a connection: discard what the program writes, free it
     /// when the program closes it.
     pub(super) fn service_idle(&mut self, ifs: &mut Interfaces, id: SocketId) -> bool {
+        if self
+            .get(id)
+            .and_then(|s| s.unpaired.as_ref())
+            .is_some_and(|u| u.hup)
+        {
+            self.drop_socket(ifs, id);
+            return true;
+        }
         let mut scratch = std::mem::take(&mut self.tcp.scratch);
         let gone = match self.get_mut(id).and_then(|s| s.standin.as_mut()) {
             Some(si) if si.readable || si.hup => {

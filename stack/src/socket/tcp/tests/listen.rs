@@ -371,7 +371,8 @@ fn listener_standin_counts_records_in_flight_against_the_backlog() {
         .unwrap();
     let lprog = lprog.unwrap();
     s.bind(l, addr("127.0.0.1:7112")).unwrap();
-    s.listen(l, 0).unwrap();
+    // The front end passes the program's end with listen: it is paired then.
+    s.sockets.listen(l, 0, Some(&lprog)).unwrap();
     let c1 = client(&mut s, "127.0.0.1:7112");
     wait("the first connection", || {
         step(&mut s);
