@@ -183,13 +183,20 @@ impl Intake {
             std::process::id(),
             crate::iface::random_u64()
         );
-        let fd = sys::abstract_listener(name.as_bytes(), 64)?;
+        let fd = sys::abstract_listener(name.as_bytes(), 1024)?;
         Ok(Intake { fd, name })
     }
 
     /// Connects `program_end` (the stack's copy of an unpaired `S`) to this
     /// listener and returns the accepted end: `T`, non-blocking.
     pub(crate) fn pair(&self, program_end: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+        // Whatever waits here is not the stack's (it connects only below): clear
+        // the queue, so that the connect (blocking: the program's file is) finds
+        // room and returns at once.
+        while let Ok(foreign) = sys::accept_nb(self.fd.as_fd()) {
+            drop(foreign);
+            log::warn!("tcp: a connection to the stack's intake from another process, closed");
+        }
         sys::connect_abstract(program_end, self.name.as_bytes())?;
         let me = std::process::id() as i32;
         loop {
