@@ -204,6 +204,65 @@ fn io_on_sockets_that_are_not_connected(mode: Mode) {
     );
 }
 
+/// Issue 9, item 3: urgent data (`MSG_OOB`) between two sockets of a container
+/// arrives as on Linux: up to the mark, `SIOCATMARK`, `recv(MSG_OOB)`, the rest;
+/// in line with `SO_OOBINLINE`; `select` reports the exception (the byte was
+/// dropped, and ftplib's abort waited for ever).
+fn urgent_data_arrives_as_on_linux(mode: Mode) {
+    let out = same_as_the_host(Container::new(mode), "urgent.py", &[]);
+    assert!(
+        out.contains(" urgent b'!'\n") && out.contains(" then b'!cd'\n"),
+        "{out}"
+    );
+}
+
+/// Urgent data over the TAP, both ways, with the kernel at the other end: the
+/// URG flag and urgent pointer netcell sets on the wire are what the kernel
+/// reads, and what the kernel sends arrives as the program's out-of-band byte.
+fn urgent_data_crosses_the_wire_both_ways(mode: Mode) {
+    require_root!();
+    need("python3");
+    let expected = "ready\nplain exception reported True\n before the mark b'ab' at mark 1\n urgent b'!'\n then b'cd'\ninline exception reported True\n before the mark b'ab' at mark 1\n then b'!cd'\n";
+    // The container sends; the kernel receives.
+    let ns = tap_ns();
+    let mut k = ns.cmd(python());
+    k.args([&py("urgent.py"), "serve", "7400"]);
+    k.stdout(std::process::Stdio::piped());
+    let kernel = Proc::spawn(&mut k);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (st, out, err) = Container::new(mode)
+        .on_tap_ns(&ns)
+        .exec([python(), &py("urgent.py"), KERNEL, "7400"])
+        .run();
+    assert!(st.success(), "{out}{err}");
+    let (_, got, kerr) = kernel.wait_output(T);
+    assert_eq!(got, expected, "the kernel's side: {kerr}");
+    // The kernel sends; the container receives.
+    let mut c = Container::new(mode)
+        .on_tap_ns(&ns)
+        .exec([python(), &py("urgent.py"), "serve", "7500"])
+        .command();
+    c.stdout(std::process::Stdio::piped());
+    let mut cell = Proc::spawn(&mut c);
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(cell.child.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first, "ready\n");
+    let mut k = ns.cmd(python());
+    k.args([&py("urgent.py"), CONTAINER, "7500"]);
+    let (st, kout, kerr) = run(&mut k);
+    assert!(st.success(), "{kout}{kerr}");
+    let (_, got, cerr) = cell.wait_output(T);
+    assert_eq!(
+        format!("ready\n{got}"),
+        expected,
+        "the container's side: {cerr}"
+    );
+}
+
 in_both_modes!(
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
@@ -215,4 +274,6 @@ in_both_modes!(
     udp_lite_is_not_offered,
     a_connect_after_a_failed_one_tries_again,
     io_on_sockets_that_are_not_connected,
+    urgent_data_arrives_as_on_linux,
+    urgent_data_crosses_the_wire_both_ways,
 );

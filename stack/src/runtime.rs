@@ -37,6 +37,7 @@ struct Ready {
     readable: bool,
     writable: bool,
     hup: bool,
+    priority: bool,
 }
 
 /// A stack with its control server, driven by `mio`.
@@ -117,6 +118,7 @@ impl Runtime {
                 readable: ev.is_readable(),
                 writable: ev.is_writable(),
                 hup: ev.is_write_closed() || ev.is_error(),
+                priority: ev.is_priority(),
             });
         }
         for i in 0..self.ready.len() {
@@ -144,12 +146,9 @@ impl Runtime {
                     let _: ConnEvent = self.control.serve(t & INDEX_MASK, &mut self.stack);
                 }
                 t if t & !INDEX_MASK == KIND_STANDIN => {
-                    self.stack.sockets_mut().standin_event(
-                        t & INDEX_MASK,
-                        r.readable,
-                        r.writable,
-                        r.hup,
-                    );
+                    self.stack
+                        .sockets_mut()
+                        .standin_event(t & INDEX_MASK, (r.readable, r.writable, r.hup, r.priority));
                 }
                 _ => {}
             }
@@ -164,7 +163,8 @@ impl Runtime {
             if let Err(e) = reg.register(
                 &mut SourceFd(&fd),
                 Token(KIND_STANDIN | idx),
-                Interest::READABLE | Interest::WRITABLE,
+                // PRIORITY: a program's urgent byte (MSG_OOB) waits in the stand-in.
+                Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
             ) {
                 log::warn!("runtime: cannot watch stand-in {idx}: {e}");
             }

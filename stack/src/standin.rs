@@ -102,6 +102,8 @@ pub struct StandIn {
     /// A listener's `T`, shut for reading (the program's sends fail): never read;
     /// only a hang-up means the program closed it.
     pub(crate) shut_for_listening: bool,
+    /// The program sent an urgent byte (`POLLPRI` on `T`) not yet moved.
+    pub(crate) oob_pending: bool,
 }
 
 /// How long `TCP_CORK` holds a partial segment at most (tcp(7): 200 ms).
@@ -220,6 +222,9 @@ pub struct Moved {
     pub bytes: usize,
     /// The program's end reached EOF during this call.
     pub eof: bool,
+    /// The last byte moved is the program's urgent byte (`pump_in`), or an urgent
+    /// byte went to the program (`pump_out`).
+    pub urgent: bool,
 }
 
 enum ReadOutcome {
@@ -231,6 +236,9 @@ enum ReadOutcome {
 impl StandIn {
     /// Wraps the stack's end of a new pair whose program end has inode `inode`.
     pub(crate) fn new(fd: OwnedFd, inode: u64) -> Self {
+        // The program's urgent byte (`MSG_OOB`) is read in line, never dropped;
+        // reads stop before it (see `socket::tcp::urgent`).
+        let _ = sys::set_oobinline(fd.as_fd());
         StandIn {
             fd,
             inode,
@@ -246,6 +254,7 @@ impl StandIn {
             awaiting_accept: false,
             corked_since: None,
             shut_for_listening: false,
+            oob_pending: false,
         }
     }
 
@@ -324,8 +333,53 @@ impl StandIn {
     }
 
     /// Moves bytes the network delivered from smoltcp to the program.
-    pub(crate) fn pump_out(&mut self, sock: &mut tcp::Socket<'_>) -> Moved {
+    /// With `urgent_at`, the byte that many bytes ahead is urgent: it goes to the
+    /// program as its out-of-band byte (`MSG_OOB` on `T`).
+    pub(crate) fn pump_out(
+        &mut self,
+        sock: &mut tcp::Socket<'_>,
+        mut urgent_at: Option<usize>,
+    ) -> Moved {
         let mut moved = Moved::default();
+        while let Some(before) = urgent_at
+            && sock.can_recv()
+            && self.writable
+            && !self.app_rd_closed
+        {
+            let fd = self.fd.as_fd();
+            let r = if before == 0 {
+                sock.recv(|buf| match sys::send_nb(fd, &buf[..1], libc::MSG_OOB) {
+                    Ok(n) => (n, Ok(n)),
+                    Err(e) => (0, Err(e)),
+                })
+            } else {
+                sock.recv(|buf| {
+                    let n = buf.len().min(before);
+                    match sys::send_nb(fd, &buf[..n], 0) {
+                        Ok(n) => (n, Ok(n)),
+                        Err(e) => (0, Err(e)),
+                    }
+                })
+            };
+            match r {
+                Ok(Ok(n)) if before == 0 && n == 1 => {
+                    moved.bytes += 1;
+                    moved.urgent = true;
+                    urgent_at = None;
+                }
+                Ok(Ok(n)) => {
+                    moved.bytes += n;
+                    urgent_at = Some(before - n);
+                }
+                Ok(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(Err(_)) => self.app_rd_closed = true,
+                Err(_) => break,
+            }
+        }
+        if urgent_at.is_some() {
+            return moved;
+        }
         while sock.can_recv() && self.writable && !self.app_rd_closed {
             let fd = self.fd.as_fd();
             let r = sock.recv(|buf| match sys::send_nb(fd, buf, 0) {
@@ -399,6 +453,22 @@ impl StandIn {
             && sndbuf.is_none_or(|b| sock.send_queue() < b)
         {
             let fd = self.fd.as_fd();
+            if self.oob_pending && sys::at_mark(fd) {
+                // The urgent byte, alone, so that the caller knows its place.
+                self.oob_pending = false;
+                if let Ok(ReadOutcome::Data(1)) =
+                    sock.send(|buf| match sys::read(fd, &mut buf[..1]) {
+                        Ok(0) => (0, ReadOutcome::Eof),
+                        Ok(n) => (n, ReadOutcome::Data(n)),
+                        Err(e) => (0, ReadOutcome::Err(e)),
+                    })
+                {
+                    moved.bytes += 1;
+                    moved.urgent = true;
+                    return moved;
+                }
+                continue;
+            }
             let r = sock.send(|buf| match sys::read(fd, buf) {
                 Ok(0) => (0, ReadOutcome::Eof),
                 Ok(n) => (n, ReadOutcome::Data(n)),

@@ -142,14 +142,11 @@ pub fn ioctl(
     match req {
         WIRELESS_FIRST..=WIRELESS_LAST => Err(Fail::Errno(libc::ENODEV)),
         // About the socket itself: the kernel answers for a socket of the
-        // program's own.
-        SIOCATMARK | SIOCGSTAMP | SIOCGSTAMPNS | SIOCPROTOPRIVATE..=0x89ef if !standin => {
-            Ok(Done::Native)
-        }
-        SIOCATMARK => {
-            mem.write_u32(arg, 0)?;
-            Ok(Done::Value(0))
-        }
+        // program's own, and for a stand-in whether its out-of-band byte is next
+        // (urgent data arrives as the stand-in's own, see the stack's
+        // `socket::tcp::urgent`).
+        SIOCATMARK => Ok(Done::Native),
+        SIOCGSTAMP | SIOCGSTAMPNS | SIOCPROTOPRIVATE..=0x89ef if !standin => Ok(Done::Native),
         // No packet timestamps are kept.
         SIOCGSTAMP | SIOCGSTAMPNS => Err(Fail::Errno(libc::ENOENT)),
         SIOCGIFCONF => ifconf(mem, svc, arg),
@@ -364,6 +361,7 @@ mod tests {
             Err(Fail::Errno(libc::EPERM))
         );
         assert_eq!(ioctl(&m, &mut s, SIOCATMARK, BASE, false), Ok(Done::Native));
+        assert_eq!(ioctl(&m, &mut s, SIOCATMARK, BASE, true), Ok(Done::Native));
     }
 
     #[test]

@@ -126,6 +126,15 @@ impl IpFields {
 pub trait LaterFields {
     /// The fields of the IPv6 packet `ip` leaving on `iface` (default: none).
     fn v6_fields(&mut self, iface: IfaceId, ip: &[u8]) -> IpFields;
+
+    /// Whether [`LaterFields::tcp_leaving`] has work: urgent data on its way.
+    fn urgent_pending(&self) -> bool {
+        false
+    }
+
+    /// A TCP segment leaving (IP packet `ip`): the urgent pointer of its flow, if
+    /// one is due (see the socket layer's `tcp::urgent`).
+    fn tcp_leaving(&mut self, _ip: &mut [u8]) {}
 }
 
 /// A transmit token that applies the [`IpFields`] smoltcp passed as metadata, or
@@ -143,7 +152,7 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
             inner,
             medium,
             fields,
-            later,
+            mut later,
         } = self;
         if fields == IpFields::default() && later.is_none() {
             return inner.consume(len, f);
@@ -158,16 +167,21 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
                     .is_some_and(|t| t == [0x08, 0x00] || t == [0x86, 0xdd]))
                 && let Some(ip) = buf.get_mut(off..)
             {
-                let fields = match later {
+                let fields = match &mut later {
                     Some((l, iface))
                         if fields == IpFields::default()
                             && ip.first().map(|b| b >> 4) == Some(6) =>
                     {
-                        l.v6_fields(iface, ip)
+                        l.v6_fields(*iface, ip)
                     }
                     _ => fields,
                 };
                 fields.apply(ip);
+                if let Some((l, _)) = later
+                    && l.urgent_pending()
+                {
+                    l.tcp_leaving(ip);
+                }
             }
             r
         })

@@ -40,6 +40,9 @@ pub struct PacketInfo {
     pub syn: bool,
     /// TCP ACK flag.
     pub ack: bool,
+    /// A TCP segment with the URG flag: the sequence number of its urgent byte
+    /// (the one before the urgent pointer, as Linux reads it).
+    pub urgent: Option<u32>,
     /// An ICMP "destination unreachable" and what it is about.
     pub icmp_error: Option<IcmpError>,
 }
@@ -174,6 +177,7 @@ pub fn parse(medium: Medium, frame: &[u8]) -> Option<PacketInfo> {
         dst_port: 0,
         syn: false,
         ack: false,
+        urgent: None,
         icmp_error: None,
     };
     match proto {
@@ -183,6 +187,10 @@ pub fn parse(medium: Medium, frame: &[u8]) -> Option<PacketInfo> {
                 info.dst_port = t.dst_port();
                 info.syn = t.syn();
                 info.ack = t.ack();
+                if t.urg() && t.urgent_at() > 0 {
+                    info.urgent =
+                        Some(t.seq_number().0.wrapping_add(t.urgent_at() as i32 - 1) as u32);
+                }
             }
         }
         IpProtocol::Udp => {

@@ -449,7 +449,11 @@ impl Sockets {
     /// `true` values are news). `key` is what [`Sockets::drain_new_standins`]
     /// registered it with ([`SocketId::key`]); an event for a socket gone since is
     /// dropped.
-    pub(crate) fn standin_event(&mut self, key: usize, readable: bool, writable: bool, hup: bool) {
+    pub(crate) fn standin_event(
+        &mut self,
+        key: usize,
+        (readable, writable, hup, urgent): (bool, bool, bool, bool),
+    ) {
         let index = key & 0xffff_ffff;
         let generation = (key >> 32) & 0xffff;
         if let Some(si) = self
@@ -459,9 +463,10 @@ impl Sockets {
             .and_then(|s| s.val.as_mut())
             .and_then(|s| s.standin.as_mut())
         {
-            si.readable |= readable || hup;
+            si.readable |= readable || hup || urgent;
             si.writable |= writable;
             si.hup |= hup;
+            si.oob_pending |= urgent;
         }
     }
 
@@ -534,6 +539,14 @@ impl crate::iface::egress::LaterFields for Sockets {
     fn v6_fields(&mut self, iface: crate::iface::IfaceId, ip: &[u8]) -> IpFields {
         self.udp.v6_leaving(iface, ip)
     }
+
+    fn urgent_pending(&self) -> bool {
+        Sockets::urgent_pending(self)
+    }
+
+    fn tcp_leaving(&mut self, ip: &mut [u8]) {
+        self.urgent_leaving(ip);
+    }
 }
 
 impl Admission for Sockets {
@@ -545,6 +558,9 @@ impl Admission for Sockets {
                 self.udp_icmp_error(e);
             }
             return Verdict::Accept;
+        }
+        if pkt.urgent.is_some() {
+            self.urgent_arrived(pkt);
         }
         self.tcp_admit(iface, pkt)
     }

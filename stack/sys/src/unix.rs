@@ -568,6 +568,33 @@ pub fn outq(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(v.max(0) as usize)
 }
 
+/// Whether the next byte to read from `fd` is its out-of-band byte
+/// (`SIOCATMARK`).
+pub fn at_mark(fd: BorrowedFd<'_>) -> bool {
+    let mut v: libc::c_int = 0;
+    const SIOCATMARK: libc::Ioctl = 0x8905;
+    // SAFETY: SIOCATMARK writes one int.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCATMARK, &mut v) };
+    r == 0 && v != 0
+}
+
+/// Turns `SO_OOBINLINE` on: the socket's out-of-band byte is read in line (and
+/// a read stops before it).
+pub fn set_oobinline(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let v: libc::c_int = 1;
+    // SAFETY: `v` is a valid int for the duration of the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_OOBINLINE,
+            (&v as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// Bytes waiting to be read (`FIONREAD`).
 pub fn pending_bytes(fd: BorrowedFd<'_>) -> usize {
     let mut v: libc::c_int = 0;

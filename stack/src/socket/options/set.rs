@@ -47,7 +47,12 @@ pub fn set(
             libc::SO_KEEPALIVE => o.keepalive = int(value)? != 0,
             libc::SO_BROADCAST => o.broadcast = int(value)? != 0,
             libc::SO_DONTROUTE => o.dontroute = int(value)? != 0,
-            libc::SO_OOBINLINE => o.oobinline = int(value)? != 0,
+            // The stand-in holds urgent bytes as its own out-of-band data, so it
+            // takes the switch too (see `socket::tcp::urgent`).
+            libc::SO_OOBINLINE => {
+                o.oobinline = int(value)? != 0;
+                return Ok(AlsoNative);
+            }
             libc::SO_SNDBUF => {
                 o.sndbuf = Some(bufsize(int(value)?, SOCK_MIN_SNDBUF, SYSCTL_WMEM_MAX))
             }

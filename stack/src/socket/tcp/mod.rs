@@ -93,6 +93,7 @@ mod orphan;
 mod pump;
 #[cfg(test)]
 mod tests;
+mod urgent;
 
 pub(crate) use listen::Listener;
 use listen::measure_record_truesize;
@@ -123,6 +124,8 @@ pub(crate) struct Table {
     intake: Option<Intake>,
     /// When the event loop next looks for unpaired stand-ins the program closed.
     pub(crate) next_sweep: Option<Instant>,
+    /// Urgent bytes on their way (see [`urgent`]).
+    urgent: urgent::Urgent,
 }
 
 impl Table {
@@ -136,6 +139,7 @@ impl Table {
             record_truesize: measure_record_truesize(),
             intake: None,
             next_sweep: None,
+            urgent: urgent::Urgent::default(),
         }
     }
 

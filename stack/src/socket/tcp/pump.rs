@@ -132,6 +132,17 @@ impl Sockets {
         id: SocketId,
         now: Instant,
     ) -> bool {
+        // Urgent data on its way in (see `urgent`): where the next urgent byte is.
+        let (flow, iface, handle) = match self.get(id).map(|s| (s, &s.proto)) {
+            Some((s, Proto::Tcp(TcpState::Connected(c)))) => {
+                (urgent::flow_of(s, c), c.iface, c.handle)
+            }
+            _ => return false,
+        };
+        let urgent_at = match flow {
+            Some(f) if self.urgent_arrivals() => self.urgent_offset(f, sock(ifs, iface, handle)),
+            _ => None,
+        };
         let Some(s) = self.get_mut(id) else {
             return false;
         };
@@ -178,7 +189,7 @@ impl Sockets {
             self.orphan_then_reset(id, now);
             return true;
         }
-        let out = si.pump_out(sk);
+        let out = si.pump_out(sk, urgent_at);
         if c.remote_fin && sk.recv_queue() == 0 {
             si.send_fin();
         }
@@ -200,6 +211,24 @@ impl Sockets {
             c.we_closed = true;
         }
         let progress = out.bytes > 0 || inn.bytes > 0 || inn.eof;
+        if let Some(f) = flow {
+            if out.urgent {
+                self.urgent_delivered(f);
+            }
+            if inn.urgent {
+                self.urgent_sent(f, sock(ifs, iface, handle));
+            }
+        }
+        let Some(s) = self.get_mut(id) else {
+            return progress;
+        };
+        let Proto::Tcp(TcpState::Connected(c)) = &mut s.proto else {
+            return progress;
+        };
+        let sk = sock(ifs, c.iface, c.handle);
+        let Some(si) = s.standin.as_mut() else {
+            return progress;
+        };
         if si.hup && si.app_eof {
             self.orphan(id, now, false);
             return true;

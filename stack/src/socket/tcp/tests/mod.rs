@@ -190,7 +190,8 @@ fn addr(s: &str) -> SocketAddr {
 fn kick<D: Device>(s: &mut Stack<D>) {
     let ids = s.sockets.take_ids();
     for id in &ids {
-        s.sockets.standin_event(id.key(), true, true, false);
+        s.sockets
+            .standin_event(id.key(), (true, true, false, false));
     }
     s.sockets.give_back_ids(ids);
     s.sockets.notice_hangups();
@@ -414,6 +415,7 @@ fn syn(src: &str, src_port: u16, dst: &str, dst_port: u16) -> PacketInfo {
         dst_port,
         syn: true,
         ack: false,
+        urgent: None,
         icmp_error: None,
     }
 }
