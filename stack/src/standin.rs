@@ -53,6 +53,18 @@
 //! takes the accepted end as `T`. `S` stays the same file throughout, so a `dup`,
 //! a `fork` or an `epoll` registration made before the `connect` keeps working.
 //!
+//! **Datagram sockets** (UDP, ICMP, raw) stand in as an `AF_UNIX` `SOCK_SEQPACKET`
+//! pair: record boundaries are kept and the stack sees the program's close at
+//! once (HUP), which frees the port and makes the next datagram to it draw an
+//! ICMP port unreachable, as on Linux. The price: `send`/`write` without a
+//! destination on an *unconnected* UDP socket is taken natively under seccomp
+//! instead of failing with `EDESTADDRREQ`. The road not taken: `SOCK_DGRAM`
+//! ends bound to abstract names, the program's connected to the stack's only
+//! while the UDP socket is connected, make that `write` fail natively, but a
+//! datagram socket tells its peer nothing when it is closed, so closes would be
+//! noticed only by probing names (seconds later) — a closed port would stay bound
+//! meanwhile, which real programs notice far more than the errno.
+//!
 //! **Listening.** The listener's `S` receives one [`AcceptRecord`] per accepted
 //! connection with the connection's own `S` attached as `SCM_RIGHTS`, so that
 //! `accept()` is one `recvmsg` (see `netcell_proto`).
