@@ -24,8 +24,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
 netcell run -- python3 -m http.server 8080      # a server only the container sees\n  \
 netcell run --tap tap0 --addr 10.0.0.2/24 --gateway 10.0.0.1 -- curl http://10.0.0.1/\n\n\
-Without --tap the container has only its own loopback (127.0.0.0/8, ::1); no privilege is \
-needed. With --tap, netcell attaches to the TAP device IFNAME (creating it needs \
+Without --tap the container reaches the outside through the host uplink (--uplink host: \
+eth0 10.0.2.100/24, gateway 10.0.2.2; no privilege is needed; the outside sees the host's \
+address); with --uplink none it has only its own loopback (127.0.0.0/8, ::1). With --tap, netcell attaches to the TAP device IFNAME (creating it needs \
 CAP_NET_ADMIN; a persistent device made with `ip tuntap add dev IFNAME mode tap user $USER` \
 does not) and the container sends and receives frames there as eth0. Traffic between the \
 container's own addresses never leaves it.\n\n\
@@ -40,6 +41,15 @@ of your user on unix sockets (a tmux server, the session bus) stay reachable; ru
 inside bubblewrap to hide them. A container started with a host socket on stdin/stdout/\
 stderr is refused unless it is a connected TCP stream or a unix socket.")]
     Run(RunArgs),
+}
+
+/// Whether a container without a TAP reaches the outside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum UplinkMode {
+    /// Through sockets of the host (no privilege needed).
+    Host,
+    /// Not at all: the container has only its loopback.
+    None,
 }
 
 /// How a container's programs reach its stack.
@@ -183,6 +193,26 @@ pub struct RunArgs {
     /// of --tap: for users who may not open /dev/net/tun.
     #[arg(long, value_name = "FD")]
     pub tap_fd: Option<i32>,
+
+    /// The container's way out without a TAP. `host` (the default when neither --tap
+    /// nor --tap-fd is given): eth0 is 10.0.2.100/24 and fd00::100/64 with gateways
+    /// 10.0.2.2 and fd00::2 (slirp4netns's numbering); connections and datagrams to
+    /// the outside are carried by sockets of netcell's host, which the outside sees
+    /// as their source; an established TCP connection is the host's socket itself,
+    /// at the kernel's speed. `none`: the container has only its loopback.
+    #[arg(long, value_name = "MODE", conflicts_with = "eth")]
+    pub uplink: Option<UplinkMode>,
+
+    /// Through the uplink, ADDR stands for the host's loopback (127.0.0.1 or ::1,
+    /// same port): `--map-host-loopback 10.0.2.2` reaches a server the host runs on
+    /// 127.0.0.1. Without it the host's loopback is out of reach.
+    #[arg(long, value_name = "ADDR")]
+    pub map_host_loopback: Option<std::net::IpAddr>,
+
+    /// UDP and ping flows through the uplink held at once (each a host socket);
+    /// beyond, the least recently used closes.
+    #[arg(long, value_name = "N", default_value = "1024", value_parser = parse_count)]
+    pub max_uplink_flows: usize,
 
     /// Address of eth0 with its prefix length; repeat for IPv4 and IPv6.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr, requires = "eth")]

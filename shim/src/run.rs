@@ -22,12 +22,13 @@
 //! command directly (it is in netcell's process group), so they are forwarded only
 //! when the command left the group.
 
-use crate::cli::{RunArgs, ShimMode};
+use crate::cli::{RunArgs, ShimMode, UplinkMode};
 use crate::seccomp::{self, Files, Supervisor};
 use crate::{preload_lib, spawn, sys};
 use netcell_stack::control::server::ControlServer;
-use netcell_stack::device::{TapConfig, TapDevice};
+use netcell_stack::device::{Link, TapConfig, TapDevice};
 use netcell_stack::runtime::Runtime;
+use netcell_stack::uplink::{DNS4, UplinkConfig, UplinkDevice};
 use netcell_stack::{EthConfig, SocketConfig, Stack};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
@@ -88,14 +89,71 @@ impl Drop for RuntimeDir {
     }
 }
 
+/// The host's resolver as an uplinked container needs it: a nameserver on the
+/// host's loopback (systemd-resolved's 127.0.0.53, a local dnsmasq) is the
+/// container's own loopback inside, so the container's `resolv.conf` names the
+/// uplink's DNS address (10.0.2.3) instead, which the uplink maps to it.
+struct HostResolver {
+    /// The host's first loopback nameserver.
+    forward: Option<std::net::IpAddr>,
+    /// The container's `resolv.conf`, when it must differ from the host's.
+    for_container: Option<String>,
+}
+
+impl HostResolver {
+    fn read(path: &Path) -> Option<HostResolver> {
+        let text = std::fs::read_to_string(path).ok()?;
+        Some(Self::from_text(&text))
+    }
+
+    fn from_text(text: &str) -> HostResolver {
+        let mut forward = None;
+        let mut out = String::from(
+            "# written by netcell: the host's resolv.conf, its loopback nameserver\n\
+             # reached through the uplink's DNS address\n",
+        );
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            if words.next() == Some("nameserver")
+                && let Some(Ok(ip)) = words.next().map(str::parse::<std::net::IpAddr>)
+                && ip.is_loopback()
+            {
+                if forward.is_none() {
+                    forward = Some(ip);
+                    out.push_str(&format!("nameserver {DNS4}\n"));
+                }
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        HostResolver {
+            forward,
+            for_container: forward.map(|_| out),
+        }
+    }
+}
+
 /// Writes the container's own `resolv.conf` (with `--dns*`) and hosts file
 /// (`--add-host`) into its runtime directory. For the preload shim's resolver the
 /// hosts file holds the additions only (it reads `/etc/hosts` after them); a file
 /// served in place of `/etc/hosts` (seccomp mode) holds the additions followed by
 /// the host's `/etc/hosts`.
-fn write_resolver_files(args: &RunArgs, dir: &Path, merged_hosts: bool) -> Result<Files, String> {
+fn write_resolver_files(
+    args: &RunArgs,
+    host_dns: Option<&HostResolver>,
+    dir: &Path,
+    merged_hosts: bool,
+) -> Result<Files, String> {
     let mut resolv_conf = None;
-    if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
+    if let Some(text) = host_dns.and_then(|h| h.for_container.as_ref())
+        && args.dns_search.is_empty()
+        && args.dns_option.is_empty()
+    {
+        let p = dir.join("resolv.conf");
+        std::fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        resolv_conf = Some(p);
+    } else if !args.dns.is_empty() || !args.dns_search.is_empty() || !args.dns_option.is_empty() {
         if args.dns.len() > 3 {
             return Err(format!(
                 "{} --dns servers given; a resolver uses at most 3",
@@ -233,7 +291,24 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
     }
 
+    let uplinked =
+        args.tap.is_none() && args.tap_fd.is_none() && args.uplink != Some(UplinkMode::None);
+    let mut host_dns = None;
     let eth = match (&args.tap, args.tap_fd) {
+        (None, None) if uplinked => {
+            if args.dns.is_empty() {
+                host_dns = HostResolver::read(Path::new("/etc/resolv.conf"));
+            }
+            let cfg = UplinkConfig {
+                map_host_loopback: args.map_host_loopback,
+                dns_forward: host_dns.as_ref().and_then(|h| h.forward),
+                max_flows: args.max_uplink_flows,
+                ..UplinkConfig::default()
+            };
+            let dev = UplinkDevice::new(cfg.clone())
+                .map_err(|e| format!("cannot set up the host uplink: {e}"))?;
+            Some((Link::Uplink(dev), cfg.eth_config()))
+        }
         (None, None) => None,
         (tap, fd) => {
             let cfg = TapConfig {
@@ -251,7 +326,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                 log::warn!("{}: no --addr given, eth0 has no address", dev.name());
             }
             Some((
-                dev,
+                Link::Tap(dev),
                 EthConfig {
                     name: "eth0".into(),
                     addrs: args.addr.clone(),
@@ -267,7 +342,12 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         max_pending: args.max_pending,
         ..SocketConfig::default()
     };
-    let stack = Stack::new(eth, cfg).map_err(|e| format!("invalid network configuration: {e}"))?;
+    let mut stack =
+        Stack::new(eth, cfg).map_err(|e| format!("invalid network configuration: {e}"))?;
+    if let Some(Link::Uplink(dev)) = stack.eth_device() {
+        let policy = dev.uplink();
+        stack.set_uplink(policy);
+    }
 
     let dir = RuntimeDir::create(args.runtime_dir.as_deref(), &name)?;
     let ctl = dir.path.join("ctl");
@@ -281,7 +361,12 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         .map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
     control.set_max_connections(args.max_control_connections);
     let mode = args.shim;
-    let files = write_resolver_files(&args, &dir.path, mode == ShimMode::Seccomp)?;
+    let files = write_resolver_files(
+        &args,
+        host_dns.as_ref(),
+        &dir.path,
+        mode == ShimMode::Seccomp,
+    )?;
 
     if let Err(e) = sys::become_subreaper() {
         log::warn!("cannot become the subreaper of the container's processes: {e}");

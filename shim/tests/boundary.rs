@@ -266,7 +266,7 @@ while True:
         .args([python(), "-c"])
         .arg(&launcher)
         .arg(netcell_for_all())
-        .args(["run", "--", "sh", "-c", &script])
+        .args(["run", "--uplink", "none", "--", "sh", "-c", &script])
         .env_remove("XDG_RUNTIME_DIR");
     let (p, mut stdout, pid) = spawn_with_pid(&mut c);
     // No descriptor left: the limit is what netcell holds once it serves the
@@ -653,7 +653,7 @@ while True:
         .arg(bin)
         .arg("--")
         .arg(bin)
-        .args(["run", "--", python(), "-c", &client]);
+        .args(["run", "--uplink", "none", "--", python(), "-c", &client]);
     let (st, out, err) = run(&mut c);
     assert!(st.success(), "{out} {err}");
     assert!(
@@ -671,7 +671,7 @@ fn typing_into_the_user_s_terminal_fails() {
     let mut c = unprivileged(Path::new(python()));
     c.args(["-c", launcher])
         .arg(netcell_for_all())
-        .args(["run", "--"])
+        .args(["run", "--uplink", "none", "--"])
         .arg(stat)
         .arg("tiocsti");
     let (st, out, err) = run(&mut c);

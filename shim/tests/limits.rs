@@ -52,7 +52,14 @@ except subprocess.TimeoutExpired:
     let mut c = unprivileged(Path::new(python()));
     c.args(["-c", PID_LAUNCHER])
         .arg(netcell_for_all())
-        .args(["run", "--shim", "preload", "--runtime-dir"])
+        .args([
+            "run",
+            "--uplink",
+            "none",
+            "--shim",
+            "preload",
+            "--runtime-dir",
+        ])
         .arg(&dir.0)
         .args(["--", python(), "-c", &script]);
     let (p, mut stdout, pid) = spawn_with_pid(&mut c);

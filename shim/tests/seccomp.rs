@@ -307,7 +307,7 @@ fn a_refused_filter_gets_a_clear_error_and_preload_still_works() {
     let mut c = Command::new("python3");
     c.arg(py("deny_seccomp.py"))
         .arg(netcell())
-        .args(["run", "--", "true"]);
+        .args(["run", "--uplink", "none", "--", "true"]);
     let (st, out, err) = run(&mut c);
     assert_eq!(st.code(), Some(125), "{out} {err}");
     assert!(
@@ -317,7 +317,7 @@ fn a_refused_filter_gets_a_clear_error_and_preload_still_works() {
     let mut c = Command::new("python3");
     c.arg(py("deny_seccomp.py"))
         .arg(netcell())
-        .args(["run", "--shim", "preload", "--", "python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print('ok', s.getsockname()[0])"]);
+        .args(["run", "--uplink", "none", "--shim", "preload", "--", "python3", "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); print('ok', s.getsockname()[0])"]);
     let (st, out, err) = run(&mut c);
     assert!(st.success(), "{out} {err}");
     assert_eq!(out.trim(), "ok 127.0.0.1");

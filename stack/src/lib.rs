@@ -18,6 +18,7 @@
 //! | [`stack`] | one container's stack and its poll loop; the embedding API |
 //! | [`control`] | the socket service and the control server for the shims |
 //! | [`runtime`] | the `mio` event loop of a stack process |
+//! | [`uplink`] | the way out through host sockets: TCP handed over, UDP and ping relayed |
 //!
 //! A packet from the TAP goes `device` → `iface` (ingress hook, then smoltcp) →
 //! smoltcp socket → `standin` pump → the program's fd. A program's `connect()` goes
@@ -52,6 +53,7 @@ pub mod runtime;
 pub mod socket;
 pub mod stack;
 pub mod standin;
+pub mod uplink;
 use netcell_sys as sys;
 
 pub use iface::{ConfigError, EthConfig};

@@ -12,7 +12,7 @@
 //! sources and is told when they are ready.
 
 use crate::control::server::{ConnEvent, ControlServer};
-use crate::device::TapDevice;
+use crate::device::Link;
 use crate::stack::Stack;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -45,15 +45,15 @@ pub struct Runtime {
     poll: Poll,
     events: Events,
     ready: Vec<Ready>,
-    stack: Stack<TapDevice>,
+    stack: Stack<Link>,
     control: ControlServer,
 }
 
 impl Runtime {
     /// Starts watching the stack's TAP (if any) and the control socket.
-    pub fn new(mut stack: Stack<TapDevice>, control: ControlServer) -> io::Result<Runtime> {
+    pub fn new(mut stack: Stack<Link>, control: ControlServer) -> io::Result<Runtime> {
         // The loop flushes the TAP after every poll, so it may merge TCP segments.
-        if let Some(tap) = stack.eth_device_mut() {
+        if let Some(Link::Tap(tap)) = stack.eth_device_mut() {
             tap.set_tx_coalescing(true);
         }
         let poll = Poll::new()?;
@@ -84,7 +84,7 @@ impl Runtime {
     }
 
     /// The stack.
-    pub fn stack(&mut self) -> &mut Stack<TapDevice> {
+    pub fn stack(&mut self) -> &mut Stack<Link> {
         &mut self.stack
     }
 
@@ -100,9 +100,13 @@ impl Runtime {
     pub fn turn(
         &mut self,
         max_wait: Option<Duration>,
-        mut on_external: impl FnMut(usize, &mut Stack<TapDevice>),
+        mut on_external: impl FnMut(usize, &mut Stack<Link>),
     ) -> io::Result<()> {
         let mut timeout = self.stack.poll_delay();
+        // Datagrams the uplink read from host sockets and the stack has not taken.
+        if self.stack.eth_device().is_some_and(Link::has_pending) {
+            timeout = Some(Duration::ZERO);
+        }
         if let Some(m) = max_wait {
             timeout = Some(timeout.map_or(m, |t| t.min(m)));
         }

@@ -150,6 +150,12 @@ impl<D: Device> Stack<D> {
         self.eth.as_mut()
     }
 
+    /// Makes eth0 the host uplink with `uplink`'s policy (its device is the
+    /// embedder's business; see [`crate::uplink`]).
+    pub fn set_uplink(&mut self, uplink: crate::uplink::Uplink) {
+        self.ifs.set_uplink(uplink);
+    }
+
     /// The loopback device.
     pub fn lo_device(&self) -> &LoopbackDevice {
         &self.lo

@@ -161,7 +161,7 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut sockle
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    let Some(ino) = standin(fd) else {
+    let Some(ino) = standin(fd).or_else(|| reopen_closed_host_socket(fd)) else {
         // SAFETY: passing through.
         return unsafe { real_connect(fd, addr, len) };
     };
@@ -188,6 +188,13 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
                         ino = sys::socket_inode(fd).unwrap_or(ino);
                     }
                     Err(e) => return fail(e),
+                }
+                if sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN) != Some(libc::AF_UNIX) {
+                    // The uplink's fast path: fd is the host socket now, its
+                    // handshake under way; the kernel serves it from here on.
+                    class::set(fd, Class::Foreign);
+                    // SAFETY: the caller's arguments.
+                    return unsafe { host_connected(fd, addr, len) };
                 }
             }
             if r.errno == 0 {
@@ -221,6 +228,61 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     }
 }
 
+/// A host socket of the uplink's fast path whose connection failed or ended is
+/// connected again through the stack, as a new socket would be (the container's
+/// routing and the uplink's policy apply again): a fresh TCP stand-in takes its
+/// place. Returns its inode; `None` for any other descriptor (the kernel's:
+/// connected or connecting, it answers `EISCONN`/`EALREADY` itself).
+fn reopen_closed_host_socket(fd: c_int) -> Option<u64> {
+    if !conn::active()
+        || sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_TYPE)? != libc::SOCK_STREAM
+    {
+        return None;
+    }
+    let domain = sys::sockopt_int(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?;
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return None;
+    }
+    if sys::poll1(fd, 0, 0).ok()? & libc::POLLHUP == 0 {
+        return None;
+    }
+    let ino = sys::socket_inode(fd)?;
+    let described = conn::call(ino, &Request::Describe, None).ok()?;
+    if described.errno != 0 || described.value != netcell_proto::kinds::HOST_TCP {
+        return None;
+    }
+    let r = conn::call(
+        0,
+        &Request::Socket {
+            domain,
+            ty: libc::SOCK_STREAM,
+            protocol: 0,
+        },
+        None,
+    )
+    .ok()?;
+    sys::replace_fd(fd, r.fd?).ok()?;
+    class::set(fd, Class::Stream);
+    sys::socket_inode(fd)
+}
+
+/// The end of a `connect` that the uplink handed to host socket `fd`:
+/// `EINPROGRESS` for a non-blocking socket; else, once the handshake ended, the
+/// connect made again on the kernel's socket, which reports the outcome once and
+/// leaves the socket as Linux's own blocking connect does.
+unsafe fn host_connected(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    if sys::fl(fd) & libc::O_NONBLOCK != 0 {
+        return fail(libc::EINPROGRESS);
+    }
+    match sys::poll1(fd, libc::POLLOUT, sys::sndtimeo_ms(fd)) {
+        Err(e) => return fail(e),
+        Ok(0) => return fail(libc::EINPROGRESS),
+        Ok(_) => {}
+    }
+    // SAFETY: the caller's arguments.
+    unsafe { real_connect(fd, addr, len) }
+}
+
 unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bool) -> c_int {
     let native = || {
         // SAFETY: passing the caller's arguments through.
@@ -232,8 +294,16 @@ unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: b
             }
         }
     };
-    let Some(ino) = standin(fd) else {
-        return native();
+    let ino = match standin(fd) {
+        Some(ino) => ino,
+        // A host socket of the uplink's fast path: its name is the container's
+        // (the stack answers for its inode; for any other socket it says
+        // NOT_STANDIN and the kernel answers).
+        None if !peer && conn::active() => match sys::socket_inode(fd) {
+            Some(ino) => ino,
+            None => return native(),
+        },
+        None => return native(),
     };
     let r = netcell_frontend::name(&Local, &mut Control, ino, peer, addr as u64, len as u64);
     front::ret(r, native)

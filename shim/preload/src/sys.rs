@@ -106,8 +106,19 @@ pub fn replace_fd(fd: c_int, new: c_int) -> Result<(), c_int> {
     unsafe {
         let fdflags = libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETFD as c_long);
         let fl = libc::syscall(libc::SYS_fcntl, fd as c_long, libc::F_GETFL as c_long);
-        if fl >= 0 && fl as c_int & libc::O_NONBLOCK != 0 {
-            set_nonblock(new);
+        let newfl = self::fl(new);
+        if fl >= 0 && newfl >= 0 {
+            let want = if fl as c_int & libc::O_NONBLOCK != 0 {
+                newfl | libc::O_NONBLOCK
+            } else {
+                newfl & !libc::O_NONBLOCK
+            };
+            libc::syscall(
+                libc::SYS_fcntl,
+                new as c_long,
+                libc::F_SETFL as c_long,
+                want as c_long,
+            );
         }
         let cloexec = if fdflags >= 0 && fdflags as c_int & libc::FD_CLOEXEC != 0 {
             libc::O_CLOEXEC

@@ -224,6 +224,8 @@ pub enum Held {
     /// socket on its standard input), and its family. Control calls on it are
     /// refused.
     Foreign(OwnedFd, Option<i32>),
+    /// A host TCP socket the uplink handed to the program (see [`super::host`]).
+    Host(Sock),
 }
 
 /// Refusals logged so far (the log is rate-limited: a container can make many).
@@ -258,6 +260,13 @@ impl<'a, D: Device> Cx<'a, '_, D> {
             }
             return Ok(Held::Unix(copy));
         }
+        if described.value == kinds::HOST_TCP {
+            return Ok(Held::Host(Sock {
+                fd: copy,
+                ino,
+                kind: None,
+            }));
+        }
         let kind = match described.value {
             kinds::TCP => Some(Kind::Tcp),
             kinds::UDP => Some(Kind::Udp),
@@ -276,9 +285,17 @@ impl<'a, D: Device> Cx<'a, '_, D> {
     /// `AF_UNIX` socket (the kernel carries the call out), `ENOTSOCK` for what is no
     /// socket, as the kernel would say.
     pub fn sock(&mut self, fd: i32) -> Result<Option<Sock>, Fail> {
-        match self.held(fd)? {
+        let held = self.held(fd)?;
+        self.standin_of(held)
+    }
+
+    /// What [`Cx::sock`] says of a descriptor already looked at. A host socket
+    /// of the uplink is the kernel's (`None`): the calls that must not reach the
+    /// kernel on it are decided in [`super::host`] before this is asked.
+    pub fn standin_of(&mut self, held: Held) -> Result<Option<Sock>, Fail> {
+        match held {
             Held::StandIn(s) => Ok(Some(s)),
-            Held::Unix(_) => Ok(None),
+            Held::Unix(_) | Held::Host(_) => Ok(None),
             Held::NotSocket => Err(Fail::Errno(libc::ENOTSOCK)),
             Held::Foreign(_, domain) => {
                 log_refusal(
@@ -440,7 +457,8 @@ pub fn install(
 }
 
 fn bind<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
+    let held = cx.held(cx.call.int(0))?;
+    let Some(s) = super::host::standin_for_setup(cx, held)? else {
         return Ok(Outcome::Continue);
     };
     let (addr, len) = (cx.call.args[1], cx.call.int(2) as u32);
@@ -449,7 +467,8 @@ fn bind<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 }
 
 fn listen<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
+    let held = cx.held(cx.call.int(0))?;
+    let Some(s) = super::host::standin_for_setup(cx, held)? else {
         return Ok(Outcome::Continue);
     };
     let backlog = cx.call.int(1);
@@ -524,9 +543,22 @@ impl<D: Device> frontend::Service for Direct<'_, D> {
 }
 
 fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
-        return Ok(Outcome::Continue);
+    let s = match cx.held(cx.call.int(0))? {
+        Held::Host(h) => match super::host::connect(cx, h)? {
+            Ok(outcome) => return Ok(outcome),
+            // Failed and reported: a fresh stand-in took its place.
+            Err(s) => s,
+        },
+        held => match cx.standin_of(held)? {
+            Some(s) => s,
+            None => return Ok(Outcome::Continue),
+        },
     };
+    connect_standin(cx, s)
+}
+
+/// `connect` of stand-in `s`.
+pub(super) fn connect_standin<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock) -> Result<Outcome, Fail> {
     let mut buf = [0u8; MAX_SOCKADDR];
     let addr = frontend::sockaddr_arg(&cx.call, cx.call.args[1], cx.call.int(2) as u32, &mut buf)?;
     // A blocking connect parks until the stand-in turns writable (the handshake
@@ -549,6 +581,10 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         Some(new) if a.flags & reply_flags::REPLACE_STANDIN != 0 => replace(cx, s, new)?,
         _ => s,
     };
+    if a.errno == libc::EINPROGRESS && super::host::is_host(&s) {
+        // The uplink's fast path: the program holds the host socket now.
+        return Ok(super::host::connecting(s));
+    }
     match a.errno {
         0 => Ok(Outcome::Value(0)),
         libc::EINPROGRESS | libc::EALREADY if !s.nonblocking() => {
@@ -565,7 +601,11 @@ fn connect<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 
 /// Puts stand-in `new` in place of the target's descriptor of `old` (the call's
 /// first argument), with its flags; returns it as the call's socket.
-fn replace<D: Device>(cx: &mut Cx<'_, '_, D>, old: Sock, new: OwnedFd) -> Result<Sock, Fail> {
+pub(super) fn replace<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    old: Sock,
+    new: OwnedFd,
+) -> Result<Sock, Fail> {
     let target_fd = cx.call.int(0);
     netcell_sys::set_nonblocking(new.as_fd(), old.nonblocking())?;
     let cloexec = netcell_sys::fd_cloexec_of(cx.call.tid, target_fd).unwrap_or(false);
@@ -654,8 +694,14 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
 }
 
 fn name<D: Device>(cx: &mut Cx<'_, '_, D>, peer: bool) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
-        return Ok(Outcome::Continue);
+    let s = match cx.held(cx.call.int(0))? {
+        // The host socket's name is the container's address (the stack keeps it);
+        // its peer is the kernel's answer.
+        Held::Host(h) if !peer => h,
+        held => match cx.standin_of(held)? {
+            Some(s) => s,
+            None => return Ok(Outcome::Continue),
+        },
     };
     let (addr, lenp) = (cx.call.args[1], cx.call.args[2]);
     let (mem, mut svc) = cx.parts();

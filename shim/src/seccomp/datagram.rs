@@ -173,6 +173,7 @@ fn receiving<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Result<Sock, (OwnedFd,
         Held::StandIn(s) if s.is_datagram() => Ok(Ok(s)),
         Held::StandIn(s) => Ok(Err((s.fd, true))),
         Held::Unix(fd) | Held::Foreign(fd, _) => Ok(Err((fd, false))),
+        Held::Host(s) => Ok(Err((s.fd, false))),
         Held::NotSocket => Err(Fail::Errno(libc::ENOTSOCK)),
     }
 }

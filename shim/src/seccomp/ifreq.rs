@@ -20,7 +20,8 @@ pub fn ioctl<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let standin = match cx.held(cx.call.int(0))? {
         // What a terminal or file says to a request it does not know.
         Held::NotSocket => return Ok(Outcome::Errno(libc::ENOTTY)),
-        Held::StandIn(_) => true,
+        // A host socket of the uplink is the container's too: its interfaces.
+        Held::StandIn(_) | Held::Host(_) => true,
         // The kernel's answer to a request about the socket itself is harmless for
         // any socket another thread may have put there by then.
         Held::Unix(_) | Held::Foreign(..) => false,

@@ -53,6 +53,7 @@ pub mod calls;
 mod datagram;
 pub mod files;
 pub mod filter;
+mod host;
 mod ifreq;
 pub mod inherited;
 mod intake;

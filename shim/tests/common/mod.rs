@@ -357,6 +357,15 @@ impl<'a> Container<'a> {
         if let Some(mode) = self.shim {
             c.args(["--shim", mode.name()]);
         }
+        // Tests stay off the host's network unless they ask for the uplink: no
+        // packet of theirs may leave for an address they did not create.
+        let chosen = self
+            .args
+            .iter()
+            .any(|a| ["--tap", "--tap-fd", "--uplink"].contains(&a.to_str().unwrap_or("")));
+        if !chosen {
+            c.args(["--uplink", "none"]);
+        }
         c.args(&self.args);
         for (k, v) in &self.env {
             c.env(k, v);

@@ -180,6 +180,11 @@ pub mod kinds {
     pub const ICMP: u32 = 3;
     /// Raw IP.
     pub const RAW: u32 = 4;
+    /// Not a stand-in: a host TCP socket the uplink handed to the program in its
+    /// place (the fast path). The kernel serves it; the stack answers only
+    /// `getsockname` (with the container's address), and front ends refuse or
+    /// re-route the calls that could point it somewhere else.
+    pub const HOST_TCP: u32 = 5;
 }
 
 impl Op {

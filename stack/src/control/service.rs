@@ -324,6 +324,18 @@ fn retry_if_in_use<D: Device, E: PartialEq>(
 /// stack closed the socket under the program (after a reset), else "not a
 /// stand-in" so the front end performs the call natively.
 fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) -> Answer {
+    if let Some(h) = stack.sockets.handed(inode) {
+        // A host socket of the uplink's fast path: the kernel serves it, but its
+        // name is the container's.
+        return match *req {
+            Request::Describe => Answer {
+                value: kinds::HOST_TCP,
+                ..Answer::ok()
+            },
+            Request::GetSockName => Answer::with_addr(h.domain, h.local),
+            _ => Answer::not_standin(),
+        };
+    }
     let Some(t) = stack.sockets.tombstone(inode) else {
         return Answer::not_standin();
     };

@@ -9,17 +9,21 @@
 //!   and logged, never panicked on.
 //! - [`LoopbackDevice`] is `lo`: frames written are read back in order, from a pool of
 //!   reused buffers.
+//! - [`Link`] is what a `netcell run` container's `eth0` sits on: a TAP, or the
+//!   host uplink ([`crate::uplink::UplinkDevice`]).
 //! - [`PipeDevice`] wires two stacks in one process, an Ethernet segment in memory, for
 //!   tests and for embedding a stack without a TAP.
 //!
 //! None of them allocates per frame once warmed up: buffers are recycled.
 
+mod link;
 mod loopback;
 mod offload;
 mod pipe;
-mod queue;
+pub(crate) mod queue;
 mod tap;
 
+pub use link::Link;
 pub use loopback::LoopbackDevice;
 pub use pipe::PipeDevice;
 pub use tap::{TapConfig, TapDevice, TapError};

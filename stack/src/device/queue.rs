@@ -56,6 +56,28 @@ impl FrameQueue {
         r
     }
 
+    /// Fills a recycled buffer of the frame capacity with `f`, which returns the
+    /// frame's length, or `None` to keep nothing. Nothing is called when the queue
+    /// is full.
+    pub(crate) fn push_filled(&mut self, f: impl FnOnce(&mut [u8]) -> Option<usize>) {
+        if self.is_full() {
+            return;
+        }
+        let mut buf = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.frame_cap].into_boxed_slice());
+        match f(&mut buf) {
+            Some(len) if len <= buf.len() => self.frames.push_back(Frame { buf, len }),
+            _ => self.pool.push(buf),
+        }
+    }
+
+    /// Whether another frame would be dropped.
+    pub(crate) fn is_full(&self) -> bool {
+        self.frames.len() >= self.limit
+    }
+
     pub(crate) fn pop(&mut self) -> Option<Frame> {
         self.frames.pop_front()
     }

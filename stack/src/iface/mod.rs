@@ -27,8 +27,9 @@ pub mod egress;
 pub mod ingress;
 mod listing;
 
+use crate::uplink::Uplink;
 use smoltcp::iface::{Config, Interface, Route as SmolRoute, SocketSet};
-use smoltcp::phy::Device;
+use smoltcp::phy::{Device, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr, Ipv6Address,
@@ -149,6 +150,7 @@ pub struct Interfaces {
     /// eth0's configured addresses (the host routes on `lo` mirror them).
     eth_addrs: Vec<IpCidr>,
     eth_gateways: Vec<IpAddress>,
+    uplink: Option<Uplink>,
 }
 
 /// A random seed from the standard library's per-process hash keys (no extra crate).
@@ -180,17 +182,19 @@ impl Interfaces {
         let mut eth_addrs = Vec::new();
         let mut eth_gateways = Vec::new();
         let mut mac = None;
-        if let Some((_, cfg)) = &eth {
+        if let Some((dev, cfg)) = &eth {
             validate(cfg)?;
             eth_addrs = cfg.addrs.clone();
             eth_gateways = cfg.gateways.clone();
             // Like Linux, every Ethernet interface has a link-local IPv6 address.
-            let m = cfg.mac.unwrap_or_else(random_mac);
-            let ll = IpCidr::new(link_local(m).into(), 64);
-            if !eth_addrs.contains(&ll) {
-                eth_addrs.push(ll);
+            if dev.capabilities().medium == Medium::Ethernet {
+                let m = cfg.mac.unwrap_or_else(random_mac);
+                let ll = IpCidr::new(link_local(m).into(), 64);
+                if !eth_addrs.contains(&ll) {
+                    eth_addrs.push(ll);
+                }
+                mac = Some(m);
             }
-            mac = Some(m);
         }
 
         let mut lo_cfg = Config::new(HardwareAddress::Ip);
@@ -230,8 +234,12 @@ impl Interfaces {
         }];
 
         if let Some((dev, cfg)) = eth {
-            let mac = mac.unwrap_or_else(random_mac);
-            let mut c = Config::new(HardwareAddress::Ethernet(mac));
+            // An IP-medium device (the host uplink) has no hardware address.
+            let hw = match mac {
+                Some(m) => HardwareAddress::Ethernet(m),
+                None => HardwareAddress::Ip,
+            };
+            let mut c = Config::new(hw);
             c.random_seed = random_u64();
             let mtu = dev.capabilities().ip_mtu();
             let mut iface = Interface::new(c, dev, now);
@@ -263,7 +271,19 @@ impl Interfaces {
             list,
             eth_addrs,
             eth_gateways,
+            uplink: None,
         })
+    }
+
+    /// Makes eth0 the host uplink: TCP connections routed through it are handed
+    /// to host sockets by `uplink`'s policy (see [`crate::uplink`]).
+    pub fn set_uplink(&mut self, uplink: Uplink) {
+        self.uplink = Some(uplink);
+    }
+
+    /// The uplink's policy, when eth0 is the host uplink.
+    pub fn uplink(&self) -> Option<&Uplink> {
+        self.uplink.as_ref()
     }
 
     /// The interfaces, `lo` first.

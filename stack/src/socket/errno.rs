@@ -159,6 +159,8 @@ op_errors! {
         /// No route to the network, or none of the family the socket is bound to
         /// (`ENETUNREACH`).
         NetworkUnreachable => ENETUNREACH,
+        /// A host of the uplink's own subnet that does not exist (`EHOSTUNREACH`).
+        HostUnreachable => EHOSTUNREACH,
         /// A TCP socket finds no ephemeral port left (`EADDRNOTAVAIL`).
         AddrNotAvailable => EADDRNOTAVAIL,
         /// A UDP or ping socket finds no ephemeral port (identifier) left to bind

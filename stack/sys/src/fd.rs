@@ -30,6 +30,12 @@ pub fn read_shut(fd: BorrowedFd<'_>) -> bool {
     poll_now(fd, libc::POLLRDHUP) & (libc::POLLRDHUP | libc::POLLHUP) != 0
 }
 
+/// Whether the fd reports a hang-up right now (`POLLHUP`: a TCP socket in the
+/// closed state, a stream whose both directions are shut).
+pub fn hung_up_now(fd: BorrowedFd<'_>) -> bool {
+    poll_now(fd, 0) & libc::POLLHUP != 0
+}
+
 /// Whether the fd is writable right now (`poll` with zero timeout).
 pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
     poll_now(fd, libc::POLLOUT) & libc::POLLOUT != 0

@@ -651,6 +651,26 @@ pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
     cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(|_| ())
 }
 
+/// Sets `SO_LINGER` to {on, 0 s}: closing the socket's last descriptor resets its
+/// connection instead of finishing it.
+pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid linger struct and its size.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,6 +88,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, OwnedFd};
 
 mod api;
+mod handover;
 mod listen;
 mod orphan;
 mod pump;
@@ -124,6 +125,8 @@ pub(crate) struct Table {
     intake: Option<Intake>,
     /// When the event loop next looks for unpaired stand-ins the program closed.
     pub(crate) next_sweep: Option<Instant>,
+    /// Host sockets handed to programs by the uplink's fast path.
+    handed: handover::HandedTable,
     /// Urgent bytes on their way (see [`urgent`]).
     urgent: urgent::Urgent,
 }
@@ -139,6 +142,7 @@ impl Table {
             record_truesize: measure_record_truesize(),
             intake: None,
             next_sweep: None,
+            handed: Default::default(),
             urgent: urgent::Urgent::default(),
         }
     }
@@ -474,6 +478,10 @@ impl Sockets {
             }
             Proto::Tcp(TcpState::Closed { failed: None }) => {}
             _ => return Err(ConnectError::Invalid),
+        }
+        if let Some(host) = self.uplink_connect(ifs, id, target, program_end.as_ref())? {
+            *replacement = Some(host);
+            return Err(ConnectError::InProgress);
         }
         if matches!(target, Target::Addr(_)) {
             self.pair(id, program_end.as_ref())

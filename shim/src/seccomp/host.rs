@@ -1,0 +1,162 @@
+//! Calls on a host TCP socket that the uplink's fast path put in the program's
+//! hands (see `netcell_stack::uplink`).
+//!
+//! # Why these calls are decided here
+//!
+//! After the fast path, the program holds a real host socket, connected (or
+//! connecting) to a destination the uplink allowed. Its data calls and its options
+//! are the kernel's: nothing they do can point the socket somewhere else, so they
+//! run natively (a `recvmsg` is still made by the intake, as for every socket).
+//! Four calls could re-point it — `connect`, `bind`, `listen`, and a send with
+//! `MSG_FASTOPEN` — and none of them is ever let through to the kernel: a call
+//! that continues is carried out with its arguments *re-read*, and another thread
+//! can `dup2` a different socket onto the number, or rewrite the address in
+//! memory, between netcell's look and the kernel's. So they are decided here, on
+//! netcell's own copy of the descriptor, and answered:
+//!
+//! | the host socket is | `connect`                                 | `bind`, `listen` |
+//! |--------------------|-------------------------------------------|------------------|
+//! | connected          | `EISCONN` (0 for the blocking connect that waited for it) | `EINVAL` |
+//! | connecting         | `EALREADY`, or a blocking connect waits here | `EINVAL`     |
+//! | closed (failed, reset) | its pending error, once; then as a new socket | as a new socket |
+//!
+//! "As a new socket": a fresh TCP stand-in takes the host socket's place in the
+//! program (its number, close-on-exec and `O_NONBLOCK`), and the call is served
+//! on it like any — a new `connect` goes through the container's routing (and may
+//! be handed to the host again), a `listen` listens in the container, never on the
+//! host. `connect(AF_UNSPEC)` resets the host connection and leaves such a fresh,
+//! unconnected stand-in. `MSG_FASTOPEN` sends on it fail with `EOPNOTSUPP` (in
+//! [`super::datagram`]), as on every socket that is not a stand-in. The Landlock
+//! wall (TCP connect and bind denied on host sockets) stands behind all of this.
+//!
+//! Differences from Linux, documented in the README: the program's other
+//! descriptors for the same socket made before the connect (`dup`, `fork`) keep
+//! the stand-in, not the host socket; a `connect` on a connection the peer reset
+//! reports the reset instead of `EISCONN`.
+
+use super::calls::{Cx, Held, Outcome, Sock, replace};
+use super::target::Fail;
+use netcell_proto::{MAX_SOCKADDR, Request};
+use smoltcp::phy::Device;
+use std::os::fd::AsFd;
+
+/// Where a host TCP socket stands, as far as `connect`, `bind` and `listen` care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Connected,
+    Connecting,
+    Closed,
+}
+
+fn state(s: &Sock) -> State {
+    let fd = s.fd.as_fd();
+    if netcell_sys::has_peer(fd) {
+        State::Connected
+    } else if netcell_sys::hung_up_now(fd) {
+        State::Closed
+    } else {
+        State::Connecting
+    }
+}
+
+/// Whether `s` is a host socket (the stand-in was just replaced by one).
+pub fn is_host(s: &Sock) -> bool {
+    netcell_sys::sockopt_int(s.fd.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN)
+        .is_some_and(|d| d != libc::AF_UNIX)
+}
+
+/// The answer to the `connect` that handed host socket `s` to the program, its
+/// handshake under way: `EINPROGRESS` for a non-blocking socket, else the wait.
+pub fn connecting(s: Sock) -> Outcome {
+    if s.nonblocking() {
+        return Outcome::Errno(libc::EINPROGRESS);
+    }
+    match state(&s) {
+        State::Connecting => s.block(true, libc::EINPROGRESS),
+        _ => finished(&s),
+    }
+}
+
+/// A blocking connect whose handshake ended: 0, or its error (taken, so that it
+/// is reported once, as Linux does).
+fn finished(s: &Sock) -> Outcome {
+    match netcell_sys::sockopt_int(s.fd.as_fd(), libc::SOL_SOCKET, libc::SO_ERROR) {
+        Some(0) if state(s) == State::Connected => Outcome::Value(0),
+        Some(0) | None => Outcome::Errno(libc::ECONNREFUSED),
+        Some(e) => Outcome::Errno(e),
+    }
+}
+
+/// `connect` on host socket `h`. `Err(stand-in)`: the socket was closed and its
+/// error reported before; a fresh stand-in took its place, and the caller serves
+/// the connect on it.
+pub fn connect<D: Device>(cx: &mut Cx<'_, '_, D>, h: Sock) -> Result<Result<Outcome, Sock>, Fail> {
+    let mut buf = [0u8; MAX_SOCKADDR];
+    let addr =
+        netcell_frontend::sockaddr_arg(&cx.call, cx.call.args[1], cx.call.int(2) as u32, &mut buf)?;
+    let family = addr.get(..2).map(|f| u16::from_ne_bytes([f[0], f[1]]));
+    if family == Some(libc::AF_UNSPEC as u16) {
+        // Linux resets the connection and leaves an unconnected socket.
+        let _ = netcell_sys::set_linger_zero(h.fd.as_fd());
+        fresh_standin(cx, h)?;
+        return Ok(Ok(Outcome::Value(0)));
+    }
+    Ok(Ok(match state(&h) {
+        State::Connected if cx.resumed => Outcome::Value(0),
+        State::Connected => Outcome::Errno(libc::EISCONN),
+        State::Connecting if h.nonblocking() => Outcome::Errno(libc::EALREADY),
+        State::Connecting => h.block(true, libc::EINPROGRESS),
+        State::Closed => {
+            match netcell_sys::sockopt_int(h.fd.as_fd(), libc::SOL_SOCKET, libc::SO_ERROR) {
+                Some(e) if e != 0 => Outcome::Errno(e),
+                _ if cx.resumed => Outcome::Errno(libc::ECONNREFUSED),
+                _ => {
+                    let s = fresh_standin(cx, h)?;
+                    return Ok(Err(s));
+                }
+            }
+        }
+    }))
+}
+
+/// The stand-in a `bind` or `listen` is served on: the stand-in itself, or for a
+/// closed host socket a fresh one in its place; `None` when the kernel serves the
+/// call (an `AF_UNIX` socket), `EINVAL` for a host socket that is connected or
+/// connecting.
+pub fn standin_for_setup<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    held: Held,
+) -> Result<Option<Sock>, Fail> {
+    match held {
+        Held::Host(h) => match state(&h) {
+            State::Closed => Ok(Some(fresh_standin(cx, h)?)),
+            State::Connected | State::Connecting => Err(Fail::Errno(libc::EINVAL)),
+        },
+        held => cx.standin_of(held),
+    }
+}
+
+/// Puts a new, unconnected TCP stand-in of host socket `h`'s family in its place in
+/// the program.
+fn fresh_standin<D: Device>(cx: &mut Cx<'_, '_, D>, h: Sock) -> Result<Sock, Fail> {
+    let domain = netcell_sys::sockopt_int(h.fd.as_fd(), libc::SOL_SOCKET, libc::SO_DOMAIN)
+        .unwrap_or(libc::AF_INET);
+    let a = cx.ask(
+        0,
+        &Request::Socket {
+            domain,
+            ty: libc::SOCK_STREAM,
+            protocol: 0,
+        },
+        &mut heapless::Vec::new(),
+    );
+    if a.errno != 0 {
+        return Err(Fail::Errno(a.errno));
+    }
+    let Some(new) = a.fd else {
+        return Err(Fail::Errno(libc::EPROTO));
+    };
+    let mut s = replace(cx, h, new)?;
+    s.kind = Some(netcell_stack::socket::Kind::Tcp);
+    Ok(s)
+}
