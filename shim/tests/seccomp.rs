@@ -10,37 +10,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The test program `gonet`, built statically (`CGO_ENABLED=0`) once per test run.
-fn gonet() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        need("go");
-        let out = build_dir().join("gonet");
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go");
-        let o = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(programs().join("gonet/main.go"))
-            .env("CGO_ENABLED", "0")
-            .env("GOCACHE", cache.join("cache"))
-            .env("GOPATH", cache.join("path"))
-            .env("GOFLAGS", "-mod=mod")
-            .output()
-            .expect("go build");
-        assert!(
-            o.status.success(),
-            "go build: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let f = Command::new("file").arg(&out).output();
-        if let Ok(f) = f {
-            let s = String::from_utf8_lossy(&f.stdout);
-            assert!(s.contains("statically linked"), "gonet must be static: {s}");
-        }
-        out
-    })
-}
-
 /// The `int80` helper (i386 system calls from a 64-bit program).
 fn int80() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();

@@ -431,16 +431,13 @@ pub fn lookup(name: &str, v4: bool, v6: bool) -> Result<(String, Vec<IpAddr>), F
     for cand in candidates(&c, name) {
         let mut canon = cand.clone();
         let mut addrs = Vec::new();
-        let mut nxdomain = false;
         for (want, qtype, is_v6) in [(v4, dns::TYPE_A, false), (v6, dns::TYPE_AAAA, true)] {
             if !want {
                 continue;
             }
             match ask(&c, &cand, qtype) {
-                Ok(r) if r.rcode == dns::RCODE_NXDOMAIN => {
-                    nxdomain = true;
-                    break;
-                }
+                // The name does not exist (as far as this type tells).
+                Ok(r) if r.rcode == dns::RCODE_NXDOMAIN => break,
                 Ok(r) => {
                     let (cn, mut a) = dns::addresses(&r, &cand, is_v6);
                     canon = cn;
@@ -450,7 +447,9 @@ pub fn lookup(name: &str, v4: bool, v6: bool) -> Result<(String, Vec<IpAddr>), F
                 Err(e) => return Err(e),
             }
         }
-        if !nxdomain && !addrs.is_empty() {
+        // An NXDOMAIN for one type after the other's answers (some servers say
+        // so for AAAA of a name they know only an A of): glibc keeps the answers.
+        if !addrs.is_empty() {
             return Ok((canon, addrs));
         }
     }

@@ -16,7 +16,7 @@
 //!
 //! | the host socket is | `connect`                                 | `bind`, `listen` |
 //! |--------------------|-------------------------------------------|------------------|
-//! | connected          | `EISCONN` (0 for the blocking connect that waited for it) | `EINVAL` |
+//! | connected          | the kernel's answer to a connect to its own peer (0 once after a non-blocking handshake, then `EISCONN`) | `EINVAL` |
 //! | connecting         | `EALREADY`, or a blocking connect waits here | `EINVAL`     |
 //! | closed (failed, reset) | its pending error, once; then as a new socket | as a new socket |
 //!
@@ -103,7 +103,12 @@ pub fn connect<D: Device>(cx: &mut Cx<'_, '_, D>, h: Sock) -> Result<Result<Outc
     }
     Ok(Ok(match state(&h) {
         State::Connected if cx.resumed => Outcome::Value(0),
-        State::Connected => Outcome::Errno(libc::EISCONN),
+        // The kernel's own answer (0 once after a non-blocking handshake, then
+        // EISCONN), asked with the socket's own peer: nothing the program wrote.
+        State::Connected => match netcell_sys::connect_to_own_peer(h.fd.as_fd()) {
+            Ok(()) => Outcome::Value(0),
+            Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::EISCONN)),
+        },
         State::Connecting if h.nonblocking() => Outcome::Errno(libc::EALREADY),
         State::Connecting => h.block(true, libc::EINPROGRESS),
         State::Closed => {

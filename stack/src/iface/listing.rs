@@ -47,8 +47,8 @@ fn describe(id: IfaceId, n: &NetIf) -> (Iface, Vec<IfAddr>) {
     } else {
         // smoltcp asserts on the hardware address of an IP-medium interface, so
         // ask only an Ethernet one.
-        match n.iface.hardware_addr() {
-            HardwareAddress::Ethernet(m) => (
+        match n.ethernet.then(|| n.iface.hardware_addr()) {
+            Some(HardwareAddress::Ethernet(m)) => (
                 up | (libc::IFF_BROADCAST | libc::IFF_MULTICAST) as u32,
                 ARPHRD_ETHER,
                 m.0,

@@ -133,6 +133,8 @@ pub struct NetIf {
     pub sockets: SocketSet<'static>,
     /// The IP MTU of its device.
     pub mtu: usize,
+    /// Whether its device is Ethernet (else IP: `lo`, the host uplink).
+    pub ethernet: bool,
 }
 
 /// Where a packet to a destination goes: the interface and the source address.
@@ -231,6 +233,7 @@ impl Interfaces {
             iface: lo,
             sockets: SocketSet::new(Vec::new()),
             mtu: lo_mtu,
+            ethernet: false,
         }];
 
         if let Some((dev, cfg)) = eth {
@@ -265,6 +268,7 @@ impl Interfaces {
                 iface,
                 sockets: SocketSet::new(Vec::new()),
                 mtu,
+                ethernet: mac.is_some(),
             });
         }
         Ok(Interfaces {

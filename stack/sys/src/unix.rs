@@ -651,6 +651,32 @@ pub fn shutdown(fd: BorrowedFd<'_>, how: libc::c_int) -> io::Result<()> {
     cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(|_| ())
 }
 
+/// `connect` of socket `fd` to its own peer (`getpeername`): on a connected TCP
+/// socket, the kernel's answer to a repeated connect (0 the first time after a
+/// non-blocking handshake ended, then `EISCONN`) without any address from outside.
+pub fn connect_to_own_peer(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain data.
+    let mut sa: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: a valid address buffer and length.
+    cvt(unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut sa as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    // SAFETY: the address the kernel just wrote, and its length.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
+    Ok(())
+}
+
 /// Sets `SO_LINGER` to {on, 0 s}: closing the socket's last descriptor resets its
 /// connection instead of finishing it.
 pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {

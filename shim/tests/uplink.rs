@@ -1,0 +1,478 @@
+//! The host uplink (`--uplink host`), tested as the outside world it stands for:
+//! each test makes a "world" namespace and a "host" namespace joined by a veth
+//! pair, runs real servers in the world (python's http.server, dnsmasq, a UDP
+//! echo) and netcell as `nobody` in the host namespace, with no TAP. The world is
+//! 10.77.0.1; the host 10.77.0.2, its default route through the world; the host's
+//! `resolv.conf` (through `ip netns exec`'s `/etc/netns`) names the world's
+//! dnsmasq.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+const WORLD: &str = "10.77.0.1";
+const HOST: &str = "10.77.0.2";
+const HTTP: u16 = 8000;
+const CLOSED: u16 = 8009;
+const ECHO: u16 = 7007;
+
+/// Two namespaces joined by a veth pair, and the host's resolver file.
+struct World {
+    world: NetNs,
+    host: NetNs,
+    etc: PathBuf,
+    _www: Scratch,
+    servers: Vec<Proc>,
+    /// The world HTTP server's access log.
+    log: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let world = NetNs::new();
+        let host = NetNs::new();
+        let o = sh(&format!(
+            "ip link add w0 netns {w} type veth peer name h0 netns {h} && \
+             ip -n {w} addr add {WORLD}/24 dev w0 && ip -n {w} link set w0 up && \
+             ip -n {h} addr add {HOST}/24 dev h0 && ip -n {h} link set h0 up && \
+             ip -n {h} route add default via {WORLD}",
+            w = world.name,
+            h = host.name
+        ));
+        assert!(o.status.success(), "{o:?}");
+        let etc = PathBuf::from("/etc/netns").join(&host.name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("resolv.conf"), format!("nameserver {WORLD}\n")).unwrap();
+        let www = Scratch::new();
+        std::fs::write(www.path("index.html"), "hello from the world\n").unwrap();
+        let log = www.path("access.log");
+        let mut servers = Vec::new();
+        let mut http = world.cmd("python3");
+        http.args([
+            "-m",
+            "http.server",
+            &HTTP.to_string(),
+            "--bind",
+            WORLD,
+            "--directory",
+        ])
+        .arg(&www.0)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+        servers.push(Proc::spawn(&mut http));
+        let mut echo = world.cmd("python3");
+        echo.args([
+            "-c",
+            &format!(
+                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                 s.bind(('{WORLD}',{ECHO}))\nwhile True:\n d,a=s.recvfrom(65536)\n s.sendto(d,a)"
+            ),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        servers.push(Proc::spawn(&mut echo));
+        let mut dns = world.cmd("dnsmasq");
+        dns.args([
+            "-k",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address",
+            WORLD,
+            "--pid-file=",
+            "--user=root",
+            "--local=/test/",
+            &format!("--address=/web.test/{WORLD}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        servers.push(Proc::spawn(&mut dns));
+        let w = World {
+            world,
+            host,
+            etc,
+            _www: www,
+            servers,
+            log,
+        };
+        wait_for(Duration::from_secs(10), "the world's servers", || {
+            let o = w.host.sh(&format!(
+                "curl -sf http://{WORLD}:{HTTP}/ && dig +short +time=1 +tries=1 @{WORLD} web.test"
+            ));
+            o.status.success().then_some(())
+        });
+        w
+    }
+
+    /// A container in the host namespace, as `nobody`, on the uplink.
+    fn container(&self, mode: Mode) -> Container<'_> {
+        Container::nobody()
+            .shim(mode)
+            .in_ns(&self.host)
+            .args(["--uplink", "host"])
+    }
+
+    /// Lets `nobody` open ICMP sockets in the host namespace.
+    fn allow_ping(&self) {
+        let o = self
+            .host
+            .sh("sysctl -qw net.ipv4.ping_group_range='0 2147483647'");
+        assert!(o.status.success());
+    }
+
+    fn access_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            s.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.etc);
+    }
+}
+
+fn sh(cmd: &str) -> std::process::Output {
+    std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .unwrap()
+}
+
+fn lines(out: &str) -> Vec<&str> {
+    out.lines().collect()
+}
+
+/// `curl` by name, the name resolved by the world's dnsmasq (the host's
+/// nameserver): the request arrives from the host's address.
+fn curl_by_name_reaches_the_world(mode: Mode) {
+    require_root!();
+    need("curl");
+    need("dnsmasq");
+    let w = World::new();
+    let (st, out, err) = w
+        .container(mode)
+        .exec(["curl", "-sS", &format!("http://web.test:{HTTP}/")])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(out, "hello from the world\n");
+    let log = w.access_log();
+    assert!(
+        log.contains(&format!("{HOST} - - ")) && log.contains("GET / HTTP"),
+        "the world saw the host's address: {log}"
+    );
+}
+
+/// The fast path: after `connect` the program holds an INET socket of the host
+/// (`SO_DOMAIN`, `/proc/self/fd`), its name the container's address; errors are
+/// Linux's; a socket whose connect failed connects afresh; the host's loopback and
+/// the uplink's empty subnet are out of reach.
+fn tcp_connections_are_host_sockets(mode: Mode) {
+    require_root!();
+    need("dnsmasq");
+    let w = World::new();
+    let (st, out, err) = w
+        .container(mode)
+        .exec([
+            "/usr/bin/python3",
+            &py("uplink_tcp.py"),
+            WORLD,
+            &HTTP.to_string(),
+            &CLOSED.to_string(),
+        ])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        lines(&out),
+        [
+            "domain True",
+            "fd socket",
+            "name 10.0.2.100",
+            "peer True",
+            "status HTTP/1.0 200 OK",
+            "body hello from the world",
+            "nonblocking EINPROGRESS",
+            "so_error 0",
+            "again 0 EISCONN",
+            "refused ECONNREFUSED",
+            "retry 0",
+            "subnet EHOSTUNREACH",
+            "hostloop EHOSTUNREACH",
+            "own_lo ECONNREFUSED",
+            "v6_mapped_lo ECONNREFUSED",
+        ],
+        "{err}"
+    );
+}
+
+/// UDP: replies come back with the world's true address; large datagrams and
+/// connected sockets work.
+fn udp_goes_through_host_sockets(mode: Mode) {
+    require_root!();
+    need("dnsmasq");
+    need("dig");
+    let w = World::new();
+    let (st, out, err) = w
+        .container(mode)
+        .exec([
+            "/usr/bin/python3",
+            &py("uplink_udp.py"),
+            WORLD,
+            &ECHO.to_string(),
+        ])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        lines(&out),
+        [
+            "unconnected ping0 True",
+            "unconnected ping1 True",
+            "unconnected ping2 True",
+            "name 0.0.0.0",
+            "large 60000",
+            "connected connected",
+        ],
+        "{err}"
+    );
+    // dig checks that the answer comes from the server it asked.
+    let (st, out, err) = w
+        .container(mode)
+        .exec([
+            "dig",
+            "+short",
+            "+time=2",
+            "+tries=1",
+            &format!("@{WORLD}"),
+            "web.test",
+        ])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(out.trim(), WORLD);
+}
+
+/// ping through host ICMP sockets where `ping_group_range` allows this user; a
+/// one-line message that says what to do where it does not. (Under seccomp only:
+/// `ping` has file capabilities, and the loader ignores `LD_PRELOAD` for it.)
+#[test]
+fn ping_goes_through_host_icmp_sockets() {
+    let mode = Mode::Seccomp;
+    require_root!();
+    need("ping");
+    need("dnsmasq");
+    let w = World::new();
+    let (st, out, err) = w
+        .container(mode)
+        .exec(["ping", "-c", "2", "-W", "2", WORLD])
+        .run();
+    assert!(!st.success(), "{out}\n{err}");
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("ping_group_range"))
+        .collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(
+        said[0].contains("sysctl -w net.ipv4.ping_group_range"),
+        "{err}"
+    );
+    w.allow_ping();
+    let (st, out, err) = w
+        .container(mode)
+        .exec(["ping", "-c", "2", "-W", "2", WORLD])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.contains("2 received"), "{out}");
+    assert!(
+        out.contains(&format!("bytes from {WORLD}: icmp_seq=1")),
+        "{out}"
+    );
+}
+
+/// The host's loopback: out of reach without `--map-host-loopback`, reached
+/// through its address with it; a nameserver on the host's loopback is reached
+/// through 10.0.2.3.
+fn the_host_loopback_only_through_the_mapping(mode: Mode) {
+    require_root!();
+    need("curl");
+    need("dnsmasq");
+    let w = World::new();
+    let www = Scratch::new();
+    std::fs::write(www.path("index.html"), "the host's loopback\n").unwrap();
+    let mut srv = w.host.cmd("python3");
+    srv.args([
+        "-m",
+        "http.server",
+        "8123",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+    ])
+    .arg(&www.0)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _srv = Proc::spawn(&mut srv);
+    let mut dns = w.host.cmd("dnsmasq");
+    dns.args([
+        "-k",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.53",
+        "--pid-file=",
+        "--user=root",
+        "--local=/test/",
+        "--address=/loop.test/10.0.2.2",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _dns = Proc::spawn(&mut dns);
+    wait_for(
+        Duration::from_secs(10),
+        "the host's loopback servers",
+        || {
+            w.host
+            .sh("curl -sf http://127.0.0.1:8123/ && dig +short +time=1 +tries=1 @127.0.0.53 loop.test | grep -q 10.0.2.2")
+            .status
+            .success()
+            .then_some(())
+        },
+    );
+    let probe = "for a in 127.0.0.1 10.0.2.2; do curl -s -o /dev/null -w \"$a %{http_code}\\n\" --max-time 3 http://$a:8123/; done";
+    let (_, out, err) = w.container(mode).sh(probe).run();
+    assert_eq!(lines(&out), ["127.0.0.1 000", "10.0.2.2 000"], "{err}");
+    let (st, out, err) = w
+        .container(mode)
+        .args(["--map-host-loopback", "10.0.2.2"])
+        .sh(probe)
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(lines(&out), ["127.0.0.1 000", "10.0.2.2 200"], "{err}");
+    // The host resolves through its loopback: so does the container, by name.
+    std::fs::write(w.etc.join("resolv.conf"), "nameserver 127.0.0.53\n").unwrap();
+    let (st, out, err) = w
+        .container(mode)
+        .args(["--map-host-loopback", "10.0.2.2"])
+        .exec(["curl", "-sS", "--max-time", "5", "http://loop.test:8123/"])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(out, "the host's loopback\n");
+}
+
+in_both_modes!(
+    curl_by_name_reaches_the_world,
+    tcp_connections_are_host_sockets,
+    udp_goes_through_host_sockets,
+    the_host_loopback_only_through_the_mapping,
+);
+
+/// Static binaries (Go, busybox) through the uplink: only the seccomp shim can
+/// redirect them.
+#[test]
+fn static_clients_reach_the_world() {
+    require_root!();
+    need("busybox");
+    need("dnsmasq");
+    let go = gonet();
+    let w = World::new();
+    let url = format!("http://{WORLD}:{HTTP}/");
+    let (st, out, err) = w
+        .container(Mode::Seccomp)
+        .exec([
+            go.to_str().unwrap(),
+            "get",
+            &url,
+            &format!("http://web.test:{HTTP}/"),
+        ])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        lines(&out),
+        ["hello from the world", "hello from the world"],
+        "{err}"
+    );
+    let busybox = which("busybox");
+    let (st, out, err) = w
+        .container(Mode::Seccomp)
+        .exec([busybox.as_str(), "wget", "-q", "-O", "-", &url])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(out, "hello from the world\n");
+}
+
+fn which(p: &str) -> String {
+    let o = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {p}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A handed-over host socket is never a way to the host's loopback: disconnect and
+/// reconnect, connect after a failure, Fast Open, listen, and a second thread
+/// swapping descriptors under a connecting one. A listener on the host's
+/// 127.0.0.1 counts what reaches it: nothing may.
+#[test]
+fn handed_sockets_cannot_be_re_pointed() {
+    require_root!();
+    need("dnsmasq");
+    let w = World::new();
+    let count = Scratch::new();
+    let seen = count.path("seen");
+    let mut l = w.host.cmd("python3");
+    l.args([
+        "-c",
+        &format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+             s.bind(('127.0.0.1',8124))\ns.listen(64)\nn=0\nwhile True:\n c,a=s.accept()\n n+=1\n \
+             open('{}','w').write(str(n))\n c.close()",
+            seen.display()
+        ),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _l = Proc::spawn(&mut l);
+    wait_for(Duration::from_secs(5), "the host listener", || {
+        w.host
+            .sh("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 8124)).close()\"")
+            .status
+            .success()
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let before = std::fs::read_to_string(&seen).unwrap_or_default();
+    let (st, out, err) = w
+        .container(Mode::Seccomp)
+        .exec([
+            "/usr/bin/python3",
+            &py("uplink_escape.py"),
+            WORLD,
+            &HTTP.to_string(),
+            &CLOSED.to_string(),
+            "8124",
+        ])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        lines(&out),
+        [
+            "unspec 0",
+            "after_unspec ECONNREFUSED",
+            "failed ECONNREFUSED",
+            "after_failure ECONNREFUSED",
+            "fastopen ENOTSUP",
+            "listen_name 0.0.0.0",
+            "raced True",
+        ],
+        "{err}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap_or_default(),
+        before,
+        "a connection reached the host's loopback"
+    );
+}
