@@ -67,6 +67,79 @@ fn parse_cidr(s: &str) -> Result<IpCidr, String> {
     })
 }
 
+/// `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]` into one map per
+/// port.
+pub fn parse_publish(spec: &str) -> Result<Vec<netcell_stack::publish::PortMap>, String> {
+    use netcell_stack::publish::{PortMap, PortProto};
+    let bad = |why: &str| {
+        format!(
+            "'{spec}': {why}; use [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp], like 8080:80 or 127.0.0.1:5353:53/udp"
+        )
+    };
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, "tcp")) => (r, PortProto::Tcp),
+        Some((r, "udp")) => (r, PortProto::Udp),
+        Some((_, p)) => return Err(bad(&format!("unknown protocol '{p}'"))),
+        None => (spec, PortProto::Tcp),
+    };
+    // An IPv6 host address comes in brackets.
+    let (host_ip, rest) = if let Some(r) = rest.strip_prefix('[') {
+        let (ip, r) = r
+            .split_once("]:")
+            .ok_or_else(|| bad("an IPv6 address needs ]:"))?;
+        let ip: std::net::IpAddr = ip
+            .parse()
+            .map_err(|_| bad(&format!("'{ip}' is no address")))?;
+        (Some(ip), r)
+    } else {
+        let parts: Vec<&str> = rest.split(':').collect();
+        match parts.as_slice() {
+            [_, _] => (None, rest),
+            [ip, _, _] => {
+                let ip: std::net::IpAddr = ip
+                    .parse()
+                    .map_err(|_| bad(&format!("'{ip}' is no address")))?;
+                (Some(ip), rest.split_once(':').map_or(rest, |x| x.1))
+            }
+            _ => return Err(bad("expected HOST_PORT:CONTAINER_PORT")),
+        }
+    };
+    let (host, container) = rest
+        .split_once(':')
+        .ok_or_else(|| bad("expected HOST_PORT:CONTAINER_PORT"))?;
+    let range = |r: &str| -> Result<(u16, u16), String> {
+        let port = |p: &str| -> Result<u16, String> {
+            match p.parse::<u16>() {
+                Ok(0) | Err(_) => Err(bad(&format!("'{p}' is not a port (1 to 65535)"))),
+                Ok(n) => Ok(n),
+            }
+        };
+        match r.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (port(a)?, port(b)?);
+                if b < a {
+                    return Err(bad(&format!("the range {a}-{b} runs backwards")));
+                }
+                Ok((a, b))
+            }
+            None => port(r).map(|p| (p, p)),
+        }
+    };
+    let (h0, h1) = range(host)?;
+    let (c0, c1) = range(container)?;
+    if h1 - h0 != c1 - c0 {
+        return Err(bad("the host and container ranges differ in length"));
+    }
+    Ok((0..=h1 - h0)
+        .map(|i| PortMap {
+            host_ip,
+            host_port: h0 + i,
+            container_port: c0 + i,
+            proto,
+        })
+        .collect())
+}
+
 fn parse_ip(s: &str) -> Result<IpAddress, String> {
     s.parse::<IpAddress>()
         .map_err(|_| format!("'{s}' is not an IPv4 or IPv6 address"))
@@ -214,6 +287,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value = "1024", value_parser = parse_count)]
     pub max_uplink_flows: usize,
 
+    /// Publish container ports on the host, podman's syntax:
+    /// [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeat). A TCP
+    /// connection to the host port is accepted by the container's listener as the
+    /// host's own socket, with the client's true address; UDP (through the uplink
+    /// only) arrives with the client's address too. A host port taken elsewhere
+    /// fails the start (exit status 125).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = parse_publish)]
+    pub publish: Vec<Vec<netcell_stack::publish::PortMap>>,
+
     /// Address of eth0 with its prefix length; repeat for IPv4 and IPv6.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr, requires = "eth")]
     pub addr: Vec<IpCidr>,
@@ -305,4 +387,54 @@ pub struct RunArgs {
         value_name = "CMD"
     )]
     pub command: Vec<std::ffi::OsString>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_publish;
+    use netcell_stack::publish::{PortMap, PortProto};
+
+    fn map(ip: Option<&str>, h: u16, c: u16, proto: PortProto) -> PortMap {
+        PortMap {
+            host_ip: ip.map(|i| i.parse().unwrap()),
+            host_port: h,
+            container_port: c,
+            proto,
+        }
+    }
+
+    #[test]
+    fn publish_specs_as_podman_writes_them() {
+        assert_eq!(
+            parse_publish("8080:80"),
+            Ok(vec![map(None, 8080, 80, PortProto::Tcp)])
+        );
+        assert_eq!(
+            parse_publish("127.0.0.1:5353:53/udp"),
+            Ok(vec![map(Some("127.0.0.1"), 5353, 53, PortProto::Udp)])
+        );
+        assert_eq!(
+            parse_publish("[::1]:8080:80/tcp"),
+            Ok(vec![map(Some("::1"), 8080, 80, PortProto::Tcp)])
+        );
+        assert_eq!(
+            parse_publish("9000-9001:7000-7001"),
+            Ok(vec![
+                map(None, 9000, 7000, PortProto::Tcp),
+                map(None, 9001, 7001, PortProto::Tcp)
+            ])
+        );
+        for bad in [
+            "80",
+            "0:80",
+            "8080:80/sctp",
+            "9000-9002:7000-7001",
+            "x:1:2",
+            "9-8:9-8",
+            "[::1:80:80",
+        ] {
+            let e = parse_publish(bad).unwrap_err();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
 }

@@ -27,6 +27,7 @@ use crate::seccomp::{self, Files, Supervisor};
 use crate::{preload_lib, spawn, sys};
 use netcell_stack::control::server::ControlServer;
 use netcell_stack::device::{Link, TapConfig, TapDevice};
+use netcell_stack::publish::Publisher;
 use netcell_stack::runtime::Runtime;
 use netcell_stack::uplink::{DNS4, UplinkConfig, UplinkDevice};
 use netcell_stack::{EthConfig, SocketConfig, Stack};
@@ -50,6 +51,7 @@ const SIGNALS: usize = 0;
 const CHILD: usize = 1;
 const SECCOMP: usize = 2;
 const PARKED: usize = 3;
+const PUBLISHED: usize = 4;
 
 /// The container's private directory, removed on drop.
 struct RuntimeDir {
@@ -197,6 +199,7 @@ fn write_resolver_files(
 fn turn(
     runtime: &mut Runtime,
     sup: &mut Option<Supervisor>,
+    publisher: &mut Option<Publisher>,
     max_wait: Option<std::time::Duration>,
     mut on_external: impl FnMut(usize),
 ) -> std::io::Result<()> {
@@ -214,6 +217,11 @@ fn turn(
         PARKED => {
             if let Some(s) = sup.as_mut() {
                 s.on_ready(stack);
+            }
+        }
+        PUBLISHED => {
+            if let Some(p) = publisher.as_mut() {
+                p.serve(stack);
             }
         }
         n => on_external(n),
@@ -248,6 +256,7 @@ fn stop_leftovers(runtime: &mut Runtime, sup: &mut Option<Supervisor>) {
         let _ = turn(
             runtime,
             sup,
+            &mut None,
             Some(std::time::Duration::from_millis(20)),
             |_| {},
         );
@@ -348,6 +357,12 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         let policy = dev.uplink();
         stack.set_uplink(policy);
     }
+    let maps: Vec<_> = args.publish.iter().flatten().copied().collect();
+    let mut publisher = if maps.is_empty() {
+        None
+    } else {
+        Some(Publisher::bind(&maps, stack.eth_device()).map_err(|e| e.to_string())?)
+    };
 
     let dir = RuntimeDir::create(args.runtime_dir.as_deref(), &name)?;
     let ctl = dir.path.join("ctl");
@@ -378,6 +393,11 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     runtime
         .register_external(sigfd.as_raw_fd(), SIGNALS)
         .map_err(|e| e.to_string())?;
+    if let Some(p) = &publisher {
+        runtime
+            .register_external(p.as_raw_fd(), PUBLISHED)
+            .map_err(|e| e.to_string())?;
+    }
 
     let program = &args.command[0];
     let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
@@ -471,7 +491,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         // (its socket calls would fail with ENOSYS, its processes live on): the
         // container ends with it.
         let turned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            turn(&mut runtime, &mut sup, None, |n| match n {
+            turn(&mut runtime, &mut sup, &mut publisher, None, |n| match n {
                 SIGNALS => signalled = true,
                 CHILD => exited = true,
                 _ => {}

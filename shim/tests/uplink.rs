@@ -362,7 +362,48 @@ fn the_host_loopback_only_through_the_mapping(mode: Mode) {
     assert_eq!(out, "the host's loopback\n");
 }
 
+/// What a world client gets from a published TCP port and a published UDP port.
+fn world_asks(w: &World, tcp_port: u16, udp_port: u16) -> Option<(String, String)> {
+    let tcp = w.world.sh(&format!(
+        "python3 -c \"import socket; c=socket.create_connection(('{HOST}', {tcp_port}), timeout=2); print(c.makefile().readline().strip())\""
+    ));
+    if !tcp.status.success() {
+        return None;
+    }
+    let udp = w.world.sh(&format!(
+        "python3 -c \"import socket; u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2); u.sendto(b'q', ('{HOST}', {udp_port})); d, a = u.recvfrom(100); print(d.decode(), a[0], a[1])\""
+    ));
+    Some((
+        String::from_utf8_lossy(&tcp.stdout).trim().to_string(),
+        String::from_utf8_lossy(&udp.stdout).trim().to_string(),
+    ))
+}
+
+/// Published ports: a world client reaches the container's TCP and UDP servers
+/// through the host's ports; the server's accepted socket is the host's (an INET
+/// socket), it sees the client's true address, and its name is the container's.
+fn published_ports_reach_the_container(mode: Mode) {
+    require_root!();
+    need("dnsmasq");
+    let w = World::new();
+    let _c = w
+        .container(mode)
+        .args(["-p", "8080:80", "-p", "5353:53/udp"])
+        .exec(["/usr/bin/python3", &py("published.py"), "one"])
+        .quiet()
+        .spawn();
+    let (tcp, udp) = wait_for(Duration::from_secs(10), "the published ports", || {
+        world_asks(&w, 8080, 5353)
+    });
+    assert_eq!(
+        tcp,
+        format!("one accepted={WORLD} peer={WORLD} name=10.0.2.100:80 domain=inet")
+    );
+    assert_eq!(udp, format!("one q from={WORLD} {HOST} 5353"));
+}
+
 in_both_modes!(
+    published_ports_reach_the_container,
     curl_by_name_reaches_the_world,
     tcp_connections_are_host_sockets,
     udp_goes_through_host_sockets,
@@ -474,5 +515,76 @@ fn handed_sockets_cannot_be_re_pointed() {
         std::fs::read_to_string(&seen).unwrap_or_default(),
         before,
         "a connection reached the host's loopback"
+    );
+}
+
+/// Two containers publish different host ports to their own port 80; each
+/// reaches its own server, and one reaches the other through the host like any
+/// host port.
+#[test]
+fn two_containers_publish_their_own_port_80() {
+    require_root!();
+    need("dnsmasq");
+    let w = World::new();
+    let _a = w
+        .container(Mode::Seccomp)
+        .args(["-p", "8081:80", "-p", "5301:53/udp"])
+        .exec(["/usr/bin/python3", &py("published.py"), "a"])
+        .quiet()
+        .spawn();
+    let _b = w
+        .container(Mode::Preload)
+        .args(["-p", "8082:80", "-p", "5302:53/udp"])
+        .exec(["/usr/bin/python3", &py("published.py"), "b"])
+        .quiet()
+        .spawn();
+    let (ta, _) = wait_for(Duration::from_secs(10), "container a", || {
+        world_asks(&w, 8081, 5301)
+    });
+    let (tb, _) = wait_for(Duration::from_secs(10), "container b", || {
+        world_asks(&w, 8082, 5302)
+    });
+    assert!(ta.starts_with("a accepted="), "{ta}");
+    assert!(tb.starts_with("b accepted="), "{tb}");
+    // A third container reaches b's published port through the host's address.
+    let (st, out, err) = w
+        .container(Mode::Seccomp)
+        .exec([
+            "/usr/bin/python3",
+            "-c",
+            &format!("import socket; c=socket.create_connection(('{HOST}', 8082), timeout=3); print(c.makefile().readline().strip())"),
+        ])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.starts_with(&format!("b accepted={HOST} ")), "{out}");
+}
+
+/// A host port taken by another program fails the start with status 125 and a
+/// message naming the port.
+#[test]
+fn a_taken_host_port_fails_the_start() {
+    require_root!();
+    need("dnsmasq");
+    let w = World::new();
+    let mut l = w.host.cmd("python3");
+    l.args(["-c", "import socket,time; s=socket.socket(); s.bind(('0.0.0.0',8083)); s.listen(); print('up', flush=True); time.sleep(30)"])
+        .stdout(Stdio::null());
+    let _l = Proc::spawn(&mut l);
+    wait_for(Duration::from_secs(5), "the squatter", || {
+        w.host
+            .sh("ss -ltn | grep -q ':8083 '")
+            .status
+            .success()
+            .then_some(())
+    });
+    let (st, out, err) = w
+        .container(Mode::Seccomp)
+        .args(["-p", "8083:80"])
+        .exec(["true"])
+        .run();
+    assert_eq!(st.code(), Some(125), "{out}\n{err}");
+    assert!(
+        err.contains("cannot publish 0.0.0.0:8083/tcp") && err.contains("in use"),
+        "{err}"
     );
 }

@@ -150,6 +150,15 @@ impl<D: Device> Stack<D> {
         self.eth.as_mut()
     }
 
+    /// Hands a connection that the host accepted on a published port to the
+    /// container's listener on `port` (see [`crate::publish`]); one no listener
+    /// takes is reset.
+    pub fn deliver_published(&mut self, port: u16, conn: std::os::fd::OwnedFd, peer: SocketAddr) {
+        if let Err(conn) = self.sockets.deliver_published(&self.ifs, port, conn, peer) {
+            let _ = crate::sys::set_linger_zero(std::os::fd::AsFd::as_fd(&conn));
+        }
+    }
+
     /// Makes eth0 the host uplink with `uplink`'s policy (its device is the
     /// embedder's business; see [`crate::uplink`]).
     pub fn set_uplink(&mut self, uplink: crate::uplink::Uplink) {

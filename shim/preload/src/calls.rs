@@ -140,7 +140,8 @@ pub unsafe extern "C" fn accept4(
     if flags & libc::SOCK_NONBLOCK != 0 {
         sys::set_nonblock(conn_fd);
     }
-    class::set(conn_fd, Class::Stream);
+    // A connection of a published port is the host's accepted socket itself.
+    class::set(conn_fd, class::probe(conn_fd));
     // Taken from the queue (a listener closed from now on does not reset it), and
     // where it lives (a reset shows as ECONNRESET there).
     if let Some(ino) = sys::socket_inode(conn_fd) {

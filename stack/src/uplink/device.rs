@@ -69,6 +69,8 @@ struct Flow {
     /// A host destination that stands for another container-side address (the
     /// mapped host loopback, the DNS address): replies from `.0` come from `.1`.
     mapped: Option<(SocketAddr, IpAddr)>,
+    /// A published UDP port's socket: never closed for idleness or room.
+    pinned: bool,
 }
 
 /// Counters of the uplink device.
@@ -152,6 +154,17 @@ impl UplinkDevice {
             flows: i.by_key.len() as u64,
             ..i.up
         }
+    }
+
+    /// Makes `sock` (bound to a published host port) the flow of the container's
+    /// UDP port `container_port` (see [`crate::publish`]).
+    pub fn publish_udp(&self, sock: UdpSocket, container_port: u16) -> io::Result<()> {
+        let mut i = self.inner.borrow_mut();
+        let key = FlowKey::Udp(SocketAddr::new(IpAddr::V4(super::ADDR4), container_port));
+        if i.by_key.contains_key(&key) {
+            return Err(io::Error::from_raw_os_error(libc::EADDRINUSE));
+        }
+        i.add_flow(key, sock, Clock::now(), true).map(|_| ())
     }
 
     /// Whether packets read from host sockets wait for the stack, or sockets
@@ -278,7 +291,7 @@ impl Inner {
             .enumerate()
             .filter_map(|(i, f)| {
                 f.as_ref()
-                    .filter(|f| now.duration_since(f.last) > timeout)
+                    .filter(|f| !f.pinned && now.duration_since(f.last) > timeout)
                     .map(|_| i)
             })
             .collect();
@@ -306,7 +319,7 @@ impl Inner {
                 .flows
                 .iter()
                 .enumerate()
-                .filter_map(|(i, f)| f.as_ref().map(|f| (f.last, i)))
+                .filter_map(|(i, f)| f.as_ref().filter(|f| !f.pinned).map(|f| (f.last, i)))
                 .min()
                 .map(|(_, i)| i);
             if let Some(i) = oldest {
@@ -315,12 +328,23 @@ impl Inner {
             }
         }
         let sock = open_host_socket(key)?;
+        self.add_flow(key, sock, now, false)
+    }
+
+    fn add_flow(
+        &mut self,
+        key: FlowKey,
+        sock: UdpSocket,
+        now: Clock,
+        pinned: bool,
+    ) -> io::Result<usize> {
         let i = self.free.pop().unwrap_or(self.flows.len());
         let mut flow = Flow {
             key,
             sock,
             last: now,
             mapped: None,
+            pinned,
         };
         self.poll
             .registry()

@@ -1,6 +1,9 @@
-//! The uplink's TCP fast path, on the socket layer's side: a `connect` routed
-//! through the host uplink is not made by smoltcp but by a host socket that takes
-//! the stand-in's place in the program (see [`crate::uplink`]).
+//! Host TCP sockets in a program's hands, on the socket layer's side: the
+//! uplink's fast path — a `connect` routed through the host uplink is not made by
+//! smoltcp but by a host socket that takes the stand-in's place in the program
+//! (see [`crate::uplink`]) — and the connections of published ports, which the
+//! host accepted and a container listener's `accept` returns (see
+//! [`crate::publish`]).
 //!
 //! The socket leaves the stack at that moment: its stand-in is dropped (the front
 //! end replaces the program's descriptor), its port binding freed. What the stack
@@ -57,6 +60,103 @@ impl Sockets {
     /// The host socket handed to a program under this inode, if it is one.
     pub(crate) fn handed(&self, ino: u64) -> Option<Handed> {
         self.tcp.handed.map.get(&ino).copied()
+    }
+
+    /// Queues a connection the host accepted on a published port for the
+    /// container's listener on `port`; gives it back when no listener takes it.
+    pub(crate) fn deliver_published(
+        &mut self,
+        ifs: &Interfaces,
+        port: u16,
+        conn: OwnedFd,
+        peer: SocketAddr,
+    ) -> Result<(), OwnedFd> {
+        let peer_v4 = match peer {
+            SocketAddr::V4(_) => true,
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+        };
+        let ids = self.tcp.listeners.get(&port).cloned().unwrap_or_default();
+        let takes = |s: &super::super::Socket| -> Option<std::net::IpAddr> {
+            let local = s.local?;
+            if !(local.ip().is_unspecified() || ifs.is_local(&to_ip(local.ip())))
+                || is_loopback(&local.ip())
+            {
+                return None;
+            }
+            let family_ok = match s.domain {
+                Domain::Inet => peer_v4,
+                Domain::Inet6 => !s.opts.v6only || !peer_v4,
+            };
+            if !family_ok {
+                return None;
+            }
+            // The container's address the client reached, in the listener's family.
+            let mine = ifs
+                .eth_addrs()
+                .iter()
+                .map(|c| std::net::IpAddr::from(c.address()))
+                .find(|a| {
+                    a.is_ipv4() == peer_v4
+                        && !matches!(a, std::net::IpAddr::V6(v6) if v6.is_unicast_link_local())
+                });
+            let mine = if local.ip().is_unspecified() {
+                mine?
+            } else {
+                local.ip()
+            };
+            Some(match (s.domain, mine) {
+                (Domain::Inet6, std::net::IpAddr::V4(a)) => {
+                    std::net::IpAddr::V6(a.to_ipv6_mapped())
+                }
+                (_, a) => a,
+            })
+        };
+        let Some((id, mine)) = ids.iter().find_map(|&id| {
+            let s = self.get(id)?;
+            let Proto::Tcp(TcpState::Listening(l)) = &s.proto else {
+                return None;
+            };
+            if s.standin.is_none() || l.load() >= l.capacity() {
+                return None;
+            }
+            takes(s).map(|m| (id, m))
+        }) else {
+            log::debug!("published port {port}: no listener takes {peer}; reset");
+            return Err(conn);
+        };
+        let Some(s) = self.get_mut(id) else {
+            return Err(conn);
+        };
+        let domain = s.domain;
+        let local = SocketAddr::new(mine, port);
+        let peer = match (domain, peer) {
+            (Domain::Inet6, SocketAddr::V4(a)) => {
+                SocketAddr::new(std::net::IpAddr::V6(a.ip().to_ipv6_mapped()), a.port())
+            }
+            (Domain::Inet, SocketAddr::V6(a)) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(v4.into(), a.port()),
+                None => return Err(conn),
+            },
+            (_, p) => p,
+        };
+        let mut l_enc = [0u8; crate::socket::addr::MAX_ENCODED];
+        let mut p_enc = [0u8; crate::socket::addr::MAX_ENCODED];
+        let ll = crate::socket::addr::encode(domain, local, &mut l_enc);
+        let pl = crate::socket::addr::encode(domain, peer, &mut p_enc);
+        let record = netcell_proto::AcceptRecord {
+            local: (l_enc, ll as u32),
+            peer: (p_enc, pl as u32),
+        };
+        let Ok((ino, _)) = sys::inode(conn.as_fd()) else {
+            return Err(conn);
+        };
+        let Proto::Tcp(TcpState::Listening(l)) = &mut s.proto else {
+            return Err(conn);
+        };
+        l.published.push_back((record, conn));
+        self.tcp.handed.insert(ino, Handed { domain, local });
+        log::debug!("published port {port}: {peer} -> listener {}", id.index());
+        Ok(())
     }
 
     /// The fast path, if `dst` is routed through the host uplink: opens the host

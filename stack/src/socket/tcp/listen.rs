@@ -32,6 +32,9 @@ pub(crate) struct Listener {
     /// Established, not yet accepted; with the program's end of the stand-in when the
     /// listener has one.
     pub(super) ready: VecDeque<(SocketId, Option<OwnedFd>)>,
+    /// Connections of published ports: host sockets the host accepted, each with
+    /// its record (see [`crate::publish`]).
+    pub(super) published: VecDeque<(AcceptRecord, OwnedFd)>,
     pub(super) inflight: usize,
     pub(super) claimed: usize,
     pub(super) hot: Vec<(IfaceId, IpAddress)>,
@@ -45,6 +48,7 @@ impl Listener {
             armed: Vec::new(),
             embryos: Vec::new(),
             ready: VecDeque::new(),
+            published: VecDeque::new(),
             inflight: 0,
             claimed: 0,
             hot: Vec::new(),
@@ -58,7 +62,7 @@ impl Listener {
     }
 
     pub(super) fn load(&self) -> usize {
-        self.embryos.len() + self.ready.len() + self.inflight
+        self.embryos.len() + self.ready.len() + self.published.len() + self.inflight
     }
 }
 
@@ -229,6 +233,24 @@ impl Sockets {
         // Hand connections to the program.
         if let Some(si) = standin.as_mut() {
             let mut delivered = false;
+            while si.writable {
+                let Some((rec, fd)) = l.published.front() else {
+                    break;
+                };
+                match si.deliver(rec, fd.as_fd()) {
+                    Ok(true) => {
+                        l.published.pop_front();
+                        progress = true;
+                        delivered = true;
+                    }
+                    Ok(false) => break,
+                    Err(e) => {
+                        log::debug!("tcp: listener {} stand-in gone: {e}", id.index());
+                        si.hup = true;
+                        break;
+                    }
+                }
+            }
             while si.writable {
                 let Some((cid, Some(fd))) = l.ready.front() else {
                     break;
