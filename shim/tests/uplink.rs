@@ -588,3 +588,59 @@ fn a_taken_host_port_fails_the_start() {
         "{err}"
     );
 }
+
+/// iperf3 through the uplink, TCP both ways and UDP, against a server in the
+/// world: the bytes counted on both sides agree.
+fn iperf3_through_the_uplink(mode: Mode) {
+    require_root!();
+    need("iperf3");
+    need("dnsmasq");
+    let w = World::new();
+    let mut srv = w.world.cmd("iperf3");
+    srv.args(["-s", "-B", WORLD, "-p", "5299"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _srv = Proc::spawn(&mut srv);
+    wait_for(Duration::from_secs(5), "iperf3", || {
+        w.host
+            .sh(&format!(
+                "nc -z {WORLD} 5299 || bash -c 'echo > /dev/tcp/{WORLD}/5299'"
+            ))
+            .status
+            .success()
+            .then_some(())
+    });
+    for extra in [&[][..], &["-R"][..], &["-u", "-b", "20M"][..]] {
+        let mut argv = vec!["iperf3", "-c", WORLD, "-p", "5299", "-t", "1", "-J"];
+        argv.extend_from_slice(extra);
+        let (st, out, err) = w.container(mode).exec(argv).run();
+        assert!(st.success(), "iperf3 {extra:?}: {out}\n{err}");
+        // The totals, in the "end" section ("start" has a "bytes" of its own).
+        let end = out.split("\"end\":").nth(1).unwrap_or("");
+        let sent = json_number(end, "\"bytes\":");
+        assert!(
+            sent > 1_000_000,
+            "iperf3 {extra:?} moved {sent} bytes: {out}"
+        );
+        if extra.first() == Some(&"-u") {
+            let lost = json_number(end, "\"lost_percent\":");
+            assert!(lost < 50, "iperf3 UDP lost {lost}%: {out}");
+        }
+    }
+}
+
+/// The first number after `key` in a JSON text.
+fn json_number(text: &str, key: &str) -> u64 {
+    text.split(key)
+        .nth(1)
+        .map(|t| {
+            t.trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+in_both_modes!(iperf3_through_the_uplink);
