@@ -31,7 +31,8 @@ CAP_NET_ADMIN; a persistent device made with `ip tuntap add dev IFNAME mode tap 
 does not) and the container sends and receives frames there as eth0. Traffic between the \
 container's own addresses never leaves it.\n\n\
 The boundary (--shim seccomp): no program in the container can open a socket of the host, \
-use one it was handed, attach to a TAP device, or reach netcell. A Landlock domain keeps \
+use one it was handed from outside, re-point one the uplink gave it, attach to a TAP device, \
+or reach netcell. A Landlock domain keeps \
 it from ptracing, reading the memory of or taking descriptors from any process outside \
 the container (Landlock ABI 1, Linux 5.13+), denies TCP bind/connect on host sockets \
 (ABI 4, Linux 6.7+), and blocks signals to processes outside and abstract unix sockets of \
@@ -288,7 +289,7 @@ pub struct RunArgs {
     pub max_uplink_flows: usize,
 
     /// Publish container ports on the host, podman's syntax:
-    /// [HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp] (repeat). A TCP
+    /// `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/tcp|/udp]` (repeat). A TCP
     /// connection to the host port is accepted by the container's listener as the
     /// host's own socket, with the client's true address; UDP (through the uplink
     /// only) arrives with the client's address too. A host port taken elsewhere

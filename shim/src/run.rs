@@ -534,3 +534,27 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     drop(dir);
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::HostResolver;
+
+    #[test]
+    fn a_loopback_nameserver_is_reached_through_the_uplinks_dns_address() {
+        let h = HostResolver::from_text(
+            "# systemd-resolved\nnameserver 127.0.0.53\nnameserver ::1\nsearch example.org\noptions edns0 trust-ad\n",
+        );
+        assert_eq!(h.forward, Some("127.0.0.53".parse().unwrap()));
+        let text = h.for_container.unwrap();
+        assert!(text.contains("nameserver 10.0.2.3\n"), "{text}");
+        assert!(
+            !text.contains("127.0.0.53") && !text.contains("::1"),
+            "{text}"
+        );
+        assert!(text.contains("search example.org\n") && text.contains("options edns0"));
+
+        let h = HostResolver::from_text("nameserver 192.0.2.53\n");
+        assert_eq!(h.forward, None);
+        assert!(h.for_container.is_none(), "the host's file serves as it is");
+    }
+}

@@ -195,6 +195,26 @@ fn a_continued_call_raced_with_dup2_reaches_no_host_socket() {
 }
 
 #[test]
+fn a_raced_listen_never_listens_on_the_host() {
+    // One thread disconnects and listens on fd 100, an AF_UNIX socket; another
+    // keeps dup2'ing the host socket over it. A listen the kernel made on the host
+    // socket once it was disconnected would listen on the host (Landlock has no
+    // rule for listen): netcell makes every listen on its own copy.
+    for bin in both() {
+        let mut host = HostListener::new();
+        let (st, out, err) = Container::nobody()
+            .exec([bin])
+            .args(["listen-race", "20000"])
+            .stdin(host.stdin())
+            .run();
+        assert!(st.success(), "{out} {err}");
+        let f = facts(&out);
+        assert_eq!(f["tries"], "20000", "{out}");
+        assert_eq!(f["host listening"], "0", "{out}");
+    }
+}
+
+#[test]
 fn a_non_dumpable_program_gets_refusals_not_the_kernel() {
     // netcell cannot copy a non-dumpable program's descriptors: every call it
     // cannot judge is refused, none is passed on.

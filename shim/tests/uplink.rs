@@ -507,6 +507,7 @@ fn handed_sockets_cannot_be_re_pointed() {
             "fastopen ENOTSUP",
             "listen_name 0.0.0.0",
             "raced True",
+            "host_listeners 0",
         ],
         "{err}"
     );

@@ -59,7 +59,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: passing the caller's arguments through.
     let native = || unsafe { real_bind(fd, addr, len) };
-    let Some(ino) = standin(fd) else {
+    let Some(ino) = standin(fd).or_else(|| reopen_closed_host_socket(fd)) else {
         return native();
     };
     let r = netcell_frontend::bind(&Local, &mut Control, ino, addr as u64, len);
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     // SAFETY: passing the caller's arguments through.
     let native = || unsafe { real_listen(fd, backlog) };
-    let Some(ino) = standin(fd) else {
+    let Some(ino) = standin(fd).or_else(|| reopen_closed_host_socket(fd)) else {
         return native();
     };
     let r = netcell_frontend::listen(&mut front::Passing(fd), ino, backlog);
@@ -230,9 +230,9 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 }
 
 /// A host socket of the uplink's fast path whose connection failed or ended is
-/// connected again through the stack, as a new socket would be (the container's
-/// routing and the uplink's policy apply again): a fresh TCP stand-in takes its
-/// place. Returns its inode; `None` for any other descriptor (the kernel's:
+/// connected, bound or listening again through the stack, as a new socket would
+/// be (the container's routing and the uplink's policy apply again; a listener
+/// listens in the container): a fresh TCP stand-in takes its place. Returns its inode; `None` for any other descriptor (the kernel's:
 /// connected or connecting, it answers `EISCONN`/`EALREADY` itself).
 fn reopen_closed_host_socket(fd: c_int) -> Option<u64> {
     if !conn::active()

@@ -23,8 +23,12 @@
 //!
 //! - stand-ins, other `AF_UNIX` sockets, pipes, files: no network;
 //! - host sockets on its standard descriptors only if they are connected TCP
-//!   streams (`super::inherited` refuses to start otherwise), and later the
-//!   connected TCP sockets the host uplink hands over;
+//!   streams (`super::inherited` refuses to start otherwise), and later the TCP
+//!   sockets the host uplink hands over — connected, connecting, or closed after a
+//!   failure or a reset: `connect`, `bind` and `listen` on those are decided in
+//!   `super::host` and never passed on, and `listen` is never passed on for any
+//!   socket (on a closed host socket it would listen on the host, and Landlock has
+//!   no rule for it: it is made on netcell's copy);
 //! - nothing else: INET sockets are always stand-ins (`socket` is answered here,
 //!   `socketpair` of another family fails in the filter); descriptors passed in with
 //!   `SCM_RIGHTS` are admitted only when they are no network, because every receive
@@ -468,6 +472,17 @@ fn bind<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
 
 fn listen<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let held = cx.held(cx.call.int(0))?;
+    if let Held::Unix(fd) = &held {
+        // Made here on netcell's copy, never passed on: by the time the kernel
+        // looked again, another thread could have put there a host socket of the
+        // uplink whose connect failed, and `listen` on it would listen on the host
+        // (Landlock has no rule for listen). The call has no argument in memory, so
+        // on the copy it is the same call.
+        return Ok(match netcell_sys::listen(fd.as_fd(), cx.call.int(1)) {
+            Ok(()) => Outcome::Value(0),
+            Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
+        });
+    }
     let Some(s) = super::host::standin_for_setup(cx, held)? else {
         return Ok(Outcome::Continue);
     };

@@ -9,6 +9,8 @@
  *   watch MS                take descriptors of any other netcell appearing in MS ms
  *   outside NAME=PID ...    ptrace, pidfd_getfd, process_vm_writev, /proc/PID/mem, kill
  *   dup2-race PORT N        race connect(100, ...) against dup2(host socket, 100)
+ *   listen-race N           race connect(100, AF_UNSPEC) and listen(100) against
+ *                           dup2(host socket, 100); is the host socket listening?
  *   nondumpable PORT        PR_SET_DUMPABLE 0, then use the host socket on fd 0
  *   exhaust PORT            open sockets until netcell has no descriptors, then the same
  *   tun DEV IFNAME          attach to TAP IFNAME through DEV (/dev/net/tun) and write
@@ -35,6 +37,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -237,6 +240,55 @@ static int dup2_race(int port, int n) {
     return 0;
 }
 
+/* Whether the socket on fd 0 listens, as the host's /proc/net/tcp{,6} says (the
+ * container sees its network namespace's). */
+static int host_socket_listens(void) {
+    struct stat st;
+    if (fstat(0, &st) < 0)
+        return 0;
+    const char *files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    for (int f = 0; f < 2; f++) {
+        FILE *p = fopen(files[f], "r");
+        if (!p)
+            continue;
+        char line[512];
+        while (fgets(line, sizeof line, p)) {
+            unsigned state;
+            unsigned long inode;
+            if (sscanf(line, "%*s %*s %*s %x %*s %*s %*s %*s %*s %lu", &state, &inode) == 2 &&
+                state == 0x0A && inode == (unsigned long)st.st_ino) {
+                fclose(p);
+                return 1;
+            }
+        }
+        fclose(p);
+    }
+    return 0;
+}
+
+static int listen_race(int n) {
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    flip_unix = socket(AF_UNIX, SOCK_STREAM, 0);
+    dup2(flip_unix, 100);
+    pthread_t t;
+    pthread_create(&t, NULL, flipper, NULL);
+    int disconnected = 0, listened = 0, host = 0;
+    for (int i = 0; i < n; i++) {
+        if (connect(100, &unspec, sizeof unspec) == 0)
+            disconnected++;
+        if (listen(100, 1) == 0) {
+            listened++;
+            /* A later disconnect stops a listen: look at once. */
+            host += host_socket_listens();
+        }
+    }
+    stop_flipping = 1;
+    pthread_join(t, NULL);
+    printf("tries %d\ndisconnected %d\nlistened %d\nhost listening %d\n", n, disconnected, listened,
+           host + host_socket_listens());
+    return 0;
+}
+
 /* Uses the host socket on fd 0 (a connected TCP stream the test handed in) and the
  * interface ioctls on an AF_UNIX socket. */
 static void try_escape(int port) {
@@ -405,6 +457,8 @@ int main(int argc, char **argv) {
         return outside(argc - 2, argv + 2);
     if (!strcmp(c, "dup2-race") && argc > 3)
         return dup2_race(atoi(argv[2]), atoi(argv[3]));
+    if (!strcmp(c, "listen-race") && argc > 2)
+        return listen_race(atoi(argv[2]));
     if (!strcmp(c, "nondumpable") && argc > 2)
         return nondumpable(atoi(argv[2]));
     if (!strcmp(c, "exhaust") && argc > 2)

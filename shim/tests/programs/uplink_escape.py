@@ -72,3 +72,43 @@ for t in ts:
 for t in ts:
     t.join()
 print("raced", tries[0] > 100)
+
+
+# 6. Racing listen: a number swapped between a unix socket and failed handed
+# sockets, listened on; a listen the kernel made on a host socket would listen on
+# the host. /proc/net/tcp shows the host's sockets (the network namespace's).
+def host_listeners():
+    n = 0
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in open(f).readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) != hostport:
+                n += 1
+    return n
+
+
+before = host_listeners()
+u = socket.socket(socket.AF_UNIX)
+target2 = os.dup(u.fileno())
+stop = time.time() + 3
+
+
+def swapper2():
+    i = 0
+    while time.time() < stop:
+        os.dup2(pool[i % len(pool)].fileno(), target2)
+        os.dup2(u.fileno(), target2)
+        i += 1
+
+
+def listener():
+    while time.time() < stop:
+        libc.listen(target2, 1)
+
+
+ts = [threading.Thread(target=swapper2), threading.Thread(target=listener)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print("host_listeners", host_listeners() - before)

@@ -31,7 +31,7 @@
 //! **Where the outside may not go.** [`Uplink::destination`] is the one place that
 //! maps a container destination to a host one: the host's loopback only through
 //! `--map-host-loopback ADDR` (the destination `ADDR` stands for 127.0.0.1 or
-//! ::1), the DNS address (10.0.2.3, fd00::3) to the nameserver the host's
+//! ::1), the DNS address (10.0.2.3, fd00::3), port 53 only, to the nameserver the host's
 //! loopback holds (systemd-resolved's 127.0.0.53) when there is one, and never the
 //! host's unspecified or loopback addresses in any spelling (IPv4-mapped IPv6
 //! included), nor another address of the uplink's own subnets (which exist only
@@ -174,6 +174,7 @@ impl Uplink {
             }));
         }
         if (ip == IpAddr::V4(DNS4) || ip == IpAddr::V6(DNS6))
+            && dst.port() == 53
             && let Some(ns) = self.cfg.dns_forward
         {
             // The nameserver keeps its own family: a v4 nameserver for a v6
@@ -382,6 +383,8 @@ mod tests {
         assert_eq!(dst(&u, "10.0.2.3:53").unwrap(), "127.0.0.53:53");
         assert_eq!(dst(&u, "[fd00::3]:53").unwrap(), "[::ffff:127.0.0.53]:53");
         assert_eq!(dst(&u, "127.0.0.53:53"), Err(Refusal::Forbidden));
+        // Only the nameserver's port: the rest of the host's loopback stays shut.
+        assert_eq!(dst(&u, "10.0.2.3:22"), Err(Refusal::NoSuchHost));
     }
 
     #[test]

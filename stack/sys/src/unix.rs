@@ -677,6 +677,13 @@ pub fn connect_to_own_peer(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `listen(2)` on `fd`.
+pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
+    // SAFETY: a plain system call on a valid descriptor.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(())
+}
+
 /// Sets `SO_LINGER` to {on, 0 s}: closing the socket's last descriptor resets its
 /// connection instead of finishing it.
 pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
