@@ -645,3 +645,75 @@ fn json_number(text: &str, key: &str) -> u64 {
 }
 
 in_both_modes!(iperf3_through_the_uplink);
+
+/// IPv6 through the uplink: a TCP connection handed over as an IPv6 host socket,
+/// and UDP both ways with the true source.
+#[test]
+fn ipv6_through_the_uplink() {
+    require_root!();
+    need("curl");
+    need("dnsmasq");
+    let w = World::new();
+    let o = sh(&format!(
+        "ip -n {w} addr add fd77::1/64 dev w0 nodad && ip -n {h} addr add fd77::2/64 dev h0 nodad && \
+         ip -n {h} -6 route add default via fd77::1",
+        w = w.world.name,
+        h = w.host.name
+    ));
+    assert!(o.status.success(), "{o:?}");
+    let www = Scratch::new();
+    std::fs::write(www.path("index.html"), "hello over IPv6\n").unwrap();
+    let mut http = w.world.cmd("python3");
+    http.args([
+        "-m",
+        "http.server",
+        "8006",
+        "--bind",
+        "fd77::1",
+        "--directory",
+    ])
+    .arg(&www.0)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _http = Proc::spawn(&mut http);
+    let mut echo = w.world.cmd("python3");
+    echo.args([
+        "-c",
+        "import socket\ns=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n\
+         s.bind(('fd77::1',7006))\nwhile True:\n d,a=s.recvfrom(65536)\n s.sendto(d,a)",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _echo = Proc::spawn(&mut echo);
+    wait_for(Duration::from_secs(10), "the IPv6 server", || {
+        w.host
+            .sh("curl -gsf 'http://[fd77::1]:8006/'")
+            .status
+            .success()
+            .then_some(())
+    });
+    let script = "import socket\n\
+        c = socket.create_connection(('fd77::1', 8006))\n\
+        print('tcp', c.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_INET6, c.getsockname()[0])\n\
+        u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+        u.settimeout(5)\n\
+        u.sendto(b'six', ('fd77::1', 7006))\n\
+        d, a = u.recvfrom(100)\n\
+        print('udp', d.decode(), a[0], a[1])\n";
+    let (st, out, err) = w
+        .container(Mode::Seccomp)
+        .exec(["/usr/bin/python3", "-c", script])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        lines(&out),
+        ["tcp True fd00::100", "udp six fd77::1 7006"],
+        "{err}"
+    );
+    let (st, out, err) = w
+        .container(Mode::Seccomp)
+        .exec(["curl", "-gsS", "http://[fd77::1]:8006/"])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(out, "hello over IPv6\n");
+}
