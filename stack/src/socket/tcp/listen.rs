@@ -66,6 +66,24 @@ impl Listener {
     }
 }
 
+/// Sends one accept record and its connection into a listener's stand-in: true
+/// when it went; false when the stand-in is full, or gone (then marked hung up).
+fn offer(
+    si: &mut StandIn,
+    id: SocketId,
+    rec: &AcceptRecord,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> bool {
+    match si.deliver(rec, fd) {
+        Ok(sent) => sent,
+        Err(e) => {
+            log::debug!("tcp: listener {} stand-in gone: {e}", id.index());
+            si.hup = true;
+            false
+        }
+    }
+}
+
 /// Measures the kernel memory (`SIOCOUTQ`) one accept record with its fd occupies in
 /// a stand-in, so that records in flight can be counted. 768 bytes on Linux 6.x.
 pub(super) fn measure_record_truesize() -> usize {
@@ -237,19 +255,12 @@ impl Sockets {
                 let Some((rec, fd)) = l.published.front() else {
                     break;
                 };
-                match si.deliver(rec, fd.as_fd()) {
-                    Ok(true) => {
-                        l.published.pop_front();
-                        progress = true;
-                        delivered = true;
-                    }
-                    Ok(false) => break,
-                    Err(e) => {
-                        log::debug!("tcp: listener {} stand-in gone: {e}", id.index());
-                        si.hup = true;
-                        break;
-                    }
+                if !offer(si, id, rec, fd.as_fd()) {
+                    break;
                 }
+                l.published.pop_front();
+                progress = true;
+                delivered = true;
             }
             while si.writable {
                 let Some((cid, Some(fd))) = l.ready.front() else {
@@ -259,26 +270,19 @@ impl Sockets {
                     l.ready.pop_front();
                     continue;
                 };
-                match si.deliver(&rec, fd.as_fd()) {
-                    Ok(true) => {
-                        // Whoever accepts it most likely holds the listener too.
-                        let owner = si.owner.map(|o| Owner { fd: None, ..o });
-                        if let Some((cid, _)) = l.ready.pop_front()
-                            && let Some(c) = self.get_mut(cid).and_then(|c| c.standin.as_mut())
-                        {
-                            c.owner = owner;
-                            c.awaiting_accept = true;
-                        }
-                        progress = true;
-                        delivered = true;
-                    }
-                    Ok(false) => break,
-                    Err(e) => {
-                        log::debug!("tcp: listener {} stand-in gone: {e}", id.index());
-                        si.hup = true;
-                        break;
-                    }
+                if !offer(si, id, &rec, fd.as_fd()) {
+                    break;
                 }
+                // Whoever accepts it most likely holds the listener too.
+                let owner = si.owner.map(|o| Owner { fd: None, ..o });
+                if let Some((cid, _)) = l.ready.pop_front()
+                    && let Some(c) = self.get_mut(cid).and_then(|c| c.standin.as_mut())
+                {
+                    c.owner = owner;
+                    c.awaiting_accept = true;
+                }
+                progress = true;
+                delivered = true;
             }
             // Records still in the stand-in count against the backlog. Nothing to
             // ask the kernel when none were there and none were added.
