@@ -18,6 +18,7 @@
 //! | [`stack`] | one container's stack and its poll loop; the embedding API |
 //! | [`control`] | the socket service and the control server for the shims |
 //! | [`runtime`] | the `mio` event loop of a stack process |
+//! | [`netlink`] | the container's own rtnetlink: `ip` and `getifaddrs` on its interfaces |
 //! | [`publish`] | published ports: host listeners whose connections the container's listeners accept |
 //! | [`uplink`] | the way out through host sockets: TCP handed over, UDP and ping relayed |
 //!
@@ -50,6 +51,7 @@
 pub mod control;
 pub mod device;
 pub mod iface;
+pub mod netlink;
 pub mod publish;
 pub mod runtime;
 pub mod socket;

@@ -29,6 +29,7 @@ pub const MAX_EXTERNAL: usize = 14;
 const KIND_SHIFT: u32 = 48;
 const KIND_CONN: usize = 1 << KIND_SHIFT;
 const KIND_STANDIN: usize = 2 << KIND_SHIFT;
+const KIND_NETLINK: usize = 3 << KIND_SHIFT;
 const INDEX_MASK: usize = (1 << KIND_SHIFT) - 1;
 
 #[derive(Clone, Copy)]
@@ -149,6 +150,9 @@ impl Runtime {
                     // A connection that closes drops its fd, which leaves the poll set.
                     let _: ConnEvent = self.control.serve(t & INDEX_MASK, &mut self.stack);
                 }
+                t if t & !INDEX_MASK == KIND_NETLINK => {
+                    self.stack.netlink_ready(t & INDEX_MASK, r.hup);
+                }
                 t if t & !INDEX_MASK == KIND_STANDIN => {
                     self.stack
                         .sockets_mut()
@@ -163,6 +167,15 @@ impl Runtime {
             tap.flush();
         }
         let reg = self.poll.registry();
+        self.stack.netlink_drain_new(|idx, fd| {
+            if let Err(e) = reg.register(
+                &mut SourceFd(&fd),
+                Token(KIND_NETLINK | idx),
+                Interest::READABLE,
+            ) {
+                log::warn!("runtime: cannot watch netlink socket {idx}: {e}");
+            }
+        });
         self.stack.sockets_mut().drain_new_standins(|idx, fd| {
             if let Err(e) = reg.register(
                 &mut SourceFd(&fd),

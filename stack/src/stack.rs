@@ -34,6 +34,8 @@ pub struct Stack<D: Device> {
     pub(crate) eth: Option<D>,
     held: [Held; 2],
     pub(crate) sockets: Sockets,
+    /// The container's netlink sockets.
+    pub(crate) netlink: crate::netlink::Netlink,
     epoch: std::time::Instant,
     /// `poll` stopped before everything was processed.
     more: bool,
@@ -60,6 +62,7 @@ impl<D: Device> Stack<D> {
             eth,
             held: [Held::default(), Held::default()],
             sockets: Sockets::new(cfg),
+            netlink: Default::default(),
             epoch,
             more: false,
         })
@@ -86,7 +89,7 @@ impl<D: Device> Stack<D> {
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
             }
-            if let Some(eth) = self.eth.as_mut() {
+            if let Some(eth) = self.eth.as_mut().filter(|_| self.ifs.get(ETH).up) {
                 let n = self.ifs.get_mut(ETH);
                 let mut dev = Hooked::new(eth, &mut self.sockets, &mut self.held[ETH], ETH);
                 progress |=
@@ -133,6 +136,16 @@ impl<D: Device> Stack<D> {
     /// The interfaces.
     pub fn interfaces(&self) -> &Interfaces {
         &self.ifs
+    }
+
+    /// A netlink socket's stand-in is ready (see [`crate::netlink`]).
+    pub(crate) fn netlink_ready(&mut self, idx: usize, hup: bool) {
+        self.netlink.ready(idx, &mut self.ifs, hup);
+    }
+
+    /// New netlink sockets for the event loop to watch.
+    pub(crate) fn netlink_drain_new(&mut self, watch: impl FnMut(usize, std::os::fd::RawFd)) {
+        self.netlink.drain_new(watch);
     }
 
     /// The socket table, mutably (the event loop reports stand-in readiness here).

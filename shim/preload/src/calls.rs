@@ -13,7 +13,11 @@ use netcell_proto::{ACCEPT_RECORD_LEN, Request, reply_flags};
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
-    if (domain != libc::AF_INET && domain != libc::AF_INET6) || !conn::active() {
+    // NETLINK_ROUTE (0) is the container's: its interfaces, routes, addresses.
+    let ours = domain == libc::AF_INET
+        || domain == libc::AF_INET6
+        || (domain == libc::AF_NETLINK && protocol == 0);
+    if !ours || !conn::active() {
         // SAFETY: passing the caller's arguments through.
         let fd = unsafe { real_socket(domain, ty, protocol) };
         class::set(fd, Class::Foreign);

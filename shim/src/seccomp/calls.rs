@@ -276,6 +276,9 @@ impl<'a, D: Device> Cx<'a, '_, D> {
             kinds::UDP => Some(Kind::Udp),
             kinds::ICMP => Some(Kind::Icmp),
             kinds::RAW => Some(Kind::Raw),
+            // A netlink socket is a datagram stand-in like a UDP socket's: its
+            // requests go as SendTo, its replies are read with their origin.
+            kinds::NETLINK => Some(Kind::Udp),
             _ => None,
         };
         Ok(Held::StandIn(Sock {
@@ -393,6 +396,8 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let (domain, ty, protocol) = (cx.call.int(0), cx.call.int(1), cx.call.int(2));
     match domain {
         libc::AF_INET | libc::AF_INET6 => {}
+        // NETLINK_ROUTE is the container's own (its interfaces, addresses, routes).
+        libc::AF_NETLINK if protocol == 0 => {}
         libc::AF_UNIX => return Ok(Outcome::Continue),
         // The container's own capture and routing sockets come with the sniffing
         // and L2/L3 work; until then these never reach the host's.

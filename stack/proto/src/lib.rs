@@ -185,6 +185,10 @@ pub mod kinds {
     /// `getsockname` (with the container's address), and front ends refuse or
     /// re-route the calls that could point it somewhere else.
     pub const HOST_TCP: u32 = 5;
+    /// A netlink (`NETLINK_ROUTE`) socket of the container's stack: a datagram
+    /// stand-in whose requests go as `SendTo` and whose replies' origin is the
+    /// kernel's address.
+    pub const NETLINK: u32 = 6;
 }
 
 impl Op {

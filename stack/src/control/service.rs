@@ -118,6 +118,18 @@ pub fn serve<D: Device>(
         protocol,
     } = *req
     {
+        if domain == libc::AF_NETLINK {
+            return match stack.netlink.open(ty, protocol, caller.pid) {
+                Ok(fd) => Answer {
+                    fd: Some(fd),
+                    ..Answer::ok()
+                },
+                Err(e) => Answer {
+                    errno: e,
+                    ..Answer::ok()
+                },
+            };
+        }
         let Some(domain) = Domain::from_raw(domain) else {
             return Answer::err(SocketError::FamilyNotSupported);
         };
@@ -165,6 +177,9 @@ pub fn serve<D: Device>(
             value: std::process::id(),
             ..Answer::ok()
         };
+    }
+    if stack.netlink.has(hdr.sock) {
+        return serve_netlink(stack, hdr.sock, req);
     }
     let Some(id) = stack.sockets.by_inode(hdr.sock) else {
         return serve_dead(stack, hdr.sock, req);
@@ -323,6 +338,80 @@ fn retry_if_in_use<D: Device, E: PartialEq>(
 /// Answers for an inode the stack no longer serves: from its tombstone when the
 /// stack closed the socket under the program (after a reset), else "not a
 /// stand-in" so the front end performs the call natively.
+/// A request about one of the container's netlink sockets (see [`crate::netlink`]).
+fn serve_netlink<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) -> Answer {
+    let errno = |e: i32| Answer {
+        errno: e,
+        ..Answer::ok()
+    };
+    let nl = &mut stack.netlink;
+    match *req {
+        Request::Describe => Answer {
+            value: kinds::NETLINK,
+            ..Answer::ok()
+        },
+        Request::Bind { addr } => nl.bind(inode, addr).map_or_else(errno, |()| Answer::ok()),
+        Request::GetSockName | Request::GetPeerName => {
+            let mut ans = Answer::ok();
+            match nl.name(inode, &mut ans.data) {
+                Ok(n) if matches!(req, Request::GetSockName) => ans.len = n,
+                // The peer is the kernel (port 0).
+                Ok(_) => ans.len = crate::netlink::write_addr(0, 0, &mut ans.data),
+                Err(e) => return errno(e),
+            }
+            ans
+        }
+        Request::SetSockOpt { level, name, value } => {
+            match nl.setsockopt(inode, level, name, value) {
+                Ok(true) => Answer {
+                    flags: reply_flags::APPLY_NATIVE,
+                    ..Answer::ok()
+                },
+                Ok(false) => Answer::ok(),
+                Err(e) => errno(e),
+            }
+        }
+        Request::GetSockOpt { level, name, .. } => match nl.getsockopt(inode, level, name) {
+            Some(v) => {
+                let mut ans = Answer::ok();
+                ans.data[..4].copy_from_slice(&v.to_ne_bytes());
+                ans.len = 4;
+                ans
+            }
+            None if level == libc::SOL_SOCKET => Answer::not_standin(),
+            None => errno(libc::ENOPROTOOPT),
+        },
+        Request::SendTo { addr, payload, .. } => {
+            match nl.send(inode, &mut stack.ifs, addr, payload) {
+                Ok(n) => Answer {
+                    value: n as u32,
+                    ..Answer::ok()
+                },
+                Err(e) => errno(e),
+            }
+        }
+        Request::Origin { .. } => {
+            // Every datagram comes from the kernel (port 0).
+            let mut ans = Answer::ok();
+            ans.data[0] = 12;
+            ans.len = 1 + crate::netlink::write_addr(0, 0, &mut ans.data[1..]);
+            ans.value = 1;
+            ans
+        }
+        // connect to the kernel's address: the default destination already.
+        Request::Connect { addr } => match addr.get(4..8) {
+            Some(p) if p == [0, 0, 0, 0] => Answer::ok(),
+            Some(_) => errno(libc::ECONNREFUSED),
+            None => errno(libc::EINVAL),
+        },
+        Request::Shutdown { .. } | Request::ErrorMarkers { .. } | Request::Placed { .. } => {
+            Answer::ok()
+        }
+        Request::PendingError { .. } | Request::ConnectDone { .. } => Answer::ok(),
+        _ => errno(libc::EOPNOTSUPP),
+    }
+}
+
 fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) -> Answer {
     if let Some(h) = stack.sockets.handed(inode) {
         // A host socket of the uplink's fast path: the kernel serves it, but its

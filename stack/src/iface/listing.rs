@@ -37,11 +37,16 @@ impl Interfaces {
     }
 }
 
-fn describe(id: IfaceId, n: &NetIf) -> (Iface, Vec<IfAddr>) {
+/// The record of one interface and its addresses (also what rtnetlink reports).
+pub(crate) fn describe(id: IfaceId, n: &NetIf) -> (Iface, Vec<IfAddr>) {
     let mut name = [0u8; 16];
     let b = n.name.as_bytes();
     name[..b.len().min(15)].copy_from_slice(&b[..b.len().min(15)]);
-    let up = (libc::IFF_UP | libc::IFF_RUNNING) as u32 | IFF_LOWER_UP;
+    let up = if n.up {
+        (libc::IFF_UP | libc::IFF_RUNNING) as u32 | IFF_LOWER_UP
+    } else {
+        0
+    };
     let (flags, hwtype, mac) = if id == LO {
         (up | libc::IFF_LOOPBACK as u32, ARPHRD_LOOPBACK, [0; 6])
     } else {

@@ -25,7 +25,7 @@
 
 pub mod egress;
 pub mod ingress;
-mod listing;
+pub(crate) mod listing;
 
 use crate::uplink::Uplink;
 use smoltcp::iface::{Config, Interface, Route as SmolRoute, SocketSet};
@@ -102,6 +102,21 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Why an address or route change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrChangeError {
+    /// The container has no such interface (`ENODEV`).
+    NoDevice,
+    /// Not an address an interface may hold (`EINVAL`).
+    Invalid,
+    /// Already there (`EEXIST`).
+    Exists,
+    /// Not there (`EADDRNOTAVAIL`, `ESRCH` for routes).
+    NotFound,
+    /// smoltcp's compile-time table is full (`ENOSPC`).
+    Full,
+}
+
 /// `lo` holds 127.0.0.1/8 and ::1 besides a host route per eth0 address, and eth0
 /// its link-local address besides these, within smoltcp's compile-time limit
 /// (`SMOLTCP_IFACE_MAX_ADDR_COUNT` = 16).
@@ -135,6 +150,9 @@ pub struct NetIf {
     pub mtu: usize,
     /// Whether its device is Ethernet (else IP: `lo`, the host uplink).
     pub ethernet: bool,
+    /// Administratively up (`ip link set dev X up|down`): a down interface routes
+    /// nothing and its device is not polled.
+    pub up: bool,
 }
 
 /// Where a packet to a destination goes: the interface and the source address.
@@ -234,6 +252,7 @@ impl Interfaces {
             sockets: SocketSet::new(Vec::new()),
             mtu: lo_mtu,
             ethernet: false,
+            up: true,
         }];
 
         if let Some((dev, cfg)) = eth {
@@ -269,6 +288,7 @@ impl Interfaces {
                 sockets: SocketSet::new(Vec::new()),
                 mtu,
                 ethernet: mac.is_some(),
+                up: true,
             });
         }
         Ok(Interfaces {
@@ -283,6 +303,108 @@ impl Interfaces {
     /// to host sockets by `uplink`'s policy (see [`crate::uplink`]).
     pub fn set_uplink(&mut self, uplink: Uplink) {
         self.uplink = Some(uplink);
+    }
+
+    /// eth0's default gateways.
+    pub fn eth_gateways(&self) -> &[IpAddress] {
+        &self.eth_gateways
+    }
+
+    /// Sets an interface up or down (see [`NetIf::up`]).
+    pub fn set_up(&mut self, id: IfaceId, up: bool) {
+        if let Some(n) = self.list.get_mut(id) {
+            n.up = up;
+        }
+    }
+
+    /// Adds an address to eth0 (and its host route on `lo`).
+    pub fn add_eth_addr(&mut self, cidr: IpCidr) -> Result<(), AddrChangeError> {
+        if self.list.len() <= ETH {
+            return Err(AddrChangeError::NoDevice);
+        }
+        let a = cidr.address();
+        if a.is_unspecified() || a.is_multicast() || is_loopback(&a) {
+            return Err(AddrChangeError::Invalid);
+        }
+        if self.eth_addrs.iter().any(|c| c.address() == a) {
+            return Err(AddrChangeError::Exists);
+        }
+        if self.eth_addrs.len() >= MAX_ETH_ADDRS {
+            return Err(AddrChangeError::Full);
+        }
+        let mut full = false;
+        self.list[ETH]
+            .iface
+            .update_ip_addrs(|v| full = v.push(cidr).is_err());
+        if full {
+            return Err(AddrChangeError::Full);
+        }
+        let host = IpCidr::new(
+            a,
+            if a.version() == smoltcp::wire::IpVersion::Ipv4 {
+                32
+            } else {
+                128
+            },
+        );
+        self.list[LO].iface.update_ip_addrs(|v| {
+            let _ = v.push(host);
+        });
+        self.eth_addrs.push(cidr);
+        Ok(())
+    }
+
+    /// Removes an address of eth0 (`cidr`'s prefix length is not compared, as
+    /// `ip addr del` without one).
+    pub fn del_eth_addr(&mut self, addr: IpAddress) -> Result<(), AddrChangeError> {
+        let Some(pos) = self.eth_addrs.iter().position(|c| c.address() == addr) else {
+            return Err(AddrChangeError::NotFound);
+        };
+        self.eth_addrs.remove(pos);
+        self.list[ETH]
+            .iface
+            .update_ip_addrs(|v| v.retain(|c| c.address() != addr));
+        self.list[LO]
+            .iface
+            .update_ip_addrs(|v| v.retain(|c| c.address() != addr || is_loopback(&addr)));
+        Ok(())
+    }
+
+    /// Sets (or with `None` removes) eth0's default gateway of `v6`'s family.
+    pub fn set_gateway(&mut self, v6: bool, gw: Option<IpAddress>) -> Result<(), AddrChangeError> {
+        if self.list.len() <= ETH {
+            return Err(AddrChangeError::NoDevice);
+        }
+        let fam = |a: &IpAddress| matches!(a, IpAddress::Ipv6(_)) == v6;
+        let routes = self.list[ETH].iface.routes_mut();
+        match gw {
+            None => {
+                if !self.eth_gateways.iter().any(fam) {
+                    return Err(AddrChangeError::NotFound);
+                }
+                let _ = if v6 {
+                    routes.remove_default_ipv6_route()
+                } else {
+                    routes.remove_default_ipv4_route()
+                };
+                self.eth_gateways.retain(|a| !fam(a));
+            }
+            Some(g) => {
+                if !fam(&g) {
+                    return Err(AddrChangeError::Invalid);
+                }
+                let r = match g {
+                    IpAddress::Ipv4(g) => routes.add_default_ipv4_route(g).map(|_| ()),
+                    IpAddress::Ipv6(g) => routes.add_default_ipv6_route(g).map(|_| ()),
+                };
+                if r.is_err() {
+                    return Err(AddrChangeError::Full);
+                }
+                self.eth_gateways.retain(|a| !fam(a));
+                self.eth_gateways.push(g);
+            }
+        }
+        Ok(())
     }
 
     /// The uplink's policy, when eth0 is the host uplink.
@@ -374,7 +496,7 @@ impl Interfaces {
         if dst.is_multicast() || matches!(dst, IpAddress::Ipv4(a) if a.is_broadcast()) {
             return None;
         }
-        if self.list.len() > ETH {
+        if self.list.len() > ETH && self.list[ETH].up {
             if let Some(c) = self.eth_addrs.iter().find(|c| c.contains_addr(&dst)) {
                 return Some(Route {
                     iface: ETH,

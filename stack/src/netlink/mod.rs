@@ -1,0 +1,317 @@
+//! The container's own rtnetlink: `AF_NETLINK`/`NETLINK_ROUTE` sockets served by
+//! its stack, so that `ip`, glibc's `getifaddrs`/`if_nameindex` and Go's
+//! `net.Interfaces` see and change the container's interfaces — never the host's.
+//!
+//! # Theory of operation
+//!
+//! A netlink socket stands in as a datagram stand-in (an `AF_UNIX`
+//! `SOCK_SEQPACKET` pair, like a UDP socket's): the program holds one end. Its
+//! requests reach the stack through the front ends' datagram path — `sendto` and
+//! `sendmsg` with the kernel's address, which is how glibc and Go send them — as
+//! `SendTo` requests, answered at once: the reply datagrams (a dump's
+//! messages, then `NLMSG_DONE`; an `NLMSG_ERROR` with the errno or an
+//! acknowledgement) are written into the stack's end, where the program's
+//! `recvmsg` finds them. Their source (`Origin`) is the kernel's address (port 0).
+//!
+//! A change (`RTM_NEWADDR`, `RTM_DELADDR`, `RTM_NEWROUTE`, `RTM_DELROUTE`,
+//! `RTM_SETLINK`) is made on the stack's interfaces and announced to every netlink
+//! socket of the container that joined the matching group (`ip monitor`).
+//!
+//! | request                 | served                                                   |
+//! |-------------------------|----------------------------------------------------------|
+//! | `RTM_GETLINK`           | dump, or one link by index or `IFLA_IFNAME`              |
+//! | `RTM_GETADDR`           | dump (per family)                                        |
+//! | `RTM_GETROUTE`          | dump of the main table: on-link subnets, default routes  |
+//! | `RTM_GETNEIGH`          | an empty dump (smoltcp's neighbour cache is not exposed) |
+//! | `RTM_NEWADDR`/`DELADDR` | on eth0                                                  |
+//! | `RTM_NEWROUTE`/`DELROUTE` | default routes (one gateway per family)                |
+//! | `RTM_SETLINK`/`NEWLINK` | up/down of eth0; an MTU equal to the current one         |
+//! | anything else           | `EOPNOTSUPP`                                             |
+//!
+//! A request sent without an address (`send`, `write`: iproute2's dumps) lands in
+//! the stack's end natively; the event loop watches that end and serves what
+//! arrives there the same way. At most [`MAX_SOCKETS`] netlink sockets per
+//! container; a closed one is noticed by its stand-in's hang-up.
+
+mod route;
+pub(crate) mod wire;
+
+use crate::sys;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// Netlink sockets a container may hold at once.
+pub const MAX_SOCKETS: usize = 64;
+
+/// `NETLINK_ROUTE`.
+pub const NETLINK_ROUTE: i32 = 0;
+/// `SOL_NETLINK`.
+pub const SOL_NETLINK: i32 = 270;
+
+/// One netlink socket of the container.
+pub(crate) struct NlSocket {
+    /// The stack's end of its stand-in.
+    t: OwnedFd,
+    inode: u64,
+    /// Its port id (`nl_pid`): the caller's pid for the first, then unique
+    /// negatives, as Linux assigns them.
+    pid: u32,
+    /// Multicast groups joined (the `nl_groups` bitmask of groups 1..=32).
+    groups: u32,
+    ty: i32,
+}
+
+/// A container's netlink sockets.
+#[derive(Default)]
+pub struct Netlink {
+    /// By index (the event loop's token), `None` where a socket closed.
+    socks: Vec<Option<NlSocket>>,
+    next_port: u32,
+    /// Indices of sockets the event loop does not watch yet.
+    new: Vec<usize>,
+}
+
+/// Why a netlink call failed, as an errno.
+pub type Errno = i32;
+
+impl Netlink {
+    /// `socket(AF_NETLINK, ty, protocol)`: the program's end of a new socket.
+    pub fn open(&mut self, ty: i32, protocol: i32, caller: u32) -> Result<OwnedFd, Errno> {
+        match ty & 0xf {
+            libc::SOCK_RAW | libc::SOCK_DGRAM => {}
+            _ => return Err(libc::ESOCKTNOSUPPORT),
+        }
+        if protocol != NETLINK_ROUTE {
+            return Err(libc::EPROTONOSUPPORT);
+        }
+        for slot in self.socks.iter_mut() {
+            if slot.as_ref().is_some_and(|s| sys::hung_up_now(s.t.as_fd())) {
+                *slot = None;
+            }
+        }
+        if self.live().count() >= MAX_SOCKETS {
+            return Err(libc::ENOBUFS);
+        }
+        let (ours, theirs) = sys::seqpacket_pair().map_err(|_| libc::ENOBUFS)?;
+        sys::set_nonblocking(ours.as_fd(), true).map_err(|_| libc::ENOBUFS)?;
+        let (inode, _) = sys::inode(theirs.as_fd()).map_err(|_| libc::ENOBUFS)?;
+        let pid = self.port_for(caller);
+        let sock = NlSocket {
+            t: ours,
+            inode,
+            pid,
+            groups: 0,
+            ty: ty & 0xf,
+        };
+        let idx = match self.socks.iter().position(Option::is_none) {
+            Some(i) => {
+                self.socks[i] = Some(sock);
+                i
+            }
+            None => {
+                self.socks.push(Some(sock));
+                self.socks.len() - 1
+            }
+        };
+        self.new.push(idx);
+        Ok(theirs)
+    }
+
+    fn live(&self) -> impl Iterator<Item = &NlSocket> {
+        self.socks.iter().flatten()
+    }
+
+    /// Hands the stack's ends of new sockets to the event loop (`idx`, fd).
+    pub fn drain_new(&mut self, mut watch: impl FnMut(usize, std::os::fd::RawFd)) {
+        for idx in std::mem::take(&mut self.new) {
+            if let Some(s) = self.socks.get(idx).and_then(|s| s.as_ref()) {
+                watch(idx, std::os::fd::AsRawFd::as_raw_fd(&s.t));
+            }
+        }
+    }
+
+    /// Socket `idx`'s stand-in is readable (requests sent without an address:
+    /// `send`, `write`) or hung up (the program closed it).
+    pub fn ready(&mut self, idx: usize, ifs: &mut crate::iface::Interfaces, hup: bool) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Some(s) = self.socks.get(idx).and_then(|s| s.as_ref()) else {
+                return;
+            };
+            match sys::recv_record(s.t.as_fd(), &mut buf) {
+                Ok(Some(0)) => break,
+                Ok(Some(n)) => {
+                    let inode = s.inode;
+                    let n = n.min(buf.len());
+                    let _ = self.send(inode, ifs, &[], &buf[..n]);
+                }
+                Ok(None) => break,
+                Err(_) => break,
+            }
+        }
+        if hup
+            && self
+                .socks
+                .get(idx)
+                .and_then(|s| s.as_ref())
+                .is_some_and(|s| sys::hung_up_now(s.t.as_fd()))
+        {
+            self.socks[idx] = None;
+        }
+    }
+
+    fn port_for(&mut self, caller: u32) -> u32 {
+        if caller != 0 && !self.live().any(|s| s.pid == caller) {
+            return caller;
+        }
+        self.next_port = self.next_port.wrapping_add(1);
+        (-(4096i64 + i64::from(self.next_port)) as i32) as u32
+    }
+
+    /// Whether `inode` is one of the container's netlink sockets.
+    pub fn has(&self, inode: u64) -> bool {
+        self.live().any(|s| s.inode == inode)
+    }
+
+    fn get(&self, inode: u64) -> Option<&NlSocket> {
+        self.live().find(|s| s.inode == inode)
+    }
+
+    fn get_mut(&mut self, inode: u64) -> Option<&mut NlSocket> {
+        self.socks.iter_mut().flatten().find(|s| s.inode == inode)
+    }
+
+    /// `bind`: `nl_groups` joins groups; a nonzero `nl_pid` must be the socket's
+    /// own (netcell assigns ports at `socket`).
+    pub fn bind(&mut self, inode: u64, addr: &[u8]) -> Result<(), Errno> {
+        let (pid, groups) = parse_addr(addr)?;
+        let s = self.get_mut(inode).ok_or(libc::EBADF)?;
+        if pid != 0 && pid != s.pid {
+            return Err(libc::EADDRINUSE);
+        }
+        s.groups |= groups;
+        Ok(())
+    }
+
+    /// `getsockname`: the socket's `sockaddr_nl`.
+    pub fn name(&self, inode: u64, out: &mut [u8]) -> Result<usize, Errno> {
+        let s = self.get(inode).ok_or(libc::EBADF)?;
+        Ok(write_addr(s.pid, s.groups, out))
+    }
+
+    /// `setsockopt`: `SOL_NETLINK` memberships and flags; socket-level options
+    /// apply to the stand-in natively (`Ok(true)`).
+    pub fn setsockopt(
+        &mut self,
+        inode: u64,
+        level: i32,
+        name: i32,
+        v: &[u8],
+    ) -> Result<bool, Errno> {
+        let s = self.get_mut(inode).ok_or(libc::EBADF)?;
+        match (level, name) {
+            (SOL_NETLINK, 1 | 2) => {
+                let g = u32::from_ne_bytes(
+                    v.get(..4)
+                        .ok_or(libc::EINVAL)?
+                        .try_into()
+                        .unwrap_or_default(),
+                );
+                if !(1..=32).contains(&g) {
+                    // Groups above 32 exist on Linux; none of them is served here.
+                    return if name == 1 {
+                        Err(libc::EINVAL)
+                    } else {
+                        Ok(false)
+                    };
+                }
+                let bit = 1u32 << (g - 1);
+                if name == 1 {
+                    s.groups |= bit;
+                } else {
+                    s.groups &= !bit;
+                }
+                Ok(false)
+            }
+            // NETLINK_PKTINFO, BROADCAST_ERROR, NO_ENOBUFS, LISTEN_ALL_NSID,
+            // CAP_ACK, EXT_ACK, GET_STRICT_CHK: accepted.
+            (SOL_NETLINK, 3..=12) => Ok(false),
+            (SOL_NETLINK, _) => Err(libc::ENOPROTOOPT),
+            (libc::SOL_SOCKET, _) => Ok(true),
+            _ => Err(libc::ENOPROTOOPT),
+        }
+    }
+
+    /// `getsockopt` of the socket's identity options (`SO_DOMAIN`, `SO_TYPE`,
+    /// `SO_PROTOCOL`); `None` for the others (native on the stand-in).
+    pub fn getsockopt(&self, inode: u64, level: i32, name: i32) -> Option<i32> {
+        let s = self.get(inode)?;
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_DOMAIN) => Some(libc::AF_NETLINK),
+            (libc::SOL_SOCKET, libc::SO_TYPE) => Some(s.ty),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => Some(NETLINK_ROUTE),
+            _ => None,
+        }
+    }
+
+    /// A request datagram from socket `inode`, served on `ifs`: replies go into
+    /// its stand-in, change notifications to the sockets that joined their groups.
+    /// Returns the datagram's length (the `sendto` result).
+    pub fn send(
+        &mut self,
+        inode: u64,
+        ifs: &mut crate::iface::Interfaces,
+        addr: &[u8],
+        data: &[u8],
+    ) -> Result<usize, Errno> {
+        if !addr.is_empty() {
+            let (pid, _) = parse_addr(addr)?;
+            if pid != 0 {
+                // To another socket's port: none is served (the kernel would
+                // deliver it; programs talk to the kernel only).
+                return Err(libc::ECONNREFUSED);
+            }
+        }
+        let pid = self.get(inode).ok_or(libc::EBADF)?.pid;
+        let (replies, events) = route::serve(ifs, data, pid);
+        let s = self.get(inode).ok_or(libc::EBADF)?;
+        for r in &replies {
+            if let Err(e) = sys::send_nb(s.t.as_fd(), r, 0) {
+                // The program does not read its replies: as a full socket
+                // buffer, the rest is lost (Linux says ENOBUFS on the next read).
+                log::debug!("netlink: a reply to port {pid} was dropped: {e}");
+                break;
+            }
+        }
+        for (group, msg) in events {
+            for s in self.live().filter(|s| s.groups & group != 0) {
+                let _ = sys::send_nb(s.t.as_fd(), &msg, 0);
+            }
+        }
+        Ok(data.len())
+    }
+}
+
+/// A `sockaddr_nl`: `nl_family`, pad, `nl_pid`, `nl_groups`.
+fn parse_addr(a: &[u8]) -> Result<(u32, u32), Errno> {
+    if a.len() < 12 {
+        return Err(libc::EINVAL);
+    }
+    if u16::from_ne_bytes([a[0], a[1]]) != libc::AF_NETLINK as u16 {
+        return Err(libc::EINVAL);
+    }
+    Ok((
+        u32::from_ne_bytes(a[4..8].try_into().unwrap_or_default()),
+        u32::from_ne_bytes(a[8..12].try_into().unwrap_or_default()),
+    ))
+}
+
+/// Writes a `sockaddr_nl`; returns its length (12).
+pub fn write_addr(pid: u32, groups: u32, out: &mut [u8]) -> usize {
+    let mut a = [0u8; 12];
+    a[..2].copy_from_slice(&(libc::AF_NETLINK as u16).to_ne_bytes());
+    a[4..8].copy_from_slice(&pid.to_ne_bytes());
+    a[8..12].copy_from_slice(&groups.to_ne_bytes());
+    let n = out.len().min(12);
+    out[..n].copy_from_slice(&a[..n]);
+    n
+}

@@ -1,0 +1,551 @@
+//! `NETLINK_ROUTE` requests on the container's interfaces (see the module above
+//! for what is served).
+
+use super::wire::{self, Msg, Writer, consts::*};
+use crate::iface::listing::describe;
+use crate::iface::{AddrChangeError, ETH, Interfaces, LO};
+use netcell_proto::iface::IfAddr;
+use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
+
+/// Replies to the sender (datagrams), and notifications (group bit, datagram).
+pub type Served = (Vec<Vec<u8>>, Vec<(u32, Vec<u8>)>);
+
+/// Serves one request datagram from port `pid`.
+pub fn serve(ifs: &mut Interfaces, data: &[u8], pid: u32) -> Served {
+    let (msgs, well_formed) = wire::messages(data);
+    let mut replies = Vec::new();
+    let mut events = Vec::new();
+    for m in &msgs {
+        if m.flags & NLM_F_REQUEST == 0 || m.ty < RTM_NEWLINK {
+            // Not a request (a stray reply, NOOP): the kernel ignores it.
+            continue;
+        }
+        let mut w = Writer::default();
+        let r = match m.ty {
+            RTM_GETLINK => get_link(ifs, m, pid, &mut w),
+            RTM_GETADDR => {
+                dump_addrs(ifs, m, pid, &mut w);
+                Ok(())
+            }
+            RTM_GETROUTE => {
+                dump_routes(ifs, m, pid, &mut w);
+                Ok(())
+            }
+            RTM_GETNEIGH if m.flags & NLM_F_DUMP == NLM_F_DUMP => {
+                w.done(m, pid);
+                Ok(())
+            }
+            RTM_NEWADDR | RTM_DELADDR => change_addr(ifs, m).map(|ev| events.extend(ev)),
+            RTM_NEWROUTE | RTM_DELROUTE => change_route(ifs, m).map(|ev| events.extend(ev)),
+            RTM_SETLINK | RTM_NEWLINK => set_link(ifs, m).map(|ev| events.extend(ev)),
+            _ => Err(libc::EOPNOTSUPP),
+        };
+        match r {
+            Err(e) => w.error(m, e, pid),
+            // A change is acknowledged when asked (`ip` always asks).
+            Ok(()) if w.buf.is_empty() && m.flags & NLM_F_ACK != 0 => w.error(m, 0, pid),
+            Ok(()) => {}
+        }
+        if !w.buf.is_empty() {
+            replies.push(w.buf);
+        }
+    }
+    if !well_formed {
+        log::debug!("netlink: a malformed message from port {pid} ignored");
+    }
+    (replies, events)
+}
+
+fn ifindex(id: usize) -> u32 {
+    id as u32 + 1
+}
+
+/// The link message of interface `id`.
+fn link_msg(ifs: &Interfaces, id: usize, ty: u16, flags: u16, seq: u32, pid: u32, w: &mut Writer) {
+    let n = ifs.get(id);
+    let (head, _) = describe(id, n);
+    w.begin(ty, flags, seq, pid);
+    let mut info = [0u8; 16];
+    info[0] = libc::AF_UNSPEC as u8;
+    info[2..4].copy_from_slice(&head.hwtype.to_ne_bytes());
+    info[4..8].copy_from_slice(&(head.index as i32).to_ne_bytes());
+    info[8..12].copy_from_slice(&head.flags.to_ne_bytes());
+    w.raw(&info);
+    w.attr_str(IFLA_IFNAME, head.name());
+    w.attr_u32(IFLA_MTU, head.mtu);
+    w.attr_u32(IFLA_MIN_MTU, 68);
+    w.attr_u32(IFLA_MAX_MTU, head.mtu.max(65520));
+    w.attr_u32(IFLA_TXQLEN, 1000);
+    w.attr_u8(
+        IFLA_OPERSTATE,
+        if id == LO {
+            IF_OPER_UNKNOWN
+        } else if n.up {
+            IF_OPER_UP
+        } else {
+            IF_OPER_DOWN
+        },
+    );
+    w.attr_u8(IFLA_LINKMODE, 0);
+    w.attr_u32(IFLA_GROUP, 0);
+    w.attr_u8(IFLA_CARRIER, 1);
+    w.attr_str(IFLA_QDISC, "noqueue");
+    if n.ethernet {
+        w.attr(IFLA_ADDRESS, &head.mac);
+        w.attr(IFLA_BROADCAST, &[0xff; 6]);
+    } else if id == LO {
+        w.attr(IFLA_ADDRESS, &[0; 6]);
+        w.attr(IFLA_BROADCAST, &[0; 6]);
+    }
+    w.end();
+}
+
+fn get_link(ifs: &Interfaces, m: &Msg<'_>, pid: u32, w: &mut Writer) -> Result<(), i32> {
+    if m.flags & NLM_F_DUMP == NLM_F_DUMP {
+        for (id, _) in ifs.iter() {
+            link_msg(ifs, id, RTM_NEWLINK, NLM_F_MULTI, m.seq, pid, w);
+        }
+        w.done(m, pid);
+        return Ok(());
+    }
+    let index = m
+        .body
+        .get(4..8)
+        .map_or(0, |b| i32::from_ne_bytes(b.try_into().unwrap_or_default()));
+    let id = if index > 0 {
+        ifs.by_index(index as u32)
+    } else {
+        wire::attrs(m.body, 16)
+            .find(|(t, _)| *t == IFLA_IFNAME)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+            .and_then(|name| ifs.by_name(name.trim_end_matches('\0')))
+    };
+    let id = id.ok_or(libc::ENODEV)?;
+    link_msg(ifs, id, RTM_NEWLINK, 0, m.seq, pid, w);
+    Ok(())
+}
+
+/// The address messages (a dump's part) of interface `id` whose family is
+/// `family` (0: all).
+fn addr_msgs(ifs: &Interfaces, id: usize, family: u8, seq: u32, pid: u32, w: &mut Writer) {
+    let n = ifs.get(id);
+    let (head, addrs) = describe(id, n);
+    for a in addrs {
+        let (fam, bytes, plen): (u8, Vec<u8>, u8) = match a {
+            IfAddr::V4(b, p) => (libc::AF_INET as u8, b.to_vec(), p),
+            IfAddr::V6(b, p) => (libc::AF_INET6 as u8, b.to_vec(), p),
+        };
+        if family != 0 && family != fam {
+            continue;
+        }
+        let scope = match a {
+            IfAddr::V4(b, _) if b[0] == 127 => RT_SCOPE_HOST,
+            IfAddr::V6(b, _) if b == Ipv6Address::LOCALHOST.octets() => RT_SCOPE_HOST,
+            IfAddr::V6(b, _) if b[0] == 0xfe && b[1] & 0xc0 == 0x80 => RT_SCOPE_LINK,
+            _ => RT_SCOPE_UNIVERSE,
+        };
+        w.begin(RTM_NEWADDR, NLM_F_MULTI, seq, pid);
+        let mut h = [0u8; 8];
+        h[0] = fam;
+        h[1] = plen;
+        h[2] = IFA_F_PERMANENT as u8;
+        h[3] = scope;
+        h[4..8].copy_from_slice(&head.index.to_ne_bytes());
+        w.raw(&h);
+        w.attr(IFA_ADDRESS, &bytes);
+        if fam == libc::AF_INET as u8 {
+            w.attr(IFA_LOCAL, &bytes);
+            if plen < 31 {
+                let mut bcast = [0u8; 4];
+                let v = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                let host_bits = if plen == 0 {
+                    u32::MAX
+                } else {
+                    u32::MAX >> plen
+                };
+                bcast.copy_from_slice(&(v | host_bits).to_be_bytes());
+                w.attr(IFA_BROADCAST, &bcast);
+            }
+            w.attr_str(IFA_LABEL, head.name());
+        }
+        w.attr_u32(IFA_FLAGS, IFA_F_PERMANENT);
+        // ifa_cacheinfo: preferred and valid forever, no timestamps.
+        let mut ci = [0u8; 16];
+        ci[..4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        ci[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+        w.attr(IFA_CACHEINFO, &ci);
+        w.end();
+    }
+}
+
+fn dump_addrs(ifs: &Interfaces, m: &Msg<'_>, pid: u32, w: &mut Writer) {
+    let family = m.body.first().copied().unwrap_or(0);
+    for (id, _) in ifs.iter() {
+        addr_msgs(ifs, id, family, m.seq, pid, w);
+    }
+    w.done(m, pid);
+}
+
+/// One main-table route.
+struct Route {
+    dst: IpCidr,
+    gateway: Option<IpAddress>,
+    prefsrc: Option<IpAddress>,
+    oif: u32,
+    proto: u8,
+    scope: u8,
+}
+
+fn bytes(a: &IpAddress) -> Vec<u8> {
+    match a {
+        IpAddress::Ipv4(a) => a.octets().to_vec(),
+        IpAddress::Ipv6(a) => a.octets().to_vec(),
+    }
+}
+
+/// The main table, as Linux derives it: an on-link route per eth0 subnet (the
+/// kernel's), and the default routes.
+fn routes(ifs: &Interfaces) -> Vec<Route> {
+    let mut out = Vec::new();
+    if ifs.len() <= ETH || !ifs.get(ETH).up {
+        return out;
+    }
+    let oif = ifindex(ETH);
+    for c in ifs.eth_addrs() {
+        let net = match c {
+            IpCidr::Ipv4(c) => IpCidr::Ipv4(c.network()),
+            IpCidr::Ipv6(c) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(c.prefix_len()))
+                    .unwrap_or(0);
+                let net = u128::from_be_bytes(c.address().octets()) & mask;
+                IpCidr::new(
+                    IpAddress::Ipv6(Ipv6Address::from(net.to_be_bytes())),
+                    c.prefix_len(),
+                )
+            }
+        };
+        if out.iter().any(|r: &Route| r.dst == net) {
+            continue;
+        }
+        let v6 = matches!(c, IpCidr::Ipv6(_));
+        out.push(Route {
+            dst: net,
+            gateway: None,
+            prefsrc: (!v6).then_some(c.address()),
+            oif,
+            proto: RTPROT_KERNEL,
+            scope: if v6 { RT_SCOPE_UNIVERSE } else { RT_SCOPE_LINK },
+        });
+    }
+    for g in ifs.eth_gateways() {
+        let dst = match g {
+            IpAddress::Ipv4(_) => IpCidr::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
+            IpAddress::Ipv6(_) => IpCidr::new(IpAddress::Ipv6(Ipv6Address::UNSPECIFIED), 0),
+        };
+        out.push(Route {
+            dst,
+            gateway: Some(*g),
+            prefsrc: None,
+            oif,
+            proto: RTPROT_BOOT,
+            scope: RT_SCOPE_UNIVERSE,
+        });
+    }
+    out
+}
+
+fn route_msg(r: &Route, ty: u16, flags: u16, seq: u32, pid: u32, w: &mut Writer) {
+    let v6 = matches!(r.dst, IpCidr::Ipv6(_));
+    w.begin(ty, flags, seq, pid);
+    let h = [
+        if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8,
+        r.dst.prefix_len(),
+        0,
+        0,
+        RT_TABLE_MAIN,
+        r.proto,
+        r.scope,
+        RTN_UNICAST,
+        0,
+        0,
+        0,
+        0,
+    ];
+    w.raw(&h);
+    w.attr_u32(RTA_TABLE, u32::from(RT_TABLE_MAIN));
+    if r.dst.prefix_len() > 0 {
+        w.attr(RTA_DST, &bytes(&r.dst.address()));
+    }
+    if let Some(g) = r.gateway {
+        w.attr(RTA_GATEWAY, &bytes(&g));
+    }
+    if let Some(s) = r.prefsrc {
+        w.attr(RTA_PREFSRC, &bytes(&s));
+    }
+    if v6 {
+        w.attr_u32(RTA_PRIORITY, if r.gateway.is_some() { 1024 } else { 256 });
+    }
+    w.attr_u32(RTA_OIF, r.oif);
+    w.end();
+}
+
+fn dump_routes(ifs: &Interfaces, m: &Msg<'_>, pid: u32, w: &mut Writer) {
+    let family = m.body.first().copied().unwrap_or(0);
+    for r in routes(ifs) {
+        let v6 = matches!(r.dst, IpCidr::Ipv6(_));
+        let fam = if v6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
+        if family == 0 || family == fam {
+            route_msg(&r, RTM_NEWROUTE, NLM_F_MULTI, m.seq, pid, w);
+        }
+    }
+    w.done(m, pid);
+}
+
+fn addr_of(fam: u8, v: &[u8]) -> Option<IpAddress> {
+    match (fam as i32, v.len()) {
+        (libc::AF_INET, 4) => Some(IpAddress::Ipv4(Ipv4Address::new(v[0], v[1], v[2], v[3]))),
+        (libc::AF_INET6, 16) => {
+            let b: [u8; 16] = v.try_into().ok()?;
+            Some(IpAddress::Ipv6(Ipv6Address::from(b)))
+        }
+        _ => None,
+    }
+}
+
+fn errno(e: AddrChangeError) -> i32 {
+    match e {
+        AddrChangeError::NoDevice => libc::ENODEV,
+        AddrChangeError::Invalid => libc::EINVAL,
+        AddrChangeError::Exists => libc::EEXIST,
+        AddrChangeError::NotFound => libc::EADDRNOTAVAIL,
+        AddrChangeError::Full => libc::ENOSPC,
+    }
+}
+
+/// The notification of a change, as the datagram the group's members read.
+fn notify(group: u32, f: impl FnOnce(&mut Writer)) -> (u32, Vec<u8>) {
+    let mut w = Writer::default();
+    f(&mut w);
+    (group, w.buf)
+}
+
+fn change_addr(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>, i32> {
+    if m.body.len() < 8 {
+        return Err(libc::EINVAL);
+    }
+    let (fam, plen) = (m.body[0], m.body[1]);
+    let index = u32::from_ne_bytes(m.body[4..8].try_into().unwrap_or_default());
+    let id = ifs.by_index(index).ok_or(libc::ENODEV)?;
+    if id != ETH {
+        // lo's addresses are fixed (127.0.0.0/8 is all local already).
+        return Err(libc::EOPNOTSUPP);
+    }
+    let mut local = None;
+    let mut address = None;
+    for (t, v) in wire::attrs(m.body, 8) {
+        match t {
+            IFA_LOCAL => local = addr_of(fam, v),
+            IFA_ADDRESS => address = addr_of(fam, v),
+            _ => {}
+        }
+    }
+    let a = local.or(address).ok_or(libc::EINVAL)?;
+    let max = if fam as i32 == libc::AF_INET { 32 } else { 128 };
+    if plen > max {
+        return Err(libc::EINVAL);
+    }
+    let group = if fam as i32 == libc::AF_INET {
+        RTMGRP_IPV4_IFADDR
+    } else {
+        RTMGRP_IPV6_IFADDR
+    };
+    if m.ty == RTM_NEWADDR {
+        match ifs.add_eth_addr(IpCidr::new(a, plen)) {
+            Ok(()) => {}
+            Err(AddrChangeError::Exists) if m.flags & NLM_F_EXCL == 0 => return Ok(Vec::new()),
+            Err(e) => return Err(errno(e)),
+        }
+        log::info!("netlink: eth0 address {a}/{plen} added");
+    } else {
+        ifs.del_eth_addr(a).map_err(errno)?;
+        log::info!("netlink: eth0 address {a} removed");
+    }
+    let ty = m.ty;
+    let mut ev = vec![];
+    // The notification lists the address as it is (added) or was (removed).
+    let mut w = Writer::default();
+    let mut h = [0u8; 8];
+    h[0] = fam;
+    h[1] = plen;
+    h[2] = IFA_F_PERMANENT as u8;
+    h[4..8].copy_from_slice(&index.to_ne_bytes());
+    w.begin(ty, 0, 0, 0);
+    w.raw(&h);
+    w.attr(IFA_ADDRESS, &bytes(&a));
+    if fam as i32 == libc::AF_INET {
+        w.attr(IFA_LOCAL, &bytes(&a));
+        w.attr_str(IFA_LABEL, &ifs.get(id).name);
+    }
+    w.end();
+    ev.push((group, w.buf));
+    Ok(ev)
+}
+
+fn change_route(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>, i32> {
+    if m.body.len() < 12 {
+        return Err(libc::EINVAL);
+    }
+    let (fam, dst_len, table) = (m.body[0], m.body[1], m.body[4]);
+    if table != RT_TABLE_MAIN && table != 0 {
+        return Err(libc::EOPNOTSUPP);
+    }
+    let v6 = fam as i32 == libc::AF_INET6;
+    if !v6 && fam as i32 != libc::AF_INET {
+        return Err(libc::EAFNOSUPPORT);
+    }
+    let mut gateway = None;
+    let mut oif = None;
+    for (t, v) in wire::attrs(m.body, 12) {
+        match t {
+            RTA_GATEWAY => gateway = addr_of(fam, v),
+            RTA_OIF => {
+                oif = v
+                    .get(..4)
+                    .map(|b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+            }
+            _ => {}
+        }
+    }
+    if oif.is_some_and(|o| o != ifindex(ETH)) {
+        return Err(libc::EOPNOTSUPP);
+    }
+    if dst_len != 0 {
+        // Only default routes: smoltcp routes by on-link subnets and one gateway
+        // per family (more routes come with several devices).
+        return Err(libc::EOPNOTSUPP);
+    }
+    let group = if v6 {
+        RTMGRP_IPV6_ROUTE
+    } else {
+        RTMGRP_IPV4_ROUTE
+    };
+    if m.ty == RTM_NEWROUTE {
+        let g = gateway.ok_or(libc::EINVAL)?;
+        let exists = ifs
+            .eth_gateways()
+            .iter()
+            .any(|x| matches!(x, IpAddress::Ipv6(_)) == v6);
+        if exists && m.flags & NLM_F_REPLACE == 0 {
+            return Err(libc::EEXIST);
+        }
+        let on_link = ifs.eth_addrs().iter().any(|c| c.contains_addr(&g))
+            || matches!(g, IpAddress::Ipv6(a) if a.is_unicast_link_local());
+        if !on_link {
+            return Err(libc::ENETUNREACH);
+        }
+        ifs.set_gateway(v6, Some(g)).map_err(errno)?;
+        log::info!("netlink: default route via {g}");
+    } else {
+        let current = ifs
+            .eth_gateways()
+            .iter()
+            .find(|x| matches!(x, IpAddress::Ipv6(_)) == v6)
+            .copied();
+        if gateway.is_some() && gateway != current {
+            return Err(libc::ESRCH);
+        }
+        ifs.set_gateway(v6, None).map_err(|_| libc::ESRCH)?;
+        log::info!(
+            "netlink: default route removed ({})",
+            if v6 { "IPv6" } else { "IPv4" }
+        );
+    }
+    let r = Route {
+        dst: if v6 {
+            IpCidr::new(IpAddress::Ipv6(Ipv6Address::UNSPECIFIED), 0)
+        } else {
+            IpCidr::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0)
+        },
+        gateway,
+        prefsrc: None,
+        oif: ifindex(ETH),
+        proto: RTPROT_BOOT,
+        scope: RT_SCOPE_UNIVERSE,
+    };
+    let ty = m.ty;
+    Ok(vec![notify(group, |w| route_msg(&r, ty, 0, 0, 0, w))])
+}
+
+fn set_link(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>, i32> {
+    if m.body.len() < 16 {
+        return Err(libc::EINVAL);
+    }
+    let index = i32::from_ne_bytes(m.body[4..8].try_into().unwrap_or_default());
+    let flags = u32::from_ne_bytes(m.body[8..12].try_into().unwrap_or_default());
+    let change = u32::from_ne_bytes(m.body[12..16].try_into().unwrap_or_default());
+    let mut name = None;
+    let mut mtu = None;
+    for (t, v) in wire::attrs(m.body, 16) {
+        match t {
+            IFLA_IFNAME => {
+                name = std::str::from_utf8(v)
+                    .ok()
+                    .map(|s| s.trim_end_matches('\0').to_string())
+            }
+            IFLA_MTU => {
+                mtu = v
+                    .get(..4)
+                    .map(|b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+            }
+            _ => {}
+        }
+    }
+    let id = if index > 0 {
+        ifs.by_index(index as u32)
+    } else {
+        name.as_deref().and_then(|n| ifs.by_name(n))
+    };
+    let id = id.ok_or(libc::ENODEV)?;
+    if m.ty == RTM_NEWLINK
+        && m.flags & NLM_F_CREATE != 0
+        && index <= 0
+        && ifs.by_name(name.as_deref().unwrap_or("")).is_none()
+    {
+        // Creating links (veth, bridge, dummy) is not for a container's stack.
+        return Err(libc::EOPNOTSUPP);
+    }
+    if index > 0 && name.as_deref().is_some_and(|n| n != ifs.get(id).name) {
+        // Renaming: the container's interfaces keep their names.
+        return Err(libc::EOPNOTSUPP);
+    }
+    if mtu.is_some_and(|v| v as usize != ifs.get(id).mtu) {
+        // smoltcp fixes an interface's MTU when it is made.
+        return Err(libc::EOPNOTSUPP);
+    }
+    // Linux's rule: flags change only when flags or the change mask are set;
+    // without a mask the flags replace all.
+    let iff_up = libc::IFF_UP as u32;
+    if flags != 0 || change != 0 {
+        let up = if change == 0 || change & iff_up != 0 {
+            flags & iff_up != 0
+        } else {
+            ifs.get(id).up
+        };
+        if up != ifs.get(id).up {
+            if id == LO {
+                return Err(libc::EOPNOTSUPP);
+            }
+            ifs.set_up(id, up);
+            log::info!(
+                "netlink: {} {}",
+                ifs.get(id).name,
+                if up { "up" } else { "down" }
+            );
+        }
+    }
+    let ifs_ro: &Interfaces = ifs;
+    Ok(vec![notify(RTMGRP_LINK, |w| {
+        link_msg(ifs_ro, id, RTM_NEWLINK, 0, 0, 0, w)
+    })])
+}
