@@ -17,28 +17,10 @@ use std::process::{Command, Stdio};
 
 /// Go `net` tests that fail in a container for a reason netcell documents, each
 /// with that reason. A test here that starts passing fails this test: take it out.
-const GO_NET_EXCEPTIONS: &[(&str, &str)] = &[
-    (
-        "TestInterfaces",
-        "Go lists interfaces over netlink (RTM_GETLINK); the container has no netlink yet (the container-administration issue brings it)",
-    ),
-    (
-        "TestInterfaceAddrs",
-        "interface addresses over netlink (RTM_GETADDR): no netlink yet",
-    ),
-    (
-        "TestInterfaceUnicastAddrs",
-        "interface addresses over netlink (RTM_GETADDR): no netlink yet",
-    ),
-    (
-        "TestInterfaceMulticastAddrs",
-        "interface addresses over netlink (RTM_GETADDR): no netlink yet",
-    ),
-    (
-        "TestWriteToUDP",
-        "write() on an unconnected UDP socket runs natively on its stand-in under seccomp (no EDESTADDRREQ); see the README's differences",
-    ),
-];
+const GO_NET_EXCEPTIONS: &[(&str, &str)] = &[(
+    "TestWriteToUDP",
+    "write() on an unconnected UDP socket runs natively on its stand-in under seccomp (no EDESTADDRREQ); see the README's differences",
+)];
 
 /// `name → PASS/FAIL/SKIP` of a `go test -test.v` output, subtests included.
 fn outcomes(out: &str) -> BTreeMap<String, String> {

@@ -142,7 +142,13 @@ fn entries(list: &[Interface]) -> Vec<Entry<'_>> {
                     iface: i,
                     addr: sa_in(b),
                     netmask: Some(sa_in(ifreq::netmask(p))),
-                    broad: has_broadcast.then(|| sa_in(ifreq::broadcast(b, p))),
+                    // Without a broadcast address (lo), glibc reports the address
+                    // itself there, as netlink's IFA_ADDRESS is.
+                    broad: Some(sa_in(if has_broadcast {
+                        ifreq::broadcast(b, p)
+                    } else {
+                        b
+                    })),
                     stats: false,
                 });
             }

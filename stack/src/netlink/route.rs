@@ -90,6 +90,9 @@ fn link_msg(ifs: &Interfaces, id: usize, ty: u16, flags: u16, seq: u32, pid: u32
     w.attr_u32(IFLA_GROUP, 0);
     w.attr_u8(IFLA_CARRIER, 1);
     w.attr_str(IFLA_QDISC, "noqueue");
+    // Counters are netcell's business (`netcell stats`); programs find the fields.
+    w.attr(IFLA_STATS, &[0u8; 96]);
+    w.attr(IFLA_STATS64, &[0u8; 192]);
     if n.ethernet {
         w.attr(IFLA_ADDRESS, &head.mac);
         w.attr(IFLA_BROADCAST, &[0xff; 6]);
@@ -155,7 +158,7 @@ fn addr_msgs(ifs: &Interfaces, id: usize, family: u8, seq: u32, pid: u32, w: &mu
         w.attr(IFA_ADDRESS, &bytes);
         if fam == libc::AF_INET as u8 {
             w.attr(IFA_LOCAL, &bytes);
-            if plen < 31 {
+            if plen < 31 && id != LO {
                 let mut bcast = [0u8; 4];
                 let v = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
                 let host_bits = if plen == 0 {

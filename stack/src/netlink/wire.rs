@@ -40,6 +40,8 @@ pub mod consts {
     pub const IFLA_IFNAME: u16 = 3;
     pub const IFLA_MTU: u16 = 4;
     pub const IFLA_QDISC: u16 = 6;
+    pub const IFLA_STATS: u16 = 7;
+    pub const IFLA_STATS64: u16 = 23;
     pub const IFLA_TXQLEN: u16 = 13;
     pub const IFLA_OPERSTATE: u16 = 16;
     pub const IFLA_LINKMODE: u16 = 17;

@@ -1,0 +1,171 @@
+//! The container administers its own network: `ip` inside shows and changes the
+//! container's stack, never the host's (rtnetlink served by the stack), in both
+//! shim modes, against a kernel peer on the far side of the container's TAP.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+
+/// `ip` shows exactly the devices, addresses and routes the owner configured.
+fn ip_shows_the_container_s_own_network(mode: Mode) {
+    require_root!();
+    need("ip");
+    let ns = tap_ns();
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .gateway(KERNEL)
+        .args(["--mac", "52:54:00:12:34:56", "--mtu", "1400"])
+        .sh("ip -j addr; echo; ip route; ip -4 -o addr | cut -d' ' -f2,7; ip -o link | cut -d: -f2")
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert!(!out.contains("tap0"), "a host interface shows: {out}");
+    for want in [
+        "\"ifname\":\"lo\"",
+        "\"ifname\":\"eth0\"",
+        "\"mtu\":1400",
+        "\"address\":\"52:54:00:12:34:56\"",
+        "\"local\":\"10.88.0.2\",\"prefixlen\":24",
+        "\"local\":\"fe80::5054:ff:fe12:3456\",\"prefixlen\":64",
+        "\"local\":\"127.0.0.1\",\"prefixlen\":8",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+    let text: Vec<&str> = out.lines().skip_while(|l| !l.is_empty()).skip(1).collect();
+    assert_eq!(
+        text,
+        [
+            "10.88.0.0/24 dev eth0 proto kernel scope link src 10.88.0.2 ",
+            "default via 10.88.0.1 dev eth0 ",
+            "lo 127.0.0.1/8",
+            "eth0 10.88.0.2/24",
+            " lo",
+            " eth0",
+        ],
+        "{out}"
+    );
+}
+
+/// Changes made with `ip` act on the stack: a new address is the source of a new
+/// connection to its subnet (the kernel peer sees it), a link set down makes
+/// connects fail with `ENETUNREACH` and up restores them, the default route goes
+/// and comes back, and `ip monitor` sees the address change.
+fn ip_changes_act_on_the_container_s_stack(mode: Mode) {
+    require_root!();
+    need("ip");
+    need("curl");
+    let ns = tap_ns();
+    let o = ns.sh("ip addr add 10.89.0.1/24 dev tap0");
+    assert!(o.status.success());
+    let www = Scratch::new();
+    std::fs::write(www.path("index.html"), "peer\n").unwrap();
+    let log = www.path("access.log");
+    let mut srv = ns.cmd("python3");
+    srv.args([
+        "-m",
+        "http.server",
+        "8000",
+        "--bind",
+        "0.0.0.0",
+        "--directory",
+    ])
+    .arg(&www.0)
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
+    let _srv = Proc::spawn(&mut srv);
+    wait_for(T, "the kernel's server", || {
+        ns.sh("curl -sf http://10.89.0.1:8000/")
+            .status
+            .success()
+            .then_some(())
+    });
+    let script = "\
+        ip monitor address > $NCDIR/mon & m=$!; sleep 0.3; \
+        ip addr add 10.89.0.2/24 dev eth0 && echo added; \
+        curl -s http://10.89.0.1:8000/; \
+        ip link set dev eth0 down && echo down; \
+        python3 -c 'import socket,errno\ntry: socket.create_connection((\"10.89.0.1\", 8000), timeout=2)\nexcept OSError as e: print(\"connect\", errno.errorcode[e.errno])'; \
+        ip link set dev eth0 up && echo up; \
+        curl -s http://10.89.0.1:8000/; \
+        ip route del default && ip route | grep -c default; \
+        ip route add default via 10.88.0.1 && ip route | grep default; \
+        ip addr del 10.89.0.2/24 dev eth0 && echo deleted; \
+        sleep 0.3; kill $m; sed 's/^/monitor /' $NCDIR/mon";
+    let dir = Scratch::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (_, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .gateway(KERNEL)
+        .env("NCDIR", &dir.0)
+        .sh(script)
+        .run();
+    let got: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        &got[..9],
+        [
+            "added",
+            "peer",
+            "down",
+            "connect ENETUNREACH",
+            "up",
+            "peer",
+            "0",
+            "default via 10.88.0.1 dev eth0 ",
+            "deleted",
+        ],
+        "{out}\n{err}"
+    );
+    assert!(
+        out.contains("monitor 2: eth0    inet 10.89.0.2/24")
+            && out.contains("monitor Deleted 2: eth0    inet 10.89.0.2/24"),
+        "ip monitor: {out}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.lines().any(|l| l.starts_with("10.89.0.2 - - ")),
+        "the peer saw the new address as the source: {log}"
+    );
+}
+
+in_both_modes!(
+    ip_shows_the_container_s_own_network,
+    ip_changes_act_on_the_container_s_stack,
+);
+
+/// Garbage on a netlink socket gets netlink errors, and the socket (and the
+/// stack) keep serving.
+fn netlink_garbage_is_refused_and_serving_goes_on(mode: Mode) {
+    require_root!();
+    let script = r#"
+import socket, struct, os
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+s.bind((0, 0))
+for junk in [b"", b"\xff" * 3, struct.pack("=IHHII", 40, 18, 1, 1, 0), struct.pack("=IHHII", 16, 999, 5, 2, 0) ]:
+    try:
+        s.sendto(junk, (0, 0))
+    except OSError as e:
+        print("send", e.errno)
+s.settimeout(1)
+try:
+    while True:
+        d = s.recv(65536)
+        ln, ty, fl, seq, pid = struct.unpack("=IHHII", d[:16])
+        print("reply", ty, seq, struct.unpack("=i", d[16:20])[0])
+except socket.timeout:
+    pass
+print(socket.if_nameindex())
+"#;
+    let (st, out, err) = Container::new(mode)
+        .exec(["/usr/bin/python3", "-c", script])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    // The unknown type 999 with NLM_F_REQUEST|ACK: EOPNOTSUPP; the rest ignored.
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["reply 2 2 -95", "[(1, 'lo')]"],
+        "{err}"
+    );
+}
+
+in_both_modes!(netlink_garbage_is_refused_and_serving_goes_on);
