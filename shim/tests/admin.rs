@@ -169,3 +169,47 @@ print(socket.if_nameindex())
 }
 
 in_both_modes!(netlink_garbage_is_refused_and_serving_goes_on);
+
+/// `ss` inside lists the container's own sockets (over `NETLINK_SOCK_DIAG`), with
+/// their processes, and not the host's: a listener of the namespace netcell runs
+/// in stays out of it.
+fn ss_lists_the_container_s_sockets(mode: Mode) {
+    require_root!();
+    need("ss");
+    let ns = NetNs::new();
+    let mut host = ns.cmd("python3");
+    host.args([
+        "-c",
+        "import socket,time; s=socket.socket(); s.bind(('0.0.0.0', 8123)); s.listen(); time.sleep(60)",
+    ])
+    .stdout(Stdio::null());
+    let _host = Proc::spawn(&mut host);
+    wait_for(T, "the host listener", || {
+        ns.sh("ss -ltn | grep -q ':8123 '")
+            .status
+            .success()
+            .then_some(())
+    });
+    let script = "\
+        python3 -c 'import socket,time\nl=socket.socket(); l.bind((\"127.0.0.1\", 8080)); l.listen()\nu=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind((\"::\", 5353))\nc=socket.create_connection((\"127.0.0.1\", 8080)); a=l.accept(); time.sleep(3)' & \
+        sleep 1; ss -Htuna | tr -s ' '; echo; ss -Htlnp | tr -s ' '";
+    let (st, out, err) = Container::new(mode).in_ns(&ns).sh(script).run();
+    assert!(st.success(), "{out}\n{err}");
+    assert!(!out.contains("8123"), "the host's listener shows: {out}");
+    let (all, listeners) = out.split_once("\n\n").unwrap_or((&out, ""));
+    let mut all: Vec<&str> = all.lines().collect();
+    all.sort();
+    assert_eq!(all.len(), 4, "{out}");
+    assert!(all[0].starts_with("tcp ESTAB 0 0 127.0.0.1:"), "{out}");
+    assert!(
+        all[2].starts_with("tcp LISTEN 0 0 127.0.0.1:8080 0.0.0.0:*"),
+        "{out}"
+    );
+    assert!(all[3].starts_with("udp UNCONN 0 0 *:5353 *:*"), "{out}");
+    assert!(
+        listeners.starts_with("LISTEN 0 0 127.0.0.1:8080 0.0.0.0:* users:((\"python3\",pid="),
+        "{out}"
+    );
+}
+
+in_both_modes!(ss_lists_the_container_s_sockets);

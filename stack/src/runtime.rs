@@ -171,7 +171,8 @@ impl Runtime {
             if let Err(e) = reg.register(
                 &mut SourceFd(&fd),
                 Token(KIND_NETLINK | idx),
-                Interest::READABLE,
+                // WRITABLE: replies that did not fit go out as the program reads.
+                Interest::READABLE | Interest::WRITABLE,
             ) {
                 log::warn!("runtime: cannot watch netlink socket {idx}: {e}");
             }

@@ -140,7 +140,7 @@ impl<D: Device> Stack<D> {
 
     /// A netlink socket's stand-in is ready (see [`crate::netlink`]).
     pub(crate) fn netlink_ready(&mut self, idx: usize, hup: bool) {
-        self.netlink.ready(idx, &mut self.ifs, hup);
+        self.netlink.ready(idx, &mut self.ifs, &self.sockets, hup);
     }
 
     /// New netlink sockets for the event loop to watch.

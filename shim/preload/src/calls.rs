@@ -16,7 +16,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
     // NETLINK_ROUTE (0) is the container's: its interfaces, routes, addresses.
     let ours = domain == libc::AF_INET
         || domain == libc::AF_INET6
-        || (domain == libc::AF_NETLINK && protocol == 0);
+        || (domain == libc::AF_NETLINK && (protocol == 0 || protocol == 4));
     if !ours || !conn::active() {
         // SAFETY: passing the caller's arguments through.
         let fd = unsafe { real_socket(domain, ty, protocol) };

@@ -396,8 +396,9 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     let (domain, ty, protocol) = (cx.call.int(0), cx.call.int(1), cx.call.int(2));
     match domain {
         libc::AF_INET | libc::AF_INET6 => {}
-        // NETLINK_ROUTE is the container's own (its interfaces, addresses, routes).
-        libc::AF_NETLINK if protocol == 0 => {}
+        // NETLINK_ROUTE and NETLINK_SOCK_DIAG are the container's own (its
+        // interfaces, addresses, routes; its sockets for ss).
+        libc::AF_NETLINK if protocol == 0 || protocol == 4 => {}
         libc::AF_UNIX => return Ok(Outcome::Continue),
         // The container's own capture and routing sockets come with the sniffing
         // and L2/L3 work; until then these never reach the host's.

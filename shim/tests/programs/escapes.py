@@ -58,8 +58,7 @@ r = raw(41 | 0x40000000, socket.AF_INET, socket.SOCK_STREAM, 0)
 print("x32 socket", en(r))
 close(r)
 try:
-    socket.if_nameindex()
-    print("if_nameindex ok")
+    print("if_nameindex", " ".join(n for _, n in socket.if_nameindex()))
 except OSError as e:
     print("if_nameindex", errno.errorcode.get(e.errno, e.errno))
 # The interfaces the interface ioctls show.

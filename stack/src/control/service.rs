@@ -382,7 +382,7 @@ fn serve_netlink<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>)
             None => errno(libc::ENOPROTOOPT),
         },
         Request::SendTo { addr, payload, .. } => {
-            match nl.send(inode, &mut stack.ifs, addr, payload) {
+            match nl.send(inode, &mut stack.ifs, &stack.sockets, addr, payload) {
                 Ok(n) => Answer {
                     value: n as u32,
                     ..Answer::ok()

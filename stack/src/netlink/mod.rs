@@ -28,11 +28,18 @@
 //! | `RTM_SETLINK`/`NEWLINK` | up/down of eth0; an MTU equal to the current one         |
 //! | anything else           | `EOPNOTSUPP`                                             |
 //!
+//! `NETLINK_SOCK_DIAG` sockets get `SOCK_DIAG_BY_FAMILY` dumps of the container's
+//! TCP and UDP sockets (`ss`); see [`diag`].
+//!
+//! Replies a program does not read wait in a queue per socket (at most
+//! 8 MiB, then dropped) and are written as its stand-in makes room.
+//!
 //! A request sent without an address (`send`, `write`: iproute2's dumps) lands in
 //! the stack's end natively; the event loop watches that end and serves what
 //! arrives there the same way. At most [`MAX_SOCKETS`] netlink sockets per
 //! container; a closed one is noticed by its stand-in's hang-up.
 
+mod diag;
 mod route;
 pub(crate) mod wire;
 
@@ -44,6 +51,10 @@ pub const MAX_SOCKETS: usize = 64;
 
 /// `NETLINK_ROUTE`.
 pub const NETLINK_ROUTE: i32 = 0;
+/// `NETLINK_SOCK_DIAG`.
+pub const NETLINK_SOCK_DIAG: i32 = 4;
+/// Reply bytes a socket may leave unread before more are dropped.
+const MAX_PENDING: usize = 8 << 20;
 /// `SOL_NETLINK`.
 pub const SOL_NETLINK: i32 = 270;
 
@@ -58,6 +69,41 @@ pub(crate) struct NlSocket {
     /// Multicast groups joined (the `nl_groups` bitmask of groups 1..=32).
     groups: u32,
     ty: i32,
+    protocol: i32,
+    /// Reply datagrams its stand-in had no room for yet.
+    pending: std::collections::VecDeque<Vec<u8>>,
+    pending_bytes: usize,
+}
+
+impl NlSocket {
+    /// Queues a datagram for the program and writes what fits.
+    fn push(&mut self, d: Vec<u8>) {
+        if self.pending_bytes + d.len() > MAX_PENDING {
+            log::debug!("netlink: port {}: replies unread, one dropped", self.pid);
+            return;
+        }
+        self.pending_bytes += d.len();
+        self.pending.push_back(d);
+        self.flush();
+    }
+
+    /// Writes pending datagrams until the stand-in is full.
+    fn flush(&mut self) {
+        while let Some(d) = self.pending.front() {
+            match sys::send_nb(self.t.as_fd(), d, 0) {
+                Ok(_) => {
+                    self.pending_bytes -= d.len();
+                    self.pending.pop_front();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.pending.clear();
+                    self.pending_bytes = 0;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// A container's netlink sockets.
@@ -80,7 +126,7 @@ impl Netlink {
             libc::SOCK_RAW | libc::SOCK_DGRAM => {}
             _ => return Err(libc::ESOCKTNOSUPPORT),
         }
-        if protocol != NETLINK_ROUTE {
+        if protocol != NETLINK_ROUTE && protocol != NETLINK_SOCK_DIAG {
             return Err(libc::EPROTONOSUPPORT);
         }
         for slot in self.socks.iter_mut() {
@@ -101,6 +147,9 @@ impl Netlink {
             pid,
             groups: 0,
             ty: ty & 0xf,
+            protocol,
+            pending: Default::default(),
+            pending_bytes: 0,
         };
         let idx = match self.socks.iter().position(Option::is_none) {
             Some(i) => {
@@ -131,7 +180,16 @@ impl Netlink {
 
     /// Socket `idx`'s stand-in is readable (requests sent without an address:
     /// `send`, `write`) or hung up (the program closed it).
-    pub fn ready(&mut self, idx: usize, ifs: &mut crate::iface::Interfaces, hup: bool) {
+    pub fn ready(
+        &mut self,
+        idx: usize,
+        ifs: &mut crate::iface::Interfaces,
+        sockets: &crate::socket::Sockets,
+        hup: bool,
+    ) {
+        if let Some(s) = self.socks.get_mut(idx).and_then(|s| s.as_mut()) {
+            s.flush();
+        }
         let mut buf = vec![0u8; 65536];
         loop {
             let Some(s) = self.socks.get(idx).and_then(|s| s.as_ref()) else {
@@ -142,7 +200,7 @@ impl Netlink {
                 Ok(Some(n)) => {
                     let inode = s.inode;
                     let n = n.min(buf.len());
-                    let _ = self.send(inode, ifs, &[], &buf[..n]);
+                    let _ = self.send(inode, ifs, sockets, &[], &buf[..n]);
                 }
                 Ok(None) => break,
                 Err(_) => break,
@@ -248,7 +306,7 @@ impl Netlink {
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_DOMAIN) => Some(libc::AF_NETLINK),
             (libc::SOL_SOCKET, libc::SO_TYPE) => Some(s.ty),
-            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => Some(NETLINK_ROUTE),
+            (libc::SOL_SOCKET, libc::SO_PROTOCOL) => Some(s.protocol),
             _ => None,
         }
     }
@@ -260,6 +318,7 @@ impl Netlink {
         &mut self,
         inode: u64,
         ifs: &mut crate::iface::Interfaces,
+        sockets: &crate::socket::Sockets,
         addr: &[u8],
         data: &[u8],
     ) -> Result<usize, Errno> {
@@ -271,20 +330,24 @@ impl Netlink {
                 return Err(libc::ECONNREFUSED);
             }
         }
-        let pid = self.get(inode).ok_or(libc::EBADF)?.pid;
-        let (replies, events) = route::serve(ifs, data, pid);
-        let s = self.get(inode).ok_or(libc::EBADF)?;
-        for r in &replies {
-            if let Err(e) = sys::send_nb(s.t.as_fd(), r, 0) {
-                // The program does not read its replies: as a full socket
-                // buffer, the rest is lost (Linux says ENOBUFS on the next read).
-                log::debug!("netlink: a reply to port {pid} was dropped: {e}");
-                break;
+        let (pid, protocol) = {
+            let s = self.get(inode).ok_or(libc::EBADF)?;
+            (s.pid, s.protocol)
+        };
+        let (replies, events) = match protocol {
+            NETLINK_SOCK_DIAG => (diag::serve(sockets, ifs, data, pid), Vec::new()),
+            _ => route::serve(ifs, data, pid),
+        };
+        if let Some(s) = self.get_mut(inode) {
+            for r in replies {
+                s.push(r);
             }
         }
         for (group, msg) in events {
-            for s in self.live().filter(|s| s.groups & group != 0) {
-                let _ = sys::send_nb(s.t.as_fd(), &msg, 0);
+            for s in self.socks.iter_mut().flatten() {
+                if s.protocol == NETLINK_ROUTE && s.groups & group != 0 {
+                    s.push(msg.clone());
+                }
             }
         }
         Ok(data.len())

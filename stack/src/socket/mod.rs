@@ -39,6 +39,7 @@ pub mod addr;
 pub mod budget;
 pub mod calls;
 pub(crate) mod dgram;
+pub mod diag;
 pub mod errno;
 pub(crate) mod icmp;
 pub mod options;
