@@ -29,7 +29,7 @@
 //! | anything else           | `EOPNOTSUPP`                                             |
 //!
 //! `NETLINK_SOCK_DIAG` sockets get `SOCK_DIAG_BY_FAMILY` dumps of the container's
-//! TCP and UDP sockets (`ss`); see [`diag`].
+//! TCP and UDP sockets (`ss`), from [`crate::socket::diag`].
 //!
 //! Replies a program does not read wait in a queue per socket (at most
 //! 8 MiB, then dropped) and are written as its stand-in makes room.
