@@ -17,8 +17,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// netcell's subcommands.
+/// netcell's subcommands. (`run`'s options make its variant large; the value
+/// is parsed once per process.)
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a command in a new container with its own network stack.
     #[command(after_help = "Examples:\n  \
@@ -42,6 +44,51 @@ of your user on unix sockets (a tmux server, the session bus) stay reachable; ru
 inside bubblewrap to hide them. A container started with a host socket on stdin/stdout/\
 stderr is refused unless it is a connected TCP stream or a unix socket.")]
     Run(RunArgs),
+    /// List your running containers: name, pid, uptime, shim, addresses, command.
+    Ls {
+        /// A JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where the containers' directories are (as given to `run --runtime-dir`).
+        #[arg(long, value_name = "DIR")]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
+    /// A running container's counters: per device packets, bytes, drops and errors,
+    /// sockets by state, uplink flows.
+    Stats {
+        /// The container's name (see `netcell ls`).
+        name: String,
+        /// JSON instead of one counter per line.
+        #[arg(long)]
+        json: bool,
+        /// Where the containers' directories are (as given to `run --runtime-dir`).
+        #[arg(long, value_name = "DIR")]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
+    /// Run a command in a running container, under its shim, with your terminal and
+    /// environment (like `podman exec`): `netcell exec web -- ip addr`. Exits with
+    /// the command's status.
+    Exec {
+        /// The container's name (see `netcell ls`).
+        name: String,
+        /// Where the containers' directories are (as given to `run --runtime-dir`).
+        #[arg(long, value_name = "DIR")]
+        runtime_dir: Option<std::path::PathBuf>,
+        /// The command to run, and its arguments.
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// (internal) The process that starts `netcell exec`'s programs inside a container.
+    #[command(name = "__zygote", hide = true)]
+    Zygote {
+        /// Its socket to netcell.
+        fd: i32,
+    },
 }
 
 /// Whether a container without a TAP reaches the outside.

@@ -6,9 +6,11 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod owner;
 mod preload_lib;
 mod run;
 mod seccomp;
+mod zygote;
 use netcell_sys as sys;
 use netcell_sys::spawn;
 
@@ -24,14 +26,29 @@ fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();
-    let code = match cli.command {
-        cli::Command::Run(args) => match run::run(args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("netcell: {e}");
-                125
-            }
-        },
+    let r = match cli.command {
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Ls { json, runtime_dir } => {
+            owner::ls(&owner::base_dir(runtime_dir.as_deref()), json)
+        }
+        cli::Command::Stats {
+            name,
+            json,
+            runtime_dir,
+        } => owner::stats(&owner::base_dir(runtime_dir.as_deref()), &name, json),
+        cli::Command::Exec {
+            name,
+            runtime_dir,
+            command,
+        } => owner::exec(&owner::base_dir(runtime_dir.as_deref()), &name, &command),
+        cli::Command::Zygote { fd } => Ok(zygote::main(fd)),
+    };
+    let code = match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("netcell: {e}");
+            125
+        }
     };
     std::process::exit(code);
 }

@@ -23,6 +23,7 @@
 //! when the command left the group.
 
 use crate::cli::{RunArgs, ShimMode, UplinkMode};
+use crate::owner::{Identity, OwnerServer};
 use crate::seccomp::{self, Files, Supervisor};
 use crate::{preload_lib, spawn, sys};
 use netcell_stack::control::server::ControlServer;
@@ -52,6 +53,9 @@ const CHILD: usize = 1;
 const SECCOMP: usize = 2;
 const PARKED: usize = 3;
 const PUBLISHED: usize = 4;
+const OWNER: usize = 5;
+const ZYGOTE: usize = 6;
+const ZYGOTE_SECCOMP: usize = 7;
 
 /// The container's private directory, removed on drop.
 struct RuntimeDir {
@@ -59,17 +63,26 @@ struct RuntimeDir {
 }
 
 impl RuntimeDir {
+    /// `netcell/NAME` under `base` (see `owner.rs`): a name already taken by a
+    /// running container is refused; a dead one's directory is reused.
     fn create(base: Option<&Path>, name: &str) -> Result<RuntimeDir, String> {
-        let base = match base {
-            Some(b) => b.to_path_buf(),
-            None => std::env::var_os("XDG_RUNTIME_DIR")
-                .map(PathBuf::from)
-                .filter(|p| p.is_dir())
-                .unwrap_or_else(std::env::temp_dir),
-        };
-        let path = base.join(format!("netcell-{name}-{}", std::process::id()));
+        let top = crate::owner::base_dir(base);
         // Traversable by all (programs in the container may change their user),
-        // listable by nobody else; the control server checks who connects.
+        // listable by nobody else; the sockets check who connects.
+        std::fs::DirBuilder::new()
+            .mode(0o711)
+            .recursive(true)
+            .create(&top)
+            .map_err(|e| format!("cannot create {}: {e}", top.display()))?;
+        let path = top.join(name);
+        if path.exists() {
+            if netcell_sys::connect_seqpacket(&path.join("owner")).is_ok() {
+                return Err(format!(
+                    "a container named '{name}' is running already; choose another --name"
+                ));
+            }
+            let _ = std::fs::remove_dir_all(&path);
+        }
         std::fs::DirBuilder::new()
             .mode(0o711)
             .create(&path)
@@ -200,6 +213,7 @@ fn turn(
     runtime: &mut Runtime,
     sup: &mut Option<Supervisor>,
     publisher: &mut Option<Publisher>,
+    owner: &mut Option<OwnerServer>,
     max_wait: Option<std::time::Duration>,
     mut on_external: impl FnMut(usize),
 ) -> std::io::Result<()> {
@@ -211,7 +225,12 @@ fn turn(
     runtime.turn(wait, |n, stack| match n {
         SECCOMP => {
             if let Some(s) = sup.as_mut() {
-                s.on_notifications(stack);
+                s.on_notifications(stack, 0);
+            }
+        }
+        ZYGOTE_SECCOMP => {
+            if let Some(s) = sup.as_mut() {
+                s.on_notifications(stack, 1);
             }
         }
         PARKED => {
@@ -224,12 +243,64 @@ fn turn(
                 p.serve(stack);
             }
         }
+        OWNER => {
+            if let Some(o) = owner.as_mut() {
+                o.on_listener(stack);
+            }
+        }
+        ZYGOTE => {
+            if let Some(o) = owner.as_mut() {
+                o.on_zygote();
+            }
+        }
         n => on_external(n),
     })?;
     if let Some(s) = sup.as_mut() {
         s.tick(runtime.stack());
     }
     Ok(())
+}
+
+/// A readable default name: the command's file name and netcell's pid
+/// (`python3-4242`), in the characters `--name` allows.
+fn default_name(program: &std::ffi::OsStr) -> String {
+    let base = Path::new(program)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let clean: String = base
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .skip_while(|c| !c.is_ascii_alphanumeric())
+        .take(40)
+        .collect();
+    let clean = if clean.is_empty() { "c".into() } else { clean };
+    format!("{clean}-{}", std::process::id())
+}
+
+/// Starts the zygote of `netcell exec` (see `owner.rs`) behind the same walls as
+/// the command; returns netcell's end of its socket, and under seccomp the
+/// listener of its filter (the supervisor serves it too).
+#[allow(clippy::type_complexity)]
+fn start_zygote(
+    walls: Option<&spawn::Walls>,
+) -> Result<(std::os::fd::OwnedFd, Option<std::os::fd::OwnedFd>), String> {
+    use std::os::fd::AsFd;
+    let (ours, theirs) = sys::seqpacket_pair().map_err(|e| e.to_string())?;
+    sys::set_nonblocking(ours.as_fd(), true).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let raw = theirs.as_raw_fd();
+    let cmd = spawn::Command::new(
+        exe.as_os_str(),
+        &["__zygote".into(), raw.to_string().into()],
+        &[],
+    )
+    .map_err(|e| e.to_string())?;
+    // Inherited across exec by the zygote alone (the child shares netcell's table
+    // until exec: close-on-exec again right after).
+    let spawned = cmd.spawn_keeping(walls, Some(raw));
+    let _ = sys::set_cloexec(theirs.as_fd(), true);
+    Ok((ours, spawned.map_err(|e| e.to_string())?.listener))
 }
 
 /// Stops the processes the command left behind: SIGTERM, then SIGKILL after 2 s.
@@ -256,6 +327,7 @@ fn stop_leftovers(runtime: &mut Runtime, sup: &mut Option<Supervisor>) {
         let _ = turn(
             runtime,
             sup,
+            &mut None,
             &mut None,
             Some(std::time::Duration::from_millis(20)),
             |_| {},
@@ -294,7 +366,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("c{}", std::process::id()));
+        .unwrap_or_else(|| default_name(&args.command[0]));
     match netcell_sys::raise_nofile_limit() {
         Ok(n) => log::debug!("file descriptor limit {n}"),
         Err(e) => log::warn!("cannot raise the file descriptor limit: {e}"),
@@ -433,6 +505,48 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             })
         }
     };
+    let mut owner = match OwnerServer::bind(
+        &dir.path,
+        Identity {
+            name: name.clone(),
+            pid: std::process::id(),
+            command: args
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            shim: match mode {
+                ShimMode::Seccomp => "seccomp",
+                ShimMode::Preload => "preload",
+            },
+            started: std::time::Instant::now(),
+        },
+    ) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            log::warn!("no owner socket (netcell ls/exec/stats will not see this container): {e}");
+            None
+        }
+    };
+    let mut zygote_listener = None;
+    if let Some(o) = owner.as_mut() {
+        match start_zygote(walls.as_ref()) {
+            Ok((z, l)) => {
+                zygote_listener = l;
+                o.set_zygote(z, env.clone());
+                if let Some(fd) = o.zygote_fd() {
+                    runtime
+                        .register_external(fd, ZYGOTE)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Err(e) => log::warn!("netcell exec will not work in this container: {e}"),
+        }
+        runtime
+            .register_external(o.listener_fd(), OWNER)
+            .map_err(|e| e.to_string())?;
+    }
     let cmd = spawn::Command::new(program, &args.command[1..], &env)
         .map_err(|e| format!("cannot run {}: {e}", program.to_string_lossy()))?;
     let spawned = match cmd.spawn(walls.as_ref()) {
@@ -472,6 +586,16 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             runtime
                 .register_external(s.parked_fd(), PARKED)
                 .map_err(|e| e.to_string())?;
+            let mut s = s;
+            // The zygote's filter is another listener of the same container.
+            if let Some(zl) = zygote_listener.take() {
+                let idx = s.add_listener(zl);
+                if let Some(fd) = s.listener_fd_of(idx) {
+                    runtime
+                        .register_external(fd, ZYGOTE_SECCOMP)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
             Some(s)
         }
         None => None,
@@ -491,11 +615,18 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         // (its socket calls would fail with ENOSYS, its processes live on): the
         // container ends with it.
         let turned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            turn(&mut runtime, &mut sup, &mut publisher, None, |n| match n {
-                SIGNALS => signalled = true,
-                CHILD => exited = true,
-                _ => {}
-            })
+            turn(
+                &mut runtime,
+                &mut sup,
+                &mut publisher,
+                &mut owner,
+                None,
+                |n| match n {
+                    SIGNALS => signalled = true,
+                    CHILD => exited = true,
+                    _ => {}
+                },
+            )
         }));
         match turned {
             Ok(Ok(())) => {}

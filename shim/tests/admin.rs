@@ -213,3 +213,137 @@ fn ss_lists_the_container_s_sockets(mode: Mode) {
 }
 
 in_both_modes!(ss_lists_the_container_s_sockets);
+
+/// The owner's side: `netcell ls` lists running containers (two here), `netcell
+/// exec` runs a program in one — under its shim, reaching its private loopback,
+/// with the program's exit status — and `netcell stats` counts its sockets.
+fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
+    require_root!();
+    need("curl");
+    let a = unique("adm-a");
+    let b = unique("adm-b");
+    let _ca = Container::new(mode)
+        .args(["--name", &a])
+        .exec([
+            "python3",
+            "-m",
+            "http.server",
+            "8080",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .quiet()
+        .spawn();
+    let _cb = Container::new(mode)
+        .args(["--name", &b])
+        .exec(["sleep", "30"])
+        .quiet()
+        .spawn();
+    let nc = |args: &[&str]| -> (Option<i32>, String, String) {
+        let o = std::process::Command::new(netcell())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let listed = wait_for(T, "both containers in netcell ls", || {
+        let (_, out, _) = nc(&["ls", "--json"]);
+        (out.contains(&format!("\"name\":\"{a}\"")) && out.contains(&format!("\"name\":\"{b}\"")))
+            .then_some(out)
+    });
+    assert!(
+        listed.starts_with('[') && listed.trim_end().ends_with(']'),
+        "{listed}"
+    );
+    let (_, table, _) = nc(&["ls"]);
+    assert!(
+        table.contains(&a) && table.contains("python3 -m http.server"),
+        "{table}"
+    );
+    // The server is up once curl inside gets it; exec is how we look.
+    let (code, out, err) = wait_for(T, "the container's server", || {
+        let r = nc(&[
+            "exec",
+            &a,
+            "--",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:8080/",
+        ]);
+        (r.1 == "200").then_some(r)
+    });
+    assert_eq!((code, out.as_str()), (Some(0), "200"), "{err}");
+    // Its loopback is its own: the other container has no such server.
+    let (_, out, _) = nc(&[
+        "exec",
+        &b,
+        "--",
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://127.0.0.1:8080/",
+    ]);
+    assert_eq!(out, "000");
+    let (code, _, _) = nc(&["exec", &a, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(code, Some(7));
+    let (code, _, err) = nc(&["exec", &a, "--", "nosuchprogram"]);
+    assert_eq!(code, Some(127), "{err}");
+    let (code, _, err) = nc(&["exec", "nosuchcontainer", "--", "true"]);
+    assert_eq!(code, Some(125));
+    assert!(
+        err.contains("no running container named 'nosuchcontainer'"),
+        "{err}"
+    );
+    let (code, out, err) = nc(&["stats", &a, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"tcp\":{\"listen\":1,"), "{out}");
+    assert!(out.contains("\"lo\":{\"rx_packets\":"), "{out}");
+    // A second container with the same name is refused.
+    let (st, _, err) = Container::new(mode)
+        .args(["--name", &a])
+        .exec(["true"])
+        .run();
+    assert_eq!(st.code(), Some(125));
+    assert!(err.contains("is running already"), "{err}");
+}
+
+in_both_modes!(ls_exec_and_stats_reach_running_containers);
+
+/// A program inside a container cannot use another container's owner socket (nor
+/// its own): it runs under a seccomp filter, and the owner socket refuses it.
+#[test]
+fn a_container_cannot_exec_into_another() {
+    require_root!();
+    let a = unique("adm-t");
+    let _ca = Container::new(Mode::Seccomp)
+        .args(["--name", &a])
+        .exec(["sleep", "30"])
+        .quiet()
+        .spawn();
+    wait_for(T, "the target container", || {
+        let o = std::process::Command::new(netcell())
+            .args(["ls"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&a)
+            .then_some(())
+    });
+    let (st, out, err) = Container::new(Mode::Seccomp)
+        .exec([netcell(), "exec", &a, "--", "touch", "/tmp/netcell-escaped"])
+        .run();
+    assert_eq!(st.code(), Some(125), "{out}\n{err}");
+    assert!(err.contains("refused") && err.contains("seccomp"), "{err}");
+    assert!(!std::path::Path::new("/tmp/netcell-escaped").exists());
+}

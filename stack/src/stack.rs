@@ -178,6 +178,11 @@ impl<D: Device> Stack<D> {
         self.ifs.set_uplink(uplink);
     }
 
+    /// The container's TCP (`IPPROTO_TCP`) or UDP sockets as `ss` lists them.
+    pub fn socket_list(&mut self, protocol: i32) -> Vec<crate::socket::diag::DiagEntry> {
+        self.sockets.diag(&mut self.ifs, protocol)
+    }
+
     /// The loopback device.
     pub fn lo_device(&self) -> &LoopbackDevice {
         &self.lo

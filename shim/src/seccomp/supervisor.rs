@@ -33,6 +33,8 @@ const SWEEP: Duration = Duration::from_millis(100);
 
 struct Parked {
     notif: Notif,
+    /// The listener it came from.
+    listener: usize,
     fd: OwnedFd,
     deadline: Option<Instant>,
     timeout_errno: i32,
@@ -54,7 +56,9 @@ struct Counts {
 
 /// The seccomp front end of one container.
 pub struct Supervisor {
-    listener: OwnedFd,
+    /// The command's listener, then those of other process trees in the same
+    /// container (the zygote of `netcell exec`): each filter has its own.
+    listeners: Vec<OwnedFd>,
     poll: Poll,
     events: Events,
     ready: Vec<usize>,
@@ -75,7 +79,7 @@ impl Supervisor {
         let poll = Poll::new()?;
         let pidfds = Pidfds::new(poll.registry().try_clone()?);
         Ok(Supervisor {
-            listener,
+            listeners: vec![listener],
             poll,
             events: Events::with_capacity(64),
             ready: Vec::with_capacity(64),
@@ -89,9 +93,21 @@ impl Supervisor {
         })
     }
 
-    /// The notification listener, for the event loop.
+    /// The command's notification listener, for the event loop.
     pub fn listener_fd(&self) -> RawFd {
-        self.listener.as_raw_fd()
+        self.listeners[0].as_raw_fd()
+    }
+
+    /// Serves another filter's listener too (a process tree started behind the
+    /// same walls); returns its index for [`Supervisor::on_notifications`].
+    pub fn add_listener(&mut self, listener: OwnedFd) -> usize {
+        self.listeners.push(listener);
+        self.listeners.len() - 1
+    }
+
+    /// Listener `idx`'s descriptor, for the event loop.
+    pub fn listener_fd_of(&self, idx: usize) -> Option<RawFd> {
+        self.listeners.get(idx).map(|l| l.as_raw_fd())
     }
 
     /// The parked calls' epoll set, for the event loop.
@@ -114,11 +130,18 @@ impl Supervisor {
         Some(at.saturating_duration_since(now))
     }
 
-    /// Serves every waiting notification.
-    pub fn on_notifications<D: Device>(&mut self, stack: &mut Stack<D>) {
-        while kernel::pending(self.listener.as_fd()) {
-            match kernel::recv(self.listener.as_fd()) {
-                Ok(n) => self.serve(stack, n, None),
+    /// Serves every waiting notification of listener `idx` (0: the command's).
+    pub fn on_notifications<D: Device>(&mut self, stack: &mut Stack<D>, idx: usize) {
+        let Some(l) = self.listeners.get(idx) else {
+            return;
+        };
+        let l = match l.try_clone() {
+            Ok(l) => l,
+            Err(_) => return,
+        };
+        while kernel::pending(l.as_fd()) {
+            match kernel::recv(l.as_fd()) {
+                Ok(n) => self.serve(stack, n, idx, None),
                 // The target died between the poll and the receive.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(e) => {
@@ -148,7 +171,7 @@ impl Supervisor {
             }
             if let Some(p) = self.parked.get_mut(slot).and_then(Option::take) {
                 self.unwatch(&p);
-                self.serve(stack, p.notif, Some(p));
+                self.serve(stack, p.notif, p.listener, Some(p));
             }
         }
     }
@@ -173,7 +196,7 @@ impl Supervisor {
                 calls::ask_stack(stack, ino, &Request::PendingError { take: false }).value != 0
             });
             let retry = p.retry_at.is_some_and(|d| now >= d);
-            let dead = sweep && !kernel::id_valid(self.listener.as_fd(), p.notif.id);
+            let dead = sweep && !kernel::id_valid(self.listeners[p.listener].as_fd(), p.notif.id);
             if !(expired || errored || retry || dead) {
                 continue;
             }
@@ -184,9 +207,9 @@ impl Supervisor {
             if dead {
                 log::trace!("seccomp: parked call of {} was interrupted", p.notif.pid);
             } else if expired {
-                let _ = self.respond(p.notif.id, Outcome::Errno(p.timeout_errno));
+                let _ = self.respond(p.listener, p.notif.id, Outcome::Errno(p.timeout_errno));
             } else {
-                self.serve(stack, p.notif, Some(p));
+                self.serve(stack, p.notif, p.listener, Some(p));
             }
         }
     }
@@ -199,8 +222,14 @@ impl Supervisor {
     }
 
     /// Serves one call (`prev`: it was parked before).
-    fn serve<D: Device>(&mut self, stack: &mut Stack<D>, notif: Notif, prev: Option<Parked>) {
-        let call = Call::new(self.listener.as_fd(), &self.pidfds, &notif);
+    fn serve<D: Device>(
+        &mut self,
+        stack: &mut Stack<D>,
+        notif: Notif,
+        li: usize,
+        prev: Option<Parked>,
+    ) {
+        let call = Call::new(self.listeners[li].as_fd(), &self.pidfds, &notif);
         let mut cx = Cx {
             stack,
             call,
@@ -220,19 +249,19 @@ impl Supervisor {
             );
         }
         match out {
-            Outcome::Block(b) => self.park(notif, b, prev.and_then(|p| p.deadline)),
+            Outcome::Block(b) => self.park(notif, li, b, prev.and_then(|p| p.deadline)),
             Outcome::Connected(id) => {
-                if self.respond(notif.id, Outcome::Value(0)) {
+                if self.respond(li, notif.id, Outcome::Value(0)) {
                     calls::ask_stack(stack, id, &Request::ConnectDone { commit: true });
                 }
             }
             Outcome::Peeked(v, c) => {
-                if self.respond(notif.id, Outcome::Value(v)) {
+                if self.respond(li, notif.id, Outcome::Value(v)) {
                     super::intake::consume(&c);
                 }
             }
             o => {
-                self.respond(notif.id, o);
+                self.respond(li, notif.id, o);
             }
         }
         if self.counts.served.is_multiple_of(100_000) {
@@ -241,8 +270,11 @@ impl Supervisor {
     }
 
     /// Answers a call; false if the answer did not reach it (it was interrupted).
-    fn respond(&mut self, id: u64, out: Outcome) -> bool {
-        let l = self.listener.as_fd();
+    fn respond(&mut self, li: usize, id: u64, out: Outcome) -> bool {
+        let Some(l) = self.listeners.get(li) else {
+            return false;
+        };
+        let l = l.as_fd();
         let r = match out {
             Outcome::Value(v) => kernel::respond(l, id, v, 0, false),
             Outcome::Errno(e) => kernel::respond(l, id, 0, e, false),
@@ -264,7 +296,7 @@ impl Supervisor {
         }
     }
 
-    fn park(&mut self, notif: Notif, b: Block, deadline: Option<Instant>) {
+    fn park(&mut self, notif: Notif, li: usize, b: Block, deadline: Option<Instant>) {
         let slot = match self.parked.iter().position(Option::is_none) {
             Some(i) => i,
             None if self.parked.len() >= self.max_parked => {
@@ -275,7 +307,7 @@ impl Supervisor {
                         self.parked.len()
                     ),
                 );
-                let _ = self.respond(notif.id, Outcome::Errno(libc::ENOBUFS));
+                let _ = self.respond(li, notif.id, Outcome::Errno(libc::ENOBUFS));
                 return;
             }
             None => {
@@ -296,13 +328,14 @@ impl Supervisor {
             )
         {
             log::warn!("seccomp: cannot watch a blocked call: {e}");
-            let _ = self.respond(notif.id, Outcome::Errno(libc::ENOMEM));
+            let _ = self.respond(li, notif.id, Outcome::Errno(libc::ENOMEM));
             return;
         }
         self.counts.parked += 1;
         let deadline = deadline.or_else(|| b.timeout.map(|t| Instant::now() + t));
         self.parked[slot] = Some(Parked {
             notif,
+            listener: li,
             fd: b.fd,
             deadline,
             timeout_errno: b.timeout_errno,

@@ -19,6 +19,33 @@ pub(crate) fn poll_now(fd: BorrowedFd<'_>, extra: libc::c_short) -> libc::c_shor
     if r == 1 { p.revents } else { 0 }
 }
 
+/// Waits up to `timeout_ms` (-1: for ever) for `fd` to be readable (or hung up);
+/// whether it is. Interrupted waits are resumed.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> bool {
+    loop {
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        if r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return r == 1;
+    }
+}
+
+/// Takes ownership of inherited descriptor `raw`, if it is open.
+pub fn take_inherited(raw: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD on any number is harmless; it fails for a closed one.
+    cvt(unsafe { libc::fcntl(raw, libc::F_GETFD) })?;
+    // SAFETY: open (checked above) and handed to this process to own (it was
+    // inherited for this purpose, and nothing else refers to it).
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
 /// Whether the peer of a unix socket is gone (`POLLHUP`).
 pub fn hung_up(fd: BorrowedFd<'_>) -> bool {
     poll_now(fd, 0) & libc::POLLHUP != 0
@@ -44,6 +71,19 @@ pub fn writable_now(fd: BorrowedFd<'_>) -> bool {
 /// Opens `/dev/null` read-only: a harmless descriptor to attach to marker records.
 pub fn dev_null() -> io::Result<OwnedFd> {
     std::fs::File::open("/dev/null").map(OwnedFd::from)
+}
+
+/// Sets or clears `FD_CLOEXEC`.
+pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    // SAFETY: F_SETFD on a valid fd takes a plain int.
+    cvt(unsafe {
+        libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_SETFD,
+            if on { libc::FD_CLOEXEC } else { 0 },
+        )
+    })?;
+    Ok(())
 }
 
 /// Sets or clears `O_NONBLOCK`.

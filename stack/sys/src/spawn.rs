@@ -192,6 +192,16 @@ impl Command {
 
     /// Starts the command behind `walls` (seccomp mode) or without (preload mode).
     pub fn spawn(&self, walls: Option<&Walls>) -> Result<Spawned, SpawnError> {
+        self.spawn_keeping(walls, None)
+    }
+
+    /// [`Command::spawn`], with descriptor `keep` left open across exec (a socket
+    /// for the new program; every other one of netcell's closes).
+    pub fn spawn_keeping(
+        &self,
+        walls: Option<&Walls>,
+        keep: Option<RawFd>,
+    ) -> Result<Spawned, SpawnError> {
         let (status_r, status_w) = pipe().map_err(SpawnError::Os)?;
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
@@ -210,6 +220,7 @@ impl Command {
             envp: envp.as_ptr(),
             filter: fprog.as_ref().map(|p| p as *const libc::sock_fprog),
             landlock: walls.and_then(|w| w.landlock.as_ref().map(AsRawFd::as_raw_fd)),
+            keep,
         };
 
         let mut pidfd: RawFd = -1;
@@ -297,6 +308,7 @@ struct Child<'a> {
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     filter: Option<*const libc::sock_fprog>,
+    keep: Option<RawFd>,
     landlock: Option<RawFd>,
 }
 
@@ -340,6 +352,11 @@ impl Child<'_> {
                 !0u32 as libc::c_long,
                 libc::CLOSE_RANGE_CLOEXEC as libc::c_long,
             ) < 0
+            {
+                self.fail(Step::Descriptors);
+            }
+            if let Some(fd) = self.keep
+                && libc::fcntl(fd, libc::F_SETFD, 0) < 0
             {
                 self.fail(Step::Descriptors);
             }

@@ -89,6 +89,39 @@ pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A blocking `SOCK_SEQPACKET` connection to the path-named socket `path`.
+pub fn connect_seqpacket(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is a plain C struct; zero is valid.
+    let mut sun: libc::sockaddr_un = unsafe { zeroed() };
+    if bytes.len() >= sun.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path too long: {}", path.display()),
+        ));
+    }
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: plain socket(2).
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&sun as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
+    Ok(fd)
+}
+
 /// A `sockaddr_un` for the abstract name `name` (without its leading NUL) and its
 /// length; `InvalidInput` if the name does not fit.
 fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
@@ -291,6 +324,21 @@ pub fn send_with_fd(
     data: &[u8],
     fd: Option<BorrowedFd<'_>>,
 ) -> io::Result<usize> {
+    match fd {
+        Some(fd) => send_with_fds(sock, data, &[fd]),
+        None => send_with_fds(sock, data, &[]),
+    }
+}
+
+/// Sends one message with up to 4 fds as `SCM_RIGHTS`; non-blocking, no SIGPIPE.
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    if fds.len() > 4 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut _,
         iov_len: data.len(),
@@ -300,19 +348,24 @@ pub fn send_with_fd(
     let mut msg: libc::msghdr = unsafe { zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
+    if !fds.is_empty() {
+        let bytes = (size_of::<RawFd>() * fds.len()) as u32;
         // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as usize;
+        let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
         msg.msg_control = cmsg.0.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        // SAFETY: msg_control points at `space` bytes of aligned storage, enough for one
-        // cmsghdr carrying one int, so CMSG_FIRSTHDR is non-null and CMSG_DATA in bounds.
+        // SAFETY: msg_control points at `space` (at most 40) bytes of the 64 aligned
+        // ones, enough for one cmsghdr carrying up to 4 ints, so CMSG_FIRSTHDR is
+        // non-null and the writes stay in bounds.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            let data = libc::CMSG_DATA(c).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                std::ptr::write_unaligned(data.add(i), fd.as_raw_fd());
+            }
         }
     }
     // SAFETY: msg and everything it points to are valid for the call.
