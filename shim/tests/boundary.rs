@@ -413,7 +413,7 @@ fn the_resolver_files_are_the_container_s_however_they_are_named() {
         // symbolic link under another name, /proc/self/fd of an O_PATH descriptor,
         // and the i386 open.
         let script = format!(
-            "for f in /tmp/netcell-*-$PPID/resolv.conf ${{XDG_RUNTIME_DIR:-/tmp}}/netcell-*-$PPID/resolv.conf; do [ -w \"$f\" ] && echo 'nameserver 6.6.6.6' > \"$f\"; done; {bin} resolv; d=$(mktemp -d); ln -s /etc/hosts $d/elsewhere; head -n1 $d/elsewhere | sed 's/^/symlink: /'; rm -r $d; cd /tmp && head -n1 ../etc/hosts | sed 's/^/dot dot hosts: /'; {python} -c \"import os; fd=os.open('/etc/resolv.conf', os.O_PATH); print('o_path reopen:', open('/proc/self/fd/%d' % fd).readline().strip())\"; {i80}",
+            "for f in /run/netcell/$NETCELL_NAME/resolv.conf /tmp/netcell/$NETCELL_NAME/resolv.conf ${{XDG_RUNTIME_DIR:-/tmp}}/netcell/$NETCELL_NAME/resolv.conf; do [ -w \"$f\" ] && echo 'nameserver 6.6.6.6' > \"$f\"; done; {bin} resolv; d=$(mktemp -d); ln -s /etc/hosts $d/elsewhere; head -n1 $d/elsewhere | sed 's/^/symlink: /'; rm -r $d; cd /tmp && head -n1 ../etc/hosts | sed 's/^/dot dot hosts: /'; {python} -c \"import os; fd=os.open('/etc/resolv.conf', os.O_PATH); print('o_path reopen:', open('/proc/self/fd/%d' % fd).readline().strip())\"; {i80}",
             bin = bin.display(),
             python = python(),
             i80 = int80.display()
@@ -515,17 +515,9 @@ threading.Event().wait()
         );
         port.parse().ok()
     });
-    let rt = std::fs::read_dir(&dir.0)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("netcell-victim-")
-        })
-        .expect("the victim's runtime directory");
+    // `--runtime-dir DIR` puts the container's directory at DIR/netcell/NAME.
+    let rt = dir.0.join("netcell").join("victim");
+    assert!(rt.is_dir(), "the victim's runtime directory");
     let so = std::fs::read_dir(&rt)
         .unwrap()
         .flatten()
