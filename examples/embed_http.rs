@@ -17,6 +17,7 @@ fn stack(dev: PipeDevice, addr: &str) -> Stack<PipeDevice> {
         addrs: vec![addr.parse().unwrap()],
         gateways: vec![],
         mac: None,
+        dhcp: false,
     };
     Stack::new(Some((dev, eth)), SocketConfig::default()).expect("valid configuration")
 }

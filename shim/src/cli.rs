@@ -109,9 +109,45 @@ pub enum ShimMode {
     Preload,
 }
 
+/// An `--addr`: a static address or DHCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddrArg {
+    /// This address and prefix length.
+    Static(IpCidr),
+    /// From a DHCP server.
+    Dhcp,
+}
+
+fn parse_addr(s: &str) -> Result<AddrArg, String> {
+    if s == "dhcp" {
+        return Ok(AddrArg::Dhcp);
+    }
+    parse_cidr(s).map(AddrArg::Static)
+}
+
+impl RunArgs {
+    /// The static `--addr`s.
+    pub fn static_addrs(&self) -> Vec<IpCidr> {
+        self.addr
+            .iter()
+            .filter_map(|a| match a {
+                AddrArg::Static(c) => Some(*c),
+                AddrArg::Dhcp => None,
+            })
+            .collect()
+    }
+
+    /// Whether `--addr dhcp` was given.
+    pub fn dhcp(&self) -> bool {
+        self.addr.contains(&AddrArg::Dhcp)
+    }
+}
+
 fn parse_cidr(s: &str) -> Result<IpCidr, String> {
     s.parse::<IpCidr>().map_err(|_| {
-        format!("'{s}' is not an address with a prefix length, like 10.0.0.2/24 or fd00::2/64")
+        format!(
+            "'{s}' is not an address with a prefix length, like 10.0.0.2/24 or fd00::2/64 (or dhcp)"
+        )
     })
 }
 
@@ -344,9 +380,12 @@ pub struct RunArgs {
     #[arg(short = 'p', long = "publish", value_name = "SPEC", value_parser = parse_publish)]
     pub publish: Vec<Vec<netcell_stack::publish::PortMap>>,
 
-    /// Address of eth0 with its prefix length; repeat for IPv4 and IPv6.
-    #[arg(long, value_name = "CIDR", value_parser = parse_cidr, requires = "eth")]
-    pub addr: Vec<IpCidr>,
+    /// Address of eth0 with its prefix length; repeat for IPv4 and IPv6. `dhcp`:
+    /// the IPv4 address, default gateway and nameservers from a DHCP server on the
+    /// link (netcell waits up to 10 s for the lease before starting the command,
+    /// and renews it).
+    #[arg(long, value_name = "CIDR|dhcp", value_parser = parse_addr, requires = "eth")]
+    pub addr: Vec<AddrArg>,
 
     /// Default gateway; repeat for one IPv4 and one IPv6 gateway.
     #[arg(long, value_name = "IP", value_parser = parse_ip, requires = "eth")]

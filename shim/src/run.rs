@@ -261,6 +261,31 @@ fn turn(
     Ok(())
 }
 
+/// Polls the stack until eth0's DHCP client holds a lease, at most `timeout`.
+fn wait_for_lease(
+    stack: &mut Stack<Link>,
+    timeout: std::time::Duration,
+) -> Result<netcell_stack::stack::Lease, String> {
+    let t0 = std::time::Instant::now();
+    loop {
+        stack.poll();
+        if let Some(l) = stack.dhcp_lease() {
+            return Ok(l.clone());
+        }
+        if t0.elapsed() > timeout {
+            return Err(format!(
+                "no DHCP lease on eth0 within {} s: is a DHCP server on the TAP's link?",
+                timeout.as_secs()
+            ));
+        }
+        let wait = stack
+            .poll_delay()
+            .unwrap_or(std::time::Duration::from_millis(20))
+            .min(std::time::Duration::from_millis(20));
+        std::thread::sleep(wait);
+    }
+}
+
 /// A readable default name: the command's file name and netcell's pid
 /// (`python3-4242`), in the characters `--name` allows.
 fn default_name(program: &std::ffi::OsStr) -> String {
@@ -410,9 +435,10 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                 Link::Tap(dev),
                 EthConfig {
                     name: "eth0".into(),
-                    addrs: args.addr.clone(),
+                    addrs: args.static_addrs(),
                     gateways: args.gateway.clone(),
                     mac: args.mac,
+                    dhcp: args.dhcp(),
                 },
             ))
         }
@@ -428,6 +454,18 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     if let Some(Link::Uplink(dev)) = stack.eth_device() {
         let policy = dev.uplink();
         stack.set_uplink(policy);
+    }
+    let mut args = args;
+    if args.dhcp() {
+        let lease = wait_for_lease(&mut stack, std::time::Duration::from_secs(10))?;
+        if args.dns.is_empty() {
+            args.dns = lease
+                .dns
+                .iter()
+                .take(3)
+                .map(|a| smoltcp::wire::IpAddress::Ipv4(*a))
+                .collect();
+        }
     }
     let maps: Vec<_> = args.publish.iter().flatten().copied().collect();
     let mut publisher = if maps.is_empty() {

@@ -347,3 +347,58 @@ fn a_container_cannot_exec_into_another() {
     assert!(err.contains("refused") && err.contains("seccomp"), "{err}");
     assert!(!std::path::Path::new("/tmp/netcell-escaped").exists());
 }
+
+/// `--addr dhcp`: the container takes its address, default route and nameserver
+/// from dnsmasq on the kernel side, before its command starts.
+fn dhcp_gives_the_container_its_lease(mode: Mode) {
+    require_root!();
+    need("dnsmasq");
+    need("getent");
+    let ns = tap_ns();
+    let leases = Scratch::new();
+    let mut d = ns.cmd("dnsmasq");
+    d.args([
+        "-k",
+        "--interface=tap0",
+        "--bind-interfaces",
+        "--listen-address",
+        KERNEL,
+        "--dhcp-range=10.88.0.50,10.88.0.60,255.255.255.0,1h",
+        "--dhcp-option=option:router,10.88.0.1",
+        "--dhcp-option=option:dns-server,10.88.0.1",
+        "--no-resolv",
+        "--no-hosts",
+        "--address=/lease.test/10.88.0.7",
+        "--pid-file=",
+        "--user=root",
+    ])
+    .arg(format!(
+        "--dhcp-leasefile={}",
+        leases.path("leases").display()
+    ))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _d = Proc::spawn(&mut d);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &["dhcp"])
+        .sh("ip -4 -o addr show dev eth0 | cut -d' ' -f7; ip route | grep default; getent hosts lease.test")
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}\n{err}");
+    let addr = lines[0];
+    let last: u8 = addr
+        .strip_prefix("10.88.0.")
+        .and_then(|a| a.strip_suffix("/24"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    assert!((50..=60).contains(&last), "an address of the range: {out}");
+    assert_eq!(lines[1].trim(), "default via 10.88.0.1 dev eth0");
+    assert!(lines[2].starts_with("10.88.0.7"), "{out}");
+    // The server handed out that address.
+    let l = std::fs::read_to_string(leases.path("leases")).unwrap_or_default();
+    assert!(l.contains(addr.trim_end_matches("/24")), "{l}");
+}
+
+in_both_modes!(dhcp_gives_the_container_its_lease);

@@ -39,6 +39,20 @@ pub struct Stack<D: Device> {
     epoch: std::time::Instant,
     /// `poll` stopped before everything was processed.
     more: bool,
+    /// eth0's DHCP client, with `EthConfig::dhcp`.
+    dhcp: Option<smoltcp::iface::SocketHandle>,
+    lease: Option<Lease>,
+}
+
+/// What a DHCP server gave eth0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The address and its prefix length.
+    pub address: smoltcp::wire::Ipv4Cidr,
+    /// The default gateway.
+    pub router: Option<std::net::Ipv4Addr>,
+    /// Nameservers.
+    pub dns: Vec<std::net::Ipv4Addr>,
 }
 
 impl<D: Device> Stack<D> {
@@ -46,7 +60,8 @@ impl<D: Device> Stack<D> {
     pub fn new(eth: Option<(D, EthConfig)>, cfg: SocketConfig) -> Result<Self, ConfigError> {
         let epoch = std::time::Instant::now();
         let mut lo = LoopbackDevice::new();
-        let (ifs, eth) = match eth {
+        let want_dhcp = eth.as_ref().is_some_and(|(_, c)| c.dhcp);
+        let (mut ifs, eth) = match eth {
             Some((mut dev, ecfg)) => (
                 Interfaces::new(&mut lo, Some((&mut dev, &ecfg)), Instant::from_micros(0))?,
                 Some(dev),
@@ -56,10 +71,17 @@ impl<D: Device> Stack<D> {
                 None,
             ),
         };
+        let dhcp = (want_dhcp && ifs.len() > ETH).then(|| {
+            ifs.get_mut(ETH)
+                .sockets
+                .add(smoltcp::socket::dhcpv4::Socket::new())
+        });
         Ok(Stack {
             ifs,
             lo,
             eth,
+            dhcp,
+            lease: None,
             held: [Held::default(), Held::default()],
             sockets: Sockets::new(cfg),
             netlink: Default::default(),
@@ -97,6 +119,7 @@ impl<D: Device> Stack<D> {
                 deferred |= dev.deferred();
             }
             progress |= self.sockets.service(&mut self.ifs, now);
+            progress |= self.dhcp_events();
             any |= progress;
             let pending =
                 deferred || self.lo.has_pending() || self.held.iter().any(|h| h.is_full());
@@ -108,6 +131,52 @@ impl<D: Device> Stack<D> {
             }
         }
         any
+    }
+
+    /// The DHCP lease eth0 holds now (with `EthConfig::dhcp`).
+    pub fn dhcp_lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
+    /// Applies what the DHCP client learned: a new lease replaces the old
+    /// address and default route; a lost one removes them.
+    fn dhcp_events(&mut self) -> bool {
+        use smoltcp::socket::dhcpv4::{Event, Socket};
+        let Some(h) = self.dhcp else { return false };
+        let lease = match self.ifs.get_mut(ETH).sockets.get_mut::<Socket>(h).poll() {
+            None => return false,
+            Some(Event::Configured(c)) => Some(Lease {
+                address: c.address,
+                router: c.router,
+                dns: c.dns_servers.iter().copied().collect(),
+            }),
+            Some(Event::Deconfigured) => None,
+        };
+        if let Some(old) = self.lease.take() {
+            let _ = self.ifs.del_eth_addr(old.address.address().into());
+            if old.router.is_some() {
+                let _ = self.ifs.set_gateway(false, None);
+            }
+        }
+        match &lease {
+            Some(l) => {
+                if let Err(e) = self.ifs.add_eth_addr(l.address.into()) {
+                    log::warn!("dhcp: cannot take {}: {e:?}", l.address);
+                }
+                if let Some(r) = l.router {
+                    let _ = self.ifs.set_gateway(false, Some(r.into()));
+                }
+                log::info!(
+                    "dhcp: eth0 {} via {:?}, nameservers {:?}",
+                    l.address,
+                    l.router,
+                    l.dns
+                );
+            }
+            None => log::info!("dhcp: eth0 has no lease"),
+        }
+        self.lease = lease;
+        true
     }
 
     /// How long the event loop may sleep before [`Stack::poll`] is due again

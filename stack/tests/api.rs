@@ -14,6 +14,7 @@ fn pair() -> (Stack<PipeDevice>, Stack<PipeDevice>) {
         addrs: vec![addr.parse().unwrap()],
         gateways: vec![gw.parse().unwrap()],
         mac: None,
+        dhcp: false,
     };
     let sa = Stack::new(
         Some((a, cfg("10.9.0.1/24", "10.9.0.2"))),

@@ -54,6 +54,9 @@ pub struct EthConfig {
     pub gateways: Vec<IpAddress>,
     /// The MAC address; a random locally administered one if `None`.
     pub mac: Option<EthernetAddress>,
+    /// Take an IPv4 address, gateway and nameservers from a DHCP server
+    /// (see [`crate::stack::Stack::dhcp_lease`]).
+    pub dhcp: bool,
 }
 
 /// Why an interface configuration was rejected.
@@ -579,6 +582,7 @@ mod tests {
             addrs: addrs.iter().map(|s| cidr(s)).collect(),
             gateways: gws.iter().map(|s| s.parse().unwrap()).collect(),
             mac: None,
+            dhcp: false,
         };
         Interfaces::new(&mut lo, Some((&mut d, &cfg)), Instant::from_millis(0))
     }

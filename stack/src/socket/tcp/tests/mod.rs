@@ -154,6 +154,7 @@ fn pair() -> (Stack<Rec>, Wire, Stack<Rec>, Wire) {
         addrs: vec![a.parse().unwrap()],
         gateways: vec![],
         mac: None,
+        dhcp: false,
     };
     let (wa, wb) = (Wire::default(), Wire::default());
     let a = Stack::new(
