@@ -18,6 +18,7 @@ fn stack(dev: PipeDevice, addr: &str) -> Stack<PipeDevice> {
         gateways: vec![],
         mac: None,
         dhcp: false,
+        slaac: false,
     };
     Stack::new(Some((dev, eth)), SocketConfig::default()).expect("valid configuration")
 }

@@ -116,11 +116,15 @@ pub enum AddrArg {
     Static(IpCidr),
     /// From a DHCP server.
     Dhcp,
+    /// IPv6 from router advertisements.
+    Slaac,
 }
 
 fn parse_addr(s: &str) -> Result<AddrArg, String> {
-    if s == "dhcp" {
-        return Ok(AddrArg::Dhcp);
+    match s {
+        "dhcp" => return Ok(AddrArg::Dhcp),
+        "slaac" => return Ok(AddrArg::Slaac),
+        _ => {}
     }
     parse_cidr(s).map(AddrArg::Static)
 }
@@ -132,7 +136,7 @@ impl RunArgs {
             .iter()
             .filter_map(|a| match a {
                 AddrArg::Static(c) => Some(*c),
-                AddrArg::Dhcp => None,
+                AddrArg::Dhcp | AddrArg::Slaac => None,
             })
             .collect()
     }
@@ -140,6 +144,11 @@ impl RunArgs {
     /// Whether `--addr dhcp` was given.
     pub fn dhcp(&self) -> bool {
         self.addr.contains(&AddrArg::Dhcp)
+    }
+
+    /// Whether `--addr slaac` was given.
+    pub fn slaac(&self) -> bool {
+        self.addr.contains(&AddrArg::Slaac)
     }
 }
 
@@ -383,8 +392,9 @@ pub struct RunArgs {
     /// Address of eth0 with its prefix length; repeat for IPv4 and IPv6. `dhcp`:
     /// the IPv4 address, default gateway and nameservers from a DHCP server on the
     /// link (netcell waits up to 10 s for the lease before starting the command,
-    /// and renews it).
-    #[arg(long, value_name = "CIDR|dhcp", value_parser = parse_addr, requires = "eth")]
+    /// and renews it). `slaac`: IPv6 addresses and the default route from router
+    /// advertisements.
+    #[arg(long, value_name = "CIDR|dhcp|slaac", value_parser = parse_addr, requires = "eth")]
     pub addr: Vec<AddrArg>,
 
     /// Default gateway; repeat for one IPv4 and one IPv6 gateway.

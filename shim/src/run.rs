@@ -439,6 +439,7 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                     gateways: args.gateway.clone(),
                     mac: args.mac,
                     dhcp: args.dhcp(),
+                    slaac: args.slaac(),
                 },
             ))
         }

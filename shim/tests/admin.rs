@@ -402,3 +402,71 @@ fn dhcp_gives_the_container_its_lease(mode: Mode) {
 }
 
 in_both_modes!(dhcp_gives_the_container_its_lease);
+
+/// `--addr slaac`: router advertisements from dnsmasq on the kernel side give
+/// eth0 an address of their prefix and a default route through the router; the
+/// kernel reaches a server of the container at that address.
+fn slaac_gives_an_address_the_kernel_reaches(mode: Mode) {
+    require_root!();
+    need("dnsmasq");
+    need("curl");
+    let ns = tap_ns();
+    assert!(
+        ns.sh("ip addr add fd88::1/64 dev tap0 nodad")
+            .status
+            .success()
+    );
+    let mut d = ns.cmd("dnsmasq");
+    d.args([
+        "-k",
+        "--interface=tap0",
+        "--bind-interfaces",
+        "--enable-ra",
+        "--dhcp-range=fd88::,ra-only,64,1h",
+        "--ra-param=tap0,5",
+        "--no-resolv",
+        "--no-hosts",
+        "--port=0",
+        "--pid-file=",
+        "--user=root",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let _d = Proc::spawn(&mut d);
+    let dir = Scratch::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let addr_file = dir.path("addr");
+    let script = format!(
+        "for i in $(seq 100); do ip -6 -o addr show dev eth0 | grep -q fd88 && break; sleep 0.1; done; \
+         ip -6 route | grep default; \
+         python3 -m http.server 8081 --bind :: >/dev/null 2>&1 & sleep 0.5; \
+         ip -6 -o addr show dev eth0 | grep fd88 | cut -d' ' -f7 > {0}; sleep 5",
+        addr_file.display()
+    );
+    let c = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR, "slaac"])
+        .sh(&script)
+        .spawn();
+    let addr = wait_for(T, "a SLAAC address", || {
+        let a = std::fs::read_to_string(&addr_file).ok()?;
+        (!a.trim().is_empty()).then(|| a.trim().to_string())
+    });
+    assert!(
+        addr.starts_with("fd88::") && addr.ends_with("/64"),
+        "{addr}"
+    );
+    let ip = addr.trim_end_matches("/64");
+    let got = wait_for(T, "the container's server over IPv6", || {
+        let o = ns.sh(&format!(
+            "curl -gs -o /dev/null -w '%{{http_code}}' 'http://[{ip}]:8081/'"
+        ));
+        let code = String::from_utf8_lossy(&o.stdout).to_string();
+        (code == "200").then_some(code)
+    });
+    assert_eq!(got, "200");
+    let (_, out, err) = c.wait_output(T);
+    assert!(out.starts_with("default via fe80::"), "{out}\n{err}");
+}
+
+in_both_modes!(slaac_gives_an_address_the_kernel_reaches);

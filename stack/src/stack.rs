@@ -42,6 +42,8 @@ pub struct Stack<D: Device> {
     /// eth0's DHCP client, with `EthConfig::dhcp`.
     dhcp: Option<smoltcp::iface::SocketHandle>,
     lease: Option<Lease>,
+    /// eth0 configures itself from router advertisements.
+    slaac: bool,
 }
 
 /// What a DHCP server gave eth0.
@@ -61,6 +63,7 @@ impl<D: Device> Stack<D> {
         let epoch = std::time::Instant::now();
         let mut lo = LoopbackDevice::new();
         let want_dhcp = eth.as_ref().is_some_and(|(_, c)| c.dhcp);
+        let slaac = eth.as_ref().is_some_and(|(_, c)| c.slaac);
         let (mut ifs, eth) = match eth {
             Some((mut dev, ecfg)) => (
                 Interfaces::new(&mut lo, Some((&mut dev, &ecfg)), Instant::from_micros(0))?,
@@ -82,6 +85,7 @@ impl<D: Device> Stack<D> {
             eth,
             dhcp,
             lease: None,
+            slaac,
             held: [Held::default(), Held::default()],
             sockets: Sockets::new(cfg),
             netlink: Default::default(),
@@ -120,6 +124,9 @@ impl<D: Device> Stack<D> {
             }
             progress |= self.sockets.service(&mut self.ifs, now);
             progress |= self.dhcp_events();
+            if self.slaac {
+                progress |= self.ifs.sync_slaac();
+            }
             any |= progress;
             let pending =
                 deferred || self.lo.has_pending() || self.held.iter().any(|h| h.is_full());

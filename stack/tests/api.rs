@@ -15,6 +15,7 @@ fn pair() -> (Stack<PipeDevice>, Stack<PipeDevice>) {
         gateways: vec![gw.parse().unwrap()],
         mac: None,
         dhcp: false,
+        slaac: false,
     };
     let sa = Stack::new(
         Some((a, cfg("10.9.0.1/24", "10.9.0.2"))),

@@ -57,6 +57,9 @@ pub struct EthConfig {
     /// Take an IPv4 address, gateway and nameservers from a DHCP server
     /// (see [`crate::stack::Stack::dhcp_lease`]).
     pub dhcp: bool,
+    /// Configure IPv6 addresses and the default route from router advertisements
+    /// (SLAAC, smoltcp's: one prefix at a time).
+    pub slaac: bool,
 }
 
 /// Why an interface configuration was rejected.
@@ -266,6 +269,7 @@ impl Interfaces {
             };
             let mut c = Config::new(hw);
             c.random_seed = random_u64();
+            c.slaac = cfg.slaac && mac.is_some();
             let mtu = dev.capabilities().ip_mtu();
             let mut iface = Interface::new(c, dev, now);
             iface.update_ip_addrs(|a| {
@@ -306,6 +310,67 @@ impl Interfaces {
     /// to host sockets by `uplink`'s policy (see [`crate::uplink`]).
     pub fn set_uplink(&mut self, uplink: Uplink) {
         self.uplink = Some(uplink);
+    }
+
+    /// Takes in what smoltcp's SLAAC changed on eth0 (addresses from router
+    /// advertisements, the default route through the router): the routing
+    /// decisions and `lo`'s host routes follow. Returns whether anything changed.
+    pub fn sync_slaac(&mut self) -> bool {
+        if self.list.len() <= ETH {
+            return false;
+        }
+        let global6 = |c: &IpCidr| matches!(c.address(), IpAddress::Ipv6(a) if !a.is_unicast_link_local() && !a.is_loopback());
+        let now: Vec<IpCidr> = self.list[ETH]
+            .iface
+            .ip_addrs()
+            .iter()
+            .copied()
+            .filter(global6)
+            .collect();
+        let mut changed = false;
+        for c in &now {
+            if !self.eth_addrs.contains(c) {
+                let a = c.address();
+                self.list[LO].iface.update_ip_addrs(|v| {
+                    let _ = v.push(IpCidr::new(a, 128));
+                });
+                self.eth_addrs.push(*c);
+                log::info!("slaac: eth0 {c}");
+                changed = true;
+            }
+        }
+        let gone: Vec<IpCidr> = self
+            .eth_addrs
+            .iter()
+            .copied()
+            .filter(|c| global6(c) && !now.contains(c))
+            .collect();
+        for c in gone {
+            let _ = self.del_eth_addr(c.address());
+            changed = true;
+        }
+        let mut router = None;
+        self.list[ETH].iface.routes_mut().update(|r| {
+            router = r
+                .iter()
+                .find(|r| r.cidr.prefix_len() == 0 && matches!(r.via_router, IpAddress::Ipv6(_)))
+                .map(|r| r.via_router);
+        });
+        let current = self
+            .eth_gateways
+            .iter()
+            .find(|g| matches!(g, IpAddress::Ipv6(_)))
+            .copied();
+        if router != current {
+            self.eth_gateways
+                .retain(|g| !matches!(g, IpAddress::Ipv6(_)));
+            if let Some(r) = router {
+                self.eth_gateways.push(r);
+                log::info!("slaac: default route via {r}");
+            }
+            changed = true;
+        }
+        changed
     }
 
     /// eth0's default gateways.
@@ -583,6 +648,7 @@ mod tests {
             gateways: gws.iter().map(|s| s.parse().unwrap()).collect(),
             mac: None,
             dhcp: false,
+            slaac: false,
         };
         Interfaces::new(&mut lo, Some((&mut d, &cfg)), Instant::from_millis(0))
     }

@@ -100,6 +100,7 @@ impl UplinkConfig {
             gateways: vec![IpAddress::Ipv4(GATEWAY4), IpAddress::Ipv6(GATEWAY6)],
             mac: None,
             dhcp: false,
+            slaac: false,
         }
     }
 }

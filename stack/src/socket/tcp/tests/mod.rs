@@ -155,6 +155,7 @@ fn pair() -> (Stack<Rec>, Wire, Stack<Rec>, Wire) {
         gateways: vec![],
         mac: None,
         dhcp: false,
+        slaac: false,
     };
     let (wa, wb) = (Wire::default(), Wire::default());
     let a = Stack::new(
