@@ -354,6 +354,33 @@ impl Netlink {
     }
 }
 
+/// Serves one `NETLINK_ROUTE` request datagram on `ifs` as port `pid`; the reply
+/// datagrams. For fuzzing and tests: what a socket's `send` does, without one.
+#[doc(hidden)]
+pub fn serve_route(ifs: &mut crate::iface::Interfaces, data: &[u8], pid: u32) -> Vec<Vec<u8>> {
+    route::serve(ifs, data, pid).0
+}
+
+/// A container's interfaces as fuzzing starts from them: `lo`, and `eth0` with
+/// 10.88.0.2/24, fd00::2/64 and a gateway, on an in-memory device.
+#[doc(hidden)]
+pub fn sample_interfaces() -> crate::iface::Interfaces {
+    use smoltcp::wire::{IpAddress, IpCidr};
+    let mut lo = crate::device::LoopbackDevice::new();
+    let (mut dev, _peer) = crate::device::PipeDevice::pair(1500);
+    let cfg = crate::EthConfig {
+        name: "eth0".into(),
+        addrs: vec![
+            IpCidr::new(IpAddress::v4(10, 88, 0, 2), 24),
+            IpCidr::new(IpAddress::v6(0xfd00, 0, 0, 0, 0, 0, 0, 2), 64),
+        ],
+        gateways: vec![IpAddress::v4(10, 88, 0, 1)],
+        ..Default::default()
+    };
+    crate::iface::Interfaces::new(&mut lo, Some((&mut dev, &cfg)), smoltcp::time::Instant::ZERO)
+        .expect("a valid sample configuration")
+}
+
 /// A `sockaddr_nl`: `nl_family`, pad, `nl_pid`, `nl_groups`.
 fn parse_addr(a: &[u8]) -> Result<(u32, u32), Errno> {
     if a.len() < 12 {
