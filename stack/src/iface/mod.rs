@@ -391,7 +391,9 @@ impl Interfaces {
             return Err(AddrChangeError::NoDevice);
         }
         let a = cidr.address();
-        if a.is_unspecified() || a.is_multicast() || is_loopback(&a) {
+        // smoltcp panics on an interface address that is not unicast (found by
+        // fuzzing `ip addr add 255.255.255.255/24`).
+        if !a.is_unicast() || is_loopback(&a) {
             return Err(AddrChangeError::Invalid);
         }
         if self.eth_addrs.iter().any(|c| c.address() == a) {

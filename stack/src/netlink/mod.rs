@@ -377,8 +377,12 @@ pub fn sample_interfaces() -> crate::iface::Interfaces {
         gateways: vec![IpAddress::v4(10, 88, 0, 1)],
         ..Default::default()
     };
-    crate::iface::Interfaces::new(&mut lo, Some((&mut dev, &cfg)), smoltcp::time::Instant::ZERO)
-        .expect("a valid sample configuration")
+    crate::iface::Interfaces::new(
+        &mut lo,
+        Some((&mut dev, &cfg)),
+        smoltcp::time::Instant::ZERO,
+    )
+    .expect("a valid sample configuration")
 }
 
 /// A `sockaddr_nl`: `nl_family`, pad, `nl_pid`, `nl_groups`.
@@ -404,4 +408,28 @@ pub fn write_addr(pid: u32, groups: u32, out: &mut [u8]) -> usize {
     let n = out.len().min(12);
     out[..n].copy_from_slice(&a[..n]);
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Crashes the fuzzer found, each answered now with an error.
+    #[test]
+    fn fuzz_crashes_are_refused() {
+        // RTM_NEWADDR of 255.255.255.255/24 on eth0: smoltcp panicked.
+        let new_broadcast: &[u8] = &[
+            32, 0, 0, 0, 20, 0, 5, 6, 39, 160, 13, 157, 255, 0, 0, 0, 2, 24, 0, 0, 2, 0, 0, 0, 8,
+            0, 2, 0, 255, 255, 255, 255,
+        ];
+        let mut ifs = sample_interfaces();
+        let replies = serve_route(&mut ifs, new_broadcast, 1);
+        let r = &replies[0];
+        assert_eq!(u16::from_ne_bytes([r[4], r[5]]), 2, "NLMSG_ERROR");
+        assert_eq!(
+            i32::from_ne_bytes(r[16..20].try_into().unwrap()),
+            -libc::EINVAL
+        );
+        assert_eq!(ifs.eth_addrs().len(), 3, "nothing added");
+    }
 }
