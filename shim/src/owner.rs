@@ -163,13 +163,19 @@ impl OwnerServer {
     pub fn on_listener(&mut self, stack: &mut Stack<Link>) {
         while let Ok(conn) = netcell_sys::accept_nb(self.listener.as_fd()) {
             if let Err(e) = check_peer(conn.as_fd()) {
+                // Refused at once, never waited for (a container connecting to
+                // another's owner socket must not stall its event loop). What the
+                // peer sent already is read first: a socket closed on unread data
+                // resets its peer, who would not see why.
                 log::warn!("owner socket: refused: {e}");
-                let _ =
-                    netcell_sys::send_nb(conn.as_fd(), format!("error refused: {e}").as_bytes(), 0);
+                let mut scratch = vec![0u8; MAX_MSG];
+                let _ = netcell_sys::recv_with_fds(conn.as_fd(), &mut scratch);
+                let refusal = format!("error refused: {e}");
+                let _ = netcell_sys::send_nb(conn.as_fd(), refusal.as_bytes(), 0);
                 continue;
             }
-            // The request follows the connect at once; an owner who stalls waits
-            // for nobody but itself.
+            // The owner's request follows the connect at once; an owner who stalls
+            // waits for nobody but itself.
             if !netcell_sys::wait_readable(conn.as_fd(), 1000) {
                 continue;
             }
@@ -391,8 +397,8 @@ fn ask(conn: BorrowedFd<'_>, req: &[u8], fds: &[BorrowedFd<'_>]) -> Result<Vec<u
     if let Err(e) = netcell_sys::send_with_fds(conn, req, fds) {
         // A refusal comes at once, and the connection closes: say why.
         return match read_msg(conn) {
-            Err(why) if why != "the container ended" => Err(why),
-            _ => Err(format!("request: {e}")),
+            Err(why) if why != "the container ended" && !why.starts_with("answer:") => Err(why),
+            _ => Err(format!("request refused ({e})")),
         };
     }
     read_msg(conn)
