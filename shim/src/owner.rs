@@ -356,13 +356,20 @@ pub fn json_str(s: &str) -> String {
 /// Whether the peer of owner connection `conn` may be served: netcell's uid, no
 /// seccomp filter (see the module docs). `Err` says why not.
 pub fn check_peer(conn: BorrowedFd<'_>) -> Result<(), String> {
-    let (pid, uid) = netcell_sys::peer_cred(conn).map_err(|e| format!("no credentials: {e}"))?;
+    let (uid_pid, uid) =
+        netcell_sys::peer_cred(conn).map_err(|e| format!("no credentials: {e}"))?;
     let me = netcell_sys::euid();
     if uid != me {
         return Err(format!("uid {uid} is not the container's owner ({me})"));
     }
+    // The process is pinned by a pidfd taken when it connected: its pid cannot be
+    // another process's by the time /proc is read (checked alive after).
+    let (pidfd, pid) = netcell_sys::peer_pidfd(conn).map_err(|e| format!("pid {uid_pid}: {e}"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("pid {pid}: {e}"))?;
+    if !netcell_sys::pidfd_alive(pidfd.as_fd()) {
+        return Err(format!("pid {pid} is gone"));
+    }
     let seccomp = status
         .lines()
         .find_map(|l| l.strip_prefix("Seccomp:"))
@@ -382,13 +389,20 @@ fn connect(base: &Path, name: &str) -> Result<OwnedFd, String> {
         return Err(format!("'{name}' is not a container name"));
     }
     let path = base.join(name).join("owner");
-    netcell_sys::connect_seqpacket(&path).map_err(|e| match e.raw_os_error() {
+    let c = netcell_sys::connect_seqpacket(&path).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOENT) | Some(libc::ECONNREFUSED) => {
             format!("no running container named '{name}' (netcell ls lists them)")
         }
         Some(libc::EACCES) => format!("container '{name}' belongs to another user"),
         _ => format!("cannot reach container '{name}': {e}"),
-    })
+    })?;
+    // The directory is the user's, and so writable by the user's containers: the
+    // server must be a netcell of the user's, not a program in a container that
+    // put its own socket there (it would get our environment and terminal).
+    check_peer(c.as_fd()).map_err(|e| {
+        format!("refusing to talk to '{name}': the socket's server fails the owner check ({e})")
+    })?;
+    Ok(c)
 }
 
 /// Sends `req` and reads one answer (blocking).
@@ -450,7 +464,15 @@ pub fn ls(base: &Path, json: bool) -> Result<i32, String> {
         "NAME", "PID", "UPTIME", "SHIM", "ADDRESSES"
     );
     for i in &infos {
-        let field = |k: &str| json_field(i, k).unwrap_or_default();
+        // Printed on a terminal: no control characters from a container's name or
+        // command line.
+        let field = |k: &str| {
+            json_field(i, k)
+                .unwrap_or_default()
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect::<String>()
+        };
         println!(
             "{:<20} {:>8} {:>7}s {:<8} {:<32} {}",
             field("name"),

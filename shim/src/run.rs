@@ -405,7 +405,20 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             if args.dns.is_empty() {
                 host_dns = HostResolver::read(Path::new("/etc/resolv.conf"));
             }
+            // A handed host socket stays harmless only while Landlock denies TCP
+            // connect and bind on host sockets (a raced connect could re-point
+            // one otherwise): without it, under seccomp, no TCP is handed over.
+            let tcp = args.shim != ShimMode::Seccomp
+                || seccomp::landlock::Wall::prepare().denies_host_tcp();
+            if !tcp {
+                log::warn!(
+                    "this kernel's Landlock has no network rules (ABI 4, Linux 6.7): TCP through \
+                     the uplink is off under --shim seccomp (connects fail with EACCES); UDP and \
+                     ping work. Use a newer kernel, a TAP, or --shim preload (no boundary)"
+                );
+            }
             let cfg = UplinkConfig {
+                tcp,
                 map_host_loopback: args.map_host_loopback,
                 dns_forward: host_dns.as_ref().and_then(|h| h.forward),
                 max_flows: args.max_uplink_flows,

@@ -470,3 +470,28 @@ fn slaac_gives_an_address_the_kernel_reaches(mode: Mode) {
 }
 
 in_both_modes!(slaac_gives_an_address_the_kernel_reaches);
+
+/// Changes need CAP_NET_ADMIN, as on Linux: an unprivileged program in the
+/// container reads the configuration but cannot change it (on a shared L2
+/// segment it could take another host's address).
+#[test]
+fn an_unprivileged_program_cannot_change_the_network() {
+    require_root!();
+    for mode in [Mode::Seccomp, Mode::Preload] {
+        // On the uplink (no TAP for nobody), in a namespace of the test's own.
+        let ns = NetNs::new();
+        let (st, out, err) = Container::nobody()
+            .shim(mode)
+            .in_ns(&ns)
+            .args(["--uplink", "host"])
+            .sh("ip -4 -o addr show dev eth0 | cut -d' ' -f7; ip addr add 10.0.2.1/24 dev eth0; echo add=$?; ip link set dev eth0 down; echo down=$?; ip -4 -o addr show dev eth0 | wc -l")
+            .run();
+        assert!(st.success(), "{out}\n{err}");
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["10.0.2.100/24", "add=2", "down=2", "1"],
+            "{mode:?}: {err}"
+        );
+        assert!(err.contains("Operation not permitted"), "{err}");
+    }
+}

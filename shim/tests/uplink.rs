@@ -205,6 +205,8 @@ fn tcp_connections_are_host_sockets(mode: Mode) {
             "hostloop EHOSTUNREACH",
             "own_lo ECONNREFUSED",
             "v6_mapped_lo ECONNREFUSED",
+            "metadata ENETUNREACH",
+            "v4_compatible_lo ENETUNREACH",
         ],
         "{err}"
     );

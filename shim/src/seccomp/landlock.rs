@@ -66,6 +66,11 @@ impl Wall {
     }
 
     /// The ruleset's descriptor, for the child to enter (none without Landlock).
+    /// Whether TCP bind and connect on host sockets are denied (ABI 4).
+    pub fn denies_host_tcp(&self) -> bool {
+        self.abi >= ABI_NET
+    }
+
     pub fn into_fd(self) -> Option<OwnedFd> {
         self.fd
     }

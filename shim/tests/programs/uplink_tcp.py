@@ -36,3 +36,6 @@ print("hostloop", errno.errorcode[socket.socket().connect_ex(("10.0.2.2", port))
 # The container's loopback stays its own.
 print("own_lo", errno.errorcode[socket.socket().connect_ex(("127.0.0.1", port))])
 print("v6_mapped_lo", errno.errorcode[socket.socket(socket.AF_INET6).connect_ex(("::ffff:127.0.0.1", port))])
+# Never the host's link-local (cloud metadata) nor loopback in other IPv6 spellings.
+print("metadata", errno.errorcode[socket.socket().connect_ex(("169.254.169.254", 80))])
+print("v4_compatible_lo", errno.errorcode[socket.socket(socket.AF_INET6).connect_ex(("::127.0.0.1", port))])

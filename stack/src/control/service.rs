@@ -179,7 +179,7 @@ pub fn serve<D: Device>(
         };
     }
     if stack.netlink.has(hdr.sock) {
-        return serve_netlink(stack, hdr.sock, req);
+        return serve_netlink(stack, hdr.sock, req, caller);
     }
     let Some(id) = stack.sockets.by_inode(hdr.sock) else {
         return serve_dead(stack, hdr.sock, req);
@@ -339,7 +339,12 @@ fn retry_if_in_use<D: Device, E: PartialEq>(
 /// stack closed the socket under the program (after a reset), else "not a
 /// stand-in" so the front end performs the call natively.
 /// A request about one of the container's netlink sockets (see [`crate::netlink`]).
-fn serve_netlink<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) -> Answer {
+fn serve_netlink<D: Device>(
+    stack: &mut Stack<D>,
+    inode: u64,
+    req: &Request<'_>,
+    caller: Caller,
+) -> Answer {
     let errno = |e: i32| Answer {
         errno: e,
         ..Answer::ok()
@@ -382,7 +387,10 @@ fn serve_netlink<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>)
             None => errno(libc::ENOPROTOOPT),
         },
         Request::SendTo { addr, payload, .. } => {
-            match nl.send(inode, &mut stack.ifs, &stack.sockets, addr, payload) {
+            // Changes need CAP_NET_ADMIN, as on Linux (CAP_NET_ADMIN in the
+            // container's user namespace: root in the container).
+            let admin = caller.pid != 0 && has_cap(caller.pid, 12);
+            match nl.send(inode, &mut stack.ifs, &stack.sockets, addr, payload, admin) {
                 Ok(n) => Answer {
                     value: n as u32,
                     ..Answer::ok()
@@ -474,7 +482,12 @@ pub fn lookup<D: Device>(stack: &Stack<D>, inode: u64) -> Option<SocketId> {
 /// namespace, so capabilities a program holds in a namespace it made itself
 /// (`unshare -Ur`) do not count. Anything that cannot be read answers no.
 fn has_net_raw(pid: u32) -> bool {
-    const CAP_NET_RAW: u32 = 13;
+    has_cap(pid, 13)
+}
+
+/// Whether process `pid` holds capability `cap` in its effective set, in netcell's
+/// user namespace (a capability of another namespace means nothing here).
+fn has_cap(pid: u32, cap: u32) -> bool {
     let ns = |p: &str| {
         std::fs::metadata(p).ok().map(|m| {
             use std::os::unix::fs::MetadataExt;
@@ -492,5 +505,5 @@ fn has_net_raw(pid: u32) -> bool {
                 .find_map(|l| l.strip_prefix("CapEff:"))
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
-        .is_some_and(|caps| caps & (1 << CAP_NET_RAW) != 0)
+        .is_some_and(|caps| caps & (1 << cap) != 0)
 }

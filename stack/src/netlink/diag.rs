@@ -22,7 +22,9 @@ pub fn serve(sockets: &Sockets, ifs: &mut Interfaces, data: &[u8], pid: u32) -> 
         }
         let mut w = Writer::default();
         match m.ty {
-            SOCK_DIAG_BY_FAMILY if m.body.len() >= REQ_LEN => dump(sockets, ifs, m, pid, &mut w),
+            SOCK_DIAG_BY_FAMILY if m.body.len() >= REQ_LEN => {
+                dump(sockets, ifs, m, pid, &mut w, &mut replies)
+            }
             SOCK_DIAG_BY_FAMILY => w.error(m, libc::EINVAL, pid),
             _ => w.error(m, libc::EOPNOTSUPP, pid),
         }
@@ -31,7 +33,18 @@ pub fn serve(sockets: &Sockets, ifs: &mut Interfaces, data: &[u8], pid: u32) -> 
     replies
 }
 
-fn dump(sockets: &Sockets, ifs: &mut Interfaces, m: &Msg<'_>, pid: u32, w: &mut Writer) {
+/// A dump's datagrams stay below this (a stand-in takes a datagram of at most
+/// its socket buffer).
+const DATAGRAM: usize = 32 * 1024;
+
+fn dump(
+    sockets: &Sockets,
+    ifs: &mut Interfaces,
+    m: &Msg<'_>,
+    pid: u32,
+    w: &mut Writer,
+    full: &mut Vec<Vec<u8>>,
+) {
     let (family, protocol) = (m.body[0] as i32, m.body[1] as i32);
     let states = u32::from_ne_bytes(m.body[4..8].try_into().unwrap_or_default());
     if m.flags & NLM_F_DUMP != NLM_F_DUMP {
@@ -46,6 +59,9 @@ fn dump(sockets: &Sockets, ifs: &mut Interfaces, m: &Msg<'_>, pid: u32, w: &mut 
             // A v6 socket lists under AF_INET6 (its v4-mapped peers too).
             if e.v6 != v6 || states & (1 << e.state) == 0 {
                 continue;
+            }
+            if w.buf.len() > DATAGRAM {
+                full.push(std::mem::take(&mut w.buf));
             }
             w.begin(SOCK_DIAG_BY_FAMILY, NLM_F_MULTI, m.seq, pid);
             let mut msg = [0u8; 72];

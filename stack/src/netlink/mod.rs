@@ -14,7 +14,9 @@
 //! `recvmsg` finds them. Their source (`Origin`) is the kernel's address (port 0).
 //!
 //! A change (`RTM_NEWADDR`, `RTM_DELADDR`, `RTM_NEWROUTE`, `RTM_DELROUTE`,
-//! `RTM_SETLINK`) is made on the stack's interfaces and announced to every netlink
+//! `RTM_SETLINK`) needs `CAP_NET_ADMIN` in the caller's effective set, as on Linux
+//! (`EPERM` otherwise: an unprivileged program on a shared L2 segment must not
+//! take other hosts' addresses); it is made on the stack's interfaces and announced to every netlink
 //! socket of the container that joined the matching group (`ip monitor`).
 //!
 //! | request                 | served                                                   |
@@ -32,7 +34,7 @@
 //! TCP and UDP sockets (`ss`), from [`crate::socket::diag`].
 //!
 //! Replies a program does not read wait in a queue per socket (at most
-//! 8 MiB, then dropped) and are written as its stand-in makes room.
+//! 1 MiB, then dropped) and are written as its stand-in makes room.
 //!
 //! A request sent without an address (`send`, `write`: iproute2's dumps) lands in
 //! the stack's end natively; the event loop watches that end and serves what
@@ -53,8 +55,9 @@ pub const MAX_SOCKETS: usize = 64;
 pub const NETLINK_ROUTE: i32 = 0;
 /// `NETLINK_SOCK_DIAG`.
 pub const NETLINK_SOCK_DIAG: i32 = 4;
-/// Reply bytes a socket may leave unread before more are dropped.
-const MAX_PENDING: usize = 8 << 20;
+/// Reply bytes a socket may leave unread before more are dropped (a socket
+/// dump of the largest container, 8192 sockets, is about 720 KiB).
+const MAX_PENDING: usize = 1 << 20;
 /// `SOL_NETLINK`.
 pub const SOL_NETLINK: i32 = 270;
 
@@ -200,7 +203,9 @@ impl Netlink {
                 Ok(Some(n)) => {
                     let inode = s.inode;
                     let n = n.min(buf.len());
-                    let _ = self.send(inode, ifs, sockets, &[], &buf[..n]);
+                    // Sent without an address: no caller to ask for
+                    // CAP_NET_ADMIN, so reading only (iproute2's dumps).
+                    let _ = self.send(inode, ifs, sockets, &[], &buf[..n], false);
                 }
                 Ok(None) => break,
                 Err(_) => break,
@@ -321,6 +326,7 @@ impl Netlink {
         sockets: &crate::socket::Sockets,
         addr: &[u8],
         data: &[u8],
+        admin: bool,
     ) -> Result<usize, Errno> {
         if !addr.is_empty() {
             let (pid, _) = parse_addr(addr)?;
@@ -336,7 +342,7 @@ impl Netlink {
         };
         let (replies, events) = match protocol {
             NETLINK_SOCK_DIAG => (diag::serve(sockets, ifs, data, pid), Vec::new()),
-            _ => route::serve(ifs, data, pid),
+            _ => route::serve(ifs, data, pid, admin),
         };
         if let Some(s) = self.get_mut(inode) {
             for r in replies {
@@ -358,7 +364,7 @@ impl Netlink {
 /// datagrams. For fuzzing and tests: what a socket's `send` does, without one.
 #[doc(hidden)]
 pub fn serve_route(ifs: &mut crate::iface::Interfaces, data: &[u8], pid: u32) -> Vec<Vec<u8>> {
-    route::serve(ifs, data, pid).0
+    route::serve(ifs, data, pid, true).0
 }
 
 /// A container's interfaces as fuzzing starts from them: `lo`, and `eth0` with

@@ -11,7 +11,7 @@ use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 pub type Served = (Vec<Vec<u8>>, Vec<(u32, Vec<u8>)>);
 
 /// Serves one request datagram from port `pid`.
-pub fn serve(ifs: &mut Interfaces, data: &[u8], pid: u32) -> Served {
+pub fn serve(ifs: &mut Interfaces, data: &[u8], pid: u32, admin: bool) -> Served {
     let (msgs, well_formed) = wire::messages(data);
     let mut replies = Vec::new();
     let mut events = Vec::new();
@@ -34,6 +34,11 @@ pub fn serve(ifs: &mut Interfaces, data: &[u8], pid: u32) -> Served {
             RTM_GETNEIGH if m.flags & NLM_F_DUMP == NLM_F_DUMP => {
                 w.done(m, pid);
                 Ok(())
+            }
+            RTM_NEWADDR | RTM_DELADDR | RTM_NEWROUTE | RTM_DELROUTE | RTM_SETLINK | RTM_NEWLINK
+                if !admin =>
+            {
+                Err(libc::EPERM)
             }
             RTM_NEWADDR | RTM_DELADDR => change_addr(ifs, m).map(|ev| events.extend(ev)),
             RTM_NEWROUTE | RTM_DELROUTE => change_route(ifs, m).map(|ev| events.extend(ev)),

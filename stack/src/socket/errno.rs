@@ -161,6 +161,9 @@ op_errors! {
         NetworkUnreachable => ENETUNREACH,
         /// A host of the uplink's own subnet that does not exist (`EHOSTUNREACH`).
         HostUnreachable => EHOSTUNREACH,
+        /// TCP through the host uplink is off on this kernel (`EACCES`; see
+        /// `UplinkConfig::tcp`).
+        TcpOff => EACCES,
         /// A TCP socket finds no ephemeral port left (`EADDRNOTAVAIL`).
         AddrNotAvailable => EADDRNOTAVAIL,
         /// A UDP or ping socket finds no ephemeral port (identifier) left to bind

@@ -33,9 +33,10 @@
 //! `--map-host-loopback ADDR` (the destination `ADDR` stands for 127.0.0.1 or
 //! ::1), the DNS address (10.0.2.3, fd00::3), port 53 only, to the nameserver the host's
 //! loopback holds (systemd-resolved's 127.0.0.53) when there is one, and never the
-//! host's unspecified or loopback addresses in any spelling (IPv4-mapped IPv6
-//! included), nor another address of the uplink's own subnets (which exist only
-//! inside netcell).
+//! host's unspecified, loopback or link-local addresses (169.254.0.0/16 holds
+//! cloud metadata services) in any spelling (IPv4-mapped, -compatible,
+//! -translated, NAT64, 6to4), nor another address of the uplink's own subnets
+//! (which exist only inside netcell).
 
 mod device;
 mod packet;
@@ -75,6 +76,10 @@ pub struct UplinkConfig {
     pub max_flows: usize,
     /// How long a UDP flow with no traffic stays open.
     pub udp_timeout: Duration,
+    /// Whether TCP connections are handed to host sockets. Off where a handed
+    /// socket could be re-pointed (the seccomp shim without Landlock's network
+    /// rules): TCP through the uplink then fails with `EACCES`.
+    pub tcp: bool,
 }
 
 impl Default for UplinkConfig {
@@ -84,6 +89,7 @@ impl Default for UplinkConfig {
             dns_forward: None,
             max_flows: 1024,
             udp_timeout: Duration::from_secs(180),
+            tcp: true,
         }
     }
 }
@@ -135,6 +141,50 @@ fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
+    }
+}
+
+/// Destinations no host socket is pointed at: "this host", loopback, multicast,
+/// broadcast, and link-local (169.254.0.0/16, fe80::/10: the host's link, where
+/// cloud metadata services answer — a connection made by the host is not
+/// stopped by their hop limit), in every IPv6 spelling that embeds an IPv4
+/// address (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64, 6to4).
+fn forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_link_local()
+                || a.octets()[0] == 0
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            let embedded = |hi: u16, lo: u16| {
+                Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            let v4 = if s[..6] == [0; 6] {
+                // IPv4-compatible (::a.b.c.d).
+                Some(embedded(s[6], s[7]))
+            } else if s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0 {
+                // IPv4-translated (::ffff:0:a.b.c.d).
+                Some(embedded(s[6], s[7]))
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[..3] == [0x64, 0xff9b, 1] {
+                // NAT64.
+                Some(embedded(s[6], s[7]))
+            } else if s[0] == 0x2002 {
+                // 6to4.
+                Some(embedded(s[1], s[2]))
+            } else {
+                None
+            };
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || a.is_unicast_link_local()
+                || v4.is_some_and(|v4| !v4.is_unspecified() && forbidden(IpAddr::V4(v4)))
+        }
     }
 }
 
@@ -190,13 +240,7 @@ impl Uplink {
         if in_uplink_subnet(ip) {
             return Err(Refusal::NoSuchHost);
         }
-        let forbidden = match ip {
-            IpAddr::V4(a) => {
-                a.is_loopback() || a.is_unspecified() || a.is_broadcast() || a.is_multicast()
-            }
-            IpAddr::V6(a) => a.is_loopback() || a.is_unspecified() || a.is_multicast(),
-        };
-        if forbidden {
+        if forbidden(ip) {
             return Err(Refusal::Forbidden);
         }
         Ok(spell(ip))
@@ -212,6 +256,9 @@ impl Uplink {
         opts: &Options,
     ) -> Result<(OwnedFd, u16), ConnectError> {
         let host_dst = self.destination(dst)?;
+        if !self.cfg.tcp {
+            return Err(ConnectError::TcpOff);
+        }
         let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
         let host_dst = match (v6, host_dst) {
             (true, SocketAddr::V4(a)) => {
@@ -358,6 +405,13 @@ mod tests {
             "[::ffff:0.0.0.0]:80",
             "255.255.255.255:80",
             "224.0.0.1:80",
+            "169.254.169.254:80",
+            "[fe80::1]:80",
+            "[::127.0.0.1]:80",
+            "[::ffff:0:127.0.0.1]:80",
+            "[64:ff9b::127.0.0.1]:80",
+            "[2002:7f00:1::]:80",
+            "0.1.2.3:80",
         ] {
             assert_eq!(dst(&u, forbidden), Err(Refusal::Forbidden), "{forbidden}");
         }
