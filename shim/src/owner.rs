@@ -367,7 +367,7 @@ pub fn check_peer(conn: BorrowedFd<'_>) -> Result<(), String> {
     let (pidfd, pid) = netcell_sys::peer_pidfd(conn).map_err(|e| format!("pid {uid_pid}: {e}"))?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("pid {pid}: {e}"))?;
-    if !netcell_sys::pidfd_alive(pidfd.as_fd()) {
+    if !netcell_sys::pidfd_running(pidfd.as_fd()) {
         return Err(format!("pid {pid} is gone"));
     }
     let seccomp = status

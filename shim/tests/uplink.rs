@@ -504,6 +504,9 @@ fn handed_sockets_cannot_be_re_pointed() {
         [
             "unspec 0",
             "after_unspec ECONNREFUSED",
+            "bindtodevice ENOPROTOOPT",
+            "tcp_ulp ENOPROTOOPT",
+            "nodelay ok 1",
             "failed ECONNREFUSED",
             "after_failure ECONNREFUSED",
             "fastopen ENOTSUP",

@@ -732,8 +732,13 @@ fn name<D: Device>(cx: &mut Cx<'_, '_, D>, peer: bool) -> Result<Outcome, Fail> 
 }
 
 fn setsockopt<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
-    let Some(s) = cx.sock(cx.call.int(0))? else {
-        return Ok(Outcome::Continue);
+    let s = match cx.held(cx.call.int(0))? {
+        Held::Host(h) => return super::host::setsockopt(cx, h),
+        Held::Unix(fd) => return super::host::setsockopt_on_copy(cx, fd.as_fd()),
+        held => match cx.standin_of(held)? {
+            Some(s) => s,
+            None => return Ok(Outcome::Continue),
+        },
     };
     let opt = (cx.call.int(1), cx.call.int(2));
     let (val, len) = (cx.call.args[3], cx.call.int(4) as u32);

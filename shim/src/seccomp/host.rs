@@ -8,7 +8,9 @@
 //! are the kernel's: nothing they do can point the socket somewhere else, so they
 //! run natively (a `recvmsg` is still made by the intake, as for every socket).
 //! Four calls could re-point it — `connect`, `bind`, `listen`, and a send with
-//! `MSG_FASTOPEN` — and none of them is ever let through to the kernel: a call
+//! `MSG_FASTOPEN` — and none of them is ever let through to the kernel (nor is
+//! `setsockopt`: made on netcell's copy, with the options that re-point traffic
+//! or load code into the kernel refused): a call
 //! that continues is carried out with its arguments *re-read*, and another thread
 //! can `dup2` a different socket onto the number, or rewrite the address in
 //! memory, between netcell's look and the kernel's. So they are decided here, on
@@ -139,6 +141,51 @@ pub fn standin_for_setup<D: Device>(
         },
         held => cx.standin_of(held),
     }
+}
+
+/// Options never set on a host socket for a container: they re-point traffic
+/// (`SO_BINDTODEVICE`, `SO_MARK`), hand the kernel programs or protocols to run
+/// (`SO_ATTACH_*`, `TCP_ULP`), or take the connection apart (`TCP_REPAIR*`,
+/// `TCP_MD5SIG*`, `TCP_AO*`, `TCP_FASTOPEN_CONNECT`).
+fn refused_option(level: i32, name: i32) -> bool {
+    match level {
+        libc::SOL_SOCKET => matches!(name, 25 | 26 | 36 | 50 | 51 | 52),
+        libc::IPPROTO_TCP => matches!(name, 14 | 19..=22 | 29..=32 | 38..=41),
+        libc::IPPROTO_IP | libc::IPPROTO_IPV6 => false,
+        _ => true,
+    }
+}
+
+/// `setsockopt` on host socket `h`: made here, on netcell's copy with the value
+/// read once, never passed on (the kernel would re-read the descriptor, and
+/// another thread could have put a different socket there); the options in
+/// [`refused_option`] fail with `ENOPROTOOPT`.
+pub fn setsockopt<D: Device>(cx: &mut Cx<'_, '_, D>, h: Sock) -> Result<Outcome, Fail> {
+    if refused_option(cx.call.int(1), cx.call.int(2)) {
+        return Ok(Outcome::Errno(libc::ENOPROTOOPT));
+    }
+    setsockopt_on_copy(cx, h.fd.as_fd())
+}
+
+/// `setsockopt` made on netcell's copy `fd` of the target's descriptor, with the
+/// value read once: the same call, and nothing another thread swaps in between
+/// can receive it (an `AF_UNIX` socket's options, like a host socket's).
+pub fn setsockopt_on_copy<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    fd: std::os::fd::BorrowedFd<'_>,
+) -> Result<Outcome, Fail> {
+    let (level, name) = (cx.call.int(1), cx.call.int(2));
+    let (val, len) = (cx.call.args[3], cx.call.int(4));
+    if !(0..=1024).contains(&len) {
+        return Ok(Outcome::Errno(libc::EINVAL));
+    }
+    let mut buf = [0u8; 1024];
+    let v = &mut buf[..len as usize];
+    netcell_frontend::Memory::read(&cx.call, val, v)?;
+    Ok(match netcell_sys::setsockopt_raw(fd, level, name, v) {
+        Ok(()) => Outcome::Value(0),
+        Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
+    })
 }
 
 /// Puts a new, unconnected TCP stand-in of host socket `h`'s family in its place in

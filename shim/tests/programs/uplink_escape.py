@@ -21,6 +21,21 @@ s.connect((world, port))
 print("unspec", raw_connect(s.fileno(), unspec))
 print("after_unspec", raw_connect(s.fileno(), loop))
 
+# 1b. Options that would re-point a handed socket or load code into the kernel.
+def opt(level, name, value):
+    try:
+        s.setsockopt(level, name, value)
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+s = socket.socket()
+s.connect((world, port))
+print("bindtodevice", opt(socket.SOL_SOCKET, 25, b"lo\0"))
+print("tcp_ulp", opt(socket.IPPROTO_TCP, 31, b"tls"))
+print("nodelay", opt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1), s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
 # 2. A handed socket whose connect failed, pointed at the host's loopback.
 f = socket.socket()
 print("failed", errno.errorcode[f.connect_ex((world, closed))])

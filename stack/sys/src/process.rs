@@ -77,6 +77,13 @@ pub fn pidfd_alive(pidfd: BorrowedFd<'_>) -> bool {
     }
 }
 
+/// Whether the process a pidfd names has not exited (its pidfd is not readable):
+/// needs no permission to signal it (a process in a Landlock domain with signal
+/// scoping may ask about one outside).
+pub fn pidfd_running(pidfd: BorrowedFd<'_>) -> bool {
+    crate::fd::poll_now(pidfd, libc::POLLIN) & libc::POLLIN == 0
+}
+
 /// The parent pid of `pid` (`PPid` in `/proc/PID/status`).
 pub fn parent_of(pid: i32) -> Option<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

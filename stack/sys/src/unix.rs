@@ -730,6 +730,21 @@ pub fn connect_to_own_peer(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
+/// `setsockopt(2)` with the raw value `value`.
+pub fn setsockopt_raw(fd: BorrowedFd<'_>, level: i32, name: i32, value: &[u8]) -> io::Result<()> {
+    // SAFETY: `value` is valid for reads of its length.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// `listen(2)` on `fd`.
 pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
     // SAFETY: a plain system call on a valid descriptor.
