@@ -48,9 +48,9 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((ours, theirs))
 }
 
-/// Creates a non-blocking `AF_UNIX` `SOCK_SEQPACKET` socket listening at `path`,
-/// readable and writable by its owner only.
-pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
+/// A `sockaddr_un` for the path `path` and its length; `InvalidInput` if the path
+/// does not fit.
+fn path_addr(path: &std::path::Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_os_str().as_bytes();
     // SAFETY: sockaddr_un is a plain C struct; zero is valid.
@@ -65,17 +65,29 @@ pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
     for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
+    let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    Ok((sun, len))
+}
+
+/// A new `AF_UNIX` `SOCK_SEQPACKET` socket (close-on-exec) with `flags`.
+fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2).
     let fd = cvt(unsafe {
         libc::socket(
             libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | flags,
             0,
         )
     })?;
     // SAFETY: a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Creates a non-blocking `AF_UNIX` `SOCK_SEQPACKET` socket listening at `path`,
+/// readable and writable by its owner only.
+pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let (sun, len) = path_addr(path)?;
+    let fd = seqpacket(libc::SOCK_NONBLOCK)?;
     // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
     cvt(unsafe {
         libc::bind(
@@ -91,26 +103,8 @@ pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
 
 /// A blocking `SOCK_SEQPACKET` connection to the path-named socket `path`.
 pub fn connect_seqpacket(path: &std::path::Path) -> io::Result<OwnedFd> {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is a plain C struct; zero is valid.
-    let mut sun: libc::sockaddr_un = unsafe { zeroed() };
-    if bytes.len() >= sun.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("socket path too long: {}", path.display()),
-        ));
-    }
-    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in sun.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: plain socket(2).
-    let fd =
-        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = (size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    let (sun, len) = path_addr(path)?;
+    let fd = seqpacket(0)?;
     // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
     cvt(unsafe {
         libc::connect(
