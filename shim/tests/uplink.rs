@@ -402,6 +402,22 @@ fn published_ports_reach_the_container(mode: Mode) {
         format!("one accepted={WORLD} peer={WORLD} name=10.0.2.100:80 domain=inet")
     );
     assert_eq!(udp, format!("one q from={WORLD} {HOST} 5353"));
+    // A client on the host's own loopback is not the container's loopback: it is
+    // the gateway inside, and it still gets its answers.
+    let tcp = w.host.sh(
+        "python3 -c \"import socket; c=socket.create_connection(('127.0.0.1', 8080), timeout=2); print(c.makefile().readline().strip())\"",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&tcp.stdout).trim(),
+        "one accepted=10.0.2.2 peer=10.0.2.2 name=10.0.2.100:80 domain=inet"
+    );
+    let udp = w.host.sh(
+        "python3 -c \"import socket; u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2); u.sendto(b'q', ('127.0.0.1', 5353)); d, a = u.recvfrom(100); print(d.decode(), a[0], a[1])\"",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&udp.stdout).trim(),
+        "one q from=10.0.2.2 127.0.0.1 5353"
+    );
 }
 
 in_both_modes!(

@@ -304,7 +304,7 @@ unsafe fn name_call(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: b
         // A host socket of the uplink's fast path: its name is the container's
         // (the stack answers for its inode; for any other socket it says
         // NOT_STANDIN and the kernel answers).
-        None if !peer && conn::active() => match sys::socket_inode(fd) {
+        None if conn::active() => match sys::socket_inode(fd) {
             Some(ino) => ino,
             None => return native(),
         },

@@ -717,8 +717,9 @@ fn accept<D: Device>(cx: &mut Cx<'_, '_, D>, flags: i32) -> Result<Outcome, Fail
 fn name<D: Device>(cx: &mut Cx<'_, '_, D>, peer: bool) -> Result<Outcome, Fail> {
     let s = match cx.held(cx.call.int(0))? {
         // The host socket's name is the container's address (the stack keeps it);
-        // its peer is the kernel's answer.
-        Held::Host(h) if !peer => h,
+        // its peer is the kernel's answer, but for a client on the host's loopback
+        // (the gateway inside): the stack says which.
+        Held::Host(h) => h,
         held => match cx.standin_of(held)? {
             Some(s) => s,
             None => return Ok(Outcome::Continue),

@@ -430,6 +430,10 @@ fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) ->
                 ..Answer::ok()
             },
             Request::GetSockName => Answer::with_addr(h.domain, h.local),
+            Request::GetPeerName => match h.peer {
+                Some(p) => Answer::with_addr(h.domain, p),
+                None => Answer::not_standin(),
+            },
             _ => Answer::not_standin(),
         };
     }

@@ -71,6 +71,9 @@ struct Flow {
     mapped: Option<(SocketAddr, IpAddr)>,
     /// A published UDP port's socket: never closed for idleness or room.
     pinned: bool,
+    /// A client on the host's own loopback that sent here: the container sees it
+    /// as the gateway (its loopback is its own), and may answer it, at that port.
+    loopback_peer: Option<SocketAddr>,
 }
 
 /// Counters of the uplink device.
@@ -225,6 +228,7 @@ impl Inner {
         };
         let mut got = None;
         let mut more = true;
+        let mut learned = None;
         self.rx.push_filled(|buf| {
             let (head, body) = match key {
                 FlowKey::Udp(_) => {
@@ -253,6 +257,11 @@ impl Inner {
             // container used.
             let from_ip = match mapped {
                 Some((host, container)) if same_ip(host.ip(), from.ip()) => container,
+                // A client on the host's loopback is not the container's own.
+                _ if is_loopback(from.ip()) => {
+                    learned = Some(from);
+                    gateway(v6)
+                }
                 _ => from.ip(),
             };
             let from_ip = match (from_ip, v6) {
@@ -277,6 +286,9 @@ impl Inner {
             self.up.received += 1;
             if let Some(Some(f)) = self.flows.get_mut(i) {
                 f.last = now;
+                if learned.is_some() {
+                    f.loopback_peer = learned;
+                }
             }
         }
         more
@@ -345,6 +357,7 @@ impl Inner {
             last: now,
             mapped: None,
             pinned,
+            loopback_peer: None,
         };
         self.poll
             .registry()
@@ -386,7 +399,15 @@ impl Inner {
                 return;
             }
         };
-        let host_dst = match self.uplink.destination(dst) {
+        // An answer to a client on the host's loopback (seen as the gateway): to
+        // that client only, at its port.
+        let to_loopback_peer = self
+            .by_key
+            .get(&key)
+            .and_then(|&i| self.flows[i].as_ref())
+            .and_then(|f| f.loopback_peer)
+            .filter(|p| dst.ip() == gateway(dst.is_ipv6()) && dst.port() == p.port());
+        let host_dst = match to_loopback_peer.map_or_else(|| self.uplink.destination(dst), Ok) {
             Ok(d) => d,
             Err(r) => {
                 log::debug!("uplink: {dst} refused ({r:?})");
@@ -443,6 +464,25 @@ impl Inner {
             FlowKey::Echo(..) => {}
             FlowKey::Udp(_) => log::warn!("uplink: cannot open a host UDP socket: {e}"),
         }
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        IpAddr::V4(v4) => v4.is_loopback(),
+    }
+}
+
+/// The uplink's gateway of a family: what a client on the host's loopback looks
+/// like from inside.
+pub(crate) fn gateway(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(super::GATEWAY6)
+    } else {
+        IpAddr::V4(super::GATEWAY4)
     }
 }
 

@@ -51,6 +51,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+/// The uplink's gateway of a family (what a client on the host's own loopback
+/// looks like from inside).
+pub fn gateway_of(v6: bool) -> IpAddr {
+    device::gateway(v6)
+}
+
 /// The container's IPv4 address on the uplink (slirp4netns's default).
 pub const ADDR4: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 100);
 /// The uplink's IPv4 gateway.

@@ -32,6 +32,10 @@ pub struct Handed {
     /// What `getsockname` answers: the container's address and the host socket's
     /// port.
     pub local: SocketAddr,
+    /// What `getpeername` answers where it is not the kernel's: a client on the
+    /// host's loopback is the uplink's gateway inside (the container's loopback is
+    /// its own).
+    pub peer: Option<SocketAddr>,
 }
 
 /// Host sockets handed to programs, by inode (bounded: the oldest entries go).
@@ -129,6 +133,20 @@ impl Sockets {
         };
         let domain = s.domain;
         let local = SocketAddr::new(mine, port);
+        // A client on the host's own loopback must not look like the container's
+        // (services trust their loopback): through the uplink it is the gateway.
+        let from_host_loopback = match peer.ip() {
+            std::net::IpAddr::V4(a) => a.is_loopback(),
+            std::net::IpAddr::V6(a) => a
+                .to_ipv4_mapped()
+                .map_or(a.is_loopback(), |v| v.is_loopback()),
+        };
+        let rewritten = (from_host_loopback && ifs.uplink().is_some()).then(|| {
+            let v4 = peer.is_ipv4()
+                || matches!(peer.ip(), std::net::IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
+            SocketAddr::new(crate::uplink::gateway_of(!v4), peer.port())
+        });
+        let peer = rewritten.unwrap_or(peer);
         let peer = match (domain, peer) {
             (Domain::Inet6, SocketAddr::V4(a)) => {
                 SocketAddr::new(std::net::IpAddr::V6(a.ip().to_ipv6_mapped()), a.port())
@@ -154,7 +172,14 @@ impl Sockets {
             return Err(conn);
         };
         l.published.push_back((record, conn));
-        self.tcp.handed.insert(ino, Handed { domain, local });
+        self.tcp.handed.insert(
+            ino,
+            Handed {
+                domain,
+                local,
+                peer: rewritten.map(|_| peer),
+            },
+        );
         log::debug!("published port {port}: {peer} -> listener {}", id.index());
         Ok(())
     }
@@ -230,6 +255,7 @@ impl Sockets {
             Handed {
                 domain,
                 local: SocketAddr::new(local_ip, port),
+                peer: None,
             },
         );
         log::debug!(
