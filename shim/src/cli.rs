@@ -83,11 +83,43 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
         )]
         command: Vec<std::ffi::OsString>,
     },
+    /// L2 segments between containers: `netcell net create NAME`, then `netcell run
+    /// --net NAME --addr CIDR -- CMD` in each container; `netcell net ls`, `rm`.
+    Net {
+        #[command(subcommand)]
+        cmd: NetCmd,
+        /// Where nets live (default: next to the containers' directories).
+        #[arg(long, value_name = "DIR", global = true)]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
+    /// (internal) The holder of a net's namespaces.
+    #[command(name = "__net-holder", hide = true)]
+    NetHolder {
+        name: String,
+        dir: std::path::PathBuf,
+    },
     /// (internal) The process that starts `netcell exec`'s programs inside a container.
     #[command(name = "__zygote", hide = true)]
     Zygote {
         /// Its socket to netcell.
         fd: i32,
+    },
+}
+
+/// `netcell net` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum NetCmd {
+    /// Make a net: a bridge in a user and network namespace of your own.
+    Create {
+        /// Its name.
+        name: String,
+    },
+    /// List nets.
+    Ls,
+    /// Remove a net (its bridge goes once its containers end).
+    Rm {
+        /// Its name.
+        name: String,
     },
 }
 
@@ -344,7 +376,7 @@ fn parse_name(s: &str) -> Result<String, String> {
 
 /// Options of `netcell run`.
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("eth").args(["tap", "tap_fd"]).multiple(false)))]
+#[command(group(clap::ArgGroup::new("eth").args(["tap", "tap_fd", "net"]).multiple(false)))]
 pub struct RunArgs {
     /// Name of the container (in logs and in its runtime directory's name).
     #[arg(long, value_parser = parse_name)]
@@ -353,6 +385,11 @@ pub struct RunArgs {
     /// TAP device to use as the container's eth0 (attached to if it exists, created otherwise).
     #[arg(long, value_name = "IFNAME")]
     pub tap: Option<String>,
+
+    /// Attach the container to net NAME (`netcell net create NAME`): its eth0 is a
+    /// TAP on the net's bridge, shared with the other containers on it.
+    #[arg(long, value_name = "NAME")]
+    pub net: Option<String>,
 
     /// An inherited descriptor already attached to a TAP device (opened by a privileged
     /// helper: /dev/net/tun, TUNSETIFF with IFF_TAP | IFF_NO_PI), used as eth0 instead

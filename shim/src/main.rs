@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod net;
 mod owner;
 mod preload_lib;
 mod run;
@@ -42,6 +43,15 @@ fn main() {
             command,
         } => owner::exec(&owner::base_dir(runtime_dir.as_deref()), &name, &command),
         cli::Command::Zygote { fd } => Ok(zygote::main(fd)),
+        cli::Command::Net { cmd, runtime_dir } => {
+            let base = net::base_dir(runtime_dir.as_deref());
+            match cmd {
+                cli::NetCmd::Create { name } => net::create(&base, &name),
+                cli::NetCmd::Ls => net::ls(&base),
+                cli::NetCmd::Rm { name } => net::rm(&base, &name),
+            }
+        }
+        cli::Command::NetHolder { name, dir } => net::holder_main(&name, &dir),
     };
     let code = match r {
         Ok(code) => code,

@@ -388,6 +388,15 @@ fn kill_all_children() {
 
 /// Runs a container; returns the exit code for the process.
 pub fn run(args: RunArgs) -> Result<i32, String> {
+    let mut args = args;
+    if let Some(net) = args.net.clone() {
+        // Before anything else: netcell is single-threaded only now. The
+        // directories are found from outside the net's user namespace.
+        let base = crate::owner::base_dir(args.runtime_dir.as_deref());
+        args.runtime_dir = base.parent().map(Path::to_path_buf);
+        crate::net::join(&crate::net::base_dir(args.runtime_dir.as_deref()), &net)?;
+        args.tap = Some(format!("nc{}", std::process::id()));
+    }
     let name = args
         .name
         .clone()
@@ -440,9 +449,28 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                 Some(fd) => TapDevice::adopt(fd, &cfg),
                 None => TapDevice::open(&cfg),
             }
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match &args.net {
+                // In the net's namespace netcell holds CAP_NET_ADMIN: what fails is
+                // the device node's permission.
+                Some(net) => format!(
+                    "cannot make a TAP device on net '{net}': {e}. netcell is root of the \
+                     net's namespace, so the kernel would allow it, but /dev/net/tun is not \
+                     open to your user here (mode {}): ask root for `chmod 0666 /dev/net/tun` \
+                     (as most distributions ship it), or run as root",
+                    std::fs::metadata("/dev/net/tun")
+                        .map(|m| format!(
+                            "{:o}",
+                            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777
+                        ))
+                        .unwrap_or_else(|_| "unknown".into())
+                ),
+                None => e.to_string(),
+            })?;
             if args.addr.is_empty() {
                 log::warn!("{}: no --addr given, eth0 has no address", dev.name());
+            }
+            if args.net.is_some() {
+                crate::net::attach(dev.name())?;
             }
             Some((
                 Link::Tap(dev),
@@ -469,7 +497,6 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         let policy = dev.uplink();
         stack.set_uplink(policy);
     }
-    let mut args = args;
     if args.dhcp() {
         let lease = wait_for_lease(&mut stack, std::time::Duration::from_secs(10))?;
         if args.dns.is_empty() {

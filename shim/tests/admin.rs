@@ -495,3 +495,70 @@ fn an_unprivileged_program_cannot_change_the_network() {
         assert!(err.contains("Operation not permitted"), "{err}");
     }
 }
+
+/// `netcell net`: two containers on one net (a bridge in a user and network
+/// namespace of the user's) exchange TCP, UDP and multicast at L2; `net rm`
+/// removes it.
+#[test]
+fn containers_on_one_net_exchange_tcp_udp_and_multicast() {
+    require_root!();
+    let name = unique("n");
+    let nc = |args: &[&str]| {
+        std::process::Command::new(netcell())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = nc(&["net", "create", &name]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = String::from_utf8_lossy(&nc(&["net", "ls"]).stdout).into_owned();
+    assert!(listed.contains(&name), "{listed}");
+    let server = r#"
+import socket, struct
+l = socket.socket(); l.bind(("0.0.0.0", 8080)); l.listen()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5000))
+m = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); m.bind(("0.0.0.0", 5001))
+m.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4s", socket.inet_aton("239.9.9.9"), socket.inet_aton("10.99.0.2")))
+print("ready", flush=True)
+c, a = l.accept(); c.sendall(b"tcp " + a[0].encode()); c.close()
+d, a = u.recvfrom(100); u.sendto(b"udp " + d, a)
+m.settimeout(10)
+d, a = m.recvfrom(100); print("multicast", d.decode(), a[0], flush=True)
+"#;
+    let srv = Container::new(Mode::Seccomp)
+        .args(["--net", &name, "--addr", "10.99.0.2/24"])
+        .exec(["/usr/bin/python3", "-c", server])
+        .spawn();
+    let client = r#"
+import socket, time
+for i in range(100):
+    try:
+        c = socket.create_connection(("10.99.0.2", 8080), timeout=2); break
+    except OSError:
+        time.sleep(0.1)
+print(c.recv(100).decode())
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+u.sendto(b"x", ("10.99.0.2", 5000)); print(u.recvfrom(100)[0].decode())
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("10.99.0.3"))
+for i in range(3):
+    s.sendto(b"mc", ("239.9.9.9", 5001)); time.sleep(0.2)
+"#;
+    let (st, out, err) = Container::new(Mode::Preload)
+        .args(["--net", &name, "--addr", "10.99.0.3/24"])
+        .exec(["/usr/bin/python3", "-c", client])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["tcp 10.99.0.3", "udp x"],
+        "{err}"
+    );
+    let (st, out, err) = srv.wait_output(T);
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.contains("multicast mc 10.99.0.3"), "{out}\n{err}");
+    let o = nc(&["net", "rm", &name]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed = String::from_utf8_lossy(&nc(&["net", "ls"]).stdout).into_owned();
+    assert!(!listed.contains(&name), "{listed}");
+}

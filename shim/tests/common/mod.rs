@@ -359,10 +359,9 @@ impl<'a> Container<'a> {
         }
         // Tests stay off the host's network unless they ask for the uplink: no
         // packet of theirs may leave for an address they did not create.
-        let chosen = self
-            .args
-            .iter()
-            .any(|a| ["--tap", "--tap-fd", "--uplink"].contains(&a.to_str().unwrap_or("")));
+        let chosen = self.args.iter().any(|a| {
+            ["--tap", "--tap-fd", "--uplink", "--net"].contains(&a.to_str().unwrap_or(""))
+        });
         if !chosen {
             c.args(["--uplink", "none"]);
         }

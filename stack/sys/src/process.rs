@@ -84,6 +84,15 @@ pub fn pidfd_running(pidfd: BorrowedFd<'_>) -> bool {
     crate::fd::poll_now(pidfd, libc::POLLIN) & libc::POLLIN == 0
 }
 
+/// Joins the user and network namespaces of process `pid` (this process must be
+/// single-threaded, and may join the user namespace: its owner).
+pub fn join_user_and_net(pid: u32) -> io::Result<()> {
+    let pidfd = pidfd_open(pid)?;
+    // SAFETY: setns with a pidfd and namespace flags; no memory is passed.
+    cvt(unsafe { libc::setns(pidfd.as_raw_fd(), libc::CLONE_NEWUSER | libc::CLONE_NEWNET) })?;
+    Ok(())
+}
+
 /// The parent pid of `pid` (`PPid` in `/proc/PID/status`).
 pub fn parent_of(pid: i32) -> Option<i32> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
