@@ -56,13 +56,20 @@ fn holder(base: &Path, name: &str) -> Option<u32> {
         .trim()
         .parse()
         .ok()?;
-    // Alive and ours: its command line names this net.
+    // Alive and ours: its command line names this net, and it runs under no
+    // seccomp filter (a program in a container that wrote a pid file of its own
+    // must not draw containers onto a segment it controls).
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let wanted = format!("__net-holder\0{name}\0");
-    cmdline
-        .windows(wanted.len())
-        .any(|w| w == wanted.as_bytes())
-        .then_some(pid)
+    if !cmdline.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let filtered = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .is_some_and(|v| v.trim() != "0");
+    (!filtered).then_some(pid)
 }
 
 /// `netcell net create NAME`.
