@@ -61,7 +61,10 @@ fn holder(base: &Path, name: &str) -> Option<u32> {
     // must not draw containers onto a segment it controls).
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let wanted = format!("__net-holder\0{name}\0");
-    if !cmdline.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+    if !cmdline
+        .windows(wanted.len())
+        .any(|w| w == wanted.as_bytes())
+    {
         return None;
     }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
