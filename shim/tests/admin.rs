@@ -511,6 +511,16 @@ fn containers_on_one_net_exchange_tcp_udp_and_multicast() {
     };
     let o = nc(&["net", "create", &name]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Removed also when the test fails.
+    struct Net(String);
+    impl Drop for Net {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(netcell())
+                .args(["net", "rm", &self.0])
+                .output();
+        }
+    }
+    let _net = Net(name.clone());
     let listed = String::from_utf8_lossy(&nc(&["net", "ls"]).stdout).into_owned();
     assert!(listed.contains(&name), "{listed}");
     let server = r#"
