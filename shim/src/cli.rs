@@ -53,7 +53,7 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
         #[arg(long, value_name = "DIR")]
         runtime_dir: Option<std::path::PathBuf>,
     },
-    /// A running container's counters: per device packets, bytes, drops and errors,
+    /// A running container's counters: per device packets, bytes and errors,
     /// sockets by state, uplink flows.
     Stats {
         /// The container's name (see `netcell ls`).
