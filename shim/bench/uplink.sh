@@ -18,6 +18,7 @@ tmp=$(mktemp -d); chmod 755 "$tmp"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$tmp/pasta.pid" ] && kill "$(cat "$tmp/pasta.pid")" 2>/dev/null || true
   ip netns del "$W" 2>/dev/null || true
   ip netns del "$H" 2>/dev/null || true
   rm -rf "$tmp"
@@ -65,7 +66,8 @@ fi
 if command -v pasta >/dev/null; then
   ip netns exec "$H" unshare -Urn sleep 100000 & ns=$!; pids+=($ns)
   sleep 0.3
-  ip netns exec "$H" pasta --runas 0 --no-map-gw --config-net "$ns" >/dev/null 2>&1 || true
+  # pasta daemonizes: its pid file lets the cleanup stop it.
+  ip netns exec "$H" pasta --runas 0 --no-map-gw --pid "$tmp/pasta.pid" --config-net "$ns" >/dev/null 2>&1 || true
   sleep 1
   if [[ $(nsenter --preserve-credentials -U -n -t "$ns" ip route) == *default* ]]; then
     measure pasta nsenter --preserve-credentials -U -n -t "$ns"
