@@ -738,3 +738,51 @@ fn ipv6_through_the_uplink() {
     assert!(st.success(), "{out}\n{err}");
     assert_eq!(out, "hello over IPv6\n");
 }
+
+/// A flood of UDP source ports cannot make netcell hold a host socket for each:
+/// flows stop at `--max-uplink-flows` (the oldest make room), and the datagrams
+/// still go out.
+#[test]
+fn a_flood_of_udp_flows_stays_within_the_limit() {
+    require_root!();
+    need("dnsmasq");
+    let w = World::new();
+    let script = format!(
+        "import socket, time\n\
+         socks = []\n\
+         for i in range(120):\n    \
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n    \
+             s.sendto(b'f', ('{WORLD}', {ECHO}))\n    \
+             socks.append(s)\n\
+         last = socks[-1]; last.settimeout(5)\n\
+         print('echo', last.recvfrom(10)[0].decode(), flush=True)\n\
+         time.sleep(3)\n"
+    );
+    let c = w
+        .container(Mode::Seccomp)
+        .args(["--max-uplink-flows", "16"])
+        .exec(["/usr/bin/python3", "-c", &script])
+        .spawn();
+    // The host namespace's UDP sockets are netcell's flows (the world's servers
+    // live in the other namespace).
+    let mut most = 0;
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let o = w
+            .host
+            .sh("tail -n +2 /proc/net/udp /proc/net/udp6 | grep -c ':'");
+        let n: usize = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        most = most.max(n);
+    }
+    let (st, out, err) = c.wait_output(T);
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(out.trim(), "echo f", "{err}");
+    assert!(most > 0, "no flow seen");
+    assert!(
+        most <= 16,
+        "{most} host UDP sockets for flows limited to 16"
+    );
+}

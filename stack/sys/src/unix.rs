@@ -268,25 +268,9 @@ pub fn recv_record_fd(
 /// Sets `SO_SNDBUF` (the kernel doubles it); as root, `SO_SNDBUFFORCE` lifts the
 /// sysctl limit.
 pub fn set_sndbuf(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<()> {
-    let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    let len = size_of::<libc::c_int>() as libc::socklen_t;
-    let p = (&v as *const libc::c_int).cast();
-    // SAFETY: `v` is a valid int for the duration of the call.
-    if unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUFFORCE,
-            p,
-            len,
-        )
-    } == 0
-    {
-        return Ok(());
-    }
-    // SAFETY: as above.
-    cvt(unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, p, len) })
-        .map(|_| ())
+    let v = (bytes.min(i32::MAX as usize) as libc::c_int).to_ne_bytes();
+    setsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &v)
+        .or_else(|_| setsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &v))
 }
 
 /// `send(2)` with `MSG_DONTWAIT | MSG_NOSIGNAL`.
@@ -628,18 +612,12 @@ pub fn at_mark(fd: BorrowedFd<'_>) -> bool {
 /// Turns `SO_OOBINLINE` on: the socket's out-of-band byte is read in line (and
 /// a read stops before it).
 pub fn set_oobinline(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let v: libc::c_int = 1;
-    // SAFETY: `v` is a valid int for the duration of the call.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_OOBINLINE,
-            (&v as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
+    setsockopt_raw(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_OOBINLINE,
+        &1i32.to_ne_bytes(),
+    )
 }
 
 /// Bytes waiting to be read (`FIONREAD`).
@@ -749,21 +727,10 @@ pub fn listen(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {
 /// Sets `SO_LINGER` to {on, 0 s}: closing the socket's last descriptor resets its
 /// connection instead of finishing it.
 pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: a valid linger struct and its size.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            size_of::<libc::linger>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
+    // struct linger { int l_onoff = 1; int l_linger = 0; }
+    let mut l = [0u8; 8];
+    l[..4].copy_from_slice(&1i32.to_ne_bytes());
+    setsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_LINGER, &l)
 }
 
 #[cfg(test)]
