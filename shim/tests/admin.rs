@@ -572,3 +572,31 @@ for i in range(3):
     let listed = String::from_utf8_lossy(&nc(&["net", "ls"]).stdout).into_owned();
     assert!(!listed.contains(&name), "{listed}");
 }
+
+/// Netlink sockets are limited per container (64): past that, socket() fails
+/// with ENOBUFS, and closing some makes room again.
+fn netlink_sockets_are_limited(mode: Mode) {
+    let script = r#"
+import socket, errno
+held = []
+try:
+    for i in range(200):
+        held.append(socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+except OSError as e:
+    print(len(held), errno.errorcode[e.errno])
+for s in held[:10]:
+    s.close()
+print(len(socket.if_nameindex()) > 0)
+"#;
+    let (st, out, err) = Container::new(mode)
+        .exec(["/usr/bin/python3", "-c", script])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["64 ENOBUFS", "True"],
+        "{err}"
+    );
+}
+
+in_both_modes!(netlink_sockets_are_limited);
