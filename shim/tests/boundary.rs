@@ -271,8 +271,10 @@ while True:
     // The container waits until netcell's descriptor limit is down to what it
     // holds, then opens sockets (none can be made) and tries the host socket and the
     // interface ioctls, which netcell cannot inspect without a descriptor.
+    let ready = dir.path("ready");
     let script = format!(
-        "while [ ! -e {f} ]; do sleep 0.05; done; exec {bin} exhaust {port}",
+        ": > {r}; while [ ! -e {f} ]; do sleep 0.05; done; exec {bin} exhaust {port}",
+        r = ready.display(),
         f = flag.display(),
         bin = stat.display()
     );
@@ -289,13 +291,14 @@ while True:
         .args(["run", "--uplink", "none", "--", "sh", "-c", &script])
         .env_remove("XDG_RUNTIME_DIR");
     let (p, mut stdout, pid) = spawn_with_pid(&mut c);
-    // No descriptor left: the limit is what netcell holds once it serves the
-    // container.
-    std::thread::sleep(Duration::from_millis(300));
-    let held = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    limit_descriptors(pid, held);
+    // No descriptor left: once the container has started (it made its file), the
+    // limit drops below every descriptor number netcell could still take.
+    let t0 = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(t0.elapsed() < T, "the container did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    limit_descriptors(pid, 3);
     std::fs::write(&flag, "").unwrap();
     let mut out = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();

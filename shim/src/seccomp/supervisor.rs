@@ -132,21 +132,23 @@ impl Supervisor {
 
     /// Serves every waiting notification of listener `idx` (0: the command's).
     pub fn on_notifications<D: Device>(&mut self, stack: &mut Stack<D>, idx: usize) {
-        let Some(l) = self.listeners.get(idx) else {
-            return;
-        };
-        let l = match l.try_clone() {
-            Ok(l) => l,
-            Err(_) => return,
-        };
-        while kernel::pending(l.as_fd()) {
+        // The listener is borrowed afresh for each receive (not duplicated: a
+        // netcell at its descriptor limit must still serve, and a pending
+        // notification left unserved would never wake the edge-triggered loop).
+        loop {
+            let Some(l) = self.listeners.get(idx) else {
+                return;
+            };
+            if !kernel::pending(l.as_fd()) {
+                return;
+            }
             match kernel::recv(l.as_fd()) {
                 Ok(n) => self.serve(stack, n, idx, None),
                 // The target died between the poll and the receive.
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(e) => {
                     log::warn!("seccomp: cannot receive a notification: {e}");
-                    break;
+                    return;
                 }
             }
         }

@@ -459,10 +459,20 @@ fn run_ok(cmd: &str) {
 }
 
 /// A process started by a test; its whole process group is stopped on drop.
+///
+/// A watchdog kills the group after [`WATCHDOG`] if the test has not stopped it
+/// by then: a hung netcell then fails its test (the test's reads of the group's
+/// output end) instead of stalling the whole run.
 pub struct Proc {
     pub child: Child,
     stopped: bool,
+    /// Set (under its lock) once the group is stopped; the watchdog kills only
+    /// while it is clear, so it never signals a reused process group.
+    done: std::sync::Arc<std::sync::Mutex<bool>>,
 }
+
+/// How long a process started by a test may live.
+pub const WATCHDOG: Duration = Duration::from_secs(300);
 
 impl Proc {
     pub fn spawn(cmd: &mut Command) -> Proc {
@@ -471,9 +481,29 @@ impl Proc {
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let done = std::sync::Arc::new(std::sync::Mutex::new(false));
+        let pgid = child.id() as i32;
+        let watch = done.clone();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            while t0.elapsed() < WATCHDOG {
+                std::thread::sleep(Duration::from_millis(500));
+                if *watch.lock().unwrap_or_else(|e| e.into_inner()) {
+                    return;
+                }
+            }
+            let done = watch.lock().unwrap_or_else(|e| e.into_inner());
+            if !*done {
+                eprintln!("watchdog: process group {pgid} still ran after {WATCHDOG:?}: killed");
+                // SAFETY: signalling the process group this test created and has
+                // not reaped (`done` is clear and its lock held).
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        });
         Proc {
             child,
             stopped: false,
+            done,
         }
     }
 
@@ -487,6 +517,7 @@ impl Proc {
         loop {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
                 self.stopped = true;
+                *self.done.lock().unwrap_or_else(|e| e.into_inner()) = true;
                 let mut out = String::new();
                 let mut err = String::new();
                 if let Some(mut o) = self.child.stdout.take() {
@@ -509,6 +540,10 @@ impl Proc {
     pub fn stop(&mut self) {
         if !self.stopped {
             self.stopped = true;
+            // The watchdog stays away while the group is signalled and reaped.
+            let done = self.done.clone();
+            let mut guard = done.lock().unwrap_or_else(|e| e.into_inner());
+            *guard = true;
             let pgid = self.child.id() as i32;
             // SAFETY: signalling the process group this test created.
             unsafe {
