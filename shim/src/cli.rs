@@ -161,8 +161,24 @@ fn parse_addr(s: &str) -> Result<AddrArg, String> {
     parse_cidr(s).map(AddrArg::Static)
 }
 
-impl RunArgs {
-    /// The static `--addr`s.
+/// The settings of one L2 device: an `--tap`/`--tap-fd`'s own options, or, for
+/// `eth0`, the stand-alone `--addr`, `--gateway`, `--mtu` and `--mac`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DevOpts {
+    /// Its `addr=`s.
+    pub addr: Vec<AddrArg>,
+    /// Its `gateway=`s.
+    pub gateway: Vec<IpAddress>,
+    /// Its `mtu=`.
+    pub mtu: Option<usize>,
+    /// Its `mac=`.
+    pub mac: Option<EthernetAddress>,
+    /// Its `name=`: the interface's name inside the container.
+    pub name: Option<String>,
+}
+
+impl DevOpts {
+    /// The static addresses.
     pub fn static_addrs(&self) -> Vec<IpCidr> {
         self.addr
             .iter()
@@ -173,14 +189,121 @@ impl RunArgs {
             .collect()
     }
 
-    /// Whether `--addr dhcp` was given.
+    /// Whether `dhcp` is among the addresses.
     pub fn dhcp(&self) -> bool {
         self.addr.contains(&AddrArg::Dhcp)
     }
 
-    /// Whether `--addr slaac` was given.
+    /// Whether `slaac` is among the addresses.
     pub fn slaac(&self) -> bool {
         self.addr.contains(&AddrArg::Slaac)
+    }
+
+    /// Adds `more` (the stand-alone options, for eth0); an option given both
+    /// ways is an error.
+    pub fn merge(&mut self, more: DevOpts) -> Result<(), String> {
+        if self.mtu.is_some() && more.mtu.is_some() {
+            return Err("eth0's MTU is given twice (--mtu and mtu=); give one".into());
+        }
+        if self.mac.is_some() && more.mac.is_some() {
+            return Err("eth0's MAC address is given twice (--mac and mac=); give one".into());
+        }
+        self.addr.extend(more.addr);
+        self.gateway.extend(more.gateway);
+        self.mtu = self.mtu.or(more.mtu);
+        self.mac = self.mac.or(more.mac);
+        Ok(())
+    }
+}
+
+/// A device argument: `DEV[,KEY=VALUE]...` (see [`parse_tap`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DevArg<T> {
+    /// The device: a TAP's name or an inherited descriptor.
+    pub dev: T,
+    /// Its own settings.
+    pub opts: DevOpts,
+}
+
+/// The keys a device argument takes.
+const DEV_KEYS: &str = "addr=CIDR|dhcp|slaac, gateway=IP, mtu=N, mac=MAC, name=IFNAME";
+
+fn parse_dev_opts(rest: &str) -> Result<DevOpts, String> {
+    let mut o = DevOpts::default();
+    for part in rest.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("'{part}' is not KEY=VALUE (keys: {DEV_KEYS})"))?;
+        match k {
+            "addr" => o.addr.push(parse_addr(v)?),
+            "gateway" | "gw" => o.gateway.push(parse_ip(v)?),
+            "mtu" if o.mtu.is_none() => o.mtu = Some(parse_mtu(v)?),
+            "mac" if o.mac.is_none() => o.mac = Some(parse_mac(v)?),
+            "name" if o.name.is_none() => o.name = Some(parse_ifname(v)?),
+            "mtu" | "mac" | "name" => return Err(format!("{k}= is given twice")),
+            _ => return Err(format!("unknown key '{k}' (keys: {DEV_KEYS})")),
+        }
+    }
+    Ok(o)
+}
+
+/// An interface name as Linux takes it: 1 to 15 bytes, no '/', ':' or space.
+fn parse_ifname(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() < 16
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', ':', ',', '='])
+        && !s.chars().any(char::is_whitespace);
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{s}' is not an interface name (1 to 15 bytes, no '/', ':', ',', '=' or spaces)"
+        ))
+    }
+}
+
+/// `--tap IFNAME[,KEY=VALUE]...`.
+pub fn parse_tap(s: &str) -> Result<DevArg<String>, String> {
+    let (dev, rest) = s.split_once(',').unwrap_or((s, ""));
+    Ok(DevArg {
+        dev: parse_ifname(dev)?,
+        opts: parse_dev_opts(rest)?,
+    })
+}
+
+/// `--tap-fd FD[,KEY=VALUE]...`.
+pub fn parse_tap_fd(s: &str) -> Result<DevArg<i32>, String> {
+    let (dev, rest) = s.split_once(',').unwrap_or((s, ""));
+    let fd = dev
+        .parse::<i32>()
+        .ok()
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| format!("'{dev}' is not a file descriptor number"))?;
+    Ok(DevArg {
+        dev: fd,
+        opts: parse_dev_opts(rest)?,
+    })
+}
+
+impl RunArgs {
+    /// The stand-alone device options (eth0's).
+    pub fn eth0_opts(&self) -> DevOpts {
+        DevOpts {
+            addr: self.addr.clone(),
+            gateway: self.gateway.clone(),
+            mtu: self.mtu,
+            mac: self.mac,
+            name: None,
+        }
+    }
+
+    /// Whether some device takes its address by DHCP.
+    pub fn dhcp(&self) -> bool {
+        self.addr.contains(&AddrArg::Dhcp)
+            || self.tap.iter().any(|t| t.opts.dhcp())
+            || self.tap_fd.iter().any(|t| t.opts.dhcp())
     }
 }
 
@@ -382,9 +505,14 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_name)]
     pub name: Option<String>,
 
-    /// TAP device to use as the container's eth0 (attached to if it exists, created otherwise).
-    #[arg(long, value_name = "IFNAME")]
-    pub tap: Option<String>,
+    /// A TAP device for the container (attached to if it exists, created
+    /// otherwise): the first is eth0, the next eth1, and so on (up to 8). The
+    /// device's own settings follow its name, comma-separated:
+    /// `--tap tap1,addr=10.1.0.2/24,addr=fd01::2/64,gateway=10.1.0.1,mtu=9000,mac=02:00:00:00:00:01,name=wan`
+    /// (`addr` and `gateway` repeat). The stand-alone --addr, --gateway, --mtu and
+    /// --mac are eth0's.
+    #[arg(long, value_name = "IFNAME[,KEY=VALUE]...", value_parser = parse_tap)]
+    pub tap: Vec<DevArg<String>>,
 
     /// Attach the container to net NAME (`netcell net create NAME`): its eth0 is a
     /// TAP on the net's bridge, shared with the other containers on it.
@@ -394,8 +522,9 @@ pub struct RunArgs {
     /// An inherited descriptor already attached to a TAP device (opened by a privileged
     /// helper: /dev/net/tun, TUNSETIFF with IFF_TAP | IFF_NO_PI), used as eth0 instead
     /// of --tap: for users who may not open /dev/net/tun.
-    #[arg(long, value_name = "FD")]
-    pub tap_fd: Option<i32>,
+    /// Repeatable, with the same per-device settings as --tap: `--tap-fd 3,addr=...`.
+    #[arg(long, value_name = "FD[,KEY=VALUE]...", value_parser = parse_tap_fd)]
+    pub tap_fd: Vec<DevArg<i32>>,
 
     /// The container's way out without a TAP. `host` (the default when neither --tap
     /// nor --tap-fd is given): eth0 is 10.0.2.100/24 and fd00::100/64 with gateways
@@ -438,9 +567,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "IP", value_parser = parse_ip, requires = "eth")]
     pub gateway: Vec<IpAddress>,
 
-    /// MTU of eth0 (68 to 65520).
-    #[arg(long, value_name = "N", default_value = "1500", value_parser = parse_mtu)]
-    pub mtu: usize,
+    /// MTU of eth0 (68 to 65520; default 1500).
+    #[arg(long, value_name = "N", value_parser = parse_mtu, requires = "eth")]
+    pub mtu: Option<usize>,
 
     /// MAC address of eth0 (default: random, locally administered).
     #[arg(long, value_parser = parse_mac, requires = "eth")]

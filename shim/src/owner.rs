@@ -311,8 +311,9 @@ impl OwnerServer {
             format!("\"name\":{}", json_str(&self.id.name)),
             format!("\"lo\":{}", dev(stack.lo_device().stats())),
         ];
-        if let Some(link) = stack.eth_device() {
-            parts.push(format!("\"eth0\":{}", dev(link.stats())));
+        for (i, link) in stack.devices().iter().enumerate() {
+            let name = &stack.interfaces().get(netcell_stack::iface::ETH + i).name;
+            parts.push(format!("{}:{}", json_str(name), dev(link.stats())));
             if let Link::Uplink(u) = link {
                 let s = u.uplink_stats();
                 parts.push(format!(

@@ -261,7 +261,7 @@ fn turn(
     Ok(())
 }
 
-/// Polls the stack until eth0's DHCP client holds a lease, at most `timeout`.
+/// Polls the stack until the first DHCP client holds a lease, at most `timeout`.
 fn wait_for_lease(
     stack: &mut Stack<Link>,
     timeout: std::time::Duration,
@@ -274,7 +274,7 @@ fn wait_for_lease(
         }
         if t0.elapsed() > timeout {
             return Err(format!(
-                "no DHCP lease on eth0 within {} s: is a DHCP server on the TAP's link?",
+                "no DHCP lease within {} s: is a DHCP server on the TAP's link?",
                 timeout.as_secs()
             ));
         }
@@ -386,6 +386,77 @@ fn kill_all_children() {
     }
 }
 
+/// Opens the `--tap`/`--tap-fd` devices, in order, with their settings (the
+/// stand-alone device options are eth0's).
+fn open_devices(args: &RunArgs) -> Result<Vec<(Link, EthConfig)>, String> {
+    let named: Vec<(Option<&str>, Option<i32>, &crate::cli::DevOpts)> = args
+        .tap
+        .iter()
+        .map(|t| (Some(t.dev.as_str()), None, &t.opts))
+        .chain(args.tap_fd.iter().map(|t| (None, Some(t.dev), &t.opts)))
+        .collect();
+    if named.len() > netcell_stack::iface::MAX_ETHS {
+        return Err(format!(
+            "{} devices given; a container takes at most {}",
+            named.len(),
+            netcell_stack::iface::MAX_ETHS
+        ));
+    }
+    let mut out = Vec::with_capacity(named.len());
+    for (n, (tap, fd, opts)) in named.into_iter().enumerate() {
+        let mut opts = opts.clone();
+        if n == 0 {
+            opts.merge(args.eth0_opts())?;
+        }
+        let cfg = TapConfig {
+            name: tap.unwrap_or_default().to_string(),
+            mtu: opts.mtu.unwrap_or(1500),
+            verify_rx_checksums: args.verify_checksums,
+            offload: !args.no_offload,
+        };
+        let dev = match fd {
+            Some(fd) => TapDevice::adopt(fd, &cfg),
+            None => TapDevice::open(&cfg),
+        }
+        .map_err(|e| match &args.net {
+            // In the net's namespace netcell holds CAP_NET_ADMIN: what fails is
+            // the device node's permission.
+            Some(net) => format!(
+                "cannot make a TAP device on net '{net}': {e}. netcell is root of the \
+                 net's namespace, so the kernel would allow it, but /dev/net/tun is not \
+                 open to your user here (mode {}): ask root for `chmod 0666 /dev/net/tun` \
+                 (as most distributions ship it), or run as root",
+                std::fs::metadata("/dev/net/tun")
+                    .map(|m| format!(
+                        "{:o}",
+                        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777
+                    ))
+                    .unwrap_or_else(|_| "unknown".into())
+            ),
+            None => e.to_string(),
+        })?;
+        let name = opts.name.clone().unwrap_or_else(|| format!("eth{n}"));
+        if opts.addr.is_empty() {
+            log::warn!("{}: no address given, {name} has none", dev.name());
+        }
+        if args.net.is_some() {
+            crate::net::attach(dev.name())?;
+        }
+        out.push((
+            Link::Tap(dev),
+            EthConfig {
+                name,
+                addrs: opts.static_addrs(),
+                gateways: opts.gateway.clone(),
+                mac: opts.mac,
+                dhcp: opts.dhcp(),
+                slaac: opts.slaac(),
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// Runs a container; returns the exit code for the process.
 pub fn run(args: RunArgs) -> Result<i32, String> {
     let mut args = args;
@@ -395,7 +466,11 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         let base = crate::owner::base_dir(args.runtime_dir.as_deref());
         args.runtime_dir = base.parent().map(Path::to_path_buf);
         crate::net::join(&crate::net::base_dir(args.runtime_dir.as_deref()), &net)?;
-        args.tap = Some(format!("nc{}", std::process::id()));
+        let opts = std::mem::take(&mut args.tap).into_iter().next().map(|t| t.opts);
+        args.tap = vec![crate::cli::DevArg {
+            dev: format!("nc{}", std::process::id()),
+            opts: opts.unwrap_or_default(),
+        }];
     }
     let name = args
         .name
@@ -407,10 +482,10 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     }
 
     let uplinked =
-        args.tap.is_none() && args.tap_fd.is_none() && args.uplink != Some(UplinkMode::None);
+        args.tap.is_empty() && args.tap_fd.is_empty() && args.uplink != Some(UplinkMode::None);
     let mut host_dns = None;
-    let eth = match (&args.tap, args.tap_fd) {
-        (None, None) if uplinked => {
+    let eths = if uplinked {
+        {
             if args.dns.is_empty() {
                 host_dns = HostResolver::read(Path::new("/etc/resolv.conf"));
             }
@@ -435,55 +510,10 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             };
             let dev = UplinkDevice::new(cfg.clone())
                 .map_err(|e| format!("cannot set up the host uplink: {e}"))?;
-            Some((Link::Uplink(dev), cfg.eth_config()))
+            vec![(Link::Uplink(dev), cfg.eth_config())]
         }
-        (None, None) => None,
-        (tap, fd) => {
-            let cfg = TapConfig {
-                name: tap.clone().unwrap_or_default(),
-                mtu: args.mtu,
-                verify_rx_checksums: args.verify_checksums,
-                offload: !args.no_offload,
-            };
-            let dev = match fd {
-                Some(fd) => TapDevice::adopt(fd, &cfg),
-                None => TapDevice::open(&cfg),
-            }
-            .map_err(|e| match &args.net {
-                // In the net's namespace netcell holds CAP_NET_ADMIN: what fails is
-                // the device node's permission.
-                Some(net) => format!(
-                    "cannot make a TAP device on net '{net}': {e}. netcell is root of the \
-                     net's namespace, so the kernel would allow it, but /dev/net/tun is not \
-                     open to your user here (mode {}): ask root for `chmod 0666 /dev/net/tun` \
-                     (as most distributions ship it), or run as root",
-                    std::fs::metadata("/dev/net/tun")
-                        .map(|m| format!(
-                            "{:o}",
-                            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777
-                        ))
-                        .unwrap_or_else(|_| "unknown".into())
-                ),
-                None => e.to_string(),
-            })?;
-            if args.addr.is_empty() {
-                log::warn!("{}: no --addr given, eth0 has no address", dev.name());
-            }
-            if args.net.is_some() {
-                crate::net::attach(dev.name())?;
-            }
-            Some((
-                Link::Tap(dev),
-                EthConfig {
-                    name: "eth0".into(),
-                    addrs: args.static_addrs(),
-                    gateways: args.gateway.clone(),
-                    mac: args.mac,
-                    dhcp: args.dhcp(),
-                    slaac: args.slaac(),
-                },
-            ))
-        }
+    } else {
+        open_devices(&args)?
     };
     let cfg = SocketConfig {
         max_buffer_memory: args.max_buffer_memory,
@@ -491,8 +521,8 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         max_pending: args.max_pending,
         ..SocketConfig::default()
     };
-    let mut stack =
-        Stack::new(eth, cfg).map_err(|e| format!("invalid network configuration: {e}"))?;
+    let mut stack = Stack::with_devices(eths, cfg)
+        .map_err(|e| format!("invalid network configuration: {e}"))?;
     if let Some(Link::Uplink(dev)) = stack.eth_device() {
         let policy = dev.uplink();
         stack.set_uplink(policy);

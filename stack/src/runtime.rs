@@ -1,5 +1,6 @@
-//! The event loop of a stack process: one thread, one `mio` poll over the TAP, the
-//! control socket, its connections and every stand-in.
+//! The event loop of a stack process: one thread, one `mio` poll over the L2
+//! devices (TAPs, the host uplink), the control socket, its connections and every
+//! stand-in.
 //!
 //! Each turn sleeps until an fd is ready or smoltcp's (or the socket layer's) next
 //! deadline, records readiness (edge-triggered: a stand-in's flags are cleared by
@@ -20,7 +21,6 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-const TAP: Token = Token(0);
 const CONTROL: Token = Token(1);
 /// External sources use tokens `EXTERNAL..EXTERNAL + MAX_EXTERNAL`.
 const EXTERNAL: usize = 2;
@@ -30,6 +30,7 @@ const KIND_SHIFT: u32 = 48;
 const KIND_CONN: usize = 1 << KIND_SHIFT;
 const KIND_STANDIN: usize = 2 << KIND_SHIFT;
 const KIND_NETLINK: usize = 3 << KIND_SHIFT;
+const KIND_DEVICE: usize = 4 << KIND_SHIFT;
 const INDEX_MASK: usize = (1 << KIND_SHIFT) - 1;
 
 #[derive(Clone, Copy)]
@@ -51,16 +52,20 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts watching the stack's TAP (if any) and the control socket.
+    /// Starts watching the stack's devices and the control socket.
     pub fn new(mut stack: Stack<Link>, control: ControlServer) -> io::Result<Runtime> {
-        // The loop flushes the TAP after every poll, so it may merge TCP segments.
-        if let Some(Link::Tap(tap)) = stack.eth_device_mut() {
-            tap.set_tx_coalescing(true);
-        }
         let poll = Poll::new()?;
-        if let Some(tap) = stack.eth_device() {
-            poll.registry()
-                .register(&mut SourceFd(&tap.as_raw_fd()), TAP, Interest::READABLE)?;
+        for (i, dev) in stack.devices_mut().iter_mut().enumerate() {
+            // The loop flushes the TAPs after every poll, so they may merge TCP
+            // segments.
+            if let Link::Tap(tap) = dev {
+                tap.set_tx_coalescing(true);
+            }
+            poll.registry().register(
+                &mut SourceFd(&dev.as_raw_fd()),
+                Token(KIND_DEVICE | i),
+                Interest::READABLE,
+            )?;
         }
         poll.registry().register(
             &mut SourceFd(&control.listener_fd()),
@@ -105,7 +110,7 @@ impl Runtime {
     ) -> io::Result<()> {
         let mut timeout = self.stack.poll_delay();
         // Datagrams the uplink read from host sockets and the stack has not taken.
-        if self.stack.eth_device().is_some_and(Link::has_pending) {
+        if self.stack.devices().iter().any(Link::has_pending) {
             timeout = Some(Duration::ZERO);
         }
         if let Some(m) = max_wait {
@@ -129,7 +134,7 @@ impl Runtime {
         for i in 0..self.ready.len() {
             let r = self.ready[i];
             match r.token {
-                t if t == TAP.0 => {} // Stack::poll drains it.
+                t if t & !INDEX_MASK == KIND_DEVICE => {} // Stack::poll drains it.
                 t if t == CONTROL.0 => {
                     self.control.accept();
                     let reg = self.poll.registry();
@@ -163,8 +168,8 @@ impl Runtime {
         }
         self.stack.poll();
         // Merged TCP segments leave before the loop sleeps.
-        if let Some(tap) = self.stack.eth_device_mut() {
-            tap.flush();
+        for dev in self.stack.devices_mut() {
+            dev.flush();
         }
         let reg = self.poll.registry();
         self.stack.netlink_drain_new(|idx, fd| {

@@ -5,7 +5,7 @@
 //!
 //! # The poll loop
 //!
-//! [`Stack::poll`] runs rounds until nothing moves: poll `lo`, poll `eth0` (each
+//! [`Stack::poll`] runs rounds until nothing moves: poll `lo`, poll each L2 device (each
 //! through the ingress hook, so the socket layer sees SYNs first), then
 //! [`Sockets::service`] (handshakes, backlog, the stand-in pumps, orphans). A packet
 //! a socket sends over `lo` is read back in the next round; a SYN held by the hook is
@@ -14,7 +14,7 @@
 
 use crate::device::LoopbackDevice;
 use crate::iface::ingress::{Held, Hooked};
-use crate::iface::{ConfigError, ETH, EthConfig, Interfaces, LO};
+use crate::iface::{ConfigError, ETH, EthConfig, IfaceId, Interfaces, LO, RouteOrigin};
 use crate::socket::errno::*;
 use crate::socket::options::{MAX_OPT, SetOutcome};
 use crate::socket::{Domain, SocketConfig, SocketId, Sockets, Target};
@@ -27,22 +27,23 @@ use std::time::Duration;
 /// Rounds of [`Stack::poll`] before it yields to the event loop.
 const MAX_ROUNDS: usize = 64;
 
-/// A container's network stack over the L2 device `D`.
+/// A container's network stack over L2 devices of type `D`.
 pub struct Stack<D: Device> {
     pub(crate) ifs: Interfaces,
     pub(crate) lo: LoopbackDevice,
-    pub(crate) eth: Option<D>,
-    held: [Held; 2],
+    /// The L2 devices: `eths[i]` is under interface `ETH + i`.
+    pub(crate) eths: Vec<D>,
+    /// The ingress hook's held SYNs, per interface.
+    held: Vec<Held>,
     pub(crate) sockets: Sockets,
     /// The container's netlink sockets.
     pub(crate) netlink: crate::netlink::Netlink,
     epoch: std::time::Instant,
     /// `poll` stopped before everything was processed.
     more: bool,
-    /// eth0's DHCP client, with `EthConfig::dhcp`.
-    dhcp: Option<smoltcp::iface::SocketHandle>,
-    lease: Option<Lease>,
-    /// eth0 configures itself from router advertisements.
+    /// The DHCP clients: one per interface with `EthConfig::dhcp`, with its lease.
+    dhcp: Vec<(IfaceId, smoltcp::iface::SocketHandle, Option<Lease>)>,
+    /// Some interface configures itself from router advertisements.
     slaac: bool,
 }
 
@@ -60,33 +61,40 @@ pub struct Lease {
 impl<D: Device> Stack<D> {
     /// A stack with `lo`, and `eth0` on `eth` when given.
     pub fn new(eth: Option<(D, EthConfig)>, cfg: SocketConfig) -> Result<Self, ConfigError> {
+        Self::with_devices(eth.into_iter().collect(), cfg)
+    }
+
+    /// A stack with `lo` and an L2 interface on each device, in order (`eth0`,
+    /// `eth1`, ...; at most [`crate::iface::MAX_ETHS`]).
+    pub fn with_devices(eths: Vec<(D, EthConfig)>, cfg: SocketConfig) -> Result<Self, ConfigError> {
         let epoch = std::time::Instant::now();
         let mut lo = LoopbackDevice::new();
-        let want_dhcp = eth.as_ref().is_some_and(|(_, c)| c.dhcp);
-        let slaac = eth.as_ref().is_some_and(|(_, c)| c.slaac);
-        let (mut ifs, eth) = match eth {
-            Some((mut dev, ecfg)) => (
-                Interfaces::new(&mut lo, Some((&mut dev, &ecfg)), Instant::from_micros(0))?,
-                Some(dev),
-            ),
-            None => (
-                Interfaces::new::<_, D>(&mut lo, None, Instant::from_micros(0))?,
-                None,
-            ),
-        };
-        let dhcp = (want_dhcp && ifs.len() > ETH).then(|| {
-            ifs.get_mut(ETH)
-                .sockets
-                .add(smoltcp::socket::dhcpv4::Socket::new())
-        });
+        let (mut devs, cfgs): (Vec<D>, Vec<EthConfig>) = eths.into_iter().unzip();
+        let mut ifs = Interfaces::new(
+            &mut lo,
+            devs.iter_mut().zip(cfgs.iter()).collect(),
+            Instant::from_micros(0),
+        )?;
+        let dhcp = cfgs
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.dhcp)
+            .map(|(i, _)| {
+                let id = ETH + i;
+                let h = ifs
+                    .get_mut(id)
+                    .sockets
+                    .add(smoltcp::socket::dhcpv4::Socket::new());
+                (id, h, None)
+            })
+            .collect();
         Ok(Stack {
+            held: (0..ifs.len()).map(|_| Held::default()).collect(),
             ifs,
             lo,
-            eth,
+            eths: devs,
             dhcp,
-            lease: None,
-            slaac,
-            held: [Held::default(), Held::default()],
+            slaac: cfgs.iter().any(|c| c.slaac),
             sockets: Sockets::new(cfg),
             netlink: Default::default(),
             epoch,
@@ -115,9 +123,13 @@ impl<D: Device> Stack<D> {
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
             }
-            if let Some(eth) = self.eth.as_mut().filter(|_| self.ifs.get(ETH).up) {
-                let n = self.ifs.get_mut(ETH);
-                let mut dev = Hooked::new(eth, &mut self.sockets, &mut self.held[ETH], ETH);
+            for (i, eth) in self.eths.iter_mut().enumerate() {
+                let id = ETH + i;
+                let n = self.ifs.get_mut(id);
+                if !n.up {
+                    continue;
+                }
+                let mut dev = Hooked::new(eth, &mut self.sockets, &mut self.held[id], id);
                 progress |=
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
@@ -140,17 +152,33 @@ impl<D: Device> Stack<D> {
         any
     }
 
-    /// The DHCP lease eth0 holds now (with `EthConfig::dhcp`).
+    /// The DHCP lease the first interface with `EthConfig::dhcp` holds now.
     pub fn dhcp_lease(&self) -> Option<&Lease> {
-        self.lease.as_ref()
+        self.dhcp.first().and_then(|(_, _, l)| l.as_ref())
     }
 
-    /// Applies what the DHCP client learned: a new lease replaces the old
+    /// The DHCP lease interface `id` holds now.
+    pub fn dhcp_lease_of(&self, id: IfaceId) -> Option<&Lease> {
+        self.dhcp
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .and_then(|(_, _, l)| l.as_ref())
+    }
+
+    /// Applies what the DHCP clients learned: a new lease replaces the old
     /// address and default route; a lost one removes them.
     fn dhcp_events(&mut self) -> bool {
+        let mut any = false;
+        for k in 0..self.dhcp.len() {
+            any |= self.dhcp_event(k);
+        }
+        any
+    }
+
+    fn dhcp_event(&mut self, k: usize) -> bool {
         use smoltcp::socket::dhcpv4::{Event, Socket};
-        let Some(h) = self.dhcp else { return false };
-        let lease = match self.ifs.get_mut(ETH).sockets.get_mut::<Socket>(h).poll() {
+        let (id, h, _) = self.dhcp[k];
+        let lease = match self.ifs.get_mut(id).sockets.get_mut::<Socket>(h).poll() {
             None => return false,
             Some(Event::Configured(c)) => Some(Lease {
                 address: c.address,
@@ -159,30 +187,33 @@ impl<D: Device> Stack<D> {
             }),
             Some(Event::Deconfigured) => None,
         };
-        if let Some(old) = self.lease.take() {
-            let _ = self.ifs.del_eth_addr(old.address.address().into());
+        let name = self.ifs.get(id).name.clone();
+        if let Some(old) = self.dhcp[k].2.take() {
+            let _ = self.ifs.del_addr(Some(id), old.address.address().into());
             if old.router.is_some() {
-                let _ = self.ifs.set_gateway(false, None);
+                let _ = self.ifs.set_gateway(id, false, None, RouteOrigin::Dhcp);
             }
         }
         match &lease {
             Some(l) => {
-                if let Err(e) = self.ifs.add_eth_addr(l.address.into()) {
-                    log::warn!("dhcp: cannot take {}: {e:?}", l.address);
+                if let Err(e) = self.ifs.add_addr(id, l.address.into()) {
+                    log::warn!("dhcp: {name} cannot take {}: {e:?}", l.address);
                 }
-                if let Some(r) = l.router {
-                    let _ = self.ifs.set_gateway(false, Some(r.into()));
+                if let Some(r) = l.router
+                    && let Err(e) = self.ifs.set_gateway(id, false, Some(r.into()), RouteOrigin::Dhcp)
+                {
+                    log::warn!("dhcp: {name} cannot route through {r}: {e:?}");
                 }
                 log::info!(
-                    "dhcp: eth0 {} via {:?}, nameservers {:?}",
+                    "dhcp: {name} {} via {:?}, nameservers {:?}",
                     l.address,
                     l.router,
                     l.dns
                 );
             }
-            None => log::info!("dhcp: eth0 has no lease"),
+            None => log::info!("dhcp: {name} has no lease"),
         }
-        self.lease = lease;
+        self.dhcp[k].2 = lease;
         true
     }
 
@@ -229,14 +260,24 @@ impl<D: Device> Stack<D> {
         &mut self.sockets
     }
 
-    /// The L2 device.
+    /// The first L2 device (`eth0`'s).
     pub fn eth_device(&self) -> Option<&D> {
-        self.eth.as_ref()
+        self.eths.first()
     }
 
-    /// The eth0 device, mutably (to flush a device that batches frames).
+    /// The first L2 device, mutably (to flush a device that batches frames).
     pub fn eth_device_mut(&mut self) -> Option<&mut D> {
-        self.eth.as_mut()
+        self.eths.first_mut()
+    }
+
+    /// The L2 devices, in interface order (`eth0` first).
+    pub fn devices(&self) -> &[D] {
+        &self.eths
+    }
+
+    /// The L2 devices, mutably.
+    pub fn devices_mut(&mut self) -> &mut [D] {
+        &mut self.eths
     }
 
     /// Hands a connection that the host accepted on a published port to the

@@ -1,4 +1,5 @@
-//! Interfaces: a container's `lo` and `eth0`, their addresses and routes.
+//! Interfaces: a container's `lo` and its L2 devices (`eth0`, `eth1`, ...), their
+//! addresses and its routing table.
 //!
 //! # Theory of operation
 //!
@@ -12,12 +13,29 @@
 //!   `::1`, and a host route (/32, /128) for every address of `eth0`. Traffic from the
 //!   container to any of its own addresses runs here, as Linux routes local addresses
 //!   through `lo`; it never appears on the TAP.
-//! - `eth0` on the L2 device (a TAP, or any smoltcp `Device` for embedders), with the
-//!   container's addresses and default gateways.
+//! - `eth0`, `eth1`, ... on the L2 devices (TAPs, the host uplink, or any smoltcp
+//!   `Device` for embedders), each with its addresses.
 //!
-//! [`Interfaces::route`] is the routing decision both for choosing the interface a
-//! connection lives on and for its source address; it is the one place that knows the
-//! difference between "local", "on-link" and "via the gateway".
+//! # Routing
+//!
+//! The container has one routing table (Linux's `main`): the *connected* routes,
+//! one per subnet of an interface address (derived, as the kernel's `proto kernel`
+//! routes are), and the [`RouteEntry`]s the configuration, DHCP, router
+//! advertisements or `ip route` added — a destination prefix, a gateway or none
+//! (on-link), an interface, an optional preferred source. [`Interfaces::route`]
+//! picks, among the routes of interfaces that are up, the one with the longest
+//! prefix (a connected route wins a tie, then the older entry): that is the
+//! interface a connection lives on; its source address is the route's preferred
+//! source, else the interface's address on the gateway's (or destination's)
+//! subnet, else the interface's first address of the family — Linux's choice for
+//! a single-homed interface. It is the one place that knows the difference
+//! between "local", "on-link" and "via a gateway".
+//!
+//! smoltcp resolves the next hop itself from each interface's own route list,
+//! which is rebuilt from this table whenever it changes (the gateway routes of
+//! that interface; smoltcp sends directly to destinations on an interface's
+//! subnets). An on-link route outside every subnet of its interface therefore
+//! cannot be followed by smoltcp and is refused (`EOPNOTSUPP`, documented).
 //!
 //! Every received frame passes the [`ingress`] hook before smoltcp sees it; that is
 //! where the TCP layer holds back SYNs that smoltcp would otherwise answer with a RST
@@ -36,17 +54,19 @@ use smoltcp::wire::{
 };
 use std::fmt;
 
-/// Index of an interface in a stack: [`LO`] is 0, `eth0` is 1.
+/// Index of an interface in a stack: [`LO`] is 0, the L2 interfaces follow
+/// (`eth0` is 1).
 pub type IfaceId = usize;
 /// The loopback interface.
 pub const LO: IfaceId = 0;
-/// The L2 interface, when the stack has one.
+/// The first L2 interface (`eth0`), when the stack has one.
 pub const ETH: IfaceId = 1;
 
-/// How the L2 interface is configured.
+/// How an L2 interface is configured.
 #[derive(Clone, Debug, Default)]
 pub struct EthConfig {
-    /// The interface's name inside the container (`eth0`).
+    /// The interface's name inside the container (`eth0`; empty: `eth<N>` by
+    /// position).
     pub name: String,
     /// Addresses with prefix length, IPv4 and/or IPv6.
     pub addrs: Vec<IpCidr>,
@@ -75,6 +95,10 @@ pub enum ConfigError {
     DuplicateGateway(IpAddress),
     /// A MAC address that is not unicast.
     BadMac(EthernetAddress),
+    /// Two interfaces with one name.
+    DuplicateName(String),
+    /// More L2 interfaces than a stack takes.
+    TooManyInterfaces(usize),
 }
 
 impl fmt::Display for ConfigError {
@@ -89,7 +113,8 @@ impl fmt::Display for ConfigError {
             ConfigError::TooManyAddresses(n) => {
                 write!(
                     f,
-                    "{n} addresses given; an interface holds at most {MAX_ETH_ADDRS}"
+                    "{n} addresses given; an interface holds at most {MAX_ETH_ADDRS}, all \
+                     interfaces together {MAX_ADDRS}"
                 )
             }
             ConfigError::UnreachableGateway(g) => {
@@ -102,6 +127,10 @@ impl fmt::Display for ConfigError {
                 write!(f, "a second gateway {g} for the same family")
             }
             ConfigError::BadMac(m) => write!(f, "MAC address {m} is not unicast"),
+            ConfigError::DuplicateName(n) => write!(f, "two interfaces are named {n}"),
+            ConfigError::TooManyInterfaces(n) => {
+                write!(f, "{n} devices given; a container takes at most {MAX_ETHS}")
+            }
         }
     }
 }
@@ -121,12 +150,26 @@ pub enum AddrChangeError {
     NotFound,
     /// smoltcp's compile-time table is full (`ENOSPC`).
     Full,
+    /// The gateway is on no subnet of the route's interface (`ENETUNREACH`).
+    Unreachable,
+    /// A route smoltcp cannot follow (`EOPNOTSUPP`): on-link outside the
+    /// interface's subnets.
+    Unsupported,
 }
 
-/// `lo` holds 127.0.0.1/8 and ::1 besides a host route per eth0 address, and eth0
-/// its link-local address besides these, within smoltcp's compile-time limit
-/// (`SMOLTCP_IFACE_MAX_ADDR_COUNT` = 16).
+/// The most addresses one L2 interface holds besides its link-local one, within
+/// smoltcp's compile-time limit (`SMOLTCP_IFACE_MAX_ADDR_COUNT` = 16).
 pub const MAX_ETH_ADDRS: usize = 12;
+/// The most addresses all L2 interfaces hold together (link-local ones included):
+/// `lo` keeps a host route for each beside 127.0.0.1/8 and ::1, in its 16.
+pub const MAX_ADDRS: usize = 14;
+/// The most L2 interfaces a stack takes.
+pub const MAX_ETHS: usize = 8;
+/// The most routes in the table ([`RouteEntry`]s; connected routes are free).
+pub const MAX_ROUTES: usize = 64;
+/// The most gateway routes one interface holds (smoltcp's route list,
+/// `SMOLTCP_IFACE_MAX_ROUTE_COUNT` = 16).
+const MAX_IFACE_ROUTES: usize = 16;
 
 /// The link-local IPv6 address Linux gives an Ethernet interface: fe80::/64 with
 /// the modified EUI-64 of its MAC (RFC 4291 appendix A).
@@ -159,6 +202,39 @@ pub struct NetIf {
     /// Administratively up (`ip link set dev X up|down`): a down interface routes
     /// nothing and its device is not polled.
     pub up: bool,
+    /// Its addresses (an L2 interface's; `lo`'s are fixed and not listed here).
+    addrs: Vec<IpCidr>,
+    /// It configures itself from router advertisements.
+    slaac: bool,
+}
+
+/// Who made a route (`rtm_protocol`, as `ip route` shows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteOrigin {
+    /// The start configuration (`proto boot`).
+    Boot,
+    /// `ip route add` (`proto static`).
+    Static,
+    /// A DHCP lease (`proto dhcp`).
+    Dhcp,
+    /// A router advertisement (`proto ra`).
+    Ra,
+}
+
+/// A route of the table (connected routes are not entries: they follow the
+/// addresses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteEntry {
+    /// The destination prefix (its host bits are zero).
+    pub dst: IpCidr,
+    /// The gateway, or `None` for on-link.
+    pub via: Option<IpAddress>,
+    /// The interface.
+    pub iface: IfaceId,
+    /// The preferred source address (`src`).
+    pub src: Option<IpAddress>,
+    /// Who made it.
+    pub origin: RouteOrigin,
 }
 
 /// Where a packet to a destination goes: the interface and the source address.
@@ -170,12 +246,10 @@ pub struct Route {
     pub src: IpAddress,
 }
 
-/// A container's interfaces.
+/// A container's interfaces and its routing table.
 pub struct Interfaces {
     list: Vec<NetIf>,
-    /// eth0's configured addresses (the host routes on `lo` mirror them).
-    eth_addrs: Vec<IpCidr>,
-    eth_gateways: Vec<IpAddress>,
+    routes: Vec<RouteEntry>,
     uplink: Option<Uplink>,
 }
 
@@ -198,49 +272,64 @@ fn is_loopback(a: &IpAddress) -> bool {
     }
 }
 
+fn is_link_local(a: &IpAddress) -> bool {
+    matches!(a, IpAddress::Ipv6(a) if a.is_unicast_link_local())
+}
+
+fn host_cidr(a: IpAddress) -> IpCidr {
+    IpCidr::new(
+        a,
+        if a.version() == smoltcp::wire::IpVersion::Ipv4 {
+            32
+        } else {
+            128
+        },
+    )
+}
+
+/// The network of `c`: its address with the host bits cleared.
+pub fn network(c: &IpCidr) -> IpCidr {
+    match c {
+        IpCidr::Ipv4(c) => IpCidr::Ipv4(c.network()),
+        IpCidr::Ipv6(c) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(c.prefix_len()))
+                .unwrap_or(0);
+            let net = u128::from_be_bytes(c.address().octets()) & mask;
+            IpCidr::new(
+                IpAddress::Ipv6(Ipv6Address::from(net.to_be_bytes())),
+                c.prefix_len(),
+            )
+        }
+    }
+}
+
+fn default_of(v6: bool) -> IpCidr {
+    if v6 {
+        IpCidr::new(IpAddress::Ipv6(Ipv6Address::UNSPECIFIED), 0)
+    } else {
+        IpCidr::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0)
+    }
+}
+
 impl Interfaces {
-    /// Builds `lo`, and `eth0` on `eth_dev` if given.
+    /// Builds `lo`, and an L2 interface on each of `eths`, in order (`eth0`,
+    /// `eth1`, ...).
     pub fn new<L: Device, D: Device>(
         lo_dev: &mut L,
-        eth: Option<(&mut D, &EthConfig)>,
+        eths: Vec<(&mut D, &EthConfig)>,
         now: Instant,
     ) -> Result<Interfaces, ConfigError> {
-        let mut eth_addrs = Vec::new();
-        let mut eth_gateways = Vec::new();
-        let mut mac = None;
-        if let Some((dev, cfg)) = &eth {
-            validate(cfg)?;
-            eth_addrs = cfg.addrs.clone();
-            eth_gateways = cfg.gateways.clone();
-            // Like Linux, every Ethernet interface has a link-local IPv6 address.
-            if dev.capabilities().medium == Medium::Ethernet {
-                let m = cfg.mac.unwrap_or_else(random_mac);
-                let ll = IpCidr::new(link_local(m).into(), 64);
-                if !eth_addrs.contains(&ll) {
-                    eth_addrs.push(ll);
-                }
-                mac = Some(m);
-            }
+        if eths.len() > MAX_ETHS {
+            return Err(ConfigError::TooManyInterfaces(eths.len()));
         }
-
         let mut lo_cfg = Config::new(HardwareAddress::Ip);
         lo_cfg.random_seed = random_u64();
         let lo_mtu = lo_dev.capabilities().ip_mtu();
         let mut lo = Interface::new(lo_cfg, lo_dev, now);
         lo.update_ip_addrs(|a| {
-            // Capacity is checked by `validate` (MAX_ETH_ADDRS + 2 <= 8).
             let _ = a.push(IpCidr::new(Ipv4Address::new(127, 0, 0, 1).into(), 8));
             let _ = a.push(IpCidr::new(Ipv6Address::LOCALHOST.into(), 128));
-            for c in &eth_addrs {
-                let _ = a.push(IpCidr::new(
-                    c.address(),
-                    if c.address().version() == smoltcp::wire::IpVersion::Ipv4 {
-                        32
-                    } else {
-                        128
-                    },
-                ));
-            }
         });
         // any-IP: accept every address of 127.0.0.0/8, as Linux's lo does.
         lo.set_any_ip(true);
@@ -252,16 +341,37 @@ impl Interfaces {
                 expires_at: None,
             });
         });
-        let mut list = vec![NetIf {
-            name: "lo".into(),
-            iface: lo,
-            sockets: SocketSet::new(Vec::new()),
-            mtu: lo_mtu,
-            ethernet: false,
-            up: true,
-        }];
-
-        if let Some((dev, cfg)) = eth {
+        let mut ifs = Interfaces {
+            list: vec![NetIf {
+                name: "lo".into(),
+                iface: lo,
+                sockets: SocketSet::new(Vec::new()),
+                mtu: lo_mtu,
+                ethernet: false,
+                up: true,
+                addrs: Vec::new(),
+                slaac: false,
+            }],
+            routes: Vec::new(),
+            uplink: None,
+        };
+        let mut total = 0;
+        for (n, (dev, cfg)) in eths.into_iter().enumerate() {
+            validate(cfg)?;
+            let mut addrs = cfg.addrs.clone();
+            // Like Linux, every Ethernet interface has a link-local IPv6 address.
+            let mac = (dev.capabilities().medium == Medium::Ethernet)
+                .then(|| cfg.mac.unwrap_or_else(random_mac));
+            if let Some(m) = mac {
+                let ll = IpCidr::new(link_local(m).into(), 64);
+                if !addrs.contains(&ll) {
+                    addrs.push(ll);
+                }
+            }
+            total += addrs.len();
+            if total > MAX_ADDRS {
+                return Err(ConfigError::TooManyAddresses(total));
+            }
             // An IP-medium device (the host uplink) has no hardware address.
             let hw = match mac {
                 Some(m) => HardwareAddress::Ethernet(m),
@@ -271,39 +381,49 @@ impl Interfaces {
             c.random_seed = random_u64();
             c.slaac = cfg.slaac && mac.is_some();
             let mtu = dev.capabilities().ip_mtu();
-            let mut iface = Interface::new(c, dev, now);
-            iface.update_ip_addrs(|a| {
-                for c in &eth_addrs {
-                    let _ = a.push(*c);
-                }
-            });
-            for g in &cfg.gateways {
-                // Validated: one per family, so the route table has room.
-                let _ = match g {
-                    IpAddress::Ipv4(g) => iface.routes_mut().add_default_ipv4_route(*g),
-                    IpAddress::Ipv6(g) => iface.routes_mut().add_default_ipv6_route(*g),
-                };
-            }
+            let iface = Interface::new(c, dev, now);
             let name = if cfg.name.is_empty() {
-                "eth0".to_string()
+                format!("eth{n}")
             } else {
                 cfg.name.clone()
             };
-            list.push(NetIf {
+            if ifs.by_name(&name).is_some() {
+                return Err(ConfigError::DuplicateName(name));
+            }
+            ifs.list.push(NetIf {
                 name,
                 iface,
                 sockets: SocketSet::new(Vec::new()),
                 mtu,
                 ethernet: mac.is_some(),
                 up: true,
+                addrs: Vec::new(),
+                slaac: cfg.slaac && mac.is_some(),
             });
+            let id = ifs.list.len() - 1;
+            for a in addrs {
+                match ifs.add_addr(id, a) {
+                    Ok(()) => {}
+                    Err(AddrChangeError::Full) => {
+                        return Err(ConfigError::TooManyAddresses(total));
+                    }
+                    Err(_) => return Err(ConfigError::BadAddress(a)),
+                }
+            }
+            for g in &cfg.gateways {
+                let r = RouteEntry {
+                    dst: default_of(matches!(g, IpAddress::Ipv6(_))),
+                    via: Some(*g),
+                    iface: id,
+                    src: None,
+                    origin: RouteOrigin::Boot,
+                };
+                if ifs.add_route(r, false).is_err() {
+                    return Err(ConfigError::UnreachableGateway(*g));
+                }
+            }
         }
-        Ok(Interfaces {
-            list,
-            eth_addrs,
-            eth_gateways,
-            uplink: None,
-        })
+        Ok(ifs)
     }
 
     /// Makes eth0 the host uplink: TCP connections routed through it are handed
@@ -312,15 +432,23 @@ impl Interfaces {
         self.uplink = Some(uplink);
     }
 
-    /// Takes in what smoltcp's SLAAC changed on eth0 (addresses from router
-    /// advertisements, the default route through the router): the routing
-    /// decisions and `lo`'s host routes follow. Returns whether anything changed.
+    /// Takes in what smoltcp's SLAAC changed on the interfaces that use it
+    /// (addresses from router advertisements, the default route through the
+    /// router): the routing decisions and `lo`'s host routes follow. Returns
+    /// whether anything changed.
     pub fn sync_slaac(&mut self) -> bool {
-        if self.list.len() <= ETH {
-            return false;
+        let mut changed = false;
+        for id in ETH..self.list.len() {
+            if self.list[id].slaac {
+                changed |= self.sync_slaac_of(id);
+            }
         }
+        changed
+    }
+
+    fn sync_slaac_of(&mut self, id: IfaceId) -> bool {
         let global6 = |c: &IpCidr| matches!(c.address(), IpAddress::Ipv6(a) if !a.is_unicast_link_local() && !a.is_loopback());
-        let now: Vec<IpCidr> = self.list[ETH]
+        let now: Vec<IpCidr> = self.list[id]
             .iface
             .ip_addrs()
             .iter()
@@ -329,53 +457,68 @@ impl Interfaces {
             .collect();
         let mut changed = false;
         for c in &now {
-            if !self.eth_addrs.contains(c) {
+            if !self.list[id].addrs.contains(c) {
                 let a = c.address();
                 self.list[LO].iface.update_ip_addrs(|v| {
-                    let _ = v.push(IpCidr::new(a, 128));
+                    let _ = v.push(host_cidr(a));
                 });
-                self.eth_addrs.push(*c);
-                log::info!("slaac: eth0 {c}");
+                self.list[id].addrs.push(*c);
+                log::info!("slaac: {} {c}", self.list[id].name);
                 changed = true;
             }
         }
-        let gone: Vec<IpCidr> = self
-            .eth_addrs
+        let gone: Vec<IpCidr> = self.list[id]
+            .addrs
             .iter()
             .copied()
             .filter(|c| global6(c) && !now.contains(c))
             .collect();
         for c in gone {
-            let _ = self.del_eth_addr(c.address());
+            let _ = self.del_addr(Some(id), c.address());
             changed = true;
         }
+        // smoltcp keeps the router's route (with its lifetime) in the interface's
+        // own list; the table follows it.
         let mut router = None;
-        self.list[ETH].iface.routes_mut().update(|r| {
+        self.list[id].iface.routes_mut().update(|r| {
             router = r
                 .iter()
-                .find(|r| r.cidr.prefix_len() == 0 && matches!(r.via_router, IpAddress::Ipv6(_)))
+                .find(|r| r.cidr.prefix_len() == 0 && r.expires_at.is_some())
                 .map(|r| r.via_router);
         });
-        let current = self
-            .eth_gateways
-            .iter()
-            .find(|g| matches!(g, IpAddress::Ipv6(_)))
-            .copied();
-        if router != current {
-            self.eth_gateways
-                .retain(|g| !matches!(g, IpAddress::Ipv6(_)));
+        let current = self.routes.iter().position(|r| {
+            r.iface == id && r.origin == RouteOrigin::Ra && r.dst == default_of(true)
+        });
+        if router != current.and_then(|i| self.routes[i].via) {
+            if let Some(i) = current {
+                self.routes.remove(i);
+            }
             if let Some(r) = router {
-                self.eth_gateways.push(r);
-                log::info!("slaac: default route via {r}");
+                self.routes.push(RouteEntry {
+                    dst: default_of(true),
+                    via: Some(r),
+                    iface: id,
+                    src: None,
+                    origin: RouteOrigin::Ra,
+                });
+                log::info!("slaac: default route via {r} dev {}", self.list[id].name);
             }
             changed = true;
         }
         changed
     }
 
-    /// eth0's default gateways.
-    pub fn eth_gateways(&self) -> &[IpAddress] {
-        &self.eth_gateways
+    /// The default gateways of interface `id`.
+    pub fn gateways(&self, id: IfaceId) -> impl Iterator<Item = IpAddress> + '_ {
+        self.routes
+            .iter()
+            .filter(move |r| r.iface == id && r.dst.prefix_len() == 0)
+            .filter_map(|r| r.via)
+    }
+
+    /// The routing table's entries (connected routes are not among them).
+    pub fn routes(&self) -> &[RouteEntry] {
+        &self.routes
     }
 
     /// Sets an interface up or down (see [`NetIf::up`]).
@@ -385,9 +528,14 @@ impl Interfaces {
         }
     }
 
-    /// Adds an address to eth0 (and its host route on `lo`).
-    pub fn add_eth_addr(&mut self, cidr: IpCidr) -> Result<(), AddrChangeError> {
-        if self.list.len() <= ETH {
+    /// How many addresses the L2 interfaces hold together.
+    fn addr_count(&self) -> usize {
+        self.list.iter().map(|n| n.addrs.len()).sum()
+    }
+
+    /// Adds an address to L2 interface `id` (and its host route on `lo`).
+    pub fn add_addr(&mut self, id: IfaceId, cidr: IpCidr) -> Result<(), AddrChangeError> {
+        if id == LO || id >= self.list.len() {
             return Err(AddrChangeError::NoDevice);
         }
         let a = cidr.address();
@@ -396,85 +544,191 @@ impl Interfaces {
         if !a.is_unicast() || is_loopback(&a) {
             return Err(AddrChangeError::Invalid);
         }
-        if self.eth_addrs.iter().any(|c| c.address() == a) {
+        if self.is_local(&a) {
             return Err(AddrChangeError::Exists);
         }
-        if self.eth_addrs.len() >= MAX_ETH_ADDRS {
+        let own = self.list[id]
+            .addrs
+            .iter()
+            .filter(|c| !is_link_local(&c.address()))
+            .count();
+        if (own >= MAX_ETH_ADDRS && !is_link_local(&a)) || self.addr_count() >= MAX_ADDRS {
             return Err(AddrChangeError::Full);
         }
         let mut full = false;
-        self.list[ETH]
+        self.list[id]
             .iface
             .update_ip_addrs(|v| full = v.push(cidr).is_err());
         if full {
             return Err(AddrChangeError::Full);
         }
-        let host = IpCidr::new(
-            a,
-            if a.version() == smoltcp::wire::IpVersion::Ipv4 {
-                32
-            } else {
-                128
-            },
-        );
         self.list[LO].iface.update_ip_addrs(|v| {
-            let _ = v.push(host);
+            let _ = v.push(host_cidr(a));
         });
-        self.eth_addrs.push(cidr);
+        self.list[id].addrs.push(cidr);
         Ok(())
     }
 
-    /// Removes an address of eth0 (`cidr`'s prefix length is not compared, as
-    /// `ip addr del` without one).
-    pub fn del_eth_addr(&mut self, addr: IpAddress) -> Result<(), AddrChangeError> {
-        let Some(pos) = self.eth_addrs.iter().position(|c| c.address() == addr) else {
-            return Err(AddrChangeError::NotFound);
-        };
-        self.eth_addrs.remove(pos);
-        self.list[ETH]
+    /// Removes an address (of interface `id`, or of whichever holds it); `cidr`'s
+    /// prefix length is not compared, as `ip addr del` without one. Routes
+    /// through gateways that are no longer on any subnet of their interface go
+    /// with it, as Linux's do.
+    pub fn del_addr(&mut self, id: Option<IfaceId>, addr: IpAddress) -> Result<(), AddrChangeError> {
+        let holder = (ETH..self.list.len())
+            .filter(|&i| id.is_none_or(|id| id == i))
+            .find(|&i| self.list[i].addrs.iter().any(|c| c.address() == addr))
+            .ok_or(AddrChangeError::NotFound)?;
+        self.list[holder].addrs.retain(|c| c.address() != addr);
+        self.list[holder]
             .iface
             .update_ip_addrs(|v| v.retain(|c| c.address() != addr));
         self.list[LO]
             .iface
             .update_ip_addrs(|v| v.retain(|c| c.address() != addr || is_loopback(&addr)));
+        let before = self.routes.len();
+        let list = &self.list;
+        self.routes.retain(|r| match r.via {
+            Some(g) => r.iface != holder || on_link(&list[holder], &g),
+            None => true,
+        });
+        if self.routes.len() != before {
+            self.sync_iface_routes(holder);
+        }
         Ok(())
     }
 
-    /// Sets (or with `None` removes) eth0's default gateway of `v6`'s family.
-    pub fn set_gateway(&mut self, v6: bool, gw: Option<IpAddress>) -> Result<(), AddrChangeError> {
-        if self.list.len() <= ETH {
+    /// Adds a route (`replace`: one with the same destination takes its place, as
+    /// `ip route replace`).
+    pub fn add_route(&mut self, r: RouteEntry, replace: bool) -> Result<(), AddrChangeError> {
+        if r.iface == LO || r.iface >= self.list.len() {
             return Err(AddrChangeError::NoDevice);
         }
-        let fam = |a: &IpAddress| matches!(a, IpAddress::Ipv6(_)) == v6;
-        let routes = self.list[ETH].iface.routes_mut();
-        match gw {
-            None => {
-                if !self.eth_gateways.iter().any(fam) {
-                    return Err(AddrChangeError::NotFound);
-                }
-                let _ = if v6 {
-                    routes.remove_default_ipv6_route()
-                } else {
-                    routes.remove_default_ipv4_route()
-                };
-                self.eth_gateways.retain(|a| !fam(a));
+        if r.dst != network(&r.dst) {
+            return Err(AddrChangeError::Invalid);
+        }
+        if let Some(g) = r.via {
+            if g.version() != r.dst.address().version() || !g.is_unicast() || is_loopback(&g) {
+                return Err(AddrChangeError::Invalid);
             }
-            Some(g) => {
-                if !fam(&g) {
-                    return Err(AddrChangeError::Invalid);
-                }
-                let r = match g {
-                    IpAddress::Ipv4(g) => routes.add_default_ipv4_route(g).map(|_| ()),
-                    IpAddress::Ipv6(g) => routes.add_default_ipv6_route(g).map(|_| ()),
-                };
-                if r.is_err() {
+            if !on_link(&self.list[r.iface], &g) {
+                return Err(AddrChangeError::Unreachable);
+            }
+        } else if !self.list[r.iface]
+            .addrs
+            .iter()
+            .any(|c| c.prefix_len() <= r.dst.prefix_len() && c.contains_addr(&r.dst.address()))
+        {
+            return Err(AddrChangeError::Unsupported);
+        }
+        if let Some(s) = r.src
+            && !self.is_local(&s)
+        {
+            return Err(AddrChangeError::Invalid);
+        }
+        let same = self.routes.iter().position(|x| x.dst == r.dst);
+        match same {
+            Some(i) if replace => {
+                let old = self.routes[i];
+                self.routes[i] = r;
+                if self.gateway_routes(r.iface) > MAX_IFACE_ROUTES {
+                    self.routes[i] = old;
                     return Err(AddrChangeError::Full);
                 }
-                self.eth_gateways.retain(|a| !fam(a));
-                self.eth_gateways.push(g);
+                self.sync_iface_routes(old.iface);
+            }
+            Some(_) => return Err(AddrChangeError::Exists),
+            None => {
+                if self.routes.len() >= MAX_ROUTES {
+                    return Err(AddrChangeError::Full);
+                }
+                self.routes.push(r);
+                if self.gateway_routes(r.iface) > MAX_IFACE_ROUTES {
+                    self.routes.pop();
+                    return Err(AddrChangeError::Full);
+                }
             }
         }
+        self.sync_iface_routes(r.iface);
         Ok(())
+    }
+
+    /// Removes the route to `dst` (and, when given, through `via` and on
+    /// `iface`); returns it.
+    pub fn del_route(
+        &mut self,
+        dst: IpCidr,
+        via: Option<IpAddress>,
+        iface: Option<IfaceId>,
+    ) -> Result<RouteEntry, AddrChangeError> {
+        let i = self
+            .routes
+            .iter()
+            .position(|r| {
+                r.dst == dst && via.is_none_or(|v| r.via == Some(v)) && iface.is_none_or(|i| r.iface == i)
+            })
+            .ok_or(AddrChangeError::NotFound)?;
+        let r = self.routes.remove(i);
+        self.sync_iface_routes(r.iface);
+        Ok(r)
+    }
+
+    /// Sets (or with `None` removes) interface `id`'s default route of `v6`'s
+    /// family, made by `origin`.
+    pub fn set_gateway(
+        &mut self,
+        id: IfaceId,
+        v6: bool,
+        gw: Option<IpAddress>,
+        origin: RouteOrigin,
+    ) -> Result<(), AddrChangeError> {
+        match gw {
+            None => self.del_route(default_of(v6), None, Some(id)).map(|_| ()),
+            Some(g) => self.add_route(
+                RouteEntry {
+                    dst: default_of(v6),
+                    via: Some(g),
+                    iface: id,
+                    src: None,
+                    origin,
+                },
+                true,
+            ),
+        }
+    }
+
+    fn gateway_routes(&self, id: IfaceId) -> usize {
+        self.routes
+            .iter()
+            .filter(|r| r.iface == id && r.via.is_some())
+            .count()
+    }
+
+    /// Rebuilds smoltcp's route list of interface `id` from the table (keeping
+    /// the routes smoltcp's SLAAC manages, which carry a lifetime).
+    fn sync_iface_routes(&mut self, id: IfaceId) {
+        if id == LO || id >= self.list.len() {
+            return;
+        }
+        let mine: Vec<SmolRoute> = self
+            .routes
+            .iter()
+            .filter(|r| r.iface == id && r.origin != RouteOrigin::Ra)
+            .filter_map(|r| {
+                r.via.map(|g| SmolRoute {
+                    cidr: r.dst,
+                    via_router: g,
+                    preferred_until: None,
+                    expires_at: None,
+                })
+            })
+            .collect();
+        self.list[id].iface.routes_mut().update(|v| {
+            v.retain(|r| r.expires_at.is_some());
+            for r in mine {
+                // Capacity is checked when a route is added.
+                let _ = v.push(r);
+            }
+        });
     }
 
     /// The uplink's policy, when eth0 is the host uplink.
@@ -518,14 +772,34 @@ impl Interfaces {
         self.list.iter().position(|n| n.name == name)
     }
 
-    /// eth0's addresses.
-    pub fn eth_addrs(&self) -> &[IpCidr] {
-        &self.eth_addrs
+    /// The addresses of L2 interface `id` (none for `lo`).
+    pub fn addrs(&self, id: IfaceId) -> &[IpCidr] {
+        self.list.get(id).map_or(&[], |n| &n.addrs)
     }
 
-    /// Whether `addr` belongs to this container: 127/8, ::1 or an address of eth0.
+    /// The addresses of every L2 interface, with their interface.
+    pub fn all_addrs(&self) -> impl Iterator<Item = (IfaceId, &IpCidr)> + '_ {
+        self.list
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.addrs.iter().map(move |c| (i, c)))
+    }
+
+    /// The interface whose subnet `a` is the broadcast address of.
+    pub fn broadcast_iface(&self, a: &Ipv4Address) -> Option<IfaceId> {
+        self.all_addrs().find_map(|(i, c)| match (c.address(), c.prefix_len()) {
+            (IpAddress::Ipv4(ip), p) if p < 31 => {
+                let mask = u32::MAX << (32 - p as u32);
+                (u32::from(*a) == (u32::from(ip) & mask) | !mask).then_some(i)
+            }
+            _ => None,
+        })
+    }
+
+    /// Whether `addr` belongs to this container: 127/8, ::1 or an address of an
+    /// L2 interface.
     pub fn is_local(&self, addr: &IpAddress) -> bool {
-        is_loopback(addr) || self.eth_addrs.iter().any(|c| c.address() == *addr)
+        is_loopback(addr) || self.all_addrs().any(|(_, c)| c.address() == *addr)
     }
 
     /// The local addresses a wildcard listener of this family accepts on, per
@@ -538,10 +812,19 @@ impl Interfaces {
             .map(|c| c.address())
     }
 
+    /// The first L2 interface that is up (where link-local and multicast
+    /// traffic goes without a chosen interface), else `lo`.
+    pub fn default_link(&self) -> IfaceId {
+        (ETH..self.list.len())
+            .find(|&i| self.list[i].up)
+            .unwrap_or(LO)
+    }
+
     /// Chooses the interface and source address for traffic to `dst`, as Linux's
-    /// routing would: local destinations (including 0.0.0.0 and ::, which Linux treats
-    /// as "this host") go over `lo`; on-link subnets and then default gateways over
-    /// `eth0`. `None` means unreachable (`ENETUNREACH`).
+    /// routing would (see the module docs): local destinations (including 0.0.0.0
+    /// and ::, which Linux treats as "this host") go over `lo`; otherwise the
+    /// longest matching prefix among connected routes and the table's. `None`
+    /// means unreachable (`ENETUNREACH`).
     pub fn route(&self, dst: &IpAddress) -> Option<Route> {
         let dst = match dst {
             IpAddress::Ipv4(a) if a.is_unspecified() => {
@@ -566,25 +849,49 @@ impl Interfaces {
         if dst.is_multicast() || matches!(dst, IpAddress::Ipv4(a) if a.is_broadcast()) {
             return None;
         }
-        if self.list.len() > ETH && self.list[ETH].up {
-            if let Some(c) = self.eth_addrs.iter().find(|c| c.contains_addr(&dst)) {
-                return Some(Route {
-                    iface: ETH,
-                    src: c.address(),
-                });
-            }
-            let family_matches = |a: &IpAddress| a.version() == dst.version();
-            if self.eth_gateways.iter().any(family_matches)
-                && let Some(c) = self.eth_addrs.iter().find(|c| family_matches(&c.address()))
-            {
-                return Some(Route {
-                    iface: ETH,
-                    src: c.address(),
-                });
+        let up = |i: IfaceId| self.list[i].up;
+        // (prefix length, interface, preferred source, gateway); connected
+        // routes first so that they win ties.
+        let mut best: Option<(u8, IfaceId, Option<IpAddress>, Option<IpAddress>)> = None;
+        for (i, c) in self.all_addrs() {
+            if up(i) && c.contains_addr(&dst) && best.is_none_or(|b| c.prefix_len() > b.0) {
+                best = Some((c.prefix_len(), i, Some(c.address()), None));
             }
         }
-        None
+        for r in &self.routes {
+            if up(r.iface)
+                && r.dst.contains_addr(&dst)
+                && best.is_none_or(|b| r.dst.prefix_len() > b.0)
+            {
+                best = Some((r.dst.prefix_len(), r.iface, r.src, r.via));
+            }
+        }
+        let (_, iface, src, via) = best?;
+        let src = src.or_else(|| self.source_for(iface, via.as_ref().unwrap_or(&dst)))?;
+        Some(Route { iface, src })
     }
+
+    /// The source address for traffic over `iface` towards `toward` (the gateway
+    /// or the destination): the interface's address on its subnet, else its
+    /// first address of the family (a link-local one only for a link-local
+    /// destination), else any interface's.
+    fn source_for(&self, iface: IfaceId, toward: &IpAddress) -> Option<IpAddress> {
+        let fam = |c: &&IpCidr| c.address().version() == toward.version();
+        let usable =
+            |c: &&IpCidr| !is_link_local(&c.address()) || is_link_local(toward);
+        let own = &self.list[iface].addrs;
+        own.iter()
+            .filter(fam)
+            .find(|c| c.contains_addr(toward) && !is_link_local(&c.address()))
+            .or_else(|| own.iter().filter(fam).find(usable))
+            .or_else(|| self.all_addrs().map(|(_, c)| c).filter(fam).find(usable))
+            .map(|c| c.address())
+    }
+}
+
+/// Whether gateway `g` is on a subnet of `n` (or link-local, always on-link).
+fn on_link(n: &NetIf, g: &IpAddress) -> bool {
+    is_link_local(g) || n.addrs.iter().any(|c| c.contains_addr(g))
 }
 
 fn validate(cfg: &EthConfig) -> Result<(), ConfigError> {
@@ -613,8 +920,7 @@ fn validate(cfg: &EthConfig) -> Result<(), ConfigError> {
         }
         *seen = true;
         // IPv6 gateways are commonly link-local (fe80::1), which is always on-link.
-        let link_local_v6 = matches!(g, IpAddress::Ipv6(a) if a.is_unicast_link_local());
-        if !link_local_v6 && !cfg.addrs.iter().any(|c| c.contains_addr(g)) {
+        if !is_link_local(g) && !cfg.addrs.iter().any(|c| c.contains_addr(g)) {
             return Err(ConfigError::UnreachableGateway(*g));
         }
     }
@@ -652,7 +958,7 @@ mod tests {
             dhcp: false,
             slaac: false,
         };
-        Interfaces::new(&mut lo, Some((&mut d, &cfg)), Instant::from_millis(0))
+        Interfaces::new(&mut lo, vec![(&mut d, &cfg)], Instant::from_millis(0))
     }
 
     #[test]
@@ -664,7 +970,7 @@ mod tests {
         );
         let n = ifs(&["10.1.0.2/24"], &[]).unwrap();
         let ll = n
-            .eth_addrs()
+            .addrs(ETH)
             .iter()
             .find(|c| matches!(c.address(), IpAddress::Ipv6(a) if a.is_unicast_link_local()));
         assert!(ll.is_some(), "eth0 has a link-local address");
@@ -718,7 +1024,7 @@ mod tests {
     #[test]
     fn loopback_only_stack_reaches_nothing_else() {
         let mut lo = LoopbackDevice::new();
-        let n = Interfaces::new::<_, PipeDevice>(&mut lo, None, Instant::from_millis(0)).unwrap();
+        let n = Interfaces::new::<_, PipeDevice>(&mut lo, vec![], Instant::from_millis(0)).unwrap();
         assert_eq!(n.len(), 1);
         assert_eq!(n.route(&"10.0.0.1".parse().unwrap()), None);
         assert!(n.route(&"127.0.0.1".parse().unwrap()).is_some());
@@ -749,5 +1055,129 @@ mod tests {
             Some(ConfigError::TooManyAddresses(13))
         );
         assert!(ifs(&["fd00::2/64"], &["fe80::1"]).is_ok());
+    }
+
+    fn two(a: &[&str], ga: &[&str], b: &[&str], gb: &[&str]) -> Interfaces {
+        let mut lo = LoopbackDevice::new();
+        let (mut d0, _p0) = PipeDevice::pair(1500);
+        let (mut d1, _p1) = PipeDevice::pair(9000);
+        let cfg = |addrs: &[&str], gws: &[&str]| EthConfig {
+            addrs: addrs.iter().map(|s| cidr(s)).collect(),
+            gateways: gws.iter().map(|s| s.parse().unwrap()).collect(),
+            ..EthConfig::default()
+        };
+        let (c0, c1) = (cfg(a, ga), cfg(b, gb));
+        Interfaces::new(
+            &mut lo,
+            vec![(&mut d0, &c0), (&mut d1, &c1)],
+            Instant::from_millis(0),
+        )
+        .unwrap()
+    }
+
+    fn via(n: &Interfaces, dst: &str) -> Option<(IfaceId, String)> {
+        n.route(&dst.parse().unwrap())
+            .map(|r| (r.iface, r.src.to_string()))
+    }
+
+    #[test]
+    fn several_devices_route_by_longest_prefix() {
+        let mut n = two(
+            &["10.1.0.2/24", "fd01::2/64"],
+            &["10.1.0.1"],
+            &["10.2.0.2/16"],
+            &[],
+        );
+        assert_eq!(n.get(1).name, "eth0");
+        assert_eq!(n.get(2).name, "eth1");
+        assert_eq!(n.get(2).mtu, 9000);
+        // On-link on each device, with that device's address as the source.
+        assert_eq!(via(&n, "10.1.0.9"), Some((1, "10.1.0.2".into())));
+        assert_eq!(via(&n, "10.2.200.9"), Some((2, "10.2.0.2".into())));
+        // Elsewhere: the default route on eth0.
+        assert_eq!(via(&n, "192.0.2.1"), Some((1, "10.1.0.2".into())));
+        // Addresses of either device are local.
+        assert_eq!(via(&n, "10.2.0.2").unwrap().0, LO);
+        // A more specific route through eth1's router wins over the default,
+        // and the source follows the route.
+        let r = RouteEntry {
+            dst: cidr("192.0.2.0/24"),
+            via: Some("10.2.0.1".parse().unwrap()),
+            iface: 2,
+            src: None,
+            origin: RouteOrigin::Static,
+        };
+        n.add_route(r, false).unwrap();
+        assert_eq!(via(&n, "192.0.2.1"), Some((2, "10.2.0.2".into())));
+        assert_eq!(via(&n, "192.0.3.1"), Some((1, "10.1.0.2".into())));
+        assert_eq!(n.add_route(r, false), Err(AddrChangeError::Exists));
+        // smoltcp follows it: eth1's own list has the route.
+        let mut found = false;
+        n.get_mut(2).iface.routes_mut().update(|v| {
+            found = v.iter().any(|x| x.cidr == cidr("192.0.2.0/24"));
+        });
+        assert!(found, "smoltcp's route list of eth1 has the route");
+        // A /32 on-link route inside eth1's subnet beats eth0's connected /24.
+        let host = RouteEntry {
+            dst: cidr("10.1.0.9/32"),
+            via: Some("10.2.0.1".parse().unwrap()),
+            iface: 2,
+            src: Some("10.2.0.2".parse().unwrap()),
+            origin: RouteOrigin::Static,
+        };
+        n.add_route(host, false).unwrap();
+        assert_eq!(via(&n, "10.1.0.9"), Some((2, "10.2.0.2".into())));
+        assert_eq!(via(&n, "10.1.0.8"), Some((1, "10.1.0.2".into())));
+        // A gateway off the interface's subnets, an on-link route outside them,
+        // a destination with host bits, a missing device: refused.
+        let mut bad = r;
+        bad.dst = cidr("198.51.100.0/24");
+        bad.via = Some("10.1.0.1".parse().unwrap());
+        assert_eq!(n.add_route(bad, false), Err(AddrChangeError::Unreachable));
+        bad.via = None;
+        assert_eq!(n.add_route(bad, false), Err(AddrChangeError::Unsupported));
+        bad.dst = cidr("198.51.100.7/24");
+        assert_eq!(n.add_route(bad, false), Err(AddrChangeError::Invalid));
+        bad.iface = 7;
+        assert_eq!(n.add_route(bad, false), Err(AddrChangeError::NoDevice));
+        // Down, eth1 routes nothing: its routes fall back to eth0's default.
+        n.set_up(2, false);
+        assert_eq!(via(&n, "192.0.2.1"), Some((1, "10.1.0.2".into())));
+        assert_eq!(via(&n, "10.2.0.9"), Some((1, "10.1.0.2".into())));
+        n.set_up(2, true);
+        // Removing eth1's address removes the routes through its gateway.
+        n.del_addr(None, "10.2.0.2".parse().unwrap()).unwrap();
+        assert!(n.routes().iter().all(|r| r.iface != 2), "{:?}", n.routes());
+        assert_eq!(via(&n, "192.0.2.1"), Some((1, "10.1.0.2".into())));
+        // IPv6 has no default route: unreachable off-link.
+        assert_eq!(via(&n, "2001:db8::1"), None);
+        assert_eq!(via(&n, "fd01::7"), Some((1, "fd01::2".into())));
+    }
+
+    #[test]
+    fn a_second_device_with_an_address_of_the_first_is_refused() {
+        let mut lo = LoopbackDevice::new();
+        let (mut d0, _p0) = PipeDevice::pair(1500);
+        let (mut d1, _p1) = PipeDevice::pair(1500);
+        let c = EthConfig {
+            addrs: vec![cidr("10.1.0.2/24")],
+            ..EthConfig::default()
+        };
+        let r = Interfaces::new(
+            &mut lo,
+            vec![(&mut d0, &c), (&mut d1, &c)],
+            Instant::from_millis(0),
+        );
+        assert_eq!(r.err(), Some(ConfigError::BadAddress(cidr("10.1.0.2/24"))));
+        let named = EthConfig {
+            name: "eth0".into(),
+            ..EthConfig::default()
+        };
+        let r = Interfaces::new(
+            &mut lo,
+            vec![(&mut d0, &EthConfig::default()), (&mut d1, &named)],
+            Instant::from_millis(0),
+        );
+        assert_eq!(r.err(), Some(ConfigError::DuplicateName("eth0".into())));
     }
 }

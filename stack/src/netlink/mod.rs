@@ -385,7 +385,7 @@ pub fn sample_interfaces() -> crate::iface::Interfaces {
     };
     crate::iface::Interfaces::new(
         &mut lo,
-        Some((&mut dev, &cfg)),
+        vec![(&mut dev, &cfg)],
         smoltcp::time::Instant::ZERO,
     )
     .expect("a valid sample configuration")
@@ -436,6 +436,6 @@ mod tests {
             i32::from_ne_bytes(r[16..20].try_into().unwrap()),
             -libc::EINVAL
         );
-        assert_eq!(ifs.eth_addrs().len(), 3, "nothing added");
+        assert_eq!(ifs.addrs(crate::iface::ETH).len(), 3, "nothing added");
     }
 }

@@ -3,7 +3,7 @@
 
 use super::wire::{self, Msg, Writer, consts::*};
 use crate::iface::listing::describe;
-use crate::iface::{AddrChangeError, ETH, Interfaces, LO};
+use crate::iface::{AddrChangeError, Interfaces, LO, RouteEntry, RouteOrigin, network};
 use netcell_proto::iface::IfAddr;
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
@@ -211,29 +211,17 @@ fn bytes(a: &IpAddress) -> Vec<u8> {
     }
 }
 
-/// The main table, as Linux derives it: an on-link route per eth0 subnet (the
-/// kernel's), and the default routes.
+/// The main table, as Linux shows it: an on-link route per subnet of each
+/// interface that is up (the kernel's), then the table's entries.
 fn routes(ifs: &Interfaces) -> Vec<Route> {
     let mut out = Vec::new();
-    if ifs.len() <= ETH || !ifs.get(ETH).up {
-        return out;
-    }
-    let oif = ifindex(ETH);
-    for c in ifs.eth_addrs() {
-        let net = match c {
-            IpCidr::Ipv4(c) => IpCidr::Ipv4(c.network()),
-            IpCidr::Ipv6(c) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(c.prefix_len()))
-                    .unwrap_or(0);
-                let net = u128::from_be_bytes(c.address().octets()) & mask;
-                IpCidr::new(
-                    IpAddress::Ipv6(Ipv6Address::from(net.to_be_bytes())),
-                    c.prefix_len(),
-                )
-            }
-        };
-        if out.iter().any(|r: &Route| r.dst == net) {
+    for (id, c) in ifs.all_addrs() {
+        if !ifs.get(id).up {
+            continue;
+        }
+        let net = network(c);
+        let oif = ifindex(id);
+        if out.iter().any(|r: &Route| r.dst == net && r.oif == oif) {
             continue;
         }
         let v6 = matches!(c, IpCidr::Ipv6(_));
@@ -246,21 +234,33 @@ fn routes(ifs: &Interfaces) -> Vec<Route> {
             scope: if v6 { RT_SCOPE_UNIVERSE } else { RT_SCOPE_LINK },
         });
     }
-    for g in ifs.eth_gateways() {
-        let dst = match g {
-            IpAddress::Ipv4(_) => IpCidr::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0),
-            IpAddress::Ipv6(_) => IpCidr::new(IpAddress::Ipv6(Ipv6Address::UNSPECIFIED), 0),
-        };
-        out.push(Route {
-            dst,
-            gateway: Some(*g),
-            prefsrc: None,
-            oif,
-            proto: RTPROT_BOOT,
-            scope: RT_SCOPE_UNIVERSE,
-        });
+    for r in ifs.routes() {
+        if !ifs.get(r.iface).up {
+            continue;
+        }
+        out.push(entry_route(r));
     }
     out
+}
+
+fn entry_route(r: &RouteEntry) -> Route {
+    Route {
+        dst: r.dst,
+        gateway: r.via,
+        prefsrc: r.src,
+        oif: ifindex(r.iface),
+        proto: match r.origin {
+            RouteOrigin::Boot => RTPROT_BOOT,
+            RouteOrigin::Static => RTPROT_STATIC,
+            RouteOrigin::Dhcp => RTPROT_DHCP,
+            RouteOrigin::Ra => RTPROT_RA,
+        },
+        scope: if r.via.is_some() {
+            RT_SCOPE_UNIVERSE
+        } else {
+            RT_SCOPE_LINK
+        },
+    }
 }
 
 fn route_msg(r: &Route, ty: u16, flags: u16, seq: u32, pid: u32, w: &mut Writer) {
@@ -328,6 +328,8 @@ fn errno(e: AddrChangeError) -> i32 {
         AddrChangeError::Exists => libc::EEXIST,
         AddrChangeError::NotFound => libc::EADDRNOTAVAIL,
         AddrChangeError::Full => libc::ENOSPC,
+        AddrChangeError::Unreachable => libc::ENETUNREACH,
+        AddrChangeError::Unsupported => libc::EOPNOTSUPP,
     }
 }
 
@@ -345,10 +347,11 @@ fn change_addr(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>,
     let (fam, plen) = (m.body[0], m.body[1]);
     let index = u32::from_ne_bytes(m.body[4..8].try_into().unwrap_or_default());
     let id = ifs.by_index(index).ok_or(libc::ENODEV)?;
-    if id != ETH {
+    if id == LO {
         // lo's addresses are fixed (127.0.0.0/8 is all local already).
         return Err(libc::EOPNOTSUPP);
     }
+    let name = ifs.get(id).name.clone();
     let mut local = None;
     let mut address = None;
     for (t, v) in wire::attrs(m.body, 8) {
@@ -369,15 +372,15 @@ fn change_addr(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>,
         RTMGRP_IPV6_IFADDR
     };
     if m.ty == RTM_NEWADDR {
-        match ifs.add_eth_addr(IpCidr::new(a, plen)) {
+        match ifs.add_addr(id, IpCidr::new(a, plen)) {
             Ok(()) => {}
             Err(AddrChangeError::Exists) if m.flags & NLM_F_EXCL == 0 => return Ok(Vec::new()),
             Err(e) => return Err(errno(e)),
         }
-        log::info!("netlink: eth0 address {a}/{plen} added");
+        log::info!("netlink: {name} address {a}/{plen} added");
     } else {
-        ifs.del_eth_addr(a).map_err(errno)?;
-        log::info!("netlink: eth0 address {a} removed");
+        ifs.del_addr(Some(id), a).map_err(errno)?;
+        log::info!("netlink: {name} address {a} removed");
     }
     let ty = m.ty;
     let mut ev = vec![];
@@ -404,19 +407,31 @@ fn change_route(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>
     if m.body.len() < 12 {
         return Err(libc::EINVAL);
     }
-    let (fam, dst_len, table) = (m.body[0], m.body[1], m.body[4]);
+    let (fam, dst_len, table, rtype) = (m.body[0], m.body[1], m.body[4], m.body[7]);
     if table != RT_TABLE_MAIN && table != 0 {
+        // One table: policy routing is not served.
         return Err(libc::EOPNOTSUPP);
     }
     let v6 = fam as i32 == libc::AF_INET6;
     if !v6 && fam as i32 != libc::AF_INET {
         return Err(libc::EAFNOSUPPORT);
     }
+    if m.ty == RTM_NEWROUTE && rtype != RTN_UNICAST {
+        // blackhole, unreachable, prohibit, local...: not served.
+        return Err(libc::EOPNOTSUPP);
+    }
+    if dst_len > if v6 { 128 } else { 32 } {
+        return Err(libc::EINVAL);
+    }
+    let mut dst = None;
     let mut gateway = None;
+    let mut prefsrc = None;
     let mut oif = None;
     for (t, v) in wire::attrs(m.body, 12) {
         match t {
-            RTA_GATEWAY => gateway = addr_of(fam, v),
+            RTA_DST => dst = Some(addr_of(fam, v).ok_or(libc::EINVAL)?),
+            RTA_GATEWAY => gateway = Some(addr_of(fam, v).ok_or(libc::EINVAL)?),
+            RTA_PREFSRC => prefsrc = Some(addr_of(fam, v).ok_or(libc::EINVAL)?),
             RTA_OIF => {
                 oif = v
                     .get(..4)
@@ -425,64 +440,63 @@ fn change_route(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>
             _ => {}
         }
     }
-    if oif.is_some_and(|o| o != ifindex(ETH)) {
-        return Err(libc::EOPNOTSUPP);
-    }
-    if dst_len != 0 {
-        // Only default routes: smoltcp routes by on-link subnets and one gateway
-        // per family (more routes come with several devices).
-        return Err(libc::EOPNOTSUPP);
-    }
+    let unspecified = if v6 {
+        IpAddress::Ipv6(Ipv6Address::UNSPECIFIED)
+    } else {
+        IpAddress::Ipv4(Ipv4Address::UNSPECIFIED)
+    };
+    let dst = IpCidr::new(dst.unwrap_or(unspecified), dst_len);
     let group = if v6 {
         RTMGRP_IPV6_ROUTE
     } else {
         RTMGRP_IPV4_ROUTE
     };
-    if m.ty == RTM_NEWROUTE {
-        let g = gateway.ok_or(libc::EINVAL)?;
-        let exists = ifs
-            .eth_gateways()
-            .iter()
-            .any(|x| matches!(x, IpAddress::Ipv6(_)) == v6);
-        if exists && m.flags & NLM_F_REPLACE == 0 {
-            return Err(libc::EEXIST);
-        }
-        let on_link = ifs.eth_addrs().iter().any(|c| c.contains_addr(&g))
-            || matches!(g, IpAddress::Ipv6(a) if a.is_unicast_link_local());
-        if !on_link {
-            return Err(libc::ENETUNREACH);
-        }
-        ifs.set_gateway(v6, Some(g)).map_err(errno)?;
-        log::info!("netlink: default route via {g}");
-    } else {
-        let current = ifs
-            .eth_gateways()
-            .iter()
-            .find(|x| matches!(x, IpAddress::Ipv6(_)) == v6)
-            .copied();
-        if gateway.is_some() && gateway != current {
-            return Err(libc::ESRCH);
-        }
-        ifs.set_gateway(v6, None).map_err(|_| libc::ESRCH)?;
-        log::info!(
-            "netlink: default route removed ({})",
-            if v6 { "IPv6" } else { "IPv4" }
-        );
+    let iface = match oif {
+        Some(o) => Some(ifs.by_index(o).ok_or(libc::ENODEV)?),
+        None => None,
+    };
+    if iface == Some(LO) {
+        return Err(libc::EOPNOTSUPP);
     }
-    let r = Route {
-        dst: if v6 {
-            IpCidr::new(IpAddress::Ipv6(Ipv6Address::UNSPECIFIED), 0)
-        } else {
-            IpCidr::new(IpAddress::Ipv4(Ipv4Address::UNSPECIFIED), 0)
-        },
-        gateway,
-        prefsrc: None,
-        oif: ifindex(ETH),
-        proto: RTPROT_BOOT,
-        scope: RT_SCOPE_UNIVERSE,
+    let r = if m.ty == RTM_NEWROUTE {
+        // Without a device, the gateway's: the interface it is on-link on.
+        let iface = match (iface, gateway) {
+            (Some(i), _) => i,
+            (None, Some(g)) => ifs
+                .all_addrs()
+                .find(|(_, c)| c.contains_addr(&g))
+                .map(|(i, _)| i)
+                .ok_or(libc::ENETUNREACH)?,
+            (None, None) => return Err(libc::EINVAL),
+        };
+        let r = RouteEntry {
+            dst,
+            via: gateway,
+            iface,
+            src: prefsrc,
+            origin: RouteOrigin::Static,
+        };
+        let replace = m.flags & NLM_F_REPLACE != 0;
+        match ifs.add_route(r, replace) {
+            Ok(()) => {}
+            // `ip route add` of what is there: EEXIST, as Linux.
+            Err(e) => return Err(errno(e)),
+        }
+        log::info!(
+            "netlink: route {dst} via {gateway:?} dev {} added",
+            ifs.get(iface).name
+        );
+        r
+    } else {
+        let r = ifs
+            .del_route(dst, gateway, iface)
+            .map_err(|_| libc::ESRCH)?;
+        log::info!("netlink: route {dst} removed");
+        r
     };
     let ty = m.ty;
-    Ok(vec![notify(group, |w| route_msg(&r, ty, 0, 0, 0, w))])
+    let rt = entry_route(&r);
+    Ok(vec![notify(group, |w| route_msg(&rt, ty, 0, 0, 0, w))])
 }
 
 fn set_link(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>, i32> {

@@ -69,6 +69,9 @@ pub mod consts {
     pub const RT_TABLE_MAIN: u8 = 254;
     pub const RTPROT_KERNEL: u8 = 2;
     pub const RTPROT_BOOT: u8 = 3;
+    pub const RTPROT_STATIC: u8 = 4;
+    pub const RTPROT_RA: u8 = 9;
+    pub const RTPROT_DHCP: u8 = 16;
     pub const RT_SCOPE_UNIVERSE: u8 = 0;
     pub const RT_SCOPE_LINK: u8 = 253;
     pub const RT_SCOPE_HOST: u8 = 254;

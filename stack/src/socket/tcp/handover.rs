@@ -96,7 +96,7 @@ impl Sockets {
             }
             // The container's address the client reached, in the listener's family.
             let mine = ifs
-                .eth_addrs()
+                .addrs(crate::iface::ETH)
                 .iter()
                 .map(|c| std::net::IpAddr::from(c.address()))
                 .find(|a| {

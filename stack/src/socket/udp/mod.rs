@@ -215,19 +215,7 @@ impl Table {
 
 pub(super) fn is_broadcast(ifs: &Interfaces, a: &IpAddr) -> bool {
     match a {
-        IpAddr::V4(v4) => {
-            v4.is_broadcast()
-                || ifs
-                    .eth_addrs()
-                    .iter()
-                    .any(|c| match (c.address(), c.prefix_len()) {
-                        (IpAddress::Ipv4(ip), p) if p < 31 => {
-                            let mask = u32::MAX << (32 - p as u32);
-                            u32::from(*v4) == (u32::from(ip) & mask) | !mask
-                        }
-                        _ => false,
-                    })
-        }
+        IpAddr::V4(v4) => v4.is_broadcast() || ifs.broadcast_iface(&(*v4).into()).is_some(),
         IpAddr::V6(_) => false,
     }
 }

@@ -66,11 +66,7 @@ impl Sockets {
                 })
                 .ok_or(OptionError::NoDevice);
         }
-        Ok(if ifs.len() > crate::iface::ETH {
-            crate::iface::ETH
-        } else {
-            LO
-        })
+        Ok(ifs.default_link())
     }
 
     pub(super) fn membership(

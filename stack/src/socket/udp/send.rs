@@ -86,11 +86,12 @@ impl Sockets {
                 IpAddr::V4(_) => u.mcast_if.or(dev),
                 IpAddr::V6(_) => u.mcast6_if.or(dev),
             };
-            let iface = chosen.unwrap_or(if ifs.len() > crate::iface::ETH {
-                crate::iface::ETH
-            } else {
-                LO
-            });
+            // A subnet's broadcast leaves on that subnet's interface.
+            let subnet = match dst {
+                IpAddr::V4(v4) => ifs.broadcast_iface(&(*v4).into()),
+                IpAddr::V6(_) => None,
+            };
+            let iface = chosen.or(subnet).unwrap_or(ifs.default_link());
             let src = src_pref
                 .or(u.mcast_if_addr.map(IpAddr::V4).filter(|_| dst.is_ipv4()))
                 .or_else(|| {
