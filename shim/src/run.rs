@@ -466,7 +466,10 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         let base = crate::owner::base_dir(args.runtime_dir.as_deref());
         args.runtime_dir = base.parent().map(Path::to_path_buf);
         crate::net::join(&crate::net::base_dir(args.runtime_dir.as_deref()), &net)?;
-        let opts = std::mem::take(&mut args.tap).into_iter().next().map(|t| t.opts);
+        let opts = std::mem::take(&mut args.tap)
+            .into_iter()
+            .next()
+            .map(|t| t.opts);
         args.tap = vec![crate::cli::DevArg {
             dev: format!("nc{}", std::process::id()),
             opts: opts.unwrap_or_default(),

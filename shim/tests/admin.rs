@@ -128,9 +128,117 @@ fn ip_changes_act_on_the_container_s_stack(mode: Mode) {
     );
 }
 
+/// Two TAPs: each device's subnet is reached on it with its own address as the
+/// source, the default route goes through eth0, a more specific route added with
+/// `ip` inside sends its prefix through eth1 (and its removal sends it back),
+/// and each device keeps its own MTU. Bad device options are refused with the
+/// offending value.
+fn several_devices_route_by_longest_prefix(mode: Mode) {
+    require_root!();
+    need("ip");
+    let ns = NetNs::new()
+        .with_tap("tap0", &format!("{KERNEL}/24"), 1500)
+        .with_tap("tap1", "10.77.0.1/24", 9000);
+    // 192.0.2.1 is the kernel's on both paths; only the source address (and so
+    // the device the connection left on) tells them apart.
+    let o = ns.sh("ip addr add 192.0.2.1/32 dev lo");
+    assert!(o.status.success());
+    let server = r#"
+import socket
+l = socket.socket(); l.bind(("0.0.0.0", 0)); l.listen(16)
+print(l.getsockname()[1], flush=True)
+while True:
+    c, a = l.accept(); c.sendall(a[0].encode()); c.close()
+"#;
+    let mut srv = ns.cmd("python3");
+    srv.args(["-c", server]).stdout(Stdio::piped());
+    let mut srv = Proc::spawn(&mut srv);
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(srv.child.stdout.take().unwrap()));
+    let port: u16 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+    let script = format!(
+        r#"
+seen() {{ /usr/bin/python3 -c "import socket,sys; s=socket.create_connection((sys.argv[1], {port}), timeout=5); print(sys.argv[1], 'from', s.recv(64).decode())" "$1" || echo "$1 failed"; }}
+ip -o addr | awk '{{print $2, $4}}'
+ip route
+ip -o link | awk '{{print $2, $5}}'
+seen {KERNEL}; seen 10.77.0.1; seen 192.0.2.1
+ip route add 192.0.2.0/24 via 10.77.0.1 && echo added
+ip route | grep 192.0.2
+seen 192.0.2.1; seen 192.0.2.9
+ip route del 192.0.2.0/24 && echo removed
+seen 192.0.2.1
+"#
+    );
+    let (st, out, err) = Container::new(mode)
+        .in_ns(&ns)
+        .args([
+            "--tap",
+            "tap0",
+            "--addr",
+            CONTAINER_CIDR,
+            "--gateway",
+            KERNEL,
+        ])
+        .args(["--tap", "tap1,addr=10.77.0.2/24,mtu=9000"])
+        .sh(&script)
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    for want in [
+        "eth0 10.88.0.2/24",
+        "eth1 10.77.0.2/24",
+        "10.88.0.0/24 dev eth0 proto kernel scope link src 10.88.0.2",
+        "10.77.0.0/24 dev eth1 proto kernel scope link src 10.77.0.2",
+        "default via 10.88.0.1 dev eth0",
+        "eth0: 1500",
+        "eth1: 9000",
+        "added",
+        "192.0.2.0/24 via 10.77.0.1 dev eth1 proto static",
+        "removed",
+    ] {
+        assert!(out.contains(want), "{want}: {out}\n{err}");
+    }
+    let seen: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" from ") || l.ends_with("failed"))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "10.88.0.1 from 10.88.0.2",
+            "10.77.0.1 from 10.77.0.2",
+            "192.0.2.1 from 10.88.0.2",
+            "192.0.2.1 from 10.77.0.2",
+            "192.0.2.9 failed",
+            "192.0.2.1 from 10.88.0.2",
+        ],
+        "{out}\n{err}"
+    );
+    srv.stop();
+    // Device options with a wrong value are named in the error.
+    for (arg, want) in [
+        ("tap1,mtu=10", "10 is outside 68..=65520"),
+        ("tap1,colour=red", "unknown key 'colour'"),
+        (
+            "tap1,addr=10.77.0.2",
+            "'10.77.0.2' is not an address with a prefix length",
+        ),
+        ("tap1,mtu=1400,mtu=1500", "mtu= is given twice"),
+    ] {
+        let (st, _, err) = Container::new(mode)
+            .in_ns(&ns)
+            .args(["--tap", "tap0", "--tap", arg])
+            .exec(["true"])
+            .run();
+        assert_eq!(st.code(), Some(2), "{arg}: {err}");
+        assert!(err.contains(want), "{arg}: {err}");
+    }
+}
+
 in_both_modes!(
     ip_shows_the_container_s_own_network,
     ip_changes_act_on_the_container_s_stack,
+    several_devices_route_by_longest_prefix,
 );
 
 /// Garbage on a netlink socket gets netlink errors, and the socket (and the

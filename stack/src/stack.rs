@@ -200,7 +200,9 @@ impl<D: Device> Stack<D> {
                     log::warn!("dhcp: {name} cannot take {}: {e:?}", l.address);
                 }
                 if let Some(r) = l.router
-                    && let Err(e) = self.ifs.set_gateway(id, false, Some(r.into()), RouteOrigin::Dhcp)
+                    && let Err(e) =
+                        self.ifs
+                            .set_gateway(id, false, Some(r.into()), RouteOrigin::Dhcp)
                 {
                     log::warn!("dhcp: {name} cannot route through {r}: {e:?}");
                 }

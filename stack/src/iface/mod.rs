@@ -573,7 +573,11 @@ impl Interfaces {
     /// prefix length is not compared, as `ip addr del` without one. Routes
     /// through gateways that are no longer on any subnet of their interface go
     /// with it, as Linux's do.
-    pub fn del_addr(&mut self, id: Option<IfaceId>, addr: IpAddress) -> Result<(), AddrChangeError> {
+    pub fn del_addr(
+        &mut self,
+        id: Option<IfaceId>,
+        addr: IpAddress,
+    ) -> Result<(), AddrChangeError> {
         let holder = (ETH..self.list.len())
             .filter(|&i| id.is_none_or(|id| id == i))
             .find(|&i| self.list[i].addrs.iter().any(|c| c.address() == addr))
@@ -664,7 +668,9 @@ impl Interfaces {
             .routes
             .iter()
             .position(|r| {
-                r.dst == dst && via.is_none_or(|v| r.via == Some(v)) && iface.is_none_or(|i| r.iface == i)
+                r.dst == dst
+                    && via.is_none_or(|v| r.via == Some(v))
+                    && iface.is_none_or(|i| r.iface == i)
             })
             .ok_or(AddrChangeError::NotFound)?;
         let r = self.routes.remove(i);
@@ -787,13 +793,14 @@ impl Interfaces {
 
     /// The interface whose subnet `a` is the broadcast address of.
     pub fn broadcast_iface(&self, a: &Ipv4Address) -> Option<IfaceId> {
-        self.all_addrs().find_map(|(i, c)| match (c.address(), c.prefix_len()) {
-            (IpAddress::Ipv4(ip), p) if p < 31 => {
-                let mask = u32::MAX << (32 - p as u32);
-                (u32::from(*a) == (u32::from(ip) & mask) | !mask).then_some(i)
-            }
-            _ => None,
-        })
+        self.all_addrs()
+            .find_map(|(i, c)| match (c.address(), c.prefix_len()) {
+                (IpAddress::Ipv4(ip), p) if p < 31 => {
+                    let mask = u32::MAX << (32 - p as u32);
+                    (u32::from(*a) == (u32::from(ip) & mask) | !mask).then_some(i)
+                }
+                _ => None,
+            })
     }
 
     /// Whether `addr` belongs to this container: 127/8, ::1 or an address of an
@@ -877,8 +884,7 @@ impl Interfaces {
     /// destination), else any interface's.
     fn source_for(&self, iface: IfaceId, toward: &IpAddress) -> Option<IpAddress> {
         let fam = |c: &&IpCidr| c.address().version() == toward.version();
-        let usable =
-            |c: &&IpCidr| !is_link_local(&c.address()) || is_link_local(toward);
+        let usable = |c: &&IpCidr| !is_link_local(&c.address()) || is_link_local(toward);
         let own = &self.list[iface].addrs;
         own.iter()
             .filter(fam)
