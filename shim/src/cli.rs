@@ -25,12 +25,14 @@ pub enum Command {
     /// Run a command in a new container with its own network stack.
     #[command(after_help = "Examples:\n  \
 netcell run -- python3 -m http.server 8080      # a server only the container sees\n  \
-netcell run --tap tap0 --addr 10.0.0.2/24 --gateway 10.0.0.1 -- curl http://10.0.0.1/\n\n\
+netcell run --tap tap0 --addr 10.0.0.2/24 --gateway 10.0.0.1 -- curl http://10.0.0.1/\n  \
+netcell run --tap tap0 --addr 10.0.0.2/24 --tap tap1,addr=10.1.0.2/24,gateway=10.1.0.1,mtu=9000 -- ip route\n\n\
 Without --tap the container reaches the outside through the host uplink (--uplink host: \
 eth0 10.0.2.100/24, gateway 10.0.2.2; no privilege is needed; the outside sees the host's \
 address); with --uplink none it has only its own loopback (127.0.0.0/8, ::1). With --tap, netcell attaches to the TAP device IFNAME (creating it needs \
 CAP_NET_ADMIN; a persistent device made with `ip tuntap add dev IFNAME mode tap user $USER` \
-does not) and the container sends and receives frames there as eth0. Traffic between the \
+does not) and the container sends and receives frames there as eth0; each further --tap is \
+eth1, eth2, ... with its own settings after its name. Traffic between the \
 container's own addresses never leaves it.\n\n\
 The boundary (--shim seccomp): no program in the container can open a socket of the host, \
 use one it was handed from outside, re-point one the uplink gave it, attach to a TAP device, \

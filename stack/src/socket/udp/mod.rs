@@ -215,7 +215,7 @@ impl Table {
 
 pub(super) fn is_broadcast(ifs: &Interfaces, a: &IpAddr) -> bool {
     match a {
-        IpAddr::V4(v4) => v4.is_broadcast() || ifs.broadcast_iface(&(*v4).into()).is_some(),
+        IpAddr::V4(v4) => v4.is_broadcast() || ifs.broadcast_iface(v4).is_some(),
         IpAddr::V6(_) => false,
     }
 }

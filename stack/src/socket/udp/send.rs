@@ -88,7 +88,7 @@ impl Sockets {
             };
             // A subnet's broadcast leaves on that subnet's interface.
             let subnet = match dst {
-                IpAddr::V4(v4) => ifs.broadcast_iface(&(*v4).into()),
+                IpAddr::V4(v4) => ifs.broadcast_iface(v4),
                 IpAddr::V6(_) => None,
             };
             let iface = chosen.or(subnet).unwrap_or(ifs.default_link());
