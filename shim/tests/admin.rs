@@ -193,7 +193,7 @@ seen 192.0.2.1
         "eth0: 1500",
         "eth1: 9000",
         "added",
-        "192.0.2.0/24 via 10.77.0.1 dev eth1 proto static",
+        "192.0.2.0/24 via 10.77.0.1 dev eth1 \n",
         "removed",
     ] {
         assert!(out.contains(want), "{want}: {out}\n{err}");
@@ -502,7 +502,8 @@ fn dhcp_gives_the_container_its_lease(mode: Mode) {
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
     assert!((50..=60).contains(&last), "an address of the range: {out}");
-    assert_eq!(lines[1].trim(), "default via 10.88.0.1 dev eth0");
+    // Marked as the lease's, as a DHCP client of Linux's (systemd-networkd) does.
+    assert_eq!(lines[1].trim(), "default via 10.88.0.1 dev eth0 proto dhcp");
     assert!(lines[2].starts_with("10.88.0.7"), "{out}");
     // The server handed out that address.
     let l = std::fs::read_to_string(leases.path("leases")).unwrap_or_default();

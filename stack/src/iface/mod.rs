@@ -206,6 +206,8 @@ pub struct NetIf {
     addrs: Vec<IpCidr>,
     /// It configures itself from router advertisements.
     slaac: bool,
+    /// The routes netcell put in smoltcp's list (the others are SLAAC's).
+    installed: Vec<(IpCidr, IpAddress)>,
 }
 
 /// Who made a route (`rtm_protocol`, as `ip route` shows it).
@@ -219,6 +221,8 @@ pub enum RouteOrigin {
     Dhcp,
     /// A router advertisement (`proto ra`).
     Ra,
+    /// Another `rtm_protocol` an `ip route add` gave (`proto N`).
+    Other(u8),
 }
 
 /// A route of the table (connected routes are not entries: they follow the
@@ -351,6 +355,7 @@ impl Interfaces {
                 up: true,
                 addrs: Vec::new(),
                 slaac: false,
+                installed: Vec::new(),
             }],
             routes: Vec::new(),
             uplink: None,
@@ -399,6 +404,7 @@ impl Interfaces {
                 up: true,
                 addrs: Vec::new(),
                 slaac: cfg.slaac && mac.is_some(),
+                installed: Vec::new(),
             });
             let id = ifs.list.len() - 1;
             for a in addrs {
@@ -477,13 +483,20 @@ impl Interfaces {
             let _ = self.del_addr(Some(id), c.address());
             changed = true;
         }
-        // smoltcp keeps the router's route (with its lifetime) in the interface's
-        // own list; the table follows it.
+        // smoltcp's SLAAC keeps the router's route in the interface's own list
+        // (the routes there that netcell did not install); the table follows it.
         let mut router = None;
-        self.list[id].iface.routes_mut().update(|r| {
+        let NetIf {
+            iface, installed, ..
+        } = &mut self.list[id];
+        iface.routes_mut().update(|r| {
             router = r
                 .iter()
-                .find(|r| r.cidr.prefix_len() == 0 && r.expires_at.is_some())
+                .find(|r| {
+                    r.cidr.prefix_len() == 0
+                        && matches!(r.via_router, IpAddress::Ipv6(_))
+                        && !installed.contains(&(r.cidr, r.via_router))
+                })
                 .map(|r| r.via_router);
         });
         let current = self.routes.iter().position(|r| {
@@ -710,31 +723,32 @@ impl Interfaces {
     }
 
     /// Rebuilds smoltcp's route list of interface `id` from the table (keeping
-    /// the routes smoltcp's SLAAC manages, which carry a lifetime).
+    /// the routes smoltcp's SLAAC put there itself).
     fn sync_iface_routes(&mut self, id: IfaceId) {
         if id == LO || id >= self.list.len() {
             return;
         }
-        let mine: Vec<SmolRoute> = self
+        let mine: Vec<(IpCidr, IpAddress)> = self
             .routes
             .iter()
             .filter(|r| r.iface == id && r.origin != RouteOrigin::Ra)
-            .filter_map(|r| {
-                r.via.map(|g| SmolRoute {
-                    cidr: r.dst,
-                    via_router: g,
+            .filter_map(|r| r.via.map(|g| (r.dst, g)))
+            .collect();
+        let n = &mut self.list[id];
+        let old = std::mem::take(&mut n.installed);
+        n.iface.routes_mut().update(|v| {
+            v.retain(|r| !old.contains(&(r.cidr, r.via_router)));
+            for (cidr, via_router) in &mine {
+                // Capacity is checked when a route is added.
+                let _ = v.push(SmolRoute {
+                    cidr: *cidr,
+                    via_router: *via_router,
                     preferred_until: None,
                     expires_at: None,
-                })
-            })
-            .collect();
-        self.list[id].iface.routes_mut().update(|v| {
-            v.retain(|r| r.expires_at.is_some());
-            for r in mine {
-                // Capacity is checked when a route is added.
-                let _ = v.push(r);
+                });
             }
         });
+        n.installed = mine;
     }
 
     /// The uplink's policy, when eth0 is the host uplink.

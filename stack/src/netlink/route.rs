@@ -254,6 +254,7 @@ fn entry_route(r: &RouteEntry) -> Route {
             RouteOrigin::Static => RTPROT_STATIC,
             RouteOrigin::Dhcp => RTPROT_DHCP,
             RouteOrigin::Ra => RTPROT_RA,
+            RouteOrigin::Other(p) => p,
         },
         scope: if r.via.is_some() {
             RT_SCOPE_UNIVERSE
@@ -474,7 +475,14 @@ fn change_route(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>
             via: gateway,
             iface,
             src: prefsrc,
-            origin: RouteOrigin::Static,
+            // As the request says (iproute2 sends `boot` unless told `proto X`).
+            origin: match m.body[5] {
+                RTPROT_BOOT => RouteOrigin::Boot,
+                RTPROT_STATIC => RouteOrigin::Static,
+                RTPROT_DHCP => RouteOrigin::Dhcp,
+                // (`Ra` is for the routes SLAAC learned, which it also removes.)
+                p => RouteOrigin::Other(p),
+            },
         };
         let replace = m.flags & NLM_F_REPLACE != 0;
         match ifs.add_route(r, replace) {
