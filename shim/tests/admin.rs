@@ -148,7 +148,9 @@ import socket
 l = socket.socket(); l.bind(("0.0.0.0", 0)); l.listen(16)
 print(l.getsockname()[1], flush=True)
 while True:
-    c, a = l.accept(); c.sendall(a[0].encode()); c.close()
+    c, a = l.accept()
+    c.sendall(("%s %d" % (a[0], c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))).encode())
+    c.close()
 "#;
     let mut srv = ns.cmd("python3");
     srv.args(["-c", server]).stdout(Stdio::piped());
@@ -168,6 +170,12 @@ ip route | grep 192.0.2
 seen 192.0.2.1; seen 192.0.2.9
 ip route del 192.0.2.0/24 && echo removed
 seen 192.0.2.1
+ip link set dev eth1 mtu 1280 && echo mtu set
+ip link set dev eth1 mtu 9001 || echo mtu refused
+ip link set dev eth1 name wan || echo rename refused
+ip link set dev eth1 down && ip link set dev eth1 name wan && ip link set dev wan up && echo renamed
+ip -o link | awk '{{print $2, $5}}'
+seen 10.77.0.1
 "#
     );
     let (st, out, err) = Container::new(mode)
@@ -198,12 +206,22 @@ seen 192.0.2.1
     ] {
         assert!(out.contains(want), "{want}: {out}\n{err}");
     }
+    // (Each line: the address reached, the source the kernel saw, the kernel's
+    // MSS for the connection.)
     let seen: Vec<&str> = out
         .lines()
         .filter(|l| l.contains(" from ") || l.ends_with("failed"))
         .collect();
+    let mss = |l: &str| -> u32 { l.rsplit(' ').next().unwrap().parse().unwrap() };
+    let without_mss: Vec<String> = seen
+        .iter()
+        .map(|l| match l.rsplit_once(' ') {
+            Some((a, _)) if l.contains(" from ") => a.to_string(),
+            _ => l.to_string(),
+        })
+        .collect();
     assert_eq!(
-        seen,
+        without_mss,
         [
             "10.88.0.1 from 10.88.0.2",
             "10.77.0.1 from 10.77.0.2",
@@ -211,9 +229,26 @@ seen 192.0.2.1
             "192.0.2.1 from 10.77.0.2",
             "192.0.2.9 failed",
             "192.0.2.1 from 10.88.0.2",
+            "10.77.0.1 from 10.77.0.2",
         ],
         "{out}\n{err}"
     );
+    // eth1's MTU of 9000 and then of 1280 reach the peer as the MSS.
+    assert!(mss(seen[1]) > 8000, "{out}");
+    assert!(mss(seen[6]) <= 1240, "{out}");
+    for want in [
+        "mtu set",
+        "mtu refused",
+        "rename refused",
+        "RTNETLINK answers: Device or resource busy",
+        "renamed",
+        "wan: 1280",
+    ] {
+        assert!(
+            out.contains(want) || err.contains(want),
+            "{want}: {out}\n{err}"
+        );
+    }
     srv.stop();
     // Device options with a wrong value are named in the error.
     for (arg, want) in [

@@ -111,6 +111,7 @@ impl<D: Device> Stack<D> {
     /// whether anything happened.
     pub fn poll(&mut self) -> bool {
         let now = self.now();
+        self.ifs.set_now(now);
         let mut any = false;
         self.more = false;
         for round in 0..MAX_ROUNDS {

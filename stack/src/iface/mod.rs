@@ -47,7 +47,7 @@ pub(crate) mod listing;
 
 use crate::uplink::Uplink;
 use smoltcp::iface::{Config, Interface, Route as SmolRoute, SocketSet};
-use smoltcp::phy::{Device, Medium};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr, Ipv6Address,
@@ -157,6 +157,28 @@ pub enum AddrChangeError {
     Unsupported,
 }
 
+/// Why an MTU change was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MtuError {
+    /// No such interface (`ENODEV`).
+    NoDevice,
+    /// Outside 68 up to the device's MTU, given here (`EINVAL`).
+    OutOfRange(usize),
+}
+
+/// Why a rename was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RenameError {
+    /// No such interface (`ENODEV`).
+    NoDevice,
+    /// Not a name Linux takes (`EINVAL`).
+    Invalid,
+    /// Another interface has it (`EEXIST`).
+    Exists,
+    /// The interface is up, or is `lo` (`EBUSY`).
+    Busy,
+}
+
 /// The most addresses one L2 interface holds besides its link-local one, within
 /// smoltcp's compile-time limit (`SMOLTCP_IFACE_MAX_ADDR_COUNT` = 16).
 pub const MAX_ETH_ADDRS: usize = 12;
@@ -208,6 +230,46 @@ pub struct NetIf {
     slaac: bool,
     /// The routes netcell put in smoltcp's list (the others are SLAAC's).
     installed: Vec<(IpCidr, IpAddress)>,
+    /// Its device's capabilities (smoltcp fixes an interface's when it is made).
+    caps: DeviceCapabilities,
+    /// The device's own IP MTU: the most `ip link set mtu` may set.
+    pub max_mtu: usize,
+}
+
+/// A device that only has capabilities: what a rebuilt smoltcp interface is
+/// made from (see [`Interfaces::set_mtu`]); it never moves a frame.
+struct CapsOnly(DeviceCapabilities);
+
+/// The token [`CapsOnly`] never hands out.
+struct NoToken;
+
+impl smoltcp::phy::RxToken for NoToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&[])
+    }
+}
+
+impl smoltcp::phy::TxToken for NoToken {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _len: usize, f: F) -> R {
+        f(&mut [])
+    }
+}
+
+impl Device for CapsOnly {
+    type RxToken<'a> = NoToken;
+    type TxToken<'a> = NoToken;
+
+    fn receive(&mut self, _: Instant) -> Option<(NoToken, NoToken)> {
+        None
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<NoToken> {
+        None
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.0.clone()
+    }
 }
 
 /// Who made a route (`rtm_protocol`, as `ip route` shows it).
@@ -255,6 +317,8 @@ pub struct Interfaces {
     list: Vec<NetIf>,
     routes: Vec<RouteEntry>,
     uplink: Option<Uplink>,
+    /// smoltcp's time at the stack's last poll (for interfaces made again).
+    now: Instant,
 }
 
 /// A random seed from the standard library's per-process hash keys (no extra crate).
@@ -329,7 +393,8 @@ impl Interfaces {
         }
         let mut lo_cfg = Config::new(HardwareAddress::Ip);
         lo_cfg.random_seed = random_u64();
-        let lo_mtu = lo_dev.capabilities().ip_mtu();
+        let lo_caps = lo_dev.capabilities();
+        let lo_mtu = lo_caps.ip_mtu();
         let mut lo = Interface::new(lo_cfg, lo_dev, now);
         lo.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(Ipv4Address::new(127, 0, 0, 1).into(), 8));
@@ -356,9 +421,12 @@ impl Interfaces {
                 addrs: Vec::new(),
                 slaac: false,
                 installed: Vec::new(),
+                caps: lo_caps,
+                max_mtu: lo_mtu,
             }],
             routes: Vec::new(),
             uplink: None,
+            now,
         };
         let mut total = 0;
         for (n, (dev, cfg)) in eths.into_iter().enumerate() {
@@ -385,7 +453,8 @@ impl Interfaces {
             let mut c = Config::new(hw);
             c.random_seed = random_u64();
             c.slaac = cfg.slaac && mac.is_some();
-            let mtu = dev.capabilities().ip_mtu();
+            let caps = dev.capabilities();
+            let mtu = caps.ip_mtu();
             let iface = Interface::new(c, dev, now);
             let name = if cfg.name.is_empty() {
                 format!("eth{n}")
@@ -405,6 +474,8 @@ impl Interfaces {
                 addrs: Vec::new(),
                 slaac: cfg.slaac && mac.is_some(),
                 installed: Vec::new(),
+                caps,
+                max_mtu: mtu,
             });
             let id = ifs.list.len() - 1;
             for a in addrs {
@@ -430,6 +501,11 @@ impl Interfaces {
             }
         }
         Ok(ifs)
+    }
+
+    /// Records smoltcp's time (the stack does at each poll).
+    pub(crate) fn set_now(&mut self, now: Instant) {
+        self.now = now;
     }
 
     /// Makes eth0 the host uplink: TCP connections routed through it are handed
@@ -713,6 +789,90 @@ impl Interfaces {
                 true,
             ),
         }
+    }
+
+    /// Sets interface `id`'s MTU (68 up to its device's, [`NetIf::max_mtu`]).
+    /// smoltcp fixes an interface's MTU when it is made, so the interface is
+    /// made again with the same hardware address, addresses, routes, any-IP
+    /// mode and the multicast `groups` its sockets joined (their reports go out
+    /// again, as after a link change); the sockets, which live in their own set,
+    /// are untouched, and new segments follow the new MTU. The neighbour cache
+    /// starts empty.
+    pub fn set_mtu(
+        &mut self,
+        id: IfaceId,
+        mtu: usize,
+        groups: &[IpAddress],
+    ) -> Result<(), MtuError> {
+        let now = self.now;
+        let n = self.list.get_mut(id).ok_or(MtuError::NoDevice)?;
+        if !(68..=n.max_mtu).contains(&mtu) {
+            return Err(MtuError::OutOfRange(n.max_mtu));
+        }
+        if mtu == n.mtu {
+            return Ok(());
+        }
+        let mut caps = n.caps.clone();
+        caps.max_transmission_unit = mtu + (caps.max_transmission_unit - caps.ip_mtu());
+        let hw = if n.ethernet {
+            n.iface.hardware_addr()
+        } else {
+            HardwareAddress::Ip
+        };
+        let mut c = Config::new(hw);
+        c.random_seed = random_u64();
+        c.slaac = n.slaac;
+        let mut iface = Interface::new(c, &mut CapsOnly(caps), now);
+        let addrs: Vec<IpCidr> = n.iface.ip_addrs().to_vec();
+        iface.update_ip_addrs(|v| {
+            for a in addrs {
+                let _ = v.push(a);
+            }
+        });
+        let mut routes = Vec::new();
+        n.iface
+            .routes_mut()
+            .update(|v| routes.extend(v.iter().cloned()));
+        iface.routes_mut().update(|v| {
+            for r in routes {
+                let _ = v.push(r);
+            }
+        });
+        iface.set_any_ip(n.iface.any_ip());
+        for g in groups {
+            let _ = iface.join_multicast_group(*g);
+        }
+        n.iface = iface;
+        n.mtu = mtu;
+        Ok(())
+    }
+
+    /// Renames interface `id`, as `ip link set dev X name Y` (Linux's rules: only
+    /// while it is down, a name no other interface has).
+    pub fn rename(&mut self, id: IfaceId, name: &str) -> Result<(), RenameError> {
+        let valid = !name.is_empty()
+            && name.len() < 16
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', ':'])
+            && !name.chars().any(|c| c.is_whitespace() || c == '\0');
+        if !valid {
+            return Err(RenameError::Invalid);
+        }
+        if id >= self.list.len() {
+            return Err(RenameError::NoDevice);
+        }
+        if self.list[id].name == name {
+            return Ok(());
+        }
+        if self.by_name(name).is_some() {
+            return Err(RenameError::Exists);
+        }
+        if id == LO || self.list[id].up {
+            return Err(RenameError::Busy);
+        }
+        self.list[id].name = name.to_string();
+        Ok(())
     }
 
     fn gateway_routes(&self, id: IfaceId) -> usize {

@@ -342,7 +342,7 @@ impl Netlink {
         };
         let (replies, events) = match protocol {
             NETLINK_SOCK_DIAG => (diag::serve(sockets, ifs, data, pid), Vec::new()),
-            _ => route::serve(ifs, data, pid, admin),
+            _ => route::serve(ifs, sockets, data, pid, admin),
         };
         if let Some(s) = self.get_mut(inode) {
             for r in replies {
@@ -364,7 +364,8 @@ impl Netlink {
 /// datagrams. For fuzzing and tests: what a socket's `send` does, without one.
 #[doc(hidden)]
 pub fn serve_route(ifs: &mut crate::iface::Interfaces, data: &[u8], pid: u32) -> Vec<Vec<u8>> {
-    route::serve(ifs, data, pid, true).0
+    let sockets = crate::socket::Sockets::new(Default::default());
+    route::serve(ifs, &sockets, data, pid, true).0
 }
 
 /// A container's interfaces as fuzzing starts from them: `lo`, and `eth0` with

@@ -3,7 +3,9 @@
 
 use super::wire::{self, Msg, Writer, consts::*};
 use crate::iface::listing::describe;
-use crate::iface::{AddrChangeError, Interfaces, LO, RouteEntry, RouteOrigin, network};
+use crate::iface::{
+    AddrChangeError, Interfaces, LO, MtuError, RenameError, RouteEntry, RouteOrigin, network,
+};
 use netcell_proto::iface::IfAddr;
 use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 
@@ -11,7 +13,13 @@ use smoltcp::wire::{IpAddress, IpCidr, Ipv4Address, Ipv6Address};
 pub type Served = (Vec<Vec<u8>>, Vec<(u32, Vec<u8>)>);
 
 /// Serves one request datagram from port `pid`.
-pub fn serve(ifs: &mut Interfaces, data: &[u8], pid: u32, admin: bool) -> Served {
+pub fn serve(
+    ifs: &mut Interfaces,
+    sockets: &crate::socket::Sockets,
+    data: &[u8],
+    pid: u32,
+    admin: bool,
+) -> Served {
     let (msgs, well_formed) = wire::messages(data);
     let mut replies = Vec::new();
     let mut events = Vec::new();
@@ -42,7 +50,7 @@ pub fn serve(ifs: &mut Interfaces, data: &[u8], pid: u32, admin: bool) -> Served
             }
             RTM_NEWADDR | RTM_DELADDR => change_addr(ifs, m).map(|ev| events.extend(ev)),
             RTM_NEWROUTE | RTM_DELROUTE => change_route(ifs, m).map(|ev| events.extend(ev)),
-            RTM_SETLINK | RTM_NEWLINK => set_link(ifs, m).map(|ev| events.extend(ev)),
+            RTM_SETLINK | RTM_NEWLINK => set_link(ifs, sockets, m).map(|ev| events.extend(ev)),
             _ => Err(libc::EOPNOTSUPP),
         };
         match r {
@@ -79,7 +87,7 @@ fn link_msg(ifs: &Interfaces, id: usize, ty: u16, flags: u16, seq: u32, pid: u32
     w.attr_str(IFLA_IFNAME, head.name());
     w.attr_u32(IFLA_MTU, head.mtu);
     w.attr_u32(IFLA_MIN_MTU, 68);
-    w.attr_u32(IFLA_MAX_MTU, head.mtu.max(65520));
+    w.attr_u32(IFLA_MAX_MTU, n.max_mtu as u32);
     w.attr_u32(IFLA_TXQLEN, 1000);
     w.attr_u8(
         IFLA_OPERSTATE,
@@ -507,7 +515,11 @@ fn change_route(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>
     Ok(vec![notify(group, |w| route_msg(&rt, ty, 0, 0, 0, w))])
 }
 
-fn set_link(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>, i32> {
+fn set_link(
+    ifs: &mut Interfaces,
+    sockets: &crate::socket::Sockets,
+    m: &Msg<'_>,
+) -> Result<Vec<(u32, Vec<u8>)>, i32> {
     if m.body.len() < 16 {
         return Err(libc::EINVAL);
     }
@@ -545,13 +557,26 @@ fn set_link(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>, i3
         // Creating links (veth, bridge, dummy) is not for a container's stack.
         return Err(libc::EOPNOTSUPP);
     }
-    if index > 0 && name.as_deref().is_some_and(|n| n != ifs.get(id).name) {
-        // Renaming: the container's interfaces keep their names.
-        return Err(libc::EOPNOTSUPP);
+    if index > 0
+        && let Some(n) = name.as_deref()
+        && n != ifs.get(id).name
+    {
+        let old = ifs.get(id).name.clone();
+        ifs.rename(id, n).map_err(|e| match e {
+            RenameError::NoDevice => libc::ENODEV,
+            RenameError::Invalid => libc::EINVAL,
+            RenameError::Exists => libc::EEXIST,
+            RenameError::Busy => libc::EBUSY,
+        })?;
+        log::info!("netlink: {old} renamed {n}");
     }
-    if mtu.is_some_and(|v| v as usize != ifs.get(id).mtu) {
-        // smoltcp fixes an interface's MTU when it is made.
-        return Err(libc::EOPNOTSUPP);
+    if let Some(v) = mtu {
+        let groups = sockets.groups_on(id);
+        ifs.set_mtu(id, v as usize, &groups).map_err(|e| match e {
+            MtuError::NoDevice => libc::ENODEV,
+            MtuError::OutOfRange(_) => libc::EINVAL,
+        })?;
+        log::info!("netlink: {} mtu {v}", ifs.get(id).name);
     }
     // Linux's rule: flags change only when flags or the change mask are set;
     // without a mask the flags replace all.

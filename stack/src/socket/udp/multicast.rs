@@ -34,6 +34,17 @@ impl Sockets {
         Ok(())
     }
 
+    /// The groups joined on interface `iface` (to join again on an interface
+    /// made anew).
+    pub(crate) fn groups_on(&self, iface: IfaceId) -> Vec<IpAddress> {
+        self.udp
+            .groups
+            .keys()
+            .filter(|(i, _)| *i == iface)
+            .map(|(_, g)| IpAddress::from(*g))
+            .collect()
+    }
+
     pub(super) fn group_leave(&mut self, ifs: &mut Interfaces, iface: IfaceId, group: IpAddr) {
         if let Some(n) = self.udp.groups.get_mut(&(iface, group)) {
             *n -= 1;
