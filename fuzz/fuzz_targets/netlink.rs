@@ -9,8 +9,8 @@ use netcell_stack::netlink::{sample_interfaces, serve_route};
 
 /// A link dump request (RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq 1).
 const DUMP: [u8; 32] = [
-    32, 0, 0, 0, 18, 0, 1, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0,
+    32, 0, 0, 0, 18, 0, 1, 3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0,
 ];
 
 fn well_formed(d: &[u8]) {
@@ -18,7 +18,10 @@ fn well_formed(d: &[u8]) {
     while at < d.len() {
         assert!(d.len() - at >= 16, "a truncated header");
         let len = u32::from_ne_bytes(d[at..at + 4].try_into().unwrap()) as usize;
-        assert!(len >= 16 && at + len <= d.len(), "a message past its datagram");
+        assert!(
+            len >= 16 && at + len <= d.len(),
+            "a message past its datagram"
+        );
         at += (len + 3) & !3;
     }
 }
@@ -27,6 +30,17 @@ fuzz_target!(|data: &[u8]| {
     let mut ifs = sample_interfaces();
     for reply in serve_route(&mut ifs, data, 4242) {
         well_formed(&reply);
+    }
+    ifs.check().expect("the interfaces' invariants hold");
+    for d in [
+        "10.88.0.9",
+        "10.77.0.9",
+        "192.0.2.1",
+        "fd00::9",
+        "2001:db8::1",
+        "fe80::1",
+    ] {
+        let _ = ifs.route(&d.parse().unwrap());
     }
     let after = serve_route(&mut ifs, &DUMP, 4242);
     let last = after.last().expect("the dump answers");

@@ -875,6 +875,46 @@ impl Interfaces {
         Ok(())
     }
 
+    /// Checks the table's invariants (for fuzzing and tests): every route on an
+    /// existing L2 interface, its gateway on-link there, smoltcp's lists holding
+    /// what netcell installed, `lo` holding a host route per address.
+    #[doc(hidden)]
+    pub fn check(&self) -> Result<(), String> {
+        for r in &self.routes {
+            if r.iface == LO || r.iface >= self.list.len() {
+                return Err(format!("route {r:?} on no L2 interface"));
+            }
+            if let Some(g) = r.via
+                && !on_link(&self.list[r.iface], &g)
+            {
+                return Err(format!("route {r:?}: gateway not on-link"));
+            }
+        }
+        for (id, n) in self.list.iter().enumerate().skip(ETH) {
+            let want = self
+                .routes
+                .iter()
+                .filter(|r| r.iface == id && r.via.is_some() && r.origin != RouteOrigin::Ra)
+                .count();
+            if n.installed.len() != want {
+                return Err(format!(
+                    "{}: {} routes installed, {want} in the table",
+                    n.name,
+                    n.installed.len()
+                ));
+            }
+            for c in &n.addrs {
+                if !self.list[LO].iface.has_ip_addr(c.address()) {
+                    return Err(format!("{}: {c} has no host route on lo", n.name));
+                }
+                if !n.iface.has_ip_addr(c.address()) {
+                    return Err(format!("{}: {c} is not on its smoltcp interface", n.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn gateway_routes(&self, id: IfaceId) -> usize {
         self.routes
             .iter()
@@ -1332,6 +1372,7 @@ mod tests {
         // IPv6 has no default route: unreachable off-link.
         assert_eq!(via(&n, "2001:db8::1"), None);
         assert_eq!(via(&n, "fd01::7"), Some((1, "fd01::2".into())));
+        n.check().unwrap();
     }
 
     #[test]

@@ -368,8 +368,9 @@ pub fn serve_route(ifs: &mut crate::iface::Interfaces, data: &[u8], pid: u32) ->
     route::serve(ifs, &sockets, data, pid, true).0
 }
 
-/// A container's interfaces as fuzzing starts from them: `lo`, and `eth0` with
-/// 10.88.0.2/24, fd00::2/64 and a gateway, on an in-memory device.
+/// A container's interfaces as fuzzing starts from them: `lo`, `eth0` with
+/// 10.88.0.2/24, fd00::2/64 and a gateway, and `eth1` with 10.77.0.2/24, on
+/// in-memory devices.
 #[doc(hidden)]
 pub fn sample_interfaces() -> crate::iface::Interfaces {
     use smoltcp::wire::{IpAddress, IpCidr};
@@ -384,9 +385,14 @@ pub fn sample_interfaces() -> crate::iface::Interfaces {
         gateways: vec![IpAddress::v4(10, 88, 0, 1)],
         ..Default::default()
     };
+    let (mut dev1, _peer1) = crate::device::PipeDevice::pair(9000);
+    let cfg1 = crate::EthConfig {
+        addrs: vec![IpCidr::new(IpAddress::v4(10, 77, 0, 2), 24)],
+        ..Default::default()
+    };
     crate::iface::Interfaces::new(
         &mut lo,
-        vec![(&mut dev, &cfg)],
+        vec![(&mut dev, &cfg), (&mut dev1, &cfg1)],
         smoltcp::time::Instant::ZERO,
     )
     .expect("a valid sample configuration")
