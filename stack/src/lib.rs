@@ -50,6 +50,7 @@
 
 pub mod control;
 pub mod device;
+pub mod filter;
 pub mod iface;
 pub mod netlink;
 pub mod publish;

@@ -118,22 +118,50 @@ impl<D: Device> Stack<D> {
             let mut progress = false;
             let mut deferred = false;
             {
-                let n = self.ifs.get_mut(LO);
-                let mut dev = Hooked::new(&mut self.lo, &mut self.sockets, &mut self.held[LO], LO);
+                let (n, filter) = self.ifs.poll_parts(LO);
+                let mut dev = Hooked::new(
+                    &mut self.lo,
+                    &mut self.sockets,
+                    filter,
+                    &mut self.held[LO],
+                    LO,
+                );
                 progress |=
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
+                let lo = &mut self.lo;
+                filter.borrow_mut().send_answers(LO, |frame| {
+                    use smoltcp::phy::TxToken;
+                    match lo.transmit(now) {
+                        Some(tx) => {
+                            tx.consume(frame.len(), |b| b.copy_from_slice(frame));
+                            true
+                        }
+                        None => false,
+                    }
+                });
             }
             for (i, eth) in self.eths.iter_mut().enumerate() {
                 let id = ETH + i;
-                let n = self.ifs.get_mut(id);
+                let (n, filter) = self.ifs.poll_parts(id);
                 if !n.up {
                     continue;
                 }
-                let mut dev = Hooked::new(eth, &mut self.sockets, &mut self.held[id], id);
+                let mut dev = Hooked::new(eth, &mut self.sockets, filter, &mut self.held[id], id);
                 progress |=
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
+                // Answers of rejected arrivals leave on the device they came from.
+                filter.borrow_mut().send_answers(id, |frame| {
+                    use smoltcp::phy::TxToken;
+                    match eth.transmit(now) {
+                        Some(tx) => {
+                            tx.consume(frame.len(), |b| b.copy_from_slice(frame));
+                            true
+                        }
+                        None => false,
+                    }
+                });
             }
             progress |= self.sockets.service(&mut self.ifs, now);
             progress |= self.dhcp_events();
@@ -141,8 +169,10 @@ impl<D: Device> Stack<D> {
                 progress |= self.ifs.sync_slaac();
             }
             any |= progress;
-            let pending =
-                deferred || self.lo.has_pending() || self.held.iter().any(|h| h.is_full());
+            let pending = deferred
+                || self.lo.has_pending()
+                || self.held.iter().any(|h| h.is_full())
+                || self.ifs.filter().borrow().has_arrivals();
             if !progress && !pending {
                 break;
             }
@@ -223,7 +253,11 @@ impl<D: Device> Stack<D> {
     /// How long the event loop may sleep before [`Stack::poll`] is due again
     /// (`None`: until something arrives).
     pub fn poll_delay(&mut self) -> Option<Duration> {
-        if self.more || self.lo.has_pending() || self.held.iter().any(|h| h.is_full()) {
+        if self.more
+            || self.lo.has_pending()
+            || self.held.iter().any(|h| h.is_full())
+            || self.ifs.filter().borrow().has_arrivals()
+        {
             return Some(Duration::ZERO);
         }
         let now = self.now();

@@ -144,6 +144,42 @@ pub struct HookedTx<'b, T: phy::TxToken> {
     pub(crate) medium: Medium,
     pub(crate) fields: IpFields,
     pub(crate) later: Option<(&'b mut dyn LaterFields, IfaceId)>,
+    /// The packet filter and the interface: while it watches what leaves, a
+    /// frame is built in its scratch buffer and reaches the device only if it
+    /// passes.
+    pub(crate) filter: Option<(&'b std::cell::RefCell<crate::filter::Filter>, IfaceId)>,
+}
+
+/// Applies the per-packet fields to a frame smoltcp built.
+fn finish(
+    buf: &mut [u8],
+    medium: Medium,
+    fields: IpFields,
+    later: &mut Option<(&mut dyn LaterFields, IfaceId)>,
+) {
+    let off = if medium == Medium::Ethernet { 14 } else { 0 };
+    // Only IP frames (an ARP frame never carries metadata).
+    if (medium != Medium::Ethernet
+        || buf
+            .get(12..14)
+            .is_some_and(|t| t == [0x08, 0x00] || t == [0x86, 0xdd]))
+        && let Some(ip) = buf.get_mut(off..)
+    {
+        let fields = match later {
+            Some((l, iface))
+                if fields == IpFields::default() && ip.first().map(|b| b >> 4) == Some(6) =>
+            {
+                l.v6_fields(*iface, ip)
+            }
+            _ => fields,
+        };
+        fields.apply(ip);
+        if let Some((l, _)) = later
+            && l.urgent_pending()
+        {
+            l.tcp_leaving(ip);
+        }
+    }
 }
 
 impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
@@ -153,36 +189,27 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
             medium,
             fields,
             mut later,
+            filter,
         } = self;
+        if let Some((fl, iface)) = filter
+            && fl.borrow().watches_output()
+        {
+            let mut fl = fl.borrow_mut();
+            let mut scratch = fl.take_scratch(len);
+            let r = f(&mut scratch[..len]);
+            finish(&mut scratch[..len], medium, fields, &mut later);
+            if fl.output(iface, medium, &scratch[..len]) {
+                inner.consume(len, |buf| buf.copy_from_slice(&scratch[..len]));
+            }
+            fl.put_scratch(scratch);
+            return r;
+        }
         if fields == IpFields::default() && later.is_none() {
             return inner.consume(len, f);
         }
         inner.consume(len, |buf| {
             let r = f(buf);
-            let off = if medium == Medium::Ethernet { 14 } else { 0 };
-            // Only IP frames (an ARP frame never carries metadata).
-            if (medium != Medium::Ethernet
-                || buf
-                    .get(12..14)
-                    .is_some_and(|t| t == [0x08, 0x00] || t == [0x86, 0xdd]))
-                && let Some(ip) = buf.get_mut(off..)
-            {
-                let fields = match &mut later {
-                    Some((l, iface))
-                        if fields == IpFields::default()
-                            && ip.first().map(|b| b >> 4) == Some(6) =>
-                    {
-                        l.v6_fields(*iface, ip)
-                    }
-                    _ => fields,
-                };
-                fields.apply(ip);
-                if let Some((l, _)) = later
-                    && l.urgent_pending()
-                {
-                    l.tcp_leaving(ip);
-                }
-            }
+            finish(buf, medium, fields, &mut later);
             r
         })
     }

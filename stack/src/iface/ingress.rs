@@ -16,12 +16,14 @@
 
 use super::IfaceId;
 use super::egress::{HookedTx, IpFields};
+use crate::filter::Filter;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
     UdpPacket,
 };
+use std::cell::RefCell;
 
 /// The parts of a packet's headers that policies look at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,10 +277,12 @@ impl Held {
     }
 }
 
-/// A device seen through an admission policy, for one `Interface::poll`.
+/// A device seen through the packet filter and an admission policy, for one
+/// `Interface::poll`.
 pub struct Hooked<'a, D: Device, A: Admission> {
     dev: &'a mut D,
     admission: &'a mut A,
+    filter: &'a RefCell<Filter>,
     held: &'a mut Held,
     iface: IfaceId,
     medium: Medium,
@@ -289,11 +293,18 @@ pub struct Hooked<'a, D: Device, A: Admission> {
 
 impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
     /// Wraps `dev` for one poll of interface `iface`.
-    pub fn new(dev: &'a mut D, admission: &'a mut A, held: &'a mut Held, iface: IfaceId) -> Self {
+    pub fn new(
+        dev: &'a mut D,
+        admission: &'a mut A,
+        filter: &'a RefCell<Filter>,
+        held: &'a mut Held,
+        iface: IfaceId,
+    ) -> Self {
         let medium = dev.capabilities().medium;
         Hooked {
             dev,
             admission,
+            filter,
             held,
             iface,
             medium,
@@ -310,6 +321,9 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
 /// Receive token of [`Hooked`].
 pub struct HookedRx<'b, R: phy::RxToken, A: Admission> {
     live: Option<R>,
+    /// A reject's answer handed to the stack as if it had arrived.
+    injected: Option<Vec<u8>>,
+    filter: &'b RefCell<Filter>,
     admission: &'b mut A,
     held: &'b mut Held,
     deferred: &'b mut bool,
@@ -331,27 +345,54 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let Hooked {
             dev,
             admission,
+            filter,
             held,
             iface,
             medium,
             deferred,
         } = self;
-        let (admission, held) = (&mut **admission, &mut **held);
+        let (admission, held, filter) = (&mut **admission, &mut **held, &**filter);
         if *deferred {
             return None;
         }
         let medium_v = *medium;
+        let iface_v = *iface;
         // Responses to received packets: no socket's fields.
         let wrap = |inner| HookedTx {
             inner,
             medium: medium_v,
             fields: IpFields::default(),
             later: None,
+            filter: Some((filter, iface_v)),
         };
+        let arrival = if filter.borrow().has_arrival(iface_v) {
+            filter.borrow_mut().take_arrival(iface_v)
+        } else {
+            None
+        };
+        if let Some(frame) = arrival {
+            let Some(tx) = dev.transmit(now) else {
+                filter.borrow_mut().recycle(frame);
+                return None;
+            };
+            let rx = HookedRx {
+                live: None,
+                injected: Some(frame),
+                filter,
+                admission,
+                held,
+                deferred,
+                iface: *iface,
+                medium: *medium,
+            };
+            return Some((rx, wrap(tx)));
+        }
         if held.full {
             let tx = wrap(dev.transmit(now)?);
             let rx = HookedRx {
                 live: None,
+                injected: None,
+                filter,
                 admission,
                 held,
                 deferred,
@@ -363,6 +404,8 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let (live, tx) = dev.receive(now)?;
         let rx = HookedRx {
             live: Some(live),
+            injected: None,
+            filter,
             admission,
             held,
             deferred,
@@ -376,11 +419,13 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let medium = self.medium;
         let iface = self.iface;
         let later: &mut dyn super::egress::LaterFields = &mut *self.admission;
+        let filter = self.filter;
         self.dev.transmit(now).map(|inner| HookedTx {
             inner,
             medium,
             fields: IpFields::default(),
             later: Some((later, iface)),
+            filter: Some((filter, iface)),
         })
     }
 
@@ -393,24 +438,37 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
     fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
         let HookedRx {
             live,
+            injected,
+            filter,
             admission,
             held,
             deferred,
             iface,
             medium,
         } = self;
+        if let Some(frame) = injected {
+            let r = f(&frame);
+            filter.borrow_mut().recycle(frame);
+            return r;
+        }
         let verdict = |frame: &[u8], admission: &mut A| match parse(medium, frame) {
             Some(info) => admission.admit(iface, &info),
             None => Verdict::Accept,
         };
         match live {
-            Some(rx) => rx.consume(|frame| match verdict(frame, admission) {
-                Verdict::Accept => f(frame),
-                Verdict::Drop => f(&[]),
-                Verdict::Defer => {
-                    held.store(frame);
-                    *deferred = true;
-                    f(&[])
+            Some(rx) => rx.consume(|frame| {
+                let passes = filter.borrow_mut().input(iface, medium, frame);
+                if !passes {
+                    return f(&[]);
+                }
+                match verdict(frame, admission) {
+                    Verdict::Accept => f(frame),
+                    Verdict::Drop => f(&[]),
+                    Verdict::Defer => {
+                        held.store(frame);
+                        *deferred = true;
+                        f(&[])
+                    }
                 }
             }),
             None => {

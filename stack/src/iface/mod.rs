@@ -319,6 +319,9 @@ pub struct Interfaces {
     uplink: Option<Uplink>,
     /// smoltcp's time at the stack's last poll (for interfaces made again).
     now: Instant,
+    /// The container's packet filter (see [`crate::filter`]); the hooks of
+    /// every interface ask it, so it lives beside them.
+    filter: std::cell::RefCell<crate::filter::Filter>,
 }
 
 /// A random seed from the standard library's per-process hash keys (no extra crate).
@@ -427,6 +430,7 @@ impl Interfaces {
             routes: Vec::new(),
             uplink: None,
             now,
+            filter: Default::default(),
         };
         let mut total = 0;
         for (n, (dev, cfg)) in eths.into_iter().enumerate() {
@@ -503,9 +507,26 @@ impl Interfaces {
         Ok(ifs)
     }
 
-    /// Records smoltcp's time (the stack does at each poll).
+    /// Records smoltcp's time (the stack does at each poll), for the filter too,
+    /// and keeps the filter's interface names current.
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;
+        let f = self.filter.get_mut();
+        f.set_now(now);
+        f.sync_names(self.list.iter().map(|n| n.name.as_str()));
+    }
+
+    /// The packet filter.
+    pub fn filter(&self) -> &std::cell::RefCell<crate::filter::Filter> {
+        &self.filter
+    }
+
+    /// Interface `id` and the filter, for one poll of it.
+    pub(crate) fn poll_parts(
+        &mut self,
+        id: IfaceId,
+    ) -> (&mut NetIf, &std::cell::RefCell<crate::filter::Filter>) {
+        (&mut self.list[id], &self.filter)
     }
 
     /// Makes eth0 the host uplink: TCP connections routed through it are handed

@@ -187,6 +187,9 @@ op_errors! {
         BadStandIn => EBADF,
         /// The container's buffer budget is spent (`ENOBUFS`).
         NoBuffers => ENOBUFS,
+        /// The packet filter's `output` chain drops the connection's first
+        /// packet (`EPERM`, as Linux reports a locally dropped packet).
+        Filtered => EPERM,
     }
 }
 
@@ -249,6 +252,11 @@ op_errors! {
         /// The send queue is full, or the container's buffer budget is spent
         /// (`ENOBUFS`).
         NoBuffers => ENOBUFS,
+        /// The packet filter's `output` chain drops the datagram (`EPERM`).
+        Filtered => EPERM,
+        /// The packet filter's `output` chain rejects the datagram
+        /// (`ECONNREFUSED`).
+        Refused => ECONNREFUSED,
     }
 }
 

@@ -241,6 +241,26 @@ impl Sockets {
             Ok((ino, _)) if Some(ino) == standin_ino => {}
             _ => return Err(ConnectError::BadStandIn),
         }
+        // The filter sees the connection here, once: its bytes never pass the
+        // stack (the host picks the source port later: rules see 0).
+        ifs.filter()
+            .borrow_mut()
+            .check_start(
+                route.iface,
+                crate::filter::rules::Proto::Tcp,
+                route.src,
+                0,
+                to_ip(dst.ip()),
+                dst.port(),
+                true,
+            )
+            .map_err(|e| {
+                if e == libc::EPERM {
+                    ConnectError::Filtered
+                } else {
+                    ConnectError::Refused
+                }
+            })?;
         let v6 = s.domain == Domain::Inet6;
         let (fd, port) = uplink.connect_tcp(v6, dst, &s.opts)?;
         let (ino, _) = sys::inode(fd.as_fd()).map_err(|_| ConnectError::NoBuffers)?;

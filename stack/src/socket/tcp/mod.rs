@@ -552,6 +552,27 @@ impl Sockets {
                 (p, Some(b))
             }
         };
+        // The output chain's verdict on the SYN, reported to the program as
+        // Linux does (the SYN itself is filtered and counted when it leaves).
+        let verdict = ifs.filter().borrow_mut().check_start(
+            route.iface,
+            crate::filter::rules::Proto::Tcp,
+            route.src,
+            port,
+            dst_ip,
+            dst.port(),
+            false,
+        );
+        if let Err(e) = verdict {
+            if let Some(b) = autobound {
+                self.tcp.ports.release(port, b);
+            }
+            return Err(if e == libc::EPERM {
+                ConnectError::Filtered
+            } else {
+                ConnectError::Refused
+            });
+        }
         let local_ep = IpListenEndpoint {
             addr: Some(route.src),
             port,

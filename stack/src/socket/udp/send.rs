@@ -158,6 +158,26 @@ impl Sockets {
             return Err(SendError::TooBig);
         }
         let port = self.udp_autobind(ifs, id)?;
+        // The output chain's verdict, reported to the sender as Linux does (the
+        // datagram itself is filtered and counted when it leaves).
+        ifs.filter()
+            .borrow_mut()
+            .check_start(
+                iface,
+                crate::filter::rules::Proto::Udp,
+                src.into(),
+                port,
+                dst.ip().into(),
+                dst.port(),
+                false,
+            )
+            .map_err(|e| {
+                if e == libc::EPERM {
+                    SendError::Filtered
+                } else {
+                    SendError::Refused
+                }
+            })?;
         let s = self.get(id).ok_or(SendError::NoSuchSocket)?;
         let Proto::Udp(u) = &s.proto else {
             return Err(SendError::NoSuchSocket);

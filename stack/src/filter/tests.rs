@@ -1,0 +1,178 @@
+use super::*;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{
+    IpProtocol, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+};
+
+fn tcp(
+    src: [u8; 4],
+    sport: u16,
+    dst: [u8; 4],
+    dport: u16,
+    control: TcpControl,
+    ack: bool,
+) -> Vec<u8> {
+    let (s, d) = (Ipv4Address::from(src), Ipv4Address::from(dst));
+    let t = TcpRepr {
+        src_port: sport,
+        dst_port: dport,
+        control,
+        seq_number: TcpSeqNumber(1000),
+        ack_number: ack.then_some(TcpSeqNumber(5000)),
+        window_len: 1000,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: s,
+        dst_addr: d,
+        next_header: IpProtocol::Tcp,
+        payload_len: t.buffer_len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; 20 + t.buffer_len()];
+    let caps = ChecksumCapabilities::default();
+    ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);
+    t.emit(
+        &mut TcpPacket::new_unchecked(&mut buf[20..]),
+        &s.into(),
+        &d.into(),
+        &caps,
+    );
+    buf
+}
+
+fn filter(text: &str) -> Filter {
+    let mut f = Filter::default();
+    f.sync_names(["lo", "eth0"].into_iter());
+    f.replace(parse::parse_ruleset(text).unwrap());
+    f
+}
+
+const PEER: [u8; 4] = [10, 88, 0, 1];
+const ME: [u8; 4] = [10, 88, 0, 2];
+
+#[test]
+fn rules_match_ports_interfaces_and_count() {
+    let mut f = filter("input iif eth0 tcp dport 8080 drop\ninput tcp dport 8000-8100 accept\n");
+    let syn = tcp(PEER, 40000, ME, 8080, TcpControl::Syn, false);
+    assert!(!f.input(1, Medium::Ip, &syn), "dropped on eth0");
+    assert!(
+        f.input(0, Medium::Ip, &syn),
+        "lo is not eth0: the second rule"
+    );
+    let other = tcp(PEER, 40000, ME, 8081, TcpControl::Syn, false);
+    assert!(f.input(1, Medium::Ip, &other));
+    let l = f.list();
+    assert_eq!((l[0].count.packets, l[1].count.packets), (1, 2));
+    assert_eq!(l[0].count.bytes, syn.len() as u64);
+    assert_eq!(f.stats().dropped, 1);
+    // Output is not watched: nothing there to refuse.
+    assert!(!f.watches_output());
+}
+
+#[test]
+fn conntrack_lets_answers_in_and_keeps_new_ones_out() {
+    let mut f = filter("policy input drop\ninput ct state established,related accept\n");
+    assert!(f.watches_output(), "tracking needs to see what leaves");
+    // Incoming connection attempts: dropped.
+    let syn_in = tcp(PEER, 40000, ME, 22, TcpControl::Syn, false);
+    assert!(!f.input(1, Medium::Ip, &syn_in));
+    // Our own connection: its SYN-ACK comes back established.
+    let syn_out = tcp(ME, 50000, PEER, 80, TcpControl::Syn, false);
+    assert!(f.output(1, Medium::Ip, &syn_out));
+    let synack = tcp(PEER, 80, ME, 50000, TcpControl::Syn, true);
+    assert!(f.input(1, Medium::Ip, &synack));
+    // A RST for nothing tracked is invalid: dropped.
+    let rst = tcp(PEER, 81, ME, 50001, TcpControl::Rst, false);
+    assert!(!f.input(1, Medium::Ip, &rst));
+    assert_eq!(f.stats().connections, 1);
+}
+
+#[test]
+fn a_rejected_syn_is_answered_with_a_reset_on_its_interface() {
+    let mut f = filter("input tcp dport 8080 reject with tcp reset\n");
+    let syn = tcp(PEER, 40000, ME, 8080, TcpControl::Syn, false);
+    assert!(!f.input(1, Medium::Ip, &syn));
+    let mut sent = Vec::new();
+    f.send_answers(1, |b| {
+        sent.push(b.to_vec());
+        true
+    });
+    assert_eq!(sent.len(), 1);
+    let ip = Ipv4Packet::new_checked(&sent[0][..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.src_addr(), Ipv4Address::from(ME));
+    assert_eq!(ip.dst_addr(), Ipv4Address::from(PEER));
+    let t = TcpPacket::new_checked(ip.payload()).unwrap();
+    assert!(t.rst() && t.ack());
+    assert_eq!((t.src_port(), t.dst_port()), (8080, 40000));
+    assert_eq!(t.ack_number(), TcpSeqNumber(1001), "acknowledges the SYN");
+    assert!(t.verify_checksum(&ip.src_addr().into(), &ip.dst_addr().into()));
+    // An output reject is handed back as an arrival; ICMP by default.
+    let mut f = filter("output tcp dport 25 reject\n");
+    let syn = tcp(ME, 50000, PEER, 25, TcpControl::Syn, false);
+    assert!(!f.output(1, Medium::Ip, &syn));
+    let a = f.take_arrival(1).expect("an answer to receive");
+    let ip = Ipv4Packet::new_checked(&a[..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(ip.next_header(), IpProtocol::Icmp);
+    assert_eq!(&ip.payload()[..2], &[3, 3], "port unreachable");
+    assert_eq!(
+        &ip.payload()[8..8 + 20],
+        &syn[..20],
+        "quotes the SYN's header"
+    );
+}
+
+#[test]
+fn starts_are_checked_without_being_counted_twice() {
+    let mut f = filter("output tcp dport 25 drop\noutput udp dport 53 reject\n");
+    let me = IpAddress::from(Ipv4Address::from(ME));
+    let peer = IpAddress::from(Ipv4Address::from(PEER));
+    assert_eq!(
+        f.check_start(1, Proto::Tcp, me, 1, peer, 25, false),
+        Err(libc::EPERM)
+    );
+    assert_eq!(
+        f.check_start(1, Proto::Udp, me, 1, peer, 53, false),
+        Err(libc::ECONNREFUSED)
+    );
+    assert_eq!(f.check_start(1, Proto::Tcp, me, 1, peer, 80, false), Ok(()));
+    assert_eq!(f.list()[0].count.packets, 0);
+    assert_eq!(
+        f.check_start(1, Proto::Tcp, me, 1, peer, 25, true),
+        Err(libc::EPERM)
+    );
+    assert_eq!(f.list()[0].count.packets, 1, "a packetless start counts");
+}
+
+#[test]
+fn garbage_frames_do_not_panic() {
+    let mut f = filter(
+        "policy input drop\ninput ct state established accept\ninput reject\noutput reject with icmp type host-unreachable\n",
+    );
+    let mut x: u32 = 99;
+    for len in 0..300 {
+        let mut frame: Vec<u8> = (0..len)
+            .map(|_| {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect();
+        if let Some(b) = frame.first_mut() {
+            *b = if len % 2 == 0 { 0x45 } else { 0x60 };
+        }
+        let _ = f.input(1, Medium::Ip, &frame);
+        let _ = f.output(1, Medium::Ip, &frame);
+        let _ = f.input(1, Medium::Ethernet, &frame);
+        f.send_answers(1, |_| true);
+        while let Some(b) = f.take_arrival(1) {
+            f.recycle(b);
+        }
+    }
+}
