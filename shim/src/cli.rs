@@ -85,6 +85,17 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
         )]
         command: Vec<std::ffi::OsString>,
     },
+    /// A running container's packet filter, live: `netcell filter web add input tcp
+    /// dport 8080 drop`. The rule syntax is in the README ("The packet filter").
+    Filter {
+        /// The container's name (see `netcell ls`).
+        name: String,
+        #[command(subcommand)]
+        cmd: FilterCmd,
+        /// Where the containers' directories are (as given to `run --runtime-dir`).
+        #[arg(long, value_name = "DIR", global = true)]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
     /// L2 segments between containers: `netcell net create NAME`, then `netcell run
     /// --net NAME --addr CIDR -- CMD` in each container; `netcell net ls`, `rm`.
     Net {
@@ -499,6 +510,51 @@ fn parse_name(s: &str) -> Result<String, String> {
     }
 }
 
+/// `netcell filter NAME` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum FilterCmd {
+    /// The policies and rules with their handles and counters.
+    List,
+    /// The rule set as a file `load` and `--filter` read back.
+    Save,
+    /// Replaces the whole rule set with FILE's, at once (`-`: standard input); a
+    /// file with an error is refused with its line and column, and the old set
+    /// stays.
+    Load {
+        /// The rule file.
+        file: std::path::PathBuf,
+    },
+    /// Appends a rule to its chain: `add input tcp dport 8080 drop`.
+    Add {
+        /// The rule (its words; quote braces and strings for the shell).
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+        rule: Vec<String>,
+    },
+    /// Puts a rule first in its chain, or before the rule with handle --before.
+    Insert {
+        /// The handle of the rule to insert before.
+        #[arg(long, value_name = "HANDLE")]
+        before: Option<u32>,
+        /// The rule.
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
+        rule: Vec<String>,
+    },
+    /// Deletes the rule with this handle.
+    Del {
+        /// Its handle (`list` shows them).
+        handle: u32,
+    },
+    /// Deletes every rule (the policies stay).
+    Flush,
+    /// Sets a chain's policy: `policy input drop`.
+    Policy {
+        /// input, output or forward.
+        chain: String,
+        /// accept or drop.
+        verdict: String,
+    },
+}
+
 /// Options of `netcell run`.
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("eth").args(["tap", "tap_fd", "net"]).multiple(false)))]
@@ -576,6 +632,11 @@ pub struct RunArgs {
     /// MAC address of eth0 (default: random, locally administered).
     #[arg(long, value_parser = parse_mac, requires = "eth")]
     pub mac: Option<EthernetAddress>,
+
+    /// Start with the packet filter rules of FILE (see `netcell filter`; a file with
+    /// an error stops the start with its line and column, exit status 125).
+    #[arg(long, value_name = "FILE")]
+    pub filter: Option<std::path::PathBuf>,
 
     /// Verify checksums of frames received on the TAP (off by default: every frame on a
     /// TAP was built in this machine's memory).

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod filtering;
 mod net;
 mod owner;
 mod preload_lib;
@@ -42,6 +43,11 @@ fn main() {
             runtime_dir,
             command,
         } => owner::exec(&owner::base_dir(runtime_dir.as_deref()), &name, &command),
+        cli::Command::Filter {
+            name,
+            cmd,
+            runtime_dir,
+        } => filtering::command(&owner::base_dir(runtime_dir.as_deref()), &name, cmd),
         cli::Command::Zygote { fd } => Ok(zygote::main(fd)),
         cli::Command::Net { cmd, runtime_dir } => {
             let base = net::base_dir(runtime_dir.as_deref());

@@ -187,6 +187,7 @@ impl OwnerServer {
             let answer = match msg {
                 b"info" => self.info(stack),
                 b"stats" => self.stats(stack),
+                m if m.starts_with(b"filter\0") => crate::filtering::serve(stack, &m[7..]),
                 m if m.starts_with(b"exec\0") => {
                     self.exec(conn, m, r.fds.into_iter().collect());
                     continue;
@@ -322,6 +323,15 @@ impl OwnerServer {
                 ));
             }
         }
+        let f = stack.interfaces().filter().borrow().stats();
+        parts.push(format!(
+            "\"filter\":{{\"rules\":{},\"dropped\":{},\"rejected\":{},\"connections\":{},\"logs_suppressed\":{}}}",
+            stack.interfaces().filter().borrow().ruleset().rules.len(),
+            f.dropped,
+            f.rejected,
+            f.connections,
+            f.logs_suppressed
+        ));
         let tcp = stack.socket_list(libc::IPPROTO_TCP);
         let count = |st: u8| tcp.iter().filter(|e| e.state == st).count();
         parts.push(format!(
@@ -385,7 +395,7 @@ pub fn check_peer(conn: BorrowedFd<'_>) -> Result<(), String> {
 }
 
 /// Connects to container `name`'s owner socket.
-fn connect(base: &Path, name: &str) -> Result<OwnedFd, String> {
+pub(crate) fn connect(base: &Path, name: &str) -> Result<OwnedFd, String> {
     if name.contains('/') || name.starts_with('.') || name.is_empty() {
         return Err(format!("'{name}' is not a container name"));
     }
@@ -407,7 +417,11 @@ fn connect(base: &Path, name: &str) -> Result<OwnedFd, String> {
 }
 
 /// Sends `req` and reads one answer (blocking).
-fn ask(conn: BorrowedFd<'_>, req: &[u8], fds: &[BorrowedFd<'_>]) -> Result<Vec<u8>, String> {
+pub(crate) fn ask(
+    conn: BorrowedFd<'_>,
+    req: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> Result<Vec<u8>, String> {
     netcell_sys::set_nonblocking(conn, false).map_err(|e| e.to_string())?;
     if let Err(e) = netcell_sys::send_with_fds(conn, req, fds) {
         // A refusal comes at once, and the connection closes: say why.

@@ -526,6 +526,14 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     };
     let mut stack = Stack::with_devices(eths, cfg)
         .map_err(|e| format!("invalid network configuration: {e}"))?;
+    if let Some(file) = &args.filter {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the filter file {}: {e}", file.display()))?;
+        let set = netcell_stack::filter::parse::parse_ruleset(&text)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        log::info!("filter: {} rules from {}", set.rules.len(), file.display());
+        stack.interfaces().filter().borrow_mut().replace(set);
+    }
     if let Some(Link::Uplink(dev)) = stack.eth_device() {
         let policy = dev.uplink();
         stack.set_uplink(policy);

@@ -516,8 +516,12 @@ impl Interfaces {
         f.sync_names(self.list.iter().map(|n| n.name.as_str()));
     }
 
-    /// The packet filter.
+    /// The packet filter (its interface names brought up to date first: a
+    /// rule may be checked before the stack's first poll).
     pub fn filter(&self) -> &std::cell::RefCell<crate::filter::Filter> {
+        if let Ok(mut f) = self.filter.try_borrow_mut() {
+            f.sync_names(self.list.iter().map(|n| n.name.as_str()));
+        }
         &self.filter
     }
 

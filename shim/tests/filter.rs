@@ -1,0 +1,251 @@
+//! The container's packet filter: rules from `--filter` and `netcell filter`
+//! act on the container's traffic with a kernel peer on its TAP, on its own
+//! loopback, and on connections through the host uplink; a malformed rule set is
+//! refused with its line and column and the old one stays.
+
+mod common;
+
+use common::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// `netcell ARGS...` from the host: exit code, stdout, stderr.
+fn nc(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = std::process::Command::new(netcell())
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Connects from the kernel side to the container's port: "ok", "timeout" or
+/// the errno's name, and how long it took.
+fn probe(ns: &NetNs, port: u16) -> (String, Duration) {
+    let t0 = Instant::now();
+    let o = ns.sh(&format!(
+        "python3 -c \"
+import socket, errno
+s = socket.socket(); s.settimeout(1.5)
+try:
+    s.connect(('{CONTAINER}', {port})); print('ok')
+except socket.timeout:
+    print('timeout')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+\""
+    ));
+    (
+        String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        t0.elapsed(),
+    )
+}
+
+/// The counter of the rule whose text contains `what`, from `netcell filter
+/// NAME list`: (handle, packets).
+fn rule_of(list: &str, what: &str) -> Option<(u32, u64)> {
+    let l = list.lines().find(|l| l.contains(what))?;
+    let num = |key: &str| -> Option<u64> {
+        let rest = &l[l.find(key)? + key.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    Some((num("handle ")? as u32, num("packets ")?))
+}
+
+/// Rules from `--filter` drop and reject the kernel peer's connections per
+/// port and count them; `netcell filter` deletes and adds rules live; a
+/// malformed file is refused and the old set stays; with `policy input drop`
+/// and `ct state established,related accept` the container's own connections
+/// work while incoming ones are blocked.
+fn rules_act_on_the_tap_and_change_live(mode: Mode) {
+    require_root!();
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    let rules = dir.path("rules");
+    std::fs::write(
+        &rules,
+        "# the kernel peer may reach 8081 only\n\
+         input tcp dport 8080 drop\n\
+         input tcp dport 8082 reject with tcp reset\n",
+    )
+    .unwrap();
+    let name = unique("flt");
+    let servers = r#"
+import socket, threading, time
+ls = []
+for p in (8080, 8081, 8082):
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(('0.0.0.0', p)); l.listen(64); ls.append(l)
+def serve(l):
+    while True:
+        c, _ = l.accept(); c.close()
+for l in ls:
+    threading.Thread(target=serve, args=(l,), daemon=True).start()
+time.sleep(120)
+"#;
+    let _c = Container::new(mode)
+        .on_tap_ns(&ns)
+        .args(["--name", &name])
+        .args(["--filter", rules.to_str().unwrap()])
+        .exec(["/usr/bin/python3", "-c", servers])
+        .quiet()
+        .spawn();
+    wait_for(T, "the container's servers", || {
+        (probe(&ns, 8081).0 == "ok").then_some(())
+    });
+    let (r, took) = probe(&ns, 8080);
+    assert_eq!(r, "timeout", "8080 is dropped");
+    assert!(took >= Duration::from_millis(1400), "{took:?}");
+    let (r, took) = probe(&ns, 8082);
+    assert_eq!(r, "ECONNREFUSED", "8082 is rejected");
+    assert!(
+        took < Duration::from_millis(1000),
+        "a reject fails fast: {took:?}"
+    );
+    let (code, list, err) = nc(&["filter", &name, "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (h8080, n8080) = rule_of(&list, "dport 8080").expect(&list);
+    let (_, n8082) = rule_of(&list, "dport 8082").expect(&list);
+    assert!(n8080 >= 1 && n8082 >= 1, "{list}");
+    // Live: the drop rule goes, 8080 answers; a new rule drops 8081.
+    let (code, _, err) = nc(&["filter", &name, "del", &h8080.to_string()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(probe(&ns, 8080).0, "ok");
+    let (code, out, err) = nc(&[
+        "filter", &name, "add", "input", "tcp", "dport", "8081", "drop",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("handle "), "{out}");
+    assert_eq!(probe(&ns, 8081).0, "timeout");
+    // A malformed file is refused with its line and column; the set stays.
+    let bad = dir.path("bad");
+    std::fs::write(&bad, "input tcp dport 80 accept\ninput tcp dport 8x drop\n").unwrap();
+    let (code, _, err) = nc(&["filter", &name, "load", bad.to_str().unwrap()]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("line 2, column 17") && err.contains("'8x'"),
+        "{err}"
+    );
+    assert_eq!(probe(&ns, 8081).0, "timeout", "the old set stays");
+    // Stateful: nothing comes in, but what the container starts gets its answers.
+    let state = dir.path("state");
+    std::fs::write(
+        &state,
+        "policy input drop\ninput ct state established,related accept\n",
+    )
+    .unwrap();
+    let (code, out, err) = nc(&["filter", &name, "load", state.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("1 rules loaded"), "{out}");
+    assert_eq!(probe(&ns, 8081).0, "timeout");
+    let mut kernel_server = ns.cmd("python3");
+    kernel_server
+        .args(["-m", "http.server", "8099", "--bind", KERNEL])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _ks = Proc::spawn(&mut kernel_server);
+    let out = wait_for(T, "the container's connection out", || {
+        let (code, out, _) = nc(&[
+            "exec",
+            &name,
+            "--",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "3",
+            &format!("http://{KERNEL}:8099/"),
+        ]);
+        (code == Some(0)).then_some(out)
+    });
+    assert_eq!(out, "200");
+    let (_, list, _) = nc(&["filter", &name, "list"]);
+    assert!(list.contains("policy input drop"), "{list}");
+    let (_, est) = rule_of(&list, "ct state established,related").expect(&list);
+    assert!(est >= 2, "the answers were counted: {list}");
+    let (_, stats, _) = nc(&["stats", &name, "--json"]);
+    assert!(stats.contains("\"filter\":{\"rules\":1,"), "{stats}");
+    let (code, saved, _) = nc(&["filter", &name, "save"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        saved,
+        "policy input drop\npolicy forward accept\npolicy output accept\ninput ct state established,related accept\n"
+    );
+}
+
+/// Rules on `lo` apply to the container's own loopback traffic: a reject on
+/// output makes the connect fail with ECONNREFUSED, a drop with EPERM (as
+/// Linux reports them), an input drop on `lo` makes it time out; other ports
+/// work.
+fn rules_on_lo_apply_to_the_container_s_loopback(mode: Mode) {
+    let dir = Scratch::new();
+    let rules = dir.path("rules");
+    std::fs::write(
+        &rules,
+        "output oif lo tcp dport 9000 reject\n\
+         output ip daddr 127.0.0.5 drop\n\
+         input iif lo tcp dport 9002 drop\n\
+         output oif eth0 tcp dport 9001 drop\n",
+    )
+    .unwrap();
+    let script = r#"
+import socket, errno
+ls = []
+for p in (9000, 9001, 9002):
+    l = socket.socket(); l.bind(('0.0.0.0', p)); l.listen(8); ls.append(l)
+def attempt(a, p):
+    s = socket.socket(); s.settimeout(1)
+    try:
+        s.connect((a, p)); return 'ok'
+    except socket.timeout:
+        return 'timeout'
+    except OSError as e:
+        return errno.errorcode[e.errno]
+for a, p in (('127.0.0.1', 9000), ('127.0.0.1', 9001), ('127.0.0.5', 9001), ('127.0.0.1', 9002)):
+    print(a, p, attempt(a, p))
+"#;
+    let (st, out, err) = Container::new(mode)
+        .args(["--filter", rules.to_str().unwrap()])
+        .exec(["/usr/bin/python3", "-c", script])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "127.0.0.1 9000 ECONNREFUSED",
+            "127.0.0.1 9001 ok",
+            "127.0.0.5 9001 EPERM",
+            "127.0.0.1 9002 timeout",
+        ],
+        "{err}"
+    );
+}
+
+in_both_modes!(
+    rules_act_on_the_tap_and_change_live,
+    rules_on_lo_apply_to_the_container_s_loopback,
+);
+
+/// A malformed `--filter` file stops the start with its line and column.
+#[test]
+fn a_malformed_filter_file_is_refused_with_line_and_column() {
+    let dir = Scratch::new();
+    let rules = dir.path("rules");
+    std::fs::write(&rules, "policy input drop\n\ninput tcp dport 80 acept\n").unwrap();
+    let (st, _, err) = Container::nobody()
+        .args(["--filter", rules.to_str().unwrap()])
+        .exec(["true"])
+        .run();
+    assert_eq!(st.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("{}: line 3, column 20:", rules.display()))
+            && err.contains("'acept'"),
+        "{err}"
+    );
+}
