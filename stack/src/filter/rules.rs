@@ -252,7 +252,7 @@ pub struct Rule {
 pub struct RuleSet {
     /// The rules, each with its handle (unique, never reused within a set).
     pub rules: Vec<(u32, Rule)>,
-    /// The policy of each chain (accept or drop), by [`Chain::index`].
+    /// The policy of each chain (true: accept), in input, forward, output order.
     pub policy: [bool; 3],
     /// The next handle.
     pub next_handle: u32,
