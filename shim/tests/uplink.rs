@@ -420,7 +420,64 @@ fn published_ports_reach_the_container(mode: Mode) {
     );
 }
 
+/// A filter rule refuses a connection through the uplink (the host socket is
+/// never opened: the world's server logs nothing), another port still works,
+/// and UDP through the uplink is filtered per datagram.
+fn the_filter_refuses_uplinked_connections(mode: Mode) {
+    require_root!();
+    need("dnsmasq");
+    let w = World::new();
+    let dir = Scratch::new();
+    let rules = dir.path("rules");
+    std::fs::write(
+        &rules,
+        format!("output ip daddr {WORLD} tcp dport {HTTP} reject\noutput udp dport {ECHO} drop\n"),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&rules, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let script = format!(
+        r#"
+import socket, errno
+def attempt(port):
+    s = socket.socket(); s.settimeout(3)
+    try:
+        s.connect(('{WORLD}', port)); return 'ok'
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e))
+print('http', attempt({HTTP}))
+print('closed', attempt({CLOSED}))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b'x', ('{WORLD}', {ECHO})); print('udp sent')
+except OSError as e:
+    print('udp', errno.errorcode[e.errno])
+"#
+    );
+    let before = w.access_log();
+    let (st, out, err) = w
+        .container(mode)
+        .args(["--filter", rules.to_str().unwrap()])
+        .exec(["/usr/bin/python3", "-c", &script])
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        lines(&out),
+        ["http ECONNREFUSED", "closed ECONNREFUSED", "udp EPERM"],
+        "{err}"
+    );
+    assert_eq!(w.access_log(), before, "no request reached the world");
+    // Without the rules, the same connection is made.
+    let (_, out, _) = w
+        .container(mode)
+        .exec(["/usr/bin/python3", "-c", &script])
+        .run();
+    assert_eq!(lines(&out)[0], "http ok");
+}
+
 in_both_modes!(
+    the_filter_refuses_uplinked_connections,
     published_ports_reach_the_container,
     curl_by_name_reaches_the_world,
     tcp_connections_are_host_sockets,
