@@ -416,7 +416,7 @@ impl fmt::Display for Rule {
         if let Some(p) = &self.log {
             write!(f, " log")?;
             if !p.is_empty() {
-                write!(f, " prefix \"{}\"", p.replace(['"', '\\'], ""))?;
+                write!(f, " prefix \"{p}\"")?;
             }
         }
         match &self.verdict {
