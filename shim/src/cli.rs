@@ -633,6 +633,13 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_mac, requires = "eth")]
     pub mac: Option<EthernetAddress>,
 
+    /// Record every frame of every interface of the container (lo included) into
+    /// FILE as pcapng, with the interfaces' names (tcpdump -r, tshark -r and
+    /// Wireshark read it). Frames are buffered in memory and written every 200 ms;
+    /// when the file cannot keep up, frames are dropped and counted (netcell stats).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
+
     /// Start with the packet filter rules of FILE (see `netcell filter`; a file with
     /// an error stops the start with its line and column, exit status 125).
     #[arg(long, value_name = "FILE")]

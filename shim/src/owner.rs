@@ -323,6 +323,13 @@ impl OwnerServer {
                 ));
             }
         }
+        let c = stack.interfaces().capture().borrow().stats();
+        if stack.interfaces().capture().borrow().active() || c.frames > 0 {
+            parts.push(format!(
+                "\"capture\":{{\"frames\":{},\"dropped\":{},\"written\":{},\"errors\":{}}}",
+                c.frames, c.dropped, c.written, c.errors
+            ));
+        }
         let f = stack.interfaces().filter().borrow().stats();
         parts.push(format!(
             "\"filter\":{{\"rules\":{},\"dropped\":{},\"rejected\":{},\"connections\":{},\"logs_suppressed\":{}}}",

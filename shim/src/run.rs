@@ -526,6 +526,16 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
     };
     let mut stack = Stack::with_devices(eths, cfg)
         .map_err(|e| format!("invalid network configuration: {e}"))?;
+    if let Some(path) = &args.pcap {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| format!("cannot open the capture file {}: {e}", path.display()))?;
+        stack.start_capture(Box::new(file));
+        log::info!("capture: every frame into {}", path.display());
+    }
     if let Some(file) = &args.filter {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read the filter file {}: {e}", file.display()))?;

@@ -116,6 +116,10 @@ impl Runtime {
         if let Some(m) = max_wait {
             timeout = Some(timeout.map_or(m, |t| t.min(m)));
         }
+        // A capture's buffer is written out in time.
+        if let Some(c) = self.stack.interfaces().capture().borrow().flush_in() {
+            timeout = Some(timeout.map_or(c, |t| t.min(c)));
+        }
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -171,6 +175,7 @@ impl Runtime {
         for dev in self.stack.devices_mut() {
             dev.flush();
         }
+        self.stack.interfaces().capture().borrow_mut().flush(false);
         let reg = self.poll.registry();
         self.stack.netlink_drain_new(|idx, fd| {
             if let Err(e) = reg.register(

@@ -118,11 +118,11 @@ impl<D: Device> Stack<D> {
             let mut progress = false;
             let mut deferred = false;
             {
-                let (n, filter) = self.ifs.poll_parts(LO);
+                let (n, hooks) = self.ifs.poll_parts(LO);
                 let mut dev = Hooked::new(
                     &mut self.lo,
                     &mut self.sockets,
-                    filter,
+                    hooks,
                     &mut self.held[LO],
                     LO,
                 );
@@ -130,7 +130,7 @@ impl<D: Device> Stack<D> {
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
                 let lo = &mut self.lo;
-                filter.borrow_mut().send_answers(LO, |frame| {
+                hooks.filter.borrow_mut().send_answers(LO, |frame| {
                     use smoltcp::phy::TxToken;
                     match lo.transmit(now) {
                         Some(tx) => {
@@ -143,20 +143,24 @@ impl<D: Device> Stack<D> {
             }
             for (i, eth) in self.eths.iter_mut().enumerate() {
                 let id = ETH + i;
-                let (n, filter) = self.ifs.poll_parts(id);
+                let (n, hooks) = self.ifs.poll_parts(id);
                 if !n.up {
                     continue;
                 }
-                let mut dev = Hooked::new(eth, &mut self.sockets, filter, &mut self.held[id], id);
+                let mut dev = Hooked::new(eth, &mut self.sockets, hooks, &mut self.held[id], id);
                 progress |=
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
                 // Answers of rejected arrivals leave on the device they came from.
-                filter.borrow_mut().send_answers(id, |frame| {
+                hooks.filter.borrow_mut().send_answers(id, |frame| {
                     use smoltcp::phy::TxToken;
                     match eth.transmit(now) {
                         Some(tx) => {
                             tx.consume(frame.len(), |b| b.copy_from_slice(frame));
+                            let mut c = hooks.capture.borrow_mut();
+                            if c.active() {
+                                c.frame(id, true, frame);
+                            }
                             true
                         }
                         None => false,
@@ -280,6 +284,12 @@ impl<D: Device> Stack<D> {
     /// The interfaces.
     pub fn interfaces(&self) -> &Interfaces {
         &self.ifs
+    }
+
+    /// Records every frame of every interface into `out` as pcapng (see
+    /// [`crate::capture`]).
+    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) {
+        self.ifs.start_capture(out);
     }
 
     /// A netlink socket's stand-in is ready (see [`crate::netlink`]).

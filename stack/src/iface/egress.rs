@@ -147,7 +147,7 @@ pub struct HookedTx<'b, T: phy::TxToken> {
     /// The packet filter and the interface: while it watches what leaves, a
     /// frame is built in its scratch buffer and reaches the device only if it
     /// passes.
-    pub(crate) filter: Option<(&'b std::cell::RefCell<crate::filter::Filter>, IfaceId)>,
+    pub(crate) hooks: Option<(super::Hooks<'b>, IfaceId)>,
 }
 
 /// Applies the per-packet fields to a frame smoltcp built.
@@ -189,27 +189,35 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
             medium,
             fields,
             mut later,
-            filter,
+            hooks,
         } = self;
-        if let Some((fl, iface)) = filter
-            && fl.borrow().watches_output()
+        if let Some((h, iface)) = hooks
+            && h.filter.borrow().watches_output()
         {
-            let mut fl = fl.borrow_mut();
+            let mut fl = h.filter.borrow_mut();
             let mut scratch = fl.take_scratch(len);
             let r = f(&mut scratch[..len]);
             finish(&mut scratch[..len], medium, fields, &mut later);
             if fl.output(iface, medium, &scratch[..len]) {
                 inner.consume(len, |buf| buf.copy_from_slice(&scratch[..len]));
+                let mut c = h.capture.borrow_mut();
+                if c.active() {
+                    c.frame(iface, true, &scratch[..len]);
+                }
             }
             fl.put_scratch(scratch);
             return r;
         }
-        if fields == IpFields::default() && later.is_none() {
+        let capture = hooks.filter(|(h, _)| h.capture.borrow().active());
+        if fields == IpFields::default() && later.is_none() && capture.is_none() {
             return inner.consume(len, f);
         }
         inner.consume(len, |buf| {
             let r = f(buf);
             finish(buf, medium, fields, &mut later);
+            if let Some((h, iface)) = capture {
+                h.capture.borrow_mut().frame(iface, true, buf);
+            }
             r
         })
     }

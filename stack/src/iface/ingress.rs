@@ -14,16 +14,15 @@
 //! Dropping is done by handing smoltcp an empty frame, which it counts as processed.
 //! Transmit tokens pass through [`super::egress`] on the way out.
 
+use super::Hooks;
 use super::IfaceId;
 use super::egress::{HookedTx, IpFields};
-use crate::filter::Filter;
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetFrame, EthernetProtocol, IpAddress, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
     UdpPacket,
 };
-use std::cell::RefCell;
 
 /// The parts of a packet's headers that policies look at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -282,7 +281,7 @@ impl Held {
 pub struct Hooked<'a, D: Device, A: Admission> {
     dev: &'a mut D,
     admission: &'a mut A,
-    filter: &'a RefCell<Filter>,
+    hooks: Hooks<'a>,
     held: &'a mut Held,
     iface: IfaceId,
     medium: Medium,
@@ -296,7 +295,7 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
     pub fn new(
         dev: &'a mut D,
         admission: &'a mut A,
-        filter: &'a RefCell<Filter>,
+        hooks: Hooks<'a>,
         held: &'a mut Held,
         iface: IfaceId,
     ) -> Self {
@@ -304,7 +303,7 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
         Hooked {
             dev,
             admission,
-            filter,
+            hooks,
             held,
             iface,
             medium,
@@ -323,7 +322,7 @@ pub struct HookedRx<'b, R: phy::RxToken, A: Admission> {
     live: Option<R>,
     /// A reject's answer handed to the stack as if it had arrived.
     injected: Option<Vec<u8>>,
-    filter: &'b RefCell<Filter>,
+    hooks: Hooks<'b>,
     admission: &'b mut A,
     held: &'b mut Held,
     deferred: &'b mut bool,
@@ -345,13 +344,14 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let Hooked {
             dev,
             admission,
-            filter,
+            hooks,
             held,
             iface,
             medium,
             deferred,
         } = self;
-        let (admission, held, filter) = (&mut **admission, &mut **held, &**filter);
+        let (admission, held, hooks) = (&mut **admission, &mut **held, *hooks);
+        let filter = hooks.filter;
         if *deferred {
             return None;
         }
@@ -363,7 +363,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
             medium: medium_v,
             fields: IpFields::default(),
             later: None,
-            filter: Some((filter, iface_v)),
+            hooks: Some((hooks, iface_v)),
         };
         let arrival = if filter.borrow().has_arrival(iface_v) {
             filter.borrow_mut().take_arrival(iface_v)
@@ -378,7 +378,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
             let rx = HookedRx {
                 live: None,
                 injected: Some(frame),
-                filter,
+                hooks,
                 admission,
                 held,
                 deferred,
@@ -392,7 +392,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
             let rx = HookedRx {
                 live: None,
                 injected: None,
-                filter,
+                hooks,
                 admission,
                 held,
                 deferred,
@@ -405,7 +405,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let rx = HookedRx {
             live: Some(live),
             injected: None,
-            filter,
+            hooks,
             admission,
             held,
             deferred,
@@ -419,13 +419,13 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let medium = self.medium;
         let iface = self.iface;
         let later: &mut dyn super::egress::LaterFields = &mut *self.admission;
-        let filter = self.filter;
+        let hooks = self.hooks;
         self.dev.transmit(now).map(|inner| HookedTx {
             inner,
             medium,
             fields: IpFields::default(),
             later: Some((later, iface)),
-            filter: Some((filter, iface)),
+            hooks: Some((hooks, iface)),
         })
     }
 
@@ -439,13 +439,14 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
         let HookedRx {
             live,
             injected,
-            filter,
+            hooks,
             admission,
             held,
             deferred,
             iface,
             medium,
         } = self;
+        let filter = hooks.filter;
         if let Some(frame) = injected {
             let r = f(&frame);
             filter.borrow_mut().recycle(frame);
@@ -457,6 +458,13 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
         };
         match live {
             Some(rx) => rx.consume(|frame| {
+                // Recorded as it arrived (lo's packets are recorded as sent).
+                if iface != super::LO {
+                    let mut c = hooks.capture.borrow_mut();
+                    if c.active() {
+                        c.frame(iface, false, frame);
+                    }
+                }
                 let passes = filter.borrow_mut().input(iface, medium, frame);
                 if !passes {
                     return f(&[]);

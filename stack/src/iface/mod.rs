@@ -322,6 +322,18 @@ pub struct Interfaces {
     /// The container's packet filter (see [`crate::filter`]); the hooks of
     /// every interface ask it, so it lives beside them.
     filter: std::cell::RefCell<crate::filter::Filter>,
+    /// The capture to a file (see [`crate::capture`]), inactive unless started.
+    capture: std::cell::RefCell<crate::capture::Capture>,
+}
+
+/// What every frame passes besides smoltcp, for one interface's poll: the packet
+/// filter and the capture.
+#[derive(Clone, Copy)]
+pub struct Hooks<'a> {
+    /// The packet filter.
+    pub filter: &'a std::cell::RefCell<crate::filter::Filter>,
+    /// The capture.
+    pub capture: &'a std::cell::RefCell<crate::capture::Capture>,
 }
 
 /// A random seed from the standard library's per-process hash keys (no extra crate).
@@ -431,6 +443,7 @@ impl Interfaces {
             uplink: None,
             now,
             filter: Default::default(),
+            capture: Default::default(),
         };
         let mut total = 0;
         for (n, (dev, cfg)) in eths.into_iter().enumerate() {
@@ -525,12 +538,30 @@ impl Interfaces {
         &self.filter
     }
 
-    /// Interface `id` and the filter, for one poll of it.
-    pub(crate) fn poll_parts(
-        &mut self,
-        id: IfaceId,
-    ) -> (&mut NetIf, &std::cell::RefCell<crate::filter::Filter>) {
-        (&mut self.list[id], &self.filter)
+    /// The capture to a file.
+    pub fn capture(&self) -> &std::cell::RefCell<crate::capture::Capture> {
+        &self.capture
+    }
+
+    /// Starts capturing every frame of every interface into `out` (pcapng).
+    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) {
+        let ifaces: Vec<(String, bool)> = self
+            .list
+            .iter()
+            .map(|n| (n.name.clone(), n.ethernet))
+            .collect();
+        *self.capture.get_mut() = crate::capture::Capture::start(out, &ifaces);
+    }
+
+    /// Interface `id` and the hooks, for one poll of it.
+    pub(crate) fn poll_parts(&mut self, id: IfaceId) -> (&mut NetIf, Hooks<'_>) {
+        (
+            &mut self.list[id],
+            Hooks {
+                filter: &self.filter,
+                capture: &self.capture,
+            },
+        )
     }
 
     /// Makes eth0 the host uplink: TCP connections routed through it are handed
