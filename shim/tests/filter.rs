@@ -227,7 +227,78 @@ for a, p in (('127.0.0.1', 9000), ('127.0.0.1', 9001), ('127.0.0.5', 9001), ('12
     );
 }
 
+/// Rules loaded under iperf3 load — a stateful set with `policy input drop`,
+/// then 100 rules that do not concern it — leave the established connection
+/// running: every one-second interval moves data, and the transfer completes.
+fn rules_loaded_under_load_leave_the_connection_running(mode: Mode) {
+    require_root!();
+    need("iperf3");
+    let ns = tap_ns();
+    let mut srv = ns.cmd("iperf3");
+    srv.args(["-s", "-B", KERNEL, "-p", "5288"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _srv = Proc::spawn(&mut srv);
+    wait_for(T, "iperf3", || {
+        ns.sh(&format!("bash -c 'echo > /dev/tcp/{KERNEL}/5288'"))
+            .status
+            .success()
+            .then_some(())
+    });
+    let name = unique("fload");
+    let client = Container::new(mode)
+        .on_tap_ns(&ns)
+        .args(["--name", &name])
+        .exec([
+            "iperf3", "-c", KERNEL, "-p", "5288", "-t", "5", "-i", "1", "-J",
+        ])
+        .spawn();
+    let dir = Scratch::new();
+    let stateful = dir.path("stateful");
+    std::fs::write(
+        &stateful,
+        "policy input drop\ninput ct state established,related accept\n",
+    )
+    .unwrap();
+    let mut many = String::from("policy input drop\ninput ct state established,related accept\n");
+    for p in 0..100 {
+        many.push_str(&format!("input tcp dport {} drop\n", 10000 + p));
+    }
+    let many_file = dir.path("many");
+    std::fs::write(&many_file, many).unwrap();
+    wait_for(T, "the container in netcell ls", || {
+        nc(&["ls"]).1.contains(&name).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, _, err) = nc(&["filter", &name, "load", stateful.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, _, err) = nc(&["filter", &name, "load", many_file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let (st, out, err) = client.wait_output(T);
+    assert!(st.success(), "{out}\n{err}");
+    // Each interval's bytes: the "sum" of each interval (the end section's
+    // totals are "sum_sent" and "sum_received").
+    let from = out.find("\"intervals\"").unwrap_or(0);
+    let to = out.find("\"sum_sent\"").unwrap_or(out.len());
+    let intervals = &out[from..to.max(from)];
+    let per_second: Vec<u64> = intervals
+        .split("\"sum\":")
+        .skip(1)
+        .filter_map(|s| {
+            let rest = &s[s.find("\"bytes\":")? + 8..];
+            rest[..rest.find(',')?].trim().parse().ok()
+        })
+        .collect();
+    assert!(per_second.len() >= 5, "{per_second:?} {out}");
+    assert!(
+        per_second.iter().all(|&b| b > 100_000),
+        "an interval stalled: {per_second:?}"
+    );
+}
+
 in_both_modes!(
+    rules_loaded_under_load_leave_the_connection_running,
     rules_act_on_the_tap_and_change_live,
     rules_on_lo_apply_to_the_container_s_loopback,
 );
