@@ -96,6 +96,27 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
         #[arg(long, value_name = "DIR", global = true)]
         runtime_dir: Option<std::path::PathBuf>,
     },
+    /// Capture a running container's traffic live, as pcapng: `netcell capture web
+    /// -w - port 80 | tcpdump -r -`. Runs until interrupted, until the reader of
+    /// its output goes, or until the container ends.
+    Capture {
+        /// The container's name (see `netcell ls`).
+        name: String,
+        /// Only this interface of the container (default: any).
+        #[arg(short = 'i', long, value_name = "DEV|any")]
+        interface: Option<String>,
+        /// Write to FILE (`-`: standard output, the default, which must not be a
+        /// terminal).
+        #[arg(short = 'w', long, value_name = "FILE")]
+        write: Option<std::path::PathBuf>,
+        /// Which frames: tcpdump-like terms (host, net, port, portrange with src or
+        /// dst; tcp, udp, icmp, icmp6, ip, ip6, arp; and, or, not, parentheses).
+        #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+        expression: Vec<String>,
+        /// Where the containers' directories are (as given to `run --runtime-dir`).
+        #[arg(long, value_name = "DIR")]
+        runtime_dir: Option<std::path::PathBuf>,
+    },
     /// L2 segments between containers: `netcell net create NAME`, then `netcell run
     /// --net NAME --addr CIDR -- CMD` in each container; `netcell net ls`, `rm`.
     Net {

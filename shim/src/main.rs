@@ -5,6 +5,7 @@
 //! the preload shim, serves the stack until the command exits, and cleans up.
 #![forbid(unsafe_code)]
 
+mod capturing;
 mod cli;
 mod filtering;
 mod net;
@@ -48,6 +49,19 @@ fn main() {
             cmd,
             runtime_dir,
         } => filtering::command(&owner::base_dir(runtime_dir.as_deref()), &name, cmd),
+        cli::Command::Capture {
+            name,
+            interface,
+            write,
+            expression,
+            runtime_dir,
+        } => capturing::command(
+            &owner::base_dir(runtime_dir.as_deref()),
+            &name,
+            interface.as_deref(),
+            write.as_deref(),
+            &expression,
+        ),
         cli::Command::Zygote { fd } => Ok(zygote::main(fd)),
         cli::Command::Net { cmd, runtime_dir } => {
             let base = net::base_dir(runtime_dir.as_deref());

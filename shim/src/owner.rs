@@ -188,6 +188,10 @@ impl OwnerServer {
                 b"info" => self.info(stack),
                 b"stats" => self.stats(stack),
                 m if m.starts_with(b"filter\0") => crate::filtering::serve(stack, &m[7..]),
+                m if m.starts_with(b"capture\0") => {
+                    crate::capturing::serve(stack, conn, &m[8..], r.fds.into_iter().collect());
+                    continue;
+                }
                 m if m.starts_with(b"exec\0") => {
                     self.exec(conn, m, r.fds.into_iter().collect());
                     continue;

@@ -87,4 +87,69 @@ fn a_pcap_file_shows_the_traffic_with_interface_names(mode: Mode) {
     );
 }
 
-in_both_modes!(a_pcap_file_shows_the_traffic_with_interface_names);
+/// `netcell capture NAME -w - EXPR | tcpdump -r - -c N` shows the container's
+/// traffic that the expression selects, and nothing else; the capture ends
+/// when tcpdump has its N packets.
+fn a_live_capture_feeds_tcpdump(mode: Mode) {
+    require_root!();
+    need("tcpdump");
+    let ns = tap_ns();
+    let mut srv = ns.cmd("python3");
+    srv.args(["-m", "http.server", "8099", "--bind", KERNEL])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _srv = Proc::spawn(&mut srv);
+    let name = unique("live");
+    // Connections to 8099 (served) and to 8098 (refused), over and over.
+    let script = format!(
+        "for i in $(seq 150); do curl -s -o /dev/null http://{KERNEL}:8099/; curl -s -o /dev/null http://{KERNEL}:8098/; sleep 0.1; done"
+    );
+    let _c = Container::new(mode)
+        .on_tap_ns(&ns)
+        .args(["--name", &name])
+        .sh(&script)
+        .quiet()
+        .spawn();
+    let cmd = format!(
+        "{nc} capture {name} -i eth0 -w - tcp dst port 8099 | timeout 30 tcpdump -nn -r - -c 6",
+        nc = netcell()
+    );
+    let o = wait_for(T, "a live capture", || {
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .output()
+            .unwrap();
+        o.status.success().then_some(o)
+    });
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        6,
+        "{text}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for l in &lines {
+        assert!(
+            l.contains(&format!("{CONTAINER}.")) && l.contains(&format!("> {KERNEL}.8099:")),
+            "only what the expression selects: {text}"
+        );
+    }
+    // A malformed expression is refused before anything starts.
+    let o = std::process::Command::new(netcell())
+        .args(["capture", &name, "-w", "/dev/null", "tcp", "port"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("a port expected"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+in_both_modes!(
+    a_pcap_file_shows_the_traffic_with_interface_names,
+    a_live_capture_feeds_tcpdump,
+);

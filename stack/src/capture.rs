@@ -16,11 +16,15 @@
 //! merged by TSO offload are recorded as they crossed the device (up to 64 KiB),
 //! as tcpdump shows them on Linux.
 
+use smoltcp::phy::Medium;
 use std::io::{self, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The buffer holds at most this much (beyond, frames are dropped).
+/// The `--pcap` file's buffer holds at most this much (beyond, frames are
+/// dropped).
 pub const MAX_BUFFER: usize = 8 << 20;
+/// A live capture's buffer.
+pub const LIVE_BUFFER: usize = 2 << 20;
 /// Written out once this much is buffered...
 pub const FLUSH_AT: usize = 256 << 10;
 /// ...or once the oldest buffered frame is this old.
@@ -35,22 +39,49 @@ pub struct CaptureStats {
     pub frames: u64,
     /// Frames not recorded (the buffer was full).
     pub dropped: u64,
-    /// Bytes written to the file.
+    /// Bytes written out.
     pub written: u64,
-    /// Write errors (the capture stops at the first).
+    /// Write errors (a capture stops at its first).
     pub errors: u64,
 }
 
-/// A pcapng capture of a stack's interfaces.
-#[derive(Default)]
-pub struct Capture {
-    out: Option<Box<dyn Write + Send>>,
+impl CaptureStats {
+    fn add(&mut self, o: CaptureStats) {
+        self.frames += o.frames;
+        self.dropped += o.dropped;
+        self.written += o.written;
+        self.errors += o.errors;
+    }
+}
+
+/// One destination of frames: the `--pcap` file, or a live `netcell capture`.
+struct Sink {
+    out: Box<dyn Write + Send>,
     /// Per interface: its frames are IP packets (an Ethernet header is added).
     raw_ip: Vec<bool>,
+    /// Only this interface (`-i DEV`), else all.
+    only: Option<usize>,
+    /// Only frames this expression selects.
+    expr: Option<Expr>,
+    /// A live capture's connection to its client: when the client goes, so
+    /// does the capture.
+    lifeline: Option<std::os::fd::OwnedFd>,
     buf: Vec<u8>,
     since: Option<Instant>,
     stats: CaptureStats,
+    failed: bool,
 }
+
+/// The captures of a stack's interfaces (none, the `--pcap` file, live ones).
+#[derive(Default)]
+pub struct Capture {
+    sinks: Vec<Sink>,
+    /// Counters of the captures that ended.
+    ended: CaptureStats,
+}
+
+/// The most captures at once per container.
+pub const MAX_CAPTURES: usize = 8;
 
 fn pad4(n: usize) -> usize {
     (n + 3) & !3
@@ -75,11 +106,16 @@ fn block(buf: &mut Vec<u8>, ty: u32, body: impl FnOnce(&mut Vec<u8>)) {
     buf[start + 4..start + 8].copy_from_slice(&total.to_ne_bytes());
 }
 
-impl Capture {
-    /// Starts a capture into `out` of interfaces `ifaces` (name, Ethernet or
-    /// not), in index order.
-    pub fn start(out: Box<dyn Write + Send>, ifaces: &[(String, bool)]) -> Capture {
-        let mut buf = Vec::with_capacity(MAX_BUFFER);
+impl Sink {
+    fn new(
+        out: Box<dyn Write + Send>,
+        ifaces: &[(String, bool)],
+        only: Option<usize>,
+        expr: Option<Expr>,
+        lifeline: Option<std::os::fd::OwnedFd>,
+        capacity: usize,
+    ) -> Sink {
+        let mut buf = Vec::with_capacity(capacity);
         // Section header: byte-order magic, version 1.0, length unknown.
         block(&mut buf, 0x0A0D_0D0A, |b| {
             b.extend_from_slice(&0x1A2B_3C4Du32.to_ne_bytes());
@@ -98,42 +134,38 @@ impl Capture {
                 option(b, 0, &[]);
             });
         }
-        Capture {
-            out: Some(out),
+        Sink {
+            out,
             raw_ip: ifaces.iter().map(|(_, e)| !e).collect(),
+            only,
+            expr,
+            lifeline,
             buf,
             since: Some(Instant::now()),
             stats: CaptureStats::default(),
+            failed: false,
         }
     }
 
-    /// Whether frames are being recorded.
-    pub fn active(&self) -> bool {
-        self.out.is_some()
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> CaptureStats {
-        self.stats
-    }
-
-    /// Records one frame of interface `iface` (`outbound`: sent by the stack).
-    pub fn frame(&mut self, iface: usize, outbound: bool, data: &[u8]) {
-        if self.out.is_none() {
+    fn frame(&mut self, iface: usize, outbound: bool, data: &[u8], t: u64) {
+        if self.only.is_some_and(|o| o != iface) {
             return;
+        }
+        let raw = self.raw_ip.get(iface).copied().unwrap_or(false);
+        if let Some(e) = &self.expr {
+            let medium = if raw { Medium::Ip } else { Medium::Ethernet };
+            if !e.selects(medium, data) {
+                return;
+            }
         }
         // Enhanced packet block: 28 bytes of header, the data padded, the
         // direction flags option (12), the end marker (4) and the trailer (4).
-        let raw = self.raw_ip.get(iface).copied().unwrap_or(false);
         let len = data.len() + if raw { 14 } else { 0 };
         let need = 28 + pad4(len) + 12 + 4 + 4;
-        if self.buf.len() + need > MAX_BUFFER {
+        if self.buf.len() + need > self.buf.capacity().max(FLUSH_AT) {
             self.stats.dropped += 1;
             return;
         }
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
         block(&mut self.buf, 6, |b| {
             b.extend_from_slice(&(iface as u32).to_ne_bytes());
             b.extend_from_slice(&((t >> 32) as u32).to_ne_bytes());
@@ -159,27 +191,22 @@ impl Capture {
         self.since.get_or_insert_with(Instant::now);
     }
 
-    /// How long the event loop may wait before [`Capture::flush`] is due.
-    pub fn flush_in(&self) -> Option<Duration> {
-        let since = self.since?;
-        self.out.as_ref()?;
-        Some(FLUSH_AFTER.saturating_sub(since.elapsed()))
-    }
-
-    /// Writes the buffer out if it is due (`force`: now).
-    pub fn flush(&mut self, force: bool) {
+    fn flush(&mut self, force: bool) {
+        if let Some(l) = &self.lifeline
+            && crate::sys::wait_readable(std::os::fd::AsFd::as_fd(l), 0)
+        {
+            // The client hung up (or sent something it should not): done.
+            self.failed = true;
+        }
         let due = force
             || self.buf.len() >= FLUSH_AT
             || self.since.is_some_and(|s| s.elapsed() >= FLUSH_AFTER);
-        if !due || self.buf.is_empty() {
+        if self.failed || !due || self.buf.is_empty() {
             return;
         }
-        let Some(out) = self.out.as_mut() else {
-            return;
-        };
         let mut done = 0;
         let r = loop {
-            match out.write(&self.buf[done..]) {
+            match self.out.write(&self.buf[done..]) {
                 Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
                     done += n;
@@ -195,18 +222,328 @@ impl Capture {
         self.stats.written += done as u64;
         self.buf.drain(..done);
         self.since = (!self.buf.is_empty()).then(Instant::now);
-        if let Err(e) = r.and_then(|()| out.flush()) {
-            log::warn!("capture: cannot write the capture file: {e}; capture stops");
+        if let Err(e) = r.and_then(|()| self.out.flush()) {
+            if self.lifeline.is_none() {
+                log::warn!("capture: cannot write the capture file: {e}; capture stops");
+            } else {
+                log::info!("capture: the reader went away ({e}); capture stops");
+            }
             self.stats.errors += 1;
-            self.out = None;
-            self.buf = Vec::new();
+            self.failed = true;
         }
+    }
+}
+
+impl Capture {
+    /// Starts a capture into `out` of interfaces `ifaces` (name, Ethernet or
+    /// not), in index order: every frame (`--pcap`).
+    pub fn start(out: Box<dyn Write + Send>, ifaces: &[(String, bool)]) -> Capture {
+        let mut c = Capture::default();
+        c.sinks
+            .push(Sink::new(out, ifaces, None, None, None, MAX_BUFFER));
+        c
+    }
+
+    /// Adds a live capture: frames of interface `only` (or all) that `expr`
+    /// selects (or all), into `out`, while `lifeline` stays open. Its buffer is
+    /// smaller than a file's ([`LIVE_BUFFER`]): a reader that falls behind loses
+    /// frames, the stack never waits.
+    pub fn add_live(
+        &mut self,
+        out: Box<dyn Write + Send>,
+        ifaces: &[(String, bool)],
+        only: Option<usize>,
+        expr: Option<Expr>,
+        lifeline: std::os::fd::OwnedFd,
+    ) -> Result<(), String> {
+        self.sinks.retain(|s| !s.failed);
+        if self.sinks.len() >= MAX_CAPTURES {
+            return Err(format!("{MAX_CAPTURES} captures run already"));
+        }
+        self.sinks.push(Sink::new(
+            out,
+            ifaces,
+            only,
+            expr,
+            Some(lifeline),
+            LIVE_BUFFER,
+        ));
+        Ok(())
+    }
+
+    /// Whether frames are being recorded.
+    pub fn active(&self) -> bool {
+        !self.sinks.is_empty()
+    }
+
+    /// Counters, of every capture so far.
+    pub fn stats(&self) -> CaptureStats {
+        let mut t = self.ended;
+        for s in &self.sinks {
+            t.add(s.stats);
+        }
+        t
+    }
+
+    /// Live captures running.
+    pub fn live(&self) -> usize {
+        self.sinks.iter().filter(|s| s.lifeline.is_some()).count()
+    }
+
+    /// Records one frame of interface `iface` (`outbound`: sent by the stack).
+    pub fn frame(&mut self, iface: usize, outbound: bool, data: &[u8]) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        for s in &mut self.sinks {
+            if !s.failed {
+                s.frame(iface, outbound, data, t);
+            }
+        }
+    }
+
+    /// How long the event loop may wait before [`Capture::flush`] is due.
+    pub fn flush_in(&self) -> Option<Duration> {
+        let live = self.sinks.iter().any(|s| s.lifeline.is_some());
+        let since = self.sinks.iter().filter_map(|s| s.since).min();
+        match (since, live) {
+            (Some(t), _) => Some(FLUSH_AFTER.saturating_sub(t.elapsed())),
+            // A live capture's client is checked for even without traffic.
+            (None, true) => Some(FLUSH_AFTER),
+            (None, false) => None,
+        }
+    }
+
+    /// Writes out what is due (`force`: everything), and ends the captures that
+    /// failed or whose client went away.
+    pub fn flush(&mut self, force: bool) {
+        for s in &mut self.sinks {
+            s.flush(force);
+        }
+        let ended = &mut self.ended;
+        self.sinks.retain(|s| {
+            if s.failed {
+                ended.add(s.stats);
+            }
+            !s.failed
+        });
     }
 }
 
 impl Drop for Capture {
     fn drop(&mut self) {
         self.flush(true);
+    }
+}
+
+/// A tcpdump-like capture expression: `host A`, `src|dst host A`, `net CIDR`,
+/// `src|dst net CIDR`, `port N`, `src|dst port N`, `portrange A-B`, `tcp`, `udp`,
+/// `icmp`, `icmp6`, `ip`, `ip6`, `arp`, combined with `and`/`&&` (or just side
+/// by side, as `tcp port 80`), `or`/`||`, `not`/`!` and parentheses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expr {
+    /// Both.
+    And(Box<Expr>, Box<Expr>),
+    /// Either.
+    Or(Box<Expr>, Box<Expr>),
+    /// Not.
+    Not(Box<Expr>),
+    /// An address is (`Some(true)`: the source; `Some(false)`: the
+    /// destination; `None`: either) in the prefix.
+    Net(Option<bool>, smoltcp::wire::IpCidr),
+    /// A port in the range (direction as for `Net`).
+    Port(Option<bool>, u16, u16),
+    /// An IP protocol number.
+    Proto(u8),
+    /// IPv4 (`ip`) or IPv6 (`ip6`).
+    Version(u8),
+    /// ARP.
+    Arp,
+}
+
+impl Expr {
+    /// Parses an expression from its words.
+    pub fn parse(words: &[&str]) -> Result<Expr, String> {
+        let mut toks: Vec<String> = Vec::new();
+        for w in words {
+            // Parentheses and `!` may stick to words: `(tcp`, `!arp`.
+            let mut w = *w;
+            while let Some(r) = w.strip_prefix('(') {
+                toks.push("(".into());
+                w = r;
+            }
+            let mut close = 0;
+            while let Some(r) = w.strip_suffix(')') {
+                close += 1;
+                w = r;
+            }
+            if let Some(r) = w.strip_prefix('!').filter(|r| !r.is_empty()) {
+                toks.push("!".into());
+                w = r;
+            }
+            if !w.is_empty() {
+                toks.push(w.to_string());
+            }
+            toks.extend(std::iter::repeat_n(")".to_string(), close));
+        }
+        if toks.len() > 256 {
+            return Err("an expression of at most 256 words".into());
+        }
+        let mut at = 0;
+        let e = or_expr(&toks, &mut at, 0)?;
+        match toks.get(at) {
+            None => Ok(e),
+            Some(t) => Err(format!("'{t}' is not expected there")),
+        }
+    }
+
+    /// Whether the expression selects `frame` (of a device of `medium`).
+    pub fn selects(&self, medium: Medium, frame: &[u8]) -> bool {
+        let arp = medium == Medium::Ethernet && frame.get(12..14) == Some(&[0x08, 0x06][..]);
+        let p = crate::filter::packet::parse(medium, frame);
+        self.eval(arp, p.as_ref())
+    }
+
+    fn eval(&self, arp: bool, p: Option<&crate::filter::packet::Pkt>) -> bool {
+        use smoltcp::wire::IpAddress;
+        match self {
+            Expr::And(a, b) => a.eval(arp, p) && b.eval(arp, p),
+            Expr::Or(a, b) => a.eval(arp, p) || b.eval(arp, p),
+            Expr::Not(a) => !a.eval(arp, p),
+            Expr::Arp => arp,
+            Expr::Version(v) => p.is_some_and(|p| match p.src {
+                IpAddress::Ipv4(_) => *v == 4,
+                IpAddress::Ipv6(_) => *v == 6,
+            }),
+            Expr::Proto(n) => p.is_some_and(|p| p.proto == *n),
+            Expr::Net(dir, c) => p.is_some_and(|p| match dir {
+                Some(true) => c.contains_addr(&p.src),
+                Some(false) => c.contains_addr(&p.dst),
+                None => c.contains_addr(&p.src) || c.contains_addr(&p.dst),
+            }),
+            Expr::Port(dir, lo, hi) => p.is_some_and(|p| {
+                let ports = matches!(p.proto, 6 | 17 | 132) && !p.fragment;
+                let inr = |x: u16| (*lo..=*hi).contains(&x);
+                ports
+                    && match dir {
+                        Some(true) => inr(p.sport),
+                        Some(false) => inr(p.dport),
+                        None => inr(p.sport) || inr(p.dport),
+                    }
+            }),
+        }
+    }
+}
+
+fn or_expr(t: &[String], at: &mut usize, depth: usize) -> Result<Expr, String> {
+    let mut e = and_expr(t, at, depth)?;
+    while matches!(t.get(*at).map(String::as_str), Some("or" | "||")) {
+        *at += 1;
+        e = Expr::Or(Box::new(e), Box::new(and_expr(t, at, depth)?));
+    }
+    Ok(e)
+}
+
+fn and_expr(t: &[String], at: &mut usize, depth: usize) -> Result<Expr, String> {
+    let mut e = unary(t, at, depth)?;
+    loop {
+        match t.get(*at).map(String::as_str) {
+            Some("and" | "&&") => *at += 1,
+            // Juxtaposition is `and`, as in tcpdump's `tcp port 80`.
+            Some(w) if !matches!(w, "or" | "||" | ")") => {}
+            _ => return Ok(e),
+        }
+        e = Expr::And(Box::new(e), Box::new(unary(t, at, depth)?));
+    }
+}
+
+fn unary(t: &[String], at: &mut usize, depth: usize) -> Result<Expr, String> {
+    if depth > 32 {
+        return Err("parentheses nest at most 32 deep".into());
+    }
+    let w = t.get(*at).ok_or("the expression ends too early")?.as_str();
+    *at += 1;
+    let next = |at: &mut usize, what: &str| -> Result<String, String> {
+        let v = t.get(*at).ok_or(format!("{what} expected at the end"))?;
+        *at += 1;
+        Ok(v.clone())
+    };
+    let addr = |s: &str| -> Result<smoltcp::wire::IpCidr, String> {
+        let (a, len) = match s.split_once('/') {
+            Some((a, l)) => (
+                a,
+                Some(
+                    l.parse::<u8>()
+                        .map_err(|_| format!("'{s}' is not a prefix"))?,
+                ),
+            ),
+            None => (s, None),
+        };
+        let ip: smoltcp::wire::IpAddress = a
+            .parse()
+            .map_err(|_| format!("'{s}' is not an address (names are not resolved)"))?;
+        let max = if matches!(ip, smoltcp::wire::IpAddress::Ipv4(_)) {
+            32
+        } else {
+            128
+        };
+        let len = len.unwrap_or(max);
+        if len > max {
+            return Err(format!("'{s}': a prefix of {len} bits"));
+        }
+        Ok(crate::iface::network(&smoltcp::wire::IpCidr::new(ip, len)))
+    };
+    let port = |s: &str| -> Result<(u16, u16), String> {
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        let p = |x: &str| {
+            x.parse::<u16>()
+                .map_err(|_| format!("'{s}' is not a port or range"))
+        };
+        let (a, b) = (p(a)?, p(b)?);
+        if a > b {
+            return Err(format!("'{s}': the range runs backwards"));
+        }
+        Ok((a, b))
+    };
+    let prim = |w: &str, dir: Option<bool>, at: &mut usize| -> Result<Expr, String> {
+        match w {
+            "host" => Ok(Expr::Net(dir, addr(&next(at, "an address")?)?)),
+            "net" => Ok(Expr::Net(dir, addr(&next(at, "a prefix")?)?)),
+            "port" | "portrange" => {
+                let (a, b) = port(&next(at, "a port")?)?;
+                Ok(Expr::Port(dir, a, b))
+            }
+            o => Err(format!("'{o}' is not host, net, port or portrange")),
+        }
+    };
+    match w {
+        "(" => {
+            let e = or_expr(t, at, depth + 1)?;
+            if t.get(*at).map(String::as_str) != Some(")") {
+                return Err("')' expected".into());
+            }
+            *at += 1;
+            Ok(e)
+        }
+        "not" | "!" => Ok(Expr::Not(Box::new(unary(t, at, depth + 1)?))),
+        "src" | "dst" => {
+            let kind = next(at, "host, net or port")?;
+            prim(&kind, Some(w == "src"), at)
+        }
+        "host" | "net" | "port" | "portrange" => prim(w, None, at),
+        "tcp" => Ok(Expr::Proto(6)),
+        "udp" => Ok(Expr::Proto(17)),
+        "icmp" => Ok(Expr::Proto(1)),
+        "icmp6" => Ok(Expr::Proto(58)),
+        "ip" => Ok(Expr::Version(4)),
+        "ip6" => Ok(Expr::Version(6)),
+        "arp" => Ok(Expr::Arp),
+        o => Err(format!(
+            "'{o}' is not a capture term (host, net, port, portrange, src, dst, tcp, udp, icmp, icmp6, ip, ip6, arp, and, or, not)"
+        )),
     }
 }
 
@@ -262,5 +599,37 @@ mod tests {
             c.frame(0, true, &[0; 65536]);
         }
         assert!(c.stats().dropped >= 1, "{:?}", c.stats());
+    }
+
+    #[test]
+    fn expressions_select_like_tcpdump() {
+        let syn = [
+            0x45u8, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 88, 0, 2, 10, 88, 0, 1, 0x9c, 0x40,
+            0x1f, 0x90, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x10, 0, 0, 0, 0, 0,
+        ];
+        let sel = |e: &str| {
+            let w: Vec<&str> = e.split_whitespace().collect();
+            Expr::parse(&w).unwrap().selects(Medium::Ip, &syn)
+        };
+        assert!(sel("tcp"));
+        assert!(sel("tcp and dst port 8080"));
+        assert!(sel("tcp dst port 8080"), "juxtaposition is and");
+        assert!(!sel("src port 8080"));
+        assert!(sel("host 10.88.0.1 and (port 8080 or port 53)"));
+        assert!(sel("net 10.88.0.0/16 and not udp"));
+        assert!(!sel("!tcp"));
+        assert!(sel("src host 10.88.0.2 && portrange 8000-8100"));
+        assert!(!sel("ip6 or arp"));
+        for bad in [
+            "host",
+            "port x",
+            "tcp and",
+            "(tcp",
+            "frob",
+            "host example.com",
+        ] {
+            let w: Vec<&str> = bad.split_whitespace().collect();
+            assert!(Expr::parse(&w).is_err(), "{bad}");
+        }
     }
 }

@@ -292,6 +292,11 @@ impl<D: Device> Stack<D> {
         self.ifs.start_capture(out);
     }
 
+    /// The interfaces, mutably (captures, filters and addresses change here).
+    pub fn interfaces_mut(&mut self) -> &mut Interfaces {
+        &mut self.ifs
+    }
+
     /// A netlink socket's stand-in is ready (see [`crate::netlink`]).
     pub(crate) fn netlink_ready(&mut self, idx: usize, hup: bool) {
         self.netlink.ready(idx, &mut self.ifs, &self.sockets, hup);

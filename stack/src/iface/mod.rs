@@ -543,14 +543,39 @@ impl Interfaces {
         &self.capture
     }
 
-    /// Starts capturing every frame of every interface into `out` (pcapng).
-    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) {
-        let ifaces: Vec<(String, bool)> = self
-            .list
+    fn capture_ifaces(&self) -> Vec<(String, bool)> {
+        self.list
             .iter()
             .map(|n| (n.name.clone(), n.ethernet))
-            .collect();
+            .collect()
+    }
+
+    /// Starts capturing every frame of every interface into `out` (pcapng).
+    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) {
+        let ifaces = self.capture_ifaces();
         *self.capture.get_mut() = crate::capture::Capture::start(out, &ifaces);
+    }
+
+    /// Starts a live capture (see [`crate::capture::Capture::add_live`]) of
+    /// interface `only` (a name; `None` or "any": all).
+    pub fn add_live_capture(
+        &mut self,
+        out: Box<dyn std::io::Write + Send>,
+        only: Option<&str>,
+        expr: Option<crate::capture::Expr>,
+        lifeline: std::os::fd::OwnedFd,
+    ) -> Result<(), String> {
+        let only = match only.filter(|d| *d != "any") {
+            Some(d) => Some(
+                self.by_name(d)
+                    .ok_or_else(|| format!("the container has no interface {d}"))?,
+            ),
+            None => None,
+        };
+        let ifaces = self.capture_ifaces();
+        self.capture
+            .get_mut()
+            .add_live(out, &ifaces, only, expr, lifeline)
     }
 
     /// Interface `id` and the hooks, for one poll of it.
