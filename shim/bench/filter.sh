@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # What the packet filter and capture cost: iperf3 from the container to a kernel
 # peer over a TAP (MTU 1500, both directions), with nothing, with --pcap (to a file
-# in $CAPDIR, default /tmp), and with a 100-rule filter (a stateful input policy and
-# 100 rules the traffic does not match, so every packet runs them all). Rounds
+# in $CAPDIR, default /tmp), with a live `netcell capture` into /dev/null, and with a
+# 100-rule filter (a stateful input policy and 100 rules the traffic does not match,
+# so every packet runs them all). Rounds
 # alternate the configurations to spread the machine's noise; the ratios are to the
 # plain run of the same round.
 #
-#   netcell filter_plain|filter_pcap|filter_rules100 {tx,rx}  Gbit/s
+#   netcell filter_plain|filter_pcap|filter_live|filter_rules100 {tx,rx}  Gbit/s
 #
 # Needs root (a namespace and a TAP device) and iperf3; everything stays inside the
 # namespace this script creates and removes.
@@ -43,17 +44,27 @@ ip -n "$ns" link set tap0 up
 ip netns exec "$ns" iperf3 -s -p 5201 >/dev/null 2>&1 & pids+=($!)
 sleep 0.5
 run() { # config direction-flag
-  local extra=()
+  local extra=() name="ncfb$$-$RANDOM"
   case $1 in
     pcap) extra=(--pcap "$CAPDIR/ncfbench$$.pcapng") ;;
     rules100) extra=(--filter "$work/rules100") ;;
   esac
-  ip netns exec "$ns" "$NETCELL" run --shim "$SHIM" --tap tap0 --addr 10.251.0.2/24 "${extra[@]}" -- \
-    iperf3 -c 10.251.0.1 -p 5201 -t "$SECS" $2 -J | gbps
+  local cmd="iperf3 -c 10.251.0.1 -p 5201 -t $SECS $2 -J"
+  # The live capture attaches while iperf3 waits a moment to start.
+  [ "$1" = live ] && cmd="sleep 1; $cmd"
+  ip netns exec "$ns" "$NETCELL" run --name "$name" --runtime-dir "$work" --shim "$SHIM" \
+    --tap tap0 --addr 10.251.0.2/24 "${extra[@]}" -- sh -c "$cmd" > "$work/json" &
+  local runner=$!
+  if [ "$1" = live ]; then
+    sleep 0.5
+    "$NETCELL" capture "$name" --runtime-dir "$work" -w /dev/null 2>/dev/null &
+  fi
+  wait $runner
+  gbps < "$work/json"
 }
 out="$work/out"
 for r in $(seq "$ROUNDS"); do
-  for cfg in plain pcap rules100; do
+  for cfg in plain pcap live rules100; do
     for dir in tx rx; do
       flag=""; [ "$dir" = rx ] && flag="-R"
       v=$(run $cfg "$flag")
@@ -70,7 +81,7 @@ for line in open(sys.argv[1]):
 print("\nmean Gbit/s, and ratio to the plain run:")
 for d in ("tx", "rx"):
     base = sum(v[("filter_plain", d)]) / len(v[("filter_plain", d)])
-    for cfg in ("filter_plain", "filter_pcap", "filter_rules100"):
+    for cfg in ("filter_plain", "filter_pcap", "filter_live", "filter_rules100"):
         m = sum(v[(cfg, d)]) / len(v[(cfg, d)])
         print(f"{cfg:16} {d}  {m:6.3f}  {m / base:5.2f}x")
 PY

@@ -82,8 +82,9 @@ pub fn serve(stack: &mut Stack<Link>, conn: OwnedFd, req: &[u8], fds: Vec<OwnedF
     let Some(out) = fds.into_iter().next() else {
         return fail(&conn, "no output descriptor came with the request");
     };
-    // A pipe's reader may fall behind: the stack never waits for it.
-    let _ = netcell_sys::set_nonblocking(out.as_fd(), true);
+    // The capture's writer thread writes (and may wait for a slow reader; the
+    // stack never does).
+    let _ = netcell_sys::set_nonblocking(out.as_fd(), false);
     let file = std::fs::File::from(out);
     let started = match conn.try_clone() {
         Ok(lifeline) => {

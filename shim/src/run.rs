@@ -533,7 +533,9 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             .truncate(true)
             .open(path)
             .map_err(|e| format!("cannot open the capture file {}: {e}", path.display()))?;
-        stack.start_capture(Box::new(file));
+        stack
+            .start_capture(Box::new(file))
+            .map_err(|e| format!("cannot start the capture: {e}"))?;
         log::info!("capture: every frame into {}", path.display());
     }
     if let Some(file) = &args.filter {

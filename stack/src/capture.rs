@@ -1,11 +1,12 @@
 //! Sniffing to a file: every frame of every interface as pcapng (`--pcap FILE`),
 //! which tcpdump, tshark and Wireshark read, with each interface's name.
 //!
-//! The packet path never waits for the file: frames are appended to a bounded
-//! buffer in memory (no syscall per frame), which the event loop writes out when
-//! it holds [`FLUSH_AT`] bytes or is [`FLUSH_AFTER`] old, and once more when the
-//! stack ends. When the buffer is full (the file is slower than the traffic), a
-//! frame is not recorded and counted as dropped (`netcell stats`).
+//! The packet path never waits for the file: frames are appended to a buffer in
+//! memory (no syscall per frame); a full buffer, or one [`FLUSH_AFTER`] old, is
+//! handed to the capture's own writer thread, which writes it out and returns it
+//! to a small pool. When every buffer of the pool is waiting to be written (the
+//! file or the reader is slower than the traffic), a frame is not recorded and
+//! counted as dropped (`netcell stats`); the stack never waits.
 //!
 //! What is recorded, as Linux's capture points see it: a frame arriving on a
 //! device before the packet filter looks at it, a frame leaving once the filter
@@ -20,14 +21,13 @@ use smoltcp::phy::Medium;
 use std::io::{self, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The `--pcap` file's buffer holds at most this much (beyond, frames are
-/// dropped).
-pub const MAX_BUFFER: usize = 8 << 20;
-/// A live capture's buffer.
-pub const LIVE_BUFFER: usize = 2 << 20;
-/// Written out once this much is buffered...
-pub const FLUSH_AT: usize = 256 << 10;
-/// ...or once the oldest buffered frame is this old.
+/// The size of one buffer (a frame larger than this is not recorded).
+pub const BUFFER: usize = 1 << 20;
+/// Buffers of the `--pcap` file's pool (what may wait to be written).
+pub const FILE_BUFFERS: usize = 8;
+/// Buffers of a live capture's pool.
+pub const LIVE_BUFFERS: usize = 2;
+/// A buffer is handed to the writer once its oldest frame is this old.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
 const LINKTYPE_ETHERNET: u16 = 1;
@@ -54,9 +54,60 @@ impl CaptureStats {
     }
 }
 
+/// The writer thread of one capture: buffers go to it full and come back empty.
+struct Writer {
+    full: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    empty: std::sync::mpsc::Receiver<Vec<u8>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Buffers made so far (at most the pool's size).
+    made: usize,
+}
+
+impl Writer {
+    fn start(mut out: Box<dyn Write + Send>, live: bool, pool: usize) -> io::Result<Writer> {
+        use std::sync::atomic::Ordering;
+        let (full, to_write) = std::sync::mpsc::sync_channel::<Vec<u8>>(pool);
+        let (give_back, empty) = std::sync::mpsc::sync_channel::<Vec<u8>>(pool);
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (f, w) = (failed.clone(), written.clone());
+        let thread = std::thread::Builder::new()
+            .name("netcell-capture".into())
+            .spawn(move || {
+                for mut b in to_write {
+                    if let Err(e) = out.write_all(&b).and_then(|()| out.flush()) {
+                        if live {
+                            log::info!("capture: the reader went away ({e}); capture stops");
+                        } else {
+                            log::warn!(
+                                "capture: cannot write the capture file: {e}; capture stops"
+                            );
+                        }
+                        f.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    w.fetch_add(b.len() as u64, Ordering::Relaxed);
+                    b.clear();
+                    let _ = give_back.try_send(b);
+                }
+            })?;
+        Ok(Writer {
+            full: Some(full),
+            empty,
+            failed,
+            written,
+            thread: Some(thread),
+            made: 1,
+        })
+    }
+}
+
 /// One destination of frames: the `--pcap` file, or a live `netcell capture`.
 struct Sink {
-    out: Box<dyn Write + Send>,
+    writer: Writer,
+    pool: usize,
     /// Per interface: its frames are IP packets (an Ethernet header is added).
     raw_ip: Vec<bool>,
     /// Only this interface (`-i DEV`), else all.
@@ -66,7 +117,8 @@ struct Sink {
     /// A live capture's connection to its client: when the client goes, so
     /// does the capture.
     lifeline: Option<std::os::fd::OwnedFd>,
-    buf: Vec<u8>,
+    /// The buffer being filled (`None`: every buffer waits to be written).
+    buf: Option<Vec<u8>>,
     since: Option<Instant>,
     stats: CaptureStats,
     failed: bool,
@@ -113,9 +165,10 @@ impl Sink {
         only: Option<usize>,
         expr: Option<Expr>,
         lifeline: Option<std::os::fd::OwnedFd>,
-        capacity: usize,
-    ) -> Sink {
-        let mut buf = Vec::with_capacity(capacity);
+        pool: usize,
+    ) -> io::Result<Sink> {
+        let writer = Writer::start(out, lifeline.is_some(), pool)?;
+        let mut buf = Vec::with_capacity(BUFFER);
         // Section header: byte-order magic, version 1.0, length unknown.
         block(&mut buf, 0x0A0D_0D0A, |b| {
             b.extend_from_slice(&0x1A2B_3C4Du32.to_ne_bytes());
@@ -134,16 +187,55 @@ impl Sink {
                 option(b, 0, &[]);
             });
         }
-        Sink {
-            out,
+        Ok(Sink {
+            writer,
+            pool,
             raw_ip: ifaces.iter().map(|(_, e)| !e).collect(),
             only,
             expr,
             lifeline,
-            buf,
+            buf: Some(buf),
             since: Some(Instant::now()),
             stats: CaptureStats::default(),
             failed: false,
+        })
+    }
+
+    /// Hands the current buffer to the writer and takes an empty one (from the
+    /// pool, or a new one while the pool is not all made).
+    fn hand_off(&mut self) {
+        let Some(b) = self.buf.take() else {
+            self.buf = self.spare();
+            return;
+        };
+        if b.is_empty() {
+            self.buf = Some(b);
+            return;
+        }
+        match self.writer.full.as_ref().map(|f| f.try_send(b)) {
+            Some(Ok(())) => {}
+            Some(Err(std::sync::mpsc::TrySendError::Full(b))) => {
+                // Cannot happen (as many slots as buffers); keep what it holds.
+                self.buf = Some(b);
+                return;
+            }
+            _ => {
+                self.failed = true;
+                return;
+            }
+        }
+        self.since = None;
+        self.buf = self.spare();
+    }
+
+    fn spare(&mut self) -> Option<Vec<u8>> {
+        match self.writer.empty.try_recv() {
+            Ok(b) => Some(b),
+            Err(_) if self.writer.made < self.pool => {
+                self.writer.made += 1;
+                Some(Vec::with_capacity(BUFFER))
+            }
+            Err(_) => None,
         }
     }
 
@@ -162,11 +254,14 @@ impl Sink {
         // direction flags option (12), the end marker (4) and the trailer (4).
         let len = data.len() + if raw { 14 } else { 0 };
         let need = 28 + pad4(len) + 12 + 4 + 4;
-        if self.buf.len() + need > self.buf.capacity().max(FLUSH_AT) {
+        if self.buf.as_ref().is_none_or(|b| b.len() + need > BUFFER) {
+            self.hand_off();
+        }
+        let Some(buf) = self.buf.as_mut().filter(|b| b.len() + need <= BUFFER) else {
             self.stats.dropped += 1;
             return;
-        }
-        block(&mut self.buf, 6, |b| {
+        };
+        block(buf, 6, |b| {
             b.extend_from_slice(&(iface as u32).to_ne_bytes());
             b.extend_from_slice(&((t >> 32) as u32).to_ne_bytes());
             b.extend_from_slice(&(t as u32).to_ne_bytes());
@@ -192,44 +287,37 @@ impl Sink {
     }
 
     fn flush(&mut self, force: bool) {
+        use std::sync::atomic::Ordering;
         if let Some(l) = &self.lifeline
             && crate::sys::wait_readable(std::os::fd::AsFd::as_fd(l), 0)
         {
             // The client hung up (or sent something it should not): done.
             self.failed = true;
         }
-        let due = force
-            || self.buf.len() >= FLUSH_AT
-            || self.since.is_some_and(|s| s.elapsed() >= FLUSH_AFTER);
-        if self.failed || !due || self.buf.is_empty() {
-            return;
-        }
-        let mut done = 0;
-        let r = loop {
-            match self.out.write(&self.buf[done..]) {
-                Ok(0) => break Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => {
-                    done += n;
-                    if done == self.buf.len() {
-                        break Ok(());
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
-                Err(e) => break Err(e),
+        if self.writer.failed.load(Ordering::Relaxed) {
+            if !self.failed {
+                self.stats.errors += 1;
             }
-        };
-        self.stats.written += done as u64;
-        self.buf.drain(..done);
-        self.since = (!self.buf.is_empty()).then(Instant::now);
-        if let Err(e) = r.and_then(|()| self.out.flush()) {
-            if self.lifeline.is_none() {
-                log::warn!("capture: cannot write the capture file: {e}; capture stops");
-            } else {
-                log::info!("capture: the reader went away ({e}); capture stops");
-            }
-            self.stats.errors += 1;
             self.failed = true;
+        }
+        self.stats.written = self.writer.written.load(Ordering::Relaxed);
+        let due = force || self.since.is_some_and(|s| s.elapsed() >= FLUSH_AFTER);
+        if !self.failed && due {
+            self.hand_off();
+        }
+    }
+
+    /// Ends the capture: what is buffered is written (and, for the file, waited
+    /// for, so that it is complete when netcell exits).
+    fn finish(mut self) {
+        if !self.failed {
+            self.hand_off();
+        }
+        self.writer.full = None;
+        if let Some(t) = self.writer.thread.take()
+            && self.lifeline.is_none()
+        {
+            let _ = t.join();
         }
     }
 }
@@ -237,17 +325,17 @@ impl Sink {
 impl Capture {
     /// Starts a capture into `out` of interfaces `ifaces` (name, Ethernet or
     /// not), in index order: every frame (`--pcap`).
-    pub fn start(out: Box<dyn Write + Send>, ifaces: &[(String, bool)]) -> Capture {
+    pub fn start(out: Box<dyn Write + Send>, ifaces: &[(String, bool)]) -> io::Result<Capture> {
         let mut c = Capture::default();
         c.sinks
-            .push(Sink::new(out, ifaces, None, None, None, MAX_BUFFER));
-        c
+            .push(Sink::new(out, ifaces, None, None, None, FILE_BUFFERS)?);
+        Ok(c)
     }
 
     /// Adds a live capture: frames of interface `only` (or all) that `expr`
-    /// selects (or all), into `out`, while `lifeline` stays open. Its buffer is
-    /// smaller than a file's ([`LIVE_BUFFER`]): a reader that falls behind loses
-    /// frames, the stack never waits.
+    /// selects (or all), into `out`, while `lifeline` stays open. Its pool is
+    /// smaller than a file's ([`LIVE_BUFFERS`]): a reader that falls behind
+    /// loses frames, the stack never waits.
     pub fn add_live(
         &mut self,
         out: Box<dyn Write + Send>,
@@ -260,14 +348,9 @@ impl Capture {
         if self.sinks.len() >= MAX_CAPTURES {
             return Err(format!("{MAX_CAPTURES} captures run already"));
         }
-        self.sinks.push(Sink::new(
-            out,
-            ifaces,
-            only,
-            expr,
-            Some(lifeline),
-            LIVE_BUFFER,
-        ));
+        let sink = Sink::new(out, ifaces, only, expr, Some(lifeline), LIVE_BUFFERS)
+            .map_err(|e| format!("cannot start the capture's writer: {e}"))?;
+        self.sinks.push(sink);
         Ok(())
     }
 
@@ -323,19 +406,24 @@ impl Capture {
         for s in &mut self.sinks {
             s.flush(force);
         }
-        let ended = &mut self.ended;
-        self.sinks.retain(|s| {
-            if s.failed {
-                ended.add(s.stats);
+        let mut i = 0;
+        while i < self.sinks.len() {
+            if self.sinks[i].failed {
+                let s = self.sinks.remove(i);
+                self.ended.add(s.stats);
+                s.finish();
+            } else {
+                i += 1;
             }
-            !s.failed
-        });
+        }
     }
 }
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        self.flush(true);
+        for s in self.sinks.drain(..) {
+            s.finish();
+        }
     }
 }
 
@@ -575,10 +663,12 @@ mod tests {
         let mut c = Capture::start(
             Box::new(out.clone()),
             &[("lo".into(), false), ("eth0".into(), true)],
-        );
+        )
+        .unwrap();
         c.frame(1, false, &[0xab; 61]);
         c.frame(0, true, &[0x45; 20]);
-        c.flush(true);
+        assert_eq!(c.stats().frames, 2);
+        drop(c);
         let b = out.0.lock().unwrap().clone();
         // Walk the blocks: each length is a multiple of 4, repeated at its end.
         let mut at = 0;
@@ -592,13 +682,33 @@ mod tests {
         }
         assert_eq!(at, b.len());
         assert_eq!(types, [0x0A0D_0D0A, 1, 1, 6, 6]);
-        assert_eq!(c.stats().frames, 2);
-        // A buffer that cannot take more drops, and counts.
-        let mut c = Capture::start(Box::new(Shared::default()), &[("lo".into(), false)]);
-        for _ in 0..(MAX_BUFFER / 65536 + 2) {
+        // A writer that cannot keep up: the pool runs dry and frames drop.
+        struct Stuck;
+        impl Write for Stuck {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                std::thread::sleep(Duration::from_secs(3600));
+                Ok(0)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut c = Capture::default();
+        c.add_live(
+            Box::new(Stuck),
+            &[("lo".into(), false)],
+            None,
+            None,
+            a.into(),
+        )
+        .unwrap();
+        for _ in 0..(LIVE_BUFFERS * BUFFER / 65536 + 40) {
             c.frame(0, true, &[0; 65536]);
         }
         assert!(c.stats().dropped >= 1, "{:?}", c.stats());
+        // Ending does not wait for a live capture's stuck reader.
+        drop(c);
     }
 
     #[test]

@@ -288,8 +288,8 @@ impl<D: Device> Stack<D> {
 
     /// Records every frame of every interface into `out` as pcapng (see
     /// [`crate::capture`]).
-    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) {
-        self.ifs.start_capture(out);
+    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) -> std::io::Result<()> {
+        self.ifs.start_capture(out)
     }
 
     /// The interfaces, mutably (captures, filters and addresses change here).

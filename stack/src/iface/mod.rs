@@ -551,9 +551,10 @@ impl Interfaces {
     }
 
     /// Starts capturing every frame of every interface into `out` (pcapng).
-    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) {
+    pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) -> std::io::Result<()> {
         let ifaces = self.capture_ifaces();
-        *self.capture.get_mut() = crate::capture::Capture::start(out, &ifaces);
+        *self.capture.get_mut() = crate::capture::Capture::start(out, &ifaces)?;
+        Ok(())
     }
 
     /// Starts a live capture (see [`crate::capture::Capture::add_live`]) of
