@@ -21,15 +21,15 @@ fn fold(mut s: u32) -> u16 {
     !(s as u16)
 }
 
-fn octets(a: &IpAddress) -> Vec<u8> {
+fn sum_addr(a: &IpAddress) -> u32 {
     match a {
-        IpAddress::Ipv4(a) => a.octets().to_vec(),
-        IpAddress::Ipv6(a) => a.octets().to_vec(),
+        IpAddress::Ipv4(a) => sum16(&a.octets()),
+        IpAddress::Ipv6(a) => sum16(&a.octets()),
     }
 }
 
 fn pseudo(src: &IpAddress, dst: &IpAddress, proto: u8, len: usize) -> u32 {
-    sum16(&octets(src)) + sum16(&octets(dst)) + proto as u32 + len as u32
+    sum_addr(src) + sum_addr(dst) + proto as u32 + len as u32
 }
 
 /// Writes into `out` the answer to `frame` (packet `p`, of a device of
@@ -53,8 +53,13 @@ pub fn answer(medium: Medium, frame: &[u8], p: &Pkt, with: RejectWith, out: &mut
         out.extend_from_slice(&frame[0..6]);
         out.extend_from_slice(&frame[12..14]);
     }
+    // The IP header's place; the transport part follows it, written in place
+    // (no allocation per answer: `out` is a reused buffer).
     let ip_at = out.len();
-    let l4: Vec<u8> = if with == RejectWith::TcpReset && p.proto == 6 {
+    let hl = if v6 { 40 } else { 20 };
+    out.resize(ip_at + hl, 0);
+    let l4_at = out.len();
+    let proto = if with == RejectWith::TcpReset && p.proto == 6 {
         let t = &frame[p.l4_at..];
         if t.len() < 20 {
             return false;
@@ -63,7 +68,7 @@ pub fn answer(medium: Medium, frame: &[u8], p: &Pkt, with: RejectWith, out: &mut
         let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
         let doff = ((t[12] >> 4) as usize * 4).max(20);
         let payload = (p.ip_at + p.len).saturating_sub(p.l4_at + doff);
-        let mut r = vec![0u8; 20];
+        let mut r = [0u8; 20];
         r[0..2].copy_from_slice(&p.dport.to_be_bytes());
         r[2..4].copy_from_slice(&p.sport.to_be_bytes());
         if p.flags & 0x10 != 0 {
@@ -78,13 +83,17 @@ pub fn answer(medium: Medium, frame: &[u8], p: &Pkt, with: RejectWith, out: &mut
         r[12] = 5 << 4;
         let c = fold(pseudo(&p.dst, &p.src, 6, 20) + sum16(&r));
         r[16..18].copy_from_slice(&c.to_be_bytes());
-        r
+        out.extend_from_slice(&r);
+        6
     } else {
         let code = match with {
             RejectWith::Icmp(c) => c,
             RejectWith::TcpReset => 3,
         };
         let orig = &frame[p.ip_at..(p.ip_at + p.len).min(frame.len())];
+        if orig.is_empty() {
+            return false;
+        }
         let (ty, code, quote) = if v6 {
             // ICMPv6 codes: 0 no route, 1 prohibited, 3 address, 4 port.
             let c6 = match code {
@@ -95,50 +104,46 @@ pub fn answer(medium: Medium, frame: &[u8], p: &Pkt, with: RejectWith, out: &mut
             };
             (1u8, c6, orig.len().min(1280 - 48))
         } else {
-            let hl = ((orig[0] & 0x0f) as usize * 4).clamp(20, orig.len());
-            (3u8, code, orig.len().min(hl + 8))
+            let ohl = ((orig[0] & 0x0f) as usize * 4).clamp(20, orig.len().max(20));
+            (3u8, code, orig.len().min(ohl + 8))
         };
-        let mut r = vec![0u8; 8];
-        r[0] = ty;
-        r[1] = code;
-        r.extend_from_slice(&orig[..quote]);
-        let mut s = sum16(&r);
+        out.extend_from_slice(&[ty, code, 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&orig[..quote]);
+        let len = out.len() - l4_at;
+        let mut s = sum16(&out[l4_at..]);
         if v6 {
-            s += pseudo(&p.dst, &p.src, 58, r.len());
+            s += pseudo(&p.dst, &p.src, 58, len);
         }
-        r[2..4].copy_from_slice(&fold(s).to_be_bytes());
-        r
+        let c = fold(s).to_be_bytes();
+        out[l4_at + 2..l4_at + 4].copy_from_slice(&c);
+        if v6 { 58 } else { 1 }
     };
-    let proto = if l4.len() == 20 && with == RejectWith::TcpReset && p.proto == 6 {
-        6
-    } else if v6 {
-        58
-    } else {
-        1
-    };
+    let l4_len = out.len() - l4_at;
+    let h = &mut out[ip_at..l4_at];
     if v6 {
-        let mut h = [0u8; 40];
         h[0] = 0x60;
-        h[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+        h[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
         h[6] = proto;
         h[7] = 64;
-        h[8..24].copy_from_slice(&octets(&p.dst));
-        h[24..40].copy_from_slice(&octets(&p.src));
-        out.extend_from_slice(&h);
+        write_addr(&mut h[8..24], &p.dst);
+        write_addr(&mut h[24..40], &p.src);
     } else {
-        let mut h = [0u8; 20];
         h[0] = 0x45;
-        h[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+        h[2..4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
         h[6] = 0x40;
         h[8] = 64;
         h[9] = proto;
-        h[12..16].copy_from_slice(&octets(&p.dst));
-        h[16..20].copy_from_slice(&octets(&p.src));
-        let c = fold(sum16(&h));
+        write_addr(&mut h[12..16], &p.dst);
+        write_addr(&mut h[16..20], &p.src);
+        let c = fold(sum16(h));
         h[10..12].copy_from_slice(&c.to_be_bytes());
-        out.extend_from_slice(&h);
     }
-    let _ = ip_at;
-    out.extend_from_slice(&l4);
     true
+}
+
+fn write_addr(to: &mut [u8], a: &IpAddress) {
+    match a {
+        IpAddress::Ipv4(a) => to.copy_from_slice(&a.octets()),
+        IpAddress::Ipv6(a) => to.copy_from_slice(&a.octets()),
+    }
 }
