@@ -62,11 +62,11 @@ pub fn serve(stack: &mut Stack<Link>, req: &[u8]) -> String {
         "list" => {
             let mut out = String::new();
             for c in Chain::ALL {
-                let n = f.policy_count(c);
+                let n = f.policy_count(&c);
                 out.push_str(&format!(
                     "policy {} {} # packets {} bytes {}\n",
                     c.name(),
-                    if f.ruleset().accepts(c) {
+                    if f.ruleset().accepts(&c) {
                         "accept"
                     } else {
                         "drop"
@@ -98,8 +98,13 @@ pub fn serve(stack: &mut Stack<Link>, req: &[u8]) -> String {
                 Some((b, r)) if cmd == "insert" => (b.parse::<u32>().ok(), r),
                 _ => (None, arg),
             };
-            match parse::parse_rule(rule) {
-                Ok(r) => {
+            let chains = f.ruleset().chains.clone();
+            match parse::parse_rule(rule, &chains) {
+                Ok(parse::Addition::Chain(n)) => match f.add_chain(n.clone()) {
+                    Ok(()) => format!("chain {n}\n"),
+                    Err(e) => format!("error {e}"),
+                },
+                Ok(parse::Addition::Rule(r)) => {
                     // `insert` without a handle: the top of the rule's chain.
                     let before = before.or_else(|| {
                         (cmd == "insert")
@@ -135,7 +140,7 @@ pub fn serve(stack: &mut Stack<Link>, req: &[u8]) -> String {
         }
         "policy" => match parse::parse_policy(&format!("policy {arg}")) {
             Ok((c, a)) => {
-                f.set_policy(c, a);
+                f.set_policy(&c, a);
                 format!(
                     "policy {} {}\n",
                     c.name(),

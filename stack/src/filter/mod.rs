@@ -86,19 +86,30 @@ pub struct FilterStats {
 }
 
 /// Why a rule change was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangeError {
     /// No rule with this handle (in that chain).
     NoSuchRule(u32),
-    /// The set holds [`parse::MAX_RULES`] already.
+    /// The set holds as many rules ([`parse::MAX_RULES`]) or chains as it takes.
     Full,
+    /// A chain of that name exists.
+    ChainExists(String),
+    /// A `jump` to no chain, or one that would loop.
+    BadJump(String),
 }
 
 impl std::fmt::Display for ChangeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ChangeError::NoSuchRule(h) => write!(f, "no rule with handle {h}"),
-            ChangeError::Full => write!(f, "the rule set holds {} rules already", parse::MAX_RULES),
+            ChangeError::Full => write!(
+                f,
+                "the rule set is full ({} rules, {} chains at most)",
+                parse::MAX_RULES,
+                rules::MAX_CHAINS
+            ),
+            ChangeError::ChainExists(n) => write!(f, "a chain named {n} exists"),
+            ChangeError::BadJump(why) => write!(f, "{why}"),
         }
     }
 }
@@ -172,8 +183,8 @@ impl Filter {
 
     fn changed(&mut self) {
         self.track = self.set.uses_conntrack();
-        self.watch_in = self.set.filters(Chain::Input) || self.track;
-        self.watch_out = self.set.filters(Chain::Output) || self.track;
+        self.watch_in = self.set.filters(&Chain::Input) || self.track;
+        self.watch_out = self.set.filters(&Chain::Output) || self.track;
         if !self.track {
             self.ct.clear();
         }
@@ -199,8 +210,11 @@ impl Filter {
     }
 
     /// What `chain`'s policy decided so far.
-    pub fn policy_count(&self, chain: Chain) -> Count {
-        self.policy_counts[chain.index()]
+    pub fn policy_count(&self, chain: &Chain) -> Count {
+        chain
+            .index()
+            .map(|i| self.policy_counts[i])
+            .unwrap_or_default()
     }
 
     /// Adds a rule at the end of its chain, or before the rule `before`.
@@ -212,6 +226,10 @@ impl Filter {
             .set
             .add(rule, before)
             .map_err(ChangeError::NoSuchRule)?;
+        if let Err((_, why)) = self.set.check_jumps() {
+            self.set.delete(h);
+            return Err(ChangeError::BadJump(why));
+        }
         let at = self
             .set
             .rules
@@ -245,9 +263,23 @@ impl Filter {
     }
 
     /// Sets a chain's policy.
-    pub fn set_policy(&mut self, chain: Chain, accept: bool) {
-        self.set.policy[chain.index()] = accept;
-        self.changed();
+    pub fn set_policy(&mut self, chain: &Chain, accept: bool) {
+        if let Some(i) = chain.index() {
+            self.set.policy[i] = accept;
+            self.changed();
+        }
+    }
+
+    /// Declares a user chain.
+    pub fn add_chain(&mut self, name: String) -> Result<(), ChangeError> {
+        if self.set.has_chain(&name) {
+            return Err(ChangeError::ChainExists(name));
+        }
+        if self.set.chains.len() >= rules::MAX_CHAINS {
+            return Err(ChangeError::Full);
+        }
+        self.set.chains.push(name);
+        Ok(())
     }
 
     /// Counters of what the filter did.
@@ -322,8 +354,8 @@ impl Filter {
         }
     }
 
-    /// Runs `chain` on `p`: the verdict (`Continue` never comes back). `count`:
-    /// the packet is real (counted and logged).
+    /// Runs built-in `chain` on `p`: the verdict (`Accept`, `Drop` or
+    /// `Reject`). `count`: the packet is real (counted and logged).
     fn eval(
         &mut self,
         chain: Chain,
@@ -333,9 +365,35 @@ impl Filter {
         state: u8,
         count: bool,
     ) -> Verdict {
+        if let Some(v) = self.walk(&chain, iif, oif, p, state, count, 0) {
+            return v;
+        }
+        if count && let Some(i) = chain.index() {
+            self.policy_counts[i].add(p.len);
+        }
+        if self.set.accepts(&chain) {
+            Verdict::Accept
+        } else {
+            Verdict::Drop
+        }
+    }
+
+    /// The rules of `chain`: a terminal verdict, or `None` (its end, or
+    /// `return`).
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &mut self,
+        chain: &Chain,
+        iif: Option<IfaceId>,
+        oif: Option<IfaceId>,
+        p: &Pkt,
+        state: u8,
+        count: bool,
+        depth: usize,
+    ) -> Option<Verdict> {
         for i in 0..self.set.rules.len() {
             let r = &self.set.rules[i].1;
-            if r.chain != chain
+            if &r.chain != chain
                 || !r
                     .matches
                     .iter()
@@ -343,30 +401,31 @@ impl Filter {
             {
                 continue;
             }
-            if !count {
-                match &r.verdict {
-                    Verdict::Continue => continue,
-                    v => return v.clone(),
+            if count {
+                self.counts[i].add(p.len);
+                if let Some(prefix) = &self.set.rules[i].1.log {
+                    let prefix = prefix.clone();
+                    self.log(&prefix, iif, oif, p);
                 }
-            }
-            self.counts[i].add(p.len);
-            if let Some(prefix) = &self.set.rules[i].1.log {
-                let prefix = prefix.clone();
-                self.log(&prefix, iif, oif, p);
             }
             match &self.set.rules[i].1.verdict {
                 Verdict::Continue => continue,
-                v => return v.clone(),
+                Verdict::Return => return None,
+                Verdict::Jump(target) => {
+                    // Loops are refused when rules are loaded; the depth is a
+                    // second guard.
+                    if depth >= rules::MAX_JUMP_DEPTH {
+                        continue;
+                    }
+                    let target = Chain::User(target.clone());
+                    if let Some(v) = self.walk(&target, iif, oif, p, state, count, depth + 1) {
+                        return Some(v);
+                    }
+                }
+                v => return Some(v.clone()),
             }
         }
-        if count {
-            self.policy_counts[chain.index()].add(p.len);
-        }
-        if self.set.accepts(chain) {
-            Verdict::Accept
-        } else {
-            Verdict::Drop
-        }
+        None
     }
 
     fn log(&mut self, prefix: &str, iif: Option<IfaceId>, oif: Option<IfaceId>, p: &Pkt) {
@@ -405,8 +464,8 @@ impl Filter {
             Chain::Output => (None, Some(iface)),
             _ => (Some(iface), None),
         };
-        match self.eval(chain, iif, oif, &p, state, true) {
-            Verdict::Accept | Verdict::Continue => {
+        match self.eval(chain.clone(), iif, oif, &p, state, true) {
+            Verdict::Accept | Verdict::Continue | Verdict::Jump(_) | Verdict::Return => {
                 if let Some(s) = &seen {
                     self.ct.commit(s, self.now);
                 }
@@ -557,7 +616,7 @@ impl Filter {
         };
         let counted = packetless;
         match self.eval(Chain::Output, None, Some(oif), &p, state, counted) {
-            Verdict::Accept | Verdict::Continue => Ok(()),
+            Verdict::Accept | Verdict::Continue | Verdict::Jump(_) | Verdict::Return => Ok(()),
             Verdict::Drop => {
                 self.stats.dropped += u64::from(counted);
                 Err(libc::EPERM)

@@ -11,11 +11,17 @@
 //! input tcp flags syn / syn,ack,rst,fin log prefix "syn: " drop
 //! output ip6 daddr fd00::/8 reject with icmpv6 type admin-prohibited
 //! output tcp dport 25 reject with tcp reset
+//! chain web                              # a chain of the set's own
+//! input tcp dport { 80, 443 } jump web
+//! web ip saddr 192.168.0.0/16 return     # back to input
+//! web drop
 //! ```
 //!
 //! A line is a chain (`input`, `output`, `forward`), matches, then optionally
 //! `log [prefix "TEXT"]` and a verdict (`accept`, `drop`, `reject [with ...]`,
-//! `continue`; without one the rule only counts and logs). Matches: `iif`/`oif`
+//! `jump CHAIN`, `return`, `continue`; without one the rule only counts and
+//! logs). `chain NAME` declares a chain before rules use it; a `jump` to no
+//! chain, or one that could loop, is refused. Matches: `iif`/`oif`
 //! NAME (also `iifname`/`oifname`), `meta l4proto P` (also `ip protocol P`, `ip6
 //! nexthdr P`), `ip|ip6 saddr|daddr ADDR[/LEN]`, `tcp|udp|th sport|dport PORTS`,
 //! `tcp flags FLAGS [/ MASK]` (the flags in MASK, default the listed ones, must be
@@ -195,15 +201,45 @@ impl<'a> P<'a> {
     }
 }
 
-fn chain_of(t: &Tok<'_>) -> R<Chain> {
+fn chain_of(t: &Tok<'_>, chains: &[String]) -> R<Chain> {
     match t.text {
         "input" => Ok(Chain::Input),
         "output" => Ok(Chain::Output),
         "forward" => Ok(Chain::Forward),
+        o if chains.iter().any(|c| c == o) => Ok(Chain::User(o.to_string())),
         o => Err((
             t.col,
-            format!("'{o}' is not a chain (input, output, forward) or 'policy'"),
+            format!(
+                "'{o}' is not a chain (input, output, forward, or one declared with 'chain NAME'), 'chain' or 'policy'"
+            ),
         )),
+    }
+}
+
+/// A user chain name: letters, digits, `_`, `-`, `.`, up to 28, not a word of
+/// the syntax.
+fn chain_name(t: &Tok<'_>) -> R<String> {
+    let reserved = [
+        "input", "output", "forward", "policy", "chain", "accept", "drop", "reject", "jump",
+        "return", "continue", "log", "counter",
+    ];
+    let ok = !t.text.is_empty()
+        && t.text.len() <= MAX_CHAIN_NAME
+        && t.text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        && !t.text.starts_with(['-', '.'])
+        && !reserved.contains(&t.text);
+    if ok {
+        Ok(t.text.to_string())
+    } else {
+        Err((
+            t.col,
+            format!(
+                "'{}' is not a chain name (1 to {MAX_CHAIN_NAME} letters, digits, '_', '-', '.'; not a keyword)",
+                t.text
+            ),
+        ))
     }
 }
 
@@ -453,6 +489,8 @@ fn matches_and_verdict(p: &mut P<'_>, chain: Chain) -> R<Rule> {
                 log = Some(prefix);
             }
             "accept" => verdict = Some(Verdict::Accept),
+            "jump" => verdict = Some(Verdict::Jump(chain_name(&p.next("a chain name")?)?)),
+            "return" => verdict = Some(Verdict::Return),
             "drop" => verdict = Some(Verdict::Drop),
             "continue" => verdict = Some(Verdict::Continue),
             "reject" => {
@@ -526,10 +564,11 @@ fn matches_and_verdict(p: &mut P<'_>, chain: Chain) -> R<Rule> {
 enum Line {
     Empty,
     Policy(Chain, bool),
+    Declare(String),
     Rule(Rule),
 }
 
-fn line(text: &str) -> R<Line> {
+fn line(text: &str, chains: &[String]) -> R<Line> {
     if text.len() > MAX_LINE {
         return Err((MAX_LINE, format!("a line is at most {MAX_LINE} bytes")));
     }
@@ -543,9 +582,17 @@ fn line(text: &str) -> R<Line> {
     let Some(first) = p.peek() else {
         return Ok(Line::Empty);
     };
+    if first == "chain" {
+        p.at += 1;
+        let n = chain_name(&p.next("a chain name")?)?;
+        if let Some(w) = p.peek() {
+            return Err((p.col(), format!("'{w}' after the chain's name")));
+        }
+        return Ok(Line::Declare(n));
+    }
     if first == "policy" {
         p.at += 1;
-        let c = chain_of(&p.next("a chain")?)?;
+        let c = chain_of(&p.next("a chain")?, &[])?;
         let v = p.next("accept or drop")?;
         let accept = match v.text {
             "accept" => true,
@@ -557,41 +604,70 @@ fn line(text: &str) -> R<Line> {
         }
         return Ok(Line::Policy(c, accept));
     }
-    let c = chain_of(&p.next("a chain")?)?;
+    let c = chain_of(&p.next("a chain")?, chains)?;
     Ok(Line::Rule(matches_and_verdict(&mut p, c)?))
 }
 
 /// Parses a whole rule set (policies not given stay accept).
 pub fn parse_ruleset(text: &str) -> Result<RuleSet, ParseError> {
     let mut set = RuleSet::default();
+    // The line of each rule, by handle, for errors found once all is read.
+    let mut lines = Vec::new();
     for (i, l) in text.lines().enumerate() {
         let err = |(col, msg)| ParseError {
             line: i + 1,
             col,
             msg,
         };
-        match line(l).map_err(err)? {
+        match line(l, &set.chains).map_err(err)? {
             Line::Empty => {}
-            Line::Policy(c, a) => set.policy[c.index()] = a,
+            Line::Policy(c, a) => {
+                if let Some(x) = c.index() {
+                    set.policy[x] = a;
+                }
+            }
+            Line::Declare(n) => {
+                if set.has_chain(&n) {
+                    return Err(err((7, format!("chain '{n}' is declared twice"))));
+                }
+                if set.chains.len() >= MAX_CHAINS {
+                    let msg = format!("a rule set declares at most {MAX_CHAINS} chains");
+                    return Err(err((1, msg)));
+                }
+                set.chains.push(n);
+            }
             Line::Rule(r) => {
                 if set.rules.len() >= MAX_RULES {
-                    return Err(err((
-                        1,
-                        format!("a rule set holds at most {MAX_RULES} rules"),
-                    )));
+                    let msg = format!("a rule set holds at most {MAX_RULES} rules");
+                    return Err(err((1, msg)));
                 }
-                let _ = set.add(r, None);
+                if let Ok(h) = set.add(r, None) {
+                    lines.push((h, i + 1));
+                }
             }
         }
+    }
+    if let Err((h, msg)) = set.check_jumps() {
+        let line = lines.iter().find(|(x, _)| *x == h).map_or(1, |(_, l)| *l);
+        return Err(ParseError { line, col: 1, msg });
     }
     Ok(set)
 }
 
-/// Parses one rule (`netcell filter NAME add RULE`).
-pub fn parse_rule(text: &str) -> Result<Rule, ParseError> {
+/// One line given to a live set (`netcell filter NAME add ...`).
+pub enum Addition {
+    /// A rule.
+    Rule(Rule),
+    /// `chain NAME`: a new user chain.
+    Chain(String),
+}
+
+/// Parses one rule, or a chain declaration, for the set that has `chains`.
+pub fn parse_rule(text: &str, chains: &[String]) -> Result<Addition, ParseError> {
     let err = |(col, msg)| ParseError { line: 1, col, msg };
-    match line(text).map_err(err)? {
-        Line::Rule(r) => Ok(r),
+    match line(text, chains).map_err(err)? {
+        Line::Rule(r) => Ok(Addition::Rule(r)),
+        Line::Declare(n) => Ok(Addition::Chain(n)),
         Line::Policy(..) => Err(err((1, "a policy, not a rule".into()))),
         Line::Empty => Err(err((1, "an empty rule".into()))),
     }
@@ -600,7 +676,7 @@ pub fn parse_rule(text: &str) -> Result<Rule, ParseError> {
 /// Parses a policy line (`policy input drop`).
 pub fn parse_policy(text: &str) -> Result<(Chain, bool), ParseError> {
     let err = |(col, msg)| ParseError { line: 1, col, msg };
-    match line(text).map_err(err)? {
+    match line(text, &[]).map_err(err)? {
         Line::Policy(c, a) => Ok((c, a)),
         _ => Err(err((1, "'policy CHAIN accept|drop' expected".into()))),
     }
@@ -626,8 +702,8 @@ output tcp dport 25 reject with tcp reset
 output ip daddr != 192.0.2.7 th sport 1-1024 continue
 "#;
         let set = parse_ruleset(text).unwrap();
-        assert!(!set.accepts(Chain::Input));
-        assert!(set.accepts(Chain::Output));
+        assert!(!set.accepts(&Chain::Input));
+        assert!(set.accepts(&Chain::Output));
         assert_eq!(set.rules.len(), 9);
         assert_eq!(
             set.rules[2].1.matches,

@@ -4,8 +4,9 @@
 use smoltcp::wire::IpCidr;
 use std::fmt;
 
-/// The three chains of the `filter` table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A chain of the `filter` table: the three built-in ones, or one the rule set
+/// declares (reached by `jump`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Chain {
     /// Packets addressed to the container (`lo` included).
     Input,
@@ -14,29 +15,41 @@ pub enum Chain {
     /// Packets routed through the container: netcell never forwards, so nothing
     /// traverses it; its rules are kept (and listed) for tools that expect it.
     Forward,
+    /// A chain of the rule set's own, by name.
+    User(String),
 }
 
 impl Chain {
-    /// All chains, in listing order.
+    /// The built-in chains, in listing order.
     pub const ALL: [Chain; 3] = [Chain::Input, Chain::Forward, Chain::Output];
 
     /// The chain's name in the text syntax.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Chain::Input => "input",
             Chain::Output => "output",
             Chain::Forward => "forward",
+            Chain::User(n) => n,
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    /// A built-in chain's place in the policy table.
+    pub(crate) fn index(&self) -> Option<usize> {
         match self {
-            Chain::Input => 0,
-            Chain::Forward => 1,
-            Chain::Output => 2,
+            Chain::Input => Some(0),
+            Chain::Forward => Some(1),
+            Chain::Output => Some(2),
+            Chain::User(_) => None,
         }
     }
 }
+
+/// The longest user chain name (iptables' limit).
+pub const MAX_CHAIN_NAME: usize = 28;
+/// The most user chains a set declares.
+pub const MAX_CHAINS: usize = 256;
+/// How deep `jump`s may nest.
+pub const MAX_JUMP_DEPTH: usize = 16;
 
 /// A transport protocol a rule names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +245,10 @@ pub enum Verdict {
     Reject(RejectWith),
     /// Only count (and log): evaluation goes on.
     Continue,
+    /// Evaluate the user chain of this name, then go on unless it decided.
+    Jump(String),
+    /// Back to the chain that jumped here (in a built-in chain: its policy).
+    Return,
 }
 
 /// A rule: matches, an optional log line, a verdict.
@@ -254,6 +271,8 @@ pub struct RuleSet {
     pub rules: Vec<(u32, Rule)>,
     /// The policy of each chain (true: accept), in input, forward, output order.
     pub policy: [bool; 3],
+    /// The user chains, in the order they were declared.
+    pub chains: Vec<String>,
     /// The next handle.
     pub next_handle: u32,
 }
@@ -263,15 +282,59 @@ impl Default for RuleSet {
         RuleSet {
             rules: Vec::new(),
             policy: [true; 3],
+            chains: Vec::new(),
             next_handle: 1,
         }
     }
 }
 
 impl RuleSet {
-    /// Whether `chain`'s policy is accept.
-    pub fn accepts(&self, chain: Chain) -> bool {
-        self.policy[chain.index()]
+    /// Whether `chain`'s policy is accept (a user chain has none: true).
+    pub fn accepts(&self, chain: &Chain) -> bool {
+        chain.index().is_none_or(|i| self.policy[i])
+    }
+
+    /// Whether a chain of this name exists (built-in or declared).
+    pub fn has_chain(&self, name: &str) -> bool {
+        matches!(name, "input" | "output" | "forward") || self.chains.iter().any(|c| c == name)
+    }
+
+    /// Checks that every `jump` names a declared chain and that no chain can
+    /// reach itself (Linux refuses loops with `ELOOP`); the first offending
+    /// rule's handle and why.
+    pub fn check_jumps(&self) -> Result<(), (u32, String)> {
+        for (h, r) in &self.rules {
+            if let Verdict::Jump(t) = &r.verdict
+                && !self.chains.iter().any(|c| c == t)
+            {
+                return Err((*h, format!("no chain named '{t}' (declare it: chain {t})")));
+            }
+        }
+        // Depth-first from each chain over its jumps.
+        let targets = |from: &str| -> Vec<(u32, &str)> {
+            self.rules
+                .iter()
+                .filter(|(_, r)| r.chain.name() == from)
+                .filter_map(|(h, r)| match &r.verdict {
+                    Verdict::Jump(t) => Some((*h, t.as_str())),
+                    _ => None,
+                })
+                .collect()
+        };
+        for start in &self.chains {
+            let mut stack: Vec<(u32, &str, usize)> =
+                targets(start).into_iter().map(|(h, t)| (h, t, 1)).collect();
+            while let Some((h, at, depth)) = stack.pop() {
+                if at == start {
+                    return Err((h, format!("chain '{start}' would jump to itself (a loop)")));
+                }
+                if depth > MAX_JUMP_DEPTH {
+                    return Err((h, format!("jumps nest deeper than {MAX_JUMP_DEPTH}")));
+                }
+                stack.extend(targets(at).into_iter().map(|(h2, t)| (h2, t, depth + 1)));
+            }
+        }
+        Ok(())
     }
 
     /// Adds `rule` at the end of its chain (or before the rule with handle
@@ -305,8 +368,8 @@ impl RuleSet {
     }
 
     /// Whether anything can be refused on `chain` (rules or a drop policy).
-    pub fn filters(&self, chain: Chain) -> bool {
-        !self.accepts(chain) || self.rules.iter().any(|(_, r)| r.chain == chain)
+    pub fn filters(&self, chain: &Chain) -> bool {
+        !self.accepts(chain) || self.rules.iter().any(|(_, r)| &r.chain == chain)
     }
 }
 
@@ -423,6 +486,8 @@ impl fmt::Display for Rule {
             Verdict::Accept => write!(f, " accept"),
             Verdict::Drop => write!(f, " drop"),
             Verdict::Continue => write!(f, " continue"),
+            Verdict::Jump(c) => write!(f, " jump {c}"),
+            Verdict::Return => write!(f, " return"),
             Verdict::Reject(RejectWith::TcpReset) => write!(f, " reject with tcp reset"),
             Verdict::Reject(RejectWith::Icmp(3)) => write!(f, " reject"),
             Verdict::Reject(RejectWith::Icmp(c)) => {
@@ -444,8 +509,11 @@ impl fmt::Display for RuleSet {
                 f,
                 "policy {} {}",
                 c.name(),
-                if self.accepts(c) { "accept" } else { "drop" }
+                if self.accepts(&c) { "accept" } else { "drop" }
             )?;
+        }
+        for c in &self.chains {
+            writeln!(f, "chain {c}")?;
         }
         for (_, r) in &self.rules {
             writeln!(f, "{r}")?;

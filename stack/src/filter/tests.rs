@@ -176,3 +176,52 @@ fn garbage_frames_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn user_chains_jump_and_return() {
+    let text = "chain web\n\
+                input tcp dport 80 jump web\n\
+                web ip saddr 192.168.0.0/16 return\n\
+                web drop\n";
+    let mut f = filter(text);
+    let to80 = tcp(PEER, 40000, ME, 80, TcpControl::Syn, false);
+    assert!(!f.input(1, Medium::Ip, &to80), "dropped in the user chain");
+    let from_lan = tcp([192, 168, 1, 5], 40000, ME, 80, TcpControl::Syn, false);
+    assert!(
+        f.input(1, Medium::Ip, &from_lan),
+        "returned, then the policy"
+    );
+    let to81 = tcp(PEER, 40000, ME, 81, TcpControl::Syn, false);
+    assert!(f.input(1, Medium::Ip, &to81), "no jump");
+    let l = f.list();
+    assert_eq!(l[0].count.packets, 2, "the jump rule counted both");
+    // What `save` prints reads back.
+    let saved = f.ruleset().to_string();
+    assert!(
+        saved.contains("chain web\n") && saved.contains("input tcp dport 80 jump web\n"),
+        "{saved}"
+    );
+    assert_eq!(
+        parse::parse_ruleset(&saved).unwrap().rules,
+        f.ruleset().rules
+    );
+    // Loops and jumps to nothing are refused, with the rule's line.
+    let e = parse::parse_ruleset("chain a\nchain b\na jump b\nb jump a\n").unwrap_err();
+    assert!(
+        e.msg.contains("loop") && (e.line == 3 || e.line == 4),
+        "{e}"
+    );
+    let e = parse::parse_ruleset("input jump nowhere\n").unwrap_err();
+    assert!(e.msg.contains("no chain named 'nowhere'"), "{e}");
+    let e = parse::parse_ruleset("chain input\n").unwrap_err();
+    assert!(e.msg.contains("not a chain name"), "{e}");
+    // Live: a jump that would loop is refused and leaves the set as it was.
+    let mut f = filter("chain a\nchain b\na jump b\n");
+    let parse::Addition::Rule(r) =
+        parse::parse_rule("b jump a", &f.ruleset().chains.clone()).unwrap()
+    else {
+        panic!("a rule");
+    };
+    assert!(matches!(f.add(r, None), Err(ChangeError::BadJump(_))));
+    assert_eq!(f.list().len(), 1);
+}
