@@ -36,6 +36,7 @@
 //! parse never reaches the filter (see [`parse`]).
 
 pub mod conntrack;
+pub mod ipt;
 pub mod packet;
 pub mod parse;
 pub mod reject;

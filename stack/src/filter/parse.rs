@@ -216,21 +216,24 @@ fn chain_of(t: &Tok<'_>, chains: &[String]) -> R<Chain> {
     }
 }
 
-/// A user chain name: letters, digits, `_`, `-`, `.`, up to 28, not a word of
-/// the syntax.
-fn chain_name(t: &Tok<'_>) -> R<String> {
+/// Whether `n` can name a user chain: letters, digits, `_`, `-`, `.`, up to
+/// 28, not a word of the syntax.
+pub fn valid_chain_name(n: &str) -> bool {
     let reserved = [
         "input", "output", "forward", "policy", "chain", "accept", "drop", "reject", "jump",
         "return", "continue", "log", "counter",
     ];
-    let ok = !t.text.is_empty()
-        && t.text.len() <= MAX_CHAIN_NAME
-        && t.text
-            .chars()
+    !n.is_empty()
+        && n.len() <= MAX_CHAIN_NAME
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-        && !t.text.starts_with(['-', '.'])
-        && !reserved.contains(&t.text);
-    if ok {
+        && !n.starts_with(['-', '.'])
+        && !reserved.contains(&n)
+}
+
+/// A user chain name (see [`valid_chain_name`]).
+fn chain_name(t: &Tok<'_>) -> R<String> {
+    if valid_chain_name(t.text) {
         Ok(t.text.to_string())
     } else {
         Err((

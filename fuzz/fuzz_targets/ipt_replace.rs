@@ -1,0 +1,27 @@
+//! `IPT_SO_SET_REPLACE` blobs, as a container's `iptables` would send them: the
+//! decoder never panics, and a table it accepts is a rule set the filter takes
+//! (its text form parses back to the same rules, and frames pass through it).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use netcell_stack::filter::{Filter, ipt, parse};
+use smoltcp::phy::Medium;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(set) = ipt::decode_replace(data) else {
+        return;
+    };
+    let text = set.to_string();
+    let again = parse::parse_ruleset(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+    assert_eq!(again.rules, set.rules, "{text}");
+    let mut f = Filter::default();
+    f.sync_names(["lo", "eth0"].into_iter());
+    f.replace(set);
+    let syn: [u8; 40] = [
+        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0x1f,
+        0x90, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0x10, 0, 0, 0, 0, 0,
+    ];
+    let _ = f.input(1, Medium::Ip, &syn);
+    let _ = f.output(1, Medium::Ip, &syn);
+});
