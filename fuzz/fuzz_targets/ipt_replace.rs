@@ -1,6 +1,7 @@
 //! `IPT_SO_SET_REPLACE` blobs, as a container's `iptables` would send them: the
 //! decoder never panics, and a table it accepts is a rule set the filter takes
-//! (its text form parses back to the same rules, and frames pass through it).
+//! (written back as a table it reads the same, its text form parses back to the
+//! same rules, and frames pass through it).
 
 #![no_main]
 
@@ -12,6 +13,32 @@ fuzz_target!(|data: &[u8]| {
     let Ok(set) = ipt::decode_replace(data) else {
         return;
     };
+    // Written back as iptables reads it, and read again: the same set.
+    let counts = vec![Default::default(); set.rules.len()];
+    if let Ok(t) = ipt::encode_entries(&set, &counts, &Default::default()) {
+        let again =
+            ipt::decode_replace(&ipt::replace_blob(&t)).unwrap_or_else(|e| panic!("{set}: {e:?}"));
+        // Chain by chain (a table may place its chains in any order).
+        let by_chain = |s: &netcell_stack::filter::rules::RuleSet| {
+            let mut names: Vec<String> = ["input", "forward", "output"]
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
+            names.extend(s.chains.iter().cloned());
+            let lists: Vec<Vec<String>> = names
+                .iter()
+                .map(|n| {
+                    s.rules
+                        .iter()
+                        .filter(|(_, r)| r.chain.name() == n)
+                        .map(|(_, r)| format!("{:?} {:?} {:?}", r.matches, r.log, r.verdict))
+                        .collect()
+                })
+                .collect();
+            (lists, s.policy, s.chains.clone())
+        };
+        assert_eq!(by_chain(&again), by_chain(&set));
+    }
     let text = set.to_string();
     let again = parse::parse_ruleset(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
     assert_eq!(again.rules, set.rules, "{text}");
