@@ -225,3 +225,31 @@ fn user_chains_jump_and_return() {
     assert!(matches!(f.add(r, None), Err(ChangeError::BadJump(_))));
     assert_eq!(f.list().len(), 1);
 }
+
+#[test]
+fn a_flood_of_flows_stops_at_the_table_limit_and_established_ones_go_on() {
+    let mut f = filter("policy input drop\ninput ct state established accept\n");
+    // One connection of ours, answered: established.
+    let syn_out = tcp(ME, 50000, PEER, 80, TcpControl::Syn, false);
+    assert!(f.output(1, Medium::Ip, &syn_out));
+    let synack = tcp(PEER, 80, ME, 50000, TcpControl::Syn, true);
+    assert!(f.input(1, Medium::Ip, &synack));
+    // A flood of new flows from the container fills the table, and stops there.
+    for i in 0..(conntrack::MAX_ENTRIES + 5000) {
+        let port = 1024 + (i % 60000) as u16;
+        let host = [10, 88, (i / 60000) as u8 + 1, 9];
+        let _ = f.output(
+            1,
+            Medium::Ip,
+            &tcp(ME, port, host, 9, TcpControl::Syn, false),
+        );
+    }
+    assert!(
+        f.stats().connections <= conntrack::MAX_ENTRIES,
+        "{:?}",
+        f.stats()
+    );
+    // The established connection still passes.
+    let ack = tcp(PEER, 80, ME, 50000, TcpControl::None, true);
+    assert!(f.input(1, Medium::Ip, &ack));
+}
