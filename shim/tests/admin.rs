@@ -382,17 +382,6 @@ fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
         .exec(["sleep", "30"])
         .quiet()
         .spawn();
-    let nc = |args: &[&str]| -> (Option<i32>, String, String) {
-        let o = std::process::Command::new(netcell())
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
     let listed = wait_for(T, "both containers in netcell ls", || {
         let (_, out, _) = nc(&["ls", "--json"]);
         (out.contains(&format!("\"name\":\"{a}\"")) && out.contains(&format!("\"name\":\"{b}\"")))

@@ -7,6 +7,23 @@ mod common;
 use common::*;
 use std::process::Stdio;
 
+/// An HTTP server of the kernel's on port 8099 of the TAP's kernel side, once
+/// it answers.
+fn kernel_http_server(ns: &NetNs) -> Proc {
+    let mut srv = ns.cmd("python3");
+    srv.args(["-m", "http.server", "8099", "--bind", KERNEL])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let p = Proc::spawn(&mut srv);
+    wait_for(T, "the kernel's server", || {
+        ns.sh(&format!("curl -sf http://{KERNEL}:8099/ -o /dev/null"))
+            .status
+            .success()
+            .then_some(())
+    });
+    p
+}
+
 /// A TCP handshake to the kernel peer on eth0 and one on the container's own
 /// loopback, read back by tcpdump and tshark with the right interface names.
 fn a_pcap_file_shows_the_traffic_with_interface_names(mode: Mode) {
@@ -14,17 +31,7 @@ fn a_pcap_file_shows_the_traffic_with_interface_names(mode: Mode) {
     need("tcpdump");
     need("tshark");
     let ns = tap_ns();
-    let mut srv = ns.cmd("python3");
-    srv.args(["-m", "http.server", "8099", "--bind", KERNEL])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _srv = Proc::spawn(&mut srv);
-    wait_for(T, "the kernel's server", || {
-        ns.sh(&format!("curl -sf http://{KERNEL}:8099/ -o /dev/null"))
-            .status
-            .success()
-            .then_some(())
-    });
+    let _srv = kernel_http_server(&ns);
     let dir = Scratch::new();
     let pcap = dir.path("c.pcapng");
     let script = format!(
@@ -94,11 +101,7 @@ fn a_live_capture_feeds_tcpdump(mode: Mode) {
     require_root!();
     need("tcpdump");
     let ns = tap_ns();
-    let mut srv = ns.cmd("python3");
-    srv.args(["-m", "http.server", "8099", "--bind", KERNEL])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _srv = Proc::spawn(&mut srv);
+    let _srv = kernel_http_server(&ns);
     let name = unique("live");
     // Connections to 8099 (served) and to 8098 (refused), over and over.
     let script = format!(

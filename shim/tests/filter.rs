@@ -9,19 +9,6 @@ use common::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// `netcell ARGS...` from the host: exit code, stdout, stderr.
-fn nc(args: &[&str]) -> (Option<i32>, String, String) {
-    let o = std::process::Command::new(netcell())
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 /// Connects from the kernel side to the container's port: "ok", "timeout" or
 /// the errno's name, and how long it took.
 fn probe(ns: &NetNs, port: u16) -> (String, Duration) {

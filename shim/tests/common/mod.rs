@@ -774,3 +774,14 @@ pub fn gonet() -> &'static Path {
         out
     })
 }
+
+/// Runs `netcell ARGS...` from the host (the owner's commands): exit code,
+/// stdout, stderr.
+pub fn nc(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = Command::new(netcell()).args(args).output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}

@@ -375,43 +375,36 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
                 filter.borrow_mut().recycle(frame);
                 return None;
             };
-            let rx = HookedRx {
-                live: None,
-                injected: Some(frame),
+            let rx = HookedRx::new(
+                None,
+                Some(frame),
                 hooks,
                 admission,
                 held,
                 deferred,
-                iface: *iface,
-                medium: *medium,
-            };
+                *iface,
+                *medium,
+            );
             return Some((rx, wrap(tx)));
         }
         if held.full {
             let tx = wrap(dev.transmit(now)?);
-            let rx = HookedRx {
-                live: None,
-                injected: None,
-                hooks,
-                admission,
-                held,
-                deferred,
-                iface: *iface,
-                medium: *medium,
-            };
+            let rx = HookedRx::new(
+                None, None, hooks, admission, held, deferred, *iface, *medium,
+            );
             return Some((rx, tx));
         }
         let (live, tx) = dev.receive(now)?;
-        let rx = HookedRx {
-            live: Some(live),
-            injected: None,
+        let rx = HookedRx::new(
+            Some(live),
+            None,
             hooks,
             admission,
             held,
             deferred,
-            iface: *iface,
-            medium: *medium,
-        };
+            *iface,
+            *medium,
+        );
         Some((rx, wrap(tx)))
     }
 
@@ -431,6 +424,33 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
 
     fn capabilities(&self) -> DeviceCapabilities {
         self.dev.capabilities()
+    }
+}
+
+impl<'b, R: phy::RxToken, A: Admission> HookedRx<'b, R, A> {
+    /// A token for a frame from the device (`live`), a reject's answer
+    /// (`injected`), or neither (the held frame).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        live: Option<R>,
+        injected: Option<Vec<u8>>,
+        hooks: Hooks<'b>,
+        admission: &'b mut A,
+        held: &'b mut Held,
+        deferred: &'b mut bool,
+        iface: IfaceId,
+        medium: Medium,
+    ) -> Self {
+        HookedRx {
+            live,
+            injected,
+            hooks,
+            admission,
+            held,
+            deferred,
+            iface,
+            medium,
+        }
     }
 }
 
