@@ -545,7 +545,8 @@ pub enum FilterCmd {
         /// The rule file.
         file: std::path::PathBuf,
     },
-    /// Appends a rule to its chain: `add input tcp dport 8080 drop`.
+    /// Appends a rule to its chain (`add input tcp dport 8080 drop`), or declares a
+    /// chain for `jump` (`add chain web`).
     Add {
         /// The rule (its words; quote braces and strings for the shell).
         #[arg(required = true, num_args = 1.., allow_hyphen_values = true, trailing_var_arg = true)]
