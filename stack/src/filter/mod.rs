@@ -538,11 +538,6 @@ impl Filter {
         self.to_receive.iter().any(|q| !q.is_empty())
     }
 
-    /// Whether an answer waits to be received on `iface`.
-    pub fn has_arrival(&self, iface: IfaceId) -> bool {
-        self.to_receive.get(iface).is_some_and(|q| !q.is_empty())
-    }
-
     /// The next answer to be received on `iface` (give the buffer back with
     /// [`Filter::recycle`]).
     pub fn take_arrival(&mut self, iface: IfaceId) -> Option<Vec<u8>> {

@@ -365,11 +365,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
             later: None,
             hooks: Some((hooks, iface_v)),
         };
-        let arrival = if filter.borrow().has_arrival(iface_v) {
-            filter.borrow_mut().take_arrival(iface_v)
-        } else {
-            None
-        };
+        let arrival = filter.borrow_mut().take_arrival(iface_v);
         if let Some(frame) = arrival {
             let Some(tx) = dev.transmit(now) else {
                 filter.borrow_mut().recycle(frame);

@@ -517,24 +517,25 @@ impl Interfaces {
                 }
             }
         }
+        ifs.names_changed();
         Ok(ifs)
     }
 
-    /// Records smoltcp's time (the stack does at each poll), for the filter too,
-    /// and keeps the filter's interface names current.
+    /// Records smoltcp's time (the stack does at each poll), for the filter too.
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;
-        let f = self.filter.get_mut();
-        f.set_now(now);
-        f.sync_names(self.list.iter().map(|n| n.name.as_str()));
+        self.filter.get_mut().set_now(now);
     }
 
-    /// The packet filter (its interface names brought up to date first: a
-    /// rule may be checked before the stack's first poll).
+    /// Tells the filter the interfaces' names (rules name interfaces): when
+    /// they are made and when one is renamed.
+    fn names_changed(&mut self) {
+        let names = self.list.iter().map(|n| n.name.as_str());
+        self.filter.get_mut().sync_names(names);
+    }
+
+    /// The packet filter.
     pub fn filter(&self) -> &std::cell::RefCell<crate::filter::Filter> {
-        if let Ok(mut f) = self.filter.try_borrow_mut() {
-            f.sync_names(self.list.iter().map(|n| n.name.as_str()));
-        }
         &self.filter
     }
 
@@ -954,6 +955,7 @@ impl Interfaces {
             return Err(RenameError::Busy);
         }
         self.list[id].name = name.to_string();
+        self.names_changed();
         Ok(())
     }
 
