@@ -129,17 +129,7 @@ impl<D: Device> Stack<D> {
                 progress |=
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
-                let lo = &mut self.lo;
-                hooks.filter.borrow_mut().send_answers(LO, |frame| {
-                    use smoltcp::phy::TxToken;
-                    match lo.transmit(now) {
-                        Some(tx) => {
-                            tx.consume(frame.len(), |b| b.copy_from_slice(frame));
-                            true
-                        }
-                        None => false,
-                    }
-                });
+                send_answers(&mut self.lo, hooks, LO, now);
             }
             for (i, eth) in self.eths.iter_mut().enumerate() {
                 let id = ETH + i;
@@ -152,20 +142,7 @@ impl<D: Device> Stack<D> {
                     n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
                 deferred |= dev.deferred();
                 // Answers of rejected arrivals leave on the device they came from.
-                hooks.filter.borrow_mut().send_answers(id, |frame| {
-                    use smoltcp::phy::TxToken;
-                    match eth.transmit(now) {
-                        Some(tx) => {
-                            tx.consume(frame.len(), |b| b.copy_from_slice(frame));
-                            let mut c = hooks.capture.borrow_mut();
-                            if c.active() {
-                                c.frame(id, true, frame);
-                            }
-                            true
-                        }
-                        None => false,
-                    }
-                });
+                send_answers(eth, hooks, id, now);
             }
             progress |= self.sockets.service(&mut self.ifs, now);
             progress |= self.dhcp_events();
@@ -455,4 +432,21 @@ impl<D: Device> Stack<D> {
     ) -> Result<usize, OptionError> {
         self.sockets.getsockopt(&mut self.ifs, id, level, name, out)
     }
+}
+
+/// Sends the filter's answers to rejected arrivals out of `dev` (interface
+/// `id`), recording them where a capture runs.
+fn send_answers<D: Device>(dev: &mut D, hooks: crate::iface::Hooks<'_>, id: IfaceId, now: Instant) {
+    use smoltcp::phy::TxToken;
+    hooks.filter.borrow_mut().send_answers(id, |frame| {
+        let Some(tx) = dev.transmit(now) else {
+            return false;
+        };
+        tx.consume(frame.len(), |b| b.copy_from_slice(frame));
+        let mut c = hooks.capture.borrow_mut();
+        if c.active() {
+            c.frame(id, true, frame);
+        }
+        true
+    });
 }
