@@ -478,6 +478,19 @@ fn a_container_cannot_exec_into_another() {
     assert_eq!(st.code(), Some(125), "{out}\n{err}");
     assert!(err.contains("refused") && err.contains("seccomp"), "{err}");
     assert!(!std::path::Path::new("/tmp/netcell-escaped").exists());
+    // Nor change its filter or sniff it: the same owner check refuses.
+    let (code, _, err) = nc(&["filter", &a, "add", "input", "drop"]);
+    assert_eq!(code, Some(0), "the owner may: {err}");
+    for cmd in [
+        vec![netcell(), "filter", &a, "flush"],
+        vec![netcell(), "capture", &a, "-w", "/dev/null"],
+    ] {
+        let (st, out, err) = Container::new(Mode::Seccomp).exec(cmd.clone()).run();
+        assert_eq!(st.code(), Some(125), "{cmd:?}: {out}\n{err}");
+        assert!(err.contains("refused"), "{cmd:?}: {err}");
+    }
+    let (_, list, _) = nc(&["filter", &a, "list"]);
+    assert!(list.contains("input drop"), "the rule stayed: {list}");
 }
 
 /// `--addr dhcp`: the container takes its address, default route and nameserver
