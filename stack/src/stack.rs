@@ -38,6 +38,8 @@ pub struct Stack<D: Device> {
     pub(crate) sockets: Sockets,
     /// The container's netlink sockets.
     pub(crate) netlink: crate::netlink::Netlink,
+    /// `iptables`' table calls under way.
+    pub(crate) tables: crate::control::table::Staging,
     epoch: std::time::Instant,
     /// `poll` stopped before everything was processed.
     more: bool,
@@ -97,6 +99,7 @@ impl<D: Device> Stack<D> {
             slaac: cfgs.iter().any(|c| c.slaac),
             sockets: Sockets::new(cfg),
             netlink: Default::default(),
+            tables: Default::default(),
             epoch,
             more: false,
         })

@@ -25,6 +25,7 @@
 
 pub mod dgram;
 pub mod ifreq;
+pub mod table;
 
 use netcell_proto::{AcceptRecord, MAX_OPTVAL, MAX_SOCKADDR, Request, reply_flags};
 
@@ -252,6 +253,9 @@ pub fn setsockopt(
     val: u64,
     len: u32,
 ) -> Result<SetDone, Fail> {
+    if table::is_table_option(level, name) {
+        return table::set(mem, svc, ino, name, val, len);
+    }
     let len = len as i32;
     if len < 0 || len as usize > MAX_OPTVAL {
         return Err(Fail::Errno(libc::EINVAL));
@@ -284,6 +288,9 @@ pub fn getsockopt(
     val: u64,
     lenp: u64,
 ) -> Result<Done, Fail> {
+    if table::is_table_option(level, name) {
+        return table::get(mem, svc, ino, name, val, lenp);
+    }
     if lenp == 0 {
         return Err(Fail::Errno(libc::EFAULT));
     }

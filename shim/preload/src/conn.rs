@@ -174,8 +174,11 @@ fn exchange(
     let mut small = [0u8; MAX_MESSAGE];
     let mut big;
     let buf: &mut [u8] = match req {
-        // A datagram does not fit the usual buffer (nor a thread's stack).
-        Request::SendTo { payload, .. } => {
+        // A datagram or a piece of a table does not fit the usual buffer (nor a
+        // thread's stack).
+        Request::SendTo { payload, .. } | Request::Table { data: payload, .. }
+            if payload.len() > MAX_MESSAGE / 2 =>
+        {
             big = vec![0u8; payload.len() + 1024];
             &mut big
         }

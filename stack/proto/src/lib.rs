@@ -165,6 +165,8 @@ pub enum Op {
     Interfaces = 18,
     /// Where a front end installed a stand-in in the program.
     Placed = 19,
+    /// A step of a packet-filter table call (`iptables`' socket options).
+    Table = 20,
 }
 
 /// The reply value of [`Request::Describe`]: what kind of socket the stand-in is.
@@ -213,6 +215,7 @@ impl Op {
             17 => Op::ErrorMarkers,
             18 => Op::Interfaces,
             19 => Op::Placed,
+            20 => Op::Table,
             _ => return None,
         })
     }
@@ -351,7 +354,48 @@ pub enum Request<'a> {
         /// Markers in the stand-in.
         on: bool,
     },
+    /// Body: `step: u8, name: i32, offset: u32, len: u32`, then `data`. One step of
+    /// an `iptables` socket option (`IPT_SO_*` at `SOL_IP`), whose values are
+    /// larger than a message: see [`table_steps`]. The values go through a
+    /// staging area of the stack's, at most [`MAX_TABLE`] bytes each way.
+    Table {
+        /// A [`table_steps`] value.
+        step: u8,
+        /// The option (`IPT_SO_SET_REPLACE`, `IPT_SO_GET_ENTRIES`, ...).
+        name: i32,
+        /// Where in the staged value `data` goes (`PUT`) or is read (`READ`).
+        offset: u32,
+        /// `PUT`: the whole value's length; `GET`: the caller's buffer size;
+        /// `READ`: the most bytes wanted.
+        len: u32,
+        /// `PUT`: a piece of the value; `GET`: the fixed header the caller passed.
+        data: &'a [u8],
+    },
 }
+
+/// The steps of [`Request::Table`].
+///
+/// A `setsockopt` is `PUT` of its value in pieces (offset 0 starts afresh), then
+/// `SET`, whose reply value is the length of what the call gives back (the old
+/// counters of `IPT_SO_SET_REPLACE`), read with `READ`. A `getsockopt` is `GET`
+/// with the value's fixed header; its reply value is the length of the answer
+/// (read with `READ`; the reply carries its first bytes) or, for the revision
+/// queries, the call's return value.
+pub mod table_steps {
+    /// A piece of a `setsockopt` value.
+    pub const PUT: u8 = 1;
+    /// Carry out the `setsockopt` whose value was put.
+    pub const SET: u8 = 2;
+    /// Carry out a `getsockopt`.
+    pub const GET: u8 = 3;
+    /// A piece of the answer.
+    pub const READ: u8 = 4;
+}
+
+/// The largest `iptables` table value carried by [`Request::Table`], in bytes.
+pub const MAX_TABLE: usize = 8 << 20;
+/// The most bytes of a table value one [`Request::Table`] carries.
+pub const TABLE_PIECE: usize = 60_000;
 
 impl Request<'_> {
     /// The operation of this request.
@@ -375,6 +419,7 @@ impl Request<'_> {
             Request::ConnectDone { .. } => Op::ConnectDone,
             Request::PendingError { .. } => Op::PendingError,
             Request::ErrorMarkers { .. } => Op::ErrorMarkers,
+            Request::Table { .. } => Op::Table,
         }
     }
 }

@@ -221,6 +221,20 @@ pub fn encode_request(
         Request::GetSockName | Request::GetPeerName | Request::Describe => {}
         Request::Interfaces { from } => w.u32(from)?,
         Request::Placed { fd } => w.i32(fd)?,
+        Request::Table {
+            step,
+            name,
+            offset,
+            len,
+            data,
+        } => {
+            check_len("table value", data, TABLE_PIECE)?;
+            w.u8(step)?;
+            w.i32(name)?;
+            w.u32(offset)?;
+            w.u32(len)?;
+            w.bytes(data)?;
+        }
         Request::ConnectDone { commit: b }
         | Request::PendingError { take: b }
         | Request::ErrorMarkers { on: b } => w.u8(b as u8)?,
@@ -321,6 +335,26 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
         Op::GetPeerName => Request::GetPeerName,
         Op::Interfaces => Request::Interfaces { from: r.u32()? },
         Op::Placed => Request::Placed { fd: r.i32()? },
+        Op::Table => {
+            let step = r.u8()?;
+            let name = r.i32()?;
+            let offset = r.u32()?;
+            let len = r.u32()?;
+            let data = r.rest();
+            if data.len() > TABLE_PIECE {
+                return Err(DecodeError::BadField {
+                    field: "table piece length",
+                    value: data.len() as u64,
+                });
+            }
+            Request::Table {
+                step,
+                name,
+                offset,
+                len,
+                data,
+            }
+        }
         Op::Describe => Request::Describe,
         Op::ConnectDone => Request::ConnectDone {
             commit: r.u8()? != 0,

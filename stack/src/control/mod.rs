@@ -4,5 +4,6 @@
 
 pub mod server;
 pub mod service;
+pub mod table;
 
 pub use netcell_proto as proto;

@@ -43,6 +43,9 @@ pub struct Answer {
     pub flags: u32,
     data: [u8; MAX_OPT],
     len: usize,
+    /// Data longer than `data` holds (a piece of an `iptables` table); empty for
+    /// everything else.
+    big: Vec<u8>,
     /// A descriptor to pass back (the new stand-in of `Socket`).
     pub fd: Option<OwnedFd>,
 }
@@ -55,6 +58,7 @@ impl Answer {
             flags: 0,
             data: [0; MAX_OPT],
             len: 0,
+            big: Vec::new(),
             fd: None,
         }
     }
@@ -91,6 +95,9 @@ impl Answer {
 
     /// The reply's data bytes.
     pub fn data(&self) -> &[u8] {
+        if !self.big.is_empty() {
+            return &self.big;
+        }
         &self.data[..self.len]
     }
 }
@@ -311,6 +318,39 @@ pub fn serve<D: Device>(
         Request::Placed { fd } => {
             stack.sockets.placed(id, caller.pid, fd);
             Answer::ok()
+        }
+        Request::Table {
+            step,
+            name,
+            offset,
+            len,
+            data,
+        } => {
+            if domain != Domain::Inet {
+                // ip6tables' table (IP6T_SO_*, at SOL_IPV6) is not served.
+                return Answer::err(Errno(libc::ENOPROTOOPT));
+            }
+            // Linux asks for CAP_NET_ADMIN over the network namespace.
+            let admin = caller.pid != 0 && has_cap(caller.pid, 12);
+            let mut filter = stack.ifs.filter().borrow_mut();
+            let room = netcell_proto::MAX_MESSAGE - netcell_proto::REPLY_HEADER;
+            match stack.tables.step(
+                &mut filter,
+                hdr.sock,
+                admin,
+                (step, name),
+                offset,
+                len,
+                data,
+                room,
+            ) {
+                Ok((value, bytes)) => Answer {
+                    value,
+                    big: bytes.to_vec(),
+                    ..Answer::ok()
+                },
+                Err(e) => Answer::err(Errno(e)),
+            }
         }
         Request::Hello { .. } | Request::Socket { .. } | Request::Interfaces { .. } => {
             Answer::err(RequestError::Invalid)

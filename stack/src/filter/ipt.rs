@@ -34,6 +34,8 @@ pub const FILTER_HOOKS: u32 = (1 << 1) | (1 << 2) | (1 << 3);
 const V_DROP: i32 = -1;
 const V_ACCEPT: i32 = -2;
 const V_RETURN: i32 = -5;
+/// `XT_CONNTRACK_STATE_ALIAS`: a conntrack match written as `-m state`.
+const STATE_ALIAS: u16 = 1 << 13;
 /// The most entries a table takes.
 pub const MAX_ENTRIES: usize = 20_000;
 
@@ -347,12 +349,18 @@ fn decode_match(name: &str, rev: u8, d: &[u8], m: &mut Vec<Match>) -> Result<(),
         ("conntrack", 3) => {
             short(162)?;
             let (flags, invert) = (u16_at(d, 146), u16_at(d, 148));
-            if flags & !1 != 0 {
+            // XT_CONNTRACK_STATE, and XT_CONNTRACK_STATE_ALIAS: `-m state`.
+            if flags & !(1 | STATE_ALIAS) != 0 {
                 return refuse(libc::EOPNOTSUPP, "conntrack matches other than --ctstate");
             }
             if flags & 1 != 0 {
+                let alias = if flags & STATE_ALIAS != 0 {
+                    ct::AS_STATE
+                } else {
+                    0
+                };
                 m.push(Match::CtState(
-                    state_bits(u16_at(d, 150) as u32)?,
+                    state_bits(u16_at(d, 150) as u32)? | alias,
                     invert & 1 != 0,
                 ));
             }
@@ -360,6 +368,21 @@ fn decode_match(name: &str, rev: u8, d: &[u8], m: &mut Vec<Match>) -> Result<(),
         (n, r) => return refuse(libc::ENOENT, format!("match {n} revision {r}")),
     }
     Ok(())
+}
+
+/// The newest revision of a match (or, with `target`, a target) that
+/// [`decode_replace`] takes, as the revision queries
+/// (`IPT_SO_GET_REVISION_MATCH`/`_TARGET`) report it; `None` for one it does not
+/// know. Only that revision is taken: an older one asked for is
+/// `EPROTONOSUPPORT`, and iptables falls back to what it can use.
+pub fn best_revision(name: &str, target: bool) -> Option<u8> {
+    Some(match (name, target) {
+        ("tcp" | "udp" | "icmp" | "state", false) => 0,
+        ("multiport", false) => 1,
+        ("conntrack", false) => 3,
+        ("" | "standard" | "REJECT" | "LOG" | "ERROR", true) => 0,
+        _ => return None,
+    })
 }
 
 /// Reads an `IPT_SO_SET_REPLACE` blob for the `filter` table into a rule set.
@@ -535,15 +558,32 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
                     Some(1) => RejectWith::Icmp(1),
                     Some(2) => RejectWith::Icmp(2),
                     Some(3) => RejectWith::Icmp(3),
-                    Some(5..=6) | Some(8) => RejectWith::Icmp(13),
+                    Some(5) => RejectWith::Icmp(9),
+                    Some(6) => RejectWith::Icmp(10),
+                    Some(8) => RejectWith::Icmp(13),
                     Some(7) => RejectWith::TcpReset,
                     _ => return refuse(libc::EOPNOTSUPP, "this --reject-with"),
                 })
             }
             ("LOG", 0) => {
-                let prefix = e.target.2.get(2..32).map(cstr).unwrap_or("");
+                // struct xt_log_info: level, logflags, prefix[30].
+                let d = e.target.2;
+                let level = d.first().copied().unwrap_or(4);
+                if level > 7 {
+                    return refuse(libc::EINVAL, format!("log level {level}"));
+                }
+                if d.get(1).is_some_and(|&f| f != 0) {
+                    return refuse(
+                        libc::EOPNOTSUPP,
+                        "LOG options (--log-tcp-sequence, --log-tcp-options, --log-ip-options, --log-uid, --log-macdecode)",
+                    );
+                }
+                let prefix = d.get(2..32).map(cstr).unwrap_or("");
                 let clean = |c: &char| !c.is_control() && *c != '"' && *c != '\\';
-                log = Some(prefix.chars().filter(clean).collect());
+                log = Some(Log {
+                    prefix: prefix.chars().filter(clean).collect(),
+                    level,
+                });
                 Verdict::Continue
             }
             (n, r) => return refuse(libc::ENOENT, format!("target {n} revision {r}")),
@@ -772,7 +812,12 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
             }
         }
         let mut data = vec![0u8; 168];
-        data[146..148].copy_from_slice(&1u16.to_ne_bytes());
+        let flags = if s & ct::AS_STATE != 0 {
+            1 | STATE_ALIAS
+        } else {
+            1
+        };
+        data[146..148].copy_from_slice(&flags.to_ne_bytes());
         data[148..150].copy_from_slice(&u16::from(neg).to_ne_bytes());
         data[150..152].copy_from_slice(&bits.to_ne_bytes());
         ms.extend(ext_bytes("conntrack", 3, &data));
@@ -788,10 +833,10 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
             target,
         )
     };
-    if let Some(prefix) = &r.log {
+    if let Some(l) = &r.log {
         let mut data = vec![0u8; 32];
-        data[0] = 4; // KERN_WARNING, iptables' default level
-        let p = prefix.as_bytes();
+        data[0] = l.level;
+        let p = l.prefix.as_bytes();
         data[2..2 + p.len().min(29)].copy_from_slice(&p[..p.len().min(29)]);
         out.push(entry(Target::Bytes(ext_bytes("LOG", 0, &data))));
     }
@@ -803,6 +848,8 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
         Verdict::Reject(w) => {
             let with: u32 = match w {
                 RejectWith::TcpReset => 7,
+                RejectWith::Icmp(9) => 5,
+                RejectWith::Icmp(10) => 6,
                 RejectWith::Icmp(13) => 8,
                 RejectWith::Icmp(c) => u32::from(*c).min(3),
             };
@@ -826,6 +873,36 @@ pub struct Table {
     pub underflow: [u32; 5],
     /// How many entries.
     pub num_entries: u32,
+    /// What each entry's counters are (`IPT_SO_SET_ADD_COUNTERS` adds to them):
+    /// a rule's first entry, a chain's policy, or nothing of the filter's.
+    pub slots: Vec<Option<Slot>>,
+}
+
+/// Whose counters an entry of a [`Table`] shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// The rule at this index of the set.
+    Rule(usize),
+    /// The policy of input, forward, output.
+    Policy(usize),
+}
+
+impl Table {
+    /// The counters of each entry, as `IPT_SO_SET_REPLACE` gives back the old
+    /// table's (`struct xt_counters`: packets, bytes).
+    pub fn counters(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.num_entries as usize * 16);
+        let mut at = 0;
+        while at + ENTRY <= self.entries.len() {
+            out.extend_from_slice(&self.entries[at + 96..at + 112]);
+            let next = u16_at(&self.entries, at + 90) as usize;
+            if next == 0 {
+                break;
+            }
+            at += next;
+        }
+        out
+    }
 }
 
 /// A rule set as the `filter` table `IPT_SO_GET_ENTRIES` returns: the entries
@@ -842,6 +919,7 @@ pub fn encode_entries(
     let mut underflow = [0u32; 5];
     let mut starts: Vec<(usize, usize)> = Vec::new(); // (hook, first index)
     let mut chain_first: Vec<(String, usize)> = Vec::new();
+    let mut slots: Vec<Option<Slot>> = Vec::new();
     let rules_of = |c: Chain| {
         set.rules
             .iter()
@@ -851,7 +929,23 @@ pub fn encode_entries(
                     .copied()
                     .chain(std::iter::repeat(super::Count::default())),
             )
-            .filter(move |((_, r), _)| r.chain == c)
+            .enumerate()
+            .filter(move |(_, ((_, r), _))| r.chain == c)
+            .map(|(i, ((_, r), n))| (i, r, n))
+    };
+    // Entries in `list`, each rule's first one with its slot.
+    let push_rule = |list: &mut Vec<(Out, Target)>,
+                     slots: &mut Vec<Option<Slot>>,
+                     i: usize,
+                     r: &Rule,
+                     n: super::Count|
+     -> Result<(), Unrepresentable> {
+        let e = encode_rule(r, n)?;
+        for k in 0..e.len() {
+            slots.push((k == 0).then_some(Slot::Rule(i)));
+        }
+        list.extend(e);
+        Ok(())
     };
     for (k, (hook, c)) in [
         (1usize, Chain::Input),
@@ -862,28 +956,32 @@ pub fn encode_entries(
     .enumerate()
     {
         starts.push((hook, list.len()));
-        for ((_, r), n) in rules_of(c.clone()) {
-            list.extend(encode_rule(r, n)?);
+        for (i, r, n) in rules_of(c.clone()) {
+            push_rule(&mut list, &mut slots, i, r, n)?;
         }
         let v = if set.accepts(&c) { V_ACCEPT } else { V_DROP };
         let mut p = plain(Target::Verdict(v));
         p.0.count = policy_counts[k];
         underflow[hook] = list.len() as u32; // an index for now
         list.push(p);
+        slots.push(Some(Slot::Policy(k)));
     }
     for c in &set.chains {
         let mut name = [0u8; 30];
         name[..c.len()].copy_from_slice(c.as_bytes());
         list.push(plain(Target::Bytes(ext_bytes("ERROR", 0, &name))));
+        slots.push(None);
         chain_first.push((c.clone(), list.len()));
-        for ((_, r), n) in rules_of(Chain::User(c.clone())) {
-            list.extend(encode_rule(r, n)?);
+        for (i, r, n) in rules_of(Chain::User(c.clone())) {
+            push_rule(&mut list, &mut slots, i, r, n)?;
         }
         list.push(plain(Target::Verdict(V_RETURN)));
+        slots.push(None);
     }
     let mut name = [0u8; 30];
     name[..5].copy_from_slice(b"ERROR");
     list.push(plain(Target::Bytes(ext_bytes("ERROR", 0, &name))));
+    slots.push(None);
     // Place the entries, then fill in the jumps.
     let size_of = |(o, t): &(Out, Target)| {
         ENTRY
@@ -935,11 +1033,13 @@ pub fn encode_entries(
         blob.extend_from_slice(&target);
         debug_assert_eq!(blob.len() - start, next);
     }
+    debug_assert_eq!(slots.len(), list.len());
     Ok(Table {
         entries: blob,
         hook_entry,
         underflow,
         num_entries: list.len() as u32,
+        slots,
     })
 }
 

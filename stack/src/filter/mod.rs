@@ -242,6 +242,20 @@ impl Filter {
         Ok(h)
     }
 
+    /// Adds to the counters of a rule or a policy (`iptables` carries a rule's
+    /// counters over a table replace this way); a slot that is not there is
+    /// ignored.
+    pub fn add_counts(&mut self, slot: ipt::Slot, c: Count) {
+        let n = match slot {
+            ipt::Slot::Rule(i) => self.counts.get_mut(i),
+            ipt::Slot::Policy(i) => self.policy_counts.get_mut(i),
+        };
+        if let Some(n) = n {
+            n.packets = n.packets.saturating_add(c.packets);
+            n.bytes = n.bytes.saturating_add(c.bytes);
+        }
+    }
+
     /// Removes the rule with handle `h`.
     pub fn delete(&mut self, h: u32) -> Result<Rule, ChangeError> {
         let i = self
@@ -404,9 +418,9 @@ impl Filter {
             }
             if count {
                 self.counts[i].add(p.len);
-                if let Some(prefix) = &self.set.rules[i].1.log {
-                    let prefix = prefix.clone();
-                    self.log(&prefix, iif, oif, p);
+                if let Some(l) = &self.set.rules[i].1.log {
+                    let (prefix, level) = (l.prefix.clone(), l.log_level());
+                    self.log(&prefix, level, iif, oif, p);
                 }
             }
             match &self.set.rules[i].1.verdict {
@@ -429,7 +443,14 @@ impl Filter {
         None
     }
 
-    fn log(&mut self, prefix: &str, iif: Option<IfaceId>, oif: Option<IfaceId>, p: &Pkt) {
+    fn log(
+        &mut self,
+        prefix: &str,
+        level: log::Level,
+        iif: Option<IfaceId>,
+        oif: Option<IfaceId>,
+        p: &Pkt,
+    ) {
         let elapsed = (self.now - self.log_refilled).total_millis();
         if elapsed >= 1000 {
             let add = (elapsed / 1000) as u32 * LOG_PER_SEC;
@@ -441,7 +462,8 @@ impl Filter {
             return;
         }
         self.log_tokens -= 1;
-        log::info!(
+        log::log!(
+            level,
             "filter: {prefix}IN={} OUT={} SRC={} DST={} LEN={} PROTO={} SPT={} DPT={}",
             self.name(iif),
             self.name(oif),

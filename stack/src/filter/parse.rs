@@ -54,12 +54,14 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// The `reject with icmp type` names and their ICMPv4 codes.
-pub const REJECT_CODES: [(&str, u8); 5] = [
+pub const REJECT_CODES: [(&str, u8); 7] = [
     ("net-unreachable", 0),
     ("host-unreachable", 1),
     ("port-unreachable", 3),
     ("admin-prohibited", 13),
     ("prot-unreachable", 2),
+    ("net-prohibited", 9),
+    ("host-prohibited", 10),
 ];
 
 /// The longest rule line taken.
@@ -479,6 +481,23 @@ fn matches_and_verdict(p: &mut P<'_>, chain: Chain) -> R<Rule> {
             }
             "log" => {
                 let mut prefix = String::new();
+                let mut level = 4;
+                if p.eat("level") {
+                    let t = p.next("a log level")?;
+                    level = LOG_LEVELS
+                        .iter()
+                        .position(|n| *n == t.text)
+                        .ok_or_else(|| {
+                            (
+                                t.col,
+                                format!(
+                                    "'{}' is not a log level (one of {})",
+                                    t.text,
+                                    LOG_LEVELS.join(", ")
+                                ),
+                            )
+                        })? as u8;
+                }
                 if p.eat("prefix") {
                     let s = p.next("a quoted prefix")?;
                     if s.text.len() > 64 || s.text.chars().any(|c| c.is_control() || c == '\\') {
@@ -489,7 +508,7 @@ fn matches_and_verdict(p: &mut P<'_>, chain: Chain) -> R<Rule> {
                     }
                     prefix = s.text.to_string();
                 }
-                log = Some(prefix);
+                log = Some(Log { prefix, level });
             }
             "accept" => verdict = Some(Verdict::Accept),
             "jump" => verdict = Some(Verdict::Jump(chain_name(&p.next("a chain name")?)?)),

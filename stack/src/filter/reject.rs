@@ -99,7 +99,7 @@ pub fn answer(medium: Medium, frame: &[u8], p: &Pkt, with: RejectWith, out: &mut
             let c6 = match code {
                 0 => 0,
                 1 => 3,
-                13 => 1,
+                9 | 10 | 13 => 1,
                 _ => 4,
             };
             (1u8, c6, orig.len().min(1280 - 48))

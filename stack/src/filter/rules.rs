@@ -155,6 +155,9 @@ pub mod ct {
     pub const RELATED: u8 = 4;
     /// A packet that belongs to no connection and cannot start one.
     pub const INVALID: u8 = 8;
+    /// Not a state: the match was written as iptables' `-m state` (kept so that
+    /// `iptables` reads back the bytes it wrote; the filter ignores it).
+    pub const AS_STATE: u8 = 0x80;
     /// Their names.
     pub const NAMES: [(&str, u8); 4] = [
         ("new", NEW),
@@ -258,10 +261,36 @@ pub struct Rule {
     pub chain: Chain,
     /// All must hold.
     pub matches: Vec<Match>,
-    /// Log matching packets with this prefix (rate-limited).
-    pub log: Option<String>,
+    /// Log matching packets (rate-limited).
+    pub log: Option<Log>,
     /// What happens to a matching packet.
     pub verdict: Verdict,
+}
+
+/// A rule's log line: its prefix and syslog level.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Log {
+    /// Written before the packet's description.
+    pub prefix: String,
+    /// 0 (emerg) to 7 (debug), as syslog; 4 (warn) when not said.
+    pub level: u8,
+}
+
+/// The syslog level names, 0 to 7, as nft writes them.
+pub const LOG_LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "err", "warn", "notice", "info", "debug",
+];
+
+impl Log {
+    /// The `log` crate's level for a syslog level.
+    pub fn log_level(&self) -> log::Level {
+        match self.level {
+            0..=3 => log::Level::Error,
+            4 => log::Level::Warn,
+            5 | 6 => log::Level::Info,
+            _ => log::Level::Debug,
+        }
+    }
 }
 
 /// A whole rule set: the rules of each chain and the chains' policies.
@@ -476,10 +505,13 @@ impl fmt::Display for Rule {
             write!(f, " ")?;
             m.write(f, proto)?;
         }
-        if let Some(p) = &self.log {
+        if let Some(l) = &self.log {
             write!(f, " log")?;
-            if !p.is_empty() {
-                write!(f, " prefix \"{p}\"")?;
+            if l.level != 4 {
+                write!(f, " level {}", LOG_LEVELS[usize::from(l.level.min(7))])?;
+            }
+            if !l.prefix.is_empty() {
+                write!(f, " prefix \"{}\"", l.prefix)?;
             }
         }
         match &self.verdict {

@@ -55,8 +55,8 @@ impl Sockets {
             libc::SOCK_RAW => {
                 // Raw TCP and UDP sockets receive copies of the packets as on
                 // Linux (the stack still handles them) and send what they build.
-                // IPPROTO_RAW (255, send-only with IP_HDRINCL) is not offered.
-                if !(1..=254).contains(&protocol) {
+                // IPPROTO_RAW (255) is send-only, with the header included.
+                if !(1..=255).contains(&protocol) {
                     return Err(SocketError::ProtocolNotSupported);
                 }
                 Kind::Raw

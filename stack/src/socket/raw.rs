@@ -2,8 +2,10 @@
 //! SOCK_RAW, proto)`, for programs with `CAP_NET_RAW` (root in the container, as
 //! Linux asks): busybox `ping`, tools that build their own ICMP, and sniffers of
 //! one protocol (`IPPROTO_TCP`, `IPPROTO_UDP`: they get copies; the stack still
-//! serves those packets). `IPPROTO_RAW` (send-only, with `IP_HDRINCL`) is not
-//! offered.
+//! serves those packets), and `iptables`, whose table calls go to an
+//! `IPPROTO_RAW` socket. `IPPROTO_RAW` is Linux's: it receives nothing, and what
+//! it sends carries its own IP header (`IP_HDRINCL`; the stack fills in the total
+//! length, a zero source and the checksum, as Linux does).
 //!
 //! Linux semantics: a send carries the protocol's message without an IP header
 //! (`IP_HDRINCL` is not offered); the stack adds the header (source by routing,
@@ -35,7 +37,38 @@ use std::net::{IpAddr, SocketAddr};
 /// Buffer bytes of one smoltcp raw socket: received and to send.
 const RAW_RX: usize = 256 * 1024;
 const RAW_TX: usize = 128 * 1024;
-const RAW_BYTES: usize = RAW_RX + RAW_TX;
+
+/// `IPPROTO_RAW`: send-only, the header included.
+const IPPROTO_RAW: u8 = 255;
+
+/// Makes `packet` of an `IPPROTO_RAW` send: the program's IP packet, with what
+/// Linux fills in (the total length or payload length, a zero IPv4 source, the
+/// IPv4 header checksum).
+fn header_included(packet: &mut Vec<u8>, payload: &[u8], src: IpAddr) -> Result<(), SendError> {
+    packet.extend_from_slice(payload);
+    match (packet.first().map(|b| b >> 4), src) {
+        (Some(4), IpAddr::V4(src)) => {
+            let mut p = Ipv4Packet::new_checked(&mut packet[..]).map_err(|_| SendError::Invalid)?;
+            if usize::from(p.header_len()) > payload.len() || payload.len() > 65535 {
+                return Err(SendError::Invalid);
+            }
+            p.set_total_len(payload.len() as u16);
+            if p.src_addr().is_unspecified() {
+                p.set_src_addr(src);
+            }
+            p.fill_checksum();
+        }
+        (Some(6), IpAddr::V6(_)) => {
+            if payload.len() < V6_HEADER || payload.len() - V6_HEADER > 65535 {
+                return Err(SendError::Invalid);
+            }
+            let mut p = Ipv6Packet::new_unchecked(&mut packet[..]);
+            p.set_payload_len((payload.len() - V6_HEADER) as u16);
+        }
+        _ => return Err(SendError::Invalid),
+    }
+    Ok(())
+}
 
 /// `ICMP_FILTER` (`SOL_RAW`) and `ICMP6_FILTER` (`IPPROTO_ICMPV6`).
 const ICMP_FILTER: i32 = 1;
@@ -167,48 +200,52 @@ impl Sockets {
         let protocol = IpProtocol::from(st.protocol);
         let caps = ChecksumCapabilities::default();
         st.packet.clear();
-        match (src, dst) {
-            (IpAddr::V4(src), IpAddr::V4(dst)) => {
-                if payload.len() > 65535 - V4_HEADER {
-                    return Err(SendError::TooBig);
+        if st.protocol == IPPROTO_RAW {
+            header_included(&mut st.packet, payload, src)?;
+        } else {
+            match (src, dst) {
+                (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                    if payload.len() > 65535 - V4_HEADER {
+                        return Err(SendError::TooBig);
+                    }
+                    let repr = Ipv4Repr {
+                        src_addr: src,
+                        dst_addr: dst,
+                        next_header: protocol,
+                        payload_len: payload.len(),
+                        hop_limit: ttl.unwrap_or(64),
+                    };
+                    st.packet.resize(V4_HEADER + payload.len(), 0);
+                    let mut p = Ipv4Packet::new_unchecked(&mut st.packet[..]);
+                    repr.emit(&mut p, &caps);
+                    p.set_dscp((tos >> 2) as u8);
+                    p.set_ecn(tos as u8 & 3);
+                    p.fill_checksum();
+                    st.packet[V4_HEADER..].copy_from_slice(payload);
                 }
-                let repr = Ipv4Repr {
-                    src_addr: src,
-                    dst_addr: dst,
-                    next_header: protocol,
-                    payload_len: payload.len(),
-                    hop_limit: ttl.unwrap_or(64),
-                };
-                st.packet.resize(V4_HEADER + payload.len(), 0);
-                let mut p = Ipv4Packet::new_unchecked(&mut st.packet[..]);
-                repr.emit(&mut p, &caps);
-                p.set_dscp((tos >> 2) as u8);
-                p.set_ecn(tos as u8 & 3);
-                p.fill_checksum();
-                st.packet[V4_HEADER..].copy_from_slice(payload);
+                (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                    if payload.len() > 65535 {
+                        return Err(SendError::TooBig);
+                    }
+                    let repr = Ipv6Repr {
+                        src_addr: src,
+                        dst_addr: dst,
+                        next_header: protocol,
+                        payload_len: payload.len(),
+                        hop_limit: ttl.unwrap_or(64),
+                    };
+                    st.packet.resize(V6_HEADER + payload.len(), 0);
+                    let mut p = Ipv6Packet::new_unchecked(&mut st.packet[..]);
+                    repr.emit(&mut p);
+                    st.packet[V6_HEADER..].copy_from_slice(payload);
+                    if protocol == IpProtocol::Icmpv6 && payload.len() >= 4 {
+                        // Linux computes the ICMPv6 checksum for raw sockets.
+                        smoltcp::wire::Icmpv6Packet::new_unchecked(&mut st.packet[V6_HEADER..])
+                            .fill_checksum(&src, &dst);
+                    }
+                }
+                _ => return Err(SendError::WrongFamily),
             }
-            (IpAddr::V6(src), IpAddr::V6(dst)) => {
-                if payload.len() > 65535 {
-                    return Err(SendError::TooBig);
-                }
-                let repr = Ipv6Repr {
-                    src_addr: src,
-                    dst_addr: dst,
-                    next_header: protocol,
-                    payload_len: payload.len(),
-                    hop_limit: ttl.unwrap_or(64),
-                };
-                st.packet.resize(V6_HEADER + payload.len(), 0);
-                let mut p = Ipv6Packet::new_unchecked(&mut st.packet[..]);
-                repr.emit(&mut p);
-                st.packet[V6_HEADER..].copy_from_slice(payload);
-                if protocol == IpProtocol::Icmpv6 && payload.len() >= 4 {
-                    // Linux computes the ICMPv6 checksum for raw sockets.
-                    smoltcp::wire::Icmpv6Packet::new_unchecked(&mut st.packet[V6_HEADER..])
-                        .fill_checksum(&src, &dst);
-                }
-            }
-            _ => return Err(SendError::WrongFamily),
         }
         let handle = st
             .socks
@@ -227,7 +264,10 @@ impl Sockets {
     /// Makes the socket's smoltcp raw sockets, one per interface, if not yet made;
     /// false when they do not fit the container's buffer budget.
     pub(crate) fn raw_open_on(&mut self, ifs: &mut Interfaces, id: SocketId) -> bool {
-        let need = RAW_BYTES * ifs.len();
+        let raw_only = matches!(self.get(id).map(|s| &s.proto), Some(Proto::Raw(st)) if st.protocol == IPPROTO_RAW);
+        // IPPROTO_RAW receives nothing: no receive buffer.
+        let rx = if raw_only { 0 } else { RAW_RX };
+        let need = (rx + RAW_TX) * ifs.len();
         let used = super::budget::in_use(ifs);
         let limit = self.cfg.max_buffer_memory;
         let Some(s) = self.get_mut(id) else {
@@ -252,10 +292,13 @@ impl Sockets {
         }
         let ids: Vec<IfaceId> = ifs.iter().map(|(i, _)| i).collect();
         for iface in ids {
+            // IPPROTO_RAW sends any protocol.
+            let protocol = (st.protocol != IPPROTO_RAW).then(|| IpProtocol::from(st.protocol));
+            let slots = if rx == 0 { 0 } else { 64 };
             let sock = raw::Socket::new(
                 Some(version),
-                Some(IpProtocol::from(st.protocol)),
-                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 64], vec![0u8; RAW_RX]),
+                protocol,
+                raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; slots], vec![0u8; rx]),
                 raw::PacketBuffer::new(vec![raw::PacketMetadata::EMPTY; 16], vec![0u8; RAW_TX]),
             );
             let h = ifs.get_mut(iface).sockets.add(sock);
