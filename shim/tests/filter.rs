@@ -307,3 +307,145 @@ fn a_malformed_filter_file_is_refused_with_line_and_column() {
         "{err}"
     );
 }
+
+/// Runs a shell command inside container `name` (`netcell exec`): exit code,
+/// stdout, stderr.
+fn inside(name: &str, cmd: &str) -> (Option<i32>, String, String) {
+    nc(&["exec", name, "--", "sh", "-c", cmd])
+}
+
+/// The packet counter of the first rule in `iptables -L -n -v -x` output whose
+/// line contains `what`.
+fn ipt_packets(list: &str, what: &str) -> Option<u64> {
+    let l = list
+        .lines()
+        .find(|l| l.contains(what) && !l.starts_with("Chain"))?;
+    l.split_whitespace().next()?.parse().ok()
+}
+
+/// `iptables` inside the container, as `iptables-legacy` talks to a kernel:
+/// `-A ... -j DROP` makes the kernel peer's connects time out while another
+/// port works, `-j REJECT` makes them fail fast, `-L -n -v -x` counts exactly
+/// the packets that matched (and keeps counting over later changes of the
+/// table), `-D` by rule text, `iptables-save | iptables-restore` round-trips,
+/// `-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT` with `-P INPUT DROP`
+/// lets the container's own connections work and blocks incoming ones; without
+/// `CAP_NET_ADMIN` iptables is refused, and a match the filter lacks gets
+/// iptables' message for a missing kernel module.
+fn iptables_inside_filters_and_counts(mode: Mode) {
+    require_root!();
+    need("iptables-legacy");
+    let ns = tap_ns();
+    let name = unique("ipt");
+    let servers = r#"
+import socket, threading, time
+ls = []
+for p in (8080, 8081, 8082):
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(('0.0.0.0', p)); l.listen(64); ls.append(l)
+def serve(l):
+    while True:
+        c, _ = l.accept(); c.close()
+for l in ls:
+    threading.Thread(target=serve, args=(l,), daemon=True).start()
+time.sleep(120)
+"#;
+    let _c = Container::new(mode)
+        .on_tap_ns(&ns)
+        .args(["--name", &name])
+        .exec(["/usr/bin/python3", "-c", servers])
+        .quiet()
+        .spawn();
+    wait_for(T, "the container's servers", || {
+        (probe(&ns, 8081).0 == "ok").then_some(())
+    });
+    let ipt = |args: &str| {
+        let (code, out, err) = inside(&name, &format!("iptables-legacy {args}"));
+        assert_eq!(code, Some(0), "iptables {args}: {out}{err}");
+        out
+    };
+    ipt("-A INPUT -p tcp --dport 8080 -j DROP");
+    ipt("-A INPUT -p tcp --dport 8082 -j REJECT --reject-with tcp-reset");
+    let (r, took) = probe(&ns, 8080);
+    assert_eq!(r, "timeout", "8080 is dropped");
+    assert!(took >= Duration::from_millis(1400), "{took:?}");
+    let (r, took) = probe(&ns, 8082);
+    assert_eq!(r, "ECONNREFUSED", "8082 is rejected");
+    assert!(took < Duration::from_millis(1000), "fails fast: {took:?}");
+    assert_eq!(probe(&ns, 8081).0, "ok", "8081 is not filtered");
+    let list = ipt("-L INPUT -n -v -x");
+    assert!(ipt_packets(&list, "dpt:8080").unwrap_or(0) >= 1, "{list}");
+    assert_eq!(ipt_packets(&list, "dpt:8082"), Some(1), "one SYN: {list}");
+    // Counters are kept over a change of the table (iptables adds the old
+    // counters back after its replace) and grow by one SYN per connect.
+    ipt("-I INPUT -p udp --dport 53 -j ACCEPT");
+    for _ in 0..2 {
+        assert_eq!(probe(&ns, 8082).0, "ECONNREFUSED");
+    }
+    let list = ipt("-L INPUT -n -v -x");
+    assert_eq!(ipt_packets(&list, "dpt:8082"), Some(3), "{list}");
+    // Delete by rule text; save, flush, restore.
+    ipt("-D INPUT -p udp --dport 53 -j ACCEPT");
+    let saved = ipt("-S");
+    assert_eq!(
+        saved,
+        "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n\
+         -A INPUT -p tcp -m tcp --dport 8080 -j DROP\n\
+         -A INPUT -p tcp -m tcp --dport 8082 -j REJECT --reject-with tcp-reset\n"
+    );
+    ipt("-F");
+    assert_eq!(probe(&ns, 8080).0, "ok", "flushed");
+    let (code, out, err) = inside(
+        &name,
+        "iptables-legacy-save -t filter > /tmp/ipt-$$ && iptables-legacy -F && \
+         iptables-legacy -A INPUT -p tcp --dport 8080 -j DROP && iptables-legacy-save -t filter > /tmp/ipt-$$ && \
+         iptables-legacy -F && iptables-legacy-restore < /tmp/ipt-$$ && iptables-legacy-save -t filter | diff - /tmp/ipt-$$ | grep -v '^[<>] #' | grep '^[<>]'; rm -f /tmp/ipt-$$; true",
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "", "the restored table differs: {out}{err}");
+    assert_eq!(probe(&ns, 8080).0, "timeout", "restored");
+    // Stateful: nothing comes in, the container's own connections work.
+    ipt("-F");
+    ipt("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT");
+    ipt("-P INPUT DROP");
+    assert_eq!(probe(&ns, 8081).0, "timeout", "incoming blocked");
+    let mut kernel_server = ns.cmd("python3");
+    kernel_server
+        .args(["-m", "http.server", "8099", "--bind", KERNEL])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _ks = Proc::spawn(&mut kernel_server);
+    let out = wait_for(T, "the container's connection out", || {
+        let (code, out, _) = inside(
+            &name,
+            &format!("curl -s -o /dev/null -w %{{http_code}} --max-time 3 http://{KERNEL}:8099/"),
+        );
+        (code == Some(0)).then_some(out)
+    });
+    assert_eq!(out, "200");
+    let list = ipt("-L INPUT -n -v -x");
+    assert!(list.contains("policy DROP"), "{list}");
+    assert!(ipt_packets(&list, "ctstate").unwrap_or(0) >= 2, "{list}");
+    // The same rules are `netcell filter`'s.
+    let (_, listed, _) = nc(&["filter", &name, "list"]);
+    assert!(listed.contains("policy input drop"), "{listed}");
+    assert!(listed.contains("ct state established,related"), "{listed}");
+    // Without CAP_NET_ADMIN: refused, as Linux does.
+    let (code, _, err) = inside(&name, "setpriv --bounding-set=-all iptables-legacy -L -n");
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("Permission denied (you must be root)"),
+        "{err}"
+    );
+    // A match the filter lacks: iptables' message for a missing module; the
+    // table stays.
+    let (code, _, err) = inside(
+        &name,
+        "iptables-legacy -A INPUT -m limit --limit 1/s -j ACCEPT",
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("limit revision 0 not supported"), "{err}");
+    assert!(ipt("-S").contains("-P INPUT DROP"));
+}
+
+in_both_modes!(iptables_inside_filters_and_counts);

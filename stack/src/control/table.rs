@@ -16,6 +16,8 @@
 //! (iptables itself serialises its runs with `/run/xtables.lock`).
 
 use crate::filter::ipt;
+#[cfg(test)]
+use crate::filter::ipt::Slot;
 use crate::filter::{Count, Filter};
 use netcell_proto::{MAX_TABLE, table_steps};
 
@@ -262,4 +264,216 @@ fn add_counters(filter: &mut Filter, b: &[u8]) -> Result<(), i32> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::parse::parse_ruleset;
+
+    const ROOM: usize = 2000;
+
+    fn get(
+        st: &mut Staging,
+        f: &mut Filter,
+        name: i32,
+        len: u32,
+        head: &[u8],
+    ) -> Result<(u32, Vec<u8>), i32> {
+        st.step(f, 7, true, (table_steps::GET, name), 0, len, head, ROOM)
+            .map(|(v, d)| (v, d.to_vec()))
+    }
+
+    fn set(st: &mut Staging, f: &mut Filter, name: i32, value: &[u8]) -> Result<u32, i32> {
+        st.step(
+            f,
+            7,
+            true,
+            (table_steps::PUT, name),
+            0,
+            value.len() as u32,
+            value,
+            ROOM,
+        )?;
+        st.step(f, 7, true, (table_steps::SET, name), 0, 0, &[], ROOM)
+            .map(|(v, _)| v)
+    }
+
+    fn named(name: &[u8], len: usize) -> Vec<u8> {
+        let mut h = vec![0u8; len];
+        h[..name.len()].copy_from_slice(name);
+        h
+    }
+
+    /// A replace by the rules of `text`, asking back `counters` old counters.
+    fn replace_blob(text: &str, counters: u32) -> Vec<u8> {
+        let set = parse_ruleset(text).unwrap();
+        let mut b =
+            ipt::replace_blob(&ipt::encode_entries(&set, &[], &[Count::default(); 3]).unwrap());
+        b[84..88].copy_from_slice(&counters.to_ne_bytes());
+        b
+    }
+
+    #[test]
+    fn linux_checks_and_errnos() {
+        let (mut st, mut f) = (Staging::default(), Filter::default());
+        let h = named(b"filter", 32);
+        assert_eq!(
+            st.step(
+                &mut f,
+                7,
+                false,
+                (table_steps::GET, SO_REPLACE_OR_INFO),
+                0,
+                84,
+                &h,
+                ROOM
+            )
+            .err(),
+            Some(libc::EPERM)
+        );
+        assert_eq!(
+            get(&mut st, &mut f, SO_REPLACE_OR_INFO, 83, &h).err(),
+            Some(libc::EINVAL)
+        );
+        let nat = named(b"nat", 32);
+        assert_eq!(
+            get(&mut st, &mut f, SO_REPLACE_OR_INFO, 84, &nat).err(),
+            Some(libc::ENOENT)
+        );
+        let (n, info) = get(&mut st, &mut f, SO_REPLACE_OR_INFO, 84, &h).unwrap();
+        assert_eq!((n, info.len()), (84, 84));
+        let entries = u32::from_ne_bytes(info[76..80].try_into().unwrap());
+        let size = u32::from_ne_bytes(info[80..84].try_into().unwrap());
+        assert_eq!(entries, 4, "three policies and the end");
+        let mut g = named(b"filter", 40);
+        g[32..36].copy_from_slice(&(size + 8).to_ne_bytes());
+        assert_eq!(
+            get(&mut st, &mut f, SO_COUNTERS_OR_ENTRIES, 40 + size + 8, &g).err(),
+            Some(libc::EAGAIN)
+        );
+        assert_eq!(
+            get(&mut st, &mut f, SO_COUNTERS_OR_ENTRIES, 40 + size, &g).err(),
+            Some(libc::EINVAL)
+        );
+        // Revisions: the newest served, EPROTONOSUPPORT above it, ENOENT unknown.
+        let mut rev = named(b"conntrack", 30);
+        rev[29] = 3;
+        assert_eq!(
+            get(&mut st, &mut f, SO_REVISION_MATCH, 30, &rev).map(|r| r.0),
+            Ok(3)
+        );
+        rev[29] = 4;
+        assert_eq!(
+            get(&mut st, &mut f, SO_REVISION_MATCH, 30, &rev).err(),
+            Some(libc::EPROTONOSUPPORT)
+        );
+        let limit = named(b"limit", 30);
+        assert_eq!(
+            get(&mut st, &mut f, SO_REVISION_MATCH, 30, &limit).err(),
+            Some(libc::ENOENT)
+        );
+        // A replace must name as many counters as the table has entries.
+        let b = replace_blob("input tcp dport 80 drop\n", 3);
+        assert_eq!(
+            set(&mut st, &mut f, SO_REPLACE_OR_INFO, &b),
+            Err(libc::EAGAIN)
+        );
+        assert!(f.ruleset().rules.is_empty(), "the old table stays");
+        // Too big; a piece out of order or from another socket.
+        let big = MAX_TABLE as u32 + 1;
+        assert_eq!(
+            st.step(&mut f, 7, true, (table_steps::PUT, 64), 0, big, &[], ROOM)
+                .err(),
+            Some(libc::ENOMEM)
+        );
+        st.step(
+            &mut f,
+            7,
+            true,
+            (table_steps::PUT, 64),
+            0,
+            10,
+            &[0; 5],
+            ROOM,
+        )
+        .unwrap();
+        assert_eq!(
+            st.step(
+                &mut f,
+                8,
+                true,
+                (table_steps::PUT, 64),
+                5,
+                10,
+                &[0; 5],
+                ROOM
+            )
+            .err(),
+            Some(libc::EAGAIN)
+        );
+        assert_eq!(
+            st.step(
+                &mut f,
+                7,
+                true,
+                (table_steps::PUT, 64),
+                6,
+                10,
+                &[0; 4],
+                ROOM
+            )
+            .err(),
+            Some(libc::EAGAIN)
+        );
+    }
+
+    #[test]
+    fn replace_gives_back_the_old_counters_and_add_restores_them() {
+        let (mut st, mut f) = (Staging::default(), Filter::default());
+        let b = replace_blob("input tcp dport 80 drop\n", 4);
+        assert_eq!(set(&mut st, &mut f, SO_REPLACE_OR_INFO, &b), Ok(4 * 16));
+        f.add_counts(
+            Slot::Rule(0),
+            Count {
+                packets: 5,
+                bytes: 300,
+            },
+        );
+        // The next replace (a rule in front) hands back the counters, per entry.
+        let b = replace_blob("input udp dport 53 accept\ninput tcp dport 80 drop\n", 5);
+        assert_eq!(set(&mut st, &mut f, SO_REPLACE_OR_INFO, &b), Ok(5 * 16));
+        let (_, old) = st
+            .step(&mut f, 7, true, (table_steps::READ, 64), 0, 1000, &[], ROOM)
+            .map(|(v, d)| (v, d.to_vec()))
+            .unwrap();
+        assert_eq!(old.len(), 80);
+        assert_eq!(u64::from_ne_bytes(old[..8].try_into().unwrap()), 5);
+        assert_eq!(u64::from_ne_bytes(old[8..16].try_into().unwrap()), 300);
+        assert_eq!(f.list()[1].count, Count::default(), "zero after a replace");
+        // iptables adds them back to the rule's new entry (the second).
+        let mut add = named(b"filter", 40);
+        add[32..36].copy_from_slice(&7u32.to_ne_bytes());
+        for i in 0..7 {
+            let c = if i == 1 { (5u64, 300u64) } else { (0, 0) };
+            add.extend_from_slice(&c.0.to_ne_bytes());
+            add.extend_from_slice(&c.1.to_ne_bytes());
+        }
+        assert_eq!(
+            set(&mut st, &mut f, SO_COUNTERS_OR_ENTRIES, &add),
+            Err(libc::EINVAL),
+            "7 counters for 6 entries"
+        );
+        add.truncate(40 + 6 * 16);
+        add[32..36].copy_from_slice(&6u32.to_ne_bytes());
+        assert_eq!(set(&mut st, &mut f, SO_COUNTERS_OR_ENTRIES, &add), Ok(0));
+        assert_eq!(
+            f.list()[1].count,
+            Count {
+                packets: 5,
+                bytes: 300
+            }
+        );
+        assert_eq!(f.list()[0].count, Count::default());
+    }
 }

@@ -632,8 +632,15 @@ impl Filter {
         } else {
             rules::ct::NEW
         };
-        let counted = packetless;
-        match self.eval(Chain::Output, None, Some(oif), &p, state, counted) {
+        // A start the chain refuses never becomes a packet either: it is
+        // counted (packets, no bytes) as the packet Linux would have refused.
+        let mut counted = packetless;
+        let mut v = self.eval(Chain::Output, None, Some(oif), &p, state, counted);
+        if !counted && matches!(v, Verdict::Drop | Verdict::Reject(_)) {
+            counted = true;
+            v = self.eval(Chain::Output, None, Some(oif), &p, state, counted);
+        }
+        match v {
             Verdict::Accept | Verdict::Continue | Verdict::Jump(_) | Verdict::Return => Ok(()),
             Verdict::Drop => {
                 self.stats.dropped += u64::from(counted);
