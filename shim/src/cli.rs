@@ -132,6 +132,12 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
         name: String,
         dir: std::path::PathBuf,
     },
+    /// (internal) The maker of the packet sockets' mirror namespaces.
+    #[command(name = "__mirror", hide = true)]
+    Mirror {
+        /// Its socket to netcell.
+        fd: i32,
+    },
     /// (internal) The process that starts `netcell exec`'s programs inside a container.
     #[command(name = "__zygote", hide = true)]
     Zygote {

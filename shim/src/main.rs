@@ -8,6 +8,7 @@
 mod capturing;
 mod cli;
 mod filtering;
+mod mirror;
 mod net;
 mod owner;
 mod preload_lib;
@@ -63,6 +64,7 @@ fn main() {
             &expression,
         ),
         cli::Command::Zygote { fd } => Ok(zygote::main(fd)),
+        cli::Command::Mirror { fd } => mirror::helper_main(fd),
         cli::Command::Net { cmd, runtime_dir } => {
             let base = net::base_dir(runtime_dir.as_deref());
             match cmd {

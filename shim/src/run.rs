@@ -56,6 +56,7 @@ const PUBLISHED: usize = 4;
 const OWNER: usize = 5;
 const ZYGOTE: usize = 6;
 const ZYGOTE_SECCOMP: usize = 7;
+const MIRROR: usize = 8;
 
 /// The container's private directory, removed on drop.
 struct RuntimeDir {
@@ -253,6 +254,7 @@ fn turn(
                 o.on_zygote();
             }
         }
+        MIRROR => stack.send_packet_socket_frames(),
         n => on_external(n),
     })?;
     if let Some(s) = sup.as_mut() {
@@ -602,6 +604,21 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
             .register_external(p.as_raw_fd(), PUBLISHED)
             .map_err(|e| e.to_string())?;
     }
+    // Packet sockets (tcpdump inside), served by the mirror (see `mirror`).
+    match crate::mirror::PacketMirror::new() {
+        Ok(m) => {
+            runtime
+                .register_external(m.fd(), MIRROR)
+                .map_err(|e| e.to_string())?;
+            runtime
+                .stack()
+                .interfaces()
+                .capture()
+                .borrow_mut()
+                .set_mirror(Box::new(m));
+        }
+        Err(e) => log::warn!("packet sockets will fail with EPERM: {e}"),
+    }
 
     let program = &args.command[0];
     let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
@@ -792,6 +809,13 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     log::info!("container {name}: command exited with {code}");
+    // The mirror's helper is no process of the container's.
+    runtime
+        .stack()
+        .interfaces()
+        .capture()
+        .borrow_mut()
+        .end_mirror();
     stop_leftovers(&mut runtime, &mut sup);
     drop(runtime);
     drop(dir);

@@ -130,6 +130,9 @@ pub struct Capture {
     sinks: Vec<Sink>,
     /// Counters of the captures that ended.
     ended: CaptureStats,
+    /// The packet sockets' mirror, which takes every frame while a program holds
+    /// a packet socket (see [`crate::packet`]).
+    mirror: Option<Box<dyn crate::packet::Mirror>>,
 }
 
 /// The most captures at once per container.
@@ -354,9 +357,30 @@ impl Capture {
         Ok(())
     }
 
-    /// Whether frames are being recorded.
+    /// Whether frames are being recorded (or mirrored).
     pub fn active(&self) -> bool {
-        !self.sinks.is_empty()
+        !self.sinks.is_empty() || self.mirror.as_ref().is_some_and(|m| m.active())
+    }
+
+    /// Serves programs' packet sockets with `mirror` from now on.
+    pub fn set_mirror(&mut self, mirror: Box<dyn crate::packet::Mirror>) {
+        self.mirror = Some(mirror);
+    }
+
+    /// Ends the packet sockets' mirror (programs' packet sockets see nothing
+    /// more).
+    pub fn end_mirror(&mut self) {
+        self.mirror = None;
+    }
+
+    /// The packet sockets' mirror, if there is one.
+    pub fn mirror_mut(&mut self) -> Option<&mut (dyn crate::packet::Mirror + 'static)> {
+        self.mirror.as_deref_mut()
+    }
+
+    /// Whether the socket with inode `ino` is a program's packet socket.
+    pub fn owns_packet_socket(&self, ino: u64) -> bool {
+        self.mirror.as_ref().is_some_and(|m| m.owns(ino))
     }
 
     /// Counters, of every capture so far.
@@ -375,6 +399,15 @@ impl Capture {
 
     /// Records one frame of interface `iface` (`outbound`: sent by the stack).
     pub fn frame(&mut self, iface: usize, outbound: bool, data: &[u8]) {
+        if let Some(m) = self.mirror.as_mut().filter(|m| m.active()) {
+            m.frame(iface, outbound, data);
+        }
+        self.record(iface, outbound, data);
+    }
+
+    /// Records one frame in the captures only (not the mirror: a frame a
+    /// program sent on a packet socket, which the mirror has seen).
+    pub fn record(&mut self, iface: usize, outbound: bool, data: &[u8]) {
         if self.sinks.is_empty() {
             return;
         }
@@ -403,6 +436,9 @@ impl Capture {
     /// Writes out what is due (`force`: everything), and ends the captures that
     /// failed or whose client went away.
     pub fn flush(&mut self, force: bool) {
+        if let Some(m) = self.mirror.as_mut() {
+            m.flush();
+        }
         for s in &mut self.sinks {
             s.flush(force);
         }

@@ -54,6 +54,7 @@ pub mod device;
 pub mod filter;
 pub mod iface;
 pub mod netlink;
+pub mod packet;
 pub mod publish;
 pub mod runtime;
 pub mod socket;

@@ -272,6 +272,67 @@ impl<D: Device> Stack<D> {
         self.ifs.start_capture(out)
     }
 
+    /// The container's interfaces as the packet sockets' mirror copies them.
+    pub fn mirror_ifaces(&self) -> Vec<crate::packet::MirrorIface> {
+        use smoltcp::wire::HardwareAddress;
+        self.ifs
+            .iter()
+            .map(|(id, n)| crate::packet::MirrorIface {
+                index: id as u32 + 1,
+                name: n.name.clone(),
+                // smoltcp asserts on an IP-medium interface's hardware address.
+                mac: match n.ethernet.then(|| n.iface.hardware_addr()) {
+                    Some(HardwareAddress::Ethernet(m)) => Some(m.0),
+                    _ => None,
+                },
+                mtu: n.mtu,
+            })
+            .collect()
+    }
+
+    /// A packet socket for a program (`socket(AF_PACKET, ty, protocol)`), from
+    /// the mirror (see [`crate::packet`]): `EPERM` without one.
+    pub fn open_packet_socket(
+        &mut self,
+        ty: i32,
+        protocol: i32,
+    ) -> Result<std::os::fd::OwnedFd, i32> {
+        let ifaces = self.mirror_ifaces();
+        let mut c = self.ifs.capture().borrow_mut();
+        let m = c.mirror_mut().ok_or(libc::EPERM)?;
+        m.open(&ifaces, ty, protocol)
+    }
+
+    /// Puts the frames programs sent on their packet sockets on the container's
+    /// devices, as they are: Linux's packet sockets pass by the packet filter,
+    /// and so do these; captures record them as sent. A frame for `lo` or an
+    /// IP-medium interface is not sent (see the README).
+    pub fn send_packet_socket_frames(&mut self) {
+        use smoltcp::phy::TxToken;
+        let mut sent: Vec<(usize, Vec<u8>)> = Vec::new();
+        if let Some(m) = self.ifs.capture().borrow_mut().mirror_mut() {
+            m.take_sent(&mut |i, f| sent.push((i, f.to_vec())));
+        }
+        let now = self.now();
+        for (iface, frame) in sent {
+            let ethernet = self
+                .ifs
+                .iter()
+                .any(|(id, n)| id == iface && n.ethernet && n.up);
+            let Some(dev) = iface.checked_sub(ETH).and_then(|i| self.eths.get_mut(i)) else {
+                continue;
+            };
+            if !ethernet {
+                continue;
+            }
+            let Some(tx) = dev.transmit(now) else {
+                continue;
+            };
+            tx.consume(frame.len(), |b| b.copy_from_slice(&frame));
+            self.ifs.capture().borrow_mut().record(iface, true, &frame);
+        }
+    }
+
     /// The interfaces, mutably (captures, filters and addresses change here).
     pub fn interfaces_mut(&mut self) -> &mut Interfaces {
         &mut self.ifs

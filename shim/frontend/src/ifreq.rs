@@ -32,6 +32,7 @@ const SIOCGIFHWADDR: u32 = 0x8927;
 const SIOCGIFINDEX: u32 = 0x8933;
 const SIOCGIFPFLAGS: u32 = 0x8935;
 const SIOCGIFTXQLEN: u32 = 0x8942;
+const SIOCETHTOOL: u32 = 0x8946;
 const SIOCPROTOPRIVATE: u32 = 0x89e0;
 const SIOCDEVPRIVATE: u32 = 0x89f0;
 const WIRELESS_FIRST: u32 = 0x8b00;
@@ -164,6 +165,9 @@ pub fn ioctl(
         }
         r if GETTERS.contains(&r) => getter(mem, svc, r, arg),
         SIOCDEVPRIVATE..=0x89ff => Err(Fail::Errno(libc::EOPNOTSUPP)),
+        // The container's devices have no ethtool operations: what a kernel says
+        // of such a device (libpcap then falls back to its defaults).
+        SIOCETHTOOL => Err(Fail::Errno(libc::EOPNOTSUPP)),
         SIOCPROTOPRIVATE..=0x89ef => Err(Fail::Errno(libc::ENOTTY)),
         // Everything else in the range changes interfaces, routes or ARP entries,
         // or reaches devices (ethtool, MII, bridges, bonds, VLANs).

@@ -14,8 +14,11 @@ use netcell_proto::{ACCEPT_RECORD_LEN, Request, reply_flags};
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     // NETLINK_ROUTE (0) is the container's: its interfaces, routes, addresses.
+    // A packet socket is the mirror's: a kernel packet socket in a namespace
+    // that copies the container's interfaces (see the stack's `packet` module).
     let ours = domain == libc::AF_INET
         || domain == libc::AF_INET6
+        || domain == libc::AF_PACKET
         || (domain == libc::AF_NETLINK && (protocol == 0 || protocol == 4));
     if !ours || !conn::active() {
         // SAFETY: passing the caller's arguments through.
@@ -47,7 +50,9 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
                 }
                 class::set(
                     fd,
-                    if ty & 0xf == libc::SOCK_STREAM {
+                    if domain == libc::AF_PACKET {
+                        Class::Foreign
+                    } else if ty & 0xf == libc::SOCK_STREAM {
                         Class::Stream
                     } else {
                         Class::Datagram

@@ -264,6 +264,12 @@ impl<'a, D: Device> Cx<'a, '_, D> {
             }
             return Ok(Held::Unix(copy));
         }
+        // A packet socket of the mirror is the kernel's to serve, as an AF_UNIX
+        // socket of the program's own is (a racing `dup2` under it gains what
+        // it does for one).
+        if described.value == kinds::PACKET {
+            return Ok(Held::Unix(copy));
+        }
         if described.value == kinds::HOST_TCP {
             return Ok(Held::Host(Sock {
                 fd: copy,
@@ -400,9 +406,12 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         // interfaces, addresses, routes; its sockets for ss).
         libc::AF_NETLINK if protocol == 0 || protocol == 4 => {}
         libc::AF_UNIX => return Ok(Outcome::Continue),
-        // The container's own capture and routing sockets come with the sniffing
-        // and L2/L3 work; until then these never reach the host's.
-        libc::AF_PACKET | libc::AF_NETLINK => return Ok(Outcome::Errno(libc::EPERM)),
+        // A packet socket is the mirror's (see the stack's `packet` module): a
+        // kernel packet socket in a namespace that copies the container's
+        // interfaces, which the kernel serves from then on.
+        libc::AF_PACKET => return packet_socket(cx, ty, protocol),
+        // Other netlink families never reach the host's.
+        libc::AF_NETLINK => return Ok(Outcome::Errno(libc::EPERM)),
         _ => return Ok(Outcome::Errno(libc::EAFNOSUPPORT)),
     }
     let ans = cx.ask(
@@ -431,6 +440,31 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         );
     }
     install_standin(cx, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
+}
+
+/// `socket(AF_PACKET, ...)`: the mirror's packet socket, installed as it is.
+fn packet_socket<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    ty: i32,
+    protocol: i32,
+) -> Result<Outcome, Fail> {
+    let ans = cx.ask(
+        0,
+        &Request::Socket {
+            domain: libc::AF_PACKET,
+            ty,
+            protocol,
+        },
+        &mut heapless::Vec::new(),
+    );
+    if ans.errno != 0 {
+        return Ok(Outcome::Errno(ans.errno));
+    }
+    let Some(fd) = ans.fd else {
+        return Ok(Outcome::Errno(libc::EPROTO));
+    };
+    netcell_sys::set_nonblocking(fd.as_fd(), ty & libc::SOCK_NONBLOCK != 0)?;
+    install(&cx.call, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
 }
 
 /// Installs stand-in `fd` in the target as the call's result, and tells the

@@ -182,10 +182,51 @@ pub fn setsockopt_on_copy<D: Device>(
     let mut buf = [0u8; 1024];
     let v = &mut buf[..len as usize];
     netcell_frontend::Memory::read(&cx.call, val, v)?;
+    if let Some(r) = attach_filter(cx, fd, (level, name), v) {
+        return r;
+    }
     Ok(match netcell_sys::setsockopt_raw(fd, level, name, v) {
         Ok(()) => Outcome::Value(0),
         Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
     })
+}
+
+/// A classic BPF program attached (`SO_ATTACH_FILTER`, as tcpdump's packet
+/// socket gets one; `PACKET_FANOUT_DATA`): the value points to the program's
+/// instructions in the target's memory, copied here first. `None` for other
+/// options.
+fn attach_filter<D: Device>(
+    cx: &mut Cx<'_, '_, D>,
+    fd: std::os::fd::BorrowedFd<'_>,
+    (level, name): (i32, i32),
+    v: &[u8],
+) -> Option<Result<Outcome, Fail>> {
+    const PACKET_FANOUT_DATA: i32 = 22;
+    let cbpf = (level == libc::SOL_SOCKET && name == libc::SO_ATTACH_FILTER)
+        || (level == 263 && name == PACKET_FANOUT_DATA);
+    if !cbpf {
+        return None;
+    }
+    if v.len() < 16 {
+        return Some(Ok(Outcome::Errno(libc::EINVAL)));
+    }
+    // struct sock_fprog: the instruction count, then (8-aligned) the pointer.
+    let n = u16::from_ne_bytes([v[0], v[1]]) as usize;
+    let at = u64::from_ne_bytes(v[8..16].try_into().unwrap_or_default());
+    // BPF_MAXINSNS.
+    if n == 0 || n > 4096 {
+        return Some(Ok(Outcome::Errno(libc::EINVAL)));
+    }
+    let mut insns = vec![0u8; n * 8];
+    if let Err(e) = netcell_frontend::Memory::read(&cx.call, at, &mut insns) {
+        return Some(Err(e));
+    }
+    Some(Ok(
+        match netcell_sys::netns::attach_cbpf(fd, level, name, &insns) {
+            Ok(()) => Outcome::Value(0),
+            Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
+        },
+    ))
 }
 
 /// Puts a new, unconnected TCP stand-in of host socket `h`'s family in its place in

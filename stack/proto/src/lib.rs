@@ -191,6 +191,10 @@ pub mod kinds {
     /// stand-in whose requests go as `SendTo` and whose replies' origin is the
     /// kernel's address.
     pub const NETLINK: u32 = 6;
+    /// Not a stand-in: a packet socket of the container's mirror (a kernel
+    /// packet socket in a namespace that copies the container's interfaces; see
+    /// the stack's `packet` module). The kernel serves every call on it.
+    pub const PACKET: u32 = 7;
 }
 
 impl Op {

@@ -137,6 +137,21 @@ pub fn serve<D: Device>(
                 },
             };
         }
+        if domain == libc::AF_PACKET {
+            // Linux asks for CAP_NET_RAW; the socket is the mirror's (see
+            // `crate::packet`).
+            if caller.pid == 0 || !has_net_raw(caller.pid) {
+                return Answer::err(Errno(libc::EPERM));
+            }
+            let ty = ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+            return match stack.open_packet_socket(ty, protocol) {
+                Ok(fd) => Answer {
+                    fd: Some(fd),
+                    ..Answer::ok()
+                },
+                Err(e) => Answer::err(Errno(e)),
+            };
+        }
         let Some(domain) = Domain::from_raw(domain) else {
             return Answer::err(SocketError::FamilyNotSupported);
         };
@@ -461,6 +476,14 @@ fn serve_netlink<D: Device>(
 }
 
 fn serve_dead<D: Device>(stack: &mut Stack<D>, inode: u64, req: &Request<'_>) -> Answer {
+    if let Request::Describe = req
+        && stack.ifs.capture().borrow().owns_packet_socket(inode)
+    {
+        return Answer {
+            value: kinds::PACKET,
+            ..Answer::ok()
+        };
+    }
     if let Some(h) = stack.sockets.handed(inode) {
         // A host socket of the uplink's fast path: the kernel serves it, but its
         // name is the container's.

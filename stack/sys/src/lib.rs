@@ -10,10 +10,12 @@
 //!   signals, children, limits.
 //! - [`seccomp`]: user notifications and the Landlock ABI.
 //! - [`tap`]: TAP devices and interface ioctls.
+//! - [`netns`]: network namespaces and packet sockets.
 //! - [`spawn`]: starting a container's command inside its walls.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod fd;
+pub mod netns;
 pub mod process;
 pub mod seccomp;
 pub mod spawn;
