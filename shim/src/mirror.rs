@@ -65,6 +65,10 @@ const KIND_LO: u8 = b'l';
 const KIND_TX: u8 = b't';
 const KIND_RX: u8 = b'r';
 
+/// The helper's answer: the descriptors it sent (each with its message), and
+/// the message that ended the answer.
+type Answer = (Vec<(Vec<u8>, OwnedFd)>, Vec<u8>);
+
 /// The helper's process and its socket.
 struct Helper {
     pid: u32,
@@ -94,7 +98,7 @@ impl Helper {
 
     /// Sends a request, then collects reply messages until one that is not a
     /// descriptor: the descriptors (with their message) and that last message.
-    fn ask(&self, req: &[u8]) -> io::Result<(Vec<(Vec<u8>, OwnedFd)>, Vec<u8>)> {
+    fn ask(&self, req: &[u8]) -> io::Result<Answer> {
         sys::send_with_fd(self.sock.as_fd(), req, None)?;
         let mut fds = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
@@ -124,7 +128,14 @@ impl Helper {
 impl Drop for Helper {
     fn drop(&mut self) {
         let _ = sys::kill(self.pid, libc::SIGKILL);
-        let _ = sys::spawn::try_wait(self.pid);
+        // Reaped here, so that it is not taken for a process the container
+        // left behind.
+        for _ in 0..200 {
+            if !matches!(sys::spawn::try_wait(self.pid), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -149,6 +160,8 @@ pub struct PacketMirror {
     poll: mio::Poll,
     events: mio::Events,
     buf: Vec<u8>,
+    /// Where frames read back from the peers go.
+    rbuf: Vec<u8>,
     /// Frames that could not be handed to the mirror (its queues full).
     dropped: u64,
 }
@@ -171,6 +184,7 @@ impl PacketMirror {
             poll: mio::Poll::new()?,
             events: mio::Events::with_capacity(16),
             buf: Vec::with_capacity(MAX_FRAME),
+            rbuf: Vec::new(),
             dropped: 0,
         })
     }
@@ -358,7 +372,8 @@ impl Mirror for PacketMirror {
     fn take_sent(&mut self, out: &mut dyn FnMut(usize, &[u8])) {
         // Empties the ready list, so that the event loop hears of new frames.
         let _ = self.poll.poll(&mut self.events, Some(Duration::ZERO));
-        let mut buf = vec![0u8; MAX_FRAME];
+        let mut buf = std::mem::take(&mut self.rbuf);
+        buf.resize(MAX_FRAME, 0);
         for at in 0..self.rx.len() {
             let Some(fd) = &self.rx[at] else {
                 continue;
@@ -375,6 +390,7 @@ impl Mirror for PacketMirror {
                 out(at, f);
             }
         }
+        self.rbuf = buf;
     }
 }
 
@@ -446,9 +462,16 @@ fn namespaces() -> io::Result<(std::fs::File, std::fs::File)> {
     if sys::euid() != 0 {
         let (uid, gid) = sys::netns::ids();
         sys::netns::unshare(libc::CLONE_NEWUSER)?;
-        std::fs::write("/proc/self/setgroups", "deny")?;
-        std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
-        std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+        // Only a dumpable process may write its maps; non-dumpable again right
+        // after.
+        sys::netns::set_dumpable(true)?;
+        let maps = (|| {
+            std::fs::write("/proc/self/setgroups", "deny")?;
+            std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+            std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))
+        })();
+        sys::netns::set_dumpable(false)?;
+        maps?;
     }
     sys::netns::unshare(libc::CLONE_NEWNET)?;
     quiet();

@@ -6,7 +6,7 @@
 //! `IPT_SO_SET_ADD_COUNTERS`. Their values can be megabytes, more than one message
 //! of the control protocol carries, so a front end moves them in pieces through a
 //! staging area here ([`netcell_proto::table_steps`]); the table itself is the
-//! container's [`Filter`](crate::filter::Filter), translated by
+//! container's [`crate::filter::Filter`], translated by
 //! [`crate::filter::ipt`].
 //!
 //! Linux's checks are kept, with its errnos: `CAP_NET_ADMIN` (`EPERM`), the

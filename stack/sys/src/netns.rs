@@ -54,6 +54,13 @@ pub fn guard_helper() -> io::Result<()> {
     cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) }).map(drop)
 }
 
+/// Sets whether the process is dumpable (`PR_SET_DUMPABLE`): only a dumpable
+/// process may write its own `/proc/self/uid_map`.
+pub fn set_dumpable(on: bool) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) }).map(drop)
+}
+
 /// The process's real uid and gid.
 pub fn ids() -> (u32, u32) {
     // SAFETY: getuid and getgid cannot fail.
@@ -64,7 +71,7 @@ pub fn ids() -> (u32, u32) {
 /// value is a `struct sock_fprog`) to socket `fd`: `insns` are its `struct
 /// sock_filter`s, 8 bytes each, as the program wrote them.
 pub fn attach_cbpf(fd: BorrowedFd<'_>, level: i32, name: i32, insns: &[u8]) -> io::Result<()> {
-    if insns.len() % 8 != 0 || insns.len() / 8 > u16::MAX as usize {
+    if !insns.len().is_multiple_of(8) || insns.len() / 8 > u16::MAX as usize {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     let prog: Vec<libc::sock_filter> = insns
