@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # What the packet filter and capture cost: iperf3 from the container to a kernel
 # peer over a TAP (MTU 1500, both directions), with nothing, with --pcap (to a file
-# in $CAPDIR, default /tmp), with a live `netcell capture` into /dev/null, and with a
+# in $CAPDIR, default /tmp), with a live `netcell capture` into /dev/null, with
+# `tcpdump -i eth0 -w /dev/null` running inside the container (its packet socket, served
+# by the mirror), and with a
 # 100-rule filter (a stateful input policy and 100 rules the traffic does not match,
 # so every packet runs them all). Rounds
 # alternate the configurations to spread the machine's noise; the ratios are to the
 # plain run of the same round.
 #
-#   netcell filter_plain|filter_pcap|filter_live|filter_rules100 {tx,rx}  Gbit/s
+#   netcell filter_plain|filter_pcap|filter_live|filter_tcpdump|filter_rules100 {tx,rx}  Gbit/s
 #
 # Needs root (a namespace and a TAP device) and iperf3; everything stays inside the
 # namespace this script creates and removes.
@@ -52,6 +54,7 @@ run() { # config direction-flag
   local cmd="iperf3 -c 10.251.0.1 -p 5201 -t $SECS $2 -J"
   # The live capture attaches while iperf3 waits a moment to start.
   [ "$1" = live ] && cmd="sleep 1; $cmd"
+  [ "$1" = tcpdump ] && cmd="tcpdump -i eth0 -w /dev/null 2>/dev/null & t=\$!; sleep 1.5; $cmd; kill \$t"
   ip netns exec "$ns" "$NETCELL" run --name "$name" --runtime-dir "$work" --shim "$SHIM" \
     --tap tap0 --addr 10.251.0.2/24 "${extra[@]}" -- sh -c "$cmd" > "$work/json" &
   local runner=$!
@@ -64,7 +67,7 @@ run() { # config direction-flag
 }
 out="$work/out"
 for r in $(seq "$ROUNDS"); do
-  for cfg in plain pcap live rules100; do
+  for cfg in plain pcap live tcpdump rules100; do
     for dir in tx rx; do
       flag=""; [ "$dir" = rx ] && flag="-R"
       v=$(run $cfg "$flag")
