@@ -142,13 +142,17 @@ fn starts_are_checked_without_being_counted_twice() {
         f.check_start(1, Proto::Udp, me, 1, peer, 53, false),
         Err(libc::ECONNREFUSED)
     );
+    // A refused start never becomes a packet: it counts, once.
+    assert_eq!(f.list()[0].count.packets, 1);
+    assert_eq!(f.list()[1].count.packets, 1);
+    // An accepted one does not: its packet is counted when it leaves.
     assert_eq!(f.check_start(1, Proto::Tcp, me, 1, peer, 80, false), Ok(()));
-    assert_eq!(f.list()[0].count.packets, 0);
+    assert_eq!(f.list()[0].count.packets, 1);
     assert_eq!(
         f.check_start(1, Proto::Tcp, me, 1, peer, 25, true),
         Err(libc::EPERM)
     );
-    assert_eq!(f.list()[0].count.packets, 1, "a packetless start counts");
+    assert_eq!(f.list()[0].count.packets, 2, "a packetless start counts");
 }
 
 #[test]
