@@ -84,7 +84,7 @@ for line in open(sys.argv[1]):
 print("\nmean Gbit/s, and ratio to the plain run:")
 for d in ("tx", "rx"):
     base = sum(v[("filter_plain", d)]) / len(v[("filter_plain", d)])
-    for cfg in ("filter_plain", "filter_pcap", "filter_live", "filter_rules100"):
+    for cfg in ("filter_plain", "filter_pcap", "filter_live", "filter_tcpdump", "filter_rules100"):
         m = sum(v[(cfg, d)]) / len(v[(cfg, d)])
         print(f"{cfg:16} {d}  {m:6.3f}  {m / base:5.2f}x")
 PY

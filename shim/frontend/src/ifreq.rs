@@ -22,6 +22,7 @@ const SIOCGSTAMPNS: u32 = 0x8907;
 const SIOCGIFNAME: u32 = 0x8910;
 const SIOCGIFCONF: u32 = 0x8912;
 const SIOCGIFFLAGS: u32 = 0x8913;
+const SIOCSIFFLAGS: u32 = 0x8914;
 const SIOCGIFADDR: u32 = 0x8915;
 const SIOCGIFDSTADDR: u32 = 0x8917;
 const SIOCGIFBRDADDR: u32 = 0x8919;
@@ -164,6 +165,7 @@ pub fn ioctl(
             Ok(Done::Value(0))
         }
         r if GETTERS.contains(&r) => getter(mem, svc, r, arg),
+        SIOCSIFFLAGS => set_flags(mem, svc, arg),
         SIOCDEVPRIVATE..=0x89ff => Err(Fail::Errno(libc::EOPNOTSUPP)),
         // The container's devices have no ethtool operations: what a kernel says
         // of such a device (libpcap then falls back to its defaults).
@@ -228,6 +230,32 @@ fn ifconf(mem: &impl Memory, svc: &mut impl Service, arg: u64) -> Result<Done, F
     };
     mem.write_u32(arg, len as u32)?;
     Ok(Done::Value(0))
+}
+
+/// `SIOCSIFFLAGS` that changes nothing, or only asks an interface that is up
+/// to be up (container runtimes bring `lo` up so): done. Any other change is
+/// `ip link`'s (netlink) and refused here (`EPERM`).
+fn set_flags(mem: &impl Memory, svc: &mut impl Service, arg: u64) -> Result<Done, Fail> {
+    let mut r = [0u8; IFREQ];
+    mem.read(arg, &mut r)?;
+    let end = r[..IFNAMSIZ]
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(IFNAMSIZ);
+    let list = interfaces(svc)?;
+    let i = list
+        .iter()
+        .find(|i| i.head.name().as_bytes() == &r[..end])
+        .ok_or(Fail::Errno(libc::ENODEV))?;
+    let want = u32::from(u16::from_ne_bytes([r[16], r[17]]));
+    // The flags a program cannot set (Linux ignores them in the request).
+    let volatile = (libc::IFF_RUNNING | libc::IFF_LOWER_UP | libc::IFF_DORMANT) as u32;
+    let have = i.head.flags & 0xffff & !volatile;
+    if want & !volatile == have {
+        Ok(Done::Value(0))
+    } else {
+        Err(Fail::Errno(libc::EPERM))
+    }
 }
 
 fn getter(mem: &impl Memory, svc: &mut impl Service, req: u32, arg: u64) -> Result<Done, Fail> {

@@ -126,7 +126,8 @@ pub fn serve<D: Device>(
     } = *req
     {
         if domain == libc::AF_NETLINK {
-            return match stack.netlink.open(ty, protocol, caller.pid) {
+            let admin = caller.pid != 0 && has_cap(caller.pid, 12);
+            return match stack.netlink.open(ty, protocol, caller.pid, admin) {
                 Ok(fd) => Answer {
                     fd: Some(fd),
                     ..Answer::ok()

@@ -73,6 +73,9 @@ pub(crate) struct NlSocket {
     groups: u32,
     ty: i32,
     protocol: i32,
+    /// Its opener held `CAP_NET_ADMIN`: it may change interfaces, addresses,
+    /// routes.
+    admin: bool,
     /// Reply datagrams its stand-in had no room for yet.
     pending: std::collections::VecDeque<Vec<u8>>,
     pending_bytes: usize,
@@ -124,7 +127,15 @@ pub type Errno = i32;
 
 impl Netlink {
     /// `socket(AF_NETLINK, ty, protocol)`: the program's end of a new socket.
-    pub fn open(&mut self, ty: i32, protocol: i32, caller: u32) -> Result<OwnedFd, Errno> {
+    /// `admin`: the opener holds `CAP_NET_ADMIN` (Linux checks a change against
+    /// the credentials the socket was opened with).
+    pub fn open(
+        &mut self,
+        ty: i32,
+        protocol: i32,
+        caller: u32,
+        admin: bool,
+    ) -> Result<OwnedFd, Errno> {
         match ty & 0xf {
             libc::SOCK_RAW | libc::SOCK_DGRAM => {}
             _ => return Err(libc::ESOCKTNOSUPPORT),
@@ -151,6 +162,7 @@ impl Netlink {
             groups: 0,
             ty: ty & 0xf,
             protocol,
+            admin,
             pending: Default::default(),
             pending_bytes: 0,
         };
@@ -203,8 +215,8 @@ impl Netlink {
                 Ok(Some(n)) => {
                     let inode = s.inode;
                     let n = n.min(buf.len());
-                    // Sent without an address: no caller to ask for
-                    // CAP_NET_ADMIN, so reading only (iproute2's dumps).
+                    // Sent without an address: the opener's CAP_NET_ADMIN
+                    // decides, as on Linux.
                     let _ = self.send(inode, ifs, sockets, &[], &buf[..n], false);
                 }
                 Ok(None) => break,
@@ -223,6 +235,9 @@ impl Netlink {
     }
 
     fn port_for(&mut self, caller: u32) -> u32 {
+        // Linux's first port of a process is its pid as the process sees it
+        // (in its own pid namespace: a sandbox checks replies against getpid()).
+        let caller = own_pid(caller).unwrap_or(caller);
         if caller != 0 && !self.live().any(|s| s.pid == caller) {
             return caller;
         }
@@ -336,10 +351,11 @@ impl Netlink {
                 return Err(libc::ECONNREFUSED);
             }
         }
-        let (pid, protocol) = {
+        let (pid, protocol, opener_admin) = {
             let s = self.get(inode).ok_or(libc::EBADF)?;
-            (s.pid, s.protocol)
+            (s.pid, s.protocol, s.admin)
         };
+        let admin = admin || opener_admin;
         let (replies, events) = match protocol {
             NETLINK_SOCK_DIAG => (diag::serve(sockets, ifs, data, pid), Vec::new()),
             _ => route::serve(ifs, sockets, data, pid, admin),
@@ -445,4 +461,15 @@ mod tests {
         );
         assert_eq!(ifs.addrs(crate::iface::ETH).len(), 3, "nothing added");
     }
+}
+
+/// The process id of thread `tid` as its own pid namespace numbers it (the last
+/// `NStgid` of `/proc/TID/status`).
+fn own_pid(tid: u32) -> Option<u32> {
+    if tid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NStgid:"))?;
+    line.split_whitespace().last()?.parse().ok()
 }

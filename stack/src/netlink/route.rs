@@ -44,7 +44,7 @@ pub fn serve(
                 Ok(())
             }
             RTM_NEWADDR | RTM_DELADDR | RTM_NEWROUTE | RTM_DELROUTE | RTM_SETLINK | RTM_NEWLINK
-                if !admin =>
+                if !admin && !lo_as_it_is(m) =>
             {
                 Err(libc::EPERM)
             }
@@ -356,10 +356,6 @@ fn change_addr(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>,
     let (fam, plen) = (m.body[0], m.body[1]);
     let index = u32::from_ne_bytes(m.body[4..8].try_into().unwrap_or_default());
     let id = ifs.by_index(index).ok_or(libc::ENODEV)?;
-    if id == LO {
-        // lo's addresses are fixed (127.0.0.0/8 is all local already).
-        return Err(libc::EOPNOTSUPP);
-    }
     let name = ifs.get(id).name.clone();
     let mut local = None;
     let mut address = None;
@@ -374,6 +370,20 @@ fn change_addr(ifs: &mut Interfaces, m: &Msg<'_>) -> Result<Vec<(u32, Vec<u8>)>,
     let max = if fam as i32 == libc::AF_INET { 32 } else { 128 };
     if plen > max {
         return Err(libc::EINVAL);
+    }
+    if id == LO {
+        // lo's addresses are fixed (127.0.0.0/8 is all local already). Adding
+        // the ones it has is done — container runtimes set up a new network
+        // namespace's lo so, with NLM_F_EXCL — anything else is not served.
+        let own = matches!(
+            (a, plen),
+            (IpAddress::Ipv4(v), 8) if v.octets() == [127, 0, 0, 1]
+        ) || matches!((a, plen), (IpAddress::Ipv6(v), 128) if v.is_loopback());
+        return if m.ty == RTM_NEWADDR && own {
+            Ok(Vec::new())
+        } else {
+            Err(libc::EOPNOTSUPP)
+        };
     }
     let group = if fam as i32 == libc::AF_INET {
         RTMGRP_IPV4_IFADDR
@@ -603,4 +613,31 @@ fn set_link(
     Ok(vec![notify(RTMGRP_LINK, |w| {
         link_msg(ifs_ro, id, RTM_NEWLINK, 0, 0, 0, w)
     })])
+}
+
+/// Whether `m` asks for `lo` as it is — up, with 127.0.0.1/8 or ::1 — which
+/// container runtimes and sandboxes do in the network namespace they make, as
+/// root of their own user namespace: done for anyone (changing nothing), as
+/// Linux does it for them in theirs.
+fn lo_as_it_is(m: &Msg<'_>) -> bool {
+    let b = m.body;
+    if b.len() < 8 || u32::from_ne_bytes([b[4], b[5], b[6], b[7]]) != 1 {
+        return false;
+    }
+    match m.ty {
+        RTM_NEWADDR => {
+            let v4 = b[0] as i32 == libc::AF_INET && b[1] == 8;
+            let v6 = b[0] as i32 == libc::AF_INET6 && b[1] == 128;
+            let own = |v: &[u8]| v == [127, 0, 0, 1] || v == std::net::Ipv6Addr::LOCALHOST.octets();
+            (v4 || v6)
+                && wire::attrs(b, 8).all(|(t, v)| !matches!(t, IFA_LOCAL | IFA_ADDRESS) || own(v))
+        }
+        RTM_NEWLINK | RTM_SETLINK if b.len() >= 16 => {
+            let flags = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+            let change = u32::from_ne_bytes([b[12], b[13], b[14], b[15]]);
+            let up = libc::IFF_UP as u32;
+            b.len() == 16 && change & !up == 0 && flags & up == up
+        }
+        _ => false,
+    }
 }
