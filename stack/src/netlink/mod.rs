@@ -439,6 +439,17 @@ pub fn write_addr(pid: u32, groups: u32, out: &mut [u8]) -> usize {
     n
 }
 
+/// The process id of thread `tid` as its own pid namespace numbers it (the last
+/// `NStgid` of `/proc/TID/status`).
+fn own_pid(tid: u32) -> Option<u32> {
+    if tid == 0 {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NStgid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,15 +472,4 @@ mod tests {
         );
         assert_eq!(ifs.addrs(crate::iface::ETH).len(), 3, "nothing added");
     }
-}
-
-/// The process id of thread `tid` as its own pid namespace numbers it (the last
-/// `NStgid` of `/proc/TID/status`).
-fn own_pid(tid: u32) -> Option<u32> {
-    if tid == 0 {
-        return None;
-    }
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("NStgid:"))?;
-    line.split_whitespace().last()?.parse().ok()
 }
