@@ -60,17 +60,35 @@ pub fn serve(stack: &mut Stack<Link>, req: &[u8]) -> String {
     let mut f = stack.interfaces().filter().borrow_mut();
     let answer = match cmd {
         "list" => {
+            use netcell_stack::filter::rules::Family;
             let mut out = String::new();
+            let word = |a: bool| if a { "accept" } else { "drop" };
             for c in Chain::ALL {
+                let set = f.ruleset();
+                let (v4, v6) = (
+                    set.accepts_in(&c, Family::Ip),
+                    set.accepts_in(&c, Family::Ip6),
+                );
+                if v4 != v6 {
+                    // Each family's own (iptables and ip6tables set them apart).
+                    for fam in Family::ALL {
+                        let n = f.policy_count_in(&c, fam);
+                        out.push_str(&format!(
+                            "policy {} {} {} # packets {} bytes {}\n",
+                            fam.name(),
+                            c.name(),
+                            word(set.accepts_in(&c, fam)),
+                            n.packets,
+                            n.bytes
+                        ));
+                    }
+                    continue;
+                }
                 let n = f.policy_count(&c);
                 out.push_str(&format!(
                     "policy {} {} # packets {} bytes {}\n",
                     c.name(),
-                    if f.ruleset().accepts(&c) {
-                        "accept"
-                    } else {
-                        "drop"
-                    },
+                    word(v4),
                     n.packets,
                     n.bytes
                 ));
@@ -139,10 +157,11 @@ pub fn serve(stack: &mut Stack<Link>, req: &[u8]) -> String {
             "flushed\n".to_string()
         }
         "policy" => match parse::parse_policy(&format!("policy {arg}")) {
-            Ok((c, a)) => {
-                f.set_policy(&c, a);
+            Ok((fam, c, a)) => {
+                f.set_policy(&c, fam, a);
                 format!(
-                    "policy {} {}\n",
+                    "policy {}{} {}\n",
+                    fam.map(|x| format!("{} ", x.name())).unwrap_or_default(),
                     c.name(),
                     if a { "accept" } else { "drop" }
                 )

@@ -12,13 +12,23 @@ use std::time::{Duration, Instant};
 /// Connects from the kernel side to the container's port: "ok", "timeout" or
 /// the errno's name, and how long it took.
 fn probe(ns: &NetNs, port: u16) -> (String, Duration) {
+    probe_at(ns, CONTAINER, port)
+}
+
+/// `probe` to address `addr` of the container (IPv4 or IPv6).
+fn probe_at(ns: &NetNs, addr: &str, port: u16) -> (String, Duration) {
     let t0 = Instant::now();
+    let family = if addr.contains(':') {
+        "AF_INET6"
+    } else {
+        "AF_INET"
+    };
     let o = ns.sh(&format!(
         "python3 -c \"
 import socket, errno
-s = socket.socket(); s.settimeout(1.5)
+s = socket.socket(socket.{family}); s.settimeout(1.5)
 try:
-    s.connect(('{CONTAINER}', {port})); print('ok')
+    s.connect(('{addr}', {port})); print('ok')
 except socket.timeout:
     print('timeout')
 except OSError as e:
@@ -428,7 +438,7 @@ time.sleep(120)
     assert!(ipt_packets(&list, "ctstate").unwrap_or(0) >= 2, "{list}");
     // The same rules are `netcell filter`'s.
     let (_, listed, _) = nc(&["filter", &name, "list"]);
-    assert!(listed.contains("policy input drop"), "{listed}");
+    assert!(listed.contains("policy ip input drop"), "{listed}");
     assert!(listed.contains("ct state established,related"), "{listed}");
     // Without CAP_NET_ADMIN: refused, as Linux does.
     let (code, _, err) = inside(&name, "setpriv --bounding-set=-all iptables-legacy -L -n");
@@ -449,3 +459,75 @@ time.sleep(120)
 }
 
 in_both_modes!(iptables_inside_filters_and_counts);
+
+/// `ip6tables` writes IPv6's table and `iptables` IPv4's, as on Linux: a drop
+/// for IPv4 leaves IPv6 connects working, ip6tables' reject fails them fast
+/// and counts them, and `iptables -P INPUT DROP` does not block IPv6.
+fn ip6tables_is_ipv6_s_own_table(mode: Mode) {
+    require_root!();
+    need("ip6tables-legacy");
+    let ns = dual_stack_tap_ns();
+    let name = unique("ip6t");
+    let servers = r#"
+import socket, threading, time
+ls = []
+for p in (8080, 8081):
+    l = socket.socket(socket.AF_INET6); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    l.bind(('::', p)); l.listen(64); ls.append(l)
+def serve(l):
+    while True:
+        c, _ = l.accept(); c.close()
+for l in ls:
+    threading.Thread(target=serve, args=(l,), daemon=True).start()
+time.sleep(120)
+"#;
+    let _c = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR, "fd00::2/64"])
+        .args(["--name", &name])
+        .exec(["/usr/bin/python3", "-c", servers])
+        .quiet()
+        .spawn();
+    wait_for(T, "the container's servers", || {
+        (probe_at(&ns, "fd00::2", 8081).0 == "ok" && probe(&ns, 8081).0 == "ok").then_some(())
+    });
+    let run = |tool: &str, args: &str| {
+        let (code, out, err) = inside(&name, &format!("{tool}-legacy {args}"));
+        assert_eq!(code, Some(0), "{tool} {args}: {out}{err}");
+        out
+    };
+    run("iptables", "-A INPUT -p tcp --dport 8080 -j DROP");
+    assert_eq!(probe(&ns, 8080).0, "timeout", "IPv4 dropped");
+    assert_eq!(
+        probe_at(&ns, "fd00::2", 8080).0,
+        "ok",
+        "IPv6 is not iptables'"
+    );
+    run(
+        "ip6tables",
+        "-A INPUT -p tcp --dport 8080 -j REJECT --reject-with tcp-reset",
+    );
+    let (r, took) = probe_at(&ns, "fd00::2", 8080);
+    assert_eq!(r, "ECONNREFUSED", "IPv6 rejected");
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+    run("iptables", "-P INPUT DROP");
+    assert_eq!(probe(&ns, 8081).0, "timeout", "IPv4's policy");
+    assert_eq!(probe_at(&ns, "fd00::2", 8081).0, "ok", "not IPv6's");
+    let list = run("ip6tables", "-L INPUT -n -v -x");
+    assert_eq!(ipt_packets(&list, "tcp dpt:8080"), Some(1), "{list}");
+    assert!(list.contains("policy ACCEPT"), "{list}");
+    assert_eq!(
+        run("iptables", "-S INPUT"),
+        "-P INPUT DROP\n-A INPUT -p tcp -m tcp --dport 8080 -j DROP\n"
+    );
+    assert_eq!(
+        run("ip6tables", "-S INPUT"),
+        "-P INPUT ACCEPT\n-A INPUT -p tcp -m tcp --dport 8080 -j REJECT --reject-with tcp-reset\n"
+    );
+    // Both as the owner sees them.
+    let (_, listed, _) = nc(&["filter", &name, "list"]);
+    assert!(listed.contains("policy ip input drop"), "{listed}");
+    assert!(listed.contains("policy ip6 input accept"), "{listed}");
+}
+
+in_both_modes!(ip6tables_is_ipv6_s_own_table);

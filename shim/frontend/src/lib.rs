@@ -254,7 +254,7 @@ pub fn setsockopt(
     len: u32,
 ) -> Result<SetDone, Fail> {
     if table::is_table_option(level, name) {
-        return table::set(mem, svc, ino, name, val, len);
+        return table::set(mem, svc, ino, (level, name), val, len);
     }
     let len = len as i32;
     if len < 0 || len as usize > MAX_OPTVAL {
@@ -289,7 +289,7 @@ pub fn getsockopt(
     lenp: u64,
 ) -> Result<Done, Fail> {
     if table::is_table_option(level, name) {
-        return table::get(mem, svc, ino, name, val, lenp);
+        return table::get(mem, svc, ino, (level, name), val, lenp);
     }
     if lenp == 0 {
         return Err(Fail::Errno(libc::EFAULT));

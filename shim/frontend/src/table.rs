@@ -11,17 +11,23 @@ use netcell_proto::{MAX_TABLE, Request, TABLE_PIECE, table_steps};
 const REPLACE_OR_INFO: i32 = 64;
 /// `IPT_SO_SET_ADD_COUNTERS`, `IPT_SO_GET_ENTRIES`.
 const COUNTERS_OR_ENTRIES: i32 = 65;
-/// `IPT_SO_GET_REVISION_TARGET`, the last of them.
+/// `IPT_SO_GET_REVISION_TARGET`, the last of iptables'.
 const REVISION_TARGET: i32 = 67;
+/// `IP6T_SO_GET_REVISION_MATCH` and `_TARGET`.
+const REVISION6: [i32; 2] = [68, 69];
 /// Where an `ipt_replace` says where the old counters go: `num_counters`, then
 /// the pointer.
 const COUNTERS_AT: usize = 88;
 /// `sizeof(struct ipt_get_entries)` up to its entries.
 const ENTRIES_AT: u64 = 40;
 
-/// Whether `(level, name)` is one of iptables' table calls.
+/// Whether `(level, name)` is one of iptables' (or ip6tables') table calls.
 pub fn is_table_option(level: i32, name: i32) -> bool {
-    level == libc::SOL_IP && (REPLACE_OR_INFO..=REVISION_TARGET).contains(&name)
+    (level == libc::SOL_IP && (REPLACE_OR_INFO..=REVISION_TARGET).contains(&name))
+        || (level == libc::SOL_IPV6
+            && (name == REPLACE_OR_INFO
+                || name == COUNTERS_OR_ENTRIES
+                || REVISION6.contains(&name)))
 }
 
 fn step<R>(
@@ -39,7 +45,7 @@ pub fn set(
     mem: &impl Memory,
     svc: &mut impl Service,
     ino: u64,
-    name: i32,
+    (level, name): (i32, i32),
     val: u64,
     len: u32,
 ) -> Result<SetDone, Fail> {
@@ -62,6 +68,7 @@ pub fn set(
         }
         let put = Request::Table {
             step: table_steps::PUT,
+            level,
             name,
             offset: off as u32,
             len: len as u32,
@@ -77,6 +84,7 @@ pub fn set(
     }
     let carry = Request::Table {
         step: table_steps::SET,
+        level,
         name,
         offset: 0,
         len: 0,
@@ -86,7 +94,7 @@ pub fn set(
         return Ok(SetDone::Native);
     };
     if name == REPLACE_OR_INFO && out > 0 {
-        read_out(svc, ino, name, 0, out, |at, b| {
+        read_out(svc, ino, (level, name), 0, out, |at, b| {
             mem.write(counters_ptr + at, b)
         })?;
     }
@@ -98,7 +106,7 @@ pub fn set(
 fn read_out(
     svc: &mut impl Service,
     ino: u64,
-    name: i32,
+    (level, name): (i32, i32),
     mut from: usize,
     total: usize,
     mut put: impl FnMut(u64, &[u8]) -> Result<(), Fail>,
@@ -106,6 +114,7 @@ fn read_out(
     while from < total {
         let req = Request::Table {
             step: table_steps::READ,
+            level,
             name,
             offset: from as u32,
             len: (total - from) as u32,
@@ -134,7 +143,7 @@ pub fn get(
     mem: &impl Memory,
     svc: &mut impl Service,
     ino: u64,
-    name: i32,
+    (level, name): (i32, i32),
     val: u64,
     lenp: u64,
 ) -> Result<Done, Fail> {
@@ -159,6 +168,7 @@ pub fn get(
     }
     let req = Request::Table {
         step: table_steps::GET,
+        level,
         name,
         offset: 0,
         len: want as u32,
@@ -179,7 +189,7 @@ pub fn get(
         _ => return Ok(Done::Value(i64::from(value))),
     };
     mem.write(at, &first[..n])?;
-    read_out(svc, ino, name, n, value as usize, |off, b| {
+    read_out(svc, ino, (level, name), n, value as usize, |off, b| {
         mem.write(at + off, b)
     })?;
     Ok(Done::Value(0))

@@ -358,13 +358,16 @@ pub enum Request<'a> {
         /// Markers in the stand-in.
         on: bool,
     },
-    /// Body: `step: u8, name: i32, offset: u32, len: u32`, then `data`. One step of
-    /// an `iptables` socket option (`IPT_SO_*` at `SOL_IP`), whose values are
+    /// Body: `step: u8, level: i32, name: i32, offset: u32, len: u32`, then
+    /// `data`. One step of an `iptables` socket option (`IPT_SO_*` at `SOL_IP`,
+    /// `ip6tables`' `IP6T_SO_*` at `SOL_IPV6`), whose values are
     /// larger than a message: see [`table_steps`]. The values go through a
     /// staging area of the stack's, at most [`MAX_TABLE`] bytes each way.
     Table {
         /// A [`table_steps`] value.
         step: u8,
+        /// `SOL_IP` (iptables) or `SOL_IPV6` (ip6tables).
+        level: i32,
         /// The option (`IPT_SO_SET_REPLACE`, `IPT_SO_GET_ENTRIES`, ...).
         name: i32,
         /// Where in the staged value `data` goes (`PUT`) or is read (`READ`).

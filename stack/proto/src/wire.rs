@@ -223,6 +223,7 @@ pub fn encode_request(
         Request::Placed { fd } => w.i32(fd)?,
         Request::Table {
             step,
+            level,
             name,
             offset,
             len,
@@ -230,6 +231,7 @@ pub fn encode_request(
         } => {
             check_len("table value", data, TABLE_PIECE)?;
             w.u8(step)?;
+            w.i32(level)?;
             w.i32(name)?;
             w.u32(offset)?;
             w.u32(len)?;
@@ -337,6 +339,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
         Op::Placed => Request::Placed { fd: r.i32()? },
         Op::Table => {
             let step = r.u8()?;
+            let level = r.i32()?;
             let name = r.i32()?;
             let offset = r.u32()?;
             let len = r.u32()?;
@@ -349,6 +352,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
             }
             Request::Table {
                 step,
+                level,
                 name,
                 offset,
                 len,

@@ -337,22 +337,25 @@ pub fn serve<D: Device>(
         }
         Request::Table {
             step,
+            level,
             name,
             offset,
             len,
             data,
         } => {
-            if domain != Domain::Inet {
-                // ip6tables' table (IP6T_SO_*, at SOL_IPV6) is not served.
-                return Answer::err(Errno(libc::ENOPROTOOPT));
-            }
+            use crate::filter::rules::Family;
+            let family = match (domain, level) {
+                (Domain::Inet, libc::SOL_IP) => Family::Ip,
+                (Domain::Inet6, libc::SOL_IPV6) => Family::Ip6,
+                _ => return Answer::err(Errno(libc::ENOPROTOOPT)),
+            };
             // Linux asks for CAP_NET_ADMIN over the network namespace.
             let admin = caller.pid != 0 && has_cap(caller.pid, 12);
             let mut filter = stack.ifs.filter().borrow_mut();
             let room = netcell_proto::MAX_MESSAGE - netcell_proto::REPLY_HEADER;
             match stack.tables.step(
                 &mut filter,
-                hdr.sock,
+                (hdr.sock, family),
                 admin,
                 (step, name),
                 offset,

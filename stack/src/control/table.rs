@@ -1,9 +1,13 @@
-//! `iptables`' socket options, served on the container's IPv4 sockets.
+//! `iptables`' and `ip6tables`' socket options, served on the container's
+//! sockets.
 //!
 //! `iptables-legacy` reads and writes the `filter` table with `getsockopt` and
-//! `setsockopt` at `SOL_IP` on a raw socket (`ip_tables.h`): `IPT_SO_GET_INFO`,
-//! `IPT_SO_GET_ENTRIES`, the revision queries, `IPT_SO_SET_REPLACE` and
-//! `IPT_SO_SET_ADD_COUNTERS`. Their values can be megabytes, more than one message
+//! `setsockopt` at `SOL_IP` on an IPv4 raw socket (`ip_tables.h`):
+//! `IPT_SO_GET_INFO`, `IPT_SO_GET_ENTRIES`, the revision queries,
+//! `IPT_SO_SET_REPLACE` and `IPT_SO_SET_ADD_COUNTERS`; `ip6tables-legacy` the
+//! same at `SOL_IPV6` on an IPv6 one (`ip6_tables.h`, whose revision queries are
+//! 68 and 69). Each sees and writes its family's rules and policies of the one
+//! rule set ([`crate::filter::Filter::replace_family`]). Their values can be megabytes, more than one message
 //! of the control protocol carries, so a front end moves them in pieces through a
 //! staging area here ([`netcell_proto::table_steps`]); the table itself is the
 //! container's [`crate::filter::Filter`], translated by
@@ -18,6 +22,7 @@
 use crate::filter::ipt;
 #[cfg(test)]
 use crate::filter::ipt::Slot;
+use crate::filter::rules::Family;
 use crate::filter::{Count, Filter};
 use netcell_proto::{MAX_TABLE, table_steps};
 
@@ -29,6 +34,10 @@ pub const SO_COUNTERS_OR_ENTRIES: i32 = 65;
 pub const SO_REVISION_MATCH: i32 = 66;
 /// `IPT_SO_GET_REVISION_TARGET`.
 pub const SO_REVISION_TARGET: i32 = 67;
+/// `IP6T_SO_GET_REVISION_MATCH`.
+pub const SO6_REVISION_MATCH: i32 = 68;
+/// `IP6T_SO_GET_REVISION_TARGET`.
+pub const SO6_REVISION_TARGET: i32 = 69;
 
 /// `sizeof(struct ipt_getinfo)`.
 pub const GETINFO: usize = 84;
@@ -52,13 +61,14 @@ pub struct Staging {
 pub type Stepped<'a> = Result<(u32, &'a [u8]), i32>;
 
 impl Staging {
-    /// Serves one step of a table call on the stand-in `owner`. `admin`: the
-    /// caller holds `CAP_NET_ADMIN`. `room`: the most bytes a reply carries.
+    /// Serves one step of a table call of `family`'s table on the stand-in
+    /// `owner`. `admin`: the caller holds `CAP_NET_ADMIN`. `room`: the most
+    /// bytes a reply carries.
     #[allow(clippy::too_many_arguments)]
     pub fn step<'s>(
         &'s mut self,
         filter: &mut Filter,
-        owner: u64,
+        (owner, family): (u64, Family),
         admin: bool,
         (step, name): (u8, i32),
         offset: u32,
@@ -96,8 +106,8 @@ impl Staging {
                 let input = std::mem::take(&mut self.input);
                 self.output.clear();
                 let r = match name {
-                    SO_REPLACE_OR_INFO => self.replace(filter, &input),
-                    SO_COUNTERS_OR_ENTRIES => add_counters(filter, &input),
+                    SO_REPLACE_OR_INFO => self.replace(filter, &input, family),
+                    SO_COUNTERS_OR_ENTRIES => add_counters(filter, &input, family),
                     _ => Err(libc::ENOPROTOOPT),
                 };
                 r.map(|()| (self.output.len() as u32, &[][..]))
@@ -106,7 +116,7 @@ impl Staging {
                 self.owner = owner;
                 self.input.clear();
                 self.output.clear();
-                let value = self.get(filter, name, len, data)?;
+                let value = self.get(filter, name, len, data, family)?;
                 let n = self.output.len().min(room);
                 Ok((value, &self.output[..n]))
             }
@@ -123,13 +133,13 @@ impl Staging {
     }
 
     /// `IPT_SO_SET_REPLACE`: the old table's counters become the output.
-    fn replace(&mut self, filter: &mut Filter, blob: &[u8]) -> Result<(), i32> {
+    fn replace(&mut self, filter: &mut Filter, blob: &[u8], family: Family) -> Result<(), i32> {
         let h = ipt::replace_header(blob).map_err(|r| r.errno)?;
         if h.name != "filter" {
             return Err(libc::ENOENT);
         }
-        let old = current(filter)?;
-        let set = match ipt::decode_replace(blob) {
+        let old = current(filter, family)?;
+        let set = match ipt::decode_replace_in(blob, family) {
             Ok(s) => s,
             Err(r) => {
                 log::info!("filter: iptables table refused: {}", r.why);
@@ -139,26 +149,42 @@ impl Staging {
         if h.num_counters != old.num_entries {
             return Err(libc::EAGAIN);
         }
+        let n = set.rules.len();
+        if let Err(why) = filter.replace_family(family, set) {
+            log::info!("filter: iptables table refused: {why}");
+            return Err(libc::ELOOP);
+        }
         self.output = old.counters();
-        filter.replace(set);
         log::info!(
-            "filter: iptables replaced the table ({} rules)",
-            filter.ruleset().rules.len()
+            "filter: {} replaced the {} table ({n} rules)",
+            tool(family),
+            family.name()
         );
         Ok(())
     }
 
     /// A `getsockopt`, the answer staged as output: the answer's length, or the
     /// call's return value for a revision query.
-    fn get(&mut self, filter: &Filter, name: i32, len: u32, head: &[u8]) -> Result<u32, i32> {
+    fn get(
+        &mut self,
+        filter: &Filter,
+        name: i32,
+        len: u32,
+        head: &[u8],
+        family: Family,
+    ) -> Result<u32, i32> {
         let len = len as usize;
+        let revisions = match family {
+            Family::Ip => [SO_REVISION_MATCH, SO_REVISION_TARGET],
+            Family::Ip6 => [SO6_REVISION_MATCH, SO6_REVISION_TARGET],
+        };
         match name {
             SO_REPLACE_OR_INFO => {
                 if len != GETINFO {
                     return Err(libc::EINVAL);
                 }
                 check_name(head)?;
-                let t = current(filter)?;
+                let t = current(filter, family)?;
                 let mut out = vec![0u8; GETINFO];
                 out[..6].copy_from_slice(b"filter");
                 out[32..36].copy_from_slice(&ipt::FILTER_HOOKS.to_ne_bytes());
@@ -180,20 +206,21 @@ impl Staging {
                     return Err(libc::EINVAL);
                 }
                 check_name(head)?;
-                let t = current(filter)?;
+                let t = current(filter, family)?;
                 if t.entries.len() != size {
                     return Err(libc::EAGAIN);
                 }
                 self.output = t.entries;
                 Ok(size as u32)
             }
-            SO_REVISION_MATCH | SO_REVISION_TARGET => {
+            n if revisions.contains(&n) => {
                 if len != REVISION || head.len() < REVISION {
                     return Err(libc::EINVAL);
                 }
                 let end = head[..29].iter().position(|&c| c == 0).unwrap_or(29);
                 let n = std::str::from_utf8(&head[..end]).unwrap_or("");
-                let best = ipt::best_revision(n, name == SO_REVISION_TARGET).ok_or(libc::ENOENT)?;
+                let target = name == revisions[1];
+                let best = ipt::best_revision_in(n, target, family).ok_or(libc::ENOENT)?;
                 if head[29] > best {
                     return Err(libc::EPROTONOSUPPORT);
                 }
@@ -204,17 +231,23 @@ impl Staging {
     }
 }
 
-/// The filter's rule set as the `filter` table; a set iptables cannot show
-/// (written with `netcell filter`) fails with `EOPNOTSUPP`, said in the log.
-fn current(filter: &Filter) -> Result<ipt::Table, i32> {
+/// The program that writes `family`'s table.
+fn tool(family: Family) -> &'static str {
+    match family {
+        Family::Ip => "iptables",
+        Family::Ip6 => "ip6tables",
+    }
+}
+
+/// The filter's rules of `family` as the `filter` table; a set iptables cannot
+/// show (written with `netcell filter`) fails with `EOPNOTSUPP`, said in the log.
+fn current(filter: &Filter, family: Family) -> Result<ipt::Table, i32> {
+    use crate::filter::rules::Chain;
     let counts: Vec<Count> = filter.list().iter().map(|l| l.count).collect();
-    let policy = [
-        filter.policy_count(&crate::filter::rules::Chain::Input),
-        filter.policy_count(&crate::filter::rules::Chain::Forward),
-        filter.policy_count(&crate::filter::rules::Chain::Output),
-    ];
-    ipt::encode_entries(filter.ruleset(), &counts, &policy).map_err(|e| {
-        log::warn!("filter: iptables cannot show the rule set: {}", e.0);
+    let policy =
+        [Chain::Input, Chain::Forward, Chain::Output].map(|c| filter.policy_count_in(&c, family));
+    ipt::encode_entries_in(filter.ruleset(), &counts, &policy, family).map_err(|e| {
+        log::warn!("filter: {} cannot show the rule set: {}", tool(family), e.0);
         libc::EOPNOTSUPP
     })
 }
@@ -235,7 +268,7 @@ fn check_name(head: &[u8]) -> Result<(), i32> {
 
 /// `IPT_SO_SET_ADD_COUNTERS`: `struct xt_counters_info`, one `xt_counters` per
 /// entry of the current table, added to the rules and policies they show.
-fn add_counters(filter: &mut Filter, b: &[u8]) -> Result<(), i32> {
+fn add_counters(filter: &mut Filter, b: &[u8], family: Family) -> Result<(), i32> {
     if b.len() < GET_HEADER {
         return Err(libc::EINVAL);
     }
@@ -244,7 +277,7 @@ fn add_counters(filter: &mut Filter, b: &[u8]) -> Result<(), i32> {
         return Err(libc::EINVAL);
     }
     check_name(b)?;
-    let t = current(filter)?;
+    let t = current(filter, family)?;
     if n != t.num_entries as usize {
         return Err(libc::EINVAL);
     }
@@ -280,14 +313,23 @@ mod tests {
         len: u32,
         head: &[u8],
     ) -> Result<(u32, Vec<u8>), i32> {
-        st.step(f, 7, true, (table_steps::GET, name), 0, len, head, ROOM)
-            .map(|(v, d)| (v, d.to_vec()))
+        st.step(
+            f,
+            (7, Family::Ip),
+            true,
+            (table_steps::GET, name),
+            0,
+            len,
+            head,
+            ROOM,
+        )
+        .map(|(v, d)| (v, d.to_vec()))
     }
 
     fn set(st: &mut Staging, f: &mut Filter, name: i32, value: &[u8]) -> Result<u32, i32> {
         st.step(
             f,
-            7,
+            (7, Family::Ip),
             true,
             (table_steps::PUT, name),
             0,
@@ -295,8 +337,17 @@ mod tests {
             value,
             ROOM,
         )?;
-        st.step(f, 7, true, (table_steps::SET, name), 0, 0, &[], ROOM)
-            .map(|(v, _)| v)
+        st.step(
+            f,
+            (7, Family::Ip),
+            true,
+            (table_steps::SET, name),
+            0,
+            0,
+            &[],
+            ROOM,
+        )
+        .map(|(v, _)| v)
     }
 
     fn named(name: &[u8], len: usize) -> Vec<u8> {
@@ -321,7 +372,7 @@ mod tests {
         assert_eq!(
             st.step(
                 &mut f,
-                7,
+                (7, Family::Ip),
                 false,
                 (table_steps::GET, SO_REPLACE_OR_INFO),
                 0,
@@ -383,13 +434,22 @@ mod tests {
         // Too big; a piece out of order or from another socket.
         let big = MAX_TABLE as u32 + 1;
         assert_eq!(
-            st.step(&mut f, 7, true, (table_steps::PUT, 64), 0, big, &[], ROOM)
-                .err(),
+            st.step(
+                &mut f,
+                (7, Family::Ip),
+                true,
+                (table_steps::PUT, 64),
+                0,
+                big,
+                &[],
+                ROOM
+            )
+            .err(),
             Some(libc::ENOMEM)
         );
         st.step(
             &mut f,
-            7,
+            (7, Family::Ip),
             true,
             (table_steps::PUT, 64),
             0,
@@ -401,7 +461,7 @@ mod tests {
         assert_eq!(
             st.step(
                 &mut f,
-                8,
+                (8, Family::Ip),
                 true,
                 (table_steps::PUT, 64),
                 5,
@@ -415,7 +475,7 @@ mod tests {
         assert_eq!(
             st.step(
                 &mut f,
-                7,
+                (7, Family::Ip),
                 true,
                 (table_steps::PUT, 64),
                 6,
@@ -444,7 +504,16 @@ mod tests {
         let b = replace_blob("input udp dport 53 accept\ninput tcp dport 80 drop\n", 5);
         assert_eq!(set(&mut st, &mut f, SO_REPLACE_OR_INFO, &b), Ok(5 * 16));
         let (_, old) = st
-            .step(&mut f, 7, true, (table_steps::READ, 64), 0, 1000, &[], ROOM)
+            .step(
+                &mut f,
+                (7, Family::Ip),
+                true,
+                (table_steps::READ, 64),
+                0,
+                1000,
+                &[],
+                ROOM,
+            )
             .map(|(v, d)| (v, d.to_vec()))
             .unwrap();
         assert_eq!(old.len(), 80);

@@ -39,6 +39,54 @@ const STATE_ALIAS: u16 = 1 << 13;
 /// The most entries a table takes.
 pub const MAX_ENTRIES: usize = 20_000;
 
+/// Where an entry's fields are: `struct ipt_entry` (IPv4, `iptables`) or
+/// `struct ip6t_entry` (IPv6, `ip6tables`). Both start with the IP part —
+/// source, destination, their masks, the interfaces and their masks, the
+/// protocol, flags, inverse flags — and then carry the same offsets, counters
+/// and extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout(pub Family);
+
+impl Layout {
+    /// The bytes of an address.
+    fn a(self) -> usize {
+        if self.0 == Family::Ip6 { 16 } else { 4 }
+    }
+    /// `sizeof` the entry, where its extensions start.
+    pub fn entry(self) -> usize {
+        if self.0 == Family::Ip6 { 168 } else { ENTRY }
+    }
+    fn ip_len(self) -> usize {
+        if self.0 == Family::Ip6 { 136 } else { 84 }
+    }
+    fn iniface(self) -> usize {
+        4 * self.a()
+    }
+    fn proto(self) -> usize {
+        4 * self.a() + 64
+    }
+    fn flags(self) -> usize {
+        if self.0 == Family::Ip6 { 131 } else { 82 }
+    }
+    fn invflags(self) -> usize {
+        self.flags() + 1
+    }
+    fn target_offset(self) -> usize {
+        self.ip_len() + 4
+    }
+    fn counters(self) -> usize {
+        if self.0 == Family::Ip6 { 152 } else { 96 }
+    }
+    /// The ICMP match's name.
+    fn icmp(self) -> &'static str {
+        if self.0 == Family::Ip6 {
+            "icmp6"
+        } else {
+            "icmp"
+        }
+    }
+}
+
 fn align8(n: usize) -> usize {
     (n + 7) & !7
 }
@@ -126,24 +174,25 @@ struct Entry<'a> {
     target: (&'a str, u8, &'a [u8]),
 }
 
-fn entries(blob: &[u8], count: usize) -> Result<Vec<Entry<'_>>, Refused> {
+fn entries(blob: &[u8], count: usize, lay: Layout) -> Result<Vec<Entry<'_>>, Refused> {
+    let entry = lay.entry();
     let mut out = Vec::new();
     let mut at = 0;
     while at < blob.len() {
         if out.len() >= count.min(MAX_ENTRIES) {
             return refuse(libc::EINVAL, "more entries than num_entries says");
         }
-        if at + ENTRY > blob.len() {
+        if at + entry > blob.len() {
             return refuse(
                 libc::EINVAL,
                 format!("an entry at {at} runs past the table"),
             );
         }
-        let target_offset = u16_at(blob, at + 88) as usize;
-        let next_offset = u16_at(blob, at + 90) as usize;
-        if next_offset < ENTRY + EXT_HEADER
+        let target_offset = u16_at(blob, at + lay.target_offset()) as usize;
+        let next_offset = u16_at(blob, at + lay.target_offset() + 2) as usize;
+        if next_offset < entry + EXT_HEADER
             || at + next_offset > blob.len()
-            || target_offset < ENTRY
+            || target_offset < entry
             || target_offset + EXT_HEADER > next_offset
             || !next_offset.is_multiple_of(8)
         {
@@ -166,7 +215,7 @@ fn entries(blob: &[u8], count: usize) -> Result<Vec<Entry<'_>>, Refused> {
             ))
         };
         let mut matches = Vec::new();
-        let mut m = ENTRY;
+        let mut m = entry;
         while m < target_offset {
             let (name, rev, data, size) = ext(m, target_offset)?;
             matches.push((name, rev, data));
@@ -179,7 +228,7 @@ fn entries(blob: &[u8], count: usize) -> Result<Vec<Entry<'_>>, Refused> {
         out.push(Entry {
             at,
             size: next_offset,
-            ip: &e[..84],
+            ip: &e[..lay.ip_len()],
             matches,
             target: (tn, tr, td),
         });
@@ -194,12 +243,23 @@ fn entries(blob: &[u8], count: usize) -> Result<Vec<Entry<'_>>, Refused> {
     Ok(out)
 }
 
-fn prefix_of(mask: u32) -> Result<u8, Refused> {
-    let m = u32::from_be(mask);
-    if m.leading_ones() + m.trailing_zeros() != 32 && m != 0 {
+/// The prefix length of an address mask (network byte order).
+fn prefix_of(mask: &[u8]) -> Result<u8, Refused> {
+    let ones: u32 = mask.iter().map(|b| b.count_ones()).sum();
+    let contiguous = mask
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == mask_byte(ones as usize, i));
+    if !contiguous {
         return refuse(libc::EOPNOTSUPP, "a non-contiguous address mask");
     }
-    Ok(m.leading_ones() as u8)
+    Ok(ones as u8)
+}
+
+/// Byte `i` of a mask of `plen` leading ones.
+fn mask_byte(plen: usize, i: usize) -> u8 {
+    let bits = plen.saturating_sub(8 * i).min(8);
+    (0xff00u16 >> bits) as u8
 }
 
 fn iface_match(name: &[u8], mask: &[u8]) -> Result<Option<String>, Refused> {
@@ -306,7 +366,7 @@ fn decode_match(name: &str, rev: u8, d: &[u8], m: &mut Vec<Match>) -> Result<(),
             port_range(u16_at(d, 0), u16_at(d, 2), inv & 1 != 0, m, true)?;
             port_range(u16_at(d, 4), u16_at(d, 6), inv & 2 != 0, m, false)?;
         }
-        ("icmp", 0) => {
+        ("icmp" | "icmp6", 0) => {
             short(4)?;
             if (d[1], d[2]) != (0, 0xff) {
                 return refuse(libc::EOPNOTSUPP, "an ICMP code");
@@ -376,8 +436,15 @@ fn decode_match(name: &str, rev: u8, d: &[u8], m: &mut Vec<Match>) -> Result<(),
 /// know. Only that revision is taken: an older one asked for is
 /// `EPROTONOSUPPORT`, and iptables falls back to what it can use.
 pub fn best_revision(name: &str, target: bool) -> Option<u8> {
+    best_revision_in(name, target, Family::Ip)
+}
+
+/// [`best_revision`] for `family`'s table (`icmp` is IPv4's, `icmp6` IPv6's).
+pub fn best_revision_in(name: &str, target: bool, family: Family) -> Option<u8> {
     Some(match (name, target) {
-        ("tcp" | "udp" | "icmp" | "state", false) => 0,
+        ("icmp", false) if family == Family::Ip => 0,
+        ("icmp6", false) if family == Family::Ip6 => 0,
+        ("tcp" | "udp" | "state", false) => 0,
         ("multiport", false) => 1,
         ("conntrack", false) => 3,
         ("" | "standard" | "REJECT" | "LOG" | "ERROR", true) => 0,
@@ -387,6 +454,15 @@ pub fn best_revision(name: &str, target: bool) -> Option<u8> {
 
 /// Reads an `IPT_SO_SET_REPLACE` blob for the `filter` table into a rule set.
 pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
+    decode_replace_in(b, Family::Ip)
+}
+
+/// Reads an `IPT_SO_SET_REPLACE` (`family` IPv4) or `IP6T_SO_SET_REPLACE`
+/// (IPv6) blob for the `filter` table into the rules of that family: each rule
+/// carries the family (`meta nfproto`), and the set's policies for it are the
+/// table's.
+pub fn decode_replace_in(b: &[u8], family: Family) -> Result<RuleSet, Refused> {
+    let lay = Layout(family);
     let h = replace_header(b)?;
     if h.name != "filter" {
         return refuse(
@@ -407,7 +483,7 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
             format!("size {} for {} bytes of entries", h.size, blob.len()),
         );
     }
-    let es = entries(blob, h.num_entries as usize)?;
+    let es = entries(blob, h.num_entries as usize, lay)?;
     let hooks = [
         (1usize, Chain::Input),
         (2, Chain::Forward),
@@ -446,7 +522,7 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
     // A jump's offset names the entry after the chain's ERROR head.
     let head_of = |off: usize| -> Option<String> {
         es.iter()
-            .find(|e| e.at + align8(ENTRY + EXT_HEADER + 30) == off && e.target.0 == "ERROR")
+            .find(|e| e.at + align8(lay.entry() + EXT_HEADER + 30) == off && e.target.0 == "ERROR")
             .map(|e| cstr(e.target.2).to_string())
     };
     for e in &es {
@@ -478,7 +554,7 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
         if let Some(k) = underflows.iter().position(|&u| u == e.at) {
             // A built-in chain's policy.
             let v = verdict_of(e.target.2)?;
-            set.policy[k] = match v {
+            set.policy[family.index()][k] = match v {
                 Verdict::Accept => true,
                 Verdict::Drop => false,
                 _ => return refuse(libc::EINVAL, "a policy is ACCEPT or DROP"),
@@ -505,27 +581,43 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
             continue;
         }
         let mut m = Vec::new();
-        let (inv, proto) = (ip[83], u16_at(ip, 80));
-        if ip[82] & 0x01 != 0 {
-            return refuse(libc::EOPNOTSUPP, "-f (fragments)");
+        let (inv, proto, flags) = (ip[lay.invflags()], u16_at(ip, lay.proto()), ip[lay.flags()]);
+        // IPT_F_FRAG, IPT_F_GOTO; IP6T_F_TOS, IP6T_F_GOTO (IP6T_F_PROTO only
+        // says a protocol is given).
+        match family {
+            Family::Ip if flags & 0x01 != 0 => return refuse(libc::EOPNOTSUPP, "-f (fragments)"),
+            Family::Ip6 if flags & 0x02 != 0 => return refuse(libc::EOPNOTSUPP, "--tos"),
+            _ if flags & !0x01 != 0 => return refuse(libc::EOPNOTSUPP, "-g (goto)"),
+            _ => {}
         }
-        if inv & 0x20 != 0 {
-            return refuse(libc::EOPNOTSUPP, "! -f");
+        if inv & 0x24 != 0 {
+            return refuse(libc::EOPNOTSUPP, "! -f or ! --tos");
         }
-        if let Some(n) = iface_match(&ip[16..32], &ip[48..64])? {
+        let ifs = lay.iniface();
+        if let Some(n) = iface_match(&ip[ifs..ifs + 16], &ip[ifs + 32..ifs + 48])? {
             m.push(Match::Iif(n, inv & 0x01 != 0));
         }
-        if let Some(n) = iface_match(&ip[32..48], &ip[64..80])? {
+        if let Some(n) = iface_match(&ip[ifs + 16..ifs + 32], &ip[ifs + 48..ifs + 64])? {
             m.push(Match::Oif(n, inv & 0x02 != 0));
         }
         if let Some(p) = proto_of(proto)? {
             m.push(Match::Proto(p, inv & 0x40 != 0));
         }
-        for (addr_at, mask_at, bit, src) in [(0, 8, 0x08, true), (4, 12, 0x10, false)] {
-            let mask = u32_at(ip, mask_at);
-            if mask != 0 {
-                let a = Ipv4Address::from(u32::from_be(u32_at(ip, addr_at)));
-                let c = crate::iface::network(&IpCidr::new(IpAddress::Ipv4(a), prefix_of(mask)?));
+        let a = lay.a();
+        for (addr_at, mask_at, bit, src) in [(0, 2 * a, 0x08, true), (a, 3 * a, 0x10, false)] {
+            let mask = &ip[mask_at..mask_at + a];
+            if mask.iter().any(|&b| b != 0) {
+                let plen = prefix_of(mask)?;
+                let addr = match family {
+                    Family::Ip => {
+                        IpAddress::Ipv4(Ipv4Address::from(u32::from_be(u32_at(ip, addr_at))))
+                    }
+                    Family::Ip6 => {
+                        let o: [u8; 16] = ip[addr_at..addr_at + 16].try_into().unwrap_or_default();
+                        IpAddress::Ipv6(o.into())
+                    }
+                };
+                let c = crate::iface::network(&IpCidr::new(addr, plen));
                 m.push(if src {
                     Match::Saddr(c, inv & bit != 0)
                 } else {
@@ -538,7 +630,11 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
             let needs = match *name {
                 "tcp" => Some(6),
                 "udp" => Some(17),
-                "icmp" => Some(1),
+                "icmp" if family == Family::Ip => Some(1),
+                "icmp6" if family == Family::Ip6 => Some(58),
+                "icmp" | "icmp6" => {
+                    return refuse(libc::ENOENT, format!("match {name} for this family"));
+                }
                 _ => None,
             };
             if let Some(p) = needs
@@ -551,6 +647,19 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
         let mut log = None;
         let verdict = match (e.target.0, e.target.1) {
             ("", _) => verdict_of(e.target.2)?,
+            ("REJECT", 0) if family == Family::Ip6 => {
+                // enum ip6t_reject_with; the rule keeps ICMPv4's codes (see
+                // `RejectWith`), from which the ICMPv6 code is derived.
+                let with = e.target.2.get(..4).map(|d| u32_at(d, 0));
+                Verdict::Reject(match with {
+                    Some(0) => RejectWith::Icmp(0),
+                    Some(1) => RejectWith::Icmp(13),
+                    Some(3) => RejectWith::Icmp(1),
+                    Some(4) => RejectWith::Icmp(3),
+                    Some(6) => RejectWith::TcpReset,
+                    _ => return refuse(libc::EOPNOTSUPP, "this --reject-with"),
+                })
+            }
             ("REJECT", 0) => {
                 let with = e.target.2.get(..4).map(|d| u32_at(d, 0));
                 Verdict::Reject(match with {
@@ -595,16 +704,17 @@ pub fn decode_replace(b: &[u8]) -> Result<RuleSet, Refused> {
         {
             return refuse(libc::EINVAL, "--reject-with tcp-reset needs -p tcp");
         }
-        set.add(
-            Rule {
-                chain,
-                matches: m,
-                log,
-                verdict,
-            },
-            None,
-        )
-        .map_err(|_| Refused {
+        let mut rule = Rule {
+            chain,
+            matches: m,
+            log,
+            verdict,
+        };
+        // The table's rules are its family's; an address says so already.
+        if rule.family().is_none() {
+            rule.matches.insert(0, Match::Family(family));
+        }
+        set.add(rule, None).map_err(|_| Refused {
             errno: libc::EINVAL,
             why: "rule order".into(),
         })?;
@@ -621,7 +731,8 @@ pub struct Unrepresentable(pub String);
 
 /// An entry being written: the IP part, the matches, the target.
 struct Out {
-    ip: [u8; 84],
+    /// The IP part (`ip_len` of its layout used).
+    ip: [u8; 136],
     matches: Vec<u8>,
     count: super::Count,
 }
@@ -647,7 +758,7 @@ enum Target {
 fn plain(target: Target) -> (Out, Target) {
     (
         Out {
-            ip: [0; 84],
+            ip: [0; 136],
             matches: Vec::new(),
             count: super::Count::default(),
         },
@@ -657,9 +768,14 @@ fn plain(target: Target) -> (Out, Target) {
 
 /// Writes `r` as one or two entries (a `log` with a verdict is a LOG entry and
 /// the verdict's), or says why it cannot be.
-fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unrepresentable> {
+fn encode_rule(
+    r: &Rule,
+    count: super::Count,
+    lay: Layout,
+) -> Result<Vec<(Out, Target)>, Unrepresentable> {
     let no = |why: &str| Err(Unrepresentable(format!("{r}: {why}")));
-    let mut ip = [0u8; 84];
+    let mut ip = [0u8; 136];
+    let (a, ifs) = (lay.a(), lay.iniface());
     let mut inv = 0u8;
     let mut proto = None;
     let (mut sport, mut dport, mut flags) = (None, None, None);
@@ -669,9 +785,9 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
         match m {
             Match::Iif(n, g) | Match::Oif(n, g) => {
                 let (at, mask_at, bit) = if matches!(m, Match::Iif(..)) {
-                    (16, 48, 0x01)
+                    (ifs, ifs + 32, 0x01)
                 } else {
-                    (32, 64, 0x02)
+                    (ifs + 16, ifs + 48, 0x02)
                 };
                 let b = n.as_bytes();
                 if b.len() > 15 {
@@ -690,25 +806,30 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
                     return no("two protocol matches");
                 }
                 proto = Some((*p, *g));
-                ip[80..82].copy_from_slice(&(p.number() as u16).to_ne_bytes());
+                let at = lay.proto();
+                ip[at..at + 2].copy_from_slice(&(p.number() as u16).to_ne_bytes());
+                if lay.0 == Family::Ip6 {
+                    ip[lay.flags()] |= 0x01; // IP6T_F_PROTO
+                }
                 if *g {
                     inv |= 0x40;
                 }
             }
             Match::Saddr(c, g) | Match::Daddr(c, g) => {
-                let IpCidr::Ipv4(c4) = c else {
-                    return no("an IPv6 address (ip6tables' table)");
+                let octets: Vec<u8> = match (c, lay.0) {
+                    (IpCidr::Ipv4(c4), Family::Ip) => c4.address().octets().to_vec(),
+                    (IpCidr::Ipv6(c6), Family::Ip6) => c6.address().octets().to_vec(),
+                    _ => return no("an address of the other family"),
                 };
                 let (at, mask_at, bit) = if matches!(m, Match::Saddr(..)) {
-                    (0, 8, 0x08)
+                    (0, 2 * a, 0x08)
                 } else {
-                    (4, 12, 0x10)
+                    (a, 3 * a, 0x10)
                 };
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(c4.prefix_len()))
-                    .unwrap_or(0);
-                ip[at..at + 4].copy_from_slice(&c4.address().octets());
-                ip[mask_at..mask_at + 4].copy_from_slice(&mask.to_be_bytes());
+                ip[at..at + a].copy_from_slice(&octets);
+                for i in 0..a {
+                    ip[mask_at + i] = mask_byte(usize::from(c.prefix_len()), i);
+                }
                 if *g {
                     inv |= bit;
                 }
@@ -718,9 +839,11 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
             Match::TcpFlags { mask, value, neg } => flags = Some((*mask, *value, *neg)),
             Match::IcmpType(t, g) => icmp = Some((t.clone(), *g)),
             Match::CtState(s, g) => state = Some((*s, *g)),
+            Match::Family(f) if *f == lay.0 => {}
+            Match::Family(_) => return no("a rule of the other family"),
         }
     }
-    ip[83] = inv;
+    ip[lay.invflags()] = inv;
     let mut ms = Vec::new();
     let tcp_or_udp = matches!(proto, Some((Proto::Tcp | Proto::Udp, false)));
     if (sport.is_some() || dport.is_some() || flags.is_some()) && !tcp_or_udp {
@@ -794,10 +917,19 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
         }
     }
     if let Some((types, neg)) = icmp {
-        if !matches!(proto, Some((Proto::Icmp, false))) || types.len() != 1 {
+        let want = if lay.0 == Family::Ip6 {
+            Proto::Icmpv6
+        } else {
+            Proto::Icmp
+        };
+        if proto != Some((want, false)) || types.len() != 1 {
             return no("an ICMP type match iptables cannot write (one type, -p icmp)");
         }
-        ms.extend(ext_bytes("icmp", 0, &[types[0], 0, 0xff, u8::from(neg)]));
+        ms.extend(ext_bytes(
+            lay.icmp(),
+            0,
+            &[types[0], 0, 0xff, u8::from(neg)],
+        ));
     }
     if let Some((s, neg)) = state {
         let mut bits = 0u16;
@@ -845,6 +977,17 @@ fn encode_rule(r: &Rule, count: super::Count) -> Result<Vec<(Out, Target)>, Unre
         Verdict::Drop => Target::Verdict(V_DROP),
         Verdict::Return => Target::Verdict(V_RETURN),
         Verdict::Jump(c) => Target::Jump(c.clone()),
+        Verdict::Reject(w) if lay.0 == Family::Ip6 => {
+            // enum ip6t_reject_with, from the ICMPv4 code the rule keeps.
+            let with: u32 = match w {
+                RejectWith::TcpReset => 6,
+                RejectWith::Icmp(0) => 0,
+                RejectWith::Icmp(1) => 3,
+                RejectWith::Icmp(9 | 10 | 13) => 1,
+                RejectWith::Icmp(_) => 4,
+            };
+            Target::Bytes(ext_bytes("REJECT", 0, &with.to_ne_bytes()))
+        }
         Verdict::Reject(w) => {
             let with: u32 = match w {
                 RejectWith::TcpReset => 7,
@@ -876,6 +1019,8 @@ pub struct Table {
     /// What each entry's counters are (`IPT_SO_SET_ADD_COUNTERS` adds to them):
     /// a rule's first entry, a chain's policy, or nothing of the filter's.
     pub slots: Vec<Option<Slot>>,
+    /// IPv4's entries or IPv6's.
+    pub layout: Layout,
 }
 
 /// Whose counters an entry of a [`Table`] shows.
@@ -883,8 +1028,8 @@ pub struct Table {
 pub enum Slot {
     /// The rule at this index of the set.
     Rule(usize),
-    /// The policy of input, forward, output.
-    Policy(usize),
+    /// The policy of input, forward, output, for a family.
+    Policy(Family, usize),
 }
 
 impl Table {
@@ -893,9 +1038,11 @@ impl Table {
     pub fn counters(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.num_entries as usize * 16);
         let mut at = 0;
-        while at + ENTRY <= self.entries.len() {
-            out.extend_from_slice(&self.entries[at + 96..at + 112]);
-            let next = u16_at(&self.entries, at + 90) as usize;
+        let lay = self.layout;
+        while at + lay.entry() <= self.entries.len() {
+            let c = at + lay.counters();
+            out.extend_from_slice(&self.entries[c..c + 16]);
+            let next = u16_at(&self.entries, at + lay.target_offset() + 2) as usize;
             if next == 0 {
                 break;
             }
@@ -905,15 +1052,28 @@ impl Table {
     }
 }
 
-/// A rule set as the `filter` table `IPT_SO_GET_ENTRIES` returns: the entries
-/// (with `counts`, parallel to the set's rules, as their counters), and the
-/// `hook_entry` and `underflow` offsets. Rules in IPv6 or that iptables cannot
-/// write (port sets without a protocol, several ICMP types) make it fail.
+/// [`encode_entries_in`] for IPv4 (`iptables`).
 pub fn encode_entries(
     set: &RuleSet,
     counts: &[super::Count],
     policy_counts: &[super::Count; 3],
 ) -> Result<Table, Unrepresentable> {
+    encode_entries_in(set, counts, policy_counts, Family::Ip)
+}
+
+/// A rule set's rules for `family` as the `filter` table `IPT_SO_GET_ENTRIES`
+/// (IPv4) or `IP6T_SO_GET_ENTRIES` (IPv6) returns: the entries (with `counts`,
+/// parallel to the set's rules, as their counters; `policy_counts` the
+/// family's), and the `hook_entry` and `underflow` offsets. Rules of the other
+/// family are left out; every user chain is shown. Rules that iptables cannot
+/// write (port sets without a protocol, several ICMP types) make it fail.
+pub fn encode_entries_in(
+    set: &RuleSet,
+    counts: &[super::Count],
+    policy_counts: &[super::Count; 3],
+    family: Family,
+) -> Result<Table, Unrepresentable> {
+    let lay = Layout(family);
     let mut list: Vec<(Out, Target)> = Vec::new();
     let mut hook_entry = [0u32; 5];
     let mut underflow = [0u32; 5];
@@ -930,7 +1090,7 @@ pub fn encode_entries(
                     .chain(std::iter::repeat(super::Count::default())),
             )
             .enumerate()
-            .filter(move |(_, ((_, r), _))| r.chain == c)
+            .filter(move |(_, ((_, r), _))| r.chain == c && r.applies_to(family))
             .map(|(i, ((_, r), n))| (i, r, n))
     };
     // Entries in `list`, each rule's first one with its slot.
@@ -940,7 +1100,7 @@ pub fn encode_entries(
                      r: &Rule,
                      n: super::Count|
      -> Result<(), Unrepresentable> {
-        let e = encode_rule(r, n)?;
+        let e = encode_rule(r, n, lay)?;
         for k in 0..e.len() {
             slots.push((k == 0).then_some(Slot::Rule(i)));
         }
@@ -959,14 +1119,37 @@ pub fn encode_entries(
         for (i, r, n) in rules_of(c.clone()) {
             push_rule(&mut list, &mut slots, i, r, n)?;
         }
-        let v = if set.accepts(&c) { V_ACCEPT } else { V_DROP };
+        let v = if set.accepts_in(&c, family) {
+            V_ACCEPT
+        } else {
+            V_DROP
+        };
         let mut p = plain(Target::Verdict(v));
         p.0.count = policy_counts[k];
         underflow[hook] = list.len() as u32; // an index for now
         list.push(p);
-        slots.push(Some(Slot::Policy(k)));
+        slots.push(Some(Slot::Policy(family, k)));
     }
-    for c in &set.chains {
+    // A user chain is shown where it is used: a chain with rules of the other
+    // family only, or that only its rules jump to, is the other tool's (one no
+    // rule touches is shown to both).
+    let visible = |c: &String| {
+        let touches = |r: &Rule| {
+            r.chain == Chain::User(c.clone()) || matches!(&r.verdict, Verdict::Jump(t) if t == c)
+        };
+        let mut rules = set
+            .rules
+            .iter()
+            .map(|(_, r)| r)
+            .filter(|r| touches(r))
+            .peekable();
+        rules.peek().is_none()
+            || set
+                .rules
+                .iter()
+                .any(|(_, r)| touches(r) && r.applies_to(family))
+    };
+    for c in set.chains.iter().filter(|c| visible(c)) {
         let mut name = [0u8; 30];
         name[..c.len()].copy_from_slice(c.as_bytes());
         list.push(plain(Target::Bytes(ext_bytes("ERROR", 0, &name))));
@@ -984,7 +1167,7 @@ pub fn encode_entries(
     slots.push(None);
     // Place the entries, then fill in the jumps.
     let size_of = |(o, t): &(Out, Target)| {
-        ENTRY
+        lay.entry()
             + o.matches.len()
             + match t {
                 Target::Bytes(b) => b.len(),
@@ -1020,13 +1203,14 @@ pub fn encode_entries(
             }
         };
         let start = blob.len();
-        blob.extend_from_slice(&o.ip);
+        blob.extend_from_slice(&o.ip[..lay.ip_len()]);
         blob.extend_from_slice(&[0; 4]); // nfcache
-        let target_offset = ENTRY + o.matches.len();
+        let target_offset = lay.entry() + o.matches.len();
         let next = target_offset + target.len();
         blob.extend_from_slice(&(target_offset as u16).to_ne_bytes());
         blob.extend_from_slice(&(next as u16).to_ne_bytes());
         blob.extend_from_slice(&[0; 4]); // comefrom
+        blob.resize(start + lay.counters(), 0); // to 8 bytes
         blob.extend_from_slice(&o.count.packets.to_ne_bytes());
         blob.extend_from_slice(&o.count.bytes.to_ne_bytes());
         blob.extend_from_slice(&o.matches);
@@ -1040,6 +1224,7 @@ pub fn encode_entries(
         underflow,
         num_entries: list.len() as u32,
         slots,
+        layout: lay,
     })
 }
 
@@ -1170,8 +1355,10 @@ mod tests {
         let text = set.to_string();
         assert_eq!(
             text,
-            "policy input drop\npolicy forward accept\npolicy output accept\nchain web\n\
-             input tcp dport 8080 drop\ninput jump web\noutput meta l4proto udp reject\n\
+            "policy ip input drop\npolicy ip6 input accept\npolicy forward accept\n\
+             policy output accept\nchain web\n\
+             input meta nfproto ipv4 tcp dport 8080 drop\ninput meta nfproto ipv4 jump web\n\
+             output meta nfproto ipv4 meta l4proto udp reject\n\
              web ip saddr 10.0.0.0/8 accept\n",
             "{text}"
         );
@@ -1227,23 +1414,34 @@ mod tests {
                 .iter()
                 .map(|(_, r)| {
                     let mut m: Vec<String> = r.matches.iter().map(|x| format!("{x:?}")).collect();
+                    // What iptables wrote is IPv4's.
+                    m.retain(|x| x != "Family(Ip)");
                     m.sort();
                     format!("{:?} {m:?} {:?} {:?}", r.chain, r.log, r.verdict)
                 })
                 .collect();
             v.sort_by_key(|x| x.split(' ').next().map(str::to_string));
-            (v, s.policy, s.chains.clone())
+            (v, s.policy[0], s.chains.clone())
         };
         assert_eq!(normal(&back), normal(&set), "{back}");
         // The table iptables wrote reads back the same after a round of ours.
         let first = decode_replace(&table()).unwrap();
         assert_eq!(decode_replace(&replace_of(&first)).unwrap(), first);
         // What iptables cannot write is said.
-        for t in [
-            "input th dport 80 drop",
-            "input icmp type { 0, 8 } accept",
-            "input ip6 saddr fd00::/8 drop",
-        ] {
+        // An IPv6 rule is ip6tables', not iptables'.
+        let v6 = crate::filter::parse::parse_ruleset("input ip6 saddr fd00::/8 drop").unwrap();
+        let none = [Default::default(); 3];
+        let counts = [crate::filter::Count::default()];
+        assert_eq!(encode_entries(&v6, &counts, &none).unwrap().num_entries, 4);
+        let t6 = encode_entries_in(&v6, &counts, &none, Family::Ip6).unwrap();
+        assert_eq!(t6.num_entries, 5);
+        let back6 = decode_replace_in(&replace_blob(&t6), Family::Ip6).unwrap();
+        assert_eq!(
+            back6.to_string(),
+            "policy input accept\npolicy forward accept\npolicy output accept\n\
+             input ip6 saddr fd00::/8 drop\n"
+        );
+        for t in ["input th dport 80 drop", "input icmp type { 0, 8 } accept"] {
             let set = crate::filter::parse::parse_ruleset(t).unwrap();
             let counts = vec![crate::filter::Count::default(); set.rules.len()];
             assert!(

@@ -45,7 +45,7 @@ pub mod rules;
 use crate::iface::IfaceId;
 use conntrack::Conntrack;
 use packet::Pkt;
-use rules::{Chain, Match, Proto, RejectWith, Rule, RuleSet, Verdict};
+use rules::{Chain, Family, Match, Proto, RejectWith, Rule, RuleSet, Verdict};
 use smoltcp::phy::Medium;
 use smoltcp::time::Instant;
 use smoltcp::wire::IpAddress;
@@ -120,8 +120,8 @@ pub struct Filter {
     set: RuleSet,
     /// Per rule, in the set's order.
     counts: Vec<Count>,
-    /// Per chain (what its policy decided).
-    policy_counts: [Count; 3],
+    /// Per family and chain (what its policy decided).
+    policy_counts: [[Count; 3]; 2],
     ct: Conntrack,
     track: bool,
     watch_in: bool,
@@ -143,7 +143,7 @@ impl Default for Filter {
         Filter {
             set: RuleSet::default(),
             counts: Vec::new(),
-            policy_counts: [Count::default(); 3],
+            policy_counts: [[Count::default(); 3]; 2],
             ct: Conntrack::default(),
             track: false,
             watch_in: false,
@@ -177,9 +177,72 @@ impl Filter {
     /// stay).
     pub fn replace(&mut self, set: RuleSet) {
         self.counts = vec![Count::default(); set.rules.len()];
-        self.policy_counts = [Count::default(); 3];
+        self.policy_counts = [[Count::default(); 3]; 2];
         self.set = set;
         self.changed();
+    }
+
+    /// Replaces the rules and the policies of `family` — the table `iptables`
+    /// (IPv4) or `ip6tables` (IPv6) writes — with `new`'s, keeping the other
+    /// family's rules (with their counters) and policies. A rule of both
+    /// families (written with `netcell filter`) keeps its other half, as a rule
+    /// of the other family. A user chain stays while a kept rule is in it or
+    /// jumps to it. Refused (the set unchanged) when the result would loop.
+    pub fn replace_family(&mut self, family: Family, new: RuleSet) -> Result<(), String> {
+        let other = match family {
+            Family::Ip => Family::Ip6,
+            Family::Ip6 => Family::Ip,
+        };
+        let mut set = RuleSet {
+            policy: self.set.policy,
+            ..RuleSet::default()
+        };
+        set.policy[family.index()] = new.policy[family.index()];
+        let mut kept = Vec::new();
+        for ((_, r), c) in self.set.rules.iter().zip(&self.counts) {
+            if !r.applies_to(family) {
+                kept.push((r.clone(), *c));
+            } else if r.applies_to(other) {
+                let mut half = r.clone();
+                half.matches.insert(0, Match::Family(other));
+                kept.push((half, *c));
+            }
+        }
+        let used = |n: &str| {
+            kept.iter().any(|(r, _)| {
+                r.chain == Chain::User(n.to_string())
+                    || matches!(&r.verdict, Verdict::Jump(t) if t == n)
+            })
+        };
+        for c in &self.set.chains {
+            if used(c) || new.chains.contains(c) {
+                set.chains.push(c.clone());
+            }
+        }
+        for c in &new.chains {
+            if !set.chains.contains(c) {
+                set.chains.push(c.clone());
+            }
+        }
+        let mut counts = Vec::new();
+        for (r, c) in kept {
+            set.add(r, None).map_err(|_| "rule order".to_string())?;
+            counts.push(c);
+        }
+        for (_, r) in new.rules {
+            set.add(r, None).map_err(|_| "rule order".to_string())?;
+            counts.push(Count::default());
+        }
+        if set.rules.len() > parse::MAX_RULES {
+            return Err(format!("more than {} rules", parse::MAX_RULES));
+        }
+        set.check_jumps().map_err(|(_, why)| why)?;
+        // `add` with no place appends: the counters are in the rules' order.
+        self.set = set;
+        self.counts = counts;
+        self.policy_counts[family.index()] = [Count::default(); 3];
+        self.changed();
+        Ok(())
     }
 
     fn changed(&mut self) {
@@ -210,11 +273,23 @@ impl Filter {
             .collect()
     }
 
-    /// What `chain`'s policy decided so far.
+    /// What `chain`'s policy decided so far, for both families.
     pub fn policy_count(&self, chain: &Chain) -> Count {
+        let (a, b) = (
+            self.policy_count_in(chain, Family::Ip),
+            self.policy_count_in(chain, Family::Ip6),
+        );
+        Count {
+            packets: a.packets + b.packets,
+            bytes: a.bytes + b.bytes,
+        }
+    }
+
+    /// What `chain`'s policy decided so far for `family`.
+    pub fn policy_count_in(&self, chain: &Chain, family: Family) -> Count {
         chain
             .index()
-            .map(|i| self.policy_counts[i])
+            .map(|i| self.policy_counts[family.index()][i])
             .unwrap_or_default()
     }
 
@@ -248,7 +323,7 @@ impl Filter {
     pub fn add_counts(&mut self, slot: ipt::Slot, c: Count) {
         let n = match slot {
             ipt::Slot::Rule(i) => self.counts.get_mut(i),
-            ipt::Slot::Policy(i) => self.policy_counts.get_mut(i),
+            ipt::Slot::Policy(f, i) => self.policy_counts[f.index()].get_mut(i),
         };
         if let Some(n) = n {
             n.packets = n.packets.saturating_add(c.packets);
@@ -277,10 +352,14 @@ impl Filter {
         self.changed();
     }
 
-    /// Sets a chain's policy.
-    pub fn set_policy(&mut self, chain: &Chain, accept: bool) {
+    /// Sets a chain's policy, for one family or (`None`) both.
+    pub fn set_policy(&mut self, chain: &Chain, family: Option<Family>, accept: bool) {
         if let Some(i) = chain.index() {
-            self.set.policy[i] = accept;
+            for f in Family::ALL {
+                if family.is_none_or(|g| g == f) {
+                    self.set.policy[f.index()][i] = accept;
+                }
+            }
             self.changed();
         }
     }
@@ -366,6 +445,7 @@ impl Filter {
                 (p.proto == 6 && !p.fragment && p.flags & mask == *value) != *neg
             }
             Match::CtState(s, neg) => (s & state != 0) != *neg,
+            Match::Family(f) => Family::of(&p.src) == *f,
         }
     }
 
@@ -383,10 +463,11 @@ impl Filter {
         if let Some(v) = self.walk(&chain, iif, oif, p, state, count, 0) {
             return v;
         }
+        let family = Family::of(&p.src);
         if count && let Some(i) = chain.index() {
-            self.policy_counts[i].add(p.len);
+            self.policy_counts[family.index()][i].add(p.len);
         }
-        if self.set.accepts(&chain) {
+        if self.set.accepts_in(&chain, family) {
             Verdict::Accept
         } else {
             Verdict::Drop

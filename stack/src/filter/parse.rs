@@ -383,11 +383,23 @@ fn matches_and_verdict(p: &mut P<'_>, chain: Chain) -> R<Rule> {
                 });
             }
             "meta" => {
-                let k = p.next("l4proto")?;
+                let k = p.next("l4proto or nfproto")?;
+                if k.text == "nfproto" {
+                    let v = p.next("ipv4 or ipv6")?;
+                    m.push(Match::Family(match v.text {
+                        "ipv4" => Family::Ip,
+                        "ipv6" => Family::Ip6,
+                        o => return Err((v.col, format!("'{o}' is not a family (ipv4, ipv6)"))),
+                    }));
+                    continue;
+                }
                 if k.text != "l4proto" {
                     return Err((
                         k.col,
-                        format!("'meta {}' is not served (meta l4proto)", k.text),
+                        format!(
+                            "'meta {}' is not served (meta l4proto, meta nfproto)",
+                            k.text
+                        ),
                     ));
                 }
                 let neg = p.neg();
@@ -585,7 +597,7 @@ fn matches_and_verdict(p: &mut P<'_>, chain: Chain) -> R<Rule> {
 
 enum Line {
     Empty,
-    Policy(Chain, bool),
+    Policy(Option<Family>, Chain, bool),
     Declare(String),
     Rule(Rule),
 }
@@ -614,6 +626,14 @@ fn line(text: &str, chains: &[String]) -> R<Line> {
     }
     if first == "policy" {
         p.at += 1;
+        let family = match p.peek() {
+            Some("ip") => Some(Family::Ip),
+            Some("ip6") => Some(Family::Ip6),
+            _ => None,
+        };
+        if family.is_some() {
+            p.at += 1;
+        }
         let c = chain_of(&p.next("a chain")?, &[])?;
         let v = p.next("accept or drop")?;
         let accept = match v.text {
@@ -624,7 +644,7 @@ fn line(text: &str, chains: &[String]) -> R<Line> {
         if let Some(w) = p.peek() {
             return Err((p.col(), format!("'{w}' after the policy")));
         }
-        return Ok(Line::Policy(c, accept));
+        return Ok(Line::Policy(family, c, accept));
     }
     let c = chain_of(&p.next("a chain")?, chains)?;
     Ok(Line::Rule(matches_and_verdict(&mut p, c)?))
@@ -643,9 +663,13 @@ pub fn parse_ruleset(text: &str) -> Result<RuleSet, ParseError> {
         };
         match line(l, &set.chains).map_err(err)? {
             Line::Empty => {}
-            Line::Policy(c, a) => {
+            Line::Policy(family, c, a) => {
                 if let Some(x) = c.index() {
-                    set.policy[x] = a;
+                    for f in Family::ALL {
+                        if family.is_none_or(|g| g == f) {
+                            set.policy[f.index()][x] = a;
+                        }
+                    }
                 }
             }
             Line::Declare(n) => {
@@ -695,12 +719,16 @@ pub fn parse_rule(text: &str, chains: &[String]) -> Result<Addition, ParseError>
     }
 }
 
-/// Parses a policy line (`policy input drop`).
-pub fn parse_policy(text: &str) -> Result<(Chain, bool), ParseError> {
+/// Parses a policy line (`policy [ip|ip6] input drop`): the family (none:
+/// both), the chain, accept or not.
+pub fn parse_policy(text: &str) -> Result<(Option<Family>, Chain, bool), ParseError> {
     let err = |(col, msg)| ParseError { line: 1, col, msg };
     match line(text, &[]).map_err(err)? {
-        Line::Policy(c, a) => Ok((c, a)),
-        _ => Err(err((1, "'policy CHAIN accept|drop' expected".into()))),
+        Line::Policy(f, c, a) => Ok((f, c, a)),
+        _ => Err(err((
+            1,
+            "'policy [ip|ip6] CHAIN accept|drop' expected".into(),
+        ))),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The rule model: chains, matches and verdicts, and their text form (what
 //! `netcell filter NAME save` prints and [`super::parse`] reads back).
 
-use smoltcp::wire::IpCidr;
+use smoltcp::wire::{IpAddress, IpCidr};
 use std::fmt;
 
 /// A chain of the `filter` table: the three built-in ones, or one the rule set
@@ -193,6 +193,41 @@ pub const ICMPV6_TYPES: [(&str, u8); 10] = [
     ("nd-neighbor-advert", 136),
 ];
 
+/// An address family, as nftables names it in a rule set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 (`ip`; `meta nfproto ipv4`).
+    Ip,
+    /// IPv6 (`ip6`; `meta nfproto ipv6`).
+    Ip6,
+}
+
+impl Family {
+    /// Both, IPv4 first.
+    pub const ALL: [Family; 2] = [Family::Ip, Family::Ip6];
+
+    /// 0 for IPv4, 1 for IPv6.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// `ip` or `ip6`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        }
+    }
+
+    /// The family of an address.
+    pub fn of(a: &IpAddress) -> Family {
+        match a {
+            IpAddress::Ipv4(_) => Family::Ip,
+            IpAddress::Ipv6(_) => Family::Ip6,
+        }
+    }
+}
+
 /// One condition of a rule; `neg` inverts it (`!=`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Match {
@@ -224,6 +259,9 @@ pub enum Match {
     },
     /// Connection-tracking state, any of the bits.
     CtState(u8, bool),
+    /// The packet's address family (`meta nfproto ipv4|ipv6`): what a rule
+    /// that `iptables` or `ip6tables` wrote carries.
+    Family(Family),
 }
 
 /// How a rejected packet is answered.
@@ -298,8 +336,10 @@ impl Log {
 pub struct RuleSet {
     /// The rules, each with its handle (unique, never reused within a set).
     pub rules: Vec<(u32, Rule)>,
-    /// The policy of each chain (true: accept), in input, forward, output order.
-    pub policy: [bool; 3],
+    /// The policy of each chain (true: accept), in input, forward, output order,
+    /// for IPv4 and for IPv6 (`policy input drop` sets both; iptables and
+    /// ip6tables each set their own).
+    pub policy: [[bool; 3]; 2],
     /// The user chains, in the order they were declared.
     pub chains: Vec<String>,
     /// The next handle.
@@ -310,17 +350,42 @@ impl Default for RuleSet {
     fn default() -> Self {
         RuleSet {
             rules: Vec::new(),
-            policy: [true; 3],
+            policy: [[true; 3]; 2],
             chains: Vec::new(),
             next_handle: 1,
         }
     }
 }
 
+impl Rule {
+    /// The one family this rule can match, if it names one (by `meta nfproto`,
+    /// an address, or ICMP/ICMPv6); `None`: both.
+    pub fn family(&self) -> Option<Family> {
+        self.matches.iter().find_map(|m| match m {
+            Match::Family(f) => Some(*f),
+            Match::Saddr(c, _) | Match::Daddr(c, _) => Some(Family::of(&c.address())),
+            Match::Proto(Proto::Icmp, false) => Some(Family::Ip),
+            Match::Proto(Proto::Icmpv6, false) => Some(Family::Ip6),
+            _ => None,
+        })
+    }
+
+    /// Whether this rule can match packets of `family`.
+    pub fn applies_to(&self, family: Family) -> bool {
+        self.family().is_none_or(|f| f == family)
+    }
+}
+
 impl RuleSet {
-    /// Whether `chain`'s policy is accept (a user chain has none: true).
+    /// Whether `chain`'s policy for `family` is accept (a user chain has none:
+    /// true).
+    pub fn accepts_in(&self, chain: &Chain, family: Family) -> bool {
+        chain.index().is_none_or(|i| self.policy[family.index()][i])
+    }
+
+    /// Whether `chain`'s policy is accept for both families.
     pub fn accepts(&self, chain: &Chain) -> bool {
-        chain.index().is_none_or(|i| self.policy[i])
+        Family::ALL.iter().all(|f| self.accepts_in(chain, *f))
     }
 
     /// Whether a chain of this name exists (built-in or declared).
@@ -470,6 +535,8 @@ impl Match {
                 write!(f, "ct state {}", neq(*g))?;
                 bits(f, *s, &ct::NAMES)
             }
+            Match::Family(Family::Ip) => write!(f, "meta nfproto ipv4"),
+            Match::Family(Family::Ip6) => write!(f, "meta nfproto ipv6"),
         }
     }
 
@@ -536,13 +603,18 @@ impl fmt::Display for Rule {
 impl fmt::Display for RuleSet {
     /// The whole set in the text syntax: policies, then the rules in order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let word = |a: bool| if a { "accept" } else { "drop" };
         for c in Chain::ALL {
-            writeln!(
-                f,
-                "policy {} {}",
-                c.name(),
-                if self.accepts(&c) { "accept" } else { "drop" }
-            )?;
+            let (v4, v6) = (
+                self.accepts_in(&c, Family::Ip),
+                self.accepts_in(&c, Family::Ip6),
+            );
+            if v4 == v6 {
+                writeln!(f, "policy {} {}", c.name(), word(v4))?;
+            } else {
+                writeln!(f, "policy ip {} {}", c.name(), word(v4))?;
+                writeln!(f, "policy ip6 {} {}", c.name(), word(v6))?;
+            }
         }
         for c in &self.chains {
             writeln!(f, "chain {c}")?;

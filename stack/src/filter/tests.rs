@@ -257,3 +257,58 @@ fn a_flood_of_flows_stops_at_the_table_limit_and_established_ones_go_on() {
     let ack = tcp(PEER, 80, ME, 50000, TcpControl::None, true);
     assert!(f.input(1, Medium::Ip, &ack));
 }
+
+#[test]
+fn a_family_s_table_replaces_that_family_s_rules_only() {
+    use super::rules::Family;
+    let mut f = filter(
+        "chain six\n\
+         input tcp dport 22 accept\n\
+         input ip6 saddr fd00::/8 jump six\n\
+         six meta l4proto udp drop\n\
+         input ip saddr 10.0.0.0/8 drop\n",
+    );
+    // The IPv6 rule has counted something.
+    f.add_counts(
+        super::ipt::Slot::Rule(1),
+        Count {
+            packets: 3,
+            bytes: 300,
+        },
+    );
+    let v4 = super::parse::parse_ruleset(
+        "policy input drop\ninput meta nfproto ipv4 tcp dport 80 accept\n",
+    )
+    .unwrap();
+    f.replace_family(Family::Ip, v4).unwrap();
+    let set = f.ruleset();
+    assert_eq!(
+        set.to_string(),
+        "policy ip input drop\npolicy ip6 input accept\npolicy forward accept\n\
+         policy output accept\nchain six\n\
+         input meta nfproto ipv6 tcp dport 22 accept\n\
+         input ip6 saddr fd00::/8 jump six\n\
+         six meta nfproto ipv6 meta l4proto udp drop\n\
+         input meta nfproto ipv4 tcp dport 80 accept\n",
+        "the rule of both families keeps its IPv6 half; IPv4's rules are the table's"
+    );
+    let counts: Vec<u64> = f.list().iter().map(|l| l.count.packets).collect();
+    assert_eq!(counts, [0, 3, 0, 0], "the IPv6 rules keep their counters");
+    // A replace that would loop is refused and changes nothing.
+    let mut looping = super::rules::RuleSet::default();
+    looping.chains.push("six".into());
+    looping
+        .add(
+            super::rules::Rule {
+                chain: super::rules::Chain::User("six".into()),
+                matches: vec![super::rules::Match::Family(Family::Ip)],
+                log: None,
+                verdict: super::rules::Verdict::Jump("six".into()),
+            },
+            None,
+        )
+        .unwrap();
+    let before = f.ruleset().clone();
+    assert!(f.replace_family(Family::Ip, looping).is_err());
+    assert_eq!(f.ruleset(), &before);
+}
