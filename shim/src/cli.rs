@@ -132,6 +132,36 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
         name: String,
         dir: std::path::PathBuf,
     },
+    /// Serve OCI containers (crun, runc, podman) as their seccomp agent: each
+    /// container whose profile names SOCKET as its `listenerPath` (see `netcell
+    /// profile`) gets its own stack, configured by its annotations (netcell.addr,
+    /// netcell.tap, netcell.gateway, netcell.mtu, netcell.uplink, netcell.publish,
+    /// netcell.filter, netcell.pcap, netcell.dns, netcell.mac, netcell.max-sockets).
+    /// Containers show in `netcell ls` and `netcell stats` by their id.
+    Agent {
+        /// The unix socket runtimes connect to.
+        #[arg(long, value_name = "SOCKET")]
+        listen: std::path::PathBuf,
+        /// Where the containers' directories go (as `netcell run --runtime-dir`).
+        #[arg(long, value_name = "DIR")]
+        runtime_dir: Option<std::path::PathBuf>,
+        /// `netcell run` options every container gets before its annotations'
+        /// (`-- --uplink none`, say).
+        #[arg(last = true, value_name = "RUN_OPTIONS")]
+        defaults: Vec<String>,
+    },
+    /// Print a seccomp profile for podman, crun or runc that hands a container's
+    /// network calls to `netcell agent` (podman: `--security-opt seccomp=FILE`, or
+    /// `seccomp_profile` in containers.conf).
+    Profile {
+        /// The profile to start from (podman's is
+        /// /usr/share/containers/seccomp.json); default: allow everything else.
+        #[arg(long, value_name = "FILE")]
+        base: Option<std::path::PathBuf>,
+        /// The agent's socket (its `--listen`).
+        #[arg(long, value_name = "SOCKET")]
+        listener: std::path::PathBuf,
+    },
     /// (internal) The maker of the packet sockets' mirror namespaces.
     #[command(name = "__mirror", hide = true)]
     Mirror {
@@ -748,6 +778,11 @@ pub struct RunArgs {
         value_name = "CMD"
     )]
     pub command: Vec<std::ffi::OsString>,
+
+    /// (internal) Serve an OCI container whose seccomp descriptors `netcell
+    /// agent` hands over on this socket, instead of running CMD.
+    #[arg(long, value_name = "FD", hide = true)]
+    pub oci_link: Option<i32>,
 }
 
 #[cfg(test)]

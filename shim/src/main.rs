@@ -10,6 +10,7 @@ mod cli;
 mod filtering;
 mod mirror;
 mod net;
+mod oci;
 mod owner;
 mod preload_lib;
 mod run;
@@ -65,6 +66,12 @@ fn main() {
         ),
         cli::Command::Zygote { fd } => Ok(zygote::main(fd)),
         cli::Command::Mirror { fd } => mirror::helper_main(fd),
+        cli::Command::Agent {
+            listen,
+            runtime_dir,
+            defaults,
+        } => oci::agent(&listen, runtime_dir.as_deref(), &defaults),
+        cli::Command::Profile { base, listener } => oci::profile(base.as_deref(), &listener),
         cli::Command::Net { cmd, runtime_dir } => {
             let base = net::base_dir(runtime_dir.as_deref());
             match cmd {

@@ -32,7 +32,7 @@ use netcell_stack::publish::Publisher;
 use netcell_stack::runtime::Runtime;
 use netcell_stack::uplink::{DNS4, UplinkConfig, UplinkDevice};
 use netcell_stack::{EthConfig, SocketConfig, Stack};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,11 @@ const OWNER: usize = 5;
 const ZYGOTE: usize = 6;
 const ZYGOTE_SECCOMP: usize = 7;
 const MIRROR: usize = 8;
+/// `netcell agent`'s link to an OCI container's server.
+const OCI_LINK: usize = 9;
+/// The supervisor's listener `idx` (an OCI container's `exec`s) is source
+/// `LISTENERS + idx`.
+const LISTENERS: usize = 16;
 
 /// The container's private directory, removed on drop.
 struct RuntimeDir {
@@ -255,6 +260,11 @@ fn turn(
             }
         }
         MIRROR => stack.send_packet_socket_frames(),
+        n if n >= LISTENERS => {
+            if let Some(s) = sup.as_mut() {
+                s.on_notifications(stack, n - LISTENERS);
+            }
+        }
         n => on_external(n),
     })?;
     if let Some(s) = sup.as_mut() {
@@ -328,6 +338,122 @@ fn start_zygote(
     let spawned = cmd.spawn_keeping(walls, Some(raw));
     let _ = sys::set_cloexec(theirs.as_fd(), true);
     Ok((ours, spawned.map_err(|e| e.to_string())?.listener))
+}
+
+/// Serves an OCI container (see `oci`): the descriptors `netcell agent` hands
+/// over on `link` — its `run`'s, then each `exec`'s — until no process uses any
+/// of them; the stack and its directory go then.
+fn serve_oci(
+    mut runtime: Runtime,
+    mut publisher: Option<Publisher>,
+    dir: &RuntimeDir,
+    name: &str,
+    link: &std::os::fd::OwnedFd,
+    max_blocked: usize,
+    sigfd: &std::os::fd::OwnedFd,
+) -> Result<i32, String> {
+    let (first, pid) = crate::oci::first_listener(link)?;
+    let files = Files::new(None, None).map_err(|e| e.to_string())?;
+    let s = Supervisor::new(first, files, max_blocked)
+        .map_err(|e| format!("seccomp supervisor: {e}"))?;
+    runtime
+        .register_external(s.listener_fd(), SECCOMP)
+        .map_err(|e| e.to_string())?;
+    runtime
+        .register_external(s.parked_fd(), PARKED)
+        .map_err(|e| e.to_string())?;
+    runtime
+        .register_external(link.as_raw_fd(), OCI_LINK)
+        .map_err(|e| e.to_string())?;
+    let mut sup = Some(s);
+    let mut owner = match OwnerServer::bind(
+        &dir.path,
+        Identity {
+            name: name.to_string(),
+            pid: std::process::id(),
+            command: format!("(OCI container, pid {pid})"),
+            shim: "seccomp",
+            started: std::time::Instant::now(),
+        },
+    ) {
+        Ok(o) => {
+            runtime
+                .register_external(o.listener_fd(), OWNER)
+                .map_err(|e| e.to_string())?;
+            Some(o)
+        }
+        Err(e) => {
+            log::warn!("no owner socket (netcell ls/stats will not see this container): {e}");
+            None
+        }
+    };
+    crate::oci::report(link, Ok(()));
+    log::info!("container {name}: serving the OCI container (pid {pid})");
+    let mut agent_gone = false;
+    loop {
+        let (mut linked, mut signalled) = (false, false);
+        turn(
+            &mut runtime,
+            &mut sup,
+            &mut publisher,
+            &mut owner,
+            Some(std::time::Duration::from_millis(500)),
+            |n| match n {
+                OCI_LINK => linked = true,
+                SIGNALS => signalled = true,
+                _ => {}
+            },
+        )
+        .map_err(|e| format!("event loop: {e}"))?;
+        let Some(s) = sup.as_mut() else { break };
+        while linked && !agent_gone {
+            let mut buf = [0u8; 64];
+            match sys::recv_with_fds(link.as_fd(), &mut buf) {
+                Ok(r) if r.len == 0 && r.fds.is_empty() => {
+                    log::warn!("container {name}: the agent went away; serving on");
+                    agent_gone = true;
+                }
+                Ok(r) => {
+                    for fd in r.fds {
+                        if s.listeners() >= crate::oci::MAX_LISTENERS {
+                            log::warn!(
+                                "container {name}: {} processes joined already; this one gets no network",
+                                crate::oci::MAX_LISTENERS
+                            );
+                            continue;
+                        }
+                        let idx = s.add_listener(fd);
+                        if let Some(fd) = s.listener_fd_of(idx) {
+                            runtime
+                                .register_external(fd, LISTENERS + idx)
+                                .map_err(|e| e.to_string())?;
+                        }
+                        log::info!("container {name}: another process joins (listener {idx})");
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if signalled {
+            while let Some((sig, _)) = sys::read_signal(sigfd.as_raw_fd()) {
+                if sig == libc::SIGTERM || sig == libc::SIGINT {
+                    log::info!("container {name}: stopped by signal {sig}");
+                    return Ok(0);
+                }
+            }
+        }
+        if s.all_hung_up() {
+            log::info!("container {name}: no process uses the stack any more");
+            break;
+        }
+    }
+    runtime
+        .stack()
+        .interfaces()
+        .capture()
+        .borrow_mut()
+        .end_mirror();
+    Ok(0)
 }
 
 /// Stops the processes the command left behind: SIGTERM, then SIGKILL after 2 s.
@@ -459,8 +585,22 @@ fn open_devices(args: &RunArgs) -> Result<Vec<(Link, EthConfig)>, String> {
     Ok(out)
 }
 
-/// Runs a container; returns the exit code for the process.
+/// Runs a container; returns the exit code for the process. With `--oci-link`
+/// it serves an OCI container for `netcell agent` instead (see `oci`), and
+/// tells the agent why when it cannot.
 pub fn run(args: RunArgs) -> Result<i32, String> {
+    let Some(fd) = args.oci_link else {
+        return run_with(args, None);
+    };
+    let link = crate::oci::take_link(fd)?;
+    let r = run_with(args, Some(&link));
+    if let Err(e) = &r {
+        crate::oci::report(&link, Err(e));
+    }
+    r
+}
+
+fn run_with(args: RunArgs, oci: Option<&std::os::fd::OwnedFd>) -> Result<i32, String> {
     let mut args = args;
     if let Some(net) = args.net.clone() {
         // Before anything else: netcell is single-threaded only now. The
@@ -618,6 +758,17 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
                 .set_mirror(Box::new(m));
         }
         Err(e) => log::warn!("packet sockets will fail with EPERM: {e}"),
+    }
+    if let Some(link) = oci {
+        return serve_oci(
+            runtime,
+            publisher,
+            &dir,
+            &name,
+            link,
+            args.max_blocked_calls,
+            &sigfd,
+        );
     }
 
     let program = &args.command[0];

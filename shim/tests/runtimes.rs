@@ -68,3 +68,259 @@ fn bubblewrap_with_its_own_network_runs() {
     assert!(st.success(), "{out} {err}");
     assert_eq!(out.trim(), "loopback ok", "{err}");
 }
+
+// ---- OCI containers: `netcell agent` with crun ---------------------------------
+
+/// A crun setup of the test's own: bundles, crun's state directory, and the
+/// agent, all in network namespace `ns` (what a container's TAP annotation
+/// names is found there, and nothing is made in the host's).
+struct Crun<'a> {
+    ns: &'a NetNs,
+    dir: Scratch,
+    agent: Option<Proc>,
+}
+
+const CRUN_SKIP: &str = "crun";
+
+impl<'a> Crun<'a> {
+    /// `None` (with the reason printed) where crun cannot run here.
+    fn new(ns: &'a NetNs) -> Option<Crun<'a>> {
+        if std::process::Command::new("crun")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("SKIPPED: {CRUN_SKIP} is not installed");
+            return None;
+        }
+        let c = Crun {
+            ns,
+            dir: Scratch::new(),
+            agent: None,
+        };
+        Some(c)
+    }
+
+    fn socket(&self) -> std::path::PathBuf {
+        self.dir.path("agent.sock")
+    }
+
+    fn start_agent(&mut self) {
+        let mut a = self.ns.cmd(netcell());
+        a.args(["agent", "--listen"])
+            .arg(self.socket())
+            .arg("--runtime-dir")
+            .arg(self.dir.path("run"))
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path("agent.log")).unwrap());
+        self.agent = Some(Proc::spawn(&mut a));
+        wait_for(T, "the agent's socket", || {
+            self.socket().exists().then_some(())
+        });
+    }
+
+    fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path("agent.log")).unwrap_or_default()
+    }
+
+    /// A bundle named `id`: the host's /usr and /etc read-only over an empty
+    /// root, a private /tmp, the command `args`, `annotations`, and netcell's
+    /// seccomp profile pointing at the agent.
+    fn bundle(&self, id: &str, args: &[&str], annotations: &[(&str, &str)]) -> std::path::PathBuf {
+        let b = self.dir.path(id);
+        let root = b.join("rootfs");
+        for d in ["usr", "etc", "proc", "dev", "sys", "tmp", "root", "run"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for l in ["bin", "lib", "lib64", "sbin"] {
+            let _ = std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l));
+        }
+        let (code, profile, err) = nc(&["profile", "--listener", self.socket().to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{err}");
+        let q = |s: &str| format!("{s:?}");
+        let args: Vec<String> = args.iter().map(|a| q(a)).collect();
+        let ann: Vec<String> = annotations
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), q(v)))
+            .collect();
+        let config = format!(
+            r#"{{
+  "ociVersion": "1.0.0",
+  "process": {{
+    "terminal": false, "user": {{"uid": 0, "gid": 0}},
+    "args": [{args}],
+    "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+    "cwd": "/",
+    "capabilities": {{
+      "bounding": ["CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_KILL"],
+      "effective": ["CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_KILL"],
+      "permitted": ["CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_KILL"]
+    }},
+    "noNewPrivileges": true
+  }},
+  "root": {{"path": "rootfs", "readonly": true}},
+  "hostname": "c",
+  "mounts": [
+    {{"destination": "/proc", "type": "proc", "source": "proc"}},
+    {{"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}},
+    {{"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro"]}},
+    {{"destination": "/etc", "type": "bind", "source": "/etc", "options": ["rbind", "ro"]}},
+    {{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}}
+  ],
+  "annotations": {{{ann}}},
+  "linux": {{
+    "namespaces": [{{"type": "pid"}}, {{"type": "ipc"}}, {{"type": "uts"}}, {{"type": "mount"}}, {{"type": "network"}}],
+    "seccomp": {profile}
+  }}
+}}"#,
+            args = args.join(", "),
+            ann = ann.join(", "),
+        );
+        std::fs::write(b.join("config.json"), config).unwrap();
+        b
+    }
+
+    /// `crun ARGS` (in a private mount namespace without the hybrid layout's
+    /// unified cgroup mount, which crun 1.8 refuses, and with cgroups off: tests
+    /// only). crun itself runs in the host's network namespace (`ip netns exec`
+    /// remounts /sys, which crun refuses too); the containers get new ones, and
+    /// their network is the agent's, in the test's namespace.
+    fn crun(&self, args: &str) -> std::process::Command {
+        let state = self.dir.path("crun-state");
+        let mut c = std::process::Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            &format!(
+                "umount /sys/fs/cgroup/unified 2>/dev/null; exec crun --root {} --cgroup-manager=disabled {args}",
+                state.display()
+            ),
+        ]);
+        c
+    }
+
+    fn run(&self, id: &str, args: &[&str], annotations: &[(&str, &str)]) -> Outcome {
+        let b = self.bundle(id, args, annotations);
+        run(&mut self.crun(&format!("run -b {} {id}", b.display())))
+    }
+}
+
+impl Drop for Crun<'_> {
+    fn drop(&mut self) {
+        let state = self.dir.path("crun-state");
+        if let Ok(ids) = std::fs::read_dir(&state) {
+            for id in ids.flatten() {
+                let id = id.file_name().to_string_lossy().into_owned();
+                let _ = self.crun(&format!("delete -f {id}")).output();
+            }
+        }
+    }
+}
+
+/// A crun container served by `netcell agent` gets a stack of its own: python's
+/// server and client on its loopback, two containers on the same port at once,
+/// `crun exec` on the same stack, a kernel peer through a TAP its annotations
+/// give, a bad annotation ends that container (exit 137) with the message on its
+/// standard error, and the agent keeps serving.
+#[test]
+fn crun_containers_are_served_by_the_agent() {
+    require_root!();
+    let ns = tap_ns();
+    let Some(mut c) = Crun::new(&ns) else { return };
+    c.start_agent();
+    let echo = "import socket, sys\n\
+                l = socket.socket(); l.bind(('127.0.0.1', 8080)); l.listen()\n\
+                k = socket.create_connection(('127.0.0.1', 8080)); a, _ = l.accept()\n\
+                k.send(b'hi'); print('loopback', a.recv(2).decode())\n\
+                try:\n  socket.create_connection(('127.0.0.1', 8081)); print('8081 reached')\n\
+                except OSError as e: print('8081', e.errno)\n";
+    let (st, out, err) = c.run(
+        "one",
+        &["python3", "-c", echo],
+        &[("netcell.uplink", "none")],
+    );
+    assert!(st.success(), "{out} {err}\n{}", c.agent_log());
+    assert_eq!(out, format!("loopback hi\n8081 {}\n", libc::ECONNREFUSED));
+    // Two at once on 8080, one also on 8081: neither sees the other's.
+    let serve = "import socket, time\n\
+                 l = socket.socket(); l.bind(('127.0.0.1', 8080)); l.listen()\n\
+                 m = socket.socket(); m.bind(('127.0.0.1', 8081)); m.listen()\n\
+                 print('serving', flush=True); time.sleep(4)\n";
+    let b = c.bundle(
+        "two",
+        &["python3", "-c", serve],
+        &[("netcell.uplink", "none")],
+    );
+    let mut two = c.crun(&format!("run -b {} two", b.display()));
+    let two = Proc::spawn(two.stdout(std::process::Stdio::piped()));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (st, out, err) = c.run(
+        "three",
+        &["python3", "-c", echo],
+        &[("netcell.uplink", "none")],
+    );
+    assert!(st.success(), "{out} {err}");
+    assert_eq!(out, format!("loopback hi\n8081 {}\n", libc::ECONNREFUSED));
+    let (ls, _, _) = (
+        nc(&["ls", "--runtime-dir", c.dir.path("run").to_str().unwrap()]).1,
+        0,
+        0,
+    );
+    assert!(ls.contains("two"), "{ls}");
+    // crun exec joins "two"'s stack: its 8081 listener is there.
+    let (st, out, err) = run(&mut c.crun(
+        "exec two python3 -c \"import socket; socket.create_connection(('127.0.0.1', 8081)); print('exec reached 8081')\"",
+    ));
+    assert!(st.success(), "{out} {err}");
+    assert_eq!(out.trim(), "exec reached 8081");
+    let (st, out, _) = two.wait_output(T);
+    assert!(st.success() && out.contains("serving"), "{out}");
+    // A kernel peer through the TAP the annotations give.
+    let mut srv = ns.cmd("python3");
+    srv.args(["-m", "http.server", "8099", "--bind", KERNEL])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _srv = Proc::spawn(&mut srv);
+    let fetch = format!(
+        "import urllib.request, time\n\
+         for i in range(50):\n  \
+           try: print('status', urllib.request.urlopen('http://{KERNEL}:8099/', timeout=2).status); break\n  \
+           except OSError: time.sleep(0.2)\n"
+    );
+    let (st, out, err) = c.run(
+        "tapped",
+        &["python3", "-c", &fetch],
+        &[
+            ("netcell.tap", "tap0"),
+            ("netcell.addr", CONTAINER_CIDR),
+            ("netcell.gateway", KERNEL),
+        ],
+    );
+    assert!(st.success(), "{out} {err}\n{}", c.agent_log());
+    assert_eq!(out.trim(), "status 200");
+    // A bad annotation: that container ends, with the message, the agent serves on.
+    let (st, out, err) = c.run(
+        "bad",
+        &[
+            "python3",
+            "-c",
+            "import socket; socket.socket(); print('ran')",
+        ],
+        &[("netcell.mtu", "big")],
+    );
+    assert_eq!(st.code(), Some(137), "{out} {err}");
+    assert!(
+        err.contains("netcell: invalid value 'big' for '--mtu <N>'"),
+        "{err}"
+    );
+    assert!(!out.contains("ran"));
+    let (st, out, _) = c.run(
+        "after",
+        &["python3", "-c", echo],
+        &[("netcell.uplink", "none")],
+    );
+    assert!(st.success());
+    assert!(out.starts_with("loopback hi"), "{out}");
+}

@@ -25,7 +25,7 @@ const CONTROL: Token = Token(1);
 /// External sources use tokens `EXTERNAL..EXTERNAL + MAX_EXTERNAL`.
 const EXTERNAL: usize = 2;
 /// How many external sources a runtime takes.
-pub const MAX_EXTERNAL: usize = 14;
+pub const MAX_EXTERNAL: usize = 80;
 const KIND_SHIFT: u32 = 48;
 const KIND_CONN: usize = 1 << KIND_SHIFT;
 const KIND_STANDIN: usize = 2 << KIND_SHIFT;

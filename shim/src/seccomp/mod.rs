@@ -65,7 +65,7 @@ mod kernel {
 }
 pub mod landlock;
 pub mod supervisor;
-mod table;
+pub(crate) mod table;
 mod target;
 
 pub use files::Files;

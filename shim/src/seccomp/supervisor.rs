@@ -130,6 +130,19 @@ impl Supervisor {
         Some(at.saturating_duration_since(now))
     }
 
+    /// How many listeners it serves (the command's, exec's).
+    pub fn listeners(&self) -> usize {
+        self.listeners.len()
+    }
+
+    /// Whether no process uses any of its filters any more (each listener
+    /// reports a hang-up): an OCI container is over.
+    pub fn all_hung_up(&self) -> bool {
+        self.listeners
+            .iter()
+            .all(|l| netcell_sys::hung_up_now(l.as_fd()))
+    }
+
     /// Serves every waiting notification of listener `idx` (0: the command's).
     pub fn on_notifications<D: Device>(&mut self, stack: &mut Stack<D>, idx: usize) {
         // The listener is borrowed afresh for each receive (not duplicated: a
