@@ -324,3 +324,90 @@ fn crun_containers_are_served_by_the_agent() {
     assert!(st.success());
     assert!(out.starts_with("loopback hi"), "{out}");
 }
+
+/// The agent's descriptors and threads.
+fn fds_and_threads(pid: u32) -> (usize, usize) {
+    let count = |d: &str| std::fs::read_dir(format!("/proc/{pid}/{d}")).map_or(0, |r| r.count());
+    (count("fd"), count("task"))
+}
+
+/// A container whose server dies gets ENOSYS from its next socket call, and no
+/// call hangs; 20 containers one after the other leave the agent with the
+/// descriptors and threads it had, and no server or directory behind.
+#[test]
+fn a_dead_server_fails_closed_and_served_containers_leave_nothing() {
+    require_root!();
+    let ns = tap_ns();
+    let Some(mut c) = Crun::new(&ns) else { return };
+    c.start_agent();
+    let rundir = c.dir.path("run");
+    let agent = c.agent.as_ref().unwrap().pid();
+    // Warm up (the first container loads what the agent keeps), then count.
+    let tiny = [
+        "python3",
+        "-c",
+        "import socket; socket.socket(); print('ok')",
+    ];
+    let none = [("netcell.uplink", "none")];
+    let (st, out, err) = c.run("warm", &tiny, &none);
+    assert!(st.success() && out.trim() == "ok", "{out} {err}");
+    wait_for(T, "the warm-up server's end", || {
+        nc(&["ls", "--runtime-dir", rundir.to_str().unwrap()])
+            .1
+            .lines()
+            .count()
+            .eq(&1)
+            .then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let before = fds_and_threads(agent);
+    for i in 0..20 {
+        let (st, out, err) = c.run(&format!("n{i}"), &tiny, &none);
+        assert!(st.success() && out.trim() == "ok", "{i}: {out} {err}");
+    }
+    wait_for(T, "every server's end", || {
+        let ls = nc(&["ls", "--runtime-dir", rundir.to_str().unwrap()]).1;
+        (ls.lines().count() == 1).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        fds_and_threads(agent),
+        before,
+        "the agent's fds and threads"
+    );
+    let left: Vec<_> = std::fs::read_dir(rundir.join("netcell"))
+        .map(|r| r.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "directories left: {left:?}");
+    // A server killed under a live container: ENOSYS, at once.
+    let probe = "import socket, time, errno\n\
+                 socket.socket(); print('first ok', flush=True)\n\
+                 for i in range(300):\n  \
+                   time.sleep(0.1)\n  \
+                   try: socket.socket().close()\n  \
+                   except OSError as e: print('then', errno.errorcode[e.errno], flush=True); break\n";
+    let b = c.bundle("victim", &["python3", "-c", probe], &none);
+    let mut v = c.crun(&format!("run -b {} victim", b.display()));
+    let v = Proc::spawn(v.stdout(std::process::Stdio::piped()));
+    let server: u32 = wait_for(T, "the victim's server", || {
+        let ls = nc(&["ls", "--runtime-dir", rundir.to_str().unwrap()]).1;
+        ls.lines()
+            .find(|l| l.starts_with("victim "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    });
+    unsafe_kill(server);
+    let (_, out, err) = v.wait_output(T);
+    assert!(
+        out.contains("first ok") && out.contains("then ENOSYS"),
+        "{out} {err}"
+    );
+}
+
+/// SIGKILL to a process of the test's own.
+fn unsafe_kill(pid: u32) {
+    let st = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
