@@ -207,7 +207,10 @@ fn netcell_rules() -> (Vec<Value>, Vec<&'static str>) {
             }
             Rule::Ioctl { .. } => {
                 // Split by request: the socket and interface requests (0x89xx,
-                // wireless 0x8bxx) and FIONREAD to netcell, the rest allowed.
+                // wireless 0x8bxx) to netcell, the rest allowed. (libseccomp
+                // refuses a notify of FIONREAD inside the allowed range, and
+                // takes one comparison per argument: FIONREAD stays the
+                // kernel's here — of a UDP socket it counts every queued byte.)
                 let high = 0xffff_ffff_ffff_ff00u64;
                 rules.push(rule(
                     name,
@@ -223,12 +226,6 @@ fn netcell_rules() -> (Vec<Value>, Vec<&'static str>) {
                 for r in [0x8900u64, 0x8b00] {
                     rules.push(rule(name, "SCMP_ACT_NOTIFY", vec![masked(1, high, r)]));
                 }
-                let fionread = libc::FIONREAD;
-                rules.push(rule(
-                    name,
-                    "SCMP_ACT_NOTIFY",
-                    vec![arg(1, fionread, "SCMP_CMP_EQ")],
-                ));
             }
             // The resolver files are `netcell run`'s (the agent has none).
             Rule::NotifyWhenWatched => continue,
@@ -249,7 +246,6 @@ pub fn profile_json(base: Option<Value>, listener: &Path) -> Result<Value, Strin
     let mut p = base.unwrap_or_else(|| {
         json!({
             "defaultAction": "SCMP_ACT_ALLOW",
-            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
             "syscalls": []
         })
     });
@@ -275,7 +271,25 @@ pub fn profile_json(base: Option<Value>, listener: &Path) -> Result<Value, Strin
                 .is_none_or(|n| !names.contains(&n))
         }
     });
-    list.extend(ours);
+    // A rule that does what the default does is refused by libseccomp
+    // (`EEXIST`): podman's default already fails with ENOSYS.
+    let default = (
+        obj.get("defaultAction").cloned(),
+        obj.get("defaultErrnoRet").cloned(),
+    );
+    let list = obj
+        .get_mut("syscalls")
+        .and_then(Value::as_array_mut)
+        .ok_or("the base profile's \"syscalls\" is not a list")?;
+    list.extend(ours.into_iter().filter(|r| {
+        r.get("args").is_some() || (r.get("action").cloned(), r.get("errnoRet").cloned()) != default
+    }));
+    // x86-64 only: libseccomp refuses netcell's notify rules next to a base's
+    // for i386 and x32 (their socket calls are multiplexed: `EEXIST` at the
+    // container's start), and netcell serves no 32-bit call anyway; their
+    // calls get the runtime's action for an architecture the filter lacks.
+    obj.remove("archMap");
+    obj.insert("architectures".into(), json!(["SCMP_ARCH_X86_64"]));
     obj.insert(
         "listenerPath".into(),
         Value::String(listener.display().to_string()),
