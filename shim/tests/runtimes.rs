@@ -411,3 +411,156 @@ fn unsafe_kill(pid: u32) {
         .unwrap();
     assert!(st.success());
 }
+
+// ---- podman ---------------------------------------------------------------------
+
+/// A python script that serves and fetches on its loopback and says so.
+const LOOPBACK: &str = "import socket, os\n\
+    l = socket.socket(); l.bind(('127.0.0.1', 8080)); l.listen()\n\
+    k = socket.create_connection(('127.0.0.1', 8080)); a, _ = l.accept()\n\
+    k.send(b'hi'); print('loopback', a.recv(2).decode())\n";
+
+/// `podman run --network none` with netcell's profile (built on podman's own
+/// default) and a root of the host's /usr and /etc, as `user` (root: `None`),
+/// in a private mount namespace without the hybrid layout's unified cgroup
+/// mount (crun 1.8 refuses it; tests only) and with cgroups off.
+fn podman_script(c: &Crun<'_>, root: &std::path::Path, run_args: &str, user_env: &str) -> String {
+    let profile = c.dir.path("podman-profile.json");
+    format!(
+        "{user_env} {nc} profile --base /usr/share/containers/seccomp.json --listener {sock} > {profile} && \
+         podman run --rm --network none --cgroups=disabled --ulimit nofile=20000:20000 \
+         --ulimit nproc=32768:32768 --security-opt seccomp={profile} \
+         --annotation netcell.uplink=none -v /usr:/usr:ro -v /etc:/etc:ro --rootfs {root} {run_args}",
+        nc = netcell(),
+        sock = c.socket().display(),
+        profile = profile.display(),
+        root = root.display(),
+    )
+}
+
+/// A rootful podman container with `--network none` and netcell's profile is
+/// served by the agent: its programs use its own loopback.
+#[test]
+fn a_podman_container_is_served_by_the_agent() {
+    require_root!();
+    if std::process::Command::new("podman")
+        .arg("--version")
+        .output()
+        .is_err()
+        || !std::path::Path::new("/usr/share/containers/seccomp.json").exists()
+    {
+        eprintln!("SKIPPED: podman (and its default seccomp profile) is not installed");
+        return;
+    }
+    let ns = tap_ns();
+    let Some(mut c) = Crun::new(&ns) else { return };
+    c.start_agent();
+    let root = c.bundle("podroot", &["true"], &[]).join("rootfs");
+    let script = podman_script(&c, &root, &format!("python3 -c \"{LOOPBACK}\""), "");
+    let (st, out, err) = run(std::process::Command::new("unshare").args([
+        "-m",
+        "sh",
+        "-c",
+        &format!("umount /sys/fs/cgroup/unified 2>/dev/null; {script}"),
+    ]));
+    assert!(st.success(), "{out} {err}\n{}", c.agent_log());
+    assert_eq!(out.trim(), "loopback hi", "{err}");
+    assert!(c.agent_log().contains("served (pid"), "{}", c.agent_log());
+}
+
+/// The same as an ordinary user (rootless podman, and the user's own agent).
+#[test]
+fn a_rootless_podman_container_is_served_by_the_user_s_agent() {
+    require_root!();
+    if std::process::Command::new("podman")
+        .arg("--version")
+        .output()
+        .is_err()
+        || std::process::Command::new("useradd")
+            .arg("--help")
+            .output()
+            .is_err()
+        || !std::path::Path::new("/usr/share/containers/seccomp.json").exists()
+    {
+        eprintln!("SKIPPED: podman or useradd is not installed");
+        return;
+    }
+    let user = format!("ncrl{}", std::process::id());
+    let added = std::process::Command::new("useradd")
+        .args(["-m", "-s", "/bin/sh", &user])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            // The user's processes (podman's pause process), then the user.
+            if let Ok(o) = std::process::Command::new("ps")
+                .args(["-u", &self.0, "-o", "pid="])
+                .output()
+            {
+                for p in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", p])
+                        .status();
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let _ = std::process::Command::new("userdel")
+                .args(["-r", &self.0])
+                .output();
+        }
+    }
+    let _gone = Gone(user.clone());
+    let id = |f: &str| -> String {
+        let o = std::process::Command::new("id")
+            .args([f, &user])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let uid = id("-u");
+    let home = format!("/home/{user}");
+    let xdg = format!("/run/user/{uid}");
+    std::fs::create_dir_all(&xdg).unwrap();
+    let chown = |p: &str| {
+        std::process::Command::new("chown")
+            .args(["-R", &format!("{user}:{}", id("-g")), p])
+            .status()
+            .unwrap()
+    };
+    chown(&xdg);
+    // The root directory, the agent's socket and log: the user's.
+    let work = format!("{home}/nc");
+    std::fs::create_dir_all(format!("{work}/rootfs")).unwrap();
+    for d in ["usr", "etc", "proc", "dev", "sys", "tmp", "root", "run"] {
+        std::fs::create_dir_all(format!("{work}/rootfs/{d}")).unwrap();
+    }
+    for l in ["bin", "lib", "lib64", "sbin"] {
+        let _ = std::os::unix::fs::symlink(format!("usr/{l}"), format!("{work}/rootfs/{l}"));
+    }
+    chown(&home);
+    let script = format!(
+        "export HOME={home} XDG_RUNTIME_DIR={xdg}; cd $HOME; \
+         {nc} agent --listen {xdg}/agent.sock --runtime-dir {work}/run 2> {work}/agent.log & A=$!; \
+         sleep 0.5; \
+         {nc} profile --base /usr/share/containers/seccomp.json --listener {xdg}/agent.sock > {work}/p.json; \
+         podman run --rm --network none --cgroups=disabled --security-opt seccomp={work}/p.json \
+         --annotation netcell.uplink=none -v /usr:/usr:ro -v /etc:/etc:ro --rootfs {work}/rootfs \
+         python3 -c \"{LOOPBACK}\"; r=$?; kill $A; exit $r",
+        nc = netcell(),
+    );
+    let (st, out, err) = run(std::process::Command::new("unshare").args([
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "umount /sys/fs/cgroup/unified 2>/dev/null; exec su -s /bin/sh {user} -c '{}'",
+            script.replace('\'', "'\\''")
+        ),
+    ]));
+    let log = std::fs::read_to_string(format!("{work}/agent.log")).unwrap_or_default();
+    assert!(st.success(), "{out} {err}\n{log}");
+    assert_eq!(out.trim(), "loopback hi", "{err}\n{log}");
+    assert!(log.contains("served (pid"), "{log}");
+}
