@@ -424,13 +424,18 @@ const LOOPBACK: &str = "import socket, os\n\
 /// default) and a root of the host's /usr and /etc, as `user` (root: `None`),
 /// in a private mount namespace without the hybrid layout's unified cgroup
 /// mount (crun 1.8 refuses it; tests only) and with cgroups off.
-fn podman_script(c: &Crun<'_>, root: &std::path::Path, run_args: &str, user_env: &str) -> String {
+fn podman_script(
+    c: &Crun<'_>,
+    root: &std::path::Path,
+    (opts, run_args): (&str, &str),
+    user_env: &str,
+) -> String {
     let profile = c.dir.path("podman-profile.json");
     format!(
         "{user_env} {nc} profile --base /usr/share/containers/seccomp.json --listener {sock} > {profile} && \
          podman run --rm --network none --cgroups=disabled --ulimit nofile=20000:20000 \
          --ulimit nproc=32768:32768 --security-opt seccomp={profile} \
-         --annotation netcell.uplink=none -v /usr:/usr:ro -v /etc:/etc:ro --rootfs {root} {run_args}",
+         --annotation netcell.uplink=none -v /usr:/usr:ro -v /etc:/etc:ro {opts} --rootfs {root} {run_args}",
         nc = netcell(),
         sock = c.socket().display(),
         profile = profile.display(),
@@ -456,7 +461,7 @@ fn a_podman_container_is_served_by_the_agent() {
     let Some(mut c) = Crun::new(&ns) else { return };
     c.start_agent();
     let root = c.bundle("podroot", &["true"], &[]).join("rootfs");
-    let script = podman_script(&c, &root, &format!("python3 -c \"{LOOPBACK}\""), "");
+    let script = podman_script(&c, &root, ("", &format!("python3 -c \"{LOOPBACK}\"")), "");
     let (st, out, err) = run(std::process::Command::new("unshare").args([
         "-m",
         "sh",
@@ -466,6 +471,37 @@ fn a_podman_container_is_served_by_the_agent() {
     assert!(st.success(), "{out} {err}\n{}", c.agent_log());
     assert_eq!(out.trim(), "loopback hi", "{err}");
     assert!(c.agent_log().contains("served (pid"), "{}", c.agent_log());
+    // podman exec joins the container's stack: run's listener on 8081 is there.
+    let name = format!("ncpod{}", std::process::id());
+    let serve = "import socket, time; m = socket.socket(); m.bind(('127.0.0.1', 8081)); m.listen(); time.sleep(30)";
+    let detached = podman_script(
+        &c,
+        &root,
+        (
+            &format!("-d --name {name}"),
+            &format!("python3 -c \"{serve}\""),
+        ),
+        "",
+    )
+    .replace("podman run --rm", "podman run");
+    let fetch =
+        "import socket; socket.create_connection(('127.0.0.1', 8081)); print('exec reached 8081')";
+    let (st, out, err) = run(std::process::Command::new("unshare").args([
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "umount /sys/fs/cgroup/unified 2>/dev/null; {detached} > /dev/null && sleep 1.5 && \
+             podman exec {name} python3 -c \"{fetch}\"; r=$?; podman rm -f -t 0 {name} > /dev/null; exit $r"
+        ),
+    ]));
+    assert!(st.success(), "{out} {err}\n{}", c.agent_log());
+    assert_eq!(out.trim(), "exec reached 8081", "{err}");
+    assert!(
+        c.agent_log().contains("another process joins"),
+        "{}",
+        c.agent_log()
+    );
 }
 
 /// The same as an ordinary user (rootless podman, and the user's own agent).
