@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 /// The annotations netcell reads, and the `netcell run` option each becomes.
 /// A value with commas is several options (`netcell.addr=10.0.0.2/24,fd00::2/64`).
-pub const ANNOTATIONS: [(&str, &str); 11] = [
+pub const ANNOTATIONS: [(&str, &str); 12] = [
     ("netcell.tap", "--tap"),
     ("netcell.addr", "--addr"),
     ("netcell.gateway", "--gateway"),
@@ -55,6 +55,7 @@ pub const ANNOTATIONS: [(&str, &str); 11] = [
     ("netcell.dns", "--dns"),
     ("netcell.mac", "--mac"),
     ("netcell.max-sockets", "--max-sockets"),
+    ("netcell.map-host-loopback", "--map-host-loopback"),
 ];
 
 /// The most descriptors (`run` and `exec`s) one container's server takes.
@@ -330,6 +331,9 @@ struct Handover {
     id: String,
     pid: u32,
     annotations: Map<String, Value>,
+    /// The profile's `listenerMetadata`: `netcell run` options for the
+    /// containers of that profile, before their annotations'.
+    metadata: Vec<String>,
 }
 
 /// `netcell agent --listen SOCKET`: serves the containers whose runtimes
@@ -473,11 +477,18 @@ fn read_handover(conn: &OwnedFd) -> Result<Handover, String> {
         .or_else(|| st["pid"].as_u64())
         .unwrap_or(0) as u32;
     let annotations = st["annotations"].as_object().cloned().unwrap_or_default();
+    let metadata = state["metadata"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
     Ok(Handover {
         fd,
         id,
         pid,
         annotations,
+        metadata,
     })
 }
 
@@ -499,6 +510,7 @@ fn start_server(
     defaults: &[String],
 ) -> Result<Server, String> {
     let mut args = defaults.to_vec();
+    args.extend(h.metadata.iter().cloned());
     args.extend(args_of(&h.annotations)?);
     check_args(&h.id, &args)?;
     let (ours, theirs) = sys::seqpacket_pair().map_err(|e| e.to_string())?;

@@ -593,6 +593,11 @@ pub fn run(args: RunArgs) -> Result<i32, String> {
         return run_with(args, None);
     };
     let link = crate::oci::take_link(fd)?;
+    // The agent's containers fail closed with it: their next socket call gets
+    // ENOSYS once this server is gone.
+    if !sys::netns::die_with_parent().map_err(|e| e.to_string())? {
+        return Err("the agent ended before its container's server started".into());
+    }
     let r = run_with(args, Some(&link));
     if let Err(e) = &r {
         crate::oci::report(&link, Err(e));

@@ -300,6 +300,23 @@ fn crun_containers_are_served_by_the_agent() {
     );
     assert!(st.success(), "{out} {err}\n{}", c.agent_log());
     assert_eq!(out.trim(), "status 200");
+    // The world through the uplink: the agent's namespace's loopback, mapped.
+    let mut host = ns.cmd("python3");
+    host.args(["-m", "http.server", "8098", "--bind", "127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _host = Proc::spawn(&mut host);
+    let fetch = "import urllib.request, time\n\
+                 for i in range(50):\n  \
+                   try: print('uplink', urllib.request.urlopen('http://10.0.2.2:8098/', timeout=2).status); break\n  \
+                   except OSError: time.sleep(0.2)\n";
+    let (st, out, err) = c.run(
+        "uplinked",
+        &["python3", "-c", fetch],
+        &[("netcell.map-host-loopback", "10.0.2.2")],
+    );
+    assert!(st.success(), "{out} {err}\n{}", c.agent_log());
+    assert_eq!(out.trim(), "uplink 200");
     // A bad annotation: that container ends, with the message, the agent serves on.
     let (st, out, err) = c.run(
         "bad",
@@ -331,9 +348,10 @@ fn fds_and_threads(pid: u32) -> (usize, usize) {
     (count("fd"), count("task"))
 }
 
-/// A container whose server dies gets ENOSYS from its next socket call, and no
-/// call hangs; 20 containers one after the other leave the agent with the
-/// descriptors and threads it had, and no server or directory behind.
+/// A container whose server dies, or whose agent dies, gets ENOSYS from its
+/// next socket call, and no call hangs; 20 containers one after the other leave
+/// the agent with the descriptors and threads it had, and no server or
+/// directory behind.
 #[test]
 fn a_dead_server_fails_closed_and_served_containers_leave_nothing() {
     require_root!();
@@ -396,6 +414,20 @@ fn a_dead_server_fails_closed_and_served_containers_leave_nothing() {
             .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
     });
     unsafe_kill(server);
+    let (_, out, err) = v.wait_output(T);
+    assert!(
+        out.contains("first ok") && out.contains("then ENOSYS"),
+        "{out} {err}"
+    );
+    // The agent killed: its containers' servers end with it (fail closed).
+    let b = c.bundle("victim2", &["python3", "-c", probe], &none);
+    let mut v = c.crun(&format!("run -b {} victim2", b.display()));
+    let v = Proc::spawn(v.stdout(std::process::Stdio::piped()));
+    wait_for(T, "the second victim's server", || {
+        let ls = nc(&["ls", "--runtime-dir", rundir.to_str().unwrap()]).1;
+        ls.lines().any(|l| l.starts_with("victim2 ")).then_some(())
+    });
+    unsafe_kill(agent);
     let (_, out, err) = v.wait_output(T);
     assert!(
         out.contains("first ok") && out.contains("then ENOSYS"),

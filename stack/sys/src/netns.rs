@@ -61,6 +61,17 @@ pub fn set_dumpable(on: bool) -> io::Result<()> {
     cvt(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(on), 0, 0, 0) }).map(drop)
 }
 
+/// Ends this process (SIGKILL) when its parent ends; false when the parent has
+/// ended already.
+pub fn die_with_parent() -> io::Result<bool> {
+    // SAFETY: prctl and getppid with integer arguments.
+    let parent = unsafe { libc::getppid() };
+    // SAFETY: as above.
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) })?;
+    // SAFETY: as above.
+    Ok(unsafe { libc::getppid() } == parent)
+}
+
 /// The process's real uid and gid.
 pub fn ids() -> (u32, u32) {
     // SAFETY: getuid and getgid cannot fail.
