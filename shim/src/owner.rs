@@ -125,6 +125,8 @@ pub struct OwnerServer {
     id: Identity,
     /// Variables every exec'd program gets (the preload shim's, the name).
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    /// Programs get `env` only, in `/` (see `set_zygote_of_container`).
+    own_env: bool,
 }
 
 impl OwnerServer {
@@ -132,6 +134,7 @@ impl OwnerServer {
     pub fn bind(dir: &Path, id: Identity) -> io::Result<OwnerServer> {
         Ok(OwnerServer {
             listener: netcell_sys::seqpacket_listener(&dir.join("owner"))?,
+            own_env: false,
             zygote: None,
             waiting: HashMap::new(),
             next_id: 1,
@@ -149,6 +152,17 @@ impl OwnerServer {
     ) {
         self.zygote = Some(sock);
         self.env = env;
+    }
+
+    /// Programs started by `netcell exec` get only `env` and start in `/` (an
+    /// OCI container's: the caller's environment and directory are the host's).
+    pub fn set_zygote_of_container(
+        &mut self,
+        sock: OwnedFd,
+        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    ) {
+        self.set_zygote(sock, env);
+        self.own_env = true;
     }
 
     pub fn listener_fd(&self) -> RawFd {
@@ -218,6 +232,10 @@ impl OwnerServer {
         if self.waiting.len() >= MAX_WAITING {
             return fail(&conn, "too many programs started by exec are running");
         }
+        if self.own_env {
+            req.env.clear();
+            req.cwd = b"/".to_vec();
+        }
         for (k, v) in &self.env {
             let key = k.as_bytes();
             req.env
@@ -265,7 +283,21 @@ impl OwnerServer {
                     }
                 }
                 Ok(Some(_)) => continue,
-                _ => break,
+                // The zygote ended: programs it was starting never will, and
+                // their clients must not wait for ever.
+                Ok(None) => {
+                    log::warn!("the zygote of netcell exec ended");
+                    for (_, c) in self.waiting.drain() {
+                        let _ = netcell_sys::send_nb(
+                            c.as_fd(),
+                            b"failed the container's zygote ended",
+                            0,
+                        );
+                    }
+                    self.zygote = None;
+                    break;
+                }
+                Err(_) => break,
             }
         }
     }

@@ -275,6 +275,23 @@ fn crun_containers_are_served_by_the_agent() {
     ));
     assert!(st.success(), "{out} {err}");
     assert_eq!(out.trim(), "exec reached 8081");
+    // So does netcell exec (a zygote inside the container's namespaces), with
+    // the container's environment, in its root.
+    let (code, out, err) = nc(&[
+        "exec",
+        "two",
+        "--runtime-dir",
+        c.dir.path("run").to_str().unwrap(),
+        "--",
+        "python3",
+        "-c",
+        "import socket, os; socket.create_connection(('127.0.0.1', 8081)); print('netcell exec reached 8081', os.getcwd(), os.environ.get('PATH'))",
+    ]);
+    assert_eq!(code, Some(0), "{out} {err}");
+    assert_eq!(
+        out.trim(),
+        "netcell exec reached 8081 / /usr/sbin:/usr/bin:/sbin:/bin"
+    );
     let (st, out, _) = two.wait_output(T);
     assert!(st.success() && out.contains("serving"), "{out}");
     // A kernel peer through the TAP the annotations give.
