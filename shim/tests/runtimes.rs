@@ -275,6 +275,16 @@ fn crun_containers_are_served_by_the_agent() {
     ));
     assert!(st.success(), "{out} {err}");
     assert_eq!(out.trim(), "exec reached 8081");
+    // netcell stats sees its two listeners.
+    let (code, stats, err) = nc(&[
+        "stats",
+        "two",
+        "--json",
+        "--runtime-dir",
+        c.dir.path("run").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(stats.contains("\"tcp\":{\"listen\":2,"), "{stats}");
     // So does netcell exec (a zygote inside the container's namespaces), with
     // the container's environment, in its root.
     let (code, out, err) = nc(&[
