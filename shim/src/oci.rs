@@ -170,6 +170,40 @@ fn errno_rule(name: &str, errno: i32, args: Vec<Value>) -> Value {
     r
 }
 
+/// `ioctl`, split by request as netcell's own filter does, by the low 32 bits
+/// the kernel uses: the socket and interface requests (0x89xx, wireless
+/// 0x8bxx, whatever the high bits say) to netcell, the others under 2^32
+/// allowed — below 0x8900, 0x8axx, and 0x8c00 up in aligned blocks (libseccomp
+/// takes one comparison per argument and refuses rules of different actions
+/// that overlap, so no rule may cover a value another covers). A request with
+/// high bits set that netcell does not serve gets the base's default.
+/// (FIONREAD stays the kernel's here: it lies inside the allowed range.)
+fn ioctl_rules(name: &str) -> Vec<Value> {
+    let mut out = vec![
+        rule(name, "SCMP_ACT_ALLOW", vec![arg(1, 0x8900, "SCMP_CMP_LT")]),
+        rule(name, "SCMP_ACT_ALLOW", vec![masked(1, !0xffu64, 0x8a00)]),
+    ];
+    let mut at: u64 = 0x8c00;
+    while at < 1 << 32 {
+        // The largest aligned block that starts here.
+        let size = 1u64 << at.trailing_zeros();
+        out.push(rule(
+            name,
+            "SCMP_ACT_ALLOW",
+            vec![masked(1, !(size - 1), at)],
+        ));
+        at += size;
+    }
+    for r in [0x8900u64, 0x8b00] {
+        out.push(rule(
+            name,
+            "SCMP_ACT_NOTIFY",
+            vec![masked(1, 0xffff_ff00, r)],
+        ));
+    }
+    out
+}
+
 /// netcell's rules, from the filter's own table, and the names they cover.
 fn netcell_rules() -> (Vec<Value>, Vec<&'static str>) {
     use crate::seccomp::table::{Rule, X86_64};
@@ -206,28 +240,7 @@ fn netcell_rules() -> (Vec<Value>, Vec<&'static str>) {
                     vec![arg(a, 0, "SCMP_CMP_NE")],
                 ));
             }
-            Rule::Ioctl { .. } => {
-                // Split by request: the socket and interface requests (0x89xx,
-                // wireless 0x8bxx) to netcell, the rest allowed. (libseccomp
-                // refuses a notify of FIONREAD inside the allowed range, and
-                // takes one comparison per argument: FIONREAD stays the
-                // kernel's here — of a UDP socket it counts every queued byte.)
-                let high = 0xffff_ffff_ffff_ff00u64;
-                rules.push(rule(
-                    name,
-                    "SCMP_ACT_ALLOW",
-                    vec![arg(1, 0x8900, "SCMP_CMP_LT")],
-                ));
-                rules.push(rule(
-                    name,
-                    "SCMP_ACT_ALLOW",
-                    vec![arg(1, 0x8bff, "SCMP_CMP_GT")],
-                ));
-                rules.push(rule(name, "SCMP_ACT_ALLOW", vec![masked(1, high, 0x8a00)]));
-                for r in [0x8900u64, 0x8b00] {
-                    rules.push(rule(name, "SCMP_ACT_NOTIFY", vec![masked(1, high, r)]));
-                }
-            }
+            Rule::Ioctl { .. } => rules.extend(ioctl_rules(name)),
             // The resolver files are `netcell run`'s (the agent has none).
             Rule::NotifyWhenWatched => continue,
             Rule::Fail(errno) => rules.push(errno_rule(name, errno, vec![])),

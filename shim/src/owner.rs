@@ -125,8 +125,8 @@ pub struct OwnerServer {
     id: Identity,
     /// Variables every exec'd program gets (the preload shim's, the name).
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    /// Programs get `env` only, in `/` (see `set_zygote_of_container`).
-    own_env: bool,
+    /// Why `netcell exec` is refused here, if it is.
+    no_exec: Option<String>,
 }
 
 impl OwnerServer {
@@ -134,7 +134,7 @@ impl OwnerServer {
     pub fn bind(dir: &Path, id: Identity) -> io::Result<OwnerServer> {
         Ok(OwnerServer {
             listener: netcell_sys::seqpacket_listener(&dir.join("owner"))?,
-            own_env: false,
+            no_exec: None,
             zygote: None,
             waiting: HashMap::new(),
             next_id: 1,
@@ -154,15 +154,9 @@ impl OwnerServer {
         self.env = env;
     }
 
-    /// Programs started by `netcell exec` get only `env` and start in `/` (an
-    /// OCI container's: the caller's environment and directory are the host's).
-    pub fn set_zygote_of_container(
-        &mut self,
-        sock: OwnedFd,
-        env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    ) {
-        self.set_zygote(sock, env);
-        self.own_env = true;
+    /// `netcell exec` is refused with `why`.
+    pub fn refuse_exec(&mut self, why: &str) {
+        self.no_exec = Some(why.to_string());
     }
 
     pub fn listener_fd(&self) -> RawFd {
@@ -223,6 +217,9 @@ impl OwnerServer {
         let Some(mut req) = ExecRequest::decode(msg) else {
             return fail(&conn, "malformed exec request");
         };
+        if let Some(why) = &self.no_exec {
+            return fail(&conn, why);
+        }
         let Some(z) = &self.zygote else {
             return fail(
                 &conn,
@@ -231,10 +228,6 @@ impl OwnerServer {
         };
         if self.waiting.len() >= MAX_WAITING {
             return fail(&conn, "too many programs started by exec are running");
-        }
-        if self.own_env {
-            req.env.clear();
-            req.cwd = b"/".to_vec();
         }
         for (k, v) in &self.env {
             let key = k.as_bytes();

@@ -387,30 +387,15 @@ fn serve_oci(
             None
         }
     };
-    // `netcell exec`: a zygote inside the container's namespaces, behind
-    // netcell's own filter (its listener is served here too).
-    let mut zygote_idx = None;
+    // No `netcell exec` here: a program started into the container from outside
+    // would run with netcell's privileges (host root for a rootful container)
+    // and the container's loader, outside its capabilities, cgroup and the
+    // runtime's profile. The runtime's own exec joins this stack.
     if let Some(o) = owner.as_mut() {
-        match start_zygote_inside(pid) {
-            Ok((z, listener, env)) => {
-                o.set_zygote_of_container(z, env);
-                if let Some(fd) = o.zygote_fd() {
-                    runtime
-                        .register_external(fd, ZYGOTE)
-                        .map_err(|e| e.to_string())?;
-                }
-                if let (Some(l), Some(s)) = (listener, sup.as_mut()) {
-                    let idx = s.add_listener(l);
-                    if let Some(fd) = s.listener_fd_of(idx) {
-                        runtime
-                            .register_external(fd, LISTENERS + idx)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    zygote_idx = Some(idx);
-                }
-            }
-            Err(e) => log::warn!("container {name}: netcell exec will not work in it: {e}"),
-        }
+        o.refuse_exec(
+            "netcell exec does not start programs in OCI containers; use the runtime's \
+             exec (crun exec, podman exec), which joins the same stack",
+        );
     }
     crate::oci::report(link, Ok(()));
     log::info!("container {name}: serving the OCI container (pid {pid})");
@@ -467,7 +452,7 @@ fn serve_oci(
                 }
             }
         }
-        if s.all_hung_up_but(zygote_idx) {
+        if s.all_hung_up() {
             log::info!("container {name}: no process uses the stack any more");
             break;
         }
@@ -479,80 +464,6 @@ fn serve_oci(
         .borrow_mut()
         .end_mirror();
     Ok(0)
-}
-
-/// Starts the zygote of `netcell exec` inside the namespaces of OCI container
-/// process `pid` (its mounts, host name, network; its user namespace when it
-/// has its own; not its pids), behind netcell's seccomp filter; returns netcell's end
-/// of its socket, its listener, and the container process's environment (what
-/// programs started by exec get).
-#[allow(clippy::type_complexity)]
-fn start_zygote_inside(
-    pid: u32,
-) -> Result<
-    (
-        std::os::fd::OwnedFd,
-        Option<std::os::fd::OwnedFd>,
-        Vec<(std::ffi::OsString, std::ffi::OsString)>,
-    ),
-    String,
-> {
-    use std::os::unix::ffi::OsStrExt;
-    if pid == 0 {
-        return Err("the runtime did not say the container's pid".into());
-    }
-    let ns_of = |p: &str| {
-        std::fs::metadata(p)
-            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
-            .ok()
-    };
-    // Not its pid namespace: a process that joined one cannot make threads
-    // (the zygote does), only children in it.
-    let mut namespaces = libc::CLONE_NEWNS
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWNET
-        | libc::CLONE_NEWCGROUP;
-    if ns_of(&format!("/proc/{pid}/ns/user")) != ns_of("/proc/self/ns/user") {
-        namespaces |= libc::CLONE_NEWUSER;
-    }
-    let env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
-        std::fs::read(format!("/proc/{pid}/environ"))
-            .map_err(|e| format!("the container's environment: {e}"))?
-            .split(|&b| b == 0)
-            .filter_map(|kv| {
-                let at = kv.iter().position(|&b| b == b'=')?;
-                Some((
-                    std::ffi::OsStr::from_bytes(&kv[..at]).to_owned(),
-                    std::ffi::OsStr::from_bytes(&kv[at + 1..]).to_owned(),
-                ))
-            })
-            .collect();
-    let inside = spawn::Inside {
-        pidfd: sys::pidfd_open(pid).map_err(|e| format!("pidfd of {pid}: {e}"))?,
-        namespaces,
-        exe: std::fs::File::open("/proc/self/exe")
-            .map_err(|e| format!("netcell's binary: {e}"))?
-            .into(),
-    };
-    let (ours, theirs) = sys::seqpacket_pair().map_err(|e| e.to_string())?;
-    sys::set_nonblocking(ours.as_fd(), true).map_err(|e| e.to_string())?;
-    let raw = theirs.as_raw_fd();
-    let wall = seccomp::landlock::Wall::prepare();
-    let walls = spawn::Walls {
-        filter: seccomp::filter::program(false),
-        landlock: wall.into_fd(),
-    };
-    let cmd = spawn::Command::new(
-        std::ffi::OsStr::new("netcell"),
-        &["__zygote".into(), raw.to_string().into()],
-        &[],
-    )
-    .map_err(|e| e.to_string())?;
-    let spawned = cmd.spawn_inside(Some(&walls), Some(raw), Some(&inside));
-    let _ = sys::set_cloexec(theirs.as_fd(), true);
-    let spawned = spawned.map_err(|e| e.to_string())?;
-    Ok((ours, spawned.listener, env))
 }
 
 /// Stops the processes the command left behind: SIGTERM, then SIGKILL after 2 s.

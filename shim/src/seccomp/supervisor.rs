@@ -136,14 +136,11 @@ impl Supervisor {
     }
 
     /// Whether no process uses any of its filters any more (each listener
-    /// reports a hang-up): an OCI container is over. Not counting listener `but` (netcell's own zygote's, which lives as
-    /// long as the container).
-    pub fn all_hung_up_but(&self, but: Option<usize>) -> bool {
+    /// reports a hang-up): an OCI container is over.
+    pub fn all_hung_up(&self) -> bool {
         self.listeners
             .iter()
-            .enumerate()
-            .filter(|(i, _)| Some(*i) != but)
-            .all(|(_, l)| netcell_sys::hung_up_now(l.as_fd()))
+            .all(|l| netcell_sys::hung_up_now(l.as_fd()))
     }
 
     /// Serves every waiting notification of listener `idx` (0: the command's).

@@ -50,18 +50,6 @@ pub struct Walls {
     pub landlock: Option<OwnedFd>,
 }
 
-/// Where a child starts instead of netcell's own namespaces and files: inside
-/// another process's namespaces (an OCI container's), running a binary opened
-/// before (a path of netcell's would name nothing in the container's mounts).
-pub struct Inside {
-    /// A pidfd of a process of the container.
-    pub pidfd: OwnedFd,
-    /// The namespaces to join (`CLONE_NEW*`), with `setns(pidfd, ...)`.
-    pub namespaces: libc::c_int,
-    /// The binary to run (`execveat(..., AT_EMPTY_PATH)`).
-    pub exe: OwnedFd,
-}
-
 /// A command to start.
 pub struct Command {
     program: OsString,
@@ -118,7 +106,6 @@ enum Step {
     Landlock = 5,
     Seccomp = 6,
     Exec = 7,
-    Enter = 8,
 }
 
 impl Step {
@@ -131,7 +118,6 @@ impl Step {
             5 => Step::Landlock,
             6 => Step::Seccomp,
             7 => Step::Exec,
-            8 => Step::Enter,
             _ => return None,
         })
     }
@@ -145,7 +131,6 @@ impl Step {
             Step::NoNewPrivs => "cannot set no_new_privs",
             Step::Landlock => "cannot enter the Landlock domain",
             Step::Seccomp => "cannot install the seccomp filter",
-            Step::Enter => "cannot enter the container's namespaces",
         }
     }
 }
@@ -217,17 +202,6 @@ impl Command {
         walls: Option<&Walls>,
         keep: Option<RawFd>,
     ) -> Result<Spawned, SpawnError> {
-        self.spawn_inside(walls, keep, None)
-    }
-
-    /// [`Command::spawn_keeping`], started `inside` another process's
-    /// namespaces when given.
-    pub fn spawn_inside(
-        &self,
-        walls: Option<&Walls>,
-        keep: Option<RawFd>,
-        inside: Option<&Inside>,
-    ) -> Result<Spawned, SpawnError> {
         let (status_r, status_w) = pipe().map_err(SpawnError::Os)?;
         let mut argv: Vec<*const libc::c_char> = self.argv.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
@@ -247,7 +221,6 @@ impl Command {
             filter: fprog.as_ref().map(|p| p as *const libc::sock_fprog),
             landlock: walls.and_then(|w| w.landlock.as_ref().map(AsRawFd::as_raw_fd)),
             keep,
-            inside: inside.map(|i| (i.pidfd.as_raw_fd(), i.namespaces, i.exe.as_raw_fd())),
         };
 
         let mut pidfd: RawFd = -1;
@@ -337,8 +310,6 @@ struct Child<'a> {
     filter: Option<*const libc::sock_fprog>,
     keep: Option<RawFd>,
     landlock: Option<RawFd>,
-    /// A pidfd, the namespaces to join through it, and the binary to run.
-    inside: Option<(RawFd, libc::c_int, RawFd)>,
 }
 
 impl Child<'_> {
@@ -389,11 +360,6 @@ impl Child<'_> {
             {
                 self.fail(Step::Descriptors);
             }
-            if let Some((pidfd, ns, _)) = self.inside
-                && libc::setns(pidfd, ns) < 0
-            {
-                self.fail(Step::Enter);
-            }
             if let Some(prog) = self.filter {
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
                     self.fail(Step::NoNewPrivs);
@@ -418,17 +384,6 @@ impl Child<'_> {
                 }
                 // The listener is close-on-exec: it stays in netcell's table only.
                 self.report(Step::Listener, l as i32);
-            }
-            if let Some((_, _, exe)) = self.inside {
-                libc::syscall(
-                    libc::SYS_execveat,
-                    exe as libc::c_long,
-                    c"".as_ptr(),
-                    self.argv,
-                    self.envp,
-                    libc::AT_EMPTY_PATH as libc::c_long,
-                );
-                self.fail(Step::Exec);
             }
             let mut err = libc::ENOENT;
             for &path in self.candidates {
