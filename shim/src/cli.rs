@@ -145,6 +145,12 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
         /// Where the containers' directories go (as `netcell run --runtime-dir`).
         #[arg(long, value_name = "DIR")]
         runtime_dir: Option<std::path::PathBuf>,
+        /// Also take this annotation (repeatable): netcell.tap, netcell.publish,
+        /// netcell.filter, netcell.pcap and netcell.map-host-loopback name
+        /// files, devices and ports of the agent's, and an image can carry
+        /// annotations, so they are refused unless allowed here.
+        #[arg(long = "allow-annotation", value_name = "KEY")]
+        allow_annotation: Vec<String>,
         /// `netcell run` options every container gets before its annotations'
         /// (`-- --uplink none`, say).
         #[arg(last = true, value_name = "RUN_OPTIONS")]

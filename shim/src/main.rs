@@ -69,8 +69,14 @@ fn main() {
         cli::Command::Agent {
             listen,
             runtime_dir,
+            allow_annotation,
             defaults,
-        } => oci::agent(&listen, runtime_dir.as_deref(), &defaults),
+        } => oci::agent(
+            &listen,
+            runtime_dir.as_deref(),
+            &allow_annotation,
+            &defaults,
+        ),
         cli::Command::Profile { base, listener } => oci::profile(base.as_deref(), &listener),
         cli::Command::Net { cmd, runtime_dir } => {
             let base = net::base_dir(runtime_dir.as_deref());

@@ -58,13 +58,31 @@ pub const ANNOTATIONS: [(&str, &str); 12] = [
     ("netcell.map-host-loopback", "--map-host-loopback"),
 ];
 
+/// The annotations any container may carry. The others name files the agent
+/// reads or writes, host devices or host ports — and an image can bring its own
+/// annotations (podman copies them into the spec) — so the agent takes them
+/// only where its owner allowed them (`--allow-annotation`).
+pub const SAFE_ANNOTATIONS: [&str; 7] = [
+    "netcell.addr",
+    "netcell.gateway",
+    "netcell.mtu",
+    "netcell.uplink",
+    "netcell.dns",
+    "netcell.mac",
+    "netcell.max-sockets",
+];
+
 /// The most descriptors (`run` and `exec`s) one container's server takes.
 pub const MAX_LISTENERS: usize = 64;
 /// The largest state message read from a runtime.
 const MAX_STATE: usize = 1 << 20;
 
-/// The `netcell run` options of a container's annotations.
-pub fn args_of(annotations: &Map<String, Value>) -> Result<Vec<String>, String> {
+/// The `netcell run` options of a container's annotations; `allowed`: the
+/// annotations beyond [`SAFE_ANNOTATIONS`] the agent's owner allowed.
+pub fn args_of(
+    annotations: &Map<String, Value>,
+    allowed: &[String],
+) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (k, v) in annotations {
         if !k.starts_with("netcell.") {
@@ -77,6 +95,12 @@ pub fn args_of(annotations: &Map<String, Value>) -> Result<Vec<String>, String> 
                 known.join(", ")
             ));
         };
+        if !SAFE_ANNOTATIONS.contains(&k.as_str()) && !allowed.iter().any(|a| a == k) {
+            return Err(format!(
+                "annotation {k} is not allowed by this agent (its owner allows it with \
+                 `netcell agent --allow-annotation {k}`)"
+            ));
+        }
         let Some(v) = v.as_str() else {
             return Err(format!("annotation {k}: a string is expected"));
         };
@@ -354,8 +378,17 @@ struct Handover {
 pub fn agent(
     listen: &Path,
     runtime_dir: Option<&Path>,
+    allowed: &[String],
     defaults: &[String],
 ) -> Result<i32, String> {
+    if let Some(bad) = allowed
+        .iter()
+        .find(|a| !ANNOTATIONS.iter().any(|(k, _)| k == a))
+    {
+        return Err(format!(
+            "--allow-annotation {bad}: not an annotation netcell takes"
+        ));
+    }
     if listen.exists() {
         if std::os::unix::net::UnixStream::connect(listen).is_ok() {
             return Err(format!("{}: another agent listens there", listen.display()));
@@ -416,7 +449,7 @@ pub fn agent(
             }
             continue;
         }
-        match start_server(&h, runtime_dir, defaults) {
+        match start_server(&h, runtime_dir, allowed, defaults) {
             Ok(s) => {
                 log::warn!(
                     "agent: container {}: served (pid {}, server pid {})",
@@ -520,11 +553,12 @@ fn give(link: &OwnedFd, h: &Handover) -> std::io::Result<()> {
 fn start_server(
     h: &Handover,
     runtime_dir: Option<&Path>,
+    allowed: &[String],
     defaults: &[String],
 ) -> Result<Server, String> {
     let mut args = defaults.to_vec();
     args.extend(h.metadata.iter().cloned());
-    args.extend(args_of(&h.annotations)?);
+    args.extend(args_of(&h.annotations, allowed)?);
     check_args(&h.id, &args)?;
     let (ours, theirs) = sys::seqpacket_pair().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;

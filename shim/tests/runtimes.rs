@@ -111,6 +111,8 @@ impl<'a> Crun<'a> {
             .arg(self.socket())
             .arg("--runtime-dir")
             .arg(self.dir.path("run"))
+            .args(["--allow-annotation", "netcell.tap"])
+            .args(["--allow-annotation", "netcell.map-host-loopback"])
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(self.dir.path("agent.log")).unwrap());
@@ -370,6 +372,24 @@ fn crun_containers_are_served_by_the_agent() {
         "{err}"
     );
     assert!(!out.contains("ran"));
+    // An annotation that would make the agent write a file: not without its
+    // owner's leave (an image can carry annotations).
+    let pcap = c.dir.path("should-not-exist.pcapng");
+    let (st, out, err) = c.run(
+        "sneaky",
+        &[
+            "python3",
+            "-c",
+            "import socket; socket.socket(); print('ran')",
+        ],
+        &[("netcell.pcap", pcap.to_str().unwrap())],
+    );
+    assert_eq!(st.code(), Some(137), "{out} {err}");
+    assert!(
+        err.contains("annotation netcell.pcap is not allowed by this agent"),
+        "{err}"
+    );
+    assert!(!pcap.exists());
     let (st, out, _) = c.run(
         "after",
         &["python3", "-c", echo],
