@@ -361,12 +361,13 @@ impl OwnerServer {
         }
         let f = stack.interfaces().filter().borrow().stats();
         parts.push(format!(
-            "\"filter\":{{\"rules\":{},\"dropped\":{},\"rejected\":{},\"connections\":{},\"logs_suppressed\":{}}}",
+            "\"filter\":{{\"rules\":{},\"dropped\":{},\"rejected\":{},\"connections\":{},\"logs_suppressed\":{},\"over_budget\":{}}}",
             stack.interfaces().filter().borrow().ruleset().rules.len(),
             f.dropped,
             f.rejected,
             f.connections,
-            f.logs_suppressed
+            f.logs_suppressed,
+            f.over_budget
         ));
         let tcp = stack.socket_list(libc::IPPROTO_TCP);
         let count = |st: u8| tcp.iter().filter(|e| e.state == st).count();

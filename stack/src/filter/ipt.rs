@@ -502,6 +502,9 @@ pub fn decode_replace_in(b: &[u8], family: Family) -> Result<RuleSet, Refused> {
                 if !super::parse::valid_chain_name(&name) || set.has_chain(&name) {
                     return refuse(libc::EOPNOTSUPP, format!("the chain name '{name}'"));
                 }
+                if set.chains.len() >= MAX_CHAINS {
+                    return refuse(libc::ENOMEM, format!("more than {MAX_CHAINS} chains"));
+                }
                 set.chains.push(name.clone());
                 starts.push((e.at, Chain::User(name)));
             }
@@ -512,19 +515,23 @@ pub fn decode_replace_in(b: &[u8], family: Family) -> Result<RuleSet, Refused> {
         .iter()
         .map(|(i, _)| h.underflow[*i] as usize)
         .collect();
+    // Lookups by offset, not scans: a table has up to MAX_ENTRIES entries.
     let chain_at = |at: usize| -> Option<Chain> {
-        starts
-            .iter()
-            .rev()
-            .find(|(s, _)| *s <= at)
-            .map(|(_, c)| c.clone())
+        let i = starts.partition_point(|(s, _)| *s <= at);
+        i.checked_sub(1).map(|i| starts[i].1.clone())
     };
     // A jump's offset names the entry after the chain's ERROR head.
-    let head_of = |off: usize| -> Option<String> {
-        es.iter()
-            .find(|e| e.at + align8(lay.entry() + EXT_HEADER + 30) == off && e.target.0 == "ERROR")
-            .map(|e| cstr(e.target.2).to_string())
-    };
+    let heads: std::collections::HashMap<usize, String> = es
+        .iter()
+        .filter(|e| e.target.0 == "ERROR")
+        .map(|e| {
+            (
+                e.at + align8(lay.entry() + EXT_HEADER + 30),
+                cstr(e.target.2).to_string(),
+            )
+        })
+        .collect();
+    let head_of = |off: usize| -> Option<String> { heads.get(&off).cloned() };
     for e in &es {
         let Some(chain) = chain_at(e.at) else {
             return refuse(

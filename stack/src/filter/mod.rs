@@ -53,6 +53,10 @@ use std::collections::VecDeque;
 
 /// Answers waiting per interface at most (beyond, they are not sent).
 const MAX_ANSWERS: usize = 64;
+/// The most rules one packet's walk through the chains looks at: jumps can
+/// make a set of a few hundred rules cost exponentially many visits (Linux's
+/// own walk would too); a packet past this is dropped and counted.
+pub const MAX_VISITS: u32 = 50_000;
 /// Log lines at once, then per second.
 const LOG_BURST: u32 = 10;
 const LOG_PER_SEC: u32 = 5;
@@ -82,6 +86,9 @@ pub struct FilterStats {
     pub rejected: u64,
     /// Log lines not written (over the rate).
     pub logs_suppressed: u64,
+    /// Packets dropped because their walk through the chains took more than
+    /// [`MAX_VISITS`] rules.
+    pub over_budget: u64,
     /// Connections tracked now.
     pub connections: usize,
 }
@@ -135,6 +142,8 @@ pub struct Filter {
     scratch: Vec<u8>,
     log_tokens: u32,
     log_refilled: Instant,
+    /// Rules looked at by the packet being walked.
+    visits: u32,
     stats: FilterStats,
 }
 
@@ -156,6 +165,7 @@ impl Default for Filter {
             scratch: Vec::new(),
             log_tokens: LOG_BURST,
             log_refilled: Instant::ZERO,
+            visits: 0,
             stats: FilterStats::default(),
         }
     }
@@ -460,7 +470,11 @@ impl Filter {
         state: u8,
         count: bool,
     ) -> Verdict {
+        self.visits = 0;
         if let Some(v) = self.walk(&chain, iif, oif, p, state, count, 0) {
+            if self.visits > MAX_VISITS {
+                self.stats.over_budget += 1;
+            }
             return v;
         }
         let family = Family::of(&p.src);
@@ -488,6 +502,10 @@ impl Filter {
         depth: usize,
     ) -> Option<Verdict> {
         for i in 0..self.set.rules.len() {
+            self.visits += 1;
+            if self.visits > MAX_VISITS {
+                return Some(Verdict::Drop);
+            }
             let r = &self.set.rules[i].1;
             if &r.chain != chain
                 || !r

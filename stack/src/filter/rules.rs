@@ -404,28 +404,63 @@ impl RuleSet {
                 return Err((*h, format!("no chain named '{t}' (declare it: chain {t})")));
             }
         }
-        // Depth-first from each chain over its jumps.
-        let targets = |from: &str| -> Vec<(u32, &str)> {
-            self.rules
-                .iter()
-                .filter(|(_, r)| r.chain.name() == from)
-                .filter_map(|(h, r)| match &r.verdict {
-                    Verdict::Jump(t) => Some((*h, t.as_str())),
-                    _ => None,
-                })
-                .collect()
-        };
-        for start in &self.chains {
-            let mut stack: Vec<(u32, &str, usize)> =
-                targets(start).into_iter().map(|(h, t)| (h, t, 1)).collect();
-            while let Some((h, at, depth)) = stack.pop() {
-                if at == start {
-                    return Err((h, format!("chain '{start}' would jump to itself (a loop)")));
+        // The jump graph between user chains (each edge once, with the first
+        // rule that makes it), then a depth-first search that visits each chain
+        // once: a chain met again while on the path is a loop; each chain's
+        // depth (the longest chain of jumps from it) is computed once. Linear in
+        // rules and chains, whatever the shape (a search of every path is
+        // exponential: 15 chains of 10 jumps each to the next).
+        let index = |n: &str| self.chains.iter().position(|c| c == n);
+        let mut edges: Vec<Vec<(usize, u32)>> = vec![Vec::new(); self.chains.len()];
+        for (h, r) in &self.rules {
+            if let (Chain::User(from), Verdict::Jump(t)) = (&r.chain, &r.verdict)
+                && let (Some(a), Some(b)) = (index(from), index(t))
+                && !edges[a].iter().any(|(x, _)| *x == b)
+            {
+                edges[a].push((b, *h));
+            }
+        }
+        // 0: not seen, 1: on the path, 2: done (depth known).
+        let mut state = vec![0u8; self.chains.len()];
+        let mut depth = vec![0usize; self.chains.len()];
+        for start in 0..self.chains.len() {
+            if state[start] != 0 {
+                continue;
+            }
+            // (chain, next edge to follow)
+            let mut path: Vec<(usize, usize)> = vec![(start, 0)];
+            state[start] = 1;
+            while let Some(&mut (at, ref mut next)) = path.last_mut() {
+                if let Some(&(to, h)) = edges[at].get(*next) {
+                    *next += 1;
+                    match state[to] {
+                        1 => {
+                            let name = &self.chains[to];
+                            return Err((
+                                h,
+                                format!("chain '{name}' would jump to itself (a loop)"),
+                            ));
+                        }
+                        0 => {
+                            state[to] = 1;
+                            path.push((to, 0));
+                        }
+                        _ => {}
+                    }
+                    continue;
                 }
-                if depth > MAX_JUMP_DEPTH {
+                let d = edges[at]
+                    .iter()
+                    .map(|(to, _)| depth[*to] + 1)
+                    .max()
+                    .unwrap_or(0);
+                if d > MAX_JUMP_DEPTH {
+                    let h = edges[at].first().map_or(0, |e| e.1);
                     return Err((h, format!("jumps nest deeper than {MAX_JUMP_DEPTH}")));
                 }
-                stack.extend(targets(at).into_iter().map(|(h2, t)| (h2, t, depth + 1)));
+                depth[at] = d;
+                state[at] = 2;
+                path.pop();
             }
         }
         Ok(())

@@ -312,3 +312,45 @@ fn a_family_s_table_replaces_that_family_s_rules_only() {
     assert!(f.replace_family(Family::Ip, looping).is_err());
     assert_eq!(f.ruleset(), &before);
 }
+
+#[test]
+fn a_set_whose_jumps_multiply_costs_a_bounded_walk() {
+    // 15 chains, each jumping 10 times to the next: 10^14 paths. Loading it is
+    // linear; a packet's walk stops at the budget and the packet is dropped.
+    let mut text = String::new();
+    for c in 0..15 {
+        text.push_str(&format!("chain c{c}\n"));
+    }
+    text.push_str("input jump c0\n");
+    for c in 0..14 {
+        for _ in 0..10 {
+            text.push_str(&format!("c{c} jump c{}\n", c + 1));
+        }
+    }
+    let t0 = std::time::Instant::now();
+    let mut f = filter(&text);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t0.elapsed()
+    );
+    let syn = tcp(PEER, 40000, ME, 80, TcpControl::Syn, false);
+    let t0 = std::time::Instant::now();
+    assert!(!f.input(1, Medium::Ip, &syn), "dropped past the budget");
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(f.stats().over_budget, 1);
+    // A loop through many chains is still found.
+    let mut looped = String::new();
+    for c in 0..20 {
+        looped.push_str(&format!("chain l{c}\n"));
+    }
+    for c in 0..20 {
+        looped.push_str(&format!("l{c} jump l{}\n", (c + 1) % 20));
+    }
+    let e = super::parse::parse_ruleset(&looped).unwrap_err();
+    assert!(e.msg.contains("loop"), "{e}");
+}
