@@ -425,14 +425,14 @@ fn serve_oci(
                 }
                 Ok(r) => {
                     for fd in r.fds {
-                        if s.listeners() >= crate::oci::MAX_LISTENERS {
+                        if s.live_listeners() >= crate::oci::MAX_LISTENERS {
                             log::warn!(
                                 "container {name}: {} processes joined already; this one gets no network",
                                 crate::oci::MAX_LISTENERS
                             );
                             continue;
                         }
-                        let idx = s.add_listener(fd);
+                        let idx = s.add_or_reuse_listener(fd);
                         if let Some(fd) = s.listener_fd_of(idx) {
                             runtime
                                 .register_external(fd, LISTENERS + idx)

@@ -689,3 +689,43 @@ fn a_rootless_podman_container_is_served_by_the_user_s_agent() {
     assert_eq!(out.trim(), "loopback hi", "{err}\n{log}");
     assert!(log.contains("served (pid"), "{log}");
 }
+
+/// 70 `crun exec`s one after the other into one container all get its stack:
+/// the listeners of execs that ended make room (the server takes at most 64
+/// live ones).
+#[test]
+fn many_execs_keep_the_network() {
+    require_root!();
+    let ns = tap_ns();
+    let Some(mut c) = Crun::new(&ns) else { return };
+    c.start_agent();
+    let serve = "import socket, time; m = socket.socket(); m.bind(('127.0.0.1', 8081)); m.listen(128); time.sleep(120)";
+    let b = c.bundle(
+        "long",
+        &["python3", "-c", serve],
+        &[("netcell.uplink", "none")],
+    );
+    let mut long = c.crun(&format!("run -b {} long", b.display()));
+    let _long = Proc::spawn(long.stdout(std::process::Stdio::null()));
+    let rundir = c.dir.path("run");
+    wait_for(T, "the container's server", || {
+        let ls = nc(&["ls", "--runtime-dir", rundir.to_str().unwrap()]).1;
+        ls.lines().any(|l| l.starts_with("long ")).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let script = "for i in $(seq 70); do crun --root ROOT exec long python3 -c \
+                  \"import socket; socket.create_connection(('127.0.0.1', 8081))\" || { echo failed at $i; exit 1; }; done; echo all";
+    let state = c.dir.path("crun-state");
+    let (st, out, err) = run(std::process::Command::new("unshare").args([
+        "-m",
+        "sh",
+        "-c",
+        &format!(
+            "umount /sys/fs/cgroup/unified 2>/dev/null; {}",
+            script.replace("ROOT", state.to_str().unwrap())
+        ),
+    ]));
+    assert!(st.success(), "{out} {err}\n{}", c.agent_log());
+    assert_eq!(out.trim(), "all");
+    let _ = c.crun("kill long KILL").output();
+}

@@ -105,6 +105,32 @@ impl Supervisor {
         self.listeners.len() - 1
     }
 
+    /// [`Supervisor::add_listener`], in the place of one no process uses any
+    /// more (and no parked call waits on) when there is one: an OCI container's
+    /// execs come and go, and their listeners must not pile up. The command's
+    /// (0) is never replaced.
+    pub fn add_or_reuse_listener(&mut self, listener: OwnedFd) -> usize {
+        let free = (1..self.listeners.len()).find(|&i| {
+            netcell_sys::hung_up_now(self.listeners[i].as_fd())
+                && !self.parked.iter().flatten().any(|p| p.listener == i)
+        });
+        match free {
+            Some(i) => {
+                self.listeners[i] = listener;
+                i
+            }
+            None => self.add_listener(listener),
+        }
+    }
+
+    /// How many listeners some process still uses.
+    pub fn live_listeners(&self) -> usize {
+        self.listeners
+            .iter()
+            .filter(|l| !netcell_sys::hung_up_now(l.as_fd()))
+            .count()
+    }
+
     /// Listener `idx`'s descriptor, for the event loop.
     pub fn listener_fd_of(&self, idx: usize) -> Option<RawFd> {
         self.listeners.get(idx).map(|l| l.as_raw_fd())
@@ -128,11 +154,6 @@ impl Supervisor {
             }
         }
         Some(at.saturating_duration_since(now))
-    }
-
-    /// How many listeners it serves (the command's, exec's).
-    pub fn listeners(&self) -> usize {
-        self.listeners.len()
     }
 
     /// Whether no process uses any of its filters any more (each listener
