@@ -53,6 +53,8 @@ const MAX_ECHOES: usize = 1024;
 /// The mirror devices' MTU: the largest frames the container's devices pass
 /// (merged by offload) must fit.
 const MIRROR_MTU: u32 = 65535;
+/// Frames read back from the peers per call (the rest wait for the next turn).
+const SENT_PER_TURN: usize = 256;
 /// The largest frame read back from a peer.
 const MAX_FRAME: usize = 65536 + 64;
 
@@ -369,16 +371,26 @@ impl Mirror for PacketMirror {
         }
     }
 
-    fn take_sent(&mut self, out: &mut dyn FnMut(usize, &[u8])) {
+    fn take_sent(&mut self, out: &mut dyn FnMut(usize, &[u8])) -> bool {
         // Empties the ready list, so that the event loop hears of new frames.
         let _ = self.poll.poll(&mut self.events, Some(Duration::ZERO));
         let mut buf = std::mem::take(&mut self.rbuf);
         buf.resize(MAX_FRAME, 0);
+        let mut budget = SENT_PER_TURN;
+        let mut more = false;
         for at in 0..self.rx.len() {
             let Some(fd) = &self.rx[at] else {
                 continue;
             };
-            while let Ok(n) = sys::read(fd.as_fd(), &mut buf) {
+            loop {
+                if budget == 0 {
+                    more = true;
+                    break;
+                }
+                let Ok(n) = sys::read(fd.as_fd(), &mut buf) else {
+                    break;
+                };
+                budget -= 1;
                 let f = &buf[..n];
                 let q = &mut self.echoes[at];
                 let fp = fingerprint(f);
@@ -391,6 +403,7 @@ impl Mirror for PacketMirror {
             }
         }
         self.rbuf = buf;
+        more
     }
 }
 

@@ -367,6 +367,9 @@ struct Handover {
     fd: OwnedFd,
     id: String,
     pid: u32,
+    /// The runtime's status: `creating`/`created` for a run, `running` for an
+    /// exec.
+    status: String,
     annotations: Map<String, Value>,
     /// The profile's `listenerMetadata`: `netcell run` options for the
     /// containers of that profile, before their annotations'.
@@ -437,6 +440,18 @@ pub fn agent(
             }
         };
         drop(conn);
+        // A run under an id whose server still serves: that container is
+        // over (an id is used again), its server is ended first.
+        if h.status != "running"
+            && let Some(old) = servers.remove(&h.id)
+        {
+            log::warn!(
+                "agent: container {}: a new run of this id; its old server ends",
+                h.id
+            );
+            let _ = sys::kill(old.pid, libc::SIGTERM);
+            reap_soon(old.pid);
+        }
         if let Some(s) = servers.get(&h.id) {
             // An exec: the same stack.
             if let Err(e) = give(&s.link, &h) {
@@ -529,10 +544,12 @@ fn read_handover(conn: &OwnedFd) -> Result<Handover, String> {
         .split_whitespace()
         .map(str::to_string)
         .collect();
+    let status = st["status"].as_str().unwrap_or_default().to_string();
     Ok(Handover {
         fd,
         id,
         pid,
+        status,
         annotations,
         metadata,
     })
@@ -588,20 +605,35 @@ fn start_server(
         pid: spawned.pid,
         link: ours,
     };
-    give(&server.link, h).map_err(|e| format!("cannot hand over the descriptor: {e}"))?;
+    if let Err(e) = give(&server.link, h) {
+        let _ = sys::kill(server.pid, libc::SIGKILL);
+        reap_soon(server.pid);
+        return Err(format!("cannot hand over the descriptor: {e}"));
+    }
     // "R" once it serves; "E" and why not.
     let mut buf = [0u8; 4096];
-    if !sys::wait_readable(server.link.as_fd(), 30_000) {
+    let failed = |why: String| {
         let _ = sys::kill(server.pid, libc::SIGKILL);
-        return Err("the container's server did not start within 30 s".into());
+        reap_soon(server.pid);
+        Err(why)
+    };
+    if !sys::wait_readable(server.link.as_fd(), 30_000) {
+        return failed("the container's server did not start within 30 s".into());
     }
     match sys::recv_with_fds(server.link.as_fd(), &mut buf) {
         Ok(r) if r.len >= 1 && buf[0] == b'R' => Ok(server),
         Ok(r) if r.len >= 1 && buf[0] == b'E' => {
-            let _ = sys::spawn::try_wait(server.pid);
-            Err(String::from_utf8_lossy(&buf[1..r.len]).into_owned())
+            failed(String::from_utf8_lossy(&buf[1..r.len]).into_owned())
         }
-        _ => Err("the container's server ended before it served".into()),
+        _ => failed("the container's server ended before it served".into()),
+    }
+}
+
+/// Waits (at most 2 s) for child `pid` to end, and reaps it.
+fn reap_soon(pid: u32) {
+    let until = Instant::now() + Duration::from_secs(2);
+    while matches!(sys::spawn::try_wait(pid), Ok(None)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

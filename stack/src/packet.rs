@@ -46,6 +46,8 @@ pub trait Mirror {
     /// sockets the programs closed.
     fn flush(&mut self);
     /// Hands each frame that programs sent on their packet sockets, with its
-    /// interface number, to `out` (it leaves the container's device as it is).
-    fn take_sent(&mut self, out: &mut dyn FnMut(usize, &[u8]));
+    /// interface number, to `out` (it leaves the container's device as it is):
+    /// at most a few hundred per call, so that a flood does not hold the event
+    /// loop; true when more wait.
+    fn take_sent(&mut self, out: &mut dyn FnMut(usize, &[u8])) -> bool;
 }

@@ -43,6 +43,8 @@ pub struct Stack<D: Device> {
     epoch: std::time::Instant,
     /// `poll` stopped before everything was processed.
     more: bool,
+    /// Frames programs sent on packet sockets wait to be taken.
+    mirror_more: bool,
     /// The DHCP clients: one per interface with `EthConfig::dhcp`, with its lease.
     dhcp: Vec<(IfaceId, smoltcp::iface::SocketHandle, Option<Lease>)>,
     /// Some interface configures itself from router advertisements.
@@ -102,6 +104,7 @@ impl<D: Device> Stack<D> {
             tables: Default::default(),
             epoch,
             more: false,
+            mirror_more: false,
         })
     }
 
@@ -113,6 +116,9 @@ impl<D: Device> Stack<D> {
     /// Processes everything pending: received frames, timers, socket I/O. Returns
     /// whether anything happened.
     pub fn poll(&mut self) -> bool {
+        if self.mirror_more {
+            self.send_packet_socket_frames();
+        }
         let now = self.now();
         self.ifs.set_now(now);
         let mut any = false;
@@ -238,6 +244,7 @@ impl<D: Device> Stack<D> {
     /// (`None`: until something arrives).
     pub fn poll_delay(&mut self) -> Option<Duration> {
         if self.more
+            || self.mirror_more
             || self.lo.has_pending()
             || self.held.iter().any(|h| h.is_full())
             || self.ifs.filter().borrow().has_arrivals()
@@ -311,14 +318,19 @@ impl<D: Device> Stack<D> {
         use smoltcp::phy::TxToken;
         let mut sent: Vec<(usize, Vec<u8>)> = Vec::new();
         if let Some(m) = self.ifs.capture().borrow_mut().mirror_mut() {
-            m.take_sent(&mut |i, f| sent.push((i, f.to_vec())));
+            self.mirror_more = m.take_sent(&mut |i, f| sent.push((i, f.to_vec())));
         }
         let now = self.now();
         for (iface, frame) in sent {
-            let ethernet = self
-                .ifs
-                .iter()
-                .any(|(id, n)| id == iface && n.ethernet && n.up);
+            // Linux refuses a frame over the device's MTU (EMSGSIZE); the
+            // mirror's devices take more, so such a frame is dropped here.
+            let vlan = frame.get(12..14) == Some(&[0x81, 0x00][..]);
+            let ethernet = self.ifs.iter().any(|(id, n)| {
+                id == iface
+                    && n.ethernet
+                    && n.up
+                    && frame.len() <= n.mtu + 14 + if vlan { 4 } else { 0 }
+            });
             let Some(dev) = iface.checked_sub(ETH).and_then(|i| self.eths.get_mut(i)) else {
                 continue;
             };

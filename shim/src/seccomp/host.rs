@@ -182,6 +182,9 @@ pub fn setsockopt_on_copy<D: Device>(
     let mut buf = [0u8; 1024];
     let v = &mut buf[..len as usize];
     netcell_frontend::Memory::read(&cx.call, val, v)?;
+    if let Some(errno) = beyond_the_caller(level, name, v) {
+        return Ok(Outcome::Errno(errno));
+    }
     if let Some(r) = attach_filter(cx, fd, (level, name), v) {
         return r;
     }
@@ -190,6 +193,39 @@ pub fn setsockopt_on_copy<D: Device>(
         Err(e) => Outcome::Errno(e.raw_os_error().unwrap_or(libc::EINVAL)),
     })
 }
+
+/// The options netcell's copy would be granted with netcell's own privileges
+/// (or that would charge netcell's memory) and the caller is not given: Linux
+/// asks `CAP_NET_ADMIN` for the forced buffer sizes, a mark and a priority
+/// above 6 (refused: `EPERM`); a packet ring (allocated by the kernel in
+/// netcell's name here) is capped at [`MAX_RING`] (`ENOMEM`).
+fn beyond_the_caller(level: i32, name: i32, v: &[u8]) -> Option<i32> {
+    const SOL_PACKET: i32 = 263;
+    const PACKET_RX_RING: i32 = 5;
+    const PACKET_TX_RING: i32 = 13;
+    let int = || {
+        v.get(..4)
+            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE | libc::SO_SNDBUFFORCE | libc::SO_MARK) => {
+            Some(libc::EPERM)
+        }
+        (libc::SOL_SOCKET, libc::SO_PRIORITY) if int().is_some_and(|p| !(0..=6).contains(&p)) => {
+            Some(libc::EPERM)
+        }
+        (SOL_PACKET, PACKET_RX_RING | PACKET_TX_RING) if v.len() >= 8 => {
+            let u =
+                |at: usize| u64::from(u32::from_ne_bytes([v[at], v[at + 1], v[at + 2], v[at + 3]]));
+            (u(0) * u(4) > MAX_RING).then_some(libc::ENOMEM)
+        }
+        _ => None,
+    }
+}
+
+/// The largest packet ring a program's packet socket gets (tcpdump's default
+/// is 2 MiB; `-B` asks more).
+const MAX_RING: u64 = 128 << 20;
 
 /// A classic BPF program attached (`SO_ATTACH_FILTER`, as tcpdump's packet
 /// socket gets one; `PACKET_FANOUT_DATA`): the value points to the program's
