@@ -409,27 +409,21 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         // A packet socket is the mirror's (see the stack's `packet` module): a
         // kernel packet socket in a namespace that copies the container's
         // interfaces, which the kernel serves from then on.
-        libc::AF_PACKET => return packet_socket(cx, ty, protocol),
+        libc::AF_PACKET => {
+            let fd = match new_socket(cx, (domain, ty, protocol))? {
+                Ok(fd) => fd,
+                Err(o) => return Ok(o),
+            };
+            return install(&cx.call, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0);
+        }
         // Other netlink families never reach the host's.
         libc::AF_NETLINK => return Ok(Outcome::Errno(libc::EPERM)),
         _ => return Ok(Outcome::Errno(libc::EAFNOSUPPORT)),
     }
-    let ans = cx.ask(
-        0,
-        &Request::Socket {
-            domain,
-            ty,
-            protocol,
-        },
-        &mut heapless::Vec::new(),
-    );
-    if ans.errno != 0 {
-        return Ok(Outcome::Errno(ans.errno));
-    }
-    let Some(fd) = ans.fd else {
-        return Ok(Outcome::Errno(libc::EPROTO));
+    let fd = match new_socket(cx, (domain, ty, protocol))? {
+        Ok(fd) => fd,
+        Err(o) => return Ok(o),
     };
-    netcell_sys::set_nonblocking(fd.as_fd(), ty & libc::SOCK_NONBLOCK != 0)?;
     // Plain reads of a datagram stand-in stay native here, so ICMP errors wait as
     // the pending error instead of as markers in the stand-in.
     if let Ok((ino, _)) = netcell_sys::inode(fd.as_fd()) {
@@ -442,29 +436,30 @@ fn socket<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     install_standin(cx, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
 }
 
-/// `socket(AF_PACKET, ...)`: the mirror's packet socket, installed as it is.
-fn packet_socket<D: Device>(
+/// The stack's new socket for `socket(domain, ty, protocol)` (a stand-in, or
+/// the mirror's packet socket), `O_NONBLOCK` as asked; `Err` with the outcome
+/// when the stack refuses.
+fn new_socket<D: Device>(
     cx: &mut Cx<'_, '_, D>,
-    ty: i32,
-    protocol: i32,
-) -> Result<Outcome, Fail> {
+    (domain, ty, protocol): (i32, i32, i32),
+) -> Result<Result<std::os::fd::OwnedFd, Outcome>, Fail> {
     let ans = cx.ask(
         0,
         &Request::Socket {
-            domain: libc::AF_PACKET,
+            domain,
             ty,
             protocol,
         },
         &mut heapless::Vec::new(),
     );
     if ans.errno != 0 {
-        return Ok(Outcome::Errno(ans.errno));
+        return Ok(Err(Outcome::Errno(ans.errno)));
     }
     let Some(fd) = ans.fd else {
-        return Ok(Outcome::Errno(libc::EPROTO));
+        return Ok(Err(Outcome::Errno(libc::EPROTO)));
     };
     netcell_sys::set_nonblocking(fd.as_fd(), ty & libc::SOCK_NONBLOCK != 0)?;
-    install(&cx.call, fd.as_fd(), ty & libc::SOCK_CLOEXEC != 0)
+    Ok(Ok(fd))
 }
 
 /// Installs stand-in `fd` in the target as the call's result, and tells the
