@@ -9,6 +9,21 @@ use common::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// Servers on 8080, 8081 and 8082 of every address, accepting and closing.
+const SERVERS: &str = r#"
+import socket, threading, time
+ls = []
+for p in (8080, 8081, 8082):
+    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(('0.0.0.0', p)); l.listen(64); ls.append(l)
+def serve(l):
+    while True:
+        c, _ = l.accept(); c.close()
+for l in ls:
+    threading.Thread(target=serve, args=(l,), daemon=True).start()
+time.sleep(120)
+"#;
+
 /// Connects from the kernel side to the container's port: "ok", "timeout" or
 /// the errno's name, and how long it took.
 fn probe(ns: &NetNs, port: u16) -> (String, Duration) {
@@ -70,24 +85,11 @@ fn rules_act_on_the_tap_and_change_live(mode: Mode) {
     )
     .unwrap();
     let name = unique("flt");
-    let servers = r#"
-import socket, threading, time
-ls = []
-for p in (8080, 8081, 8082):
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(('0.0.0.0', p)); l.listen(64); ls.append(l)
-def serve(l):
-    while True:
-        c, _ = l.accept(); c.close()
-for l in ls:
-    threading.Thread(target=serve, args=(l,), daemon=True).start()
-time.sleep(120)
-"#;
     let _c = Container::new(mode)
         .on_tap_ns(&ns)
         .args(["--name", &name])
         .args(["--filter", rules.to_str().unwrap()])
-        .exec(["/usr/bin/python3", "-c", servers])
+        .exec(["/usr/bin/python3", "-c", SERVERS])
         .quiet()
         .spawn();
     wait_for(T, "the container's servers", || {
@@ -347,23 +349,10 @@ fn iptables_inside_filters_and_counts(mode: Mode) {
     need("iptables-legacy");
     let ns = tap_ns();
     let name = unique("ipt");
-    let servers = r#"
-import socket, threading, time
-ls = []
-for p in (8080, 8081, 8082):
-    l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(('0.0.0.0', p)); l.listen(64); ls.append(l)
-def serve(l):
-    while True:
-        c, _ = l.accept(); c.close()
-for l in ls:
-    threading.Thread(target=serve, args=(l,), daemon=True).start()
-time.sleep(120)
-"#;
     let _c = Container::new(mode)
         .on_tap_ns(&ns)
         .args(["--name", &name])
-        .exec(["/usr/bin/python3", "-c", servers])
+        .exec(["/usr/bin/python3", "-c", SERVERS])
         .quiet()
         .spawn();
     wait_for(T, "the container's servers", || {
