@@ -236,17 +236,7 @@ fn ifconf(mem: &impl Memory, svc: &mut impl Service, arg: u64) -> Result<Done, F
 /// to be up (container runtimes bring `lo` up so): done. Any other change is
 /// `ip link`'s (netlink) and refused here (`EPERM`).
 fn set_flags(mem: &impl Memory, svc: &mut impl Service, arg: u64) -> Result<Done, Fail> {
-    let mut r = [0u8; IFREQ];
-    mem.read(arg, &mut r)?;
-    let end = r[..IFNAMSIZ]
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(IFNAMSIZ);
-    let list = interfaces(svc)?;
-    let i = list
-        .iter()
-        .find(|i| i.head.name().as_bytes() == &r[..end])
-        .ok_or(Fail::Errno(libc::ENODEV))?;
+    let (r, i) = named(mem, svc, arg)?;
     let want = u32::from(u16::from_ne_bytes([r[16], r[17]]));
     // The flags a program cannot set (Linux ignores them in the request).
     let volatile = (libc::IFF_RUNNING | libc::IFF_LOWER_UP | libc::IFF_DORMANT) as u32;
@@ -258,19 +248,28 @@ fn set_flags(mem: &impl Memory, svc: &mut impl Service, arg: u64) -> Result<Done
     }
 }
 
-fn getter(mem: &impl Memory, svc: &mut impl Service, req: u32, arg: u64) -> Result<Done, Fail> {
+/// The `struct ifreq` at `arg` and the container's interface it names
+/// (`ENODEV` for none).
+fn named(
+    mem: &impl Memory,
+    svc: &mut impl Service,
+    arg: u64,
+) -> Result<([u8; IFREQ], Interface), Fail> {
     let mut r = [0u8; IFREQ];
     mem.read(arg, &mut r)?;
     let end = r[..IFNAMSIZ]
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(IFNAMSIZ);
-    let name = &r[..end];
-    let list = interfaces(svc)?;
-    let i = list
-        .iter()
-        .find(|i| i.head.name().as_bytes() == name)
+    let i = interfaces(svc)?
+        .into_iter()
+        .find(|i| i.head.name().as_bytes() == &r[..end])
         .ok_or(Fail::Errno(libc::ENODEV))?;
+    Ok((r, i))
+}
+
+fn getter(mem: &impl Memory, svc: &mut impl Service, req: u32, arg: u64) -> Result<Done, Fail> {
+    let (mut r, i) = named(mem, svc, arg)?;
     let lo = i.head.flags & libc::IFF_LOOPBACK as u32 != 0;
     let u = &mut r[16..IFREQ];
     match req {
