@@ -69,7 +69,10 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
     },
     /// Run a command in a running container, under its shim, with your terminal and
     /// environment (like `podman exec`): `netcell exec web -- ip addr`. Exits with
-    /// the command's status.
+    /// the command's status. In a container `netcell agent` serves, the command
+    /// becomes one of the container's processes (its user, capabilities,
+    /// namespaces, cgroup, root and seccomp profile) with the environment and
+    /// working directory of the container's first process.
     Exec {
         /// The container's name (see `netcell ls`).
         name: String,
@@ -177,6 +180,12 @@ stderr is refused unless it is a connected TCP stream or a unix socket.")]
     /// (internal) The process that starts `netcell exec`'s programs inside a container.
     #[command(name = "__zygote", hide = true)]
     Zygote {
+        /// Its socket to netcell.
+        fd: i32,
+    },
+    /// (internal) The process that starts `netcell exec`'s programs in an OCI container.
+    #[command(name = "__enter", hide = true)]
+    Enter {
         /// Its socket to netcell.
         fd: i32,
     },

@@ -7,6 +7,7 @@
 
 mod capturing;
 mod cli;
+mod enter;
 mod filtering;
 mod mirror;
 mod net;
@@ -65,6 +66,7 @@ fn main() {
             &expression,
         ),
         cli::Command::Zygote { fd } => Ok(zygote::main(fd)),
+        cli::Command::Enter { fd } => Ok(enter::main(fd)),
         cli::Command::Mirror { fd } => mirror::helper_main(fd),
         cli::Command::Agent {
             listen,

@@ -38,6 +38,7 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -370,6 +371,9 @@ struct Handover {
     /// The runtime's status: `creating`/`created` for a run, `running` for an
     /// exec.
     status: String,
+    /// The bundle (a run's; `.` for an exec): its `config.json` has the profile
+    /// `netcell exec` installs.
+    bundle: String,
     annotations: Map<String, Value>,
     /// The profile's `listenerMetadata`: `netcell run` options for the
     /// containers of that profile, before their annotations'.
@@ -545,8 +549,10 @@ fn read_handover(conn: &OwnedFd) -> Result<Handover, String> {
         .map(str::to_string)
         .collect();
     let status = st["status"].as_str().unwrap_or_default().to_string();
+    let bundle = st["bundle"].as_str().unwrap_or_default().to_string();
     Ok(Handover {
         fd,
+        bundle,
         id,
         pid,
         status,
@@ -555,14 +561,13 @@ fn read_handover(conn: &OwnedFd) -> Result<Handover, String> {
     })
 }
 
-/// Hands a descriptor to a server: its pid as text, the descriptor along.
+/// Hands a descriptor to a server: its pid as text and the bundle (after a
+/// NUL), the descriptor along.
 fn give(link: &OwnedFd, h: &Handover) -> std::io::Result<()> {
-    sys::send_with_fd(
-        link.as_fd(),
-        h.pid.to_string().as_bytes(),
-        Some(h.fd.as_fd()),
-    )
-    .map(drop)
+    let mut msg = h.pid.to_string().into_bytes();
+    msg.push(0);
+    msg.extend_from_slice(h.bundle.as_bytes());
+    sys::send_with_fd(link.as_fd(), &msg, Some(h.fd.as_fd())).map(drop)
 }
 
 /// Starts container `h`'s server and hands it the descriptor; waits until it
@@ -653,24 +658,30 @@ pub fn tell_container(pid: u32, why: &str) {
     let _ = sys::kill(pid, libc::SIGKILL);
 }
 
-/// The server's side of the link: the first descriptor (and the container's
-/// pid), within 10 s of starting.
-pub fn first_listener(link: &OwnedFd) -> Result<(OwnedFd, u32), String> {
-    let mut buf = [0u8; 64];
+/// The server's side of the link: the first descriptor, the container's pid
+/// and its bundle, within 10 s of starting.
+pub fn first_listener(link: &OwnedFd) -> Result<(OwnedFd, u32, std::path::PathBuf), String> {
+    let mut buf = vec![0u8; 8192];
     if !sys::wait_readable(link.as_fd(), 10_000) {
         return Err("no descriptor from the agent".into());
     }
     let r = sys::recv_with_fds(link.as_fd(), &mut buf).map_err(|e| e.to_string())?;
-    let pid = std::str::from_utf8(&buf[..r.len])
+    let msg = &buf[..r.len.min(buf.len())];
+    let (pid, bundle) = match msg.iter().position(|&b| b == 0) {
+        Some(i) => (&msg[..i], &msg[i + 1..]),
+        None => (msg, &b""[..]),
+    };
+    let pid = std::str::from_utf8(pid)
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
+    let bundle = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(bundle));
     let fd = r
         .fds
         .into_iter()
         .next()
         .ok_or("the agent sent no descriptor")?;
-    Ok((fd, pid))
+    Ok((fd, pid, bundle))
 }
 
 /// The server tells the agent it serves (`R`) or why not (`E...`).

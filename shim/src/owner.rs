@@ -30,6 +30,12 @@
 //! it reports each one's exit. The zygote holds nothing the container could not
 //! have: a container process that took it over could only start processes in its
 //! own container, or tell the owner a wrong exit code.
+//!
+//! An OCI container has no zygote of netcell's inside; its "zygote" is the enter
+//! zygote of `enter.rs`, outside, which makes each program one of the
+//! container's processes as the runtime's exec would, and also sends the
+//! program's seccomp listener (`listener ID`, the descriptor along) for the
+//! supervisor to serve.
 
 use netcell_stack::Stack;
 use netcell_stack::device::{DeviceStats, Link};
@@ -127,6 +133,9 @@ pub struct OwnerServer {
     env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     /// Why `netcell exec` is refused here, if it is.
     no_exec: Option<String>,
+    /// Seccomp listeners of programs the zygote started into an OCI container,
+    /// for the supervisor (see `enter`).
+    joined: Vec<OwnedFd>,
 }
 
 impl OwnerServer {
@@ -135,6 +144,7 @@ impl OwnerServer {
         Ok(OwnerServer {
             listener: netcell_sys::seqpacket_listener(&dir.join("owner"))?,
             no_exec: None,
+            joined: Vec::new(),
             zygote: None,
             waiting: HashMap::new(),
             next_id: 1,
@@ -165,6 +175,11 @@ impl OwnerServer {
 
     pub fn zygote_fd(&self) -> Option<RawFd> {
         self.zygote.as_ref().map(|z| z.as_raw_fd())
+    }
+
+    /// The seccomp listeners that came from the zygote since the last call.
+    pub fn take_joined(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.joined)
     }
 
     /// Serves the owners who connected.
@@ -254,8 +269,9 @@ impl OwnerServer {
         let Some(z) = &self.zygote else { return };
         let mut buf = [0u8; 512];
         loop {
-            match netcell_sys::recv_record(z.as_fd(), &mut buf) {
-                Ok(Some(n)) if n > 0 => {
+            match netcell_sys::recv_record_fd(z.as_fd(), &mut buf, false) {
+                Ok((n, fd, _)) if n > 0 => {
+                    let n = n.min(buf.len());
                     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
                     let mut w = text.splitn(3, ' ');
                     let (kind, id, rest) =
@@ -263,6 +279,13 @@ impl OwnerServer {
                     let Some(id) = id.and_then(|i| i.parse::<u64>().ok()) else {
                         continue;
                     };
+                    // The OCI zygote's: the program's seccomp listener.
+                    if kind == "listener" {
+                        if let Some(fd) = fd.filter(|_| self.waiting.contains_key(&id)) {
+                            self.joined.push(fd);
+                        }
+                        continue;
+                    }
                     let answer = match kind {
                         "started" => format!("started {rest}"),
                         "exit" => format!("exit {rest}"),
@@ -275,10 +298,9 @@ impl OwnerServer {
                         self.waiting.remove(&id);
                     }
                 }
-                Ok(Some(_)) => continue,
                 // The zygote ended: programs it was starting never will, and
                 // their clients must not wait for ever.
-                Ok(None) => {
+                Ok((_, None, _)) if netcell_sys::hung_up_now(z.as_fd()) => {
                     log::warn!("the zygote of netcell exec ended");
                     for (_, c) in self.waiting.drain() {
                         let _ = netcell_sys::send_nb(
@@ -290,7 +312,7 @@ impl OwnerServer {
                     self.zygote = None;
                     break;
                 }
-                Err(_) => break,
+                _ => break,
             }
         }
     }

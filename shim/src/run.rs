@@ -267,9 +267,39 @@ fn turn(
         }
         n => on_external(n),
     })?;
+    if let (Some(s), Some(o)) = (sup.as_mut(), owner.as_mut()) {
+        for fd in o.take_joined() {
+            join_listener(runtime, s, fd).map_err(std::io::Error::other)?;
+        }
+    }
     if let Some(s) = sup.as_mut() {
         s.tick(runtime.stack());
     }
+    Ok(())
+}
+
+/// Serves another process's seccomp listener (an OCI container's exec, or a
+/// program `netcell exec` started in one) on the same stack; at most
+/// [`crate::oci::MAX_LISTENERS`] live at once.
+fn join_listener(
+    runtime: &mut Runtime,
+    s: &mut Supervisor,
+    fd: std::os::fd::OwnedFd,
+) -> Result<(), String> {
+    if s.live_listeners() >= crate::oci::MAX_LISTENERS {
+        log::warn!(
+            "{} processes joined the container already; this one gets no network",
+            crate::oci::MAX_LISTENERS
+        );
+        return Ok(());
+    }
+    let idx = s.add_or_reuse_listener(fd);
+    if let Some(fd) = s.listener_fd_of(idx) {
+        runtime
+            .register_external(fd, LISTENERS + idx)
+            .map_err(|e| e.to_string())?;
+    }
+    log::info!("another process joins the container (listener {idx})");
     Ok(())
 }
 
@@ -352,7 +382,7 @@ fn serve_oci(
     max_blocked: usize,
     sigfd: &std::os::fd::OwnedFd,
 ) -> Result<i32, String> {
-    let (first, pid) = crate::oci::first_listener(link)?;
+    let (first, pid, bundle) = crate::oci::first_listener(link)?;
     let files = Files::new(None, None).map_err(|e| e.to_string())?;
     let s = Supervisor::new(first, files, max_blocked)
         .map_err(|e| format!("seccomp supervisor: {e}"))?;
@@ -387,15 +417,26 @@ fn serve_oci(
             None
         }
     };
-    // No `netcell exec` here: a program started into the container from outside
-    // would run with netcell's privileges (host root for a rootful container)
-    // and the container's loader, outside its capabilities, cgroup and the
-    // runtime's profile. The runtime's own exec joins this stack.
+    // `netcell exec` makes its programs the container's own processes (see
+    // `enter`); where that cannot be done, it is refused with why.
     if let Some(o) = owner.as_mut() {
-        o.refuse_exec(
-            "netcell exec does not start programs in OCI containers; use the runtime's \
-             exec (crun exec, podman exec), which joins the same stack",
-        );
+        let zygote = sys::pidfd_open(pid)
+            .map_err(|e| format!("the container's process {pid}: {e}"))
+            .and_then(|pidfd| crate::enter::start(pid, &pidfd, &bundle));
+        match zygote {
+            Ok(z) => {
+                o.set_zygote(z, Vec::new());
+                if let Some(fd) = o.zygote_fd() {
+                    runtime
+                        .register_external(fd, ZYGOTE)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Err(e) => {
+                log::warn!("container {name}: netcell exec will not work: {e}");
+                o.refuse_exec(&format!("netcell exec cannot start programs here: {e}"));
+            }
+        }
     }
     crate::oci::report(link, Ok(()));
     log::info!("container {name}: serving the OCI container (pid {pid})");
@@ -425,20 +466,7 @@ fn serve_oci(
                 }
                 Ok(r) => {
                     for fd in r.fds {
-                        if s.live_listeners() >= crate::oci::MAX_LISTENERS {
-                            log::warn!(
-                                "container {name}: {} processes joined already; this one gets no network",
-                                crate::oci::MAX_LISTENERS
-                            );
-                            continue;
-                        }
-                        let idx = s.add_or_reuse_listener(fd);
-                        if let Some(fd) = s.listener_fd_of(idx) {
-                            runtime
-                                .register_external(fd, LISTENERS + idx)
-                                .map_err(|e| e.to_string())?;
-                        }
-                        log::info!("container {name}: another process joins (listener {idx})");
+                        join_listener(&mut runtime, s, fd)?;
                     }
                 }
                 Err(_) => break,
@@ -815,6 +843,7 @@ fn run_with(args: RunArgs, oci: Option<&std::os::fd::OwnedFd>) -> Result<i32, St
                 log::warn!("{gap}");
             }
             Some(spawn::Walls {
+                credentials: None,
                 filter: seccomp::filter::program(files.any()),
                 landlock: wall.into_fd(),
             })

@@ -264,7 +264,7 @@ fn crun_containers_are_served_by_the_agent() {
     let serve = "import socket, time\n\
                  l = socket.socket(); l.bind(('127.0.0.1', 8080)); l.listen()\n\
                  m = socket.socket(); m.bind(('127.0.0.1', 8081)); m.listen()\n\
-                 print('serving', flush=True); time.sleep(4)\n";
+                 print('serving', flush=True); time.sleep(8)\n";
     let b = c.bundle(
         "two",
         &["python3", "-c", serve],
@@ -302,18 +302,55 @@ fn crun_containers_are_served_by_the_agent() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(stats.contains("\"tcp\":{\"listen\":2,"), "{stats}");
-    // netcell exec is refused (it would run with netcell's privileges outside
-    // the container's limits), with what to use instead.
+    // netcell exec makes its program one of "two"'s processes: on its stack
+    // (8081 is there), in its root, pid and UTS namespaces, with its bounding
+    // and effective capabilities and no_new_privs, under its seccomp profile
+    // (io_uring_setup: ENOSYS by netcell's rules; the kernel would say EFAULT).
+    let probe = "import socket, os, ctypes\n\
+                 socket.create_connection(('127.0.0.1', 8081)); print('exec reached 8081')\n\
+                 print('root', ' '.join(sorted(os.listdir('/'))))\n\
+                 print('pid1', open('/proc/1/cmdline', 'rb').read().split(bytes(1))[0].decode())\n\
+                 st = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n\
+                 print('caps', st['CapBnd'].strip(), st['CapEff'].strip(), st['NoNewPrivs'].strip())\n\
+                 print('uts', socket.gethostname())\n\
+                 libc = ctypes.CDLL(None, use_errno=True)\n\
+                 print('io_uring', libc.syscall(425, 1, 0), ctypes.get_errno())\n";
     let (code, out, err) = nc(&[
         "exec",
         "two",
         "--runtime-dir",
         c.dir.path("run").to_str().unwrap(),
         "--",
-        "true",
+        "python3",
+        "-c",
+        probe,
     ]);
-    assert_ne!(code, Some(0), "{out}");
-    assert!(err.contains("use the runtime's exec"), "{err}");
+    assert_eq!(code, Some(0), "{out} {err}\n{}", c.agent_log());
+    assert_eq!(
+        out,
+        format!(
+            "exec reached 8081\nroot bin dev etc lib lib64 proc root run sbin sys tmp usr\n\
+             pid1 python3\ncaps 0000000000002420 0000000000002420 1\nuts c\nio_uring -1 {}\n",
+            libc::ENOSYS
+        ),
+        "{err}"
+    );
+    // Its exit status comes back; a program the container lacks is 127.
+    let rd = c.dir.path("run");
+    let rd = rd.to_str().unwrap();
+    let (code, _, _) = nc(&[
+        "exec",
+        "two",
+        "--runtime-dir",
+        rd,
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ]);
+    assert_eq!(code, Some(7));
+    let (code, _, err) = nc(&["exec", "two", "--runtime-dir", rd, "--", "no-such-program"]);
+    assert_eq!(code, Some(127), "{err}");
     let (st, out, _) = two.wait_output(T);
     assert!(st.success() && out.contains("serving"), "{out}");
     // A kernel peer through the TAP the annotations give.
@@ -532,6 +569,13 @@ fn podman_script(
     )
 }
 
+/// A server on 8081 for 30 s, and a client of it.
+const SERVE_8081: &str = "import socket, time; m = socket.socket(); m.bind(('127.0.0.1', 8081)); m.listen(); time.sleep(30)";
+const FETCH_8081: &str =
+    "import socket; socket.create_connection(('127.0.0.1', 8081)); print('exec reached 8081')";
+/// What a process is, as /proc/self shows it to the process.
+const IDENTITY: &str = "grep -E '^(Uid|Gid|Groups|CapBnd|CapEff|CapPrm|CapAmb|Seccomp|NoNewPrivs):' /proc/self/status; readlink /proc/self/ns/pid /proc/self/ns/user /proc/self/ns/mnt";
+
 /// A rootful podman container with `--network none` and netcell's profile is
 /// served by the agent: its programs use its own loopback.
 #[test]
@@ -562,7 +606,7 @@ fn a_podman_container_is_served_by_the_agent() {
     assert!(c.agent_log().contains("served (pid"), "{}", c.agent_log());
     // podman exec joins the container's stack: run's listener on 8081 is there.
     let name = format!("ncpod{}", std::process::id());
-    let serve = "import socket, time; m = socket.socket(); m.bind(('127.0.0.1', 8081)); m.listen(); time.sleep(30)";
+    let serve = SERVE_8081;
     let detached = podman_script(
         &c,
         &root,
@@ -573,19 +617,34 @@ fn a_podman_container_is_served_by_the_agent() {
         "",
     )
     .replace("podman run --rm", "podman run");
-    let fetch =
-        "import socket; socket.create_connection(('127.0.0.1', 8081)); print('exec reached 8081')";
+    let (fetch, identity) = (FETCH_8081, IDENTITY);
+    // netcell exec (by the container's id) too, as the same kind of process as
+    // podman exec's: same user, capabilities, seccomp mode, namespaces.
     let (st, out, err) = run(std::process::Command::new("unshare").args([
         "-m",
         "sh",
         "-c",
         &format!(
             "umount /sys/fs/cgroup/unified 2>/dev/null; {detached} > /dev/null && sleep 1.5 && \
-             podman exec {name} python3 -c \"{fetch}\"; r=$?; podman rm -f -t 0 {name} > /dev/null; exit $r"
+             podman exec {name} python3 -c \"{fetch}\" && \
+             id=$(podman inspect -f '{{{{.Id}}}}' {name}) && \
+             {nc} exec --runtime-dir {rd} $id -- python3 -c \"{fetch}\" && \
+             echo podman: && podman exec {name} sh -c \"{identity}\" && \
+             echo netcell: && {nc} exec --runtime-dir {rd} $id -- sh -c \"{identity}\"; \
+             r=$?; podman rm -f -t 0 {name} > /dev/null; exit $r",
+            nc = netcell(),
+            rd = c.dir.path("run").display(),
         ),
     ]));
     assert!(st.success(), "{out} {err}\n{}", c.agent_log());
-    assert_eq!(out.trim(), "exec reached 8081", "{err}");
+    let (execs, ids) = out.split_once("podman:\n").unwrap();
+    assert_eq!(execs, "exec reached 8081\nexec reached 8081\n", "{err}");
+    let (podman_id, netcell_id) = ids.split_once("netcell:\n").unwrap();
+    assert!(
+        podman_id.contains("CapBnd") && podman_id.contains("pid:["),
+        "{ids}"
+    );
+    assert_eq!(podman_id, netcell_id);
     assert!(
         c.agent_log().contains("another process joins"),
         "{}",
@@ -670,9 +729,15 @@ fn a_rootless_podman_container_is_served_by_the_user_s_agent() {
          {nc} agent --listen {xdg}/agent.sock --runtime-dir {work}/run 2> {work}/agent.log & A=$!; \
          sleep 0.5; \
          {nc} profile --base /usr/share/containers/seccomp.json --listener {xdg}/agent.sock > {work}/p.json; \
-         podman run --rm --network none --cgroups=disabled --security-opt seccomp={work}/p.json \
-         --annotation netcell.uplink=none -v /usr:/usr:ro -v /etc:/etc:ro --rootfs {work}/rootfs \
-         python3 -c \"{LOOPBACK}\"; r=$?; kill $A; exit $r",
+         P=\"--network none --cgroups=disabled --security-opt seccomp={work}/p.json \
+         --annotation netcell.uplink=none -v /usr:/usr:ro -v /etc:/etc:ro --rootfs {work}/rootfs\"; \
+         podman run --rm $P python3 -c \"{LOOPBACK}\" || {{ kill $A; exit 1; }}; \
+         podman run -d --name ncx $P python3 -c \"{SERVE_8081}\" > /dev/null && sleep 1.5 && \
+         id=$(podman inspect -f {{{{.Id}}}} ncx) && \
+         {nc} exec --runtime-dir {work}/run $id -- python3 -c \"{FETCH_8081}\" && \
+         echo podman: && podman exec ncx sh -c \"{IDENTITY}\" && \
+         echo netcell: && {nc} exec --runtime-dir {work}/run $id -- sh -c \"{IDENTITY}\"; \
+         r=$?; podman rm -f -t 0 ncx > /dev/null; kill $A; exit $r",
         nc = netcell(),
     );
     let (st, out, err) = run(std::process::Command::new("unshare").args([
@@ -686,8 +751,17 @@ fn a_rootless_podman_container_is_served_by_the_user_s_agent() {
     ]));
     let log = std::fs::read_to_string(format!("{work}/agent.log")).unwrap_or_default();
     assert!(st.success(), "{out} {err}\n{log}");
-    assert_eq!(out.trim(), "loopback hi", "{err}\n{log}");
+    let (first, ids) = out.split_once("podman:\n").unwrap_or((&out, ""));
+    assert_eq!(first, "loopback hi\nexec reached 8081\n", "{err}\n{log}");
     assert!(log.contains("served (pid"), "{log}");
+    // netcell exec's program is in the container's user namespace as the same
+    // user, with the same capabilities, as podman exec's.
+    let (podman_id, netcell_id) = ids.split_once("netcell:\n").unwrap();
+    assert!(
+        podman_id.contains("CapBnd") && podman_id.contains("pid:["),
+        "{ids}"
+    );
+    assert_eq!(podman_id, netcell_id);
 }
 
 /// 70 `crun exec`s one after the other into one container all get its stack:

@@ -327,3 +327,89 @@ pub fn fd_cloexec_of(tid: u32, fd: i32) -> Option<bool> {
     let v = u32::from_str_radix(flags, 8).ok()?;
     Some(v & libc::O_CLOEXEC as u32 != 0)
 }
+
+// ---- entering another process's container (`netcell exec` into OCI ones) ----
+
+/// `fork(2)`: `Some(pid)` in the parent, `None` in the child; refused
+/// (`EDEADLK`) unless the calling process has a single thread: the child runs on
+/// a copy of that one only, and a lock another thread held would stay locked in
+/// it for ever. (Only this thread could start another meanwhile, so the count
+/// read here holds at the fork.)
+pub fn fork_single_threaded() -> io::Result<Option<u32>> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse::<u32>().ok());
+    if threads != Some(1) {
+        return Err(io::Error::from_raw_os_error(libc::EDEADLK));
+    }
+    // SAFETY: a single thread, checked above.
+    match unsafe { libc::fork() } {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => Ok(Some(pid as u32)),
+    }
+}
+
+/// Makes directory `root` this process's root and `cwd` its working directory
+/// (`fchdir` + `chroot(".")`, then `fchdir`): another process's root and
+/// working directory, from descriptors opened on `/proc/PID/{root,cwd}`.
+pub fn enter_root(root: BorrowedFd<'_>, cwd: Option<BorrowedFd<'_>>) -> io::Result<()> {
+    // SAFETY: plain syscalls on valid descriptors and a static path.
+    unsafe {
+        cvt(libc::fchdir(root.as_raw_fd()))?;
+        cvt(libc::chroot(c".".as_ptr()))?;
+        match cwd {
+            Some(c) if libc::fchdir(c.as_raw_fd()) == 0 => {}
+            _ => {
+                cvt(libc::chdir(c"/".as_ptr()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `dup2(from, to)`: `to` (a standard descriptor) now refers to `from`'s file.
+pub fn dup_onto(from: BorrowedFd<'_>, to: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall; `to` is replaced, which the caller asks for.
+    cvt(unsafe { libc::dup2(from.as_raw_fd(), to) }).map(drop)
+}
+
+/// `setrlimit(2)` of resource `res` (a `RLIMIT_*` number).
+pub fn set_limit(res: u32, soft: u64, hard: u64) -> io::Result<()> {
+    let l = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: a valid rlimit for the kernel to read.
+    cvt(unsafe { libc::setrlimit(res as _, &l) }).map(drop)
+}
+
+/// Waits for child `pid` to end; its exit code, or 128+N for signal N.
+pub fn wait_exit_code(pid: u32) -> io::Result<i32> {
+    let mut st = 0;
+    loop {
+        // SAFETY: waitpid with a valid status pointer, for our own child.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut st, 0) };
+        if r >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(if libc::WIFEXITED(st) {
+        libc::WEXITSTATUS(st)
+    } else {
+        128 + libc::WTERMSIG(st)
+    })
+}
+
+/// Restores the default action of `sig` (an ignored SIGCHLD, inherited, would
+/// make the kernel reap children nobody then can wait for).
+pub fn default_signal(sig: libc::c_int) {
+    // SAFETY: sets a signal's disposition to the default, no handler involved.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+}

@@ -48,6 +48,33 @@ pub struct Walls {
     pub filter: Vec<libc::sock_filter>,
     /// A Landlock ruleset to restrict the child with, if the kernel has Landlock.
     pub landlock: Option<OwnedFd>,
+    /// Whose process the child becomes (`netcell exec` into an OCI container):
+    /// its ids, groups and capabilities, set before `exec`. Without, the child
+    /// keeps netcell's and always sets `no_new_privs`.
+    pub credentials: Option<Credentials>,
+}
+
+/// A process's identity, as the child takes it on (all in the child's user
+/// namespace).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// Real, effective and saved user ids.
+    pub uid: [u32; 3],
+    /// Real, effective and saved group ids.
+    pub gid: [u32; 3],
+    /// Supplementary groups.
+    pub groups: Vec<libc::gid_t>,
+    /// Capability sets, one bit per capability.
+    pub inheritable: u64,
+    pub permitted: u64,
+    pub effective: u64,
+    pub bounding: u64,
+    pub ambient: u64,
+    /// Whether to set `no_new_privs` (the seccomp filter then goes in last;
+    /// without it, first, while the child may still install one).
+    pub no_new_privs: bool,
+    /// The highest capability this kernel knows (`/proc/sys/kernel/cap_last_cap`).
+    pub last_cap: u32,
 }
 
 /// A command to start.
@@ -106,6 +133,9 @@ enum Step {
     Landlock = 5,
     Seccomp = 6,
     Exec = 7,
+    Bounding = 8,
+    Ids = 9,
+    Capabilities = 10,
 }
 
 impl Step {
@@ -118,6 +148,9 @@ impl Step {
             5 => Step::Landlock,
             6 => Step::Seccomp,
             7 => Step::Exec,
+            8 => Step::Bounding,
+            9 => Step::Ids,
+            10 => Step::Capabilities,
             _ => return None,
         })
     }
@@ -131,6 +164,9 @@ impl Step {
             Step::NoNewPrivs => "cannot set no_new_privs",
             Step::Landlock => "cannot enter the Landlock domain",
             Step::Seccomp => "cannot install the seccomp filter",
+            Step::Bounding => "cannot drop capabilities from the bounding set",
+            Step::Ids => "cannot take on the process's user and groups",
+            Step::Capabilities => "cannot take on the process's capabilities",
         }
     }
 }
@@ -190,6 +226,46 @@ impl Command {
         })
     }
 
+    /// `argv[0]` with the rest of `argv`, with exactly the environment `env`
+    /// (`NAME=value` each), searched in that environment's `PATH` (the default
+    /// one without): for a program of another root, as it would start there.
+    pub fn with_env(argv: &[&[u8]], env: &[&[u8]]) -> io::Result<Command> {
+        let Some(&program) = argv.first() else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no program"));
+        };
+        let program = OsStr::from_bytes(program);
+        let path = env
+            .iter()
+            .find_map(|kv| kv.strip_prefix(b"PATH="))
+            .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let mut candidates = Vec::new();
+        if program.as_bytes().contains(&b'/') {
+            candidates.push(cstring(program)?);
+        } else {
+            for dir in path.split(|&c| c == b':') {
+                let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+                let mut full = dir.to_vec();
+                full.push(b'/');
+                full.extend_from_slice(program.as_bytes());
+                candidates.push(cstring(OsStr::from_bytes(&full))?);
+            }
+        }
+        let argv = argv
+            .iter()
+            .map(|a| cstring(OsStr::from_bytes(a)))
+            .collect::<io::Result<_>>()?;
+        let envp = env
+            .iter()
+            .map(|kv| cstring(OsStr::from_bytes(kv)))
+            .collect::<io::Result<_>>()?;
+        Ok(Command {
+            program: program.to_os_string(),
+            candidates,
+            argv,
+            envp,
+        })
+    }
+
     /// Starts the command behind `walls` (seccomp mode) or without (preload mode).
     pub fn spawn(&self, walls: Option<&Walls>) -> Result<Spawned, SpawnError> {
         self.spawn_keeping(walls, None)
@@ -220,6 +296,7 @@ impl Command {
             envp: envp.as_ptr(),
             filter: fprog.as_ref().map(|p| p as *const libc::sock_fprog),
             landlock: walls.and_then(|w| w.landlock.as_ref().map(AsRawFd::as_raw_fd)),
+            credentials: walls.and_then(|w| w.credentials.as_ref()),
             keep,
         };
 
@@ -310,6 +387,24 @@ struct Child<'a> {
     filter: Option<*const libc::sock_fprog>,
     keep: Option<RawFd>,
     landlock: Option<RawFd>,
+    credentials: Option<&'a Credentials>,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
 }
 
 impl Child<'_> {
@@ -330,6 +425,92 @@ impl Child<'_> {
         );
         // SAFETY: ends the child without running anything of the parent's.
         unsafe { libc::_exit(127) }
+    }
+
+    /// Installs the seccomp filter and reports its listener (close-on-exec: it
+    /// stays in netcell's table only).
+    ///
+    /// # Safety
+    /// `prog` points at a filter that lives until `exec`.
+    unsafe fn install(&self, prog: *const libc::sock_fprog) {
+        // SAFETY: seccomp(2) reads the program `prog` points at.
+        let l = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER as libc::c_long,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_long,
+                prog as libc::c_long,
+            )
+        };
+        if l < 0 {
+            self.fail(Step::Seccomp);
+        }
+        self.report(Step::Listener, l as i32);
+    }
+
+    /// Takes on credentials `c`: the bounding set first (that needs
+    /// CAP_SETPCAP), the groups and ids (capabilities kept across the change of
+    /// user), then exactly the process's capability sets.
+    fn take_on(&self, c: &Credentials) {
+        // SAFETY: plain system calls on local data.
+        unsafe {
+            for cap in 0..=c.last_cap.min(63) {
+                if c.bounding & (1 << cap) == 0
+                    && libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) < 0
+                {
+                    self.fail(Step::Bounding);
+                }
+            }
+            if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0
+                || libc::setgroups(c.groups.len(), c.groups.as_ptr()) < 0
+                || libc::setresgid(c.gid[0], c.gid[1], c.gid[2]) < 0
+                || libc::setresuid(c.uid[0], c.uid[1], c.uid[2]) < 0
+                || libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0
+            {
+                self.fail(Step::Ids);
+            }
+            let mut header = CapHeader {
+                version: CAPABILITY_VERSION_3,
+                pid: 0,
+            };
+            let word = |set: u64, i: u32| (set >> (32 * i)) as u32;
+            let data = [0, 1].map(|i| CapData {
+                effective: word(c.effective, i),
+                permitted: word(c.permitted, i),
+                inheritable: word(c.inheritable, i),
+            });
+            if libc::syscall(
+                libc::SYS_capset,
+                &mut header as *mut CapHeader,
+                data.as_ptr(),
+            ) < 0
+            {
+                self.fail(Step::Capabilities);
+            }
+            if libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) < 0
+            {
+                self.fail(Step::Capabilities);
+            }
+            for cap in 0..=c.last_cap.min(63) {
+                if c.ambient & (1 << cap) != 0
+                    && libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                        cap as libc::c_ulong,
+                        0,
+                        0,
+                    ) < 0
+                {
+                    self.fail(Step::Capabilities);
+                }
+            }
+        }
     }
 
     /// The child's whole life: system calls only, then `exec` or `_exit`.
@@ -360,30 +541,40 @@ impl Child<'_> {
             {
                 self.fail(Step::Descriptors);
             }
-            if let Some(prog) = self.filter {
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
-                    self.fail(Step::NoNewPrivs);
+            match (self.filter, self.credentials) {
+                (Some(prog), Some(c)) => {
+                    // As a runtime does: without no_new_privs the filter can go in
+                    // only while the process may still install one (it holds
+                    // CAP_SYS_ADMIN in its user namespace), so before the ids
+                    // change; with it, last.
+                    if !c.no_new_privs {
+                        self.install(prog);
+                    }
+                    self.take_on(c);
+                    if c.no_new_privs {
+                        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                            self.fail(Step::NoNewPrivs);
+                        }
+                        self.install(prog);
+                    }
                 }
-                if let Some(ruleset) = self.landlock
-                    && libc::syscall(
-                        libc::SYS_landlock_restrict_self,
-                        ruleset as libc::c_long,
-                        0 as libc::c_long,
-                    ) < 0
-                {
-                    self.fail(Step::Landlock);
+                (Some(prog), None) => {
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                        self.fail(Step::NoNewPrivs);
+                    }
+                    if let Some(ruleset) = self.landlock
+                        && libc::syscall(
+                            libc::SYS_landlock_restrict_self,
+                            ruleset as libc::c_long,
+                            0 as libc::c_long,
+                        ) < 0
+                    {
+                        self.fail(Step::Landlock);
+                    }
+                    self.install(prog);
                 }
-                let l = libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER as libc::c_long,
-                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as libc::c_long,
-                    prog as libc::c_long,
-                );
-                if l < 0 {
-                    self.fail(Step::Seccomp);
-                }
-                // The listener is close-on-exec: it stays in netcell's table only.
-                self.report(Step::Listener, l as i32);
+                (None, Some(c)) => self.take_on(c),
+                (None, None) => {}
             }
             let mut err = libc::ENOENT;
             for &path in self.candidates {

@@ -83,16 +83,43 @@ fn seqpacket(flags: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Runs `f` with an address for `path`: the path itself, or where it is longer
+/// than a `sockaddr_un` holds (a container id of 64 characters under a long
+/// runtime directory), `/proc/self/fd/N/NAME` through a descriptor of its
+/// directory, which the kernel resolves to the same file.
+fn with_path_addr<T>(
+    path: &std::path::Path,
+    f: impl FnOnce(&libc::sockaddr_un, libc::socklen_t) -> io::Result<T>,
+) -> io::Result<T> {
+    match path_addr(path) {
+        Ok((sun, len)) => f(&sun, len),
+        Err(e) => {
+            let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                return Err(e);
+            };
+            let dir = std::fs::File::open(dir)?;
+            let short = std::path::Path::new("/proc/self/fd")
+                .join(dir.as_raw_fd().to_string())
+                .join(name);
+            let (sun, len) = path_addr(&short).map_err(|_| e)?;
+            f(&sun, len)
+        }
+    }
+}
+
 /// Creates a non-blocking `AF_UNIX` `SOCK_SEQPACKET` socket listening at `path`,
 /// readable and writable by its owner only.
 pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
-    let (sun, len) = path_addr(path)?;
+    with_path_addr(path, seqpacket_listener_at)
+}
+
+fn seqpacket_listener_at(sun: &libc::sockaddr_un, len: libc::socklen_t) -> io::Result<OwnedFd> {
     let fd = seqpacket(libc::SOCK_NONBLOCK)?;
     // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
     cvt(unsafe {
         libc::bind(
             fd.as_raw_fd(),
-            (&sun as *const libc::sockaddr_un).cast(),
+            (sun as *const libc::sockaddr_un).cast(),
             len,
         )
     })?;
@@ -103,17 +130,18 @@ pub fn seqpacket_listener(path: &std::path::Path) -> io::Result<OwnedFd> {
 
 /// A blocking `SOCK_SEQPACKET` connection to the path-named socket `path`.
 pub fn connect_seqpacket(path: &std::path::Path) -> io::Result<OwnedFd> {
-    let (sun, len) = path_addr(path)?;
-    let fd = seqpacket(0)?;
-    // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
-    cvt(unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&sun as *const libc::sockaddr_un).cast(),
-            len,
-        )
-    })?;
-    Ok(fd)
+    with_path_addr(path, |sun, len| {
+        let fd = seqpacket(0)?;
+        // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
+        cvt(unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                (sun as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        })?;
+        Ok(fd)
+    })
 }
 
 /// A `sockaddr_un` for the abstract name `name` (without its leading NUL) and its
