@@ -12,6 +12,7 @@ mod filtering;
 mod mirror;
 mod net;
 mod oci;
+mod oci_state;
 mod owner;
 mod preload_lib;
 mod run;

@@ -75,8 +75,6 @@ pub const SAFE_ANNOTATIONS: [&str; 7] = [
 
 /// The most descriptors (`run` and `exec`s) one container's server takes.
 pub const MAX_LISTENERS: usize = 64;
-/// The largest state message read from a runtime.
-const MAX_STATE: usize = 1 << 20;
 
 /// The `netcell run` options of a container's annotations; `allowed`: the
 /// annotations beyond [`SAFE_ANNOTATIONS`] the agent's owner allowed.
@@ -492,7 +490,7 @@ fn read_handover(conn: &OwnedFd) -> Result<Handover, String> {
     let mut fd = None;
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = Instant::now() + Duration::from_secs(10);
-    let state: Value = loop {
+    let state = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || !sys::wait_readable(conn.as_fd(), left.as_millis() as i32) {
             return Err("no complete state message within 10 s".into());
@@ -509,12 +507,8 @@ fn read_handover(conn: &OwnedFd) -> Result<Handover, String> {
             return Err("the runtime hung up before its state was complete".into());
         }
         data.extend_from_slice(&buf[..r.len]);
-        if data.len() > MAX_STATE {
-            return Err(format!("a state message over {MAX_STATE} bytes"));
-        }
-        // crun keeps its end open: the message is complete once it parses.
-        if let Ok(v) = serde_json::from_slice(&data) {
-            break v;
+        if let Some(state) = crate::oci_state::parse(&data)? {
+            break state;
         }
     };
     let fd = fd.ok_or("no descriptor came with the state")?;
@@ -524,40 +518,14 @@ fn read_handover(conn: &OwnedFd) -> Result<Handover, String> {
             "the descriptor is {link:?}, not a seccomp notification descriptor"
         ));
     }
-    let st = &state["state"];
-    let id = st["id"].as_str().unwrap_or_default().to_string();
-    let valid = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        && !id.starts_with('.');
-    if !valid {
-        return Err(format!(
-            "container id {id:?}: 1 to 64 letters, digits, '-', '_', '.'"
-        ));
-    }
-    let pid = state["pid"]
-        .as_u64()
-        .or_else(|| st["pid"].as_u64())
-        .unwrap_or(0) as u32;
-    let annotations = st["annotations"].as_object().cloned().unwrap_or_default();
-    let metadata = state["metadata"]
-        .as_str()
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    let status = st["status"].as_str().unwrap_or_default().to_string();
-    let bundle = st["bundle"].as_str().unwrap_or_default().to_string();
     Ok(Handover {
         fd,
-        bundle,
-        id,
-        pid,
-        status,
-        annotations,
-        metadata,
+        id: state.id,
+        pid: state.pid,
+        status: state.status,
+        bundle: state.bundle,
+        annotations: state.annotations,
+        metadata: state.metadata,
     })
 }
 
