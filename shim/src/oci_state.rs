@@ -78,12 +78,16 @@ mod tests {
 
     #[test]
     fn crun_s_message_and_bad_ones() {
-        let crun = br#"{"ociVersion":"0.2.0","fds":["seccompFd"],"pid":4242,"metadata":"--mtu 9000",
+        let crun =
+            br#"{"ociVersion":"0.2.0","fds":["seccompFd"],"pid":4242,"metadata":"--mtu 9000",
             "state":{"ociVersion":"0.2.0","id":"web-1","status":"creating","pid":4242,
             "bundle":"/b/web","annotations":{"netcell.addr":"10.0.0.2/24"}}}"#;
         assert_eq!(parse(&crun[..40]), Ok(None));
         let s = parse(crun).unwrap().unwrap();
-        assert_eq!((s.id.as_str(), s.pid, s.bundle.as_str()), ("web-1", 4242, "/b/web"));
+        assert_eq!(
+            (s.id.as_str(), s.pid, s.bundle.as_str()),
+            ("web-1", 4242, "/b/web")
+        );
         assert_eq!(s.metadata, ["--mtu", "9000"]);
         assert_eq!(s.annotations["netcell.addr"], "10.0.0.2/24");
         for (bad, why) in [

@@ -844,6 +844,7 @@ fn run_with(args: RunArgs, oci: Option<&std::os::fd::OwnedFd>) -> Result<i32, St
             }
             Some(spawn::Walls {
                 credentials: None,
+                cgroup: None,
                 filter: seccomp::filter::program(files.any()),
                 landlock: wall.into_fd(),
             })

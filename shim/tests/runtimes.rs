@@ -351,6 +351,23 @@ fn crun_containers_are_served_by_the_agent() {
     assert_eq!(code, Some(7));
     let (code, _, err) = nc(&["exec", "two", "--runtime-dir", rd, "--", "no-such-program"]);
     assert_eq!(code, Some(127), "{err}");
+    // The caller's descriptors never enter the container (a terminal there
+    // could be typed into with TIOCSTI): the program's are pipes, relayed.
+    let input = c.dir.path("stdin.txt");
+    std::fs::write(&input, "from the caller\n").unwrap();
+    let out = std::process::Command::new(netcell())
+        .args(["exec", "two", "--runtime-dir", rd, "--", "sh", "-c"])
+        .arg("cat; readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2")
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.first(), Some(&"from the caller"), "{text}");
+    assert!(
+        lines.len() == 4 && lines[1..].iter().all(|l| l.starts_with("pipe:[")),
+        "{text}"
+    );
     let (st, out, _) = two.wait_output(T);
     assert!(st.success() && out.contains("serving"), "{out}");
     // A kernel peer through the TAP the annotations give.

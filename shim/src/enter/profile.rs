@@ -21,8 +21,10 @@
 //!   those it would not;
 //! - any other call gets `defaultAction`.
 //!
-//! Names this table does not know (calls of a newer kernel) are skipped, as
-//! runtimes do.
+//! As crun and runc build their filters: a rule whose action is the default is
+//! skipped, and a rule comparing one argument more than once becomes one rule
+//! per comparison. Names this table does not know (calls of a newer kernel) are
+//! skipped, as runtimes do.
 
 use super::names::X86_64 as NAMES;
 use libc::sock_filter;
@@ -192,6 +194,12 @@ pub fn compile(profile: &Value) -> Result<(Vec<sock_filter>, bool), ProfileError
                 .ok_or_else(|| field(format!("{path}.args is not a list")))?;
             for (j, a) in list.iter().enumerate() {
                 let num = |k: &str| a.get(k).and_then(Value::as_u64);
+                let optional = |k: &str| match a.get(k) {
+                    None | Some(Value::Null) => Ok(0),
+                    Some(v) => v.as_u64().ok_or_else(|| {
+                        field(format!("{path}.args[{j}].{k} is {v}, not a 64-bit number"))
+                    }),
+                };
                 let index = num("index")
                     .ok_or_else(|| field(format!("{path}.args[{j}].index is missing")))?;
                 if index > 5 {
@@ -204,8 +212,8 @@ pub fn compile(profile: &Value) -> Result<(Vec<sock_filter>, bool), ProfileError
                 args.push(ArgTest {
                     index: index as u32,
                     op: op(o)?,
-                    value: num("value").unwrap_or(0),
-                    value_two: num("valueTwo").unwrap_or(0),
+                    value: optional("value")?,
+                    value_two: optional("valueTwo")?,
                 });
             }
         }
@@ -214,12 +222,30 @@ pub fn compile(profile: &Value) -> Result<(Vec<sock_filter>, bool), ProfileError
             (_, Some(Value::String(n))) => vec![n.as_str()],
             _ => return Err(field(format!("{path} names no call"))),
         };
+        // As crun and runc: a rule doing what the default does is no rule (it
+        // must not hide the call's other rules), and comparisons that repeat an
+        // argument are separate rules (either matching applies), not one.
+        if ret == default {
+            continue;
+        }
+        let repeats = args
+            .iter()
+            .enumerate()
+            .any(|(k, a)| args[..k].iter().any(|b| b.index == a.index));
+        let rules: Vec<Vec<ArgTest>> = if repeats {
+            args.iter().map(|a| vec![*a]).collect()
+        } else {
+            vec![args]
+        };
         for n in names {
             match number(n) {
-                Some(nr) => by_call.entry(nr).or_default().push(Rule {
-                    ret,
-                    args: args.clone(),
-                }),
+                Some(nr) => by_call
+                    .entry(nr)
+                    .or_default()
+                    .extend(rules.iter().map(|args| Rule {
+                        ret,
+                        args: args.clone(),
+                    })),
                 None => log::debug!("seccomp profile: call {n:?} unknown here, skipped"),
             }
         }
@@ -528,6 +554,27 @@ mod tests {
         assert_eq!(eval(&prog, ARCH_X86_64, X32_BIT | 1, z), RET_KILL_PROCESS);
     }
 
+    /// Found by review, checked against libseccomp: a rule with the default's
+    /// action must not hide the call's other rules, and two comparisons of one
+    /// argument are either-or.
+    #[test]
+    fn rules_as_crun_builds_them() {
+        let p = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 0, "value": 5, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+             "args": [{"index": 1, "value": 5, "op": "SCMP_CMP_EQ"},
+                      {"index": 1, "value": 6, "op": "SCMP_CMP_EQ"}]}]});
+        let (prog, _) = compile(&p).unwrap();
+        let x = |n: &str, a0: u64, a1: u64| eval(&prog, ARCH_X86_64, nr(n), [a0, a1, 0, 0, 0, 0]);
+        assert_eq!(x("personality", 5, 0), RET_ERRNO | 1);
+        assert_eq!(x("personality", 4, 0), RET_ALLOW);
+        assert_eq!(x("kill", 0, 5), RET_ERRNO | 1);
+        assert_eq!(x("kill", 0, 6), RET_ERRNO | 1);
+        assert_eq!(x("kill", 0, 7), RET_ALLOW);
+    }
+
     #[test]
     fn comparisons_hold_at_their_edges() {
         for (op, v, cases) in [
@@ -609,6 +656,11 @@ mod tests {
             (
                 json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}),
                 "errnoRet is 70000",
+            ),
+            (
+                json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO",
+                  "args": [{"index": 1, "value": "5", "op": "SCMP_CMP_EQ"}]}]}),
+                "args[0].value is \"5\"",
             ),
         ];
         for (p, want) in bad {

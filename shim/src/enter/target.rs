@@ -1,7 +1,7 @@
 //! What a container's process is, read from `/proc/PID`: its identity and
 //! capabilities (in its user namespace), its namespaces, cgroups, limits,
-//! AppArmor profile and environment — everything a program started into the
-//! container must share with it.
+//! AppArmor profile — everything a program started into the container must
+//! share with it.
 
 use netcell_sys::spawn::Credentials;
 use std::path::Path;
@@ -32,8 +32,6 @@ pub struct Target {
     pub limits: Vec<(u32, u64, u64)>,
     /// Its AppArmor profile, unless unconfined or AppArmor is off.
     pub apparmor: Option<String>,
-    /// Its environment, `NAME=value` each.
-    pub env: Vec<Vec<u8>>,
 }
 
 /// `/proc/PID/status`'s fields `Uid:`, `Gid:`, `Groups:`, `Cap*:`, `NoNewPrivs:`,
@@ -196,8 +194,18 @@ pub fn read_target(pid: u32) -> Result<Target, String> {
             Some((format!("{id}:{ctrls}"), path.to_string()))
         })
         .collect();
+    // AppArmor's own file; the generic one only where AppArmor is the LSM
+    // (elsewhere it holds, say, an SELinux context).
+    let apparmor_on = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y");
     let apparmor = std::fs::read_to_string(proc.join("attr/apparmor/current"))
-        .or_else(|_| std::fs::read_to_string(proc.join("attr/current")))
+        .or_else(|e| {
+            if apparmor_on {
+                std::fs::read_to_string(proc.join("attr/current"))
+            } else {
+                Err(e)
+            }
+        })
         .ok()
         .map(|l| {
             // "name (mode)" → "name"
@@ -205,26 +213,45 @@ pub fn read_target(pid: u32) -> Result<Target, String> {
             l.rsplit_once(" (").map_or(l, |(n, _)| n).to_string()
         })
         .filter(|l| !l.is_empty() && l != "unconfined");
-    let env = std::fs::read(proc.join("environ"))
-        .map_err(|e| format!("{}/environ: {e}", proc.display()))?
-        .split(|&b| b == 0)
-        .filter(|kv| kv.contains(&b'='))
-        .map(<[u8]>::to_vec)
-        .collect();
     Ok(Target {
         credentials,
         namespaces,
         cgroups,
         limits: parse_limits(&read(&proc.join("limits"))?),
         apparmor,
-        env,
     })
 }
 
-/// Moves this process into cgroups `cgroups` (as [`Target::cgroups`] gives
-/// them), through the hierarchies this process's `/proc/self/mountinfo` shows.
-pub fn join_cgroups(cgroups: &[(String, String)]) -> Result<(), String> {
+/// The container's cgroups, opened (in this process's mount namespace, before
+/// it joins the container's).
+#[derive(Default)]
+pub struct Cgroups {
+    /// The unified hierarchy's directory: the new process starts there
+    /// (`CLONE_INTO_CGROUP`), never passing through the caller's.
+    pub unified: Option<std::fs::File>,
+    /// `cgroup.procs` of each v1 hierarchy: the caller joins them just before
+    /// the new process is made.
+    pub v1: Vec<(std::path::PathBuf, std::fs::File)>,
+}
+
+impl Cgroups {
+    /// Moves this process into the v1 cgroups.
+    pub fn join_v1(&self) -> Result<(), String> {
+        for (path, f) in &self.v1 {
+            use std::io::Write;
+            (&*f)
+                .write_all(std::process::id().to_string().as_bytes())
+                .map_err(|e| format!("cannot join cgroup {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens cgroups `cgroups` (as [`Target::cgroups`] gives them), through the
+/// hierarchies this process's `/proc/self/mountinfo` shows.
+pub fn open_cgroups(cgroups: &[(String, String)]) -> Result<Cgroups, String> {
     let mounts = read(Path::new("/proc/self/mountinfo"))?;
+    let mut out = Cgroups::default();
     for (hier, path) in cgroups {
         // "0:" is the unified hierarchy (cgroup2); "N:ctrl,ctrl" or
         // "N:name=systemd" a v1 one, mounted with those options.
@@ -247,13 +274,21 @@ pub fn join_cgroups(cgroups: &[(String, String)]) -> Result<(), String> {
                 "cgroup {path} ({hier}): that hierarchy is not mounted here"
             ));
         };
-        let procs = Path::new(&point)
-            .join(path.trim_start_matches('/'))
-            .join("cgroup.procs");
-        std::fs::write(&procs, std::process::id().to_string())
-            .map_err(|e| format!("cannot join cgroup {}: {e}", procs.display()))?;
+        let dir = Path::new(&point).join(path.trim_start_matches('/'));
+        if ctrls.is_empty() {
+            out.unified = Some(
+                std::fs::File::open(&dir).map_err(|e| format!("cgroup {}: {e}", dir.display()))?,
+            );
+        } else {
+            let procs = dir.join("cgroup.procs");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&procs)
+                .map_err(|e| format!("cannot join cgroup {}: {e}", procs.display()))?;
+            out.v1.push((procs, f));
+        }
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -299,6 +334,5 @@ mod tests {
         assert_eq!(t.namespaces, 0);
         assert!(t.cgroups.is_empty());
         assert_eq!(t.credentials.uid[0], netcell_sys::euid());
-        assert!(!t.env.is_empty());
     }
 }

@@ -413,3 +413,74 @@ pub fn default_signal(sig: libc::c_int) {
     // SAFETY: sets a signal's disposition to the default, no handler involved.
     unsafe { libc::signal(sig, libc::SIG_DFL) };
 }
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// `capset(2)` of this thread's three sets (one bit per capability); the raw
+/// result. A system call only: safe between `clone` and `exec`.
+pub(crate) fn capset(effective: u64, permitted: u64, inheritable: u64) -> libc::c_long {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let word = |set: u64, i: u32| (set >> (32 * i)) as u32;
+    let data = [0, 1].map(|i| CapData {
+        effective: word(effective, i),
+        permitted: word(permitted, i),
+        inheritable: word(inheritable, i),
+    });
+    // SAFETY: a valid header and two data words for the kernel to read.
+    unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    }
+}
+
+/// Narrows this process to capabilities `keep` (effective and permitted; no
+/// inheritable ones) and its bounding set to `bounding`, capabilities 0 to
+/// `last_cap`: what a process about to become a container's may hold on the
+/// way.
+pub fn restrict_capabilities(bounding: u64, keep: u64, last_cap: u32) -> io::Result<()> {
+    for cap in 0..=last_cap.min(63) {
+        // SAFETY: plain prctl call, no pointers.
+        let held = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if bounding & (1 << cap) == 0 && held == 1 {
+            // SAFETY: plain prctl call, no pointers.
+            cvt(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) })?;
+        }
+    }
+    cvt_long(capset(keep, keep, 0)).map(drop)
+}
+
+/// A child that ended, if any: its pid and exit code (128+N for signal N).
+pub fn reap_any() -> Option<(u32, i32)> {
+    let mut st = 0;
+    // SAFETY: waitpid with a valid status pointer.
+    let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+    (r > 0).then(|| {
+        let code = if libc::WIFEXITED(st) {
+            libc::WEXITSTATUS(st)
+        } else {
+            128 + libc::WTERMSIG(st)
+        };
+        (r as u32, code)
+    })
+}

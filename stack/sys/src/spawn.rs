@@ -52,7 +52,13 @@ pub struct Walls {
     /// its ids, groups and capabilities, set before `exec`. Without, the child
     /// keeps netcell's and always sets `no_new_privs`.
     pub credentials: Option<Credentials>,
+    /// A cgroup (v2) directory the child starts in (`CLONE_INTO_CGROUP`),
+    /// never passing through the caller's.
+    pub cgroup: Option<RawFd>,
 }
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7), as `clone_args.flags` takes it.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// A process's identity, as the child takes it on (all in the child's user
 /// namespace).
@@ -304,6 +310,10 @@ impl Command {
         // SAFETY: clone_args is plain data; zero is the default of every field.
         let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
         args.flags = (libc::CLONE_VFORK | libc::CLONE_FILES | libc::CLONE_PIDFD) as u64;
+        if let Some(cg) = walls.and_then(|w| w.cgroup) {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = cg as u64;
+        }
         args.pidfd = &mut pidfd as *mut RawFd as u64;
         args.exit_signal = libc::SIGCHLD as u64;
         // SAFETY: clone3 with a zero stack behaves as fork (the child runs on a
@@ -390,23 +400,6 @@ struct Child<'a> {
     credentials: Option<&'a Credentials>,
 }
 
-/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
-const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 impl Child<'_> {
     fn report(&self, step: Step, value: i32) {
         let mut rec = [0u8; 8];
@@ -469,21 +462,11 @@ impl Child<'_> {
             {
                 self.fail(Step::Ids);
             }
-            let mut header = CapHeader {
-                version: CAPABILITY_VERSION_3,
-                pid: 0,
-            };
-            let word = |set: u64, i: u32| (set >> (32 * i)) as u32;
-            let data = [0, 1].map(|i| CapData {
-                effective: word(c.effective, i),
-                permitted: word(c.permitted, i),
-                inheritable: word(c.inheritable, i),
-            });
-            if libc::syscall(
-                libc::SYS_capset,
-                &mut header as *mut CapHeader,
-                data.as_ptr(),
-            ) < 0
+            // Not dumpable until exec, whatever the change of user did
+            // (`fs.suid_dumpable`): a container process must not attach to it
+            // while it still shares netcell's descriptor table.
+            if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0
+                || crate::process::capset(c.effective, c.permitted, c.inheritable) < 0
             {
                 self.fail(Step::Capabilities);
             }
@@ -594,7 +577,8 @@ impl Child<'_> {
     }
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+/// A pipe, both ends close-on-exec: (reading end, writing end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: a valid array for the kernel to fill.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
