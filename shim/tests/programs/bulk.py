@@ -1,0 +1,116 @@
+"""Bulk TCP transfers whose bytes are checked end to end (the fault tests).
+
+    bulk.py send HOST PORT BYTES SEED   connect (retrying 30 s), send BYTES of a
+                                        seeded pseudo-random stream, close
+    bulk.py recv PORT [HOST]            listen, accept one connection, read to
+                                        its end
+    bulk.py serve PORT BYTES SEED       listen, accept one, send the stream
+    bulk.py fetch HOST PORT             connect (retrying 30 s), read to the end
+
+Each prints "bytes N sha256 HEX seconds S" of what it sent or received; an
+error is printed as "error ERRNO TEXT" with exit status 1.
+"""
+import hashlib
+import random
+import socket
+import sys
+import time
+
+CHUNK = 1 << 20
+
+
+def stream(total, seed):
+    rng = random.Random(int(seed))
+    left = total
+    while left > 0:
+        n = min(CHUNK, left)
+        yield rng.randbytes(n)
+        left -= n
+
+
+def send_all(sock, total, seed):
+    h = hashlib.sha256()
+    n = 0
+    for block in stream(total, seed):
+        sock.sendall(block)
+        h.update(block)
+        n += len(block)
+    sock.shutdown(socket.SHUT_WR)
+    # The peer's close says it read everything.
+    sock.recv(1)
+    return n, h.hexdigest()
+
+
+def recv_all(sock):
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        b = sock.recv(1 << 18)
+        if not b:
+            return n, h.hexdigest()
+        h.update(b)
+        n += len(b)
+
+
+def listener(port, host="::"):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    l = socket.socket(fam)
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        l.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    l.bind((host, port))
+    l.listen(1)
+    return l
+
+
+def main():
+    t0 = time.monotonic()
+    try:
+        if sys.argv[1] == "send":
+            host, port, total, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    s = socket.create_connection((host, port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            t0 = time.monotonic()
+            n, d = send_all(s, total, seed)
+        elif sys.argv[1] == "fetch":
+            host, port = sys.argv[2], int(sys.argv[3])
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    s = socket.create_connection((host, port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            t0 = time.monotonic()
+            n, d = recv_all(s)
+            s.close()
+        elif sys.argv[1] == "recv":
+            l = listener(int(sys.argv[2]), *sys.argv[3:4])
+            print("listening", flush=True)
+            c, _ = l.accept()
+            t0 = time.monotonic()
+            n, d = recv_all(c)
+            c.close()
+        else:
+            port, total, seed = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+            l = listener(port)
+            print("listening", flush=True)
+            c, _ = l.accept()
+            t0 = time.monotonic()
+            n, d = send_all(c, total, seed)
+    except OSError as e:
+        print("error", e.errno, e, flush=True)
+        sys.exit(1)
+    print("bytes", n, "sha256", d, "seconds", round(time.monotonic() - t0, 2), flush=True)
+
+
+main()
