@@ -403,6 +403,7 @@ impl OwnerServer {
             "\"udp\":{}",
             stack.socket_list(libc::IPPROTO_UDP).len()
         ));
+        parts.push(format!("\"buffer_memory\":{}", stack.buffer_memory()));
         format!("{{{}}}", parts.join(","))
     }
 }

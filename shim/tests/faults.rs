@@ -265,3 +265,313 @@ fn a_vanished_peer_gives_an_error_not_a_hang() {
         cut.elapsed().as_secs_f64()
     );
 }
+
+/// `netcell stats NAME --json` of a container in `rd`: (TCP sockets, UDP
+/// sockets, buffer memory).
+fn held(name: &str, rd: &str) -> Option<(u64, u64, u64)> {
+    let (code, out, _) = nc(&["stats", name, "--json", "--runtime-dir", rd]);
+    if code != Some(0) {
+        return None;
+    }
+    let num = |key: &str| -> u64 {
+        out.split(&format!("\"{key}\":"))
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Some((
+        num("listen") + num("established") + num("other"),
+        num("udp"),
+        num("buffer_memory"),
+    ))
+}
+
+fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A program killed mid-transfer (SIGKILL: nothing closed in order) gives
+/// back everything it made netcell hold: its TCP connections to a kernel peer
+/// and on loopback, its UDP sockets, their buffer memory, netcell's
+/// descriptors.
+fn a_killed_program_releases_what_it_held(mode: Mode) {
+    require_root!();
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    let rd = dir.path("run");
+    let rd = rd.to_str().unwrap();
+    let name = format!("victim{}", std::process::id());
+    // The kernel peer reads whatever comes, and closes at its end.
+    let mut sink = ns.cmd("python3");
+    sink.args([
+        "-c",
+        &format!(
+            "import socket, threading\nl = socket.socket(); l.bind(('{KERNEL}', 9004)); l.listen(64)\n\
+             def drain(c):\n  while c.recv(1 << 16): pass\n  c.close()\n\
+             while True:\n  c, _ = l.accept(); threading.Thread(target=drain, args=(c,), daemon=True).start()\n"
+        ),
+    ]);
+    sink.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _sink = Proc::spawn(&mut sink);
+    let container = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .args(["--name", &name, "--runtime-dir", rd])
+        .exec(["sleep", "600"])
+        .quiet()
+        .spawn();
+    let netcell_pid = container.pid();
+    let before = wait_for(T, "the container's stats", || held(&name, rd));
+    // A first program that ends in order: what the stack makes once (its
+    // private listener for pairing stand-ins) is there before the baseline.
+    let warm = "import socket\nl = socket.socket(); l.bind(('127.0.0.1', 7000)); l.listen()\n\
+                c = socket.create_connection(('127.0.0.1', 7000)); l.accept()[0].close(); c.close()\n";
+    let (code, _, err) = nc(&[
+        "exec",
+        &name,
+        "--runtime-dir",
+        rd,
+        "--",
+        "python3",
+        "-c",
+        warm,
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let before = wait_for(T, "the warm-up's sockets gone", || {
+        held(&name, rd).filter(|h| h.0 == before.0 && h.2 == before.2)
+    });
+    let fds_before = fds_of(netcell_pid);
+    let links = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{netcell_pid}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        let l = std::fs::read_link(e.path()).unwrap_or_default();
+                        format!("{}->{}", e.file_name().to_string_lossy(), l.display())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let links_before = links();
+    // The victim: 16 connections to the peer sending without pause, a
+    // loopback pair with 200 KB unread, a listener, 4 UDP sockets.
+    let victim = format!(
+        "import socket, threading, os, time\n\
+         conns = [socket.create_connection(('{KERNEL}', 9004)) for _ in range(16)]\n\
+         l = socket.socket(); l.bind(('127.0.0.1', 7000)); l.listen()\n\
+         a = socket.create_connection(('127.0.0.1', 7000)); b, _ = l.accept(); a.sendall(bytes(200000))\n\
+         us = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]\n\
+         for u in us: u.bind(('0.0.0.0', 0))\n\
+         def pour(c):\n  while True: c.send(bytes(1 << 16))\n\
+         for c in conns: threading.Thread(target=pour, args=(c,), daemon=True).start()\n\
+         time.sleep(0.5); print('ready', os.getpid(), flush=True); time.sleep(600)\n"
+    );
+    let mut ex = std::process::Command::new(netcell());
+    ex.args([
+        "exec",
+        &name,
+        "--runtime-dir",
+        rd,
+        "--",
+        "python3",
+        "-c",
+        &victim,
+    ]);
+    let (exec, mut exec_out) = spawn_reading(&mut ex);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut exec_out, &mut line).unwrap();
+    let victim_pid: u32 = line
+        .trim()
+        .strip_prefix("ready ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let during = held(&name, rd).unwrap();
+    assert!(
+        during.0 >= before.0 + 19 && during.1 >= before.1 + 4 && during.2 > before.2,
+        "{before:?} {during:?}"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &victim_pid.to_string()])
+        .status();
+    let _ = exec.wait_output(T);
+    let t0 = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let h = held(&name, rd);
+        let fds = fds_of(netcell_pid);
+        if h == Some(before) && fds <= fds_before {
+            break before;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not given back: {h:?} and {fds} descriptors against {before:?} and {fds_before}:\n{links_before:?}\n{:?}",
+            links()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "{}: held {during:?} (sockets, UDP, buffer bytes) by the victim, {after:?} {:.1} s after its SIGKILL; netcell's descriptors {fds_before} before and after",
+        mode.name(),
+        t0.elapsed().as_secs_f64()
+    );
+    drop(container);
+}
+
+#[test]
+fn a_killed_program_releases_what_it_held_seccomp() {
+    a_killed_program_releases_what_it_held(Mode::Seccomp);
+}
+
+#[test]
+fn a_killed_program_releases_what_it_held_preload() {
+    a_killed_program_releases_what_it_held(Mode::Preload);
+}
+
+/// netcell killed (SIGKILL) under load: the container's programs, which live
+/// on, get errors — a sender to a kernel peer, a reader of a loopback
+/// connection, a program opening a new socket — and none hangs.
+fn a_killed_netcell_leaves_errors_not_hangs(mode: Mode) {
+    require_root!();
+    let ns = tap_ns();
+    let dir = Scratch::new();
+    let mut sink = ns.cmd("python3");
+    sink.args([
+        "-c",
+        &format!(
+            "import socket\nl = socket.socket(); l.bind(('{KERNEL}', 9005)); l.listen()\n\
+             c, _ = l.accept()\nwhile c.recv(1 << 16): pass\n"
+        ),
+    ]);
+    sink.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _sink = Proc::spawn(&mut sink);
+    let out = dir.path("out");
+    let script = format!(
+        "import socket, threading, time, errno, sys\n\
+         out = open('{out}', 'w', buffering=1)\n\
+         def say(what, e): out.write(what + ' ' + (errno.errorcode.get(e.errno, str(e.errno)) if isinstance(e, OSError) else e) + '\\n')\n\
+         s = socket.create_connection(('{KERNEL}', 9005))\n\
+         l = socket.socket(); l.bind(('127.0.0.1', 7001)); l.listen()\n\
+         a = socket.create_connection(('127.0.0.1', 7001)); b, _ = l.accept()\n\
+         def send():\n  try:\n    while True: s.send(bytes(1 << 16))\n  except OSError as e: say('send', e)\n\
+         def read():\n  try:\n    d = b.recv(10)\n    say('read', 'EOF' if not d else 'data')\n  except OSError as e: say('read', e)\n\
+         ts = [threading.Thread(target=f) for f in (send, read)]\n\
+         for t in ts: t.start()\n\
+         out.write('ready\\n'); time.sleep(2)\n\
+         try:\n  socket.socket().connect(('{KERNEL}', 9005)); say('new', 'connected')\n\
+         except OSError as e: say('new', e)\n\
+         for t in ts: t.join(20)\n\
+         out.write('done\\n')\n",
+        out = out.display()
+    );
+    let container = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .exec(["python3", "-c", &script])
+        .quiet()
+        .spawn();
+    let netcell_pid = container.pid();
+    wait_for(T, "the program's start", || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|s| s.contains("ready"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &netcell_pid.to_string()])
+        .status();
+    let t0 = Instant::now();
+    let text = wait_for(Duration::from_secs(30), "the program's end", || {
+        std::fs::read_to_string(&out)
+            .ok()
+            .filter(|s| s.contains("done"))
+    });
+    let line = |k: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{k} ")))
+            .unwrap_or_else(|| panic!("no {k} in {text}"))
+            .to_string()
+    };
+    let ok = ["EPIPE", "ECONNRESET", "EOF", "ENOSYS", "ENETDOWN"];
+    for k in ["send", "read", "new"] {
+        let l = line(k);
+        assert!(ok.iter().any(|e| l.ends_with(e)), "{k}: {l} ({text})");
+    }
+    eprintln!(
+        "{}: after netcell's SIGKILL, within {:.1} s: {}",
+        mode.name(),
+        t0.elapsed().as_secs_f64(),
+        text.lines()
+            .filter(|l| *l != "ready" && *l != "done")
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    drop(container);
+}
+
+#[test]
+fn a_killed_netcell_leaves_errors_not_hangs_seccomp() {
+    a_killed_netcell_leaves_errors_not_hangs(Mode::Seccomp);
+}
+
+#[test]
+fn a_killed_netcell_leaves_errors_not_hangs_preload() {
+    a_killed_netcell_leaves_errors_not_hangs(Mode::Preload);
+}
+
+/// netcell stopped (SIGSTOP) three times for a second under a transfer each
+/// way, and continued: every byte arrives, once.
+#[test]
+fn a_stopped_netcell_loses_nothing() {
+    require_root!();
+    const N: u64 = 50 << 20;
+    let ns = tap_ns();
+    let bulk = py("bulk.py");
+    let mut up = ns.cmd("python3");
+    up.args([&bulk, "recv", "9001", KERNEL]);
+    let (up, mut up_lines) = spawn_reading(&mut up);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut up_lines, &mut line).unwrap();
+    let mut down = ns.cmd("python3");
+    down.args([&bulk, "fetch", CONTAINER, "9002"]);
+    down.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let down = Proc::spawn(&mut down);
+    let container = Container::new(Mode::Seccomp)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .sh(&format!(
+            "python3 {bulk} send {KERNEL} 9001 {N} 1 & python3 {bulk} serve 9002 {N} 2; wait"
+        ))
+        .spawn();
+    let pid = container.pid().to_string();
+    std::thread::sleep(Duration::from_millis(800));
+    for _ in 0..3 {
+        let _ = std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status();
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (st, out, err) = container.wait_output(T);
+    let (_, down_out, _) = down.wait_output(T);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut up_lines, &mut rest).unwrap();
+    let _ = up.wait_output(T);
+    assert!(st.success(), "{out} {err}");
+    let sent = results(&out);
+    assert_eq!(sent.len(), 2, "{out}");
+    let (got_up, got_down) = (results(&rest), results(&down_out));
+    assert_eq!(got_up.len(), 1, "{rest}");
+    assert_eq!(got_down.len(), 1, "{down_out}");
+    // Each receiver got exactly what its sender sent.
+    let digests: Vec<&String> = sent.iter().map(|s| &s.1).collect();
+    assert!(digests.contains(&&got_up[0].1) && digests.contains(&&got_down[0].1));
+    assert_ne!(got_up[0].1, got_down[0].1);
+    assert!(got_up[0].0 == N && got_down[0].0 == N);
+}

@@ -405,6 +405,12 @@ impl<D: Device> Stack<D> {
         self.sockets.diag(&mut self.ifs, protocol)
     }
 
+    /// Bytes of socket buffer the stack's sockets hold (see
+    /// [`crate::socket::budget`]): what `--max-buffer-memory` limits.
+    pub fn buffer_memory(&self) -> usize {
+        crate::socket::budget::in_use(&self.ifs)
+    }
+
     /// The loopback device.
     pub fn lo_device(&self) -> &LoopbackDevice {
         &self.lo
