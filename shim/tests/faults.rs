@@ -47,17 +47,6 @@ fn impaired(p: &Proc, out: &mut std::io::BufReader<std::process::ChildStdout>) -
     line.trim().to_string()
 }
 
-/// Starts `c` with its output piped; its process and its stdout to read.
-fn spawn_reading(
-    c: &mut std::process::Command,
-) -> (Proc, std::io::BufReader<std::process::ChildStdout>) {
-    c.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut p = Proc::spawn(c);
-    let out = std::io::BufReader::new(p.child.stdout.take().unwrap());
-    (p, out)
-}
-
 /// `bytes N sha256 HEX seconds S` lines of `out`, as (N, HEX, S).
 fn results(out: &str) -> Vec<(u64, String, f64)> {
     out.lines()
@@ -264,33 +253,6 @@ fn a_vanished_peer_gives_an_error_not_a_hang() {
         w.get(2).unwrap_or(&"?"),
         cut.elapsed().as_secs_f64()
     );
-}
-
-/// `netcell stats NAME --json` of a container in `rd`: (TCP sockets, UDP
-/// sockets, buffer memory).
-fn held(name: &str, rd: &str) -> Option<(u64, u64, u64)> {
-    let (code, out, _) = nc(&["stats", name, "--json", "--runtime-dir", rd]);
-    if code != Some(0) {
-        return None;
-    }
-    let num = |key: &str| -> u64 {
-        out.split(&format!("\"{key}\":"))
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    Some((
-        num("listen") + num("established") + num("other"),
-        num("udp"),
-        num("buffer_memory"),
-    ))
-}
-
-fn fds_of(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or(0)
 }
 
 /// A program killed mid-transfer (SIGKILL: nothing closed in order) gives

@@ -785,3 +785,41 @@ pub fn nc(args: &[&str]) -> (Option<i32>, String, String) {
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
+
+/// Starts `c` with its output piped; its process and its stdout to read.
+pub fn spawn_reading(
+    c: &mut std::process::Command,
+) -> (Proc, std::io::BufReader<std::process::ChildStdout>) {
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut p = Proc::spawn(c);
+    let out = std::io::BufReader::new(p.child.stdout.take().unwrap());
+    (p, out)
+}
+
+/// `netcell stats NAME --json` of a container in `rd`: (TCP sockets, UDP
+/// sockets, buffer memory).
+pub fn held(name: &str, rd: &str) -> Option<(u64, u64, u64)> {
+    let (code, out, _) = nc(&["stats", name, "--json", "--runtime-dir", rd]);
+    if code != Some(0) {
+        return None;
+    }
+    let num = |key: &str| -> u64 {
+        out.split(&format!("\"{key}\":"))
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Some((
+        num("listen") + num("established") + num("other"),
+        num("udp"),
+        num("buffer_memory"),
+    ))
+}
+
+pub fn fds_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
