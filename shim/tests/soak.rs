@@ -71,10 +71,18 @@ fn soak(mode: Mode, over_tap: bool) {
     });
     let (during, rss_peak) = (held(&name, rd).unwrap(), rss_kib(pid));
     let t0 = Instant::now();
-    let after = wait_for(Duration::from_secs(60), "everything back", || {
-        let h = held(&name, rd)?;
-        (h == before && fds_of(pid) <= fds_before).then_some(h)
-    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        let (h, fds) = (held(&name, rd), fds_of(pid));
+        if h == Some(before) && fds <= fds_before {
+            break before;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not back: {h:?} and {fds} descriptors, against {before:?} and {fds_before}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let rss_after = rss_kib(pid);
     std::fs::write(dir.path("out.end"), "").unwrap();
     let (st, _, err) = container.wait_output(T);
