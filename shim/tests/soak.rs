@@ -74,8 +74,12 @@ fn soak(mode: Mode, over_tap: bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
         let (h, fds) = (held(&name, rd), fds_of(pid));
-        if h == Some(before) && fds <= fds_before {
-            break before;
+        // At most what it held before (a listener's window can be a few
+        // bytes smaller than at the baseline).
+        if let Some(h) = h.filter(|h| h.0 <= before.0 && h.1 <= before.1 && h.2 <= before.2)
+            && fds <= fds_before
+        {
+            break h;
         }
         assert!(
             Instant::now() < deadline,
