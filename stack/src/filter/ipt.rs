@@ -267,8 +267,11 @@ fn iface_match(name: &[u8], mask: &[u8]) -> Result<Option<String>, Refused> {
     if n.is_empty() {
         return Ok(None);
     }
-    let bad = |c: char| c.is_whitespace() || c.is_control() || "/:\"#{},\\".contains(c);
-    if n.chars().any(bad) {
+    // Printable ASCII, and not beginning with the text form's negation: the
+    // rule set's text must read back the same (an interface named `!=` printed
+    // as `oif != tcp ...`; found by the `ipt_replace` fuzz target).
+    let bad = |c: char| !c.is_ascii_graphic() || "/:\"#{},\\".contains(c);
+    if n.chars().any(bad) || n.starts_with('!') {
         return refuse(libc::EINVAL, format!("the interface name {n:?}"));
     }
     // An exact name has its mask over the name and its NUL; `eth+` covers the
@@ -1404,6 +1407,24 @@ mod tests {
         let e = decode_replace_in(blob, Family::Ip).unwrap_err();
         assert_eq!(e.errno, libc::EOPNOTSUPP, "{e:?}");
         assert!(format!("{e:?}").contains("protocol 58"), "{e:?}");
+    }
+
+    /// Found by the `ipt_replace` fuzz target: an interface named `!=` printed
+    /// as `oif != tcp ...`, which did not read back. Names are printable ASCII
+    /// not beginning with `!` now.
+    #[test]
+    fn interface_names_are_printable() {
+        let blob = include_bytes!("testdata/ipt-invisible-iface.bin");
+        for family in Family::ALL {
+            if let Ok(set) = decode_replace_in(blob, family) {
+                let text = set.to_string();
+                let again = crate::filter::parse::parse_ruleset(&text)
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
+                assert_eq!(again.rules, set.rules);
+            }
+        }
+        let e = decode_replace_in(blob, Family::Ip).unwrap_err();
+        assert_eq!(e.errno, libc::EINVAL, "{e:?}");
     }
 
     /// An `ipt_replace` of `encode_entries`' output, as iptables would send it
