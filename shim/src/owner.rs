@@ -119,6 +119,63 @@ pub struct Identity {
     pub started: std::time::Instant,
 }
 
+/// What a zygote (`zygote.rs`, `enter`) reads from its netcell.
+pub enum Incoming {
+    /// An exec request: its id, the request, the client's descriptors.
+    Request(u64, ExecRequest, Vec<OwnedFd>),
+    /// Nothing within the wait, or a message that is not a request.
+    Nothing,
+    /// netcell is gone (end of file on the socket).
+    Ended,
+}
+
+/// Waits at most `timeout_ms` (-1: no limit) for the next request on a
+/// zygote's socket: an 8-byte id, then an [`ExecRequest`], with the client's
+/// descriptors attached.
+pub fn next_request(sock: &OwnedFd, buf: &mut [u8], timeout_ms: i32) -> Incoming {
+    if !netcell_sys::wait_readable(sock.as_fd(), timeout_ms) {
+        return Incoming::Nothing;
+    }
+    let r = match netcell_sys::recv_with_fds(sock.as_fd(), buf) {
+        Ok(r) => r,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            return Incoming::Nothing;
+        }
+        Err(_) => return Incoming::Ended,
+    };
+    if r.len == 0 {
+        return Incoming::Ended;
+    }
+    let msg = &buf[..r.len.min(buf.len())];
+    match msg
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        .zip(ExecRequest::decode(&msg[8.min(msg.len())..]))
+    {
+        Some((id, req)) => Incoming::Request(id, req, r.fds.into_iter().collect()),
+        None => Incoming::Nothing,
+    }
+}
+
+/// A zygote's answer to its netcell, with a descriptor along if any (netcell
+/// reads them as they come; a full socket waits, at most 10 s).
+pub fn zygote_reply(sock: &OwnedFd, text: &str, fd: Option<BorrowedFd<'_>>) {
+    let fds: Vec<_> = fd.into_iter().collect();
+    for _ in 0..1000 {
+        match netcell_sys::send_with_fds(sock.as_fd(), text.as_bytes(), &fds) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            _ => return,
+        }
+    }
+}
+
 /// Exec clients waiting for their program's end, at most.
 const MAX_WAITING: usize = 256;
 

@@ -9,7 +9,7 @@
 //! `error ID TEXT`; when the program ends, `exit ID CODE` (128+N for signal N). It
 //! ends when its netcell does (end of file on `FD`).
 
-use crate::owner::{ExecRequest, MAX_MSG};
+use crate::owner::{ExecRequest, Incoming, MAX_MSG, next_request, zygote_reply};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -29,41 +29,16 @@ pub fn main(fd: i32) -> i32 {
     let _ = netcell_sys::set_cloexec(sock.as_fd(), true);
     let mut buf = vec![0u8; MAX_MSG];
     loop {
-        if !netcell_sys::wait_readable(sock.as_fd(), -1) {
-            continue;
+        match next_request(&sock, &mut buf, -1) {
+            Incoming::Request(id, req, fds) => start(&sock, id, req, fds),
+            Incoming::Nothing => {}
+            Incoming::Ended => return 0,
         }
-        let r = match netcell_sys::recv_with_fds(sock.as_fd(), &mut buf) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return 0,
-        };
-        if r.len == 0 {
-            return 0;
-        }
-        let msg = &buf[..r.len.min(buf.len())];
-        let Some((id, req)) = msg
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-            .zip(ExecRequest::decode(&msg[8.min(msg.len())..]))
-        else {
-            continue;
-        };
-        let fds: Vec<OwnedFd> = r.fds.into_iter().collect();
-        start(&sock, id, req, fds);
     }
 }
 
-/// Sends one answer (netcell reads them as they come; a full socket waits).
 fn reply(sock: &OwnedFd, text: &str) {
-    for _ in 0..1000 {
-        match netcell_sys::send_nb(sock.as_fd(), text.as_bytes(), 0) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            _ => return,
-        }
-    }
+    zygote_reply(sock, text, None);
 }
 
 fn start(sock: &Arc<OwnedFd>, id: u64, req: ExecRequest, fds: Vec<OwnedFd>) {

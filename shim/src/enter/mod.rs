@@ -56,7 +56,7 @@ pub mod names;
 pub mod profile;
 pub mod target;
 
-use crate::owner::{ExecRequest, MAX_MSG};
+use crate::owner::{ExecRequest, Incoming, MAX_MSG, next_request, zygote_reply};
 use netcell_sys::spawn;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -199,27 +199,11 @@ pub fn main(fd: i32) -> i32 {
                 );
             }
         }
-        if !netcell_sys::wait_readable(sock.as_fd(), 200) {
-            continue;
-        }
-        let r = match netcell_sys::recv_with_fds(sock.as_fd(), &mut buf) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return 0,
+        let (id, req, fds) = match next_request(&sock, &mut buf, 200) {
+            Incoming::Request(id, req, fds) => (id, req, fds),
+            Incoming::Nothing => continue,
+            Incoming::Ended => return 0,
         };
-        if r.len == 0 {
-            return 0;
-        }
-        let msg = &buf[..r.len.min(buf.len())];
-        let Some((id, req)) = msg
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-            .zip(ExecRequest::decode(&msg[8.min(msg.len())..]))
-        else {
-            continue;
-        };
-        let fds: Vec<OwnedFd> = r.fds.into_iter().collect();
         match netcell_sys::fork_single_threaded() {
             Ok(Some(pid)) => {
                 enterers.insert(pid, id);
@@ -234,15 +218,7 @@ pub fn main(fd: i32) -> i32 {
 }
 
 fn reply(sock: &OwnedFd, text: &str, fd: Option<std::os::fd::BorrowedFd<'_>>) {
-    let fds: Vec<_> = fd.into_iter().collect();
-    for _ in 0..1000 {
-        match netcell_sys::send_with_fds(sock.as_fd(), text.as_bytes(), &fds) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            _ => return,
-        }
-    }
+    zygote_reply(sock, text, fd);
 }
 
 /// The enterer: starts request `id` in the container, relays its standard

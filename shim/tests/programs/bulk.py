@@ -52,6 +52,18 @@ def recv_all(sock):
         n += len(b)
 
 
+def connect(host, port):
+    """A connection to the peer, retried for 30 s while it starts."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return socket.create_connection((host, port))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def listener(port, host="::"):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     l = socket.socket(fam)
@@ -68,28 +80,12 @@ def main():
     try:
         if sys.argv[1] == "send":
             host, port, total, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    s = socket.create_connection((host, port))
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            s = connect(host, port)
             t0 = time.monotonic()
             n, d = send_all(s, total, seed)
         elif sys.argv[1] == "fetch":
             host, port = sys.argv[2], int(sys.argv[3])
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    s = socket.create_connection((host, port))
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            s = connect(host, port)
             t0 = time.monotonic()
             n, d = recv_all(s)
             s.close()
