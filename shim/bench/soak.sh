@@ -53,6 +53,11 @@ while True:
 ' & pids+=($!)
 sleep 0.5
 
+cat > "$work/warm.py" <<'WARM'
+import socket
+l = socket.socket(); l.bind(("127.0.0.1", 7300)); l.listen()
+c = socket.create_connection(("127.0.0.1", 7300)); l.accept()[0].close(); c.close()
+WARM
 # The load, inside the container, until the stop file appears.
 stop=$work/stop
 cat > "$work/load.py" <<LOAD
@@ -98,11 +103,10 @@ while running(): time.sleep(0.5)
 time.sleep(3)
 LOAD
 ip netns exec "$ns" "$NETCELL" run --name "$name" --runtime-dir "$work" --shim "$SHIM" \
-  --tap tap0 --addr 10.252.0.2/24 -- sh -c "sleep 2; python3 $work/load.py; sleep 600" &
+  --tap tap0 --addr 10.252.0.2/24 -- sh -c "python3 $work/warm.py && touch $work/warm && \
+  while [ ! -e $work/go ]; do sleep 0.2; done; python3 $work/load.py; sleep 600" &
 pids+=($!)
-runner=$!
-sleep 1.5
-pid=$runner
+pid=$!
 stat() { "$NETCELL" stats "$name" --runtime-dir "$work" --json 2>/dev/null || echo '{}'; }
 field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); t=d.get("tcp",{}); print(sum(t.values()) if t else 0, d.get("udp",0), d.get("buffer_memory",0))' "$1"; }
 sample() {
@@ -112,8 +116,13 @@ sample() {
   s=$(field "$(stat)")
   echo "$1,$rss,$fds,${s// /,}"
 }
+# The baseline once a first connection has come and gone: what the stack
+# makes once (the private listener that pairs stand-ins) is there by then.
+while [ ! -e "$work/warm" ]; do sleep 0.2; done
+sleep 2
 echo "seconds,rss_kib,fds,tcp,udp,buffer_bytes" > "$OUT"
 base=$(sample 0); echo "$base" >> "$OUT"
+touch "$work/go"
 t0=$(date +%s)
 while [ $(( $(date +%s) - t0 )) -lt "$DURATION" ]; do
   sleep "$SAMPLE"
