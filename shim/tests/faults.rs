@@ -141,7 +141,7 @@ fn transfer_over_a_bad_link(mode: Mode, mtu: usize, offload: bool, bad: [&str; 4
         .zip(bad)
     {
         if pct != "0" {
-            assert!(count(k) > 10, "{did}");
+            assert!(count(k) > 0, "{did}");
         }
     }
     eprintln!(
