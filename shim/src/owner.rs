@@ -193,6 +193,8 @@ pub struct OwnerServer {
     /// Seccomp listeners of programs the zygote started into an OCI container,
     /// for the supervisor (see `enter`).
     joined: Vec<OwnedFd>,
+    /// Whether the zygote may send listeners (see [`Self::take_listeners_from_zygote`]).
+    takes_listeners: bool,
 }
 
 impl OwnerServer {
@@ -202,6 +204,7 @@ impl OwnerServer {
             listener: netcell_sys::seqpacket_listener(&dir.join("owner"))?,
             no_exec: None,
             joined: Vec::new(),
+            takes_listeners: false,
             zygote: None,
             waiting: HashMap::new(),
             next_id: 1,
@@ -219,6 +222,13 @@ impl OwnerServer {
     ) {
         self.zygote = Some(sock);
         self.env = env;
+    }
+
+    /// The zygote is `enter`'s, outside the container: the seccomp listeners
+    /// it sends are served. (A `netcell run` zygote lives inside the container,
+    /// which could take it over: what it sends is never served.)
+    pub fn take_listeners_from_zygote(&mut self) {
+        self.takes_listeners = true;
     }
 
     /// `netcell exec` is refused with `why`.
@@ -338,7 +348,15 @@ impl OwnerServer {
                     };
                     // The OCI zygote's: the program's seccomp listener.
                     if kind == "listener" {
-                        if let Some(fd) = fd.filter(|_| self.waiting.contains_key(&id)) {
+                        // Only from the OCI zygote, for a request under way,
+                        // and only a seccomp notification descriptor.
+                        let notify = |f: &OwnedFd| {
+                            netcell_sys::fd_link(f.as_fd()).as_deref()
+                                == Some("anon_inode:seccomp notify")
+                        };
+                        if let Some(fd) = fd.filter(|f| {
+                            self.takes_listeners && self.waiting.contains_key(&id) && notify(f)
+                        }) {
                             self.joined.push(fd);
                         }
                         continue;

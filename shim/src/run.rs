@@ -426,6 +426,7 @@ fn serve_oci(
         match zygote {
             Ok(z) => {
                 o.set_zygote(z, Vec::new());
+                o.take_listeners_from_zygote();
                 if let Some(fd) = o.zygote_fd() {
                     runtime
                         .register_external(fd, ZYGOTE)
