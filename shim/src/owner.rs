@@ -571,7 +571,14 @@ pub(crate) fn ask(
 fn read_msg(conn: BorrowedFd<'_>) -> Result<Vec<u8>, String> {
     let mut buf = vec![0u8; MAX_MSG];
     let mut f = std::fs::File::from(conn.try_clone_to_owned().map_err(|e| e.to_string())?);
-    let n = f.read(&mut buf).map_err(|e| format!("answer: {e}"))?;
+    // A server that refuses closes without reading what we sent, which resets the
+    // connection: the kernel reports the reset first and the refusal it had
+    // queued on the next read.
+    let n = match f.read(&mut buf) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) => f.read(&mut buf),
+        r => r,
+    }
+    .map_err(|e| format!("answer: {e}"))?;
     if n == 0 {
         return Err("the container ended".into());
     }
@@ -708,6 +715,17 @@ pub fn exec(base: &Path, name: &str, command: &[std::ffi::OsString]) -> Result<i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A refusal sent by a server that closed without reading the request (the
+    /// kernel resets the connection) still reaches the client as the refusal.
+    #[test]
+    fn a_refusal_after_an_unread_request_is_read_past_the_reset() {
+        let (client, server) = netcell_sys::seqpacket_pair().unwrap();
+        netcell_sys::send_nb(client.as_fd(), b"filter\0x\0flush", 0).unwrap();
+        netcell_sys::send_nb(server.as_fd(), b"error refused: uid 1", 0).unwrap();
+        drop(server);
+        assert_eq!(read_msg(client.as_fd()), Err("refused: uid 1".to_string()));
+    }
 
     #[test]
     fn exec_requests_round_trip_and_garbage_is_refused() {
