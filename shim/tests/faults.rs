@@ -211,11 +211,17 @@ fn a_vanished_peer_gives_an_error_not_a_hang() {
         "-c",
         &format!(
             "import socket, time\nl = socket.socket(); l.bind(('{KERNEL}', 9003)); l.listen()\n\
+             print('listening', flush=True)\n\
              c, _ = l.accept(); c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n\
              print('accepted', flush=True); time.sleep(600)"
         ),
     ]);
     let (_sink, mut sink_out) = spawn_reading(&mut sink);
+    // The container connects once the sink listens (else: refused, and nothing
+    // would ever be accepted).
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
     let ns_name = ns.name.clone();
     let cutter = std::thread::spawn(move || {
         let mut line = String::new();
@@ -420,12 +426,14 @@ fn a_killed_netcell_leaves_errors_not_hangs(mode: Mode) {
         "-c",
         &format!(
             "import socket\nl = socket.socket(); l.bind(('{KERNEL}', 9005)); l.listen()\n\
-             c, _ = l.accept()\nwhile c.recv(1 << 16): pass\n"
+             print('listening', flush=True)\nc, _ = l.accept()\nwhile c.recv(1 << 16): pass\n"
         ),
     ]);
-    sink.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let _sink = Proc::spawn(&mut sink);
+    let (_sink, mut sink_out) = spawn_reading(&mut sink);
+    // The program connects once the sink listens (else: refused at once).
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
     let out = dir.path("out");
     let script = format!(
         "import socket, threading, time, errno, sys\n\

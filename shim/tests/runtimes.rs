@@ -517,33 +517,46 @@ fn a_dead_server_fails_closed_and_served_containers_leave_nothing() {
                    except OSError as e: print('then', errno.errorcode[e.errno], flush=True); break\n";
     let b = c.bundle("victim", &["python3", "-c", probe], &none);
     let mut v = c.crun(&format!("run -b {} victim", b.display()));
-    let v = Proc::spawn(v.stdout(std::process::Stdio::piped()));
+    let (v, mut v_out) = spawn_reading(&mut v);
     let server: u32 = wait_for(T, "the victim's server", || {
         let ls = nc(&["ls", "--runtime-dir", rundir.to_str().unwrap()]).1;
         ls.lines()
             .find(|l| l.starts_with("victim "))
             .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
     });
+    // Killed once the program was served (not before its first call).
+    assert_eq!(first_line(&mut v_out), "first ok");
     unsafe_kill(server);
-    let (_, out, err) = v.wait_output(T);
-    assert!(
-        out.contains("first ok") && out.contains("then ENOSYS"),
-        "{out} {err}"
-    );
+    let out = rest(v_out);
+    let (_, _, err) = v.wait_output(T);
+    assert!(out.contains("then ENOSYS"), "{out} {err}");
     // The agent killed: its containers' servers end with it (fail closed).
     let b = c.bundle("victim2", &["python3", "-c", probe], &none);
     let mut v = c.crun(&format!("run -b {} victim2", b.display()));
-    let v = Proc::spawn(v.stdout(std::process::Stdio::piped()));
+    let (v, mut v_out) = spawn_reading(&mut v);
     wait_for(T, "the second victim's server", || {
         let ls = nc(&["ls", "--runtime-dir", rundir.to_str().unwrap()]).1;
         ls.lines().any(|l| l.starts_with("victim2 ")).then_some(())
     });
+    assert_eq!(first_line(&mut v_out), "first ok");
     unsafe_kill(agent);
-    let (_, out, err) = v.wait_output(T);
-    assert!(
-        out.contains("first ok") && out.contains("then ENOSYS"),
-        "{out} {err}"
-    );
+    let out = rest(v_out);
+    let (_, _, err) = v.wait_output(T);
+    assert!(out.contains("then ENOSYS"), "{out} {err}");
+}
+
+/// The next line a process printed, trimmed.
+fn first_line(r: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    let _ = r.read_line(&mut line);
+    line.trim().to_string()
+}
+
+/// The rest of what a process prints, until it closes its output.
+fn rest(mut r: impl std::io::Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
 }
 
 /// SIGKILL to a process of the test's own.

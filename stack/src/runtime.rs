@@ -113,6 +113,10 @@ impl Runtime {
         if self.stack.devices().iter().any(Link::has_pending) {
             timeout = Some(Duration::ZERO);
         }
+        // Requests a batch left (see the control server's docs).
+        if self.control.has_backlog() {
+            timeout = Some(Duration::ZERO);
+        }
         if let Some(m) = max_wait {
             timeout = Some(timeout.map_or(m, |t| t.min(m)));
         }
@@ -125,6 +129,7 @@ impl Runtime {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+        self.control.serve_backlog(&mut self.stack);
         self.ready.clear();
         for ev in self.events.iter() {
             self.ready.push(Ready {

@@ -29,6 +29,11 @@
 //! `ENFILE`), a descriptor kept in reserve is given up for one `accept`, whose
 //! connection is closed at once, and taken again: the queue drains, and once the
 //! flood is over new clients are served again.
+//!
+//! A connection's requests are served [`BATCH`] at a time: a program that asks
+//! again the moment it has its answer would otherwise keep the event loop here —
+//! its closed sockets' hang-ups, the TAP and every other program waiting. What a
+//! batch leaves is the backlog, served in the next turn (whose wait is zero).
 
 use super::service;
 use crate::stack::Stack;
@@ -41,6 +46,9 @@ use std::path::{Path, PathBuf};
 
 /// Malformed messages tolerated on one connection before it is closed.
 const MAX_ERRORS: u32 = 64;
+
+/// Requests served on one connection before the event loop turns.
+const BATCH: usize = 16;
 
 /// Connections kept at most, unless set otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -66,6 +74,9 @@ pub struct ControlServer {
     tx: Box<[u8]>,
     /// Connections accepted since the last call to [`ControlServer::drain_new`].
     new: Vec<usize>,
+    /// Connections a batch left requests on, and the list being served.
+    backlog: Vec<usize>,
+    serving: Vec<usize>,
 }
 
 /// What happened on a connection.
@@ -93,6 +104,8 @@ impl ControlServer {
             rx: vec![0u8; MAX_REQUEST + 1].into_boxed_slice(),
             tx: vec![0u8; MAX_MESSAGE].into_boxed_slice(),
             new: Vec::new(),
+            backlog: Vec::new(),
+            serving: Vec::new(),
         })
     }
 
@@ -198,7 +211,7 @@ impl ControlServer {
 
     /// Serves every message waiting on connection `idx`.
     pub fn serve<D: Device>(&mut self, idx: usize, stack: &mut Stack<D>) -> ConnEvent {
-        loop {
+        for _ in 0..BATCH {
             let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 return ConnEvent::Closed;
             };
@@ -321,6 +334,24 @@ impl ControlServer {
                     return ConnEvent::Closed;
                 }
             }
+        }
+        // More may wait: the next turn serves them (see the module docs).
+        if !self.backlog.contains(&idx) {
+            self.backlog.push(idx);
+        }
+        ConnEvent::Open
+    }
+
+    /// Whether a batch left requests waiting: the event loop must not sleep.
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Serves another batch on each connection a batch left requests on.
+    pub fn serve_backlog<D: Device>(&mut self, stack: &mut Stack<D>) {
+        std::mem::swap(&mut self.backlog, &mut self.serving);
+        while let Some(idx) = self.serving.pop() {
+            let _ = self.serve(idx, stack);
         }
     }
 }
