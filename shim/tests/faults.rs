@@ -453,8 +453,12 @@ fn a_killed_netcell_leaves_errors_not_hangs(mode: Mode) {
          out.write('done\\n')\n",
         out = out.display()
     );
+    // Its runtime directory in the test's scratch: a netcell killed cannot
+    // remove its own.
+    let rd = dir.path("run");
     let container = Container::new(mode)
         .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .args(["--runtime-dir", rd.to_str().unwrap()])
         .exec(["python3", "-c", &script])
         .quiet()
         .spawn();

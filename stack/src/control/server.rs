@@ -30,7 +30,7 @@
 //! connection is closed at once, and taken again: the queue drains, and once the
 //! flood is over new clients are served again.
 //!
-//! A connection's requests are served [`BATCH`] at a time: a program that asks
+//! A connection's requests are served 16 at a time (`BATCH`): a program that asks
 //! again the moment it has its answer would otherwise keep the event loop here —
 //! its closed sockets' hang-ups, the TAP and every other program waiting. What a
 //! batch leaves is the backlog, served in the next turn (whose wait is zero).
