@@ -198,8 +198,11 @@ def gbps(js):
     return round(json.loads(js)["end"]["sum_received"]["bits_per_second"] / 1e9, 3)
 
 
-def udp_pps(js, secs):
-    d = json.loads(js)["end"]["sum"]
+def udp_pps(js):
+    """Datagrams per second the receiving side counted (iperf3's packets less
+    those it counted lost)."""
+    d = json.loads(js)["end"]
+    d = d.get("sum_received", d["sum"])
     return round((d["packets"] - d["lost_packets"]) / d["seconds"])
 
 
@@ -235,7 +238,7 @@ def over_the_wire(peer, a, secs, mtus, sizes):
                 peer.name, "udp_pps_%s_%d" % (d, size),
                 udp_pps(run(peer.client(["iperf3", "-c", peer.srv_addr, "-p", str(P["iperf"]),
                                          "-u", "-b", "0", "-l", str(size), "-t", str(secs),
-                                         "-J", *rev], mtu)), secs), "pkt/s"))
+                                         "-J", *rev], mtu))), "pkt/s"))
 
     def rr():
         lat = latencies(run(peer.client(["sockperf", "ping-pong", "--tcp", "-i", peer.srv_addr,
@@ -292,26 +295,24 @@ def on_loopback(peer, a, secs):
     measure("%s loopback connections" % peer.name, ctl)
 
 
-def rss_kib(pid):
+def proc_kib(pid, path, key):
+    """A `key: N kB` figure of /proc/PID/PATH (0 when the process is gone)."""
     try:
-        with open("/proc/%d/status" % pid) as f:
+        with open("/proc/%d/%s" % (pid, path)) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kib(pid):
+    return proc_kib(pid, "status", "VmRSS")
 
 
 def pss_kib(pid):
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return proc_kib(pid, "smaps_rollup", "Pss")
 
 
 def cpu_secs(pid):

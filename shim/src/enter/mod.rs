@@ -56,7 +56,7 @@ pub mod names;
 pub mod profile;
 pub mod target;
 
-use crate::owner::{ExecRequest, Incoming, MAX_MSG, next_request, zygote_reply};
+use crate::owner::{ExecRequest, Incoming, MAX_MSG, next_request, zygote_reply as reply};
 use netcell_sys::spawn;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -215,10 +215,6 @@ pub fn main(fd: i32) -> i32 {
             Err(e) => reply(&sock, &format!("error {id} 126 cannot fork: {e}"), None),
         }
     }
-}
-
-fn reply(sock: &OwnedFd, text: &str, fd: Option<std::os::fd::BorrowedFd<'_>>) {
-    zygote_reply(sock, text, fd);
 }
 
 /// The enterer: starts request `id` in the container, relays its standard

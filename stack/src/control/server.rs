@@ -399,3 +399,61 @@ impl Drop for ControlServer {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::PipeDevice;
+    use crate::socket::SocketConfig;
+    use proto::{Request, RequestHeader};
+
+    /// Replies waiting for the client now.
+    fn replies(client: BorrowedFd<'_>) -> Vec<u32> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut seqs = Vec::new();
+        while let Ok(r) = sys::recv_with_fds(client, &mut buf) {
+            if r.len == 0 {
+                break;
+            }
+            seqs.push(proto::decode_reply(&buf[..r.len]).unwrap().seq);
+        }
+        seqs
+    }
+
+    /// A client with 40 requests queued gets 16 answered per turn, in order:
+    /// the event loop goes on between batches (see the module docs).
+    #[test]
+    fn requests_are_served_a_batch_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("netcell-ctl-test-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let mut server = ControlServer::bind(&dir).unwrap();
+        let mut stack: Stack<PipeDevice> = Stack::new(None, SocketConfig::default()).unwrap();
+        let client = sys::connect_seqpacket(&dir).unwrap();
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        for seq in 0..40u32 {
+            let pid = std::process::id();
+            let req = if seq == 0 {
+                Request::Hello { pid }
+            } else {
+                Request::GetSockName
+            };
+            let n = proto::encode_request(RequestHeader { seq, sock: 0 }, &req, &mut buf).unwrap();
+            sys::send_nb(client.as_fd(), &buf[..n], 0).unwrap();
+        }
+        server.accept();
+        let mut idx = None;
+        server.drain_new(|i, _| idx = Some(i));
+        let idx = idx.expect("the client was accepted");
+        sys::set_nonblocking(client.as_fd(), true).unwrap();
+
+        assert_eq!(server.serve(idx, &mut stack), ConnEvent::Open);
+        assert_eq!(replies(client.as_fd()), (0..16).collect::<Vec<_>>());
+        assert!(server.has_backlog());
+        server.serve_backlog(&mut stack);
+        assert_eq!(replies(client.as_fd()), (16..32).collect::<Vec<_>>());
+        server.serve_backlog(&mut stack);
+        assert_eq!(replies(client.as_fd()), (32..40).collect::<Vec<_>>());
+        // The last batch found the connection empty: nothing is left over.
+        assert!(!server.has_backlog());
+    }
+}

@@ -57,9 +57,9 @@ struct Binding {
 pub struct PortTable {
     ports: HashMap<u16, Vec<Binding>>,
     next: u64,
-    seed: u64,
-    /// Where the next ephemeral search starts: just past the last port given.
-    cursor: Option<u32>,
+    /// Where the next ephemeral search starts, as an offset into the range: a
+    /// random point at first, then just past the last port given.
+    cursor: u32,
 }
 
 fn overlap(a: IpAddr, a_dual: bool, b: IpAddr, b_dual: bool) -> bool {
@@ -74,11 +74,16 @@ fn overlap(a: IpAddr, a_dual: bool, b: IpAddr, b_dual: bool) -> bool {
 impl PortTable {
     /// An empty table.
     pub fn new(seed: u64) -> Self {
+        // xorshift of the seed for the first starting offset.
+        let mut x = seed;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let span = *EPHEMERAL.end() as u64 - *EPHEMERAL.start() as u64 + 1;
         PortTable {
             ports: HashMap::new(),
             next: 1,
-            seed,
-            cursor: None,
+            cursor: (x % span) as u32,
         }
     }
 
@@ -159,21 +164,11 @@ impl PortTable {
     ) -> Option<(u16, BindingId)> {
         let lo = *EPHEMERAL.start() as u32;
         let span = *EPHEMERAL.end() as u32 - lo + 1;
-        let start = match self.cursor {
-            Some(c) => c,
-            None => {
-                // xorshift for the first starting offset.
-                self.seed ^= self.seed << 13;
-                self.seed ^= self.seed >> 7;
-                self.seed ^= self.seed << 17;
-                (self.seed % span as u64) as u32
-            }
-        };
         for i in 0..span {
-            let off = (start + i) % span;
+            let off = (self.cursor + i) % span;
             let port = (lo + off) as u16;
             if self.ports.get(&port).is_none_or(|l| l.is_empty()) {
-                self.cursor = Some((off + 1) % span);
+                self.cursor = (off + 1) % span;
                 return Some((port, self.insert(port, addr, dual, reuse, BindState::Idle)));
             }
         }
