@@ -15,12 +15,13 @@ use std::os::fd::AsFd;
 
 impl Sockets {
     pub(crate) fn facts(&self, ifs: &mut Interfaces, s: &Socket) -> Facts {
-        let (state, mtu) = match &s.proto {
+        let (state, mtu, timestamps) = match &s.proto {
             Proto::Tcp(TcpState::Connected(c) | TcpState::Connecting(c)) => {
                 let mtu = ifs.get(c.iface).mtu;
-                (Some(sock(ifs, c.iface, c.handle).state()), Some(mtu))
+                let sk = sock(ifs, c.iface, c.handle);
+                (Some(sk.state()), Some(mtu), sk.timestamp_enabled())
             }
-            _ => (None, None),
+            _ => (None, None, false),
         };
         let (sotype, protocol) = match s.proto {
             Proto::Tcp(_) => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
@@ -40,6 +41,7 @@ impl Sockets {
             state,
             mtu,
             cookie: s.cookie,
+            timestamps,
         }
     }
 
@@ -186,6 +188,7 @@ impl Tombstone {
             state: Some(smoltcp::socket::tcp::State::Closed),
             mtu: None,
             cookie: inode,
+            timestamps: false,
         };
         options::get(&Options::default(), &facts, level, name, out)
     }

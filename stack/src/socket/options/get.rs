@@ -106,12 +106,10 @@ pub fn get(
             libc::TCP_DEFER_ACCEPT => put(out, o.defer_accept),
             libc::TCP_WINDOW_CLAMP => put(out, o.window_clamp as i32),
             libc::TCP_MAXSEG => {
-                let mss = match (f.state, f.mtu) {
-                    (Some(_), Some(mtu)) => {
-                        mtu.saturating_sub(if f.domain == libc::AF_INET6 { 60 } else { 40 }) as i32
-                    }
-                    _ if o.maxseg != 0 => o.maxseg as i32,
-                    _ => 536,
+                let mss = match f.segment_size() {
+                    Some(mss) => mss as i32,
+                    None if o.maxseg != 0 => o.maxseg as i32,
+                    None => 536,
                 };
                 put(out, mss)
             }
@@ -168,13 +166,17 @@ fn tcp_info(f: &Facts, out: &mut [u8; MAX_OPT]) -> usize {
         out[off..off + 4].copy_from_slice(&v.to_ne_bytes())
     };
     let mtu = f.mtu.unwrap_or(1500) as u32;
-    let mss = mtu.saturating_sub(if f.domain == libc::AF_INET6 { 60 } else { 40 });
+    let advmss = mtu.saturating_sub(if f.domain == libc::AF_INET6 { 60 } else { 40 });
+    let mss = f.segment_size().unwrap_or(advmss);
+    if f.timestamps {
+        out[5] = 1; // tcpi_options: TCPI_OPT_TIMESTAMPS
+    }
     put(out, 8, 200_000); // rto, µs: Linux's initial 200 ms floor
     put(out, 16, mss); // snd_mss
     put(out, 20, mss); // rcv_mss
     put(out, 60, mtu); // pmtu
     put(out, 80, 10); // snd_cwnd, segments: the initial window
-    put(out, 84, mss); // advmss
+    put(out, 84, advmss); // advmss: options not taken off
     put(out, 88, 3); // reordering
     LEN
 }

@@ -232,6 +232,23 @@ pub struct Facts {
     pub mtu: Option<usize>,
     /// A stable identifier (`SO_COOKIE`).
     pub cookie: u64,
+    /// The connection carries TCP timestamps (12 bytes of every segment).
+    pub timestamps: bool,
+}
+
+impl Facts {
+    /// The connection's MSS as Linux reports it (`TCP_MAXSEG`, `tcpi_snd_mss`):
+    /// what one segment carries, options taken off; `None` unless connected.
+    pub fn segment_size(&self) -> Option<u32> {
+        let (_, mtu) = self.state.zip(self.mtu)?;
+        let headers = if self.domain == libc::AF_INET6 {
+            60
+        } else {
+            40
+        };
+        let options = if self.timestamps { 12 } else { 0 };
+        Some(mtu.saturating_sub(headers + options) as u32)
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +263,7 @@ mod tests {
             protocol: libc::IPPROTO_TCP,
             listening: false,
             bound: false,
+            timestamps: false,
             state: None,
             mtu: None,
             cookie: 7,
@@ -257,6 +275,23 @@ mod tests {
         let n = get(o, f, level, name, &mut out).unwrap();
         assert_eq!(n, 4);
         i32::from_ne_bytes(out[..4].try_into().unwrap())
+    }
+
+    #[test]
+    fn segment_size_takes_timestamps_off_like_linux() {
+        let o = Options::default();
+        let mut f = facts();
+        assert_eq!(get_int(&o, &f, libc::IPPROTO_TCP, libc::TCP_MAXSEG), 536);
+        f.state = Some(tcp::State::Established);
+        f.mtu = Some(1500);
+        assert_eq!(get_int(&o, &f, libc::IPPROTO_TCP, libc::TCP_MAXSEG), 1440);
+        f.timestamps = true;
+        assert_eq!(get_int(&o, &f, libc::IPPROTO_TCP, libc::TCP_MAXSEG), 1428);
+        let mut info = [0u8; MAX_OPT];
+        get(&o, &f, libc::IPPROTO_TCP, libc::TCP_INFO, &mut info).unwrap();
+        let at = |off: usize| u32::from_ne_bytes(info[off..off + 4].try_into().unwrap());
+        assert_eq!(info[5] & 1, 1, "tcpi_options: TCPI_OPT_TIMESTAMPS");
+        assert_eq!((at(16), at(84)), (1428, 1440), "snd_mss, advmss");
     }
 
     #[test]

@@ -196,6 +196,28 @@ pub(crate) fn sock(
         .get_mut::<tcp::Socket<'static>>(h)
 }
 
+/// The TCP timestamp clock (RFC 7323): milliseconds, from a random point chosen
+/// once per process, so it says nothing about the uptime.
+///
+/// # Why timestamps
+///
+/// Linux sends them and its peers rely on them: a kernel that holds a port pair
+/// in `TIME_WAIT` accepts a new SYN on that pair at once when the SYN's timestamp
+/// is newer (`tcp_timewait_state_process`); without one, only when its sequence
+/// number is beyond the old connection's, a coin toss with random initial
+/// sequence numbers — the other half were answered with an ACK and their
+/// connect waited a second for its retransmitted SYN. They also guard long fast
+/// transfers against wrapped sequence numbers (PAWS). smoltcp keeps them only
+/// when the peer's SYN carries them.
+fn tsval() -> u32 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ORIGIN: OnceLock<(Instant, u32)> = OnceLock::new();
+    let (start, offset) =
+        ORIGIN.get_or_init(|| (Instant::now(), crate::iface::random_u64() as u32));
+    offset.wrapping_add(start.elapsed().as_millis() as u32)
+}
+
 pub(super) fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {
     ifs.get_mut(iface).sockets.remove(h);
 }
@@ -230,6 +252,9 @@ impl Sockets {
         let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
         let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
         let mut s = tcp::Socket::new(rx, tx);
+        // Set once, here: smoltcp drops it when the peer's SYN has no timestamp,
+        // and a later `apply` must not turn it back on.
+        s.set_tsval_generator(Some(tsval));
         o.apply(&mut s);
         Some(s)
     }

@@ -150,16 +150,16 @@ impl Sockets {
         let Proto::Tcp(TcpState::Connected(c)) = &mut s.proto else {
             return false;
         };
+        let mtu = ifs.get(c.iface).mtu;
         let sk = sock(ifs, c.iface, c.handle);
         let state = sk.state();
         c.remote_fin |= matches!(
             state,
             State::CloseWait | State::LastAck | State::Closing | State::TimeWait
         );
-        let mss = ifs
-            .get(c.iface)
-            .mtu
-            .saturating_sub(if c.remote.is_ipv4() { 40 } else { 60 });
+        // What one segment carries (Nagle's "full segment"): timestamps take 12.
+        let headers = if c.remote.is_ipv4() { 40 } else { 60 };
+        let mss = mtu.saturating_sub(headers + if sk.timestamp_enabled() { 12 } else { 0 });
         let coalesce = s.opts.coalesce().then_some(mss);
         let corked = s.opts.cork;
         // SO_SNDBUF set on the connection: at most that much waits in it (a socket
