@@ -223,7 +223,17 @@ fn turn(
     max_wait: Option<std::time::Duration>,
     mut on_external: impl FnMut(usize),
 ) -> std::io::Result<()> {
-    let wake = sup.as_ref().and_then(Supervisor::next_wake);
+    // Notifications a batch left (see the supervisor's docs) are served first,
+    // and this turn, which then does not wait, settles what they did: the stack
+    // polled, new stand-ins watched. (A turn that slept first left a datagram a
+    // backlogged `sendmsg` queued unsent until something else woke the loop.)
+    let mut wake = sup.as_ref().and_then(Supervisor::next_wake);
+    if let Some(s) = sup.as_mut()
+        && s.has_backlog()
+    {
+        s.serve_backlog(runtime.stack());
+        wake = Some(std::time::Duration::ZERO);
+    }
     let wait = match (max_wait, wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -400,6 +400,15 @@ impl<D: Device> Stack<D> {
         self.ifs.set_uplink(uplink);
     }
 
+    /// Puts a datagram back into the stand-in (inode `ino`) it was taken from, at
+    /// the end of its queue and with its origin: the seccomp front end took it for
+    /// a receive that a signal ended before the answer arrived. False if the
+    /// socket is gone or its stand-in full (the datagram is then lost, as one may
+    /// be).
+    pub fn requeue_datagram(&mut self, ino: u64, data: &[u8]) -> bool {
+        self.sockets.datagram_requeue(ino, data)
+    }
+
     /// The container's TCP (`IPPROTO_TCP`) or UDP sockets as `ss` lists them.
     pub fn socket_list(&mut self, protocol: i32) -> Vec<crate::socket::diag::DiagEntry> {
         self.sockets.diag(&mut self.ifs, protocol)

@@ -76,17 +76,23 @@ pub enum Outcome {
     /// Return 0 for a connect, and once that answer is delivered, mark the
     /// connection of the stand-in with this inode reported.
     Connected(u64),
-    /// Return this many bytes received, and once that answer is delivered, take
-    /// them off the stream they were peeked from (see [`super::intake`]).
+    /// Return this value (bytes received), and once that answer is delivered, take
+    /// what was peeked off the socket (see [`super::intake`] and
+    /// [`super::datagram`]).
     Peeked(i64, Consume),
 }
 
-/// Bytes peeked from a stream, to be taken off it once the program has them.
-pub struct Consume {
-    /// A copy of the program's descriptor.
-    pub fd: OwnedFd,
-    /// How many bytes.
-    pub len: usize,
+/// What a receive peeked, to be taken off its socket once the program has it.
+pub enum Consume {
+    /// Bytes of a stream.
+    Stream {
+        /// A copy of the program's descriptor.
+        fd: OwnedFd,
+        /// How many bytes.
+        len: usize,
+    },
+    /// The first record of a datagram stand-in, and its origin in the stack.
+    Datagram(super::datagram::Taken),
 }
 
 /// A blocking call waiting for its socket.

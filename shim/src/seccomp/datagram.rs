@@ -12,19 +12,71 @@
 //! passed on. A send with `MSG_FASTOPEN` is never passed on either (see
 //! `passed_on_send`).
 //!
-//! A datagram taken for a target that is interrupted before the answer reaches it
-//! is lost, as a datagram may be. `recvmmsg` returns once one datagram is there and
-//! the queue is empty (as with `MSG_WAITFORONE`), and ignores its timeout.
+//! # A receive interrupted at its answer
+//!
+//! A signal can end a call between netcell's look and its answer — the answer
+//! then fails (`ENOENT`) and the restarted call arrives as a new notification —
+//! and a datagram taken for it would be gone: Go's runtime preempts its threads
+//! with `SIGURG`, and its `net` tests (`TestAllocs`: thousands of send-and-receive
+//! rounds) hung within a few runs under CPU contention, waiting for a datagram
+//! netcell had read. Linux never loses one so. So `recvfrom` and `recvmsg` take
+//! the stand-in's first record but only look its origin up in the stack, answer,
+//! and then [`settle`]: delivered, the origin leaves the inbox; not, the datagram
+//! goes back into the stand-in — at the end of its queue, with its origin (the
+//! only reordering, and only for a call a signal interrupted). Taken before the
+//! answer, not after: the program acts the moment it is answered, and its next
+//! plain `read` (which the kernel serves) must not find the same datagram again.
+//!
+//! `recvmmsg` takes its datagrams as it goes and keeps them: one a signal
+//! interrupts at its answer is lost. It returns
+//! once one datagram is there and the queue is empty (as with `MSG_WAITFORONE`),
+//! and ignores its timeout.
 
-use super::calls::{Cx, Held, Outcome, Sock};
+use super::calls::{Consume, Cx, Held, Outcome, Sock};
 use super::intake;
 use super::target::{
     Fail, MAX_IOV, MMSGHDR_LEN, MSG_CONTROLLEN_OFF, MSG_FLAGS_OFF, MSG_NAMELEN_OFF, MsgHdr,
 };
 use netcell_frontend::{Memory, dgram};
 use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
+use netcell_stack::Stack;
 use smoltcp::phy::Device;
 use std::os::fd::{AsFd, OwnedFd};
+
+/// A datagram a receive took off its stand-in, until its answer is delivered:
+/// its full length and first bytes (what the stack's inbox matches its origin
+/// by) and whether its origin was looked up (and left in the inbox). The bytes
+/// are in the supervisor's scratch buffer until the next call is served.
+#[derive(Clone, Copy)]
+pub struct Taken {
+    /// The socket's inode.
+    ino: u64,
+    len: usize,
+    prefix: [u8; 16],
+    prefix_len: usize,
+    origin: bool,
+}
+
+/// Settles a datagram taken for a receive once its answer went out: `delivered`,
+/// its origin leaves the stack's inbox; not (a signal ended the call), the
+/// datagram (`data`) goes back into its stand-in, at the end of the queue, with
+/// its origin (see the module docs).
+pub fn settle<D: Device>(stack: &mut Stack<D>, t: &Taken, delivered: bool, data: &[u8]) {
+    if !delivered {
+        if !stack.requeue_datagram(t.ino, &data[..t.len.min(data.len())]) {
+            log::debug!("seccomp: a datagram whose receive was interrupted could not be put back");
+        }
+        return;
+    }
+    if t.origin {
+        let req = Request::Origin {
+            len: t.len as u32,
+            peek: false,
+            prefix: &t.prefix[..t.prefix_len],
+        };
+        super::calls::ask_stack(stack, t.ino, &req);
+    }
+}
 
 /// What a datagram receive returned.
 struct Received {
@@ -155,13 +207,22 @@ pub fn recvfrom<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
     cx.scratch.iov.clear();
     cx.scratch.iov.push((buf, len));
     let name = room.map(|r| (addr, r as u32));
-    match recv_datagram(cx, &s, flags, name, (0, 0))? {
+    match recv_datagram(cx, &s, flags, name, (0, 0), true)? {
         Some(_) if lenp == 0 => Ok(Outcome::Errno(libc::EFAULT)),
-        Some(r) => {
+        Some((r, peeked)) => {
             cx.call.write_u32(lenp, r.namelen)?;
-            Ok(Outcome::Value(r.ret))
+            Ok(answer(r.ret, peeked))
         }
         None => Ok(would_block(s, flags)),
+    }
+}
+
+/// The answer to a receive that got `ret`: with what settles it once it went out
+/// (see [`settle`]).
+fn answer(ret: i64, taken: Option<Taken>) -> Outcome {
+    match taken {
+        Some(t) => Outcome::Peeked(ret, Consume::Datagram(t)),
+        None => Outcome::Value(ret),
     }
 }
 
@@ -198,8 +259,8 @@ pub fn recvmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         Err((fd, tcp)) => return not_connected(intake::recvmsg(cx, fd, at, flags), tcp, flags),
     };
     let m = cx.call.read_msghdr(at)?;
-    match recv_msghdr(cx, &s, at, &m, flags)? {
-        Some(ret) => Ok(Outcome::Value(ret)),
+    match recv_msghdr(cx, &s, at, &m, flags, true)? {
+        Some((ret, peeked)) => Ok(answer(ret, peeked)),
         None => Ok(would_block(s, flags)),
     }
 }
@@ -224,9 +285,9 @@ pub fn recvmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         let r = cx
             .call
             .read_msghdr(at)
-            .and_then(|m| recv_msghdr(cx, &s, at, &m, f));
+            .and_then(|m| recv_msghdr(cx, &s, at, &m, f, false));
         match r {
-            Ok(Some(n)) => {
+            Ok(Some((n, _))) => {
                 cx.call.write_u32(at + 56, n as u32)?;
                 got += 1;
             }
@@ -275,14 +336,16 @@ fn take_error<D: Device>(cx: &mut Cx<'_, '_, D>, s: &Sock) -> i32 {
 }
 
 /// A receive described by the target's `msghdr` at `at`; writes back its name
-/// and control lengths and flags. `None`: nothing queued.
+/// and control lengths and flags. `None`: nothing queued. `defer`: as
+/// [`recv_datagram`].
 fn recv_msghdr<D: Device>(
     cx: &mut Cx<'_, '_, D>,
     s: &Sock,
     at: u64,
     m: &MsgHdr,
     flags: i32,
-) -> Result<Option<i64>, Fail> {
+    defer: bool,
+) -> Result<Option<(i64, Option<Taken>)>, Fail> {
     if (m.namelen as i32) < 0 {
         return Err(Fail::Errno(libc::EINVAL));
     }
@@ -293,7 +356,7 @@ fn recv_msghdr<D: Device>(
     } else {
         (0, 0)
     };
-    let Some(r) = recv_datagram(cx, s, flags, name, control)? else {
+    let Some((r, peeked)) = recv_datagram(cx, s, flags, name, control, defer)? else {
         return Ok(None);
     };
     if m.name != 0 {
@@ -304,48 +367,70 @@ fn recv_msghdr<D: Device>(
         &(r.controllen as u64).to_ne_bytes(),
     )?;
     cx.call.write_u32(at + MSG_FLAGS_OFF, r.flags as u32)?;
-    Ok(Some(r.ret))
+    Ok(Some((r.ret, peeked)))
 }
 
 /// Receives one datagram into the iovecs in `cx.scratch.iov`. `name` is the
 /// source's buffer and its room, `control` the ancillary data's. `None`: nothing
-/// queued.
+/// queued. `defer`: its origin is only looked up, and what the answer needs to
+/// settle it ([`settle`]) comes back; else the origin is taken now.
 fn recv_datagram<D: Device>(
     cx: &mut Cx<'_, '_, D>,
     s: &Sock,
     flags: i32,
     name: Option<(u64, u32)>,
     control: (u64, usize),
-) -> Result<Option<Received>, Fail> {
+    defer: bool,
+) -> Result<Option<(Received, Option<Taken>)>, Fail> {
     let e = take_error(cx, s);
     if e != 0 {
         return Err(Fail::Errno(e));
     }
     let peek = flags & libc::MSG_PEEK != 0;
+    let fd = s.fd.as_fd();
     let mut buf = std::mem::take(&mut cx.scratch.buf);
-    let mut r = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, peek);
+    let mut r = super::kernel::recv_record_fd(fd, &mut buf, peek);
     // Doorbells (empty records with a descriptor: an error was pending, see the
     // stack's `udp_icmp_error`) are only for readiness: off the queue with them.
     while let Ok((0, Some(_), _)) = r {
         if peek {
-            let _ = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, false);
+            let _ = super::kernel::recv_record_fd(fd, &mut buf, false);
         }
-        r = super::kernel::recv_record_fd(s.fd.as_fd(), &mut buf, peek);
+        r = super::kernel::recv_record_fd(fd, &mut buf, peek);
     }
     let result = match r {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e.into()),
-        Ok((full, marker, _)) => deliver(
-            cx,
-            s,
-            flags,
-            name,
-            control,
-            &buf[..full.min(buf.len())],
-            full,
-            marker.is_some(),
-        )
-        .map(Some),
+        Ok((full, marker, _)) => {
+            let data = &buf[..full.min(buf.len())];
+            let deferred = defer && !peek && marker.is_none();
+            let wants_origin = name.is_some() || (control.0 != 0 && control.1 > 0);
+            deliver(
+                cx,
+                s,
+                (flags, peek || deferred),
+                name,
+                control,
+                data,
+                full,
+                marker.is_some(),
+            )
+            .map(|r| {
+                let taken = deferred.then(|| {
+                    let mut prefix = [0u8; 16];
+                    let prefix_len = data.len().min(16);
+                    prefix[..prefix_len].copy_from_slice(&data[..prefix_len]);
+                    Taken {
+                        ino: s.ino,
+                        len: full,
+                        prefix,
+                        prefix_len,
+                        origin: wants_origin,
+                    }
+                });
+                Some((r, taken))
+            })
+        }
     };
     cx.scratch.buf = buf;
     result
@@ -355,7 +440,7 @@ fn recv_datagram<D: Device>(
 fn deliver<D: Device>(
     cx: &mut Cx<'_, '_, D>,
     s: &Sock,
-    flags: i32,
+    (flags, look): (i32, bool),
     name: Option<(u64, u32)>,
     control: (u64, usize),
     data: &[u8],
@@ -373,13 +458,12 @@ fn deliver<D: Device>(
         .map(|v| v.1)
         .fold(0, usize::saturating_add);
     let copied = cx.call.scatter(&cx.scratch.iov, data)?;
-    let peek = flags & libc::MSG_PEEK != 0;
     let wants = dgram::Wants {
         name,
         control: Some(control),
     };
     let (mem, mut svc) = cx.parts();
-    let o = dgram::origin(mem, &mut svc, s.ino, (full, data, peek), wants)?;
+    let o = dgram::origin(mem, &mut svc, s.ino, (full, data, look), wants)?;
     Ok(Received {
         ret: if flags & libc::MSG_TRUNC != 0 {
             full

@@ -32,10 +32,10 @@
 //!
 //! A stream is *peeked* and consumed only once the answer reached the program, so
 //! a signal that interrupts the call loses no byte (the program's restarted call
-//! finds the same bytes). A datagram is taken at once, as the stand-ins' are
-//! (`super::datagram`): one a signal interrupts at that moment is lost, as a
-//! datagram may be — peeking it would hand a datagram that another reader took
-//! meanwhile to two readers.
+//! finds the same bytes). A datagram is taken at once (unlike a stand-in's, see
+//! `super::datagram`): one a signal interrupts at that moment is lost, as a
+//! datagram may be — its descriptors are installed as it is answered, and a
+//! datagram another reader took meanwhile would reach two readers.
 //!
 //! `MSG_WAITALL` on a blocking stream waits until the bytes asked for are there
 //! (looking again every few milliseconds), or the stream ends.
@@ -78,7 +78,7 @@ pub fn recvmsg<D: Device>(
     let m = cx.call.read_msghdr(at)?;
     match receive(cx, copy.as_fd(), at, &m, flags)? {
         Got::Value(v, None) => Ok(Outcome::Value(v)),
-        Got::Value(v, Some(len)) => Ok(Outcome::Peeked(v, Consume { fd: copy, len })),
+        Got::Value(v, Some(len)) => Ok(Outcome::Peeked(v, Consume::Stream { fd: copy, len })),
         got => Ok(wait(copy, flags, matches!(got, Got::NotAll))),
     }
 }
@@ -110,7 +110,7 @@ pub fn recvmmsg<D: Device>(
                 cx.call.write_u32(at + 56, n as u32)?;
                 got += 1;
                 if let Some(len) = peeked {
-                    return Ok(Outcome::Peeked(1, Consume { fd: copy, len }));
+                    return Ok(Outcome::Peeked(1, Consume::Stream { fd: copy, len }));
                 }
             }
             Ok(g) if got == 0 => return Ok(wait(copy, flags, matches!(g, Got::NotAll))),
@@ -123,15 +123,16 @@ pub fn recvmmsg<D: Device>(
     Ok(Outcome::Value(got as i64))
 }
 
-/// Takes the bytes of a stream that were peeked for a program that now has them.
-pub fn consume(c: &Consume) {
+/// Takes the `len` bytes of the stream `fd` that were peeked for a program that
+/// now has them.
+pub fn consume(fd: BorrowedFd<'_>, len: usize) {
     let mut sink = [0u8; 4096];
     let mut control = kernel::CmsgBuf([0u8; MAX_CONTROL]);
-    let mut left = c.len;
+    let mut left = len;
     while left > 0 {
         let n = left.min(sink.len());
         match kernel::recvmsg(
-            c.fd.as_fd(),
+            fd,
             &mut sink[..n],
             None,
             &mut control.0,

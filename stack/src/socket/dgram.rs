@@ -147,6 +147,26 @@ impl Inbox {
         }
     }
 
+    /// Puts `data` back at the end of the stand-in's queue, its origin (matched as
+    /// [`Inbox::answer`] matches) moved to the end with it: a datagram a front end
+    /// took for a call that never got it. False if the stand-in is full.
+    pub(crate) fn requeue(&mut self, si: &StandIn, data: &[u8]) -> bool {
+        let prefix = &data[..data.len().min(16)];
+        let origin = self
+            .origins
+            .iter()
+            .position(|o| o.matches(data.len() as u32, prefix))
+            .and_then(|i| self.origins.remove(i));
+        if sys::send_nb(si.fd.as_fd(), data, 0).is_err() {
+            self.dropped += 1;
+            return false;
+        }
+        if let Some(o) = origin {
+            self.origins.push_back(o);
+        }
+        true
+    }
+
     /// Answers `Origin`: the source of the datagram the program just read (matched
     /// by length and first bytes; entries ahead of it were read without asking) and
     /// the ancillary data the socket's options ask for, into `out`. `None`: unknown.
@@ -282,6 +302,24 @@ impl Sockets {
             Proto::Raw(r) => Some((d, &mut r.inbox)),
             Proto::Tcp(_) => None,
         }
+    }
+
+    /// A datagram a front end took off the stand-in with inode `ino` for a call
+    /// that never got it, back in the stand-in (see [`Inbox::requeue`]).
+    pub(crate) fn datagram_requeue(&mut self, ino: u64, data: &[u8]) -> bool {
+        let Some(s) = self.by_inode(ino).and_then(|id| self.get_mut(id)) else {
+            return false;
+        };
+        let Some(si) = s.standin.as_ref() else {
+            return false;
+        };
+        let inbox = match &mut s.proto {
+            Proto::Udp(u) => &mut u.inbox,
+            Proto::Icmp(i) => &mut i.inbox,
+            Proto::Raw(r) => &mut r.inbox,
+            Proto::Tcp(_) => return false,
+        };
+        inbox.requeue(si, data)
     }
 
     /// Answers `Origin` for a datagram socket (see [`Inbox::answer`]): the length
