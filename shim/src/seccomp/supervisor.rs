@@ -28,12 +28,14 @@
 //! into its stand-in when the answer fails (`Outcome::Peeked`); a connect's
 //! success is marked reported only once delivered (`Outcome::Connected`); and any
 //! other call carried out whose answer failed is remembered (`Done`): the same
-//! thread's next call, if it is the same call with the same arguments within a
-//! second, gets the first one's answer instead of being carried out again — a
+//! thread's next call, if it is the same call with the same arguments, gets the
+//! first one's answer instead of being carried out again — a
 //! send is not sent twice, a `bind` does not fail with `EINVAL` for the binding
 //! its first run made. What that cannot tell apart: a program that gets `EINTR`
 //! for such a call, does not retry it, and next makes the very same call (a send
-//! of other bytes from the same buffer, say) — that one is not carried out.
+//! of other bytes from the same buffer, say) — that one is not carried out; and a
+//! call answered so does not write its results again (an `accept` retried with
+//! its address length reset reads the first run's length).
 //!
 //! What no supervisor can mend is the kernel's own race: a signal that wakes the
 //! target just before the answer lands makes it drop an answer it accepted
@@ -90,10 +92,10 @@ const BATCH: usize = 16;
 /// A call carried out whose answer did not reach it: the answer it had.
 struct Done {
     tid: u32,
+    arch: u32,
     nr: i32,
     args: [u64; 6],
     answer: Answer,
-    at: Instant,
 }
 
 #[derive(Clone, Copy)]
@@ -111,15 +113,16 @@ impl From<Answer> for Outcome {
     }
 }
 
-/// Calls remembered at most (one per interrupted thread; the oldest goes).
+/// Calls remembered at most (one per interrupted thread; the oldest goes). An
+/// entry also goes with its thread's next call and with its thread. No time
+/// limit: a frozen or stopped container restarts its calls when it is thawed.
 const MAX_DONE: usize = 64;
-/// How long a remembered call waits for its restart.
-const DONE_FOR: Duration = Duration::from_secs(1);
 
-/// Whether a call `nr` answered without its answer arriving must be remembered:
-/// all but receives (which are settled by `Outcome::Peeked`, or took nothing).
-fn remembered(nr: i32) -> bool {
-    ![libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_recvmmsg].contains(&(nr as i64))
+/// Whether a call `nr` whose answer `a` did not arrive must be remembered: all
+/// but receives that got data (settled by `Outcome::Peeked`, or nothing taken).
+fn remembered(nr: i32, a: Answer) -> bool {
+    matches!(a, Answer::Errno(_))
+        || ![libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_recvmmsg].contains(&(nr as i64))
 }
 
 /// Counters, for the log.
@@ -310,7 +313,9 @@ impl Supervisor {
             let slot = self.ready[i];
             if slot & PIDFD_TOKEN != 0 {
                 // A thread that made calls exited.
-                self.pidfds.forget((slot & !PIDFD_TOKEN) as u32);
+                let tid = (slot & !PIDFD_TOKEN) as u32;
+                self.pidfds.forget(tid);
+                self.done.retain(|d| d.tid != tid);
                 continue;
             }
             if let Some(p) = self.unpark(slot) {
@@ -429,12 +434,10 @@ impl Supervisor {
                     }
                 }
             }
-            Outcome::Value(v) if remembered(notif.data.nr) => {
+            Outcome::Value(v) if remembered(notif.data.nr, Answer::Value(v)) => {
                 self.answer_remembering(li, &notif, Answer::Value(v))
             }
-            Outcome::Errno(e) if remembered(notif.data.nr) => {
-                self.answer_remembering(li, &notif, Answer::Errno(e))
-            }
+            Outcome::Errno(e) => self.answer_remembering(li, &notif, Answer::Errno(e)),
             o => {
                 self.respond(li, notif.id, o);
             }
@@ -450,8 +453,8 @@ impl Supervisor {
         let Some(i) = self.done.iter().position(|d| d.tid == notif.pid) else {
             return false;
         };
-        let d = self.done.swap_remove(i);
-        if d.nr != notif.data.nr || d.args != notif.data.args || d.at.elapsed() > DONE_FOR {
+        let d = self.done.remove(i);
+        if (d.arch, d.nr, d.args) != (notif.data.arch, notif.data.nr, notif.data.args) {
             return false;
         }
         log::debug!(
@@ -475,10 +478,10 @@ impl Supervisor {
         }
         self.done.push(Done {
             tid: notif.pid,
+            arch: notif.data.arch,
             nr: notif.data.nr,
             args: notif.data.args,
             answer,
-            at: Instant::now(),
         });
     }
 

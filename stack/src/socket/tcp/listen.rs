@@ -203,11 +203,14 @@ impl Sockets {
             let a = &mut l.armed[i];
             let sk = sock(ifs, a.iface, a.handle);
             match sk.state() {
-                State::Listen => {
+                // Back to LISTEN after a RST in SYN-RECEIVED, smoltcp keeps what the
+                // SYN without options turned off (timestamps, window scaling): such a
+                // socket is replaced, not reused.
+                State::Listen if sk.timestamp_enabled() => {
                     a.claimed = false;
                     i += 1;
                 }
-                State::Closed => {
+                State::Listen | State::Closed => {
                     remove_sock(ifs, a.iface, a.handle);
                     l.armed.swap_remove(i);
                 }
