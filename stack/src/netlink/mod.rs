@@ -176,7 +176,11 @@ impl Netlink {
                 self.socks.len() - 1
             }
         };
-        self.new.push(idx);
+        // A slot reused in the turn it was freed is in the list already (a second
+        // watch of the same descriptor fails with EEXIST).
+        if !self.new.contains(&idx) {
+            self.new.push(idx);
+        }
         Ok(theirs)
     }
 
@@ -455,6 +459,17 @@ mod tests {
     use super::*;
 
     /// Crashes the fuzzer found, each answered now with an error.
+    #[test]
+    fn a_slot_reused_before_the_loop_watches_it_is_watched_once() {
+        let mut nl = Netlink::default();
+        let first = nl.open(libc::SOCK_RAW, NETLINK_ROUTE, 1, false).unwrap();
+        drop(first); // the program closes it before the event loop looked
+        let _second = nl.open(libc::SOCK_RAW, NETLINK_ROUTE, 1, false).unwrap();
+        let mut watched = Vec::new();
+        nl.drain_new(|idx, fd| watched.push((idx, fd)));
+        assert_eq!(watched.len(), 1, "{watched:?}");
+    }
+
     #[test]
     fn fuzz_crashes_are_refused() {
         // RTM_NEWADDR of 255.255.255.255/24 on eth0: smoltcp panicked.
