@@ -76,22 +76,23 @@ pub enum Outcome {
     /// Return 0 for a connect, and once that answer is delivered, mark the
     /// connection of the stand-in with this inode reported.
     Connected(u64),
-    /// Return this value (bytes received), and once that answer is delivered, take
-    /// what was peeked off the socket (see [`super::intake`] and
-    /// [`super::datagram`]).
+    /// Return this value (bytes received), and settle the receive by whether that
+    /// answer was delivered (see [`Consume`]).
     Peeked(i64, Consume),
 }
 
-/// What a receive peeked, to be taken off its socket once the program has it.
+/// How a receive is settled once its answer went out.
 pub enum Consume {
-    /// Bytes of a stream.
+    /// Bytes peeked from a stream: taken off it if the answer was delivered
+    /// ([`super::intake`]).
     Stream {
         /// A copy of the program's descriptor.
         fd: OwnedFd,
         /// How many bytes.
         len: usize,
     },
-    /// The first record of a datagram stand-in, and its origin in the stack.
+    /// A datagram taken off its stand-in: its origin leaves the stack's inbox if
+    /// the answer was delivered, else it goes back ([`super::datagram::settle`]).
     Datagram(super::datagram::Taken),
 }
 

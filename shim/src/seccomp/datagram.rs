@@ -28,9 +28,8 @@
 //! plain `read` (which the kernel serves) must not find the same datagram again.
 //!
 //! `recvmmsg` takes its datagrams as it goes and keeps them: one a signal
-//! interrupts at its answer is lost. It returns
-//! once one datagram is there and the queue is empty (as with `MSG_WAITFORONE`),
-//! and ignores its timeout.
+//! interrupts at its answer is lost. It returns once one datagram is there and
+//! the queue is empty (as with `MSG_WAITFORONE`), and ignores its timeout.
 
 use super::calls::{Consume, Cx, Held, Outcome, Sock};
 use super::intake;

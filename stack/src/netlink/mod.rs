@@ -458,7 +458,6 @@ fn own_pid(tid: u32) -> Option<u32> {
 mod tests {
     use super::*;
 
-    /// Crashes the fuzzer found, each answered now with an error.
     #[test]
     fn a_slot_reused_before_the_loop_watches_it_is_watched_once() {
         let mut nl = Netlink::default();
@@ -470,6 +469,7 @@ mod tests {
         assert_eq!(watched.len(), 1, "{watched:?}");
     }
 
+    /// Crashes the fuzzer found, each answered now with an error.
     #[test]
     fn fuzz_crashes_are_refused() {
         // RTM_NEWADDR of 255.255.255.255/24 on eth0: smoltcp panicked.

@@ -166,7 +166,7 @@ fn tcp_info(f: &Facts, out: &mut [u8; MAX_OPT]) -> usize {
         out[off..off + 4].copy_from_slice(&v.to_ne_bytes())
     };
     let mtu = f.mtu.unwrap_or(1500) as u32;
-    let advmss = mtu.saturating_sub(if f.domain == libc::AF_INET6 { 60 } else { 40 });
+    let advmss = super::segment_size(mtu as usize, f.domain == libc::AF_INET6, false) as u32;
     let mss = f.segment_size().unwrap_or(advmss);
     if f.timestamps {
         out[5] = 1; // tcpi_options: TCPI_OPT_TIMESTAMPS

@@ -236,18 +236,20 @@ pub struct Facts {
     pub timestamps: bool,
 }
 
+/// What one TCP segment carries on a link of `mtu` bytes: the IP and TCP headers
+/// taken off, and the timestamp option's 12 bytes when the connection has it (the
+/// MSS Linux reports, and Nagle's "full segment").
+pub fn segment_size(mtu: usize, ipv6: bool, timestamps: bool) -> usize {
+    let headers = if ipv6 { 60 } else { 40 };
+    mtu.saturating_sub(headers + if timestamps { 12 } else { 0 })
+}
+
 impl Facts {
-    /// The connection's MSS as Linux reports it (`TCP_MAXSEG`, `tcpi_snd_mss`):
-    /// what one segment carries, options taken off; `None` unless connected.
+    /// The connection's MSS as Linux reports it (`TCP_MAXSEG`, `tcpi_snd_mss`);
+    /// `None` unless connected.
     pub fn segment_size(&self) -> Option<u32> {
         let (_, mtu) = self.state.zip(self.mtu)?;
-        let headers = if self.domain == libc::AF_INET6 {
-            60
-        } else {
-            40
-        };
-        let options = if self.timestamps { 12 } else { 0 };
-        Some(mtu.saturating_sub(headers + options) as u32)
+        Some(segment_size(mtu, self.domain == libc::AF_INET6, self.timestamps) as u32)
     }
 }
 

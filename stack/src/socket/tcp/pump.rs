@@ -157,9 +157,7 @@ impl Sockets {
             state,
             State::CloseWait | State::LastAck | State::Closing | State::TimeWait
         );
-        // What one segment carries (Nagle's "full segment"): timestamps take 12.
-        let headers = if c.remote.is_ipv4() { 40 } else { 60 };
-        let mss = mtu.saturating_sub(headers + if sk.timestamp_enabled() { 12 } else { 0 });
+        let mss = options::segment_size(mtu, !c.remote.is_ipv4(), sk.timestamp_enabled());
         let coalesce = s.opts.coalesce().then_some(mss);
         let corked = s.opts.cork;
         // SO_SNDBUF set on the connection: at most that much waits in it (a socket
