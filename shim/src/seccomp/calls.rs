@@ -484,7 +484,8 @@ fn install_standin<D: Device>(
             }
             Ok(Outcome::Answered)
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Outcome::Gone),
+        // ESRCH: a signal ended the call while the descriptor was on its way.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => Ok(Outcome::Gone),
         Err(e) => Err(e.into()),
     }
 }
@@ -497,7 +498,8 @@ pub fn install(
 ) -> Result<Outcome, Fail> {
     match super::kernel::addfd(call.listener(), call.id, fd, cloexec, true) {
         Ok(_) => Ok(Outcome::Answered),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(Outcome::Gone),
+        // ESRCH: a signal ended the call while the descriptor was on its way.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => Ok(Outcome::Gone),
         Err(e) => Err(e.into()),
     }
 }

@@ -339,7 +339,7 @@ fn admit<D: Device>(
                 let theirs =
                     kernel::addfd(cx.call.listener(), cx.call.id, ours.as_fd(), cloexec, false)
                         .map_err(|e| match e.raw_os_error() {
-                            Some(libc::ENOENT) => Fail::Gone,
+                            Some(libc::ENOENT | libc::ESRCH) => Fail::Gone,
                             _ => Fail::from(e),
                         })?;
                 body[k..k + 4].copy_from_slice(&theirs.to_ne_bytes());

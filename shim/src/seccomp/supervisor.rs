@@ -27,7 +27,7 @@
 //! read once its answer is delivered; a datagram taken for a receive goes back
 //! into its stand-in when the answer fails (`Outcome::Peeked`); a connect's
 //! success is marked reported only once delivered (`Outcome::Connected`); and any
-//! other call carried out whose answer failed is remembered (`Done`): the same
+//! other call that succeeded but whose answer failed is remembered (`Done`): the same
 //! thread's next call, if it is the same call with the same arguments, gets the
 //! first one's answer instead of being carried out again — a
 //! send is not sent twice, a `bind` does not fail with `EINVAL` for the binding
@@ -89,28 +89,13 @@ const RETRY: Duration = Duration::from_millis(5);
 /// Notifications served from one listener before the event loop turns.
 const BATCH: usize = 16;
 
-/// A call carried out whose answer did not reach it: the answer it had.
+/// A call that succeeded but whose answer did not reach it: what it returned.
 struct Done {
     tid: u32,
     arch: u32,
     nr: i32,
     args: [u64; 6],
-    answer: Answer,
-}
-
-#[derive(Clone, Copy)]
-enum Answer {
-    Value(i64),
-    Errno(i32),
-}
-
-impl From<Answer> for Outcome {
-    fn from(a: Answer) -> Outcome {
-        match a {
-            Answer::Value(v) => Outcome::Value(v),
-            Answer::Errno(e) => Outcome::Errno(e),
-        }
-    }
+    value: i64,
 }
 
 /// Calls remembered at most (one per interrupted thread; the oldest goes). An
@@ -118,11 +103,13 @@ impl From<Answer> for Outcome {
 /// limit: a frozen or stopped container restarts its calls when it is thawed.
 const MAX_DONE: usize = 64;
 
-/// Whether a call `nr` whose answer `a` did not arrive must be remembered: all
-/// but receives that got data (settled by `Outcome::Peeked`, or nothing taken).
-fn remembered(nr: i32, a: Answer) -> bool {
-    matches!(a, Answer::Errno(_))
-        || ![libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_recvmmsg].contains(&(nr as i64))
+/// Whether a call `nr` that succeeded but whose answer did not arrive must be
+/// remembered: all but receives (settled by `Outcome::Peeked`). A failed call is
+/// never remembered: it did nothing to repeat, and its failure may be the
+/// interruption itself (an `ADDFD` the signal cut off fails with `ESRCH`, and a
+/// `socket` answered so again would fail for good).
+fn remembered(nr: i32) -> bool {
+    ![libc::SYS_recvfrom, libc::SYS_recvmsg, libc::SYS_recvmmsg].contains(&(nr as i64))
 }
 
 /// Counters, for the log.
@@ -434,10 +421,9 @@ impl Supervisor {
                     }
                 }
             }
-            Outcome::Value(v) if remembered(notif.data.nr, Answer::Value(v)) => {
-                self.answer_remembering(li, &notif, Answer::Value(v))
+            Outcome::Value(v) if remembered(notif.data.nr) => {
+                self.answer_remembering(li, &notif, v)
             }
-            Outcome::Errno(e) => self.answer_remembering(li, &notif, Answer::Errno(e)),
             o => {
                 self.respond(li, notif.id, o);
             }
@@ -462,15 +448,15 @@ impl Supervisor {
             notif.pid,
             d.nr
         );
-        if !self.respond(li, notif.id, d.answer.into()) {
+        if !self.respond(li, notif.id, Outcome::Value(d.value)) {
             self.done.push(d);
         }
         true
     }
 
-    /// Answers `notif`, and remembers the answer if it did not arrive.
-    fn answer_remembering(&mut self, li: usize, notif: &Notif, answer: Answer) {
-        if self.respond(li, notif.id, answer.into()) {
+    /// Answers `notif` with `value`, and remembers it if it did not arrive.
+    fn answer_remembering(&mut self, li: usize, notif: &Notif, value: i64) {
+        if self.respond(li, notif.id, Outcome::Value(value)) {
             return;
         }
         if self.done.len() >= MAX_DONE {
@@ -481,7 +467,7 @@ impl Supervisor {
             arch: notif.data.arch,
             nr: notif.data.nr,
             args: notif.data.args,
-            answer,
+            value,
         });
     }
 
