@@ -18,7 +18,6 @@ use crate::iface::{ConfigError, ETH, EthConfig, IfaceId, Interfaces, LO, RouteOr
 use crate::socket::errno::*;
 use crate::socket::options::{MAX_OPT, SetOutcome};
 use crate::socket::{Domain, SocketConfig, SocketId, Sockets, Target};
-use smoltcp::iface::PollResult;
 use smoltcp::phy::Device;
 use smoltcp::time::Instant;
 use std::net::SocketAddr;
@@ -35,6 +34,8 @@ pub struct Stack<D: Device> {
     pub(crate) eths: Vec<D>,
     /// The ingress hook's held SYNs, per interface.
     held: Vec<Held>,
+    /// A received frame on its way to its shard (see [`crate::iface::shards`]).
+    frame_buf: Vec<u8>,
     pub(crate) sockets: Sockets,
     /// The container's netlink sockets.
     pub(crate) netlink: crate::netlink::Netlink,
@@ -46,7 +47,7 @@ pub struct Stack<D: Device> {
     /// Frames programs sent on packet sockets wait to be taken.
     mirror_more: bool,
     /// The DHCP clients: one per interface with `EthConfig::dhcp`, with its lease.
-    dhcp: Vec<(IfaceId, smoltcp::iface::SocketHandle, Option<Lease>)>,
+    dhcp: Vec<(IfaceId, crate::iface::shards::SocketHandle, Option<Lease>)>,
     /// Some interface configures itself from router advertisements.
     slaac: bool,
 }
@@ -94,6 +95,7 @@ impl<D: Device> Stack<D> {
             .collect();
         Ok(Stack {
             held: (0..ifs.len()).map(|_| Held::default()).collect(),
+            frame_buf: Vec::new(),
             ifs,
             lo,
             eths: devs,
@@ -135,8 +137,7 @@ impl<D: Device> Stack<D> {
                     &mut self.held[LO],
                     LO,
                 );
-                progress |=
-                    n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
+                progress |= dev.poll(n, now, &mut self.frame_buf);
                 deferred |= dev.deferred();
                 send_answers(&mut self.lo, hooks, LO, now);
             }
@@ -147,8 +148,7 @@ impl<D: Device> Stack<D> {
                     continue;
                 }
                 let mut dev = Hooked::new(eth, &mut self.sockets, hooks, &mut self.held[id], id);
-                progress |=
-                    n.iface.poll(now, &mut dev, &mut n.sockets) == PollResult::SocketStateChanged;
+                progress |= dev.poll(n, now, &mut self.frame_buf);
                 deferred |= dev.deferred();
                 // Answers of rejected arrivals leave on the device they came from.
                 send_answers(eth, hooks, id, now);
@@ -255,7 +255,7 @@ impl<D: Device> Stack<D> {
         let mut best: Option<Instant> = self.sockets.next_timer(now);
         for i in 0..self.ifs.len() {
             let n = self.ifs.get_mut(i);
-            if let Some(t) = n.iface.poll_at(now, &n.sockets) {
+            if let Some(t) = n.sockets.poll_at(&mut n.iface, now) {
                 best = Some(best.map_or(t, |b| b.min(t)));
             }
         }

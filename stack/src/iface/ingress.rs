@@ -315,6 +315,119 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
     pub fn deferred(&self) -> bool {
         self.deferred
     }
+
+    /// A token for an answer to a received frame (what `receive` pairs with the
+    /// frame: no socket's fields).
+    fn reply_token(&mut self, now: Instant) -> Option<HookedTx<'_, D::TxToken<'_>>> {
+        let (medium, iface, hooks) = (self.medium, self.iface, self.hooks);
+        self.dev.transmit(now).map(|inner| HookedTx {
+            inner,
+            medium,
+            fields: IpFields::default(),
+            later: None,
+            hooks: Some((hooks, iface)),
+        })
+    }
+
+    /// Polls interface `n` with this device: as smoltcp alone while all its
+    /// sockets are home; else each received frame is copied into `buf` (the
+    /// stack's, reused) and given to the shard its connection lives in, and only
+    /// the shards that changed or are due are polled for egress (see
+    /// [`super::shards`]). Returns whether a socket's state may have changed.
+    pub fn poll(&mut self, n: &mut super::NetIf, now: Instant, buf: &mut Vec<u8>) -> bool {
+        use smoltcp::iface::{PollIngressSingleResult, PollResult};
+        if !n.sockets.spread() {
+            let changed = n.iface.poll(now, self, n.sockets.home_mut());
+            return changed == PollResult::SocketStateChanged;
+        }
+        let mut changed = false;
+        n.iface.poll_maintenance(now);
+        loop {
+            let len = {
+                let Some((rx, tx)) = self.receive(now) else {
+                    break;
+                };
+                let len = phy::RxToken::consume(rx, |f| {
+                    if buf.len() < f.len() {
+                        buf.resize(f.len(), 0);
+                    }
+                    buf[..f.len()].copy_from_slice(f);
+                    f.len()
+                });
+                drop(tx);
+                len
+            };
+            if len == 0 {
+                // Dropped or held by the hook.
+                continue;
+            }
+            let frame = &buf[..len];
+            let shard = n.sockets.route(self.medium, frame);
+            let mut one = OneFrame {
+                dev: self,
+                frame: Some(frame),
+            };
+            changed |= n
+                .iface
+                .poll_ingress_single(now, &mut one, n.sockets.set_mut(shard))
+                == PollIngressSingleResult::SocketStateChanged;
+        }
+        let due: Vec<usize> = n.sockets.egress_due(now).collect();
+        for i in due {
+            while n.iface.poll_egress(now, self, n.sockets.set_mut(i))
+                == PollResult::SocketStateChanged
+            {
+                changed = true;
+            }
+            n.sockets.polled(i, &mut n.iface, now);
+        }
+        changed
+    }
+}
+
+/// One frame, already through the hook, for one ingress poll of the shard it is
+/// for; answers and egress go out through the hooked device.
+struct OneFrame<'x, 'a, D: Device, A: Admission> {
+    dev: &'x mut Hooked<'a, D, A>,
+    frame: Option<&'x [u8]>,
+}
+
+/// [`OneFrame`]'s receive token.
+struct FrameRx<'x>(&'x [u8]);
+
+impl phy::RxToken for FrameRx<'_> {
+    fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
+        f(self.0)
+    }
+
+    fn meta(&self) -> phy::PacketMeta {
+        phy::PacketMeta::default()
+    }
+}
+
+impl<'x, 'a, D: Device, A: Admission> Device for OneFrame<'x, 'a, D, A> {
+    type RxToken<'b>
+        = FrameRx<'x>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = HookedTx<'b, D::TxToken<'b>>
+    where
+        Self: 'b;
+
+    fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let frame = self.frame.take()?;
+        let tx = self.dev.reply_token(now)?;
+        Some((FrameRx(frame), tx))
+    }
+
+    fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {
+        self.dev.transmit(now)
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.dev.dev.capabilities()
+    }
 }
 
 /// Receive token of [`Hooked`].

@@ -44,9 +44,10 @@
 pub mod egress;
 pub mod ingress;
 pub(crate) mod listing;
+pub mod shards;
 
 use crate::uplink::Uplink;
-use smoltcp::iface::{Config, Interface, Route as SmolRoute, SocketSet};
+use smoltcp::iface::{Config, Interface, Route as SmolRoute};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::{
@@ -216,7 +217,7 @@ pub struct NetIf {
     /// The smoltcp interface.
     pub iface: Interface,
     /// The sockets that live on it.
-    pub sockets: SocketSet<'static>,
+    pub sockets: shards::Shards,
     /// The IP MTU of its device.
     pub mtu: usize,
     /// Whether its device is Ethernet (else IP: `lo`, the host uplink).
@@ -429,7 +430,7 @@ impl Interfaces {
             list: vec![NetIf {
                 name: "lo".into(),
                 iface: lo,
-                sockets: SocketSet::new(Vec::new()),
+                sockets: shards::Shards::default(),
                 mtu: lo_mtu,
                 ethernet: false,
                 up: true,
@@ -484,7 +485,7 @@ impl Interfaces {
             ifs.list.push(NetIf {
                 name,
                 iface,
-                sockets: SocketSet::new(Vec::new()),
+                sockets: shards::Shards::default(),
                 mtu,
                 ethernet: mac.is_some(),
                 up: true,
@@ -693,10 +694,18 @@ impl Interfaces {
         &self.routes
     }
 
+    /// Every socket of every interface is due for a poll (an address changed).
+    fn touch_all(&mut self) {
+        for n in &mut self.list {
+            n.sockets.touch_all();
+        }
+    }
+
     /// Sets an interface up or down (see [`NetIf::up`]).
     pub fn set_up(&mut self, id: IfaceId, up: bool) {
         if let Some(n) = self.list.get_mut(id) {
             n.up = up;
+            n.sockets.touch_all();
         }
     }
 
@@ -707,6 +716,7 @@ impl Interfaces {
 
     /// Adds an address to L2 interface `id` (and its host route on `lo`).
     pub fn add_addr(&mut self, id: IfaceId, cidr: IpCidr) -> Result<(), AddrChangeError> {
+        self.touch_all();
         if id == LO || id >= self.list.len() {
             return Err(AddrChangeError::NoDevice);
         }
@@ -750,6 +760,7 @@ impl Interfaces {
         id: Option<IfaceId>,
         addr: IpAddress,
     ) -> Result<(), AddrChangeError> {
+        self.touch_all();
         let holder = (ETH..self.list.len())
             .filter(|&i| id.is_none_or(|id| id == i))
             .find(|&i| self.list[i].addrs.iter().any(|c| c.address() == addr))
@@ -926,6 +937,7 @@ impl Interfaces {
             let _ = iface.join_multicast_group(*g);
         }
         n.iface = iface;
+        n.sockets.touch_all();
         n.mtu = mtu;
         Ok(())
     }
@@ -1033,6 +1045,7 @@ impl Interfaces {
             }
         });
         n.installed = mine;
+        n.sockets.touch_all();
     }
 
     /// The uplink's policy, when eth0 is the host uplink.

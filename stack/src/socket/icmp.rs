@@ -21,8 +21,8 @@ use super::dgram::{AutobindError, Inbox, Origin};
 use super::errno::{BindError, ConnectError, SendError};
 use super::ports::{PortTable, Reuse};
 use super::{Proto, SocketId, Sockets};
+use crate::iface::shards::SocketHandle;
 use crate::iface::{IfaceId, Interfaces};
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::icmp;
 use std::net::{IpAddr, SocketAddr};
 

@@ -216,9 +216,11 @@ impl Sockets {
                 }
                 _ => {
                     let remote = sk.remote_endpoint();
+                    // Its four-tuple is known now: to its shard, when home is full.
+                    let handle = ifs.get_mut(a.iface).sockets.place(a.handle);
                     l.embryos.push(Embryo {
                         iface: a.iface,
-                        handle: a.handle,
+                        handle,
                         remote,
                     });
                     l.armed.swap_remove(i);

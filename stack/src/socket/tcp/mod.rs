@@ -74,11 +74,11 @@ use super::options;
 use super::ports::{BindState, BindingId, PortTable, Reuse};
 use super::{LazyBuf, Proto, Socket, SocketId, Sockets};
 use crate::iface::ingress::{PacketInfo, Verdict};
+use crate::iface::shards::SocketHandle;
 use crate::iface::{IfaceId, Interfaces, LO};
 use crate::standin::{FILLER_CHUNK, Intake, Owner, StandIn};
 use crate::sys;
 use netcell_proto::{AcceptRecord, RECORD_SOCKADDR};
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint, IpProtocol};
@@ -626,7 +626,7 @@ impl Sockets {
             }
             return Err(ConnectError::Invalid);
         }
-        let handle = ifs.get_mut(route.iface).sockets.add(smol);
+        let handle = ifs.get_mut(route.iface).sockets.add_tcp(smol);
         let s = self.get_mut(id).ok_or(ConnectError::NoSuchSocket)?;
         if let Some(b) = autobound {
             s.binding = Some((port, b));
