@@ -14,12 +14,11 @@ use std::io::BufRead;
 fn many_connections_each_get_their_own_bytes(mode: Mode) {
     require_root!();
     let ns = tap_ns();
-    let (_server, mut out) = spawn_reading(ns.cmd("python3").args([
-        &py("many_conns.py"),
-        "serve",
-        KERNEL,
-        "9400",
-    ]));
+    let (_server, mut out) =
+        spawn_reading(
+            ns.cmd("python3")
+                .args([&py("many_conns.py"), "serve", KERNEL, "9400"]),
+        );
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "listening\n");

@@ -111,6 +111,8 @@ pub struct StandIn {
     pub(crate) awaiting_accept: bool,
     /// Since when a corked partial segment waits in `T` (see [`CORK_MAX`]).
     pub(crate) corked_since: Option<Instant>,
+    /// The event loop reported readiness since the socket layer last served it.
+    pub(crate) news: bool,
     /// A listener's `T`, shut for reading (the program's sends fail): never read;
     /// only a hang-up means the program closed it.
     pub(crate) shut_for_listening: bool,
@@ -265,9 +267,22 @@ impl StandIn {
             owner: None,
             awaiting_accept: false,
             corked_since: None,
+            news: true,
             shut_for_listening: false,
             oob_pending: false,
         }
+    }
+
+    /// Whether a connection's pump has anything to look at on this side: news
+    /// from the event loop, bytes or a hang-up to take, a timer or a marker.
+    pub(crate) fn wants_service(&self) -> bool {
+        self.news
+            || self.readable
+            || self.hup
+            || self.corked_since.is_some()
+            || self.filler > 0
+            || self.awaiting_accept
+            || self.oob_pending
     }
 
     /// Makes the program's next read of its end fail with `ECONNRESET` once the

@@ -108,6 +108,9 @@ struct Shard {
     dirty: bool,
     /// smoltcp's `poll_at` for it, as of its last egress poll.
     due: Option<Instant>,
+    /// A frame arrived for it or it was polled for egress since the socket layer
+    /// last served its connections: they may have changed.
+    news: bool,
 }
 
 impl Shard {
@@ -117,6 +120,7 @@ impl Shard {
             len: 0,
             dirty: true,
             due: None,
+            news: true,
         }
     }
 }
@@ -242,6 +246,33 @@ impl Shards {
         s.set.get_mut(h.inner)
     }
 
+    /// A socket, by handle, to look at or change in a way its shard's next egress
+    /// poll need not know of; [`Shards::touch`] when it did change.
+    ///
+    /// # Panics
+    /// As [`Shards::get`].
+    pub fn get_mut_quiet<T: AnySocket<'static>>(&mut self, h: SocketHandle) -> &mut T {
+        self.shards[h.shard as usize].set.get_mut(h.inner)
+    }
+
+    /// The socket's shard is to be polled for egress.
+    pub fn touch(&mut self, h: SocketHandle) {
+        self.shards[h.shard as usize].dirty = true;
+    }
+
+    /// Whether the socket's shard had a frame or an egress poll since
+    /// [`Shards::clear_news`].
+    pub fn news(&self, h: SocketHandle) -> bool {
+        self.shards[h.shard as usize].news
+    }
+
+    /// The socket layer served every connection with news.
+    pub fn clear_news(&mut self) {
+        for s in &mut self.shards {
+            s.news = false;
+        }
+    }
+
     /// Removes a socket.
     pub fn remove(&mut self, h: SocketHandle) -> Socket<'static> {
         if let Some(t) = self.tuple_of.remove(&h)
@@ -283,6 +314,7 @@ impl Shards {
     pub fn touch_all(&mut self) {
         for s in &mut self.shards {
             s.dirty = true;
+            s.news = true;
         }
     }
 
@@ -290,6 +322,7 @@ impl Shards {
     pub(crate) fn home_mut(&mut self) -> &mut SocketSet<'static> {
         let s = &mut self.shards[0];
         s.dirty = true;
+        s.news = true;
         &mut s.set
     }
 
@@ -329,7 +362,9 @@ impl Shards {
                 0
             }
         };
-        self.shards[shard].dirty = true;
+        let s = &mut self.shards[shard];
+        s.dirty = true;
+        s.news = true;
         shard
     }
 
@@ -351,6 +386,7 @@ impl Shards {
         let s = &mut self.shards[i];
         s.due = iface.poll_at(now, &s.set);
         s.dirty = false;
+        s.news = true;
     }
 
     /// When the interface's sockets need polling next (smoltcp's `poll_at` over

@@ -466,6 +466,7 @@ impl Sockets {
         {
             si.readable |= readable || hup || urgent;
             si.writable |= writable;
+            si.news |= readable || writable || hup || urgent;
             si.hup |= hup;
             si.oob_pending |= urgent;
         }

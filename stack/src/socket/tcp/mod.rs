@@ -229,6 +229,19 @@ fn tsval() -> u32 {
     wall_ms.wrapping_add(start.elapsed().as_millis() as u32)
 }
 
+/// [`sock`] for the pump, which tells the shard itself when it changed something
+/// (see [`crate::iface::shards`]: a connection looked at every turn must not make
+/// its shard due every turn).
+pub(crate) fn sock_quiet(
+    ifs: &mut Interfaces,
+    iface: IfaceId,
+    h: SocketHandle,
+) -> &mut tcp::Socket<'static> {
+    ifs.get_mut(iface)
+        .sockets
+        .get_mut_quiet::<tcp::Socket<'static>>(h)
+}
+
 pub(super) fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {
     ifs.get_mut(iface).sockets.remove(h);
 }

@@ -18,17 +18,41 @@ impl Sockets {
             self.notice_unpaired_closes();
         }
         let ids = self.take_ids();
+        let urgent = self.urgent_arrivals();
         for &id in &ids {
             let Some(s) = self.get(id) else { continue };
-            progress |= match s.proto {
+            progress |= match &s.proto {
                 Proto::Tcp(TcpState::Listening(_)) => self.service_listener(ifs, id, now),
                 Proto::Tcp(TcpState::Connecting(_)) => self.service_connecting(ifs, id, now),
-                Proto::Tcp(TcpState::Connected(_)) => self.service_connected(ifs, id, now),
+                Proto::Tcp(TcpState::Connected(c)) => {
+                    // Only what may have changed: its shard had a frame or an
+                    // egress poll, or its stand-in has news (see
+                    // `crate::iface::shards`) — not every connection every turn.
+                    let (iface, handle) = (c.iface, c.handle);
+                    let news = urgent
+                        || ifs.get(iface).sockets.news(handle)
+                        || s.standin.as_ref().is_none_or(StandIn::wants_service);
+                    if !news {
+                        continue;
+                    }
+                    if let Some(si) = self.get_mut(id).and_then(|s| s.standin.as_mut()) {
+                        si.news = false;
+                    }
+                    let moved = self.service_connected(ifs, id, now);
+                    if moved {
+                        // Also after an abort or close (an orphan keeps the handle).
+                        ifs.get_mut(iface).sockets.touch(handle);
+                    }
+                    moved
+                }
                 Proto::Tcp(TcpState::Closed { .. }) => self.service_idle(ifs, id),
                 _ => false,
             };
         }
         self.give_back_ids(ids);
+        for i in 0..ifs.len() {
+            ifs.get_mut(i).sockets.clear_news();
+        }
         progress |= self.service_orphans(ifs, now);
         if self.tcp.next_sweep.is_none() && self.unpaired_live() {
             self.tcp.next_sweep = Some(now + UNPAIRED_SWEEP);
@@ -140,7 +164,9 @@ impl Sockets {
             _ => return false,
         };
         let urgent_at = match flow {
-            Some(f) if self.urgent_arrivals() => self.urgent_offset(f, sock(ifs, iface, handle)),
+            Some(f) if self.urgent_arrivals() => {
+                self.urgent_offset(f, sock_quiet(ifs, iface, handle))
+            }
             _ => None,
         };
         let Some(s) = self.get_mut(id) else {
@@ -151,7 +177,7 @@ impl Sockets {
             return false;
         };
         let mtu = ifs.get(c.iface).mtu;
-        let sk = sock(ifs, c.iface, c.handle);
+        let sk = sock_quiet(ifs, c.iface, c.handle);
         let state = sk.state();
         c.remote_fin |= matches!(
             state,
@@ -163,7 +189,7 @@ impl Sockets {
         // SO_SNDBUF set on the connection: at most that much waits in it (a socket
         // made with it has buffers of that size already).
         let sndbuf = s.opts.sndbuf.map(|b| b as usize);
-        let sk = sock(ifs, c.iface, c.handle);
+        let sk = sock_quiet(ifs, c.iface, c.handle);
         let Some(si) = s.standin.as_mut() else {
             return false; // The embedding API moves its own bytes.
         };
@@ -214,7 +240,7 @@ impl Sockets {
                 self.urgent_delivered(f);
             }
             if inn.urgent {
-                self.urgent_sent(f, sock(ifs, iface, handle));
+                self.urgent_sent(f, sock_quiet(ifs, iface, handle));
             }
         }
         let Some(s) = self.get_mut(id) else {
@@ -223,7 +249,7 @@ impl Sockets {
         let Proto::Tcp(TcpState::Connected(c)) = &mut s.proto else {
             return progress;
         };
-        let sk = sock(ifs, c.iface, c.handle);
+        let sk = sock_quiet(ifs, c.iface, c.handle);
         let Some(si) = s.standin.as_mut() else {
             return progress;
         };
