@@ -343,10 +343,13 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
         let mut changed = false;
         n.iface.poll_maintenance(now);
         loop {
-            let len = {
+            let (len, meta) = {
                 let Some((rx, tx)) = self.receive(now) else {
                     break;
                 };
+                // The device's metadata (the id that carries a datagram's TTL and
+                // TOS to its socket) goes along with the copy.
+                let meta = phy::RxToken::meta(&rx);
                 let len = phy::RxToken::consume(rx, |f| {
                     if buf.len() < f.len() {
                         buf.resize(f.len(), 0);
@@ -355,25 +358,38 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
                     f.len()
                 });
                 drop(tx);
-                len
+                (len, meta)
             };
             if len == 0 {
                 // Dropped or held by the hook.
                 continue;
             }
             let frame = &buf[..len];
-            let shard = n.sockets.route(self.medium, frame);
+            let (shard, sniff) = n.sockets.route(self.medium, frame);
+            if sniff {
+                // Home's raw TCP sockets take their copy; home's own answer to a
+                // segment none of its sockets takes (a reset) goes nowhere.
+                let mut copy = SniffOnly {
+                    frame: Some((frame, meta)),
+                    caps: self.dev.capabilities(),
+                };
+                let _ = n
+                    .iface
+                    .poll_ingress_single(now, &mut copy, n.sockets.set_mut(0));
+            }
             let mut one = OneFrame {
                 dev: self,
-                frame: Some(frame),
+                frame: Some((frame, meta)),
             };
             changed |= n
                 .iface
                 .poll_ingress_single(now, &mut one, n.sockets.set_mut(shard))
                 == PollIngressSingleResult::SocketStateChanged;
         }
-        let due: Vec<usize> = n.sockets.egress_due(now).collect();
-        for i in due {
+        for i in 0..n.sockets.shard_count() {
+            if !n.sockets.egress_due(i, now) {
+                continue;
+            }
             while n.iface.poll_egress(now, self, n.sockets.set_mut(i))
                 == PollResult::SocketStateChanged
             {
@@ -389,11 +405,54 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
 /// for; answers and egress go out through the hooked device.
 struct OneFrame<'x, 'a, D: Device, A: Admission> {
     dev: &'x mut Hooked<'a, D, A>,
-    frame: Option<&'x [u8]>,
+    frame: Option<(&'x [u8], phy::PacketMeta)>,
+}
+
+/// One frame for home's raw sockets only: whatever smoltcp answers is dropped.
+struct SniffOnly<'x> {
+    frame: Option<(&'x [u8], phy::PacketMeta)>,
+    caps: DeviceCapabilities,
+}
+
+/// A transmit token that drops the frame.
+struct Discard;
+
+impl phy::TxToken for Discard {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut b = [0u8; 256];
+        match b.get_mut(..len) {
+            Some(b) => f(b),
+            None => f(&mut vec![0; len]),
+        }
+    }
+}
+
+impl<'x> Device for SniffOnly<'x> {
+    type RxToken<'b>
+        = FrameRx<'x>
+    where
+        Self: 'b;
+    type TxToken<'b>
+        = Discard
+    where
+        Self: 'b;
+
+    fn receive(&mut self, _: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let (frame, meta) = self.frame.take()?;
+        Some((FrameRx(frame, meta), Discard))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Self::TxToken<'_>> {
+        None
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        self.caps.clone()
+    }
 }
 
 /// [`OneFrame`]'s receive token.
-struct FrameRx<'x>(&'x [u8]);
+struct FrameRx<'x>(&'x [u8], phy::PacketMeta);
 
 impl phy::RxToken for FrameRx<'_> {
     fn consume<T, F: FnOnce(&[u8]) -> T>(self, f: F) -> T {
@@ -401,7 +460,7 @@ impl phy::RxToken for FrameRx<'_> {
     }
 
     fn meta(&self) -> phy::PacketMeta {
-        phy::PacketMeta::default()
+        self.1
     }
 }
 
@@ -416,9 +475,9 @@ impl<'x, 'a, D: Device, A: Admission> Device for OneFrame<'x, 'a, D, A> {
         Self: 'b;
 
     fn receive(&mut self, now: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let frame = self.frame.take()?;
+        let (frame, meta) = self.frame.take()?;
         let tx = self.dev.reply_token(now)?;
-        Some((FrameRx(frame), tx))
+        Some((FrameRx(frame, meta), tx))
     }
 
     fn transmit(&mut self, now: Instant) -> Option<Self::TxToken<'_>> {

@@ -22,10 +22,21 @@
 //! set and polls exactly as smoltcp alone would (no copy, no lookup). Past that, a
 //! TCP socket whose four-tuple is known (a `connect`, or a listener's socket that
 //! took a SYN) is *placed*: moved to shard `1 + hash(tuple) % (SHARDS - 1)` and
-//! recorded in a map from tuple to handle. A received frame is parsed (the ingress
-//! hook's parser), and a TCP segment whose tuple is placed goes to that shard;
-//! everything else to home, where smoltcp answers it as before (a stray segment
+//! recorded in a map from tuple to handles; a socket whose tuple is placed
+//! already joins the others of it (a frame must find all of them in one set). A
+//! received frame is parsed (the ingress hook's parser), and a TCP segment whose
+//! tuple is placed goes to that shard — unless every socket of the tuple is in
+//! `CLOSED` (a connection over, held until its program closes it), which takes no
+//! segment: then home, where a listener may take a new connection on the tuple.
+//! Everything else goes home, where smoltcp answers it as before (a stray segment
 //! gets its reset from home, since no placed socket has its tuple).
+//!
+//! Two things smoltcp does per set follow the frame: its device metadata (the id
+//! that carries a datagram's TTL and TOS to its socket) travels with the copy, and
+//! while a raw socket of protocol TCP exists (they live in home and see every
+//! segment), a segment for another shard is first given to home with answers
+//! dropped — home has no socket of that tuple and its listeners take no segment
+//! with an ACK, so the raw sockets' copy is all that happens there.
 //!
 //! Egress polls only the shards whose sockets changed (a frame arrived for them,
 //! the socket layer took one of them mutably, or an interface change touched all)
@@ -128,9 +139,13 @@ impl Shard {
 /// The sockets of one interface (see the module docs).
 pub struct Shards {
     shards: Vec<Shard>,
-    placed: HashMap<Tuple, SocketHandle>,
+    /// The placed sockets of each tuple (usually one; a new connection on the
+    /// tuple of one in `TIME_WAIT` joins it in its shard).
+    placed: HashMap<Tuple, Vec<SocketHandle>>,
     tuple_of: HashMap<SocketHandle, Tuple>,
     home_max: usize,
+    /// Raw sockets of protocol TCP (in home): they get a copy of every segment.
+    raw_tcp: usize,
 }
 
 impl Default for Shards {
@@ -160,6 +175,7 @@ impl Shards {
             placed: HashMap::new(),
             tuple_of: HashMap::new(),
             home_max,
+            raw_tcp: 0,
         }
     }
 
@@ -185,28 +201,52 @@ impl Shards {
         let s = &mut self.shards[shard];
         s.len += 1;
         s.dirty = true;
+        let inner = s.set.add(socket);
+        if is_raw_tcp(s.set.get(inner)) {
+            self.raw_tcp += 1;
+        }
         SocketHandle {
             shard: shard as u16,
-            inner: s.set.add(socket),
+            inner,
         }
+    }
+
+    /// The shard the sockets of tuple `t` are placed in, if any is.
+    fn placed_shard(&self, t: &Tuple) -> Option<usize> {
+        self.placed
+            .get(t)
+            .and_then(|v| v.first())
+            .map(|h| h.shard as usize)
+    }
+
+    /// Where a TCP socket of tuple `t` goes: next to the placed sockets of its
+    /// tuple (a frame must find all of them in one set), else to its own shard
+    /// when home is full, else home (`None`).
+    fn shard_for(&self, t: &Tuple, home_full: bool) -> Option<usize> {
+        self.placed_shard(t)
+            .or_else(|| home_full.then(|| t.shard()))
     }
 
     /// Adds a TCP socket: placed by its tuple when home is full, else home.
     pub fn add_tcp(&mut self, socket: tcp::Socket<'static>) -> SocketHandle {
-        match Tuple::of(&socket) {
-            Some(t) if self.shards[0].len >= self.home_max => {
-                let h = self.add_in(t.shard(), socket);
+        let placed = Tuple::of(&socket).and_then(|t| {
+            self.shard_for(&t, self.shards[0].len >= self.home_max)
+                .map(|k| (t, k))
+        });
+        match placed {
+            Some((t, k)) => {
+                let h = self.add_in(k, socket);
                 self.record(t, h);
                 h
             }
-            _ => self.add(socket),
+            None => self.add(socket),
         }
     }
 
     /// Moves a home TCP socket whose tuple is known to its shard when home is
     /// full; returns its handle from now on (the same one if it stays).
     pub fn place(&mut self, h: SocketHandle) -> SocketHandle {
-        if h.shard != 0 || self.shards[0].len <= self.home_max {
+        if h.shard != 0 {
             return h;
         }
         let Some(t) = (match self.shards[0].set.get::<Socket<'static>>(h.inner) {
@@ -215,16 +255,20 @@ impl Shards {
         }) else {
             return h;
         };
+        // Home counts this socket too.
+        let Some(k) = self.shard_for(&t, self.shards[0].len > self.home_max) else {
+            return h;
+        };
         let s = &mut self.shards[0];
         s.len -= 1;
         let socket = s.set.remove(h.inner);
-        let moved = self.add_in(t.shard(), socket);
+        let moved = self.add_in(k, socket);
         self.record(t, moved);
         moved
     }
 
     fn record(&mut self, t: Tuple, h: SocketHandle) {
-        self.placed.insert(t, h);
+        self.placed.entry(t).or_default().push(h);
         self.tuple_of.insert(h, t);
     }
 
@@ -276,13 +320,20 @@ impl Shards {
     /// Removes a socket.
     pub fn remove(&mut self, h: SocketHandle) -> Socket<'static> {
         if let Some(t) = self.tuple_of.remove(&h)
-            && self.placed.get(&t) == Some(&h)
+            && let Some(v) = self.placed.get_mut(&t)
         {
-            self.placed.remove(&t);
+            v.retain(|x| *x != h);
+            if v.is_empty() {
+                self.placed.remove(&t);
+            }
         }
         let s = &mut self.shards[h.shard as usize];
         s.len -= 1;
-        s.set.remove(h.inner)
+        let socket = s.set.remove(h.inner);
+        if is_raw_tcp(&socket) {
+            self.raw_tcp -= 1;
+        }
+        socket
     }
 
     /// Every socket.
@@ -326,9 +377,12 @@ impl Shards {
         &mut s.set
     }
 
-    /// The shard a received frame goes to; marks it (or, for ARP and ICMPv6,
-    /// every shard) changed.
-    pub(crate) fn route(&mut self, medium: Medium, frame: &[u8]) -> usize {
+    /// The shard a received frame goes to, and whether home's raw TCP sockets
+    /// are to see it first (it goes elsewhere, and it is neither a fragment nor
+    /// a SYN that home's listeners would take); marks the shard (or, for ARP and
+    /// neighbor discovery, every shard) changed.
+    pub(crate) fn route(&mut self, medium: Medium, frame: &[u8]) -> (usize, bool) {
+        let mut sniff = false;
         let shard = match super::ingress::parse(medium, frame) {
             Some(PacketInfo {
                 proto: IpProtocol::Tcp,
@@ -336,19 +390,30 @@ impl Shards {
                 dst,
                 src_port,
                 dst_port,
+                syn,
+                ack,
                 ..
             }) => {
                 let t = Tuple {
                     local: IpEndpoint::new(dst, dst_port),
                     remote: IpEndpoint::new(src, src_port),
                 };
-                self.placed.get(&t).map_or(0, |h| h.shard as usize)
+                let k = self.live_shard(&t);
+                // Not a SYN alone: home's listeners would take it.
+                let opening = syn && !ack;
+                sniff = k != 0 && self.raw_tcp > 0 && !opening && !fragment(medium, frame);
+                k
             }
             Some(PacketInfo {
                 proto: IpProtocol::Icmpv6,
                 ..
             }) => {
-                self.touch_all();
+                // Neighbor discovery (router solicitation to redirect, 133–137)
+                // may teach smoltcp a neighbour some socket waits for.
+                let ip = if medium == Medium::Ethernet { 14 } else { 0 };
+                if frame.get(ip + 40).is_some_and(|t| (133..=137).contains(t)) {
+                    self.touch_all();
+                }
                 0
             }
             Some(_) => 0,
@@ -365,7 +430,25 @@ impl Shards {
         let s = &mut self.shards[shard];
         s.dirty = true;
         s.news = true;
-        shard
+        (shard, sniff)
+    }
+
+    /// The shard of tuple `t`'s placed sockets, if one of them takes segments: a
+    /// socket in `CLOSED` (a connection over, whose program has not closed it
+    /// yet) accepts none, and smoltcp would answer from its shard with a reset
+    /// where home's listener may take a new connection on the same tuple.
+    fn live_shard(&self, t: &Tuple) -> usize {
+        let Some(v) = self.placed.get(t) else {
+            return 0;
+        };
+        let live = v.iter().any(|h| {
+            self.shards[h.shard as usize]
+                .set
+                .get::<tcp::Socket<'static>>(h.inner)
+                .state()
+                != tcp::State::Closed
+        });
+        if live { v[0].shard as usize } else { 0 }
     }
 
     /// Shard `i`'s set, for an ingress poll.
@@ -373,12 +456,16 @@ impl Shards {
         &mut self.shards[i].set
     }
 
-    /// The shards an egress poll is for now (home always: the interface's own
-    /// queues — fragments, multicast reports — leave with it).
-    pub(crate) fn egress_due(&self, now: Instant) -> impl Iterator<Item = usize> + '_ {
-        self.shards.iter().enumerate().filter_map(move |(i, s)| {
-            (i == 0 || (s.len > 0 && (s.dirty || s.due.is_some_and(|t| t <= now)))).then_some(i)
-        })
+    /// How many shards there are (1 until something is placed).
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Whether shard `i` is for an egress poll now (home always: the interface's
+    /// own queues — fragments, multicast reports — leave with it).
+    pub(crate) fn egress_due(&self, i: usize, now: Instant) -> bool {
+        let s = &self.shards[i];
+        i == 0 || (s.len > 0 && (s.dirty || s.due.is_some_and(|t| t <= now)))
     }
 
     /// Records shard `i`'s `poll_at` after its egress poll.
@@ -402,5 +489,18 @@ impl Shards {
             }
         }
         best
+    }
+}
+
+fn is_raw_tcp(s: &Socket<'_>) -> bool {
+    matches!(s, Socket::Raw(r) if r.ip_protocol() == Some(IpProtocol::Tcp))
+}
+
+/// Whether an IPv4 frame is a fragment (more follow, or not the first).
+fn fragment(medium: Medium, frame: &[u8]) -> bool {
+    let ip = if medium == Medium::Ethernet { 14 } else { 0 };
+    match (frame.get(ip), frame.get(ip + 6..ip + 8)) {
+        (Some(v), Some(f)) if v >> 4 == 4 => u16::from_be_bytes([f[0], f[1]]) & 0x3fff != 0,
+        _ => false,
     }
 }
