@@ -48,11 +48,15 @@
 //! # Cost and limits
 //!
 //! While anything is placed, each received frame is copied once into a buffer the
-//! stack reuses (the shard must be chosen before smoltcp takes the frame). TCP in
-//! IPv4 fragments, or behind IPv6 extension headers, cannot be matched to a placed
-//! connection (its ports are not in the first header) and goes home, where no
-//! socket takes it: such a connection gets a reset. Linux peers send TCP with DF
-//! and no extension headers, so this is documented, not handled.
+//! stack reuses (the shard must be chosen before smoltcp takes the frame).
+//!
+//! smoltcp reassembles IPv4 fragments per interface and hands the whole packet to
+//! the set polled with its last fragment; only the first carries the ports. So the
+//! shard of each packet's first fragment is remembered (source, destination, id;
+//! the last 32 packets) and its later fragments follow it; a later fragment that
+//! comes before the first is only stored, wherever it goes. TCP behind an IPv6
+//! hop-by-hop header (the one extension header smoltcp follows) is routed by the
+//! ports behind it.
 
 use super::ingress::PacketInfo;
 use smoltcp::iface::{Interface, SocketHandle as SmolHandle, SocketSet};
@@ -146,7 +150,16 @@ pub struct Shards {
     home_max: usize,
     /// Raw sockets of protocol TCP (in home): they get a copy of every segment.
     raw_tcp: usize,
+    /// Where the first fragments of the last IPv4 packets went.
+    fragments: Vec<(FragmentKey, usize)>,
+    next_fragment: usize,
 }
+
+/// IPv4 packets in reassembly whose first fragment's shard is remembered.
+const FRAGMENTS: usize = 32;
+
+/// An IPv4 packet's identity among fragments: source, destination, id.
+type FragmentKey = ([u8; 4], [u8; 4], u16);
 
 impl Default for Shards {
     fn default() -> Self {
@@ -176,6 +189,8 @@ impl Shards {
             tuple_of: HashMap::new(),
             home_max,
             raw_tcp: 0,
+            fragments: Vec::new(),
+            next_fragment: 0,
         }
     }
 
@@ -383,6 +398,7 @@ impl Shards {
     /// neighbor discovery, every shard) changed.
     pub(crate) fn route(&mut self, medium: Medium, frame: &[u8]) -> (usize, bool) {
         let mut sniff = false;
+        let ip = if medium == Medium::Ethernet { 14 } else { 0 };
         let shard = match super::ingress::parse(medium, frame) {
             Some(PacketInfo {
                 proto: IpProtocol::Tcp,
@@ -398,11 +414,39 @@ impl Shards {
                     local: IpEndpoint::new(dst, dst_port),
                     remote: IpEndpoint::new(src, src_port),
                 };
-                let k = self.live_shard(&t);
-                // Not a SYN alone: home's listeners would take it.
-                let opening = syn && !ack;
-                sniff = k != 0 && self.raw_tcp > 0 && !opening && !fragment(medium, frame);
-                k
+                match fragment_of(&frame[ip..]) {
+                    // A later fragment: where its first went (smoltcp gives the
+                    // whole packet to the set that gets its last fragment).
+                    Some((key, false)) => self.fragment_shard(key),
+                    Some((key, true)) => {
+                        let k = self.live_shard(&t);
+                        self.remember_fragment(key, k);
+                        k
+                    }
+                    None => {
+                        let k = self.live_shard(&t);
+                        // Not a SYN alone: home's listeners would take it.
+                        let opening = syn && !ack;
+                        sniff = k != 0 && self.raw_tcp > 0 && !opening;
+                        k
+                    }
+                }
+            }
+            Some(PacketInfo {
+                proto: IpProtocol::HopByHop,
+                src,
+                dst,
+                ..
+            }) => {
+                // smoltcp takes TCP behind an IPv6 hop-by-hop header (the only
+                // extension header it follows).
+                match tcp_behind_hop_by_hop(&frame[ip..]) {
+                    Some((src_port, dst_port)) => self.live_shard(&Tuple {
+                        local: IpEndpoint::new(dst, dst_port),
+                        remote: IpEndpoint::new(src, src_port),
+                    }),
+                    None => 0,
+                }
             }
             Some(PacketInfo {
                 proto: IpProtocol::Icmpv6,
@@ -431,6 +475,25 @@ impl Shards {
         s.dirty = true;
         s.news = true;
         (shard, sniff)
+    }
+
+    /// Remembers where the first fragment of an IPv4 packet went.
+    fn remember_fragment(&mut self, key: FragmentKey, shard: usize) {
+        if self.fragments.len() < FRAGMENTS {
+            self.fragments.push((key, shard));
+        } else {
+            self.fragments[self.next_fragment] = (key, shard);
+            self.next_fragment = (self.next_fragment + 1) % FRAGMENTS;
+        }
+    }
+
+    /// Where the first fragment of a packet went (home if it has not come).
+    fn fragment_shard(&self, key: FragmentKey) -> usize {
+        self.fragments
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, s)| *s)
     }
 
     /// The shard of tuple `t`'s placed sockets, if one of them takes segments: a
@@ -496,11 +559,152 @@ fn is_raw_tcp(s: &Socket<'_>) -> bool {
     matches!(s, Socket::Raw(r) if r.ip_protocol() == Some(IpProtocol::Tcp))
 }
 
-/// Whether an IPv4 frame is a fragment (more follow, or not the first).
-fn fragment(medium: Medium, frame: &[u8]) -> bool {
-    let ip = if medium == Medium::Ethernet { 14 } else { 0 };
-    match (frame.get(ip), frame.get(ip + 6..ip + 8)) {
-        (Some(v), Some(f)) if v >> 4 == 4 => u16::from_be_bytes([f[0], f[1]]) & 0x3fff != 0,
-        _ => false,
+/// An IPv4 packet that is a fragment (more follow, or not the first): its key,
+/// and whether it is the first.
+fn fragment_of(ip: &[u8]) -> Option<(FragmentKey, bool)> {
+    if ip.len() < 20 || ip[0] >> 4 != 4 {
+        return None;
+    }
+    let flags = u16::from_be_bytes([ip[6], ip[7]]);
+    let (more, offset) = (flags & 0x2000 != 0, flags & 0x1fff);
+    if !more && offset == 0 {
+        return None;
+    }
+    let key = (
+        [ip[12], ip[13], ip[14], ip[15]],
+        [ip[16], ip[17], ip[18], ip[19]],
+        u16::from_be_bytes([ip[4], ip[5]]),
+    );
+    Some((key, offset == 0))
+}
+
+/// The ports of a TCP segment behind an IPv6 hop-by-hop header.
+fn tcp_behind_hop_by_hop(ip: &[u8]) -> Option<(u16, u16)> {
+    let hbh = ip.get(40..)?;
+    if *hbh.first()? != 6 {
+        return None;
+    }
+    let tcp = hbh.get((*hbh.get(1)? as usize + 1) * 8..)?;
+    Some((
+        u16::from_be_bytes([*tcp.first()?, *tcp.get(1)?]),
+        u16::from_be_bytes([*tcp.get(2)?, *tcp.get(3)?]),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smoltcp::wire::{Ipv4Address, Ipv6Address};
+
+    /// A Shards with one "live" socket (listening: any state but CLOSED) placed
+    /// in shard 5 under tuple `t`.
+    fn with_placed(t: Tuple) -> Shards {
+        let mut s = Shards::new(HOME_MAX);
+        let mut sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64]),
+            tcp::SocketBuffer::new(vec![0; 64]),
+        );
+        sock.listen(t.local.port).unwrap();
+        let h = s.add_in(5, sock);
+        s.record(t, h);
+        s
+    }
+
+    fn v4(a: [u8; 4]) -> IpAddress {
+        IpAddress::Ipv4(Ipv4Address::new(a[0], a[1], a[2], a[3]))
+    }
+
+    /// An IPv4 packet (IP medium) from 10.0.0.2 to 10.0.0.1 with id 7, the given
+    /// fragment flags and offset (in 8-byte units), carrying `payload`.
+    fn ipv4(more: bool, offset: u16, id: u16, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8; 20];
+        p[0] = 0x45;
+        let len = (20 + payload.len()) as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        p[4..6].copy_from_slice(&id.to_be_bytes());
+        let flags = offset | if more { 0x2000 } else { 0 };
+        p[6..8].copy_from_slice(&flags.to_be_bytes());
+        p[8] = 64;
+        p[9] = 6;
+        p[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        p[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// A TCP header from port 40000 to 80 with ACK set.
+    fn tcp_header() -> Vec<u8> {
+        let mut t = vec![0u8; 20];
+        t[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        t[2..4].copy_from_slice(&80u16.to_be_bytes());
+        t[12] = 5 << 4;
+        t[13] = 0x10;
+        t
+    }
+
+    #[test]
+    fn fragments_follow_their_first_one() {
+        let t = Tuple {
+            local: IpEndpoint::new(v4([10, 0, 0, 1]), 80),
+            remote: IpEndpoint::new(v4([10, 0, 0, 2]), 40000),
+        };
+        let mut s = with_placed(t);
+        // A whole segment goes to its connection's shard.
+        assert_eq!(s.route(Medium::Ip, &ipv4(false, 0, 1, &tcp_header())).0, 5);
+        // A later fragment before its first: home (it is only stored there).
+        assert_eq!(s.route(Medium::Ip, &ipv4(true, 4, 7, &[0; 32])).0, 0);
+        // The first fragment, with the ports: the connection's shard ...
+        assert_eq!(s.route(Medium::Ip, &ipv4(true, 0, 7, &tcp_header())).0, 5);
+        // ... and the rest of that packet follows it; another packet's does not.
+        assert_eq!(s.route(Medium::Ip, &ipv4(false, 8, 7, &[0; 32])).0, 5);
+        assert_eq!(s.route(Medium::Ip, &ipv4(false, 8, 8, &[0; 32])).0, 0);
+    }
+
+    #[test]
+    fn tcp_behind_a_hop_by_hop_header_finds_its_shard() {
+        let (a, b) = (
+            Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 1),
+            Ipv6Address::new(0xfd00, 0, 0, 0, 0, 0, 0, 2),
+        );
+        let t = Tuple {
+            local: IpEndpoint::new(IpAddress::Ipv6(a), 80),
+            remote: IpEndpoint::new(IpAddress::Ipv6(b), 40000),
+        };
+        let mut s = with_placed(t);
+        let mut p = vec![0u8; 40];
+        p[0] = 0x60;
+        let hbh = [6u8, 0, 1, 4, 0, 0, 0, 0]; // next: TCP; PadN
+        let len = (hbh.len() + 20) as u16;
+        p[4..6].copy_from_slice(&len.to_be_bytes());
+        p[6] = 0; // hop-by-hop
+        p[7] = 64;
+        p[8..24].copy_from_slice(&b.octets());
+        p[24..40].copy_from_slice(&a.octets());
+        p.extend_from_slice(&hbh);
+        p.extend_from_slice(&tcp_header());
+        assert_eq!(s.route(Medium::Ip, &p).0, 5);
+        // Without the placed tuple (another port) it is home's.
+        let l = p.len();
+        p[l - 18..l - 16].copy_from_slice(&81u16.to_be_bytes());
+        assert_eq!(s.route(Medium::Ip, &p).0, 0);
+    }
+
+    #[test]
+    fn a_tuple_whose_sockets_are_closed_routes_home() {
+        let t = Tuple {
+            local: IpEndpoint::new(v4([10, 0, 0, 1]), 80),
+            remote: IpEndpoint::new(v4([10, 0, 0, 2]), 40000),
+        };
+        let mut s = Shards::new(HOME_MAX);
+        let sock = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64]),
+            tcp::SocketBuffer::new(vec![0; 64]),
+        );
+        let h = s.add_in(5, sock);
+        s.record(t, h);
+        assert_eq!(s.route(Medium::Ip, &ipv4(false, 0, 1, &tcp_header())).0, 0);
+        // Removing it forgets the tuple.
+        s.remove(h);
+        assert!(s.placed.is_empty() && s.tuple_of.is_empty());
     }
 }
