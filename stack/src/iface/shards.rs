@@ -150,6 +150,8 @@ pub struct Shards {
     home_max: usize,
     /// Raw sockets of protocol TCP (in home): they get a copy of every segment.
     raw_tcp: usize,
+    /// The bytes of buffers all the sockets hold.
+    buffer_bytes: usize,
     /// Where the first fragments of the last IPv4 packets went.
     fragments: Vec<(FragmentKey, usize)>,
     next_fragment: usize,
@@ -189,6 +191,7 @@ impl Shards {
             tuple_of: HashMap::new(),
             home_max,
             raw_tcp: 0,
+            buffer_bytes: 0,
             fragments: Vec::new(),
             next_fragment: 0,
         }
@@ -217,7 +220,9 @@ impl Shards {
         s.len += 1;
         s.dirty = true;
         let inner = s.set.add(socket);
-        if is_raw_tcp(s.set.get(inner)) {
+        let added = s.set.get::<Socket<'static>>(inner);
+        self.buffer_bytes += crate::socket::budget::buffer_bytes(added);
+        if is_raw_tcp(added) {
             self.raw_tcp += 1;
         }
         SocketHandle {
@@ -277,6 +282,8 @@ impl Shards {
         let s = &mut self.shards[0];
         s.len -= 1;
         let socket = s.set.remove(h.inner);
+        // `add_in` counts it again.
+        self.buffer_bytes -= crate::socket::budget::buffer_bytes(&socket);
         let moved = self.add_in(k, socket);
         self.record(t, moved);
         moved
@@ -345,6 +352,7 @@ impl Shards {
         let s = &mut self.shards[h.shard as usize];
         s.len -= 1;
         let socket = s.set.remove(h.inner);
+        self.buffer_bytes -= crate::socket::budget::buffer_bytes(&socket);
         if is_raw_tcp(&socket) {
             self.raw_tcp -= 1;
         }
@@ -364,6 +372,11 @@ impl Shards {
                 )
             })
         })
+    }
+
+    /// The bytes of buffers the sockets hold.
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
     }
 
     /// How many sockets there are.
@@ -702,9 +715,11 @@ mod tests {
         );
         let h = s.add_in(5, sock);
         s.record(t, h);
+        assert_eq!(s.buffer_bytes(), 128);
         assert_eq!(s.route(Medium::Ip, &ipv4(false, 0, 1, &tcp_header())).0, 0);
-        // Removing it forgets the tuple.
+        // Removing it forgets the tuple and its buffers.
         s.remove(h);
         assert!(s.placed.is_empty() && s.tuple_of.is_empty());
+        assert_eq!(s.buffer_bytes(), 0);
     }
 }

@@ -37,22 +37,22 @@ use smoltcp::socket::Socket as Smol;
 /// The smallest TCP buffer a connection is given (each way).
 pub const MIN_TCP_BUFFER: usize = 4096;
 
-/// Bytes of buffers the smoltcp sockets of all interfaces hold.
+/// Bytes of buffers the smoltcp sockets of all interfaces hold (each interface
+/// keeps its sum as sockets come and go: no walk over them).
 pub fn in_use(ifs: &Interfaces) -> usize {
-    let mut n = 0;
-    for (_, nif) in ifs.iter() {
-        for (_, s) in nif.sockets.iter() {
-            n += match s {
-                Smol::Tcp(t) => t.recv_capacity() + t.send_capacity(),
-                Smol::Udp(u) => u.payload_recv_capacity() + u.payload_send_capacity(),
-                Smol::Icmp(i) => i.payload_recv_capacity() + i.payload_send_capacity(),
-                Smol::Raw(r) => r.payload_recv_capacity() + r.payload_send_capacity(),
-                #[allow(unreachable_patterns)]
-                _ => 0,
-            };
-        }
+    ifs.iter().map(|(_, nif)| nif.sockets.buffer_bytes()).sum()
+}
+
+/// Bytes of buffers one smoltcp socket holds (fixed when it is made).
+pub fn buffer_bytes(s: &Smol<'_>) -> usize {
+    match s {
+        Smol::Tcp(t) => t.recv_capacity() + t.send_capacity(),
+        Smol::Udp(u) => u.payload_recv_capacity() + u.payload_send_capacity(),
+        Smol::Icmp(i) => i.payload_recv_capacity() + i.payload_send_capacity(),
+        Smol::Raw(r) => r.payload_recv_capacity() + r.payload_send_capacity(),
+        #[allow(unreachable_patterns)]
+        _ => 0,
     }
-    n
 }
 
 /// The TCP buffers (receive, send) a new connection gets when it asks for `want`,

@@ -224,6 +224,9 @@ impl Sockets {
 
     /// Echo replies to their sockets; connected sockets' native sends; closes.
     pub(crate) fn service_icmp(&mut self, ifs: &mut Interfaces) -> bool {
+        if !self.any_icmp() {
+            return false;
+        }
         let mut progress = false;
         let ids = self.take_ids();
         let mut buf = std::mem::take(&mut self.icmp.buf);

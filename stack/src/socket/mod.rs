@@ -240,6 +240,10 @@ pub struct Sockets {
     next_cookie: u64,
     /// Sockets whose stand-in is unpaired now.
     pub(crate) unpaired_live: usize,
+    /// Live ICMP and raw sockets: their services walk the table only when there
+    /// are some (a turn must not cost a walk of 10 000 TCP connections for none).
+    icmp_live: usize,
+    raw_live: usize,
     /// TCP's ports, listeners and orphans.
     tcp: tcp::Table,
     /// UDP's ports, endpoints and multicast memberships.
@@ -265,6 +269,8 @@ impl Sockets {
             ids: Vec::new(),
             next_cookie: 1,
             unpaired_live: 0,
+            icmp_live: 0,
+            raw_live: 0,
             tcp: tcp::Table::new(),
             udp: udp::Table::new(),
             icmp: icmp::Table::new(),
@@ -283,6 +289,7 @@ impl Sockets {
         let has_standin = s.standin.is_some();
         let unpaired = s.unpaired.is_some();
         self.live += 1;
+        self.count_kind(s.kind(), 1);
         let id = match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
@@ -332,6 +339,25 @@ impl Sockets {
     /// Removes a socket from the table (its smoltcp socket and binding are the
     /// caller's business). The stand-in, if any, is closed; if `tomb`, later calls on
     /// its inode are answered from a tombstone.
+    /// Keeps the ICMP and raw counts (a socket's kind is fixed when it is made).
+    fn count_kind(&mut self, kind: Kind, by: isize) {
+        match kind {
+            Kind::Icmp => self.icmp_live = self.icmp_live.wrapping_add_signed(by),
+            Kind::Raw => self.raw_live = self.raw_live.wrapping_add_signed(by),
+            _ => {}
+        }
+    }
+
+    /// Whether any ICMP socket is open.
+    pub(crate) fn any_icmp(&self) -> bool {
+        self.icmp_live > 0
+    }
+
+    /// Whether any raw socket is open.
+    pub(crate) fn any_raw(&self) -> bool {
+        self.raw_live > 0
+    }
+
     pub(crate) fn remove(&mut self, id: SocketId, tomb: bool) -> Option<Socket> {
         let slot = self
             .slots
@@ -341,6 +367,7 @@ impl Sockets {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
+        self.count_kind(s.kind(), -1);
         if let Some(u) = &s.unpaired {
             self.by_inode.remove(&u.inode);
             self.unpaired_live -= 1;

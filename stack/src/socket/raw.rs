@@ -309,6 +309,9 @@ impl Sockets {
 
     /// Received packets to their sockets; connected sockets' native sends; closes.
     pub(crate) fn service_raw(&mut self, ifs: &mut Interfaces) -> bool {
+        if !self.any_raw() {
+            return false;
+        }
         let mut progress = false;
         let ids = self.take_ids();
         let mut lazy = std::mem::take(&mut self.raw.buf);
