@@ -79,6 +79,13 @@ pub struct SocketHandle {
     inner: SmolHandle,
 }
 
+impl SocketHandle {
+    /// The shard the socket lives in.
+    pub fn shard(self) -> usize {
+        self.shard as usize
+    }
+}
+
 /// A TCP connection's addresses, as seen from this side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Tuple {
@@ -330,6 +337,15 @@ impl Shards {
     /// [`Shards::clear_news`].
     pub fn news(&self, h: SocketHandle) -> bool {
         self.shards[h.shard as usize].news
+    }
+
+    /// The shards that had a frame or an egress poll since
+    /// [`Shards::clear_news`].
+    pub fn shards_with_news(&self) -> impl Iterator<Item = usize> + '_ {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.news.then_some(i))
     }
 
     /// The socket layer served every connection with news.

@@ -240,8 +240,10 @@ pub struct Sockets {
     next_cookie: u64,
     /// Sockets whose stand-in is unpaired now.
     pub(crate) unpaired_live: usize,
-    /// Live ICMP and raw sockets: their services walk the table only when there
-    /// are some (a turn must not cost a walk of 10 000 TCP connections for none).
+    /// Live UDP, ICMP and raw sockets: their services walk the table only when
+    /// there are some (a turn must not cost a walk of 10 000 TCP connections for
+    /// none).
+    udp_live: usize,
     icmp_live: usize,
     raw_live: usize,
     /// TCP's ports, listeners and orphans.
@@ -269,6 +271,7 @@ impl Sockets {
             ids: Vec::new(),
             next_cookie: 1,
             unpaired_live: 0,
+            udp_live: 0,
             icmp_live: 0,
             raw_live: 0,
             tcp: tcp::Table::new(),
@@ -290,6 +293,7 @@ impl Sockets {
         let unpaired = s.unpaired.is_some();
         self.live += 1;
         self.count_kind(s.kind(), 1);
+        let tcp = s.kind() == Kind::Tcp;
         let id = match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
@@ -319,6 +323,9 @@ impl Sockets {
         if unpaired {
             self.unpaired_live += 1;
         }
+        if tcp {
+            self.tcp.turn.again(id);
+        }
         id
     }
 
@@ -339,13 +346,20 @@ impl Sockets {
     /// Removes a socket from the table (its smoltcp socket and binding are the
     /// caller's business). The stand-in, if any, is closed; if `tomb`, later calls on
     /// its inode are answered from a tombstone.
-    /// Keeps the ICMP and raw counts (a socket's kind is fixed when it is made).
+    /// Keeps the UDP, ICMP and raw counts (a socket's kind is fixed when it is
+    /// made).
     fn count_kind(&mut self, kind: Kind, by: isize) {
         match kind {
+            Kind::Udp => self.udp_live = self.udp_live.wrapping_add_signed(by),
             Kind::Icmp => self.icmp_live = self.icmp_live.wrapping_add_signed(by),
             Kind::Raw => self.raw_live = self.raw_live.wrapping_add_signed(by),
             _ => {}
         }
+    }
+
+    /// Whether any UDP socket is open.
+    pub(crate) fn any_udp(&self) -> bool {
+        self.udp_live > 0
     }
 
     /// Whether any ICMP socket is open.
@@ -448,8 +462,14 @@ impl Sockets {
             if ids[..i].contains(id) {
                 continue;
             }
-            if let Some(si) = self.get(*id).and_then(|s| s.standin.as_ref()) {
+            if let Some(s) = self.get(*id)
+                && let Some(si) = s.standin.as_ref()
+            {
                 f(id.key(), si.fd.as_raw_fd());
+                // A new stand-in may hold bytes already: served next turn.
+                if matches!(s.proto, Proto::Tcp(_)) {
+                    self.tcp.turn.again(*id);
+                }
             }
         }
         self.new_standins = ids;
@@ -484,16 +504,23 @@ impl Sockets {
     ) {
         let index = key & 0xffff_ffff;
         let generation = (key >> 32) & 0xffff;
-        if let Some(si) = self
+        if let Some(slot) = self
             .slots
             .get_mut(index)
             .filter(|s| s.generation as usize & 0xffff == generation)
-            .and_then(|s| s.val.as_mut())
-            .and_then(|s| s.standin.as_mut())
+            && let Some(s) = slot.val.as_mut()
+            && let Some(si) = s.standin.as_mut()
         {
             si.readable |= readable || hup || urgent;
             si.writable |= writable;
-            si.news |= readable || writable || hup || urgent;
+            let news = readable || writable || hup || urgent;
+            if news && !si.news && matches!(s.proto, Proto::Tcp(_)) {
+                self.tcp.turn.woken(SocketId {
+                    index: index as u32,
+                    generation: slot.generation,
+                });
+            }
+            si.news |= news;
             si.hup |= hup;
             si.oob_pending |= urgent;
         }
@@ -506,15 +533,21 @@ impl Sockets {
     /// processed (found now, or flagged by the event loop in this turn).
     pub(crate) fn notice_hangups(&mut self) -> bool {
         let mut any = self.notice_unpaired_closes();
-        for si in self
-            .slots
-            .iter_mut()
-            .filter_map(|s| s.val.as_mut())
-            .filter_map(|s| s.standin.as_mut())
-        {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let Some(s) = slot.val.as_mut() else { continue };
+            let tcp = matches!(s.proto, Proto::Tcp(_));
+            let Some(si) = s.standin.as_mut() else {
+                continue;
+            };
             if !si.hup && sys::hung_up(si.fd.as_fd()) {
                 si.hup = true;
                 si.readable = true;
+                if tcp {
+                    self.tcp.turn.woken(SocketId {
+                        index: index as u32,
+                        generation: slot.generation,
+                    });
+                }
             }
             any |= si.hup;
         }

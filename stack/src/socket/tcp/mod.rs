@@ -129,6 +129,8 @@ pub(crate) struct Table {
     handed: handover::HandedTable,
     /// Urgent bytes on their way (see [`urgent`]).
     urgent: urgent::Urgent,
+    /// Which sockets a turn serves (see [`pump`]).
+    pub(crate) turn: pump::TurnSet,
 }
 
 impl Table {
@@ -144,6 +146,7 @@ impl Table {
             next_sweep: None,
             handed: Default::default(),
             urgent: urgent::Urgent::default(),
+            turn: pump::TurnSet::default(),
         }
     }
 
@@ -240,6 +243,11 @@ pub(crate) fn sock_quiet(
     ifs.get_mut(iface)
         .sockets
         .get_mut_quiet::<tcp::Socket<'static>>(h)
+}
+
+/// The shard of a smoltcp socket's handle (see [`crate::iface::shards`]).
+pub(super) fn shard_of(h: SocketHandle) -> usize {
+    h.shard()
 }
 
 pub(super) fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {

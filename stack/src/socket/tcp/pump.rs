@@ -2,11 +2,59 @@
 //! drained and made writable, or the failure recorded), bytes pumped both ways
 //! between the stand-in and smoltcp (with Nagle's rule and `TCP_CORK`), a FIN or a
 //! reset passed on, a closed stand-in turned into an orphan.
+//!
+//! # Which sockets a turn serves
+//!
+//! Not every socket every turn: with 10 000 connections open that walk was most
+//! of netcell's time. A turn serves (see [`TurnSet`]) the TCP sockets that are not
+//! connected (listeners, handshakes, sockets without a connection — few), the
+//! connections whose stand-in reported news, the connections of every shard that
+//! had a frame or an egress poll (see [`crate::iface::shards`]; while everything
+//! lives in home, that is all of them, every turn, as before), and connections
+//! that asked to be served again (something left: bytes the program wrote that
+//! smoltcp had no room for, a corked segment's timer, a hang-up). Every 50 ms
+//! the whole table is walked anyway, a safety net whose catches are logged.
 
 use super::*;
 
 /// How often the event loop looks for unpaired stand-ins the program closed.
 const UNPAIRED_SWEEP: Duration = Duration::from_secs(2);
+
+/// How often a turn serves every TCP socket anyway.
+const FULL_WALK: Duration = Duration::from_millis(50);
+
+/// The sockets the next turn serves (see the module docs).
+#[derive(Default)]
+pub(crate) struct TurnSet {
+    /// Served in the next turn whatever happens.
+    again: Vec<SocketId>,
+    /// Connections whose stand-in reported news.
+    woken: Vec<SocketId>,
+    /// Connections by interface and shard.
+    by_shard: HashMap<(IfaceId, usize), Vec<SocketId>>,
+    /// When the whole table was last walked.
+    last_walk: Option<Instant>,
+    /// Per slot, the turn that listed it last (a socket is served once a turn).
+    stamp: Vec<u32>,
+    turn: u32,
+}
+
+impl TurnSet {
+    /// A new TCP socket, or one that is not connected: served next turn.
+    pub(crate) fn again(&mut self, id: SocketId) {
+        self.again.push(id);
+    }
+
+    /// A stand-in's news.
+    pub(crate) fn woken(&mut self, id: SocketId) {
+        self.woken.push(id);
+    }
+
+    /// A connection in shard `shard` of interface `iface`, from now on.
+    pub(crate) fn list(&mut self, id: SocketId, iface: IfaceId, shard: usize) {
+        self.by_shard.entry((iface, shard)).or_default().push(id);
+    }
+}
 
 impl Sockets {
     pub(crate) fn service_tcp(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
@@ -17,11 +65,28 @@ impl Sockets {
             self.tcp.next_sweep = None;
             self.notice_unpaired_closes();
         }
-        let ids = self.take_ids();
         let urgent = self.urgent_arrivals();
+        let walk = urgent || self.tcp.turn.last_walk.is_none_or(|t| now >= t + FULL_WALK);
+        // On a walk, what a turn would have served is kept to tell what the walk
+        // alone found (a missed wake-up: logged).
+        let mut expected = None;
+        let ids = if walk {
+            self.tcp.turn.last_walk = Some(now);
+            let would = self.turn_ids(ifs);
+            expected = Some(
+                would
+                    .iter()
+                    .copied()
+                    .collect::<std::collections::HashSet<_>>(),
+            );
+            self.give_back_ids(would);
+            self.take_ids()
+        } else {
+            self.turn_ids(ifs)
+        };
         for &id in &ids {
             let Some(s) = self.get(id) else { continue };
-            progress |= match &s.proto {
+            let served = match &s.proto {
                 Proto::Tcp(TcpState::Listening(_)) => self.service_listener(ifs, id, now),
                 Proto::Tcp(TcpState::Connecting(_)) => self.service_connecting(ifs, id, now),
                 Proto::Tcp(TcpState::Connected(c)) => {
@@ -42,12 +107,30 @@ impl Sockets {
                     if moved {
                         // Also after an abort or close (an orphan keeps the handle).
                         ifs.get_mut(iface).sockets.touch(handle);
+                        if expected.as_ref().is_some_and(|e| !e.contains(&id)) {
+                            log::debug!(
+                                "tcp: socket {} had work only the full walk found",
+                                id.index()
+                            );
+                        }
                     }
                     moved
                 }
                 Proto::Tcp(TcpState::Closed { .. }) => self.service_idle(ifs, id),
-                _ => false,
+                _ => continue,
             };
+            progress |= served;
+            // What the next turn serves of it whatever happens.
+            match self.get(id).map(|s| (&s.proto, s.standin.as_ref())) {
+                Some((Proto::Tcp(TcpState::Connected(_)), si))
+                    if si.is_some_and(StandIn::wants_service) =>
+                {
+                    self.tcp.turn.again(id)
+                }
+                Some((Proto::Tcp(TcpState::Connected(_)), _)) => {}
+                Some((Proto::Tcp(_), _)) => self.tcp.turn.again(id),
+                _ => {}
+            }
         }
         self.give_back_ids(ids);
         for i in 0..ifs.len() {
@@ -58,6 +141,51 @@ impl Sockets {
             self.tcp.next_sweep = Some(now + UNPAIRED_SWEEP);
         }
         progress
+    }
+
+    /// The sockets this turn serves when it does not walk them all: those asked
+    /// for again, those whose stand-in woke, and the connections of shards with
+    /// news (entries of sockets that are no longer connections there go).
+    fn turn_ids(&mut self, ifs: &Interfaces) -> Vec<SocketId> {
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        let turn = &mut self.tcp.turn;
+        turn.turn = turn.turn.wrapping_add(1);
+        if turn.stamp.len() < self.slots.len() {
+            turn.stamp.resize(self.slots.len(), 0);
+        }
+        let (stamp, now) = (&mut turn.stamp, turn.turn);
+        let mut take = |ids: &mut Vec<SocketId>, id: SocketId| {
+            if let Some(s) = stamp.get_mut(id.index())
+                && *s != now
+            {
+                *s = now;
+                ids.push(id);
+            }
+        };
+        for id in turn.again.drain(..).chain(turn.woken.drain(..)) {
+            take(&mut ids, id);
+        }
+        for iface in 0..ifs.len() {
+            for shard in ifs.get(iface).sockets.shards_with_news() {
+                let Some(list) = turn.by_shard.get_mut(&(iface, shard)) else {
+                    continue;
+                };
+                let slots = &self.slots;
+                list.retain(|&id| {
+                    matches!(
+                        slots.get(id.index()).filter(|s| s.generation == id.generation)
+                            .and_then(|s| s.val.as_ref()).map(|s| &s.proto),
+                        Some(Proto::Tcp(TcpState::Connected(c)))
+                            if c.iface == iface && shard_of(c.handle) == shard
+                    )
+                });
+                for &id in list.iter() {
+                    take(&mut ids, id);
+                }
+            }
+        }
+        ids
     }
 
     /// A socket without a connection: discard what the program writes, free it
@@ -136,10 +264,15 @@ impl Sockets {
                 if !s.opts.keepalive && s.opts.user_timeout_ms == 0 {
                     sock(ifs, c.iface, c.handle).set_timeout(None);
                 }
+                let (iface, shard) = (c.iface, shard_of(c.handle));
                 s.proto = Proto::Tcp(TcpState::Connected(Conn {
                     unreported: true,
                     ..c
                 }));
+                self.tcp.turn.list(id, iface, shard);
+                let Some(s) = self.get_mut(id) else {
+                    return true;
+                };
                 if let Some(si) = s.standin.as_mut() {
                     let mut scratch = [0u8; FILLER_CHUNK];
                     si.drain_filler(&mut scratch);

@@ -176,6 +176,9 @@ impl Sockets {
     /// Moves datagrams between endpoints, stand-ins and smoltcp; frees sockets whose
     /// program closed them.
     pub(crate) fn service_udp(&mut self, ifs: &mut Interfaces) -> bool {
+        if !self.any_udp() && self.udp.endpoints.is_empty() {
+            return false;
+        }
         let mut progress = false;
         // Received datagrams to their sockets.
         let keys: Vec<(IfaceId, u16)> = self.udp.endpoints.keys().copied().collect();
