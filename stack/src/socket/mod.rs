@@ -343,9 +343,6 @@ impl Sockets {
             .and_then(|s| s.val.as_mut())
     }
 
-    /// Removes a socket from the table (its smoltcp socket and binding are the
-    /// caller's business). The stand-in, if any, is closed; if `tomb`, later calls on
-    /// its inode are answered from a tombstone.
     /// Keeps the UDP, ICMP and raw counts (a socket's kind is fixed when it is
     /// made).
     fn count_kind(&mut self, kind: Kind, by: isize) {
@@ -372,6 +369,9 @@ impl Sockets {
         self.raw_live > 0
     }
 
+    /// Removes a socket from the table (its smoltcp socket and binding are the
+    /// caller's business). The stand-in, if any, is closed; if `tomb`, later calls on
+    /// its inode are answered from a tombstone.
     pub(crate) fn remove(&mut self, id: SocketId, tomb: bool) -> Option<Socket> {
         let slot = self
             .slots

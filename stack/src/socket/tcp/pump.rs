@@ -154,9 +154,15 @@ impl Sockets {
         if turn.stamp.len() < self.slots.len() {
             turn.stamp.resize(self.slots.len(), 0);
         }
-        let (stamp, now) = (&mut turn.stamp, turn.turn);
+        let (stamp, now, slots) = (&mut turn.stamp, turn.turn, &self.slots);
+        // Only live ids take their slot's stamp: a stale one (its socket gone, the
+        // slot reused) must not keep the new socket from being served.
         let mut take = |ids: &mut Vec<SocketId>, id: SocketId| {
-            if let Some(s) = stamp.get_mut(id.index())
+            let live = slots
+                .get(id.index())
+                .is_some_and(|s| s.generation == id.generation && s.val.is_some());
+            if live
+                && let Some(s) = stamp.get_mut(id.index())
                 && *s != now
             {
                 *s = now;
@@ -171,7 +177,6 @@ impl Sockets {
                 let Some(list) = turn.by_shard.get_mut(&(iface, shard)) else {
                     continue;
                 };
-                let slots = &self.slots;
                 list.retain(|&id| {
                     matches!(
                         slots.get(id.index()).filter(|s| s.generation == id.generation)

@@ -281,3 +281,33 @@ fn accepted_connection_keeps_the_port_after_its_listener_closes() {
     });
     assert!(port_free(&mut s, addr("127.0.0.1:7207")));
 }
+
+/// A socket closed while the next turn still lists it, and a new one in its slot:
+/// the new one is served in the next turns (its handshake completes in a few
+/// polls), not left for the safety net's walk of every socket every 50 ms.
+#[test]
+fn a_socket_in_a_reused_slot_is_served_at_once() {
+    let mut s = lo_stack();
+    let _l = listen(&mut s, "127.0.0.1:7290", 8);
+    for round in 0..5 {
+        let a = s.tcp_socket(Domain::Inet).unwrap();
+        step(&mut s);
+        step(&mut s);
+        s.close(a);
+        let t0 = std::time::Instant::now();
+        let c = client(&mut s, "127.0.0.1:7290");
+        assert_eq!(a.index(), c.index(), "the slot is reused");
+        let mut polls = 0;
+        while !s.is_connected(c) && polls < 10 {
+            s.poll();
+            polls += 1;
+        }
+        let took = t0.elapsed();
+        assert!(
+            s.is_connected(c) || took >= std::time::Duration::from_millis(40),
+            "round {round}: not connected after {polls} polls in {took:?}"
+        );
+        s.close(c);
+        step(&mut s);
+    }
+}
