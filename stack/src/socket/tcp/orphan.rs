@@ -109,12 +109,15 @@ impl Sockets {
     }
 
     /// The earliest deadline of the socket layer's own timers (connect timeouts,
-    /// orphan limits); smoltcp's timers are the interfaces' business.
+    /// corked segments, orphan limits); smoltcp's timers are the interfaces'
+    /// business. Only the sockets the next turn serves whatever happens are
+    /// looked at (see [`super::pump`]): every socket with a handshake under way and
+    /// every connection with a corked segment is among them.
     pub(crate) fn next_timer(&self, _now: Instant) -> Option<Instant> {
         let mut best: Option<Instant> = None;
         let mut take = |t: Instant| best = Some(best.map_or(t, |b| b.min(t)));
-        for slot in &self.slots {
-            match &slot.val {
+        for &id in self.tcp.turn.pending() {
+            match self.get(id) {
                 Some(Socket {
                     proto: Proto::Tcp(TcpState::Connecting(c)),
                     ..

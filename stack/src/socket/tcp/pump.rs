@@ -45,6 +45,11 @@ impl TurnSet {
         self.again.push(id);
     }
 
+    /// The sockets the next turn serves whatever happens.
+    pub(crate) fn pending(&self) -> &[SocketId] {
+        &self.again
+    }
+
     /// A stand-in's news.
     pub(crate) fn woken(&mut self, id: SocketId) {
         self.woken.push(id);
