@@ -5,6 +5,10 @@
 //! (`seeds/frames/`, recorded from real traffic with `seeds/record-frames.sh`,
 //! are in this form and use its addresses).
 //!
+//! The first byte's low bit chooses how the container's sockets are kept: all in
+//! one smoltcp set, or every connection placed in a shard of its own tuple (see
+//! `netcell_stack::iface::shards`), so that frames go through the shard routing.
+//!
 //! Invariants: nothing panics; afterwards the stack still accepts a fresh
 //! connection from its peer and moves data both ways on it; it holds no more
 //! TCP sockets than the listener's backlog allows (nothing leaks).
@@ -116,6 +120,9 @@ fuzz_target!(|data: &[u8]| {
         SocketConfig::default(),
     )
     .unwrap();
+    if data.first().is_some_and(|b| b & 1 == 1) {
+        a.set_shard_home_max(0);
+    }
     // The filter: stateful, with a reject; a capture to nowhere.
     {
         let text = "policy ip input accept\n\

@@ -273,6 +273,14 @@ impl<D: Device> Stack<D> {
         &self.ifs
     }
 
+    /// How many sockets an interface's home socket set holds before TCP
+    /// connections are spread over shards ([`crate::iface::shards`]): for
+    /// embedders tuning it, and for tests and fuzzing of the spread path (0:
+    /// every connection is placed).
+    pub fn set_shard_home_max(&mut self, n: usize) {
+        self.ifs.set_shard_home_max(n);
+    }
+
     /// Records every frame of every interface into `out` as pcapng (see
     /// [`crate::capture`]).
     pub fn start_capture(&mut self, out: Box<dyn std::io::Write + Send>) -> std::io::Result<()> {

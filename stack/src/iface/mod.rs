@@ -694,6 +694,15 @@ impl Interfaces {
         &self.routes
     }
 
+    /// Sets, on every interface, how many sockets its home set holds before TCP
+    /// connections are spread over shards (see [`shards`]; [`shards::HOME_MAX`]
+    /// by default).
+    pub fn set_shard_home_max(&mut self, n: usize) {
+        for n_if in &mut self.list {
+            n_if.sockets.set_home_max(n);
+        }
+    }
+
     /// Every socket of every interface is due for a poll (an address changed).
     fn touch_all(&mut self) {
         for n in &mut self.list {

@@ -209,6 +209,12 @@ impl Shards {
         self.home_max
     }
 
+    /// Sets how many sockets home holds before connections are placed elsewhere
+    /// (sockets already placed stay where they are).
+    pub fn set_home_max(&mut self, n: usize) {
+        self.home_max = n;
+    }
+
     /// Whether any socket lives outside home (frames then need routing).
     pub fn spread(&self) -> bool {
         !self.placed.is_empty() || self.shards[1..].iter().any(|s| s.len > 0)

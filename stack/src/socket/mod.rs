@@ -244,6 +244,8 @@ pub struct Sockets {
     /// there are some (a turn must not cost a walk of 10 000 TCP connections for
     /// none).
     udp_live: usize,
+    /// The live UDP sockets: the UDP service goes over these, not the table.
+    udp_ids: Vec<SocketId>,
     icmp_live: usize,
     raw_live: usize,
     /// TCP's ports, listeners and orphans.
@@ -272,6 +274,7 @@ impl Sockets {
             next_cookie: 1,
             unpaired_live: 0,
             udp_live: 0,
+            udp_ids: Vec::new(),
             icmp_live: 0,
             raw_live: 0,
             tcp: tcp::Table::new(),
@@ -326,6 +329,9 @@ impl Sockets {
         if tcp {
             self.tcp.turn.again(id);
         }
+        if self.get(id).is_some_and(|s| s.kind() == Kind::Udp) {
+            self.udp_ids.push(id);
+        }
         id
     }
 
@@ -352,6 +358,15 @@ impl Sockets {
             Kind::Raw => self.raw_live = self.raw_live.wrapping_add_signed(by),
             _ => {}
         }
+    }
+
+    /// The live UDP sockets, in the reusable id buffer (give it back with
+    /// [`Sockets::give_back_ids`]).
+    pub(crate) fn take_udp_ids(&mut self) -> Vec<SocketId> {
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        ids.extend_from_slice(&self.udp_ids);
+        ids
     }
 
     /// Whether any UDP socket is open.
@@ -382,6 +397,9 @@ impl Sockets {
         self.free.push(id.index);
         self.live -= 1;
         self.count_kind(s.kind(), -1);
+        if s.kind() == Kind::Udp {
+            self.udp_ids.retain(|&x| x != id);
+        }
         if let Some(u) = &s.unpaired {
             self.by_inode.remove(&u.inode);
             self.unpaired_live -= 1;

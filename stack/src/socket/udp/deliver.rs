@@ -212,7 +212,7 @@ impl Sockets {
             }
         }
         // Records the programs wrote: datagrams to the connected peer.
-        let ids = self.take_ids();
+        let ids = self.take_udp_ids();
         for &id in &ids {
             let Some(s) = self.get_mut(id) else { continue };
             let Proto::Udp(u) = &s.proto else { continue };
