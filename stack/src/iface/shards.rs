@@ -18,8 +18,9 @@
 //!
 //! Shard 0 is *home*: listening sockets, half-open ones before their SYN, UDP,
 //! ICMP, raw and DHCP sockets, and every TCP connection while home holds fewer than
-//! [`Shards::home_max`] sockets — so a container with a few connections has one
-//! set and polls exactly as smoltcp alone would (no copy, no lookup). Past that, a
+//! [`HOME_MAX`] sockets (or [`Shards::set_home_max`]'s) — so a container with a
+//! few connections has one set and polls exactly as smoltcp alone would (no copy,
+//! no lookup). Past that, a
 //! TCP socket whose four-tuple is known (a `connect`, or a listener's socket that
 //! took a SYN) is *placed*: moved to shard `1 + hash(tuple) % (SHARDS - 1)` and
 //! recorded in a map from tuple to handles; a socket whose tuple is placed
@@ -204,11 +205,6 @@ impl Shards {
         }
     }
 
-    /// Sockets home holds before connections are placed elsewhere.
-    pub fn home_max(&self) -> usize {
-        self.home_max
-    }
-
     /// Sets how many sockets home holds before connections are placed elsewhere
     /// (sockets already placed stay where they are).
     pub fn set_home_max(&mut self, n: usize) {
@@ -381,34 +377,9 @@ impl Shards {
         socket
     }
 
-    /// Every socket.
-    pub fn iter(&self) -> impl Iterator<Item = (SocketHandle, &Socket<'static>)> {
-        self.shards.iter().enumerate().flat_map(|(i, s)| {
-            s.set.iter().map(move |(inner, k)| {
-                (
-                    SocketHandle {
-                        shard: i as u16,
-                        inner,
-                    },
-                    k,
-                )
-            })
-        })
-    }
-
     /// The bytes of buffers the sockets hold.
     pub fn buffer_bytes(&self) -> usize {
         self.buffer_bytes
-    }
-
-    /// How many sockets there are.
-    pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.len).sum()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Every shard is to be polled (an interface change, a neighbour learned).

@@ -194,9 +194,8 @@ pub(crate) fn sock(
     iface: IfaceId,
     h: SocketHandle,
 ) -> &mut tcp::Socket<'static> {
-    ifs.get_mut(iface)
-        .sockets
-        .get_mut::<tcp::Socket<'static>>(h)
+    ifs.get_mut(iface).sockets.touch(h);
+    sock_quiet(ifs, iface, h)
 }
 
 /// The TCP timestamp clock (RFC 7323): milliseconds of the wall clock, read once
