@@ -150,6 +150,24 @@ pub struct HookedTx<'b, T: phy::TxToken> {
     pub(crate) hooks: Option<(super::Hooks<'b>, IfaceId)>,
 }
 
+impl<'b, T: phy::TxToken> HookedTx<'b, T> {
+    /// A token for smoltcp's answer to a received frame: no socket's fields.
+    pub(crate) fn answer(
+        inner: T,
+        medium: Medium,
+        hooks: super::Hooks<'b>,
+        iface: IfaceId,
+    ) -> Self {
+        HookedTx {
+            inner,
+            medium,
+            fields: IpFields::default(),
+            later: None,
+            hooks: Some((hooks, iface)),
+        }
+    }
+}
+
 /// Applies the per-packet fields to a frame smoltcp built.
 fn finish(
     buf: &mut [u8],

@@ -320,13 +320,9 @@ impl<'a, D: Device, A: Admission> Hooked<'a, D, A> {
     /// frame: no socket's fields).
     fn reply_token(&mut self, now: Instant) -> Option<HookedTx<'_, D::TxToken<'_>>> {
         let (medium, iface, hooks) = (self.medium, self.iface, self.hooks);
-        self.dev.transmit(now).map(|inner| HookedTx {
-            inner,
-            medium,
-            fields: IpFields::default(),
-            later: None,
-            hooks: Some((hooks, iface)),
-        })
+        self.dev
+            .transmit(now)
+            .map(|inner| HookedTx::answer(inner, medium, hooks, iface))
     }
 
     /// Polls interface `n` with this device: as smoltcp alone while all its
@@ -530,13 +526,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let medium_v = *medium;
         let iface_v = *iface;
         // Responses to received packets: no socket's fields.
-        let wrap = |inner| HookedTx {
-            inner,
-            medium: medium_v,
-            fields: IpFields::default(),
-            later: None,
-            hooks: Some((hooks, iface_v)),
-        };
+        let wrap = |inner| HookedTx::answer(inner, medium_v, hooks, iface_v);
         let arrival = filter.borrow_mut().take_arrival(iface_v);
         if let Some(frame) = arrival {
             let Some(tx) = dev.transmit(now) else {
