@@ -79,8 +79,9 @@ fn transfer_over_a_bad_link(mode: Mode, mtu: usize, offload: bool, bad: [&str; 4
     let mut line = String::new();
     std::io::BufRead::read_line(&mut up_lines, &mut line).unwrap();
     assert_eq!(line.trim(), "listening");
+    // The kernel connects to the container and sends it the download.
     let mut down = ns.cmd("python3");
-    down.args([&bulk, "fetch", CONTAINER, "9002"]);
+    down.args([&bulk, "send", CONTAINER, "9002", &n.to_string(), "2"]);
     down.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let down = Proc::spawn(&mut down);
@@ -93,7 +94,7 @@ fn transfer_over_a_bad_link(mode: Mode, mtu: usize, offload: bool, bad: [&str; 4
     let t0 = Instant::now();
     let (st, out, err) = c
         .sh(&format!(
-            "python3 {bulk} send {KERNEL} 9001 {n} 1 & python3 {bulk} serve 9002 {n} 2; wait"
+            "python3 {bulk} send {KERNEL} 9001 {n} 1 & python3 {bulk} recv 9002; wait"
         ))
         .run();
     let (_, down_out, down_err) = down.wait_output(T);
@@ -101,13 +102,15 @@ fn transfer_over_a_bad_link(mode: Mode, mtu: usize, offload: bool, bad: [&str; 4
     std::io::Read::read_to_string(&mut up_lines, &mut rest).unwrap();
     let (_, _, up_err) = up.wait_output(T);
     assert!(st.success(), "{out} {err}");
-    let sent = results(&out);
-    let (got_up, got_down) = (results(&rest), results(&down_out));
-    assert_eq!(sent.len(), 2, "{out} {err}");
+    // The container's two lines: what it sent (the upload) and what it
+    // received (the download), in the order they finished.
+    let mine = results(&out);
+    let (got_up, sent_down) = (results(&rest), results(&down_out));
+    assert_eq!(mine.len(), 2, "{out} {err}");
     assert_eq!(got_up.len(), 1, "{rest} {up_err}");
-    assert_eq!(got_down.len(), 1, "{down_out} {down_err}");
-    // The upload is the container's first stream (seed 1), the download its
-    // second; which finished first does not matter.
+    assert_eq!(sent_down.len(), 1, "{down_out} {down_err}");
+    // The upload is the container's stream of seed 1, the download the
+    // kernel's of seed 2.
     let expect = |seed: u64| -> (u64, String) {
         let o = std::process::Command::new("python3")
             .args(["-c", &format!(
@@ -123,11 +126,18 @@ fn transfer_over_a_bad_link(mode: Mode, mtu: usize, offload: bool, bad: [&str; 4
     let (up_want, down_want) = (expect(1), expect(2));
     assert_eq!((got_up[0].0, got_up[0].1.clone()), up_want, "upload");
     assert_eq!(
-        (got_down[0].0, got_down[0].1.clone()),
+        (sent_down[0].0, sent_down[0].1.clone()),
         down_want,
-        "download"
+        "the kernel's download stream"
     );
-    assert!(sent.iter().all(|s| s.0 == n));
+    assert!(
+        mine.iter().any(|m| (m.0, m.1.clone()) == up_want),
+        "the container sent its stream: {out}"
+    );
+    assert!(
+        mine.iter().any(|m| (m.0, m.1.clone()) == down_want),
+        "the download arrived byte-identical in the container: {out}"
+    );
     // The wire did its worst.
     let count = |k: &str| -> u64 {
         let w: Vec<&str> = did.split_whitespace().collect();
@@ -150,7 +160,7 @@ fn transfer_over_a_bad_link(mode: Mode, mtu: usize, offload: bool, bad: [&str; 4
         mode.name(),
         n >> 10,
         got_up[0].2,
-        got_down[0].2,
+        sent_down[0].2,
         t0.elapsed().as_secs_f64()
     );
 }
@@ -524,15 +534,16 @@ fn a_stopped_netcell_loses_nothing() {
     let (up, mut up_lines) = spawn_reading(&mut up);
     let mut line = String::new();
     std::io::BufRead::read_line(&mut up_lines, &mut line).unwrap();
+    // The kernel sends the download into the container.
     let mut down = ns.cmd("python3");
-    down.args([&bulk, "fetch", CONTAINER, "9002"]);
+    down.args([&bulk, "send", CONTAINER, "9002", &N.to_string(), "2"]);
     down.stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let down = Proc::spawn(&mut down);
     let container = Container::new(Mode::Seccomp)
         .tap(&ns, "tap0", &[CONTAINER_CIDR])
         .sh(&format!(
-            "python3 {bulk} send {KERNEL} 9001 {N} 1 & python3 {bulk} serve 9002 {N} 2; wait"
+            "python3 {bulk} send {KERNEL} 9001 {N} 1 & python3 {bulk} recv 9002; wait"
         ))
         .spawn();
     let pid = container.pid().to_string();
@@ -553,14 +564,15 @@ fn a_stopped_netcell_loses_nothing() {
     std::io::Read::read_to_string(&mut up_lines, &mut rest).unwrap();
     let _ = up.wait_output(T);
     assert!(st.success(), "{out} {err}");
-    let sent = results(&out);
-    assert_eq!(sent.len(), 2, "{out}");
-    let (got_up, got_down) = (results(&rest), results(&down_out));
+    // The container's lines: what it sent and what it received.
+    let mine = results(&out);
+    assert_eq!(mine.len(), 2, "{out}");
+    let (got_up, sent_down) = (results(&rest), results(&down_out));
     assert_eq!(got_up.len(), 1, "{rest}");
-    assert_eq!(got_down.len(), 1, "{down_out}");
+    assert_eq!(sent_down.len(), 1, "{down_out}");
     // Each receiver got exactly what its sender sent.
-    let digests: Vec<&String> = sent.iter().map(|s| &s.1).collect();
-    assert!(digests.contains(&&got_up[0].1) && digests.contains(&&got_down[0].1));
-    assert_ne!(got_up[0].1, got_down[0].1);
-    assert!(got_up[0].0 == N && got_down[0].0 == N);
+    let digests: Vec<&String> = mine.iter().map(|s| &s.1).collect();
+    assert!(digests.contains(&&got_up[0].1) && digests.contains(&&sent_down[0].1));
+    assert_ne!(got_up[0].1, sent_down[0].1);
+    assert!(mine.iter().all(|m| m.0 == N) && got_up[0].0 == N && sent_down[0].0 == N);
 }

@@ -162,7 +162,8 @@ impl<D: Device> Stack<D> {
             let pending = deferred
                 || self.lo.has_pending()
                 || self.held.iter().any(|h| h.is_full())
-                || self.ifs.filter().borrow().has_arrivals();
+                || self.ifs.filter().borrow().has_arrivals()
+                || self.ifs.recovery().borrow().has_pending();
             if !progress && !pending {
                 break;
             }
@@ -248,6 +249,7 @@ impl<D: Device> Stack<D> {
             || self.lo.has_pending()
             || self.held.iter().any(|h| h.is_full())
             || self.ifs.filter().borrow().has_arrivals()
+            || self.ifs.recovery().borrow().has_pending()
         {
             return Some(Duration::ZERO);
         }

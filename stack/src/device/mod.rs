@@ -16,6 +16,7 @@
 //!
 //! None of them allocates per frame once warmed up: buffers are recycled.
 
+pub mod checksum;
 mod link;
 mod loopback;
 mod offload;
@@ -39,8 +40,12 @@ pub struct DeviceStats {
     pub tx_frames: u64,
     /// Bytes transmitted.
     pub tx_bytes: u64,
-    /// Receive errors (other than "nothing to read").
+    /// Receive errors (other than "nothing to read"), frames dropped for a
+    /// checksum that does not hold among them.
     pub rx_errors: u64,
+    /// Frames dropped because a checksum the kernel had not vouched for did
+    /// not hold (see [`checksum`]).
+    pub rx_bad_checksums: u64,
     /// Transmit errors and frames dropped for lack of queue space.
     pub tx_errors: u64,
 }

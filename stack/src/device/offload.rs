@@ -242,6 +242,9 @@ pub(crate) fn fold(mut sum: u32) -> u16 {
 /// `VIRTIO_NET_HDR_F_NEEDS_CSUM`: the frame's transport checksum holds only the
 /// pseudo-header sum; the sum over `csum_start..` is still to be added.
 pub(crate) const NEEDS_CSUM: u8 = 1;
+/// `VIRTIO_NET_HDR_F_DATA_VALID`: the kernel (or a NIC) has checked the frame's
+/// checksums.
+pub(crate) const DATA_VALID: u8 = 2;
 
 /// Completes the checksum of an offloaded frame (`buf` = virtio header + frame), so
 /// that verification sees what a wire would carry. Headers it cannot make sense of

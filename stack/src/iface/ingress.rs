@@ -488,8 +488,13 @@ impl<'x, 'a, D: Device, A: Admission> Device for OneFrame<'x, 'a, D, A> {
 /// Receive token of [`Hooked`].
 pub struct HookedRx<'b, R: phy::RxToken, A: Admission> {
     live: Option<R>,
-    /// A reject's answer handed to the stack as if it had arrived.
+    /// A reject's answer, or a copy loss recovery made, handed to the stack
+    /// as if it had arrived.
     injected: Option<Vec<u8>>,
+    /// Whether `injected` is loss recovery's (its buffer goes back there).
+    copied: bool,
+    /// The time of this poll.
+    now: Instant,
     hooks: Hooks<'b>,
     admission: &'b mut A,
     held: &'b mut Held,
@@ -527,15 +532,24 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let iface_v = *iface;
         // Responses to received packets: no socket's fields.
         let wrap = |inner| HookedTx::answer(inner, medium_v, hooks, iface_v);
-        let arrival = filter.borrow_mut().take_arrival(iface_v);
+        // Loss recovery's copies of an ACK follow it at once.
+        let copy = hooks.recovery.borrow_mut().take(iface_v);
+        let (arrival, copied) = match copy {
+            Some(c) => (Some(c), true),
+            None => (filter.borrow_mut().take_arrival(iface_v), false),
+        };
         if let Some(frame) = arrival {
             let Some(tx) = dev.transmit(now) else {
-                filter.borrow_mut().recycle(frame);
+                match copied {
+                    true => hooks.recovery.borrow_mut().recycle(frame),
+                    false => filter.borrow_mut().recycle(frame),
+                }
                 return None;
             };
             let rx = HookedRx::new(
                 None,
-                Some(frame),
+                Some((frame, copied)),
+                now,
                 hooks,
                 admission,
                 held,
@@ -548,7 +562,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         if held.full {
             let tx = wrap(dev.transmit(now)?);
             let rx = HookedRx::new(
-                None, None, hooks, admission, held, deferred, *iface, *medium,
+                None, None, now, hooks, admission, held, deferred, *iface, *medium,
             );
             return Some((rx, tx));
         }
@@ -556,6 +570,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         let rx = HookedRx::new(
             Some(live),
             None,
+            now,
             hooks,
             admission,
             held,
@@ -591,7 +606,8 @@ impl<'b, R: phy::RxToken, A: Admission> HookedRx<'b, R, A> {
     #[allow(clippy::too_many_arguments)]
     fn new(
         live: Option<R>,
-        injected: Option<Vec<u8>>,
+        injected: Option<(Vec<u8>, bool)>,
+        now: Instant,
         hooks: Hooks<'b>,
         admission: &'b mut A,
         held: &'b mut Held,
@@ -599,9 +615,15 @@ impl<'b, R: phy::RxToken, A: Admission> HookedRx<'b, R, A> {
         iface: IfaceId,
         medium: Medium,
     ) -> Self {
+        let (injected, copied) = match injected {
+            Some((f, c)) => (Some(f), c),
+            None => (None, false),
+        };
         HookedRx {
             live,
             injected,
+            copied,
+            now,
             hooks,
             admission,
             held,
@@ -617,6 +639,8 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
         let HookedRx {
             live,
             injected,
+            copied,
+            now,
             hooks,
             admission,
             held,
@@ -627,7 +651,10 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
         let filter = hooks.filter;
         if let Some(frame) = injected {
             let r = f(&frame);
-            filter.borrow_mut().recycle(frame);
+            match copied {
+                true => hooks.recovery.borrow_mut().recycle(frame),
+                false => filter.borrow_mut().recycle(frame),
+            }
             return r;
         }
         let verdict = |frame: &[u8], admission: &mut A| match parse(medium, frame) {
@@ -648,7 +675,13 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
                     return f(&[]);
                 }
                 match verdict(frame, admission) {
-                    Verdict::Accept => f(frame),
+                    Verdict::Accept => {
+                        hooks
+                            .recovery
+                            .borrow_mut()
+                            .observe(iface, medium, frame, now);
+                        f(frame)
+                    }
                     Verdict::Drop => f(&[]),
                     Verdict::Defer => {
                         held.store(frame);

@@ -44,6 +44,7 @@
 pub mod egress;
 pub mod ingress;
 pub(crate) mod listing;
+pub mod recovery;
 pub mod shards;
 
 use crate::uplink::Uplink;
@@ -325,6 +326,9 @@ pub struct Interfaces {
     filter: std::cell::RefCell<crate::filter::Filter>,
     /// The capture to a file (see [`crate::capture`]), inactive unless started.
     capture: std::cell::RefCell<crate::capture::Capture>,
+    /// SACK-driven loss recovery for the container's TCP senders (see
+    /// [`recovery`]).
+    recovery: std::cell::RefCell<recovery::Recovery>,
 }
 
 /// What every frame passes besides smoltcp, for one interface's poll: the packet
@@ -335,6 +339,8 @@ pub struct Hooks<'a> {
     pub filter: &'a std::cell::RefCell<crate::filter::Filter>,
     /// The capture.
     pub capture: &'a std::cell::RefCell<crate::capture::Capture>,
+    /// Loss recovery's watch on arriving ACKs.
+    pub recovery: &'a std::cell::RefCell<recovery::Recovery>,
 }
 
 /// A random seed from the standard library's per-process hash keys (no extra crate).
@@ -445,6 +451,7 @@ impl Interfaces {
             now,
             filter: Default::default(),
             capture: Default::default(),
+            recovery: Default::default(),
         };
         let mut total = 0;
         for (n, (dev, cfg)) in eths.into_iter().enumerate() {
@@ -540,6 +547,11 @@ impl Interfaces {
         &self.filter
     }
 
+    /// Loss recovery (its counters).
+    pub fn recovery(&self) -> &std::cell::RefCell<recovery::Recovery> {
+        &self.recovery
+    }
+
     /// The capture to a file.
     pub fn capture(&self) -> &std::cell::RefCell<crate::capture::Capture> {
         &self.capture
@@ -588,6 +600,7 @@ impl Interfaces {
             Hooks {
                 filter: &self.filter,
                 capture: &self.capture,
+                recovery: &self.recovery,
             },
         )
     }
