@@ -718,8 +718,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub filter: Option<std::path::PathBuf>,
 
-    /// Verify checksums of frames received on the TAP (off by default: every frame on a
-    /// TAP was built in this machine's memory).
+    /// Verify checksums of every frame received on the TAP (by default only frames the
+    /// kernel did not vouch for, e.g. ones a netfilter queue rewrote or every frame with
+    /// --no-offload, are checked; the kernel's own frames pass unchecked).
     #[arg(long)]
     pub verify_checksums: bool,
 
