@@ -333,6 +333,11 @@ impl Device for TapDevice {
                     if !self.verify_rx && !vouched && !super::checksum::holds(&self.rx[v..n]) {
                         self.stats.rx_errors += 1;
                         self.stats.rx_bad_checksums += 1;
+                        log_rate_limited(
+                            self.stats.rx_bad_checksums,
+                            &format!("{}: frame dropped", self.name),
+                            &"a checksum the kernel had not vouched for does not hold",
+                        );
                         continue;
                     }
                     break (v, n);
