@@ -1065,9 +1065,42 @@ fn run_with(args: RunArgs, oci: Option<&std::os::fd::OwnedFd>) -> Result<i32, St
         .borrow_mut()
         .end_mirror();
     stop_leftovers(&mut runtime, &mut sup);
+    deliver_what_was_written(&mut runtime, &mut sup);
     drop(runtime);
     drop(dir);
     Ok(code)
+}
+
+/// How long netcell serves on, at most, for bytes the container's programs
+/// wrote before they ended.
+const DELIVER_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// As the kernel delivers what a process wrote before it exited, netcell serves
+/// on after the command (and what it left behind) ended until its connections
+/// have nothing left to send, at most [`DELIVER_MAX`] (a peer that stopped
+/// reading or vanished does not hold the exit longer). Before, bytes still in
+/// the stack when the command exited were lost.
+fn deliver_what_was_written(runtime: &mut Runtime, sup: &mut Option<Supervisor>) {
+    let deadline = std::time::Instant::now() + DELIVER_MAX;
+    let mut quiet = 0;
+    let mut wait = std::time::Duration::ZERO;
+    while quiet < 2 && std::time::Instant::now() < deadline {
+        let _ = turn(runtime, sup, &mut None, &mut None, Some(wait), |_| {});
+        if runtime.stack().sending() == 0 {
+            quiet += 1;
+            wait = std::time::Duration::ZERO;
+        } else {
+            quiet = 0;
+            wait = std::time::Duration::from_millis(20);
+        }
+    }
+    if quiet < 2 {
+        log::warn!(
+            "{} connection(s) still had bytes to send {} s after the command ended; they are dropped",
+            runtime.stack().sending(),
+            DELIVER_MAX.as_secs()
+        );
+    }
 }
 
 #[cfg(test)]

@@ -611,3 +611,56 @@ fn a_stopped_netcell_loses_nothing() {
     assert_ne!(got_up[0].1, sent_down[0].1);
     assert!(mine.iter().all(|m| m.0 == N) && got_up[0].0 == N && sent_down[0].0 == N);
 }
+
+/// A program that writes to a slow reader and exits at once: what it wrote
+/// arrives whole, as the kernel delivers a process's bytes after it exited
+/// (netcell serves on for them, at most 10 s; it used to exit with the command
+/// and drop what was still in the stack).
+fn bytes_written_before_exit_arrive(mode: Mode) {
+    require_root!();
+    const N: u64 = 8 << 20;
+    let ns = tap_ns();
+    let bulk = py("bulk.py");
+    // The kernel side starts reading only after a second.
+    let mut slow = ns.cmd("python3");
+    slow.args([
+        "-c",
+        &format!(
+            "import socket, time, hashlib\nl = socket.socket(); l.bind(('{KERNEL}', 9005)); l.listen()\n\
+             print('listening', flush=True)\nc, _ = l.accept(); time.sleep(1.5)\n\
+             h = hashlib.sha256(); n = 0\nwhile (d := c.recv(1 << 20)):\n  h.update(d); n += len(d)\n\
+             print('bytes', n, 'sha256', h.hexdigest(), flush=True)\n"
+        ),
+    ]);
+    let (slow, mut lines) = spawn_reading(&mut slow);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut lines, &mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
+    let t0 = Instant::now();
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .sh(&format!("python3 {bulk} send-no-wait {KERNEL} 9005 {N} 3"))
+        .run();
+    let took = t0.elapsed();
+    assert!(st.success(), "{out} {err}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    let _ = slow.wait_output(T);
+    let sent = results(&out);
+    assert_eq!(sent.len(), 1, "{out} {err}");
+    let got: Vec<&str> = rest.split_whitespace().collect();
+    assert_eq!(got.first(), Some(&"bytes"), "{rest}");
+    assert_eq!(got[1], N.to_string(), "everything arrived: {rest}");
+    assert_eq!(got[3], sent[0].1, "byte-identical");
+    assert!(took < Duration::from_secs(9), "netcell waited {took:?}");
+}
+
+#[test]
+fn bytes_written_before_exit_arrive_seccomp() {
+    bytes_written_before_exit_arrive(Mode::Seccomp);
+}
+
+#[test]
+fn bytes_written_before_exit_arrive_preload() {
+    bytes_written_before_exit_arrive(Mode::Preload);
+}

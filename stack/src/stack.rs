@@ -154,6 +154,9 @@ impl<D: Device> Stack<D> {
                 send_answers(eth, hooks, id, now);
             }
             progress |= self.sockets.service(&mut self.ifs, now);
+            // Loss probes due (after this round's frames were read: an ACK
+            // waiting in the device is no silence) go out next round.
+            self.ifs.recovery().borrow_mut().tick(now);
             progress |= self.dhcp_events();
             if self.slaac {
                 progress |= self.ifs.sync_slaac();
@@ -255,6 +258,9 @@ impl<D: Device> Stack<D> {
         }
         let now = self.now();
         let mut best: Option<Instant> = self.sockets.next_timer(now);
+        if let Some(t) = self.ifs.recovery().borrow().next_due() {
+            best = Some(best.map_or(t, |b| b.min(t)));
+        }
         for i in 0..self.ifs.len() {
             let n = self.ifs.get_mut(i);
             if let Some(t) = n.sockets.poll_at(&mut n.iface, now) {
@@ -268,6 +274,12 @@ impl<D: Device> Stack<D> {
                 Duration::ZERO
             }
         })
+    }
+
+    /// TCP connections with bytes still to go out (see
+    /// [`crate::socket::Sockets::sending`]).
+    pub fn sending(&mut self) -> usize {
+        self.sockets.sending(&mut self.ifs)
     }
 
     /// The interfaces.

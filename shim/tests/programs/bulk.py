@@ -2,6 +2,9 @@
 
     bulk.py send HOST PORT BYTES SEED   connect (retrying 30 s), send BYTES of a
                                         seeded pseudo-random stream, close
+    bulk.py send-no-wait HOST PORT BYTES SEED
+                                        the same, but close at once and exit
+                                        without waiting for the peer
     bulk.py recv PORT [HOST]            listen, accept one connection, read to
                                         its end
     bulk.py serve PORT BYTES SEED       listen, accept one, send the stream
@@ -28,13 +31,16 @@ def stream(total, seed):
         left -= n
 
 
-def send_all(sock, total, seed):
+def send_all(sock, total, seed, wait=True):
     h = hashlib.sha256()
     n = 0
     for block in stream(total, seed):
         sock.sendall(block)
         h.update(block)
         n += len(block)
+    if not wait:
+        sock.close()
+        return n, h.hexdigest()
     sock.shutdown(socket.SHUT_WR)
     # The peer's close says it read everything.
     sock.recv(1)
@@ -78,11 +84,11 @@ def listener(port, host="::"):
 def main():
     t0 = time.monotonic()
     try:
-        if sys.argv[1] == "send":
+        if sys.argv[1] in ("send", "send-no-wait"):
             host, port, total, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
             s = connect(host, port)
             t0 = time.monotonic()
-            n, d = send_all(s, total, seed)
+            n, d = send_all(s, total, seed, wait=sys.argv[1] == "send")
         elif sys.argv[1] == "fetch":
             host, port = sys.argv[2], int(sys.argv[3])
             s = connect(host, port)

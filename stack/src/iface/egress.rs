@@ -222,12 +222,19 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
                 if c.active() {
                     c.frame(iface, true, &scratch[..len]);
                 }
+                if iface != super::LO {
+                    h.recovery.borrow_mut().sent(iface, medium, &scratch[..len]);
+                }
             }
             fl.put_scratch(scratch);
             return r;
         }
         let capture = hooks.filter(|(h, _)| h.capture.borrow().active());
-        if fields == IpFields::default() && later.is_none() && capture.is_none() {
+        // Loss recovery learns what is in flight (not on lo, which loses
+        // nothing).
+        let track = hooks.filter(|(_, iface)| *iface != super::LO);
+        if fields == IpFields::default() && later.is_none() && capture.is_none() && track.is_none()
+        {
             return inner.consume(len, f);
         }
         inner.consume(len, |buf| {
@@ -235,6 +242,9 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
             finish(buf, medium, fields, &mut later);
             if let Some((h, iface)) = capture {
                 h.capture.borrow_mut().frame(iface, true, buf);
+            }
+            if let Some((h, iface)) = track {
+                h.recovery.borrow_mut().sent(iface, medium, buf);
             }
             r
         })

@@ -48,8 +48,9 @@ use std::collections::{HashMap, VecDeque};
 
 use super::IfaceId;
 
-/// Connections in recovery tracked at once.
-pub const MAX_TRACKED: usize = 4096;
+/// Connections with data in flight tracked at once (others recover as
+/// smoltcp alone would).
+pub const MAX_TRACKED: usize = 16384;
 /// Copies waiting to be received.
 pub const MAX_QUEUED: usize = 64;
 /// The largest ACK frame copied (a pure ACK with every option is far smaller).
@@ -57,59 +58,141 @@ const MAX_COPY: usize = 256;
 /// ACKs at one point, each with data SACKed above it, before the segment at
 /// that point counts as lost (the classic duplicate threshold).
 const DUP_THRESHOLD: u32 = 3;
-/// The round trip assumed before one was seen in a recovery.
-const FIRST_RTT: Duration = Duration::from_millis(10);
+/// The round trip assumed before one was measured (a probe then waits twice
+/// that: Linux's minimum retransmission timeout).
+const FIRST_RTT: Duration = Duration::from_millis(100);
+/// The shortest probe timeout.
+const MIN_PTO: Duration = Duration::from_millis(10);
+/// What a receiver may hold back the ACK of a lone segment (Linux's shortest
+/// delayed ACK): a probe of a small flight waits that much longer.
+const DELAYED_ACK: Duration = Duration::from_millis(40);
+/// Probes stop when the peer has not been heard from for this long; smoltcp's
+/// own timeout takes over (a copy counts as a segment heard, so probing for
+/// longer would put off a dead peer's `ETIMEDOUT`).
+const PROBE_SPAN: Duration = Duration::from_secs(1);
+/// A tracked connection with nothing in flight is forgotten after this long
+/// (until then its round trip and its peer's last ACK serve the next flight:
+/// a lost first segment of a flight gets a probe too).
+const IDLE: Duration = Duration::from_secs(2);
+/// A tracked connection not heard from for this long is forgotten.
+const STALE: Duration = Duration::from_secs(30);
 
-/// A connection whose peer reported a hole: the point, what was seen since.
-#[derive(Clone, Copy, Debug)]
-struct Hole {
-    /// The acknowledged point (the first byte the peer misses).
-    ack: u32,
-    /// ACKs seen at this point with data SACKed above it.
+/// A connection of the container with data in flight: what was sent, what the
+/// peer acknowledged, and its recovery.
+#[derive(Debug)]
+struct Conn {
+    /// The end of what was sent (sequence number after the last byte; a FIN
+    /// counts one).
+    snd_max: u32,
+    /// The peer's highest acknowledgement.
+    snd_una: u32,
+    /// The hole the peer's SACK blocks point at (its ACK point), ACKs seen
+    /// there with data SACKed above it.
+    hole: u32,
     dups: u32,
-    /// When this point's segment was last retransmitted (by smoltcp, at our
-    /// prompting); `None` before.
+    /// When the hole's segment was last retransmitted at our prompting.
     prompted: Option<Instant>,
-    /// The highest SACKed byte when it was.
+    /// The highest SACKed byte then.
     high: u32,
-    /// Whether the connection is in a recovery (a prompt was made and the hole
-    /// has not closed since).
+    /// In a recovery: prompted, and the hole has not closed since.
     recovering: bool,
-    /// The round trip of a prompted retransmission (prompt to the ACK past it).
-    rtt: Duration,
+    /// Smoothed round trip (from the timestamps the peer echoes).
+    srtt: Duration,
+    /// The last segment from the peer if it was a pure ACK (empty otherwise):
+    /// what a probe hands smoltcp copies of.
+    template: Vec<u8>,
+    /// Where the template's TCP header starts, and its window.
+    tcp_at: usize,
+    window: u16,
+    iface: IfaceId,
+    /// When the peer was last heard from, or a flight began after a pause
+    /// (probes stop [`PROBE_SPAN`] after it).
+    heard_at: Instant,
+    /// When a probe is due, and how many went since the last progress.
+    probe_at: Instant,
+    probes: u32,
 }
 
-/// The connection an ACK belongs to: (peer address, peer port, our address,
+impl Conn {
+    fn outstanding(&self) -> u32 {
+        self.snd_max.wrapping_sub(self.snd_una)
+    }
+
+    /// The probe timeout: two round trips, more for a small flight whose ACK
+    /// the peer may delay, doubled for each probe without progress.
+    fn pto(&self) -> Duration {
+        self.pto_for(self.outstanding())
+    }
+
+    /// [`Conn::pto`] with `outstanding` bytes in flight.
+    fn pto_for(&self, outstanding: u32) -> Duration {
+        let mut t = (self.srtt * 2).max(MIN_PTO);
+        if outstanding < 2 * 1460 {
+            t += DELAYED_ACK;
+        }
+        t * (1u32 << self.probes.min(6))
+    }
+}
+
+/// The connection a segment belongs to: (peer address, peer port, our address,
 /// our port).
 type Key = (IpAddress, u16, IpAddress, u16);
 
 /// What [`Recovery`] did (for `netcell stats` and tests).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Retransmissions prompted.
+    /// Retransmissions prompted by SACK blocks.
     pub prompts: u64,
     /// Of which again for a hole already prompted (the retransmission was lost).
     pub again: u64,
+    /// Retransmissions prompted because no ACK came (probes).
+    pub probes: u64,
 }
 
-/// SACK-driven fast retransmit for every interface (see the module docs).
-#[derive(Default)]
+/// SACK-driven fast retransmit and loss probes for every interface (see the
+/// module docs).
 pub struct Recovery {
-    holes: HashMap<Key, Hole>,
+    conns: HashMap<Key, Conn>,
     queue: VecDeque<(IfaceId, Vec<u8>)>,
     spare: Vec<Vec<u8>>,
+    /// No probe is due before this (a scan of the table finds the next).
+    earliest: Option<Instant>,
+    /// The time of the stack's poll (set by [`Recovery::tick`]).
+    now: Instant,
     counters: Counters,
 }
 
-/// The parts of a pure ACK that recovery looks at.
-struct Ack {
-    key: Key,
-    ack: u32,
+impl Default for Recovery {
+    fn default() -> Self {
+        Recovery {
+            conns: HashMap::new(),
+            queue: VecDeque::new(),
+            spare: Vec::new(),
+            earliest: None,
+            now: Instant::from_millis(0),
+            counters: Counters::default(),
+        }
+    }
+}
+
+/// The parts of a TCP segment that recovery looks at.
+struct Seg {
+    /// (source, source port, destination, destination port).
+    addrs: (IpAddress, u16, IpAddress, u16),
+    seq: u32,
+    ack: Option<u32>,
+    /// Sequence space it takes (payload, SYN and FIN count one each).
+    len: u32,
+    /// No payload, SYN, FIN, RST or URG: a pure ACK.
+    pure_ack: bool,
+    syn: bool,
+    rst: bool,
     window: u16,
-    /// The highest SACKed byte above `ack`, if any.
+    /// The highest SACKed byte above the ACK point, if any.
     sacked: Option<u32>,
-    /// Where the TCP header starts in the frame, and the IP addresses (to fix
-    /// the checksum of the copy whose window moves).
+    /// The timestamp echoed.
+    tsecr: Option<u32>,
+    /// Where the TCP header starts in the frame.
     tcp_at: usize,
 }
 
@@ -117,12 +200,13 @@ fn seq_gt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) > 0
 }
 
-/// A pure ACK (no data, no SYN/FIN/RST) in `frame`. Checksums are not
-/// checked: the device has dropped what the kernel did not vouch for (see
-/// [`crate::device::checksum`]), and an offloaded frame's TCP checksum holds
-/// only the pseudo-header's sum. (A corrupted ACK on a device that checks
-/// nothing costs at most one needless retransmission.)
-fn parse_ack(medium: Medium, frame: &[u8]) -> Option<Ack> {
+/// The TCP segment in `frame`, if it is one (IPv4 unfragmented, or IPv6 with
+/// TCP right behind its header). Checksums are not checked: the device has
+/// dropped what the kernel did not vouch for (see [`crate::device::checksum`]),
+/// and an offloaded frame's TCP checksum holds only the pseudo-header's sum. (A
+/// corrupted ACK on a device that checks nothing costs at most a needless
+/// retransmission.)
+fn parse(medium: Medium, frame: &[u8]) -> Option<Seg> {
     let l3 = match medium {
         Medium::Ethernet => {
             let eth = EthernetFrame::new_checked(frame).ok()?;
@@ -168,143 +252,304 @@ fn parse_ack(medium: Medium, frame: &[u8]) -> Option<Ack> {
     };
     let seg = ip.get(tcp_off..tcp_off.checked_add(tcp_len)?)?;
     let t = TcpPacket::new_checked(seg).ok()?;
-    if !t.ack()
-        || t.syn()
-        || t.fin()
-        || t.rst()
-        || t.urg()
-        || t.header_len() as usize != seg.len()
-        || t.window_len() == 0
-    {
-        return None;
-    }
-    let ack = t.ack_number().0 as u32;
+    let payload = seg.len().checked_sub(t.header_len() as usize)? as u32;
+    let ack = t.ack().then(|| t.ack_number().0 as u32);
     let mut sacked: Option<u32> = None;
-    let mut opts = t.options();
-    while !opts.is_empty() {
-        let Ok((rest, opt)) = TcpOption::parse(opts) else {
-            break;
-        };
-        if let TcpOption::SackRange(ranges) = opt {
-            for (_, right) in ranges.iter().flatten() {
-                if seq_gt(*right, ack) && sacked.is_none_or(|s| seq_gt(*right, s)) {
-                    sacked = Some(*right);
+    let mut tsecr = None;
+    if t.header_len() > 20 {
+        let mut opts = t.options();
+        while !opts.is_empty() {
+            let Ok((rest, opt)) = TcpOption::parse(opts) else {
+                break;
+            };
+            match opt {
+                TcpOption::SackRange(ranges) => {
+                    for (_, right) in ranges.iter().flatten() {
+                        if ack.is_some_and(|a| seq_gt(*right, a))
+                            && sacked.is_none_or(|s| seq_gt(*right, s))
+                        {
+                            sacked = Some(*right);
+                        }
+                    }
                 }
+                TcpOption::TimeStamp { tsecr: e, .. } => tsecr = Some(e),
+                TcpOption::EndOfList => break,
+                _ => {}
             }
+            opts = rest;
         }
-        if matches!(opt, TcpOption::EndOfList) {
-            break;
-        }
-        opts = rest;
     }
-    Some(Ack {
-        key: (src, t.src_port(), dst, t.dst_port()),
+    Some(Seg {
+        addrs: (src, t.src_port(), dst, t.dst_port()),
+        seq: t.seq_number().0 as u32,
         ack,
+        len: payload + u32::from(t.syn()) + u32::from(t.fin()),
+        pure_ack: ack.is_some() && payload == 0 && !t.syn() && !t.fin() && !t.rst() && !t.urg(),
+        syn: t.syn(),
+        rst: t.rst(),
         window: t.window_len(),
         sacked,
+        tsecr,
         tcp_at: l3 + tcp_off,
     })
 }
 
 impl Recovery {
-    /// Looks at a frame received on `iface` that smoltcp is about to process;
-    /// queues copies of it when a lost segment should be retransmitted now.
-    pub fn observe(&mut self, iface: IfaceId, medium: Medium, frame: &[u8], now: Instant) {
-        // Cheap refusals first: only TCP segments with options beyond the
-        // timestamps can carry SACK blocks; while nothing is tracked nothing
-        // else matters.
-        if self.holes.is_empty() && !may_carry_sack(medium, frame) {
+    /// Looks at a frame the container sends on `iface`: data going out puts
+    /// its connection in the table (or moves its end).
+    pub fn sent(&mut self, iface: IfaceId, medium: Medium, frame: &[u8]) {
+        let now = self.now;
+        // Cheap refusals first: TCP only.
+        if !is_tcp(medium, frame) {
             return;
         }
-        let Some(a) = parse_ack(medium, frame) else {
+        let Some(s) = parse(medium, frame) else {
             return;
         };
-        let Some(high) = a.sacked else {
-            // No hole reported: a recovery this connection was in is over.
-            self.holes.remove(&a.key);
-            return;
-        };
-        let prompt = match self.holes.get_mut(&a.key) {
-            None => {
-                if self.holes.len() >= MAX_TRACKED {
-                    return;
-                }
-                self.holes.insert(
-                    a.key,
-                    Hole {
-                        ack: a.ack,
-                        dups: 1,
-                        prompted: None,
-                        high,
-                        recovering: false,
-                        rtt: FIRST_RTT,
-                    },
-                );
-                false
-            }
-            Some(h) if h.ack == a.ack => {
-                h.dups += 1;
-                match h.prompted {
-                    None => h.dups >= DUP_THRESHOLD,
-                    // Lost again: a round trip passed, more was SACKed above.
-                    Some(at) => now >= at + h.rtt + h.rtt / 2 && seq_gt(high, h.high),
-                }
-            }
-            Some(h) if seq_gt(a.ack, h.ack) => {
-                // A partial ACK: the prompted segment arrived; the next hole,
-                // below data the peer holds, is lost too.
-                if let Some(at) = h.prompted {
-                    let sample = now - at;
-                    h.rtt = ((h.rtt * 3 + sample) / 4)
-                        .max(Duration::from_millis(1))
-                        .min(Duration::from_millis(500));
-                }
-                let in_recovery = h.recovering;
-                h.ack = a.ack;
-                h.dups = 1;
-                h.prompted = None;
-                in_recovery
-            }
-            // An ACK from before the last one (reordered): nothing new.
-            Some(_) => false,
-        };
-        if !prompt || self.queue.len() + 5 > MAX_QUEUED || frame.len() > MAX_COPY {
+        let (src, sport, dst, dport) = s.addrs;
+        let key = (dst, dport, src, sport);
+        if s.rst {
+            self.forget(&key);
             return;
         }
-        let Some(h) = self.holes.get_mut(&a.key) else {
+        if s.syn || s.len == 0 {
             return;
-        };
-        if h.prompted.is_some() {
-            self.counters.again += 1;
         }
-        log::debug!(
-            "{}:{} -> {}:{}: segment at {} lost (SACKed up to {high}), retransmit prompted",
-            a.key.0,
-            a.key.1,
-            a.key.2,
-            a.key.3,
-            a.ack
-        );
-        h.prompted = Some(now);
-        h.high = high;
-        h.recovering = true;
-        self.counters.prompts += 1;
-        // The window moved by one: smoltcp's duplicate count restarts.
-        let mut moved = self.copy(frame);
-        set_window(&mut moved, a.tcp_at, a.window ^ 1, &a.key);
-        self.queue.push_back((iface, moved));
-        // As it came (the window moves back: restarts again), then three alike.
-        for _ in 0..4 {
-            let c = self.copy(frame);
-            self.queue.push_back((iface, c));
+        let end = s.seq.wrapping_add(s.len);
+        if let Some(c) = self.conns.get_mut(&key) {
+            if c.outstanding() == 0 {
+                // A new flight: its probes (and their span) count from now.
+                c.heard_at = now;
+                c.probes = 0;
+                c.probe_at = now + c.pto_for(end.wrapping_sub(c.snd_una));
+                let due = c.probe_at;
+                self.earliest = Some(self.earliest.map_or(due, |e| e.min(due)));
+            }
+            if seq_gt(end, c.snd_max) {
+                c.snd_max = end;
+            }
+            return;
+        }
+        if self.conns.len() >= MAX_TRACKED {
+            return;
+        }
+        let c = Conn {
+            snd_max: end,
+            snd_una: s.seq,
+            hole: s.seq,
+            dups: 0,
+            prompted: None,
+            high: s.seq,
+            recovering: false,
+            srtt: FIRST_RTT,
+            template: Vec::new(),
+            tcp_at: 0,
+            window: 0,
+            iface,
+            heard_at: now,
+            probe_at: now,
+            probes: 0,
+        };
+        let due = now + c.pto();
+        let c = self.conns.entry(key).or_insert(c);
+        c.probe_at = due;
+        self.earliest = Some(self.earliest.map_or(due, |e| e.min(due)));
+    }
+
+    fn forget(&mut self, key: &Key) {
+        if let Some(c) = self.conns.remove(key) {
+            self.recycle(c.template);
         }
     }
 
-    fn copy(&mut self, frame: &[u8]) -> Vec<u8> {
-        let mut b = self.spare.pop().unwrap_or_default();
-        b.clear();
-        b.extend_from_slice(frame);
-        b
+    /// Looks at a frame received on `iface` that smoltcp is about to process;
+    /// queues copies of it when a lost segment should be retransmitted now.
+    pub fn observe(&mut self, iface: IfaceId, medium: Medium, frame: &[u8], now: Instant) {
+        if self.conns.is_empty() || !is_tcp(medium, frame) {
+            return;
+        }
+        let Some(s) = parse(medium, frame) else {
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&s.addrs) else {
+            return;
+        };
+        if s.rst {
+            self.forget(&s.addrs);
+            return;
+        }
+        let Some(ack) = s.ack else {
+            return;
+        };
+        c.heard_at = now;
+        // The newest segment from the peer is what a probe copies: a pure ACK
+        // only (smoltcp counts no duplicate in a segment with data), and not
+        // one from before the last (reordered: smoltcp ignores an old ACK).
+        if !seq_gt(c.snd_una, ack) {
+            c.template.clear();
+            if s.pure_ack && s.window != 0 && frame.len() <= MAX_COPY {
+                c.template.extend_from_slice(frame);
+                c.tcp_at = s.tcp_at;
+                c.window = s.window;
+            }
+        }
+        if seq_gt(ack, c.snd_una) {
+            c.snd_una = ack;
+            if seq_gt(ack, c.snd_max) {
+                c.snd_max = ack;
+            }
+            c.probes = 0;
+            if let Some(e) = s.tsecr {
+                let sample = crate::socket::tcp::tsval().wrapping_sub(e);
+                if sample < 60_000 {
+                    let sample = Duration::from_millis(u64::from(sample));
+                    c.srtt = if c.srtt == FIRST_RTT {
+                        sample
+                    } else {
+                        (c.srtt * 7 + sample) / 8
+                    };
+                }
+            }
+            c.probe_at = now + c.pto();
+            // A shorter round trip may bring the probe forward.
+            let due = c.probe_at;
+            self.earliest = Some(self.earliest.map_or(due, |e| e.min(due)));
+        }
+        let Some(high) = s.sacked.filter(|_| s.pure_ack) else {
+            if c.outstanding() == 0 {
+                // Everything arrived: kept a while for the next flight.
+                c.recovering = false;
+                c.prompted = None;
+                c.dups = 0;
+                let gc = now + IDLE;
+                self.earliest = Some(self.earliest.map_or(gc, |e| e.min(gc)));
+            } else if c.recovering && s.sacked.is_none() {
+                c.recovering = false;
+                c.prompted = None;
+                c.dups = 0;
+            }
+            return;
+        };
+        let prompt = if c.hole == ack && c.dups > 0 {
+            c.dups += 1;
+            match c.prompted {
+                None => c.dups >= DUP_THRESHOLD,
+                // Lost again: a round trip passed, more was SACKed above.
+                Some(at) => now >= at + c.srtt + c.srtt / 2 && seq_gt(high, c.high),
+            }
+        } else if seq_gt(ack, c.hole) || c.dups == 0 {
+            // A new hole. After a partial ACK in a recovery (the prompted
+            // segment arrived), the next hole, below data the peer holds, is
+            // lost too.
+            let in_recovery = c.recovering && c.dups > 0;
+            c.hole = ack;
+            c.dups = 1;
+            c.prompted = None;
+            in_recovery
+        } else {
+            // An ACK from before the last one (reordered): nothing new.
+            false
+        };
+        if prompt {
+            if c.prompted.is_some() {
+                self.counters.again += 1;
+            }
+            c.prompted = Some(now);
+            c.high = high;
+            c.recovering = true;
+            self.counters.prompts += 1;
+            log::debug!(
+                "{}:{} -> {}:{}: segment at {ack} lost (SACKed up to {high}), retransmit prompted",
+                s.addrs.0,
+                s.addrs.1,
+                s.addrs.2,
+                s.addrs.3,
+            );
+            self.prompt(iface, &s.addrs);
+        }
+    }
+
+    /// Queues the copies of `key`'s template that make smoltcp retransmit the
+    /// first unacknowledged segment: the window moved by one (smoltcp's
+    /// duplicate count restarts), as it came (the window moves back: restarts
+    /// again), then three alike.
+    fn prompt(&mut self, iface: IfaceId, key: &Key) {
+        if self.queue.len() + 5 > MAX_QUEUED {
+            return;
+        }
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        if c.template.is_empty() {
+            return;
+        }
+        for i in 0..5 {
+            let mut b = self.spare.pop().unwrap_or_default();
+            b.clear();
+            b.extend_from_slice(&c.template);
+            if i == 0 {
+                set_window(&mut b, c.tcp_at, c.window ^ 1, key);
+            }
+            self.queue.push_back((iface, b));
+        }
+    }
+
+    /// Probes connections whose data went unacknowledged for a probe timeout:
+    /// smoltcp retransmits the first unacknowledged segment as if three
+    /// duplicate ACKs had come (see the module docs). Call it before the
+    /// devices are polled; [`Recovery::next_due`] says when it is due again.
+    pub fn tick(&mut self, now: Instant) {
+        self.now = now;
+        match self.earliest {
+            Some(e) if now >= e => {}
+            _ => return,
+        }
+        let mut next: Option<Instant> = None;
+        let mut due: Vec<(IfaceId, Key)> = Vec::new();
+        self.conns.retain(|k, c| {
+            if now - c.heard_at > STALE {
+                return false;
+            }
+            if c.outstanding() == 0 {
+                if now - c.heard_at > IDLE {
+                    return false;
+                }
+                let gc = c.heard_at + IDLE + Duration::from_millis(1);
+                next = Some(next.map_or(gc, |n| n.min(gc)));
+                return true;
+            }
+            if now - c.heard_at > PROBE_SPAN {
+                let gc = c.heard_at + STALE + Duration::from_millis(1);
+                next = Some(next.map_or(gc, |n| n.min(gc)));
+                return true;
+            }
+            if now >= c.probe_at {
+                if !c.template.is_empty() {
+                    due.push((c.iface, *k));
+                }
+                c.probes += 1;
+                c.probe_at = now + c.pto();
+            }
+            next = Some(next.map_or(c.probe_at, |n| n.min(c.probe_at)));
+            true
+        });
+        self.earliest = next;
+        for (iface, k) in due {
+            self.counters.probes += 1;
+            log::debug!(
+                "{}:{} -> {}:{}: no ACK for a probe timeout, retransmit prompted",
+                k.0,
+                k.1,
+                k.2,
+                k.3
+            );
+            self.prompt(iface, &k);
+        }
+    }
+
+    /// When [`Recovery::tick`] has something to do next.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.earliest
     }
 
     /// The next copy to be received on `iface` (give it back with
@@ -318,7 +563,7 @@ impl Recovery {
 
     /// Keeps a copy's buffer for the next.
     pub fn recycle(&mut self, b: Vec<u8>) {
-        if self.spare.len() < MAX_QUEUED {
+        if self.spare.len() < MAX_QUEUED && b.capacity() > 0 {
             self.spare.push(b);
         }
     }
@@ -335,26 +580,21 @@ impl Recovery {
 
     /// Connections tracked now.
     pub fn tracked(&self) -> usize {
-        self.holes.len()
+        self.conns.len()
     }
 }
 
-/// Whether `frame` may be a TCP segment with a SACK option: a TCP header longer
-/// than 32 bytes (20, and the 12 of a timestamp option).
-fn may_carry_sack(medium: Medium, frame: &[u8]) -> bool {
+/// Whether `frame` carries TCP (a cheap look before parsing).
+fn is_tcp(medium: Medium, frame: &[u8]) -> bool {
     let l3 = match medium {
         Medium::Ethernet => 14,
         _ => 0,
     };
-    let Some(&v) = frame.get(l3) else {
-        return false;
-    };
-    let (proto, tcp) = match v >> 4 {
-        4 => (frame.get(l3 + 9), l3 + (usize::from(v & 0xf) * 4)),
-        6 => (frame.get(l3 + 6), l3 + 40),
-        _ => return false,
-    };
-    proto == Some(&6) && frame.get(tcp + 12).is_some_and(|o| (o >> 4) > 8)
+    match frame.get(l3).map(|v| v >> 4) {
+        Some(4) => frame.get(l3 + 9) == Some(&6),
+        Some(6) => frame.get(l3 + 6) == Some(&6),
+        _ => false,
+    }
 }
 
 /// Sets the window field of the TCP segment at `tcp_at` and its checksum.
@@ -374,29 +614,44 @@ mod tests {
     const PEER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
     const US: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 
-    /// An IPv4 pure ACK from the peer: `ack`, `window`, SACK blocks.
-    fn ack(ack: u32, window: u16, sack: &[(u32, u32)]) -> Vec<u8> {
+    /// An IPv4 TCP segment from `src` to `dst`.
+    #[allow(clippy::too_many_arguments)]
+    fn segment(
+        src: Ipv4Address,
+        dst: Ipv4Address,
+        seq: u32,
+        ack: u32,
+        window: u16,
+        sack: &[(u32, u32)],
+        tsecr: u32,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut ranges = [None; 3];
         for (i, r) in sack.iter().enumerate() {
             ranges[i] = Some(*r);
         }
+        let (sp, dp) = if src == PEER {
+            (9001, 40000)
+        } else {
+            (40000, 9001)
+        };
         let tcp = TcpRepr {
-            src_port: 9001,
-            dst_port: 40000,
+            src_port: sp,
+            dst_port: dp,
             control: TcpControl::None,
-            seq_number: TcpSeqNumber(1),
+            seq_number: TcpSeqNumber(seq as i32),
             ack_number: Some(TcpSeqNumber(ack as i32)),
             window_len: window,
             window_scale: None,
             max_seg_size: None,
             sack_permitted: false,
             sack_ranges: ranges,
-            timestamp: Some(TcpTimestampRepr::new(5, 6)),
-            payload: &[],
+            timestamp: Some(TcpTimestampRepr::new(5, tsecr)),
+            payload,
         };
         let ip = Ipv4Repr {
-            src_addr: PEER,
-            dst_addr: US,
+            src_addr: src,
+            dst_addr: dst,
             next_header: IpProtocol::Tcp,
             payload_len: tcp.buffer_len(),
             hop_limit: 64,
@@ -405,14 +660,35 @@ mod tests {
         let caps = smoltcp::phy::ChecksumCapabilities::default();
         let mut p = Ipv4Packet::new_unchecked(&mut b);
         ip.emit(&mut p, &caps);
-        let (src, dst) = (IpAddress::Ipv4(PEER), IpAddress::Ipv4(US));
+        let (s, d) = (IpAddress::Ipv4(src), IpAddress::Ipv4(dst));
         tcp.emit(
             &mut TcpPacket::new_unchecked(p.payload_mut()),
-            &src,
-            &dst,
+            &s,
+            &d,
             &caps,
         );
         b
+    }
+
+    /// A pure ACK from the peer: `ack`, `window`, SACK blocks.
+    fn ack(ack: u32, window: u16, sack: &[(u32, u32)]) -> Vec<u8> {
+        segment(PEER, US, 1, ack, window, sack, 6, &[])
+    }
+
+    /// `len` bytes of ours at `seq`.
+    fn data(seq: u32, len: usize) -> Vec<u8> {
+        segment(US, PEER, seq, 1, 1000, &[], 5, &vec![7; len])
+    }
+
+    /// A recovery with bytes 1000..21000 of ours in flight at `t`.
+    fn in_flight(t: Instant) -> Recovery {
+        let mut r = Recovery::default();
+        r.tick(t);
+        for i in 0..20 {
+            r.sent(0, Medium::Ip, &data(1000 + i * 1000, 1000));
+        }
+        assert_eq!(r.tracked(), 1);
+        r
     }
 
     fn drain(r: &mut Recovery) -> Vec<Vec<u8>> {
@@ -430,8 +706,8 @@ mod tests {
 
     #[test]
     fn three_acks_at_a_hole_prompt_one_retransmission() {
-        let mut r = Recovery::default();
         let now = Instant::from_millis(100);
+        let mut r = in_flight(now);
         // Windows that move with every ACK, as a Linux receiver's do.
         r.observe(0, Medium::Ip, &ack(1000, 500, &[(2000, 3000)]), now);
         r.observe(0, Medium::Ip, &ack(1000, 501, &[(2000, 4000)]), now);
@@ -446,8 +722,6 @@ mod tests {
         let p = Ipv4Packet::new_checked(&copies[0][..]).unwrap();
         let t = TcpPacket::new_checked(p.payload()).unwrap();
         assert!(t.verify_checksum(&IpAddress::Ipv4(PEER), &IpAddress::Ipv4(US)));
-        let a = parse_ack(Medium::Ip, &copies[0]).expect("a valid ACK");
-        assert_eq!(a.ack, 1000);
         assert!(copies[1..].iter().all(|c| c == &third));
         assert_eq!(r.counters().prompts, 1);
         // More ACKs at once: the retransmission is on its way; no more.
@@ -457,8 +731,8 @@ mod tests {
 
     #[test]
     fn a_partial_ack_in_recovery_prompts_the_next_hole_at_once() {
-        let mut r = Recovery::default();
         let t = Instant::from_millis(100);
+        let mut r = in_flight(t);
         for i in 0..3 {
             r.observe(0, Medium::Ip, &ack(1000, 500, &[(2000, 3000 + i)]), t);
         }
@@ -468,15 +742,16 @@ mod tests {
         r.observe(0, Medium::Ip, &ack(2000, 500, &[(4000, 5000)]), t2);
         assert_eq!(drain(&mut r).len(), 5);
         assert_eq!(r.counters().prompts, 2);
-        // The hole closed: nothing tracked.
-        r.observe(0, Medium::Ip, &ack(5000, 500, &[]), t2);
-        assert_eq!(r.tracked(), 0);
+        // Everything arrived: no more copies.
+        r.observe(0, Medium::Ip, &ack(21000, 500, &[]), t2);
+        r.observe(0, Medium::Ip, &ack(21000, 500, &[]), t2);
+        assert!(drain(&mut r).is_empty());
     }
 
     #[test]
     fn a_lost_retransmission_is_prompted_again_a_round_trip_later() {
-        let mut r = Recovery::default();
         let t = Instant::from_millis(100);
+        let mut r = in_flight(t);
         for i in 0..3 {
             r.observe(0, Medium::Ip, &ack(1000, 500, &[(2000, 3000 + i)]), t);
         }
@@ -485,7 +760,7 @@ mod tests {
         r.observe(0, Medium::Ip, &ack(1000, 500, &[(2000, 4000)]), t);
         assert!(drain(&mut r).is_empty());
         // Much later, more SACKed above, the hole still there.
-        let later = t + Duration::from_millis(50);
+        let later = t + Duration::from_millis(200);
         r.observe(0, Medium::Ip, &ack(1000, 500, &[(2000, 5000)]), later);
         assert_eq!(drain(&mut r).len(), 5);
         assert_eq!(r.counters().again, 1);
@@ -493,56 +768,172 @@ mod tests {
 
     #[test]
     fn acks_without_sack_or_with_data_are_left_alone() {
-        let mut r = Recovery::default();
         let t = Instant::from_millis(1);
+        let mut r = in_flight(t);
         for _ in 0..5 {
             r.observe(0, Medium::Ip, &ack(1000, 500, &[]), t);
         }
-        assert_eq!(r.tracked(), 0);
         // A SACK block below the ACK point (a D-SACK) reports no hole.
         for _ in 0..5 {
             r.observe(0, Medium::Ip, &ack(1000, 500, &[(500, 900)]), t);
         }
-        assert_eq!(r.tracked(), 0);
-        // An ACK with data (smoltcp counts no duplicate there either).
-        let mut data = ack(1000, 500, &[(2000, 3000)]);
-        data.extend_from_slice(b"xy");
-        let mut p = Ipv4Packet::new_unchecked(&mut data[..]);
-        p.set_total_len(p.total_len() + 2);
+        // Segments with data (smoltcp counts no duplicate there either).
+        let with_data = segment(PEER, US, 1, 1000, 500, &[(2000, 3000)], 6, b"xy");
         for _ in 0..5 {
-            r.observe(0, Medium::Ip, &data, t);
+            r.observe(0, Medium::Ip, &with_data, t);
         }
+        assert!(drain(&mut r).is_empty());
+        assert_eq!(r.counters().prompts, 0);
+    }
+
+    #[test]
+    fn silence_after_data_brings_a_probe_then_fewer() {
+        let t = Instant::from_millis(1000);
+        let mut r = in_flight(t);
+        // An ACK of the first 1000 bytes echoing a timestamp of now: a round
+        // trip of about nothing, so the probe timeout is the shortest.
+        let echo = crate::socket::tcp::tsval();
+        let a = segment(PEER, US, 1, 2000, 500, &[], echo, &[]);
+        r.observe(0, Medium::Ip, &a, t);
+        r.tick(t + Duration::from_millis(5));
+        assert!(drain(&mut r).is_empty(), "too early");
+        r.tick(t + MIN_PTO + Duration::from_millis(5));
+        let copies = drain(&mut r);
+        assert_eq!(copies.len(), 5);
+        assert_eq!(&copies[1], &a);
+        assert_eq!(r.counters().probes, 1);
+        // The next only after twice the timeout.
+        r.tick(t + MIN_PTO * 2 + Duration::from_millis(5));
+        assert!(drain(&mut r).is_empty());
+        r.tick(t + MIN_PTO * 4);
+        assert_eq!(drain(&mut r).len(), 5);
+        // A peer silent for longer than the span is left to smoltcp's timeout.
+        let mut n = 0;
+        for ms in (100..3000).step_by(10) {
+            r.tick(t + Duration::from_millis(ms));
+            if ms > PROBE_SPAN.total_millis() + 10 {
+                n += drain(&mut r).len();
+            } else {
+                drain(&mut r);
+            }
+        }
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn the_first_segment_of_a_new_flight_is_probed_with_the_last_ack() {
+        let t = Instant::from_millis(1000);
+        let mut r = in_flight(t);
+        let all = segment(
+            PEER,
+            US,
+            1,
+            21000,
+            500,
+            &[],
+            crate::socket::tcp::tsval(),
+            &[],
+        );
+        r.observe(0, Medium::Ip, &all, t);
+        // 100 ms later a new flight of one segment, lost: a probe comes with
+        // the ACK that acknowledged everything.
+        let t2 = t + Duration::from_millis(100);
+        r.tick(t2);
+        r.sent(0, Medium::Ip, &data(21000, 1000));
+        r.tick(t2 + MIN_PTO + DELAYED_ACK + Duration::from_millis(1));
+        let copies = drain(&mut r);
+        assert_eq!(copies.len(), 5);
+        assert_eq!(&copies[1], &all);
+    }
+
+    #[test]
+    fn no_probe_when_everything_arrived_or_the_peer_last_sent_data() {
+        let t = Instant::from_millis(1000);
+        let mut r = in_flight(t);
+        r.observe(0, Medium::Ip, &ack(21000, 500, &[]), t);
+        r.tick(t + Duration::from_millis(500));
+        assert!(drain(&mut r).is_empty());
+        // Kept a while (its last ACK serves a next flight), then forgotten.
+        assert_eq!(r.tracked(), 1);
+        r.tick(t + IDLE + Duration::from_millis(2));
         assert_eq!(r.tracked(), 0);
+        assert!(r.next_due().is_none());
+        // The newest segment from the peer carried data: no pure ACK to copy.
+        let mut r = in_flight(t);
+        r.observe(
+            0,
+            Medium::Ip,
+            &segment(PEER, US, 1, 2000, 500, &[], 6, b"x"),
+            t,
+        );
+        for ms in (0..900).step_by(5) {
+            r.tick(t + Duration::from_millis(ms));
+        }
         assert!(drain(&mut r).is_empty());
     }
 
     #[test]
+    fn a_late_old_ack_is_not_what_a_probe_copies() {
+        let t = Instant::from_millis(1000);
+        let mut r = in_flight(t);
+        let echo = crate::socket::tcp::tsval();
+        let newer = segment(PEER, US, 1, 5000, 500, &[], echo, &[]);
+        r.observe(0, Medium::Ip, &newer, t);
+        // A reordered ACK from before it.
+        r.observe(
+            0,
+            Medium::Ip,
+            &segment(PEER, US, 1, 3000, 500, &[], echo, &[]),
+            t,
+        );
+        r.tick(t + Duration::from_millis(100));
+        let copies = drain(&mut r);
+        assert_eq!(copies.len(), 5);
+        assert_eq!(&copies[1], &newer);
+    }
+
+    #[test]
+    fn a_reset_forgets_the_connection() {
+        let t = Instant::from_millis(1);
+        let mut r = in_flight(t);
+        let mut rst = ack(1000, 500, &[]);
+        let mut p = Ipv4Packet::new_unchecked(&mut rst[..]);
+        let mut tcp = TcpPacket::new_unchecked(p.payload_mut());
+        tcp.set_rst(true);
+        r.observe(0, Medium::Ip, &rst, t);
+        assert_eq!(r.tracked(), 0);
+    }
+
+    #[test]
     fn garbage_does_not_panic() {
-        let mut r = Recovery::default();
+        let t = Instant::from_millis(0);
+        let mut r = in_flight(t);
         let good = ack(1000, 500, &[(2000, 3000)]);
         for cut in 0..good.len() {
-            r.observe(0, Medium::Ip, &good[..cut], Instant::from_millis(0));
-            r.observe(0, Medium::Ethernet, &good[..cut], Instant::from_millis(0));
+            r.observe(0, Medium::Ip, &good[..cut], t);
+            r.observe(0, Medium::Ethernet, &good[..cut], t);
+            r.sent(0, Medium::Ip, &good[..cut]);
         }
         let mut x = good.clone();
         for i in 0..x.len() {
             x[i] ^= 0xff;
-            r.observe(0, Medium::Ip, &x, Instant::from_millis(0));
+            r.observe(0, Medium::Ip, &x, t);
+            r.sent(0, Medium::Ip, &x);
         }
+        r.tick(t + Duration::from_secs(1));
     }
 
     #[test]
     fn the_tracked_table_is_bounded() {
         let mut r = Recovery::default();
-        let t = Instant::from_millis(1);
         for port in 0..(MAX_TRACKED as u32 + 100) {
-            let mut f = ack(1000, 500, &[(2000, 3000)]);
-            // Another connection: another peer port (checksum fixed).
+            let mut f = data(1000, 10);
+            // Another connection: another port of ours (checksum fixed).
             let mut p = Ipv4Packet::new_unchecked(&mut f[..]);
             let mut tcp = TcpPacket::new_unchecked(p.payload_mut());
             tcp.set_src_port(port as u16);
-            tcp.fill_checksum(&IpAddress::Ipv4(PEER), &IpAddress::Ipv4(US));
-            r.observe(0, Medium::Ip, &f, t);
+            tcp.fill_checksum(&IpAddress::Ipv4(US), &IpAddress::Ipv4(PEER));
+            r.sent(0, Medium::Ip, &f);
         }
         assert_eq!(r.tracked(), MAX_TRACKED);
     }

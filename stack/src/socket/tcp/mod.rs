@@ -220,7 +220,7 @@ pub(crate) fn sock(
 /// connect waited a second for its retransmitted SYN. They also guard long fast
 /// transfers against wrapped sequence numbers (PAWS). smoltcp keeps them only
 /// when the peer's SYN carries them.
-fn tsval() -> u32 {
+pub(crate) fn tsval() -> u32 {
     use std::sync::OnceLock;
     use std::time::Instant;
     static ORIGIN: OnceLock<(Instant, u32)> = OnceLock::new();

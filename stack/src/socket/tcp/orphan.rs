@@ -58,6 +58,28 @@ impl Sockets {
         self.tcp.orphans.len()
     }
 
+    /// TCP connections with bytes still to go out: in smoltcp's send buffer
+    /// (unsent or unacknowledged), or in a stand-in the event loop found
+    /// readable (the pump has yet to take them).
+    pub fn sending(&self, ifs: &mut Interfaces) -> usize {
+        let mut n = 0;
+        for o in &self.tcp.orphans {
+            if sock_quiet(ifs, o.iface, o.handle).send_queue() > 0 {
+                n += 1;
+            }
+        }
+        for slot in &self.slots {
+            let Some(s) = slot.val.as_ref() else { continue };
+            if let Proto::Tcp(TcpState::Connected(c)) = &s.proto
+                && (s.standin.as_ref().is_some_and(|si| si.readable)
+                    || sock_quiet(ifs, c.iface, c.handle).send_queue() > 0)
+            {
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub(super) fn service_orphans(&mut self, ifs: &mut Interfaces, now: Instant) -> bool {
         let mut progress = false;
         let mut i = 0;
