@@ -51,9 +51,11 @@
 //! At most [`MAX_TRACKED`] connections are followed at once (others recover
 //! as smoltcp alone would); one with nothing in flight is forgotten 2 s after
 //! its last ACK. At most [`MAX_QUEUED`] copies wait; a prompt makes five. A
-//! connection whose first segment is lost before any ACK of the peer's (only
-//! its SYN-ACK, which is no ACK to copy) waits for smoltcp's timeout, as do
-//! segments of a peer that sent data since its last ACK.
+//! connection's first flight is probed with a pure ACK made of the peer's
+//! SYN-ACK (the SYN flag cleared, the sequence past it, the window scaled):
+//! the peer has sent no other; one the peer opened, with its handshake ACK. A
+//! connection whose peer sent data since its last ACK waits for smoltcp's
+//! timeout.
 
 use smoltcp::phy::Medium;
 use smoltcp::time::{Duration, Instant};
@@ -157,6 +159,18 @@ impl Conn {
     }
 }
 
+/// What a peer's SYN or SYN-ACK told: the scale of the windows it will
+/// advertise, and (a SYN-ACK) a pure ACK made of it for probing the first
+/// flight, which no other ACK of the peer's precedes (the SYN flag cleared,
+/// the sequence number past the SYN, the window scaled down).
+#[derive(Debug)]
+struct Opening {
+    scale: u8,
+    template: Vec<u8>,
+    tcp_at: usize,
+    window: u16,
+}
+
 /// The connection a segment belongs to: (peer address, peer port, our address,
 /// our port).
 type Key = (IpAddress, u16, IpAddress, u16);
@@ -176,9 +190,9 @@ pub struct Counters {
 /// module docs).
 pub struct Recovery {
     conns: HashMap<Key, Conn>,
-    /// The window scale of peers seen opening a connection, until it carries
-    /// data of ours (then it moves into the connection's [`Conn`]).
-    scales: HashMap<Key, u8>,
+    /// What a peer's SYN told, until its connection carries data of ours
+    /// (then it moves into the connection's [`Conn`]).
+    scales: HashMap<Key, Opening>,
     queue: VecDeque<(IfaceId, Vec<u8>)>,
     spare: Vec<Vec<u8>>,
     /// No probe is due before this (a scan of the table finds the next).
@@ -365,6 +379,11 @@ impl Recovery {
         if self.conns.len() >= MAX_TRACKED {
             return;
         }
+        let opening = self.scales.remove(&key);
+        let (scale, template, tcp_at, window) = match opening {
+            Some(o) => (Some(o.scale), o.template, o.tcp_at, o.window),
+            None => (None, Vec::new(), 0, 0),
+        };
         let c = Conn {
             snd_max: end,
             snd_una: s.seq,
@@ -374,11 +393,11 @@ impl Recovery {
             high: s.seq,
             recovering: false,
             srtt: FIRST_RTT,
-            template: Vec::new(),
-            tcp_at: 0,
-            window: 0,
+            template,
+            tcp_at,
+            window,
             iface,
-            scale: self.scales.remove(&key),
+            scale,
             heard_at: now,
             probe_at: now,
             probes: 0,
@@ -399,7 +418,7 @@ impl Recovery {
     /// queues copies of it when a lost segment should be retransmitted now.
     pub fn observe(&mut self, iface: IfaceId, medium: Medium, frame: &[u8], now: Instant) {
         let syn = is_syn(medium, frame);
-        if (self.conns.is_empty() && !syn) || !is_tcp(medium, frame) {
+        if (self.conns.is_empty() && self.scales.is_empty() && !syn) || !is_tcp(medium, frame) {
             return;
         }
         let Some(s) = parse(medium, frame) else {
@@ -411,10 +430,44 @@ impl Recovery {
             if self.scales.len() >= MAX_SCALES {
                 self.scales.clear();
             }
-            self.scales.insert(s.addrs, s.wscale.unwrap_or(0));
+            let scale = s.wscale.unwrap_or(0);
+            let mut o = Opening {
+                scale,
+                template: Vec::new(),
+                tcp_at: s.tcp_at,
+                window: 0,
+            };
+            if s.ack.is_some() && !s.rst && frame.len() <= MAX_COPY {
+                let mut b = self.spare.pop().unwrap_or_default();
+                b.clear();
+                b.extend_from_slice(frame);
+                let window = (s.window >> scale).max(1);
+                let mut t = TcpPacket::new_unchecked(&mut b[s.tcp_at..]);
+                t.set_syn(false);
+                t.set_seq_number(smoltcp::wire::TcpSeqNumber(s.seq.wrapping_add(1) as i32));
+                t.set_window_len(window);
+                t.fill_checksum(&s.addrs.0, &s.addrs.2);
+                o.template = b;
+                o.window = window;
+            }
+            if let Some(old) = self.scales.insert(s.addrs, o) {
+                self.recycle(old.template);
+            }
             return;
         }
         let Some(c) = self.conns.get_mut(&s.addrs) else {
+            // The handshake's ACK of a connection the peer opened: what the
+            // first flight is probed with.
+            if let Some(o) = self.scales.get_mut(&s.addrs)
+                && s.pure_ack
+                && s.window != 0
+                && frame.len() <= MAX_COPY
+            {
+                o.template.clear();
+                o.template.extend_from_slice(frame);
+                o.tcp_at = s.tcp_at;
+                o.window = s.window;
+            }
             return;
         };
         if s.rst {
@@ -957,7 +1010,7 @@ mod tests {
 
     /// The peer's SYN-ACK offering window scale `scale`.
     fn syn_ack(scale: u8) -> Vec<u8> {
-        let f = segment(PEER, US, 0, 1000, 500, &[], 0, &[]);
+        let f = segment(PEER, US, 0, 1000, 65000, &[], 0, &[]);
         let p = Ipv4Packet::new_checked(&f[..]).unwrap();
         let t = TcpPacket::new_checked(p.payload()).unwrap();
         let tcp = TcpRepr::parse(
@@ -1022,6 +1075,29 @@ mod tests {
                 "scale {scale}"
             );
         }
+    }
+
+    #[test]
+    fn the_first_flight_is_probed_with_an_ack_made_of_the_syn_ack() {
+        let t = Instant::from_millis(1000);
+        let mut r = Recovery::default();
+        r.tick(t);
+        r.observe(0, Medium::Ip, &syn_ack(7), t);
+        r.sent(0, Medium::Ip, &data(1001, 1000));
+        // No ACK comes: the first round trip is unknown (100 ms), so the probe
+        // waits 2 x 100 + 40 ms.
+        r.tick(t + Duration::from_millis(200));
+        assert!(drain(&mut r).is_empty());
+        r.tick(t + Duration::from_millis(241));
+        let copies = drain(&mut r);
+        assert_eq!(copies.len(), 5);
+        let p = Ipv4Packet::new_checked(&copies[1][..]).unwrap();
+        let tcp = TcpPacket::new_checked(p.payload()).unwrap();
+        assert!(!tcp.syn() && tcp.ack());
+        assert_eq!(tcp.seq_number(), TcpSeqNumber(1));
+        assert_eq!(tcp.ack_number(), TcpSeqNumber(1000));
+        assert_eq!(tcp.window_len(), 65000 >> 7);
+        assert!(tcp.verify_checksum(&IpAddress::Ipv4(PEER), &IpAddress::Ipv4(US)));
     }
 
     #[test]
