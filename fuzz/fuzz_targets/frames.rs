@@ -9,6 +9,10 @@
 //! one smoltcp set, or every connection placed in a shard of its own tuple (see
 //! `netcell_stack::iface::shards`), so that frames go through the shard routing.
 //!
+//! Each frame is also shown to the TAP's checksum check
+//! (`netcell_stack::device::checksum`), and the stack's loss recovery
+//! (`netcell_stack::iface::recovery`) sees every frame both ways.
+//!
 //! Invariants: nothing panics; afterwards the stack still accepts a fresh
 //! connection from its peer and moves data both ways on it; it holds no more
 //! TCP sockets than the listener's backlog allows (nothing leaks).
@@ -162,6 +166,8 @@ fuzz_target!(|data: &[u8]| {
         let frame = &d[2..2 + len];
         d = &d[2 + len..];
         n += 1;
+        // The TAP's check of frames the kernel did not vouch for sees it too.
+        let _ = netcell_stack::device::checksum::holds(frame);
         let now = smoltcp::time::Instant::from_millis(0);
         if let Some(tx) = b.devices_mut()[0].transmit(now) {
             if frame.len() <= 1514 {

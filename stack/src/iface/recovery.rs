@@ -36,10 +36,10 @@
 //!   in one): data unacknowledged for a probe timeout — two round trips (from
 //!   the timestamps the peer echoes), at least 10 ms, 40 ms more when so little
 //!   is in flight that the peer may delay its ACK, doubling with each probe
-//!   without progress — is prompted, unless the peer's window is full (that
-//!   silence is flow control). Probes stop a second after the peer was last
-//!   heard from: a copy counts as a segment from the peer, and a dead peer's
-//!   `ETIMEDOUT` must not be put off for longer.
+//!   without progress (up to 16 times) — is prompted, unless the peer's
+//!   window is full (that silence is flow control). Probes stop 3 s after the
+//!   peer was last heard from: a copy counts as a segment from the peer, so a
+//!   dead peer's `ETIMEDOUT` (`TCP_USER_TIMEOUT`) comes up to that much late.
 //!
 //! Nothing is retransmitted here and no TCP state is kept beyond a few numbers
 //! and the peer's last ACK per connection: smoltcp stays the one
@@ -91,8 +91,14 @@ const MIN_PTO: Duration = Duration::from_millis(10);
 const DELAYED_ACK: Duration = Duration::from_millis(40);
 /// Probes stop when the peer has not been heard from for this long; smoltcp's
 /// own timeout takes over (a copy counts as a segment heard, so probing for
-/// longer would put off a dead peer's `ETIMEDOUT`).
-const PROBE_SPAN: Duration = Duration::from_secs(1);
+/// longer would put off a dead peer's `ETIMEDOUT` more). Long enough for
+/// several probes: when they all fail smoltcp's timeout, doubled for every
+/// earlier loss, can stall a lossy transfer for a minute (measured: a 30 s
+/// test past 120 s with a span of 1 s).
+const PROBE_SPAN: Duration = Duration::from_secs(3);
+/// Probe timeouts double with each probe without progress, up to this many
+/// times.
+const MAX_BACKOFF: u32 = 4;
 /// A tracked connection with nothing in flight is forgotten after this long
 /// (until then its round trip and its peer's last ACK serve the next flight:
 /// a lost first segment of a flight gets a probe too).
@@ -155,7 +161,7 @@ impl Conn {
         if outstanding < 2 * 1460 {
             t += DELAYED_ACK;
         }
-        t * (1u32 << self.probes.min(6))
+        t * (1u32 << self.probes.min(MAX_BACKOFF))
     }
 }
 
@@ -925,7 +931,7 @@ mod tests {
         assert_eq!(drain(&mut r).len(), 5);
         // A peer silent for longer than the span is left to smoltcp's timeout.
         let mut n = 0;
-        for ms in (100..3000).step_by(10) {
+        for ms in (100..8000).step_by(10) {
             r.tick(t + Duration::from_millis(ms));
             if ms > PROBE_SPAN.total_millis() + 10 {
                 n += drain(&mut r).len();
