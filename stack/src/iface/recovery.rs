@@ -692,31 +692,30 @@ impl Recovery {
     }
 }
 
-/// Whether `frame` is a TCP segment with SYN (a cheap look before parsing).
-fn is_syn(medium: Medium, frame: &[u8]) -> bool {
+/// Where the TCP header of `frame` would start, if its IP header says TCP (a
+/// cheap look before [`parse`] checks it all).
+fn tcp_at(medium: Medium, frame: &[u8]) -> Option<usize> {
     let l3 = match medium {
         Medium::Ethernet => 14,
         _ => 0,
     };
-    let tcp = match frame.get(l3).map(|v| (v >> 4, v & 0xf)) {
-        Some((4, ihl)) if frame.get(l3 + 9) == Some(&6) => l3 + usize::from(ihl) * 4,
-        Some((6, _)) if frame.get(l3 + 6) == Some(&6) => l3 + 40,
-        _ => return false,
-    };
-    frame.get(tcp + 13).is_some_and(|f| f & 0x02 != 0)
+    match frame.get(l3).map(|v| (v >> 4, v & 0xf)) {
+        Some((4, ihl)) if frame.get(l3 + 9) == Some(&6) => Some(l3 + usize::from(ihl) * 4),
+        Some((6, _)) if frame.get(l3 + 6) == Some(&6) => Some(l3 + 40),
+        _ => None,
+    }
 }
 
-/// Whether `frame` carries TCP (a cheap look before parsing).
+/// Whether `frame` carries TCP.
 fn is_tcp(medium: Medium, frame: &[u8]) -> bool {
-    let l3 = match medium {
-        Medium::Ethernet => 14,
-        _ => 0,
-    };
-    match frame.get(l3).map(|v| v >> 4) {
-        Some(4) => frame.get(l3 + 9) == Some(&6),
-        Some(6) => frame.get(l3 + 6) == Some(&6),
-        _ => false,
-    }
+    tcp_at(medium, frame).is_some()
+}
+
+/// Whether `frame` is a TCP segment with SYN.
+fn is_syn(medium: Medium, frame: &[u8]) -> bool {
+    tcp_at(medium, frame)
+        .and_then(|t| frame.get(t + 13))
+        .is_some_and(|f| f & 0x02 != 0)
 }
 
 /// Sets the window field of the TCP segment at `tcp_at` and its checksum.
