@@ -360,11 +360,13 @@ impl Recovery {
         };
         let (src, sport, dst, dport) = s.addrs;
         let key = (dst, dport, src, sport);
-        if s.rst {
+        if s.rst || s.syn {
+            // Gone, or a new connection on this tuple (another sequence
+            // space).
             self.forget(&key);
             return;
         }
-        if s.syn || s.len == 0 {
+        if s.len == 0 {
             return;
         }
         let end = s.seq.wrapping_add(s.len);
@@ -431,6 +433,9 @@ impl Recovery {
             return;
         };
         if syn {
+            // A new connection on this tuple: what was followed of an old one
+            // is no use (its sequence space is another).
+            self.forget(&s.addrs);
             // The scale of the windows the peer will advertise (none without
             // the option).
             if self.scales.len() >= MAX_SCALES {
@@ -1103,6 +1108,14 @@ mod tests {
         assert_eq!(tcp.ack_number(), TcpSeqNumber(1000));
         assert_eq!(tcp.window_len(), 65000 >> 7);
         assert!(tcp.verify_checksum(&IpAddress::Ipv4(PEER), &IpAddress::Ipv4(US)));
+    }
+
+    #[test]
+    fn a_new_connection_on_the_tuple_forgets_the_old_one() {
+        let t = Instant::from_millis(1);
+        let mut r = in_flight(t);
+        r.observe(0, Medium::Ip, &syn_ack(7), t);
+        assert_eq!(r.tracked(), 0);
     }
 
     #[test]
