@@ -113,6 +113,8 @@ struct Conn {
     /// The end of what was sent (sequence number after the last byte; a FIN
     /// counts one).
     snd_max: u32,
+    /// The end of the data sent (a FIN not counted).
+    data_end: u32,
     /// The peer's highest acknowledgement.
     snd_una: u32,
     /// The hole the peer's SACK blocks point at (its ACK point), ACKs seen
@@ -147,6 +149,14 @@ struct Conn {
 impl Conn {
     fn outstanding(&self) -> u32 {
         self.snd_max.wrapping_sub(self.snd_una)
+    }
+
+    /// Whether data (not only a FIN) waits for its acknowledgement. A prompt
+    /// must not be made for a lone FIN: smoltcp's fast retransmit sends only
+    /// data, and it stops its retransmission timer when it decides on one, so
+    /// the FIN would never go again (measured: a test hung).
+    fn data_in_flight(&self) -> bool {
+        seq_gt(self.data_end, self.snd_una)
     }
 
     /// The probe timeout: two round trips, more for a small flight whose ACK
@@ -232,6 +242,8 @@ struct Seg {
     len: u32,
     /// No payload, SYN, FIN, RST or URG: a pure ACK.
     pure_ack: bool,
+    /// Payload bytes.
+    payload: u32,
     syn: bool,
     rst: bool,
     window: u16,
@@ -335,6 +347,7 @@ fn parse(medium: Medium, frame: &[u8]) -> Option<Seg> {
         seq: t.seq_number().0 as u32,
         ack,
         len: payload + u32::from(t.syn()) + u32::from(t.fin()),
+        payload,
         pure_ack: ack.is_some() && payload == 0 && !t.syn() && !t.fin() && !t.rst() && !t.urg(),
         syn: t.syn(),
         rst: t.rst(),
@@ -370,7 +383,11 @@ impl Recovery {
             return;
         }
         let end = s.seq.wrapping_add(s.len);
+        let data_end = s.seq.wrapping_add(s.payload);
         if let Some(c) = self.conns.get_mut(&key) {
+            if s.payload > 0 && seq_gt(data_end, c.data_end) {
+                c.data_end = data_end;
+            }
             if c.outstanding() == 0 {
                 // A new flight: its probes (and their span) count from now.
                 c.heard_at = now;
@@ -394,6 +411,7 @@ impl Recovery {
         };
         let c = Conn {
             snd_max: end,
+            data_end,
             snd_una: s.seq,
             hole: s.seq,
             dups: 0,
@@ -587,7 +605,7 @@ impl Recovery {
         let Some(c) = self.conns.get(key) else {
             return;
         };
-        if c.template.is_empty() {
+        if c.template.is_empty() || !c.data_in_flight() {
             return;
         }
         for i in 0..5 {
@@ -637,7 +655,7 @@ impl Recovery {
                     let window = u32::from(c.window) << sc;
                     c.outstanding().saturating_add(1460) >= window
                 });
-                if !c.template.is_empty() && !limited {
+                if !c.template.is_empty() && !limited && c.data_in_flight() {
                     due.push((c.iface, *k));
                 }
                 c.probes += 1;
@@ -1108,6 +1126,30 @@ mod tests {
         assert_eq!(tcp.ack_number(), TcpSeqNumber(1000));
         assert_eq!(tcp.window_len(), 65000 >> 7);
         assert!(tcp.verify_checksum(&IpAddress::Ipv4(PEER), &IpAddress::Ipv4(US)));
+    }
+
+    #[test]
+    fn a_lone_fin_is_left_to_smoltcps_timer() {
+        let t = Instant::from_millis(1000);
+        let mut r = in_flight(t);
+        let echo = crate::socket::tcp::tsval();
+        // Everything acknowledged, then our FIN goes out and is lost.
+        r.observe(
+            0,
+            Medium::Ip,
+            &segment(PEER, US, 1, 21000, 500, &[], echo, &[]),
+            t,
+        );
+        let mut fin = data(21000, 0);
+        let mut p = Ipv4Packet::new_unchecked(&mut fin[..]);
+        let mut tcp = TcpPacket::new_unchecked(p.payload_mut());
+        tcp.set_fin(true);
+        tcp.fill_checksum(&IpAddress::Ipv4(US), &IpAddress::Ipv4(PEER));
+        r.sent(0, Medium::Ip, &fin);
+        for ms in (0..2000).step_by(5) {
+            r.tick(t + Duration::from_millis(ms));
+        }
+        assert!(drain(&mut r).is_empty());
     }
 
     #[test]
