@@ -43,6 +43,8 @@ pub const MAX_TAP_MTU: usize = 65520;
 /// The smallest MTU IPv4 allows.
 pub const MIN_TAP_MTU: usize = 68;
 const ETH_HEADER: usize = 14;
+/// Frames with a bad checksum one `receive` drops at most before it returns.
+const MAX_DROPS_PER_RECEIVE: usize = 64;
 
 /// How to open a TAP device.
 #[derive(Clone, Debug)]
@@ -314,7 +316,14 @@ impl Device for TapDevice {
     type TxToken<'a> = TapTx<'a>;
 
     fn receive(&mut self, _now: Instant) -> Option<(TapRx<'_>, TapTx<'_>)> {
+        // Frames dropped for their checksum before one is handed over: a
+        // flood of them must not keep this call from returning (the fd stays
+        // readable; the event loop comes back).
+        let mut dropped = 0;
         let (v, n) = loop {
+            if dropped == MAX_DROPS_PER_RECEIVE {
+                return None;
+            }
             match sys::read(self.fd.as_fd(), &mut self.rx) {
                 Ok(n) if n < self.vnet => {
                     self.stats.rx_errors += 1;
@@ -335,9 +344,10 @@ impl Device for TapDevice {
                         self.stats.rx_bad_checksums += 1;
                         log_rate_limited(
                             self.stats.rx_bad_checksums,
-                            &format!("{}: frame dropped", self.name),
-                            &"a checksum the kernel had not vouched for does not hold",
+                            &self.name,
+                            &"frame dropped: a checksum the kernel had not vouched for does not hold",
                         );
+                        dropped += 1;
                         continue;
                     }
                     break (v, n);

@@ -485,6 +485,15 @@ impl<'x, 'a, D: Device, A: Admission> Device for OneFrame<'x, 'a, D, A> {
     }
 }
 
+/// Returns an injected frame's buffer to where it came from: loss recovery
+/// (`copied`) or the filter (a reject's answer).
+fn give_back(hooks: Hooks<'_>, frame: Vec<u8>, copied: bool) {
+    match copied {
+        true => hooks.recovery.borrow_mut().recycle(frame),
+        false => hooks.filter.borrow_mut().recycle(frame),
+    }
+}
+
 /// Receive token of [`Hooked`].
 pub struct HookedRx<'b, R: phy::RxToken, A: Admission> {
     live: Option<R>,
@@ -540,10 +549,7 @@ impl<D: Device, A: Admission> Device for Hooked<'_, D, A> {
         };
         if let Some(frame) = arrival {
             let Some(tx) = dev.transmit(now) else {
-                match copied {
-                    true => hooks.recovery.borrow_mut().recycle(frame),
-                    false => filter.borrow_mut().recycle(frame),
-                }
+                give_back(hooks, frame, copied);
                 return None;
             };
             let rx = HookedRx::new(
@@ -651,10 +657,7 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
         let filter = hooks.filter;
         if let Some(frame) = injected {
             let r = f(&frame);
-            match copied {
-                true => hooks.recovery.borrow_mut().recycle(frame),
-                false => filter.borrow_mut().recycle(frame),
-            }
+            give_back(hooks, frame, copied);
             return r;
         }
         let verdict = |frame: &[u8], admission: &mut A| match parse(medium, frame) {
@@ -676,10 +679,13 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
                 }
                 match verdict(frame, admission) {
                     Verdict::Accept => {
-                        hooks
-                            .recovery
-                            .borrow_mut()
-                            .observe(iface, medium, frame, now);
+                        // lo loses nothing: loss recovery does not follow it.
+                        if iface != super::LO {
+                            hooks
+                                .recovery
+                                .borrow_mut()
+                                .observe(iface, medium, frame, now);
+                        }
                         f(frame)
                     }
                     Verdict::Drop => f(&[]),
