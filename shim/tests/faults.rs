@@ -675,3 +675,38 @@ fn bytes_written_before_exit_arrive_seccomp() {
 fn bytes_written_before_exit_arrive_preload() {
     bytes_written_before_exit_arrive(Mode::Preload);
 }
+
+/// A connected UDP socket flooding a neighbour that never answers ARP: the
+/// sends finish (Linux drops what waits for the neighbour), they do not block for
+/// ever. netcell leaves a connected socket's datagrams in its stand-in while the
+/// endpoint they leave through is full (the sender waits, nothing is read to be
+/// dropped), and an endpoint that stays full for 200 ms is declared stuck.
+fn a_silent_neighbour_does_not_block_udp_senders(mode: Mode) {
+    require_root!();
+    let ns = tap_ns();
+    let t0 = Instant::now();
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .exec([python(), &py("udp_flood.py"), "dead", "10.88.0.77", "5000"])
+        .run();
+    assert!(st.success(), "{out} {err}");
+    assert!(
+        out.contains("sent 5000 to a silent neighbour"),
+        "{out} {err}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn a_silent_neighbour_does_not_block_udp_senders_seccomp() {
+    a_silent_neighbour_does_not_block_udp_senders(Mode::Seccomp);
+}
+
+#[test]
+fn a_silent_neighbour_does_not_block_udp_senders_preload() {
+    a_silent_neighbour_does_not_block_udp_senders(Mode::Preload);
+}

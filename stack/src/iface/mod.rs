@@ -529,6 +529,11 @@ impl Interfaces {
         Ok(ifs)
     }
 
+    /// smoltcp's time as of the stack's last poll.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
     /// Records smoltcp's time (the stack does at each poll), for the filter too.
     pub(crate) fn set_now(&mut self, now: Instant) {
         self.now = now;

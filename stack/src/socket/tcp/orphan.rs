@@ -159,6 +159,9 @@ impl Sockets {
         if let Some(t) = self.tcp.next_sweep {
             take(t);
         }
+        if let Some(t) = self.udp_stuck_due() {
+            take(t);
+        }
         for o in &self.tcp.orphans {
             if o.rst_pending {
                 take(o.since);

@@ -173,6 +173,12 @@ impl Sockets {
         }
     }
 
+    /// When an endpoint that holds a connected socket's records back is due to
+    /// be declared stuck (see [`Sockets::udp_room`]).
+    pub(crate) fn udp_stuck_due(&self) -> Option<smoltcp::time::Instant> {
+        self.udp.stuck_due
+    }
+
     /// Moves datagrams between endpoints, stand-ins and smoltcp; frees sockets whose
     /// program closed them.
     pub(crate) fn service_udp(&mut self, ifs: &mut Interfaces) -> bool {
@@ -180,6 +186,8 @@ impl Sockets {
             return false;
         }
         let mut progress = false;
+        // Visits below set it again for endpoints still full.
+        self.udp.stuck_due = None;
         // Received datagrams to their sockets.
         let keys: Vec<(IfaceId, u16)> = self.udp.endpoints.keys().copied().collect();
         let mut lazy = std::mem::take(&mut self.udp.buf);
@@ -226,6 +234,19 @@ impl Sockets {
             let mut eof = false;
             let buf = lazy.get();
             while let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) {
+                // A record is read only when its endpoint can take it: what waits
+                // stays in the stand-in, whose full buffer blocks the sender (as
+                // Linux's send buffer does), instead of being read and dropped.
+                // The egress that empties the endpoint counts as progress, so the
+                // stack's next round comes back here; an endpoint that cannot
+                // empty (a neighbour not resolved) does not keep the loop busy.
+                let hup = si.hup;
+                if connected && !hup && !self.udp_room(ifs, id) {
+                    break;
+                }
+                let Some(si) = self.get(id).and_then(|s| s.standin.as_ref()) else {
+                    break;
+                };
                 match sys::recv_record(si.fd.as_fd(), buf) {
                     Ok(Some(n)) => {
                         // Records of an unconnected socket have no destination: Linux

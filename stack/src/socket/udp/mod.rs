@@ -114,6 +114,9 @@ impl Default for UdpState {
 struct Endpoint {
     handle: SocketHandle,
     users: u32,
+    /// Since when records wait for this endpoint's room (see
+    /// [`Sockets::udp_room`]).
+    full_since: Option<smoltcp::time::Instant>,
 }
 
 /// UDP's part of the socket table (see the module docs).
@@ -124,6 +127,9 @@ pub(crate) struct Table {
     users: HashMap<u16, Vec<SocketId>>,
     /// (interface, port) → the smoltcp socket receiving for it.
     endpoints: HashMap<(IfaceId, u16), Endpoint>,
+    /// When an endpoint that holds records back becomes stuck (see
+    /// [`Sockets::udp_room`]): the event loop's deadline.
+    pub(super) stuck_due: Option<smoltcp::time::Instant>,
     /// Multicast memberships per (interface, group), counted over sockets.
     groups: HashMap<(IfaceId, IpAddr), u32>,
     /// The sockets one datagram goes to (reused for every datagram).
@@ -204,6 +210,7 @@ impl Table {
             ports: PortTable::new(crate::iface::random_u64() | 1),
             users: HashMap::new(),
             endpoints: HashMap::new(),
+            stuck_due: None,
             groups: HashMap::new(),
             targets: Vec::new(),
             buf: LazyBuf::default(),
@@ -279,6 +286,7 @@ impl Sockets {
                 // Bound to the port on every address: the demultiplexing is ours.
                 let _ = s.bind(IpListenEndpoint { addr: None, port });
                 Endpoint {
+                    full_since: None,
                     handle: ifs.get_mut(iface).sockets.add(s),
                     users: 0,
                 }

@@ -41,6 +41,10 @@ impl From<RouteError> for SendError {
     }
 }
 
+/// How long an endpoint may stay full before the records waiting for it are
+/// dropped rather than held (see [`Sockets::udp_room`]).
+const STUCK: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(200);
+
 impl Sockets {
     /// Interface and source address for a datagram to `dst` from socket `id`. The
     /// source is always of `dst`'s family (smoltcp panics on a mix), as on Linux: a
@@ -112,6 +116,46 @@ impl Sockets {
             None => r.src.into(),
         };
         Ok((r.iface, src))
+    }
+
+    /// Whether a record of connected socket `id` may be read now: the endpoint
+    /// it leaves through has room for the largest datagram (twice that: smoltcp's
+    /// payload ring keeps a datagram in one piece and pads to the ring's end to
+    /// do so), or the send would fail anyway (its error is the send's to
+    /// report). An endpoint that stays full for [`STUCK`] (a neighbour that does
+    /// not answer: smoltcp keeps the datagrams) no longer holds records back: they
+    /// are read and dropped, as Linux drops what waits for an unresolved
+    /// neighbour, and the sender is not blocked for ever.
+    pub(super) fn udp_room(&mut self, ifs: &Interfaces, id: SocketId) -> bool {
+        let Some(s) = self.get(id) else { return true };
+        let Proto::Udp(u) = &s.proto else { return true };
+        let (Some(dst), Some(local)) = (u.connected, s.local) else {
+            return true;
+        };
+        let Ok((iface, _)) = self.udp_route(ifs, id, &dst.ip(), None) else {
+            return true;
+        };
+        let Some(ep) = self.udp.endpoints.get_mut(&(iface, local.port())) else {
+            return true;
+        };
+        let sock = ifs
+            .get(iface)
+            .sockets
+            .get::<udp::Socket<'static>>(ep.handle);
+        let room = sock.can_send()
+            && sock.payload_send_capacity() - sock.send_queue() >= 2 * (MAX_UDP6 + 1);
+        if room {
+            ep.full_since = None;
+            return true;
+        }
+        let now = ifs.now();
+        let due = *ep.full_since.get_or_insert(now) + STUCK;
+        if now >= due {
+            return true;
+        }
+        // The loop wakes then even if nothing else happens.
+        self.udp.stuck_due = Some(self.udp.stuck_due.map_or(due, |d| d.min(due)));
+        false
     }
 
     /// Sends one datagram from socket `id` (a `SendTo` request, or a record the
