@@ -478,6 +478,10 @@ impl OwnerServer {
             "\"udp\":{}",
             stack.socket_list(libc::IPPROTO_UDP).len()
         ));
+        let (posted, dropped) = stack.posts();
+        parts.push(format!(
+            "\"posted\":{{\"datagrams\":{posted},\"dropped\":{dropped}}}"
+        ));
         parts.push(format!("\"buffer_memory\":{}", stack.buffer_memory()));
         format!("{{{}}}", parts.join(","))
     }

@@ -257,7 +257,62 @@ fn urgent_data_crosses_the_wire_both_ways(mode: Mode) {
     );
 }
 
+/// Datagrams with an address (a DNS or QUIC server's sends): the preload shim
+/// posts most of them without waiting for the stack (see the stack's
+/// `control::grants`), and a program sees what Linux shows: every datagram
+/// arrives, also those sent right before a close or an exit, and errors come
+/// as before (a port 0, a shut socket; a subnet broadcast without
+/// `SO_BROADCAST` and a route that went away in the moment they happen). The
+/// container's stats show the posts (none under seccomp, whose supervisor
+/// sees every such call).
+fn datagrams_with_an_address_are_posted_as_linux_sends_them(mode: Mode) {
+    require_root!();
+    let ns = NetNs::new();
+    let mut k = ns.cmd(python());
+    k.args([&py("posted.py"), "lo"]);
+    let (st, kernel, err) = run(&mut k);
+    assert!(st.success(), "{kernel}{err}");
+    assert!(kernel.contains("sent 200, arrived 200\n"), "{kernel}");
+    let name = unique("posted");
+    let _c = Container::new(mode)
+        .args(["--name", &name])
+        .exec(["sleep", "60"])
+        .quiet()
+        .spawn();
+    wait_for(T, "the container", || {
+        (nc(&["stats", &name, "--json"]).0 == Some(0)).then_some(())
+    });
+    let (code, out, err) = nc(&["exec", &name, "--", python(), &py("posted.py"), "lo"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out, kernel, "container (left) and kernel (right)\n{err}");
+    let (_, stats, _) = nc(&["stats", &name, "--json"]);
+    let posted: u64 = stats
+        .split("\"posted\":{\"datagrams\":")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no posted count: {stats}"));
+    match mode {
+        // 600 datagrams, less the first of each socket (asked, to be granted).
+        Mode::Preload => assert!(posted >= 590, "posted {posted}: {stats}"),
+        Mode::Seccomp => assert_eq!(posted, 0, "{stats}"),
+    }
+    assert!(stats.contains("\"dropped\":0}"), "{stats}");
+    // A route that goes away, a subnet broadcast, after posts.
+    let ns = tap_ns();
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .exec([python(), &py("posted.py"), "route"])
+        .run();
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(
+        out, "subnet broadcast EACCES\nafter the route went ENETUNREACH\n",
+        "{err}"
+    );
+}
+
 in_both_modes!(
+    datagrams_with_an_address_are_posted_as_linux_sends_them,
     the_container_s_interfaces_are_what_programs_see,
     the_unspecified_address_means_this_host,
     sockets_and_accepts_at_the_descriptor_limit,

@@ -175,7 +175,10 @@ impl Runtime {
                 _ => {}
             }
         }
+        self.stack.begin_turn(!self.control.has_backlog());
         self.stack.poll();
+        // Grants lapse for what this turn changed (DHCP, router advertisements).
+        self.stack.sync_grants();
         // Merged TCP segments leave before the loop sleeps.
         for dev in self.stack.devices_mut() {
             dev.flush();

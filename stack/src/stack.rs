@@ -50,6 +50,8 @@ pub struct Stack<D: Device> {
     dhcp: Vec<(IfaceId, crate::iface::shards::SocketHandle, Option<Lease>)>,
     /// Some interface configures itself from router advertisements.
     slaac: bool,
+    /// The grants generation (see [`crate::control::grants`]).
+    pub(crate) grants: crate::control::grants::Grants,
 }
 
 /// What a DHCP server gave eth0.
@@ -107,7 +109,30 @@ impl<D: Device> Stack<D> {
             epoch,
             more: false,
             mirror_more: false,
+            grants: Default::default(),
         })
+    }
+
+    /// Moves the grants generation if links, addresses, routes or the output
+    /// filter changed (see [`crate::control::grants`]); the event loop calls it
+    /// after each turn, the control server after each request.
+    pub fn sync_grants(&mut self) {
+        let filtering = self.ifs.filter().borrow().watches_output();
+        self.grants.sync(self.ifs.changes(), filtering);
+    }
+
+    /// Datagrams programs posted (see [`crate::control::grants`]), and those of
+    /// them dropped (a check failed after all).
+    pub fn posts(&self) -> (u64, u64) {
+        self.sockets.posts()
+    }
+
+    /// Tells the socket layer a turn of the event loop begins its poll, and
+    /// whether every control connection was read to its end in it (a socket
+    /// whose datagrams were posted closes only after such a turn: see
+    /// `Sockets::udp_close_waits`).
+    pub fn begin_turn(&mut self, control_drained: bool) {
+        self.sockets.begin_turn(control_drained);
     }
 
     /// smoltcp's notion of now: microseconds since the stack was made, monotonic.

@@ -26,6 +26,11 @@ static POOL: Mutex<Vec<Conn>> = Mutex::new(Vec::new());
 static STACK_PID: AtomicI32 = AtomicI32::new(0);
 static CONTROL: OnceLock<Option<Vec<u8>>> = OnceLock::new();
 static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The stack's grants generation, mapped read-only (see the stack's
+/// `control::grants`); `None` inside when the stack offered none.
+static GENERATION: OnceLock<Option<&'static std::sync::atomic::AtomicU64>> = OnceLock::new();
+/// The connection posts travel on (one per process, so they stay in order).
+static POST: Mutex<Option<Conn>> = Mutex::new(None);
 
 /// Whether this process runs under netcell.
 pub fn active() -> bool {
@@ -104,6 +109,12 @@ fn open() -> Result<Conn, c_int> {
     let hello = exchange(&mut c, 0, &Request::Hello { pid }, None, 0);
     match hello {
         Ok(r) if r.errno == 0 => {
+            if let Some(page) = r.fd {
+                if r.flags & proto::reply_flags::GENERATION != 0 && GENERATION.get().is_none() {
+                    let _ = GENERATION.set(sys::map_counter(page));
+                }
+                sys::close(page);
+            }
             // The stack process answers with its pid; stand-ins have it as peer.
             if r.value != 0 {
                 STACK_PID.store(r.value as i32, Ordering::Relaxed);
@@ -145,6 +156,52 @@ fn give_back(c: Conn) {
     match POOL.try_lock() {
         Ok(mut pool) if pool.len() < 16 => pool.push(c),
         _ => sys::close(c.fd),
+    }
+}
+
+/// The stack's grants generation now, if it offers grants.
+pub fn generation() -> Option<u64> {
+    GENERATION
+        .get()
+        .copied()
+        .flatten()
+        .map(|g| g.load(Ordering::Acquire))
+}
+
+/// Posts `msg`, an encoded [`Request::Post`]: sent on the process's post
+/// connection without waiting for an answer (there is none). `Err(EAGAIN)` when
+/// the connection is busy (another thread posts) or full, or any error reaching
+/// the stack: the caller then asks the usual way, which waits — so a sender
+/// that outruns the stack slows to its pace.
+pub fn post(msg: &[u8]) -> Result<(), c_int> {
+    let Ok(mut slot) = POST.try_lock() else {
+        return Err(libc::EAGAIN);
+    };
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() } as u32;
+    if let Some(c) = slot.as_ref() {
+        if c.pid != me {
+            // Inherited across fork: our copy of the parent's connection.
+            sys::close(c.fd);
+            *slot = None;
+        } else if sys::socket_inode(c.fd) != Some(c.ino) {
+            // Closed by the program; the number names something else now.
+            *slot = None;
+        }
+    }
+    if slot.is_none() {
+        *slot = Some(open()?);
+    }
+    let c = slot.as_mut().expect("opened above");
+    match sys::send_nb(c.fd, msg) {
+        Ok(_) => Ok(()),
+        Err(libc::EAGAIN) => Err(libc::EAGAIN),
+        Err(e) => {
+            // Gone: the next post opens another.
+            sys::close(c.fd);
+            *slot = None;
+            Err(e)
+        }
     }
 }
 

@@ -13,8 +13,9 @@ use crate::conn;
 use crate::front::{Control, Local};
 use crate::sys;
 use libc::{c_int, c_void, iovec, msghdr, sockaddr, socklen_t};
-use netcell_proto::{MAX_CONTROL, MAX_DATAGRAM, MAX_SOCKADDR, Request};
+use netcell_proto::{Grant, MAX_CONTROL, MAX_DATAGRAM, MAX_MESSAGE, MAX_SOCKADDR, Request};
 use std::mem::{size_of, zeroed};
+use std::sync::Mutex;
 
 #[repr(C, align(8))]
 struct Cmsg([u8; 64]);
@@ -267,7 +268,144 @@ pub unsafe fn send_via_stack(
         // SAFETY: the caller's address of `alen` bytes.
         unsafe { std::slice::from_raw_parts(addr.cast::<u8>(), alen as usize) }
     };
+    let ino = sys::socket_inode(fd).ok_or(libc::EBADF)?;
+    if control.is_empty() && !addr.is_empty() {
+        // SAFETY: the caller's iovecs.
+        match unsafe { post(ino, iov, total, flags, addr) } {
+            Ok(()) => return Ok(total),
+            Err(Fail::Errno(e)) => return Err(e),
+            Err(Fail::Gone) => {} // ask, below
+        }
+    }
     let mut payload = vec![0u8; total];
+    // SAFETY: the caller's iovecs, `total` bytes in all.
+    unsafe { copy_in(iov, &mut payload) }?;
+    let req = Request::SendTo {
+        flags,
+        addr,
+        control,
+        payload: &payload,
+    };
+    match conn::call(ino, &req, None) {
+        Ok(r) if r.errno == 0 => {
+            if r.flags & netcell_proto::reply_flags::GRANT != 0
+                && let Some(g) = Grant::decode(r.data())
+            {
+                remember(ino, g);
+            }
+            Ok(r.value as usize)
+        }
+        Ok(r) => Err(r.errno),
+        Err(e) => Err(e),
+    }
+}
+
+/// Grants the stack handed out (see the stack's `control::grants`): (socket
+/// inode, grant), the newest last.
+static GRANTS: Mutex<Vec<(u64, Grant)>> = Mutex::new(Vec::new());
+/// Grants kept per process.
+const MAX_GRANTS: usize = 64;
+/// The largest datagram posted (its request is built on the thread's stack, in
+/// a reply-sized buffer); bigger ones are asked for.
+const MAX_POSTED: usize = MAX_MESSAGE - 160;
+
+/// What [`post`] did instead of posting.
+enum Fail {
+    /// The program's call fails with this errno, as the kernel's would.
+    Errno(c_int),
+    /// No grant covers it, or posting is not possible now: ask the stack.
+    Gone,
+}
+
+fn remember(ino: u64, g: Grant) {
+    let Ok(mut all) = GRANTS.try_lock() else {
+        return;
+    };
+    // A socket's grant for the same block is replaced; the oldest goes first.
+    all.retain(|(i, old)| {
+        !(*i == ino
+            && old.family == g.family
+            && old.prefix_len == g.prefix_len
+            && old.covers(&g.addr[..if g.family == 4 { 4 } else { 16 }]))
+    });
+    if all.len() >= MAX_GRANTS {
+        all.remove(0);
+    }
+    all.push((ino, g));
+}
+
+/// Posts a datagram of socket `ino` to `addr` if a grant of the current
+/// generation covers it (see the stack's `control::grants`); `Gone` to ask
+/// instead.
+///
+/// # Safety
+/// `iov` describes the caller's readable buffers of `total` bytes in all.
+unsafe fn post(
+    ino: u64,
+    iov: &[iovec],
+    total: usize,
+    flags: c_int,
+    addr: &[u8],
+) -> Result<(), Fail> {
+    const POSTABLE: c_int = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_CONFIRM;
+    if total > MAX_POSTED || flags & !POSTABLE != 0 {
+        return Err(Fail::Gone);
+    }
+    let Some(generation) = conn::generation() else {
+        return Err(Fail::Gone);
+    };
+    // The destination as the stack compares it: family, port, address bytes.
+    let (family, port, ip) = match (
+        addr.len(),
+        addr.first().map(|_| u16::from_ne_bytes([addr[0], addr[1]])),
+    ) {
+        (16.., Some(f)) if f == libc::AF_INET as u16 => (4, &addr[2..4], &addr[4..8]),
+        (24.., Some(f)) if f == libc::AF_INET6 as u16 => (6, &addr[2..4], &addr[8..24]),
+        _ => return Err(Fail::Gone),
+    };
+    if port == [0, 0] {
+        return Err(Fail::Gone);
+    }
+    let covered = GRANTS.try_lock().ok().is_some_and(|all| {
+        all.iter().any(|(i, g)| {
+            *i == ino
+                && g.family == family
+                && g.generation == generation
+                && total <= usize::from(g.max_payload)
+                && g.covers(ip)
+        })
+    });
+    if !covered {
+        return Err(Fail::Gone);
+    }
+    // The request, then the datagram gathered right behind it (a post's
+    // payload is its last field): one buffer of the thread's stack.
+    let mut buf = [0u8; MAX_MESSAGE];
+    let head = Request::Post {
+        flags,
+        addr,
+        payload: &[],
+    };
+    let n = netcell_proto::encode_request(
+        netcell_proto::RequestHeader { seq: 0, sock: ino },
+        &head,
+        &mut buf,
+    )
+    .map_err(|_| Fail::Gone)?;
+    if n + total > buf.len() {
+        return Err(Fail::Gone);
+    }
+    // SAFETY: the caller's iovecs, `total` bytes in all; they fit (above).
+    unsafe { copy_in(iov, &mut buf[n..n + total]) }.map_err(Fail::Errno)?;
+    conn::post(&buf[..n + total]).map_err(|_| Fail::Gone)
+}
+
+/// Copies what the iovecs hold into `out` (exactly their total length);
+/// `EFAULT` for a null buffer with a length, as the kernel answers.
+///
+/// # Safety
+/// `iov` describes readable buffers of `out.len()` bytes in all.
+unsafe fn copy_in(iov: &[iovec], out: &mut [u8]) -> Result<(), c_int> {
     let mut at = 0;
     for v in iov {
         if v.iov_len == 0 {
@@ -276,28 +414,17 @@ pub unsafe fn send_via_stack(
         if v.iov_base.is_null() {
             return Err(libc::EFAULT);
         }
-        // SAFETY: the caller's iovec of iov_len readable bytes.
+        // SAFETY: the caller's iovec of iov_len readable bytes; they fit.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 v.iov_base.cast::<u8>(),
-                payload[at..].as_mut_ptr(),
+                out[at..].as_mut_ptr(),
                 v.iov_len,
             )
         };
         at += v.iov_len;
     }
-    let ino = sys::socket_inode(fd).ok_or(libc::EBADF)?;
-    let req = Request::SendTo {
-        flags,
-        addr,
-        control,
-        payload: &payload,
-    };
-    match conn::call(ino, &req, None) {
-        Ok(r) if r.errno == 0 => Ok(r.value as usize),
-        Ok(r) => Err(r.errno),
-        Err(e) => Err(e),
-    }
+    Ok(())
 }
 
 /// `FIONREAD` of a datagram stand-in: the size of the next datagram (a native

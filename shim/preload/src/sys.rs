@@ -403,3 +403,47 @@ pub fn recv_with_fd(sock: c_int, buf: &mut [u8], flags: c_int) -> Result<Got, c_
     }
     Ok(got)
 }
+
+/// `send(2)` without blocking and without SIGPIPE.
+pub fn send_nb(sock: c_int, data: &[u8]) -> Result<usize, c_int> {
+    loop {
+        // SAFETY: `data` is valid for reads.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_sendto,
+                sock as c_long,
+                data.as_ptr() as c_long,
+                data.len() as c_long,
+                (libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) as c_long,
+                0 as c_long,
+                0 as c_long,
+            )
+        };
+        match ret(r) {
+            Ok(n) => return Ok(n as usize),
+            Err(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A read-only shared mapping of the first 8 bytes of `fd` (the stack's grants
+/// generation page), as an atomic; `None` if it cannot be mapped.
+pub fn map_counter(fd: c_int) -> Option<&'static std::sync::atomic::AtomicU64> {
+    // SAFETY: mapping one page of a descriptor read-only; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: a page-aligned mapping that is never unmapped: 'static.
+    Some(unsafe { &*(p as *const std::sync::atomic::AtomicU64) })
+}

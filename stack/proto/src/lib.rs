@@ -122,6 +122,87 @@ pub mod reply_flags {
     /// flags, before it goes on as the errno says (a connect after a failed one:
     /// the failure shut the old stand-in).
     pub const REPLACE_STANDIN: u32 = 4;
+    /// `sendto` on a UDP socket: the datagram went out, and later datagrams of
+    /// this socket to the block of addresses the data names may be posted
+    /// ([`crate::Request::Post`]) while the grants generation is the one it names. Data:
+    /// [`crate::Grant`]'s encoding.
+    pub const GRANT: u32 = 8;
+    /// `Hello`: the reply carries (`SCM_RIGHTS`) the page that holds the grants
+    /// generation, a little-endian `u64` at its start, for a read-only shared
+    /// mapping.
+    pub const GENERATION: u32 = 16;
+}
+
+/// A block of destinations a UDP socket may post datagrams to without waiting
+/// for the stack's answer ([`reply_flags::GRANT`]): every address in it is routed
+/// the same way and nothing the stack checks per datagram can fail there, as long
+/// as the grants generation (a counter the stack bumps on every change of
+/// routes, addresses, links, the filter, or a datagram socket's settings) is
+/// `generation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// 4 or 6.
+    pub family: u8,
+    /// The block's prefix length.
+    pub prefix_len: u8,
+    /// The block's address (IPv4 in the first four bytes).
+    pub addr: [u8; 16],
+    /// The generation the grant holds in.
+    pub generation: u64,
+    /// The largest payload a posted datagram may carry (what the route's link
+    /// takes without fragments IPv6 does not make here).
+    pub max_payload: u16,
+}
+
+impl Grant {
+    /// Bytes of the encoding.
+    pub const LEN: usize = 28;
+
+    /// Writes the grant into `out` (at least [`Grant::LEN`] bytes).
+    pub fn encode(&self, out: &mut [u8]) {
+        out[0] = self.family;
+        out[1] = self.prefix_len;
+        out[2..18].copy_from_slice(&self.addr);
+        out[18..26].copy_from_slice(&self.generation.to_le_bytes());
+        out[26..28].copy_from_slice(&self.max_payload.to_le_bytes());
+    }
+
+    /// Reads a grant; `None` for anything malformed.
+    pub fn decode(b: &[u8]) -> Option<Grant> {
+        let b = b.get(..Self::LEN)?;
+        let family = b[0];
+        let prefix_len = b[1];
+        let ok = match family {
+            4 => prefix_len <= 32,
+            6 => prefix_len <= 128,
+            _ => false,
+        };
+        ok.then(|| Grant {
+            family,
+            prefix_len,
+            addr: b[2..18].try_into().expect("16 bytes"),
+            generation: u64::from_le_bytes(b[18..26].try_into().expect("8 bytes")),
+            max_payload: u16::from_le_bytes([b[26], b[27]]),
+        })
+    }
+
+    /// Whether `addr` (4 or 16 bytes, of the grant's family) lies in the block.
+    pub fn covers(&self, addr: &[u8]) -> bool {
+        let bits = match (self.family, addr.len()) {
+            (4, 4) => 32,
+            (6, 16) => 128,
+            _ => return false,
+        };
+        let n = usize::from(self.prefix_len.min(bits));
+        let (whole, rest) = (n / 8, n % 8);
+        if addr[..whole] != self.addr[..whole] {
+            return false;
+        }
+        rest == 0 || {
+            let mask = 0xffu8 << (8 - rest);
+            addr[whole] & mask == self.addr[whole] & mask
+        }
+    }
 }
 
 /// An operation: what a request asks for.
@@ -167,6 +248,8 @@ pub enum Op {
     Placed = 19,
     /// A step of a packet-filter table call (`iptables`' socket options).
     Table = 20,
+    /// A datagram to a destination a [`Grant`] covers: no reply.
+    Post = 21,
 }
 
 /// The reply value of [`Request::Describe`]: what kind of socket the stand-in is.
@@ -220,6 +303,7 @@ impl Op {
             18 => Op::Interfaces,
             19 => Op::Placed,
             20 => Op::Table,
+            21 => Op::Post,
             _ => return None,
         })
     }
@@ -301,6 +385,19 @@ pub enum Request<'a> {
         addr: &'a [u8],
         /// Ancillary data as the program passed it.
         control: &'a [u8],
+        /// The datagram.
+        payload: &'a [u8],
+    },
+    /// Body: `flags: i32, addr_len: u16, addr`, then the payload: a datagram of a
+    /// UDP socket to a destination a [`Grant`] of the socket covers, with no
+    /// ancillary data. The stack sends no reply: the front end already told the
+    /// program the datagram was sent. The stack still checks everything it checks
+    /// for [`Request::SendTo`]; a datagram that fails is dropped and counted.
+    Post {
+        /// `MSG_*` flags.
+        flags: i32,
+        /// The destination sockaddr.
+        addr: &'a [u8],
         /// The datagram.
         payload: &'a [u8],
     },
@@ -419,6 +516,7 @@ impl Request<'_> {
             Request::GetSockOpt { .. } => Op::GetSockOpt,
             Request::Shutdown { .. } => Op::Shutdown,
             Request::SendTo { .. } => Op::SendTo,
+            Request::Post { .. } => Op::Post,
             Request::Origin { .. } => Op::Origin,
             Request::Interfaces { .. } => Op::Interfaces,
             Request::Placed { .. } => Op::Placed,

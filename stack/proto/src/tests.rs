@@ -67,6 +67,11 @@ fn requests_roundtrip() {
         control: &[],
         payload: &[],
     });
+    roundtrip(Request::Post {
+        flags: 0x40,
+        addr: &[2, 0, 0, 53, 10, 0, 0, 1],
+        payload: b"answer",
+    });
     roundtrip(Request::Origin {
         len: 1400,
         peek: true,
@@ -231,4 +236,39 @@ fn interface_records_round_trip_and_stop_at_the_room() {
     let mut bad = out;
     bad[36] = 200;
     assert!(decode(&bad).is_none());
+}
+
+/// A grant reads back as written, covers exactly its block, and a malformed
+/// one (family, prefix longer than the family's) is refused.
+#[test]
+fn grants_cover_their_block() {
+    let mut addr = [0u8; 16];
+    addr[..4].copy_from_slice(&[10, 88, 0, 0]);
+    let g = Grant {
+        family: 4,
+        prefix_len: 23,
+        addr,
+        generation: 7,
+        max_payload: 1452,
+    };
+    let mut b = [0u8; Grant::LEN];
+    g.encode(&mut b);
+    assert_eq!(Grant::decode(&b), Some(g));
+    assert!(g.covers(&[10, 88, 0, 1]));
+    assert!(g.covers(&[10, 88, 1, 255]));
+    assert!(!g.covers(&[10, 88, 2, 0]));
+    assert!(!g.covers(&[10, 89, 0, 1]));
+    assert!(!g.covers(&[10, 88, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    let whole = Grant {
+        prefix_len: 32,
+        ..g
+    };
+    assert!(!whole.covers(&[10, 88, 0, 1]));
+    assert!(whole.covers(&[10, 88, 0, 0]));
+    b[1] = 33;
+    assert_eq!(Grant::decode(&b), None);
+    b[0] = 5;
+    b[1] = 8;
+    assert_eq!(Grant::decode(&b), None);
+    assert_eq!(Grant::decode(&b[..27]), None);
 }

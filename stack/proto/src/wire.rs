@@ -179,6 +179,30 @@ impl<'b> Reader<'b> {
     }
 }
 
+/// A sockaddr: its `u16` length (at most [`MAX_SOCKADDR`]), then its bytes.
+fn take_sockaddr<'b>(r: &mut Reader<'b>) -> Result<&'b [u8], DecodeError> {
+    let alen = r.u16()? as usize;
+    if alen > MAX_SOCKADDR {
+        return Err(DecodeError::BadField {
+            field: "sockaddr length",
+            value: alen as u64,
+        });
+    }
+    r.take(alen)
+}
+
+/// The rest of the message: a datagram (at most [`MAX_DATAGRAM`] bytes).
+fn take_datagram<'b>(r: &mut Reader<'b>) -> Result<&'b [u8], DecodeError> {
+    let payload = r.rest();
+    if payload.len() > MAX_DATAGRAM {
+        return Err(DecodeError::BadField {
+            field: "datagram length",
+            value: payload.len() as u64,
+        });
+    }
+    Ok(payload)
+}
+
 fn check_len(field: &'static str, data: &[u8], max: usize) -> Result<(), EncodeError> {
     if data.len() > max {
         Err(EncodeError::FieldTooLong {
@@ -252,6 +276,18 @@ pub fn encode_request(
             w.u32(len)?;
         }
         Request::Shutdown { how } => w.i32(how)?,
+        Request::Post {
+            flags,
+            addr,
+            payload,
+        } => {
+            check_len("sockaddr", addr, MAX_SOCKADDR)?;
+            check_len("datagram", payload, MAX_DATAGRAM)?;
+            w.i32(flags)?;
+            w.u16(addr.len() as u16)?;
+            w.bytes(addr)?;
+            w.bytes(payload)?;
+        }
         Request::SendTo {
             flags,
             addr,
@@ -385,14 +421,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
         Op::Shutdown => Request::Shutdown { how: r.i32()? },
         Op::SendTo => {
             let flags = r.i32()?;
-            let alen = r.u16()? as usize;
-            if alen > MAX_SOCKADDR {
-                return Err(DecodeError::BadField {
-                    field: "sockaddr length",
-                    value: alen as u64,
-                });
-            }
-            let addr = r.take(alen)?;
+            let addr = take_sockaddr(&mut r)?;
             let clen = r.u16()? as usize;
             if clen > MAX_CONTROL {
                 return Err(DecodeError::BadField {
@@ -401,20 +430,18 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
                 });
             }
             let control = r.take(clen)?;
-            let payload = r.rest();
-            if payload.len() > MAX_DATAGRAM {
-                return Err(DecodeError::BadField {
-                    field: "datagram length",
-                    value: payload.len() as u64,
-                });
-            }
             Request::SendTo {
                 flags,
                 addr,
                 control,
-                payload,
+                payload: take_datagram(&mut r)?,
             }
         }
+        Op::Post => Request::Post {
+            flags: r.i32()?,
+            addr: take_sockaddr(&mut r)?,
+            payload: take_datagram(&mut r)?,
+        },
         Op::Origin => {
             let len = r.u32()?;
             let peek = match r.u8()? {

@@ -2,6 +2,7 @@
 //! how requests arrive over the control socket ([`server`]). The wire format is
 //! [`netcell_proto`]'s.
 
+pub mod grants;
 pub mod server;
 pub mod service;
 pub mod table;

@@ -264,6 +264,11 @@ impl ControlServer {
                             pid: conn.pid.max(0) as u32,
                         },
                     );
+                    if let proto::Request::Post { .. } = req {
+                        // Posted: nobody waits for an answer.
+                        got.fds.clear();
+                        continue;
+                    }
                     let reply = Reply {
                         op: req.op(),
                         seq: hdr.seq,

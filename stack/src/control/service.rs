@@ -15,11 +15,11 @@ use crate::socket::addr::{self, Domain};
 use crate::socket::errno::op_errors;
 use crate::socket::options::{MAX_OPT, SetOutcome};
 use crate::socket::{
-    BindError, ConnectError, Errno, Kind, ListenError, LookupError, ShutdownError, SocketError,
-    SocketId,
+    BindError, ConnectError, Errno, Kind, ListenError, LookupError, SendError, ShutdownError,
+    SocketError, SocketId,
 };
 use crate::stack::Stack;
-use netcell_proto::{Request, RequestHeader, kinds, reply_flags};
+use netcell_proto::{Grant, Request, RequestHeader, kinds, reply_flags};
 use smoltcp::phy::Device;
 use std::os::fd::OwnedFd;
 
@@ -111,8 +111,25 @@ pub struct Caller {
 }
 
 /// Serves one request. `fds` are the descriptors that came with it; the service
-/// takes what it needs and the rest are closed by the caller.
+/// takes what it needs and the rest are closed by the caller. Grants a request
+/// may have changed lapse before the answer is returned (see [`super::grants`]).
 pub fn serve<D: Device>(
+    stack: &mut Stack<D>,
+    hdr: RequestHeader,
+    req: &Request<'_>,
+    fds: &mut heapless::Vec<OwnedFd, 4>,
+    caller: Caller,
+) -> Answer {
+    let changes = changes_grants(stack, hdr, req);
+    let ans = serve_request(stack, hdr, req, fds, caller);
+    stack.sync_grants();
+    if changes {
+        stack.grants.invalidate();
+    }
+    ans
+}
+
+fn serve_request<D: Device>(
     stack: &mut Stack<D>,
     hdr: RequestHeader,
     req: &Request<'_>,
@@ -196,8 +213,19 @@ pub fn serve<D: Device>(
         return ans;
     }
     if let Request::Hello { .. } = req {
+        // The grants generation's page (see `grants`), for the shim to map.
+        let page = stack
+            .grants
+            .page()
+            .and_then(|p| p.try_clone_to_owned().ok());
         return Answer {
             value: std::process::id(),
+            flags: if page.is_some() {
+                reply_flags::GENERATION
+            } else {
+                0
+            },
+            fd: page,
             ..Answer::ok()
         };
     }
@@ -281,10 +309,10 @@ pub fn serve<D: Device>(
             Answer::result(stack.sockets.shutdown(&mut stack.ifs, id, how))
         }
         Request::SendTo {
+            flags,
             addr,
             control,
             payload,
-            ..
         } => match stack
             .sockets
             .send_to(&mut stack.ifs, id, addr, control, payload)
@@ -292,13 +320,36 @@ pub fn serve<D: Device>(
             Ok(n) => {
                 // Out on the wire now, not at the next event.
                 stack.poll();
-                Answer {
+                let mut ans = Answer {
                     value: n as u32,
                     ..Answer::ok()
+                };
+                if control.is_empty()
+                    && let Some(g) = grant(stack, id, domain, flags, addr)
+                {
+                    g.encode(&mut ans.data);
+                    ans.len = Grant::LEN;
+                    ans.flags |= reply_flags::GRANT;
                 }
+                ans
             }
             Err(e) => Answer::err(e),
         },
+        Request::Post { addr, payload, .. } => {
+            let mut r = stack
+                .sockets
+                .send_to(&mut stack.ifs, id, addr, &[], payload);
+            if matches!(r, Err(SendError::NoBuffers)) {
+                // The endpoint's queue is full of earlier posts: send them first.
+                stack.poll();
+                r = stack
+                    .sockets
+                    .send_to(&mut stack.ifs, id, addr, &[], payload);
+            }
+            stack.sockets.count_post(id, r.err());
+            // Nobody reads an answer (the server sends none).
+            Answer::ok()
+        }
         Request::Origin { len, peek, prefix } => {
             let mut ans = Answer::ok();
             if let Some(n) = stack
@@ -374,6 +425,84 @@ pub fn serve<D: Device>(
         Request::Hello { .. } | Request::Socket { .. } | Request::Interfaces { .. } => {
             Answer::err(RequestError::Invalid)
         }
+    }
+}
+
+/// `MSG_*` flags a posted datagram may carry: those that change nothing the
+/// stack checks.
+const POSTABLE_FLAGS: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL | libc::MSG_CONFIRM;
+
+/// The grant a successful `sendto` of UDP socket `id` to `addr` earns (see
+/// [`super::grants`]): none while the output filter looks at packets (its
+/// verdict is per datagram), for flags beyond [`POSTABLE_FLAGS`], or for a
+/// destination that is special itself.
+fn grant<D: Device>(
+    stack: &mut Stack<D>,
+    id: SocketId,
+    domain: Domain,
+    flags: i32,
+    addr: &[u8],
+) -> Option<Grant> {
+    if !stack.grants.enabled()
+        || flags & !POSTABLE_FLAGS != 0
+        || stack.sockets.kind(id) != Some(Kind::Udp)
+        || stack.ifs.filter().borrow().watches_output()
+    {
+        return None;
+    }
+    let addr::Target::Addr(dst) = addr::parse_connect(domain, addr).ok()? else {
+        return None;
+    };
+    // The program's sockaddr is what the shim compares: its family, its bytes.
+    let (family, mut bytes) = (if dst.is_ipv4() { 4 } else { 6 }, [0u8; 16]);
+    match dst.ip() {
+        std::net::IpAddr::V4(v4) => bytes[..4].copy_from_slice(&v4.octets()),
+        std::net::IpAddr::V6(v6) => bytes.copy_from_slice(&v6.octets()),
+    }
+    if (family == 4) != (domain == Domain::Inet) {
+        // A v4-mapped destination of an IPv6 socket: not worth a block.
+        return None;
+    }
+    let prefix_len = stack.ifs.grant_block(&dst.ip().into())?;
+    // IPv4 datagrams are fragmented; IPv6 ones must fit the link (as the
+    // stack's send checks).
+    let max_payload = match dst.ip() {
+        std::net::IpAddr::V4(_) => crate::socket::udp::MAX_UDP4,
+        std::net::IpAddr::V6(ip) => {
+            let r = stack.ifs.route(&ip.into())?;
+            stack.ifs.get(r.iface).mtu.saturating_sub(48)
+        }
+    };
+    stack.sockets.mark_posted(id);
+    stack.sync_grants();
+    Some(Grant {
+        family,
+        prefix_len,
+        addr: bytes,
+        generation: stack.grants.generation(),
+        max_payload: max_payload.min(usize::from(u16::MAX)) as u16,
+    })
+}
+
+/// Whether a request may change what a grant promised (see [`super::grants`]):
+/// the generation moves after serving it, before its answer leaves.
+fn changes_grants<D: Device>(stack: &Stack<D>, hdr: RequestHeader, req: &Request<'_>) -> bool {
+    match req {
+        Request::Bind { .. }
+        | Request::Connect { .. }
+        | Request::SetSockOpt { .. }
+        | Request::Shutdown { .. }
+        | Request::Listen { .. }
+        | Request::ErrorMarkers { .. } => {
+            stack
+                .sockets
+                .by_inode(hdr.sock)
+                .and_then(|id| stack.sockets.kind(id))
+                != Some(Kind::Tcp)
+        }
+        Request::SendTo { .. } => stack.netlink.has(hdr.sock),
+        Request::Table { .. } => true,
+        _ => false,
     }
 }
 

@@ -42,6 +42,7 @@
 //! (see [`crate::socket`]).
 
 pub mod egress;
+mod grant;
 pub mod ingress;
 pub(crate) mod listing;
 pub mod recovery;
@@ -329,6 +330,8 @@ pub struct Interfaces {
     /// SACK-driven loss recovery for the container's TCP senders (see
     /// [`recovery`]).
     recovery: std::cell::RefCell<recovery::Recovery>,
+    /// Counts changes of links, addresses and routes (see [`Interfaces::changes`]).
+    changes: u64,
 }
 
 /// What every frame passes besides smoltcp, for one interface's poll: the packet
@@ -452,6 +455,7 @@ impl Interfaces {
             filter: Default::default(),
             capture: Default::default(),
             recovery: Default::default(),
+            changes: 0,
         };
         let mut total = 0;
         for (n, (dev, cfg)) in eths.into_iter().enumerate() {
@@ -527,6 +531,13 @@ impl Interfaces {
         }
         ifs.names_changed();
         Ok(ifs)
+    }
+
+    /// A count of the changes made to links, addresses and routes: it moves
+    /// whenever where a destination routes may have changed (the grants of the
+    /// control module follow it).
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// smoltcp's time as of the stack's last poll.
@@ -730,6 +741,7 @@ impl Interfaces {
 
     /// Sets an interface up or down (see [`NetIf::up`]).
     pub fn set_up(&mut self, id: IfaceId, up: bool) {
+        self.changes = self.changes.wrapping_add(1);
         if let Some(n) = self.list.get_mut(id) {
             n.up = up;
             n.sockets.touch_all();
@@ -743,6 +755,7 @@ impl Interfaces {
 
     /// Adds an address to L2 interface `id` (and its host route on `lo`).
     pub fn add_addr(&mut self, id: IfaceId, cidr: IpCidr) -> Result<(), AddrChangeError> {
+        self.changes = self.changes.wrapping_add(1);
         self.touch_all();
         if id == LO || id >= self.list.len() {
             return Err(AddrChangeError::NoDevice);
@@ -787,6 +800,7 @@ impl Interfaces {
         id: Option<IfaceId>,
         addr: IpAddress,
     ) -> Result<(), AddrChangeError> {
+        self.changes = self.changes.wrapping_add(1);
         self.touch_all();
         let holder = (ETH..self.list.len())
             .filter(|&i| id.is_none_or(|id| id == i))
@@ -814,6 +828,7 @@ impl Interfaces {
     /// Adds a route (`replace`: one with the same destination takes its place, as
     /// `ip route replace`).
     pub fn add_route(&mut self, r: RouteEntry, replace: bool) -> Result<(), AddrChangeError> {
+        self.changes = self.changes.wrapping_add(1);
         if r.iface == LO || r.iface >= self.list.len() {
             return Err(AddrChangeError::NoDevice);
         }
@@ -874,6 +889,7 @@ impl Interfaces {
         via: Option<IpAddress>,
         iface: Option<IfaceId>,
     ) -> Result<RouteEntry, AddrChangeError> {
+        self.changes = self.changes.wrapping_add(1);
         let i = self
             .routes
             .iter()
@@ -925,6 +941,7 @@ impl Interfaces {
         mtu: usize,
         groups: &[IpAddress],
     ) -> Result<(), MtuError> {
+        self.changes = self.changes.wrapping_add(1);
         let now = self.now;
         let n = self.list.get_mut(id).ok_or(MtuError::NoDevice)?;
         if !(68..=n.max_mtu).contains(&mtu) {
@@ -1422,6 +1439,89 @@ mod tests {
     fn via(n: &Interfaces, dst: &str) -> Option<(IfaceId, String)> {
         n.route(&dst.parse().unwrap())
             .map(|r| (r.iface, r.src.to_string()))
+    }
+
+    /// Every address of the block `grant_block` gives for `dst` (sampled for a
+    /// big block) routes as `dst` does and is no broadcast.
+    fn block_routes_alike(n: &Interfaces, dst: &str) -> u8 {
+        let d: IpAddress = dst.parse().unwrap();
+        let len = n
+            .grant_block(&d)
+            .unwrap_or_else(|| panic!("{dst}: no block"));
+        let want = n.route(&d);
+        let IpAddress::Ipv4(v4) = d else { return len };
+        let base = u32::from(v4) & (u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0));
+        let size = 1u64 << (32 - u32::from(len));
+        let step = (size / 4096).max(1);
+        let mut a = 0u64;
+        while a < size {
+            let x = Ipv4Address::from(base + a as u32);
+            let got = n.route(&IpAddress::Ipv4(x));
+            assert_eq!(got, want, "{x} in {dst}/{len} routes otherwise");
+            assert!(
+                n.broadcast_iface(&x).is_none(),
+                "{x} in {dst}/{len} is a broadcast"
+            );
+            a += step;
+        }
+        len
+    }
+
+    /// Grant blocks (see `grant.rs`): the largest block around a destination
+    /// that routes alike, apart from more specific routes, local and broadcast
+    /// addresses; none for what is special itself.
+    #[test]
+    fn grant_blocks_route_alike() {
+        let mut n = two(
+            &["10.1.0.2/24", "fd01::2/64"],
+            &["10.1.0.1"],
+            &["10.2.0.2/16"],
+            &[],
+        );
+        let r = RouteEntry {
+            dst: cidr("192.0.2.0/24"),
+            via: Some("10.2.0.1".parse().unwrap()),
+            iface: 2,
+            src: None,
+            origin: RouteOrigin::Static,
+        };
+        n.add_route(r, false).unwrap();
+        // On eth0's subnet, apart from its own address (.2) and broadcast.
+        assert_eq!(block_routes_alike(&n, "10.1.0.9"), 29);
+        assert_eq!(block_routes_alike(&n, "10.1.0.100"), 26);
+        // Through the default route, apart from the route to 192.0.2.0/24.
+        assert_eq!(block_routes_alike(&n, "192.0.3.1"), 24);
+        assert_eq!(block_routes_alike(&n, "192.0.2.77"), 24);
+        assert_eq!(block_routes_alike(&n, "8.8.8.8"), 7);
+        // This host: all of 127/8, an interface's address alone.
+        assert_eq!(n.grant_block(&"127.0.0.1".parse().unwrap()), Some(8));
+        assert_eq!(n.grant_block(&"10.2.0.2".parse().unwrap()), Some(32));
+        // Special itself: none.
+        for special in [
+            "10.1.0.255",
+            "10.2.255.255",
+            "255.255.255.255",
+            "224.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert_eq!(n.grant_block(&special.parse().unwrap()), None, "{special}");
+        }
+        // IPv6: apart from the local address; none for link-local or mapped.
+        assert_eq!(n.grant_block(&"fd01::9".parse().unwrap()), Some(125));
+        assert_eq!(n.grant_block(&"fe80::1".parse().unwrap()), None);
+        assert_eq!(n.grant_block(&"::ffff:10.1.0.9".parse().unwrap()), None);
+        // A new route moves the count grants follow, and narrows the block.
+        let before = n.changes();
+        let r = RouteEntry {
+            dst: cidr("192.0.3.128/25"),
+            ..r
+        };
+        n.add_route(r, false).unwrap();
+        assert_ne!(n.changes(), before);
+        assert_eq!(block_routes_alike(&n, "192.0.3.1"), 25);
+        // No route at all: no block.
+        n.del_route(cidr("0.0.0.0/0"), None, None).ok();
+        assert_eq!(n.grant_block(&"8.8.8.8".parse().unwrap()), None);
     }
 
     #[test]

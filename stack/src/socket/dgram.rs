@@ -351,15 +351,26 @@ impl Sockets {
         self.datagram_connected(id).ok_or(LookupError::NotConnected)
     }
 
-    /// `shutdown(2)` of a datagram socket: nothing to shut (the front end shuts the
-    /// stand-in), but Linux's checks: `how` must be valid and the socket connected.
-    pub(crate) fn datagram_shutdown(&self, id: SocketId, how: i32) -> Result<(), ShutdownError> {
+    /// `shutdown(2)` of a datagram socket: Linux's checks (`how` must be valid and
+    /// the socket connected); the front end shuts the stand-in, and a UDP
+    /// socket remembers a shut writing side for the sends that come as requests
+    /// (`EPIPE`, as Linux answers).
+    pub(crate) fn datagram_shutdown(
+        &mut self,
+        id: SocketId,
+        how: i32,
+    ) -> Result<(), ShutdownError> {
         if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
             return Err(ShutdownError::BadHow);
         }
         self.datagram_connected(id)
-            .map(|_| ())
-            .ok_or(ShutdownError::NotConnected)
+            .ok_or(ShutdownError::NotConnected)?;
+        if how != libc::SHUT_RD
+            && let Some(u) = self.udp_state_mut(id)
+        {
+            u.write_shut = true;
+        }
+        Ok(())
     }
 
     /// The ancillary-data switches of a datagram socket's inbox, for `getsockopt`:

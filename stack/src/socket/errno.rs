@@ -257,6 +257,8 @@ op_errors! {
         /// The packet filter's `output` chain rejects the datagram
         /// (`ECONNREFUSED`).
         Refused => ECONNREFUSED,
+        /// The socket was shut for writing (`EPIPE`).
+        Shut => EPIPE,
     }
 }
 

@@ -199,3 +199,141 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
         .map(|x| x.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0)
         .collect())
 }
+
+/// A counter in a page of shared memory that only this process can change:
+/// other processes map it read-only from [`SharedCounter::reader`]'s descriptor
+/// and see every increment at once (the stack's grants generation, see its
+/// `control` module).
+pub struct SharedCounter {
+    fd: OwnedFd,
+    word: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+}
+
+// SAFETY: the mapping is shared memory accessed only through an atomic.
+unsafe impl Send for SharedCounter {}
+
+impl SharedCounter {
+    /// A counter at 1 in a fresh sealed `memfd` (no process can grow, shrink or
+    /// map it writable after this).
+    pub fn new(name: &str) -> io::Result<SharedCounter> {
+        let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // SAFETY: a valid C string; flags are constants.
+        let fd = cvt(unsafe {
+            libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+        })?;
+        // SAFETY: a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: fcntl/ftruncate with integer arguments on our descriptor.
+        cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) })?;
+        // SAFETY: mapping 4096 bytes of a 4096-byte file, shared, at a place the
+        // kernel chooses.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        // Our mapping stays writable; nobody else's can be.
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_FUTURE_WRITE;
+        // SAFETY: fcntl with integer arguments.
+        if let Err(e) = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }) {
+            // SAFETY: unmapping what was mapped above.
+            unsafe { libc::munmap(p, 4096) };
+            return Err(e);
+        }
+        let word = std::ptr::NonNull::new(p.cast::<std::sync::atomic::AtomicU64>())
+            .ok_or(io::ErrorKind::Other)?;
+        let c = SharedCounter { fd, word };
+        c.word().store(1, std::sync::atomic::Ordering::Release);
+        Ok(c)
+    }
+
+    fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: a page-aligned mapping of 4096 bytes that lives as long as self.
+        unsafe { self.word.as_ref() }
+    }
+
+    /// The counter's value.
+    pub fn get(&self) -> u64 {
+        self.word().load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Adds one.
+    pub fn bump(&self) {
+        self.word()
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The descriptor another process maps (read-only: the seals refuse a
+    /// writable mapping).
+    pub fn reader(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for SharedCounter {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, not used after this.
+        unsafe { libc::munmap(self.word.as_ptr().cast(), 4096) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another mapping of the counter sees every bump and cannot be made
+    /// writable, not even by the descriptor's holder.
+    #[test]
+    fn a_shared_counter_is_read_only_to_others() {
+        let c = SharedCounter::new("test-counter").unwrap();
+        let fd = c.reader().as_raw_fd();
+        // SAFETY: mapping a 4096-byte memfd; the result is checked.
+        let w = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        assert_eq!(w, libc::MAP_FAILED, "a writable mapping was allowed");
+        // SAFETY: as above, read-only.
+        let r = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        assert_ne!(r, libc::MAP_FAILED);
+        // SAFETY: a live 4096-byte mapping, read through an atomic.
+        let seen = unsafe { &*(r as *const std::sync::atomic::AtomicU64) };
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Acquire), 1);
+        c.bump();
+        c.bump();
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Acquire), 3);
+        assert_eq!(c.get(), 3);
+        // A read-only mapping cannot be turned writable (the seal).
+        // SAFETY: mprotect of our own mapping; the kernel refuses.
+        let rw = unsafe { libc::mprotect(r, 4096, libc::PROT_READ | libc::PROT_WRITE) };
+        assert_ne!(rw, 0);
+        // SAFETY: unmapping the mapping made above.
+        unsafe { libc::munmap(r, 4096) };
+        // SAFETY: ftruncate on our descriptor: refused by the seals.
+        assert_ne!(unsafe { libc::ftruncate(fd, 0) }, 0);
+    }
+}

@@ -179,6 +179,70 @@ impl Sockets {
         self.udp.stuck_due
     }
 
+    /// A grant was handed out for socket `id` (see
+    /// [`crate::control::grants`]).
+    pub(crate) fn mark_posted(&mut self, id: SocketId) {
+        if let Some(u) = self.udp_mut(id) {
+            u.posted = true;
+        }
+    }
+
+    /// Counts a posted datagram of socket `id`, sent or dropped with `err`.
+    pub(crate) fn count_post(&mut self, id: SocketId, err: Option<SendError>) {
+        self.udp.posts.0 += 1;
+        if let Some(e) = err {
+            self.udp.posts.1 += 1;
+            let n = self.udp.posts.1;
+            // Formatted only when it is logged: a flood allocates nothing.
+            if n > 5 && !n.is_multiple_of(1000) {
+                return;
+            }
+            crate::device::log_rate_limited(
+                self.udp.posts.1,
+                &format!("udp: socket {}: a posted datagram was dropped", id.index()),
+                &e,
+            );
+        }
+    }
+
+    /// Datagrams posted, and those of them dropped.
+    pub fn posts(&self) -> (u64, u64) {
+        self.udp.posts
+    }
+
+    /// A turn of the event loop begins its poll; `drained`: it read every
+    /// control connection to its end first.
+    pub(crate) fn begin_turn(&mut self, drained: bool) {
+        let t = self.udp.turns.get_or_insert_default();
+        t.turn += 1;
+        if drained {
+            t.drained = t.turn;
+        }
+    }
+
+    /// Whether the close of socket `id`, which its program closed, must wait:
+    /// datagrams it posted may still sit in a control connection, which the
+    /// event loop reads in its own order. They were there before the close was
+    /// seen, so a turn that read every connection to its end after that has
+    /// served them (at most [`CLOSE_WAIT_MAX`]). Without an event loop (the
+    /// embedding API), nothing is posted and nothing waits.
+    pub(crate) fn udp_close_waits(&mut self, ifs: &Interfaces, id: SocketId) -> bool {
+        let Some(turns) = self.udp.turns else {
+            return false;
+        };
+        let Some(u) = self.udp_mut(id).filter(|u| u.posted) else {
+            return false;
+        };
+        let now = ifs.now();
+        let (turn, since) = *u.hup_seen.get_or_insert((turns.turn, now));
+        if turns.drained > turn || now - since >= CLOSE_WAIT_MAX {
+            return false;
+        }
+        // The loop turns again at once rather than sleep on it.
+        self.udp.stuck_due = Some(now);
+        true
+    }
+
     /// Moves datagrams between endpoints, stand-ins and smoltcp; frees sockets whose
     /// program closed them.
     pub(crate) fn service_udp(&mut self, ifs: &mut Interfaces) -> bool {
@@ -277,7 +341,7 @@ impl Sockets {
                 .get(id)
                 .and_then(|s| s.standin.as_ref())
                 .is_some_and(|si| si.hup);
-            if eof || hup {
+            if (eof || hup) && !self.udp_close_waits(ifs, id) {
                 self.udp_close(ifs, id);
                 progress = true;
             }

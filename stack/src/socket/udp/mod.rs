@@ -71,7 +71,7 @@ pub(super) const EP_PACKETS: usize = 512;
 pub(super) const MAX_MSF: usize = 10;
 pub(super) const EP_BYTES: usize = 512 * 1024;
 /// The largest UDP payload over IPv4 (65535 - 20 - 8) and IPv6 (65535 - 8).
-pub(super) const MAX_UDP4: usize = 65507;
+pub(crate) const MAX_UDP4: usize = 65507;
 pub(super) const MAX_UDP6: usize = 65527;
 
 /// The UDP state of a socket.
@@ -89,6 +89,13 @@ pub(crate) struct UdpState {
     mcast6_hops: u8,
     mcast6_loop: bool,
     mcast6_if: Option<IfaceId>,
+    /// `shutdown` shut its writing side.
+    pub(crate) write_shut: bool,
+    /// A grant was handed out for this socket: its close waits for posted
+    /// datagrams (see [`Sockets::udp_close_waits`]).
+    pub(crate) posted: bool,
+    /// When its program's close was first seen: (turn, time).
+    hup_seen: Option<(u64, smoltcp::time::Instant)>,
 }
 
 impl Default for UdpState {
@@ -106,6 +113,9 @@ impl Default for UdpState {
             mcast6_hops: 1,
             mcast6_loop: true,
             mcast6_if: None,
+            posted: false,
+            hup_seen: None,
+            write_shut: false,
         }
     }
 }
@@ -119,6 +129,19 @@ struct Endpoint {
     full_since: Option<smoltcp::time::Instant>,
 }
 
+/// The event loop's turns as the socket layer sees them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Turns {
+    /// The current turn.
+    turn: u64,
+    /// The last turn that read every control connection to its end.
+    drained: u64,
+}
+
+/// How long a posted socket's close waits for the control connections at most
+/// (a program that keeps its connection busy cannot keep a socket for longer).
+const CLOSE_WAIT_MAX: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(1);
+
 /// UDP's part of the socket table (see the module docs).
 pub(crate) struct Table {
     /// Port bindings of UDP sockets.
@@ -130,6 +153,11 @@ pub(crate) struct Table {
     /// When an endpoint that holds records back becomes stuck (see
     /// [`Sockets::udp_room`]): the event loop's deadline.
     pub(super) stuck_due: Option<smoltcp::time::Instant>,
+    /// The event loop's turns, once it reports them ([`Sockets::begin_turn`]).
+    turns: Option<Turns>,
+    /// Datagrams posted, and those of them dropped (see
+    /// [`crate::control::grants`]).
+    pub(crate) posts: (u64, u64),
     /// Multicast memberships per (interface, group), counted over sockets.
     groups: HashMap<(IfaceId, IpAddr), u32>,
     /// The sockets one datagram goes to (reused for every datagram).
@@ -211,6 +239,8 @@ impl Table {
             users: HashMap::new(),
             endpoints: HashMap::new(),
             stuck_due: None,
+            turns: None,
+            posts: (0, 0),
             groups: HashMap::new(),
             targets: Vec::new(),
             buf: LazyBuf::default(),
@@ -260,6 +290,10 @@ impl Sockets {
             Proto::Udp(u) => Some(u),
             _ => None,
         }
+    }
+
+    pub(crate) fn udp_state_mut(&mut self, id: SocketId) -> Option<&mut UdpState> {
+        self.udp_mut(id)
     }
 
     fn udp_mut(&mut self, id: SocketId) -> Option<&mut UdpState> {

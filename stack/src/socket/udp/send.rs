@@ -173,6 +173,9 @@ impl Sockets {
         let Proto::Udp(u) = &s.proto else {
             return Err(SendError::NoSuchSocket);
         };
+        if u.write_shut {
+            return Err(SendError::Shut);
+        }
         let dst = match dst {
             Some(Target::Addr(a)) => a,
             Some(Target::Unspec) | None => u.connected.ok_or(SendError::DestinationRequired)?,
