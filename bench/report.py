@@ -116,7 +116,9 @@ def plots(res, outdir, date):
     bars("connections", "New connections per second",
          ["tcp_connect_close", "loopback_connect_close_pairs", "loopback_accepts"], "per s")
     bars("udp", "UDP datagrams per second",
-         ["udp_pps_%s_%d" % (d, s) for s in (64, 1400) for d in ("up", "down")], "pkt/s")
+         ["udp_pps_%s_%d" % (d, s) for s in (64, 1400) for d in ("up", "down")]
+         + ["loopback_udp_sendto", "loopback_udp_sendto_received",
+            "loopback_udp_connected_send_received", "loopback_udp_echo_round_trips"], "per s")
     # The latency distribution: sockperf's percentiles, one curve per peer.
     fig, ax = plt.subplots(figsize=(8, 4.5))
     any_curve = False

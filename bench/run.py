@@ -294,6 +294,15 @@ def on_loopback(peer, a, secs):
             record(peer.name, "loopback_" + k, v, "per_s")
     measure("%s loopback connections" % peer.name, ctl)
 
+    def dgram():
+        # Datagrams with an address (a DNS or QUIC server's calls): unconnected
+        # sendto, what of it arrived, and recvfrom + sendto round trips.
+        o = run(peer.local([a["dgrambench"], str(a["n_dgram"])]))
+        for line in o.splitlines():
+            k, v, _ = line.split()
+            record(peer.name, "loopback_udp_" + k, v, "per_s")
+    measure("%s loopback datagrams" % peer.name, dgram)
+
 
 def proc_kib(pid, path, key):
     """A `key: N kB` figure of /proc/PID/PATH (0 when the process is gone)."""
@@ -414,6 +423,8 @@ def main():
         connections=200 if quick else 10000,
         connrate=os.path.join(a.bins, "connrate"),
         ctlbench=os.path.join(a.bins, "ctlbench"),
+        dgrambench=os.path.join(a.bins, "dgrambench"),
+        n_dgram=20000 if quick else 200000,
     )
     peers = [Kernel(), Netcell(a.netcell, "seccomp"), Netcell(a.netcell, "preload")]
     if shutil.which("slirp4netns") and not quick:

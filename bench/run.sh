@@ -26,6 +26,7 @@ bins=$(mktemp -d)
 trap 'rm -rf "$bins"' EXIT
 cc -O2 -o "$bins/connrate" shim/bench/connrate.c
 cc -O2 -o "$bins/ctlbench" shim/bench/ctlbench.c
+cc -O2 -o "$bins/dgrambench" shim/bench/dgrambench.c
 date=$(date -u +%Y-%m-%d)
 if [ -n "$QUICK" ]; then out="$bins/results"; else out=bench/results; fi
 mkdir -p "$out"

@@ -262,9 +262,12 @@ fn urgent_data_crosses_the_wire_both_ways(mode: Mode) {
 /// `control::grants`), and a program sees what Linux shows: every datagram
 /// arrives, also those sent right before a close or an exit, and errors come
 /// as before (a port 0, a shut socket; a subnet broadcast without
-/// `SO_BROADCAST` and a route that went away in the moment they happen). The
-/// container's stats show the posts (none under seccomp, whose supervisor
-/// sees every such call).
+/// `SO_BROADCAST` and a route that went away in the moment they happen);
+/// datagrams before a `shutdown` are sent, a closed socket's port is free at
+/// once, one thread's datagrams keep their order, a forked child's own files on
+/// numbers the shim used stay its own; `recvfrom` (from the origins ring under
+/// preload) names each datagram's sender. The container's stats show the posts
+/// (none under seccomp, whose supervisor sees every such call).
 fn datagrams_with_an_address_are_posted_as_linux_sends_them(mode: Mode) {
     require_root!();
     let ns = NetNs::new();
@@ -298,6 +301,16 @@ fn datagrams_with_an_address_are_posted_as_linux_sends_them(mode: Mode) {
         Mode::Seccomp => assert_eq!(posted, 0, "{stats}"),
     }
     assert!(stats.contains("\"dropped\":0}"), "{stats}");
+    // Sources from the origins ring: alike and unalike datagrams of three
+    // senders, each named right.
+    let mut k = ns.cmd(python());
+    k.args([&py("posted.py"), "sources"]);
+    let (st, kernel, err) = run(&mut k);
+    assert!(st.success(), "{kernel}{err}");
+    assert_eq!(kernel, "sources 180 wrong 0\nalike sources right True\n");
+    let (code, out, err) = nc(&["exec", &name, "--", python(), &py("posted.py"), "sources"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out, kernel, "container (left) and kernel (right)\n{err}");
     // A route that goes away, a subnet broadcast, after posts.
     let ns = tap_ns();
     let (st, out, err) = Container::new(mode)

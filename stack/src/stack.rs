@@ -50,8 +50,6 @@ pub struct Stack<D: Device> {
     dhcp: Vec<(IfaceId, crate::iface::shards::SocketHandle, Option<Lease>)>,
     /// Some interface configures itself from router advertisements.
     slaac: bool,
-    /// The grants generation (see [`crate::control::grants`]).
-    pub(crate) grants: crate::control::grants::Grants,
 }
 
 /// What a DHCP server gave eth0.
@@ -109,16 +107,16 @@ impl<D: Device> Stack<D> {
             epoch,
             more: false,
             mirror_more: false,
-            grants: Default::default(),
         })
     }
 
-    /// Moves the grants generation if links, addresses, routes or the output
-    /// filter changed (see [`crate::control::grants`]); the event loop calls it
-    /// after each turn, the control server after each request.
+    /// Moves the grants generation if the output filter started or stopped
+    /// looking at packets (see [`crate::control::grants`]; changes of links,
+    /// addresses and routes move it as they are made); the event loop calls it
+    /// after each turn, the socket service after each request.
     pub fn sync_grants(&mut self) {
         let filtering = self.ifs.filter().borrow().watches_output();
-        self.grants.sync(self.ifs.changes(), filtering);
+        self.ifs.grants_mut().sync(filtering);
     }
 
     /// Datagrams programs posted (see [`crate::control::grants`]), and those of

@@ -82,6 +82,12 @@ pub fn probe(fd: libc::c_int) -> Class {
     }
 }
 
+/// What the table says `fd` is, without probing it.
+pub fn known(fd: libc::c_int) -> Option<Class> {
+    let e = usize::try_from(fd).ok().and_then(|i| TABLE.get(i))?;
+    decode(e.load(Ordering::Relaxed))
+}
+
 /// What `fd` is, from the table or by probing it.
 pub fn of(fd: libc::c_int) -> Class {
     let Some(e) = usize::try_from(fd).ok().and_then(|i| TABLE.get(i)) else {

@@ -29,8 +29,6 @@ static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::ne
 /// The stack's grants generation, mapped read-only (see the stack's
 /// `control::grants`); `None` inside when the stack offered none.
 static GENERATION: OnceLock<Option<&'static std::sync::atomic::AtomicU64>> = OnceLock::new();
-/// The connection posts travel on (one per process, so they stay in order).
-static POST: Mutex<Option<Conn>> = Mutex::new(None);
 
 /// Whether this process runs under netcell.
 pub fn active() -> bool {
@@ -111,7 +109,7 @@ fn open() -> Result<Conn, c_int> {
         Ok(r) if r.errno == 0 => {
             if let Some(page) = r.fd {
                 if r.flags & proto::reply_flags::GENERATION != 0 && GENERATION.get().is_none() {
-                    let _ = GENERATION.set(sys::map_counter(page));
+                    let _ = GENERATION.set(sys::map_words(page, 1).map(|w| &w[0]));
                 }
                 sys::close(page);
             }
@@ -138,8 +136,11 @@ fn take() -> Result<Conn, c_int> {
     if let Ok(mut pool) = POOL.try_lock() {
         while let Some(c) = pool.pop() {
             if c.pid != me {
-                // Inherited from the parent across fork: our copy of its fd.
-                sys::close(c.fd);
+                // Inherited from the parent across fork: our copy of its fd,
+                // unless the child put something else on that number.
+                if sys::socket_inode(c.fd) == Some(c.ino) {
+                    sys::close(c.fd);
+                }
                 continue;
             }
             if sys::socket_inode(c.fd) != Some(c.ino) {
@@ -168,38 +169,26 @@ pub fn generation() -> Option<u64> {
         .map(|g| g.load(Ordering::Acquire))
 }
 
-/// Posts `msg`, an encoded [`Request::Post`]: sent on the process's post
-/// connection without waiting for an answer (there is none). `Err(EAGAIN)` when
-/// the connection is busy (another thread posts) or full, or any error reaching
-/// the stack: the caller then asks the usual way, which waits — so a sender
-/// that outruns the stack slows to its pace.
+/// Posts `msg`, an encoded [`Request::Post`]: sent without waiting for an
+/// answer (there is none), on the connection the thread's requests use, so that
+/// its later requests (a `shutdown`, an option, another datagram asked for) come
+/// after it, as on Linux. `Err(EAGAIN)` when the connection is full, or any
+/// error reaching the stack: the caller then asks the usual way — on the same
+/// connection, behind the posts, and waiting — so a sender that outruns the
+/// stack slows to its pace and its datagrams keep their order.
 pub fn post(msg: &[u8]) -> Result<(), c_int> {
-    let Ok(mut slot) = POST.try_lock() else {
-        return Err(libc::EAGAIN);
-    };
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() } as u32;
-    if let Some(c) = slot.as_ref() {
-        if c.pid != me {
-            // Inherited across fork: our copy of the parent's connection.
-            sys::close(c.fd);
-            *slot = None;
-        } else if sys::socket_inode(c.fd) != Some(c.ino) {
-            // Closed by the program; the number names something else now.
-            *slot = None;
-        }
-    }
-    if slot.is_none() {
-        *slot = Some(open()?);
-    }
-    let c = slot.as_mut().expect("opened above");
+    let c = take()?;
     match sys::send_nb(c.fd, msg) {
-        Ok(_) => Ok(()),
-        Err(libc::EAGAIN) => Err(libc::EAGAIN),
+        Ok(_) => {
+            give_back(c);
+            Ok(())
+        }
+        Err(libc::EAGAIN) => {
+            give_back(c);
+            Err(libc::EAGAIN)
+        }
         Err(e) => {
-            // Gone: the next post opens another.
             sys::close(c.fd);
-            *slot = None;
             Err(e)
         }
     }

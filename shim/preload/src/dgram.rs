@@ -146,6 +146,31 @@ pub unsafe fn recv(
             control: Some((control.0 as u64, control.1)),
         };
         let peek = flags & libc::MSG_PEEK != 0;
+        // A source without ancillary data: from the socket's origins ring, no
+        // round trip (see `origins`).
+        if let Some((at, room)) = name_room
+            && (control.0.is_null() || control.1 == 0)
+        {
+            let mut sa = [0u8; netcell_proto::ring::MAX_ADDR];
+            if let Some(n) = crate::origins::find(ino, full as u32, &prefix[..plen], peek, &mut sa)
+            {
+                let k = n.min(room as usize);
+                // SAFETY: the caller's name buffer of `room` bytes; its length.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(sa.as_ptr(), at as *mut u8, k);
+                    *namelen = n as socklen_t;
+                }
+                return Ok(Some(Received {
+                    ret: if flags & libc::MSG_TRUNC != 0 {
+                        full
+                    } else {
+                        copied
+                    } as isize,
+                    flags: out_flags,
+                    control_len: 0,
+                }));
+            }
+        }
         let o = netcell_frontend::dgram::origin(
             &Local,
             &mut Control,
@@ -305,6 +330,9 @@ pub unsafe fn send_via_stack(
 static GRANTS: Mutex<Vec<(u64, Grant)>> = Mutex::new(Vec::new());
 /// Grants kept per process.
 const MAX_GRANTS: usize = 64;
+/// Sockets this process posted on (their inodes), the newest last: their close
+/// sends `Closing` first (see [`before_close`]).
+static POSTED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 /// The largest datagram posted (its request is built on the thread's stack, in
 /// a reply-sized buffer); bigger ones are asked for.
 const MAX_POSTED: usize = MAX_MESSAGE - 160;
@@ -315,6 +343,31 @@ enum Fail {
     Errno(c_int),
     /// No grant covers it, or posting is not possible now: ask the stack.
     Gone,
+}
+
+/// Before the program closes `fd`, a datagram socket: if this process posted
+/// on it, the stack reads the posts first (a `Closing` request on the thread's
+/// connection, behind them), so the close need not wait for them and the port
+/// is free when `close` returns, as on Linux.
+pub fn before_close(fd: c_int) {
+    let Some(ino) = sys::socket_inode(fd) else {
+        return;
+    };
+    if let Ok(mut all) = GRANTS.try_lock() {
+        all.retain(|(i, _)| *i != ino);
+    }
+    let posted = match POSTED.try_lock() {
+        Ok(mut all) => {
+            let before = all.len();
+            all.retain(|i| *i != ino);
+            all.len() != before
+        }
+        // Busy: whether it posted is unknown; the stack waits for its posts.
+        Err(_) => false,
+    };
+    if posted {
+        let _ = conn::call(ino, &Request::Closing, None);
+    }
 }
 
 fn remember(ino: u64, g: Grant) {
@@ -397,7 +450,17 @@ unsafe fn post(
     }
     // SAFETY: the caller's iovecs, `total` bytes in all; they fit (above).
     unsafe { copy_in(iov, &mut buf[n..n + total]) }.map_err(Fail::Errno)?;
-    conn::post(&buf[..n + total]).map_err(|_| Fail::Gone)
+    conn::post(&buf[..n + total]).map_err(|_| Fail::Gone)?;
+    if let Ok(mut all) = POSTED.try_lock()
+        && all.last() != Some(&ino)
+        && !all.contains(&ino)
+    {
+        if all.len() >= MAX_GRANTS {
+            all.remove(0);
+        }
+        all.push(ino);
+    }
+    Ok(())
 }
 
 /// Copies what the iovecs hold into `out` (exactly their total length);

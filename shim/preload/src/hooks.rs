@@ -23,6 +23,9 @@ pub unsafe extern "C" fn ioctl(fd: c_int, req: libc::c_ulong, arg: *mut c_void) 
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    if class::known(fd) == Some(class::Class::Datagram) {
+        crate::dgram::before_close(fd);
+    }
     class::forget(fd);
     // SAFETY: passing through.
     unsafe { real_close(fd) }

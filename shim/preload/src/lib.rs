@@ -39,6 +39,7 @@ mod front;
 mod hooks;
 mod ifaces;
 mod netdb;
+mod origins;
 mod real;
 mod resolve;
 mod sys;

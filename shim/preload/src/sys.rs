@@ -427,14 +427,15 @@ pub fn send_nb(sock: c_int, data: &[u8]) -> Result<usize, c_int> {
     }
 }
 
-/// A read-only shared mapping of the first 8 bytes of `fd` (the stack's grants
-/// generation page), as an atomic; `None` if it cannot be mapped.
-pub fn map_counter(fd: c_int) -> Option<&'static std::sync::atomic::AtomicU64> {
-    // SAFETY: mapping one page of a descriptor read-only; the result is checked.
+/// A read-only shared mapping of `words` 64-bit words of `fd` (pages the stack
+/// shares: the grants generation, an origins ring); `None` if it cannot be
+/// mapped. [`unmap_words`] gives it back.
+pub fn map_words(fd: c_int, words: usize) -> Option<&'static [std::sync::atomic::AtomicU64]> {
+    // SAFETY: mapping a descriptor read-only; the result is checked.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            4096,
+            words * 8,
             libc::PROT_READ,
             libc::MAP_SHARED,
             fd,
@@ -444,6 +445,17 @@ pub fn map_counter(fd: c_int) -> Option<&'static std::sync::atomic::AtomicU64> {
     if p == libc::MAP_FAILED {
         return None;
     }
-    // SAFETY: a page-aligned mapping that is never unmapped: 'static.
-    Some(unsafe { &*(p as *const std::sync::atomic::AtomicU64) })
+    // SAFETY: a page-aligned mapping of `words` words, read only through
+    // atomics, valid until `unmap_words` (callers keep it for ever or unmap it
+    // when nobody can be reading it).
+    Some(unsafe { std::slice::from_raw_parts(p as *const std::sync::atomic::AtomicU64, words) })
+}
+
+/// Unmaps what [`map_words`] mapped.
+///
+/// # Safety
+/// Nothing reads `w` any more.
+pub unsafe fn unmap_words(w: &'static [std::sync::atomic::AtomicU64]) {
+    // SAFETY: the caller's mapping of that many words.
+    unsafe { libc::munmap(w.as_ptr() as *mut c_void, w.len() * 8) };
 }

@@ -75,6 +75,7 @@
 #![warn(missing_docs)]
 
 mod records;
+pub mod ring;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -250,6 +251,10 @@ pub enum Op {
     Table = 20,
     /// A datagram to a destination a [`Grant`] covers: no reply.
     Post = 21,
+    /// The origins ring of a datagram socket (see [`ring`]).
+    OriginRing = 22,
+    /// The program closes a descriptor of a socket it posted on.
+    Closing = 23,
 }
 
 /// The reply value of [`Request::Describe`]: what kind of socket the stand-in is.
@@ -304,6 +309,8 @@ impl Op {
             19 => Op::Placed,
             20 => Op::Table,
             21 => Op::Post,
+            22 => Op::OriginRing,
+            23 => Op::Closing,
             _ => return None,
         })
     }
@@ -401,6 +408,16 @@ pub enum Request<'a> {
         /// The datagram.
         payload: &'a [u8],
     },
+    /// No body. The reply carries (`SCM_RIGHTS`) the socket's origins ring for a
+    /// read-only shared mapping of [`ring::WORDS`] words, value 1; value 0 when
+    /// the socket gets none (not UDP, or the container holds as many rings as
+    /// it may).
+    OriginRing,
+    /// No body. The program is about to close a descriptor of a socket it
+    /// posted datagrams on ([`Request::Post`]); the requests before this one on
+    /// the connection were served, so the socket's close need not wait for
+    /// posts (the stack's `control::grants`).
+    Closing,
     /// Body: `len: u32, peek: u8, prefix_len: u8`, then `prefix_len` (at most 16)
     /// bytes: the full length and the first bytes of a datagram the front end just
     /// read from the stand-in (with `MSG_PEEK` when `peek`). Reply data: `src_len: u8`,
@@ -517,6 +534,8 @@ impl Request<'_> {
             Request::Shutdown { .. } => Op::Shutdown,
             Request::SendTo { .. } => Op::SendTo,
             Request::Post { .. } => Op::Post,
+            Request::OriginRing => Op::OriginRing,
+            Request::Closing => Op::Closing,
             Request::Origin { .. } => Op::Origin,
             Request::Interfaces { .. } => Op::Interfaces,
             Request::Placed { .. } => Op::Placed,

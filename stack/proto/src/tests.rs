@@ -72,6 +72,8 @@ fn requests_roundtrip() {
         addr: &[2, 0, 0, 53, 10, 0, 0, 1],
         payload: b"answer",
     });
+    roundtrip(Request::OriginRing);
+    roundtrip(Request::Closing);
     roundtrip(Request::Origin {
         len: 1400,
         peek: true,

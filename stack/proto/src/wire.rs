@@ -242,7 +242,11 @@ pub fn encode_request(
             w.bytes(addr)?;
         }
         Request::Listen { backlog } => w.i32(backlog)?,
-        Request::GetSockName | Request::GetPeerName | Request::Describe => {}
+        Request::GetSockName
+        | Request::GetPeerName
+        | Request::Describe
+        | Request::OriginRing
+        | Request::Closing => {}
         Request::Interfaces { from } => w.u32(from)?,
         Request::Placed { fd } => w.i32(fd)?,
         Request::Table {
@@ -396,6 +400,8 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
             }
         }
         Op::Describe => Request::Describe,
+        Op::OriginRing => Request::OriginRing,
+        Op::Closing => Request::Closing,
         Op::ConnectDone => Request::ConnectDone {
             commit: r.u8()? != 0,
         },

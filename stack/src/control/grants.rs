@@ -22,31 +22,35 @@
 //! stack writes it; every shim process maps it read-only (the `Hello` reply
 //! carries it) and reads it before each post, one atomic load. The stack moves
 //! it **before it answers** any request that may change what a grant promised —
-//! a change of links, addresses or routes ([`crate::iface::Interfaces::changes`],
-//! also the ones DHCP and router advertisements make, published at the end of
-//! each turn of the event loop), the output filter starting or stopping to look
-//! at packets, any `bind`, `connect`, option or `shutdown` of a socket that is
-//! not TCP, any packet-filter table call, any netlink request — so a program
-//! that changed something and then sends sees the change as Linux would show
-//! it. A hostile program gains nothing: the page is read-only to it, and a post
+//! every change of links, addresses or routes moves it as it is made
+//! ([`crate::iface::Interfaces::grants`]: netlink requests, DHCP, router
+//! advertisements alike); the output filter starting or stopping to look at
+//! packets, any `bind`, `connect`, option or `shutdown` of a socket that is not
+//! TCP, any packet-filter table call move it before the request's answer — so a
+//! program that changed something and then sends sees the change as Linux
+//! would show it. A hostile program gains nothing: the page is read-only to it, and a post
 //! is checked like any datagram.
 //!
 //! # What is ordered
 //!
-//! Posts travel on a connection of their own per process, in order. A socket's
-//! close waits until the control connections were read once after the close was
-//! seen (see `Sockets::udp_close_waits`), so datagrams posted just before
-//! a `close` or an exit are sent. Posts are not ordered against requests on other
-//! connections (a `SendTo` with ancillary data from another thread may overtake
-//! them): UDP promises no order.
+//! A post travels on the connection its thread's requests use, so what the
+//! thread asks next (a `shutdown`, an option, a datagram that must be asked for
+//! because the connection is full) comes after it, in order. Before the
+//! program closes a socket it posted on, the shim sends `Closing` on that
+//! connection: the posts ahead were served, the close is at once. A socket
+//! closed otherwise (an exit, another thread) waits until the control
+//! connections were read once after the close was seen (see
+//! `Sockets::udp_close_waits`, at most a second), so datagrams posted just
+//! before are still sent. Threads of one program are not ordered against each
+//! other, as on Linux.
 
 use netcell_sys::SharedCounter;
 
-/// The grants generation and what it was last moved for.
+/// The grants generation.
 pub struct Grants {
     counter: Option<SharedCounter>,
-    /// (route changes, output filtering) as of the last sync.
-    seen: (u64, bool),
+    /// Whether the output filter looked at packets as of the last sync.
+    filtering: bool,
 }
 
 impl Default for Grants {
@@ -56,7 +60,7 @@ impl Default for Grants {
             .ok();
         Grants {
             counter,
-            seen: (0, false),
+            filtering: false,
         }
     }
 }
@@ -79,12 +83,12 @@ impl Grants {
         }
     }
 
-    /// Moves the generation if routing or the output filter changed since the
-    /// last call.
-    pub fn sync(&mut self, route_changes: u64, filtering_out: bool) {
-        let now = (route_changes, filtering_out);
-        if now != self.seen {
-            self.seen = now;
+    /// Moves the generation if the output filter started or stopped looking at
+    /// packets since the last call (grants are handed out only while it does
+    /// not).
+    pub fn sync(&mut self, filtering_out: bool) {
+        if filtering_out != self.filtering {
+            self.filtering = filtering_out;
             self.invalidate();
         }
     }

@@ -124,7 +124,7 @@ pub fn serve<D: Device>(
     let ans = serve_request(stack, hdr, req, fds, caller);
     stack.sync_grants();
     if changes {
-        stack.grants.invalidate();
+        stack.ifs.grants_mut().invalidate();
     }
     ans
 }
@@ -215,7 +215,8 @@ fn serve_request<D: Device>(
     if let Request::Hello { .. } = req {
         // The grants generation's page (see `grants`), for the shim to map.
         let page = stack
-            .grants
+            .ifs
+            .grants()
             .page()
             .and_then(|p| p.try_clone_to_owned().ok());
         return Answer {
@@ -336,6 +337,8 @@ fn serve_request<D: Device>(
             Err(e) => Answer::err(e),
         },
         Request::Post { addr, payload, .. } => {
+            // Its close now waits for posts that may still be on their way.
+            stack.sockets.mark_posted(id, true);
             let mut r = stack
                 .sockets
                 .send_to(&mut stack.ifs, id, addr, &[], payload);
@@ -350,6 +353,19 @@ fn serve_request<D: Device>(
             // Nobody reads an answer (the server sends none).
             Answer::ok()
         }
+        Request::Closing => {
+            // The posts before this were served: a close need not wait.
+            stack.sockets.mark_posted(id, false);
+            Answer::ok()
+        }
+        Request::OriginRing => match stack.sockets.origin_ring(id) {
+            Some(fd) => Answer {
+                value: 1,
+                fd: Some(fd),
+                ..Answer::ok()
+            },
+            None => Answer::ok(),
+        },
         Request::Origin { len, peek, prefix } => {
             let mut ans = Answer::ok();
             if let Some(n) = stack
@@ -443,7 +459,7 @@ fn grant<D: Device>(
     flags: i32,
     addr: &[u8],
 ) -> Option<Grant> {
-    if !stack.grants.enabled()
+    if !stack.ifs.grants().enabled()
         || flags & !POSTABLE_FLAGS != 0
         || stack.sockets.kind(id) != Some(Kind::Udp)
         || stack.ifs.filter().borrow().watches_output()
@@ -473,13 +489,12 @@ fn grant<D: Device>(
             stack.ifs.get(r.iface).mtu.saturating_sub(48)
         }
     };
-    stack.sockets.mark_posted(id);
     stack.sync_grants();
     Some(Grant {
         family,
         prefix_len,
         addr: bytes,
-        generation: stack.grants.generation(),
+        generation: stack.ifs.grants().generation(),
         max_payload: max_payload.min(usize::from(u16::MAX)) as u16,
     })
 }

@@ -330,8 +330,9 @@ pub struct Interfaces {
     /// SACK-driven loss recovery for the container's TCP senders (see
     /// [`recovery`]).
     recovery: std::cell::RefCell<recovery::Recovery>,
-    /// Counts changes of links, addresses and routes (see [`Interfaces::changes`]).
-    changes: u64,
+    /// The grants generation, moved by every change of links, addresses and
+    /// routes (see [`crate::control::grants`]).
+    grants: crate::control::grants::Grants,
 }
 
 /// What every frame passes besides smoltcp, for one interface's poll: the packet
@@ -455,7 +456,7 @@ impl Interfaces {
             filter: Default::default(),
             capture: Default::default(),
             recovery: Default::default(),
-            changes: 0,
+            grants: Default::default(),
         };
         let mut total = 0;
         for (n, (dev, cfg)) in eths.into_iter().enumerate() {
@@ -533,11 +534,15 @@ impl Interfaces {
         Ok(ifs)
     }
 
-    /// A count of the changes made to links, addresses and routes: it moves
-    /// whenever where a destination routes may have changed (the grants of the
-    /// control module follow it).
-    pub fn changes(&self) -> u64 {
-        self.changes
+    /// The grants generation (see [`crate::control::grants`]): every change of
+    /// links, addresses and routes moves it before it returns.
+    pub fn grants(&self) -> &crate::control::grants::Grants {
+        &self.grants
+    }
+
+    /// The grants generation, to move.
+    pub fn grants_mut(&mut self) -> &mut crate::control::grants::Grants {
+        &mut self.grants
     }
 
     /// smoltcp's time as of the stack's last poll.
@@ -741,7 +746,7 @@ impl Interfaces {
 
     /// Sets an interface up or down (see [`NetIf::up`]).
     pub fn set_up(&mut self, id: IfaceId, up: bool) {
-        self.changes = self.changes.wrapping_add(1);
+        self.grants.invalidate();
         if let Some(n) = self.list.get_mut(id) {
             n.up = up;
             n.sockets.touch_all();
@@ -755,7 +760,7 @@ impl Interfaces {
 
     /// Adds an address to L2 interface `id` (and its host route on `lo`).
     pub fn add_addr(&mut self, id: IfaceId, cidr: IpCidr) -> Result<(), AddrChangeError> {
-        self.changes = self.changes.wrapping_add(1);
+        self.grants.invalidate();
         self.touch_all();
         if id == LO || id >= self.list.len() {
             return Err(AddrChangeError::NoDevice);
@@ -800,7 +805,7 @@ impl Interfaces {
         id: Option<IfaceId>,
         addr: IpAddress,
     ) -> Result<(), AddrChangeError> {
-        self.changes = self.changes.wrapping_add(1);
+        self.grants.invalidate();
         self.touch_all();
         let holder = (ETH..self.list.len())
             .filter(|&i| id.is_none_or(|id| id == i))
@@ -828,7 +833,7 @@ impl Interfaces {
     /// Adds a route (`replace`: one with the same destination takes its place, as
     /// `ip route replace`).
     pub fn add_route(&mut self, r: RouteEntry, replace: bool) -> Result<(), AddrChangeError> {
-        self.changes = self.changes.wrapping_add(1);
+        self.grants.invalidate();
         if r.iface == LO || r.iface >= self.list.len() {
             return Err(AddrChangeError::NoDevice);
         }
@@ -889,7 +894,7 @@ impl Interfaces {
         via: Option<IpAddress>,
         iface: Option<IfaceId>,
     ) -> Result<RouteEntry, AddrChangeError> {
-        self.changes = self.changes.wrapping_add(1);
+        self.grants.invalidate();
         let i = self
             .routes
             .iter()
@@ -941,7 +946,7 @@ impl Interfaces {
         mtu: usize,
         groups: &[IpAddress],
     ) -> Result<(), MtuError> {
-        self.changes = self.changes.wrapping_add(1);
+        self.grants.invalidate();
         let now = self.now;
         let n = self.list.get_mut(id).ok_or(MtuError::NoDevice)?;
         if !(68..=n.max_mtu).contains(&mtu) {
@@ -1510,14 +1515,14 @@ mod tests {
         assert_eq!(n.grant_block(&"fd01::9".parse().unwrap()), Some(125));
         assert_eq!(n.grant_block(&"fe80::1".parse().unwrap()), None);
         assert_eq!(n.grant_block(&"::ffff:10.1.0.9".parse().unwrap()), None);
-        // A new route moves the count grants follow, and narrows the block.
-        let before = n.changes();
+        // A new route moves the grants generation, and narrows the block.
+        let before = n.grants().generation();
         let r = RouteEntry {
             dst: cidr("192.0.3.128/25"),
             ..r
         };
         n.add_route(r, false).unwrap();
-        assert_ne!(n.changes(), before);
+        assert_ne!(n.grants().generation(), before);
         assert_eq!(block_routes_alike(&n, "192.0.3.1"), 25);
         // No route at all: no block.
         n.del_route(cidr("0.0.0.0/0"), None, None).ok();

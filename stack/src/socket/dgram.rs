@@ -17,6 +17,7 @@ use crate::iface::IfaceId;
 use crate::iface::egress::IpFields;
 use crate::standin::StandIn;
 use crate::sys;
+use netcell_proto::ring;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
@@ -58,6 +59,10 @@ impl From<AutobindError> for SendError {
 /// entries then belong to datagrams read without asking). This bounds what a
 /// container can make the stack keep: 40 KiB per datagram socket.
 const MAX_ORIGINS: usize = 512;
+
+/// Origins rings a container's sockets hold at most (64 KiB of shared memory
+/// each, touched as datagrams arrive); sockets beyond ask for each origin.
+const MAX_RINGS: usize = 1024;
 
 /// Where a received datagram came from, kept until the program asks.
 #[derive(Clone, Copy, Debug)]
@@ -130,12 +135,18 @@ pub(crate) struct Inbox {
     recvtclass: bool,
     /// Datagrams dropped because the program's queue was full.
     pub(crate) dropped: u64,
+    /// The origins ring shared with the program's shim, once asked for (see
+    /// [`netcell_proto::ring`]), and the family its addresses are written in.
+    ring: Option<(netcell_sys::SharedPages, Domain)>,
 }
 
 impl Inbox {
     /// Writes a datagram into the stand-in and remembers its origin; a full queue
     /// drops it, as a socket's full receive buffer does.
     pub(crate) fn deliver(&mut self, si: &StandIn, data: &[u8], origin: Origin) {
+        // The ring's entry first: the program may read the datagram and look
+        // for its origin the moment it is in the stand-in.
+        self.to_ring(&origin);
         match sys::send_nb(si.fd.as_fd(), data, 0) {
             Ok(_) => {
                 if self.origins.len() >= MAX_ORIGINS {
@@ -145,6 +156,41 @@ impl Inbox {
             }
             Err(_) => self.dropped += 1,
         }
+    }
+
+    /// Writes `o` into the origins ring, if the socket has one.
+    fn to_ring(&self, o: &Origin) {
+        let Some((pages, domain)) = &self.ring else {
+            return;
+        };
+        let mut sa = [0u8; addr::MAX_ENCODED];
+        let n = addr::encode(*domain, o.src, &mut sa).min(ring::MAX_ADDR);
+        let mut e = ring::Entry {
+            len: o.len,
+            prefix: o.prefix,
+            plen: o.plen,
+            alen: n as u8,
+            ..ring::Entry::default()
+        };
+        e.addr[..n].copy_from_slice(&sa[..n]);
+        ring::push(pages.words(), &e);
+    }
+
+    /// The origins ring, made at the first call (see
+    /// [`netcell_proto::ring`]); `None` if it cannot be.
+    pub(crate) fn ring(&mut self, domain: Domain) -> Option<std::os::fd::BorrowedFd<'_>> {
+        if self.ring.is_none() {
+            let pages = netcell_sys::SharedPages::new("netcell-origins", ring::WORDS)
+                .map_err(|e| log::debug!("udp: no origins ring: {e}"))
+                .ok()?;
+            self.ring = Some((pages, domain));
+        }
+        self.ring.as_ref().map(|(p, _)| p.reader())
+    }
+
+    /// Whether the socket has an origins ring.
+    pub(crate) fn has_ring(&self) -> bool {
+        self.ring.is_some()
     }
 
     /// Puts `data` back at the end of the stand-in's queue, its origin (matched as
@@ -157,6 +203,9 @@ impl Inbox {
             .iter()
             .position(|o| o.matches(data.len() as u32, prefix))
             .and_then(|i| self.origins.remove(i));
+        if let Some(o) = &origin {
+            self.to_ring(o);
+        }
         if sys::send_nb(si.fd.as_fd(), data, 0).is_err() {
             self.dropped += 1;
             return false;
@@ -334,6 +383,26 @@ impl Sockets {
     ) -> Option<usize> {
         let (d, inbox) = self.inbox_mut(id)?;
         inbox.answer(d, len, prefix, peek, out)
+    }
+
+    /// The origins ring of UDP socket `id` (see [`netcell_proto::ring`]), made
+    /// at the first call, for the front end to map read-only. `None` for other
+    /// sockets, or beyond [`MAX_RINGS`] in the container.
+    pub(crate) fn origin_ring(&mut self, id: SocketId) -> Option<std::os::fd::OwnedFd> {
+        if self.kind(id) != Some(super::Kind::Udp) {
+            return None;
+        }
+        let rings = self.udp.rings;
+        let (d, inbox) = self.inbox_mut(id)?;
+        let new = !inbox.has_ring();
+        if new && rings >= MAX_RINGS {
+            return None;
+        }
+        let fd = inbox.ring(d)?.try_clone_to_owned().ok()?;
+        if new {
+            self.udp.rings += 1;
+        }
+        Some(fd)
     }
 
     /// The default destination of a connected datagram socket.

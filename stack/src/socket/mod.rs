@@ -400,6 +400,11 @@ impl Sockets {
         if s.kind() == Kind::Udp {
             self.udp_ids.retain(|&x| x != id);
         }
+        if let Proto::Udp(u) = &s.proto
+            && u.inbox.has_ring()
+        {
+            self.udp.rings -= 1;
+        }
         if let Some(u) = &s.unpaired {
             self.by_inode.remove(&u.inode);
             self.unpaired_live -= 1;

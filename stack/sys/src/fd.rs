@@ -200,22 +200,25 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> io::Result<Vec<
         .collect())
 }
 
-/// A counter in a page of shared memory that only this process can change:
-/// other processes map it read-only from [`SharedCounter::reader`]'s descriptor
-/// and see every increment at once (the stack's grants generation, see its
-/// `control` module).
-pub struct SharedCounter {
+/// Pages of shared memory that only this process can change: other processes
+/// map them read-only from [`SharedPages::reader`]'s descriptor (the seals
+/// refuse a writable mapping, growing and shrinking) and see every store at
+/// once. Accessed as 64-bit atomics only (see the stack's `control::grants`
+/// and the origins ring of `netcell_proto::ring`).
+pub struct SharedPages {
     fd: OwnedFd,
-    word: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+    base: std::ptr::NonNull<std::sync::atomic::AtomicU64>,
+    words: usize,
 }
 
-// SAFETY: the mapping is shared memory accessed only through an atomic.
-unsafe impl Send for SharedCounter {}
+// SAFETY: the mapping is shared memory accessed only through atomics.
+unsafe impl Send for SharedPages {}
 
-impl SharedCounter {
-    /// A counter at 1 in a fresh sealed `memfd` (no process can grow, shrink or
-    /// map it writable after this).
-    pub fn new(name: &str) -> io::Result<SharedCounter> {
+impl SharedPages {
+    /// `words` zeroed 64-bit words (rounded up to whole pages) in a fresh
+    /// sealed `memfd`.
+    pub fn new(name: &str, words: usize) -> io::Result<SharedPages> {
+        let bytes = (words.max(1) * 8).div_ceil(4096) * 4096;
         let cname = std::ffi::CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
         // SAFETY: a valid C string; flags are constants.
         let fd = cvt(unsafe {
@@ -223,14 +226,14 @@ impl SharedCounter {
         })?;
         // SAFETY: a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: fcntl/ftruncate with integer arguments on our descriptor.
-        cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) })?;
-        // SAFETY: mapping 4096 bytes of a 4096-byte file, shared, at a place the
-        // kernel chooses.
+        // SAFETY: ftruncate with integer arguments on our descriptor.
+        cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), bytes as libc::off_t) })?;
+        // SAFETY: mapping `bytes` bytes of a file that long, shared, at a place
+        // the kernel chooses.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                4096,
+                bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
                 fd.as_raw_fd(),
@@ -246,43 +249,63 @@ impl SharedCounter {
         // SAFETY: fcntl with integer arguments.
         if let Err(e) = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) }) {
             // SAFETY: unmapping what was mapped above.
-            unsafe { libc::munmap(p, 4096) };
+            unsafe { libc::munmap(p, bytes) };
             return Err(e);
         }
-        let word = std::ptr::NonNull::new(p.cast::<std::sync::atomic::AtomicU64>())
+        let base = std::ptr::NonNull::new(p.cast::<std::sync::atomic::AtomicU64>())
             .ok_or(io::ErrorKind::Other)?;
-        let c = SharedCounter { fd, word };
-        c.word().store(1, std::sync::atomic::Ordering::Release);
-        Ok(c)
+        Ok(SharedPages {
+            fd,
+            base,
+            words: bytes / 8,
+        })
     }
 
-    fn word(&self) -> &std::sync::atomic::AtomicU64 {
-        // SAFETY: a page-aligned mapping of 4096 bytes that lives as long as self.
-        unsafe { self.word.as_ref() }
+    /// The words.
+    pub fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        // SAFETY: a page-aligned mapping of `words` words that lives as long as
+        // self; atomics may alias what other processes read.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr(), self.words) }
     }
 
-    /// The counter's value.
-    pub fn get(&self) -> u64 {
-        self.word().load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Adds one.
-    pub fn bump(&self) {
-        self.word()
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// The descriptor another process maps (read-only: the seals refuse a
-    /// writable mapping).
+    /// The descriptor another process maps read-only.
     pub fn reader(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
 
-impl Drop for SharedCounter {
+impl Drop for SharedPages {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, not used after this.
-        unsafe { libc::munmap(self.word.as_ptr().cast(), 4096) };
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.words * 8) };
+    }
+}
+
+/// A counter in shared memory that only this process can change (a
+/// [`SharedPages`] of one word; the stack's grants generation).
+pub struct SharedCounter(SharedPages);
+
+impl SharedCounter {
+    /// A counter at 1.
+    pub fn new(name: &str) -> io::Result<SharedCounter> {
+        let p = SharedPages::new(name, 1)?;
+        p.words()[0].store(1, std::sync::atomic::Ordering::Release);
+        Ok(SharedCounter(p))
+    }
+
+    /// The counter's value.
+    pub fn get(&self) -> u64 {
+        self.0.words()[0].load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Adds one.
+    pub fn bump(&self) {
+        self.0.words()[0].fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The descriptor another process maps read-only.
+    pub fn reader(&self) -> BorrowedFd<'_> {
+        self.0.reader()
     }
 }
 

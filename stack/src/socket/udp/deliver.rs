@@ -179,11 +179,12 @@ impl Sockets {
         self.udp.stuck_due
     }
 
-    /// A grant was handed out for socket `id` (see
+    /// Socket `id` received a posted datagram (`true`), or its program said
+    /// every post before its close was served (`false`; see
     /// [`crate::control::grants`]).
-    pub(crate) fn mark_posted(&mut self, id: SocketId) {
+    pub(crate) fn mark_posted(&mut self, id: SocketId, posted: bool) {
         if let Some(u) = self.udp_mut(id) {
-            u.posted = true;
+            u.posted = posted;
         }
     }
 
@@ -234,7 +235,10 @@ impl Sockets {
             return false;
         };
         let now = ifs.now();
-        let (turn, since) = *u.hup_seen.get_or_insert((turns.turn, now));
+        // A close seen in the middle of a turn (a request's poll) may be newer
+        // than the turn's reading of the connections: the next turn's does not
+        // count, the one after does.
+        let (turn, since) = *u.hup_seen.get_or_insert((turns.turn + 1, now));
         if turns.drained > turn || now - since >= CLOSE_WAIT_MAX {
             return false;
         }

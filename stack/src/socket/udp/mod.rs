@@ -91,8 +91,8 @@ pub(crate) struct UdpState {
     mcast6_if: Option<IfaceId>,
     /// `shutdown` shut its writing side.
     pub(crate) write_shut: bool,
-    /// A grant was handed out for this socket: its close waits for posted
-    /// datagrams (see [`Sockets::udp_close_waits`]).
+    /// Datagrams were posted to this socket: its close waits for those still
+    /// on their way (see [`Sockets::udp_close_waits`]).
     pub(crate) posted: bool,
     /// When its program's close was first seen: (turn, time).
     hup_seen: Option<(u64, smoltcp::time::Instant)>,
@@ -155,6 +155,8 @@ pub(crate) struct Table {
     pub(super) stuck_due: Option<smoltcp::time::Instant>,
     /// The event loop's turns, once it reports them ([`Sockets::begin_turn`]).
     turns: Option<Turns>,
+    /// Sockets with an origins ring (see [`Sockets::origin_ring`]).
+    pub(crate) rings: usize,
     /// Datagrams posted, and those of them dropped (see
     /// [`crate::control::grants`]).
     pub(crate) posts: (u64, u64),
@@ -241,6 +243,7 @@ impl Table {
             stuck_due: None,
             turns: None,
             posts: (0, 0),
+            rings: 0,
             groups: HashMap::new(),
             targets: Vec::new(),
             buf: LazyBuf::default(),
