@@ -815,6 +815,11 @@ fn run_with(args: RunArgs, oci: Option<&std::os::fd::OwnedFd>) -> Result<i32, St
         .map_err(|e| format!("cannot create the control socket {}: {e}", ctl.display()))?;
     control.set_max_connections(args.max_control_connections);
     let mode = args.shim;
+    if mode == ShimMode::Seccomp {
+        control.refuse_all(
+            "the container runs under the seccomp shim, which uses no control connection",
+        );
+    }
     let files = write_resolver_files(
         &args,
         host_dns.as_ref(),

@@ -695,3 +695,36 @@ fn typing_into_the_user_s_terminal_fails() {
     assert_eq!(f["tiocsti"], "EIO", "{out} {err}");
     assert_eq!(f["echoed"], "0", "bytes reached the terminal: {out}");
 }
+
+/// Under the seccomp shim a program of the container cannot speak the control
+/// protocol to its own stack: a request names a socket by its stand-in's inode,
+/// which a process can guess without holding the socket (another user's in the
+/// same container: a nobody process made root's DNS socket send). Its
+/// connection is accepted and closed at once; the program's own sockets work.
+#[test]
+fn a_seccomp_container_s_programs_get_no_control_connection() {
+    let script = r#"
+import glob, os, socket, struct
+paths = glob.glob("/run/netcell/*/ctl") + glob.glob("/run/user/*/netcell/*/ctl") + glob.glob("/tmp/netcell/*/ctl")
+answered = 0
+for p in paths:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.settimeout(5)
+    try:
+        s.connect(p)
+        s.send(b"nc\x01\x01" + struct.pack("<IQI", 1, 0, os.getpid()))
+        answered += len(s.recv(100)) > 0
+    except OSError:
+        pass
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 0))
+u.sendto(b"x", u.getsockname())
+print("sockets", len(paths) > 0, "answered", answered, "own socket", u.recv(8))
+"#;
+    let (st, out, err) = Container::nobody()
+        .shim(Mode::Seccomp)
+        .exec([python(), "-c", script])
+        .run();
+    assert!(st.success(), "{out} {err}");
+    assert_eq!(out, "sockets True answered 0 own socket b'x'\n", "{err}");
+}

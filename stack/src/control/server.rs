@@ -18,6 +18,13 @@
 //! peer's parents with pidfds, so that no pid it reads can have been reused by the
 //! time it is trusted (see `descends_from_us`).
 //!
+//! Under the seccomp shim no program needs the socket (the supervisor serves
+//! their calls in the stack's own thread), so the launcher has every connection
+//! refused ([`ControlServer::refuse_all`]): a request names a socket by its
+//! stand-in's inode, which a process can guess without holding the socket, and
+//! a program must not reach another's sockets that way. (Under preload it can:
+//! see the README's preload limits.)
+//!
 //! # Floods
 //!
 //! A container can open connections until the stack runs out of descriptors. At
@@ -66,6 +73,8 @@ pub struct ControlServer {
     /// Given up for one `accept` when the stack is out of descriptors.
     reserve: Option<OwnedFd>,
     max_connections: usize,
+    /// Why every connection is refused, if it is (see [`ControlServer::refuse_all`]).
+    refuse_all: Option<&'static str>,
     /// Connections refused so far (for the log).
     refused: u64,
     path: PathBuf,
@@ -98,6 +107,7 @@ impl ControlServer {
             listener,
             reserve: Some(sys::dev_null()?),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            refuse_all: None,
             refused: 0,
             path: path.to_path_buf(),
             conns: Vec::new(),
@@ -127,6 +137,14 @@ impl ControlServer {
     /// Keeps at most `n` connections (at least 1).
     pub fn set_max_connections(&mut self, n: usize) {
         self.max_connections = n.max(1);
+    }
+
+    /// Refuses every connection from now on, saying `why` (a container whose
+    /// programs all run under the seccomp shim has no use for the control
+    /// socket, and a hostile program of it must not speak the protocol: its
+    /// requests name sockets by inode, which proves no hold on them).
+    pub fn refuse_all(&mut self, why: &'static str) {
+        self.refuse_all = Some(why);
     }
 
     fn refuse(&mut self, why: std::fmt::Arguments<'_>) {
@@ -167,6 +185,10 @@ impl ControlServer {
                     break;
                 }
             };
+            if let Some(why) = self.refuse_all {
+                self.refuse(format_args!("{why}"));
+                continue;
+            }
             let live = self.connections();
             if live >= self.max_connections {
                 self.refuse(format_args!("{live} connections already (the limit)"));
