@@ -344,6 +344,8 @@ impl Supervisor {
                 let _ = self.respond(p.listener, p.notif.id, Outcome::Errno(p.timeout_errno));
             } else {
                 self.serve(stack, p.notif, p.listener, Some(p));
+                // What it sent leaves now: the turn's poll is over.
+                stack.poll();
             }
         }
     }
