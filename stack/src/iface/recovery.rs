@@ -34,8 +34,9 @@
 //!   it is still missing while more was SACKed above it.
 //! - **Probes** (Linux's tail-loss probe, and its short retransmission timeout,
 //!   in one): data unacknowledged for a probe timeout — two round trips (from
-//!   the timestamps the peer echoes), at least 10 ms, 40 ms more when so little
-//!   is in flight that the peer may delay its ACK, doubling with each probe
+//!   the timestamps the peer echoes), at least 10 ms, more when so little is
+//!   in flight that the peer may delay its ACK (as long as it took to ACK a
+//!   small flight lately: 40 ms until measured), doubling with each probe
 //!   without progress (up to 16 times) — is prompted, unless the peer's
 //!   window is full (that silence is flow control). Probes stop 3 s after the
 //!   peer was last heard from: a copy counts as a segment from the peer, so a
@@ -87,7 +88,8 @@ const FIRST_RTT: Duration = Duration::from_millis(100);
 /// The shortest probe timeout.
 const MIN_PTO: Duration = Duration::from_millis(10);
 /// What a receiver may hold back the ACK of a lone segment (Linux's shortest
-/// delayed ACK): a probe of a small flight waits that much longer.
+/// delayed ACK): a probe of a small flight waits that much longer until the
+/// peer's ACKs of small flights were timed (`Conn::lone_ack`).
 const DELAYED_ACK: Duration = Duration::from_millis(40);
 /// Probes stop when the peer has not been heard from for this long; smoltcp's
 /// own timeout takes over (a copy counts as a segment heard, so probing for
@@ -129,6 +131,10 @@ struct Conn {
     recovering: bool,
     /// Smoothed round trip (from the timestamps the peer echoes).
     srtt: Duration,
+    /// How long the peer took to acknowledge a small flight lately (the
+    /// longest recent sample, decaying): what a receiver that delays the ACK
+    /// of a lone segment adds. [`DELAYED_ACK`] until measured.
+    lone_ack: Duration,
     /// The last segment from the peer if it was a pure ACK (empty otherwise):
     /// what a probe hands smoltcp copies of.
     template: Vec<u8>,
@@ -169,7 +175,7 @@ impl Conn {
     fn pto_for(&self, outstanding: u32) -> Duration {
         let mut t = (self.srtt * 2).max(MIN_PTO);
         if outstanding < 2 * 1460 {
-            t += DELAYED_ACK;
+            t += self.lone_ack;
         }
         t * (1u32 << self.probes.min(MAX_BACKOFF))
     }
@@ -420,6 +426,7 @@ impl Recovery {
             high: s.seq,
             recovering: false,
             srtt: FIRST_RTT,
+            lone_ack: DELAYED_ACK,
             template,
             tcp_at,
             window,
@@ -520,6 +527,7 @@ impl Recovery {
             }
         }
         if seq_gt(ack, c.snd_una) {
+            let small = c.outstanding() < 2 * 1460;
             c.snd_una = ack;
             if seq_gt(ack, c.snd_max) {
                 c.snd_max = ack;
@@ -534,6 +542,12 @@ impl Recovery {
                     } else {
                         (c.srtt * 7 + sample) / 8
                     };
+                    if small {
+                        // A receiver that ACKs a lone segment at once (Linux
+                        // in quick-ACK mode, as after losses) needs no probe
+                        // to wait for a delayed ACK; one that delays shows it.
+                        c.lone_ack = sample.max(c.lone_ack * 3 / 4);
+                    }
                 }
             }
             c.probe_at = now + c.pto();
@@ -989,6 +1003,41 @@ mod tests {
         let copies = drain(&mut r);
         assert_eq!(copies.len(), 5);
         assert_eq!(&copies[1], &all);
+    }
+
+    /// A peer that acknowledges lone segments at once: a lost lone segment is
+    /// probed after the shortest timeout, not a delayed ACK later; a peer that
+    /// delays its ACK of one (40 ms) is waited for again.
+    #[test]
+    fn a_peer_that_acks_at_once_is_probed_sooner() {
+        let t = Instant::from_millis(1000);
+        let mut r = in_flight(t);
+        let ack = |end: u32, echo: u32| segment(PEER, US, 1, end, 500, &[], echo, &[]);
+        r.observe(0, Medium::Ip, &ack(21000, crate::socket::tcp::tsval()), t);
+        // Ten lone segments, each acknowledged at once.
+        let mut end = 21000;
+        for _ in 0..10 {
+            r.sent(0, Medium::Ip, &data(end, 1000));
+            end += 1000;
+            r.observe(0, Medium::Ip, &ack(end, crate::socket::tcp::tsval()), t);
+        }
+        // The next one is lost: probed well before a delayed ACK's 40 ms.
+        r.sent(0, Medium::Ip, &data(end, 1000));
+        r.tick(t + MIN_PTO + Duration::from_millis(5));
+        assert_eq!(drain(&mut r).len(), 5, "probed after the shortest timeout");
+        // Its ACK came 40 ms late after all (a delayed ACK): the next lone
+        // segment's probe waits for one again.
+        end += 1000;
+        let late = crate::socket::tcp::tsval().wrapping_sub(40);
+        let t2 = t + Duration::from_millis(100);
+        r.tick(t2);
+        drain(&mut r);
+        r.observe(0, Medium::Ip, &ack(end, late), t2);
+        r.sent(0, Medium::Ip, &data(end, 1000));
+        r.tick(t2 + MIN_PTO + Duration::from_millis(5));
+        assert!(drain(&mut r).is_empty(), "a delayed ACK is waited for");
+        r.tick(t2 + MIN_PTO + DELAYED_ACK + Duration::from_millis(5));
+        assert_eq!(drain(&mut r).len(), 5);
     }
 
     #[test]
