@@ -7,8 +7,10 @@
 # stream and latency, redis-benchmark, idle memory, 1000 containers at once, 10 000
 # connections in one container.
 #
-#   bench/run.sh            the full run (about 10 minutes): writes
+#   bench/run.sh            the full run (about 15 minutes): writes
 #                           bench/results/DATE.json, DATE.md and DATE-*.png
+#                           (BENCH_NAME=NAME: NAME.json, ... instead, for a
+#                           second run the same day)
 #   bench/run.sh --quick    seconds per figure, fewer of them, results to a
 #                           temporary directory; prints the table (CI runs it;
 #                           it fails only when a measurement cannot be made,
@@ -27,7 +29,7 @@ trap 'rm -rf "$bins"' EXIT
 cc -O2 -o "$bins/connrate" shim/bench/connrate.c
 cc -O2 -o "$bins/ctlbench" shim/bench/ctlbench.c
 cc -O2 -o "$bins/dgrambench" shim/bench/dgrambench.c
-date=$(date -u +%Y-%m-%d)
+date=${BENCH_NAME:-$(date -u +%Y-%m-%d)}
 if [ -n "$QUICK" ]; then out="$bins/results"; else out=bench/results; fi
 mkdir -p "$out"
 python3 bench/run.py $QUICK --bins "$bins" --netcell "$PWD/target/release/netcell" --out "$bins"
