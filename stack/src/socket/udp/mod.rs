@@ -91,6 +91,9 @@ pub(crate) struct UdpState {
     mcast6_if: Option<IfaceId>,
     /// `shutdown` shut its writing side.
     pub(crate) write_shut: bool,
+    /// The interface its connected peer is routed through, as of a grants
+    /// generation (see [`Sockets::udp_room`]).
+    room_route: Option<(u64, IfaceId)>,
     /// Datagrams were posted to this socket: its close waits for those still
     /// on their way (see [`Sockets::udp_close_waits`]).
     pub(crate) posted: bool,
@@ -116,6 +119,7 @@ impl Default for UdpState {
             posted: false,
             hup_seen: None,
             write_shut: false,
+            room_route: None,
         }
     }
 }

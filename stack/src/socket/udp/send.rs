@@ -132,8 +132,20 @@ impl Sockets {
         let (Some(dst), Some(local)) = (u.connected, s.local) else {
             return true;
         };
-        let Ok((iface, _)) = self.udp_route(ifs, id, &dst.ip(), None) else {
-            return true;
+        // The route is looked up once per grants generation (which every change
+        // of routes and of a datagram socket's settings moves), not per record.
+        let generation = ifs.grants().generation();
+        let iface = match u.room_route {
+            Some((g, iface)) if g == generation && generation != 0 => iface,
+            _ => {
+                let Ok((iface, _)) = self.udp_route(ifs, id, &dst.ip(), None) else {
+                    return true;
+                };
+                if let Some(u) = self.udp_mut(id) {
+                    u.room_route = Some((generation, iface));
+                }
+                iface
+            }
         };
         let Some(ep) = self.udp.endpoints.get_mut(&(iface, local.port())) else {
             return true;
