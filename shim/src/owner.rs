@@ -478,6 +478,11 @@ impl OwnerServer {
             "\"udp\":{}",
             stack.socket_list(libc::IPPROTO_UDP).len()
         ));
+        let r = stack.interfaces().recovery().borrow().counters();
+        parts.push(format!(
+            "\"recovery\":{{\"prompts\":{},\"again\":{},\"probes\":{}}}",
+            r.prompts, r.again, r.probes
+        ));
         let (posted, dropped) = stack.posts();
         parts.push(format!(
             "\"posted\":{{\"datagrams\":{posted},\"dropped\":{dropped}}}"

@@ -441,6 +441,10 @@ fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("\"tcp\":{\"listen\":1,"), "{out}");
     assert!(out.contains("\"lo\":{\"rx_packets\":"), "{out}");
+    assert!(
+        out.contains("\"recovery\":{\"prompts\":0,\"again\":0,\"probes\":0}"),
+        "{out}"
+    );
     // A second container with the same name is refused.
     let (st, _, err) = Container::new(mode)
         .args(["--name", &a])

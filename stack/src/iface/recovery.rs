@@ -197,8 +197,8 @@ struct Opening {
 /// our port).
 type Key = (IpAddress, u16, IpAddress, u16);
 
-/// What [`Recovery`] did (for tests, and for embedders through
-/// [`super::Interfaces::recovery`]; `netcell stats` does not show it yet).
+/// What [`Recovery`] did (for tests, embedders through
+/// [`super::Interfaces::recovery`], and `netcell stats`: `recovery`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Retransmissions prompted by SACK blocks.
