@@ -92,6 +92,7 @@ impl Runtime {
             if let Link::Tap(tap) = dev {
                 tap.set_tx_coalescing(true);
             }
+            dev.set_watched();
             poll.registry().register(
                 &mut SourceFd(&dev.as_raw_fd()),
                 Token(KIND_DEVICE | i),
@@ -208,7 +209,12 @@ impl Runtime {
         for i in 0..self.ready.len() {
             let r = self.ready[i];
             match r.token {
-                t if t & !INDEX_MASK == KIND_DEVICE => {} // Stack::poll drains it.
+                t if t & !INDEX_MASK == KIND_DEVICE => {
+                    // Stack::poll drains it.
+                    if let Some(dev) = self.stack.devices_mut().get_mut(t & INDEX_MASK) {
+                        dev.readable();
+                    }
+                }
                 t if t == CONTROL.0 => {
                     self.control.accept();
                     let reg = self.poll.registry();

@@ -109,6 +109,10 @@ pub struct StandIn {
     /// it hangs up now, the listener was closed with it in its queue, and Linux
     /// resets such connections.
     pub(crate) awaiting_accept: bool,
+    /// When a hang-up was first seen while `awaiting_accept`: the front end's
+    /// `Placed` may still be on its way (it has no answer), so the hang-up waits
+    /// for it (see [`crate::socket::Turns`]).
+    pub(crate) hup_seen: Option<(u64, smoltcp::time::Instant)>,
     /// Since when a corked partial segment waits in `T` (see [`CORK_MAX`]).
     pub(crate) corked_since: Option<Instant>,
     /// The event loop reported readiness since the socket layer last served it.
@@ -266,6 +270,7 @@ impl StandIn {
             app_reset: false,
             owner: None,
             awaiting_accept: false,
+            hup_seen: None,
             corked_since: None,
             news: true,
             shut_for_listening: false,

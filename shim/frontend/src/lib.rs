@@ -357,7 +357,7 @@ pub fn connect_end(
         return Ok(ConnectEnd::Connected);
     }
     // Failed (the errno, reported once), still connecting, or connected before.
-    svc.ask(ino, &Request::Connect { addr }, |r| {
+    svc.ask(ino, &Request::Connect { addr, wait: false }, |r| {
         if r.not_standin() {
             return ConnectEnd::Native;
         }

@@ -152,9 +152,10 @@ pub unsafe extern "C" fn accept4(
     // A connection of a published port is the host's accepted socket itself.
     class::set(conn_fd, class::probe(conn_fd));
     // Taken from the queue (a listener closed from now on does not reset it), and
-    // where it lives (a reset shows as ECONNRESET there).
+    // where it lives (a reset shows as ECONNRESET there). Not answered: the
+    // accept returns without a round trip.
     if let Some(ino) = sys::socket_inode(conn_fd) {
-        let _ = conn::call(ino, &Request::Placed { fd: conn_fd }, None);
+        let _ = conn::tell(ino, &Request::Placed { fd: conn_fd });
     }
     conn_fd
 }
@@ -181,7 +182,14 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         Err(e) => return fail(e),
     };
     let mut ino = ino;
-    let errno = match conn::call(ino, &Request::Connect { addr: a }, Some(fd)) {
+    let blocking = sys::fl(fd) & libc::O_NONBLOCK == 0;
+    // A blocking connect's answer reaches this thread for sure: the stack may
+    // report a connection its request established at once (`wait`).
+    let req = Request::Connect {
+        addr: a,
+        wait: blocking,
+    };
+    let errno = match conn::call(ino, &req, Some(fd)) {
         // SAFETY: passing through.
         Ok(r) if r.flags & reply_flags::NOT_STANDIN != 0 => {
             return unsafe { real_connect(fd, addr, len) };
@@ -214,7 +222,6 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         }
         Err(e) => e,
     };
-    let blocking = sys::fl(fd) & libc::O_NONBLOCK == 0;
     if !(blocking && (errno == libc::EINPROGRESS || errno == libc::EALREADY)) {
         return fail(errno);
     }

@@ -194,6 +194,29 @@ pub fn post(msg: &[u8]) -> Result<(), c_int> {
     }
 }
 
+/// Sends `req` about socket `sock`, a request the stack does not answer
+/// ([`proto::Op::answered`]), on the connection the thread's requests use (so it
+/// is served before the thread's later requests), waiting for room when the
+/// connection is full.
+pub fn tell(sock: u64, req: &Request<'_>) -> Result<(), c_int> {
+    debug_assert!(!req.op().answered());
+    let mut c = take()?;
+    let mut buf = [0u8; MAX_MESSAGE];
+    c.seq = c.seq.wrapping_add(1);
+    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, &mut buf)
+        .map_err(|_| libc::EINVAL)?;
+    match sys::send_with_fd(c.fd, &buf[..n], None) {
+        Ok(_) => {
+            give_back(c);
+            Ok(())
+        }
+        Err(e) => {
+            sys::close(c.fd);
+            Err(e)
+        }
+    }
+}
+
 /// A reply, owned.
 pub struct Response {
     pub errno: c_int,

@@ -630,7 +630,10 @@ pub(super) fn connect_standin<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock) -> Res
     }
     let mut fds = heapless::Vec::new();
     let _ = fds.push(s.fd.try_clone()?);
-    let mut a = cx.ask(s.ino, &Request::Connect { addr }, &mut fds);
+    // Not `wait`: a signal can lose the answer, so a connection is reported
+    // only once the answer arrived (`Outcome::Connected`).
+    let req = Request::Connect { addr, wait: false };
+    let mut a = cx.ask(s.ino, &req, &mut fds);
     if a.flags & reply_flags::NOT_STANDIN != 0 {
         return Ok(Outcome::Continue);
     }

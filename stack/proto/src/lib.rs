@@ -245,7 +245,7 @@ pub enum Op {
     ErrorMarkers = 17,
     /// The container's interfaces and their addresses.
     Interfaces = 18,
-    /// Where a front end installed a stand-in in the program.
+    /// Where a front end installed a stand-in in the program: no reply.
     Placed = 19,
     /// A step of a packet-filter table call (`iptables`' socket options).
     Table = 20,
@@ -345,12 +345,18 @@ pub enum Request<'a> {
         /// The program's backlog argument.
         backlog: i32,
     },
-    /// Body: the sockaddr bytes. The stand-in rides along as `SCM_RIGHTS`.
-    /// `EINPROGRESS` is the normal answer; the stand-in turns writable when the
-    /// connection is established or has failed, and `SO_ERROR` tells which.
+    /// Body: `wait: u8` (0 or 1), then the sockaddr bytes. The stand-in rides
+    /// along as `SCM_RIGHTS`. `EINPROGRESS` is the normal answer; the stand-in
+    /// turns writable when the connection is established or has failed, and
+    /// `SO_ERROR` tells which.
     Connect {
         /// The address as the program passed it.
         addr: &'a [u8],
+        /// The program waits for the handshake (a blocking socket) and the
+        /// answer reaches it for sure (the preload shim): a connection the
+        /// request's own poll established (a destination inside the container)
+        /// is answered 0 and counts as reported — no `ConnectDone` round trip.
+        wait: bool,
     },
     /// No body. Reply data: the sockaddr.
     GetSockName,
@@ -440,8 +446,12 @@ pub enum Request<'a> {
     },
     /// Body: `fd: i32`. The stand-in was installed as descriptor `fd` of the
     /// requesting process (the seccomp supervisor says so after
-    /// `SECCOMP_IOCTL_NOTIF_ADDFD`), so that the stack can find it again: after a
-    /// reset it makes the program's next read fail with `ECONNRESET`.
+    /// `SECCOMP_IOCTL_NOTIF_ADDFD`, the preload shim after an `accept`), so that
+    /// the stack can find it again: after a reset it makes the program's next
+    /// read fail with `ECONNRESET`. **No reply** (see [`Op::answered`]): an
+    /// `accept` must not wait a round trip for it; the stack holds back a
+    /// hang-up of a connection it has not yet heard is placed until it has read
+    /// the control connections once after the hang-up.
     Placed {
         /// The descriptor number in the program.
         fd: i32,
@@ -517,6 +527,15 @@ pub mod table_steps {
 pub const MAX_TABLE: usize = 8 << 20;
 /// The most bytes of a table value one [`Request::Table`] carries.
 pub const TABLE_PIECE: usize = 60_000;
+
+impl Op {
+    /// Whether the stack answers a request of this operation: [`Op::Post`] and
+    /// [`Op::Placed`] are sent and forgotten (in order with the connection's
+    /// other requests).
+    pub fn answered(self) -> bool {
+        !matches!(self, Op::Post | Op::Placed)
+    }
+}
 
 impl Request<'_> {
     /// The operation of this request.

@@ -38,7 +38,14 @@ fn requests_roundtrip() {
     roundtrip(Request::Bind {
         addr: &[2, 0, 0, 80],
     });
-    roundtrip(Request::Connect { addr: &[10, 0] });
+    roundtrip(Request::Connect {
+        addr: &[10, 0],
+        wait: false,
+    });
+    roundtrip(Request::Connect {
+        addr: &[10, 0],
+        wait: true,
+    });
     roundtrip(Request::Listen { backlog: -1 });
     roundtrip(Request::GetSockName);
     roundtrip(Request::GetPeerName);

@@ -237,8 +237,13 @@ pub fn encode_request(
             w.i32(ty)?;
             w.i32(protocol)?;
         }
-        Request::Bind { addr } | Request::Connect { addr } => {
+        Request::Bind { addr } => {
             check_len("sockaddr", addr, MAX_SOCKADDR)?;
+            w.bytes(addr)?;
+        }
+        Request::Connect { addr, wait } => {
+            check_len("sockaddr", addr, MAX_SOCKADDR)?;
+            w.u8(wait as u8)?;
             w.bytes(addr)?;
         }
         Request::Listen { backlog } => w.i32(backlog)?,
@@ -359,6 +364,19 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
             protocol: r.i32()?,
         },
         Op::Bind | Op::Connect => {
+            let wait = match op {
+                Op::Connect => match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    v => {
+                        return Err(DecodeError::BadField {
+                            field: "connect wait flag",
+                            value: v as u64,
+                        });
+                    }
+                },
+                _ => false,
+            };
             let addr = r.rest();
             if addr.len() > MAX_SOCKADDR {
                 return Err(DecodeError::BadField {
@@ -369,7 +387,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
             if op == Op::Bind {
                 Request::Bind { addr }
             } else {
-                Request::Connect { addr }
+                Request::Connect { addr, wait }
             }
         }
         Op::Listen => Request::Listen { backlog: r.i32()? },

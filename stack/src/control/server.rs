@@ -286,7 +286,7 @@ impl ControlServer {
                             pid: conn.pid.max(0) as u32,
                         },
                     );
-                    if let proto::Request::Post { .. } = req {
+                    if !req.op().answered() {
                         // Posted: nobody waits for an answer.
                         got.fds.clear();
                         continue;

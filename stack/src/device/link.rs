@@ -38,6 +38,21 @@ impl Link {
         }
     }
 
+    /// An event loop watches the device's fd from now on and calls
+    /// [`Link::readable`] when it turns readable.
+    pub fn set_watched(&mut self) {
+        if let Link::Uplink(u) = self {
+            u.set_watched();
+        }
+    }
+
+    /// The event loop saw the device's fd readable.
+    pub fn readable(&mut self) {
+        if let Link::Uplink(u) = self {
+            u.readable();
+        }
+    }
+
     /// Writes out what the device batched (the TAP's merged segments).
     pub fn flush(&mut self) {
         if let Link::Tap(t) = self {

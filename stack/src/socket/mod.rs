@@ -227,6 +227,8 @@ struct Slot<T> {
 
 /// All sockets of a stack, and each protocol's table.
 pub struct Sockets {
+    /// The event loop's turns, once it reports them ([`Sockets::begin_turn`]).
+    turns: Option<Turns>,
     slots: Vec<Slot<Socket>>,
     free: Vec<u32>,
     /// Live sockets (the slots in use).
@@ -258,10 +260,60 @@ pub struct Sockets {
     raw: raw::Table,
 }
 
+/// The event loop's turns as the socket layer sees them. A program may send a
+/// message that has no answer on a control connection (a datagram posted, an
+/// accepted connection placed) and then close a socket: the event loop can see
+/// the hang-up before it reads the message, and must not act on the hang-up
+/// until it has (see [`Turns::close_waits`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Turns {
+    /// The current turn.
+    turn: u64,
+    /// The last turn that read every control connection to its end.
+    drained: u64,
+}
+
+/// How long a hang-up waits for the control connections at most (a program
+/// that keeps its connection busy cannot hold a socket for longer).
+const CLOSE_WAIT_MAX: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(1);
+
+impl Turns {
+    /// Whether a hang-up seen at `now` (first seen as `seen`, which this keeps)
+    /// must wait still: messages sent before it were on the control connections
+    /// when it was seen, so a turn that read every connection to its end after
+    /// that has served them — or [`CLOSE_WAIT_MAX`] passed. Without an event
+    /// loop (`turns` is `None`: the embedding API) nothing waits.
+    pub(crate) fn close_waits(
+        turns: Option<Turns>,
+        seen: &mut Option<(u64, Instant)>,
+        now: Instant,
+    ) -> bool {
+        let Some(turns) = turns else {
+            return false;
+        };
+        // A hang-up seen in the middle of a turn (a request's poll) may be newer
+        // than the turn's reading of the connections: the next turn's does not
+        // count, the one after does.
+        let (turn, since) = *seen.get_or_insert((turns.turn + 1, now));
+        !(turns.drained > turn || now - since >= CLOSE_WAIT_MAX)
+    }
+}
+
 impl Sockets {
+    /// A turn of the event loop begins its poll; `drained`: it read every
+    /// control connection to its end first.
+    pub(crate) fn begin_turn(&mut self, drained: bool) {
+        let t = self.turns.get_or_insert_default();
+        t.turn += 1;
+        if drained {
+            t.drained = t.turn;
+        }
+    }
+
     /// An empty table.
     pub fn new(cfg: SocketConfig) -> Self {
         Sockets {
+            turns: None,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,

@@ -110,6 +110,14 @@ struct Inner {
     up: UplinkStats,
     last_sweep: Clock,
     ping_refused_said: bool,
+    /// An event loop watches the device's fd and says when it turns readable
+    /// ([`UplinkDevice::readable`]): the host sockets are looked at only then,
+    /// not in every poll round (a system call each, many per connection made
+    /// inside the container). Without one (`false`), every round looks.
+    watched: bool,
+    /// The event loop saw the fd readable since the sockets were last looked
+    /// at, or the last look may have left events behind.
+    woken: bool,
 }
 
 /// The uplink device (see the module docs).
@@ -136,6 +144,8 @@ impl UplinkDevice {
                 up: UplinkStats::default(),
                 last_sweep: Clock::now(),
                 ping_refused_said: false,
+                watched: false,
+                woken: false,
             }),
         })
     }
@@ -170,6 +180,18 @@ impl UplinkDevice {
         i.add_flow(key, sock, Clock::now(), true).map(|_| ())
     }
 
+    /// An event loop watches the device's fd from now on and calls
+    /// [`UplinkDevice::readable`] when it turns readable.
+    pub fn set_watched(&self) {
+        self.inner.borrow_mut().watched = true;
+    }
+
+    /// The event loop saw the device's fd readable: the next receive looks at
+    /// the host sockets.
+    pub fn readable(&self) {
+        self.inner.borrow_mut().woken = true;
+    }
+
     /// Whether packets read from host sockets wait for the stack, or sockets
     /// remain to be read (the event loop must not sleep).
     pub fn has_pending(&self) -> bool {
@@ -192,11 +214,14 @@ impl Inner {
             self.last_sweep = now;
             self.sweep(now);
         }
-        if self
-            .poll
-            .poll(&mut self.events, Some(Duration::ZERO))
-            .is_ok()
+        if (self.woken || !self.watched)
+            && self
+                .poll
+                .poll(&mut self.events, Some(Duration::ZERO))
+                .is_ok()
         {
+            // A full batch may have left events behind: look again next time.
+            self.woken = self.events.iter().count() == self.events.capacity();
             for ev in self.events.iter() {
                 let i = ev.token().0;
                 if !self.ready.contains(&i) {

@@ -152,6 +152,10 @@ impl Sockets {
                     if let Some(t) = si.corked_since {
                         take(t + crate::standin::CORK_MAX);
                     }
+                    if let Some((_, seen)) = si.hup_seen.filter(|_| si.awaiting_accept) {
+                        // A hang-up waits for the control connections: turn again.
+                        take(seen);
+                    }
                 }
                 _ => {}
             }

@@ -312,6 +312,7 @@ impl Sockets {
             }
             _ => None,
         };
+        let turns = self.turns;
         let Some(s) = self.get_mut(id) else {
             return false;
         };
@@ -336,6 +337,14 @@ impl Sockets {
         let Some(si) = s.standin.as_mut() else {
             return false; // The embedding API moves its own bytes.
         };
+        if si.hup
+            && si.awaiting_accept
+            && crate::socket::Turns::close_waits(turns, &mut si.hup_seen, now)
+        {
+            // Accepted and closed at once, perhaps: the front end's `Placed` may
+            // be unread still (see `Turns`).
+            return false;
+        }
         if si.hup
             && (si.awaiting_accept
                 || (!si.app_eof && (si.closed_with_unread() || sk.recv_queue() > 0)))

@@ -211,35 +211,19 @@ impl Sockets {
         self.udp.posts
     }
 
-    /// A turn of the event loop begins its poll; `drained`: it read every
-    /// control connection to its end first.
-    pub(crate) fn begin_turn(&mut self, drained: bool) {
-        let t = self.udp.turns.get_or_insert_default();
-        t.turn += 1;
-        if drained {
-            t.drained = t.turn;
-        }
-    }
-
     /// Whether the close of socket `id`, which its program closed, must wait:
     /// datagrams it posted may still sit in a control connection, which the
     /// event loop reads in its own order. They were there before the close was
     /// seen, so a turn that read every connection to its end after that has
-    /// served them (at most [`CLOSE_WAIT_MAX`]). Without an event loop (the
-    /// embedding API), nothing is posted and nothing waits.
+    /// served them (see [`super::super::Turns::close_waits`]). Without an event
+    /// loop (the embedding API), nothing is posted and nothing waits.
     pub(crate) fn udp_close_waits(&mut self, ifs: &Interfaces, id: SocketId) -> bool {
-        let Some(turns) = self.udp.turns else {
-            return false;
-        };
+        let turns = self.turns;
+        let now = ifs.now();
         let Some(u) = self.udp_mut(id).filter(|u| u.posted) else {
             return false;
         };
-        let now = ifs.now();
-        // A close seen in the middle of a turn (a request's poll) may be newer
-        // than the turn's reading of the connections: the next turn's does not
-        // count, the one after does.
-        let (turn, since) = *u.hup_seen.get_or_insert((turns.turn + 1, now));
-        if turns.drained > turn || now - since >= CLOSE_WAIT_MAX {
+        if !super::super::Turns::close_waits(turns, &mut u.hup_seen, now) {
             return false;
         }
         // The loop turns again at once rather than sleep on it.

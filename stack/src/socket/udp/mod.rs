@@ -133,19 +133,6 @@ struct Endpoint {
     full_since: Option<smoltcp::time::Instant>,
 }
 
-/// The event loop's turns as the socket layer sees them.
-#[derive(Clone, Copy, Debug, Default)]
-struct Turns {
-    /// The current turn.
-    turn: u64,
-    /// The last turn that read every control connection to its end.
-    drained: u64,
-}
-
-/// How long a posted socket's close waits for the control connections at most
-/// (a program that keeps its connection busy cannot keep a socket for longer).
-const CLOSE_WAIT_MAX: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(1);
-
 /// UDP's part of the socket table (see the module docs).
 pub(crate) struct Table {
     /// Port bindings of UDP sockets.
@@ -157,8 +144,6 @@ pub(crate) struct Table {
     /// When an endpoint that holds records back becomes stuck (see
     /// [`Sockets::udp_room`]): the event loop's deadline.
     pub(super) stuck_due: Option<smoltcp::time::Instant>,
-    /// The event loop's turns, once it reports them ([`Sockets::begin_turn`]).
-    turns: Option<Turns>,
     /// Sockets with an origins ring (see [`Sockets::origin_ring`]).
     pub(crate) rings: usize,
     /// Datagrams posted, and those of them dropped (see
@@ -245,7 +230,6 @@ impl Table {
             users: HashMap::new(),
             endpoints: HashMap::new(),
             stuck_due: None,
-            turns: None,
             posts: (0, 0),
             rings: 0,
             groups: HashMap::new(),
