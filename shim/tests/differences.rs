@@ -346,7 +346,23 @@ fn a_connection_accepted_and_closed_at_once_ends_with_its_bytes(mode: Mode) {
     assert_eq!(out, host, "container (left) and host (right)\n{err}");
 }
 
+/// Issue 15: under preload a connect brings a spare stand-in for the program's
+/// next `socket()`, which then needs no round trip. The program must not see it:
+/// descriptor numbers, flags, protocol and name as Linux gives them, both
+/// families in turns, a forked child and its parent each connecting their own
+/// (sharing the inherited spare broke the child's: checked), a program that
+/// closes every descriptor of the shim's, and what an `exec`ed program finds
+/// open.
+fn tcp_sockets_from_spares_are_what_linux_gives(mode: Mode) {
+    let out = same_as_the_host(Container::new(mode), "spares.py", &[]);
+    assert!(
+        out.contains("fork [('child', 30), ('parent', 30)]"),
+        "{out}"
+    );
+}
+
 in_both_modes!(
+    tcp_sockets_from_spares_are_what_linux_gives,
     a_connection_accepted_and_closed_at_once_ends_with_its_bytes,
     datagrams_with_an_address_are_posted_as_linux_sends_them,
     the_container_s_interfaces_are_what_programs_see,

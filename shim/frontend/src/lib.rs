@@ -357,7 +357,12 @@ pub fn connect_end(
         return Ok(ConnectEnd::Connected);
     }
     // Failed (the errno, reported once), still connecting, or connected before.
-    svc.ask(ino, &Request::Connect { addr, wait: false }, |r| {
+    let req = Request::Connect {
+        addr,
+        wait: false,
+        spare: false,
+    };
+    svc.ask(ino, &req, |r| {
         if r.not_standin() {
             return ConnectEnd::Native;
         }

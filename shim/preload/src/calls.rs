@@ -6,7 +6,7 @@
 use crate::class::{self, Class};
 use crate::front::{self, Control, Local};
 use crate::real::*;
-use crate::{LISTENERS, addr_bytes, ask, conn, dgram, fail, set_cloexec, standin, sys};
+use crate::{LISTENERS, addr_bytes, ask, conn, dgram, fail, set_cloexec, spare, standin, sys};
 use libc::{c_int, c_void, sockaddr, socklen_t};
 use netcell_frontend::SetDone;
 use netcell_proto::{ACCEPT_RECORD_LEN, Request, reply_flags};
@@ -24,6 +24,9 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         // SAFETY: passing the caller's arguments through.
         let fd = unsafe { real_socket(domain, ty, protocol) };
         class::set(fd, Class::Foreign);
+        return fd;
+    }
+    if let Some(fd) = spare::take(domain, ty, protocol) {
         return fd;
     }
     match conn::call(
@@ -53,6 +56,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
                     if domain == libc::AF_PACKET {
                         Class::Foreign
                     } else if ty & 0xf == libc::SOCK_STREAM {
+                        spare::made(domain);
                         Class::Stream
                     } else {
                         Class::Datagram
@@ -188,13 +192,19 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     let req = Request::Connect {
         addr: a,
         wait: blocking,
+        spare: spare::wanted(),
     };
     let errno = match conn::call(ino, &req, Some(fd)) {
         // SAFETY: passing through.
         Ok(r) if r.flags & reply_flags::NOT_STANDIN != 0 => {
             return unsafe { real_connect(fd, addr, len) };
         }
-        Ok(r) => {
+        Ok(mut r) => {
+            if r.flags & reply_flags::SPARE != 0
+                && let Some(s) = r.fd.take()
+            {
+                spare::keep(r.value as c_int, s);
+            }
             if r.flags & reply_flags::REPLACE_STANDIN != 0
                 && let Some(new) = r.fd
             {

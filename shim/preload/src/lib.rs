@@ -42,6 +42,7 @@ mod netdb;
 mod origins;
 mod real;
 mod resolve;
+mod spare;
 mod sys;
 
 use libc::{c_int, sockaddr, socklen_t};

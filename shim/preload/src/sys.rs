@@ -83,6 +83,13 @@ pub fn move_fd_up(fd: c_int, min: c_int) -> c_int {
     }
 }
 
+/// `fcntl(fd, cmd, min)` for `F_DUPFD`/`F_DUPFD_CLOEXEC`: the new descriptor.
+pub fn dup_from(fd: c_int, cmd: c_int, min: c_int) -> Result<c_int, c_int> {
+    // SAFETY: plain fcntl.
+    let r = unsafe { libc::syscall(libc::SYS_fcntl, fd as c_long, cmd as c_long, min as c_long) };
+    ret(r).map(|n| n as c_int)
+}
+
 /// File status flags.
 pub fn fl(fd: c_int) -> c_int {
     // SAFETY: plain fcntl.

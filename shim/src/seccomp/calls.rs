@@ -632,7 +632,11 @@ pub(super) fn connect_standin<D: Device>(cx: &mut Cx<'_, '_, D>, s: Sock) -> Res
     let _ = fds.push(s.fd.try_clone()?);
     // Not `wait`: a signal can lose the answer, so a connection is reported
     // only once the answer arrived (`Outcome::Connected`).
-    let req = Request::Connect { addr, wait: false };
+    let req = Request::Connect {
+        addr,
+        wait: false,
+        spare: false,
+    };
     let mut a = cx.ask(s.ino, &req, &mut fds);
     if a.flags & reply_flags::NOT_STANDIN != 0 {
         return Ok(Outcome::Continue);

@@ -132,6 +132,11 @@ pub mod reply_flags {
     /// generation, a little-endian `u64` at its start, for a read-only shared
     /// mapping.
     pub const GENERATION: u32 = 16;
+    /// `connect` asked for a spare ([`crate::Request::Connect`]'s `spare`): the
+    /// reply carries (`SCM_RIGHTS`) a new, unconnected TCP stand-in of the
+    /// domain the reply value names (`AF_INET`/`AF_INET6`), for the front end to
+    /// hand out at the program's next `socket()` of that domain without asking.
+    pub const SPARE: u32 = 32;
 }
 
 /// A block of destinations a UDP socket may post datagrams to without waiting
@@ -345,10 +350,10 @@ pub enum Request<'a> {
         /// The program's backlog argument.
         backlog: i32,
     },
-    /// Body: `wait: u8` (0 or 1), then the sockaddr bytes. The stand-in rides
-    /// along as `SCM_RIGHTS`. `EINPROGRESS` is the normal answer; the stand-in
-    /// turns writable when the connection is established or has failed, and
-    /// `SO_ERROR` tells which.
+    /// Body: `flags: u8` (bit 0 `wait`, bit 1 `spare`), then the sockaddr
+    /// bytes. The stand-in rides along as `SCM_RIGHTS`. `EINPROGRESS` is the
+    /// normal answer; the stand-in turns writable when the connection is
+    /// established or has failed, and `SO_ERROR` tells which.
     Connect {
         /// The address as the program passed it.
         addr: &'a [u8],
@@ -357,6 +362,10 @@ pub enum Request<'a> {
         /// request's own poll established (a destination inside the container)
         /// is answered 0 and counts as reported — no `ConnectDone` round trip.
         wait: bool,
+        /// The front end wants a spare stand-in ([`reply_flags::SPARE`]) for the
+        /// program's next `socket()`: a TCP socket's connect is the round trip
+        /// that brings it, so that the `socket()` needs none.
+        spare: bool,
     },
     /// No body. Reply data: the sockaddr.
     GetSockName,

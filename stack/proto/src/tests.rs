@@ -38,14 +38,13 @@ fn requests_roundtrip() {
     roundtrip(Request::Bind {
         addr: &[2, 0, 0, 80],
     });
-    roundtrip(Request::Connect {
-        addr: &[10, 0],
-        wait: false,
-    });
-    roundtrip(Request::Connect {
-        addr: &[10, 0],
-        wait: true,
-    });
+    for (wait, spare) in [(false, false), (true, false), (false, true), (true, true)] {
+        roundtrip(Request::Connect {
+            addr: &[10, 0],
+            wait,
+            spare,
+        });
+    }
     roundtrip(Request::Listen { backlog: -1 });
     roundtrip(Request::GetSockName);
     roundtrip(Request::GetPeerName);

@@ -241,9 +241,9 @@ pub fn encode_request(
             check_len("sockaddr", addr, MAX_SOCKADDR)?;
             w.bytes(addr)?;
         }
-        Request::Connect { addr, wait } => {
+        Request::Connect { addr, wait, spare } => {
             check_len("sockaddr", addr, MAX_SOCKADDR)?;
-            w.u8(wait as u8)?;
+            w.u8(wait as u8 | (spare as u8) << 1)?;
             w.bytes(addr)?;
         }
         Request::Listen { backlog } => w.i32(backlog)?,
@@ -364,19 +364,19 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
             protocol: r.i32()?,
         },
         Op::Bind | Op::Connect => {
-            let wait = match op {
+            let flags = match op {
                 Op::Connect => match r.u8()? {
-                    0 => false,
-                    1 => true,
+                    f if f & !3 == 0 => f,
                     v => {
                         return Err(DecodeError::BadField {
-                            field: "connect wait flag",
+                            field: "connect flags",
                             value: v as u64,
                         });
                     }
                 },
-                _ => false,
+                _ => 0,
             };
+            let (wait, spare) = (flags & 1 != 0, flags & 2 != 0);
             let addr = r.rest();
             if addr.len() > MAX_SOCKADDR {
                 return Err(DecodeError::BadField {
@@ -387,7 +387,7 @@ pub fn decode_request(msg: &[u8]) -> Result<(RequestHeader, Request<'_>), Decode
             if op == Op::Bind {
                 Request::Bind { addr }
             } else {
-                Request::Connect { addr, wait }
+                Request::Connect { addr, wait, spare }
             }
         }
         Op::Listen => Request::Listen { backlog: r.i32()? },

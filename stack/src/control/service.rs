@@ -254,7 +254,7 @@ fn serve_request<D: Device>(
                 stack.sockets.listen(id, backlog, end.as_ref())
             }))
         }
-        Request::Connect { addr, wait } => match addr::parse_connect(domain, addr) {
+        Request::Connect { addr, wait, spare } => match addr::parse_connect(domain, addr) {
             Ok(t) => {
                 let now = stack.now();
                 let mut replacement = None;
@@ -277,6 +277,8 @@ fn serve_request<D: Device>(
                 if let Some(fd) = replacement {
                     ans.fd = Some(fd);
                     ans.flags |= reply_flags::REPLACE_STANDIN;
+                } else if spare && stack.sockets.kind(id) == Some(Kind::Tcp) {
+                    give_spare(stack, domain, caller, &mut ans);
                 }
                 ans
             }
@@ -437,6 +439,32 @@ fn serve_request<D: Device>(
         Request::Hello { .. } | Request::Socket { .. } | Request::Interfaces { .. } => {
             Answer::err(RequestError::Invalid)
         }
+    }
+}
+
+/// Puts a spare stand-in into a connect's answer ([`reply_flags::SPARE`]): a new
+/// TCP socket of `domain`, as a `socket()` would make it, that the front end
+/// hands out at the program's next `socket()` without a round trip. It is a
+/// socket like any other (it counts against `--max-sockets`); none is given
+/// when the limit is one socket away, so that the program's own next socket of
+/// another kind does not fail for it. A spare the program never takes goes
+/// when its process exits, found as unpaired stand-ins are.
+fn give_spare<D: Device>(stack: &mut Stack<D>, domain: Domain, caller: Caller, ans: &mut Answer) {
+    if !stack.sockets.room_for(2) {
+        return;
+    }
+    let opened = stack.sockets.open_for_program(
+        &mut stack.ifs,
+        domain,
+        libc::SOCK_STREAM,
+        0,
+        false,
+        caller.pid,
+    );
+    if let Ok((_, Some(fd))) = opened {
+        ans.fd = Some(fd);
+        ans.flags |= reply_flags::SPARE;
+        ans.value = domain.raw() as u32;
     }
 }
 

@@ -18,6 +18,11 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
 impl Sockets {
+    /// Whether `n` more sockets fit under `--max-sockets`.
+    pub(crate) fn room_for(&self, n: usize) -> bool {
+        self.live + n <= self.cfg.max_sockets
+    }
+
     /// Creates a socket. With `standin`, also the stand-in pair: the program's end is
     /// returned for the front end to hand over.
     pub fn open(
@@ -32,7 +37,7 @@ impl Sockets {
         if ty & !(0xf | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
             return Err(SocketError::BadFlags);
         }
-        if self.live >= self.cfg.max_sockets {
+        if !self.room_for(1) {
             return Err(SocketError::TooMany);
         }
         let base = ty & 0xf;

@@ -1,0 +1,143 @@
+//! Spare TCP stand-ins: `socket()` without a round trip.
+//!
+//! A TCP client's `socket()` asked the stack for a stand-in and waited for it: a
+//! round trip (two sleeping threads woken) of the two a connection costs before
+//! its `connect` returns. Now a connect asks for a spare along the way
+//! (`Request::Connect`'s `spare`): the reply carries a new unconnected TCP
+//! stand-in of the connecting socket's domain, which the shim keeps, moved up to
+//! a high descriptor number (close-on-exec, out of the way of the numbers the
+//! program's own files get). The program's next `socket()` of that domain and
+//! type takes it: duplicated to the lowest free number (the number Linux would
+//! give), with the flags asked for — three system calls and no waiting.
+//!
+//! What it costs and where it shows: one descriptor per domain in each process
+//! that connects (as the shim's pooled control connections, visible in
+//! `/proc/self/fd`), and one socket of the container's `--max-sockets` (the
+//! stack gives none when the limit is one socket away). A spare a process never
+//! takes goes when it exits or `exec`s (the stack finds it closed, as any
+//! unpaired stand-in). After `fork` a child finds its parent's spare inherited:
+//! both would hold the same socket, so the child drops its copy (only if the
+//! number still holds it). A program that closed the number itself (a daemon's
+//! `close_range`) is noticed by the inode: the spare is forgotten.
+
+use crate::class::{self, Class};
+use crate::sys;
+use libc::c_int;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// A spare stand-in held by the process `pid` at descriptor `fd`.
+struct Spare {
+    pid: u32,
+    fd: c_int,
+    ino: u64,
+}
+
+/// One slot per domain: `AF_INET`, `AF_INET6`.
+static SLOTS: [Mutex<Option<Spare>>; 2] = [Mutex::new(None), Mutex::new(None)];
+
+/// The domain of the TCP socket the process made last: the spare a connect
+/// asks for is of the connecting socket's domain, which the shim does not
+/// track per descriptor; most programs use one.
+static LAST_DOMAIN: AtomicI32 = AtomicI32::new(libc::AF_INET);
+
+/// Where spares are kept: at or above this descriptor number.
+const SPARE_FD_MIN: c_int = 300;
+
+fn slot(domain: c_int) -> Option<&'static Mutex<Option<Spare>>> {
+    match domain {
+        libc::AF_INET => Some(&SLOTS[0]),
+        libc::AF_INET6 => Some(&SLOTS[1]),
+        _ => None,
+    }
+}
+
+fn me() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// Whether a `socket(domain, ty, protocol)` call can take a spare: a TCP socket
+/// of `AF_INET` or `AF_INET6` with no other flags than `SOCK_NONBLOCK` and
+/// `SOCK_CLOEXEC`.
+fn eligible(domain: c_int, ty: c_int, protocol: c_int) -> bool {
+    slot(domain).is_some()
+        && ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) == libc::SOCK_STREAM
+        && (protocol == 0 || protocol == libc::IPPROTO_TCP)
+}
+
+/// A TCP socket of `domain` was made (by the stack or from a spare).
+pub fn made(domain: c_int) {
+    LAST_DOMAIN.store(domain, Ordering::Relaxed);
+}
+
+/// Hands out the spare for `socket(domain, ty, protocol)`, if there is one:
+/// the new descriptor, with `ty`'s flags.
+pub fn take(domain: c_int, ty: c_int, protocol: c_int) -> Option<c_int> {
+    if !eligible(domain, ty, protocol) {
+        return None;
+    }
+    // A signal handler's socket() while this thread holds the slot asks the
+    // stack instead.
+    let s = slot(domain)?.try_lock().ok()?.take()?;
+    let ours = sys::socket_inode(s.fd) == Some(s.ino);
+    if s.pid != me() {
+        // Inherited across fork: the parent's; drop our copy.
+        if ours {
+            sys::close(s.fd);
+        }
+        return None;
+    }
+    if !ours {
+        // The program closed the number: the spare is gone (the stack finds it
+        // closed).
+        return None;
+    }
+    let cmd = if ty & libc::SOCK_CLOEXEC != 0 {
+        libc::F_DUPFD_CLOEXEC
+    } else {
+        libc::F_DUPFD
+    };
+    let n = sys::dup_from(s.fd, cmd, 0);
+    sys::close(s.fd);
+    let n = n.ok()?;
+    if ty & libc::SOCK_NONBLOCK != 0 {
+        sys::set_nonblock(n);
+    }
+    class::set(n, Class::Stream);
+    made(domain);
+    Some(n)
+}
+
+/// The domain a connect should ask a spare for, if its slot is empty.
+pub fn wanted() -> bool {
+    let domain = LAST_DOMAIN.load(Ordering::Relaxed);
+    let me = me();
+    slot(domain)
+        .and_then(|m| m.try_lock().ok())
+        .is_some_and(|s| s.as_ref().is_none_or(|s| s.pid != me))
+}
+
+/// Keeps `fd`, a spare of `domain` the stack sent, unless its slot is taken.
+pub fn keep(domain: c_int, fd: c_int) {
+    let Some(mut s) = slot(domain).and_then(|m| m.try_lock().ok()) else {
+        sys::close(fd);
+        return;
+    };
+    let me = me();
+    if s.as_ref().is_some_and(|s| s.pid == me) {
+        sys::close(fd);
+        return;
+    }
+    if let Some(old) = s.take()
+        && sys::socket_inode(old.fd) == Some(old.ino)
+    {
+        // The parent's, inherited: our copy goes.
+        sys::close(old.fd);
+    }
+    let fd = sys::move_fd_up(fd, SPARE_FD_MIN);
+    match sys::socket_inode(fd) {
+        Some(ino) => *s = Some(Spare { pid: me, fd, ino }),
+        None => sys::close(fd),
+    }
+}
