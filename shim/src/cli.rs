@@ -765,6 +765,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = netcell_stack::socket::DEFAULT_MAX_SOCKETS, value_parser = parse_count)]
     pub max_sockets: usize,
 
+    /// Connections between the container's own programs over its loopback are
+    /// spliced program to program (one kernel AF_UNIX pair, the stack out of the
+    /// data path): faster than the kernel's own loopback, but a few TCP details
+    /// differ (an abortive close and a closed listener's backlog end in EOF, not
+    /// a reset; a capture or filter rule that starts later does not see them; see
+    /// the README). Only while nothing captures or filters and no raw socket is
+    /// open.
+    #[arg(long)]
+    pub loopback_splice: bool,
+
     /// Connections being set up or waiting to be accepted, over all the container's
     /// listeners; beyond, SYNs are dropped (the peers retry).
     #[arg(long, value_name = "N", default_value_t = netcell_stack::socket::DEFAULT_MAX_PENDING, value_parser = parse_count)]

@@ -487,6 +487,7 @@ impl OwnerServer {
         parts.push(format!(
             "\"posted\":{{\"datagrams\":{posted},\"dropped\":{dropped}}}"
         ));
+        parts.push(format!("\"spliced\":{}", stack.spliced()));
         parts.push(format!("\"buffer_memory\":{}", stack.buffer_memory()));
         format!("{{{}}}", parts.join(","))
     }

@@ -757,6 +757,7 @@ fn run_with(args: RunArgs, oci: Option<&std::os::fd::OwnedFd>) -> Result<i32, St
         max_buffer_memory: args.max_buffer_memory,
         max_sockets: args.max_sockets,
         max_pending: args.max_pending,
+        loopback_splice: args.loopback_splice,
         ..SocketConfig::default()
     };
     let mut stack = Stack::with_devices(eths, cfg)

@@ -119,6 +119,12 @@ impl<D: Device> Stack<D> {
         self.ifs.grants_mut().sync(filtering);
     }
 
+    /// Connections between the container's programs spliced so far (see the TCP
+    /// module's `splice`).
+    pub fn spliced(&self) -> u64 {
+        self.sockets.spliced()
+    }
+
     /// Datagrams programs posted (see [`crate::control::grants`]), and those of
     /// them dropped (a check failed after all).
     pub fn posts(&self) -> (u64, u64) {

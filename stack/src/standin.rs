@@ -160,29 +160,59 @@ impl Unpaired {
     /// A new unpaired `S` and the program's descriptor. Names are numbered per
     /// process (a process may run more than one stack).
     pub(crate) fn new() -> io::Result<(Unpaired, OwnedFd)> {
+        let (name, len) = Self::next_name();
+        let fd = sys::bound_stream(&name[..len])?;
+        let u = Self::named(fd.as_fd(), name, len)?;
+        Ok((u, fd))
+    }
+
+    /// The server's end of a spliced connection (see the TCP module's
+    /// `splice`): an accepted socket, which cannot be bound to a name; its close
+    /// is found in the kernel's list of unix sockets instead
+    /// ([`Unpaired::is_named`]).
+    pub(crate) fn unnamed(inode: u64) -> Unpaired {
+        Unpaired {
+            inode,
+            name: [0; UNPAIRED_NAME],
+            len: 0,
+            owner: None,
+            hup: false,
+        }
+    }
+
+    /// Whether its close is found by its name ([`Unpaired::closed`]); else by
+    /// its inode's absence from the kernel's list of unix sockets.
+    pub(crate) fn is_named(&self) -> bool {
+        self.len > 0
+    }
+
+    /// A fresh name. Names are numbered per process (a process may run more
+    /// than one stack).
+    fn next_name() -> ([u8; UNPAIRED_NAME], usize) {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let text = format!("{}{n}", unpaired_prefix(std::process::id()));
         let mut name = [0u8; UNPAIRED_NAME];
         let len = text.len().min(UNPAIRED_NAME);
         name[..len].copy_from_slice(&text.as_bytes()[..len]);
-        let fd = sys::bound_stream(&name[..len])?;
-        let (inode, _) = sys::inode(fd.as_fd())?;
-        Ok((
-            Unpaired {
-                inode,
-                name,
-                len,
-                owner: None,
-                hup: false,
-            },
-            fd,
-        ))
+        (name, len)
+    }
+
+    fn named(fd: BorrowedFd<'_>, name: [u8; UNPAIRED_NAME], len: usize) -> io::Result<Unpaired> {
+        let (inode, _) = sys::inode(fd)?;
+        Ok(Unpaired {
+            inode,
+            name,
+            len,
+            owner: None,
+            hup: false,
+        })
     }
 
     /// Whether the program closed it (a probe; see [`sys::abstract_name_in_use`]).
+    /// An unnamed one says no here.
     pub(crate) fn closed(&self) -> bool {
-        !sys::abstract_name_in_use(&self.name[..self.len])
+        self.is_named() && !sys::abstract_name_in_use(&self.name[..self.len])
     }
 }
 

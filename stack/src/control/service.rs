@@ -265,10 +265,10 @@ fn serve_request<D: Device>(
                 // Send the SYN now rather than at the next event.
                 stack.poll();
                 // A destination inside the container: the poll ran the whole
-                // handshake. A program that waits for it hears so now.
+                // handshake (or the connection was spliced). A program that waits
+                // for it hears so now.
                 if wait
                     && matches!(r, Err(ConnectError::InProgress))
-                    && replacement.is_none()
                     && stack.sockets.connect_done(id, true)
                 {
                     r = Ok(());

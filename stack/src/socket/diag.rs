@@ -72,6 +72,17 @@ impl Sockets {
                         v6,
                     })
                 }
+                (Proto::Tcp(TcpState::Spliced(sp)), libc::IPPROTO_TCP) => {
+                    s.local.map(|local| DiagEntry {
+                        state: 1,
+                        local,
+                        remote: Some(sp.remote),
+                        inode,
+                        queues: (0, 0),
+                        cookie: s.cookie,
+                        v6,
+                    })
+                }
                 (Proto::Udp(u), libc::IPPROTO_UDP) => s.local.map(|local| DiagEntry {
                     state: if u.connected.is_some() { 1 } else { 7 },
                     local,

@@ -105,6 +105,10 @@ pub struct SocketConfig {
     /// Connections being set up or waiting to be accepted, over all listeners
     /// (each listener also has its own backlog); beyond it SYNs are dropped.
     pub max_pending: usize,
+    /// Connections between the container's own programs over its loopback are
+    /// spliced: program to program through one kernel `AF_UNIX` pair (see the
+    /// TCP module's `splice`).
+    pub loopback_splice: bool,
 }
 
 /// The default of [`SocketConfig::max_buffer_memory`]: 256 MiB.
@@ -122,6 +126,7 @@ impl Default for SocketConfig {
             max_buffer_memory: DEFAULT_MAX_BUFFER_MEMORY,
             max_sockets: DEFAULT_MAX_SOCKETS,
             max_pending: DEFAULT_MAX_PENDING,
+            loopback_splice: false,
         }
     }
 }
@@ -638,14 +643,38 @@ impl Sockets {
     /// the program closed: their names are free again. Returns whether any is.
     pub(crate) fn notice_unpaired_closes(&mut self) -> bool {
         let mut any = false;
-        for u in self
-            .slots
-            .iter_mut()
-            .filter_map(|s| s.val.as_mut())
-            .filter_map(|s| s.unpaired.as_mut())
-        {
-            if !u.hup && u.closed() {
+        // The kernel's unix sockets, read once when an unnamed one is looked at;
+        // when they cannot be read, none is taken for closed.
+        let mut kernel: Option<Option<std::collections::HashSet<u64>>> = None;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(u) = slot.val.as_mut().and_then(|s| s.unpaired.as_mut()) else {
+                continue;
+            };
+            let closed = !u.hup
+                && if u.is_named() {
+                    u.closed()
+                } else {
+                    let live = kernel.get_or_insert_with(|| {
+                        let mut set = std::collections::HashSet::new();
+                        match sys::unix_socket_inodes(&mut set) {
+                            Ok(()) => Some(set),
+                            Err(e) => {
+                                log::warn!(
+                                    "tcp: cannot list unix sockets ({e}): spliced closes wait"
+                                );
+                                None
+                            }
+                        }
+                    });
+                    live.as_ref().is_some_and(|l| !l.contains(&u.inode))
+                };
+            if closed {
                 u.hup = true;
+                // Served next turn (a spliced end is not served otherwise).
+                self.tcp.turn.again(SocketId {
+                    index: i as u32,
+                    generation: slot.generation,
+                });
             }
             any |= u.hup;
         }

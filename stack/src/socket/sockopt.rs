@@ -21,6 +21,11 @@ impl Sockets {
                 let sk = sock(ifs, c.iface, c.handle);
                 (Some(sk.state()), Some(mtu), sk.timestamp_enabled())
             }
+            Proto::Tcp(TcpState::Spliced(_)) => (
+                Some(smoltcp::socket::tcp::State::Established),
+                Some(ifs.get(crate::iface::LO).mtu),
+                true,
+            ),
             _ => (None, None, false),
         };
         let (sotype, protocol) = match s.proto {

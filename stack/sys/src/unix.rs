@@ -167,7 +167,8 @@ fn unix_socket(ty: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn bind_abstract(fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
+/// Binds `fd` to the abstract name `name`.
+pub fn bind_abstract(fd: BorrowedFd<'_>, name: &[u8]) -> io::Result<()> {
     let (sun, len) = abstract_addr(name)?;
     // SAFETY: sun is a valid sockaddr_un of at least `len` bytes.
     cvt(unsafe {
@@ -761,6 +762,69 @@ pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
     setsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_LINGER, &l)
 }
 
+/// The inodes of every `AF_UNIX` socket of this network namespace, from the
+/// kernel's socket diagnostics (`NETLINK_SOCK_DIAG`, what `ss -x` reads), into
+/// `out` (cleared first). How the stack finds that a program closed a socket it
+/// holds no descriptor of.
+pub fn unix_socket_inodes(out: &mut std::collections::HashSet<u64>) -> io::Result<()> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NETLINK_SOCK_DIAG: libc::c_int = 4;
+    out.clear();
+    // SAFETY: plain socket(2).
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            NETLINK_SOCK_DIAG,
+        )
+    })?;
+    // SAFETY: a fresh fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // nlmsghdr (16 bytes), then unix_diag_req: family, protocol, pad (u16),
+    // states, ino, show, cookie[2] (u32 each).
+    let mut req = [0u8; 16 + 24];
+    req[0..4].copy_from_slice(&(40u32).to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    req[16] = libc::AF_UNIX as u8;
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    // SAFETY: sending a buffer we own to a socket we own.
+    cvt_size(unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) })?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // SAFETY: receiving into a buffer we own.
+        let n =
+            cvt_size(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        let mut at = 0;
+        while at + 16 <= n {
+            let word = |o: usize| u32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]);
+            let len = word(at) as usize;
+            let ty = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
+            if len < 16 || at + len > n {
+                return Err(io::Error::from(io::ErrorKind::InvalidData));
+            }
+            match ty as libc::c_int {
+                libc::NLMSG_DONE => return Ok(()),
+                libc::NLMSG_ERROR => {
+                    let e = if len >= 20 { word(at + 16) as i32 } else { 0 };
+                    return Err(io::Error::from_raw_os_error(-e));
+                }
+                // unix_diag_msg: family, type, state, pad, then the inode.
+                _ if len >= 16 + 8 => {
+                    out.insert(word(at + 16 + 4) as u64);
+                }
+                _ => {}
+            }
+            at += (len + 3) & !3;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -783,5 +847,22 @@ mod tests {
         assert_eq!(ino_sent, ino_got);
         assert!(is_sock);
         assert_eq!(peer_cred(a.as_fd()).unwrap().0, std::process::id() as i32);
+    }
+
+    #[test]
+    fn unix_socket_inodes_lists_open_sockets_only() {
+        let (a, b) = stream_pair().unwrap();
+        let (ia, _) = inode(a.as_fd()).unwrap();
+        let (ib, _) = inode(b.as_fd()).unwrap();
+        let mut set = std::collections::HashSet::new();
+        unix_socket_inodes(&mut set).unwrap();
+        assert!(
+            set.contains(&ia) && set.contains(&ib),
+            "{ia} {ib} not listed"
+        );
+        drop(b);
+        unix_socket_inodes(&mut set).unwrap();
+        assert!(set.contains(&ia));
+        assert!(!set.contains(&ib), "{ib} listed after its close");
     }
 }

@@ -23,6 +23,7 @@ impl Sockets {
         let s = self.get(id).ok_or(LookupError::NoSuchSocket)?;
         match &s.proto {
             Proto::Tcp(TcpState::Connected(c)) => Ok(c.remote),
+            Proto::Tcp(TcpState::Spliced(sp)) => Ok(sp.remote),
             _ => Err(LookupError::NotConnected),
         }
     }

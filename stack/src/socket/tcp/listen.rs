@@ -416,36 +416,33 @@ impl Sockets {
 
     pub(super) fn record(&self, id: SocketId) -> Option<AcceptRecord> {
         let s = self.get(id)?;
-        let Proto::Tcp(TcpState::Connected(c)) = &s.proto else {
-            return None;
+        let remote = match &s.proto {
+            Proto::Tcp(TcpState::Connected(c)) => c.remote,
+            Proto::Tcp(TcpState::Spliced(sp)) => sp.remote,
+            _ => return None,
         };
         let mut local = [0u8; addr::MAX_ENCODED];
         let mut peer = [0u8; addr::MAX_ENCODED];
         let ll = addr::encode(s.domain, s.local?, &mut local);
-        let pl = addr::encode(s.domain, c.remote, &mut peer);
+        let pl = addr::encode(s.domain, remote, &mut peer);
         Some(AcceptRecord {
             local: (local, ll as u32),
             peer: (peer, pl as u32),
         })
     }
 
-    /// Decides on every received TCP SYN (see the module docs).
-    pub(crate) fn tcp_admit(&mut self, iface: IfaceId, pkt: &PacketInfo) -> Verdict {
-        if pkt.proto != IpProtocol::Tcp || !pkt.syn || pkt.ack {
-            return Verdict::Accept;
-        }
-        let Some(list) = self.tcp.listeners.get(&pkt.dst_port) else {
-            return Verdict::Accept;
-        };
-        let dst: IpAddr = pkt.dst.into();
+    /// The listener a connection to `dst` on `port` reaches: one bound to `dst`
+    /// itself, else a wildcard one of its family (an IPv6 one takes IPv4 unless
+    /// `IPV6_V6ONLY`).
+    pub(super) fn listener_for(&self, port: u16, dst: IpAddr) -> Option<SocketId> {
+        let list = self.tcp.listeners.get(&port)?;
         let mut best = None;
         for &lid in list {
             let Some(s) = self.get(lid) else { continue };
             let Some(local) = s.local else { continue };
             let ip = local.ip();
             if ip == dst {
-                best = Some(lid);
-                break;
+                return Some(lid);
             }
             let family_ok = match (ip, dst) {
                 (IpAddr::V4(a), IpAddr::V4(_)) => a.is_unspecified(),
@@ -457,7 +454,15 @@ impl Sockets {
                 best = Some(lid);
             }
         }
-        let Some(lid) = best else {
+        best
+    }
+
+    /// Decides on every received TCP SYN (see the module docs).
+    pub(crate) fn tcp_admit(&mut self, iface: IfaceId, pkt: &PacketInfo) -> Verdict {
+        if pkt.proto != IpProtocol::Tcp || !pkt.syn || pkt.ack {
+            return Verdict::Accept;
+        }
+        let Some(lid) = self.listener_for(pkt.dst_port, pkt.dst.into()) else {
             return Verdict::Accept;
         };
         let Some(s) = self.get_mut(lid) else {

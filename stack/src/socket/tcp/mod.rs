@@ -92,6 +92,7 @@ mod handover;
 mod listen;
 mod orphan;
 mod pump;
+mod splice;
 #[cfg(test)]
 mod tests;
 mod urgent;
@@ -117,6 +118,8 @@ pub(crate) struct Table {
     /// The last buffer allocation found the budget spent: SYNs are dropped until
     /// one succeeds again.
     buffers_spent: Cell<bool>,
+    /// Connections spliced so far (see [`splice`]).
+    spliced: u64,
     /// Kernel memory accounting of one accept record in flight (see
     /// [`measure_record_truesize`]).
     record_truesize: usize,
@@ -141,6 +144,7 @@ impl Table {
             orphans: Vec::new(),
             scratch: LazyBuf::default(),
             buffers_spent: Cell::new(false),
+            spliced: 0,
             record_truesize: measure_record_truesize(),
             intake: None,
             next_sweep: None,
@@ -166,6 +170,8 @@ pub(crate) enum TcpState {
     Listening(Box<Listener>),
     Connecting(Conn),
     Connected(Conn),
+    /// Both ends in the container, one kernel `AF_UNIX` pair (see [`splice`]).
+    Spliced(splice::Splice),
 }
 
 /// A smoltcp connection and what the socket layer knows about it.
@@ -313,6 +319,7 @@ impl Sockets {
     pub(crate) fn connect_outcome(&self, id: SocketId) -> Option<bool> {
         match &self.get(id)?.proto {
             Proto::Tcp(TcpState::Connected(c)) if c.unreported => Some(true),
+            Proto::Tcp(TcpState::Spliced(sp)) if sp.unreported => Some(true),
             Proto::Tcp(TcpState::Closed { failed: Some(_) }) => Some(false),
             _ => None,
         }
@@ -320,8 +327,10 @@ impl Sockets {
 
     /// Marks a finished connect reported (see [`Sockets::connect_outcome`]).
     pub(crate) fn connect_reported(&mut self, id: SocketId) {
-        if let Some(Proto::Tcp(TcpState::Connected(c))) = self.get_mut(id).map(|s| &mut s.proto) {
-            c.unreported = false;
+        match self.get_mut(id).map(|s| &mut s.proto) {
+            Some(Proto::Tcp(TcpState::Connected(c))) => c.unreported = false,
+            Some(Proto::Tcp(TcpState::Spliced(sp))) => sp.unreported = false,
+            _ => {}
         }
     }
 
@@ -392,7 +401,7 @@ impl Sockets {
                 l.backlog = backlog;
                 return Ok(());
             }
-            Proto::Tcp(TcpState::Connecting(_) | TcpState::Connected(_)) => {
+            Proto::Tcp(TcpState::Connecting(_) | TcpState::Connected(_) | TcpState::Spliced(_)) => {
                 return Err(ListenError::InvalidState);
             }
             Proto::Tcp(TcpState::Closed { .. }) => {}
@@ -517,7 +526,11 @@ impl Sockets {
                 c.unreported = false;
                 return Ok(());
             }
-            Proto::Tcp(TcpState::Connected(_) | TcpState::Listening(_)) => {
+            Proto::Tcp(TcpState::Spliced(sp)) if sp.unreported => {
+                sp.unreported = false;
+                return Ok(());
+            }
+            Proto::Tcp(TcpState::Connected(_) | TcpState::Listening(_) | TcpState::Spliced(_)) => {
                 return Err(ConnectError::IsConnected);
             }
             Proto::Tcp(TcpState::Closed { failed: Some(e) }) => {
@@ -537,6 +550,13 @@ impl Sockets {
         }
         if let Some(host) = self.uplink_connect(ifs, id, target, program_end.as_ref())? {
             *replacement = Some(host);
+            return Err(ConnectError::InProgress);
+        }
+        if let Target::Addr(dst) = target
+            && self
+                .try_splice(ifs, id, dst, program_end.as_ref())
+                .is_some()
+        {
             return Err(ConnectError::InProgress);
         }
         if matches!(target, Target::Addr(_)) {
@@ -709,6 +729,9 @@ impl Sockets {
                 }
                 Ok(())
             }
+            // The front end shuts the program's end itself: the kernel's pair
+            // carries the shutdown to the peer.
+            Proto::Tcp(TcpState::Spliced(_)) => Ok(()),
             Proto::Tcp(TcpState::Connected(c)) => {
                 if s.standin.is_none() {
                     if how != libc::SHUT_RD {

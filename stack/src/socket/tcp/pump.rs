@@ -121,7 +121,9 @@ impl Sockets {
                     }
                     moved
                 }
-                Proto::Tcp(TcpState::Closed { .. }) => self.service_idle(ifs, id),
+                Proto::Tcp(TcpState::Closed { .. } | TcpState::Spliced(_)) => {
+                    self.service_idle(ifs, id)
+                }
                 _ => continue,
             };
             progress |= served;
@@ -132,7 +134,8 @@ impl Sockets {
                 {
                     self.tcp.turn.again(id)
                 }
-                Some((Proto::Tcp(TcpState::Connected(_)), _)) => {}
+                // A spliced end is looked at when its close is found.
+                Some((Proto::Tcp(TcpState::Connected(_) | TcpState::Spliced(_)), _)) => {}
                 Some((Proto::Tcp(_), _)) => self.tcp.turn.again(id),
                 _ => {}
             }

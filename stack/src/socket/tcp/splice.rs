@@ -1,0 +1,221 @@
+//! Spliced connections: TCP inside the container, from program to program.
+//!
+//! A connection between two of the container's programs over its loopback
+//! crossed the stack twice: the client's bytes were read from its stand-in into
+//! smoltcp, segmented over `lo`, reassembled and written into the server's
+//! stand-in — four copies and a wake-up of the stack's thread for every burst,
+//! where the kernel's own loopback copies twice. So when a `connect` goes to a
+//! listener of the container on a loopback address, the stack makes the two
+//! programs' ends one kernel `AF_UNIX` stream pair instead: the client's stand-in
+//! is replaced by one end (as a connect after a failed one replaces it, keeping
+//! the descriptor's number and flags), and the other end is what the listener's
+//! `accept` returns. Bytes then go from program to program through the kernel
+//! alone, at its `AF_UNIX` speed (faster than its TCP loopback), and a request
+//! and its answer wake nobody but the two programs.
+//!
+//! The stack keeps both ends as sockets of its table ([`TcpState::Spliced`]),
+//! with the addresses and port a connection through it would have had: so
+//! `getsockname`, `getpeername`, options, `TCP_INFO` (established) and `ss`
+//! (ESTAB) answer as for any connection, and the client's port stays taken. It
+//! finds their closes as it finds an unpaired stand-in's: each end is bound to an
+//! abstract name of its own, which is free again once the program closed it
+//! (looked at every 2 s, and at once when ports or sockets run short); then the
+//! socket and its port go.
+//!
+//! Only where nothing could see the difference in packets: no capture runs (a
+//! `--pcap` file, a `tcpdump` inside the container), the packet filter looks at
+//! nothing, no raw socket is open, and the listener has room in its backlog.
+//! Off unless asked for (`--loopback-splice`, [`super::super::SocketConfig`]'s
+//! `loopback_splice`), because of what differs from a connection through the
+//! stack (documented in the README):
+//! - a capture or a filter rule that starts later does not see the connections
+//!   spliced before it;
+//! - the closing handshake is the kernel's `AF_UNIX` one: the peer of a closed
+//!   end reads EOF (or `ECONNRESET` when it closed with bytes unread, as TCP),
+//!   also after `SO_LINGER` {1, 0}, where TCP resets; a connection left in the
+//!   backlog of a closed listener ends in EOF, not a reset; `ss` shows both ends
+//!   ESTAB until their closes are found, with empty queues;
+//! - urgent data is the kernel's `AF_UNIX` out-of-band byte;
+//! - TCP options (`TCP_NODELAY`, `TCP_CORK`, keep-alive, `TCP_USER_TIMEOUT`)
+//!   are kept and answered but change nothing: there are no segments.
+
+use super::super::addr::Domain;
+use super::super::ports::BindState;
+use super::super::{Proto, Socket, SocketId, Sockets};
+use super::{TcpState, to_ip};
+use crate::iface::{Interfaces, LO};
+use crate::standin::{Intake, Unpaired};
+use crate::sys;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// A spliced connection's end, as the stack keeps it.
+pub(crate) struct Splice {
+    /// The peer's address.
+    pub(crate) remote: SocketAddr,
+    /// The client's `connect` has not returned success for it yet (see
+    /// [`super::Conn::unreported`]).
+    pub(crate) unreported: bool,
+}
+
+impl Sockets {
+    /// Connections spliced so far.
+    pub fn spliced(&self) -> u64 {
+        self.tcp.spliced
+    }
+
+    /// Splices socket `id`'s connect to `dst` if it can (see the module docs):
+    /// `Some` when the connection is established so. `None`: the connect goes
+    /// through the stack.
+    pub(super) fn try_splice(
+        &mut self,
+        ifs: &mut Interfaces,
+        id: SocketId,
+        dst: SocketAddr,
+        program_end: Option<&OwnedFd>,
+    ) -> Option<()> {
+        if !self.cfg.loopback_splice
+            || !dst.ip().is_loopback()
+            || dst.port() == 0
+            || self.raw_live > 0
+            || ifs.capture().borrow().active()
+        {
+            return None;
+        }
+        {
+            let f = ifs.filter().borrow();
+            if f.watches_input() || f.watches_output() {
+                return None;
+            }
+        }
+        let s = self.get(id)?;
+        let u = s.unpaired.as_ref()?;
+        if !matches!(s.proto, Proto::Tcp(TcpState::Closed { failed: None }))
+            || s.opts.bindtodevice.is_some()
+            || !matches!(
+                (s.domain, dst),
+                (Domain::Inet, SocketAddr::V4(_)) | (Domain::Inet6, SocketAddr::V6(_))
+            )
+        {
+            return None;
+        }
+        match program_end.map(|f| sys::inode(f.as_fd())) {
+            Some(Ok((ino, _))) if ino == u.inode => {}
+            _ => return None,
+        }
+        let route = ifs.route(&to_ip(dst.ip()))?;
+        if route.iface != LO {
+            return None;
+        }
+        let src_ip = match s.local {
+            Some(l) if !l.ip().is_unspecified() => {
+                if !l.ip().is_loopback() {
+                    return None;
+                }
+                l.ip()
+            }
+            _ => route.src.into(),
+        };
+        // The listener, with room: else the connect goes the usual way (and its
+        // SYN waits as a full backlog makes it). One its program closed a moment
+        // ago is gone (close is synchronous on Linux).
+        self.close_hung_up_listeners(ifs, dst.port());
+        let lid = self.listener_for(dst.port(), dst.ip())?;
+        if !self.room_for(1) || self.pending_over_limits() {
+            return None;
+        }
+        let l = self.get(lid)?;
+        let Proto::Tcp(TcpState::Listening(listener)) = &l.proto else {
+            return None;
+        };
+        if listener.load() + listener.claimed >= listener.capacity()
+            || l.standin.as_ref().is_none_or(|si| si.hup)
+        {
+            return None;
+        }
+        let (l_domain, l_opts, l_reuse) = (l.domain, l.opts.clone(), Self::reuse(l));
+        let l_port = l.binding?.0;
+
+        let s = self.get(id)?;
+        let reuse = Self::reuse(s);
+        let (port, autobound) = match s.binding {
+            Some((p, _)) => (p, None),
+            None => {
+                let (p, b) = self.tcp.ports.bind_ephemeral(src_ip, false, reuse)?;
+                (p, Some(b))
+            }
+        };
+        // The program's own end connects to the stack's intake, and what the
+        // intake accepts is the server's end: the client keeps its file (a `dup`,
+        // an `epoll` registration, a `fork` made before the connect go on
+        // working), and its name tells its close, as before.
+        let end = program_end?.as_fd();
+        let paired = match &self.tcp.intake {
+            Some(i) => i.pair(end),
+            None => Intake::new().and_then(|i| {
+                let t = i.pair(end);
+                self.tcp.intake = Some(i);
+                t
+            }),
+        };
+        let server_end = match paired.and_then(|t| Ok((sys::inode(t.as_fd())?.0, t))) {
+            Ok((ino, t)) => (ino, t),
+            Err(e) => {
+                if let Some(b) = autobound {
+                    self.tcp.ports.release(port, b);
+                }
+                log::debug!("tcp: cannot splice socket {}: {e}", id.index());
+                return None;
+            }
+        };
+        let (server_ino, server_end) = server_end;
+        // Blocking, as an accepted socket is (the front end sets what accept4
+        // asks for).
+        if let Err(e) = sys::set_nonblocking(server_end.as_fd(), false) {
+            log::warn!("tcp: spliced connection's end: {e}");
+        }
+        let client_addr = SocketAddr::new(src_ip, port);
+        let s = self.get_mut(id)?;
+        if let Some(b) = autobound {
+            s.binding = Some((port, b));
+            s.autobound = true;
+        }
+        s.local = Some(client_addr);
+        s.proto = Proto::Tcp(TcpState::Spliced(Splice {
+            remote: dst,
+            unreported: true,
+        }));
+
+        let binding = self
+            .tcp
+            .ports
+            .insert(l_port, dst.ip(), false, l_reuse, BindState::Idle);
+        let server = self.insert(Socket {
+            domain: l_domain,
+            opts: l_opts,
+            local: Some(dst),
+            binding: Some((l_port, binding)),
+            autobound: false,
+            error: 0,
+            markers: true,
+            standin: None,
+            unpaired: Some(Unpaired::unnamed(server_ino)),
+            proto: Proto::Tcp(TcpState::Spliced(Splice {
+                remote: client_addr,
+                unreported: false,
+            })),
+            cookie: 0,
+        });
+        if let Some(Proto::Tcp(TcpState::Listening(l))) = self.get_mut(lid).map(|l| &mut l.proto) {
+            l.ready.push_back((server, Some(server_end)));
+        }
+        self.tcp.turn.again(lid);
+        self.tcp.spliced += 1;
+        log::debug!(
+            "tcp: socket {} spliced {client_addr} -> {dst} with socket {}",
+            id.index(),
+            server.index()
+        );
+        Some(())
+    }
+}
