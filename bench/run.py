@@ -266,33 +266,16 @@ def over_the_wire(peer, a, secs, mtus, sizes):
 
 
 def on_loopback(peer, a, secs):
-    """Both ends inside the peer (the container's own loopback)."""
+    """Both ends inside the peer (the container's own loopback); netcell also
+    with `--loopback-splice` (figures `spliced_*`, compared with the kernel's
+    figure of the same name without the prefix)."""
     P = PORTS
     port = P["iperf"] + 1
-
-    def stream():
-        o = run(peer.local(["sh", "-c", "iperf3 -s -1 -B 127.0.0.1 -p %d >/dev/null 2>&1 & "
-                            "sleep 0.5; iperf3 -c 127.0.0.1 -p %d -t %d -J" % (port, port, secs)]))
-        record(peer.name, "loopback_stream", gbps(o), "Gbit/s")
-    measure("%s loopback stream" % peer.name, stream)
-
-    def rr():
-        rport = port + 1
-        o = run(peer.local(["sh", "-c", "sockperf server --tcp -i 127.0.0.1 -p %d >/dev/null 2>&1 "
-                            "& s=$!; sleep 0.5; sockperf ping-pong --tcp -i 127.0.0.1 -p %d -t %d "
-                            "-m 64; kill $s" % (rport, rport, secs)]))
-        lat = latencies(o)
-        for pct in ("50.000", "99.000"):
-            if pct in lat:
-                record(peer.name, "loopback_rr_p%s" % pct[:2], lat[pct], "us")
-    measure("%s loopback rr" % peer.name, rr)
-
-    def ctl():
-        o = run(peer.local([a["ctlbench"], str(a["n_conn"])]))
-        for line in o.splitlines():
-            k, v, _ = line.split()
-            record(peer.name, "loopback_" + k, v, "per_s")
-    measure("%s loopback connections" % peer.name, ctl)
+    variants = [("", ())]
+    if isinstance(peer, Netcell):
+        variants.append(("spliced_", ("--loopback-splice",)))
+    for prefix, extra in variants:
+        loopback_tcp(peer, a, secs, port, prefix, extra)
 
     def dgram():
         # Datagrams with an address (a DNS or QUIC server's calls): unconnected
@@ -302,6 +285,36 @@ def on_loopback(peer, a, secs):
             k, v, _ = line.split()
             record(peer.name, "loopback_udp_" + k, v, "per_s")
     measure("%s loopback datagrams" % peer.name, dgram)
+
+
+def loopback_tcp(peer, a, secs, port, prefix, extra):
+    """TCP on the peer's loopback: stream, request/response, connections."""
+    def local(cmd):
+        return peer.local(cmd, extra) if extra else peer.local(cmd)
+
+    def stream():
+        o = run(local(["sh", "-c", "iperf3 -s -1 -B 127.0.0.1 -p %d >/dev/null 2>&1 & "
+                       "sleep 0.5; iperf3 -c 127.0.0.1 -p %d -t %d -J" % (port, port, secs)]))
+        record(peer.name, prefix + "loopback_stream", gbps(o), "Gbit/s")
+    measure("%s %sloopback stream" % (peer.name, prefix), stream)
+
+    def rr():
+        rport = port + 1
+        o = run(local(["sh", "-c", "sockperf server --tcp -i 127.0.0.1 -p %d >/dev/null 2>&1 "
+                       "& s=$!; sleep 0.5; sockperf ping-pong --tcp -i 127.0.0.1 -p %d -t %d "
+                       "-m 64; kill $s" % (rport, rport, secs)]))
+        lat = latencies(o)
+        for pct in ("50.000", "99.000"):
+            if pct in lat:
+                record(peer.name, prefix + "loopback_rr_p%s" % pct[:2], lat[pct], "us")
+    measure("%s %sloopback rr" % (peer.name, prefix), rr)
+
+    def ctl():
+        o = run(local([a["ctlbench"], str(a["n_conn"])]))
+        for line in o.splitlines():
+            k, v, _ = line.split()
+            record(peer.name, prefix + "loopback_" + k, v, "per_s")
+    measure("%s %sloopback connections" % (peer.name, prefix), ctl)
 
 
 def proc_kib(pid, path, key):
