@@ -352,9 +352,11 @@ fn a_connection_accepted_and_closed_at_once_ends_with_its_bytes(mode: Mode) {
 /// next `socket()`, which then needs no round trip. The program must not see it:
 /// descriptor numbers, flags, protocol and name as Linux gives them, both
 /// families in turns, a forked child and its parent each connecting their own
-/// (sharing the inherited spare broke the child's: checked), a program that
-/// closes every descriptor of the shim's, and what an `exec`ed program finds
-/// open.
+/// (sharing the inherited spare broke the child's: checked), a child that makes
+/// no socket while its parent's next socket comes from the spare it inherited
+/// (the parent's close was not seen until the child exited: checked), a program
+/// that closes every descriptor of the shim's, and what an `exec`ed program
+/// finds open.
 fn tcp_sockets_from_spares_are_what_linux_gives(mode: Mode) {
     let out = same_as_the_host(Container::new(mode), "spares.py", &[]);
     assert!(

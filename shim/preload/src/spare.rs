@@ -15,10 +15,14 @@
 //! `/proc/self/fd`), and one socket of the container's `--max-sockets` (the
 //! stack gives none when the limit is one socket away). A spare a process never
 //! takes goes when it exits or `exec`s (the stack finds it closed, as any
-//! unpaired stand-in). After `fork` a child finds its parent's spare inherited:
-//! both would hold the same socket, so the child drops its copy (only if the
-//! number still holds it). A program that closed the number itself (a daemon's
-//! `close_range`) is noticed by the inode: the spare is forgotten.
+//! unpaired stand-in). After `fork` a child would hold a copy of its parent's
+//! spare, and with it the socket the parent's next `socket()` becomes (its close
+//! would then not be the last, and its peer would never see it): a
+//! `pthread_atfork` handler closes the child's copy at once (only if the number
+//! still holds it). A `vfork` child (no handlers run) leaves the slot to its
+//! parent and asks the stack. A program that closed the number itself (a
+//! daemon's `close_range`) is noticed by the inode: the spare is forgotten. Where
+//! the descriptor limit is below 300 no spare is kept.
 
 use crate::class::{self, Class};
 use crate::sys;
@@ -79,16 +83,14 @@ pub fn take(domain: c_int, ty: c_int, protocol: c_int) -> Option<c_int> {
     }
     // A signal handler's socket() while this thread holds the slot asks the
     // stack instead.
-    let s = slot(domain)?.try_lock().ok()?.take()?;
-    let ours = sys::socket_inode(s.fd) == Some(s.ino);
-    if s.pid != me() {
-        // Inherited across fork: the parent's; drop our copy.
-        if ours {
-            sys::close(s.fd);
-        }
+    let mut guard = slot(domain)?.try_lock().ok()?;
+    if guard.as_ref()?.pid != me() {
+        // A vfork child's view of its parent's slot: the parent's.
         return None;
     }
-    if !ours {
+    let s = guard.take()?;
+    drop(guard);
+    if sys::socket_inode(s.fd) != Some(s.ino) {
         // The program closed the number: the spare is gone (the stack finds it
         // closed).
         return None;
@@ -109,13 +111,28 @@ pub fn take(domain: c_int, ty: c_int, protocol: c_int) -> Option<c_int> {
     Some(n)
 }
 
-/// The domain a connect should ask a spare for, if its slot is empty.
+/// Whether a connect should ask for a spare: the slot of the domain the
+/// process made its last TCP socket of is empty.
 pub fn wanted() -> bool {
     let domain = LAST_DOMAIN.load(Ordering::Relaxed);
-    let me = me();
     slot(domain)
         .and_then(|m| m.try_lock().ok())
-        .is_some_and(|s| s.as_ref().is_none_or(|s| s.pid != me))
+        .is_some_and(|s| s.is_none())
+}
+
+/// In a child right after `fork` (a `pthread_atfork` handler): the parent's
+/// spares are the parent's; the child's copies of them close.
+extern "C" fn forget_in_child() {
+    for m in &SLOTS {
+        // A slot another thread of the parent held at the fork stays as it was:
+        // its owner's pid tells the child it is not its own.
+        if let Ok(mut s) = m.try_lock()
+            && let Some(old) = s.take()
+            && sys::socket_inode(old.fd) == Some(old.ino)
+        {
+            sys::close(old.fd);
+        }
+    }
 }
 
 /// Keeps `fd`, a spare of `domain` the stack sent, unless its slot is taken.
@@ -124,20 +141,20 @@ pub fn keep(domain: c_int, fd: c_int) {
         sys::close(fd);
         return;
     };
-    let me = me();
-    if s.as_ref().is_some_and(|s| s.pid == me) {
+    if s.is_some() {
+        // Taken meanwhile (another thread), or a vfork parent's.
         sys::close(fd);
         return;
     }
-    if let Some(old) = s.take()
-        && sys::socket_inode(old.fd) == Some(old.ino)
-    {
-        // The parent's, inherited: our copy goes.
-        sys::close(old.fd);
-    }
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: registers a handler that only closes descriptors this module owns.
+    AT_FORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(forget_in_child));
+    });
     let fd = sys::move_fd_up(fd, SPARE_FD_MIN);
     match sys::socket_inode(fd) {
-        Some(ino) => *s = Some(Spare { pid: me, fd, ino }),
-        None => sys::close(fd),
+        // Below 300 it would take a number the program's next file gets.
+        Some(ino) if fd >= SPARE_FD_MIN => *s = Some(Spare { pid: me(), fd, ino }),
+        _ => sys::close(fd),
     }
 }

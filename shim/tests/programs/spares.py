@@ -99,6 +99,29 @@ for _ in range(60):
 _, st = os.waitpid(pid, 0)
 print("fork", sorted(got.items()), "child exit", st)
 
+# A child that makes no socket of its own while its parent's next socket comes
+# from the spare it inherited: the parent's close is still the last one.
+s, c = pair()
+s.close()
+c.close()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.read(r, 1)
+    os._exit(0)
+os.close(r)
+s, c = pair()
+s.close()
+c.settimeout(5)
+try:
+    print("close seen with a child alive", c.recv(1))
+except socket.timeout:
+    print("close seen with a child alive: no (timed out)")
+c.close()
+os.close(w)
+os.waitpid(pid, 0)
+
 # A program that closes every descriptor but its own.
 s, c = pair()
 s.close()

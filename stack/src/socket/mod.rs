@@ -643,9 +643,15 @@ impl Sockets {
     /// the program closed: their names are free again. Returns whether any is.
     pub(crate) fn notice_unpaired_closes(&mut self) -> bool {
         let mut any = false;
-        // The kernel's unix sockets, read once when an unnamed one is looked at;
-        // when they cannot be read, none is taken for closed.
-        let mut kernel: Option<Option<std::collections::HashSet<u64>>> = None;
+        // The kernel's unix sockets, read once when an unnamed one is looked at
+        // (and not again within `DUMP_EVERY`); when they cannot be read, none is
+        // taken for closed.
+        let dump_due = self
+            .tcp
+            .last_dump
+            .is_none_or(|t| t.elapsed() >= tcp::DUMP_EVERY);
+        let mut kernel: Option<Option<std::collections::HashSet<u64>>> =
+            (!dump_due).then_some(None);
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(u) = slot.val.as_mut().and_then(|s| s.unpaired.as_mut()) else {
                 continue;
@@ -655,6 +661,7 @@ impl Sockets {
                     u.closed()
                 } else {
                     let live = kernel.get_or_insert_with(|| {
+                        self.tcp.last_dump = Some(std::time::Instant::now());
                         let mut set = std::collections::HashSet::new();
                         match sys::unix_socket_inodes(&mut set) {
                             Ok(()) => Some(set),

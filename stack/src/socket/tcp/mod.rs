@@ -100,6 +100,7 @@ mod urgent;
 pub(crate) use listen::Listener;
 use listen::measure_record_truesize;
 use orphan::Orphan;
+pub(crate) use splice::DUMP_EVERY;
 
 /// Linux's `net.core.somaxconn`.
 pub const SOMAXCONN: usize = 4096;
@@ -120,6 +121,11 @@ pub(crate) struct Table {
     buffers_spent: Cell<bool>,
     /// Connections spliced so far (see [`splice`]).
     spliced: u64,
+    /// Whether the kernel's list of unix sockets can be read (splicing needs
+    /// it): `None` until first asked.
+    diag_works: Option<bool>,
+    /// When that list was last read (at most every [`splice::DUMP_EVERY`]).
+    pub(super) last_dump: Option<std::time::Instant>,
     /// Kernel memory accounting of one accept record in flight (see
     /// [`measure_record_truesize`]).
     record_truesize: usize,
@@ -145,6 +151,8 @@ impl Table {
             scratch: LazyBuf::default(),
             buffers_spent: Cell::new(false),
             spliced: 0,
+            diag_works: None,
+            last_dump: None,
             record_truesize: measure_record_truesize(),
             intake: None,
             next_sweep: None,

@@ -17,10 +17,14 @@
 //! with the addresses and port a connection through it would have had: so
 //! `getsockname`, `getpeername`, options, `TCP_INFO` (established) and `ss`
 //! (ESTAB) answer as for any connection, and the client's port stays taken. It
-//! finds their closes as it finds an unpaired stand-in's: each end is bound to an
-//! abstract name of its own, which is free again once the program closed it
-//! (looked at every 2 s, and at once when ports or sockets run short); then the
-//! socket and its port go.
+//! finds their closes every 2 s (and at once when ports or sockets run short):
+//! the client's end by the abstract name it was bound to as an unpaired stand-in
+//! (free again once the program closed it), the server's, an accepted socket
+//! without a name, by its inode's absence from the kernel's list of unix sockets
+//! (`NETLINK_SOCK_DIAG`, read at most every [`DUMP_EVERY`]; no splicing where it
+//! cannot be read); then the socket and its port go. Until then a closed end
+//! counts against `--max-sockets` and keeps its port: a container that opens
+//! and closes thousands of loopback connections a second holds that many more.
 //!
 //! Only where nothing could see the difference in packets: no capture runs (a
 //! `--pcap` file, a `tcpdump` inside the container), the packet filter looks at
@@ -49,6 +53,11 @@ use crate::sys;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
+/// How often the kernel's list of unix sockets is read at most (it lists the
+/// whole network namespace's: a program must not make the stack read it per
+/// call).
+pub(crate) const DUMP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A spliced connection's end, as the stack keeps it.
 pub(crate) struct Splice {
     /// The peer's address.
@@ -64,6 +73,23 @@ impl Sockets {
         self.tcp.spliced
     }
 
+    /// Whether the kernel's list of unix sockets can be read (asked once).
+    fn diag_works(&mut self) -> bool {
+        *self.tcp.diag_works.get_or_insert_with(|| {
+            let mut set = std::collections::HashSet::new();
+            match sys::unix_socket_inodes(&mut set) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!(
+                        "tcp: the kernel's unix socket list cannot be read ({e}): \
+                         loopback connections are not spliced"
+                    );
+                    false
+                }
+            }
+        })
+    }
+
     /// Splices socket `id`'s connect to `dst` if it can (see the module docs):
     /// `Some` when the connection is established so. `None`: the connect goes
     /// through the stack.
@@ -75,6 +101,7 @@ impl Sockets {
         program_end: Option<&OwnedFd>,
     ) -> Option<()> {
         if !self.cfg.loopback_splice
+            || !self.diag_works()
             || !dst.ip().is_loopback()
             || dst.port() == 0
             || self.raw_live > 0
