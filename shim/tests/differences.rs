@@ -372,8 +372,11 @@ fn tcp_sockets_from_spares_are_what_linux_gives(mode: Mode) {
 /// state, 4 MiB each way at once, a `dup` and an `epoll` registration made
 /// before the connect, half-close, a close with bytes unread (`ECONNRESET`), `ss`
 /// listing both ends while connected and none once both closed. The container's
-/// stats show the connections were spliced; with a capture running none is (the
-/// capture sees the packets).
+/// stats show the connections were spliced; 2 000 short connections one after
+/// the other under `--max-sockets 300` all end in their bytes and EOF with no
+/// limit reached (closed ends are found within 50 ms: with the 2 s sweep alone
+/// their SYNs were dropped, checked); with a capture running none is spliced
+/// (the capture sees the packets).
 fn loopback_connections_spliced_are_tcp_to_the_programs(mode: Mode) {
     require_root!();
     need("ss");
@@ -409,6 +412,19 @@ fn loopback_connections_spliced_are_tcp_to_the_programs(mode: Mode) {
     let (out, n) = spliced_count(&[]);
     assert_eq!(out, kernel, "container (left) and kernel (right)");
     assert_eq!(n, 4, "two connections per family spliced");
+    // Short connections one after the other: a closed end counts against
+    // --max-sockets until it is found, so it must be found quickly (with the
+    // 2 s sweep alone 2 000 connections hit a limit of 300 and their SYNs were
+    // dropped).
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let bin = BIN.get_or_init(|| cc("accept_close.c", "accept_close_spliced", &[]));
+    let (st, out, err) = Container::new(mode)
+        .args(["--loopback-splice", "--max-sockets", "300"])
+        .exec([bin.to_str().unwrap(), "2000"])
+        .run();
+    assert!(st.success(), "{out}{err}");
+    assert_eq!(out, "connections cut short 0 of 2000\n", "{err}");
+    assert!(!err.contains("limit reached"), "{err}");
     let dir = Scratch::new();
     let pcap = dir.path("c.pcapng");
     let (out, n) = spliced_count(&["--pcap", pcap.to_str().unwrap()]);

@@ -126,6 +126,11 @@ pub(crate) struct Table {
     diag_works: Option<bool>,
     /// When that list was last read (at most every [`splice::DUMP_EVERY`]).
     pub(super) last_dump: Option<std::time::Instant>,
+    /// Spliced ends made lately, with when: looked at often (see
+    /// [`splice`]).
+    check_soon: Vec<(SocketId, Instant)>,
+    /// When they are looked at next.
+    next_check: Option<Instant>,
     /// Kernel memory accounting of one accept record in flight (see
     /// [`measure_record_truesize`]).
     record_truesize: usize,
@@ -153,6 +158,8 @@ impl Table {
             spliced: 0,
             diag_works: None,
             last_dump: None,
+            check_soon: Vec::new(),
+            next_check: None,
             record_truesize: measure_record_truesize(),
             intake: None,
             next_sweep: None,

@@ -163,6 +163,9 @@ impl Sockets {
         if let Some(t) = self.tcp.next_sweep {
             take(t);
         }
+        if let Some(t) = self.tcp.next_check {
+            take(t);
+        }
         if let Some(t) = self.udp_stuck_due() {
             take(t);
         }

@@ -70,6 +70,7 @@ impl Sockets {
             self.tcp.next_sweep = None;
             self.notice_unpaired_closes();
         }
+        progress |= self.check_spliced_ends(now);
         let urgent = self.urgent_arrivals();
         let walk = urgent || self.tcp.turn.last_walk.is_none_or(|t| now >= t + FULL_WALK);
         // On a walk, what a turn would have served is kept to tell what the walk

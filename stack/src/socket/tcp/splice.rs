@@ -17,14 +17,18 @@
 //! with the addresses and port a connection through it would have had: so
 //! `getsockname`, `getpeername`, options, `TCP_INFO` (established) and `ss`
 //! (ESTAB) answer as for any connection, and the client's port stays taken. It
-//! finds their closes every 2 s (and at once when ports or sockets run short):
-//! the client's end by the abstract name it was bound to as an unpaired stand-in
-//! (free again once the program closed it), the server's, an accepted socket
-//! without a name, by its inode's absence from the kernel's list of unix sockets
-//! (`NETLINK_SOCK_DIAG`, read at most every [`DUMP_EVERY`]; no splicing where it
-//! cannot be read); then the socket and its port go. Until then a closed end
-//! counts against `--max-sockets` and keeps its port: a container that opens
-//! and closes thousands of loopback connections a second holds that many more.
+//! finds their closes by looking, as it holds neither end: an end's inode is
+//! gone from the kernel's list of unix sockets (`NETLINK_SOCK_DIAG`; no splicing
+//! where it cannot be read). Ends younger than [`YOUNG`] are looked at every
+//! [`CHECK_EVERY`] in one reading of that list — most loopback connections are
+//! short, and a closed end counts against `--max-sockets` and keeps its port
+//! until found (with the 2 s sweep alone, a program opening and closing
+//! connections one after the other hit the socket limit); older ones with the
+//! sweep of unpaired stand-ins every 2 s (the client's end by the abstract name
+//! it was bound to, the server's by the list, read at most every
+//! [`DUMP_EVERY`]). Watching each end's peer for a hang-up was tried: when both
+//! ends close at once, the kernel drops the hang-up event with the closing
+//! file's watch, and half the closes went unseen.
 //!
 //! Only where nothing could see the difference in packets: no capture runs (a
 //! `--pcap` file, a `tcpdump` inside the container), the packet filter looks at
@@ -50,6 +54,7 @@ use super::{TcpState, to_ip};
 use crate::iface::{Interfaces, LO};
 use crate::standin::{Intake, Unpaired};
 use crate::sys;
+use smoltcp::time::Instant;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -57,6 +62,13 @@ use std::os::fd::{AsFd, OwnedFd};
 /// whole network namespace's: a program must not make the stack read it per
 /// call).
 pub(crate) const DUMP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often young spliced ends are looked at (see
+/// [`Sockets::check_spliced_ends`]).
+const CHECK_EVERY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(50);
+
+/// How long a spliced end counts as young.
+const YOUNG: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(2);
 
 /// A spliced connection's end, as the stack keeps it.
 pub(crate) struct Splice {
@@ -71,6 +83,51 @@ impl Sockets {
     /// Connections spliced so far.
     pub fn spliced(&self) -> u64 {
         self.tcp.spliced
+    }
+
+    /// Looks at the spliced ends made in the last [`YOUNG`], every
+    /// [`CHECK_EVERY`], in one reading of the kernel's list of unix sockets: an
+    /// end whose inode is gone was closed. Most loopback connections are short,
+    /// and a closed end counts against `--max-sockets` and keeps its port until
+    /// it is found; older ends are left to the periodic sweep. Returns whether
+    /// any was found closed.
+    pub(super) fn check_spliced_ends(&mut self, now: Instant) -> bool {
+        if self.tcp.check_soon.is_empty() {
+            return false;
+        }
+        let due = *self.tcp.next_check.get_or_insert(now + CHECK_EVERY);
+        if now < due {
+            return false;
+        }
+        self.tcp.next_check = None;
+        let mut live = std::collections::HashSet::new();
+        if sys::unix_socket_inodes(&mut live).is_err() {
+            self.tcp.next_check = Some(now + CHECK_EVERY);
+            return false;
+        }
+        self.tcp.last_dump = Some(std::time::Instant::now());
+        let mut ends = std::mem::take(&mut self.tcp.check_soon);
+        let mut any = false;
+        ends.retain(|&(id, since)| {
+            let Some(u) = self.get_mut(id).and_then(|s| s.unpaired.as_mut()) else {
+                return false;
+            };
+            if u.hup {
+                return false;
+            }
+            if !live.contains(&u.inode) {
+                u.hup = true;
+                self.tcp.turn.again(id);
+                any = true;
+                return false;
+            }
+            now < since + YOUNG
+        });
+        if !ends.is_empty() {
+            self.tcp.next_check = Some(now + CHECK_EVERY);
+        }
+        self.tcp.check_soon.extend(ends);
+        any
     }
 
     /// Whether the kernel's list of unix sockets can be read (asked once).
@@ -233,6 +290,10 @@ impl Sockets {
             })),
             cookie: 0,
         });
+        // Looked at often while young: most loopback connections are short.
+        let now = ifs.now();
+        self.tcp.check_soon.push((id, now));
+        self.tcp.check_soon.push((server, now));
         if let Some(Proto::Tcp(TcpState::Listening(l))) = self.get_mut(lid).map(|l| &mut l.proto) {
             l.ready.push_back((server, Some(server_end)));
         }
