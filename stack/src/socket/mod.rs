@@ -660,19 +660,8 @@ impl Sockets {
                 && if u.is_named() {
                     u.closed()
                 } else {
-                    let live = kernel.get_or_insert_with(|| {
-                        self.tcp.last_dump = Some(std::time::Instant::now());
-                        let mut set = std::collections::HashSet::new();
-                        match sys::unix_socket_inodes(&mut set) {
-                            Ok(()) => Some(set),
-                            Err(e) => {
-                                log::warn!(
-                                    "tcp: cannot list unix sockets ({e}): spliced closes wait"
-                                );
-                                None
-                            }
-                        }
-                    });
+                    let live = kernel
+                        .get_or_insert_with(|| tcp::kernel_unix_inodes(&mut self.tcp.last_dump));
                     live.as_ref().is_some_and(|l| !l.contains(&u.inode))
                 };
             if closed {

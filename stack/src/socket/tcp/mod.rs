@@ -100,7 +100,7 @@ mod urgent;
 pub(crate) use listen::Listener;
 use listen::measure_record_truesize;
 use orphan::Orphan;
-pub(crate) use splice::DUMP_EVERY;
+pub(crate) use splice::{DUMP_EVERY, kernel_unix_inodes};
 
 /// Linux's `net.core.somaxconn`.
 pub const SOMAXCONN: usize = 4096;

@@ -70,6 +70,22 @@ const CHECK_EVERY: smoltcp::time::Duration = smoltcp::time::Duration::from_milli
 /// How long a spliced end counts as young.
 const YOUNG: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(2);
 
+/// The inodes of the kernel's unix sockets (`sys::unix_socket_inodes`), noting
+/// in `last_dump` when they were read; `None` when they cannot be.
+pub(crate) fn kernel_unix_inodes(
+    last_dump: &mut Option<std::time::Instant>,
+) -> Option<std::collections::HashSet<u64>> {
+    *last_dump = Some(std::time::Instant::now());
+    let mut set = std::collections::HashSet::new();
+    match sys::unix_socket_inodes(&mut set) {
+        Ok(()) => Some(set),
+        Err(e) => {
+            log::warn!("tcp: the kernel's unix socket list cannot be read: {e}");
+            None
+        }
+    }
+}
+
 /// A spliced connection's end, as the stack keeps it.
 pub(crate) struct Splice {
     /// The peer's address.
@@ -100,12 +116,10 @@ impl Sockets {
             return false;
         }
         self.tcp.next_check = None;
-        let mut live = std::collections::HashSet::new();
-        if sys::unix_socket_inodes(&mut live).is_err() {
+        let Some(live) = kernel_unix_inodes(&mut self.tcp.last_dump) else {
             self.tcp.next_check = Some(now + CHECK_EVERY);
             return false;
-        }
-        self.tcp.last_dump = Some(std::time::Instant::now());
+        };
         let mut ends = std::mem::take(&mut self.tcp.check_soon);
         let mut any = false;
         ends.retain(|&(id, since)| {
@@ -132,18 +146,13 @@ impl Sockets {
 
     /// Whether the kernel's list of unix sockets can be read (asked once).
     fn diag_works(&mut self) -> bool {
+        let last_dump = &mut self.tcp.last_dump;
         *self.tcp.diag_works.get_or_insert_with(|| {
-            let mut set = std::collections::HashSet::new();
-            match sys::unix_socket_inodes(&mut set) {
-                Ok(()) => true,
-                Err(e) => {
-                    log::warn!(
-                        "tcp: the kernel's unix socket list cannot be read ({e}): \
-                         loopback connections are not spliced"
-                    );
-                    false
-                }
+            let works = kernel_unix_inodes(last_dump).is_some();
+            if !works {
+                log::warn!("tcp: loopback connections are not spliced");
             }
+            works
         })
     }
 
