@@ -167,7 +167,7 @@ impl<D: Device> Stack<D> {
                     LO,
                 );
                 progress |= dev.poll(n, now, &mut self.frame_buf);
-                deferred |= dev.deferred();
+                deferred |= dev.deferred() || dev.spent();
                 send_answers(&mut self.lo, hooks, LO, now);
             }
             for (i, eth) in self.eths.iter_mut().enumerate() {
@@ -178,7 +178,7 @@ impl<D: Device> Stack<D> {
                 }
                 let mut dev = Hooked::new(eth, &mut self.sockets, hooks, &mut self.held[id], id);
                 progress |= dev.poll(n, now, &mut self.frame_buf);
-                deferred |= dev.deferred();
+                deferred |= dev.deferred() || dev.spent();
                 // Answers of rejected arrivals leave on the device they came from.
                 send_answers(eth, hooks, id, now);
             }
