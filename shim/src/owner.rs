@@ -677,12 +677,34 @@ pub fn stats(base: &Path, name: &str, json: bool) -> Result<i32, String> {
     if json {
         println!("{s}");
     } else {
-        // The JSON is flat enough to read; print it one key per line.
-        for part in s.trim_matches(|c| c == '{' || c == '}').split(",\"") {
-            println!("{}", part.trim_start_matches('"').replacen("\":", ": ", 1));
+        let v: serde_json::Value = serde_json::from_str(&s)
+            .map_err(|e| format!("the container's counters are not JSON ({e}): {s}"))?;
+        let mut lines = Vec::new();
+        flatten("", &v, &mut lines);
+        for l in lines {
+            println!("{l}");
         }
     }
     Ok(0)
+}
+
+/// One `key: value` line per counter, nested keys joined with dots
+/// (`eth0.rx_packets: 1046880`), sorted by key.
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        serde_json::Value::String(s) => out.push(format!("{prefix}: {s}")),
+        v => out.push(format!("{prefix}: {v}")),
+    }
 }
 
 /// `netcell exec NAME -- CMD`: the command's exit status.

@@ -445,6 +445,21 @@ fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
         out.contains("\"recovery\":{\"prompts\":0,\"again\":0,\"probes\":0}"),
         "{out}"
     );
+    // The text form: one counter per line, nested keys joined with dots.
+    let (code, out, err) = nc(&["stats", &a]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&format!("name: {a}").as_str()), "{out}");
+    assert!(lines.contains(&"tcp.listen: 1"), "{out}");
+    assert!(lines.contains(&"recovery.probes: 0"), "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("lo.rx_packets: ")),
+        "{out}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains('{') && !l.contains('"')),
+        "{out}"
+    );
     // A second container with the same name is refused.
     let (st, _, err) = Container::new(mode)
         .args(["--name", &a])
