@@ -163,7 +163,7 @@ impl From<Fail> for Outcome {
 
 /// Buffers reused from call to call (nothing is allocated per datagram).
 pub struct Scratch {
-    /// One datagram.
+    /// One datagram and its destination.
     pub buf: Box<[u8]>,
     /// One iovec array.
     pub iov: Vec<(u64, usize)>,
@@ -175,7 +175,8 @@ pub struct Scratch {
 impl Scratch {
     pub fn new() -> Self {
         Scratch {
-            buf: vec![0u8; netcell_proto::MAX_DATAGRAM + 1].into_boxed_slice(),
+            buf: vec![0u8; netcell_proto::MAX_DATAGRAM + netcell_proto::MAX_SOCKADDR]
+                .into_boxed_slice(),
             iov: Vec::with_capacity(64),
             intake: vec![0u8; 64 * 1024],
         }

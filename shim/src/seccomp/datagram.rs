@@ -489,26 +489,38 @@ fn send_datagram<D: Device>(
     if alen < 0 || alen as usize > MAX_SOCKADDR {
         return Err(Fail::Errno(libc::EINVAL));
     }
-    let mut abuf = [0u8; MAX_SOCKADDR];
-    let a = &mut abuf[..if addr == 0 { 0 } else { alen as usize }];
-    cx.call.read(addr, a)?;
+    let alen = if addr == 0 { 0 } else { alen as usize };
     let mut cbuf = [0u8; MAX_CONTROL];
     let c = &mut cbuf[..(control.1 as usize).min(MAX_CONTROL)];
     cx.call.read(control.0, c)?;
+    let payload = cx
+        .scratch
+        .iov
+        .iter()
+        .try_fold(0usize, |a, v| a.checked_add(v.1));
+    let payload = payload.ok_or(Fail::Errno(libc::EINVAL))?;
+    if payload > MAX_DATAGRAM {
+        return Err(Fail::Errno(libc::EMSGSIZE));
+    }
+    // The destination is read with the payload, after it: one read of the
+    // program's memory (and one check that it is still the caller's) instead of two.
+    cx.scratch.iov.push((addr, alen));
     let mut buf = std::mem::take(&mut cx.scratch.buf);
     let r = cx
         .call
-        .gather(&cx.scratch.iov, &mut buf[..MAX_DATAGRAM])
-        .map(|n| {
+        .gather(&cx.scratch.iov, &mut buf[..payload + alen])
+        .map(|_| {
+            let (data, a) = buf.split_at(payload);
             let req = Request::SendTo {
                 flags,
-                addr: a,
+                addr: &a[..alen],
                 control: c,
-                payload: &buf[..n],
+                payload: data,
             };
             cx.ask(s.ino, &req, &mut heapless::Vec::new())
         });
     cx.scratch.buf = buf;
+    cx.scratch.iov.pop();
     let a = r?;
     if a.errno != 0 {
         Err(Fail::Errno(a.errno))

@@ -245,15 +245,12 @@ impl<'a> Call<'a> {
         if total > buf.len() {
             return Err(Fail::Errno(libc::EMSGSIZE));
         }
-        let mut at = 0;
-        for &(base, len) in iov {
-            if len > 0 {
-                kernel::read_mem(self.tid, base, &mut buf[at..at + len])
-                    .map_err(|_| Fail::Errno(libc::EFAULT))?;
-            }
-            at += len;
+        if total == 0 {
+            return Ok(0);
         }
+        let r = kernel::read_mem_gather(self.tid, iov, &mut buf[..total]);
         self.checked()?;
+        r.map_err(|_| Fail::Errno(libc::EFAULT))?;
         Ok(total)
     }
 
@@ -300,7 +297,11 @@ impl<'a> Call<'a> {
 impl Memory for Call<'_> {
     /// Reads the target's memory; `EFAULT` where it is not readable.
     fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
-        if !buf.is_empty() && addr == 0 {
+        if buf.is_empty() {
+            // Nothing read, nothing to check.
+            return Ok(());
+        }
+        if addr == 0 {
             return Err(Fail::Errno(libc::EFAULT));
         }
         let r = kernel::read_mem(self.tid, addr, buf);

@@ -102,6 +102,56 @@ pub fn parent_of(pid: i32) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Reads the ranges `remote` names (address, length) of the target's memory back
+/// to back into `local`, as many ranges per system call as fit in one batch
+/// (`GATHER_BATCH`): all of them or an error (`EFAULT` for a short read).
+/// `local` must be as long as the ranges together.
+pub fn read_mem_gather(pid: u32, remote: &[(u64, usize)], local: &mut [u8]) -> io::Result<()> {
+    const GATHER_BATCH: usize = 64;
+    let total = remote
+        .iter()
+        .map(|r| r.1)
+        .fold(0usize, usize::saturating_add);
+    if total != local.len() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut at = 0;
+    for chunk in remote.chunks(GATHER_BATCH) {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; GATHER_BATCH];
+        let mut n = 0;
+        let mut want = 0;
+        for &(addr, len) in chunk.iter().filter(|r| r.1 > 0) {
+            iov[n] = libc::iovec {
+                iov_base: addr as *mut libc::c_void,
+                iov_len: len,
+            };
+            n += 1;
+            want += len;
+        }
+        if n == 0 {
+            continue;
+        }
+        let dst = &mut local[at..at + want];
+        let l = libc::iovec {
+            iov_base: dst.as_mut_ptr().cast(),
+            iov_len: dst.len(),
+        };
+        // SAFETY: `l` is our buffer of exactly `want` bytes; the kernel checks the
+        // `n` remote ranges against the target.
+        let got =
+            unsafe { libc::process_vm_readv(pid as libc::pid_t, &l, 1, iov.as_ptr(), n as u64, 0) };
+        match got {
+            g if g < 0 => return Err(io::Error::last_os_error()),
+            g if g as usize != want => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
+            _ => at += want,
+        }
+    }
+    Ok(())
+}
+
 /// Reads the target's memory at `addr` into `buf`, all of it or an error.
 pub fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
     if buf.is_empty() {
