@@ -154,24 +154,7 @@ pub fn read_mem_gather(pid: u32, remote: &[(u64, usize)], local: &mut [u8]) -> i
 
 /// Reads the target's memory at `addr` into `buf`, all of it or an error.
 pub fn read_mem(pid: u32, addr: u64, buf: &mut [u8]) -> io::Result<()> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` is our buffer; the kernel checks `remote` against the target.
-    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-    match n {
-        n if n < 0 => Err(io::Error::last_os_error()),
-        n if n as usize != buf.len() => Err(io::Error::from_raw_os_error(libc::EFAULT)),
-        _ => Ok(()),
-    }
+    read_mem_gather(pid, &[(addr, buf.len())], buf)
 }
 
 /// Writes `data` into the target's memory at `addr`.
