@@ -500,6 +500,9 @@ fn send_datagram<D: Device>(
         .try_fold(0usize, |a, v| a.checked_add(v.1));
     let payload = payload.ok_or(Fail::Errno(libc::EINVAL))?;
     if payload > MAX_DATAGRAM {
+        // Linux copies the destination before it looks at the length.
+        let mut a = [0u8; MAX_SOCKADDR];
+        cx.call.read(addr, &mut a[..alen])?;
         return Err(Fail::Errno(libc::EMSGSIZE));
     }
     // The destination is read with the payload, after it: one read of the

@@ -90,6 +90,7 @@ cases = [
     ("sendto unmapped addr", lambda: sc("sendto", U4, B, 10, 0, UNMAPPED, 16)),
     ("sendto negative addrlen", lambda: sc("sendto", U4, B, 10, 0, B, -1)),
     ("sendto huge payload", lambda: sc("sendto", U4, B, 1 << 20, 0, B, 16)),
+    ("sendto huge payload unmapped addr", lambda: sc("sendto", U4, B, 1 << 20, 0, UNMAPPED, 16)),
     ("sendmsg unmapped msghdr", lambda: sc("sendmsg", U4, UNMAPPED, 0)),
     ("sendmsg iovlen too big", lambda: sc("sendmsg", U4, with_msg(name=B, namelen=16, iov=IA, iovlen=1 << 20), 0)),
     ("sendmsg unmapped iov", lambda: sc("sendmsg", U4, with_msg(name=B, namelen=16, iov=UNMAPPED, iovlen=1), 0)),
