@@ -728,3 +728,85 @@ print("sockets", len(paths) > 0, "answered", answered, "own socket", u.recv(8))
     assert!(st.success(), "{out} {err}");
     assert_eq!(out, "sockets True answered 0 own socket b'x'\n", "{err}");
 }
+
+/// Another user of the host can neither foresee the abstract names of the stack's
+/// unconnected TCP stand-ins (numbered ones let it bind the next few thousand and
+/// fail every `socket()` of the container with `ENOBUFS`) nor keep a closed one
+/// counted against `--max-sockets` by binding its name the moment it is free
+/// (names show in `/proc/net/unix`; the stack took a free name for a close).
+#[test]
+fn another_user_cannot_take_the_stack_s_socket_names() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the squatter as another user");
+        return;
+    }
+    let script = r#"
+import socket, sys, time
+sys.stdin.readline()
+for i in range(80):
+    s = socket.socket(); time.sleep(0.03); s.close(); time.sleep(0.03)
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(1)
+c = socket.create_connection(l.getsockname()); a, _ = l.accept()
+c.sendall(b"still"); print(a.recv(5).decode(), flush=True)
+"#;
+    let mut container = Container::new(Mode::Seccomp)
+        .args(["--max-sockets", "24"])
+        .exec([python(), "-c", script])
+        .stdin(Stdio::piped())
+        .spawn();
+    let pid = container.pid();
+    let squatter = r#"
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+prefix = b"netcell.%s." % sys.argv[1].encode()
+held = []
+def take(name):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind(b"\0" + name)
+    except OSError:
+        s.close()
+        return False
+    held.append(s)
+    return True
+print(sum(take(prefix + b"%d" % n) for n in range(1, 3001)), flush=True)
+seen, taken, end = set(), 0, time.time() + 8
+while time.time() < end:
+    with open("/proc/net/unix", "rb") as f:
+        for line in f.read().splitlines()[1:]:
+            p = line.split()
+            if len(p) >= 8 and p[7].startswith(b"@" + prefix):
+                seen.add(p[7][1:])
+    for n in list(seen):
+        if take(n):
+            seen.discard(n)
+            taken += 1
+    time.sleep(0.002)
+print(taken, flush=True)
+"#;
+    let mut c = Command::new("setpriv");
+    c.args(AS_NOBODY)
+        .args([python(), "-c", squatter, &pid.to_string()])
+        .stdout(Stdio::piped());
+    let mut sq = Proc::spawn(&mut c);
+    let mut out = std::io::BufReader::new(sq.child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let numbered: usize = line.trim().parse().unwrap_or(0);
+    assert!(numbered > 2900, "the squatter could not bind: {line}");
+    // The container's sockets come and go while the squatter watches.
+    {
+        use std::io::Write;
+        let mut stdin = container.child.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+    }
+    let (st, cout, err) = container.wait_output(T);
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let taken: usize = line.trim().parse().unwrap_or(0);
+    assert!(st.success(), "{cout}\n{err}");
+    assert_eq!(cout.trim(), "still", "{err}");
+    // The second attack ran: names of closed stand-ins were taken.
+    assert!(taken >= 10, "the squatter took {taken} freed names");
+}

@@ -46,8 +46,9 @@
 //! sees the call), its writes fail, and `poll` reports `POLLOUT|POLLHUP` — what
 //! Linux shows for a TCP socket that is not connected — instead of blocking for
 //! ever on a pair nobody writes to. It is bound to an abstract name of the stack's
-//! (`netcell.<pid>.<n>`): front ends recognise it by the name, and the stack
-//! notices that the program closed it when the name is free again. `connect` and
+//! (`netcell.<pid>.` and 64 unforeseeable bits): front ends recognise it by the
+//! name, and the stack notices that the program closed it when its inode is gone
+//! from the kernel's unix sockets. `connect` and
 //! `listen` pair it: the stack connects its own copy of `S` (the descriptor the
 //! front end passes with the request) to a private listener (`Intake`) and
 //! takes the accepted end as `T`. `S` stays the same file throughout, so a `dup`,
@@ -135,7 +136,7 @@ pub(crate) struct Owner {
     pub(crate) fd: Option<i32>,
 }
 
-/// Longest abstract name of an unpaired `S`: "netcell." + pid + "." + counter.
+/// Longest abstract name of an unpaired `S`: "netcell." + pid + "." + 16 hex digits.
 const UNPAIRED_NAME: usize = 48;
 
 /// The prefix of the abstract names of this stack's unpaired stand-ins
@@ -157,13 +158,39 @@ pub(crate) struct Unpaired {
 }
 
 impl Unpaired {
-    /// A new unpaired `S` and the program's descriptor. Names are numbered per
-    /// process (a process may run more than one stack).
+    /// A new unpaired `S` and the program's descriptor.
+    ///
+    /// Its name is the stack's prefix and 64 bits no one can foresee: abstract
+    /// names are one namespace for every user of the network namespace, and
+    /// numbered names (`netcell.<pid>.<n>`, as they were) let any local user bind
+    /// the next few thousand and make every `socket()` of the container fail
+    /// with `ENOBUFS`. A name taken all the same (one in 2^64) is passed over.
     pub(crate) fn new() -> io::Result<(Unpaired, OwnedFd)> {
-        let (name, len) = Self::next_name();
-        let fd = sys::bound_stream(&name[..len])?;
-        let u = Self::named(fd.as_fd(), name, len)?;
-        Ok((u, fd))
+        let mut tries = 0;
+        loop {
+            let (name, len) = Self::next_name();
+            match sys::bound_stream(&name[..len]) {
+                Ok(fd) => {
+                    let (inode, _) = sys::inode(fd.as_fd())?;
+                    let u = Unpaired {
+                        inode,
+                        name,
+                        len,
+                        owner: None,
+                        hup: false,
+                    };
+                    return Ok((u, fd));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && tries < 8 => {
+                    log::warn!(
+                        "tcp: the stand-in name {:?} is taken by someone else",
+                        String::from_utf8_lossy(&name[..len])
+                    );
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The server's end of a spliced connection (see the TCP module's
@@ -186,33 +213,37 @@ impl Unpaired {
         self.len > 0
     }
 
-    /// A fresh name. Names are numbered per process (a process may run more
-    /// than one stack).
+    /// A fresh name: the prefix, then a keyed hash (SipHash, with the process's
+    /// random key) of a counter, so that the names seen in `/proc/net/unix` tell
+    /// nothing of the next.
     fn next_name() -> ([u8; UNPAIRED_NAME], usize) {
+        use std::hash::BuildHasher;
+        static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+            std::sync::OnceLock::new();
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let text = format!("{}{n}", unpaired_prefix(std::process::id()));
+        let h = KEY.get_or_init(Default::default).hash_one(n);
+        let text = format!("{}{h:016x}", unpaired_prefix(std::process::id()));
         let mut name = [0u8; UNPAIRED_NAME];
         let len = text.len().min(UNPAIRED_NAME);
         name[..len].copy_from_slice(&text.as_bytes()[..len]);
         (name, len)
     }
 
-    fn named(fd: BorrowedFd<'_>, name: [u8; UNPAIRED_NAME], len: usize) -> io::Result<Unpaired> {
-        let (inode, _) = sys::inode(fd)?;
-        Ok(Unpaired {
-            inode,
-            name,
-            len,
-            owner: None,
-            hup: false,
-        })
-    }
-
-    /// Whether the program closed it (a probe; see [`sys::abstract_name_in_use`]).
-    /// An unnamed one says no here.
+    /// Whether the program closed it: its inode is gone from the kernel's unix
+    /// sockets ([`sys::unix_socket_exists`]). Not whether its name is free: the
+    /// name shows in `/proc/net/unix`, and another user who bound it the moment
+    /// it was freed would keep the socket counted against `--max-sockets` for
+    /// ever. Where the lookup fails, the name is probed instead
+    /// ([`sys::abstract_name_in_use`]). An unnamed one says no here.
     pub(crate) fn closed(&self) -> bool {
-        self.is_named() && !sys::abstract_name_in_use(&self.name[..self.len])
+        if !self.is_named() {
+            return false;
+        }
+        match sys::unix_socket_exists(self.inode) {
+            Ok(live) => !live,
+            Err(_) => !sys::abstract_name_in_use(&self.name[..self.len]),
+        }
     }
 }
 

@@ -767,9 +767,34 @@ pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// `out` (cleared first). How the stack finds that a program closed a socket it
 /// holds no descriptor of.
 pub fn unix_socket_inodes(out: &mut std::collections::HashSet<u64>) -> io::Result<()> {
+    out.clear();
+    unix_diag(0, &mut |ino| {
+        out.insert(ino);
+    })
+}
+
+/// Whether the `AF_UNIX` socket with inode `ino` still exists in this network
+/// namespace (one exact lookup of the kernel's socket diagnostics): a socket's
+/// inode, unlike its name, cannot be taken over by someone else once it is closed.
+pub fn unix_socket_exists(ino: u64) -> io::Result<bool> {
+    if ino == 0 || ino > u32::MAX as u64 {
+        // The request carries 32 bits; the kernel's inode numbers fit them.
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut found = false;
+    match unix_diag(ino as u32, &mut |i| found |= i == ino) {
+        Ok(()) => Ok(found),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// One request to the kernel's unix socket diagnostics (`NETLINK_SOCK_DIAG`):
+/// every socket of the namespace (`ino` 0, a dump) or the one with inode `ino`;
+/// `seen` gets each answer's inode.
+fn unix_diag(ino: u32, seen: &mut dyn FnMut(u64)) -> io::Result<()> {
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NETLINK_SOCK_DIAG: libc::c_int = 4;
-    out.clear();
     // SAFETY: plain socket(2).
     let fd = cvt(unsafe {
         libc::socket(
@@ -781,18 +806,21 @@ pub fn unix_socket_inodes(out: &mut std::collections::HashSet<u64>) -> io::Resul
     // SAFETY: a fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // nlmsghdr (16 bytes), then unix_diag_req: family, protocol, pad (u16),
-    // states, ino, show, cookie[2] (u32 each).
+    // states, ino, show, cookie[2] (u32 each; all ones: no cookie to check).
     let mut req = [0u8; 16 + 24];
     req[0..4].copy_from_slice(&(40u32).to_ne_bytes());
     req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    let dump = if ino == 0 { libc::NLM_F_DUMP } else { 0 };
+    let flags = (libc::NLM_F_REQUEST | dump) as u16;
     req[6..8].copy_from_slice(&flags.to_ne_bytes());
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
     req[16] = libc::AF_UNIX as u8;
     req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    req[24..28].copy_from_slice(&ino.to_ne_bytes());
+    req[32..40].copy_from_slice(&[0xff; 8]);
     // SAFETY: sending a buffer we own to a socket we own.
     cvt_size(unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) })?;
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; if ino == 0 { 64 * 1024 } else { 1024 }];
     loop {
         // SAFETY: receiving into a buffer we own.
         let n =
@@ -815,12 +843,14 @@ pub fn unix_socket_inodes(out: &mut std::collections::HashSet<u64>) -> io::Resul
                     return Err(io::Error::from_raw_os_error(-e));
                 }
                 // unix_diag_msg: family, type, state, pad, then the inode.
-                _ if len >= 16 + 8 => {
-                    out.insert(word(at + 16 + 4) as u64);
-                }
+                _ if len >= 16 + 8 => seen(word(at + 16 + 4) as u64),
                 _ => {}
             }
             at += (len + 3) & !3;
+        }
+        if ino != 0 {
+            // An exact lookup answers with one message and no NLMSG_DONE.
+            return Ok(());
         }
     }
 }
@@ -829,6 +859,21 @@ pub fn unix_socket_inodes(out: &mut std::collections::HashSet<u64>) -> io::Resul
 mod tests {
     use super::*;
     use crate::fd::inode;
+
+    #[test]
+    fn unix_socket_exists_follows_the_inode_not_the_name() {
+        let name = format!("netcell-test-exists.{}", std::process::id());
+        let a = bound_stream(name.as_bytes()).unwrap();
+        let (ino, _) = inode(a.as_fd()).unwrap();
+        assert!(unix_socket_exists(ino).unwrap());
+        drop(a);
+        assert!(!unix_socket_exists(ino).unwrap());
+        // Another socket under the same name is not the first one.
+        let b = bound_stream(name.as_bytes()).unwrap();
+        assert!(!unix_socket_exists(ino).unwrap());
+        let (ino_b, _) = inode(b.as_fd()).unwrap();
+        assert!(unix_socket_exists(ino_b).unwrap());
+    }
 
     #[test]
     fn pair_passes_fds_and_reports_outq() {
