@@ -810,3 +810,98 @@ print(taken, flush=True)
     // The second attack ran: names of closed stand-ins were taken.
     assert!(taken >= 10, "the squatter took {taken} freed names");
 }
+
+/// Another user of the host cannot reach the listener through which the stack
+/// pairs a TCP socket's stand-in at `connect` (a listener kept for the process's
+/// life showed in `/proc/net/unix`: flooded with connections, it slowed the
+/// container's connections 70× and filled the log). Each pairing's listener now
+/// lives for a few system calls under a name nobody can foresee.
+#[test]
+fn another_user_cannot_reach_the_stack_s_intake() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run the intruder as another user");
+        return;
+    }
+    let script = r#"
+import socket, sys, time
+sys.stdin.readline()
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(64)
+for i in range(400):
+    c = socket.create_connection(l.getsockname()); a, _ = l.accept(); c.close(); a.close()
+    if i % 50 == 0: time.sleep(0.05)
+print("done", flush=True)
+"#;
+    let mut container = Container::new(Mode::Seccomp)
+        .exec([python(), "-c", script])
+        .stdin(Stdio::piped())
+        .spawn();
+    let pid = container.pid();
+    // Watches /proc/net/unix for the stack's intake names and connects to each
+    // one it sees, as often as it can, until told to stop.
+    let intruder = r#"
+import socket, sys, threading, time
+prefix = b"@netcell.%s.intake." % sys.argv[1].encode()
+names, got, stop = set(), [0], time.time() + 30
+def scan():
+    while time.time() < stop:
+        with open("/proc/net/unix", "rb") as f:
+            for line in f.read().splitlines()[1:]:
+                p = line.split()
+                if len(p) >= 8 and p[7].startswith(prefix):
+                    names.add(b"\0" + p[7][1:])
+def hammer():
+    while time.time() < stop:
+        for n in list(names):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect(n)
+                got[0] += 1
+            except OSError:
+                pass
+            s.close()
+        time.sleep(0.0005)
+for f in (scan, scan, hammer, hammer):
+    threading.Thread(target=f, daemon=True).start()
+print("ready", flush=True)
+sys.stdin.readline()
+print(len(names), got[0], flush=True)
+"#;
+    let mut c = Command::new("setpriv");
+    c.args(AS_NOBODY)
+        .args([python(), "-c", intruder, &pid.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut intr = Proc::spawn(&mut c);
+    let mut out = std::io::BufReader::new(intr.child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    {
+        use std::io::Write;
+        let mut stdin = container.child.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+    }
+    let (st, cout, err) = container.wait_output(T);
+    {
+        use std::io::Write;
+        let mut stdin = intr.child.stdin.take().unwrap();
+        stdin.write_all(b"stop\n").unwrap();
+    }
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(st.success(), "{cout}\n{err}");
+    assert_eq!(cout.trim(), "done", "{err}");
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    assert_eq!(f.len(), 2, "the intruder said {line:?}");
+    assert!(
+        f[1] < 10,
+        "the intruder connected {} times to the {} intake names it saw",
+        f[1],
+        f[0]
+    );
+    assert!(!err.contains("from another process"), "{err}");
+}

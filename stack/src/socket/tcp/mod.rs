@@ -134,9 +134,6 @@ pub(crate) struct Table {
     /// Kernel memory accounting of one accept record in flight (see
     /// [`measure_record_truesize`]).
     record_truesize: usize,
-    /// Where unpaired stand-ins are paired (made at the first `connect` or
-    /// `listen` of a program's socket).
-    intake: Option<Intake>,
     /// When the event loop next looks for unpaired stand-ins the program closed.
     pub(crate) next_sweep: Option<Instant>,
     /// Host sockets handed to programs by the uplink's fast path.
@@ -161,7 +158,6 @@ impl Table {
             check_soon: Vec::new(),
             next_check: None,
             record_truesize: measure_record_truesize(),
-            intake: None,
             next_sweep: None,
             handed: Default::default(),
             urgent: urgent::Urgent::default(),
@@ -492,16 +488,7 @@ impl Sockets {
         if !matches!(sys::inode(end.as_fd()), Ok((ino, _)) if ino == u.inode) {
             return Err(std::io::Error::from_raw_os_error(libc::EBADF));
         }
-        if self.tcp.intake.is_none() {
-            self.tcp.intake = Some(Intake::new()?);
-        }
-        let t = self
-            .tcp
-            .intake
-            .as_ref()
-            .map_or(Err(std::io::Error::from_raw_os_error(libc::EBADF)), |i| {
-                i.pair(end.as_fd())
-            })?;
+        let t = Intake::pair(end.as_fd())?;
         let Some(s) = self.get_mut(id) else {
             return Ok(());
         };

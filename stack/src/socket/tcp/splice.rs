@@ -243,14 +243,7 @@ impl Sockets {
         // an `epoll` registration, a `fork` made before the connect go on
         // working), and its name tells its close, as before.
         let end = program_end?.as_fd();
-        let paired = match &self.tcp.intake {
-            Some(i) => i.pair(end),
-            None => Intake::new().and_then(|i| {
-                let t = i.pair(end);
-                self.tcp.intake = Some(i);
-                t
-            }),
-        };
+        let paired = Intake::pair(end);
         let server_end = match paired.and_then(|t| Ok((sys::inode(t.as_fd())?.0, t))) {
             Ok((ino, t)) => (ino, t),
             Err(e) => {
