@@ -785,26 +785,14 @@ while time.time() < end:
     time.sleep(0.002)
 print(taken, flush=True)
 "#;
-    let mut c = Command::new("setpriv");
-    c.args(AS_NOBODY)
-        .args([python(), "-c", squatter, &pid.to_string()])
-        .stdout(Stdio::piped());
-    let mut sq = Proc::spawn(&mut c);
-    let mut out = std::io::BufReader::new(sq.child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let numbered: usize = line.trim().parse().unwrap_or(0);
+    let (_squatter, mut out) = nobody_python(squatter, &[&pid.to_string()]);
+    let line = next_line(&mut out);
+    let numbered: usize = line.parse().unwrap_or(0);
     assert!(numbered > 2900, "the squatter could not bind: {line}");
     // The container's sockets come and go while the squatter watches.
-    {
-        use std::io::Write;
-        let mut stdin = container.child.stdin.take().unwrap();
-        stdin.write_all(b"go\n").unwrap();
-    }
+    tell(&mut container, "go");
     let (st, cout, err) = container.wait_output(T);
-    line.clear();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    let taken: usize = line.trim().parse().unwrap_or(0);
+    let taken: usize = next_line(&mut out).parse().unwrap_or(0);
     assert!(st.success(), "{cout}\n{err}");
     assert_eq!(cout.trim(), "still", "{err}");
     // The second attack ran: names of closed stand-ins were taken.
@@ -867,29 +855,12 @@ print("ready", flush=True)
 sys.stdin.readline()
 print(len(names), got[0], flush=True)
 "#;
-    let mut c = Command::new("setpriv");
-    c.args(AS_NOBODY)
-        .args([python(), "-c", intruder, &pid.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut intr = Proc::spawn(&mut c);
-    let mut out = std::io::BufReader::new(intr.child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    {
-        use std::io::Write;
-        let mut stdin = container.child.stdin.take().unwrap();
-        stdin.write_all(b"go\n").unwrap();
-    }
+    let (mut intruder, mut out) = nobody_python(intruder, &[&pid.to_string()]);
+    assert_eq!(next_line(&mut out), "ready");
+    tell(&mut container, "go");
     let (st, cout, err) = container.wait_output(T);
-    {
-        use std::io::Write;
-        let mut stdin = intr.child.stdin.take().unwrap();
-        stdin.write_all(b"stop\n").unwrap();
-    }
-    line.clear();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    tell(&mut intruder, "stop");
+    let line = next_line(&mut out);
     assert!(st.success(), "{cout}\n{err}");
     assert_eq!(cout.trim(), "done", "{err}");
     let f: Vec<u64> = line
@@ -904,4 +875,35 @@ print(len(names), got[0], flush=True)
         f[0]
     );
     assert!(!err.contains("from another process"), "{err}");
+}
+
+/// Runs `script` with `args` in Python as `nobody`, outside any container, with
+/// its standard input and output piped; returns it and its output, line by line.
+fn nobody_python(
+    script: &str,
+    args: &[&str],
+) -> (Proc, std::io::BufReader<std::process::ChildStdout>) {
+    let mut c = Command::new("setpriv");
+    c.args(AS_NOBODY)
+        .args([python(), "-c", script])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut p = Proc::spawn(&mut c);
+    let out = std::io::BufReader::new(p.child.stdout.take().unwrap());
+    (p, out)
+}
+
+/// The next line `out` prints, trimmed.
+fn next_line(out: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    line.trim().to_string()
+}
+
+/// Writes one line to `p`'s standard input and closes it.
+fn tell(p: &mut Proc, line: &str) {
+    use std::io::Write;
+    let mut stdin = p.child.stdin.take().unwrap();
+    writeln!(stdin, "{line}").unwrap();
 }
