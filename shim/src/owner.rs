@@ -434,13 +434,18 @@ impl OwnerServer {
                 s.rx_frames, s.rx_bytes, s.tx_frames, s.tx_bytes, s.rx_errors, s.tx_errors
             )
         };
-        let mut parts = vec![
-            format!("\"name\":{}", json_str(&self.id.name)),
-            format!("\"lo\":{}", dev(stack.lo_device().stats())),
-        ];
+        // The devices under a key of their own: their names are the container's
+        // to choose (`ip link set eth0 name tcp`) and must not clash with the rest.
+        let mut devices = vec![format!("\"lo\":{}", dev(stack.lo_device().stats()))];
         for (i, link) in stack.devices().iter().enumerate() {
             let name = &stack.interfaces().get(netcell_stack::iface::ETH + i).name;
-            parts.push(format!("{}:{}", json_str(name), dev(link.stats())));
+            devices.push(format!("{}:{}", json_str(name), dev(link.stats())));
+        }
+        let mut parts = vec![
+            format!("\"name\":{}", json_str(&self.id.name)),
+            format!("\"devices\":{{{}}}", devices.join(",")),
+        ];
+        for link in stack.devices() {
             if let Link::Uplink(u) = link {
                 let s = u.uplink_stats();
                 parts.push(format!(
@@ -633,13 +638,7 @@ pub fn ls(base: &Path, json: bool) -> Result<i32, String> {
     for i in &infos {
         // Printed on a terminal: no control characters from a container's name or
         // command line.
-        let field = |k: &str| {
-            json_field(i, k)
-                .unwrap_or_default()
-                .chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect::<String>()
-        };
+        let field = |k: &str| printable(&json_field(i, k).unwrap_or_default());
         println!(
             "{:<20} {:>8} {:>7}s {:<8} {:<32} {}",
             field("name"),
@@ -689,7 +688,7 @@ pub fn stats(base: &Path, name: &str, json: bool) -> Result<i32, String> {
 }
 
 /// One `key: value` line per counter, nested keys joined with dots
-/// (`eth0.rx_packets: 1046880`), sorted by key.
+/// (`devices.eth0.rx_packets: 1046880`), sorted by key.
 fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
     match v {
         serde_json::Value::Object(m) => {
@@ -702,9 +701,19 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<String>) {
                 flatten(&key, v, out);
             }
         }
-        serde_json::Value::String(s) => out.push(format!("{prefix}: {s}")),
-        v => out.push(format!("{prefix}: {v}")),
+        serde_json::Value::String(s) => {
+            out.push(format!("{}: {}", printable(prefix), printable(s)))
+        }
+        v => out.push(format!("{}: {v}", printable(prefix))),
     }
+}
+
+/// `s` for a terminal: control characters (a container names its own
+/// interfaces, and an escape sequence fits in 15 bytes) shown as `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// `netcell exec NAME -- CMD`: the command's exit status.

@@ -377,7 +377,10 @@ fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
         ])
         .quiet()
         .spawn();
+    // b has an eth0 (on a TAP in a namespace of the test's) to rename below.
+    let ns = tap_ns();
     let _cb = Container::new(mode)
+        .on_tap_ns(&ns)
         .args(["--name", &b])
         .exec(["sleep", "30"])
         .quiet()
@@ -440,7 +443,10 @@ fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
     let (code, out, err) = nc(&["stats", &a, "--json"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("\"tcp\":{\"listen\":1,"), "{out}");
-    assert!(out.contains("\"lo\":{\"rx_packets\":"), "{out}");
+    assert!(
+        out.contains("\"devices\":{\"lo\":{\"rx_packets\":"),
+        "{out}"
+    );
     assert!(
         out.contains("\"recovery\":{\"prompts\":0,\"again\":0,\"probes\":0}"),
         "{out}"
@@ -453,11 +459,47 @@ fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
     assert!(lines.contains(&"tcp.listen: 1"), "{out}");
     assert!(lines.contains(&"recovery.probes: 0"), "{out}");
     assert!(
-        lines.iter().any(|l| l.starts_with("lo.rx_packets: ")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("devices.lo.rx_packets: ")),
         "{out}"
     );
     assert!(
         lines.iter().all(|l| !l.contains('{') && !l.contains('"')),
+        "{out}"
+    );
+    // Interface names are the container's: one named like a counter hides none
+    // of them, and one with an escape sequence reaches no terminal.
+    let (code, _, err) = nc(&[
+        "exec",
+        &b,
+        "--",
+        "sh",
+        "-c",
+        "ip link set eth0 down && ip link set eth0 name tcp",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = nc(&["stats", &b]);
+    assert!(out.lines().any(|l| l == "tcp.listen: 0"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("devices.tcp.rx_packets: ")),
+        "{out}"
+    );
+    let (code, _, err) = nc(&[
+        "exec",
+        &b,
+        "--",
+        "sh",
+        "-c",
+        "ip link set tcp name \"$(printf 'e\\033]0;X\\007')\"",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = nc(&["stats", &b]);
+    assert!(!out.contains(['\x1b', '\x07']), "{out:?}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("devices.e?]0;X?.rx_packets: ")),
         "{out}"
     );
     // A second container with the same name is refused.
