@@ -114,7 +114,8 @@ pub fn sendto<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         cx.call.int(5),
     );
     cx.scratch.iov.clear();
-    cx.scratch.iov.push((buf, len));
+    // Linux takes at most MAX_RW_COUNT bytes of one buffer (`import_ubuf`).
+    cx.scratch.iov.push((buf, len.min(MAX_RW_COUNT)));
     if !s.is_datagram() {
         return stream_send(cx, s, flags);
     }
@@ -490,6 +491,11 @@ fn send_datagram<D: Device>(
         return Err(Fail::Errno(libc::EINVAL));
     }
     let alen = if addr == 0 { 0 } else { alen as usize };
+    // Linux checks each buffer's whole range before it looks at its length
+    // (`access_ok` in `import_iovec`): one past the user address space fails.
+    if cx.scratch.iov.iter().any(|&(b, l)| !user_range(b, l)) {
+        return Err(Fail::Errno(libc::EFAULT));
+    }
     let mut cbuf = [0u8; MAX_CONTROL];
     let c = &mut cbuf[..(control.1 as usize).min(MAX_CONTROL)];
     cx.call.read(control.0, c)?;
@@ -530,6 +536,21 @@ fn send_datagram<D: Device>(
     } else {
         Ok(a.value as usize)
     }
+}
+
+/// Linux's `MAX_RW_COUNT`: the most one read or write moves.
+const MAX_RW_COUNT: usize = (i32::MAX as usize) & !4095;
+
+/// The end of the user address space on x86-64 with four-level page tables
+/// (`TASK_SIZE_MAX`; five-level machines reach higher, where netcell's check
+/// is stricter than the kernel's).
+const TASK_SIZE_MAX: u64 = (1 << 47) - 4096;
+
+/// Whether `len` bytes at `base` lie in the user address space (Linux's
+/// `access_ok`: the range only, not whether it is mapped).
+fn user_range(base: u64, len: usize) -> bool {
+    base.checked_add(len as u64)
+        .is_some_and(|end| end <= TASK_SIZE_MAX)
 }
 
 /// Sends the bytes the iovecs in `cx.scratch.iov` name on a stream stand-in,
