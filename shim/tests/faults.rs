@@ -693,3 +693,78 @@ fn a_silent_neighbour_does_not_block_udp_senders_seccomp() {
 fn a_silent_neighbour_does_not_block_udp_senders_preload() {
     a_silent_neighbour_does_not_block_udp_senders(Mode::Preload);
 }
+
+/// A burst of frames with bad checksums does not hold up the good frame behind
+/// it: the TAP's receive gives up after 64 drops (so that a flood cannot keep
+/// the stack there), and the stack must come back for the rest by itself, since
+/// the TAP's readiness is edge-triggered and no new frame may come (before, the
+/// good datagram waited for the next frame to arrive: here, until the receiver's
+/// 5 s were up).
+#[test]
+fn a_burst_of_bad_frames_does_not_hold_up_the_good_one_behind_it() {
+    require_root!();
+    let ns = tap_ns();
+    let receiver = r#"
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 5000))
+u.settimeout(5)
+print("ready", flush=True)
+try:
+    print(u.recv(100).decode(), flush=True)
+except socket.timeout:
+    print("timeout", flush=True)
+"#;
+    let mut c = Container::new(Mode::Seccomp)
+        .on_tap_ns(&ns)
+        .exec(["python3", "-c", receiver])
+        .command();
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut p = Proc::spawn(&mut c);
+    let mut out = std::io::BufReader::new(p.child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    // 900 UDP datagrams whose checksum is wrong (the TAP queues 1 000), then one
+    // whose checksum holds,
+    // written at once onto the TAP from the kernel's side (a packet socket: no
+    // offload flags, so netcell checks every checksum itself).
+    let sender = format!(
+        r#"
+import socket, struct
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+src, dst = socket.inet_aton("{KERNEL}"), socket.inet_aton("{CONTAINER}")
+def frame(payload, good):
+    udp = struct.pack("!HHHH", 4000, 5000, 8 + len(payload), 0) + payload
+    c = csum(src + dst + struct.pack("!BBH", 0, 17, len(udp)) + udp) or 0xffff
+    udp = udp[:6] + struct.pack("!H", c if good else c ^ 0x5a5a) + udp[8:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+    return b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x01" + b"\x08\x00" + ip + udp
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("tap0", 0))
+for i in range(900):
+    s.send(frame(b"bad %d" % i, False))
+s.send(frame(b"good", True))
+"#
+    );
+    // netcell is stopped meanwhile, so that all of them wait in the TAP's queue
+    // behind one readiness event (`ip netns exec` execs netcell: the pid is its).
+    let pid = p.pid() as i32;
+    // SAFETY: kill(2) on the netcell this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let o = ns.cmd("python3").args(["-c", &sender]).output().unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "good", "the good datagram did not arrive");
+    let (st, _, err) = p.wait_output(T);
+    assert!(st.success(), "{err}");
+}

@@ -33,7 +33,7 @@ impl Link {
     /// Whether received packets wait (the loop must poll again before sleeping).
     pub fn has_pending(&self) -> bool {
         match self {
-            Link::Tap(_) => false,
+            Link::Tap(t) => t.has_pending(),
             Link::Uplink(u) => u.has_pending(),
         }
     }
