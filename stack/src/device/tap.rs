@@ -291,9 +291,8 @@ impl TapDevice {
     /// Whether frames may wait that no readiness event will announce: the last
     /// `receive` stopped after dropping 64 frames for their checksums, or at a
     /// frame shorter than its header. The fd is watched edge-triggered, so the
-    /// event loop must look again before it sleeps (a
-    /// burst of bad frames left good ones queued behind it until the next frame
-    /// arrived).
+    /// event loop must look again before it sleeps (a burst of bad frames left
+    /// good ones queued behind it until the next frame arrived).
     pub fn has_pending(&self) -> bool {
         self.maybe_more
     }
