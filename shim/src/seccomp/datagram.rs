@@ -145,7 +145,7 @@ pub fn sendmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
         &s,
         flags,
         m.name,
-        m.namelen as i32,
+        msg_namelen(&m),
         (m.control, m.controllen),
     )?;
     Ok(Outcome::Value(n as i64))
@@ -166,7 +166,7 @@ pub fn sendmmsg<D: Device>(cx: &mut Cx<'_, '_, D>) -> Result<Outcome, Fail> {
                 &s,
                 flags,
                 m.name,
-                m.namelen as i32,
+                msg_namelen(&m),
                 (m.control, m.controllen),
             )
         });
@@ -535,6 +535,17 @@ fn send_datagram<D: Device>(
         Err(Fail::Errno(a.errno))
     } else {
         Ok(a.value as usize)
+    }
+}
+
+/// A `msghdr`'s destination length as Linux takes it (`__copy_msghdr`): none
+/// without a name, at most `sockaddr_storage`'s 128 bytes (a longer one is cut,
+/// not refused as `sendto`'s is); a negative one stays, to fail with `EINVAL`.
+fn msg_namelen(m: &MsgHdr) -> i32 {
+    match m.namelen as i32 {
+        _ if m.name == 0 => 0,
+        n if n > MAX_SOCKADDR as i32 => MAX_SOCKADDR as i32,
+        n => n,
     }
 }
 

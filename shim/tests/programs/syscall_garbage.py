@@ -94,6 +94,8 @@ cases = [
     ("sendmsg unmapped msghdr", lambda: sc("sendmsg", U4, UNMAPPED, 0)),
     ("sendmsg iovlen too big", lambda: sc("sendmsg", U4, with_msg(name=B, namelen=16, iov=IA, iovlen=1 << 20), 0)),
     ("sendmsg unmapped iov", lambda: sc("sendmsg", U4, with_msg(name=B, namelen=16, iov=UNMAPPED, iovlen=1), 0)),
+    ("sendmsg namelen 200", lambda: (ctypes.memmove(IA, struct.pack("=QQ", B + 4096, 10), 16), sc("sendmsg", U4, with_msg(name=B, namelen=200, iov=IA, iovlen=1), 0))[1]),
+    ("sendmsg negative namelen", lambda: (ctypes.memmove(IA, struct.pack("=QQ", B + 4096, 10), 16), sc("sendmsg", U4, with_msg(name=B, namelen=0xFFFFFFFF, iov=IA, iovlen=1), 0))[1]),
     ("sendmsg iovecs summing past usize", lambda: (ctypes.memmove(IA, struct.pack("=QQQQQQ", B, 1 << 62, B, 1 << 62, B, 1 << 62), 48), sc("sendmsg", U4, with_msg(name=B, namelen=16, iov=IA, iovlen=3), 0))[1]),
     ("sendmsg iovecs summing past usize unmapped name", lambda: (ctypes.memmove(IA, struct.pack("=QQQQQQ", B, 1 << 62, B, 1 << 62, B, 1 << 62), 48), sc("sendmsg", U4, with_msg(name=UNMAPPED, namelen=16, iov=IA, iovlen=3), 0))[1]),
     ("sendmsg iovec past the address space", lambda: (ctypes.memmove(IA, struct.pack("=QQ", (1 << 47) - 4096 - 100, 1000), 16), sc("sendmsg", U4, with_msg(name=B, namelen=16, iov=IA, iovlen=1), 0))[1]),
