@@ -56,7 +56,6 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
                     if domain == libc::AF_PACKET {
                         Class::Foreign
                     } else if ty & 0xf == libc::SOCK_STREAM {
-                        spare::made(domain);
                         Class::Stream
                     } else {
                         Class::Datagram
@@ -192,7 +191,10 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     let req = Request::Connect {
         addr: a,
         wait: blocking,
-        spare: spare::wanted(),
+        spare: spare::wanted(
+            a.get(..2)
+                .map_or(0, |f| c_int::from(u16::from_ne_bytes([f[0], f[1]]))),
+        ),
     };
     let errno = match conn::call(ino, &req, Some(fd)) {
         // SAFETY: passing through.

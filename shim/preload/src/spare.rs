@@ -28,7 +28,6 @@ use crate::class::{self, Class};
 use crate::sys;
 use libc::c_int;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 /// A spare stand-in held by the process `pid` at descriptor `fd`.
 struct Spare {
@@ -39,11 +38,6 @@ struct Spare {
 
 /// One slot per domain: `AF_INET`, `AF_INET6`.
 static SLOTS: [Mutex<Option<Spare>>; 2] = [Mutex::new(None), Mutex::new(None)];
-
-/// The domain of the TCP socket the process made last: the spare a connect
-/// asks for is of the connecting socket's domain, which the shim does not
-/// track per descriptor; most programs use one.
-static LAST_DOMAIN: AtomicI32 = AtomicI32::new(libc::AF_INET);
 
 /// Where spares are kept: at or above this descriptor number.
 const SPARE_FD_MIN: c_int = 300;
@@ -68,11 +62,6 @@ fn eligible(domain: c_int, ty: c_int, protocol: c_int) -> bool {
     slot(domain).is_some()
         && ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) == libc::SOCK_STREAM
         && (protocol == 0 || protocol == libc::IPPROTO_TCP)
-}
-
-/// A TCP socket of `domain` was made (by the stack or from a spare).
-pub fn made(domain: c_int) {
-    LAST_DOMAIN.store(domain, Ordering::Relaxed);
 }
 
 /// Hands out the spare for `socket(domain, ty, protocol)`, if there is one:
@@ -107,15 +96,15 @@ pub fn take(domain: c_int, ty: c_int, protocol: c_int) -> Option<c_int> {
         sys::set_nonblock(n);
     }
     class::set(n, Class::Stream);
-    made(domain);
     Some(n)
 }
 
-/// Whether a connect should ask for a spare: the slot of the domain the
-/// process made its last TCP socket of is empty.
-pub fn wanted() -> bool {
-    let domain = LAST_DOMAIN.load(Ordering::Relaxed);
-    slot(domain)
+/// Whether a connect to an address of `family` should ask for a spare: that
+/// family's slot is empty. (The stack makes the spare in the connecting
+/// socket's domain, which is the address's family for every connect that can
+/// succeed: a v4-mapped destination of an IPv6 socket is `AF_INET6` too.)
+pub fn wanted(family: c_int) -> bool {
+    slot(family)
         .and_then(|m| m.try_lock().ok())
         .is_some_and(|s| s.is_none())
 }
