@@ -202,10 +202,7 @@ pub fn tell(sock: u64, req: &Request<'_>) -> Result<(), c_int> {
     debug_assert!(!req.op().answered());
     let mut c = take()?;
     let mut buf = [0u8; MAX_MESSAGE];
-    c.seq = c.seq.wrapping_add(1);
-    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, &mut buf)
-        .map_err(|_| libc::EINVAL)?;
-    match sys::send_with_fd(c.fd, &buf[..n], None) {
+    match send_request(&mut c, sock, req, &mut buf, None) {
         Ok(_) => {
             give_back(c);
             Ok(())
@@ -215,6 +212,21 @@ pub fn tell(sock: u64, req: &Request<'_>) -> Result<(), c_int> {
             Err(e)
         }
     }
+}
+
+/// Numbers `req` about socket `sock` as the connection's next request, encodes
+/// it into `buf` and sends it (with `send_fd`).
+fn send_request(
+    c: &mut Conn,
+    sock: u64,
+    req: &Request<'_>,
+    buf: &mut [u8],
+    send_fd: Option<c_int>,
+) -> Result<(), c_int> {
+    c.seq = c.seq.wrapping_add(1);
+    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, buf)
+        .map_err(|_| libc::EINVAL)?;
+    sys::send_with_fd(c.fd, &buf[..n], send_fd).map(|_| ())
 }
 
 /// A reply, owned.
@@ -253,10 +265,7 @@ fn exchange(
         }
         _ => &mut small,
     };
-    c.seq = c.seq.wrapping_add(1);
-    let n = proto::encode_request(RequestHeader { seq: c.seq, sock }, req, buf)
-        .map_err(|_| libc::EINVAL)?;
-    sys::send_with_fd(c.fd, &buf[..n], send_fd)?;
+    send_request(c, sock, req, buf, send_fd)?;
     let mut rbuf = [0u8; MAX_MESSAGE];
     let got = loop {
         match sys::recv_with_fd(c.fd, &mut rbuf, libc::MSG_CMSG_CLOEXEC | rx_flags) {
