@@ -149,6 +149,9 @@ pub fn unpaired_prefix(pid: u32) -> String {
 /// docs): known by its inode and the abstract name it is bound to.
 pub(crate) struct Unpaired {
     pub(crate) inode: u64,
+    /// Its `SO_COOKIE`: with the inode, what names it in the kernel's list of
+    /// unix sockets ([`sys::SocketIdentity`]).
+    pub(crate) cookie: u64,
     name: [u8; UNPAIRED_NAME],
     len: usize,
     /// Where the program holds it (carried over to the pair).
@@ -174,6 +177,7 @@ impl Unpaired {
                     let (inode, _) = sys::inode(fd.as_fd())?;
                     let u = Unpaired {
                         inode,
+                        cookie: sys::socket_cookie(fd.as_fd())?,
                         name,
                         len,
                         owner: None,
@@ -197,9 +201,10 @@ impl Unpaired {
     /// `splice`): an accepted socket, which cannot be bound to a name; its close
     /// is found in the kernel's list of unix sockets instead
     /// ([`Unpaired::is_named`]).
-    pub(crate) fn unnamed(inode: u64) -> Unpaired {
+    pub(crate) fn unnamed((inode, cookie): sys::SocketIdentity) -> Unpaired {
         Unpaired {
             inode,
+            cookie,
             name: [0; UNPAIRED_NAME],
             len: 0,
             owner: None,
@@ -228,20 +233,19 @@ impl Unpaired {
         (name, len)
     }
 
-    /// Whether the program closed it: its inode is gone from the kernel's unix
-    /// sockets ([`sys::unix_socket_exists`]). Not whether its name is free: the
-    /// name shows in `/proc/net/unix`, and another user who bound it the moment
-    /// it was freed would keep the socket counted against `--max-sockets` for
-    /// ever. Where the lookup fails, the name is probed instead
-    /// ([`sys::abstract_name_in_use`]). An unnamed one says no here.
+    /// How the kernel's list of unix sockets names it.
+    pub(crate) fn identity(&self) -> sys::SocketIdentity {
+        (self.inode, self.cookie)
+    }
+
+    /// Whether the program closed it, as far as its name tells: a free name is
+    /// a closed socket (nobody can unbind it but its last close). A name in use
+    /// may have been taken by another user the moment it was freed (names show
+    /// in `/proc/net/unix`): the sweep looks such sockets up in the kernel's
+    /// list now and then (see `Sockets::notice_unpaired_closes`). An unnamed
+    /// one says no here.
     pub(crate) fn closed(&self) -> bool {
-        if !self.is_named() {
-            return false;
-        }
-        match sys::unix_socket_exists(self.inode) {
-            Ok(live) => !live,
-            Err(_) => !sys::abstract_name_in_use(&self.name[..self.len]),
-        }
+        self.is_named() && !sys::abstract_name_in_use(&self.name[..self.len])
     }
 }
 

@@ -88,11 +88,20 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     let r = netcell_frontend::listen(&mut front::Passing(fd), ino, backlog);
     if r == Ok(netcell_frontend::Done::Value(0)) {
         class::set(fd, Class::Listener);
-        if let Ok(mut l) = LISTENERS.lock() {
-            l.insert(ino);
-        }
+        known_listener(fd, ino);
     }
     front::ret(r, native)
+}
+
+/// Notes that the stand-in `fd` (inode `ino`) listens (see [`LISTENERS`]).
+fn known_listener(fd: c_int, ino: u64) {
+    let (Some(cookie), Ok(mut l)) = (sys::socket_cookie(fd), LISTENERS.lock()) else {
+        return;
+    };
+    if l.len() >= crate::MAX_LISTENERS {
+        l.clear();
+    }
+    l.insert(ino, cookie);
 }
 
 #[unsafe(no_mangle)]
@@ -109,17 +118,16 @@ pub unsafe extern "C" fn accept4(
     if let Err(e) = netcell_frontend::accept_flags(flags) {
         return front::ret(Err(e), || -1);
     }
-    let known = LISTENERS.lock().map(|l| l.contains(&ino)).unwrap_or(false);
+    let cookie = sys::socket_cookie(fd);
+    let known = LISTENERS
+        .lock()
+        .is_ok_and(|l| cookie.is_some() && l.get(&ino).copied() == cookie);
     if !known {
         match netcell_frontend::listening(&mut Control, ino) {
             // SAFETY: passing through.
             Ok(None) => return unsafe { real_accept4(fd, addr, len, flags) },
             Ok(Some(false)) => return fail(libc::EINVAL),
-            Ok(Some(true)) => {
-                if let Ok(mut l) = LISTENERS.lock() {
-                    l.insert(ino);
-                }
-            }
+            Ok(Some(true)) => known_listener(fd, ino),
             Err(e) => return front::ret(Err(e), || -1),
         }
     }

@@ -47,12 +47,18 @@ mod sys;
 
 use libc::{c_int, sockaddr, socklen_t};
 use netcell_proto::{MAX_SOCKADDR, Request, reply_flags};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// Inodes of stand-ins known to be listening (so `accept` needs no request).
-/// Socket inodes only grow, so an entry never names a different socket later.
-pub(crate) static LISTENERS: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+/// Stand-ins known to be listening (so `accept` needs no request): inode to
+/// `SO_COOKIE`. Inode numbers are a machine-wide 32-bit counter that wraps, so
+/// an inode alone may name another socket later; the cookie tells. At most
+/// [`MAX_LISTENERS`] are kept (a program that listens on many sockets in turn
+/// clears them now and then and asks again).
+pub(crate) static LISTENERS: Mutex<BTreeMap<u64, u64>> = Mutex::new(BTreeMap::new());
+
+/// Entries of [`LISTENERS`] at most.
+pub(crate) const MAX_LISTENERS: usize = 4096;
 
 pub(crate) fn fail(e: c_int) -> c_int {
     sys::set_errno(e);

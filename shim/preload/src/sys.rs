@@ -184,6 +184,23 @@ pub fn socket_inode(fd: c_int) -> Option<u64> {
     (st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
 }
 
+/// The socket's `SO_COOKIE`: unlike its inode number, never reused while the
+/// machine runs.
+pub fn socket_cookie(fd: c_int) -> Option<u64> {
+    const SO_COOKIE: c_int = 57;
+    let mut v = 0u64;
+    let mut len = size_of::<u64>() as socklen_t;
+    getsockopt_raw(
+        fd,
+        libc::SOL_SOCKET,
+        SO_COOKIE,
+        &mut v as *mut u64 as *mut c_void,
+        &mut len,
+    )
+    .ok()
+    .map(|()| v)
+}
+
 fn getsockopt_raw(
     fd: c_int,
     level: c_int,

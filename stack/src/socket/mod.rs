@@ -612,7 +612,7 @@ impl Sockets {
     /// looks here before failing. Returns whether any closed stand-in waits to be
     /// processed (found now, or flagged by the event loop in this turn).
     pub(crate) fn notice_hangups(&mut self) -> bool {
-        let mut any = self.notice_unpaired_closes();
+        let mut any = self.notice_unpaired_closes(true);
         for (index, slot) in self.slots.iter_mut().enumerate() {
             let Some(s) = slot.val.as_mut() else { continue };
             let tcp = matches!(s.proto, Proto::Tcp(_));
@@ -640,30 +640,54 @@ impl Sockets {
     }
 
     /// Notices unpaired stand-ins (TCP sockets before `connect` or `listen`) that
-    /// the program closed: their names are free again. Returns whether any is.
-    pub(crate) fn notice_unpaired_closes(&mut self) -> bool {
+    /// the program closed. Returns whether any is.
+    ///
+    /// A named one is closed when its name is free (a hash lookup in the kernel).
+    /// One whose name is in use is looked for in the kernel's list of unix
+    /// sockets by its inode and cookie, at most every [`tcp::VERIFY_EVERY`] (every
+    /// [`tcp::DUMP_EVERY`] when `urgent`: a port or the socket limit ran short):
+    /// the name may be another user's, bound the moment it came free, and
+    /// counting the closed socket for ever would let that user fill
+    /// `--max-sockets`. An
+    /// unnamed one (a spliced end) is looked for in the list each time, which is
+    /// read at most every [`tcp::DUMP_EVERY`]. When the list cannot be read, none
+    /// is taken for closed by it.
+    pub(crate) fn notice_unpaired_closes(&mut self, urgent: bool) -> bool {
         let mut any = false;
-        // The kernel's unix sockets, read once when an unnamed one is looked at
-        // (and not again within `DUMP_EVERY`); when they cannot be read, none is
-        // taken for closed.
         let dump_due = self
             .tcp
             .last_dump
             .is_none_or(|t| t.elapsed() >= tcp::DUMP_EVERY);
-        let mut kernel: Option<Option<std::collections::HashSet<u64>>> =
+        let verify_every = if urgent {
+            tcp::DUMP_EVERY
+        } else {
+            tcp::VERIFY_EVERY
+        };
+        let verify_due = self
+            .tcp
+            .last_verify
+            .is_none_or(|t| t.elapsed() >= verify_every);
+        let mut kernel: Option<Option<std::collections::HashSet<sys::SocketIdentity>>> =
             (!dump_due).then_some(None);
+        let mut verified = false;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(u) = slot.val.as_mut().and_then(|s| s.unpaired.as_mut()) else {
                 continue;
             };
-            let closed = !u.hup
-                && if u.is_named() {
-                    u.closed()
+            if u.hup {
+                any = true;
+                continue;
+            }
+            let closed = (u.is_named() && u.closed()) || {
+                if u.is_named() && !verify_due {
+                    false
                 } else {
+                    verified |= u.is_named();
                     let live = kernel
-                        .get_or_insert_with(|| tcp::kernel_unix_inodes(&mut self.tcp.last_dump));
-                    live.as_ref().is_some_and(|l| !l.contains(&u.inode))
-                };
+                        .get_or_insert_with(|| tcp::kernel_unix_sockets(&mut self.tcp.last_dump));
+                    live.as_ref().is_some_and(|l| !l.contains(&u.identity()))
+                }
+            };
             if closed {
                 u.hup = true;
                 // Served next turn (a spliced end is not served otherwise).
@@ -673,6 +697,10 @@ impl Sockets {
                 });
             }
             any |= u.hup;
+        }
+        // Looked up only if the list was read now (it may not have been due).
+        if verified && kernel.is_some_and(|k| k.is_some()) {
+            self.tcp.last_verify = Some(std::time::Instant::now());
         }
         any
     }

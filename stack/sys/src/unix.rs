@@ -762,39 +762,40 @@ pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
     setsockopt_raw(fd, libc::SOL_SOCKET, libc::SO_LINGER, &l)
 }
 
-/// The inodes of every `AF_UNIX` socket of this network namespace, from the
-/// kernel's socket diagnostics (`NETLINK_SOCK_DIAG`, what `ss -x` reads), into
-/// `out` (cleared first). How the stack finds that a program closed a socket it
-/// holds no descriptor of.
-pub fn unix_socket_inodes(out: &mut std::collections::HashSet<u64>) -> io::Result<()> {
-    out.clear();
-    unix_diag(0, &mut |ino| {
-        out.insert(ino);
-    })
+/// A socket as the kernel's diagnostics name it: its inode and its cookie
+/// (`SO_COOKIE`). Inode numbers come from a 32-bit counter that wraps and is
+/// shared with every other kind of file, so an inode alone may name another
+/// socket later; the cookie is never reused while the machine runs.
+pub type SocketIdentity = (u64, u64);
+
+/// The cookie of socket `fd` (`SO_COOKIE`, see [`SocketIdentity`]).
+pub fn socket_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    const SO_COOKIE: libc::c_int = 57;
+    let mut v = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: an 8-byte buffer and its length for the kernel to fill.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_COOKIE,
+            (&mut v as *mut u64).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(v)
 }
 
-/// Whether the `AF_UNIX` socket with inode `ino` still exists in this network
-/// namespace (one exact lookup of the kernel's socket diagnostics): a socket's
-/// inode, unlike its name, cannot be taken over by someone else once it is closed.
-pub fn unix_socket_exists(ino: u64) -> io::Result<bool> {
-    if ino == 0 || ino > u32::MAX as u64 {
-        // The request carries 32 bits; the kernel's inode numbers fit them.
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
-    let mut found = false;
-    match unix_diag(ino as u32, &mut |i| found |= i == ino) {
-        Ok(()) => Ok(found),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// One request to the kernel's unix socket diagnostics (`NETLINK_SOCK_DIAG`):
-/// every socket of the namespace (`ino` 0, a dump) or the one with inode `ino`;
-/// `seen` gets each answer's inode.
-fn unix_diag(ino: u32, seen: &mut dyn FnMut(u64)) -> io::Result<()> {
+/// Every `AF_UNIX` socket of this network namespace, from the kernel's socket
+/// diagnostics (`NETLINK_SOCK_DIAG`, what `ss -x` reads), into `out` (cleared
+/// first). How the stack finds that a program closed a socket it holds no
+/// descriptor of. One dump for all: the kernel's lookup of a single socket by
+/// inode walks the whole namespace's list, so one per socket cost as much as
+/// this each (24 ms with 120 000 sockets, which another user can hold).
+pub fn unix_sockets(out: &mut std::collections::HashSet<SocketIdentity>) -> io::Result<()> {
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NETLINK_SOCK_DIAG: libc::c_int = 4;
+    out.clear();
     // SAFETY: plain socket(2).
     let fd = cvt(unsafe {
         libc::socket(
@@ -806,21 +807,18 @@ fn unix_diag(ino: u32, seen: &mut dyn FnMut(u64)) -> io::Result<()> {
     // SAFETY: a fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // nlmsghdr (16 bytes), then unix_diag_req: family, protocol, pad (u16),
-    // states, ino, show, cookie[2] (u32 each; all ones: no cookie to check).
+    // states, ino, show, cookie[2] (u32 each).
     let mut req = [0u8; 16 + 24];
     req[0..4].copy_from_slice(&(40u32).to_ne_bytes());
     req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    let dump = if ino == 0 { libc::NLM_F_DUMP } else { 0 };
-    let flags = (libc::NLM_F_REQUEST | dump) as u16;
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
     req[6..8].copy_from_slice(&flags.to_ne_bytes());
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
     req[16] = libc::AF_UNIX as u8;
     req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
-    req[24..28].copy_from_slice(&ino.to_ne_bytes());
-    req[32..40].copy_from_slice(&[0xff; 8]);
     // SAFETY: sending a buffer we own to a socket we own.
     cvt_size(unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) })?;
-    let mut buf = vec![0u8; if ino == 0 { 64 * 1024 } else { 1024 }];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         // SAFETY: receiving into a buffer we own.
         let n =
@@ -842,15 +840,15 @@ fn unix_diag(ino: u32, seen: &mut dyn FnMut(u64)) -> io::Result<()> {
                     let e = if len >= 20 { word(at + 16) as i32 } else { 0 };
                     return Err(io::Error::from_raw_os_error(-e));
                 }
-                // unix_diag_msg: family, type, state, pad, then the inode.
-                _ if len >= 16 + 8 => seen(word(at + 16 + 4) as u64),
+                // unix_diag_msg: family, type, state, pad, inode, cookie[2].
+                _ if len >= 16 + 16 => {
+                    let ino = word(at + 20) as u64;
+                    let cookie = word(at + 24) as u64 | (word(at + 28) as u64) << 32;
+                    out.insert((ino, cookie));
+                }
                 _ => {}
             }
             at += (len + 3) & !3;
-        }
-        if ino != 0 {
-            // An exact lookup answers with one message and no NLMSG_DONE.
-            return Ok(());
         }
     }
 }
@@ -861,18 +859,21 @@ mod tests {
     use crate::fd::inode;
 
     #[test]
-    fn unix_socket_exists_follows_the_inode_not_the_name() {
-        let name = format!("netcell-test-exists.{}", std::process::id());
+    fn unix_sockets_tell_a_socket_from_a_later_one_under_its_name() {
+        let name = format!("netcell-test-identity.{}", std::process::id());
+        let id = |fd: BorrowedFd<'_>| (inode(fd).unwrap().0, socket_cookie(fd).unwrap());
+        let mut live = std::collections::HashSet::new();
         let a = bound_stream(name.as_bytes()).unwrap();
-        let (ino, _) = inode(a.as_fd()).unwrap();
-        assert!(unix_socket_exists(ino).unwrap());
+        let ida = id(a.as_fd());
+        assert_ne!(ida.1, 0);
+        unix_sockets(&mut live).unwrap();
+        assert!(live.contains(&ida));
         drop(a);
-        assert!(!unix_socket_exists(ino).unwrap());
         // Another socket under the same name is not the first one.
         let b = bound_stream(name.as_bytes()).unwrap();
-        assert!(!unix_socket_exists(ino).unwrap());
-        let (ino_b, _) = inode(b.as_fd()).unwrap();
-        assert!(unix_socket_exists(ino_b).unwrap());
+        unix_sockets(&mut live).unwrap();
+        assert!(!live.contains(&ida));
+        assert!(live.contains(&id(b.as_fd())));
     }
 
     #[test]
@@ -895,19 +896,19 @@ mod tests {
     }
 
     #[test]
-    fn unix_socket_inodes_lists_open_sockets_only() {
+    fn unix_sockets_lists_open_sockets_only() {
         let (a, b) = stream_pair().unwrap();
-        let (ia, _) = inode(a.as_fd()).unwrap();
-        let (ib, _) = inode(b.as_fd()).unwrap();
+        let id = |fd: BorrowedFd<'_>| (inode(fd).unwrap().0, socket_cookie(fd).unwrap());
+        let (ia, ib) = (id(a.as_fd()), id(b.as_fd()));
         let mut set = std::collections::HashSet::new();
-        unix_socket_inodes(&mut set).unwrap();
+        unix_sockets(&mut set).unwrap();
         assert!(
             set.contains(&ia) && set.contains(&ib),
-            "{ia} {ib} not listed"
+            "{ia:?} {ib:?} not listed"
         );
         drop(b);
-        unix_socket_inodes(&mut set).unwrap();
+        unix_sockets(&mut set).unwrap();
         assert!(set.contains(&ia));
-        assert!(!set.contains(&ib), "{ib} listed after its close");
+        assert!(!set.contains(&ib), "{ib:?} listed after its close");
     }
 }

@@ -100,7 +100,7 @@ mod urgent;
 pub(crate) use listen::Listener;
 use listen::measure_record_truesize;
 use orphan::Orphan;
-pub(crate) use splice::{DUMP_EVERY, kernel_unix_inodes};
+pub(crate) use splice::{DUMP_EVERY, VERIFY_EVERY, kernel_unix_sockets};
 
 /// Linux's `net.core.somaxconn`.
 pub const SOMAXCONN: usize = 4096;
@@ -126,6 +126,9 @@ pub(crate) struct Table {
     diag_works: Option<bool>,
     /// When that list was last read (at most every [`splice::DUMP_EVERY`]).
     pub(super) last_dump: Option<std::time::Instant>,
+    /// When named unpaired stand-ins were last looked up in that list (see
+    /// [`Sockets::notice_unpaired_closes`]).
+    pub(super) last_verify: Option<std::time::Instant>,
     /// Spliced ends made lately, with when: looked at often (see
     /// [`splice`]).
     check_soon: Vec<(SocketId, Instant)>,
@@ -155,6 +158,7 @@ impl Table {
             spliced: 0,
             diag_works: None,
             last_dump: None,
+            last_verify: None,
             check_soon: Vec::new(),
             next_check: None,
             record_truesize: measure_record_truesize(),

@@ -68,7 +68,7 @@ impl Sockets {
         // and then (and at once when a port or the socket limit runs short).
         if self.tcp.next_sweep.is_some_and(|t| now >= t) {
             self.tcp.next_sweep = None;
-            self.notice_unpaired_closes();
+            self.notice_unpaired_closes(false);
         }
         progress |= self.check_spliced_ends(now);
         let urgent = self.urgent_arrivals();

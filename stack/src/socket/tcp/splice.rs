@@ -70,14 +70,20 @@ const CHECK_EVERY: smoltcp::time::Duration = smoltcp::time::Duration::from_milli
 /// How long a spliced end counts as young.
 const YOUNG: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(2);
 
-/// The inodes of the kernel's unix sockets (`sys::unix_socket_inodes`), noting
-/// in `last_dump` when they were read; `None` when they cannot be.
-pub(crate) fn kernel_unix_inodes(
+/// How often named unpaired stand-ins whose names are in use are looked up in
+/// the kernel's list of unix sockets at most (see
+/// [`Sockets::notice_unpaired_closes`]): the list holds every unix socket of the
+/// namespace, which another user can make long (a read took 33 ms with 114 000).
+pub(crate) const VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The kernel's unix sockets (`sys::unix_sockets`), noting in `last_dump` when
+/// they were read; `None` when they cannot be.
+pub(crate) fn kernel_unix_sockets(
     last_dump: &mut Option<std::time::Instant>,
-) -> Option<std::collections::HashSet<u64>> {
+) -> Option<std::collections::HashSet<sys::SocketIdentity>> {
     *last_dump = Some(std::time::Instant::now());
     let mut set = std::collections::HashSet::new();
-    match sys::unix_socket_inodes(&mut set) {
+    match sys::unix_sockets(&mut set) {
         Ok(()) => Some(set),
         Err(e) => {
             log::warn!("tcp: the kernel's unix socket list cannot be read: {e}");
@@ -116,7 +122,7 @@ impl Sockets {
             return false;
         }
         self.tcp.next_check = None;
-        let Some(live) = kernel_unix_inodes(&mut self.tcp.last_dump) else {
+        let Some(live) = kernel_unix_sockets(&mut self.tcp.last_dump) else {
             self.tcp.next_check = Some(now + CHECK_EVERY);
             return false;
         };
@@ -129,7 +135,7 @@ impl Sockets {
             if u.hup {
                 return false;
             }
-            if !live.contains(&u.inode) {
+            if !live.contains(&u.identity()) {
                 u.hup = true;
                 self.tcp.turn.again(id);
                 any = true;
@@ -148,7 +154,7 @@ impl Sockets {
     fn diag_works(&mut self) -> bool {
         let last_dump = &mut self.tcp.last_dump;
         *self.tcp.diag_works.get_or_insert_with(|| {
-            let works = kernel_unix_inodes(last_dump).is_some();
+            let works = kernel_unix_sockets(last_dump).is_some();
             if !works {
                 log::warn!("tcp: loopback connections are not spliced");
             }
@@ -244,7 +250,10 @@ impl Sockets {
         // working), and its name tells its close, as before.
         let end = program_end?.as_fd();
         let paired = Intake::pair(end);
-        let server_end = match paired.and_then(|t| Ok((sys::inode(t.as_fd())?.0, t))) {
+        let identity = |t: &OwnedFd| -> std::io::Result<sys::SocketIdentity> {
+            Ok((sys::inode(t.as_fd())?.0, sys::socket_cookie(t.as_fd())?))
+        };
+        let server_end = match paired.and_then(|t| Ok((identity(&t)?, t))) {
             Ok((ino, t)) => (ino, t),
             Err(e) => {
                 if let Some(b) = autobound {
@@ -254,7 +263,7 @@ impl Sockets {
                 return None;
             }
         };
-        let (server_ino, server_end) = server_end;
+        let (server_id, server_end) = server_end;
         // Blocking, as an accepted socket is (the front end sets what accept4
         // asks for).
         if let Err(e) = sys::set_nonblocking(server_end.as_fd(), false) {
@@ -285,7 +294,7 @@ impl Sockets {
             error: 0,
             markers: true,
             standin: None,
-            unpaired: Some(Unpaired::unnamed(server_ino)),
+            unpaired: Some(Unpaired::unnamed(server_id)),
             proto: Proto::Tcp(TcpState::Spliced(Splice {
                 remote: client_addr,
                 unreported: false,
