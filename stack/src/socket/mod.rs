@@ -650,8 +650,9 @@ impl Sockets {
     /// counting the closed socket for ever would let that user fill
     /// `--max-sockets`. An
     /// unnamed one (a spliced end) is looked for in the list each time, which is
-    /// read at most every [`tcp::DUMP_EVERY`]. When the list cannot be read, none
-    /// is taken for closed by it.
+    /// read at most every [`tcp::DUMP_EVERY`]. One the list lacks is looked up
+    /// alone before it counts as closed ([`tcp::gone`]). When the list cannot be
+    /// read, none is taken for closed by it.
     pub(crate) fn notice_unpaired_closes(&mut self, urgent: bool) -> bool {
         let mut any = false;
         let dump_due = self
@@ -685,7 +686,7 @@ impl Sockets {
                     verified |= u.is_named();
                     let live = kernel
                         .get_or_insert_with(|| tcp::kernel_unix_sockets(&mut self.tcp.last_dump));
-                    live.as_ref().is_some_and(|l| !l.contains(&u.identity()))
+                    live.as_ref().is_some_and(|l| tcp::gone(l, u.identity()))
                 }
             };
             if closed {

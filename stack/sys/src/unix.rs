@@ -786,6 +786,31 @@ pub fn socket_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(v)
 }
 
+/// Whether the socket `id` still exists, by one exact lookup in the kernel's
+/// socket diagnostics: `Some(false)` when no socket has its inode, `Some(true)`
+/// when the one found has its cookie, `None` when another socket has that
+/// inode (numbers wrap; the kernel looks at the first it finds) or the lookup
+/// fails. The lookup walks the namespace's whole list in the kernel: for
+/// confirming the few sockets a dump ([`unix_sockets`]) did not list (a dump
+/// may skip a socket when others come and go while it is read).
+pub fn unix_socket_exists((ino, cookie): SocketIdentity) -> Option<bool> {
+    let Ok(ino32) = u32::try_from(ino) else {
+        return None;
+    };
+    let mut req = [0u8; 16 + 24];
+    req[16] = libc::AF_UNIX as u8;
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    req[24..28].copy_from_slice(&ino32.to_ne_bytes());
+    req[32..36].copy_from_slice(&(cookie as u32).to_ne_bytes());
+    req[36..40].copy_from_slice(&((cookie >> 32) as u32).to_ne_bytes());
+    let mut found = false;
+    match unix_diag(&mut req, 0, &mut |id| found |= id == (ino, cookie)) {
+        Ok(()) => Some(found),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Some(false),
+        Err(_) => None,
+    }
+}
+
 /// Every `AF_UNIX` socket of this network namespace, from the kernel's socket
 /// diagnostics (`NETLINK_SOCK_DIAG`, what `ss -x` reads), into `out` (cleared
 /// first). How the stack finds that a program closed a socket it holds no
@@ -793,9 +818,26 @@ pub fn socket_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// inode walks the whole namespace's list, so one per socket cost as much as
 /// this each (24 ms with 120 000 sockets, which another user can hold).
 pub fn unix_sockets(out: &mut std::collections::HashSet<SocketIdentity>) -> io::Result<()> {
+    out.clear();
+    let mut req = [0u8; 16 + 24];
+    req[16] = libc::AF_UNIX as u8;
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
+    unix_diag(&mut req, libc::NLM_F_DUMP, &mut |id| {
+        out.insert(id);
+    })
+}
+
+/// Sends `req` (an `nlmsghdr` to fill, then a `unix_diag_req`: family,
+/// protocol, pad (u16), states, ino, show, cookie[2], u32 each) to the kernel's
+/// socket diagnostics with `flags`, and gives `seen` each answer's inode and
+/// cookie. A dump ends at `NLMSG_DONE`; an exact lookup answers with one message.
+fn unix_diag(
+    req: &mut [u8; 40],
+    flags: libc::c_int,
+    seen: &mut dyn FnMut(SocketIdentity),
+) -> io::Result<()> {
     const SOCK_DIAG_BY_FAMILY: u16 = 20;
     const NETLINK_SOCK_DIAG: libc::c_int = 4;
-    out.clear();
     // SAFETY: plain socket(2).
     let fd = cvt(unsafe {
         libc::socket(
@@ -806,19 +848,14 @@ pub fn unix_sockets(out: &mut std::collections::HashSet<SocketIdentity>) -> io::
     })?;
     // SAFETY: a fresh fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // nlmsghdr (16 bytes), then unix_diag_req: family, protocol, pad (u16),
-    // states, ino, show, cookie[2] (u32 each).
-    let mut req = [0u8; 16 + 24];
     req[0..4].copy_from_slice(&(40u32).to_ne_bytes());
     req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | flags) as u16).to_ne_bytes());
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
-    req[16] = libc::AF_UNIX as u8;
-    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes());
     // SAFETY: sending a buffer we own to a socket we own.
     cvt_size(unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) })?;
-    let mut buf = vec![0u8; 64 * 1024];
+    let dump = flags & libc::NLM_F_DUMP != 0;
+    let mut buf = vec![0u8; if dump { 64 * 1024 } else { 1024 }];
     loop {
         // SAFETY: receiving into a buffer we own.
         let n =
@@ -844,11 +881,14 @@ pub fn unix_sockets(out: &mut std::collections::HashSet<SocketIdentity>) -> io::
                 _ if len >= 16 + 16 => {
                     let ino = word(at + 20) as u64;
                     let cookie = word(at + 24) as u64 | (word(at + 28) as u64) << 32;
-                    out.insert((ino, cookie));
+                    seen((ino, cookie));
                 }
                 _ => {}
             }
             at += (len + 3) & !3;
+        }
+        if !dump {
+            return Ok(());
         }
     }
 }
@@ -868,12 +908,15 @@ mod tests {
         assert_ne!(ida.1, 0);
         unix_sockets(&mut live).unwrap();
         assert!(live.contains(&ida));
+        assert_eq!(unix_socket_exists(ida), Some(true));
         drop(a);
         // Another socket under the same name is not the first one.
         let b = bound_stream(name.as_bytes()).unwrap();
         unix_sockets(&mut live).unwrap();
         assert!(!live.contains(&ida));
         assert!(live.contains(&id(b.as_fd())));
+        assert_eq!(unix_socket_exists(ida), Some(false));
+        assert_eq!(unix_socket_exists(id(b.as_fd())), Some(true));
     }
 
     #[test]

@@ -100,7 +100,7 @@ mod urgent;
 pub(crate) use listen::Listener;
 use listen::measure_record_truesize;
 use orphan::Orphan;
-pub(crate) use splice::{DUMP_EVERY, VERIFY_EVERY, kernel_unix_sockets};
+pub(crate) use splice::{DUMP_EVERY, VERIFY_EVERY, gone, kernel_unix_sockets};
 
 /// Linux's `net.core.somaxconn`.
 pub const SOMAXCONN: usize = 4096;

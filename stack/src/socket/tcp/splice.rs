@@ -92,6 +92,18 @@ pub(crate) fn kernel_unix_sockets(
     }
 }
 
+/// Whether the socket `id` is gone: missing from `live` (a dump of the kernel's
+/// unix sockets) and not found when looked up alone. A dump can skip a socket
+/// while others come and go (it is read in batches), and a live socket taken
+/// for closed would be torn down under its program; the lookup walks the
+/// kernel's whole list, so it is kept for the few a dump misses.
+pub(crate) fn gone(
+    live: &std::collections::HashSet<sys::SocketIdentity>,
+    id: sys::SocketIdentity,
+) -> bool {
+    !live.contains(&id) && sys::unix_socket_exists(id) == Some(false)
+}
+
 /// A spliced connection's end, as the stack keeps it.
 pub(crate) struct Splice {
     /// The peer's address.
@@ -135,7 +147,7 @@ impl Sockets {
             if u.hup {
                 return false;
             }
-            if !live.contains(&u.identity()) {
+            if gone(&live, u.identity()) {
                 u.hup = true;
                 self.tcp.turn.again(id);
                 any = true;
