@@ -470,32 +470,19 @@ fn ls_exec_and_stats_reach_running_containers(mode: Mode) {
     );
     // Interface names are the container's: one named like a counter hides none
     // of them, and one with an escape sequence reaches no terminal.
-    let (code, _, err) = nc(&[
-        "exec",
-        &b,
-        "--",
-        "sh",
-        "-c",
-        "ip link set eth0 down && ip link set eth0 name tcp",
-    ]);
-    assert_eq!(code, Some(0), "{err}");
-    let (_, out, _) = nc(&["stats", &b]);
+    let renamed = |script: &str| {
+        let (code, _, err) = nc(&["exec", &b, "--", "sh", "-c", script]);
+        assert_eq!(code, Some(0), "{script}: {err}");
+        nc(&["stats", &b]).1
+    };
+    let out = renamed("ip link set eth0 down && ip link set eth0 name tcp");
     assert!(out.lines().any(|l| l == "tcp.listen: 0"), "{out}");
     assert!(
         out.lines()
             .any(|l| l.starts_with("devices.tcp.rx_packets: ")),
         "{out}"
     );
-    let (code, _, err) = nc(&[
-        "exec",
-        &b,
-        "--",
-        "sh",
-        "-c",
-        "ip link set tcp name \"$(printf 'e\\033]0;X\\007')\"",
-    ]);
-    assert_eq!(code, Some(0), "{err}");
-    let (_, out, _) = nc(&["stats", &b]);
+    let out = renamed("ip link set tcp name \"$(printf 'e\\033]0;X\\007')\"");
     assert!(!out.contains(['\x1b', '\x07']), "{out:?}");
     assert!(
         out.lines()

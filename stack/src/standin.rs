@@ -47,10 +47,11 @@
 //! Linux shows for a TCP socket that is not connected — instead of blocking for
 //! ever on a pair nobody writes to. It is bound to an abstract name of the stack's
 //! (`netcell.<pid>.` and 64 unforeseeable bits): front ends recognise it by the
-//! name, and the stack notices that the program closed it when its inode is gone
-//! from the kernel's unix sockets. `connect` and
-//! `listen` pair it: the stack connects its own copy of `S` (the descriptor the
-//! front end passes with the request) to a private listener (`Intake`) and
+//! name, and the stack notices that the program closed it when the name is free
+//! again (or, the name being someone else's now, when the kernel's list of unix
+//! sockets lacks its inode and cookie). `connect` and `listen` pair it: the
+//! stack connects its own copy of `S` (the descriptor the front end passes with
+//! the request) to a listener made for that (`Intake`) and
 //! takes the accepted end as `T`. `S` stays the same file throughout, so a `dup`,
 //! a `fork` or an `epoll` registration made before the `connect` keeps working.
 //!

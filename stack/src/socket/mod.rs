@@ -648,11 +648,10 @@ impl Sockets {
     /// [`tcp::DUMP_EVERY`] when `urgent`: a port or the socket limit ran short):
     /// the name may be another user's, bound the moment it came free, and
     /// counting the closed socket for ever would let that user fill
-    /// `--max-sockets`. An
-    /// unnamed one (a spliced end) is looked for in the list each time, which is
-    /// read at most every [`tcp::DUMP_EVERY`]. One the list lacks is looked up
-    /// alone before it counts as closed ([`tcp::gone`]). When the list cannot be
-    /// read, none is taken for closed by it.
+    /// `--max-sockets`. An unnamed one (a spliced end) is looked for in the list
+    /// each time, which is read at most every [`tcp::DUMP_EVERY`]. One the list
+    /// lacks is looked up alone before it counts as closed ([`tcp::gone`]). When
+    /// the list cannot be read, none is taken for closed by it.
     pub(crate) fn notice_unpaired_closes(&mut self, urgent: bool) -> bool {
         let mut any = false;
         let dump_due = self
@@ -679,15 +678,15 @@ impl Sockets {
                 any = true;
                 continue;
             }
-            let closed = (u.is_named() && u.closed()) || {
-                if u.is_named() && !verify_due {
-                    false
-                } else {
-                    verified |= u.is_named();
-                    let live = kernel
-                        .get_or_insert_with(|| tcp::kernel_unix_sockets(&mut self.tcp.last_dump));
-                    live.as_ref().is_some_and(|l| tcp::gone(l, u.identity()))
-                }
+            let closed = if u.closed() {
+                true
+            } else if u.is_named() && !verify_due {
+                false
+            } else {
+                verified |= u.is_named();
+                let live =
+                    kernel.get_or_insert_with(|| tcp::kernel_unix_sockets(&mut self.tcp.last_dump));
+                live.as_ref().is_some_and(|l| tcp::gone(l, u.identity()))
             };
             if closed {
                 u.hup = true;
