@@ -736,10 +736,7 @@ print("sockets", len(paths) > 0, "answered", answered, "own socket", u.recv(8))
 /// (names show in `/proc/net/unix`; the stack took a free name for a close).
 #[test]
 fn another_user_cannot_take_the_stack_s_socket_names() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run the squatter as another user");
-        return;
-    }
+    require_root!();
     let script = r#"
 import socket, sys, time
 sys.stdin.readline()
@@ -806,10 +803,7 @@ print(taken, flush=True)
 /// lives for a few system calls under a name nobody can foresee.
 #[test]
 fn another_user_cannot_reach_the_stack_s_intake() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run the intruder as another user");
-        return;
-    }
+    require_root!();
     let script = r#"
 import socket, sys, time
 sys.stdin.readline()

@@ -51,7 +51,7 @@
 //! again (or, the name being someone else's now, when the kernel's list of unix
 //! sockets lacks its inode and cookie). `connect` and `listen` pair it: the
 //! stack connects its own copy of `S` (the descriptor the front end passes with
-//! the request) to a listener made for that (`Intake`) and
+//! the request) to a listener made for that (`pair`) and
 //! takes the accepted end as `T`. `S` stays the same file throughout, so a `dup`,
 //! a `fork` or an `epoll` registration made before the `connect` keeps working.
 //!
@@ -175,10 +175,10 @@ impl Unpaired {
             let (name, len) = Self::next_name();
             match sys::bound_stream(&name[..len]) {
                 Ok(fd) => {
-                    let (inode, _) = sys::inode(fd.as_fd())?;
+                    let (inode, cookie) = sys::socket_identity(fd.as_fd())?;
                     let u = Unpaired {
                         inode,
-                        cookie: sys::socket_cookie(fd.as_fd())?,
+                        cookie,
                         name,
                         len,
                         owner: None,
@@ -252,7 +252,7 @@ impl Unpaired {
 
 /// How the stack pairs an unpaired `S` with its `T` (see the module docs): a
 /// listener made for the one `connect`, under a fresh random abstract name, and
-/// closed once it accepted it.
+/// closed once it accepted it (the "intake").
 ///
 /// Not one listener for the life of the process, as it was: its name showed in
 /// `/proc/net/unix`, and 1 500 threads of another user connecting to it made the
@@ -262,7 +262,28 @@ impl Unpaired {
 /// can foresee leaves nothing to aim at; a connection that gets in all the same
 /// is closed unseen (checked by its peer's pid), and under the seccomp shim the
 /// container cannot reach abstract sockets made outside it at all (Landlock).
-pub(crate) struct Intake;
+///
+/// Connects `program_end` (the stack's copy of an unpaired `S`) to such a
+/// listener and returns the accepted end: `T`, non-blocking.
+pub(crate) fn pair(program_end: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let me = std::process::id();
+    let name = format!("netcell.{me}.intake.{:016x}", crate::iface::random_u64());
+    let listener = sys::abstract_listener(name.as_bytes(), INTAKE_BACKLOG)?;
+    sys::connect_abstract(program_end, name.as_bytes())?;
+    for _ in 0..=INTAKE_BACKLOG {
+        let t = sys::accept_nb(listener.as_fd())?;
+        if matches!(sys::peer_cred(t.as_fd()), Ok((pid, _)) if pid == me as i32) {
+            return Ok(t);
+        }
+        let n = FOREIGN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        crate::device::log_rate_limited(
+            n,
+            "tcp: a connection to the stack's intake from another process, closed",
+            &name,
+        );
+    }
+    Err(io::Error::from_raw_os_error(libc::EAGAIN))
+}
 
 /// Connections a pairing's listener queues: more than anyone could slip in
 /// between its `listen` and the stack's `connect`, so that the `connect`
@@ -272,30 +293,6 @@ const INTAKE_BACKLOG: i32 = 64;
 /// Foreign connections to an intake, for the log (see
 /// [`crate::device::log_rate_limited`]).
 static FOREIGN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-impl Intake {
-    /// Connects `program_end` (the stack's copy of an unpaired `S`) to a new
-    /// listener and returns the accepted end: `T`, non-blocking.
-    pub(crate) fn pair(program_end: BorrowedFd<'_>) -> io::Result<OwnedFd> {
-        let me = std::process::id();
-        let name = format!("netcell.{me}.intake.{:016x}", crate::iface::random_u64());
-        let listener = sys::abstract_listener(name.as_bytes(), INTAKE_BACKLOG)?;
-        sys::connect_abstract(program_end, name.as_bytes())?;
-        for _ in 0..=INTAKE_BACKLOG {
-            let t = sys::accept_nb(listener.as_fd())?;
-            if matches!(sys::peer_cred(t.as_fd()), Ok((pid, _)) if pid == me as i32) {
-                return Ok(t);
-            }
-            let n = FOREIGN.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            crate::device::log_rate_limited(
-                n,
-                "tcp: a connection to the stack's intake from another process, closed",
-                &name,
-            );
-        }
-        Err(io::Error::from_raw_os_error(libc::EAGAIN))
-    }
-}
 
 /// How many descriptors of the owner [`StandIn::poison`] looks through when the
 /// known number is stale.

@@ -768,6 +768,11 @@ pub fn set_linger_zero(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// socket later; the cookie is never reused while the machine runs.
 pub type SocketIdentity = (u64, u64);
 
+/// The identity of socket `fd`: its inode and cookie (see [`SocketIdentity`]).
+pub fn socket_identity(fd: BorrowedFd<'_>) -> io::Result<SocketIdentity> {
+    Ok((crate::fd::inode(fd)?.0, socket_cookie(fd)?))
+}
+
 /// The cookie of socket `fd` (`SO_COOKIE`, see [`SocketIdentity`]).
 pub fn socket_cookie(fd: BorrowedFd<'_>) -> io::Result<u64> {
     const SO_COOKIE: libc::c_int = 57;
@@ -901,7 +906,7 @@ mod tests {
     #[test]
     fn unix_sockets_tell_a_socket_from_a_later_one_under_its_name() {
         let name = format!("netcell-test-identity.{}", std::process::id());
-        let id = |fd: BorrowedFd<'_>| (inode(fd).unwrap().0, socket_cookie(fd).unwrap());
+        let id = |fd: BorrowedFd<'_>| socket_identity(fd).unwrap();
         let mut live = std::collections::HashSet::new();
         let a = bound_stream(name.as_bytes()).unwrap();
         let ida = id(a.as_fd());
@@ -941,7 +946,7 @@ mod tests {
     #[test]
     fn unix_sockets_lists_open_sockets_only() {
         let (a, b) = stream_pair().unwrap();
-        let id = |fd: BorrowedFd<'_>| (inode(fd).unwrap().0, socket_cookie(fd).unwrap());
+        let id = |fd: BorrowedFd<'_>| socket_identity(fd).unwrap();
         let (ia, ib) = (id(a.as_fd()), id(b.as_fd()));
         let mut set = std::collections::HashSet::new();
         unix_sockets(&mut set).unwrap();

@@ -76,7 +76,7 @@ use super::{LazyBuf, Proto, Socket, SocketId, Sockets};
 use crate::iface::ingress::{PacketInfo, Verdict};
 use crate::iface::shards::SocketHandle;
 use crate::iface::{IfaceId, Interfaces, LO};
-use crate::standin::{FILLER_CHUNK, Intake, Owner, StandIn};
+use crate::standin::{FILLER_CHUNK, Owner, StandIn};
 use crate::sys;
 use netcell_proto::{AcceptRecord, RECORD_SOCKADDR};
 use smoltcp::socket::tcp::{self, State};
@@ -475,7 +475,7 @@ impl Sockets {
     }
 
     /// Pairs the unpaired stand-in of `id`, if it has one, through the stack's
-    /// [`Intake`] (see [`crate::standin`]): `program_end` is the stack's copy of the
+    /// intake ([`crate::standin::pair`]): `program_end` is the stack's copy of the
     /// program's end, which the front end passes with `connect` and `listen`.
     /// Nothing to do for a socket already paired or without a stand-in.
     pub(super) fn pair(
@@ -492,7 +492,7 @@ impl Sockets {
         if !matches!(sys::inode(end.as_fd()), Ok((ino, _)) if ino == u.inode) {
             return Err(std::io::Error::from_raw_os_error(libc::EBADF));
         }
-        let t = Intake::pair(end.as_fd())?;
+        let t = crate::standin::pair(end.as_fd())?;
         let Some(s) = self.get_mut(id) else {
             return Ok(());
         };

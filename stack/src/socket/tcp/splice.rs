@@ -52,7 +52,7 @@ use super::super::ports::BindState;
 use super::super::{Proto, Socket, SocketId, Sockets};
 use super::{TcpState, to_ip};
 use crate::iface::{Interfaces, LO};
-use crate::standin::{Intake, Unpaired};
+use crate::standin::{self, Unpaired};
 use crate::sys;
 use smoltcp::time::Instant;
 use std::net::SocketAddr;
@@ -261,11 +261,8 @@ impl Sockets {
         // an `epoll` registration, a `fork` made before the connect go on
         // working), and its name tells its close, as before.
         let end = program_end?.as_fd();
-        let paired = Intake::pair(end);
-        let identity = |t: &OwnedFd| -> std::io::Result<sys::SocketIdentity> {
-            Ok((sys::inode(t.as_fd())?.0, sys::socket_cookie(t.as_fd())?))
-        };
-        let server_end = match paired.and_then(|t| Ok((identity(&t)?, t))) {
+        let paired = standin::pair(end);
+        let server_end = match paired.and_then(|t| Ok((sys::socket_identity(t.as_fd())?, t))) {
             Ok((ino, t)) => (ino, t),
             Err(e) => {
                 if let Some(b) = autobound {
