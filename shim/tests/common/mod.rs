@@ -530,8 +530,14 @@ impl Proc {
             }
             if t0.elapsed() > timeout {
                 let pid = self.pid();
+                let (out, err) = (self.child.stdout.take(), self.child.stderr.take());
                 drop(self);
-                panic!("process {pid} did not exit within {timeout:?}");
+                // What it printed before it was stopped says where it hung.
+                panic!(
+                    "process {pid} did not exit within {timeout:?}; it printed:\n{}\nand on stderr:\n{}",
+                    read_within(out, Duration::from_secs(5)),
+                    read_within(err, Duration::from_secs(5))
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -563,6 +569,29 @@ impl Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// All of `pipe` up to its end, or what arrived within `limit` (a process
+/// that escaped its group can hold a pipe open).
+fn read_within(pipe: Option<impl Read + Send + 'static>, limit: Duration) -> String {
+    let Some(mut pipe) = pipe else {
+        return String::new();
+    };
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (sink, (tx, rx)) = (got.clone(), std::sync::mpsc::channel::<()>());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&buf[..n]);
+        }
+        drop(tx);
+    });
+    // Disconnected at the pipe's end, or timed out.
+    let _ = rx.recv_timeout(limit);
+    let got = got.lock().unwrap_or_else(|e| e.into_inner());
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 impl Drop for Proc {

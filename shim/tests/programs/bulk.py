@@ -11,15 +11,37 @@
     bulk.py fetch HOST PORT             connect (retrying 30 s), read to the end
 
 Each prints "bytes N sha256 HEX seconds S" of what it sent or received; an
-error is printed as "error ERRNO TEXT" with exit status 1.
+error is printed as "error ERRNO TEXT" with exit status 1. Every 10 s a
+transfer prints "ROLE: N bytes after S s" on stderr: a test that times out shows
+which direction stalled, and where.
 """
 import hashlib
 import random
 import socket
 import sys
+import threading
 import time
 
 CHUNK = 1 << 20
+PROGRESS_EVERY = 10.0
+
+
+class Progress:
+    """Bytes moved so far, reported on stderr every PROGRESS_EVERY seconds
+    by a thread of its own (so a transfer stuck in one call still reports)."""
+
+    def __init__(self, role):
+        self.role, self.n, self.t0 = role, 0, time.monotonic()
+        threading.Thread(target=self.report, daemon=True).start()
+
+    def add(self, n):
+        self.n += n
+
+    def report(self):
+        while True:
+            time.sleep(PROGRESS_EVERY)
+            took = time.monotonic() - self.t0
+            print(f"{self.role}: {self.n} bytes after {took:.0f} s", file=sys.stderr, flush=True)
 
 
 def stream(total, seed):
@@ -34,10 +56,12 @@ def stream(total, seed):
 def send_all(sock, total, seed, wait=True):
     h = hashlib.sha256()
     n = 0
+    progress = Progress(f"send to {sock.getpeername()[:2]}")
     for block in stream(total, seed):
         sock.sendall(block)
         h.update(block)
         n += len(block)
+        progress.add(len(block))
     if not wait:
         sock.close()
         return n, h.hexdigest()
@@ -50,12 +74,14 @@ def send_all(sock, total, seed, wait=True):
 def recv_all(sock):
     h = hashlib.sha256()
     n = 0
+    progress = Progress(f"recv from {sock.getpeername()[:2]}")
     while True:
         b = sock.recv(1 << 18)
         if not b:
             return n, h.hexdigest()
         h.update(b)
         n += len(b)
+        progress.add(len(b))
 
 
 def connect(host, port):
