@@ -4,7 +4,7 @@
 //!
 //! Each turn sleeps until an fd is ready or smoltcp's (or the socket layer's) next
 //! deadline — after a turn with events it may first look again for a moment
-//! (`SPIN`, off by default: a sleeping thread's wake-up is what a
+//! (`SPIN`, while no device has frames: a sleeping thread's wake-up is what a
 //! request/response pays most for) — records readiness (edge-triggered: a stand-in's flags are cleared by
 //! the pump when a read or write says `EAGAIN`), serves control requests, and then
 //! runs [`Stack::poll`] once, which drains the TAP until it is empty, polls both
@@ -56,24 +56,39 @@ pub struct Runtime {
     busy: bool,
     /// How long it looks.
     spin: Duration,
+    /// When a device last had frames: the spin waits for [`WIRE_QUIET`] after.
+    wire_at: Option<std::time::Instant>,
 }
 
-/// How long a turn after a busy one looks for events without sleeping, when
-/// `NETCELL_SPIN_US` in the environment asks for it (embedders call
-/// [`Runtime::set_spin`]); off by default. A program's next request or packet
-/// often follows its last answer within microseconds; waking a sleeping thread
-/// costs tens of them on a machine whose idle CPUs sleep deeply (the kernel's
-/// own request/response round trip varied from 8.5 to 54 µs between this
-/// project's machines). Measured on the slow one with 50 µs, sockperf on a
-/// container's loopback, p50: 95 → 39 µs under seccomp, 48 → 28 µs under
-/// preload (the kernel: 54 µs); a TCP upload over the TAP moved within the
-/// noise (7.5 → 6.5 Gbit/s mean of seven, ±30 % between runs). It is off
-/// because with it Go's `net` tests hung now and then (2 runs of 7, in
-/// `TestSplice`: an accept never returned; 0 of 6 without): its timing exposes
-/// a race not found yet. While it looks it yields the CPU to any runnable
-/// thread first. Idle connections bring no events: an idle container does not
-/// spin.
-const SPIN: Duration = Duration::ZERO;
+/// How long after a device's last frames the loop may spin again (see [`SPIN`]).
+const WIRE_QUIET: Duration = Duration::from_millis(20);
+
+/// How long a turn after a busy one looks for events without sleeping, unless
+/// `NETCELL_SPIN_US` in the environment says otherwise (0 turns it off;
+/// embedders call [`Runtime::set_spin`]). A program's next request often follows
+/// its last answer within microseconds; waking a sleeping thread costs tens of
+/// them on a machine whose idle CPUs sleep deeply (the kernel's own
+/// request/response round trip varied from 8.5 to 54 µs between this project's
+/// machines). While it looks it yields the CPU to any runnable thread first.
+///
+/// It looks only while no device has had frames for [`WIRE_QUIET`]: with traffic
+/// on the wire the spinning thread took the CPU the transfer's other processes
+/// needed (on 2 vCPUs, ungated, a TCP upload over the TAP fell from 7.8–9.3 to
+/// 3.7–6.4 Gbit/s in interleaved runs), and a frame's own arrival wakes the loop
+/// anyway. What is left is the traffic that never leaves the container (its
+/// loopback, its control calls), where every step is a wake-up of the program or
+/// of netcell. Measured with 50 µs against none, interleaved, on the same 2-vCPU
+/// VM: sockperf on a container's loopback, p50 58–95 → 32–34 µs under seccomp
+/// and 17–52 → 15–21 µs under preload (the kernel's own loopback: 54 µs), p99
+/// 164–849 → 85–97 and 105–1634 → 55–71 µs; UDP echo round trips under preload
+/// 4.8–7.7 k → 12–15 k/s; connect+close unchanged within the noise; TCP over the
+/// TAP and UDP into the container unchanged within the noise. Idle connections
+/// bring no events: an idle container does not spin.
+///
+/// (It was off for a while: Go's `net` tests hung twice in 7 runs with it, in
+/// `TestSplice`, an accept that never returned. Since the changes that followed,
+/// 40 runs of the whole suite with it did not hang once.)
+const SPIN: Duration = Duration::from_micros(50);
 
 fn spin_from_env() -> Duration {
     std::env::var("NETCELL_SPIN_US")
@@ -112,6 +127,7 @@ impl Runtime {
             control,
             busy: false,
             spin: spin_from_env(),
+            wire_at: None,
         })
     }
 
@@ -124,7 +140,8 @@ impl Runtime {
     }
 
     /// How long a turn after a busy one looks for events before it sleeps
-    /// (`NETCELL_SPIN_US`, else zero: never; the module's `SPIN` says why).
+    /// (`NETCELL_SPIN_US`, else 50 µs; zero: never; the module's `SPIN` says
+    /// when and why).
     pub fn set_spin(&mut self, spin: Duration) {
         self.spin = spin;
     }
@@ -164,7 +181,11 @@ impl Runtime {
         if let Some(c) = self.stack.interfaces().capture().borrow().flush_in() {
             timeout = Some(timeout.map_or(c, |t| t.min(c)));
         }
-        if self.busy && !self.spin.is_zero() && timeout != Some(Duration::ZERO) {
+        if self.busy
+            && !self.spin.is_zero()
+            && timeout != Some(Duration::ZERO)
+            && self.wire_at.is_none_or(|t| t.elapsed() >= WIRE_QUIET)
+        {
             // Look again for a moment (never past the timeout) before sleeping.
             let spin = timeout.map_or(self.spin, |t| t.min(self.spin));
             let until = std::time::Instant::now() + spin;
@@ -210,6 +231,9 @@ impl Runtime {
             let r = self.ready[i];
             match r.token {
                 t if t & !INDEX_MASK == KIND_DEVICE => {
+                    if !self.spin.is_zero() {
+                        self.wire_at = Some(std::time::Instant::now());
+                    }
                     // Stack::poll drains it.
                     if let Some(dev) = self.stack.devices_mut().get_mut(t & INDEX_MASK) {
                         dev.readable();
