@@ -81,9 +81,9 @@ const WIRE_QUIET: Duration = Duration::from_millis(20);
 /// VM: sockperf on a container's loopback, p50 58–95 → 32–34 µs under seccomp
 /// and 17–52 → 15–21 µs under preload (the kernel's own loopback: 54 µs), p99
 /// 164–849 → 85–97 and 105–1634 → 55–71 µs; UDP echo round trips under preload
-/// 4.8–7.7 k → 12–15 k/s; connect+close unchanged within the noise; TCP over the
-/// TAP and UDP into the container unchanged within the noise. Idle connections
-/// bring no events: an idle container does not spin.
+/// 4.8–7.7 k → 12–15 k/s; connect+close, TCP over the TAP and UDP into the
+/// container unchanged within the noise. Idle connections bring no events: an
+/// idle container does not spin.
 ///
 /// (It was off for a while: Go's `net` tests hung twice in 7 runs with it, in
 /// `TestSplice`, an accept that never returned. Since the changes that followed,
