@@ -85,6 +85,19 @@ const WIRE_QUIET: Duration = Duration::from_millis(20);
 /// container unchanged within the noise. Idle connections bring no events: an
 /// idle container does not spin.
 ///
+/// Its price is CPU, and a program can make it pay: one that wakes the loop
+/// just after each look ends (a datagram to itself every 60 µs on the
+/// container's loopback) had netcell use 1.94 s of CPU in 4 s against 0.34 s
+/// without the spin (every 200 µs: 0.82 against 0.22 s;
+/// `shim/bench/spin_cost.sh`). It stays within the
+/// one thread's CPU, yields to runnable threads, and is what request/response
+/// traffic pays too. Two ways to adapt it were tried and dropped: halving the
+/// look after each one that caught nothing (as KVM adapts its halt polling) cut
+/// that cost to 1.5× but lost most of the gain on UDP echo round trips, whose
+/// waits hover around the look's length (6.7–10 k/s against 13–16 k/s); and a
+/// budget for looks that caught nothing did not cut it at all, since a program
+/// can time its wake-ups to be caught late in each look.
+///
 /// (It was off for a while: Go's `net` tests hung twice in 7 runs with it, in
 /// `TestSplice`, an accept that never returned. Since the changes that followed,
 /// 40 runs of the whole suite with it did not hang once.)
