@@ -9,6 +9,7 @@
 set -euo pipefail
 PERIODS=${PERIODS:-60 200}
 SECS=${SECS:-4}
+[ -x /usr/bin/time ] || { echo "spin_cost.sh needs GNU time: apt-get install time" >&2; exit 1; }
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet -p netcell
 NETCELL=$PWD/target/release/netcell
