@@ -42,9 +42,13 @@
 //! Egress polls only the shards whose sockets changed (a frame arrived for them,
 //! the socket layer took one of them mutably, or an interface change touched all)
 //! or whose cached `poll_at` is due; `poll_at` of the whole interface is the
-//! minimum of the cached ones. An ARP or ICMPv6 (neighbor discovery) frame marks
-//! every shard changed: a socket waiting for a neighbour is due again once it is
-//! known.
+//! minimum of the cached ones. What changed is told to the socket layer as
+//! narrowly as it is known: a segment of a placed tuple is news of that
+//! tuple's connections alone, and an egress poll of a placed shard is news only
+//! of the connections it closed (`Shards::polled` says why nothing else an
+//! egress poll does needs the socket layer). An ARP or ICMPv6 (neighbor
+//! discovery) frame marks every shard changed: a socket waiting for a neighbour
+//! is due again once it is known.
 //!
 //! # Cost and limits
 //!
@@ -131,9 +135,14 @@ struct Shard {
     dirty: bool,
     /// smoltcp's `poll_at` for it, as of its last egress poll.
     due: Option<Instant>,
-    /// A frame arrived for it or it was polled for egress since the socket layer
-    /// last served its connections: they may have changed.
+    /// Something may have changed any of its connections since the socket layer
+    /// last served them (a frame no tuple places, an interface change, and for
+    /// home every egress poll); news of one placed connection goes to
+    /// [`Shards::touched`] instead.
     news: bool,
+    /// Its TCP sockets found in `CLOSED` after an egress poll, each told once as
+    /// news.
+    closed: Vec<SmolHandle>,
 }
 
 impl Shard {
@@ -144,6 +153,7 @@ impl Shard {
             dirty: true,
             due: None,
             news: true,
+            closed: Vec::new(),
         }
     }
 }
@@ -163,6 +173,10 @@ pub struct Shards {
     /// Where the first fragments of the last IPv4 packets went.
     fragments: Vec<(FragmentKey, usize)>,
     next_fragment: usize,
+    /// Placed connections that a frame arrived for, or that an egress poll
+    /// closed, since [`Shards::clear_news`]: news of one connection, so that the socket
+    /// layer serves it and not its whole shard.
+    touched: Vec<SocketHandle>,
 }
 
 /// IPv4 packets in reassembly whose first fragment's shard is remembered.
@@ -202,6 +216,7 @@ impl Shards {
             buffer_bytes: 0,
             fragments: Vec::new(),
             next_fragment: 0,
+            touched: Vec::new(),
         }
     }
 
@@ -351,11 +366,19 @@ impl Shards {
             .filter_map(|(i, s)| s.news.then_some(i))
     }
 
+    /// The placed connections with news of their own since
+    /// [`Shards::clear_news`] (see [`Shards::touched`]'s field); a handle may
+    /// come more than once.
+    pub fn touched(&self) -> &[SocketHandle] {
+        &self.touched
+    }
+
     /// The socket layer served every connection with news.
     pub fn clear_news(&mut self) {
         for s in &mut self.shards {
             s.news = false;
         }
+        self.touched.clear();
     }
 
     /// Removes a socket.
@@ -370,6 +393,7 @@ impl Shards {
         }
         let s = &mut self.shards[h.shard as usize];
         s.len -= 1;
+        s.closed.retain(|x| *x != h.inner);
         let socket = s.set.remove(h.inner);
         self.buffer_bytes -= crate::socket::budget::buffer_bytes(&socket);
         if is_raw_tcp(&socket) {
@@ -402,9 +426,12 @@ impl Shards {
     /// The shard a received frame goes to, and whether home's raw TCP sockets
     /// are to see it first (it goes elsewhere, and it is neither a fragment nor
     /// a SYN that home's listeners would take); marks the shard (or, for ARP and
-    /// neighbor discovery, every shard) changed.
+    /// neighbor discovery, every shard) changed, and as having news: the
+    /// connections of its tuple alone for a whole segment of a placed tuple,
+    /// else all of the shard's.
     pub(crate) fn route(&mut self, medium: Medium, frame: &[u8]) -> (usize, bool) {
         let mut sniff = false;
+        let mut alone = None;
         let ip = if medium == Medium::Ethernet { 14 } else { 0 };
         let shard = match super::ingress::parse(medium, frame) {
             Some(PacketInfo {
@@ -435,6 +462,9 @@ impl Shards {
                         // Not a SYN alone: home's listeners would take it.
                         let opening = syn && !ack;
                         sniff = k != 0 && self.raw_tcp > 0 && !opening;
+                        if k != 0 {
+                            alone = Some(t);
+                        }
                         k
                     }
                 }
@@ -480,7 +510,10 @@ impl Shards {
         };
         let s = &mut self.shards[shard];
         s.dirty = true;
-        s.news = true;
+        match alone.and_then(|t| self.placed.get(&t)) {
+            Some(v) => self.touched.extend_from_slice(v),
+            None => s.news = true,
+        }
         (shard, sniff)
     }
 
@@ -538,12 +571,43 @@ impl Shards {
         i == 0 || (s.len > 0 && (s.dirty || s.due.is_some_and(|t| t <= now)))
     }
 
-    /// Records shard `i`'s `poll_at` after its egress poll.
+    /// Records shard `i`'s `poll_at` after its egress poll, and what the poll
+    /// may have changed as news.
+    ///
+    /// The one change of a connection's state an egress poll makes is to
+    /// `CLOSED` (smoltcp's `dispatch`: `TIME_WAIT` ends, a retransmission or
+    /// user timeout gives up, the local address went away); what it sends
+    /// otherwise (data, acknowledgements, window updates, probes) the socket
+    /// layer has nothing to do about until the peer answers, and that answer is
+    /// a frame. So a placed shard's poll is news only of the connections it
+    /// left newly `CLOSED`, found by a look at its sockets (just walked by the
+    /// poll, so in the cache). Home's poll is news of all of home, as smoltcp
+    /// alone would have it.
     pub(crate) fn polled(&mut self, i: usize, iface: &mut Interface, now: Instant) {
         let s = &mut self.shards[i];
         s.due = iface.poll_at(now, &s.set);
         s.dirty = false;
-        s.news = true;
+        if i == 0 {
+            s.news = true;
+            return;
+        }
+        // A socket connected again (after a failed `connect`) is told anew.
+        let set = &s.set;
+        s.closed.retain(|h| {
+            matches!(set.get::<Socket<'static>>(*h), Socket::Tcp(t) if t.state() == tcp::State::Closed)
+        });
+        for (h, sock) in s.set.iter() {
+            if let Socket::Tcp(t) = sock
+                && t.state() == tcp::State::Closed
+                && !s.closed.contains(&h)
+            {
+                s.closed.push(h);
+                self.touched.push(SocketHandle {
+                    shard: i as u16,
+                    inner: h,
+                });
+            }
+        }
     }
 
     /// When the interface's sockets need polling next (smoltcp's `poll_at` over
@@ -617,6 +681,14 @@ mod tests {
         s
     }
 
+    /// 10.0.0.1:80 with 10.0.0.2:40000, the tuple of [`tcp_header`] in [`ipv4`].
+    fn tuple() -> Tuple {
+        Tuple {
+            local: IpEndpoint::new(v4([10, 0, 0, 1]), 80),
+            remote: IpEndpoint::new(v4([10, 0, 0, 2]), 40000),
+        }
+    }
+
     fn v4(a: [u8; 4]) -> IpAddress {
         IpAddress::Ipv4(Ipv4Address::new(a[0], a[1], a[2], a[3]))
     }
@@ -651,10 +723,7 @@ mod tests {
 
     #[test]
     fn fragments_follow_their_first_one() {
-        let t = Tuple {
-            local: IpEndpoint::new(v4([10, 0, 0, 1]), 80),
-            remote: IpEndpoint::new(v4([10, 0, 0, 2]), 40000),
-        };
+        let t = tuple();
         let mut s = with_placed(t);
         // A whole segment goes to its connection's shard.
         assert_eq!(s.route(Medium::Ip, &ipv4(false, 0, 1, &tcp_header())).0, 5);
@@ -697,11 +766,57 @@ mod tests {
     }
 
     #[test]
+    fn a_placed_segment_is_news_of_its_connections_alone() {
+        let t = tuple();
+        let mut s = with_placed(t);
+        let h = s.placed[&t][0];
+        s.clear_news();
+        assert_eq!(s.route(Medium::Ip, &ipv4(false, 0, 1, &tcp_header())).0, 5);
+        assert_eq!(s.touched(), &[h]);
+        assert!(!s.news(h), "its shard's other connections have no news");
+        assert!(s.shards[5].dirty, "the shard is still polled for egress");
+        // A segment of no placed tuple is news of all of home.
+        let mut other = tcp_header();
+        other[2..4].copy_from_slice(&81u16.to_be_bytes());
+        assert_eq!(s.route(Medium::Ip, &ipv4(false, 0, 2, &other)).0, 0);
+        assert_eq!(s.shards_with_news().collect::<Vec<_>>(), vec![0]);
+        s.clear_news();
+        assert!(s.touched().is_empty() && s.shards_with_news().next().is_none());
+    }
+
+    #[test]
+    fn an_egress_poll_is_news_of_the_connections_it_closed_once() {
+        use smoltcp::iface::Config;
+        use smoltcp::phy::Loopback;
+        use smoltcp::wire::HardwareAddress;
+        let t = tuple();
+        let mut s = with_placed(t);
+        let h = s.placed[&t][0];
+        let mut dev = Loopback::new(Medium::Ip);
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
+        s.clear_news();
+        s.polled(5, &mut iface, Instant::ZERO);
+        assert!(s.touched().is_empty(), "a listener's poll changed nothing");
+        s.get_mut::<tcp::Socket>(h).abort();
+        s.polled(5, &mut iface, Instant::ZERO);
+        assert_eq!(s.touched(), &[h]);
+        s.clear_news();
+        s.polled(5, &mut iface, Instant::ZERO);
+        assert!(s.touched().is_empty(), "told once");
+        // In use again, then closed again: told again.
+        s.get_mut::<tcp::Socket>(h).listen(80).unwrap();
+        s.polled(5, &mut iface, Instant::ZERO);
+        s.get_mut::<tcp::Socket>(h).abort();
+        s.polled(5, &mut iface, Instant::ZERO);
+        assert_eq!(s.touched(), &[h]);
+        // Home's poll is news of all of home.
+        s.polled(0, &mut iface, Instant::ZERO);
+        assert_eq!(s.shards_with_news().collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
     fn a_tuple_whose_sockets_are_closed_routes_home() {
-        let t = Tuple {
-            local: IpEndpoint::new(v4([10, 0, 0, 1]), 80),
-            remote: IpEndpoint::new(v4([10, 0, 0, 2]), 40000),
-        };
+        let t = tuple();
         let mut s = Shards::new(HOME_MAX);
         let sock = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; 64]),

@@ -409,7 +409,7 @@ impl Sockets {
             })),
             cookie: 0,
         });
-        self.tcp.turn.list(id, e.iface, shard_of(e.handle));
+        self.tcp.turn.list(id, e.iface, e.handle);
         log::debug!("tcp: accepted {remote} -> {local} as socket {}", id.index());
         Some((id, program_end))
     }
