@@ -142,8 +142,8 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     /// Writes a datagram into the stand-in and remembers its origin; a full queue
-    /// drops it, as a socket's full receive buffer does.
-    pub(crate) fn deliver(&mut self, si: &StandIn, data: &[u8], origin: Origin) {
+    /// drops it, as a socket's full receive buffer does (false).
+    pub(crate) fn deliver(&mut self, si: &StandIn, data: &[u8], origin: Origin) -> bool {
         // The ring's entry first: the program may read the datagram and look
         // for its origin the moment it is in the stand-in.
         self.to_ring(&origin);
@@ -153,8 +153,12 @@ impl Inbox {
                     self.origins.pop_front();
                 }
                 self.origins.push_back(origin);
+                true
             }
-            Err(_) => self.dropped += 1,
+            Err(_) => {
+                self.dropped += 1;
+                false
+            }
         }
     }
 

@@ -92,6 +92,13 @@ impl Sockets {
         }
     }
 
+    /// Whether a received datagram found its stand-in full since the last call:
+    /// its program is behind, and the stack should let it run (see
+    /// [`crate::Stack::poll`]).
+    pub(crate) fn take_overflowed(&mut self) -> bool {
+        std::mem::take(&mut self.udp.overflowed)
+    }
+
     /// Hands one received datagram to the sockets it is for.
     pub(super) fn udp_deliver(
         &mut self,
@@ -115,11 +122,13 @@ impl Sockets {
             let Proto::Udp(u) = &mut s.proto else {
                 continue;
             };
-            u.inbox.deliver(
+            if !u.inbox.deliver(
                 si,
                 data,
                 Origin::new(src, dst, iface, data).with_fields(fields),
-            );
+            ) {
+                self.udp.overflowed = true;
+            }
         }
         self.udp.targets = targets;
     }

@@ -149,6 +149,9 @@ pub(crate) struct Table {
     /// Datagrams posted, and those of them dropped (see
     /// [`crate::control::grants`]).
     pub(crate) posts: (u64, u64),
+    /// A received datagram found its stand-in full since the stack last asked
+    /// (see [`Sockets::take_overflowed`]).
+    overflowed: bool,
     /// Multicast memberships per (interface, group), counted over sockets.
     groups: HashMap<(IfaceId, IpAddr), u32>,
     /// The sockets one datagram goes to (reused for every datagram).
@@ -231,6 +234,7 @@ impl Table {
             endpoints: HashMap::new(),
             stuck_due: None,
             posts: (0, 0),
+            overflowed: false,
             rings: 0,
             groups: HashMap::new(),
             targets: Vec::new(),
