@@ -367,8 +367,13 @@ impl Shards {
     }
 
     /// The placed connections with news of their own since
-    /// [`Shards::clear_news`] (see [`Shards::touched`]'s field); a handle may
-    /// come more than once.
+    /// [`Shards::clear_news`]; a handle may come more than once.
+    ///
+    /// Together with [`Shards::shards_with_news`] this is all that may have
+    /// changed a connection: every frame a placed shard gets is routed here
+    /// first (a whole segment is news of its tuple's connections, anything
+    /// else of the whole shard), and an egress poll changes a connection only
+    /// by closing it, which its look after the poll finds (`Shards::polled`).
     pub fn touched(&self) -> &[SocketHandle] {
         &self.touched
     }
