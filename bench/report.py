@@ -14,7 +14,7 @@ import sys
 PEERS = ["kernel", "netcell-seccomp", "netcell-preload", "slirp"]
 # Figures where less is better (the ratio reads the other way).
 LOWER = ("tcp_rr_", "loopback_rr_", "spliced_loopback_rr_", "container_start", "idle_",
-         "containers_r", "containers_p", "echo_us", "conns_open")
+         "containers_r", "containers_p", "echo_us", "conns_open", "rss_")
 # netcell's figures with `--loopback-splice`: compared with the kernel's figure
 # of the same name without this prefix.
 SPLICED = "spliced_"

@@ -410,6 +410,7 @@ def scale(netcell_peers, a, tmp):
                     time.sleep(2)
                     record(peer.name, "idle_cpu_%d_conns" % k,
                            round((cpu_secs(pid) - c0) / 2 * 100, 2), "percent")
+                    record(peer.name, "rss_%d_conns" % k, rss_kib(pid) // 1024, "MiB")
                 open(go, "w").close()
                 line = p.stdout.readline().split()
                 p.wait(120)
