@@ -351,13 +351,13 @@ impl Shards {
         self.shards[h.shard as usize].dirty = true;
     }
 
-    /// Whether the socket's shard had a frame or an egress poll since
-    /// [`Shards::clear_news`].
+    /// Whether the socket's shard had news of all of its connections since
+    /// [`Shards::clear_news`] (news of single ones: [`Shards::touched`]).
     pub fn news(&self, h: SocketHandle) -> bool {
         self.shards[h.shard as usize].news
     }
 
-    /// The shards that had a frame or an egress poll since
+    /// The shards that had news of all of their connections since
     /// [`Shards::clear_news`].
     pub fn shards_with_news(&self) -> impl Iterator<Item = usize> + '_ {
         self.shards

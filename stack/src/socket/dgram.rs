@@ -142,7 +142,9 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     /// Writes a datagram into the stand-in and remembers its origin; a full queue
-    /// drops it, as a socket's full receive buffer does (false).
+    /// drops it, as a socket's full receive buffer does. Returns whether the
+    /// queue was full: the program is behind (a stand-in its program closed is
+    /// not that).
     pub(crate) fn deliver(&mut self, si: &StandIn, data: &[u8], origin: Origin) -> bool {
         // The ring's entry first: the program may read the datagram and look
         // for its origin the moment it is in the stand-in.
@@ -153,11 +155,12 @@ impl Inbox {
                     self.origins.pop_front();
                 }
                 self.origins.push_back(origin);
-                true
-            }
-            Err(_) => {
-                self.dropped += 1;
                 false
+            }
+            Err(e) => {
+                self.dropped += 1;
+                e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == Some(libc::ENOBUFS)
             }
         }
     }

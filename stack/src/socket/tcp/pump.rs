@@ -85,10 +85,34 @@ impl TurnSet {
         self.by_handle.insert((iface, handle), id);
     }
 
+    /// The entries of the lists by shard, and of the map from handles.
+    #[cfg(test)]
+    pub(crate) fn listed(&self) -> (usize, usize) {
+        (
+            self.by_shard.values().map(Vec::len).sum(),
+            self.by_handle.len(),
+        )
+    }
+
     /// Whether connection `id` alone had news in this turn.
     fn news_of(&self, id: SocketId) -> bool {
         self.news.get(id.index()) == Some(&self.turn)
     }
+}
+
+/// Whether `id` is a live connection on interface `iface` whose handle passes
+/// `at` (the test of a turn list's entry).
+fn connection_in(
+    slots: &[crate::socket::Slot<Socket>],
+    id: SocketId,
+    iface: IfaceId,
+    at: impl Fn(SocketHandle) -> bool,
+) -> bool {
+    matches!(
+        slots.get(id.index()).filter(|s| s.generation == id.generation)
+            .and_then(|s| s.val.as_ref()).map(|s| &s.proto),
+        Some(Proto::Tcp(TcpState::Connected(c))) if c.iface == iface && at(c.handle)
+    )
 }
 
 impl Sockets {
@@ -108,6 +132,7 @@ impl Sockets {
         let mut expected = None;
         let ids = if walk {
             self.tcp.turn.last_walk = Some(now);
+            self.prune_turn_lists();
             let would = self.turn_ids(ifs);
             expected = Some(
                 would
@@ -126,9 +151,9 @@ impl Sockets {
                 Proto::Tcp(TcpState::Listening(_)) => self.service_listener(ifs, id, now),
                 Proto::Tcp(TcpState::Connecting(_)) => self.service_connecting(ifs, id, now),
                 Proto::Tcp(TcpState::Connected(c)) => {
-                    // Only what may have changed: its shard had a frame or an
-                    // egress poll, or its stand-in has news (see
-                    // `crate::iface::shards`) — not every connection every turn.
+                    // Only what may have changed: news of it or of its whole
+                    // shard (see `crate::iface::shards`), or of its stand-in —
+                    // not every connection every turn.
                     let (iface, handle) = (c.iface, c.handle);
                     let news = urgent
                         || ifs.get(iface).sockets.news(handle)
@@ -183,6 +208,21 @@ impl Sockets {
         progress
     }
 
+    /// Drops from the turn's lists the connections that are over: a shard's
+    /// list is pruned where its shard has news of all of it, which a placed
+    /// shard seldom has (its news is mostly of single connections), so on the
+    /// walks too — each list, and the map from handles, then hold at most what
+    /// 50 ms of churn left behind.
+    fn prune_turn_lists(&mut self) {
+        let (slots, turn) = (&self.slots, &mut self.tcp.turn);
+        turn.by_shard.retain(|&(iface, shard), list| {
+            list.retain(|&id| connection_in(slots, id, iface, |h| shard_of(h) == shard));
+            !list.is_empty()
+        });
+        turn.by_handle
+            .retain(|&(iface, handle), id| connection_in(slots, *id, iface, |h| h == handle));
+    }
+
     /// The sockets this turn serves when it does not walk them all: those asked
     /// for again, those whose stand-in woke, and the connections of shards with
     /// news (entries of sockets that are no longer connections there go).
@@ -226,14 +266,7 @@ impl Sockets {
                 let Some(list) = turn.by_shard.get_mut(&(iface, shard)) else {
                     continue;
                 };
-                list.retain(|&id| {
-                    matches!(
-                        slots.get(id.index()).filter(|s| s.generation == id.generation)
-                            .and_then(|s| s.val.as_ref()).map(|s| &s.proto),
-                        Some(Proto::Tcp(TcpState::Connected(c)))
-                            if c.iface == iface && shard_of(c.handle) == shard
-                    )
-                });
+                list.retain(|&id| connection_in(slots, id, iface, |h| shard_of(h) == shard));
                 for &id in list.iter() {
                     take(&mut ids, id);
                 }

@@ -122,7 +122,7 @@ impl Sockets {
             let Proto::Udp(u) = &mut s.proto else {
                 continue;
             };
-            if !u.inbox.deliver(
+            if u.inbox.deliver(
                 si,
                 data,
                 Origin::new(src, dst, iface, data).with_fields(fields),

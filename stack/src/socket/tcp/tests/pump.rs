@@ -312,3 +312,33 @@ fn standin_connect_completes_and_the_first_byte_follows_no_filler() {
     });
     assert_eq!(got, b"first", "no filler byte reaches the peer");
 }
+
+/// Connections placed in shards (home holds none here) are listed for the turn
+/// by shard and by handle; once they are over, the walks drop them from those
+/// lists, which news of single connections would otherwise never prune.
+#[test]
+fn the_turn_lists_forget_connections_that_are_over() {
+    let mut s = lo_stack();
+    s.ifs.get_mut(crate::iface::LO).sockets.set_home_max(0);
+    let l = listen(&mut s, "127.0.0.1:7700", 64);
+    let listed = |s: &Stack<PipeDevice>| s.sockets.tcp.turn.listed();
+    for _ in 0..100 {
+        let c = client(&mut s, "127.0.0.1:7700");
+        let mut srv = None;
+        wait("the connection", || {
+            step(&mut s);
+            if srv.is_none() {
+                srv = s.accept(l).ok().map(|x| x.0);
+            }
+            s.is_connected(c) && srv.is_some()
+        });
+        s.close(c);
+        s.close(srv.unwrap());
+    }
+    // (Walks during the loop may have dropped the first ones already.)
+    let (by_shard, by_handle) = listed(&s);
+    assert!(by_shard > 0 && by_handle > 0, "{by_shard} {by_handle}");
+    // Past a walk (every 50 ms) of a turn that serves TCP.
+    for_a_while(120, || step(&mut s));
+    assert_eq!(listed(&s), (0, 0), "nothing is connected any more");
+}
