@@ -48,8 +48,9 @@ pub(crate) struct TurnSet {
     by_shard: HashMap<(IfaceId, usize), Vec<SocketId>>,
     /// Connections by interface and handle, for the news of one connection
     /// ([`crate::iface::shards::Shards::touched`]). An entry outlives its
-    /// socket until the handle is listed again; a stale one is told apart by
-    /// the id's generation, or costs one needless service.
+    /// socket until the next walk prunes it or the handle is listed again; a
+    /// stale one is told apart by the id's generation, or costs one needless
+    /// service.
     by_handle: HashMap<(IfaceId, SocketHandle), SocketId>,
     /// When the whole table was last walked.
     last_walk: Option<Instant>,
