@@ -312,6 +312,75 @@ fn a_vanished_peer_gives_an_error_not_a_hang() {
     );
 }
 
+/// An idle connection whose peer vanishes, with keep-alive probes every second
+/// (`TCP_KEEPIDLE` 1, `TCP_KEEPINTVL` 1, `TCP_KEEPCNT` 2): the program's blocked
+/// `recv` fails with `ETIMEDOUT` within seconds. The connection is placed in a
+/// shard (`NETCELL_SHARD_HOME_MAX=0`) and has nothing in flight, so no frame and
+/// no stand-in tells the stack of it: only the look after the egress poll that
+/// gave up (`Shards::polled`) does.
+fn keepalive_ends_an_idle_connection_to_a_vanished_peer(mode: Mode) {
+    require_root!();
+    let ns = tap_ns();
+    let mut sink = ns.cmd("python3");
+    sink.args([
+        "-c",
+        &format!(
+            "import socket, time\nl = socket.socket(); l.bind(('{KERNEL}', 9004)); l.listen()\n\
+             print('listening', flush=True)\n\
+             c, _ = l.accept(); print('accepted', flush=True); time.sleep(600)"
+        ),
+    ]);
+    let (_sink, mut sink_out) = spawn_reading(&mut sink);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
+    let ns_name = ns.name.clone();
+    let cutter = std::thread::spawn(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let o = std::process::Command::new("ip")
+            .args(["-n", &ns_name, "link", "set", "tap0", "down"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        Instant::now()
+    });
+    let script = format!(
+        "import socket, time, errno\ns = socket.create_connection(('{KERNEL}', 9004))\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)\n\
+         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)\n\
+         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)\n\
+         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 2)\n\
+         try: print('read', s.recv(10))\n\
+         except OSError as e: print('error', errno.errorcode[e.errno],\n\
+           errno.errorcode.get(s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0))\n"
+    );
+    let (st, out, err) = Container::new(mode)
+        .tap(&ns, "tap0", &[CONTAINER_CIDR])
+        .env("NETCELL_SHARD_HOME_MAX", "0")
+        .exec(["python3", "-c", &script])
+        .run();
+    let cut = cutter.join().unwrap();
+    assert!(st.success(), "{out} {err}");
+    // As for the user timeout above: the socket's error is ETIMEDOUT, the
+    // receive itself may say ECONNRESET (the stand-in's reset; see the README).
+    let w: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(w.first(), Some(&"error"), "{out} {err}");
+    assert!(
+        matches!(w.get(1), Some(&"ETIMEDOUT") | Some(&"ECONNRESET")),
+        "{out}"
+    );
+    assert!(
+        w.get(1) == Some(&"ETIMEDOUT") || w.get(2) == Some(&"ETIMEDOUT"),
+        "{out}"
+    );
+    let after = cut.elapsed().as_secs_f64();
+    assert!(after < 15.0, "{after} s after the link went down");
+}
+
+in_both_modes!(keepalive_ends_an_idle_connection_to_a_vanished_peer);
+
 /// A program killed mid-transfer (SIGKILL: nothing closed in order) gives
 /// back everything it made netcell hold: its TCP connections to a kernel peer
 /// and on loopback, its UDP sockets, their buffer memory, netcell's
