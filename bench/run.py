@@ -392,9 +392,12 @@ def scale(netcell_peers, a, tmp):
                 extra = {} if peer.name == "kernel" else dict(extra=(
                     "--max-sockets", str(k + 1000), "--max-buffer-memory", "8G",
                     "--max-pending", "4096"))
+                # 20 000 echoes at least: 20 rounds of 10 took milliseconds, and
+                # a single slow wake-up of this VM moved the figure 2-3x.
+                rounds = max(20, 20000 // k)
                 cmd = peer.client([sys.executable, os.path.join(HERE, "conns.py"), "client",
-                                   peer.srv_addr, str(PORTS["echo"]), str(k), "20"], 1500,
-                                  **extra)
+                                   peer.srv_addr, str(PORTS["echo"]), str(k), str(rounds)],
+                                  1500, **extra)
                 env = dict(os.environ, CONNS_GO=go)
                 p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env,
                                      start_new_session=True)
