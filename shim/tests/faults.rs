@@ -236,25 +236,26 @@ fn a_lossy_corrupting_link_carries_100_mib_each_way_mtu_65520_without_offload() 
     transfer_over_a_bad_link(Mode::Preload, 65520, false, BAD_WIRE, MIB_100);
 }
 
-/// A peer that vanishes mid-transfer (its link goes down): with
-/// `TCP_USER_TIMEOUT` of 3 s, the program's send fails with `ETIMEDOUT` about
-/// 3 s later, as on Linux, never hangs. (Without one netcell retransmits for
-/// ever where Linux gives up after about 15 minutes: see the README.)
-#[test]
-fn a_vanished_peer_gives_an_error_not_a_hang() {
-    require_root!();
-    let ns = tap_ns();
+/// A kernel peer in `ns` listening on `port`; once it accepts (and runs
+/// `on_accept` on the connection `c`), it vanishes: `tap0`'s link goes down
+/// `delay` later. Returns the peer and the moment its link went down.
+fn vanishing_peer(
+    ns: &NetNs,
+    port: u16,
+    on_accept: &str,
+    delay: Duration,
+) -> (Proc, std::thread::JoinHandle<Instant>) {
     let mut sink = ns.cmd("python3");
     sink.args([
         "-c",
         &format!(
-            "import socket, time\nl = socket.socket(); l.bind(('{KERNEL}', 9003)); l.listen()\n\
+            "import socket, time\nl = socket.socket(); l.bind(('{KERNEL}', {port})); l.listen()\n\
              print('listening', flush=True)\n\
-             c, _ = l.accept(); c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n\
+             c, _ = l.accept(); {on_accept}\n\
              print('accepted', flush=True); time.sleep(600)"
         ),
     ]);
-    let (_sink, mut sink_out) = spawn_reading(&mut sink);
+    let (sink, mut sink_out) = spawn_reading(&mut sink);
     // The container connects once the sink listens (else: refused, and nothing
     // would ever be accepted).
     let mut line = String::new();
@@ -264,7 +265,7 @@ fn a_vanished_peer_gives_an_error_not_a_hang() {
     let cutter = std::thread::spawn(move || {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(delay);
         // The peer is gone: its address and its link.
         let o = std::process::Command::new("ip")
             .args(["-n", &ns_name, "link", "set", "tap0", "down"])
@@ -273,6 +274,23 @@ fn a_vanished_peer_gives_an_error_not_a_hang() {
         assert!(o.status.success());
         Instant::now()
     });
+    (sink, cutter)
+}
+
+/// A peer that vanishes mid-transfer (its link goes down): with
+/// `TCP_USER_TIMEOUT` of 3 s, the program's send fails with `ETIMEDOUT` about
+/// 3 s later, as on Linux, never hangs. (Without one netcell retransmits for
+/// ever where Linux gives up after about 15 minutes: see the README.)
+#[test]
+fn a_vanished_peer_gives_an_error_not_a_hang() {
+    require_root!();
+    let ns = tap_ns();
+    let (_sink, cutter) = vanishing_peer(
+        &ns,
+        9003,
+        "c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)",
+        Duration::from_millis(500),
+    );
     let script = format!(
         "import socket, time, errno\ns = socket.create_connection(('{KERNEL}', 9003))\n\
          s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 3000)\n\
@@ -321,31 +339,7 @@ fn a_vanished_peer_gives_an_error_not_a_hang() {
 fn keepalive_ends_an_idle_connection_to_a_vanished_peer(mode: Mode) {
     require_root!();
     let ns = tap_ns();
-    let mut sink = ns.cmd("python3");
-    sink.args([
-        "-c",
-        &format!(
-            "import socket, time\nl = socket.socket(); l.bind(('{KERNEL}', 9004)); l.listen()\n\
-             print('listening', flush=True)\n\
-             c, _ = l.accept(); print('accepted', flush=True); time.sleep(600)"
-        ),
-    ]);
-    let (_sink, mut sink_out) = spawn_reading(&mut sink);
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
-    assert_eq!(line.trim(), "listening");
-    let ns_name = ns.name.clone();
-    let cutter = std::thread::spawn(move || {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut sink_out, &mut line).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let o = std::process::Command::new("ip")
-            .args(["-n", &ns_name, "link", "set", "tap0", "down"])
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-        Instant::now()
-    });
+    let (_sink, cutter) = vanishing_peer(&ns, 9004, "pass", Duration::from_millis(300));
     let script = format!(
         "import socket, time, errno\ns = socket.create_connection(('{KERNEL}', 9004))\n\
          s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)\n\
