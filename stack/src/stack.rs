@@ -214,6 +214,7 @@ impl<D: Device> Stack<D> {
                 self.more = true;
             }
         }
+        self.sockets.settle_connects();
         any
     }
 

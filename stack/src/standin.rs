@@ -96,6 +96,9 @@ pub struct StandIn {
     pub(crate) hup: bool,
     /// Filler bytes still in `T`'s receive queue.
     pub(crate) filler: usize,
+    /// The program's end of a connect that may finish at once: filled only if it
+    /// did not (see `Sockets::settle_connects`).
+    pub(crate) fill_later: Option<OwnedFd>,
     /// `read` returned 0: the program will write no more.
     pub(crate) app_eof: bool,
     /// The program reads no more (`EPIPE` on write); incoming bytes are discarded.
@@ -329,6 +332,7 @@ impl StandIn {
             writable: true,
             hup: false,
             filler: 0,
+            fill_later: None,
             app_eof: false,
             app_rd_closed: false,
             fin_to_app: false,

@@ -355,6 +355,15 @@ fn connected_pair(
 /// A socket of `a` with a stand-in, connecting to `to`; the program's end of the
 /// stand-in, non-blocking.
 fn standin_client<D: Device>(s: &mut Stack<D>, to: &str) -> (SocketId, UnixStream) {
+    let (id, prog) = standin_connect(s, to);
+    // As at the end of the poll that follows a front end's connect.
+    s.sockets.settle_connects();
+    (id, prog)
+}
+
+/// A stand-in client's connect as the front end makes it, before the poll
+/// that follows.
+fn standin_connect<D: Device>(s: &mut Stack<D>, to: &str) -> (SocketId, UnixStream) {
     let (id, prog) = s
         .sockets
         .open(Domain::Inet, libc::SOCK_STREAM, 0, true, false)

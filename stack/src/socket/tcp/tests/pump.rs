@@ -313,6 +313,48 @@ fn standin_connect_completes_and_the_first_byte_follows_no_filler() {
     assert_eq!(got, b"first", "no filler byte reaches the peer");
 }
 
+/// The filler that keeps a connecting stand-in unwritable is written at the
+/// end of the poll that follows the connect, and only if the handshake is
+/// still under way then: a connect to a listener of the container (over by
+/// then) never writes it, one to a peer outside does.
+#[test]
+fn the_filler_waits_for_the_end_of_the_poll() {
+    let mut s = lo_stack();
+    let l = listen(&mut s, "127.0.0.1:7410", 4);
+    let (c, prog) = standin_connect(&mut s, "127.0.0.1:7410");
+    assert!(
+        crate::sys::writable_now(prog.as_fd()),
+        "no filler before the poll"
+    );
+    s.poll();
+    assert_eq!(s.sockets.connect_outcome(c), Some(true), "over in one poll");
+    assert!(crate::sys::writable_now(prog.as_fd()));
+    assert!(s.accept(l).is_ok());
+
+    let (mut a, _wa, mut b, _wb) = pair();
+    let _l = listen(&mut b, "0.0.0.0:7411", 4);
+    let (c, prog) = standin_connect(&mut a, "10.9.0.2:7411");
+    a.poll();
+    assert_eq!(
+        a.sockets.connect_outcome(c),
+        None,
+        "the peer has not answered"
+    );
+    assert!(
+        !crate::sys::writable_now(prog.as_fd()),
+        "filled at the end of the poll: unwritable while connecting"
+    );
+    wait("the connection", || {
+        step(&mut a);
+        step(&mut b);
+        a.sockets.connect_outcome(c) == Some(true)
+    });
+    assert!(
+        crate::sys::writable_now(prog.as_fd()),
+        "the filler is drained"
+    );
+}
+
 /// Connections placed in shards (home holds none here) are listed for the turn
 /// by shard and by handle; once they are over, the walks drop them from those
 /// lists, which news of single connections would otherwise never prune.
