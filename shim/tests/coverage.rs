@@ -559,7 +559,74 @@ fn bits_per_second(json: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Bursts of same-sized datagrams from the container to a kernel peer over
+/// the TAP — what the stack merges into UDP GSO frames for the kernel to cut
+/// again — arrive whole, in order, each with its own size and content, over
+/// IPv4 and IPv6; so do a shorter one that ends a burst and ones of another
+/// flow in between.
+fn datagram_bursts_reach_a_kernel_peer_intact(mode: Mode) {
+    require_root!();
+    need("python3");
+    let ns = dual_stack_tap_ns();
+    let peer = r#"
+import socket, sys
+fam = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 1 << 22)  # SO_RCVBUFFORCE
+s.bind((sys.argv[1], 9123))
+print("ready", flush=True)
+s.settimeout(5)
+got = []
+try:
+    while len(got) < 321:
+        got.append(s.recvfrom(4096))
+except socket.timeout:
+    pass
+main = [d for d, a in got if a[1] == 40001]
+other = [d for d, a in got if a[1] == 40002]
+want = [bytes([i % 251]) * 200 for i in range(300)] + [b"end" * 7]
+print(len(main), len(other), main == want, other == [b"x%d" % i for i in range(20)], flush=True)
+"#;
+    for (peer_addr, addrs, dst) in [
+        (KERNEL, vec![CONTAINER_CIDR], KERNEL),
+        ("fd00::1", vec![CONTAINER_CIDR, "fd00::2/64"], "fd00::1"),
+    ] {
+        let mut k = ns.cmd("python3");
+        k.args(["-c", peer, peer_addr]);
+        let (kp, mut kout) = spawn_reading(&mut k);
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut kout, &mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        let sender = format!(
+            r#"
+import socket, time
+fam = socket.AF_INET6 if ":" in "{dst}" else socket.AF_INET
+a = socket.socket(fam, socket.SOCK_DGRAM); a.bind(("", 40001)); a.connect(("{dst}", 9123))
+b = socket.socket(fam, socket.SOCK_DGRAM); b.bind(("", 40002)); b.connect(("{dst}", 9123))
+for burst in range(10):
+    for i in range(burst * 30, burst * 30 + 30):
+        a.send(bytes([i % 251]) * 200)
+    b.send(b"x%d" % burst)
+    time.sleep(0.02)
+for i in range(10, 20):
+    b.send(b"x%d" % i)
+a.send(b"end" * 7)
+"#
+        );
+        let (st, out, err) = Container::new(mode)
+            .tap(&ns, "tap0", &addrs)
+            .exec(["python3", "-c", &sender])
+            .run();
+        assert!(st.success(), "{out} {err}");
+        let mut all = String::new();
+        std::io::Read::read_to_string(&mut kout, &mut all).unwrap();
+        let (_, _, kerr) = kp.wait_output(T);
+        assert_eq!(all.trim(), "301 20 True True", "{peer_addr}: {kerr}");
+    }
+}
+
 in_both_modes!(
+    datagram_bursts_reach_a_kernel_peer_intact,
     udp_semantics_match_the_kernel,
     dns_goes_through_the_stack_over_udp_and_tcp,
     recvfrom_reports_the_true_source_address,

@@ -257,7 +257,8 @@ impl TapDevice {
         })
     }
 
-    /// Merges consecutive TCP segments of one connection into one large frame for
+    /// Merges consecutive TCP segments of one connection (and same-sized UDP
+    /// datagrams of one flow) into one large frame for
     /// the kernel to take as a whole (a GSO frame; needs the virtio header, so only
     /// with offload). The caller must then call [`TapDevice::flush`] after each round
     /// of polling, before it sleeps: the event loop does ([`crate::runtime`]).
@@ -451,7 +452,8 @@ impl phy::TxToken for TapTx<'_> {
             let frame = &self.buf[v..v + len];
             // Segments too large for two to fit one frame go out as they are (no copy).
             let seg = Segment::parse(frame)
-                .filter(|s| s.data + 2 * (frame.len() - s.data) <= ETH + MAX_GSO_IP);
+                .filter(|s| s.data + 2 * (frame.len() - s.data) <= ETH + MAX_GSO_IP)
+                .filter(|s| !s.udp || self.batch.udp_ok);
             if let Some(seg) = seg {
                 if !self.batch.append(frame, &seg) {
                     self.batch.flush(self.fd, self.name, self.stats);
