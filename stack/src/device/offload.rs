@@ -272,18 +272,8 @@ impl Batch {
         let (l4, total) = (self.l4, self.len - v);
         let frame = &mut self.buf[v..self.len];
         let l4_len = total - l4;
-        let proto: u32 = if self.udp { 17 } else { 6 };
-        let pseudo = if self.v6 {
-            frame[ETH + 4..ETH + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-            sum16(&frame[ETH + 8..ETH + 40]) + proto + l4_len as u32
-        } else {
-            frame[ETH + 2..ETH + 4].copy_from_slice(&((total - ETH) as u16).to_be_bytes());
-            frame[ETH + 10] = 0;
-            frame[ETH + 11] = 0;
-            let c = !fold(sum16(&frame[ETH..ETH + 20]));
-            frame[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
-            sum16(&frame[ETH + 12..ETH + 20]) + proto + l4_len as u32
-        };
+        let proto = if self.udp { 17 } else { 6 };
+        let pseudo = set_ip_length(frame, self.v6, l4_len, proto);
         // A partial checksum: the pseudo-header's sum, folded, not inverted.
         let check_at = if self.udp {
             frame[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
@@ -319,19 +309,11 @@ impl Batch {
             one[v + hdr..v + hdr + n].copy_from_slice(&self.buf[at..at + n]);
             let frame = &mut one[v..v + hdr + n];
             let l4_len = hdr - l4 + n;
-            let pseudo = if self.v6 {
-                frame[ETH + 4..ETH + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-                sum16(&frame[ETH + 8..ETH + 40]) + 17 + l4_len as u32
-            } else {
-                frame[ETH + 2..ETH + 4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+            if !self.v6 {
                 frame[ETH + 4..ETH + 6].copy_from_slice(&id.to_be_bytes());
                 id = id.wrapping_add(1);
-                frame[ETH + 10] = 0;
-                frame[ETH + 11] = 0;
-                let c = !fold(sum16(&frame[ETH..ETH + 20]));
-                frame[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
-                sum16(&frame[ETH + 12..ETH + 20]) + 17 + l4_len as u32
-            };
+            }
+            let pseudo = set_ip_length(frame, self.v6, l4_len, 17);
             frame[l4 + 4..l4 + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
             frame[l4 + 6..l4 + 8].copy_from_slice(&fold(pseudo).to_be_bytes());
             // Checksum offload alone: the kernel finishes the partial sum.
@@ -349,6 +331,22 @@ impl Batch {
             at += n;
         }
     }
+}
+
+/// Sets the IP length fields of `frame` (Ethernet, then IPv4 without options
+/// or IPv6) for a transport part of `l4_len` bytes, and the IPv4 header
+/// checksum; returns the pseudo-header's sum for transport `proto`, unfolded.
+fn set_ip_length(frame: &mut [u8], v6: bool, l4_len: usize, proto: u32) -> u32 {
+    if v6 {
+        frame[ETH + 4..ETH + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        return sum16(&frame[ETH + 8..ETH + 40]) + proto + l4_len as u32;
+    }
+    frame[ETH + 2..ETH + 4].copy_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+    frame[ETH + 10] = 0;
+    frame[ETH + 11] = 0;
+    let c = !fold(sum16(&frame[ETH..ETH + 20]));
+    frame[ETH + 10..ETH + 12].copy_from_slice(&c.to_be_bytes());
+    sum16(&frame[ETH + 12..ETH + 20]) + proto + l4_len as u32
 }
 
 /// The 16-bit one's-complement sum of `b` (big-endian words), unfolded.
@@ -399,6 +397,19 @@ pub(crate) fn finish_partial_checksum(buf: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Flushes `b`, which holds `segs` segments, and returns what it wrote
+    /// (virtio header and frame).
+    fn flushed(b: &mut Batch, segs: u64) -> Vec<u8> {
+        let (r, w) = sys::stream_pair().unwrap();
+        let mut stats = DeviceStats::default();
+        b.flush(&w, "test", &mut stats);
+        assert_eq!(stats.tx_frames, segs);
+        let mut out = vec![0u8; 8192];
+        let n = sys::read(r.as_fd(), &mut out).unwrap();
+        out.truncate(n);
+        out
+    }
 
     /// An IPv4 TCP frame: 1000 bytes of payload at `seq`, acking `ack`.
     fn segment(seq: u32, ack: u32, flags: u8, len: usize) -> Vec<u8> {
@@ -464,13 +475,8 @@ mod tests {
             "no payload"
         );
 
-        let (r, w) = sys::stream_pair().unwrap();
-        let mut stats = DeviceStats::default();
-        b.flush(&w, "test", &mut stats);
-        assert_eq!(stats.tx_frames, 3);
-        let mut out = vec![0u8; 8192];
-        let n = sys::read(r.as_fd(), &mut out).unwrap();
-        let (h, frame) = out[..n].split_at(sys::VNET_HDR_LEN);
+        let out = flushed(&mut b, 3);
+        let (h, frame) = out.split_at(sys::VNET_HDR_LEN);
         assert_eq!(h[0], NEEDS_CSUM);
         assert_eq!(h[1], GSO_TCPV4);
         assert_eq!(u16::from_le_bytes([h[2], h[3]]), 54, "header length");
@@ -494,7 +500,7 @@ mod tests {
         let payload: Vec<u8> = [&f1[54..], &f2[54..], &f3[54..]].concat();
         assert_eq!(&frame[54..], &payload[..]);
         // Finishing the partial checksum gives the checksum of the whole segment.
-        let mut copy = out[..n].to_vec();
+        let mut copy = out.clone();
         finish_partial_checksum(&mut copy);
         let tcp = &copy[sys::VNET_HDR_LEN + 34..];
         let pseudo = sum16(&frame[26..34]) + 6 + tcp.len() as u32;
@@ -610,13 +616,8 @@ mod tests {
         bad_len[ETH + 20 + 5] ^= 1;
         assert!(Segment::parse(&bad_len).is_none(), "a UDP length that lies");
 
-        let (r, w) = sys::stream_pair().unwrap();
-        let mut stats = DeviceStats::default();
-        b.flush(&w, "test", &mut stats);
-        assert_eq!(stats.tx_frames, 3);
-        let mut out = vec![0u8; 8192];
-        let n = sys::read(r.as_fd(), &mut out).unwrap();
-        let (h, frame) = out[..n].split_at(sys::VNET_HDR_LEN);
+        let out = flushed(&mut b, 3);
+        let (h, frame) = out.split_at(sys::VNET_HDR_LEN);
         assert_eq!(h[0], NEEDS_CSUM);
         assert_eq!(h[1], GSO_UDP_L4);
         assert_eq!(u16::from_le_bytes([h[2], h[3]]), 42, "header length");
@@ -637,7 +638,7 @@ mod tests {
         );
         let payload: Vec<u8> = [&d1[42..], &d2[42..], &d3[42..]].concat();
         assert_eq!(&frame[42..], &payload[..]);
-        let mut copy = out[..n].to_vec();
+        let mut copy = out.clone();
         finish_partial_checksum(&mut copy);
         assert!(
             udp_checksum_ok(&copy[sys::VNET_HDR_LEN..]),
