@@ -724,8 +724,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub verify_checksums: bool,
 
-    /// Take plain frames from the TAP only: no virtio header, no 64 KiB segments from
-    /// the kernel (TSO receive offload is on by default; this is for tracing problems).
+    /// Take and send plain frames on the TAP only: no virtio header, no 64 KiB segments
+    /// from the kernel, no merged TCP segments or UDP datagrams to it (offload is on by
+    /// default; this is for tracing problems).
     #[arg(long, requires = "eth")]
     pub no_offload: bool,
 
