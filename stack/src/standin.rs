@@ -401,8 +401,16 @@ impl StandIn {
 
     /// Makes the program's end `s` unwritable by filling its send buffer; returns the
     /// number of filler bytes now queued towards `T`.
+    ///
+    /// Not when the program's bytes already wait in `T` (written from another
+    /// thread while its `connect` waited for an answer): a filler behind them
+    /// could not be read back without them, so they stay first and the end
+    /// stays writable until the handshake ends.
     pub(crate) fn fill(&mut self, s: BorrowedFd<'_>) -> io::Result<()> {
         static CHUNK: [u8; FILLER_CHUNK] = [0; FILLER_CHUNK];
+        if sys::queued(self.fd.as_fd()) > 0 {
+            return Ok(());
+        }
         let mut guard = 0;
         // Unwritable means no POLLOUT (an AF_UNIX stream shows POLLOUT while at most a
         // quarter of its send buffer is in use): usually one chunk.

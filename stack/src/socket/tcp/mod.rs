@@ -345,10 +345,10 @@ impl Sockets {
     }
 
     /// Ends what [`Sockets::connect`] left for the end of the poll that follows
-    /// it ([`crate::Stack::poll`] calls this): a connect still under way makes
-    /// its stand-in unwritable now (the filler; see `standin`), one that
-    /// finished or failed in that poll needs none. A connect to a listener of
-    /// the container is over by then, so its filler is never written nor read
+    /// it ([`crate::Stack::poll`] calls this) when it connected to a listener of
+    /// the container: a connect still under way makes its stand-in unwritable
+    /// now (the filler; see `standin`), one that finished or failed in that poll
+    /// needs none — usually the case, so the filler is neither written nor read
     /// back: two system calls of 64 KiB fewer per connection.
     pub(crate) fn settle_connects(&mut self) {
         while let Some(id) = self.tcp.unsettled.pop() {
@@ -626,7 +626,8 @@ impl Sockets {
             return Err(ConnectError::Refused);
         }
         let dst_ip = to_ip(dst.ip());
-        if ifs.is_local(&dst_ip) {
+        let local = ifs.is_local(&dst_ip);
+        if local {
             self.close_hung_up_listeners(ifs, dst.port());
         }
         let s = self.get(id).ok_or(ConnectError::NoSuchSocket)?;
@@ -716,12 +717,15 @@ impl Sockets {
             rd_shut: false,
             unreported: false,
         }));
-        // The filler waits for the end of the poll (`settle_connects`).
-        if let Some(si) = s.standin.as_mut()
-            && program_end.is_some()
-        {
-            si.fill_later = program_end;
-            self.tcp.unsettled.push(id);
+        // To a listener of the container, the filler waits for the end of the
+        // poll (`settle_connects`): the handshake is usually over by then.
+        if let (Some(si), Some(end)) = (s.standin.as_mut(), program_end) {
+            if local {
+                si.fill_later = Some(end);
+                self.tcp.unsettled.push(id);
+            } else if let Err(e) = si.fill(end.as_fd()) {
+                log::warn!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
+            }
         }
         log::debug!(
             "tcp: socket {} connecting {} -> {dst} on {}",

@@ -313,10 +313,10 @@ fn standin_connect_completes_and_the_first_byte_follows_no_filler() {
     assert_eq!(got, b"first", "no filler byte reaches the peer");
 }
 
-/// The filler that keeps a connecting stand-in unwritable is written at the
-/// end of the poll that follows the connect, and only if the handshake is
-/// still under way then: a connect to a listener of the container (over by
-/// then) never writes it, one to a peer outside does.
+/// The filler that keeps a connecting stand-in unwritable waits, for a
+/// connect to a listener of the container, for the end of the poll that
+/// follows the connect, and is not written when the handshake is over by then;
+/// a connect to a peer outside is filled at once, as before.
 #[test]
 fn the_filler_waits_for_the_end_of_the_poll() {
     let mut s = lo_stack();
@@ -342,7 +342,7 @@ fn the_filler_waits_for_the_end_of_the_poll() {
     );
     assert!(
         !crate::sys::writable_now(prog.as_fd()),
-        "filled at the end of the poll: unwritable while connecting"
+        "filled: unwritable while connecting"
     );
     wait("the connection", || {
         step(&mut a);
@@ -353,6 +353,46 @@ fn the_filler_waits_for_the_end_of_the_poll() {
         crate::sys::writable_now(prog.as_fd()),
         "the filler is drained"
     );
+}
+
+/// A program that writes into a connecting socket's stand-in from another
+/// thread before its `connect` has an answer (the window in which the filler
+/// waits for the end of the poll) loses nothing: when the handshake does not
+/// end in that poll (the listener's backlog is full), no filler goes in behind
+/// the bytes, which reach the peer first and whole once it connects.
+#[test]
+fn bytes_written_while_the_connect_waits_go_first_and_whole() {
+    let mut s = lo_stack();
+    let l = listen(&mut s, "127.0.0.1:7412", 1);
+    // The backlog fills up.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        waiting.push(client(&mut s, "127.0.0.1:7412"));
+        for_a_while(5, || step(&mut s));
+    }
+    let (c, mut prog) = standin_connect(&mut s, "127.0.0.1:7412");
+    prog.write_all(b"early").unwrap();
+    s.poll();
+    assert_eq!(s.sockets.connect_outcome(c), None, "still connecting");
+    let mut got = Vec::new();
+    let mut accepted = Vec::new();
+    wait("the early bytes", || {
+        step(&mut s);
+        while let Ok((a, _)) = s.accept(l) {
+            accepted.push(a);
+        }
+        for a in &accepted {
+            drain(&mut s, *a, &mut got);
+        }
+        got.len() >= 5
+    });
+    for_a_while(50, || {
+        step(&mut s);
+        for a in &accepted {
+            drain(&mut s, *a, &mut got);
+        }
+    });
+    assert_eq!(got, b"early", "no filler byte, nothing lost");
 }
 
 /// Connections placed in shards (home holds none here) are listed for the turn
