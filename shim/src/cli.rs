@@ -491,6 +491,15 @@ fn parse_mtu(s: &str) -> Result<usize, String> {
     Ok(v)
 }
 
+fn parse_tap_queue(s: &str) -> Result<usize, String> {
+    let max = netcell_stack::device::MAX_TAP_QUEUE;
+    let v: usize = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if v > max {
+        return Err(format!("{v} is more than {max} frames"));
+    }
+    Ok(v)
+}
+
 fn parse_domain(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 253
@@ -729,6 +738,15 @@ pub struct RunArgs {
     /// default; this is for tracing problems).
     #[arg(long, requires = "eth")]
     pub no_offload: bool,
+
+    /// Frames the kernel may queue on each TAP for netcell before it drops the next
+    /// (the device's txqueuelen; raised to this, never lowered; 0 leaves it as it is).
+    /// Linux gives a TAP 1000: a burst toward a container with thousands of
+    /// connections overflows that, and the senders wait for retransmission timeouts.
+    /// Raising it needs CAP_NET_ADMIN over the TAP (a warning says when it fails).
+    #[arg(long, value_name = "FRAMES", default_value_t = netcell_stack::device::DEFAULT_TAP_QUEUE,
+          value_parser = parse_tap_queue, requires = "eth")]
+    pub tap_queue: usize,
 
     /// A nameserver for the container's resolver (repeat up to 3); the container then
     /// uses its own resolv.conf instead of /etc/resolv.conf.

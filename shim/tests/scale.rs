@@ -137,3 +137,140 @@ time.sleep(1)
 }
 
 in_both_modes!(a_tuple_reused_after_a_finished_connection_reaches_the_listener);
+
+/// What reaches a container from a burst of `n` datagrams sent by a kernel peer
+/// while its stack is stopped (SIGSTOP), so that every frame waits in the TAP's
+/// queue: the frames the kernel dropped for the TAP meanwhile (its `tx_dropped`)
+/// and the datagrams the container's program received after the stack went on.
+fn burst_while_stopped(extra: &[&str], n: usize) -> (u64, usize) {
+    let ns = tap_ns();
+    let receiver = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind(("0.0.0.0", 9500))
+print("ready", flush=True)
+s.recv(100)
+print("first", flush=True)
+s.settimeout(3)
+got = 0
+try:
+    while True:
+        s.recv(100)
+        got += 1
+except socket.timeout:
+    pass
+print(got, flush=True)
+"#;
+    let mut c = Container::new(Mode::Preload)
+        .on_tap_ns(&ns)
+        .args(extra)
+        .exec([python(), "-c", receiver])
+        .command();
+    let (p, mut out) = spawn_reading(&mut c);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // One datagram first, with the stack running: the kernel side learns the
+    // container's MAC address, so the burst is not held back for it.
+    let send = |count: usize| {
+        let o = ns.sh(&format!(
+            "python3 -c 'import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             for i in range({count}): s.sendto(b\"%015d\" % i, (\"{CONTAINER}\", 9500))'"
+        ));
+        assert!(o.status.success(), "{o:?}");
+    };
+    send(1);
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+    let dropped = || -> u64 {
+        let o = ns.sh("cat /sys/class/net/tap0/statistics/tx_dropped");
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    };
+    let before = dropped();
+    let signal = |sig: &str| {
+        let st = std::process::Command::new("kill")
+            .args([sig, &p.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    signal("-STOP");
+    send(n);
+    let lost = dropped() - before;
+    signal("-CONT");
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let got = line.trim().parse().unwrap_or_else(|_| panic!("{line:?}"));
+    let (st, _, err) = p.wait_output(T);
+    assert!(st.success(), "{err}");
+    eprintln!("{extra:?}: {lost} of {n} frames dropped, {got} datagrams arrived");
+    (lost, got)
+}
+
+/// A burst of 3000 frames toward a container whose stack cannot read them at once
+/// (here: stopped) waits whole in the TAP's queue, which netcell raises to 4096
+/// frames (`--tap-queue`), and then reaches the program. With the queue Linux
+/// gives a TAP (1000, `--tap-queue 0` leaves it), the kernel drops the rest —
+/// what held back 10 000 connections' echoes for retransmission timeouts.
+#[test]
+fn a_burst_waits_in_the_tap_queue_while_the_stack_is_busy() {
+    require_root!();
+    need("python3");
+    let (lost, got) = burst_while_stopped(&[], 3000);
+    assert_eq!(lost, 0, "frames dropped with the raised queue");
+    assert!(got > 2000, "only {got} of 3000 datagrams arrived");
+    let (lost, got) = burst_while_stopped(&["--tap-queue", "0"], 3000);
+    assert!(
+        lost >= 1500,
+        "the kernel's queue of 1000 dropped only {lost} of 3000"
+    );
+    assert!(
+        got <= 1000,
+        "{got} datagrams arrived through a queue of 1000"
+    );
+}
+
+/// `--tap-queue` raises a shorter queue to its value, never shortens a longer one,
+/// and a value out of range is refused with the value named.
+#[test]
+fn the_tap_queue_is_raised_never_lowered() {
+    require_root!();
+    let qlen = |ns: &NetNs| -> u64 {
+        let o = ns.sh("cat /sys/class/net/tap0/tx_queue_len");
+        String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+    };
+    for (set, arg, want) in [
+        (1000, "2000", 2000),
+        (8000, "2000", 8000),
+        (1000, "0", 1000),
+    ] {
+        let ns = tap_ns();
+        assert!(
+            ns.sh(&format!("ip link set tap0 txqueuelen {set}"))
+                .status
+                .success()
+        );
+        let (st, _, err) = Container::new(Mode::Preload)
+            .on_tap_ns(&ns)
+            .args(["--tap-queue", arg])
+            .exec(["true"])
+            .run();
+        assert!(st.success(), "{err}");
+        assert_eq!(qlen(&ns), want, "queue {set}, --tap-queue {arg}");
+    }
+    let ns = tap_ns();
+    for (arg, want) in [
+        ("300000", "300000 is more than 262144 frames"),
+        ("many", "'many' is not a number"),
+    ] {
+        let (st, _, err) = Container::new(Mode::Preload)
+            .on_tap_ns(&ns)
+            .args(["--tap-queue", arg])
+            .exec(["true"])
+            .run();
+        assert_eq!(st.code(), Some(2), "{arg}: {err}");
+        assert!(err.contains(want), "{arg}: {err}");
+    }
+}

@@ -27,7 +27,7 @@ mod tap;
 pub use link::Link;
 pub use loopback::LoopbackDevice;
 pub use pipe::PipeDevice;
-pub use tap::{TapConfig, TapDevice, TapError};
+pub use tap::{DEFAULT_TAP_QUEUE, MAX_TAP_QUEUE, TapConfig, TapDevice, TapError};
 
 /// Frame and error counters of a device.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

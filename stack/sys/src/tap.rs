@@ -49,6 +49,29 @@ pub fn set_if_mtu(name: &str, mtu: usize) -> io::Result<()> {
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFMTU, &ifr) }).map(|_| ())
 }
 
+/// A network interface's transmit queue length (`SIOCGIFTXQLEN`): for a TAP, how
+/// many frames from the kernel wait for the reader before the next is dropped.
+pub fn if_tx_queue_len(name: &str) -> io::Result<usize> {
+    let mut ifr = ifreq_for(name)?;
+    let s = ioctl_socket()?;
+    // SAFETY: SIOCGIFTXQLEN fills the union's int (`ifr_qlen`, which the libc
+    // crate names by its alias `ifru_ifindex`: the same int) in a valid ifreq.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFTXQLEN, &mut ifr) })?;
+    // SAFETY: the kernel just wrote that int member of the union.
+    Ok(unsafe { ifr.ifr_ifru.ifru_ifindex }.max(0) as usize)
+}
+
+/// Sets a network interface's transmit queue length (`SIOCSIFTXQLEN`, needs
+/// `CAP_NET_ADMIN`; see [`if_tx_queue_len`]).
+pub fn set_if_tx_queue_len(name: &str, len: usize) -> io::Result<()> {
+    let len = libc::c_int::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut ifr = ifreq_for(name)?;
+    ifr.ifr_ifru.ifru_ifindex = len;
+    let s = ioctl_socket()?;
+    // SAFETY: SIOCSIFTXQLEN reads a valid ifreq.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCSIFTXQLEN, &ifr) }).map(|_| ())
+}
+
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 
 const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
@@ -181,6 +204,23 @@ pub fn tap_adopt(raw: RawFd) -> io::Result<(OwnedFd, String, bool)> {
         no_offload(fd.as_fd())?;
     }
     Ok((fd, ifr_name(&ifr), vnet))
+}
+
+/// Whether the TAP device `fd` is attached to lives in this thread's network
+/// namespace (`TUNGETDEVNETNS`, Linux 5.2; needs `CAP_NET_ADMIN` over the
+/// device's namespace): `None` when that cannot be told. An adopted descriptor
+/// may come from another namespace, where its name may be another device's here.
+pub fn tap_in_this_netns(fd: BorrowedFd<'_>) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    const TUNGETDEVNETNS: libc::c_ulong = 0x54e3;
+    // SAFETY: TUNGETDEVNETNS takes no argument and returns a new descriptor (or
+    // fails and returns nothing).
+    let ns = cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNGETDEVNETNS) }).ok()?;
+    // SAFETY: a fresh descriptor the kernel just made for us.
+    let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+    let (dev_ns, _) = crate::fd::inode(ns.as_fd()).ok()?;
+    let own = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
+    Some(dev_ns == own.ino())
 }
 
 /// The index of a network interface in this process's network namespace, if it exists.
