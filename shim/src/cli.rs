@@ -743,7 +743,8 @@ pub struct RunArgs {
     /// (the device's txqueuelen; raised to this, never lowered; 0 leaves it as it is).
     /// Linux gives a TAP 1000: a burst toward a container with thousands of
     /// connections overflows that, and the senders wait for retransmission timeouts.
-    /// Raising it needs CAP_NET_ADMIN over the TAP (a warning says when it fails).
+    /// Raising it needs CAP_NET_ADMIN over the TAP (a warning says when it fails); a
+    /// --tap-fd device keeps the queue its owner gave it.
     #[arg(long, value_name = "FRAMES", default_value_t = netcell_stack::device::DEFAULT_TAP_QUEUE,
           value_parser = parse_tap_queue, requires = "eth")]
     pub tap_queue: usize,

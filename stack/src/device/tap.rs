@@ -59,8 +59,9 @@ pub struct TapConfig {
     /// TSO offload; see the module docs).
     pub offload: bool,
     /// The kernel side's queue of frames for netcell (the device's `txqueuelen`)
-    /// is raised to at least this many; 0 leaves it as it is. See
-    /// [`DEFAULT_TAP_QUEUE`].
+    /// is raised to at least this many by [`TapDevice::open`]; 0 leaves it as it
+    /// is. A descriptor handed over ([`TapDevice::adopt`]) keeps the queue its
+    /// owner gave the device. See [`DEFAULT_TAP_QUEUE`].
     pub queue_len: usize,
 }
 
@@ -220,6 +221,14 @@ impl TapDevice {
             return Err(TapError::BadMtu(cfg.mtu));
         }
         let existed = sys::if_index(&cfg.name).is_some();
+        // The queue of an existing device is raised before attaching, while it
+        // has no carrier: raised after, the kernel's reactivation of its queue
+        // made the pending carrier-on event lose its urgency, and a bridge
+        // then enabled the port up to a second late — the container's first
+        // multicast reports went unheard and its groups unforwarded.
+        if existed && cfg.queue_len > 0 {
+            raise_queue(&cfg.name, cfg.queue_len.min(MAX_TAP_QUEUE));
+        }
         let opened = match sys::tap_open(&cfg.name, cfg.offload) {
             // A kernel without the offloads: plain frames.
             Err(e) if cfg.offload && e.raw_os_error() == Some(libc::EINVAL) => {
@@ -232,7 +241,11 @@ impl TapDevice {
             existed,
             source,
         })?;
-        Self::finish(fd, name, cfg, !existed, vnet, true)
+        // A device made just now is down: its queue changes without more ado.
+        if !existed && cfg.queue_len > 0 {
+            raise_queue(&name, cfg.queue_len.min(MAX_TAP_QUEUE));
+        }
+        Self::finish(fd, name, cfg, !existed, vnet)
     }
 
     /// Takes over the inherited descriptor `raw`, already attached to a TAP device;
@@ -242,9 +255,7 @@ impl TapDevice {
             return Err(TapError::BadMtu(cfg.mtu));
         }
         let (fd, name, vnet) = sys::tap_adopt(raw).map_err(TapError::Adopt)?;
-        // Its name names it only in its own namespace.
-        let here = sys::tap_in_this_netns(fd.as_fd()) == Some(true);
-        Self::finish(fd, name, cfg, false, vnet, here)
+        Self::finish(fd, name, cfg, false, vnet)
     }
 
     fn finish(
@@ -253,7 +264,6 @@ impl TapDevice {
         cfg: &TapConfig,
         created: bool,
         vnet: bool,
-        here: bool,
     ) -> Result<TapDevice, TapError> {
         sys::set_nonblocking(fd.as_fd(), true).map_err(TapError::NonBlocking)?;
         match sys::if_mtu(&name) {
@@ -269,9 +279,6 @@ impl TapDevice {
             Ok(_) => {}
             // Adopted from another network namespace: the name means nothing here.
             Err(e) => log::debug!("{name}: cannot read the kernel side's MTU: {e}"),
-        }
-        if cfg.queue_len > 0 && here {
-            raise_queue(&name, cfg.queue_len.min(MAX_TAP_QUEUE));
         }
         log::info!(
             "{name}: {} TAP device, MTU {}{}",

@@ -206,23 +206,6 @@ pub fn tap_adopt(raw: RawFd) -> io::Result<(OwnedFd, String, bool)> {
     Ok((fd, ifr_name(&ifr), vnet))
 }
 
-/// Whether the TAP device `fd` is attached to lives in this thread's network
-/// namespace (`TUNGETDEVNETNS`, Linux 5.2; needs `CAP_NET_ADMIN` over the
-/// device's namespace): `None` when that cannot be told. An adopted descriptor
-/// may come from another namespace, where its name may be another device's here.
-pub fn tap_in_this_netns(fd: BorrowedFd<'_>) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    const TUNGETDEVNETNS: libc::c_ulong = 0x54e3;
-    // SAFETY: TUNGETDEVNETNS takes no argument and returns a new descriptor (or
-    // fails and returns nothing).
-    let ns = cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNGETDEVNETNS) }).ok()?;
-    // SAFETY: a fresh descriptor the kernel just made for us.
-    let ns = unsafe { OwnedFd::from_raw_fd(ns) };
-    let (dev_ns, _) = crate::fd::inode(ns.as_fd()).ok()?;
-    let own = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
-    Some(dev_ns == own.ino())
-}
-
 /// The index of a network interface in this process's network namespace, if it exists.
 pub fn if_index(name: &str) -> Option<u32> {
     let c = std::ffi::CString::new(name).ok()?;
