@@ -96,22 +96,27 @@ impl TapConfig {
 
 /// Raises the kernel side's queue of frames for the stack on TAP `name` to `want`
 /// if it is shorter (never shortens one its owner made longer). Failing is not
-/// fatal: the device works with the queue it has.
-fn raise_queue(name: &str, want: usize) {
+/// fatal: the device works with the queue it has; the warning to log is
+/// returned (only once the device is attached: a failed attach says more).
+fn raise_queue(name: &str, want: usize) -> Option<String> {
     match sys::if_tx_queue_len(name) {
         Ok(have) if have < want => match sys::set_if_tx_queue_len(name, want) {
             Ok(()) => {
-                log::debug!("{name}: queue of frames for netcell raised from {have} to {want}")
+                log::debug!("{name}: queue of frames for netcell raised from {have} to {want}");
+                None
             }
-            Err(e) => log::warn!(
+            Err(e) => Some(format!(
                 "{name}: the kernel queues at most {have} frames for netcell and raising it to \
                  {want} failed ({e}); a burst of more frames toward the container is dropped and \
                  resent late (as root: ip link set {name} txqueuelen {want}; --tap-queue 0 \
                  leaves the queue as it is)"
-            ),
+            )),
         },
-        Ok(_) => {}
-        Err(e) => log::debug!("{name}: cannot read the kernel side's queue length: {e}"),
+        Ok(_) => None,
+        Err(e) => {
+            log::debug!("{name}: cannot read the kernel side's queue length: {e}");
+            None
+        }
     }
 }
 
@@ -152,13 +157,20 @@ impl fmt::Display for TapError {
             } => {
                 write!(f, "cannot open TAP device {name:?}: {source}")?;
                 match (source.raw_os_error(), existed) {
-                    (Some(libc::EPERM) | Some(libc::EACCES), false) => write!(
+                    // open(2) of the device node: its mode, not the device.
+                    (Some(libc::EACCES), _) => write!(
+                        f,
+                        "; /dev/net/tun does not open for your user: ask root for \
+                         `chmod 0666 /dev/net/tun` (the mode most distributions ship; the \
+                         kernel still lets you attach only to TAP devices made for you)"
+                    ),
+                    (Some(libc::EPERM), false) => write!(
                         f,
                         "; creating a TAP device needs CAP_NET_ADMIN. Create it beforehand \
                          (as root: `ip tuntap add dev {name} mode tap user $(id -un)`) and \
                          netcell will attach to it without privileges"
                     ),
-                    (Some(libc::EPERM) | Some(libc::EACCES), true) => write!(
+                    (Some(libc::EPERM), true) => write!(
                         f,
                         "; the device exists but is not yours: recreate it with \
                          `ip tuntap add dev {name} mode tap user $(id -un)`"
@@ -226,9 +238,10 @@ impl TapDevice {
         // made the pending carrier-on event lose its urgency, and a bridge
         // then enabled the port up to a second late — the container's first
         // multicast reports went unheard and its groups unforwarded.
-        if existed && cfg.queue_len > 0 {
-            raise_queue(&cfg.name, cfg.queue_len.min(MAX_TAP_QUEUE));
-        }
+        let want = cfg.queue_len.min(MAX_TAP_QUEUE);
+        let mut unraised = (existed && want > 0)
+            .then(|| raise_queue(&cfg.name, want))
+            .flatten();
         let opened = match sys::tap_open(&cfg.name, cfg.offload) {
             // A kernel without the offloads: plain frames.
             Err(e) if cfg.offload && e.raw_os_error() == Some(libc::EINVAL) => {
@@ -242,8 +255,11 @@ impl TapDevice {
             source,
         })?;
         // A device made just now is down: its queue changes without more ado.
-        if !existed && cfg.queue_len > 0 {
-            raise_queue(&name, cfg.queue_len.min(MAX_TAP_QUEUE));
+        if !existed && want > 0 {
+            unraised = raise_queue(&name, want);
+        }
+        if let Some(warning) = unraised {
+            log::warn!("{warning}");
         }
         Self::finish(fd, name, cfg, !existed, vnet)
     }
@@ -532,5 +548,35 @@ impl phy::TxToken for TapTx<'_> {
             }
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_error(errno: i32, existed: bool) -> String {
+        TapError::Open {
+            name: "tap0".into(),
+            existed,
+            source: io::Error::from_raw_os_error(errno),
+        }
+        .to_string()
+    }
+
+    /// Each way an attach fails says what to do about that way: the device
+    /// node's mode (`open` refused), a device of another user, no right to
+    /// create one.
+    #[test]
+    fn a_failed_open_says_what_to_do() {
+        for existed in [true, false] {
+            let e = open_error(libc::EACCES, existed);
+            assert!(e.contains("chmod 0666 /dev/net/tun"), "{e}");
+            assert!(!e.contains("not yours"), "{e}");
+        }
+        let e = open_error(libc::EPERM, true);
+        assert!(e.contains("exists but is not yours"), "{e}");
+        let e = open_error(libc::EPERM, false);
+        assert!(e.contains("needs CAP_NET_ADMIN"), "{e}");
     }
 }
