@@ -27,7 +27,7 @@ use crate::owner::{Identity, OwnerServer};
 use crate::seccomp::{self, Files, Supervisor};
 use crate::{preload_lib, spawn, sys};
 use netcell_stack::control::server::ControlServer;
-use netcell_stack::device::{Link, TapConfig, TapDevice};
+use netcell_stack::device::{Link, TapConfig, TapDevice, TapError};
 use netcell_stack::publish::Publisher;
 use netcell_stack::runtime::Runtime;
 use netcell_stack::uplink::{DNS4, UplinkConfig, UplinkDevice};
@@ -635,14 +635,14 @@ fn open_devices(args: &RunArgs) -> Result<Vec<(Link, EthConfig)>, String> {
             Some(fd) => TapDevice::adopt(fd, &cfg),
             None => TapDevice::open(&cfg),
         }
-        .map_err(|e| match &args.net {
+        .map_err(|e| match (&args.net, &e) {
             // In the net's namespace netcell holds CAP_NET_ADMIN: what fails is
             // the device node's permission.
-            Some(net) => format!(
-                "cannot make a TAP device on net '{net}': {e}. netcell is root of the \
-                 net's namespace, so the kernel would allow it, but /dev/net/tun is not \
-                 open to your user here (mode {}): ask root for `chmod 0666 /dev/net/tun` \
-                 (as most distributions ship it), or run as root",
+            (Some(net), TapError::Node(source)) => format!(
+                "cannot make a TAP device on net '{net}': /dev/net/tun: {source}. netcell is \
+                 root of the net's namespace, so the kernel would allow it, but /dev/net/tun \
+                 is not open to your user here (mode {}): ask root for `chmod 0666 \
+                 /dev/net/tun` (as most distributions ship it), or run as root",
                 std::fs::metadata("/dev/net/tun")
                     .map(|m| format!(
                         "{:o}",
@@ -650,7 +650,8 @@ fn open_devices(args: &RunArgs) -> Result<Vec<(Link, EthConfig)>, String> {
                     ))
                     .unwrap_or_else(|_| "unknown".into())
             ),
-            None => e.to_string(),
+            (Some(net), _) => format!("cannot make a TAP device on net '{net}': {e}"),
+            (None, _) => e.to_string(),
         })?;
         let name = opts.name.clone().unwrap_or_else(|| format!("eth{n}"));
         if opts.addr.is_empty() {

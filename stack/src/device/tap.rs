@@ -73,13 +73,17 @@ pub struct TapConfig {
 /// connections: one echo on each of 10 000 held ones came back as 10 000
 /// segments faster than the stack took them, 11 857 were dropped, and an echo
 /// per connection took 41 µs instead of 23 µs. A frame waits there in kernel
-/// memory, at most a 64 KiB segment with offload, so 4096 of them hold at most
-/// 256 MiB (1000 held 64 MiB), and a TCP peer sends no more than the window
-/// the container's stack offers.
+/// memory charged to nobody, at most a 64 KiB segment or merged datagrams with
+/// offload: 4096 of them hold at most 256 MiB (1000 held 64 MiB). A TCP peer
+/// sends no more than the windows the container's stack offers; a UDP sender
+/// (another container on the same `--net`, say) can keep the queue full while
+/// the stack is slow or stopped, and then the queue's length is the bound. The
+/// raised length stays on a device that outlives netcell (a persistent TAP).
 pub const DEFAULT_TAP_QUEUE: usize = 4096;
 
-/// The longest TAP queue [`TapConfig::queue_len`] may ask for.
-pub const MAX_TAP_QUEUE: usize = 1 << 18;
+/// The longest TAP queue [`TapConfig::queue_len`] may ask for: at most 4 GiB of
+/// frames waiting.
+pub const MAX_TAP_QUEUE: usize = 1 << 16;
 
 impl TapConfig {
     /// A configuration with MTU 1500 and no receive checksum verification.
@@ -107,8 +111,8 @@ fn raise_queue(name: &str, want: usize) -> Option<String> {
             }
             Err(e) => Some(format!(
                 "{name}: the kernel queues at most {have} frames for netcell and raising it to \
-                 {want} failed ({e}); a burst of more frames toward the container is dropped and \
-                 resent late (as root: ip link set {name} txqueuelen {want}; --tap-queue 0 \
+                 {want} failed ({e}); a burst of more frames toward the container is dropped (and TCP \
+                 resends it late) (as root: ip link set {name} txqueuelen {want}; --tap-queue 0 \
                  leaves the queue as it is)"
             )),
         },
@@ -127,7 +131,9 @@ pub enum TapError {
     BadName(String),
     /// The MTU is out of range.
     BadMtu(usize),
-    /// Opening `/dev/net/tun` or attaching failed.
+    /// `/dev/net/tun` did not open (its mode, a policy, a missing module).
+    Node(io::Error),
+    /// Attaching to (or creating) the device failed.
     Open {
         /// The interface.
         name: String,
@@ -157,20 +163,13 @@ impl fmt::Display for TapError {
             } => {
                 write!(f, "cannot open TAP device {name:?}: {source}")?;
                 match (source.raw_os_error(), existed) {
-                    // open(2) of the device node: its mode, not the device.
-                    (Some(libc::EACCES), _) => write!(
-                        f,
-                        "; /dev/net/tun does not open for your user: ask root for \
-                         `chmod 0666 /dev/net/tun` (the mode most distributions ship; the \
-                         kernel still lets you attach only to TAP devices made for you)"
-                    ),
-                    (Some(libc::EPERM), false) => write!(
+                    (Some(libc::EPERM) | Some(libc::EACCES), false) => write!(
                         f,
                         "; creating a TAP device needs CAP_NET_ADMIN. Create it beforehand \
                          (as root: `ip tuntap add dev {name} mode tap user $(id -un)`) and \
                          netcell will attach to it without privileges"
                     ),
-                    (Some(libc::EPERM), true) => write!(
+                    (Some(libc::EPERM) | Some(libc::EACCES), true) => write!(
                         f,
                         "; the device exists but is not yours: recreate it with \
                          `ip tuntap add dev {name} mode tap user $(id -un)`"
@@ -179,8 +178,24 @@ impl fmt::Display for TapError {
                     (Some(libc::EINVAL), true) => {
                         write!(f, "; {name} exists and is not a TAP device")
                     }
-                    (Some(libc::ENOENT), _) => {
-                        write!(f, "; /dev/net/tun is missing (modprobe tun)")
+                    _ => Ok(()),
+                }
+            }
+            TapError::Node(source) => {
+                write!(f, "cannot open /dev/net/tun: {source}")?;
+                match source.raw_os_error() {
+                    Some(libc::EACCES) => write!(
+                        f,
+                        "; it does not open for your user: ask root for `chmod 0666 \
+                         /dev/net/tun` (the mode most distributions ship; the kernel still \
+                         lets a user attach only to TAP devices made for them), and check that \
+                         /dev is not mounted nodev"
+                    ),
+                    Some(libc::EPERM) => {
+                        write!(f, "; a device cgroup or a security policy refuses it")
+                    }
+                    Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::ENXIO) => {
+                        write!(f, "; the tun module is missing (as root: modprobe tun)")
                     }
                     _ => Ok(()),
                 }
@@ -239,23 +254,34 @@ impl TapDevice {
         // then enabled the port up to a second late — the container's first
         // multicast reports went unheard and its groups unforwarded.
         let want = cfg.queue_len.min(MAX_TAP_QUEUE);
-        let mut unraised = (existed && want > 0)
+        // Only a TAP nobody reads from (no carrier) is changed before the
+        // attach: not a device the attach would refuse (another kind, another
+        // reader's), whose queue would be restarted under its traffic.
+        let mut unraised = (existed && want > 0 && sys::is_idle_tap(&cfg.name).unwrap_or(false))
             .then(|| raise_queue(&cfg.name, want))
             .flatten();
-        let opened = match sys::tap_open(&cfg.name, cfg.offload) {
+        let attach = |vnet| {
+            sys::tap_attach(sys::open_tun().map_err(TapError::Node)?, &cfg.name, vnet).map_err(
+                |source| TapError::Open {
+                    name: cfg.name.clone(),
+                    existed,
+                    source,
+                },
+            )
+        };
+        let opened = match attach(cfg.offload) {
             // A kernel without the offloads: plain frames.
-            Err(e) if cfg.offload && e.raw_os_error() == Some(libc::EINVAL) => {
-                sys::tap_open(&cfg.name, false).map(|(f, n)| (f, n, false))
+            Err(TapError::Open { source, .. })
+                if cfg.offload && source.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                attach(false).map(|(f, n)| (f, n, false))
             }
             r => r.map(|(f, n)| (f, n, cfg.offload)),
         };
-        let (fd, name, vnet) = opened.map_err(|source| TapError::Open {
-            name: cfg.name.clone(),
-            existed,
-            source,
-        })?;
-        // A device made just now is down: its queue changes without more ado.
-        if !existed && want > 0 {
+        let (fd, name, vnet) = opened?;
+        // A device made just now is down: its queue changes without more ado
+        // (one another process made and brought up meanwhile is left alone).
+        if !existed && want > 0 && sys::if_is_up(&name).ok() == Some(false) {
             unraised = raise_queue(&name, want);
         }
         if let Some(warning) = unraised {
@@ -569,14 +595,19 @@ mod tests {
     /// create one.
     #[test]
     fn a_failed_open_says_what_to_do() {
-        for existed in [true, false] {
-            let e = open_error(libc::EACCES, existed);
-            assert!(e.contains("chmod 0666 /dev/net/tun"), "{e}");
-            assert!(!e.contains("not yours"), "{e}");
+        let node = |errno| TapError::Node(io::Error::from_raw_os_error(errno)).to_string();
+        let e = node(libc::EACCES);
+        assert!(e.contains("chmod 0666 /dev/net/tun"), "{e}");
+        assert!(!e.contains("not yours"), "{e}");
+        assert!(node(libc::EPERM).contains("device cgroup"));
+        assert!(node(libc::ENOENT).contains("modprobe tun"));
+        for errno in [libc::EPERM, libc::EACCES] {
+            let e = open_error(errno, true);
+            assert!(e.contains("exists but is not yours"), "{e}");
+            assert!(!e.contains("chmod"), "{e}");
+            let e = open_error(errno, false);
+            assert!(e.contains("needs CAP_NET_ADMIN"), "{e}");
         }
-        let e = open_error(libc::EPERM, true);
-        assert!(e.contains("exists but is not yours"), "{e}");
-        let e = open_error(libc::EPERM, false);
-        assert!(e.contains("needs CAP_NET_ADMIN"), "{e}");
+        assert!(open_error(libc::EBUSY, true).contains("another process holds it"));
     }
 }

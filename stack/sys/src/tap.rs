@@ -57,8 +57,55 @@ pub fn if_tx_queue_len(name: &str) -> io::Result<usize> {
     // SAFETY: SIOCGIFTXQLEN fills the union's int (`ifr_qlen`, which the libc
     // crate names by its alias `ifru_ifindex`: the same int) in a valid ifreq.
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFTXQLEN, &mut ifr) })?;
-    // SAFETY: the kernel just wrote that int member of the union.
-    Ok(unsafe { ifr.ifr_ifru.ifru_ifindex }.max(0) as usize)
+    // SAFETY: the kernel just wrote that int member of the union. The kernel
+    // keeps the length as a u32 (netlink sets ones above i32::MAX).
+    Ok(unsafe { ifr.ifr_ifru.ifru_ifindex } as u32 as usize)
+}
+
+/// Whether interface `name` is a TAP device with no reader attached (the
+/// tun driver's `ethtool` answers: driver "tun", bus "tap"; no carrier, which a
+/// TAP has only while a reader holds it). `SIOCETHTOOL` with `ETHTOOL_GDRVINFO`
+/// and `ETHTOOL_GLINK`, which need no privilege.
+pub fn is_idle_tap(name: &str) -> io::Result<bool> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GDRVINFO: u32 = 0x03;
+    const ETHTOOL_GLINK: u32 = 0x0a;
+    let s = ioctl_socket()?;
+    // struct ethtool_drvinfo: cmd (u32), driver[32], version[32], fw_version[32],
+    // bus_info[32], erom_version[32], reserved2[12], five u32 counts.
+    let mut info = [0u32; 49];
+    info[0] = ETHTOOL_GDRVINFO;
+    let mut ifr = ifreq_for(name)?;
+    ifr.ifr_ifru.ifru_data = info.as_mut_ptr().cast();
+    // SAFETY: SIOCETHTOOL with GDRVINFO writes at most the 196 bytes of the
+    // struct behind ifru_data, which `info` holds and outlives the call.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), SIOCETHTOOL, &mut ifr) })?;
+    let bytes: Vec<u8> = info.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let text = |at: usize| {
+        let field = &bytes[at..at + 32];
+        let end = field.iter().position(|&b| b == 0).unwrap_or(32);
+        field[..end].to_vec()
+    };
+    if text(4) != b"tun" || text(4 + 3 * 32) != b"tap" {
+        return Ok(false);
+    }
+    // struct ethtool_value: cmd, data (the carrier).
+    let mut link = [ETHTOOL_GLINK, 0u32];
+    let mut ifr = ifreq_for(name)?;
+    ifr.ifr_ifru.ifru_data = link.as_mut_ptr().cast();
+    // SAFETY: SIOCETHTOOL with GLINK writes the 8 bytes behind ifru_data.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), SIOCETHTOOL, &mut ifr) })?;
+    Ok(link[1] == 0)
+}
+
+/// Whether interface `name` is administratively up (`IFF_UP`, `SIOCGIFFLAGS`).
+pub fn if_is_up(name: &str) -> io::Result<bool> {
+    let mut ifr = ifreq_for(name)?;
+    let s = ioctl_socket()?;
+    // SAFETY: SIOCGIFFLAGS fills ifr_ifru.ifru_flags in a valid ifreq.
+    cvt(unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) })?;
+    // SAFETY: the kernel just wrote the flags member of the union.
+    Ok(unsafe { ifr.ifr_ifru.ifru_flags } & libc::IFF_UP as libc::c_short != 0)
 }
 
 /// Sets a network interface's transmit queue length (`SIOCSIFTXQLEN`, needs
@@ -115,10 +162,21 @@ fn ifr_name(ifr: &libc::ifreq) -> String {
 /// left to finish (`TUNSETOFFLOAD`: `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), so it
 /// hands over a large segment in one frame instead of one frame per MTU.
 pub fn tap_open(name: &str, vnet: bool) -> io::Result<(OwnedFd, String)> {
+    tap_attach(open_tun()?, name, vnet)
+}
+
+/// Opens the TUN/TAP device node `/dev/net/tun` (the first step of
+/// [`tap_open`]: its errors are the node's mode and policies, not the device's).
+pub fn open_tun() -> io::Result<OwnedFd> {
     // SAFETY: a valid NUL-terminated path.
     let fd = cvt(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
     // SAFETY: a fresh fd we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Attaches `fd`, from [`open_tun`], to TAP device `name` (the second step of
+/// [`tap_open`]).
+pub fn tap_attach(fd: OwnedFd, name: &str, vnet: bool) -> io::Result<(OwnedFd, String)> {
     let mut ifr = ifreq_for(name)?;
     ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 };
     // SAFETY: TUNSETIFF reads and writes a valid ifreq.
