@@ -193,10 +193,8 @@ print(got, flush=True)
     // is full (this kernel), or by the queueing layer in front of it (kernels
     // whose tun holds the queue back instead).
     let dropped = || -> u64 {
-        let o = ns.sh(
-            "cat /sys/class/net/tap0/statistics/tx_dropped; \
-             tc -s qdisc show dev tap0 | grep -o 'dropped [0-9]*' | cut -d' ' -f2",
-        );
+        let o = ns.sh("cat /sys/class/net/tap0/statistics/tx_dropped; \
+             tc -s qdisc show dev tap0 | grep -o 'dropped [0-9]*' | cut -d' ' -f2");
         String::from_utf8_lossy(&o.stdout)
             .split_whitespace()
             .map(|n| n.parse::<u64>().unwrap())
@@ -287,7 +285,11 @@ fn the_tap_queue_is_raised_never_lowered() {
     // A device the attach refuses is left as it was: a veth named by
     // mistake, and a TAP another reader holds.
     let ns = tap_ns();
-    assert!(ns.sh("ip link add ve0 type veth peer name ve1 && ip link set ve0 up").status.success());
+    assert!(
+        ns.sh("ip link add ve0 type veth peer name ve1 && ip link set ve0 up")
+            .status
+            .success()
+    );
     let holder = Container::new(Mode::Preload)
         .on_tap_ns(&ns)
         .args(["--tap-queue", "0"])
@@ -305,7 +307,11 @@ fn the_tap_queue_is_raised_never_lowered() {
             .run();
         assert_eq!(st.code(), Some(125), "{dev}: {err}");
         let o = ns.sh(&format!("cat /sys/class/net/{dev}/tx_queue_len"));
-        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1000", "{dev}: {err}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).trim(),
+            "1000",
+            "{dev}: {err}"
+        );
     }
     drop(holder);
     for (arg, want) in [

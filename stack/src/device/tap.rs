@@ -252,11 +252,11 @@ impl TapDevice {
         // has no carrier: raised after, the kernel's reactivation of its queue
         // made the pending carrier-on event lose its urgency, and a bridge
         // then enabled the port up to a second late — the container's first
-        // multicast reports went unheard and its groups unforwarded.
+        // multicast reports went unheard and its groups unforwarded. And only
+        // a TAP nobody reads from: not a device the attach would refuse
+        // (another kind, another reader's), whose queue would be restarted
+        // under its traffic.
         let want = cfg.queue_len.min(MAX_TAP_QUEUE);
-        // Only a TAP nobody reads from (no carrier) is changed before the
-        // attach: not a device the attach would refuse (another kind, another
-        // reader's), whose queue would be restarted under its traffic.
         let mut unraised = (existed && want > 0 && sys::is_idle_tap(&cfg.name).unwrap_or(false))
             .then(|| raise_queue(&cfg.name, want))
             .flatten();

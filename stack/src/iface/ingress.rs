@@ -294,8 +294,9 @@ pub struct Hooked<'a, D: Device, A: Admission> {
 
 /// Frames one poll takes from a device before the sockets are served. smoltcp
 /// reads a device until it is empty, and a TAP queues up to its `txqueuelen`
-/// (Linux's 1 000 then; netcell raises it to 4096 now) frames: with a peer flooding one UDP socket, the program got 80–90 k
-/// of the 390 k datagrams per second the stack read (a burst overflowing the
+/// frames (Linux's 1 000 then; netcell raises it to 4096 now): with a peer
+/// flooding one UDP socket, the program got 80–90 k of the 390 k datagrams per
+/// second the stack read (a burst overflowing the
 /// socket's 512-datagram endpoint while its stand-in sat empty, as it reads;
 /// the drops were not counted). Served every 64 frames, it got 108–145 k.
 pub const FRAME_BUDGET: usize = 64;

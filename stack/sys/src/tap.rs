@@ -73,18 +73,16 @@ pub fn is_idle_tap(name: &str) -> io::Result<bool> {
     let s = ioctl_socket()?;
     // struct ethtool_drvinfo: cmd (u32), driver[32], version[32], fw_version[32],
     // bus_info[32], erom_version[32], reserved2[12], five u32 counts.
-    let mut info = [0u32; 49];
-    info[0] = ETHTOOL_GDRVINFO;
+    let mut info = [0u8; 196];
+    info[..4].copy_from_slice(&ETHTOOL_GDRVINFO.to_ne_bytes());
     let mut ifr = ifreq_for(name)?;
     ifr.ifr_ifru.ifru_data = info.as_mut_ptr().cast();
     // SAFETY: SIOCETHTOOL with GDRVINFO writes at most the 196 bytes of the
     // struct behind ifru_data, which `info` holds and outlives the call.
     cvt(unsafe { libc::ioctl(s.as_raw_fd(), SIOCETHTOOL, &mut ifr) })?;
-    let bytes: Vec<u8> = info.iter().flat_map(|w| w.to_ne_bytes()).collect();
     let text = |at: usize| {
-        let field = &bytes[at..at + 32];
-        let end = field.iter().position(|&b| b == 0).unwrap_or(32);
-        field[..end].to_vec()
+        let field = &info[at..at + 32];
+        &field[..field.iter().position(|&b| b == 0).unwrap_or(32)]
     };
     if text(4) != b"tun" || text(4 + 3 * 32) != b"tap" {
         return Ok(false);
@@ -153,20 +151,9 @@ fn ifr_name(ifr: &libc::ifreq) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Opens `/dev/net/tun` and attaches to the TAP device `name` (creating it if it
-/// does not exist, which needs `CAP_NET_ADMIN`), without packet information.
-/// Returns the fd and the interface's name.
-///
-/// With `vnet`, frames carry a `virtio_net_hdr` ([`VNET_HDR_LEN`] bytes) and the
-/// kernel is told this end takes TCP segments of up to 64 KiB with their checksum
-/// left to finish (`TUNSETOFFLOAD`: `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), so it
-/// hands over a large segment in one frame instead of one frame per MTU.
-pub fn tap_open(name: &str, vnet: bool) -> io::Result<(OwnedFd, String)> {
-    tap_attach(open_tun()?, name, vnet)
-}
-
-/// Opens the TUN/TAP device node `/dev/net/tun` (the first step of
-/// [`tap_open`]: its errors are the node's mode and policies, not the device's).
+/// Opens the TUN/TAP device node `/dev/net/tun`, for [`tap_attach`]. Its own
+/// step, because its errors are the node's (mode, policies, a missing module)
+/// and not the device's.
 pub fn open_tun() -> io::Result<OwnedFd> {
     // SAFETY: a valid NUL-terminated path.
     let fd = cvt(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
@@ -174,8 +161,14 @@ pub fn open_tun() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Attaches `fd`, from [`open_tun`], to TAP device `name` (the second step of
-/// [`tap_open`]).
+/// Attaches `fd`, from [`open_tun`], to the TAP device `name` (creating it if it
+/// does not exist, which needs `CAP_NET_ADMIN`), without packet information.
+/// Returns the fd and the interface's name.
+///
+/// With `vnet`, frames carry a `virtio_net_hdr` ([`VNET_HDR_LEN`] bytes) and the
+/// kernel is told this end takes TCP segments of up to 64 KiB with their checksum
+/// left to finish (`TUNSETOFFLOAD`: `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), so it
+/// hands over a large segment in one frame instead of one frame per MTU.
 pub fn tap_attach(fd: OwnedFd, name: &str, vnet: bool) -> io::Result<(OwnedFd, String)> {
     let mut ifr = ifreq_for(name)?;
     ifr.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 };
@@ -190,7 +183,7 @@ pub fn tap_attach(fd: OwnedFd, name: &str, vnet: bool) -> io::Result<(OwnedFd, S
 }
 
 /// Sets the virtio header size and the receive offloads of a TAP opened with
-/// `IFF_VNET_HDR` (see [`tap_open`]).
+/// `IFF_VNET_HDR` (see [`tap_attach`]).
 fn tap_offload(fd: BorrowedFd<'_>) -> io::Result<()> {
     let size = VNET_HDR_LEN as libc::c_int;
     // SAFETY: TUNSETVNETHDRSZ reads one int.
@@ -221,7 +214,7 @@ fn no_offload(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// TAP device (opened by a privileged helper, say). It must be a TAP device
 /// without packet information; returns it, the interface's name, and whether
 /// frames carry a `virtio_net_hdr` (it was opened with `IFF_VNET_HDR`: the
-/// offloads of [`tap_open`] are then set too).
+/// offloads of [`tap_attach`] are then set too).
 pub fn tap_adopt(raw: RawFd) -> io::Result<(OwnedFd, String, bool)> {
     if raw < 3 {
         return Err(io::Error::new(
