@@ -140,8 +140,9 @@ in_both_modes!(a_tuple_reused_after_a_finished_connection_reaches_the_listener);
 
 /// What reaches a container from a burst of `n` datagrams sent by a kernel peer
 /// while its stack is stopped (SIGSTOP), so that every frame waits in the TAP's
-/// queue: the frames the kernel dropped for the TAP meanwhile (its `tx_dropped`)
-/// and the datagrams the container's program received after the stack went on.
+/// queue: the frames the kernel dropped for the TAP meanwhile (the tun ring's
+/// `tx_dropped` and its qdisc's drops) and the datagrams the container's
+/// program received after the stack went on.
 fn burst_while_stopped(extra: &[&str], n: usize) -> (u64, usize) {
     let ns = tap_ns();
     // Linux's length, whatever a udev rule of this machine made it.

@@ -61,7 +61,8 @@ pub struct TapConfig {
     /// The kernel side's queue of frames for netcell (the device's `txqueuelen`)
     /// is raised to at least this many by [`TapDevice::open`]; 0 leaves it as it
     /// is. A descriptor handed over ([`TapDevice::adopt`]) keeps the queue its
-    /// owner gave the device. See [`DEFAULT_TAP_QUEUE`].
+    /// owner gave the device, and so does a device the attach refuses (another
+    /// kind, another reader's). See [`DEFAULT_TAP_QUEUE`].
     pub queue_len: usize,
 }
 
