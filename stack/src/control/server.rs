@@ -37,10 +37,22 @@
 //! connection is closed at once, and taken again: the queue drains, and once the
 //! flood is over new clients are served again.
 //!
-//! A connection's requests are served 16 at a time (`BATCH`): a program that asks
+//! A connection's requests are served 16 at a time (`BATCH`), and of those at
+//! most 4 that the program waits for (`ANSWERED_BATCH`): a program that asks
 //! again the moment it has its answer would otherwise keep the event loop here —
 //! its closed sockets' hang-ups, the TAP and every other program waiting. What a
 //! batch leaves is the backlog, served in the next turn (whose wait is zero).
+//!
+//! Why answered requests end a batch sooner: the hang-up of a stand-in is learnt
+//! from the event loop's `epoll_wait`, once per turn. A program that connects
+//! and closes in a loop sends its next `connect` while the stack is still in the
+//! batch (its answer woke it), so with 16 per batch a turn lasted about 30
+//! connections, and the connections it had closed waited that long in
+//! `CLOSE_WAIT` — about 60 of them at any time in `ctlbench` on the loopback,
+//! each served again by every request's poll (134 times per connection, to no
+//! effect: nothing told the stack yet that their stand-ins were closed). With 4,
+//! connect+close pairs on one CPU went from 10.7–10.8 k to 13.5 k per second;
+//! posted requests (`sendto` with an address, `Placed`) still go 16 a turn.
 
 use super::service;
 use crate::stack::Stack;
@@ -56,6 +68,10 @@ const MAX_ERRORS: u32 = 64;
 
 /// Requests served on one connection before the event loop turns.
 const BATCH: usize = 16;
+
+/// Of a batch's requests, those the program waits an answer for (see the
+/// module docs).
+const ANSWERED_BATCH: usize = 4;
 
 /// Connections kept at most, unless set otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -233,7 +249,11 @@ impl ControlServer {
 
     /// Serves every message waiting on connection `idx`.
     pub fn serve<D: Device>(&mut self, idx: usize, stack: &mut Stack<D>) -> ConnEvent {
+        let mut answered = 0;
         for _ in 0..BATCH {
+            if answered >= ANSWERED_BATCH {
+                break;
+            }
             let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 return ConnEvent::Closed;
             };
@@ -348,6 +368,7 @@ impl ControlServer {
             let Some(conn) = self.conns.get_mut(idx).and_then(|c| c.as_mut()) else {
                 return ConnEvent::Closed;
             };
+            answered += 1;
             match sys::send_with_fd(
                 conn.fd.as_fd(),
                 &self.tx[..n],
@@ -447,24 +468,24 @@ mod tests {
         seqs
     }
 
-    /// A client with 40 requests queued gets 16 answered per turn, in order:
-    /// the event loop goes on between batches (see the module docs).
-    #[test]
-    fn requests_are_served_a_batch_at_a_time() {
-        let dir = std::env::temp_dir().join(format!("netcell-ctl-test-{}", std::process::id()));
+    /// A server and a client that queued `reqs` (sequence numbers from 0), the
+    /// client accepted and not yet served: (server, stack, client, index).
+    fn queued(
+        name: &str,
+        reqs: &[Request<'_>],
+    ) -> (ControlServer, Stack<PipeDevice>, OwnedFd, usize) {
+        let dir = std::env::temp_dir().join(format!("netcell-ctl-{name}-{}", std::process::id()));
         let _ = std::fs::remove_file(&dir);
         let mut server = ControlServer::bind(&dir).unwrap();
-        let mut stack: Stack<PipeDevice> = Stack::new(None, SocketConfig::default()).unwrap();
+        let stack: Stack<PipeDevice> = Stack::new(None, SocketConfig::default()).unwrap();
         let client = sys::connect_seqpacket(&dir).unwrap();
         let mut buf = vec![0u8; MAX_MESSAGE];
-        for seq in 0..40u32 {
-            let pid = std::process::id();
-            let req = if seq == 0 {
-                Request::Hello { pid }
-            } else {
-                Request::GetSockName
+        for (seq, req) in reqs.iter().enumerate() {
+            let hdr = RequestHeader {
+                seq: seq as u32,
+                sock: 0,
             };
-            let n = proto::encode_request(RequestHeader { seq, sock: 0 }, &req, &mut buf).unwrap();
+            let n = proto::encode_request(hdr, req, &mut buf).unwrap();
             sys::send_nb(client.as_fd(), &buf[..n], 0).unwrap();
         }
         server.accept();
@@ -472,15 +493,56 @@ mod tests {
         server.drain_new(|i, _| idx = Some(i));
         let idx = idx.expect("the client was accepted");
         sys::set_nonblocking(client.as_fd(), true).unwrap();
+        (server, stack, client, idx)
+    }
+
+    fn hello() -> Request<'static> {
+        Request::Hello {
+            pid: std::process::id(),
+        }
+    }
+
+    /// A client with 40 requests queued gets 4 answered per turn, in order:
+    /// the event loop goes on between batches (see the module docs).
+    #[test]
+    fn requests_are_served_a_batch_at_a_time() {
+        let mut reqs = vec![hello()];
+        reqs.resize(40, Request::GetSockName);
+        let (mut server, mut stack, client, idx) = queued("batch", &reqs);
 
         assert_eq!(server.serve(idx, &mut stack), ConnEvent::Open);
-        assert_eq!(replies(client.as_fd()), (0..16).collect::<Vec<_>>());
-        assert!(server.has_backlog());
+        assert_eq!(replies(client.as_fd()), (0..4).collect::<Vec<_>>());
+        for first in (4..40).step_by(4) {
+            assert!(server.has_backlog());
+            server.serve_backlog(&mut stack);
+            assert_eq!(
+                replies(client.as_fd()),
+                (first..first + 4).collect::<Vec<_>>()
+            );
+        }
         server.serve_backlog(&mut stack);
-        assert_eq!(replies(client.as_fd()), (16..32).collect::<Vec<_>>());
-        server.serve_backlog(&mut stack);
-        assert_eq!(replies(client.as_fd()), (32..40).collect::<Vec<_>>());
         // The last batch found the connection empty: nothing is left over.
+        assert!(!server.has_backlog());
+    }
+
+    /// Requests nobody waits for go 16 a turn, answered ones 4: a `Hello` and
+    /// 20 posted `Placed` take two turns, 8 answered after them two more.
+    #[test]
+    fn posted_requests_fill_a_batch_answered_ones_end_it() {
+        let mut reqs = vec![hello()];
+        reqs.resize(21, Request::Placed { fd: 3 });
+        reqs.resize(29, Request::GetSockName);
+        let (mut server, mut stack, client, idx) = queued("post", &reqs);
+
+        // The Hello and 15 Placed: 16 requests, one answer.
+        assert_eq!(server.serve(idx, &mut stack), ConnEvent::Open);
+        assert_eq!(replies(client.as_fd()), vec![0]);
+        // 5 Placed, then 4 answered end the batch.
+        server.serve_backlog(&mut stack);
+        assert_eq!(replies(client.as_fd()), (21..25).collect::<Vec<_>>());
+        server.serve_backlog(&mut stack);
+        assert_eq!(replies(client.as_fd()), (25..29).collect::<Vec<_>>());
+        server.serve_backlog(&mut stack);
         assert!(!server.has_backlog());
     }
 }
