@@ -152,6 +152,7 @@ impl<D: Device> Stack<D> {
         }
         let now = self.now();
         self.ifs.set_now(now);
+        self.ifs.recycled().borrow_mut().trim(now);
         let mut any = false;
         self.more = false;
         for round in 0..MAX_ROUNDS {
@@ -300,6 +301,9 @@ impl<D: Device> Stack<D> {
         let now = self.now();
         let mut best: Option<Instant> = self.sockets.next_timer(now);
         if let Some(t) = self.ifs.recovery().borrow().next_due() {
+            best = Some(best.map_or(t, |b| b.min(t)));
+        }
+        if let Some(t) = self.ifs.recycled().borrow().trim_at() {
             best = Some(best.map_or(t, |b| b.min(t)));
         }
         for i in 0..self.ifs.len() {

@@ -46,6 +46,7 @@ mod grant;
 pub mod ingress;
 pub(crate) mod listing;
 pub mod recovery;
+pub mod recycle;
 pub mod shards;
 
 use crate::uplink::Uplink;
@@ -330,6 +331,8 @@ pub struct Interfaces {
     /// SACK-driven loss recovery for the container's TCP senders (see
     /// [`recovery`]).
     recovery: std::cell::RefCell<recovery::Recovery>,
+    /// Closed TCP sockets kept for the next connection (see [`recycle`]).
+    recycled: std::cell::RefCell<recycle::Recycled>,
     /// The grants generation, moved by every change of links, addresses and
     /// routes (see [`crate::control::grants`]).
     grants: crate::control::grants::Grants,
@@ -456,6 +459,7 @@ impl Interfaces {
             filter: Default::default(),
             capture: Default::default(),
             recovery: Default::default(),
+            recycled: Default::default(),
             grants: Default::default(),
         };
         let mut total = 0;
@@ -571,6 +575,11 @@ impl Interfaces {
     /// Loss recovery (its counters).
     pub fn recovery(&self) -> &std::cell::RefCell<recovery::Recovery> {
         &self.recovery
+    }
+
+    /// Closed TCP sockets kept for the next connection (see [`recycle`]).
+    pub fn recycled(&self) -> &std::cell::RefCell<recycle::Recycled> {
+        &self.recycled
     }
 
     /// The capture to a file.

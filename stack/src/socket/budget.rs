@@ -26,7 +26,9 @@
 //! - Per socket, fixed bounds: the source addresses of datagrams a program has not
 //!   asked for yet (512, about 40 KiB), a listener's spare armed sockets (32
 //!   addresses); and per stack, the tombstones of sockets closed under their
-//!   programs (4096) and one 64 KiB buffer per protocol, made at its first use.
+//!   programs (4096), one 64 KiB buffer per protocol, made at its first use, and
+//!   up to 16 closed TCP sockets kept for the next connection, for 2 s at most
+//!   (outside the buffer budget; see [`crate::iface::recycle`]).
 //!
 //! The use is counted when it matters (a new socket), by going over the smoltcp
 //! sockets: no bookkeeping to get wrong on any of the many ways a socket goes.

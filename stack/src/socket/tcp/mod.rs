@@ -274,8 +274,13 @@ pub(super) fn shard_of(h: SocketHandle) -> usize {
     h.shard()
 }
 
+/// Takes a socket out of its interface; a closed one is kept for the next
+/// connection (see [`crate::iface::recycle`]).
 pub(super) fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {
-    ifs.get_mut(iface).sockets.remove(h);
+    let now = ifs.now();
+    if let smoltcp::socket::Socket::Tcp(t) = ifs.get_mut(iface).sockets.remove(h) {
+        ifs.recycled().borrow_mut().put(t, now);
+    }
 }
 
 pub(super) fn to_ip(a: IpAddr) -> IpAddress {
@@ -305,11 +310,15 @@ impl Sockets {
             return None;
         };
         self.tcp.buffers_spent.set(false);
-        let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
-        let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
-        let mut s = tcp::Socket::new(rx, tx);
-        // Set once, here: smoltcp drops it when the peer's SYN has no timestamp,
-        // and a later `apply` must not turn it back on.
+        let free = limit.saturating_sub(used);
+        let kept = ifs.recycled().borrow_mut().take(rx, tx, free, ifs.now());
+        let mut s = kept.unwrap_or_else(|| {
+            let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
+            let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
+            tcp::Socket::new(rx, tx)
+        });
+        // Set here, at the start: smoltcp drops it when the peer's SYN has no
+        // timestamp, and a later `apply` must not turn it back on.
         s.set_tsval_generator(Some(tsval));
         o.apply(&mut s);
         Some(s)
