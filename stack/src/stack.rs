@@ -152,7 +152,10 @@ impl<D: Device> Stack<D> {
         }
         let now = self.now();
         self.ifs.set_now(now);
-        self.ifs.recycled().borrow_mut().trim(now);
+        self.ifs
+            .recycled()
+            .borrow_mut()
+            .trim(std::time::Instant::now());
         let mut any = false;
         self.more = false;
         for round in 0..MAX_ROUNDS {
@@ -304,6 +307,8 @@ impl<D: Device> Stack<D> {
             best = Some(best.map_or(t, |b| b.min(t)));
         }
         if let Some(t) = self.ifs.recycled().borrow().trim_at() {
+            let wait = t.saturating_duration_since(std::time::Instant::now());
+            let t = now + smoltcp::time::Duration::from_micros(wait.as_micros() as u64);
             best = Some(best.map_or(t, |b| b.min(t)));
         }
         for i in 0..self.ifs.len() {

@@ -8,11 +8,6 @@
 //! metadata ([`PacketMeta::id`]), which smoltcp hands to the device's transmit
 //! token; [`HookedTx`] writes them into the IP header once smoltcp has built the
 //! frame (and fixes the IPv4 header checksum).
-//!
-//! It also sets the timestamp echo (`TSecr`) of a TCP segment without ACK — a
-//! `connect`'s SYN — to 0, as RFC 7323 (3.2) asks: smoltcp echoes the last
-//! timestamp its socket received, which for a socket used again
-//! ([`super::recycle`]) is the previous connection's peer's.
 
 use super::IfaceId;
 use smoltcp::phy::{self, Medium, PacketMeta};
@@ -197,79 +192,12 @@ fn finish(
             _ => fields,
         };
         fields.apply(ip);
-        zero_syn_echo(ip);
         if let Some((l, _)) = later
             && l.urgent_pending()
         {
             l.tcp_leaving(ip);
         }
     }
-}
-
-/// Sets the timestamp echo of a TCP segment without ACK in IP packet `ip` to 0,
-/// adjusting the TCP checksum (RFC 1624), when it is not 0 already (see the
-/// module docs). Anything else is left as it is.
-fn zero_syn_echo(ip: &mut [u8]) {
-    let (proto, header) = match ip.first().map(|b| b >> 4) {
-        Some(4) => (ip.get(9).copied(), (ip[0] & 0x0f) as usize * 4),
-        Some(6) => (ip.get(6).copied(), 40),
-        _ => return,
-    };
-    if proto != Some(6) {
-        return;
-    }
-    let Some(tcp) = ip.get_mut(header..) else {
-        return;
-    };
-    // SYN set, ACK clear.
-    if tcp.len() < 20 || tcp[13] & 0x12 != 0x02 {
-        return;
-    }
-    let options_end = ((tcp[12] >> 4) as usize * 4).min(tcp.len());
-    let mut at = 20;
-    while at < options_end {
-        match tcp[at] {
-            0 => return,
-            1 => at += 1,
-            kind => {
-                let len = tcp.get(at + 1).map_or(0, |&l| l as usize);
-                if len < 2 || at + len > options_end {
-                    return;
-                }
-                if kind == 8 && len == 10 {
-                    let echo = at + 6..at + 10;
-                    if tcp[echo.clone()] != [0; 4] {
-                        // The 16-bit words the echo overlaps, before and after.
-                        let words = echo.start & !1..(echo.end + 1) & !1;
-                        let before = ones_sum(&tcp[words.clone()]);
-                        tcp[echo].fill(0);
-                        let after = ones_sum(&tcp[words]);
-                        let old = u16::from_be_bytes([tcp[16], tcp[17]]);
-                        let new = !fold(u32::from(!old) + u32::from(!before) + u32::from(after));
-                        tcp[16..18].copy_from_slice(&new.to_be_bytes());
-                    }
-                    return;
-                }
-                at += len;
-            }
-        }
-    }
-}
-
-/// The ones' complement sum of `b` as 16-bit big-endian words, folded.
-fn ones_sum(b: &[u8]) -> u16 {
-    fold(
-        b.chunks(2)
-            .map(|w| u32::from(u16::from_be_bytes([w[0], w.get(1).copied().unwrap_or(0)])))
-            .sum(),
-    )
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
 }
 
 impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
@@ -331,109 +259,6 @@ impl<T: phy::TxToken> phy::TxToken for HookedTx<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::{
-        IpAddress, Ipv4Address, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-        TcpTimestampRepr,
-    };
-
-    /// An IPv4 packet with a TCP segment of `control` carrying timestamps
-    /// (`tsval`, `tsecr`), an ACK when `ack`, checksums made.
-    fn segment(control: TcpControl, ack: bool, tsecr: u32) -> Vec<u8> {
-        let (src, dst) = (Ipv4Address::new(10, 0, 0, 2), Ipv4Address::new(10, 0, 0, 1));
-        let tcp = TcpRepr {
-            src_port: 40000,
-            dst_port: 80,
-            control,
-            seq_number: TcpSeqNumber(1000),
-            ack_number: ack.then_some(TcpSeqNumber(5)),
-            window_len: 64240,
-            window_scale: Some(7),
-            max_seg_size: Some(1460),
-            sack_permitted: true,
-            sack_ranges: [None, None, None],
-            timestamp: Some(TcpTimestampRepr::new(0x1234_5678, tsecr)),
-            payload: &[],
-        };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: smoltcp::wire::IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let caps = ChecksumCapabilities::default();
-        let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
-        let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
-        ip.emit(&mut p, &caps);
-        let mut t = TcpPacket::new_unchecked(p.payload_mut());
-        tcp.emit(&mut t, &IpAddress::Ipv4(src), &IpAddress::Ipv4(dst), &caps);
-        buf
-    }
-
-    /// The segment's timestamp echo, after checking its checksum.
-    fn echo_of(buf: &[u8]) -> u32 {
-        let p = Ipv4Packet::new_checked(buf).unwrap();
-        let t = TcpPacket::new_checked(p.payload()).unwrap();
-        let (src, dst) = (IpAddress::Ipv4(p.src_addr()), IpAddress::Ipv4(p.dst_addr()));
-        assert!(t.verify_checksum(&src, &dst), "TCP checksum");
-        let r = TcpRepr::parse(&t, &src, &dst, &ChecksumCapabilities::default()).unwrap();
-        r.timestamp.unwrap().tsecr
-    }
-
-    #[test]
-    fn a_syn_echoes_no_timestamp() {
-        for tsecr in [1, 0xdead_beef, 0xffff_ffff, 0x0001_0000] {
-            let mut syn = segment(TcpControl::Syn, false, tsecr);
-            assert_eq!(echo_of(&syn), tsecr);
-            zero_syn_echo(&mut syn);
-            assert_eq!(echo_of(&syn), 0, "echo {tsecr:#x} zeroed, checksum right");
-        }
-        // A SYN-ACK and a plain ACK echo what they echo.
-        for (control, ack) in [(TcpControl::Syn, true), (TcpControl::None, true)] {
-            let mut seg = segment(control, ack, 77);
-            zero_syn_echo(&mut seg);
-            assert_eq!(echo_of(&seg), 77);
-        }
-        // A SYN echoing 0 is left as it is.
-        let mut syn = segment(TcpControl::Syn, false, 0);
-        let before = syn.clone();
-        zero_syn_echo(&mut syn);
-        assert_eq!(syn, before);
-    }
-
-    #[test]
-    fn a_misaligned_echo_is_zeroed_with_the_right_checksum() {
-        // The timestamp option one byte later than smoltcp puts it: a NOP in
-        // front, one fewer behind (the header's length stays).
-        let mut syn = segment(TcpControl::Syn, false, 0x0102_0304);
-        let ihl = 20;
-        let opts = ihl + 20..ihl + (syn[ihl + 12] >> 4) as usize * 4;
-        let at = (opts.start..opts.end)
-            .find(|&i| syn[i] == 8 && syn[i + 1] == 10)
-            .expect("a timestamp option");
-        let end = opts.end;
-        // Shift the option and what follows it up by one, dropping the last
-        // byte (an end-of-list or NOP pad), and put a NOP in its place.
-        assert!(matches!(syn[end - 1], 0 | 1), "padding at the end");
-        syn.copy_within(at..end - 1, at + 1);
-        syn[at] = 1;
-        // Make the checksum right for the moved bytes.
-        syn[ihl + 16..ihl + 18].fill(0);
-        let sum = {
-            let p = Ipv4Packet::new_checked(&syn[..]).unwrap();
-            let mut t = TcpPacket::new_unchecked(p.payload().to_vec());
-            t.fill_checksum(
-                &IpAddress::Ipv4(p.src_addr()),
-                &IpAddress::Ipv4(p.dst_addr()),
-            );
-            t.checksum()
-        };
-        syn[ihl + 16..ihl + 18].copy_from_slice(&sum.to_be_bytes());
-        assert_eq!(echo_of(&syn), 0x0102_0304);
-        zero_syn_echo(&mut syn);
-        assert_eq!(echo_of(&syn), 0);
-    }
 
     #[test]
     fn encode_decode_apply() {

@@ -1,48 +1,50 @@
-//! Closed smoltcp TCP sockets, kept for the next connection instead of freed.
+//! Closed smoltcp TCP sockets, kept for a listener's next connection instead of
+//! freed.
 //!
 //! # Why
 //!
 //! A TCP connection's smoltcp socket owns its buffers (1 MiB each way by default,
 //! less as the buffer budget fills: [`crate::socket::budget`]). They are large
 //! allocations, so each is a fresh `mmap`, a page fault at its first touch and an
-//! `munmap` at the end; a connect+close on the container's loopback made four of
-//! each (two sockets), and `munmap` flushes the TLB of every CPU the stack's
-//! threads ran on. smoltcp 0.14 gives no buffer back out of a socket, but a socket
-//! in `CLOSED` or `TIME_WAIT` can be used again as it is: `connect` and `listen`
-//! start by resetting it (state, timers, sequence numbers, RTT estimate,
-//! reassembly, both buffers emptied, the window scale worked out again from the
-//! buffer). Measured on the loopback (`ctlbench`, preload, interleaved runs):
-//! connect+close pairs 13.0–13.8 k → 14.0–16.6 k/s with everything on one CPU,
-//! 10.2–10.6 k → 10.4–13.8 k/s on two.
+//! `munmap` at the end, which flushes the TLB of every CPU the stack's threads ran
+//! on; a connect+close on the container's loopback made four of each. smoltcp 0.14
+//! gives no buffer back out of a socket, but a socket in `CLOSED` or `TIME_WAIT`
+//! can be used again whole: `listen` starts by resetting it (state, timers,
+//! sequence numbers, RTT estimate, reassembly, both buffers emptied, the window
+//! scale worked out again from the buffer). A cache of freed blocks had failed
+//! here: the budget gives each new connection a slightly different size, so a
+//! kept socket is taken for buffers it matches within a quarter.
 //!
-//! # What a reused socket keeps, and why that is safe
+//! # Only for listeners
 //!
-//! What the reset leaves is set again by whoever takes a socket from here: the
-//! options ([`crate::socket::options::Options::apply`]: Nagle, delayed ACK,
-//! keep-alive, timeouts, hop limit, and a fresh congestion controller) and the
-//! timestamp generator (smoltcp turns it off for a peer whose SYN had none). The
-//! rest of what it keeps is the duplicate-ACK count and the last ACK seen (a new
-//! connection's first ACK replaces them: a match of 32-bit numbers by chance at
-//! worst counts one duplicate), a pending fast retransmission (at worst one
-//! segment of the new connection sent again), and the last timestamp the peer
-//! sent. That one smoltcp echoes in a `connect`'s SYN (a fresh socket echoes 0):
-//! the egress hook sets the echo of every segment without ACK to 0, as RFC 7323
-//! asks ([`super::egress`]), so nothing of an old connection reaches a new peer.
-//! The bytes an old connection left in the buffers cannot be read: a ring buffer
-//! gives out only what was written into it since it was emptied.
+//! What the reset leaves is set again by whoever takes a socket: the options
+//! ([`crate::socket::options::Options::apply`]: Nagle, delayed ACK, keep-alive,
+//! timeouts, hop limit, a fresh congestion controller) and the timestamp
+//! generator (smoltcp turns it off for a peer whose SYN had none). Of the rest,
+//! the last ACK seen and the duplicate-ACK count are replaced by the handshake's
+//! ACK, and a fast retransmission left pending (only if the old connection
+//! ended in the middle of one) would send one segment of the new connection
+//! early. The one that matters is the last timestamp the old peer sent: smoltcp
+//! echoes it in every segment it sends. A listener's socket receives the SYN
+//! (and with it the new peer's timestamp, or timestamps turned off) before it
+//! sends anything, so nothing of the old connection reaches the new peer. A
+//! `connect` sends first — its SYN would echo the old peer's timestamp, with no
+//! way to clear it — so a connecting socket is always new. Bytes an old
+//! connection left in the buffers cannot be read: a ring buffer gives out only
+//! what was written into it since it was emptied. Measured on the loopback
+//! (`ctlbench`, preload, interleaved runs, everything on one CPU): connect+close
+//! pairs 13.0–13.6 k → 15.0–15.5 k/s (reusing the connecting side's socket too
+//! gave 16.1–16.6 k).
 //!
 //! # Bounds
 //!
-//! At most [`KEEP`] sockets; none is taken for a connection whose buffers it does
-//! not match within a quarter (the budget's share for the new connection, or a
-//! little more: the budget counts what the socket really has once it is in a
-//! set). What is kept here is outside the budget, which counts the sockets of the
-//! interfaces: [`KEEP`] × 2 MiB of address space at most, resident only as far as
-//! their connections touched it. A socket not taken within [`IDLE`] is freed, so
-//! an idle container holds none.
+//! At most [`KEEP`] sockets, each for at most [`IDLE`]: an idle container holds
+//! none. They count against `--max-buffer-memory` like the sockets in use: a new
+//! socket that would pass the limit with them frees them first. A program that
+//! set its buffer sizes (`SO_RCVBUF`, `SO_SNDBUF`) gets exactly those.
 
 use smoltcp::socket::tcp;
-use smoltcp::time::{Duration, Instant};
+use std::time::{Duration, Instant};
 
 /// Sockets kept at most.
 pub const KEEP: usize = 16;
@@ -50,60 +52,72 @@ pub const KEEP: usize = 16;
 /// How long a kept socket waits for a connection before it is freed.
 pub const IDLE: Duration = Duration::from_secs(2);
 
-/// The kept sockets (see the module docs).
+/// The kept sockets (see the module docs), each with when it was put here.
 #[derive(Default)]
 pub struct Recycled {
-    socks: Vec<tcp::Socket<'static>>,
-    /// When a socket was last put here or taken.
-    last: Option<Instant>,
+    socks: Vec<(tcp::Socket<'static>, Instant)>,
+}
+
+/// Buffer bytes of one socket.
+fn bytes(s: &tcp::Socket<'_>) -> usize {
+    s.recv_capacity() + s.send_capacity()
 }
 
 impl Recycled {
-    /// Keeps `s` if it is closed (`CLOSED` or `TIME_WAIT`) and there is room;
-    /// else it is dropped.
+    /// Keeps `s` (closed at `now`) if it is `CLOSED` or `TIME_WAIT`, in place of
+    /// the oldest when [`KEEP`] are kept; anything else is dropped.
     pub fn put(&mut self, s: tcp::Socket<'static>, now: Instant) {
-        if self.socks.len() < KEEP && !s.is_open() {
-            self.socks.push(s);
-            self.last = Some(now);
+        if s.is_open() {
+            return;
         }
+        if self.socks.len() >= KEEP {
+            self.socks.remove(0);
+        }
+        self.socks.push((s, now));
     }
 
     /// A kept socket with buffers of at least `rx` and `tx` bytes and at most a
-    /// quarter more, `free` bytes in all at most, the closest; `None` if none
-    /// fits.
+    /// quarter more (`exact`: just those), `free` bytes in all at most, the
+    /// closest; `None` if none fits.
     pub fn take(
         &mut self,
         rx: usize,
         tx: usize,
+        exact: bool,
         free: usize,
-        now: Instant,
     ) -> Option<tcp::Socket<'static>> {
-        let fits = |want: usize, have: usize| have >= want && have <= want + want / 4;
+        let fits = |want: usize, have: usize| {
+            have >= want && (have <= want + want / 4) && (!exact || have == want)
+        };
         let i = self
             .socks
             .iter()
             .enumerate()
-            .filter(|(_, s)| fits(rx, s.recv_capacity()) && fits(tx, s.send_capacity()))
-            .filter(|(_, s)| s.recv_capacity() + s.send_capacity() <= free)
-            .min_by_key(|(_, s)| s.recv_capacity() + s.send_capacity())
+            .filter(|(_, (s, _))| fits(rx, s.recv_capacity()) && fits(tx, s.send_capacity()))
+            .filter(|(_, (s, _))| bytes(s) <= free)
+            .min_by_key(|(_, (s, _))| bytes(s))
             .map(|(i, _)| i)?;
-        self.last = Some(now);
-        Some(self.socks.swap_remove(i))
+        Some(self.socks.remove(i).0)
     }
 
-    /// Frees every kept socket once none was put or taken for [`IDLE`].
+    /// Frees the sockets kept for [`IDLE`] by `now`.
     pub fn trim(&mut self, now: Instant) {
-        if self.last.is_some_and(|t| now >= t + IDLE) {
-            self.socks.clear();
-            self.last = None;
-        }
+        self.socks.retain(|(_, t)| now < *t + IDLE);
     }
 
-    /// When [`Recycled::trim`] has work next.
+    /// When [`Recycled::trim`] frees one next.
     pub fn trim_at(&self) -> Option<Instant> {
-        self.last
-            .filter(|_| !self.socks.is_empty())
-            .map(|t| t + IDLE)
+        self.socks.first().map(|(_, t)| *t + IDLE)
+    }
+
+    /// Frees every kept socket.
+    pub fn clear(&mut self) {
+        self.socks.clear();
+    }
+
+    /// Buffer bytes the kept sockets hold.
+    pub fn bytes(&self) -> usize {
+        self.socks.iter().map(|(s, _)| bytes(s)).sum()
     }
 
     /// Sockets kept now.
@@ -129,83 +143,64 @@ mod tests {
     }
 
     #[test]
-    fn only_closed_sockets_are_kept_and_only_so_many() {
-        let now = Instant::from_secs(1);
+    fn only_closed_sockets_are_kept_the_newest_ones() {
+        let t0 = Instant::now();
         let mut r = Recycled::default();
         let mut listening = sock(4096, 4096);
         listening.listen(80).unwrap();
-        r.put(listening, now);
+        r.put(listening, t0);
         assert!(r.is_empty(), "an open socket is not kept");
-        for _ in 0..KEEP + 3 {
-            r.put(sock(4096, 4096), now);
+        // The first one is bigger: it is the one a full pool gives up.
+        r.put(sock(8192, 8192), t0);
+        for i in 0..KEEP {
+            r.put(sock(4096, 4096), t0 + Duration::from_millis(i as u64));
         }
         assert_eq!(r.len(), KEEP);
+        assert_eq!(r.bytes(), KEEP * 8192);
+        assert!(r.take(8192, 8192, false, usize::MAX).is_none());
     }
 
     #[test]
     fn a_socket_is_taken_only_for_buffers_it_fits() {
-        let now = Instant::from_secs(1);
+        let now = Instant::now();
         let mut r = Recycled::default();
         r.put(sock(100_000, 100_000), now);
         r.put(sock(90_000, 90_000), now);
+        r.put(sock(80_000, 80_000), now);
         // Too small, or more than a quarter too big: none.
-        assert!(r.take(100_001, 100_000, usize::MAX, now).is_none());
-        assert!(r.take(70_000, 70_000, usize::MAX, now).is_none());
-        // The closest that fits.
+        assert!(r.take(100_001, 100_000, false, usize::MAX).is_none());
+        assert!(r.take(60_000, 60_000, false, usize::MAX).is_none());
         // Nor one that the budget's free bytes do not hold.
-        assert!(r.take(80_000, 80_000, 179_999, now).is_none());
-        let s = r.take(80_000, 80_000, 180_000, now).unwrap();
+        assert!(r.take(81_000, 81_000, false, 179_999).is_none());
+        // The closest that fits.
+        let s = r.take(75_000, 75_000, false, usize::MAX).unwrap();
+        assert_eq!(s.recv_capacity(), 80_000);
+        // Sizes the program set: only an exact match.
+        assert!(r.take(85_000, 85_000, true, usize::MAX).is_none());
+        let s = r.take(90_000, 90_000, true, usize::MAX).unwrap();
         assert_eq!(s.recv_capacity(), 90_000);
-        let s = r.take(100_000, 90_000, usize::MAX, now).unwrap();
+        let s = r.take(100_000, 90_000, false, usize::MAX).unwrap();
         assert_eq!((s.recv_capacity(), s.send_capacity()), (100_000, 100_000));
         assert!(r.is_empty());
     }
 
     #[test]
-    fn kept_sockets_go_when_idle() {
-        let t0 = Instant::from_secs(10);
+    fn each_kept_socket_goes_after_its_idle_time() {
+        let t0 = Instant::now();
         let mut r = Recycled::default();
         assert_eq!(r.trim_at(), None);
         r.put(sock(4096, 4096), t0);
+        let t1 = t0 + Duration::from_secs(1);
+        r.put(sock(4096, 4096), t1);
         assert_eq!(r.trim_at(), Some(t0 + IDLE));
         r.trim(t0 + IDLE - Duration::from_millis(1));
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.len(), 2);
+        // The first goes; taking or putting others does not keep it.
         r.trim(t0 + IDLE);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.trim_at(), Some(t1 + IDLE));
+        r.trim(t1 + IDLE);
         assert!(r.is_empty());
         assert_eq!(r.trim_at(), None);
-    }
-
-    #[test]
-    fn a_reused_socket_connects_like_a_new_one() {
-        // A socket closed after a connection, taken again: connect() resets it.
-        let now = Instant::from_secs(1);
-        let mut r = Recycled::default();
-        let mut s = sock(8192, 8192);
-        s.listen(80).unwrap();
-        s.abort();
-        r.put(s, now);
-        let mut s = r.take(8192, 8192, usize::MAX, now).unwrap();
-        assert_eq!(s.state(), tcp::State::Closed);
-        let mut iface = smoltcp::iface::Interface::new(
-            smoltcp::iface::Config::new(smoltcp::wire::HardwareAddress::Ip),
-            &mut smoltcp::phy::Loopback::new(smoltcp::phy::Medium::Ip),
-            now,
-        );
-        iface.update_ip_addrs(|a| {
-            a.push(smoltcp::wire::IpCidr::new(
-                smoltcp::wire::Ipv4Address::new(127, 0, 0, 1).into(),
-                8,
-            ))
-            .unwrap();
-        });
-        s.connect(
-            iface.context(),
-            (smoltcp::wire::Ipv4Address::new(127, 0, 0, 1), 80),
-            40000,
-        )
-        .unwrap();
-        assert_eq!(s.state(), tcp::State::SynSent);
-        assert_eq!(s.recv_queue(), 0);
-        assert_eq!(s.send_queue(), 0);
     }
 }

@@ -27,8 +27,9 @@
 //!   asked for yet (512, about 40 KiB), a listener's spare armed sockets (32
 //!   addresses); and per stack, the tombstones of sockets closed under their
 //!   programs (4096), one 64 KiB buffer per protocol, made at its first use, and
-//!   up to 16 closed TCP sockets kept for the next connection, for 2 s at most
-//!   (outside the buffer budget; see [`crate::iface::recycle`]).
+//!   up to 16 closed TCP sockets kept for a listener's next connection, for 2 s
+//!   at most ([`crate::iface::recycle`]): their buffers count against the limit
+//!   (a new socket that would pass it frees them first), not in the shares.
 //!
 //! The use is counted when it matters (a new socket), by going over the smoltcp
 //! sockets: no bookkeeping to get wrong on any of the many ways a socket goes.

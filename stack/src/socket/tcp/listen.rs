@@ -310,7 +310,7 @@ impl Sockets {
         if room > 0 {
             for &(iface, addr) in &l.hot {
                 if !l.armed.iter().any(|a| a.iface == iface && a.addr == addr) {
-                    let Some(mut smol) = self.new_smol(ifs, &opts) else {
+                    let Some(mut smol) = self.new_smol(ifs, &opts, true) else {
                         break;
                     };
                     smol.set_timeout(Some(SYN_RECV_TIMEOUT));

@@ -277,9 +277,10 @@ pub(super) fn shard_of(h: SocketHandle) -> usize {
 /// Takes a socket out of its interface; a closed one is kept for the next
 /// connection (see [`crate::iface::recycle`]).
 pub(super) fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {
-    let now = ifs.now();
     if let smoltcp::socket::Socket::Tcp(t) = ifs.get_mut(iface).sockets.remove(h) {
-        ifs.recycled().borrow_mut().put(t, now);
+        ifs.recycled()
+            .borrow_mut()
+            .put(t, std::time::Instant::now());
     }
 }
 
@@ -294,7 +295,14 @@ pub(super) fn is_loopback(a: &IpAddr) -> bool {
 impl Sockets {
     /// A new smoltcp socket with the buffers `o` asks for, as far as the
     /// container's buffer budget allows ([`super::budget`]); `None` when it is spent.
-    fn new_smol(&self, ifs: &Interfaces, o: &options::Options) -> Option<tcp::Socket<'static>> {
+    /// For a listener (`passive`: armed for a SYN) it may be a closed one used
+    /// again; a `connect`'s is always new (see [`crate::iface::recycle`]).
+    fn new_smol(
+        &self,
+        ifs: &Interfaces,
+        o: &options::Options,
+        passive: bool,
+    ) -> Option<tcp::Socket<'static>> {
         let want = (
             o.rx_buffer(self.cfg.tcp_rx_buffer),
             o.tx_buffer(self.cfg.tcp_tx_buffer),
@@ -310,13 +318,21 @@ impl Sockets {
             return None;
         };
         self.tcp.buffers_spent.set(false);
-        let free = limit.saturating_sub(used);
-        let kept = ifs.recycled().borrow_mut().take(rx, tx, free, ifs.now());
-        let mut s = kept.unwrap_or_else(|| {
+        let mut kept = ifs.recycled().borrow_mut();
+        let exact = o.rcvbuf.is_some() || o.sndbuf.is_some();
+        let reused = passive
+            .then(|| kept.take(rx, tx, exact, limit.saturating_sub(used)))
+            .flatten();
+        let mut s = reused.unwrap_or_else(|| {
+            // What is kept counts against the limit too: it goes to make room.
+            if used + kept.bytes() + rx + tx > limit {
+                kept.clear();
+            }
             let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
             let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
             tcp::Socket::new(rx, tx)
         });
+        drop(kept);
         // Set here, at the start: smoltcp drops it when the peer's SYN has no
         // timestamp, and a later `apply` must not turn it back on.
         s.set_tsval_generator(Some(tsval));
@@ -657,7 +673,9 @@ impl Sockets {
         }
         let src_ip: IpAddr = route.src.into();
         let reuse = Self::reuse(s);
-        let mut smol = self.new_smol(ifs, &s.opts).ok_or(ConnectError::NoBuffers)?;
+        let mut smol = self
+            .new_smol(ifs, &s.opts, false)
+            .ok_or(ConnectError::NoBuffers)?;
         let timeout = s.opts.connect_timeout();
         let (port, autobound) = match s.binding {
             Some((p, _)) => (p, None),

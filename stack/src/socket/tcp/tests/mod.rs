@@ -30,9 +30,12 @@ use std::rc::Rc;
 struct Seg {
     dst_port: u16,
     syn: bool,
+    ack: bool,
     fin: bool,
     rst: bool,
     len: usize,
+    /// The timestamp option's value and echo.
+    ts: Option<(u32, u32)>,
 }
 
 fn parse_seg(frame: &[u8]) -> Option<Seg> {
@@ -45,12 +48,17 @@ fn parse_seg(frame: &[u8]) -> Option<Seg> {
         return None;
     }
     let t = TcpPacket::new_checked(ip.payload()).ok()?;
+    let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+    let caps = smoltcp::phy::ChecksumCapabilities::ignored();
+    let repr = smoltcp::wire::TcpRepr::parse(&t, &src, &dst, &caps).ok()?;
     Some(Seg {
         dst_port: t.dst_port(),
         syn: t.syn(),
+        ack: t.ack(),
         fin: t.fin(),
         rst: t.rst(),
         len: t.payload().len(),
+        ts: repr.timestamp.map(|ts| (ts.tsval, ts.tsecr)),
     })
 }
 
@@ -435,3 +443,4 @@ mod calls;
 mod listen;
 mod orphan;
 mod pump;
+mod recycle;
