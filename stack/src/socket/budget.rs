@@ -74,6 +74,21 @@ pub fn tcp_share(want: (usize, usize), used: usize, limit: usize) -> Option<(usi
     (rx + tx <= free).then_some((rx, tx))
 }
 
+/// Before `need` bytes of new buffers are made: frees the closed sockets kept
+/// for reuse if they, the sockets in use and the new buffers would pass `limit`
+/// (kept sockets count against the limit, not in the shares: see
+/// [`crate::iface::recycle`]).
+pub fn make_room(ifs: &Interfaces, need: usize, limit: usize) {
+    let mut kept = ifs.recycled().borrow_mut();
+    if in_use(ifs)
+        .saturating_add(kept.bytes())
+        .saturating_add(need)
+        > limit
+    {
+        kept.clear();
+    }
+}
+
 /// Whether `bytes` more fit under `limit` with `used` taken.
 pub fn fits(bytes: usize, used: usize, limit: usize) -> bool {
     used.saturating_add(bytes) <= limit

@@ -179,6 +179,7 @@ impl Sockets {
         let handle = match st.socks.iter().find(|(i, _)| *i == route.iface) {
             Some((_, h)) => *h,
             None => {
+                super::budget::make_room(ifs, ICMP_BYTES, self.cfg.max_buffer_memory);
                 let used = super::budget::in_use(ifs);
                 if !super::budget::fits(ICMP_BYTES, used, self.cfg.max_buffer_memory) {
                     super::budget::log_limit(format_args!(

@@ -268,8 +268,9 @@ impl Sockets {
         // IPPROTO_RAW receives nothing: no receive buffer.
         let rx = if raw_only { 0 } else { RAW_RX };
         let need = (rx + RAW_TX) * ifs.len();
-        let used = super::budget::in_use(ifs);
         let limit = self.cfg.max_buffer_memory;
+        super::budget::make_room(ifs, need, limit);
+        let used = super::budget::in_use(ifs);
         let Some(s) = self.get_mut(id) else {
             return false;
         };

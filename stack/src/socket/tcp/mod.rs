@@ -318,21 +318,20 @@ impl Sockets {
             return None;
         };
         self.tcp.buffers_spent.set(false);
-        let mut kept = ifs.recycled().borrow_mut();
         let exact = o.rcvbuf.is_some() || o.sndbuf.is_some();
         let reused = passive
-            .then(|| kept.take(rx, tx, exact, limit.saturating_sub(used)))
+            .then(|| {
+                ifs.recycled()
+                    .borrow_mut()
+                    .take(rx, tx, exact, limit.saturating_sub(used))
+            })
             .flatten();
         let mut s = reused.unwrap_or_else(|| {
-            // What is kept counts against the limit too: it goes to make room.
-            if used + kept.bytes() + rx + tx > limit {
-                kept.clear();
-            }
+            super::budget::make_room(ifs, rx + tx, limit);
             let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
             let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
             tcp::Socket::new(rx, tx)
         });
-        drop(kept);
         // Set here, at the start: smoltcp drops it when the peer's SYN has no
         // timestamp, and a later `apply` must not turn it back on.
         s.set_tsval_generator(Some(tsval));

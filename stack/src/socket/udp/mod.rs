@@ -396,6 +396,7 @@ impl Sockets {
         // A port's first socket makes its endpoints: they must fit the budget.
         if !self.udp.endpoints.contains_key(&(0, port)) {
             let need = 2 * EP_BYTES * ifs.len();
+            super::budget::make_room(ifs, need, self.cfg.max_buffer_memory);
             let used = super::budget::in_use(ifs);
             if !super::budget::fits(need, used, self.cfg.max_buffer_memory) {
                 self.udp.ports.release(port, b);

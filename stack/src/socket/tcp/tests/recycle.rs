@@ -94,3 +94,29 @@ fn a_connect_never_takes_a_kept_socket() {
     });
     assert_eq!(b.ifs.recycled().borrow().len(), kept, "nothing taken");
 }
+
+/// Kept sockets count against the buffer limit: new buffers that would pass it
+/// with them free them first.
+#[test]
+fn kept_sockets_make_room_for_new_buffers() {
+    let s = lo_stack();
+    let closed = || {
+        tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 1 << 20]),
+            tcp::SocketBuffer::new(vec![0; 1 << 20]),
+        )
+    };
+    for _ in 0..2 {
+        s.ifs
+            .recycled()
+            .borrow_mut()
+            .put(closed(), std::time::Instant::now());
+    }
+    let limit = 6 << 20;
+    // 4 MiB kept + 2 MiB new: at the limit, kept.
+    crate::socket::budget::make_room(&s.ifs, 2 << 20, limit);
+    assert_eq!(s.ifs.recycled().borrow().len(), 2);
+    // One byte more: freed.
+    crate::socket::budget::make_room(&s.ifs, (2 << 20) + 1, limit);
+    assert!(s.ifs.recycled().borrow().is_empty());
+}
