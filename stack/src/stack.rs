@@ -486,10 +486,11 @@ impl<D: Device> Stack<D> {
         self.sockets.diag(&mut self.ifs, protocol)
     }
 
-    /// Bytes of socket buffer the stack's sockets hold (see
-    /// [`crate::socket::budget`]): what `--max-buffer-memory` limits.
+    /// Bytes of socket buffer the stack's sockets hold, with the closed ones kept
+    /// for reuse (see [`crate::socket::budget`]): what `--max-buffer-memory`
+    /// limits.
     pub fn buffer_memory(&self) -> usize {
-        crate::socket::budget::in_use(&self.ifs)
+        crate::socket::budget::in_use(&self.ifs) + self.ifs.recycled().borrow().bytes()
     }
 
     /// The loopback device.

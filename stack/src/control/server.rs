@@ -384,12 +384,14 @@ impl ControlServer {
             }
         }
         // More may wait: the next turn serves them (see the module docs). A batch
-        // that ended with the connection empty leaves no backlog (a backlog keeps
-        // turns from counting as drained: `Sockets::begin_turn`).
+        // that ended with nothing left to read leaves no backlog (a backlog keeps
+        // turns from counting as drained: `Sockets::begin_turn`); a message, an
+        // empty one, or the client's hang-up is something to read (the event loop
+        // reported the connection once, edge-triggered: it will not again).
         let Some(conn) = self.conns.get(idx).and_then(|c| c.as_ref()) else {
             return ConnEvent::Closed;
         };
-        if sys::pending_bytes(conn.fd.as_fd()) > 0 && !self.backlog.contains(&idx) {
+        if sys::readable_now(conn.fd.as_fd()) && !self.backlog.contains(&idx) {
             self.backlog.push(idx);
         }
         ConnEvent::Open
@@ -527,6 +529,27 @@ mod tests {
         }
         // The last batch ended at its 4th answer with the connection empty: no
         // backlog is left (it would keep the turns from counting as drained).
+        assert!(!server.has_backlog());
+    }
+
+    /// A client that posts a full batch and hangs up: the batch leaves a backlog,
+    /// and the next turn finds the hang-up (nothing else would report it).
+    #[test]
+    fn a_hang_up_after_a_full_batch_is_noticed() {
+        let (mut server, mut stack, client, idx) = queued("hangup", &[hello()]);
+        assert_eq!(server.serve(idx, &mut stack), ConnEvent::Open);
+        assert_eq!(replies(client.as_fd()), vec![0]);
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        for seq in 1..=BATCH as u32 {
+            let hdr = RequestHeader { seq, sock: 0 };
+            let n = proto::encode_request(hdr, &Request::Placed { fd: 3 }, &mut buf).unwrap();
+            sys::send_nb(client.as_fd(), &buf[..n], 0).unwrap();
+        }
+        drop(client);
+        assert_eq!(server.serve(idx, &mut stack), ConnEvent::Open);
+        assert!(server.has_backlog(), "the hang-up is still to be read");
+        server.serve_backlog(&mut stack);
+        assert!(server.conns[idx].is_none(), "the connection is closed");
         assert!(!server.has_backlog());
     }
 

@@ -22,9 +22,12 @@
 //! timeouts, hop limit, a fresh congestion controller) and the timestamp
 //! generator (smoltcp turns it off for a peer whose SYN had none). Of the rest,
 //! the last ACK seen and the duplicate-ACK count are replaced by the handshake's
-//! ACK, and a fast retransmission left pending (only if the old connection
-//! ended in the middle of one) would send one segment of the new connection
-//! early. The one that matters is the last timestamp the old peer sent: smoltcp
+//! ACK. A fast retransmission left pending (the old peer sent three duplicate
+//! ACKs after everything but the FIN was acknowledged, and nothing was left to
+//! send again) survives too: the new connection's first data segment then
+//! leaves by that path, up to one MSS regardless of the peer's window and the
+//! congestion window — a window under one MSS at the start of a connection is
+//! what that would overrun, and it stays one segment. The one that matters is the last timestamp the old peer sent: smoltcp
 //! echoes it in every segment it sends. A listener's socket receives the SYN
 //! (and with it the new peer's timestamp, or timestamps turned off) before it
 //! sends anything, so nothing of the old connection reaches the new peer. A
@@ -56,6 +59,8 @@ pub const IDLE: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct Recycled {
     socks: Vec<(tcp::Socket<'static>, Instant)>,
+    /// Sockets taken for reuse so far.
+    taken: u64,
 }
 
 /// Buffer bytes of one socket.
@@ -97,7 +102,13 @@ impl Recycled {
             .filter(|(_, (s, _))| bytes(s) <= free)
             .min_by_key(|(_, (s, _))| bytes(s))
             .map(|(i, _)| i)?;
+        self.taken += 1;
         Some(self.socks.remove(i).0)
+    }
+
+    /// Sockets taken for reuse so far.
+    pub fn taken(&self) -> u64 {
+        self.taken
     }
 
     /// Frees the sockets kept for [`IDLE`] by `now`.
@@ -195,7 +206,9 @@ mod tests {
         assert_eq!(r.trim_at(), Some(t0 + IDLE));
         r.trim(t0 + IDLE - Duration::from_millis(1));
         assert_eq!(r.len(), 2);
-        // The first goes; taking or putting others does not keep it.
+        // The first goes; putting or taking others does not keep it.
+        r.put(sock(8192, 8192), t1);
+        assert!(r.take(8192, 8192, true, usize::MAX).is_some());
         r.trim(t0 + IDLE);
         assert_eq!(r.len(), 1);
         assert_eq!(r.trim_at(), Some(t1 + IDLE));

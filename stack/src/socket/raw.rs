@@ -269,8 +269,6 @@ impl Sockets {
         let rx = if raw_only { 0 } else { RAW_RX };
         let need = (rx + RAW_TX) * ifs.len();
         let limit = self.cfg.max_buffer_memory;
-        super::budget::make_room(ifs, need, limit);
-        let used = super::budget::in_use(ifs);
         let Some(s) = self.get_mut(id) else {
             return false;
         };
@@ -285,6 +283,8 @@ impl Sockets {
         if !st.socks.is_empty() {
             return true;
         }
+        super::budget::make_room(ifs, need, limit);
+        let used = super::budget::in_use(ifs);
         if !super::budget::fits(need, used, limit) {
             super::budget::log_limit(format_args!(
                 "{used} bytes of socket buffers in use (--max-buffer-memory): raw socket fails with ENOBUFS"

@@ -45,6 +45,12 @@ pub fn take_inherited(raw: RawFd) -> io::Result<OwnedFd> {
     // inherited for this purpose, and nothing else refers to it).
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
+/// Whether reading `fd` would not block now: bytes, a message (an empty one or
+/// one with only descriptors too), end of file or an error.
+pub fn readable_now(fd: BorrowedFd<'_>) -> bool {
+    let r = poll_now(fd, libc::POLLIN | libc::POLLRDHUP);
+    r & (libc::POLLIN | libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
 
 /// Whether the peer of a unix socket is gone (`POLLHUP`).
 pub fn hung_up(fd: BorrowedFd<'_>) -> bool {

@@ -203,10 +203,11 @@ impl Sockets {
             let a = &mut l.armed[i];
             let sk = sock(ifs, a.iface, a.handle);
             match sk.state() {
-                // Back to LISTEN after a RST in SYN-RECEIVED, smoltcp keeps what the
-                // SYN without options turned off (timestamps, window scaling): such a
-                // socket is replaced, not reused.
-                State::Listen if sk.timestamp_enabled() => {
+                // Back to LISTEN after a RST in SYN-RECEIVED, smoltcp keeps what it
+                // took from that SYN (no window scaling, its MSS, timestamps off):
+                // such a socket is replaced, not reused (a new one is armed, and
+                // `listen` resets it).
+                State::Listen if sk.timestamp_enabled() && !a.claimed => {
                     a.claimed = false;
                     i += 1;
                 }
