@@ -152,10 +152,11 @@ impl<D: Device> Stack<D> {
         }
         let now = self.now();
         self.ifs.set_now(now);
-        self.ifs
-            .recycled()
-            .borrow_mut()
-            .trim(std::time::Instant::now());
+        let mut kept = self.ifs.recycled().borrow_mut();
+        if !kept.is_empty() {
+            kept.trim(std::time::Instant::now());
+        }
+        drop(kept);
         let mut any = false;
         self.more = false;
         for round in 0..MAX_ROUNDS {

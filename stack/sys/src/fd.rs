@@ -45,6 +45,7 @@ pub fn take_inherited(raw: RawFd) -> io::Result<OwnedFd> {
     // inherited for this purpose, and nothing else refers to it).
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
+
 /// Whether reading `fd` would not block now: bytes, a message (an empty one or
 /// one with only descriptors too), end of file or an error.
 pub fn readable_now(fd: BorrowedFd<'_>) -> bool {

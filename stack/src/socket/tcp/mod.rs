@@ -274,8 +274,8 @@ pub(super) fn shard_of(h: SocketHandle) -> usize {
     h.shard()
 }
 
-/// Takes a socket out of its interface; a closed one is kept for the next
-/// connection (see [`crate::iface::recycle`]).
+/// Takes a socket out of its interface; a closed one is kept for a listener's
+/// next connection (see [`crate::iface::recycle`]).
 pub(super) fn remove_sock(ifs: &mut Interfaces, iface: IfaceId, h: SocketHandle) {
     if let smoltcp::socket::Socket::Tcp(t) = ifs.get_mut(iface).sockets.remove(h) {
         ifs.recycled()
