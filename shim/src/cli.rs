@@ -744,11 +744,13 @@ pub struct RunArgs {
     /// Linux gives a TAP 1000: a burst toward a container with thousands of
     /// connections overflows that, and the senders wait for retransmission timeouts.
     /// Raising it needs CAP_NET_ADMIN over the TAP (a warning says when it fails); a
-    /// --tap-fd device keeps the queue its owner gave it; a persistent TAP keeps the
-    /// raised one after netcell exits. At most 65536.
-    #[arg(long, value_name = "FRAMES", default_value_t = netcell_stack::device::DEFAULT_TAP_QUEUE,
-          value_parser = parse_tap_queue, requires = "eth")]
-    pub tap_queue: usize,
+    /// persistent TAP keeps the raised one after netcell exits. 4096 unless given, at
+    /// most 65536. Only for the devices netcell opens (--tap, --net): a --tap-fd
+    /// device keeps the queue its owner gave it, so --tap-queue with --tap-fd is an
+    /// error, not ignored.
+    #[arg(long, value_name = "FRAMES", value_parser = parse_tap_queue,
+          requires = "eth", conflicts_with = "tap_fd")]
+    pub tap_queue: Option<usize>,
 
     /// A nameserver for the container's resolver (repeat up to 3); the container then
     /// uses its own resolv.conf instead of /etc/resolv.conf.

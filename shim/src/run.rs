@@ -629,7 +629,9 @@ fn open_devices(args: &RunArgs) -> Result<Vec<(Link, EthConfig)>, String> {
             mtu: opts.mtu.unwrap_or(1500),
             verify_rx_checksums: args.verify_checksums,
             offload: !args.no_offload,
-            queue_len: args.tap_queue,
+            queue_len: args
+                .tap_queue
+                .unwrap_or(netcell_stack::device::DEFAULT_TAP_QUEUE),
         };
         let dev = match fd {
             Some(fd) => TapDevice::adopt(fd, &cfg),

@@ -246,7 +246,8 @@ fn a_burst_waits_in_the_tap_queue_while_the_stack_is_busy() {
 }
 
 /// `--tap-queue` raises a shorter queue to its value, never shortens a longer one,
-/// and a value out of range is refused with the value named.
+/// and a value out of range, or one for a --tap-fd device, is refused with a
+/// message that names it.
 #[test]
 fn the_tap_queue_is_raised_never_lowered() {
     require_root!();
@@ -327,4 +328,15 @@ fn the_tap_queue_is_raised_never_lowered() {
         assert_eq!(st.code(), Some(2), "{arg}: {err}");
         assert!(err.contains(want), "{arg}: {err}");
     }
+    // A --tap-fd device keeps its owner's queue: asking for one there is an
+    // error, not silently ignored.
+    let (st, _, err) = Container::new(Mode::Preload)
+        .args(["--tap-fd", "3", "--tap-queue", "100"])
+        .exec(["true"])
+        .run();
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(
+        err.contains("'--tap-fd <FD[,KEY=VALUE]...>' cannot be used with '--tap-queue"),
+        "{err}"
+    );
 }

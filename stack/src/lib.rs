@@ -60,6 +60,8 @@ pub mod runtime;
 pub mod socket;
 pub mod stack;
 pub mod standin;
+#[cfg(test)]
+mod testing;
 pub mod uplink;
 use netcell_sys as sys;
 

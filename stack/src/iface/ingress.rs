@@ -746,7 +746,7 @@ impl<R: phy::RxToken, A: Admission> phy::RxToken for HookedRx<'_, R, A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smoltcp::wire::{IpCidr, Ipv4Address, Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber};
+    use smoltcp::wire::{Ipv4Address, TcpControl, TcpRepr, TcpSeqNumber};
 
     fn syn_packet(dst_port: u16) -> Vec<u8> {
         let src = Ipv4Address::new(10, 0, 0, 1);
@@ -765,24 +765,7 @@ mod tests {
             timestamp: None,
             payload: &[],
         };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
-        let caps = smoltcp::phy::ChecksumCapabilities::default();
-        ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut buf[20..]),
-            &src.into(),
-            &dst.into(),
-            &caps,
-        );
-        let _ = IpCidr::new(src.into(), 24);
-        buf
+        crate::testing::ipv4_tcp(src, dst, &tcp)
     }
 
     #[test]

@@ -808,25 +808,7 @@ mod tests {
             timestamp: Some(TcpTimestampRepr::new(5, tsecr)),
             payload,
         };
-        let ip = Ipv4Repr {
-            src_addr: src,
-            dst_addr: dst,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let mut b = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
-        let caps = smoltcp::phy::ChecksumCapabilities::default();
-        let mut p = Ipv4Packet::new_unchecked(&mut b);
-        ip.emit(&mut p, &caps);
-        let (s, d) = (IpAddress::Ipv4(src), IpAddress::Ipv4(dst));
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(p.payload_mut()),
-            &s,
-            &d,
-            &caps,
-        );
-        b
+        crate::testing::ipv4_tcp(src, dst, &tcp)
     }
 
     /// A pure ACK from the peer: `ack`, `window`, SACK blocks.

@@ -406,3 +406,121 @@ fn listener_standin_counts_records_in_flight_against_the_backlog() {
         s.is_connected(c2)
     });
 }
+
+/// Sends a frame from `a`'s device as if its stack had: a segment no socket of
+/// `a` made, such as another host's SYN.
+fn inject(a: &mut Stack<Rec>, frame: &[u8]) {
+    let now = a.now();
+    let tx = phy::Device::transmit(&mut a.devices_mut()[0].dev, now).unwrap();
+    phy::TxToken::consume(tx, frame.len(), |buf| buf.copy_from_slice(frame));
+}
+
+/// A segment from `a`'s address and MAC to 10.9.0.2:`port`: a SYN with a
+/// timestamp and MSS `mss` but without window scaling, or (`rst`) the RST that
+/// follows it.
+fn odd_segment(a: &Stack<Rec>, src_port: u16, port: u16, mss: u16, rst: bool) -> Vec<u8> {
+    use smoltcp::wire::{
+        EthernetAddress, EthernetRepr, HardwareAddress, Ipv4Address, TcpControl, TcpRepr,
+        TcpSeqNumber, TcpTimestampRepr,
+    };
+    let HardwareAddress::Ethernet(mac) = a.ifs.get(ETH).iface.hardware_addr() else {
+        panic!("eth0 has a MAC")
+    };
+    let (src, dst) = (Ipv4Address::new(10, 9, 0, 1), Ipv4Address::new(10, 9, 0, 2));
+    let tcp = TcpRepr {
+        src_port,
+        dst_port: port,
+        control: if rst {
+            TcpControl::Rst
+        } else {
+            TcpControl::Syn
+        },
+        seq_number: TcpSeqNumber(1_000_000 + i32::from(rst)),
+        ack_number: None,
+        window_len: if rst { 0 } else { 65535 },
+        window_scale: None,
+        max_seg_size: (!rst).then_some(mss),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: (!rst).then_some(TcpTimestampRepr {
+            tsval: 12345,
+            tsecr: 0,
+        }),
+        payload: &[],
+    };
+    let eth = EthernetRepr {
+        src_addr: mac,
+        dst_addr: EthernetAddress::BROADCAST,
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let ip = crate::testing::ipv4_tcp(src, dst, &tcp);
+    let mut frame = vec![0u8; eth.buffer_len() + ip.len()];
+    let mut f = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.emit(&mut f);
+    f.payload_mut().copy_from_slice(&ip);
+    frame
+}
+
+/// A SYN without window scaling and its RST, arriving in one poll, send the
+/// listener's armed socket through SYN-RECEIVED back to LISTEN, where smoltcp
+/// keeps what it took from that SYN: window scaling off. The next connection
+/// gets a socket of its own, whose SYN-ACK scales the window again.
+#[test]
+fn a_listener_socket_a_reset_sent_back_to_listen_is_not_used_again() {
+    let (mut a, wa, mut b, wb) = pair();
+    let l = listen(&mut b, "0.0.0.0:7120", 4);
+    // A first connection: ARP both ways, and the listener arms a socket for
+    // 10.9.0.2 (a SYN to an address it has none for waits for one).
+    let (c0, s0) = connect_to(&mut a, &mut b, l, 7120);
+    a.close(c0);
+    b.close(s0);
+    for_a_while(30, || {
+        step(&mut a);
+        step(&mut b);
+    });
+    let first_syn_ack = wb.segs().into_iter().find(|s| s.syn && s.ack).unwrap();
+    assert!(first_syn_ack.ws.is_some_and(|w| w > 0), "{first_syn_ack:?}");
+    wa.clear();
+    wb.clear();
+
+    let (syn, rst) = (
+        odd_segment(&a, 40000, 7120, 536, false),
+        odd_segment(&a, 40000, 7120, 536, true),
+    );
+    inject(&mut a, &syn);
+    inject(&mut a, &rst);
+    for_a_while(30, || {
+        step(&mut b);
+        step(&mut a);
+    });
+    assert!(b.accept(l).is_err(), "nothing to accept: the SYN was reset");
+    wb.clear();
+
+    let (c, srv) = connect_to(&mut a, &mut b, l, 7120);
+    let syn_ack = wb
+        .segs()
+        .into_iter()
+        .find(|s| s.syn && s.ack)
+        .expect("b answered the SYN");
+    assert!(
+        syn_ack.ws.is_some_and(|w| w > 0),
+        "the SYN-ACK scales the window: {syn_ack:?}"
+    );
+    let data = vec![7u8; 8000];
+    let mut sent = 0;
+    let mut got = Vec::new();
+    wait("the bytes", || {
+        if sent < data.len() {
+            sent += b.send(srv, &data[sent..]).unwrap_or(0);
+        }
+        step(&mut b);
+        step(&mut a);
+        drain(&mut a, c, &mut got);
+        got.len() == data.len()
+    });
+    let largest = wb.data().into_iter().max().unwrap();
+    assert!(
+        largest > 536,
+        "segments of {largest} bytes: the odd SYN's MSS"
+    );
+}

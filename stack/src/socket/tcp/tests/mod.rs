@@ -36,6 +36,8 @@ struct Seg {
     len: usize,
     /// The timestamp option's value and echo.
     ts: Option<(u32, u32)>,
+    /// The window scale option (SYNs only).
+    ws: Option<u8>,
 }
 
 fn parse_seg(frame: &[u8]) -> Option<Seg> {
@@ -59,6 +61,7 @@ fn parse_seg(frame: &[u8]) -> Option<Seg> {
         rst: t.rst(),
         len: t.payload().len(),
         ts: repr.timestamp.map(|ts| (ts.tsval, ts.tsecr)),
+        ws: repr.window_scale,
     })
 }
 
@@ -342,6 +345,23 @@ fn connected_pair(
     b.bind(l, SocketAddr::new("0.0.0.0".parse().unwrap(), port))
         .unwrap();
     b.listen(l, 4).unwrap();
+    let conn = connect_to(a, b, l, port);
+    // Let the last ACKs settle.
+    for_a_while(30, || {
+        step(a);
+        step(b);
+    });
+    conn
+}
+
+/// `a` connects to 10.9.0.2:`port`, where `b` listens with socket `l`; returns
+/// the client and the accepted connection.
+fn connect_to(
+    a: &mut Stack<Rec>,
+    b: &mut Stack<Rec>,
+    l: SocketId,
+    port: u16,
+) -> (SocketId, SocketId) {
     let c = client(a, &format!("10.9.0.2:{port}"));
     let mut srv = None;
     wait("the connection", || {
@@ -351,11 +371,6 @@ fn connected_pair(
             srv = b.accept(l).ok().map(|x| x.0);
         }
         a.is_connected(c) && srv.is_some()
-    });
-    // Let the last ACKs settle.
-    for_a_while(30, || {
-        step(a);
-        step(b);
     });
     (c, srv.unwrap())
 }
