@@ -22,15 +22,19 @@ impl Sockets {
         iface: IfaceId,
         group: IpAddr,
     ) -> Result<(), OptionError> {
-        let n = self.udp.groups.entry((iface, group)).or_insert(0);
-        if *n == 0 {
-            ifs.get_mut(iface)
-                .iface
-                .join_multicast_group(IpAddress::from(group))
-                .map_err(|_| OptionError::NoBuffers)?;
-            log::debug!("udp: {} joins {group}", ifs.get(iface).name);
+        // Counted only once joined: a join the interface's full group table
+        // refuses leaves nothing behind (a program looping over new groups
+        // would otherwise grow the map without bound).
+        if let Some(n) = self.udp.groups.get_mut(&(iface, group)) {
+            *n += 1;
+            return Ok(());
         }
-        *n += 1;
+        ifs.get_mut(iface)
+            .iface
+            .join_multicast_group(IpAddress::from(group))
+            .map_err(|_| OptionError::NoBuffers)?;
+        log::debug!("udp: {} joins {group}", ifs.get(iface).name);
+        self.udp.groups.insert((iface, group), 1);
         Ok(())
     }
 
@@ -187,5 +191,82 @@ impl Sockets {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::device::PipeDevice;
+    use crate::iface::{ETH, EthConfig};
+    use crate::socket::{Domain, OptionError, SocketConfig};
+    use crate::stack::Stack;
+
+    /// `struct ip_mreqn` for `group` (224.1.x.y) on eth0.
+    fn mreqn(x: u8, y: u8) -> Vec<u8> {
+        let mut v = vec![224, 1, x, y];
+        v.extend_from_slice(&[0; 4]);
+        v.extend_from_slice(&(ETH as i32 + 1).to_ne_bytes());
+        v
+    }
+
+    /// Joins the interface's full group table refuses (ENOBUFS) leave nothing
+    /// behind: a program looping over new groups grows nothing, and an
+    /// interface made anew joins only the groups really joined.
+    #[test]
+    fn refused_joins_leave_nothing_behind() {
+        let (dev, _peer) = PipeDevice::pair(1500);
+        let cfg = EthConfig {
+            name: "eth0".into(),
+            addrs: vec!["10.9.0.2/24".parse().unwrap()],
+            gateways: vec![],
+            mac: None,
+            dhcp: false,
+            slaac: false,
+        };
+        let mut s = Stack::new(Some((dev, cfg)), SocketConfig::default()).unwrap();
+        let mut open = |s: &mut Stack<PipeDevice>| {
+            s.sockets
+                .open_for_program(&mut s.ifs, Domain::Inet, libc::SOCK_DGRAM, 0, false, 0)
+                .unwrap()
+                .0
+        };
+        let (mut joined, mut group) = (0, 0u8);
+        // Sockets join up to 20 groups each until the table is full.
+        'fill: loop {
+            let id = open(&mut s);
+            for _ in 0..20 {
+                group += 1;
+                match s.setsockopt(
+                    id,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    &mreqn(0, group),
+                ) {
+                    Ok(_) => joined += 1,
+                    Err(OptionError::NoBuffers) => break 'fill,
+                    Err(e) => panic!("join {group}: {e:?}"),
+                }
+            }
+        }
+        assert!(
+            joined >= 16,
+            "{joined} groups joined before the table was full"
+        );
+        let before = s.sockets.groups_on(ETH).len();
+        assert_eq!(before, joined);
+        let id = open(&mut s);
+        for y in 0..200u8 {
+            assert_eq!(
+                s.setsockopt(id, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreqn(2, y)),
+                Err(OptionError::NoBuffers)
+            );
+        }
+        assert_eq!(s.sockets.groups_on(ETH).len(), before, "refused joins kept");
+        // A group already joined is still counted once more, without the table.
+        assert!(
+            s.setsockopt(id, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreqn(0, 1))
+                .is_ok()
+        );
+        assert_eq!(s.sockets.groups_on(ETH).len(), before);
     }
 }
