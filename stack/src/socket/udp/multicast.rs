@@ -224,7 +224,7 @@ mod tests {
             slaac: false,
         };
         let mut s = Stack::new(Some((dev, cfg)), SocketConfig::default()).unwrap();
-        let mut open = |s: &mut Stack<PipeDevice>| {
+        let open = |s: &mut Stack<PipeDevice>| {
             s.sockets
                 .open_for_program(&mut s.ifs, Domain::Inet, libc::SOCK_DGRAM, 0, false, 0)
                 .unwrap()
