@@ -184,7 +184,7 @@ impl Runtime {
             timeout = Some(Duration::ZERO);
         }
         // Requests a batch left (see the control server's docs).
-        if self.control.has_backlog() {
+        if self.control.has_backlog() || self.stack.netlink_has_backlog() {
             timeout = Some(Duration::ZERO);
         }
         if let Some(m) = max_wait {
@@ -230,6 +230,7 @@ impl Runtime {
         }
         self.busy = !self.events.is_empty();
         self.control.serve_backlog(&mut self.stack);
+        self.stack.netlink_serve_backlog();
         self.ready.clear();
         for ev in self.events.iter() {
             self.ready.push(Ready {

@@ -428,6 +428,16 @@ impl<D: Device> Stack<D> {
         self.netlink.ready(idx, &mut self.ifs, &self.sockets, hup);
     }
 
+    /// Whether netlink requests wait that a turn left unread.
+    pub(crate) fn netlink_has_backlog(&self) -> bool {
+        self.netlink.has_backlog()
+    }
+
+    /// Reads netlink requests a turn left unread.
+    pub(crate) fn netlink_serve_backlog(&mut self) {
+        self.netlink.serve_backlog(&mut self.ifs, &self.sockets);
+    }
+
     /// New netlink sockets for the event loop to watch.
     pub(crate) fn netlink_drain_new(&mut self, watch: impl FnMut(usize, std::os::fd::RawFd)) {
         self.netlink.drain_new(watch);

@@ -36,6 +36,21 @@
 //! Replies a program does not read wait in a queue per socket (at most
 //! 1 MiB, then dropped) and are written as its stand-in makes room.
 //!
+//! What a hostile program can make the stack do is bounded too:
+//! - A datagram is served one message at a time, each message's replies
+//!   queued before the next is read. Once its socket has 1 MiB of replies
+//!   unread, a request for information (a `SOCK_DIAG` dump, whose cost grows
+//!   with the container's sockets, or an `RTM_GET*`) is not served at all: its
+//!   reply would be dropped anyway. Without that, one 64 KiB datagram of ~900
+//!   socket dumps built hundreds of MiB of replies in one go. Changes are still
+//!   made. (Linux would also build the reply, drop it, and report `ENOBUFS` on
+//!   the next receive; here the program sees no error: its reply is missing.)
+//! - The event loop reads at most [`READ_BATCH`] requests from a socket's
+//!   stand-in per turn; the rest are read in the turns that follow, without
+//!   sleeping. They are read also while replies wait unread: Linux serves a
+//!   request at its `send`, whatever the reader does, and a program that sends
+//!   a batch of requests before it reads any must not block for good.
+//!
 //! A request sent without an address (`send`, `write`: iproute2's dumps) lands in
 //! the stack's end natively; the event loop watches that end and serves what
 //! arrives there the same way. At most [`MAX_SOCKETS`] netlink sockets per
@@ -50,6 +65,9 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Netlink sockets a container may hold at once.
 pub const MAX_SOCKETS: usize = 64;
+
+/// Requests read from one socket's stand-in per turn of the event loop.
+pub const READ_BATCH: usize = 16;
 
 /// `NETLINK_ROUTE`.
 pub const NETLINK_ROUTE: i32 = 0;
@@ -82,6 +100,12 @@ pub(crate) struct NlSocket {
 }
 
 impl NlSocket {
+    /// Whether its queue of unread replies is full: the next reply datagram
+    /// (at most 64 KiB) may not fit.
+    fn full(&self) -> bool {
+        self.pending_bytes + 65536 > MAX_PENDING
+    }
+
     /// Queues a datagram for the program and writes what fits.
     fn push(&mut self, d: Vec<u8>) {
         if self.pending_bytes + d.len() > MAX_PENDING {
@@ -120,6 +144,12 @@ pub struct Netlink {
     next_port: u32,
     /// Indices of sockets the event loop does not watch yet.
     new: Vec<usize>,
+    /// Indices of sockets whose stand-ins hold requests a turn left unread.
+    backlog: Vec<usize>,
+    /// The buffer requests are read into (made at the first).
+    rbuf: Vec<u8>,
+    /// Requests served, and those not served because replies went unread.
+    requests: (u64, u64),
 }
 
 /// Why a netlink call failed, as an errno.
@@ -198,7 +228,9 @@ impl Netlink {
     }
 
     /// Socket `idx`'s stand-in is readable (requests sent without an address:
-    /// `send`, `write`) or hung up (the program closed it).
+    /// `send`, `write`), writable (the program read replies), or hung up (the
+    /// program closed it). Reads at most [`READ_BATCH`] requests (see the module
+    /// docs).
     pub fn ready(
         &mut self,
         idx: usize,
@@ -206,28 +238,39 @@ impl Netlink {
         sockets: &crate::socket::Sockets,
         hup: bool,
     ) {
+        self.backlog.retain(|&i| i != idx);
         if let Some(s) = self.socks.get_mut(idx).and_then(|s| s.as_mut()) {
             s.flush();
         }
-        let mut buf = vec![0u8; 65536];
-        loop {
+        let mut buf = std::mem::take(&mut self.rbuf);
+        buf.resize(65536, 0);
+        let mut read = 0;
+        let drained = loop {
             let Some(s) = self.socks.get(idx).and_then(|s| s.as_ref()) else {
+                self.rbuf = buf;
                 return;
             };
+            if read == READ_BATCH {
+                self.backlog.push(idx);
+                break false;
+            }
             match sys::recv_record(s.t.as_fd(), &mut buf) {
-                Ok(Some(0)) => break,
+                Ok(Some(0)) => break true,
                 Ok(Some(n)) => {
+                    read += 1;
                     let inode = s.inode;
                     let n = n.min(buf.len());
                     // Sent without an address: the opener's CAP_NET_ADMIN
                     // decides, as on Linux.
                     let _ = self.send(inode, ifs, sockets, &[], &buf[..n], false);
                 }
-                Ok(None) => break,
-                Err(_) => break,
+                Ok(None) | Err(_) => break true,
             }
-        }
+        };
+        self.rbuf = buf;
+        // A closed socket goes once its last requests are served.
         if hup
+            && drained
             && self
                 .socks
                 .get(idx)
@@ -235,6 +278,30 @@ impl Netlink {
                 .is_some_and(|s| sys::hung_up_now(s.t.as_fd()))
         {
             self.socks[idx] = None;
+            self.backlog.retain(|&i| i != idx);
+        }
+    }
+
+    /// Request messages served, and those not served because their socket's
+    /// replies went unread (see the module docs).
+    pub fn requests(&self) -> (u64, u64) {
+        self.requests
+    }
+
+    /// Whether requests wait that a turn left unread ([`Netlink::serve_backlog`]).
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Reads the requests a turn left unread, a batch per socket.
+    pub fn serve_backlog(
+        &mut self,
+        ifs: &mut crate::iface::Interfaces,
+        sockets: &crate::socket::Sockets,
+    ) {
+        for idx in std::mem::take(&mut self.backlog) {
+            // Its hang-up may have come in the turn that left it.
+            self.ready(idx, ifs, sockets, true);
         }
     }
 
@@ -360,21 +427,40 @@ impl Netlink {
             (s.pid, s.protocol, s.admin)
         };
         let admin = admin || opener_admin;
-        let (replies, events) = match protocol {
-            NETLINK_SOCK_DIAG => (diag::serve(sockets, ifs, data, pid), Vec::new()),
-            _ => route::serve(ifs, sockets, data, pid, admin),
-        };
-        if let Some(s) = self.get_mut(inode) {
-            for r in replies {
-                s.push(r);
-            }
+        // One message at a time, its replies queued before the next is served
+        // (see the module docs).
+        let (msgs, well_formed) = wire::messages(data);
+        if !well_formed {
+            log::debug!("netlink: a malformed message from port {pid} ignored");
         }
-        for (group, msg) in events {
-            for s in self.socks.iter_mut().flatten() {
-                if s.protocol == NETLINK_ROUTE && s.groups & group != 0 {
-                    s.push(msg.clone());
+        let mut skipped = 0usize;
+        for m in &msgs {
+            let full = self.get(inode).is_none_or(NlSocket::full);
+            if full && (protocol == NETLINK_SOCK_DIAG || route::is_get(m.ty)) {
+                skipped += 1;
+                continue;
+            }
+            self.requests.0 += 1;
+            let (replies, events) = match protocol {
+                NETLINK_SOCK_DIAG => (diag::serve(sockets, ifs, m.whole, pid), Vec::new()),
+                _ => route::serve(ifs, sockets, m.whole, pid, admin),
+            };
+            if let Some(s) = self.get_mut(inode) {
+                for r in replies {
+                    s.push(r);
                 }
             }
+            for (group, msg) in events {
+                for s in self.socks.iter_mut().flatten() {
+                    if s.protocol == NETLINK_ROUTE && s.groups & group != 0 {
+                        s.push(msg.clone());
+                    }
+                }
+            }
+        }
+        if skipped > 0 {
+            self.requests.1 += skipped as u64;
+            log::debug!("netlink: port {pid}: replies unread, {skipped} requests not served");
         }
         Ok(data.len())
     }
@@ -467,6 +553,123 @@ mod tests {
         let mut watched = Vec::new();
         nl.drain_new(|idx, fd| watched.push((idx, fd)));
         assert_eq!(watched.len(), 1, "{watched:?}");
+    }
+
+    /// A `SOCK_DIAG_BY_FAMILY` dump of every TCP socket (72 bytes).
+    fn dump_request() -> Vec<u8> {
+        let mut m = Vec::with_capacity(72);
+        m.extend_from_slice(&72u32.to_ne_bytes());
+        m.extend_from_slice(&20u16.to_ne_bytes()); // SOCK_DIAG_BY_FAMILY
+        m.extend_from_slice(&0x301u16.to_ne_bytes()); // NLM_F_REQUEST | NLM_F_DUMP
+        m.extend_from_slice(&[0; 8]); // seq, pid
+        m.extend_from_slice(&[libc::AF_INET as u8, libc::IPPROTO_TCP as u8, 0, 0]);
+        m.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+        m.resize(72, 0);
+        m
+    }
+
+    /// A container with `n` TCP listeners, and a `NETLINK_SOCK_DIAG` socket of
+    /// it: (netlink, interfaces, sockets, the program's end, its inode).
+    fn diag_with_sockets(
+        n: usize,
+    ) -> (
+        Netlink,
+        crate::iface::Interfaces,
+        crate::socket::Sockets,
+        OwnedFd,
+        u64,
+    ) {
+        let ifs = sample_interfaces();
+        let mut sockets = crate::socket::Sockets::new(Default::default());
+        for i in 0..n {
+            let (id, _) = sockets
+                .open(
+                    crate::socket::Domain::Inet,
+                    libc::SOCK_STREAM,
+                    0,
+                    false,
+                    false,
+                )
+                .unwrap();
+            let at = std::net::SocketAddr::from(([127, 0, 0, 1], 20000 + i as u16));
+            sockets
+                .tcp_bind(&ifs, id, crate::socket::addr::Target::Addr(at))
+                .unwrap();
+            sockets.tcp_listen(id, 8, None).unwrap();
+        }
+        let mut nl = Netlink::default();
+        let theirs = nl
+            .open(libc::SOCK_RAW, NETLINK_SOCK_DIAG, 1, false)
+            .unwrap();
+        let inode = nl.live().next().unwrap().inode;
+        (nl, ifs, sockets, theirs, inode)
+    }
+
+    /// Reads what waits in the program's end; the number of datagrams.
+    fn read_all(fd: &OwnedFd) -> usize {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0;
+        while let Ok(Some(_)) = sys::recv_record(fd.as_fd(), &mut buf) {
+            n += 1;
+        }
+        n
+    }
+
+    /// A datagram of 900 socket dumps whose replies the program does not read
+    /// costs the stack the dumps that fit its queue, not 900 (each walks every
+    /// socket of the container). Once the program reads, dumps are served again.
+    #[test]
+    fn dumps_whose_replies_go_unread_are_not_built() {
+        let (mut nl, mut ifs, sockets, theirs, inode) = diag_with_sockets(300);
+        let flood = dump_request().repeat(900);
+        assert_eq!(
+            nl.send(inode, &mut ifs, &sockets, &[], &flood, false),
+            Ok(flood.len())
+        );
+        let (served, skipped) = nl.requests();
+        assert_eq!(served + skipped, 900);
+        assert!(served < 200, "{served} dumps built, {skipped} not");
+        // The program reads; the loop writes the rest as its end makes room.
+        let mut got = 0;
+        loop {
+            let n = read_all(&theirs);
+            got += n;
+            nl.ready(0, &mut ifs, &sockets, false);
+            if n == 0 && nl.live().all(|s| s.pending.is_empty()) {
+                break;
+            }
+        }
+        assert!(got > 0);
+        nl.send(inode, &mut ifs, &sockets, &[], &dump_request(), false)
+            .unwrap();
+        assert_eq!(nl.requests(), (served + 1, skipped), "served again");
+        assert!(read_all(&theirs) > 0, "its reply arrived");
+    }
+
+    /// Requests written into a socket's stand-in are read a batch per turn; the
+    /// rest wait for the turns that follow (the event loop does not sleep
+    /// while they wait).
+    #[test]
+    fn requests_written_to_the_standin_are_read_a_batch_per_turn() {
+        let (mut nl, mut ifs, sockets, theirs, _) = diag_with_sockets(2);
+        for _ in 0..40 {
+            sys::send_nb(theirs.as_fd(), &dump_request(), 0).unwrap();
+        }
+        nl.ready(0, &mut ifs, &sockets, false);
+        assert_eq!(nl.requests().0, READ_BATCH as u64);
+        assert!(nl.has_backlog());
+        let mut turns = 1;
+        while nl.has_backlog() {
+            read_all(&theirs);
+            nl.serve_backlog(&mut ifs, &sockets);
+            turns += 1;
+        }
+        assert_eq!(nl.requests(), (40, 0));
+        assert_eq!(turns, 40usize.div_ceil(READ_BATCH));
+        // The program closes it: the socket goes at its hang-up.
+        drop(theirs);
+        nl.ready(0, &mut ifs, &sockets, true);
+        assert_eq!(nl.live().count(), 0);
     }
 
     /// Crashes the fuzzer found, each answered now with an error.

@@ -69,6 +69,13 @@ pub fn serve(
     (replies, events)
 }
 
+/// Whether message type `ty` asks for information (`RTM_GETLINK`,
+/// `RTM_GETADDR`, `RTM_GETROUTE`, `RTM_GETNEIGH`, ...: rtnetlink's types come
+/// in fours, new, del, get, set).
+pub(super) fn is_get(ty: u16) -> bool {
+    ty >= RTM_NEWLINK && ty % 4 == 2
+}
+
 fn ifindex(id: usize) -> u32 {
     id as u32 + 1
 }
