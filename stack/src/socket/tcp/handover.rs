@@ -79,6 +79,14 @@ impl Sockets {
             SocketAddr::V4(_) => true,
             SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
         };
+        // A connection from the host waits in netcell like a SYN the container's
+        // listener has not accepted yet, and counts against the same limits
+        // (--max-pending, --max-sockets, the buffer budget): a program that
+        // never accepts must not make netcell hold host sockets without bound.
+        if self.pending_over_limits() {
+            log::debug!("published port {port}: {peer} over the pending limits; reset");
+            return Err(conn);
+        }
         let ids = self.tcp.listeners.get(&port).cloned().unwrap_or_default();
         let takes = |s: &super::super::Socket| -> Option<std::net::IpAddr> {
             let local = s.local?;

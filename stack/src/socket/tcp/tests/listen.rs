@@ -524,3 +524,32 @@ fn a_listener_socket_a_reset_sent_back_to_listen_is_not_used_again() {
         "segments of {largest} bytes: the odd SYN's MSS"
     );
 }
+
+/// Connections a published port brings from the host wait in netcell until
+/// the program accepts them: they count against --max-pending like SYNs do,
+/// whatever the listener's backlog, and the rest are refused (the host side
+/// resets them).
+#[test]
+fn published_connections_count_against_the_pending_limit() {
+    let (_a, _wa, mut b, _wb) = pair();
+    b.sockets.cfg.max_pending = 3;
+    let (l, lprog) = b
+        .sockets
+        .open(Domain::Inet, libc::SOCK_STREAM, 0, true, false)
+        .unwrap();
+    let lprog = lprog.unwrap();
+    b.bind(l, addr("0.0.0.0:80")).unwrap();
+    b.sockets.listen(l, 4096, Some(&lprog)).unwrap();
+    let mut taken = 0;
+    for i in 0..10 {
+        let (conn, _other) = UnixStream::pair().unwrap();
+        let peer = addr(&format!("10.9.0.1:{}", 5000 + i));
+        if b.sockets
+            .deliver_published(&b.ifs, 80, conn.into(), peer)
+            .is_ok()
+        {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 3, "--max-pending 3, backlog 4096");
+}
