@@ -195,7 +195,17 @@ pub struct OwnerServer {
     joined: Vec<OwnedFd>,
     /// Whether the zygote may send listeners (see [`Self::take_listeners_from_zygote`]).
     takes_listeners: bool,
+    /// Connections refused so far (their log lines are rate-limited).
+    refused: u64,
+    /// Whether connections may wait that the last call left (see
+    /// [`Self::on_listener`]).
+    backlog: bool,
 }
+
+/// Connections served per turn of the event loop: a flood of connections
+/// (another container's program connecting in a loop, refused each time) must
+/// not keep the loop from the container's own traffic.
+const ACCEPT_BATCH: usize = 16;
 
 impl OwnerServer {
     /// Listens at `dir/owner`.
@@ -210,6 +220,8 @@ impl OwnerServer {
             next_id: 1,
             id,
             env: Vec::new(),
+            refused: 0,
+            backlog: false,
         })
     }
 
@@ -249,15 +261,33 @@ impl OwnerServer {
         std::mem::take(&mut self.joined)
     }
 
-    /// Serves the owners who connected.
+    /// Whether connections may wait that the last [`Self::on_listener`] left:
+    /// the loop calls it again without sleeping.
+    pub fn has_backlog(&self) -> bool {
+        self.backlog
+    }
+
+    /// Serves the owners who connected, at most [`ACCEPT_BATCH`] connections a
+    /// call; [`Self::has_backlog`] says when more may wait.
     pub fn on_listener(&mut self, stack: &mut Stack<Link>) {
-        while let Ok(conn) = netcell_sys::accept_nb(self.listener.as_fd()) {
+        self.backlog = false;
+        for n in 0.. {
+            if n == ACCEPT_BATCH {
+                self.backlog = true;
+                break;
+            }
+            let Ok(conn) = netcell_sys::accept_nb(self.listener.as_fd()) else {
+                break;
+            };
             if let Err(e) = check_peer(conn.as_fd()) {
                 // Refused at once, never waited for (a container connecting to
                 // another's owner socket must not stall its event loop). What the
                 // peer sent already is read first: a socket closed on unread data
                 // resets its peer, who would not see why.
-                log::warn!("owner socket: refused: {e}");
+                self.refused += 1;
+                if self.refused <= 5 || self.refused.is_multiple_of(1000) {
+                    log::warn!("owner socket: refused: {e} (refusal {})", self.refused);
+                }
                 let mut scratch = vec![0u8; MAX_MSG];
                 let _ = netcell_sys::recv_with_fds(conn.as_fd(), &mut scratch);
                 let refusal = format!("error refused: {e}");

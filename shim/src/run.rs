@@ -271,6 +271,13 @@ fn turn(
         s.serve_backlog(runtime.stack());
         wake = Some(std::time::Duration::ZERO);
     }
+    // Owner connections a call left (see `OwnerServer::on_listener`).
+    if let Some(o) = owner.as_mut()
+        && o.has_backlog()
+    {
+        o.on_listener(runtime.stack());
+        wake = Some(std::time::Duration::ZERO);
+    }
     let wait = match (max_wait, wake) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

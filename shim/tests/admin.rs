@@ -541,6 +541,47 @@ fn a_container_cannot_exec_into_another() {
     assert!(list.contains("input drop"), "the rule stayed: {list}");
 }
 
+/// A program that connects to its own container's owner socket in a loop is
+/// refused each time, in a few log lines rather than one per connection, and
+/// the container's stack goes on serving its traffic meanwhile.
+#[test]
+fn a_flood_of_owner_connections_is_refused_quietly() {
+    require_root!();
+    let name = unique("adm-fl");
+    let dir = Scratch::new();
+    let script = r#"
+import os, socket, sys, threading
+path = os.path.join(sys.argv[1], "netcell", sys.argv[2], "owner")
+srv = socket.socket(); srv.bind(("127.0.0.1", 7300)); srv.listen(64)
+def echo():
+    while True:
+        c, _ = srv.accept(); c.sendall(c.recv(100)); c.close()
+threading.Thread(target=echo, daemon=True).start()
+refused = echoed = 0
+for i in range(3000):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    if s.recv(200).startswith(b"error refused"):
+        refused += 1
+    s.close()
+    if i % 300 == 0:
+        c = socket.create_connection(("127.0.0.1", 7300), timeout=5)
+        c.sendall(b"ping"); echoed += c.recv(100) == b"ping"; c.close()
+print("refused", refused, "echoed", echoed)
+"#;
+    let (st, out, err) = Container::new(Mode::Seccomp)
+        .args(["--name", &name, "--runtime-dir"])
+        .arg(&dir.0)
+        .exec(["python3", "-c", script])
+        .arg(&dir.0)
+        .arg(&name)
+        .run();
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.contains("refused 3000 echoed 10"), "{out}\n{err}");
+    let lines = err.matches("owner socket: refused").count();
+    assert!((1..=8).contains(&lines), "{lines} refusal lines:\n{err}");
+}
+
 /// `--addr dhcp`: the container takes its address, default route and nameserver
 /// from dnsmasq on the kernel side, before its command starts.
 fn dhcp_gives_the_container_its_lease(mode: Mode) {
