@@ -293,7 +293,9 @@ impl Mirror for PacketMirror {
         }
         self.refresh();
         if self.programs.len() >= MAX_PACKET_SOCKETS {
-            log::warn!("mirror: {MAX_PACKET_SOCKETS} packet sockets are open: ENOBUFS");
+            netcell_stack::warn_limited!(
+                "mirror: {MAX_PACKET_SOCKETS} packet sockets are open: ENOBUFS"
+            );
             return Err(libc::ENOBUFS);
         }
         let mut req = vec![b'O'];

@@ -176,6 +176,16 @@ fn garbage_from_the_container_is_survived(mode: Mode) {
         err.contains("malformed message"),
         "the stack logs the garbage: {err}"
     );
+    // 200 connections of garbage, but a few lines of log: a program must not
+    // be able to flood netcell's stderr.
+    for what in [
+        "malformed message",
+        "control: closing connection",
+        "before Hello",
+    ] {
+        let n = err.matches(what).count();
+        assert!(n <= 6, "{n} lines of '{what}':\n{err}");
+    }
 }
 
 fn exit_status_signals_and_cleanup(mode: Mode) {

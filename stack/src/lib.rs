@@ -48,6 +48,22 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// `log::warn!` for what a container's programs can cause as often as they
+/// like (a refused connection, a failed host socket): the first five of each
+/// call site, then every thousandth, with its count. A line per occurrence
+/// would let a program flood netcell's log, and a netcell whose stderr is a
+/// full pipe stops serving while it waits to write.
+#[macro_export]
+macro_rules! warn_limited {
+    ($($arg:tt)+) => {{
+        static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n <= 5 || n.is_multiple_of(1000) {
+            log::warn!("{} (occurrence {n})", format_args!($($arg)+));
+        }
+    }};
+}
+
 pub mod capture;
 pub mod control;
 pub mod device;

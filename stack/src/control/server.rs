@@ -288,7 +288,7 @@ impl ControlServer {
                 Ok((hdr, req)) => {
                     let first = !conn.hello;
                     if first && !matches!(req, proto::Request::Hello { .. }) {
-                        log::warn!(
+                        crate::warn_limited!(
                             "control: pid {} sent {:?} before Hello; closing",
                             conn.pid,
                             req.op()
@@ -329,18 +329,20 @@ impl ControlServer {
                 }
                 Err((e, header)) => {
                     conn.errors += 1;
-                    crate::device::log_rate_limited(
-                        conn.errors as u64,
-                        &format!(
-                            "control: malformed message from pid {} ({} bytes)",
-                            conn.pid, got.len
-                        ),
-                        &e,
+                    // Counted for the whole server: a program opening a
+                    // connection per message would get a line for each.
+                    crate::warn_limited!(
+                        "control: malformed message from pid {} ({} bytes): {e}",
+                        conn.pid,
+                        got.len
                     );
                     let Some((op, hdr)) =
                         header.filter(|_| e.header_was_valid() && conn.errors <= MAX_ERRORS)
                     else {
-                        log::warn!("control: closing connection of pid {} after: {e}", conn.pid);
+                        crate::warn_limited!(
+                            "control: closing connection of pid {} after: {e}",
+                            conn.pid
+                        );
                         self.conns[idx] = None;
                         return ConnEvent::Closed;
                     };

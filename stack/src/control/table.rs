@@ -247,7 +247,7 @@ fn current(filter: &Filter, family: Family) -> Result<ipt::Table, i32> {
     let policy =
         [Chain::Input, Chain::Forward, Chain::Output].map(|c| filter.policy_count_in(&c, family));
     ipt::encode_entries_in(filter.ruleset(), &counts, &policy, family).map_err(|e| {
-        log::warn!("filter: {} cannot show the rule set: {}", tool(family), e.0);
+        crate::warn_limited!("filter: {} cannot show the rule set: {}", tool(family), e.0);
         libc::EOPNOTSUPP
     })
 }

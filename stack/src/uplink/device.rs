@@ -487,7 +487,7 @@ impl Inner {
                 );
             }
             FlowKey::Echo(..) => {}
-            FlowKey::Udp(_) => log::warn!("uplink: cannot open a host UDP socket: {e}"),
+            FlowKey::Udp(_) => crate::warn_limited!("uplink: cannot open a host UDP socket: {e}"),
         }
     }
 }

@@ -303,7 +303,7 @@ pub(crate) fn host_error(e: std::io::Error) -> ConnectError {
         Some(libc::ETIMEDOUT) => ConnectError::TimedOut,
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => ConnectError::NoBuffers,
         _ => {
-            log::warn!("uplink: a host socket failed: {e}");
+            crate::warn_limited!("uplink: a host socket failed: {e}");
             ConnectError::NetworkUnreachable
         }
     }

@@ -385,7 +385,7 @@ impl Sockets {
                 continue;
             };
             if connecting && let Err(e) = si.fill(end.as_fd()) {
-                log::warn!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
+                crate::warn_limited!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
             }
         }
     }
@@ -750,7 +750,7 @@ impl Sockets {
                 si.fill_later = Some(end);
                 self.tcp.unsettled.push(id);
             } else if let Err(e) = si.fill(end.as_fd()) {
-                log::warn!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
+                crate::warn_limited!("tcp: cannot fill stand-in of socket {}: {e}", id.index());
             }
         }
         log::debug!(
