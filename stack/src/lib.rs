@@ -59,10 +59,13 @@ macro_rules! warn_limited {
         static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         if n <= 5 || n.is_multiple_of(1000) {
-            log::warn!("{} (occurrence {n})", format_args!($($arg)+));
+            $crate::__log::warn!("{} (occurrence {n})", format_args!($($arg)+));
         }
     }};
 }
+
+#[doc(hidden)]
+pub use log as __log;
 
 pub mod capture;
 pub mod control;

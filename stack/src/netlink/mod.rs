@@ -38,23 +38,22 @@
 //!
 //! What a hostile program can make the stack do is bounded too:
 //! - A datagram is served one message at a time, each message's replies
-//!   queued before the next is read. Once its socket has 1 MiB of replies
-//!   unread, a request for information (a `SOCK_DIAG` dump, whose cost grows
-//!   with the container's sockets, or an `RTM_GET*`) is not served at all: its
-//!   reply would be dropped anyway. Without that, one 64 KiB datagram of ~900
-//!   socket dumps built hundreds of MiB of replies in one go. Changes are still
-//!   made. (Linux would also build the reply, drop it, and report `ENOBUFS` on
-//!   the next receive; here the program sees no error: its reply is missing.)
+//!   queued before the next is read. Without that, one 64 KiB datagram of ~900
+//!   socket dumps built hundreds of MiB of replies in one go.
+//! - Socket dumps (`SOCK_DIAG`), whose cost grows with the container's sockets,
+//!   are served at most [`DUMPS_PER_WINDOW`] per 100 ms for the whole
+//!   container; one beyond is answered with `EBUSY` (Linux's answer to a dump
+//!   it cannot start: one is under way), which `ss` reports and a program can
+//!   retry. `ss` asks for one to four dumps.
+//! - Once a socket's unread replies nearly fill its queue, a request for
+//!   information (a dump, an `RTM_GET*`) is not built: it is answered with a
+//!   short `ENOBUFS` error. Linux would stop the dump until the program reads
+//!   and finish it then; the program here asks again. Changes are still made.
 //! - The event loop reads at most [`READ_BATCH`] requests from a socket's
 //!   stand-in per turn; the rest are read in the turns that follow, without
 //!   sleeping. They are read also while replies wait unread: Linux serves a
 //!   request at its `send`, whatever the reader does, and a program that sends
 //!   a batch of requests before it reads any must not block for good.
-//!
-//! A request sent without an address (`send`, `write`: iproute2's dumps) lands in
-//! the stack's end natively; the event loop watches that end and serves what
-//! arrives there the same way. At most [`MAX_SOCKETS`] netlink sockets per
-//! container; a closed one is noticed by its stand-in's hang-up.
 
 mod diag;
 mod route;
@@ -68,6 +67,12 @@ pub const MAX_SOCKETS: usize = 64;
 
 /// Requests read from one socket's stand-in per turn of the event loop.
 pub const READ_BATCH: usize = 16;
+
+/// Socket dumps served per 100 ms, for the whole container.
+pub const DUMPS_PER_WINDOW: u32 = 16;
+
+/// The window [`DUMPS_PER_WINDOW`] counts in.
+const DUMP_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// `NETLINK_ROUTE`.
 pub const NETLINK_ROUTE: i32 = 0;
@@ -148,8 +153,10 @@ pub struct Netlink {
     backlog: Vec<usize>,
     /// The buffer requests are read into (made at the first).
     rbuf: Vec<u8>,
-    /// Requests served, and those not served because replies went unread.
+    /// Requests served, and those refused (`ENOBUFS`, `EBUSY`).
     requests: (u64, u64),
+    /// When the current dump window began, and the dumps served in it.
+    dumps: Option<(std::time::Instant, u32)>,
 }
 
 /// Why a netlink call failed, as an errno.
@@ -173,8 +180,11 @@ impl Netlink {
         if protocol != NETLINK_ROUTE && protocol != NETLINK_SOCK_DIAG {
             return Err(libc::EPROTONOSUPPORT);
         }
-        for slot in self.socks.iter_mut() {
-            if slot.as_ref().is_some_and(|s| sys::hung_up_now(s.t.as_fd())) {
+        for (i, slot) in self.socks.iter_mut().enumerate() {
+            // One whose requests wait in the backlog goes once they are served.
+            if !self.backlog.contains(&i)
+                && slot.as_ref().is_some_and(|s| sys::hung_up_now(s.t.as_fd()))
+            {
                 *slot = None;
             }
         }
@@ -255,7 +265,8 @@ impl Netlink {
                 break false;
             }
             match sys::recv_record(s.t.as_fd(), &mut buf) {
-                Ok(Some(0)) => break true,
+                // An empty send is ignored, as Linux does; what follows is read.
+                Ok(Some(0)) => read += 1,
                 Ok(Some(n)) => {
                     read += 1;
                     let inode = s.inode;
@@ -282,10 +293,26 @@ impl Netlink {
         }
     }
 
-    /// Request messages served, and those not served because their socket's
-    /// replies went unread (see the module docs).
+    /// Request messages served, and those refused because their socket's
+    /// replies went unread or the container asked for too many socket dumps
+    /// (see the module docs).
     pub fn requests(&self) -> (u64, u64) {
         self.requests
+    }
+
+    /// Counts a socket dump against the window's budget; false when it is spent
+    /// ([`DUMPS_PER_WINDOW`]).
+    fn take_dump(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let (start, n) = match self.dumps {
+            Some((start, n)) if now.duration_since(start) < DUMP_WINDOW => (start, n),
+            _ => (now, 0),
+        };
+        if n >= DUMPS_PER_WINDOW {
+            return false;
+        }
+        self.dumps = Some((start, n + 1));
+        true
     }
 
     /// Whether requests wait that a turn left unread ([`Netlink::serve_backlog`]).
@@ -433,11 +460,24 @@ impl Netlink {
         if !well_formed {
             log::debug!("netlink: a malformed message from port {pid} ignored");
         }
-        let mut skipped = 0usize;
         for m in &msgs {
-            let full = self.get(inode).is_none_or(NlSocket::full);
-            if full && (protocol == NETLINK_SOCK_DIAG || route::is_get(m.ty)) {
-                skipped += 1;
+            let info = protocol == NETLINK_SOCK_DIAG || route::is_get(m.ty);
+            let refusal = if m.flags & wire::consts::NLM_F_REQUEST == 0 {
+                None
+            } else if info && self.get(inode).is_none_or(NlSocket::full) {
+                Some(libc::ENOBUFS)
+            } else if protocol == NETLINK_SOCK_DIAG && !self.take_dump() {
+                Some(libc::EBUSY)
+            } else {
+                None
+            };
+            if let Some(errno) = refusal {
+                self.requests.1 += 1;
+                let mut w = wire::Writer::default();
+                w.error(m, errno, pid);
+                if let Some(s) = self.get_mut(inode) {
+                    s.push(w.buf);
+                }
                 continue;
             }
             self.requests.0 += 1;
@@ -457,10 +497,6 @@ impl Netlink {
                     }
                 }
             }
-        }
-        if skipped > 0 {
-            self.requests.1 += skipped as u64;
-            log::debug!("netlink: port {pid}: replies unread, {skipped} requests not served");
         }
         Ok(data.len())
     }
@@ -615,35 +651,92 @@ mod tests {
         n
     }
 
-    /// A datagram of 900 socket dumps whose replies the program does not read
-    /// costs the stack the dumps that fit its queue, not 900 (each walks every
-    /// socket of the container). Once the program reads, dumps are served again.
+    /// The errnos of the `NLMSG_ERROR`s among the reply datagrams waiting in
+    /// the program's end, and how many datagrams there were.
+    fn errors_read(fd: &OwnedFd) -> (Vec<i32>, usize) {
+        let mut buf = vec![0u8; 1 << 16];
+        let (mut errs, mut n) = (Vec::new(), 0);
+        while let Ok(Some(len)) = sys::recv_record(fd.as_fd(), &mut buf) {
+            n += 1;
+            let (msgs, _) = wire::messages(&buf[..len]);
+            for m in msgs {
+                if m.ty == wire::consts::NLMSG_ERROR && m.body.len() >= 4 {
+                    errs.push(-i32::from_ne_bytes(m.body[..4].try_into().unwrap()));
+                }
+            }
+        }
+        (errs, n)
+    }
+
+    /// The program reads until nothing more comes, the loop writing what
+    /// waited as its end makes room: the errnos of every `NLMSG_ERROR`.
+    fn read_everything(
+        nl: &mut Netlink,
+        ifs: &mut crate::iface::Interfaces,
+        sockets: &crate::socket::Sockets,
+        theirs: &OwnedFd,
+    ) -> Vec<i32> {
+        let mut all = Vec::new();
+        loop {
+            let (errs, n) = errors_read(theirs);
+            all.extend(errs);
+            nl.ready(0, ifs, sockets, false);
+            if n == 0 && nl.live().all(|s| s.pending.is_empty()) {
+                return all;
+            }
+        }
+    }
+
+    /// A datagram of 900 socket dumps (each walks every socket of the
+    /// container) gets the window's 16, and `EBUSY` for the rest; the next
+    /// window serves dumps again.
     #[test]
-    fn dumps_whose_replies_go_unread_are_not_built() {
+    fn socket_dumps_beyond_the_window_s_budget_are_refused_with_ebusy() {
         let (mut nl, mut ifs, sockets, theirs, inode) = diag_with_sockets(300);
         let flood = dump_request().repeat(900);
         assert_eq!(
             nl.send(inode, &mut ifs, &sockets, &[], &flood, false),
             Ok(flood.len())
         );
-        let (served, skipped) = nl.requests();
-        assert_eq!(served + skipped, 900);
-        assert!(served < 200, "{served} dumps built, {skipped} not");
-        // The program reads; the loop writes the rest as its end makes room.
-        let mut got = 0;
-        loop {
-            let n = read_all(&theirs);
-            got += n;
-            nl.ready(0, &mut ifs, &sockets, false);
-            if n == 0 && nl.live().all(|s| s.pending.is_empty()) {
-                break;
-            }
-        }
-        assert!(got > 0);
+        let (served, refused) = nl.requests();
+        assert!(served <= DUMPS_PER_WINDOW as u64, "{served} dumps built");
+        assert_eq!(served + refused, 900);
+        let errs = read_everything(&mut nl, &mut ifs, &sockets, &theirs);
+        let busy = errs.iter().filter(|&&e| e == libc::EBUSY).count();
+        assert_eq!(busy as u64, refused, "each refused dump is told EBUSY");
+        std::thread::sleep(DUMP_WINDOW);
         nl.send(inode, &mut ifs, &sockets, &[], &dump_request(), false)
             .unwrap();
-        assert_eq!(nl.requests(), (served + 1, skipped), "served again");
-        assert!(read_all(&theirs) > 0, "its reply arrived");
+        assert_eq!(nl.requests(), (served + 1, refused), "served again");
+    }
+
+    /// Once a socket's unread replies nearly fill its queue, requests for
+    /// information are answered with ENOBUFS instead of being built; changes
+    /// would still be made.
+    #[test]
+    fn information_requests_are_not_built_while_replies_go_unread() {
+        let mut ifs = sample_interfaces();
+        let sockets = crate::socket::Sockets::new(Default::default());
+        let mut nl = Netlink::default();
+        let theirs = nl.open(libc::SOCK_RAW, NETLINK_ROUTE, 1, false).unwrap();
+        let inode = nl.live().next().unwrap().inode;
+        // RTM_GETLINK dumps: a few hundred bytes of reply each.
+        let mut m = Vec::new();
+        m.extend_from_slice(&32u32.to_ne_bytes());
+        m.extend_from_slice(&wire::consts::RTM_GETLINK.to_ne_bytes());
+        m.extend_from_slice(&0x301u16.to_ne_bytes());
+        m.resize(32, 0);
+        let flood = m.repeat(2000);
+        for _ in 0..4 {
+            nl.send(inode, &mut ifs, &sockets, &[], &flood, false)
+                .unwrap();
+        }
+        let (served, refused) = nl.requests();
+        assert!(refused > 0, "{served} served, none refused");
+        assert!(nl.live().next().unwrap().pending_bytes <= MAX_PENDING);
+        let errs = read_everything(&mut nl, &mut ifs, &sockets, &theirs);
+        let nobufs = errs.iter().filter(|&&e| e == libc::ENOBUFS).count();
+        assert!(nobufs > 0, "refusals are told ENOBUFS");
     }
 
     /// Requests written into a socket's stand-in are read a batch per turn; the
@@ -664,12 +757,35 @@ mod tests {
             nl.serve_backlog(&mut ifs, &sockets);
             turns += 1;
         }
-        assert_eq!(nl.requests(), (40, 0));
+        let (served, refused) = nl.requests();
+        assert_eq!(served + refused, 40, "each request answered once");
         assert_eq!(turns, 40usize.div_ceil(READ_BATCH));
         // The program closes it: the socket goes at its hang-up.
         drop(theirs);
         nl.ready(0, &mut ifs, &sockets, true);
         assert_eq!(nl.live().count(), 0);
+    }
+
+    /// A program that sends requests and closes its socket at once: the
+    /// requests a turn left are still served, also when another socket opens
+    /// meanwhile (which sweeps closed ones), and then the socket goes.
+    #[test]
+    fn requests_left_by_a_closed_socket_are_served_before_it_goes() {
+        let (mut nl, mut ifs, sockets, theirs, _) = diag_with_sockets(2);
+        for _ in 0..40 {
+            sys::send_nb(theirs.as_fd(), &dump_request(), 0).unwrap();
+        }
+        drop(theirs);
+        nl.ready(0, &mut ifs, &sockets, true);
+        assert!(nl.has_backlog());
+        let _other = nl.open(libc::SOCK_RAW, NETLINK_ROUTE, 1, false).unwrap();
+        assert_eq!(nl.live().count(), 2, "kept while its requests wait");
+        while nl.has_backlog() {
+            nl.serve_backlog(&mut ifs, &sockets);
+        }
+        let (served, refused) = nl.requests();
+        assert_eq!(served + refused, 40);
+        assert_eq!(nl.live().count(), 1, "gone once they were served");
     }
 
     /// Crashes the fuzzer found, each answered now with an error.

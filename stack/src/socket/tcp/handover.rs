@@ -83,8 +83,7 @@ impl Sockets {
         // listener has not accepted yet, and counts against the same limits
         // (--max-pending, --max-sockets, the buffer budget): a program that
         // never accepts must not make netcell hold host sockets without bound.
-        if self.pending_over_limits() {
-            log::debug!("published port {port}: {peer} over the pending limits; reset");
+        if self.pending_over_limits("a published port's connection refused") {
             return Err(conn);
         }
         let ids = self.tcp.listeners.get(&port).cloned().unwrap_or_default();

@@ -484,7 +484,7 @@ impl Sockets {
         }
         // The container's limits: a SYN that would take it past them is dropped
         // (the peer retries), as a kernel short of memory does.
-        if self.pending_over_limits() {
+        if self.pending_over_limits("SYN dropped") {
             return Verdict::Drop;
         }
         let Some(s) = self.get_mut(lid) else {
@@ -510,7 +510,8 @@ impl Sockets {
 
     /// Whether one more pending connection would take the container past its
     /// limits: buffers spent, too many sockets, too many pending connections.
-    pub(super) fn pending_over_limits(&self) -> bool {
+    /// `refused` says in the log what is refused then.
+    pub(super) fn pending_over_limits(&self, refused: &str) -> bool {
         if self.tcp.buffers_spent.get() {
             return true;
         }
@@ -526,7 +527,7 @@ impl Sockets {
         }
         if pending >= self.cfg.max_pending || self.live + pending >= self.cfg.max_sockets {
             crate::socket::budget::log_limit(format_args!(
-                "{pending} connections pending, {} sockets (--max-pending, --max-sockets): SYN dropped",
+                "{pending} connections pending, {} sockets (--max-pending, --max-sockets): {refused}",
                 self.live
             ));
             return true;

@@ -232,7 +232,7 @@ impl Sockets {
         // ago is gone (close is synchronous on Linux).
         self.close_hung_up_listeners(ifs, dst.port());
         let lid = self.listener_for(dst.port(), dst.ip())?;
-        if !self.room_for(1) || self.pending_over_limits() {
+        if !self.room_for(1) || self.pending_over_limits("a spliced connect goes the usual way") {
             return None;
         }
         let l = self.get(lid)?;
