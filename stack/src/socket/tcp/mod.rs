@@ -134,6 +134,8 @@ pub(crate) struct Table {
     check_soon: Vec<(SocketId, Instant)>,
     /// When they are looked at next.
     next_check: Option<Instant>,
+    /// When they were last looked at, and how long that reading took.
+    last_check: Option<(Instant, std::time::Duration)>,
     /// Kernel memory accounting of one accept record in flight (see
     /// [`measure_record_truesize`]).
     record_truesize: usize,
@@ -164,6 +166,7 @@ impl Table {
             last_verify: None,
             check_soon: Vec::new(),
             next_check: None,
+            last_check: None,
             record_truesize: measure_record_truesize(),
             unsettled: Vec::new(),
             next_sweep: None,
