@@ -195,8 +195,6 @@ pub struct OwnerServer {
     joined: Vec<OwnedFd>,
     /// Whether the zygote may send listeners (see [`Self::take_listeners_from_zygote`]).
     takes_listeners: bool,
-    /// Connections refused so far (their log lines are rate-limited).
-    refused: u64,
     /// Whether connections may wait that the last call left (see
     /// [`Self::on_listener`]).
     backlog: bool,
@@ -220,7 +218,6 @@ impl OwnerServer {
             next_id: 1,
             id,
             env: Vec::new(),
-            refused: 0,
             backlog: false,
         })
     }
@@ -284,10 +281,7 @@ impl OwnerServer {
                 // another's owner socket must not stall its event loop). What the
                 // peer sent already is read first: a socket closed on unread data
                 // resets its peer, who would not see why.
-                self.refused += 1;
-                if self.refused <= 5 || self.refused.is_multiple_of(1000) {
-                    log::warn!("owner socket: refused: {e} (refusal {})", self.refused);
-                }
+                netcell_stack::warn_limited!("owner socket: refused: {e}");
                 let mut scratch = vec![0u8; MAX_MSG];
                 let _ = netcell_sys::recv_with_fds(conn.as_fd(), &mut scratch);
                 let refusal = format!("error refused: {e}");
